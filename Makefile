@@ -1,0 +1,33 @@
+# profile_guard — PGXS build
+MODULE_big = profile_guard
+OBJS = \
+	src/profile_guard.o \
+	src/catalog.o \
+	src/consent_cache.o \
+	src/gate.o \
+	src/gate_exec.o \
+	src/crypto.o
+
+EXTENSION = profile_guard
+EXT_SCRIPT = sql/profile_guard--1.0.sql
+DATA_built = $(EXT_SCRIPT)
+PGFILEDESC = "profile_guard - personal-profile policy enforcement"
+
+# pg_regress suites run against a server started by test/run_tests.sh, which
+# preloads the library; "make installcheck" alone cannot do that.
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
+REGRESS_OPTS = --inputdir=. --outputdir=test/results
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=test/results/isolation
+
+PG_CPPFLAGS = -Isrc -Wall -Werror
+SHLIB_LINK = -lcrypto
+EXTRA_CLEAN = test/results
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The extension script is assembled from its parts, in name order.
+$(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
+	cat $^ > $@

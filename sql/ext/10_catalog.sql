@@ -1,0 +1,200 @@
+/*
+ * 10_catalog.sql — the catalog: every table that holds policy, consent and
+ * state.  Tables are written only through the API functions (SECURITY
+ * DEFINER); configuration tables are registered with pg_extension_config_dump
+ * so pg_dump carries them.
+ */
+
+-- Roles that administer policy and record consent.  Roles are cluster-wide,
+-- so they survive DROP EXTENSION and are created only when missing.
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'profile_guard_admin') THEN
+		CREATE ROLE profile_guard_admin NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'profile_guard_consent') THEN
+		CREATE ROLE profile_guard_consent NOLOGIN;
+	END IF;
+END
+$roles$;
+
+CREATE TABLE category (
+	category	text PRIMARY KEY CHECK (category ~ '^[a-z][a-z0-9_]{0,62}$'),
+	sensitivity	text NOT NULL CHECK (sensitivity IN ('general', 'sensitive')),
+	builtin		boolean NOT NULL DEFAULT false,
+	description	text
+);
+
+CREATE SEQUENCE tag_id_seq;
+
+CREATE TABLE tag (
+	tag			text PRIMARY KEY,
+	tag_id		integer NOT NULL UNIQUE DEFAULT nextval('tag_id_seq'),
+	category	text NOT NULL REFERENCES category,
+	-- effective sensitivity: max(declared, category, sources)
+	sensitivity	text NOT NULL CHECK (sensitivity IN ('general', 'sensitive')),
+	declared_sensitivity text CHECK (declared_sensitivity IN ('general', 'sensitive')),
+	layer		text NOT NULL CHECK (layer IN ('fact', 'model', 'prediction')),
+	derived_from text[] NOT NULL DEFAULT '{}',
+	-- transitive closure of derived_from, maintained by define_tag
+	all_sources	text[] NOT NULL DEFAULT '{}',
+	description	text,
+	defined_at	timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE tag_id_seq OWNED BY tag.tag_id;
+
+CREATE TABLE prohibited_term (
+	term		text PRIMARY KEY CHECK (term = lower(term) AND length(term) > 0),
+	topic		text NOT NULL CHECK (topic IN ('obscene', 'gambling', 'superstition',
+							'terror', 'violence', 'ethnicity', 'race', 'religion',
+							'disability', 'disease')),
+	builtin		boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE purpose (
+	purpose		text PRIMARY KEY,
+	version		integer NOT NULL DEFAULT 1,
+	description	text NOT NULL,
+	tags		text[],			-- names or prefix patterns; NULL: no list
+	retention	interval,
+	marketing	boolean NOT NULL DEFAULT false,
+	automated_decision boolean NOT NULL DEFAULT false,
+	recipient	text,
+	defined_at	timestamptz NOT NULL DEFAULT now(),
+	retired_at	timestamptz
+);
+
+-- every version a purpose ever had, for consent history and audits
+CREATE TABLE purpose_history (
+	purpose		text NOT NULL REFERENCES purpose ON DELETE CASCADE,
+	version		integer NOT NULL,
+	description	text NOT NULL,
+	tags		text[],
+	retention	interval,
+	marketing	boolean NOT NULL,
+	automated_decision boolean NOT NULL,
+	recipient	text,
+	defined_at	timestamptz NOT NULL,
+	PRIMARY KEY (purpose, version)
+);
+
+CREATE TABLE assessment (
+	assessment_id bigserial PRIMARY KEY,
+	purpose		text NOT NULL REFERENCES purpose,
+	purpose_version integer NOT NULL,
+	assessor	text NOT NULL,
+	conclusion	text NOT NULL,
+	recorded_at	timestamptz NOT NULL DEFAULT now()
+);
+
+-- which roles may declare which purposes (by role name, so dumps restore)
+CREATE TABLE purpose_role (
+	role_name	name NOT NULL,
+	purpose		text NOT NULL REFERENCES purpose,
+	allowed_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (role_name, purpose)
+);
+
+CREATE TABLE guarded_table (
+	relid		regclass PRIMARY KEY,
+	subject_column name NOT NULL,
+	collected_at_column name,
+	tag_column	name,			-- long shape when set
+	value_column name,
+	on_erase	text NOT NULL DEFAULT 'delete' CHECK (on_erase IN ('delete', 'anonymise')),
+	anonymise_columns name[] NOT NULL DEFAULT '{}',
+	protected_at timestamptz NOT NULL DEFAULT now(),
+	CHECK ((tag_column IS NULL) = (value_column IS NULL))
+);
+
+CREATE TABLE classified_column (
+	relid		regclass NOT NULL REFERENCES guarded_table ON DELETE CASCADE,
+	column_name	name NOT NULL,
+	tag			text NOT NULL REFERENCES tag,
+	classified_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (relid, column_name)
+);
+
+CREATE TABLE subject (
+	subject		text PRIMARY KEY CHECK (length(subject) BETWEEN 1 AND 200),
+	birth_date	date,
+	opted_out	boolean NOT NULL DEFAULT false,
+	registered_at timestamptz NOT NULL DEFAULT now(),
+	erasure_requested_at timestamptz
+);
+
+-- history of what a subject did besides consent: opt-out/in, blocks, requests
+CREATE TABLE subject_event (
+	event_id	bigserial PRIMARY KEY,
+	subject		text NOT NULL,
+	event		text NOT NULL CHECK (event IN ('registered', 'birth_date', 'opt_out',
+							'opt_in', 'block', 'unblock', 'erasure_requested')),
+	tag			text,
+	recorded_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	recorded_by	name NOT NULL DEFAULT current_user
+);
+
+CREATE TABLE tag_block (
+	subject		text NOT NULL REFERENCES subject,
+	tag			text NOT NULL REFERENCES tag,
+	blocked_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (subject, tag)
+);
+
+-- the consent ledger: append-only; a withdrawal is a new row
+CREATE TABLE consent (
+	consent_id	bigserial PRIMARY KEY,
+	subject		text NOT NULL REFERENCES subject,
+	purpose		text NOT NULL REFERENCES purpose,
+	purpose_version integer NOT NULL,
+	action		text NOT NULL CHECK (action IN ('grant', 'withdraw')),
+	tags		text[],			-- grant: names/patterns; withdraw: NULL = all
+	separate	boolean NOT NULL DEFAULT false,
+	guardian	boolean NOT NULL DEFAULT false,
+	expires_at	timestamptz,
+	recorded_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	recorded_by	name NOT NULL DEFAULT current_user,
+	CHECK (action = 'grant' OR (NOT separate AND NOT guardian AND expires_at IS NULL)),
+	CHECK (action = 'withdraw' OR tags IS NOT NULL)
+);
+CREATE INDEX consent_purpose_subject_idx ON consent (purpose, subject, consent_id);
+CREATE INDEX consent_subject_idx ON consent (subject);
+
+CREATE TABLE erasure_request (
+	request_id	bigserial PRIMARY KEY,
+	subject		text NOT NULL REFERENCES subject,
+	requested_at timestamptz NOT NULL DEFAULT now(),
+	completed_at timestamptz
+);
+
+-- Nothing but the API writes the catalog.
+REVOKE ALL ON ALL TABLES IN SCHEMA profile_guard FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA profile_guard FROM PUBLIC;
+GRANT USAGE ON SCHEMA profile_guard TO PUBLIC;
+GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
+	purpose_role, guarded_table, classified_column, prohibited_term
+	TO profile_guard_admin, profile_guard_consent;
+GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
+	TO profile_guard_admin, profile_guard_consent;
+
+-- pg_dump carries configuration and consent (shipped rows are re-created
+-- by CREATE EXTENSION, so only user rows are dumped).
+SELECT pg_catalog.pg_extension_config_dump('category', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('prohibited_term', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('tag', '');
+SELECT pg_catalog.pg_extension_config_dump('tag_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('purpose', '');
+SELECT pg_catalog.pg_extension_config_dump('purpose_history', '');
+SELECT pg_catalog.pg_extension_config_dump('assessment', '');
+SELECT pg_catalog.pg_extension_config_dump('assessment_assessment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('purpose_role', '');
+SELECT pg_catalog.pg_extension_config_dump('guarded_table', '');
+SELECT pg_catalog.pg_extension_config_dump('classified_column', '');
+SELECT pg_catalog.pg_extension_config_dump('subject', '');
+SELECT pg_catalog.pg_extension_config_dump('subject_event', '');
+SELECT pg_catalog.pg_extension_config_dump('subject_event_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tag_block', '');
+SELECT pg_catalog.pg_extension_config_dump('consent', '');
+SELECT pg_catalog.pg_extension_config_dump('consent_consent_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('erasure_request', '');
+SELECT pg_catalog.pg_extension_config_dump('erasure_request_request_id_seq', '');

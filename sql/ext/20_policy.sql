@@ -1,0 +1,162 @@
+/*
+ * 20_policy.sql — the rules of DESIGN.md §1 as one set-based function,
+ * tag_state(), that says for every subject and tag whether the tag is usable
+ * under a purpose and, if not, why.  The consent cache of the read path
+ * loads its answer from here, and the consent_status view shows it, so the
+ * rules live in exactly one place.
+ */
+
+-- Does a tag list (names and "prefix.*" patterns) cover a tag?  NULL or
+-- '{*}' covers every tag.
+CREATE FUNCTION tag_matches(patterns text[], tag text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT patterns IS NULL OR EXISTS (
+		SELECT 1 FROM pg_catalog.unnest(patterns) AS p
+		WHERE p = tag OR p = '*'
+		   OR (pg_catalog.right(p, 2) = '.*'
+			   AND pg_catalog.starts_with(tag, pg_catalog.left(p, -1))))
+$$;
+
+-- Age thresholds of a subject, as of a date.
+CREATE FUNCTION minor_age()
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(pg_catalog.nullif(pg_catalog.current_setting('profile_guard.minor_age', true), '')::integer, 18)
+$$;
+
+/*
+ * tag_state(purpose, subject, with_unconsented)
+ *
+ * One row per subject and tag for the subjects that have any consent event
+ * for the purpose (only p_subject when given).  Tags covered by a consent
+ * event are always listed; with p_with_unconsented, the purpose's other tags
+ * are listed too (reason "not consented").  effective is true when the tag
+ * may be served; otherwise reason says why, the first failing rule winning.
+ * valid_until is the next moment the answer can change by itself (a consent
+ * expiring, a birthday crossing an age threshold).
+ */
+CREATE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
+						  p_with_unconsented boolean DEFAULT true)
+RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
+			   reason text, valid_until timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard
+AS $$
+WITH p AS (
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.retired_at,
+		   pu.automated_decision AND NOT EXISTS (
+				SELECT 1 FROM assessment a
+				WHERE a.purpose = pu.purpose AND a.purpose_version = pu.version) AS unassessed,
+		   statement_timestamp() AS now,
+		   current_date AS today,
+		   minor_age() AS minor_age
+	FROM purpose pu
+	WHERE pu.purpose = p_purpose
+),
+ev AS (
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM consent c
+	WHERE c.purpose = p_purpose
+	  AND (p_subject IS NULL OR c.subject = p_subject)
+),
+-- consents mostly repeat the same tag lists: match each distinct list once
+pattern_tag AS (
+	SELECT l.tags, t.tag
+	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
+	JOIN tag t ON tag_matches(l.tags, t.tag)
+),
+latest AS (
+	SELECT DISTINCT ON (ev.subject, pt.tag)
+		   ev.subject, pt.tag, ev.action, ev.purpose_version, ev.separate,
+		   ev.guardian, ev.expires_at
+	FROM ev JOIN pattern_tag pt ON pt.tags = ev.tags
+	ORDER BY ev.subject, pt.tag, ev.consent_id DESC
+),
+pairs AS (
+	SELECT l.subject, l.tag, l.action, l.purpose_version, l.separate,
+		   l.guardian, l.expires_at
+	FROM latest l
+	UNION ALL
+	SELECT s.subject, t.tag, NULL, NULL, NULL, NULL, NULL
+	FROM (SELECT DISTINCT ev.subject FROM ev) AS s
+	CROSS JOIN p
+	JOIN tag t ON tag_matches(p.tags, t.tag)
+	WHERE p_with_unconsented
+	  AND NOT EXISTS (SELECT 1 FROM latest l
+					  WHERE l.subject = s.subject AND l.tag = t.tag)
+),
+cell AS (
+	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
+		   tag_matches(p.tags, t.tag) AS in_scope,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   coalesce(s.birth_date + make_interval(years => p.minor_age) > p.today, false) AS minor,
+		   coalesce(s.birth_date + make_interval(years => 14) > p.today, false) AS under_14,
+		   s.birth_date,
+		   b.tag IS NOT NULL AS blocked,
+		   -- the tag's own consent holds (scope and derivation aside)
+		   x.action = 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at > p.now)
+			 AND x.purpose_version >= p.version
+			 AND (x.separate OR (t.sensitivity = 'general'
+								 AND NOT coalesce(s.birth_date + make_interval(years => 14) > p.today, false)))
+			 AND (x.guardian OR NOT coalesce(s.birth_date + make_interval(years => 14) > p.today, false))
+			 AND b.tag IS NULL AS consented,
+		   x.purpose_version, x.separate, x.guardian, t.sensitivity
+	FROM pairs x
+	CROSS JOIN p
+	JOIN tag t ON t.tag = x.tag
+	LEFT JOIN subject s ON s.subject = x.subject
+	LEFT JOIN tag_block b ON b.subject = x.subject AND b.tag = x.tag
+),
+judged AS (
+	SELECT c.*,
+		   array_agg(c.tag) FILTER (WHERE c.consented)
+			   OVER (PARTITION BY c.subject) AS consented_tags
+	FROM cell c
+)
+SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
+	   (SELECT min(u) FROM (VALUES
+			(CASE WHEN j.expires_at > p.now THEN j.expires_at END),
+			(CASE WHEN j.birth_date + make_interval(years => 14) > p.today
+				  THEN (j.birth_date + make_interval(years => 14))::timestamptz END),
+			(CASE WHEN j.birth_date + make_interval(years => p.minor_age) > p.today
+				  THEN (j.birth_date + make_interval(years => p.minor_age))::timestamptz END)
+		) AS v(u))
+FROM judged j
+CROSS JOIN p
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
+	WHEN j.unregistered THEN 'subject not registered'
+	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN p.unassessed THEN 'impact assessment missing'
+	WHEN p.marketing AND j.opted_out THEN 'opted out'
+	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
+	WHEN NOT j.in_scope THEN 'tag outside the purpose'
+	WHEN j.action IS NULL THEN 'not consented'
+	WHEN j.action = 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at <= p.now THEN 'expired'
+	WHEN j.purpose_version < p.version THEN 'outdated version'
+	WHEN (j.sensitivity = 'sensitive' OR j.under_14) AND NOT j.separate
+		THEN 'not separate for a sensitive tag'
+	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
+	WHEN j.blocked THEN 'blocked'
+	WHEN NOT (j.all_sources <@ coalesce(j.consented_tags, '{}'))
+		THEN 'source tag not visible'
+	END AS reason) AS r
+$$;
+
+REVOKE ALL ON FUNCTION tag_state(text, text, boolean) FROM PUBLIC;
+
+-- C: tell every backend (and, through WAL, every standby) that policy or
+-- consent changed; takes effect when the calling transaction commits.
+CREATE FUNCTION _policy_changed(relation regclass DEFAULT NULL)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'profile_guard_policy_changed';
+REVOKE ALL ON FUNCTION _policy_changed(regclass) FROM PUBLIC;

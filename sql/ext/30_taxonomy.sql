@@ -1,0 +1,676 @@
+/*
+ * 30_taxonomy.sql — the taxonomy: shipped categories and prohibited lexicon,
+ * and the functions that define categories and tags (DESIGN.md §1, §2).
+ *
+ * A tag's effective sensitivity is the highest of its declared sensitivity,
+ * its category's and every (transitive) source's; all_sources is the
+ * transitive closure of derived_from.  Both are maintained here, for the
+ * tag being defined and for every tag derived from it.
+ */
+
+-- Shipped categories (PIPL art. 28, GB/T 35273 appendix B).
+INSERT INTO category (category, sensitivity, builtin, description) VALUES
+	('biometric', 'sensitive', true, 'Biometric features: face, fingerprint, voiceprint, gait'),
+	('religious_belief', 'sensitive', true, 'Religious belief and practice'),
+	('specific_identity', 'sensitive', true, 'Specific identities: ethnicity, political affiliation, membership'),
+	('medical_health', 'sensitive', true, 'Medical and health information'),
+	('financial_account', 'sensitive', true, 'Financial accounts, credit, income, assets'),
+	('whereabouts', 'sensitive', true, 'Whereabouts and movement tracks'),
+	('minor', 'sensitive', true, 'Information of a child under 14'),
+	('sexual_orientation', 'sensitive', true, 'Sexual orientation and sex life'),
+	('criminal_record', 'sensitive', true, 'Criminal records and offences'),
+	('communication_content', 'sensitive', true, 'Content of communications'),
+	('browsing_history', 'sensitive', true, 'Web browsing history'),
+	('precise_location', 'sensitive', true, 'Precise geographic location'),
+	('basic', 'general', true, 'Basic profile: age band, gender, language, region'),
+	('contact', 'general', true, 'Contact channels'),
+	('device', 'general', true, 'Device and software characteristics'),
+	('behavior', 'general', true, 'Behaviour within the service'),
+	('preference', 'general', true, 'Interests and preferences'),
+	('consumption', 'general', true, 'Consumption and purchase habits'),
+	('occupation', 'general', true, 'Occupation and employment'),
+	('education', 'general', true, 'Education'),
+	('social', 'general', true, 'Social relations and activity'),
+	('derived', 'general', true, 'Features computed from other tags');
+
+/*
+ * Shipped prohibited lexicon (§7.3 b, §9 g).  ASCII terms match whole words
+ * of the normalised text (lower case; ".", "_", "-" and white space read as
+ * one space), so "casino" flags "casino.vip" but "race" would never be
+ * listed since it flags "race_results"; non-ASCII (CJK) terms match as
+ * substrings.  Discrimination topics list discriminatory terms, not the
+ * neutral words (a tag about religion or disease is sensitive, not
+ * prohibited).
+ */
+INSERT INTO prohibited_term (term, topic, builtin) VALUES
+	-- obscene
+	('色情', 'obscene', true), ('淫秽', 'obscene', true), ('裸聊', 'obscene', true),
+	('黄色网站', 'obscene', true), ('招嫖', 'obscene', true),
+	('porn', 'obscene', true), ('pornography', 'obscene', true),
+	('pornographic', 'obscene', true), ('obscene', 'obscene', true),
+	('nsfw', 'obscene', true), ('adult video', 'obscene', true),
+	-- gambling
+	('赌博', 'gambling', true), ('博彩', 'gambling', true), ('赌场', 'gambling', true),
+	('赌球', 'gambling', true), ('六合彩', 'gambling', true),
+	('gambling', 'gambling', true), ('gamble', 'gambling', true),
+	('gambler', 'gambling', true), ('casino', 'gambling', true),
+	('sports betting', 'gambling', true), ('bookmaker', 'gambling', true),
+	-- superstition
+	('算命', 'superstition', true), ('占卜', 'superstition', true),
+	('看相', 'superstition', true), ('封建迷信', 'superstition', true),
+	('风水先生', 'superstition', true),
+	('fortune telling', 'superstition', true), ('fortune teller', 'superstition', true),
+	('palmistry', 'superstition', true), ('palm reading', 'superstition', true),
+	('witchcraft', 'superstition', true), ('superstition', 'superstition', true),
+	-- terror ("恐怖" alone would flag horror films: 恐怖片)
+	('恐怖袭击', 'terror', true), ('恐怖主义', 'terror', true),
+	('恐怖分子', 'terror', true), ('极端主义', 'terror', true),
+	('terrorist', 'terror', true), ('terrorism', 'terror', true),
+	('terror attack', 'terror', true), ('extremist', 'terror', true),
+	('jihadist', 'terror', true), ('bomb making', 'terror', true),
+	-- violence
+	('暴力', 'violence', true), ('血腥', 'violence', true), ('杀人', 'violence', true),
+	('自残', 'violence', true), ('虐待', 'violence', true),
+	('violence', 'violence', true), ('violent', 'violence', true),
+	('murder', 'violence', true), ('torture', 'violence', true),
+	('self harm', 'violence', true), ('gory', 'violence', true),
+	-- ethnicity
+	('民族歧视', 'ethnicity', true), ('地域歧视', 'ethnicity', true),
+	('地域黑', 'ethnicity', true),
+	('ethnic slur', 'ethnicity', true), ('ethnic discrimination', 'ethnicity', true),
+	('ethnic cleansing', 'ethnicity', true), ('xenophobic', 'ethnicity', true),
+	('xenophobia', 'ethnicity', true),
+	-- race
+	('种族歧视', 'race', true), ('种族主义', 'race', true), ('种族优越', 'race', true),
+	('racist', 'race', true), ('racism', 'race', true), ('racial slur', 'race', true),
+	('racial discrimination', 'race', true), ('white supremacy', 'race', true),
+	-- religion
+	('宗教歧视', 'religion', true), ('邪教', 'religion', true), ('异教徒', 'religion', true),
+	('religious discrimination', 'religion', true), ('religious hatred', 'religion', true),
+	('infidel', 'religion', true), ('islamophobia', 'religion', true),
+	('antisemitic', 'religion', true), ('anti semitic', 'religion', true),
+	-- disability
+	('残疾歧视', 'disability', true), ('残废', 'disability', true),
+	('瘸子', 'disability', true), ('弱智', 'disability', true),
+	('retard', 'disability', true), ('retarded', 'disability', true),
+	('cripple', 'disability', true), ('crippled', 'disability', true),
+	('disability discrimination', 'disability', true),
+	-- disease
+	('疾病歧视', 'disease', true), ('乙肝歧视', 'disease', true),
+	('艾滋病歧视', 'disease', true), ('病秧子', 'disease', true),
+	('disease discrimination', 'disease', true), ('hiv discrimination', 'disease', true),
+	('plague carrier', 'disease', true), ('leper', 'disease', true);
+
+-- The normal form texts and terms are compared in: lower case, the
+-- separators of identifiers and white space read as one space.
+CREATE FUNCTION _lexicon_normalise(txt text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(txt),
+												  '[._[:space:]-]+', ' ', 'g'))
+$$;
+REVOKE ALL ON FUNCTION _lexicon_normalise(text) FROM PUBLIC;
+
+/*
+ * prohibited_topic(text): the topic of the first prohibited term the text
+ * contains, or NULL.  ASCII terms are matched as whole words with one
+ * alternation (one compiled regex, cached by the regex engine), CJK terms
+ * as substrings.  Used by check_prohibited() and by the write path for
+ * long-shape tag values.
+ */
+CREATE FUNCTION prohibited_topic(txt text)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	norm	text := _lexicon_normalise(txt);
+	words	text;
+	hit		text;
+	found_topic text;
+BEGIN
+	IF norm IS NULL OR norm = '' THEN
+		RETURN NULL;
+	END IF;
+
+	-- non-ASCII terms: substring of the normalised text
+	SELECT pt.topic INTO found_topic
+	FROM prohibited_term pt
+	WHERE pt.term !~ '^[[:ascii:]]+$'
+	  AND strpos(norm, _lexicon_normalise(pt.term)) > 0
+	ORDER BY pt.topic, pt.term
+	LIMIT 1;
+	IF found_topic IS NOT NULL THEN
+		RETURN found_topic;
+	END IF;
+
+	-- ASCII terms: whole words, longest first so that the reported term is
+	-- the longest one present
+	IF norm !~ '[a-z]' THEN
+		RETURN NULL;
+	END IF;
+	SELECT string_agg(regexp_replace(_lexicon_normalise(pt.term),
+									 '([][.^$*+?(){}|\\])', '\\\1', 'g'),
+					  '|' ORDER BY length(pt.term) DESC, pt.term)
+	INTO words
+	FROM prohibited_term pt
+	WHERE pt.term ~ '^[[:ascii:]]+$';
+	IF words IS NULL THEN
+		RETURN NULL;
+	END IF;
+
+	hit := (regexp_match(norm, '\m(' || words || ')\M'))[1];
+	IF hit IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT pt.topic INTO found_topic
+	FROM prohibited_term pt
+	WHERE _lexicon_normalise(pt.term) = hit
+	ORDER BY pt.topic
+	LIMIT 1;
+	RETURN found_topic;
+END
+$$;
+REVOKE ALL ON FUNCTION prohibited_topic(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION prohibited_topic(text) TO profile_guard_admin;
+
+/*
+ * check_prohibited(what, text_to_check): raise 22023 when the text contains
+ * a prohibited term.  "what" names the text ("tag name", "tag description",
+ * "tag value"); the DETAIL names the topic, never the text.
+ */
+CREATE FUNCTION check_prohibited(what text, text_to_check text)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	t	text := prohibited_topic(text_to_check);
+BEGIN
+	IF t IS NOT NULL THEN
+		RAISE EXCEPTION USING
+			ERRCODE = '22023',
+			MESSAGE = format('%s contains a prohibited term', coalesce(what, 'text')),
+			DETAIL = format('The %s matches a term of the prohibited topic "%s".',
+							coalesce(what, 'text'), t),
+			HINT = 'Describe the feature without obscene, gambling, superstitious, terrorist, violent or discriminatory terms (see table profile_guard.prohibited_term).';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION check_prohibited(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION check_prohibited(text, text) TO profile_guard_admin;
+
+/*
+ * add_prohibited_term(term, topic): the DBA extends the lexicon.  The term
+ * is stored in normal form; re-adding an existing term changes its topic.
+ */
+CREATE FUNCTION add_prohibited_term(term text, topic text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_term	text := _lexicon_normalise(term);
+	p_topic	text := topic;
+BEGIN
+	IF p_term IS NULL OR p_topic IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'term and topic must not be null',
+			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
+	END IF;
+	IF p_term = '' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'prohibited term must not be empty',
+			DETAIL = 'The term is empty once normalised.',
+			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
+	END IF;
+	IF p_topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
+					   'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'unknown prohibited topic',
+			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', p_topic),
+			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
+	END IF;
+	INSERT INTO prohibited_term (term, topic, builtin)
+	VALUES (p_term, p_topic, false)
+	ON CONFLICT ON CONSTRAINT prohibited_term_pkey
+	DO UPDATE SET topic = excluded.topic WHERE NOT prohibited_term.builtin;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION add_prohibited_term(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_prohibited_term(text, text) TO profile_guard_admin;
+
+-- Shape of a tag name: dotted lower-case identifier of at most 100 chars.
+CREATE FUNCTION _check_tag_name(tag text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	IF tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass a dotted tag name such as ''interest.sports''.';
+	END IF;
+	IF length(tag) > 100 OR tag !~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid tag name',
+			DETAIL = format('Tag name "%s" is not a dotted lower-case identifier of at most 100 characters.',
+							left(tag, 120)),
+			HINT = 'Use names like ''interest.sports'' or ''score.churn_risk''.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_tag_name(text) FROM PUBLIC;
+
+/*
+ * _check_tag_list(tags, what): validate a list of tag names and "prefix.*"
+ * patterns (consents, purposes): not empty, no NULL, each entry well formed
+ * and covering at least one defined tag.  Returns the list sorted and
+ * without duplicates, so equal sets compare equal.
+ */
+CREATE FUNCTION _check_tag_list(tags text[], what text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	entry	text;
+BEGIN
+	IF tags IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF cardinality(tags) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'tag list must not be empty',
+			DETAIL = format('The tag list of %s is empty.', what),
+			HINT = 'List tag names or patterns such as ARRAY[''interest.*''].';
+	END IF;
+	FOREACH entry IN ARRAY tags LOOP
+		IF entry IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '22004',
+				MESSAGE = 'tag list must not contain null',
+				DETAIL = format('The tag list of %s contains a NULL entry.', what),
+				HINT = 'Remove the NULL entry from the array.';
+		END IF;
+		IF length(entry) > 100
+		   OR NOT (entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$'
+				   OR entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.\*$') THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'invalid tag name or pattern',
+				DETAIL = format('Entry "%s" of the tag list of %s is neither a dotted tag name nor a pattern "prefix.*".',
+								left(entry, 120), what),
+				HINT = 'Use tag names like ''interest.sports'' or patterns like ''interest.*''.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM tag t WHERE tag_matches(ARRAY[entry], t.tag)) THEN
+			RAISE EXCEPTION USING ERRCODE = '42704',
+				MESSAGE = CASE WHEN right(entry, 2) = '.*'
+							   THEN 'tag pattern matches no tag' ELSE 'tag does not exist' END,
+				DETAIL = format('Entry "%s" of the tag list of %s matches no defined tag.', entry, what),
+				HINT = 'Define the tag first with profile_guard.define_tag(tag, category).';
+		END IF;
+	END LOOP;
+	RETURN ARRAY(SELECT DISTINCT e FROM unnest(tags) AS e ORDER BY e);
+END
+$$;
+REVOKE ALL ON FUNCTION _check_tag_list(text[], text) FROM PUBLIC;
+
+/*
+ * _tag_closure(roots): all_sources and effective sensitivity, recomputed
+ * from the direct derived_from edges, of the given tags and of every tag
+ * derived from them (whose stored all_sources name a root).
+ */
+CREATE FUNCTION _tag_closure(roots text[])
+RETURNS TABLE (tag text, all_sources text[], sensitivity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard
+AS $$
+	WITH RECURSIVE affected AS (
+		SELECT t.tag FROM tag t
+		WHERE t.tag = ANY (roots) OR t.all_sources && roots
+	),
+	reach(root, src) AS (
+		SELECT a.tag, s
+		FROM affected a JOIN tag t ON t.tag = a.tag, unnest(t.derived_from) AS s
+		UNION
+		SELECT r.root, s
+		FROM reach r JOIN tag t ON t.tag = r.src, unnest(t.derived_from) AS s
+	)
+	SELECT a.tag,
+		   coalesce((SELECT array_agg(DISTINCT r.src ORDER BY r.src)
+					 FROM reach r WHERE r.root = a.tag), '{}'),
+		   CASE WHEN EXISTS (
+					SELECT 1 FROM tag t JOIN category c ON c.category = t.category
+					WHERE (t.tag = a.tag
+						   OR t.tag IN (SELECT r.src FROM reach r WHERE r.root = a.tag))
+					  AND (t.declared_sensitivity = 'sensitive' OR c.sensitivity = 'sensitive'))
+				THEN 'sensitive' ELSE 'general' END
+	FROM affected a
+$$;
+REVOKE ALL ON FUNCTION _tag_closure(text[]) FROM PUBLIC;
+
+/*
+ * _refresh_tags(roots): store what _tag_closure() computes.  Refuses (55000)
+ * when the sensitivity of a tag that is classified on a column would
+ * change: its stored form (plaintext or ciphertext) would no longer match.
+ */
+CREATE FUNCTION _refresh_tags(roots text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	-- WRITE PATH: a classified tag changing sensitivity would need its
+	-- stored values encrypted or decrypted; until the write path does that,
+	-- refuse.
+	FOR r IN
+		SELECT t.tag, t.sensitivity AS old_s, n.sensitivity AS new_s,
+			   cc.relid, cc.column_name
+		FROM _tag_closure(roots) n
+		JOIN tag t ON t.tag = n.tag
+		JOIN classified_column cc ON cc.tag = t.tag
+		WHERE t.sensitivity <> n.sensitivity
+		ORDER BY t.tag, cc.relid::text, cc.column_name
+		LIMIT 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag sensitivity cannot change while the tag is classified',
+			DETAIL = format('Tag "%s" would become %s but is classified on column "%s" of table %s.',
+							r.tag, r.new_s, r.column_name, r.relid),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END LOOP;
+
+	UPDATE tag t
+	SET all_sources = n.all_sources, sensitivity = n.sensitivity
+	FROM _tag_closure(roots) n
+	WHERE n.tag = t.tag
+	  AND (t.all_sources IS DISTINCT FROM n.all_sources
+		   OR t.sensitivity IS DISTINCT FROM n.sensitivity);
+END
+$$;
+REVOKE ALL ON FUNCTION _refresh_tags(text[]) FROM PUBLIC;
+
+/*
+ * define_category(category, sensitivity, description): a DBA's category.
+ * Redefining a user category may raise its sensitivity (its tags follow)
+ * but not lower it while it holds tags; built-in categories are fixed.
+ */
+CREATE FUNCTION define_category(category text, sensitivity text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_category	text := category;
+	p_sens		text := sensitivity;
+	p_desc		text := description;
+	old			record;
+BEGIN
+	IF p_category IS NULL OR p_sens IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category and sensitivity must not be null',
+			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
+	END IF;
+	IF p_category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid category name',
+			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
+							left(p_category, 120)),
+			HINT = 'Use a name like ''household''.';
+	END IF;
+	IF p_sens NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', p_category),
+			HINT = 'Pass ''general'' or ''sensitive''.';
+	END IF;
+	PERFORM check_prohibited('category description', p_desc);
+
+	SELECT * INTO old FROM category c WHERE c.category = p_category FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO category (category, sensitivity, builtin, description)
+		VALUES (p_category, p_sens, false, p_desc);
+	ELSE
+		IF old.builtin THEN
+			RAISE EXCEPTION USING ERRCODE = '42710',
+				MESSAGE = 'built-in category cannot be redefined',
+				DETAIL = format('Category "%s" is shipped with profile_guard.', p_category),
+				HINT = 'Define a category with another name.';
+		END IF;
+		IF old.sensitivity = 'sensitive' AND p_sens = 'general'
+		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = p_category) THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'sensitive category holding tags cannot become general',
+				DETAIL = format('Category "%s" is sensitive and holds tags.', p_category),
+				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
+		END IF;
+		UPDATE category c SET sensitivity = p_sens, description = p_desc
+		WHERE c.category = p_category;
+		IF old.sensitivity <> p_sens THEN
+			PERFORM _refresh_tags(ARRAY(SELECT t.tag FROM tag t WHERE t.category = p_category));
+		END IF;
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION define_category(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_category(text, text, text) TO profile_guard_admin;
+
+/*
+ * define_tag(tag, category, sensitivity, derived_from, description, layer)
+ * defines a tag or redefines an existing one (then every tag derived from
+ * it is recomputed).
+ */
+CREATE FUNCTION define_tag(tag text, category text, sensitivity text DEFAULT NULL,
+						   derived_from text[] DEFAULT '{}', description text DEFAULT NULL,
+						   layer text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_tag		text := tag;
+	p_category	text := category;
+	p_declared	text := sensitivity;
+	p_sens		text := sensitivity;
+	p_raw_sources text[] := derived_from;
+	p_sources	text[];
+	p_desc		text := description;
+	p_layer		text := layer;
+	cat_sens	text;
+	src			text;
+	exists_already boolean;
+BEGIN
+	PERFORM _check_tag_name(p_tag);
+	IF p_category IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category must not be null',
+			DETAIL = format('Tag "%s" needs a category.', p_tag),
+			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', p_tag);
+	END IF;
+	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = p_category;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'category does not exist',
+			DETAIL = format('Category "%s" of tag "%s" is not defined.', p_category, p_tag),
+			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', p_category);
+	END IF;
+	IF p_sens IS NOT NULL AND p_sens NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', p_tag),
+			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
+	END IF;
+	IF p_sens = 'general' AND cat_sens = 'sensitive' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a sensitive category cannot hold a general tag',
+			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', p_tag, p_category),
+			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', p_tag, p_category);
+	END IF;
+	p_sens := coalesce(p_sens, cat_sens);
+
+	-- sources: distinct, sorted
+	IF array_position(p_raw_sources, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'derived_from must not contain null',
+			DETAIL = format('The source list of tag "%s" contains a NULL entry.', p_tag),
+			HINT = 'Remove the NULL entry from derived_from.';
+	END IF;
+	p_sources := ARRAY(SELECT DISTINCT s FROM unnest(coalesce(p_raw_sources, '{}')) AS s ORDER BY s);
+
+	IF p_layer IS NULL THEN
+		p_layer := CASE WHEN cardinality(p_sources) = 0 THEN 'fact' ELSE 'model' END;
+	ELSIF p_layer NOT IN ('fact', 'model', 'prediction') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid layer',
+			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', p_tag),
+			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
+	END IF;
+	IF p_layer = 'fact' AND cardinality(p_sources) > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a fact tag cannot be derived from other tags',
+			DETAIL = format('Tag "%s" is declared layer fact but names sources.', p_tag),
+			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', p_tag, p_category);
+	END IF;
+	IF p_layer <> 'fact' AND cardinality(p_sources) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('a %s tag must be derived from at least one tag', p_layer),
+			DETAIL = format('Tag "%s" is declared layer %s but names no source.', p_tag, p_layer),
+			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
+	END IF;
+	FOREACH src IN ARRAY p_sources LOOP
+		IF src = p_tag THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'a tag cannot be derived from itself',
+				DETAIL = format('Tag "%s" names itself in derived_from.', p_tag),
+				HINT = 'Remove the tag from its own derived_from.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
+			RAISE EXCEPTION USING ERRCODE = '42704',
+				MESSAGE = 'source tag does not exist',
+				DETAIL = format('Tag "%s" names source "%s", which is not defined.', p_tag, src),
+				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
+		END IF;
+		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND p_tag = ANY (t.all_sources)) THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'derivation cycle',
+				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
+								p_tag, src, p_tag),
+				HINT = format('Remove "%s" from derived_from.', src);
+		END IF;
+	END LOOP;
+
+	PERFORM check_prohibited('tag name', p_tag);
+	PERFORM check_prohibited('tag description', p_desc);
+
+	-- write
+	PERFORM 1 FROM tag t WHERE t.tag = p_tag FOR UPDATE;
+	exists_already := FOUND;
+	IF exists_already THEN
+		UPDATE tag t
+		SET category = p_category, declared_sensitivity = p_declared,
+			layer = p_layer, derived_from = p_sources, description = p_desc,
+			defined_at = now()
+		WHERE t.tag = p_tag
+		  AND (t.category, t.declared_sensitivity, t.layer, t.derived_from, t.description)
+			  IS DISTINCT FROM (p_category, p_declared, p_layer, p_sources, p_desc);
+		IF NOT FOUND THEN
+			RETURN;		-- identical redefinition: nothing changes
+		END IF;
+	ELSE
+		INSERT INTO tag (tag, category, sensitivity, declared_sensitivity, layer,
+						 derived_from, all_sources, description)
+		VALUES (p_tag, p_category, p_sens, p_declared, p_layer,
+				p_sources, '{}', p_desc);
+	END IF;
+	PERFORM _refresh_tags(ARRAY[p_tag]);
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION define_tag(text, text, text, text[], text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_tag(text, text, text, text[], text, text) TO profile_guard_admin;
+
+/*
+ * drop_tag(tag): only an unused tag can go.
+ */
+CREATE FUNCTION drop_tag(tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_tag	text := tag;
+	r		record;
+	n		bigint;
+BEGIN
+	IF p_tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass the name of the tag to drop.';
+	END IF;
+	PERFORM 1 FROM tag t WHERE t.tag = p_tag FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			HINT = 'See profile_guard.tag for the defined tags.';
+	END IF;
+
+	SELECT cc.relid, cc.column_name INTO r
+	FROM classified_column cc WHERE cc.tag = p_tag
+	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', p_tag, r.column_name, r.relid),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END IF;
+
+	SELECT t.tag INTO r FROM tag t WHERE p_tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is a source of tag "%s".', p_tag, r.tag),
+			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
+	END IF;
+
+	SELECT pu.purpose INTO r FROM purpose pu
+	WHERE p_tag = ANY (pu.tags) AND pu.retired_at IS NULL
+	ORDER BY pu.purpose LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is listed by purpose "%s".', p_tag, r.purpose),
+			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
+	END IF;
+
+	SELECT count(*) INTO n FROM consent c WHERE p_tag = ANY (c.tags);
+	IF n > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', p_tag, n),
+			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
+	END IF;
+
+	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = p_tag;
+	IF n > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is blocked by %s subject(s).', p_tag, n),
+			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';
+	END IF;
+
+	DELETE FROM tag t WHERE t.tag = p_tag;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION drop_tag(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drop_tag(text) TO profile_guard_admin;

@@ -1,0 +1,337 @@
+/*
+ * 50_guarded.sql — guarded tables: protect/unprotect a table, classify and
+ * declassify its tag columns (DESIGN.md §2 "Guarded tables").  The read
+ * path finds what is guarded in guarded_table and classified_column; the
+ * write path (triggers, in-place encryption) hooks in where marked
+ * "WRITE PATH:".
+ */
+
+-- A column of a relation, by name: its attribute row, or a 42704 error.
+CREATE FUNCTION _get_column(tbl regclass, col name, what text)
+RETURNS pg_attribute
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	a	pg_attribute;
+BEGIN
+	SELECT * INTO a FROM pg_attribute
+	WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'column does not exist',
+			DETAIL = format('Table %s has no column "%s" (given as the %s).', tbl, col, what),
+			HINT = format('See the columns of %s with \d %s.', tbl, tbl);
+	END IF;
+	RETURN a;
+END
+$$;
+REVOKE ALL ON FUNCTION _get_column(regclass, name, text) FROM PUBLIC;
+
+-- The guarded_table row of a table, or a 55000 error.
+CREATE FUNCTION _get_guarded(tbl regclass, p_for_update boolean DEFAULT false)
+RETURNS guarded_table
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	g	guarded_table;
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'table must not be null',
+			HINT = 'Pass a table name, e.g. ''public.profile''.';
+	END IF;
+	IF p_for_update THEN
+		SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl FOR UPDATE;
+	ELSE
+		SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'table is not protected',
+			DETAIL = format('Table %s is not a guarded table.', tbl),
+			HINT = format('Call profile_guard.protect(%L, subject_column) first.', tbl::text);
+	END IF;
+	RETURN g;
+END
+$$;
+REVOKE ALL ON FUNCTION _get_guarded(regclass, boolean) FROM PUBLIC;
+
+/*
+ * _set_statistics(tbl, col, target): pg_stats must never show tag values,
+ * so tag columns get statistics target 0 and the statistics already
+ * gathered (on the table and, for a partitioned table, its partitions) are
+ * removed; -1 restores the default.
+ */
+CREATE FUNCTION _set_statistics(tbl regclass, col name, target integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', tbl, col, target);
+	IF target = 0 THEN
+		DELETE FROM pg_statistic s
+		USING pg_attribute a
+		WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum
+		  AND a.attname = col
+		  AND a.attrelid IN (SELECT pt.relid FROM pg_partition_tree(tbl) pt);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _set_statistics(regclass, name, integer) FROM PUBLIC;
+
+/*
+ * protect(tbl, subject_column, collected_at_column, tag_column,
+ *         value_column, on_erase): put a table under policy.  Wide shape
+ * (tag_column NULL): tag columns are classified one by one; long shape:
+ * one row per subject and tag, the tag named in tag_column.
+ */
+CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_tbl		regclass := tbl;
+	p_subject	name := subject_column;
+	p_collected	name := collected_at_column;
+	p_tagcol	name := tag_column;
+	p_valcol	name := value_column;
+	p_on_erase	text := on_erase;
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF p_tbl IS NULL OR p_subject IS NULL OR p_on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	SELECT c.relkind, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = p_tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', p_tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema', 'pg_toast')
+	   OR rel.nspname LIKE 'pg_temp%' OR rel.nspname LIKE 'pg_toast_temp%' THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'catalog and temporary tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', p_tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = p_tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = '42710',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', p_tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', p_tbl::text);
+	END IF;
+	IF p_on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', p_tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(p_tbl, p_subject, 'subject column');
+	IF p_collected IS NOT NULL THEN
+		a := _get_column(p_tbl, p_collected, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = '42804',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', p_collected, p_tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (p_tagcol IS NULL) <> (p_valcol IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', p_tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF p_tagcol IS NOT NULL THEN
+		a := _get_column(p_tbl, p_tagcol, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = '42804',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', p_tagcol, p_tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(p_tbl, p_valcol, 'value column');
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c FROM unnest(ARRAY[p_subject, p_collected, p_tagcol, p_valcol]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[p_subject, p_collected, p_tagcol, p_valcol], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', p_tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase)
+	VALUES (p_tbl, p_subject, p_collected, p_tagcol, p_valcol, p_on_erase);
+
+	-- long shape: the value column holds tag values
+	IF p_valcol IS NOT NULL THEN
+		PERFORM _set_statistics(p_tbl, p_valcol, 0);
+	END IF;
+
+	-- WRITE PATH: install the collection triggers (consent check,
+	-- prohibited lexicon, encryption) on p_tbl here.
+
+	PERFORM _policy_changed(p_tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
+
+/*
+ * classify(tbl, column_name, tag): bind a column of a wide-shape guarded
+ * table to a tag.
+ */
+CREATE FUNCTION classify(tbl regclass, column_name name, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	g		guarded_table := _get_guarded(tbl, true);
+	p_col	name := column_name;
+	p_tag	text := tag;
+	a		pg_attribute;
+	t		record;
+	other	text;
+BEGIN
+	IF p_col IS NULL OR p_tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'column and tag must not be null',
+			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
+	END IF;
+	IF g.tag_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'only wide-shape tables have classified columns',
+			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
+			HINT = 'Store rows naming defined tags; nothing needs classifying.';
+	END IF;
+	a := _get_column(g.relid, p_col, 'column to classify');
+	IF p_col IN (g.subject_column, g.collected_at_column) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'subject and collected_at columns cannot be classified',
+			DETAIL = format('Column "%s" of table %s is its %s column.', p_col, g.relid,
+							CASE WHEN p_col = g.subject_column THEN 'subject' ELSE 'collected_at' END),
+			HINT = 'Classify the columns that hold tag values.';
+	END IF;
+	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = p_tag;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(p_tag, 120));
+	END IF;
+	SELECT cc.tag INTO other FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42710',
+			MESSAGE = 'column is already classified',
+			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', p_col, g.relid, other),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, p_col);
+	END IF;
+	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+		RAISE EXCEPTION USING ERRCODE = '42804',
+			MESSAGE = 'a sensitive tag needs a text or bytea column',
+			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
+							p_tag, p_col, g.relid, format_type(a.atttypid, a.atttypmod)),
+			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, p_col);
+	END IF;
+
+	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, p_col, p_tag);
+	PERFORM _set_statistics(g.relid, p_col, 0);
+
+	-- WRITE PATH: encrypt the existing plaintext of a sensitive column in
+	-- place here.
+
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION classify(regclass, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION classify(regclass, name, text) TO profile_guard_admin;
+
+/*
+ * declassify(tbl, column_name): the column is no longer a tag column.
+ */
+CREATE FUNCTION declassify(tbl regclass, column_name name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	g		guarded_table := _get_guarded(tbl, true);
+	p_col	name := column_name;
+BEGIN
+	IF p_col IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'column must not be null',
+			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
+	END IF;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'column is not classified',
+			DETAIL = format('Column "%s" of table %s is not classified.', p_col, g.relid),
+			HINT = 'See profile_guard.classified_column for the classified columns.';
+	END IF;
+
+	-- WRITE PATH: decrypt the column's ciphertext in place here (before the
+	-- classification row goes).
+
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	PERFORM _set_statistics(g.relid, p_col, -1);
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION declassify(regclass, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION declassify(regclass, name) TO profile_guard_admin;
+
+/*
+ * unprotect(tbl): the table leaves policy, with all its classifications.
+ */
+CREATE FUNCTION unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+	col		name;
+BEGIN
+	-- WRITE PATH: decrypt the sensitive columns in place and drop the
+	-- collection triggers here.
+
+	FOR col IN
+		SELECT cc.column_name FROM classified_column cc
+		WHERE cc.relid = g.relid ORDER BY cc.column_name
+	LOOP
+		PERFORM _set_statistics(g.relid, col, -1);
+	END LOOP;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(g.relid, g.value_column, -1);
+	END IF;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM guarded_table x WHERE x.relid = g.relid;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION unprotect(regclass) TO profile_guard_admin;

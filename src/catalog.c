@@ -1,0 +1,395 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  What is guarded: a backend-local map from relation OID to the guarded
+ *	  shape of that relation (subject column, tag columns and their tags),
+ *	  read straight from our catalog tables and kept fresh by relcache
+ *	  invalidation.  Also _policy_changed(), the one way the SQL API tells
+ *	  every backend that policy changed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "profile_guard.h"
+
+PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
+
+/* attribute numbers of the catalog tables we read (sql/ext/10_catalog.sql) */
+#define Anum_guarded_table_relid			1
+#define Anum_guarded_table_subject_column	2
+#define Anum_guarded_table_tag_column		4
+#define Anum_guarded_table_value_column		5
+#define Anum_classified_column_relid		1
+#define Anum_classified_column_column_name	2
+#define Anum_classified_column_tag			3
+#define Anum_tag_tag						1
+#define Anum_tag_tag_id						2
+#define Anum_tag_sensitivity				4
+
+/* the map and its memory; NULL map means "not loaded" */
+static MemoryContext GuardCacheContext = NULL;
+static HTAB *GuardedRelations = NULL;
+static HTAB *Tags = NULL;
+
+/* OIDs resolved once per load (they change only with the extension) */
+static Oid	SchemaOid = InvalidOid;
+static Oid	ConsentRelid = InvalidOid;
+
+static void flush_guard_cache(void);
+static void load_guard_cache(void);
+
+/*
+ * Relation OID of one of our catalog tables, or InvalidOid when the extension
+ * is not installed in this database.  Syscache look-ups only: cheap enough
+ * for every planned statement.
+ */
+Oid
+pg_catalog_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(PG_SCHEMA_NAME, true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(relname, nsp);
+}
+
+Oid
+pg_schema_oid(void)
+{
+	return get_namespace_oid(PG_SCHEMA_NAME, true);
+}
+
+/*
+ * Is the extension usable in this database right now?  We test for the
+ * catalog table that the planner hook needs, so that a half-created
+ * extension (inside CREATE EXTENSION) counts as absent.
+ */
+bool
+pg_extension_present(void)
+{
+	if (GuardedRelations != NULL)
+		return true;
+	return OidIsValid(pg_catalog_relid("classified_column"));
+}
+
+static void
+guard_relcache_callback(Datum arg, Oid relid)
+{
+	/*
+	 * Our catalog changed (signalled on the consent table by
+	 * _policy_changed), a guarded relation changed shape (its attnums may
+	 * have moved), or everything was reset.
+	 */
+	if (GuardedRelations == NULL)
+		return;
+	if (relid == InvalidOid || relid == ConsentRelid ||
+		hash_search(GuardedRelations, &relid, HASH_FIND, NULL) != NULL)
+		flush_guard_cache();
+}
+
+static void
+flush_guard_cache(void)
+{
+	GuardedRelations = NULL;
+	Tags = NULL;
+	SchemaOid = InvalidOid;
+	ConsentRelid = InvalidOid;
+	if (GuardCacheContext)
+		MemoryContextReset(GuardCacheContext);
+}
+
+void
+pg_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(guard_relcache_callback, (Datum) 0);
+}
+
+static char *
+text_attr(HeapTuple tup, TupleDesc desc, int attnum, bool *isnull)
+{
+	Datum		d = heap_getattr(tup, attnum, desc, isnull);
+
+	if (*isnull)
+		return NULL;
+	if (TupleDescAttr(desc, attnum - 1)->atttypid == NAMEOID)
+		return pstrdup(NameStr(*DatumGetName(d)));
+	return TextDatumGetCString(d);
+}
+
+typedef struct TagInfo
+{
+	char		tag[NAMEDATALEN * 2];	/* hash key */
+	int			tag_id;
+	bool		sensitive;
+} TagInfo;
+
+/*
+ * Read guarded_table, classified_column and tag into the map.  Column names
+ * are resolved to attribute numbers here, so dropped or re-added columns
+ * are seen as they are now.
+ */
+static void
+load_guard_cache(void)
+{
+	Oid			guarded_relid,
+				classified_relid,
+				tag_relid;
+	HASHCTL		ctl;
+	HTAB	   *tags;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	MemoryContext oldcxt;
+	HTAB	   *map;
+
+	if (GuardCacheContext == NULL)
+		GuardCacheContext = AllocSetContextCreate(TopMemoryContext,
+												  "profile_guard guarded relations",
+												  ALLOCSET_SMALL_SIZES);
+
+	SchemaOid = pg_schema_oid();
+	guarded_relid = pg_catalog_relid("guarded_table");
+	classified_relid = pg_catalog_relid("classified_column");
+	tag_relid = pg_catalog_relid("tag");
+	ConsentRelid = pg_catalog_relid("consent");
+	if (!OidIsValid(guarded_relid) || !OidIsValid(classified_relid) ||
+		!OidIsValid(tag_relid))
+		return;
+
+	oldcxt = MemoryContextSwitchTo(GuardCacheContext);
+
+	/* tags: name -> id, sensitivity */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = sizeof(TagInfo);
+	ctl.hcxt = GuardCacheContext;
+	tags = hash_create("profile_guard tags", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	rel = table_open(tag_relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		char	   *name = text_attr(tup, desc, Anum_tag_tag, &isnull);
+		char	   *sens;
+		TagInfo    *ti;
+
+		if (isnull || strlen(name) >= NAMEDATALEN * 2)
+			continue;
+		ti = hash_search(tags, name, HASH_ENTER, NULL);
+		ti->tag_id = DatumGetInt32(heap_getattr(tup, Anum_tag_tag_id, desc, &isnull));
+		sens = text_attr(tup, desc, Anum_tag_sensitivity, &isnull);
+		ti->sensitive = (!isnull && strcmp(sens, "sensitive") == 0);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	/* guarded relations */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(GuardedRelation);
+	ctl.hcxt = GuardCacheContext;
+	map = hash_create("profile_guard guarded relations", 64, &ctl,
+					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	rel = table_open(guarded_relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(heap_getattr(tup, Anum_guarded_table_relid, desc, &isnull));
+		char	   *subject = text_attr(tup, desc, Anum_guarded_table_subject_column, &isnull);
+		char	   *tagcol;
+		char	   *valcol;
+		GuardedRelation *g;
+
+		if (!OidIsValid(relid) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			continue;			/* dropped behind our back */
+		g = hash_search(map, &relid, HASH_ENTER, NULL);
+		memset(((char *) g) + sizeof(Oid), 0, sizeof(GuardedRelation) - sizeof(Oid));
+		g->subject_attnum = get_attnum(relid, subject);
+		g->subject_type = get_atttype(relid, g->subject_attnum);
+		tagcol = text_attr(tup, desc, Anum_guarded_table_tag_column, &isnull);
+		if (tagcol)
+		{
+			g->tag_attnum = get_attnum(relid, tagcol);
+			g->tag_attnums = bms_add_member(g->tag_attnums, g->tag_attnum);
+		}
+		valcol = text_attr(tup, desc, Anum_guarded_table_value_column, &isnull);
+		if (valcol)
+		{
+			g->value_attnum = get_attnum(relid, valcol);
+			g->tag_attnums = bms_add_member(g->tag_attnums, g->value_attnum);
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	/* classified columns of wide tables */
+	rel = table_open(classified_relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(heap_getattr(tup, Anum_classified_column_relid, desc, &isnull));
+		char	   *colname = text_attr(tup, desc, Anum_classified_column_column_name, &isnull);
+		char	   *tag = text_attr(tup, desc, Anum_classified_column_tag, &isnull);
+		GuardedRelation *g = hash_search(map, &relid, HASH_FIND, NULL);
+		TagInfo    *ti = tag ? hash_search(tags, tag, HASH_FIND, NULL) : NULL;
+		AttrNumber	attnum;
+		GuardedColumn *c;
+
+		if (g == NULL || ti == NULL)
+			continue;
+		attnum = get_attnum(relid, colname);
+		if (attnum == InvalidAttrNumber)
+			continue;
+		if (g->columns == NULL)
+			g->columns = palloc(sizeof(GuardedColumn) * 16);
+		else if (g->ncolumns % 16 == 0)
+			g->columns = repalloc(g->columns, sizeof(GuardedColumn) * (g->ncolumns + 16));
+		c = &g->columns[g->ncolumns++];
+		c->attnum = attnum;
+		c->tag_id = ti->tag_id;
+		c->tag = pstrdup(tag);
+		c->sensitive = ti->sensitive;
+		g->tag_attnums = bms_add_member(g->tag_attnums, attnum);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	MemoryContextSwitchTo(oldcxt);
+	Tags = tags;
+	GuardedRelations = map;
+}
+
+/*
+ * The guarded shape of a relation, or NULL when it is not guarded (or the
+ * extension is absent).  The result lives until the next invalidation.
+ */
+GuardedRelation *
+pg_guarded_relation(Oid relid)
+{
+	if (GuardedRelations == NULL)
+	{
+		if (!pg_extension_present())
+			return NULL;
+		load_guard_cache();
+		if (GuardedRelations == NULL)
+			return NULL;
+	}
+	return (GuardedRelation *) hash_search(GuardedRelations, &relid, HASH_FIND, NULL);
+}
+
+/* Does this database guard any relation at all?  (The hooks' fast exit.) */
+bool
+pg_any_guarded(void)
+{
+	if (GuardedRelations == NULL)
+	{
+		if (!pg_extension_present())
+			return false;
+		load_guard_cache();
+		if (GuardedRelations == NULL)
+			return false;
+	}
+	return hash_get_num_entries(GuardedRelations) > 0;
+}
+
+/*
+ * The id of a tag named by a (not necessarily terminated) string, or -1 when
+ * no such tag is defined.
+ */
+int
+pg_tag_id_lookup(const char *name, int len)
+{
+	char		key[NAMEDATALEN * 2];
+	TagInfo    *ti;
+
+	if (GuardedRelations == NULL)
+	{
+		if (!pg_extension_present())
+			return -1;
+		load_guard_cache();
+		if (GuardedRelations == NULL)
+			return -1;
+	}
+	if (len <= 0 || len >= (int) sizeof(key))
+		return -1;
+	memcpy(key, name, len);
+	key[len] = '\0';
+	ti = hash_search(Tags, key, HASH_FIND, NULL);
+	return ti ? ti->tag_id : -1;
+}
+
+const GuardedColumn *
+pg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
+{
+	for (int i = 0; i < grel->ncolumns; i++)
+		if (grel->columns[i].attnum == attnum)
+			return &grel->columns[i];
+	return NULL;
+}
+
+/*
+ * _policy_changed(relation regclass DEFAULT NULL)
+ *
+ * Queue a relcache invalidation of the consent table (our sentinel) and,
+ * when given, of the guarded relation, so that at commit every backend —
+ * and every hot standby, through the commit record — drops its caches and
+ * cached plans of that relation.
+ */
+Datum
+profile_guard_policy_changed(PG_FUNCTION_ARGS)
+{
+	Oid			consent = pg_catalog_relid("consent");
+
+	profile_guard_require_preload();
+	if (OidIsValid(consent))
+		CacheInvalidateRelcacheByRelid(consent);
+	if (!PG_ARGISNULL(0))
+		CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}
+
+/*
+ * Does a range-table entry with these selected columns read a tag of the
+ * relation?  Whole-row references (attribute 0) always do.
+ */
+bool
+pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
+{
+	int			col = -1;
+
+	while ((col = bms_next_member(selectedCols, col)) >= 0)
+	{
+		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno == InvalidAttrNumber || bms_is_member(attno, grel->tag_attnums))
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,646 @@
+/*-------------------------------------------------------------------------
+ *
+ * consent_cache.c
+ *	  Who may see what under which purpose: a backend-local cache, per
+ *	  declared purpose, of every subject's visible tags, loaded in one pass
+ *	  from tag_state() (where the rules live) and dropped when policy or
+ *	  consent changes.  Also the validation of the declared purpose itself
+ *	  (exists, not retired, allowed to the role, assessed when automated).
+ *
+ *	  Per-row look-ups never query the catalog: a subject's entry is
+ *	  re-read on its own only when it has passed its valid_until (a consent
+ *	  expired, a birthday crossed an age threshold).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "profile_guard.h"
+#include "consent_cache.h"
+
+/* one subject's answer under one purpose */
+typedef struct SubjectKey
+{
+	const char *data;
+	uint32		len;
+} SubjectKey;
+
+typedef struct SubjectEntry
+{
+	SubjectKey	key;
+	uint32		hash;
+	char		status;
+	bool		row_visible;
+	TimestampTz valid_until;	/* DT_NOEND when nothing can change by itself */
+	Bitmapset  *tags;			/* visible tag ids; interned, NULL for none */
+} SubjectEntry;
+
+#define SH_PREFIX		subjecthash
+#define SH_ELEMENT_TYPE SubjectEntry
+#define SH_KEY_TYPE		SubjectKey
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	hash_bytes((const unsigned char *) (k).data, (k).len)
+#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).data, (b).data, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* a purpose as declared: its definition, and (lazily) its subjects */
+struct PurposeState
+{
+	char		name[NAMEDATALEN * 2];
+	MemoryContext cxt;
+	/* definition */
+	bool		exists;
+	int			version;
+	bool		marketing;
+	bool		retired;
+	bool		unassessed;		/* automated decision without assessment */
+	int			nroles;
+	Oid		   *roles;			/* roles allowed to declare it */
+	/* validation memo */
+	Oid			validated_for;	/* role that passed validation, or Invalid */
+	/* subjects */
+	bool		loaded;
+	subjecthash_hash *subjects;
+	List	   *interned;		/* distinct tag sets, shared by entries */
+	char	   *arena;			/* subject keys */
+	Size		arena_used;
+	Size		arena_size;
+	uint64		nsubjects;
+};
+
+#define MAX_CACHED_PURPOSES 4
+
+static MemoryContext ConsentCacheContext = NULL;
+static PurposeState *Purposes[MAX_CACHED_PURPOSES];
+static int	NPurposes = 0;
+static bool PurposesStale = false;
+static uint64 CacheGeneration = 1;
+static Oid	ConsentRelid = InvalidOid;	/* our invalidation sentinel */
+
+/* bypass memo, reset when pg_authid changes */
+static Oid	BypassMemoUser = InvalidOid;
+static bool BypassMemo = false;
+
+static void load_definition(PurposeState *ps);
+static void load_subjects(PurposeState *ps);
+static void refresh_subject(PurposeState *ps, SubjectEntry *e);
+
+/*
+ * Run a read-only catalog query as the owner of our schema, so that roles
+ * with no rights on the catalog can still be gated.
+ */
+typedef struct OwnerContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} OwnerContext;
+
+static void
+become_owner(OwnerContext *oc)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pg_schema_oid()));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec_context);
+	SetUserIdAndSecContext(owner, oc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+restore_user(OwnerContext *oc)
+{
+	SetUserIdAndSecContext(oc->save_userid, oc->save_sec_context);
+}
+
+static void
+free_purpose(PurposeState *ps)
+{
+	MemoryContextDelete(ps->cxt);
+}
+
+static void
+flush_purposes(void)
+{
+	for (int i = 0; i < NPurposes; i++)
+		free_purpose(Purposes[i]);
+	NPurposes = 0;
+	PurposesStale = false;
+	CacheGeneration++;
+}
+
+/*
+ * Invalidation: only mark.  Memory is released at the next look-up, never
+ * under the feet of a gate function that holds an entry.
+ */
+static void
+consent_relcache_callback(Datum arg, Oid relid)
+{
+	if (NPurposes == 0)
+		return;
+	if (relid == InvalidOid || relid == ConsentRelid)
+		PurposesStale = true;
+}
+
+static void
+authid_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	BypassMemoUser = InvalidOid;
+	/* roles' memberships may have changed: re-validate purposes */
+	for (int i = 0; i < NPurposes; i++)
+		Purposes[i]->validated_for = InvalidOid;
+}
+
+void
+pg_consent_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, authid_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, authid_syscache_callback, (Datum) 0);
+}
+
+uint64
+pg_consent_cache_generation(void)
+{
+	if (PurposesStale)
+		flush_purposes();
+	return CacheGeneration;
+}
+
+/* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
+bool
+pg_current_user_bypasses(void)
+{
+	Oid			user = GetUserId();
+
+	if (user != BypassMemoUser)
+	{
+		BypassMemo = superuser_arg(user) || has_bypassrls_privilege(user);
+		BypassMemoUser = user;
+	}
+	return BypassMemo;
+}
+
+static PurposeState *
+find_or_create_purpose(const char *name)
+{
+	PurposeState *ps;
+	MemoryContext cxt;
+
+	if (PurposesStale)
+		flush_purposes();
+	if (NPurposes == 0)
+		ConsentRelid = pg_catalog_relid("consent");
+	for (int i = 0; i < NPurposes; i++)
+	{
+		if (strcmp(Purposes[i]->name, name) == 0)
+		{
+			/* move to front: the list is kept in most-recent-first order */
+			ps = Purposes[i];
+			memmove(&Purposes[1], &Purposes[0], sizeof(PurposeState *) * i);
+			Purposes[0] = ps;
+			return ps;
+		}
+	}
+
+	if (ConsentCacheContext == NULL)
+		ConsentCacheContext = AllocSetContextCreate(TopMemoryContext,
+													"profile_guard consent cache",
+													ALLOCSET_DEFAULT_SIZES);
+	if (NPurposes == MAX_CACHED_PURPOSES)
+		free_purpose(Purposes[--NPurposes]);
+
+	cxt = AllocSetContextCreate(ConsentCacheContext, "profile_guard purpose",
+								ALLOCSET_DEFAULT_SIZES);
+	ps = MemoryContextAllocZero(cxt, sizeof(PurposeState));
+	ps->cxt = cxt;
+	strlcpy(ps->name, name, sizeof(ps->name));
+	load_definition(ps);
+	memmove(&Purposes[1], &Purposes[0], sizeof(PurposeState *) * NPurposes);
+	Purposes[0] = ps;
+	NPurposes++;
+	return ps;
+}
+
+static void
+load_definition(PurposeState *ps)
+{
+	OwnerContext oc;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			rc;
+
+	args[0] = CStringGetTextDatum(ps->name);
+	become_owner(&oc);
+	PG_TRY();
+	{
+		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+		rc = SPI_execute_with_args(
+			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
+			"       p.automated_decision AND NOT EXISTS ("
+			"           SELECT 1 FROM profile_guard.assessment a"
+			"           WHERE a.purpose = p.purpose AND a.purpose_version = p.version),"
+			"       ARRAY(SELECT r.role_name::text FROM profile_guard.purpose_role r"
+			"             WHERE r.purpose = p.purpose)"
+			"  FROM profile_guard.purpose p WHERE p.purpose = $1",
+			1, argtypes, args, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read purpose: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			ArrayType  *roles;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			nelems;
+
+			ps->exists = true;
+			ps->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+			ps->marketing = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+			ps->retired = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+			ps->unassessed = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+			roles = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull));
+			deconstruct_array(roles, TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &nelems);
+			ps->roles = MemoryContextAlloc(ps->cxt, sizeof(Oid) * (nelems + 1));
+			for (int i = 0; i < nelems; i++)
+			{
+				Oid			r = get_role_oid(TextDatumGetCString(elems[i]), true);
+
+				if (OidIsValid(r))
+					ps->roles[ps->nroles++] = r;
+			}
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		restore_user(&oc);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The purpose that gates the current statement: checks that one is
+ * declared, exists, is not retired, is allowed to the current role and, for
+ * automated decisions, is assessed.  'relid' and 'tag' only feed the error
+ * message.  Returns NULL for roles that bypass gating.
+ */
+PurposeState *
+pg_purpose_for_statement(Oid relid, const char *tag)
+{
+	const char *name = profile_guard_purpose;
+	PurposeState *ps;
+	Oid			user;
+
+	if (pg_current_user_bypasses())
+		return NULL;
+
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				(errcode(PGERR_NO_PURPOSE),
+				 errmsg("no purpose declared for reading profile tags"),
+				 OidIsValid(relid) ?
+				 errdetail("The statement reads tag \"%s\" of table \"%s\".",
+						   tag ? tag : "?", get_rel_name(relid)) : 0,
+				 errhint("Declare the purpose of the statement first, e.g. SET profile_guard.purpose = 'recommendation'.")));
+
+	ps = find_or_create_purpose(name);
+	user = GetUserId();
+	if (ps->validated_for == user)
+		return ps;
+
+	if (!ps->exists)
+		ereport(ERROR,
+				(errcode(PGERR_UNKNOWN_PURPOSE),
+				 errmsg("purpose \"%s\" does not exist", name),
+				 errdetail("profile_guard.purpose names a purpose that was never defined."),
+				 errhint("Declare a defined purpose, or define it with profile_guard.define_purpose().")));
+	if (ps->retired)
+		ereport(ERROR,
+				(errcode(PGERR_PURPOSE_UNUSABLE),
+				 errmsg("purpose \"%s\" is retired", name),
+				 errdetail("Profile tags cannot be used for a retired purpose."),
+				 errhint("Declare a purpose that is still in force.")));
+	{
+		bool		allowed = false;
+
+		for (int i = 0; i < ps->nroles && !allowed; i++)
+			allowed = has_privs_of_role(user, ps->roles[i]);
+		if (!allowed)
+			ereport(ERROR,
+					(errcode(PGERR_PURPOSE_NOT_ALLOWED),
+					 errmsg("role \"%s\" may not use purpose \"%s\"",
+							GetUserNameFromId(user, false), name),
+					 errdetail("Only roles allowed the purpose may declare it."),
+					 errhint("An administrator can allow it: SELECT profile_guard.allow_purpose('%s', '%s').",
+							 GetUserNameFromId(user, false), name)));
+	}
+	if (ps->unassessed)
+		ereport(ERROR,
+				(errcode(PGERR_PURPOSE_UNUSABLE),
+				 errmsg("purpose \"%s\" makes automated decisions and has no impact assessment for version %d",
+						name, ps->version),
+				 errdetail("Automated-decision purposes need a personal-information impact assessment of their current version."),
+				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
+						 name)));
+	ps->validated_for = user;
+	return ps;
+}
+
+/* ---- subjects ---- */
+
+static const char *
+arena_copy(PurposeState *ps, const char *data, uint32 len)
+{
+	char	   *p;
+
+	if (ps->arena == NULL || ps->arena_used + len > ps->arena_size)
+	{
+		ps->arena_size = Max(64 * 1024, len);
+		ps->arena = MemoryContextAlloc(ps->cxt, ps->arena_size);
+		ps->arena_used = 0;
+	}
+	p = ps->arena + ps->arena_used;
+	memcpy(p, data, len);
+	ps->arena_used += len;
+	return p;
+}
+
+/* tag sets repeat across millions of subjects: keep one copy of each */
+static Bitmapset *
+intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	Bitmapset  *set = NULL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (isnull)
+		return NULL;
+	arr = DatumGetArrayTypeP(array_datum);
+	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &nelems);
+	for (int i = 0; i < nelems; i++)
+		if (!nulls[i])
+			set = bms_add_member(set, DatumGetInt32(elems[i]));
+	if (set == NULL)
+		return NULL;
+	foreach(lc, ps->interned)
+	{
+		if (bms_equal((Bitmapset *) lfirst(lc), set))
+		{
+			bms_free(set);
+			return (Bitmapset *) lfirst(lc);
+		}
+	}
+	old = MemoryContextSwitchTo(ps->cxt);
+	set = bms_copy(set);
+	ps->interned = lappend(ps->interned, set);
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+static void
+fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	e->tags = intern_tags(ps, d, isnull);
+	e->row_visible = (e->tags != NULL);
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	e->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+#define SUBJECTS_QUERY \
+	"SELECT s.subject, array_agg(s.tag_id) FILTER (WHERE s.effective), min(s.valid_until)" \
+	"  FROM profile_guard.tag_state($1, $2, false) s GROUP BY s.subject"
+
+static void
+load_subjects(PurposeState *ps)
+{
+	OwnerContext oc;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', 'n'};
+	SPIPlanPtr	plan;
+	Portal		portal;
+	int			rc;
+
+	ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
+	ps->nsubjects = 0;
+	args[0] = CStringGetTextDatum(ps->name);
+	args[1] = (Datum) 0;
+
+	become_owner(&oc);
+	PG_TRY();
+	{
+		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+		plan = SPI_prepare(SUBJECTS_QUERY, 2, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare consent query: %s",
+				 SPI_result_code_string(SPI_result));
+		portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 10000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+				text	   *subj = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+				SubjectKey	key;
+				SubjectEntry *e;
+				bool		found;
+
+				if (isnull)
+					continue;
+				key.data = VARDATA_ANY(subj);
+				key.len = VARSIZE_ANY_EXHDR(subj);
+				e = subjecthash_insert(ps->subjects, key, &found);
+				if (!found)
+				{
+					e->key.data = arena_copy(ps, key.data, key.len);
+					ps->nsubjects++;
+				}
+				fill_entry(ps, e, tup, desc);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		restore_user(&oc);
+	}
+	PG_END_TRY();
+	ps->loaded = true;
+}
+
+/* Re-read one subject whose entry has passed its valid_until. */
+static void
+refresh_subject(PurposeState *ps, SubjectEntry *e)
+{
+	OwnerContext oc;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	int			rc;
+
+	args[0] = CStringGetTextDatum(ps->name);
+	args[1] = PointerGetDatum(cstring_to_text_with_len(e->key.data, e->key.len));
+	become_owner(&oc);
+	PG_TRY();
+	{
+		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+		rc = SPI_execute_with_args(SUBJECTS_QUERY, 2, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read consent: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			fill_entry(ps, e, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		else
+		{
+			e->tags = NULL;
+			e->row_visible = false;
+			e->valid_until = DT_NOEND;
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		restore_user(&oc);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Text form of a subject datum, without allocation for the common types.
+ * 'buf' must hold at least MAXINT8LEN + 1 bytes.
+ */
+static SubjectKey
+subject_key(Datum subject, Oid typid, char *buf)
+{
+	SubjectKey	k;
+
+	switch (typid)
+	{
+		case INT2OID:
+			k.len = pg_itoa(DatumGetInt16(subject), buf);
+			k.data = buf;
+			break;
+		case INT4OID:
+			k.len = pg_ltoa(DatumGetInt32(subject), buf);
+			k.data = buf;
+			break;
+		case INT8OID:
+			k.len = pg_lltoa(DatumGetInt64(subject), buf);
+			k.data = buf;
+			break;
+		case TEXTOID:
+		case VARCHAROID:
+			{
+				text	   *t = DatumGetTextPP(subject);
+
+				k.data = VARDATA_ANY(t);
+				k.len = VARSIZE_ANY_EXHDR(t);
+				break;
+			}
+		default:
+			{
+				Oid			out;
+				bool		isvarlena;
+				char	   *s;
+
+				getTypeOutputInfo(typid, &out, &isvarlena);
+				s = OidOutputFunctionCall(out, subject);
+				k.data = s;
+				k.len = strlen(s);
+				break;
+			}
+	}
+	return k;
+}
+
+static SubjectEntry *
+lookup_subject(PurposeState *ps, Datum subject, Oid typid)
+{
+	char		buf[MAXINT8LEN + 1];
+	SubjectKey	key = subject_key(subject, typid, buf);
+	SubjectEntry *e;
+
+	if (!ps->loaded)
+		load_subjects(ps);
+	e = subjecthash_lookup(ps->subjects, key);
+	if (e != NULL && e->valid_until != DT_NOEND &&
+		e->valid_until <= GetCurrentStatementStartTimestamp())
+		refresh_subject(ps, e);
+	return e;
+}
+
+bool
+pg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
+{
+	SubjectEntry *e = lookup_subject(ps, subject, typid);
+
+	return e != NULL && e->row_visible;
+}
+
+bool
+pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
+{
+	SubjectEntry *e = lookup_subject(ps, subject, typid);
+
+	return e != NULL && e->row_visible && tag_id >= 0 && bms_is_member(tag_id, e->tags);
+}
+
+/* for the benchmarks and the DBA: what the cache holds in this backend */
+uint64
+pg_consent_cache_subjects(void)
+{
+	uint64		n = 0;
+
+	for (int i = 0; i < NPurposes; i++)
+		n += Purposes[i]->nsubjects;
+	return n;
+}
+
+Size
+pg_consent_cache_bytes(void)
+{
+	return ConsentCacheContext ? MemoryContextMemAllocated(ConsentCacheContext, true) : 0;
+}

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto.h
+ *	  Encryption of sensitive tag values: the C interface of crypto.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_CRYPTO_H
+#define PROFILE_GUARD_CRYPTO_H
+
+/* what a stored value is, as far as our envelope format can tell */
+typedef enum CiphertextKind
+{
+	CT_PLAINTEXT,				/* not our envelope: plaintext to encrypt */
+	CT_OURS,					/* our envelope, authenticates for this subject and tag */
+	CT_FOREIGN					/* our envelope, but for another subject/tag or corrupt */
+} CiphertextKind;
+
+extern void pg_crypto_define_settings(void);
+
+/* value is a text or bytea Datum (typid TEXTOID or BYTEAOID) */
+extern Datum pg_crypto_encrypt_datum(Datum value, Oid typid,
+									 const char *subject, const char *tag);
+extern Datum pg_crypto_decrypt_datum(Datum value, Oid typid,
+									 const char *subject, const char *tag);
+extern CiphertextKind pg_crypto_classify_datum(Datum value, Oid typid,
+											   const char *subject, const char *tag);
+extern void pg_crypto_destroy_subject_key(const char *subject);
+/* true when the subject's data key was destroyed (its data were erased) */
+extern bool pg_crypto_subject_key_destroyed(const char *subject);
+
+#endif							/* PROFILE_GUARD_CRYPTO_H */

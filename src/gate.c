@@ -1,0 +1,462 @@
+/*-------------------------------------------------------------------------
+ *
+ * gate.c
+ *	  The read path's hooks.  The planner hook sees every query after view
+ *	  and rule expansion and rewrites each guarded relation it reads:
+ *	    - a row gate is added to the relation's security quals (evaluated
+ *	      before any user-supplied, non-leakproof qual, and on the right
+ *	      side of outer joins), and
+ *	    - every reference to a tag column — in any clause, at any query
+ *	      level, including whole-row references — is replaced by a call of
+ *	      the cell gate, so a masked cell reads as NULL everywhere.
+ *	  SQL functions that the planner would inline are inlined here first,
+ *	  so their bodies are gated too.  ExecutorStart refuses statements that
+ *	  read tags without a usable purpose, and the utility hook turns
+ *	  "COPY table TO" into the gated "COPY (SELECT …) TO".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/sysattr.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/planner.h"
+#include "parser/parse_func.h"
+#include "parser/parsetree.h"
+#include "tcop/utility.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "profile_guard.h"
+#include "consent_cache.h"
+
+static planner_hook_type prev_planner_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+typedef struct GateContext
+{
+	List	   *queries;		/* query levels, innermost first */
+	bool		bypass;			/* current role reads raw values */
+	bool		touched;		/* the database guards something */
+	PlannerInfo *root;			/* stand-in for inlining SQL functions */
+	Oid			row_gate_fn;
+	Oid			tag_row_gate_fn;
+	Oid			cell_gate_fn;
+	Oid			row_mask_fn;
+} GateContext;
+
+static void gate_query(Query *query, GateContext *ctx);
+
+static Oid
+gate_function(const char *name, int nargs, Oid *argtypes)
+{
+	List	   *qname = list_make2(makeString(PG_SCHEMA_NAME), makeString(pstrdup(name)));
+
+	return LookupFuncName(qname, nargs, argtypes, false);
+}
+
+/* the guarded shape of an RTE that reads tags, else NULL */
+static GuardedRelation *
+gated_relation(RangeTblEntry *rte)
+{
+	GuardedRelation *grel;
+
+	if (rte->rtekind != RTE_RELATION)
+		return NULL;
+	grel = pg_guarded_relation(rte->relid);
+	if (grel == NULL || !pg_rte_reads_tags(rte->selectedCols, grel))
+		return NULL;
+	return grel;
+}
+
+static Var *
+subject_var(Var *like, GuardedRelation *grel, Index varno)
+{
+	Var		   *v = makeVar(varno, grel->subject_attnum, grel->subject_type,
+							-1, get_typcollation(grel->subject_type), 0);
+
+	if (like)
+	{
+		v->varlevelsup = like->varlevelsup;
+		v->location = like->location;
+	}
+	return v;
+}
+
+static Node *
+make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
+			   GateContext *ctx)
+{
+	FuncExpr   *f;
+	List	   *args;
+
+	args = list_make3(subject_var(var, grel, var->varno),
+					  makeConst(INT4OID, -1, InvalidOid, 4,
+								Int32GetDatum(col->tag_id), false, true),
+					  var);
+	f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
+					 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+	f->location = var->location;
+	return (Node *) f;
+}
+
+static Node *
+make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
+{
+	FuncExpr   *f;
+
+	f = makeFuncExpr(ctx->row_mask_fn, var->vartype,
+					 list_make2(var, makeConst(OIDOID, -1, InvalidOid, 4,
+											   ObjectIdGetDatum(grel->relid), false, true)),
+					 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	f->location = var->location;
+	return (Node *) f;
+}
+
+static Node *
+gate_mutator(Node *node, GateContext *ctx)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+		Query	   *owner;
+		RangeTblEntry *rte;
+		GuardedRelation *grel;
+
+		if (var->varlevelsup >= list_length(ctx->queries))
+			return node;
+		owner = (Query *) list_nth(ctx->queries, var->varlevelsup);
+		if (var->varno < 1 || var->varno > list_length(owner->rtable))
+			return node;
+		/* INSERT … ON CONFLICT's EXCLUDED row is the inserter's own data */
+		if (owner->onConflict && var->varno == owner->onConflict->exclRelIndex)
+			return node;
+		rte = rt_fetch(var->varno, owner->rtable);
+		grel = gated_relation(rte);
+		if (grel == NULL || grel->tag_attnum != InvalidAttrNumber)
+			return node;		/* not gated, or long shape (rows only) */
+		if (var->varattno == InvalidAttrNumber)
+			return make_row_mask(var, grel, ctx);
+		if (var->varattno > 0)
+		{
+			const GuardedColumn *col = pg_guarded_column(grel, var->varattno);
+
+			if (col)
+				return make_cell_gate(var, grel, col, ctx);
+		}
+		return node;
+	}
+	if (IsA(node, Query))
+	{
+		gate_query((Query *) node, ctx);
+		return node;
+	}
+	return expression_tree_mutator(node, gate_mutator, (void *) ctx);
+}
+
+/* inline a SQL set-returning function as the planner would, but now */
+static void
+inline_function_rte(RangeTblEntry *rte, GateContext *ctx)
+{
+	Query	   *funcquery;
+
+	rte->functions = (List *) eval_const_expressions(ctx->root, (Node *) rte->functions);
+	funcquery = inline_set_returning_function(ctx->root, rte);
+	if (funcquery)
+	{
+		rte->rtekind = RTE_SUBQUERY;
+		rte->subquery = funcquery;
+		rte->security_barrier = false;
+		rte->funcordinality = false;
+	}
+}
+
+static void
+gate_query(Query *query, GateContext *ctx)
+{
+	ListCell   *lc;
+	Index		rti;
+
+	ctx->queries = lcons(query, ctx->queries);
+
+	/* lower levels first: function bodies, sub-queries in FROM, CTEs */
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind == RTE_FUNCTION && !ctx->bypass)
+			inline_function_rte(rte, ctx);
+		if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
+			gate_query(rte->subquery, ctx);
+	}
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = (CommonTableExpr *) lfirst(lc);
+
+		gate_query((Query *) cte->ctequery, ctx);
+	}
+
+	/* which relations of this level are read for their tags? */
+	rti = 0;
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		rti++;
+		if (rte->rtekind != RTE_RELATION || pg_guarded_relation(rte->relid) == NULL)
+			continue;
+		if (ctx->bypass || gated_relation(rte) == NULL)
+			continue;
+		if (query->onConflict && rti == query->onConflict->exclRelIndex)
+			continue;
+		if (query->commandType == CMD_MERGE && rti == query->resultRelation)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("MERGE into a guarded table is not supported"),
+					 errdetail("Table \"%s\" is guarded by profile_guard.", get_rel_name(rte->relid)),
+					 errhint("Use INSERT … ON CONFLICT, UPDATE or DELETE instead.")));
+	}
+
+	/* replace tag references in every clause (and sub-link) of this level */
+	if (!ctx->bypass)
+		query_tree_mutator(query, gate_mutator, (void *) ctx,
+						   QTW_DONT_COPY_QUERY | QTW_IGNORE_RC_SUBQUERIES |
+						   QTW_IGNORE_CTE_SUBQUERIES);
+
+	/* then add the row gates, which reference only non-tag columns */
+	if (!ctx->bypass)
+	{
+		rti = 0;
+		foreach(lc, query->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+			GuardedRelation *grel;
+			FuncExpr   *gate;
+			Const	   *relid;
+
+			rti++;
+			if ((grel = gated_relation(rte)) == NULL)
+				continue;
+			if (query->onConflict && rti == query->onConflict->exclRelIndex)
+				continue;
+			relid = makeConst(OIDOID, -1, InvalidOid, 4,
+							  ObjectIdGetDatum(grel->relid), false, true);
+			if (grel->tag_attnum != InvalidAttrNumber)
+				gate = makeFuncExpr(ctx->tag_row_gate_fn, BOOLOID,
+									list_make3(subject_var(NULL, grel, rti),
+											   makeVar(rti, grel->tag_attnum,
+													   get_atttype(grel->relid, grel->tag_attnum),
+													   -1, DEFAULT_COLLATION_OID, 0),
+											   relid),
+									InvalidOid, DEFAULT_COLLATION_OID, COERCE_EXPLICIT_CALL);
+			else
+				gate = makeFuncExpr(ctx->row_gate_fn, BOOLOID,
+									list_make2(subject_var(NULL, grel, rti), relid),
+									InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+			rte->securityQuals = lcons(gate, rte->securityQuals);
+		}
+	}
+
+	ctx->queries = list_delete_first(ctx->queries);
+}
+
+static PlannedStmt *
+profile_guard_planner(Query *parse, const char *query_string,
+					  int cursorOptions, ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	GateContext ctx;
+	PlannerGlobal glob;
+	PlannerInfo root;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (pg_any_guarded())
+	{
+		memset(&glob, 0, sizeof(glob));
+		memset(&root, 0, sizeof(root));
+		glob.type = T_PlannerGlobal;
+		glob.boundParams = boundParams;
+		root.type = T_PlannerInfo;
+		root.glob = &glob;
+		root.parse = parse;
+		root.query_level = 1;
+		ctx.root = &root;
+		ctx.bypass = pg_current_user_bypasses();
+		if (!ctx.bypass)
+		{
+			Oid			row_args[2] = {ANYOID, OIDOID};
+			Oid			tag_row_args[3] = {ANYOID, TEXTOID, OIDOID};
+			Oid			cell_args[3] = {ANYOID, INT4OID, ANYELEMENTOID};
+			Oid			mask_args[2] = {ANYELEMENTOID, OIDOID};
+
+			ctx.row_gate_fn = gate_function("_row_gate", 2, row_args);
+			ctx.tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args);
+			ctx.cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
+			ctx.row_mask_fn = gate_function("_row_mask", 2, mask_args);
+		}
+		ctx.touched = true;
+		gate_query(parse, &ctx);
+	}
+
+	if (prev_planner_hook)
+		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+
+	if (ctx.touched)
+	{
+		/*
+		 * Gated or not depends on who runs it: re-plan on SET ROLE.  We say
+		 * so for every plan of a database that guards anything, since a
+		 * bypassing role's plan may reach guarded tables through functions
+		 * it did not inline.
+		 */
+		result->dependsOnRole = true;
+		/* functions we inlined are dependencies of the plan */
+		result->invalItems = list_concat(result->invalItems, ctx.root->glob->invalItems);
+	}
+	return result;
+}
+
+/*
+ * Refuse, before it runs, a statement that reads tags with no usable
+ * purpose (the gates would refuse too, but only once a row is read).
+ */
+static void
+profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && pg_any_guarded() &&
+		!pg_current_user_bypasses())
+	{
+		ListCell   *lc;
+
+		foreach(lc, queryDesc->plannedstmt->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+			GuardedRelation *grel = gated_relation(rte);
+
+			if (grel)
+			{
+				const char *tag = grel->ncolumns > 0 ? grel->columns[0].tag : "(tag rows)";
+
+				for (int i = 0; i < grel->ncolumns; i++)
+				{
+					AttrNumber	a = grel->columns[i].attnum;
+
+					if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols))
+					{
+						tag = grel->columns[i].tag;
+						break;
+					}
+				}
+				(void) pg_purpose_for_statement(grel->relid, tag);
+				break;
+			}
+		}
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* COPY guarded TO …  ==>  COPY (SELECT cols FROM ONLY guarded) TO … */
+static CopyStmt *
+gated_copy(CopyStmt *stmt)
+{
+	CopyStmt   *copy = copyObject(stmt);
+	SelectStmt *select = makeNode(SelectStmt);
+	RangeVar   *from = copyObject(stmt->relation);
+	ListCell   *lc;
+
+	if (stmt->attlist == NIL)
+	{
+		ColumnRef  *cr = makeNode(ColumnRef);
+		ResTarget  *target = makeNode(ResTarget);
+
+		cr->fields = list_make1(makeNode(A_Star));
+		cr->location = -1;
+		target->val = (Node *) cr;
+		target->location = -1;
+		select->targetList = list_make1(target);
+	}
+	else
+	{
+		foreach(lc, stmt->attlist)
+		{
+			ColumnRef  *cr = makeNode(ColumnRef);
+			ResTarget  *target = makeNode(ResTarget);
+
+			cr->fields = list_make1(makeString(strVal(lfirst(lc))));
+			cr->location = -1;
+			target->val = (Node *) cr;
+			target->location = -1;
+			select->targetList = lappend(select->targetList, target);
+		}
+	}
+	from->inh = false;
+	select->fromClause = list_make1(from);
+	copy->relation = NULL;
+	copy->attlist = NIL;
+	copy->query = (Node *) select;
+	return copy;
+}
+
+static void
+profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+							 bool readOnlyTree, ProcessUtilityContext context,
+							 ParamListInfo params, QueryEnvironment *queryEnv,
+							 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, CopyStmt))
+	{
+		CopyStmt   *stmt = (CopyStmt *) parsetree;
+
+		if (!stmt->is_from && stmt->relation && pg_any_guarded() &&
+			!pg_current_user_bypasses())
+		{
+			Oid			relid = RangeVarGetRelid(stmt->relation, AccessShareLock, true);
+
+			if (OidIsValid(relid) && pg_guarded_relation(relid))
+			{
+				PlannedStmt *gated = copyObject(pstmt);
+
+				gated->utilityStmt = (Node *) gated_copy(stmt);
+				pstmt = gated;
+			}
+		}
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+pg_gate_init(void)
+{
+	prev_planner_hook = planner_hook;
+	planner_hook = profile_guard_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = profile_guard_ExecutorStart;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = profile_guard_ProcessUtility;
+}

@@ -1,0 +1,149 @@
+/*-------------------------------------------------------------------------
+ *
+ * gate_exec.c
+ *	  The gate functions that the planner hook (gate.c) writes into queries,
+ *	  evaluated per row at execution time:
+ *	    _row_gate(subject, relid)            wide shape: is the row visible?
+ *	    _tag_row_gate(subject, tag, relid)   long shape: is this tag row visible?
+ *	    _cell_gate(subject, tag_id, value)   the value, or NULL when masked
+ *	    _row_mask(row, relid)                a whole row with masked cells
+ *	  They read the declared purpose when they run, so cached plans follow
+ *	  purpose and consent changes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "profile_guard.h"
+#include "consent_cache.h"
+
+PG_FUNCTION_INFO_V1(profile_guard_row_gate);
+PG_FUNCTION_INFO_V1(profile_guard_tag_row_gate);
+PG_FUNCTION_INFO_V1(profile_guard_cell_gate);
+PG_FUNCTION_INFO_V1(profile_guard_row_mask);
+
+/* the subject argument is "any": remember its type per call site */
+static Oid
+subject_type(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+	{
+		Oid		   *typid = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+
+		*typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+		if (!OidIsValid(*typid))
+			elog(ERROR, "could not determine the subject's type");
+		fcinfo->flinfo->fn_extra = typid;
+	}
+	return *(Oid *) fcinfo->flinfo->fn_extra;
+}
+
+Datum
+profile_guard_row_gate(PG_FUNCTION_ARGS)
+{
+	PurposeState *ps;
+
+	ps = pg_purpose_for_statement(PG_GETARG_OID(1), NULL);
+	if (ps == NULL)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(pg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo)));
+}
+
+Datum
+profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
+{
+	PurposeState *ps;
+	text	   *tag;
+	int			tag_id;
+
+	ps = pg_purpose_for_statement(PG_GETARG_OID(2), NULL);
+	if (ps == NULL)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	tag = PG_GETARG_TEXT_PP(1);
+	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag));
+	PG_RETURN_BOOL(tag_id >= 0 &&
+				   pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
+}
+
+Datum
+profile_guard_cell_gate(PG_FUNCTION_ARGS)
+{
+	PurposeState *ps;
+
+	if (PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	if (ps == NULL)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+	if (PG_ARGISNULL(0) ||
+		!pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
+								PG_GETARG_INT32(1)))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+}
+
+/*
+ * _row_mask(row, relid): the row with every tag cell the purpose may not see
+ * set to NULL.  The row has the relation's own row type, so attribute
+ * numbers (dropped columns included) are the relation's.
+ */
+Datum
+profile_guard_row_mask(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	Oid			relid = PG_GETARG_OID(1);
+	PurposeState *ps;
+	GuardedRelation *grel;
+	TupleDesc	desc;
+	HeapTupleData tuple;
+	HeapTuple	result;
+	Datum	   *values;
+	bool	   *nulls;
+	Oid			subject_typid;
+	Datum		subject;
+	bool		subject_null;
+
+	ps = pg_purpose_for_statement(relid, NULL);
+	grel = pg_guarded_relation(relid);
+	if (ps == NULL || grel == NULL || grel->ncolumns == 0)
+		PG_RETURN_HEAPTUPLEHEADER(rec);
+
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+								  HeapTupleHeaderGetTypMod(rec));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(&tuple, desc, values, nulls);
+
+	subject_typid = TupleDescAttr(desc, grel->subject_attnum - 1)->atttypid;
+	subject = values[grel->subject_attnum - 1];
+	subject_null = nulls[grel->subject_attnum - 1];
+	for (int i = 0; i < grel->ncolumns; i++)
+	{
+		int			off = grel->columns[i].attnum - 1;
+
+		if (off >= desc->natts || nulls[off])
+			continue;
+		if (subject_null ||
+			!pg_subject_tag_visible(ps, subject, subject_typid, grel->columns[i].tag_id))
+			nulls[off] = true;
+	}
+	result = heap_form_tuple(desc, values, nulls);
+	ReleaseTupleDesc(desc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}

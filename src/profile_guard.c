@@ -1,0 +1,128 @@
+/*-------------------------------------------------------------------------
+ *
+ * profile_guard.c
+ *	  Module entry point: the preload gate, the settings (GUCs), and the
+ *	  start-up of every other part.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "profile_guard.h"
+#include "crypto.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* settings */
+char	   *profile_guard_purpose = NULL;
+int			profile_guard_minor_age = 18;
+int			profile_guard_audit = PG_AUDIT_OFF;
+bool		profile_guard_loaded = false;
+
+static const struct config_enum_entry audit_options[] = {
+	{"off", PG_AUDIT_OFF, false},
+	{"denials", PG_AUDIT_DENIALS, false},
+	{"all", PG_AUDIT_ALL, false},
+	{NULL, 0, false}
+};
+
+/*
+ * A purpose name is checked for shape only here; whether it exists, is
+ * retired or is allowed to the role is decided by the first statement that
+ * uses it, when the catalog can be read.
+ */
+static bool
+check_purpose(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || *p == '\0')
+		return true;
+	if (strlen(p) > NAMEDATALEN * 2)
+	{
+		GUC_check_errdetail("A purpose name is at most %d bytes long.", NAMEDATALEN * 2);
+		return false;
+	}
+	for (; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			  *p == '_' || *p == '.' || *p == ':' || *p == '-'))
+		{
+			GUC_check_errdetail("A purpose name consists of lower-case letters, digits, \"_\", \".\", \":\" and \"-\".");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * SQL functions call this: without preloading, the planner hooks are not in
+ * place and nothing would be enforced, so refuse rather than pretend.
+ */
+void
+profile_guard_require_preload(void)
+{
+	if (!profile_guard_loaded)
+		ereport(ERROR,
+				(errcode(PGERR_NOT_PRELOADED),
+				 errmsg("profile_guard must be loaded via shared_preload_libraries"),
+				 errdetail("Without preloading, queries would not be gated."),
+				 errhint("Add profile_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		/*
+		 * Loaded by a backend (for instance by CREATE EXTENSION) without
+		 * preloading: stay inert; every SQL function refuses with a hint.
+		 */
+		return;
+	}
+
+	DefineCustomStringVariable("profile_guard.purpose",
+							   "The declared purpose for which profile tags are used.",
+							   "Statements that read tag columns fail unless a purpose is declared.",
+							   &profile_guard_purpose,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_purpose, NULL, NULL);
+
+	DefineCustomIntVariable("profile_guard.minor_age",
+							"Subjects younger than this are minors; marketing purposes never see them.",
+							NULL,
+							&profile_guard_minor_age,
+							18, 1, 150,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("profile_guard.audit",
+							 "Which uses of profile tags are written to the server log.",
+							 NULL,
+							 &profile_guard_audit,
+							 PG_AUDIT_OFF,
+							 audit_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	pg_crypto_define_settings();
+
+	MarkGUCPrefixReserved("profile_guard");
+
+	pg_catalog_init();
+	pg_consent_cache_init();
+	pg_gate_init();
+
+	profile_guard_loaded = true;
+}

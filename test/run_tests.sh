@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# test/run_tests.sh — the project's one test command.
+#
+# On a fresh Debian 12 machine: installs what the build and the tests need,
+# builds with -Wall -Werror, installs the extension, starts a throw-away
+# cluster with shared_preload_libraries=profile_guard, runs every suite
+# (pg_regress, isolation, scenario scripts), stops the cluster and exits
+# non-zero on any failure.  Prints "N passed, N failed" last.
+#
+# Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
+# cluster directory for inspection, ONLY=regress|isolation|scenario runs one
+# suite, TESTS="01_x 02_y" runs only those pg_regress tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. test/lib/cluster.sh
+
+pg_install_dependencies || exit 1
+pg_build_and_install || exit 1
+
+passed=0
+failed=0
+failures=()
+
+pg_cluster_start test || exit 1
+trap 'pg_cluster_stop' EXIT
+
+count_pg_regress() {
+	# pg_regress ends with "All N tests passed." or "M of N tests failed."
+	local out=$1 label=$2 line n m
+	line=$(grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$out" | tail -1)
+	if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+	elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+		m=${BASH_REMATCH[1]}; n=${BASH_REMATCH[2]}
+		failed=$((failed + m)); passed=$((passed + n - m))
+		failures+=("$label: $m of $n (see test/results/regression.diffs)")
+	else
+		failed=$((failed + 1)); failures+=("$label: did not run")
+	fi
+}
+
+if [[ -z ${ONLY:-} || ${ONLY:-} == regress ]]; then
+	tests=${TESTS:-$(cd sql && ls [0-9]*.sql 2>/dev/null | sed 's/\.sql$//' | tr '\n' ' ')}
+	if [[ -n $tests ]]; then
+		mkdir -p test/results
+		"$PGXS_DIR/src/test/regress/pg_regress" --bindir="$PGBIN" \
+			--inputdir=. --outputdir=test/results --use-existing \
+			--host="$PGHOST" --port="$PGPORT" --user=postgres \
+			--dbname=regress_profile_guard $tests 2>&1 | tee test/results/regress.out
+		count_pg_regress test/results/regress.out regress
+	fi
+fi
+
+if [[ -z ${ONLY:-} || ${ONLY:-} == isolation ]]; then
+	specs=$(cd test/specs 2>/dev/null && ls *.spec 2>/dev/null | sed 's/\.spec$//' | tr '\n' ' ')
+	if [[ -n $specs ]]; then
+		mkdir -p test/results/isolation
+		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$PGBIN" \
+			--inputdir=test --outputdir=test/results/isolation --use-existing \
+			--host="$PGHOST" --port="$PGPORT" --user=postgres \
+			--dbname=regress_profile_guard_iso $specs 2>&1 | tee test/results/isolation.out
+		count_pg_regress test/results/isolation.out isolation
+	fi
+fi
+
+if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
+	for t in test/scenario/*.sh; do
+		[[ -e $t ]] || continue
+		name=$(basename "$t" .sh)
+		if bash "$t" > "test/results/scenario_$name.log" 2>&1; then
+			echo "scenario $name ... ok"; passed=$((passed + 1))
+		else
+			echo "scenario $name ... FAILED (test/results/scenario_$name.log)"
+			tail -20 "test/results/scenario_$name.log" | sed 's/^/    /'
+			failed=$((failed + 1)); failures+=("scenario $name")
+		fi
+	done
+fi
+
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 && $passed -gt 0 ]]
