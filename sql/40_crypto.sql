@@ -186,5 +186,6 @@ SELECT profile_guard.rotate_master_key() AS rewrapped;
 SELECT count(*) AS keys, count(wrapped_key) AS live_keys FROM profile_guard.subject_key;
 
 DROP TABLE regress_crypto_erased;
+DROP OWNED BY regress_crypto_user;
 DROP ROLE regress_crypto_user;
 DROP EXTENSION profile_guard CASCADE;

@@ -84,6 +84,7 @@
 #define ENVELOPE_HEADER_LEN (ENVELOPE_TAG_OFF + GCM_TAG_LEN)	/* 32 */
 #define TEXT_PREFIX			"pgt1:"
 #define TEXT_PREFIX_LEN		5
+#define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
 
 #define WRAP_VERSION		0x01
 #define WRAP_AAD_MAGIC		"PGK"
@@ -1013,7 +1014,7 @@ parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
 		char	   *decoded;
 		int			b64len = len - TEXT_PREFIX_LEN;
 
-		if (len < TEXT_PREFIX_LEN + pg_b64_enc_len(ENVELOPE_HEADER_LEN) ||
+		if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
 			memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
 			return ENV_NOT_OURS;
 		decoded = palloc(pg_b64_dec_len(b64len) + 1);
@@ -1105,7 +1106,7 @@ pg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char 
 
 	envlen = (uint64) ENVELOPE_HEADER_LEN + plainlen;
 	storedlen = typid == BYTEAOID ? envlen :
-		TEXT_PREFIX_LEN + 4 * ((envlen + 2) / 3);
+		TEXT_PREFIX_LEN + BASE64_LEN(envlen);
 	if (storedlen + VARHDRSZ + 1 > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

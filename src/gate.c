@@ -116,7 +116,7 @@ make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
 	FuncExpr   *f;
 
 	f = makeFuncExpr(ctx->row_mask_fn, var->vartype,
-					 list_make2(var, makeConst(OIDOID, -1, InvalidOid, 4,
+					 list_make2(var, makeConst(REGCLASSOID, -1, InvalidOid, 4,
 											   ObjectIdGetDatum(grel->relid), false, true)),
 					 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 	f->location = var->location;
@@ -251,7 +251,7 @@ gate_query(Query *query, GateContext *ctx)
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
 				continue;
-			relid = makeConst(OIDOID, -1, InvalidOid, 4,
+			relid = makeConst(REGCLASSOID, -1, InvalidOid, 4,
 							  ObjectIdGetDatum(grel->relid), false, true);
 			if (grel->tag_attnum != InvalidAttrNumber)
 				gate = makeFuncExpr(ctx->tag_row_gate_fn, BOOLOID,

@@ -24,7 +24,7 @@ CREATE FUNCTION minor_age()
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-	SELECT coalesce(pg_catalog.nullif(pg_catalog.current_setting('profile_guard.minor_age', true), '')::integer, 18)
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.minor_age', true), '')::integer, 18)
 $$;
 
 /*

@@ -151,7 +151,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	SELECT string_agg(regexp_replace(_lexicon_normalise(pt.term),
-									 '([][.^$*+?(){}|\\])', '\\\1', 'g'),
+									 '([.^$*+?(){}|\[\]\\])', '\\\1', 'g'),
 					  '|' ORDER BY length(pt.term) DESC, pt.term)
 	INTO words
 	FROM prohibited_term pt

@@ -1,0 +1,343 @@
+/*
+ * 60_consent.sql — subjects and the consent ledger: registration, grants
+ * and withdrawals (§7.1 b–d, §9 b, §9 h), tag blocks and marketing opt-out
+ * (§9 a 5–6, §9 d), erasure requests (§10).  The ledger is append-only.
+ */
+
+-- A registered subject, or an error (22004 for NULL, 42704 unknown).
+CREATE FUNCTION _get_subject(p_subject text, p_for_update boolean DEFAULT false)
+RETURNS subject
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	s	subject;
+BEGIN
+	IF p_subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. ''42''.';
+	END IF;
+	IF p_for_update THEN
+		SELECT * INTO s FROM subject x WHERE x.subject = p_subject FOR UPDATE;
+	ELSE
+		SELECT * INTO s FROM subject x WHERE x.subject = p_subject;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered.', left(p_subject, 200)),
+			HINT = format('Call profile_guard.register_subject(%L) first.', left(p_subject, 200));
+	END IF;
+	RETURN s;
+END
+$$;
+REVOKE ALL ON FUNCTION _get_subject(text, boolean) FROM PUBLIC;
+
+-- A defined tag by exact name, or an error.
+CREATE FUNCTION _require_tag(p_tag text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	IF p_tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass a tag name such as ''interest.sports''.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = p_tag) THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			HINT = 'See profile_guard.tag for the defined tags.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _require_tag(text) FROM PUBLIC;
+
+/*
+ * register_subject(subject, birth_date): register a subject, or record a
+ * (new) birth date.  A NULL birth date on re-registration keeps the known
+ * one: forgetting a birth date would lift the protection of minors.
+ */
+CREATE FUNCTION register_subject(subject text, birth_date date DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	p_subject	text := subject;
+	p_birth		date := birth_date;
+	old			record;
+BEGIN
+	IF p_subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
+	END IF;
+	IF length(p_subject) NOT BETWEEN 1 AND 200 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid subject identifier',
+			DETAIL = 'A subject identifier is 1 to 200 characters long.',
+			HINT = 'Pass the value of the guarded tables'' subject column as text.';
+	END IF;
+	IF p_birth > current_date THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'birth date is in the future',
+			DETAIL = format('The birth date given for subject "%s" is later than today.', p_subject),
+			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
+	END IF;
+
+	SELECT * INTO old FROM subject x WHERE x.subject = p_subject FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO subject (subject, birth_date) VALUES (p_subject, p_birth);
+		INSERT INTO subject_event (subject, event) VALUES (p_subject, 'registered');
+	ELSIF p_birth IS NOT NULL AND old.birth_date IS DISTINCT FROM p_birth THEN
+		UPDATE subject x SET birth_date = p_birth WHERE x.subject = p_subject;
+		INSERT INTO subject_event (subject, event) VALUES (p_subject, 'birth_date');
+	ELSE
+		RETURN;		-- nothing changes
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION register_subject(text, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION register_subject(text, date) TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * grant_consent(subject, purpose, tags, separate, guardian, expires_at)
+ * RETURNS consent_id: the subject consents to the purpose's CURRENT version
+ * using the listed tags (names or "prefix.*").
+ */
+CREATE FUNCTION grant_consent(subject text, purpose text, tags text[],
+							  separate boolean DEFAULT false, guardian boolean DEFAULT false,
+							  expires_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	s			profile_guard.subject := _get_subject(subject);
+	pu			profile_guard.purpose := _get_purpose(purpose);
+	p_tags		text[] := tags;
+	p_separate	boolean := separate;
+	p_guardian	boolean := guardian;
+	p_expires	timestamptz := expires_at;
+	id			bigint;
+BEGIN
+	PERFORM _refuse_retired(pu);
+	IF p_tags IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tags must not be null',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
+			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
+						  s.subject, pu.purpose);
+	END IF;
+	IF p_separate IS NULL OR p_guardian IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'separate and guardian must not be null',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
+			HINT = 'Omit them for false.';
+	END IF;
+	IF p_expires IS NOT NULL AND p_expires <= now() THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'consent expiry must be in the future',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
+			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
+	END IF;
+	p_tags := _check_tag_list(p_tags, format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
+
+	-- the purpose row is locked so that its version cannot change under us
+	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
+	INSERT INTO consent (subject, purpose, purpose_version, action, tags, separate,
+						 guardian, expires_at)
+	SELECT s.subject, x.purpose, x.version, 'grant', p_tags, p_separate, p_guardian, p_expires
+	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
+	RETURNING consent_id INTO id;
+	PERFORM _policy_changed();
+	RETURN id;
+END
+$$;
+REVOKE ALL ON FUNCTION grant_consent(text, text, text[], boolean, boolean, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION grant_consent(text, text, text[], boolean, boolean, timestamptz)
+	TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * withdraw_consent(subject, purpose, tags) RETURNS consent_id: a withdrawal
+ * of the listed tags (NULL: all) is appended to the ledger.  Withdrawing is
+ * always possible, from a retired purpose too.
+ */
+CREATE FUNCTION withdraw_consent(subject text, purpose text, tags text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	s		profile_guard.subject := _get_subject(subject);
+	pu		profile_guard.purpose := _get_purpose(purpose);
+	p_tags	text[] := tags;
+	id		bigint;
+BEGIN
+	p_tags := _check_tag_list(p_tags, format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
+	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
+	INSERT INTO consent (subject, purpose, purpose_version, action, tags)
+	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags
+	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
+	RETURNING consent_id INTO id;
+	PERFORM _policy_changed();
+	RETURN id;
+END
+$$;
+REVOKE ALL ON FUNCTION withdraw_consent(text, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION withdraw_consent(text, text, text[]) TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * block_tag(subject, tag), unblock_tag(subject, tag): the subject stops (or
+ * resumes) the use of one tag for every purpose.  Repeating is a no-op.
+ */
+CREATE FUNCTION block_tag(subject text, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	s		profile_guard.subject := _get_subject(subject, true);
+	p_tag	text := tag;
+BEGIN
+	PERFORM _require_tag(p_tag);
+	INSERT INTO tag_block (subject, tag) VALUES (s.subject, p_tag) ON CONFLICT DO NOTHING;
+	IF FOUND THEN
+		INSERT INTO subject_event (subject, event, tag) VALUES (s.subject, 'block', p_tag);
+		PERFORM _policy_changed();
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION block_tag(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION block_tag(text, text) TO profile_guard_consent, profile_guard_admin;
+
+CREATE FUNCTION unblock_tag(subject text, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	s		profile_guard.subject := _get_subject(subject, true);
+	p_tag	text := tag;
+BEGIN
+	PERFORM _require_tag(p_tag);
+	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = p_tag;
+	IF FOUND THEN
+		INSERT INTO subject_event (subject, event, tag) VALUES (s.subject, 'unblock', p_tag);
+		PERFORM _policy_changed();
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION unblock_tag(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION unblock_tag(text, text) TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * opt_out(subject), opt_in(subject): personalised marketing off / on for
+ * every marketing purpose at once.  Repeating is a no-op.
+ */
+CREATE FUNCTION opt_out(subject text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(subject, true);
+BEGIN
+	IF NOT s.opted_out THEN
+		UPDATE profile_guard.subject x SET opted_out = true WHERE x.subject = s.subject;
+		INSERT INTO subject_event (subject, event) VALUES (s.subject, 'opt_out');
+		PERFORM _policy_changed();
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION opt_out(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION opt_out(text) TO profile_guard_consent, profile_guard_admin;
+
+CREATE FUNCTION opt_in(subject text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(subject, true);
+BEGIN
+	IF s.opted_out THEN
+		UPDATE profile_guard.subject x SET opted_out = false WHERE x.subject = s.subject;
+		INSERT INTO subject_event (subject, event) VALUES (s.subject, 'opt_in');
+		PERFORM _policy_changed();
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION opt_in(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION opt_in(text) TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * request_erasure(subject) RETURNS request_id: the subject asks for erasure
+ * (§10).  Use stops at once (tag_state: "erasure requested"); the physical
+ * erasure is done by the sweep.  While a request is pending, asking again
+ * returns the pending request.
+ */
+CREATE FUNCTION request_erasure(subject text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(subject, true);
+	id	bigint;
+BEGIN
+	SELECT r.request_id INTO id FROM erasure_request r
+	WHERE r.subject = s.subject AND r.completed_at IS NULL
+	ORDER BY r.request_id LIMIT 1;
+	IF FOUND THEN
+		RETURN id;
+	END IF;
+	INSERT INTO erasure_request (subject) VALUES (s.subject) RETURNING request_id INTO id;
+	UPDATE profile_guard.subject x SET erasure_requested_at = now()
+	WHERE x.subject = s.subject AND x.erasure_requested_at IS NULL;
+	INSERT INTO subject_event (subject, event) VALUES (s.subject, 'erasure_requested');
+	PERFORM _policy_changed();
+	RETURN id;
+END
+$$;
+REVOKE ALL ON FUNCTION request_erasure(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION request_erasure(text) TO profile_guard_consent, profile_guard_admin;
+
+/*
+ * The consent ledger is append-only: updates, deletes and truncation are
+ * refused, except for the erasure engine, which sets
+ * profile_guard.internal_erasure = on for its own transaction.
+ */
+CREATE FUNCTION _consent_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	IF current_setting('profile_guard.internal_erasure', true) = 'on' THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	RAISE EXCEPTION USING ERRCODE = '55000',
+		MESSAGE = 'the consent ledger is append-only',
+		DETAIL = format('%s on profile_guard.consent is not allowed; a withdrawal is a new row.', TG_OP),
+		HINT = 'Call profile_guard.withdraw_consent(subject, purpose, tags) or profile_guard.request_erasure(subject).';
+END
+$$;
+REVOKE ALL ON FUNCTION _consent_append_only() FROM PUBLIC;
+
+CREATE TRIGGER consent_append_only
+	BEFORE UPDATE OR DELETE ON consent
+	FOR EACH ROW EXECUTE FUNCTION _consent_append_only();
+CREATE TRIGGER consent_no_truncate
+	BEFORE TRUNCATE ON consent
+	FOR EACH STATEMENT EXECUTE FUNCTION _consent_append_only();
