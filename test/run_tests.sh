@@ -24,6 +24,9 @@ failures=()
 
 pg_cluster_start test || exit 1
 trap 'pg_cluster_stop' EXIT
+for db in regress_profile_guard regress_profile_guard_iso; do
+	"$PGBIN/psql" -X -q -c "CREATE DATABASE $db" postgres || exit 1
+done
 
 count_pg_regress() {
 	# pg_regress ends with "All N tests passed." or "M of N tests failed."
