@@ -6,6 +6,7 @@ OBJS = \
 	src/consent_cache.o \
 	src/gate.o \
 	src/gate_exec.o \
+	src/collect.o \
 	src/crypto.o
 
 EXTENSION = profile_guard

@@ -345,6 +345,48 @@ pg_tag_id_lookup(const char *name, int len)
 	return ti ? ti->tag_id : -1;
 }
 
+/* Is the tag with this id sensitive?  Unknown ids count as sensitive. */
+bool
+pg_tag_is_sensitive(int tag_id)
+{
+	HASH_SEQ_STATUS status;
+	TagInfo    *ti;
+
+	if (Tags == NULL)
+		return true;
+	hash_seq_init(&status, Tags);
+	while ((ti = hash_seq_search(&status)) != NULL)
+	{
+		if (ti->tag_id == tag_id)
+		{
+			hash_seq_term(&status);
+			return ti->sensitive;
+		}
+	}
+	return true;
+}
+
+/* The name of the tag with this id, or NULL. */
+const char *
+pg_tag_name(int tag_id)
+{
+	HASH_SEQ_STATUS status;
+	TagInfo    *ti;
+
+	if (Tags == NULL)
+		return NULL;
+	hash_seq_init(&status, Tags);
+	while ((ti = hash_seq_search(&status)) != NULL)
+	{
+		if (ti->tag_id == tag_id)
+		{
+			hash_seq_term(&status);
+			return ti->tag;
+		}
+	}
+	return NULL;
+}
+
 const GuardedColumn *
 pg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
 {

@@ -89,6 +89,7 @@ struct PurposeState
 };
 
 #define MAX_CACHED_PURPOSES 4
+#define COLLECT_PURPOSE "*"	/* pseudo-purpose: union of those in force */
 
 static MemoryContext ConsentCacheContext = NULL;
 static PurposeState *Purposes[MAX_CACHED_PURPOSES];
@@ -238,7 +239,8 @@ find_or_create_purpose(const char *name)
 	ps = MemoryContextAllocZero(cxt, sizeof(PurposeState));
 	ps->cxt = cxt;
 	strlcpy(ps->name, name, sizeof(ps->name));
-	load_definition(ps);
+	if (strcmp(name, COLLECT_PURPOSE) != 0)
+		load_definition(ps);
 	memmove(&Purposes[1], &Purposes[0], sizeof(PurposeState *) * NPurposes);
 	Purposes[0] = ps;
 	NPurposes++;
@@ -446,6 +448,15 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 	"SELECT s.subject, array_agg(s.tag_id) FILTER (WHERE s.effective), min(s.valid_until)" \
 	"  FROM profile_guard.tag_state($1, $2, false) s GROUP BY s.subject"
 
+/* what may be collected: tags effective for any purpose in force ($1 unused) */
+#define COLLECT_QUERY \
+	"SELECT s.subject, array_agg(DISTINCT s.tag_id) FILTER (WHERE s.effective), min(s.valid_until)" \
+	"  FROM profile_guard.purpose p" \
+	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, $2, false) s" \
+	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
+
+#define QUERY_FOR(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0 ? COLLECT_QUERY : SUBJECTS_QUERY)
+
 static void
 load_subjects(PurposeState *ps)
 {
@@ -467,7 +478,7 @@ load_subjects(PurposeState *ps)
 	{
 		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-		plan = SPI_prepare(SUBJECTS_QUERY, 2, argtypes);
+		plan = SPI_prepare(QUERY_FOR(ps), 2, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare consent query: %s",
 				 SPI_result_code_string(SPI_result));
@@ -528,7 +539,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 	{
 		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-		rc = SPI_execute_with_args(SUBJECTS_QUERY, 2, argtypes, args, NULL, true, 0);
+		rc = SPI_execute_with_args(QUERY_FOR(ps), 2, argtypes, args, NULL, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read consent: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
@@ -552,6 +563,30 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
  * Text form of a subject datum, without allocation for the common types.
  * 'buf' must hold at least MAXINT8LEN + 1 bytes.
  */
+static SubjectKey subject_key(Datum subject, Oid typid, char *buf);
+
+/* the subject as text, as consents name it (palloc'd) */
+char *
+pg_subject_text(Datum subject, Oid typid)
+{
+	char		buf[MAXINT8LEN + 1];
+	SubjectKey	k = subject_key(subject, typid, buf);
+
+	return pnstrdup(k.data, k.len);
+}
+
+/*
+ * May a tag be collected for a subject?  Rule 6: only when some purpose in
+ * force has an effective consent covering it.
+ */
+bool
+pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id)
+{
+	PurposeState *ps = find_or_create_purpose(COLLECT_PURPOSE);
+
+	return pg_subject_tag_visible(ps, subject, typid, tag_id);
+}
+
 static SubjectKey
 subject_key(Datum subject, Oid typid, char *buf)
 {

@@ -426,16 +426,20 @@ run_key_command(const char *command, uint8 *key)
 	n = fread(buf, 1, sizeof(buf), f);
 	rc = ClosePipeStream(f);
 
-	ok = rc == 0 && n < sizeof(buf) && parse_hex_key(buf, n, key);
+	ok = n < sizeof(buf) && parse_hex_key(buf, n, key);
 	explicit_bzero(buf, sizeof(buf));
 
-	if (rc != 0)
+	/* too much output kills the command with SIGPIPE: report the output */
+	if (rc != 0 && n < sizeof(buf))
+	{
+		explicit_bzero(key, KEY_LEN);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("the master key command failed"),
-				 rc == -1 ? errdetail("could not close the pipe: %m") :
+				 rc == -1 ? errdetail("Could not close the pipe to the command: %m.") :
 				 errdetail_internal("%s", wait_result_to_str(rc)),
 				 errhint("Check the setting profile_guard.master_key_command.")));
+	}
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),

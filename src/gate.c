@@ -33,6 +33,7 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -52,6 +53,7 @@ typedef struct GateContext
 	Oid			row_gate_fn;
 	Oid			tag_row_gate_fn;
 	Oid			cell_gate_fn;
+	Oid			sensitive_cell_gate_fn;
 	Oid			row_mask_fn;
 } GateContext;
 
@@ -100,12 +102,24 @@ make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
 	FuncExpr   *f;
 	List	   *args;
 
-	args = list_make3(subject_var(var, grel, var->varno),
+	args = list_make2(subject_var(var, grel, var->varno),
 					  makeConst(INT4OID, -1, InvalidOid, 4,
-								Int32GetDatum(col->tag_id), false, true),
-					  var);
-	f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
-					 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+								Int32GetDatum(col->tag_id), false, true));
+	if (col->sensitive)
+	{
+		/* stored as ciphertext: the gate decrypts what it may show */
+		args = lappend(args, makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
+									   CStringGetTextDatum(col->tag), false, false));
+		args = lappend(args, var);
+		f = makeFuncExpr(ctx->sensitive_cell_gate_fn, var->vartype, args,
+						 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+	}
+	else
+	{
+		args = lappend(args, var);
+		f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
+						 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+	}
 	f->location = var->location;
 	return (Node *) f;
 }
@@ -300,11 +314,13 @@ profile_guard_planner(Query *parse, const char *query_string,
 			Oid			tag_row_args[3] = {ANYOID, TEXTOID, OIDOID};
 			Oid			cell_args[3] = {ANYOID, INT4OID, ANYELEMENTOID};
 			Oid			mask_args[2] = {ANYELEMENTOID, OIDOID};
+			Oid			sensitive_args[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
 
 			ctx.row_gate_fn = gate_function("_row_gate", 2, row_args);
 			ctx.tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args);
 			ctx.cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
 			ctx.row_mask_fn = gate_function("_row_mask", 2, mask_args);
+			ctx.sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
 		}
 		ctx.touched = true;
 		gate_query(parse, &ctx);

@@ -16,6 +16,7 @@
 
 #include "access/htup_details.h"
 #include "fmgr.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -23,11 +24,24 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "crypto.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_row_gate);
 PG_FUNCTION_INFO_V1(profile_guard_tag_row_gate);
 PG_FUNCTION_INFO_V1(profile_guard_cell_gate);
 PG_FUNCTION_INFO_V1(profile_guard_row_mask);
+PG_FUNCTION_INFO_V1(profile_guard_sensitive_cell_gate);
+
+/* decrypt a stored sensitive value that is our ciphertext */
+static Datum
+decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
+{
+	if (typid != TEXTOID && typid != BYTEAOID)
+		return stored;
+	if (pg_crypto_classify_datum(stored, typid, subject, tag) == CT_PLAINTEXT)
+		return stored;
+	return pg_crypto_decrypt_datum(stored, typid, subject, tag);
+}
 
 /* the subject argument is "any": remember its type per call site */
 static Oid
@@ -94,6 +108,40 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 }
 
 /*
+ * _sensitive_cell_gate(subject, tag_id, tag, stored): the decrypted value
+ * when the purpose may see it, else NULL.  Stored values that are not our
+ * ciphertext (written before classify, or by a superuser with triggers
+ * off) are served as they are: nothing to decrypt.
+ */
+Datum
+profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
+{
+	PurposeState *ps;
+	Oid			typid;
+	Datum		subject;
+	char	   *subject_text;
+	char	   *tag;
+	Datum		stored;
+
+	if (PG_ARGISNULL(3) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	stored = PG_GETARG_DATUM(3);
+	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	if (ps == NULL)
+		PG_RETURN_DATUM(stored);	/* bypass: the raw ciphertext */
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	typid = subject_type(fcinfo);
+	subject = PG_GETARG_DATUM(0);
+	if (!pg_subject_tag_visible(ps, subject, typid, PG_GETARG_INT32(1)))
+		PG_RETURN_NULL();
+	subject_text = pg_subject_text(subject, typid);
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	PG_RETURN_DATUM(decrypt_cell(stored, get_fn_expr_argtype(fcinfo->flinfo, 3),
+								 subject_text, tag));
+}
+
+/*
  * _row_mask(row, relid): the row with every tag cell the purpose may not see
  * set to NULL.  The row has the relation's own row type, so attribute
  * numbers (dropped columns included) are the relation's.
@@ -142,6 +190,10 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		if (subject_null ||
 			!pg_subject_tag_visible(ps, subject, subject_typid, grel->columns[i].tag_id))
 			nulls[off] = true;
+		else if (grel->columns[i].sensitive)
+			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
+									   pg_subject_text(subject, subject_typid),
+									   grel->columns[i].tag);
 	}
 	result = heap_form_tuple(desc, values, nulls);
 	ReleaseTupleDesc(desc);

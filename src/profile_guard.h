@@ -69,6 +69,8 @@ extern GuardedRelation *pg_guarded_relation(Oid relid);
 extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
 extern int	pg_tag_id_lookup(const char *name, int len);
+extern bool pg_tag_is_sensitive(int tag_id);
+extern const char *pg_tag_name(int tag_id);
 extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */

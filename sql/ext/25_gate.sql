@@ -25,3 +25,14 @@ CREATE FUNCTION _row_mask(r anyelement, relid oid)
 RETURNS anyelement
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'profile_guard_row_mask';
+
+CREATE FUNCTION _sensitive_cell_gate(subject "any", tag_id integer, tag text, value anyelement)
+RETURNS anyelement
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'profile_guard_sensitive_cell_gate';
+
+-- the write path's trigger (src/collect.c), installed by protect()
+CREATE FUNCTION _collect()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'profile_guard_collect';

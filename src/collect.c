@@ -1,0 +1,274 @@
+/*-------------------------------------------------------------------------
+ *
+ * collect.c
+ *	  The write path: the row trigger that protect() installs on guarded
+ *	  tables.  Before a row reaches the heap it
+ *	    - refuses tag values collected without consent (rule 6): a subject
+ *	      needs an effective consent covering the tag for some purpose in
+ *	      force (sensitive tags: separate; under 14: guardian; derived:
+ *	      every source),
+ *	    - refuses long-shape tag rows naming an undefined tag or carrying a
+ *	      prohibited value (rule 13), and
+ *	    - encrypts sensitive values, recognising values that already are our
+ *	      ciphertext for this subject and tag (a restore, an unchanged
+ *	      rewrite) and refusing ciphertext copied from elsewhere.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "profile_guard.h"
+#include "consent_cache.h"
+#include "crypto.h"
+
+PG_FUNCTION_INFO_V1(profile_guard_collect);
+
+/* names for messages: the tag, the subject and the purposes that could cover it */
+static void
+refuse_uncollectable(Relation rel, const char *subject, const char *tag)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("no consent to collect tag \"%s\" for subject \"%s\"", tag, subject),
+			 errdetail("Table \"%s\": no purpose in force has an effective consent of subject \"%s\" covering tag \"%s\" (sensitive tags need separate consent, children under 14 guardian consent, derived tags consent to every source).",
+					   RelationGetRelationName(rel), subject, tag),
+			 errhint("Record the subject's consent first, e.g. SELECT profile_guard.grant_consent('%s', '<purpose>', ARRAY['%s']); the purposes that list the tag are in profile_guard.purpose.",
+					 subject, tag)));
+}
+
+/* rule 13 for long-shape values: the lexicon lives in SQL */
+static void
+check_value_lexicon(Datum value, Oid typid)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	Oid			out;
+	bool		isvarlena;
+	int			rc;
+
+	getTypeOutputInfo(typid, &out, &isvarlena);
+	args[0] = CStringGetTextDatum("tag value");
+	args[1] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args("SELECT profile_guard.check_prohibited($1, $2)",
+							   2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
+	SPI_finish();
+}
+
+/*
+ * One tag value of a row: check and, for sensitive tags, encrypt.  Returns
+ * the datum to store.  'old' is the value the row had (UPDATE), if any.
+ */
+static Datum
+collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject_text,
+			  int tag_id, const char *tag, bool sensitive,
+			  Datum value, Form_pg_attribute att, bool has_old, Datum old)
+{
+	/* a rewrite of the row that leaves the value alone collects nothing */
+	if (has_old && datumIsEqual(value, old, att->attbyval, att->attlen))
+		return value;
+
+	if (sensitive)
+	{
+		switch (pg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
+		{
+			case CT_OURS:
+				/* already encrypted for this subject and tag: a restore */
+				return value;
+			case CT_FOREIGN:
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("ciphertext for tag \"%s\" does not belong to subject \"%s\"",
+								tag, subject_text),
+						 errdetail("Table \"%s\", column \"%s\": the value is an encrypted value of another subject, tag or key; copying ciphertext between rows or columns is refused.",
+								   RelationGetRelationName(rel), NameStr(att->attname)),
+						 errhint("Write the plaintext value; it is encrypted on the way in.")));
+				break;
+			case CT_PLAINTEXT:
+				break;
+		}
+	}
+
+	if (!pg_subject_tag_collectable(subject, subject_type, tag_id))
+		refuse_uncollectable(rel, subject_text, tag);
+
+	if (sensitive)
+		return pg_crypto_encrypt_datum(value, att->atttypid, subject_text, tag);
+	return value;
+}
+
+Datum
+profile_guard_collect(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	HeapTuple	oldtup = NULL;
+	GuardedRelation *grel;
+	Datum		subject;
+	bool		isnull;
+	char	   *subject_text;
+	Datum	   *replvalues;
+	bool	   *replnulls;
+	bool	   *repl;
+	bool		changed = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s can only be called as a trigger", "profile_guard._collect()")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "profile_guard._collect() must be fired BEFORE, FOR EACH ROW");
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		newtup = trigdata->tg_newtuple;
+		oldtup = trigdata->tg_trigtuple;
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	grel = pg_guarded_relation(RelationGetRelid(rel));
+	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
+		return PointerGetDatum(newtup);
+
+	subject = heap_getattr(newtup, grel->subject_attnum, desc, &isnull);
+	replvalues = palloc0(sizeof(Datum) * desc->natts);
+	replnulls = palloc0(sizeof(bool) * desc->natts);
+	repl = palloc0(sizeof(bool) * desc->natts);
+
+	if (grel->tag_attnum == InvalidAttrNumber)
+	{
+		/* wide shape: every classified column that holds a value */
+		for (int i = 0; i < grel->ncolumns; i++)
+		{
+			const GuardedColumn *col = &grel->columns[i];
+			Form_pg_attribute att = TupleDescAttr(desc, col->attnum - 1);
+			Datum		value;
+			Datum		old = (Datum) 0;
+			bool		has_old = false;
+			Datum		stored;
+
+			value = heap_getattr(newtup, col->attnum, desc, &isnull);
+			if (isnull)
+				continue;
+			if (oldtup)
+			{
+				bool		oldnull;
+
+				old = heap_getattr(oldtup, col->attnum, desc, &oldnull);
+				has_old = !oldnull;
+			}
+			if (heap_attisnull(newtup, grel->subject_attnum, desc))
+				ereport(ERROR,
+						(errcode(ERRCODE_NOT_NULL_VIOLATION),
+						 errmsg("tag \"%s\" collected for no subject", col->tag),
+						 errdetail("Table \"%s\": the subject column is NULL in a row that holds a tag value.",
+								   RelationGetRelationName(rel)),
+						 errhint("Every row with tag values must name its subject.")));
+			subject_text = pg_subject_text(subject, grel->subject_type);
+			stored = collect_value(rel, subject, grel->subject_type, subject_text,
+								   col->tag_id, col->tag, col->sensitive,
+								   value, att, has_old, old);
+			if (stored != value)
+			{
+				replvalues[col->attnum - 1] = stored;
+				repl[col->attnum - 1] = true;
+				changed = true;
+			}
+		}
+	}
+	else
+	{
+		/* long shape: one tag row */
+		Datum		tagname = heap_getattr(newtup, grel->tag_attnum, desc, &isnull);
+		text	   *tagtext;
+		int			tag_id;
+		char	   *tag;
+		Form_pg_attribute att = TupleDescAttr(desc, grel->value_attnum - 1);
+		Datum		value;
+		Datum		old = (Datum) 0;
+		bool		has_old = false;
+		Datum		stored;
+		bool		sensitive;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("tag row names no tag"),
+					 errdetail("Table \"%s\": the tag column is NULL.", RelationGetRelationName(rel))));
+		tagtext = DatumGetTextPP(tagname);
+		tag = text_to_cstring(tagtext);
+		tag_id = pg_tag_id_lookup(VARDATA_ANY(tagtext), VARSIZE_ANY_EXHDR(tagtext));
+		if (tag_id < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("tag \"%s\" does not exist", tag),
+					 errdetail("Table \"%s\" holds one row per tag; every tag must be defined.",
+							   RelationGetRelationName(rel)),
+					 errhint("Define it first: SELECT profile_guard.define_tag('%s', '<category>');", tag)));
+		if (heap_attisnull(newtup, grel->subject_attnum, desc))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("tag \"%s\" collected for no subject", tag),
+					 errdetail("Table \"%s\": the subject column is NULL.", RelationGetRelationName(rel)),
+					 errhint("Every tag row must name its subject.")));
+		subject_text = pg_subject_text(subject, grel->subject_type);
+		sensitive = pg_tag_is_sensitive(tag_id);
+
+		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
+		if (oldtup)
+		{
+			bool		oldnull;
+			Datum		oldtag = heap_getattr(oldtup, grel->tag_attnum, desc, &oldnull);
+
+			/* the old value counts only if the row still holds the same tag */
+			if (!oldnull && datumIsEqual(oldtag, tagname, false, -1))
+			{
+				old = heap_getattr(oldtup, grel->value_attnum, desc, &oldnull);
+				has_old = !oldnull;
+			}
+		}
+		if (isnull)
+		{
+			/* a tag row without a value still says the subject has the tag */
+			if (!pg_subject_tag_collectable(subject, grel->subject_type, tag_id))
+				refuse_uncollectable(rel, subject_text, tag);
+		}
+		else
+		{
+			if (!sensitive && !(has_old && datumIsEqual(value, old, att->attbyval, att->attlen)))
+				check_value_lexicon(value, att->atttypid);
+			stored = collect_value(rel, subject, grel->subject_type, subject_text,
+								   tag_id, tag, sensitive, value, att, has_old, old);
+			if (stored != value)
+			{
+				replvalues[grel->value_attnum - 1] = stored;
+				repl[grel->value_attnum - 1] = true;
+				changed = true;
+			}
+		}
+	}
+
+	if (changed)
+		newtup = heap_modify_tuple(newtup, desc, replvalues, replnulls, repl);
+	return PointerGetDatum(newtup);
+}
