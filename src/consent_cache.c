@@ -98,6 +98,13 @@ static bool PurposesStale = false;
 static uint64 CacheGeneration = 1;
 static Oid	ConsentRelid = InvalidOid;	/* our invalidation sentinel */
 
+/*
+ * A cache loaded under a transaction snapshot (REPEATABLE READ, SERIALIZABLE)
+ * may miss changes committed meanwhile, whose invalidations have already
+ * been consumed: such a cache lives only until the transaction ends.
+ */
+static bool FlushAtTransactionEnd = false;
+
 /* bypass memo, reset when pg_authid changes */
 static Oid	BypassMemoUser = InvalidOid;
 static bool BypassMemo = false;
@@ -175,9 +182,30 @@ authid_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 		Purposes[i]->validated_for = InvalidOid;
 }
 
+static void
+consent_xact_callback(XactEvent event, void *arg)
+{
+	if (FlushAtTransactionEnd &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE))
+	{
+		PurposesStale = true;
+		FlushAtTransactionEnd = false;
+	}
+}
+
+static void
+note_snapshot_scope(void)
+{
+	if (IsolationUsesXactSnapshot())
+		FlushAtTransactionEnd = true;
+}
+
 void
 pg_consent_cache_init(void)
 {
+	RegisterXactCallback(consent_xact_callback, NULL);
 	CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, authid_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, authid_syscache_callback, (Datum) 0);
@@ -256,6 +284,7 @@ load_definition(PurposeState *ps)
 	int			rc;
 
 	args[0] = CStringGetTextDatum(ps->name);
+	note_snapshot_scope();
 	become_owner(&oc);
 	PG_TRY();
 	{
@@ -473,6 +502,7 @@ load_subjects(PurposeState *ps)
 	args[0] = CStringGetTextDatum(ps->name);
 	args[1] = (Datum) 0;
 
+	note_snapshot_scope();
 	become_owner(&oc);
 	PG_TRY();
 	{
@@ -534,6 +564,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 
 	args[0] = CStringGetTextDatum(ps->name);
 	args[1] = PointerGetDatum(cstring_to_text_with_len(e->key.data, e->key.len));
+	note_snapshot_scope();
 	become_owner(&oc);
 	PG_TRY();
 	{

@@ -91,6 +91,7 @@
 #define WRAPPED_KEY_LEN		(1 + GCM_IV_LEN + GCM_TAG_LEN + KEY_LEN)	/* 61 */
 
 #define MAX_SUBJECT_CHARS	200
+#define MAX_CACHED_KEYS		65536	/* per backend, about 6 MB */
 #define SUBJECT_KEY_TABLE	"subject_key"
 
 /* size of the scratch buffer used to authenticate without keeping output */
@@ -780,7 +781,9 @@ master_key_mismatch(const char *subject, const char *fingerprint,
 
 /*
  * Read subject's row of subject_key (in SPI, as its owner).  On DK_FOUND the
- * unwrapped data key is in key.
+ * unwrapped data key is in key.  Each read takes a fresh snapshot, so a key
+ * another session has just committed is found; in parallel mode, where the
+ * command counter cannot advance, the statement's snapshot is used.
  */
 static DataKeyStatus
 read_data_key(const char *subject, uint8 *key)
@@ -801,7 +804,7 @@ read_data_key(const char *subject, uint8 *key)
 	rc = SPI_execute_with_args("SELECT wrapped_key, master_fingerprint"
 							   "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 							   " WHERE subject OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, args, NULL, false, 1);
+							   1, argtypes, args, NULL, IsInParallelMode(), 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data key: SPI error %d", rc);
 	if (SPI_processed == 0)
@@ -934,6 +937,10 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	 */
 	if (status == DK_FOUND && flushes == data_key_flushes)
 	{
+		/* bound the cache: start afresh rather than grow without limit */
+		if (DataKeyCache != NULL &&
+			hash_get_num_entries(DataKeyCache) >= MAX_CACHED_KEYS)
+			data_key_cache_flush();
 		data_key_cache_init();
 		entry = hash_search(DataKeyCache, hash, HASH_ENTER, NULL);
 		memcpy(entry->key, key, KEY_LEN);
