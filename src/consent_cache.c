@@ -357,9 +357,11 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 		ereport(ERROR,
 				(errcode(PGERR_NO_PURPOSE),
 				 errmsg("no purpose declared for reading profile tags"),
-				 OidIsValid(relid) ?
-				 errdetail("The statement reads tag \"%s\" of table \"%s\".",
-						   tag ? tag : "?", get_rel_name(relid)) : 0,
+				 !OidIsValid(relid) ? 0 :
+				 tag ? errdetail("The statement reads tag \"%s\" of table \"%s\".",
+								 tag, get_rel_name(relid)) :
+				 errdetail("The statement reads the tag rows of table \"%s\".",
+						   get_rel_name(relid)),
 				 errhint("Declare the purpose of the statement first, e.g. SET profile_guard.purpose = 'recommendation'.")));
 
 	ps = find_or_create_purpose(name);

@@ -576,8 +576,13 @@ unwrap_data_key(const uint8 *wrapped, int len, const char *subject,
 
 /* ---------- the data key cache */
 
+/*
+ * Wipe and drop every cached key.  forget_table: also look subject_key up
+ * again (it may have been dropped); entries are only ever added while its
+ * OID is known, so that its invalidations reach them.
+ */
 static void
-data_key_cache_flush(void)
+data_key_cache_flush(bool forget_table)
 {
 	if (DataKeyCache != NULL)
 	{
@@ -592,16 +597,18 @@ data_key_cache_flush(void)
 	}
 	n_provisional_keys = 0;
 	data_key_flushes++;
-	/* the table may have been dropped; look it up again */
-	subject_key_relid = InvalidOid;
-	subject_key_owner = InvalidOid;
+	if (forget_table)
+	{
+		subject_key_relid = InvalidOid;
+		subject_key_owner = InvalidOid;
+	}
 }
 
 static void
 data_key_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == subject_key_relid)
-		data_key_cache_flush();
+		data_key_cache_flush(true);
 }
 
 static void
@@ -940,7 +947,7 @@ get_data_key(const char *subject, bool create, uint8 *key)
 		/* bound the cache: start afresh rather than grow without limit */
 		if (DataKeyCache != NULL &&
 			hash_get_num_entries(DataKeyCache) >= MAX_CACHED_KEYS)
-			data_key_cache_flush();
+			data_key_cache_flush(false);
 		data_key_cache_init();
 		entry = hash_search(DataKeyCache, hash, HASH_ENTER, NULL);
 		memcpy(entry->key, key, KEY_LEN);

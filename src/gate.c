@@ -365,7 +365,7 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 			if (grel)
 			{
-				const char *tag = grel->ncolumns > 0 ? grel->columns[0].tag : "(tag rows)";
+				const char *tag = NULL;
 
 				for (int i = 0; i < grel->ncolumns; i++)
 				{

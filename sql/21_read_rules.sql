@@ -1,0 +1,100 @@
+-- Read path: the consent rules row by row, and the long (one row per tag) shape.
+CREATE EXTENSION profile_guard;
+SET client_min_messages = warning;
+CREATE ROLE regress_app LOGIN;
+
+DO $setup$ BEGIN
+PERFORM profile_guard.define_tag('interest.sports', 'preference');
+PERFORM profile_guard.define_tag('interest.music', 'preference');
+PERFORM profile_guard.define_tag('location.city', 'behavior');
+PERFORM profile_guard.define_purpose('recommendation', 'recommend content', ARRAY['interest.*']);
+PERFORM profile_guard.define_purpose('marketing', 'personalised ads', ARRAY['interest.*'], marketing => true);
+PERFORM profile_guard.define_purpose('credit_scoring', 'automated decisions', ARRAY['interest.*'], automated_decision => true);
+PERFORM profile_guard.allow_purpose('regress_app', p) FROM unnest(ARRAY['recommendation', 'marketing', 'credit_scoring']) p;
+END $setup$;
+
+-- long shape: one row per subject and tag
+CREATE TABLE tag_rows (subject text, tag text, value text, PRIMARY KEY (subject, tag));
+GRANT SELECT ON tag_rows TO regress_app;
+SELECT profile_guard.protect('tag_rows', 'subject', tag_column => 'tag', value_column => 'value');
+
+-- subjects: adult, minor (16), child (10), adult who asks for erasure
+DO $setup$ BEGIN
+PERFORM profile_guard.register_subject('adult', (current_date - interval '30 years')::date);
+PERFORM profile_guard.register_subject('minor', (current_date - interval '16 years')::date);
+PERFORM profile_guard.register_subject('child', (current_date - interval '10 years')::date);
+PERFORM profile_guard.register_subject('leaver');
+PERFORM profile_guard.grant_consent(s, 'recommendation', ARRAY['interest.*']) FROM unnest(ARRAY['adult', 'minor', 'leaver']) s;
+PERFORM profile_guard.grant_consent(s, 'marketing', ARRAY['interest.*']) FROM unnest(ARRAY['adult', 'minor']) s;
+PERFORM profile_guard.grant_consent(s, 'credit_scoring', ARRAY['interest.*']) FROM unnest(ARRAY['adult']) s;
+-- a child's consent counts only when separate and given by a guardian
+PERFORM profile_guard.grant_consent('child', 'recommendation', ARRAY['interest.sports'], separate => true);
+PERFORM profile_guard.grant_consent('child', 'recommendation', ARRAY['interest.music'], separate => true, guardian => true);
+END $setup$;
+
+INSERT INTO tag_rows VALUES
+	('adult', 'interest.sports', 'football'), ('adult', 'interest.music', 'jazz'),
+	('adult', 'location.city', 'beijing'),
+	('minor', 'interest.sports', 'tennis'), ('minor', 'interest.music', 'rock'),
+	('child', 'interest.sports', 'golf'), ('child', 'interest.music', 'pop'),
+	('leaver', 'interest.music', 'folk');
+
+SET ROLE regress_app;
+SELECT * FROM tag_rows;
+SELECT subject FROM tag_rows;
+SET profile_guard.purpose = 'recommendation';
+-- location.city is outside the purpose; the child's sports lacks a guardian
+SELECT * FROM tag_rows ORDER BY subject, tag;
+SELECT tag_rows FROM tag_rows WHERE value = 'beijing';
+SELECT count(*) FROM tag_rows WHERE tag = 'interest.sports' AND value = 'golf';
+-- marketing never sees minors (profile_guard.minor_age, default 18)
+SET profile_guard.purpose = 'marketing';
+SELECT * FROM tag_rows ORDER BY subject, tag;
+
+-- erasure requested: use stops at once
+RESET ROLE;
+SELECT profile_guard.request_erasure('leaver') > 0;
+SET ROLE regress_app;
+SET profile_guard.purpose = 'recommendation';
+SELECT * FROM tag_rows WHERE subject = 'leaver';
+
+-- redefining a purpose bumps its version: older consents stop counting
+RESET ROLE;
+SELECT profile_guard.define_purpose('recommendation', 'recommend content and products', ARRAY['interest.*']);
+SET ROLE regress_app;
+SELECT * FROM tag_rows ORDER BY subject, tag;
+RESET ROLE;
+SELECT profile_guard.grant_consent('adult', 'recommendation', ARRAY['interest.music']) > 0;
+SET ROLE regress_app;
+SELECT * FROM tag_rows ORDER BY subject, tag;
+
+-- automated decisions work once assessed
+SET profile_guard.purpose = 'credit_scoring';
+SELECT count(*) FROM tag_rows;
+RESET ROLE;
+SELECT profile_guard.record_assessment('credit_scoring', 'dpo@example.com', 'risks mitigated');
+SET ROLE regress_app;
+SELECT * FROM tag_rows ORDER BY subject, tag;
+
+-- a retired purpose cannot be used
+RESET ROLE;
+SELECT profile_guard.retire_purpose('marketing');
+SET ROLE regress_app;
+SET profile_guard.purpose = 'marketing';
+SELECT * FROM tag_rows;
+
+-- a purpose given as a role default
+RESET ROLE;
+ALTER ROLE regress_app SET profile_guard.purpose = 'recommendation';
+\c - regress_app
+SHOW profile_guard.purpose;
+SELECT count(*) FROM tag_rows WHERE value IS NOT NULL;
+\c - postgres
+ALTER ROLE regress_app RESET profile_guard.purpose;
+
+-- superusers see everything
+SELECT count(*) FROM tag_rows;
+
+DROP TABLE tag_rows;
+DROP EXTENSION profile_guard CASCADE;
+DROP ROLE regress_app;
