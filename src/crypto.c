@@ -788,12 +788,13 @@ master_key_mismatch(const char *subject, const char *fingerprint,
 
 /*
  * Read subject's row of subject_key (in SPI, as its owner).  On DK_FOUND the
- * unwrapped data key is in key.  Each read takes a fresh snapshot, so a key
+ * unwrapped data key is in key, and *own_xact tells whether the row was
+ * written by the current transaction (so that a rollback takes it away).  Each read takes a fresh snapshot, so a key
  * another session has just committed is found; in parallel mode, where the
  * command counter cannot advance, the statement's snapshot is used.
  */
 static DataKeyStatus
-read_data_key(const char *subject, uint8 *key)
+read_data_key(const char *subject, uint8 *key, bool *own_xact)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -808,7 +809,7 @@ read_data_key(const char *subject, uint8 *key)
 	const MasterKey *current;
 
 	args[0] = CStringGetTextDatum(subject);
-	rc = SPI_execute_with_args("SELECT wrapped_key, master_fingerprint"
+	rc = SPI_execute_with_args("SELECT wrapped_key, master_fingerprint, xmin"
 							   "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 							   " WHERE subject OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, args, NULL, IsInParallelMode(), 1);
@@ -819,6 +820,9 @@ read_data_key(const char *subject, uint8 *key)
 
 	tuple = SPI_tuptable->vals[0];
 	tupdesc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(tuple, tupdesc, 3, &isnull);
+	*own_xact = !isnull &&
+		TransactionIdIsCurrentTransactionId(DatumGetTransactionId(d));
 	d = SPI_getbinval(tuple, tupdesc, 1, &isnull);
 	if (isnull)
 		return DK_DESTROYED;
@@ -850,10 +854,10 @@ read_data_key(const char *subject, uint8 *key)
 /*
  * Make a data key for subject.  Two sessions may race: ON CONFLICT DO
  * NOTHING lets one win, and the loser reads the winner's key.  Sets
- * *created when ours was inserted.
+ * *own_xact when ours was inserted.
  */
 static DataKeyStatus
-create_data_key(const char *subject, uint8 *key, bool *created)
+create_data_key(const char *subject, uint8 *key, bool *own_xact)
 {
 	Oid			argtypes[3] = {TEXTOID, BYTEAOID, TEXTOID};
 	Datum		args[3];
@@ -878,14 +882,13 @@ create_data_key(const char *subject, uint8 *key, bool *created)
 		elog(ERROR, "could not store a data key: SPI error %d", rc);
 	if (SPI_processed == 1)
 	{
-		*created = true;
+		*own_xact = true;
 		return DK_FOUND;
 	}
 
 	/* another session created it first */
-	*created = false;
 	explicit_bzero(key, KEY_LEN);
-	status = read_data_key(subject, key);
+	status = read_data_key(subject, key, own_xact);
 	if (status == DK_MISSING)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -906,7 +909,7 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	DataKeyEntry *entry;
 	DataKeyStatus status;
 	uint64		flushes;
-	bool		created = false;
+	bool		own_xact = false;
 	Oid			save_userid;
 	int			save_sec_context;
 
@@ -926,9 +929,9 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	PG_TRY();
 	{
 		begin_key_access(&save_userid, &save_sec_context);
-		status = read_data_key(subject, key);
+		status = read_data_key(subject, key, &own_xact);
 		if (status == DK_MISSING && create)
-			status = create_data_key(subject, key, &created);
+			status = create_data_key(subject, key, &own_xact);
 		end_key_access(save_userid, save_sec_context);
 	}
 	PG_CATCH();
@@ -952,8 +955,13 @@ get_data_key(const char *subject, bool create, uint8 *key)
 		entry = hash_search(DataKeyCache, hash, HASH_ENTER, NULL);
 		memcpy(entry->key, key, KEY_LEN);
 		entry->create_subid = InvalidSubTransactionId;
-		if (created)
+		if (own_xact)
 		{
+			/*
+			 * Written by this transaction: forget it if the current
+			 * subtransaction aborts (it may be an ancestor that wrote it;
+			 * forgetting too early only costs a re-read).
+			 */
 			entry->create_subid = GetCurrentSubTransactionId();
 			n_provisional_keys++;
 		}

@@ -76,7 +76,8 @@ BEGIN
 		USING pg_attribute a
 		WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum
 		  AND a.attname = col
-		  AND a.attrelid IN (SELECT pt.relid FROM pg_partition_tree(tbl) pt);
+		  AND (a.attrelid = tbl
+			   OR a.attrelid IN (SELECT pt.relid FROM pg_partition_tree(tbl) pt));
 	END IF;
 END
 $$;
@@ -111,7 +112,7 @@ BEGIN
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
-	SELECT c.relkind, n.nspname INTO rel
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.oid = p_tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
@@ -120,12 +121,17 @@ BEGIN
 			DETAIL = format('Relation %s is not a table.', p_tbl),
 			HINT = 'Protect the table the view or foreign table reads from.';
 	END IF;
-	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema', 'pg_toast')
-	   OR rel.nspname LIKE 'pg_temp%' OR rel.nspname LIKE 'pg_toast_temp%' THEN
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
-			MESSAGE = 'catalog and temporary tables cannot be protected',
+			MESSAGE = 'catalog tables cannot be protected',
 			DETAIL = format('Table %s is in schema %s.', p_tbl, rel.nspname),
 			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', p_tbl),
+			HINT = 'Protect a permanent table.';
 	END IF;
 	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = p_tbl) THEN
 		RAISE EXCEPTION USING ERRCODE = '42710',
@@ -186,14 +192,57 @@ BEGIN
 		PERFORM _set_statistics(p_tbl, p_valcol, 0);
 	END IF;
 
-	-- WRITE PATH: install the collection triggers (consent check,
-	-- prohibited lexicon, encryption) on p_tbl here.
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption.  ENABLE ALWAYS: it fires in replica mode too.
+	EXECUTE format('CREATE TRIGGER profile_guard_collect BEFORE INSERT OR UPDATE ON %s'
+				   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', p_tbl);
+	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', p_tbl);
 
 	PERFORM _policy_changed(p_tbl);
 END
 $$;
 REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
+
+/*
+ * _encrypt_column / _decrypt_column: turn the stored values of a column into
+ * our ciphertext (classify of a sensitive tag) or back (declassify,
+ * unprotect).  tag_expr is a quoted tag name (wide shape) or the long
+ * shape's tag column.  Runs as the extension owner: no gate applies.
+ */
+CREATE FUNCTION _encrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	EXECUTE format('UPDATE %s SET %I = profile_guard._encrypt(%I::text, %s, %I)'
+				   ' WHERE %I IS NOT NULL AND profile_guard._ciphertext_kind(%I::text, %s, %I) = ''plaintext''',
+				   tbl, col, subject_col, tag_expr, col, col, subject_col, tag_expr, col);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _encrypt_column(regclass, name, name, text) FROM PUBLIC;
+
+CREATE FUNCTION _decrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	EXECUTE format('UPDATE %s SET %I = profile_guard._decrypt(%I::text, %s, %I)'
+				   ' WHERE %I IS NOT NULL AND profile_guard._ciphertext_kind(%I::text, %s, %I) = ''ours''',
+				   tbl, col, subject_col, tag_expr, col, col, subject_col, tag_expr, col);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _decrypt_column(regclass, name, name, text) FROM PUBLIC;
 
 /*
  * classify(tbl, column_name, tag): bind a column of a wide-shape guarded
@@ -257,11 +306,13 @@ BEGIN
 
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, p_col, p_tag);
 	PERFORM _set_statistics(g.relid, p_col, 0);
-
-	-- WRITE PATH: encrypt the existing plaintext of a sensitive column in
-	-- place here.
-
 	PERFORM _policy_changed(g.relid);
+
+	-- existing plaintext of a sensitive tag is encrypted in place (the
+	-- trigger, now aware of the classification, lets our ciphertext pass)
+	IF t.sensitivity = 'sensitive' THEN
+		PERFORM _encrypt_column(g.relid, g.subject_column, p_col, quote_literal(p_tag));
+	END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION classify(regclass, name, text) FROM PUBLIC;
@@ -279,6 +330,7 @@ AS $$
 DECLARE
 	g		guarded_table := _get_guarded(tbl, true);
 	p_col	name := column_name;
+	p_tag	text;
 BEGIN
 	IF p_col IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
@@ -293,12 +345,13 @@ BEGIN
 			HINT = 'See profile_guard.classified_column for the classified columns.';
 	END IF;
 
-	-- WRITE PATH: decrypt the column's ciphertext in place here (before the
-	-- classification row goes).
-
+	SELECT cc.tag INTO p_tag FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = p_col;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
 	PERFORM _set_statistics(g.relid, p_col, -1);
 	PERFORM _policy_changed(g.relid);
+	-- the column is plain data now: decrypt what was encrypted
+	PERFORM _decrypt_column(g.relid, g.subject_column, p_col, quote_literal(p_tag));
 END
 $$;
 REVOKE ALL ON FUNCTION declassify(regclass, name) FROM PUBLIC;
@@ -316,9 +369,12 @@ DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);
 	col		name;
 BEGIN
-	-- WRITE PATH: decrypt the sensitive columns in place and drop the
-	-- collection triggers here.
-
+	-- the catalog rows go first, so the trigger lets the decrypted values pass
+	CREATE TEMP TABLE IF NOT EXISTS pg_temp.profile_guard_unprotect (col name, tag text) ON COMMIT DROP;
+	INSERT INTO pg_temp.profile_guard_unprotect
+		SELECT cc.column_name, cc.tag FROM classified_column cc
+		JOIN tag t ON t.tag = cc.tag
+		WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
 	FOR col IN
 		SELECT cc.column_name FROM classified_column cc
 		WHERE cc.relid = g.relid ORDER BY cc.column_name
@@ -331,6 +387,13 @@ BEGIN
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
 	DELETE FROM guarded_table x WHERE x.relid = g.relid;
 	PERFORM _policy_changed(g.relid);
+	EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', g.relid);
+	PERFORM _decrypt_column(g.relid, g.subject_column, u.col, quote_literal(u.tag))
+	FROM pg_temp.profile_guard_unprotect u;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _decrypt_column(g.relid, g.subject_column, g.value_column, quote_ident(g.tag_column));
+	END IF;
+	DROP TABLE pg_temp.profile_guard_unprotect;
 END
 $$;
 REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;

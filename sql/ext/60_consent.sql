@@ -57,6 +57,10 @@ $$;
 REVOKE ALL ON FUNCTION _require_tag(text) FROM PUBLIC;
 
 /*
+ * Who recorded a row: these functions run as the extension owner, so
+ * current_user would always name the owner; the session user names the
+ * application or clerk that called.
+ *
  * register_subject(subject, birth_date): register a subject, or record a
  * (new) birth date.  A NULL birth date on re-registration keeps the known
  * one: forgetting a birth date would lift the protection of minors.
@@ -93,10 +97,10 @@ BEGIN
 	SELECT * INTO old FROM subject x WHERE x.subject = p_subject FOR UPDATE;
 	IF NOT FOUND THEN
 		INSERT INTO subject (subject, birth_date) VALUES (p_subject, p_birth);
-		INSERT INTO subject_event (subject, event) VALUES (p_subject, 'registered');
+		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'registered', session_user);
 	ELSIF p_birth IS NOT NULL AND old.birth_date IS DISTINCT FROM p_birth THEN
 		UPDATE subject x SET birth_date = p_birth WHERE x.subject = p_subject;
-		INSERT INTO subject_event (subject, event) VALUES (p_subject, 'birth_date');
+		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'birth_date', session_user);
 	ELSE
 		RETURN;		-- nothing changes
 	END IF;
@@ -153,8 +157,9 @@ BEGIN
 	-- the purpose row is locked so that its version cannot change under us
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
 	INSERT INTO consent (subject, purpose, purpose_version, action, tags, separate,
-						 guardian, expires_at)
-	SELECT s.subject, x.purpose, x.version, 'grant', p_tags, p_separate, p_guardian, p_expires
+						 guardian, expires_at, recorded_by)
+	SELECT s.subject, x.purpose, x.version, 'grant', p_tags, p_separate, p_guardian, p_expires,
+		   session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _policy_changed();
@@ -184,8 +189,8 @@ DECLARE
 BEGIN
 	p_tags := _check_tag_list(p_tags, format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
-	INSERT INTO consent (subject, purpose, purpose_version, action, tags)
-	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags
+	INSERT INTO consent (subject, purpose, purpose_version, action, tags, recorded_by)
+	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _policy_changed();
@@ -212,7 +217,7 @@ BEGIN
 	PERFORM _require_tag(p_tag);
 	INSERT INTO tag_block (subject, tag) VALUES (s.subject, p_tag) ON CONFLICT DO NOTHING;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag) VALUES (s.subject, 'block', p_tag);
+		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'block', p_tag, session_user);
 		PERFORM _policy_changed();
 	END IF;
 END
@@ -233,7 +238,7 @@ BEGIN
 	PERFORM _require_tag(p_tag);
 	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = p_tag;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag) VALUES (s.subject, 'unblock', p_tag);
+		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'unblock', p_tag, session_user);
 		PERFORM _policy_changed();
 	END IF;
 END
@@ -255,7 +260,7 @@ DECLARE
 BEGIN
 	IF NOT s.opted_out THEN
 		UPDATE profile_guard.subject x SET opted_out = true WHERE x.subject = s.subject;
-		INSERT INTO subject_event (subject, event) VALUES (s.subject, 'opt_out');
+		INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'opt_out', session_user);
 		PERFORM _policy_changed();
 	END IF;
 END
@@ -273,7 +278,7 @@ DECLARE
 BEGIN
 	IF s.opted_out THEN
 		UPDATE profile_guard.subject x SET opted_out = false WHERE x.subject = s.subject;
-		INSERT INTO subject_event (subject, event) VALUES (s.subject, 'opt_in');
+		INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'opt_in', session_user);
 		PERFORM _policy_changed();
 	END IF;
 END
@@ -305,7 +310,7 @@ BEGIN
 	INSERT INTO erasure_request (subject) VALUES (s.subject) RETURNING request_id INTO id;
 	UPDATE profile_guard.subject x SET erasure_requested_at = now()
 	WHERE x.subject = s.subject AND x.erasure_requested_at IS NULL;
-	INSERT INTO subject_event (subject, event) VALUES (s.subject, 'erasure_requested');
+	INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'erasure_requested', session_user);
 	PERFORM _policy_changed();
 	RETURN id;
 END
