@@ -1,0 +1,90 @@
+-- Write path: consent to collect, encryption of sensitive tags, no way around.
+CREATE EXTENSION profile_guard;
+SET client_min_messages = warning;
+CREATE ROLE regress_app LOGIN;
+DO $setup$ BEGIN
+PERFORM profile_guard.define_tag('interest.music', 'preference');
+PERFORM profile_guard.define_tag('health.condition', 'medical_health');
+PERFORM profile_guard.define_purpose('care', 'care plans', ARRAY['health.*', 'interest.*']);
+PERFORM profile_guard.allow_purpose('regress_app', 'care');
+PERFORM profile_guard.register_subject(s) FROM unnest(ARRAY['1', '2', '3', '7']) s;
+-- 1: separate consent to health; 2: health without separate consent; 3: music only
+PERFORM profile_guard.grant_consent('1', 'care', ARRAY['health.condition', 'interest.music'], separate => true);
+PERFORM profile_guard.grant_consent('2', 'care', ARRAY['health.condition', 'interest.music']);
+PERFORM profile_guard.grant_consent('3', 'care', ARRAY['interest.music']);
+PERFORM profile_guard.grant_consent('7', 'care', ARRAY['health.*'], separate => true);
+END $setup$;
+
+-- plaintext already in the column is encrypted by classify()
+CREATE TABLE patients (id int PRIMARY KEY, music text, health text);
+INSERT INTO patients VALUES (1, 'jazz', 'diabetes-type-2'), (3, 'rock', NULL);
+GRANT SELECT, INSERT, UPDATE ON patients TO regress_app;
+SELECT profile_guard.protect('patients', 'id');
+SELECT profile_guard.classify('patients', 'music', 'interest.music');
+SELECT profile_guard.classify('patients', 'health', 'health.condition');
+SELECT id, health LIKE 'pgt1:%' AS encrypted, position('diabetes' IN health) AS plaintext_at FROM patients ORDER BY id;
+
+-- collection needs consent: none for 2's health (not separate), none for 3's health
+INSERT INTO patients VALUES (2, 'pop', 'asthma-severe');
+INSERT INTO patients VALUES (3, 'rock', 'asthma-severe') ON CONFLICT (id) DO UPDATE SET health = excluded.health;
+UPDATE patients SET health = 'asthma-severe' WHERE id = 3;
+INSERT INTO patients VALUES (4, 'folk', NULL);
+INSERT INTO patients VALUES (2, 'pop', NULL);
+INSERT INTO patients VALUES (7, NULL, 'migraine-chronic');
+-- ON CONFLICT DO UPDATE goes through the same trigger
+INSERT INTO patients VALUES (1, 'blues', 'hypertension-stage-1') ON CONFLICT (id) DO UPDATE SET health = excluded.health, music = excluded.music;
+-- replica mode does not switch the trigger off
+SET session_replication_role = replica;
+INSERT INTO patients VALUES (5, 'punk', 'flu-seasonal');
+UPDATE patients SET health = 'flu-seasonal' WHERE id = 3;
+RESET session_replication_role;
+-- COPY FROM too
+COPY patients FROM STDIN;
+6	ska	\N
+\.
+SELECT id, music, health LIKE 'pgt1:%' AS encrypted FROM patients ORDER BY id;
+
+-- reads: decrypted for a consented purpose, NULL otherwise
+SET ROLE regress_app;
+SET profile_guard.purpose = 'care';
+SELECT id, music, health FROM patients ORDER BY id;
+SELECT p FROM patients p ORDER BY id;
+SELECT id FROM patients WHERE health = 'hypertension-stage-1';
+-- an unchanged rewrite of the row stores the same ciphertext, not a second layer
+RESET ROLE;
+CREATE TEMP TABLE before AS SELECT id, health FROM patients;
+UPDATE patients SET music = music;
+SELECT count(*) AS unchanged FROM patients p JOIN before b USING (id) WHERE p.health IS NOT DISTINCT FROM b.health;
+
+-- the swap attack: another subject's ciphertext is refused on the way in ...
+UPDATE patients SET health = (SELECT health FROM patients WHERE id = 1) WHERE id = 2;
+-- ... and reported, not returned, if it got there with the trigger disabled
+ALTER TABLE patients DISABLE TRIGGER profile_guard_collect;
+UPDATE patients SET health = (SELECT health FROM patients WHERE id = 1) WHERE id = 7;
+ALTER TABLE patients ENABLE ALWAYS TRIGGER profile_guard_collect;
+SET ROLE regress_app;
+SELECT id, health FROM patients WHERE id = 7;
+SELECT id, music FROM patients WHERE id = 1;
+RESET ROLE;
+UPDATE patients SET health = 'migraine-chronic' WHERE id = 7;
+
+-- the heap and the dump hold no plaintext of a sensitive value
+CHECKPOINT;
+SELECT position(convert_to('hypertension-stage-1', 'UTF8') IN pg_read_binary_file(pg_relation_filepath('patients'))) AS heap_plaintext_at;
+SELECT position(convert_to('migraine-chronic', 'UTF8') IN pg_read_binary_file(pg_relation_filepath('patients'))) AS heap_plaintext_at;
+-- general tags are stored as they are
+SELECT position(convert_to('blues', 'UTF8') IN pg_read_binary_file(pg_relation_filepath('patients'))) > 0 AS general_tag_in_clear;
+-- plaintext that was there before classify() survives in dead row versions
+-- until VACUUM (documented: classify, then VACUUM)
+SELECT position(convert_to('diabetes-type-2', 'UTF8') IN pg_read_binary_file(pg_relation_filepath('patients'))) > 0 AS old_version_before_vacuum;
+VACUUM patients;
+CHECKPOINT;
+SELECT position(convert_to('diabetes-type-2', 'UTF8') IN pg_read_binary_file(pg_relation_filepath('patients'))) AS old_version_after_vacuum;
+
+-- declassify decrypts in place
+SELECT profile_guard.declassify('patients', 'health');
+SELECT id, health FROM patients ORDER BY id;
+
+DROP TABLE patients;
+DROP EXTENSION profile_guard CASCADE;
+DROP ROLE regress_app;
