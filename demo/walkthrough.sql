@@ -42,11 +42,12 @@ SELECT count(profile_guard.grant_consent(i::text, 'recommendation', ARRAY['healt
 FROM generate_series(1, 1000) i WHERE i % 10 = 1;
 SELECT count(profile_guard.grant_consent(i::text, 'marketing', ARRAY['interest.*'])) FROM generate_series(1, 1000) i WHERE i % 2 = 0;
 SELECT count(profile_guard.opt_out(i::text)) FROM generate_series(1, 1000) i WHERE i % 50 = 0;
-SELECT profile_guard.block_tag('1', 'interest.music');
 INSERT INTO profiles
 SELECT i, 'user' || i, (ARRAY['football','tennis','golf'])[1 + i % 3], (ARRAY['jazz','rock','pop'])[1 + i % 3],
 	i % 40, CASE WHEN i % 10 = 1 THEN (ARRAY['asthma','diabetes'])[1 + i % 2] END, (i % 100) / 100.0
 FROM generate_series(1, 1000) i WHERE i % 4 <> 0;
+
+SELECT profile_guard.block_tag('1', 'interest.music');
 
 \echo '== 6. what consent_status says about subject 1 and 4'
 SELECT subject, purpose, tag, effective, reason FROM profile_guard.consent_status
