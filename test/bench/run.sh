@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# test/bench/run.sh — profile_guard against the baselines a DBA would use,
+# on the same data in one run.  Prints a Markdown table of ratios (median of
+# RUNS runs) and writes the same figures as CSV to test/bench/results.csv.
+#   bash test/bench/run.sh            1,000,000 subjects
+#   bash test/bench/run.sh --quick    100,000 subjects, fewer runs
+#   SCALE=N RUNS=R                    override
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+
+SCALE=${SCALE:-1000000}; RUNS=${RUNS:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-15}
+if [[ ${1:-} == --quick ]]; then SCALE=${SCALE_QUICK:-100000}; RUNS=3; PGBENCH_SECONDS=5; fi
+
+pg_install_dependencies || exit 1
+pg_build_and_install || exit 1
+pg_cluster_start bench "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" || exit 1
+trap 'pg_cluster_stop' EXIT
+PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
+"$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
+
+echo "generating $SCALE subjects (75% consent, 5% minors, 2% opted out)..." >&2
+"${PSQL[@]}" <<SQL
+CREATE EXTENSION profile_guard;
+CREATE EXTENSION pgcrypto;
+CREATE ROLE bench_app LOGIN; CREATE ROLE bench_bypass LOGIN BYPASSRLS;
+SELECT profile_guard.define_tag('interest.sports', 'preference');
+SELECT profile_guard.define_tag('interest.music', 'preference');
+SELECT profile_guard.define_tag('behavior.visits', 'behavior');
+SELECT profile_guard.define_tag('health.condition', 'medical_health');
+SELECT profile_guard.define_purpose('recommendation', 'recommend',
+	ARRAY['interest.*', 'behavior.visits', 'health.condition']);
+SELECT profile_guard.allow_purpose('bench_app', 'recommendation');
+-- the catalog is filled in bulk (as a migration would), not call by call
+INSERT INTO profile_guard.subject (subject, birth_date, opted_out)
+SELECT i::text, CASE WHEN i % 20 = 0 THEN current_date - 15 * 365 ELSE current_date - 30 * 365 END, i % 50 = 0
+FROM generate_series(1, $SCALE) i;
+INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags, separate)
+SELECT i::text, 'recommendation', 1, 'grant', ARRAY['interest.*', 'behavior.visits', 'health.condition'], true
+FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
+SELECT profile_guard._policy_changed();
+CREATE TABLE profiles (id bigint PRIMARY KEY, sports text, music text, visits int);
+INSERT INTO profiles SELECT i, (ARRAY['football','tennis','golf'])[1 + i % 3],
+	(ARRAY['jazz','rock','pop'])[1 + i % 3], i % 40 FROM generate_series(1, $SCALE) i;
+SELECT profile_guard.protect('profiles', 'id');
+SELECT profile_guard.classify('profiles', c, t) FROM (VALUES ('sports', 'interest.sports'),
+	('music', 'interest.music'), ('visits', 'behavior.visits')) v(c, t);
+GRANT SELECT ON profiles TO bench_app, bench_bypass;
+GRANT USAGE ON SCHEMA profile_guard TO bench_bypass;
+GRANT SELECT ON profile_guard.consent TO bench_bypass;
+CREATE TABLE plain_ins (id bigint, health text);
+CREATE TABLE guarded_ins (id bigint, health text);
+SELECT profile_guard.protect('guarded_ins', 'id');
+SELECT profile_guard.classify('guarded_ins', 'health', 'health.condition');
+GRANT SELECT ON guarded_ins, plain_ins TO bench_app, bench_bypass;
+VACUUM ANALYZE;
+SQL
+
+# median of the "Time:" lines of a psql session; $1 = role, $2 = setup, $3 = query
+timed() {
+	local role=$1 setup=$2 query=$3 args=()
+	args+=(-c "SET ROLE $role" -c "$setup" -c "$query" -c '\timing on')
+	for _ in $(seq "$RUNS"); do args+=(-c "$query"); done
+	"${PSQL[@]}" -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+first_call_ms() {
+	"${PSQL[@]}" -At -c "SET ROLE $1" -c "$2" -c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
+}
+
+P="SET profile_guard.purpose = 'recommendation'"
+AGG="SELECT sum(visits), count(music) FROM profiles"
+EXISTS_Q="SELECT sum(visits), count(music) FROM profiles p WHERE EXISTS (SELECT 1 FROM profile_guard.consent c WHERE c.subject = p.id::text AND c.purpose = 'recommendation' AND c.action = 'grant' AND 'behavior.visits' = ANY (c.tags))"
+echo "1. full-scan aggregate" >&2
+cache_load=$(first_call_ms bench_app "$P" "$AGG")
+gated=$(timed bench_app "$P" "$AGG")
+bypass=$(timed bench_bypass "SET max_parallel_workers_per_gather = 2" "$AGG")
+bypass_serial=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$AGG")
+exists_ms=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$EXISTS_Q")
+
+echo "2. primary-key lookups (pgbench)" >&2
+cat > "$CLUSTER_DIR/pk.sql" <<PGB
+\set id random(1, $SCALE)
+SELECT sports, music, visits FROM profiles WHERE id = :id;
+PGB
+tps() {
+	PGOPTIONS="$2" "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGBENCH_SECONDS" -f "$CLUSTER_DIR/pk.sql" -U "$1" bench 2>/dev/null |
+		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+tps_gated=$(tps bench_app "-c profile_guard.purpose=recommendation")
+tps_ungated=$(tps bench_bypass "")
+
+echo "3. inserts and encryption" >&2
+N_INS=$SCALE
+ins_plain=$(timed postgres "SELECT 1" "TRUNCATE plain_ins; INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1, $N_INS) i WHERE i % 4 <> 0")
+ins_guarded=$(timed postgres "SELECT 1" "TRUNCATE guarded_ins; INSERT INTO guarded_ins SELECT i, 'condition-' || i FROM generate_series(1, $N_INS) i WHERE i % 4 <> 0")
+N_ENC=$((SCALE / 10))
+enc_ours=$(timed postgres "SELECT 1" "SELECT count(profile_guard._encrypt(i::text, 'health.condition', 'condition-' || i)) FROM generate_series(1, $N_ENC) i")
+enc_cbc=$(timed postgres "SELECT 1" "SELECT count(encrypt_iv(convert_to('condition-' || i, 'UTF8'), '\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea, '\\x000102030405060708090a0b0c0d0e0f'::bytea, 'aes-cbc')) FROM generate_series(1, $N_ENC) i")
+N_PGP=$((N_ENC / 10))
+enc_pgp=$(timed postgres "SELECT 1" "SELECT count(pgp_sym_encrypt('condition-' || i, 'a passphrase')) FROM generate_series(1, $N_PGP) i")
+read_plain=$(timed bench_app "$P" "SELECT count(health) FROM plain_ins")
+read_sens=$(timed bench_app "$P" "SELECT count(health) FROM guarded_ins")
+
+echo "5. memory" >&2
+cache_bytes=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$AGG" -c "SELECT sum(total_bytes) FROM pg_backend_memory_contexts WHERE name IN ('profile_guard consent cache', 'profile_guard purpose')" | tail -1)
+
+awk -v s="$SCALE" -v r="$RUNS" \
+	-v gated="$gated" -v bypass="$bypass" -v bypass_serial="$bypass_serial" -v ex="$exists_ms" -v load="$cache_load" \
+	-v tg="$tps_gated" -v tu="$tps_ungated" \
+	-v ip="$ins_plain" -v ig="$ins_guarded" \
+	-v eo="$enc_ours" -v ec="$enc_cbc" -v ep="$enc_pgp" -v nenc="$N_ENC" -v npgp="$N_PGP" \
+	-v rp="$read_plain" -v rs="$read_sens" -v mem="$cache_bytes" '
+function row(name, ours, base, ratio, target, pass) {
+	printf "| %s | %s | %s | %.2f | %s | %s |\n", name, ours, base, ratio, target, pass ? "pass" : "FAIL"
+	printf "%s,%s,%s,%.4f,%s,%s\n", name, ours, base, ratio, target, pass ? "pass" : "fail" >> "test/bench/results.csv"
+}
+BEGIN {
+	printf "metric,ours,baseline,ratio,target,result\n" > "test/bench/results.csv"
+	printf "\n%d subjects, median of %d runs\n\n", s, r
+	print "| measure | profile_guard | baseline | ratio | target | result |"
+	print "|---|---|---|---|---|---|"
+	row("aggregate gated / bypass (parallel allowed)", gated " ms", bypass " ms", gated / bypass, "<= 1.5", gated / bypass <= 1.5)
+	row("aggregate gated / bypass (serial)", gated " ms", bypass_serial " ms", gated / bypass_serial, "<= 1.5", gated / bypass_serial <= 1.5)
+	row("hand-written EXISTS / gated", ex " ms", gated " ms", ex / gated, ">= 5", ex / gated >= 5)
+	row("pgbench PK lookups gated / ungated TPS", tg, tu, tg / tu, ">= 0.90", tg / tu >= 0.9)
+	row("insert sensitive / unprotected", ig " ms", ip " ms", ig / ip, "<= 1.5", ig / ip <= 1.5)
+	row("pgp_sym_encrypt / ours per value", ep / npgp * 1000 " us", eo / nenc * 1000 " us", (ep / npgp) / (eo / nenc), ">= 50", (ep / npgp) / (eo / nenc) >= 50)
+	row("encrypt_iv aes-cbc / ours per value", ec / nenc * 1000 " us", eo / nenc * 1000 " us", ec / eo, ">= 1", ec / eo >= 1)
+	row("read sensitive (decrypt) / plaintext", rs " ms", rp " ms", rs / rp, "<= 3", rs / rp <= 3)
+	printf "\nconsent cache: first gated statement (loads the cache) %s ms; backend cache memory %.1f MB\n", load, mem / 1048576
+}'
