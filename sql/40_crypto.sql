@@ -88,8 +88,9 @@ SELECT profile_guard._decrypt('s1', 'health.condition', 'plain words');
 SELECT profile_guard._decrypt('s1', 'health.condition', left(ct, 40)) FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', left(ct, length(ct) - 4)) FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', 'pgt1:' || repeat('*', 60));
-SELECT profile_guard._decrypt('s1', 'health.condition', overlay(ct placing 'A' from 49 for 1))
-FROM ct WHERE label = 'ascii' AND substr(ct, 49, 1) <> 'A';
+SELECT profile_guard._decrypt('s1', 'health.condition',
+	   overlay(ct placing CASE WHEN substr(ct, 49, 1) = 'A' THEN 'B' ELSE 'A' END from 49 for 1))
+FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', set_byte(ct, 40, get_byte(ct, 40) # 1))
 FROM bct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', set_byte(ct, 20, get_byte(ct, 20) # 1))
@@ -134,12 +135,26 @@ SAVEPOINT a;
 SELECT profile_guard._encrypt('s_savepoint', 'interest.sports', 'x') IS NOT NULL AS encrypted;
 ROLLBACK TO SAVEPOINT a;
 CREATE TABLE regress_crypto_kept AS
-	SELECT profile_guard._encrypt('s_savepoint', 'interest.sports', 'kept') AS ct;
+	SELECT 's_savepoint' AS subject,
+		   profile_guard._encrypt('s_savepoint', 'interest.sports', 'kept') AS ct;
 COMMIT;
 SELECT count(*) AS keys FROM profile_guard.subject_key WHERE subject = 's_savepoint';
+-- ... also when another session's invalidation flushed the cache and the
+-- transaction's own key was read back from the table before the rollback
+SELECT current_database() AS dbname \gset
+\setenv PGDATABASE :dbname
+BEGIN;
+SELECT profile_guard._encrypt('s_flush', 'interest.sports', 'x') IS NOT NULL AS encrypted;
+\! psql -X -q -c 'ANALYZE profile_guard.subject_key'
+SELECT count(*) AS kept FROM regress_crypto_kept;	-- takes a lock: reads invalidations
+SELECT profile_guard._encrypt('s_flush', 'interest.sports', 'y') IS NOT NULL AS encrypted;
+ROLLBACK;
+INSERT INTO regress_crypto_kept
+	SELECT 's_flush', profile_guard._encrypt('s_flush', 'interest.sports', 'kept too');
 -- a new session has only the table to go by
 \c
-SELECT profile_guard._decrypt('s_savepoint', 'interest.sports', ct) AS value FROM regress_crypto_kept;
+SELECT subject, profile_guard._decrypt(subject, 'interest.sports', ct) AS value
+FROM regress_crypto_kept ORDER BY subject;
 DROP TABLE regress_crypto_kept;
 
 -- the C functions reach subject_key as its owner, not as the caller

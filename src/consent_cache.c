@@ -79,7 +79,8 @@ struct PurposeState
 	/* validation memo */
 	Oid			validated_for;	/* role that passed validation, or Invalid */
 	/* subjects */
-	bool		loaded;
+	bool		loaded;			/* every subject loaded in bulk */
+	int			lazy_loads;		/* subjects read one at a time before that */
 	subjecthash_hash *subjects;
 	List	   *interned;		/* distinct tag sets, shared by entries */
 	char	   *arena;			/* subject keys */
@@ -89,6 +90,7 @@ struct PurposeState
 };
 
 #define MAX_CACHED_PURPOSES 4
+#define LAZY_SUBJECTS 256		/* one-by-one reads before a bulk load */
 #define COLLECT_PURPOSE "*"	/* pseudo-purpose: union of those in force */
 
 static MemoryContext ConsentCacheContext = NULL;
@@ -150,9 +152,13 @@ free_purpose(PurposeState *ps)
 	MemoryContextDelete(ps->cxt);
 }
 
+static SubjectEntry *lookup_subject(PurposeState *ps, Datum subject, Oid typid);
+static PurposeState *MemoPurpose = NULL;
+
 static void
 flush_purposes(void)
 {
+	MemoPurpose = NULL;
 	for (int i = 0; i < NPurposes; i++)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
@@ -260,7 +266,10 @@ find_or_create_purpose(const char *name)
 													"profile_guard consent cache",
 													ALLOCSET_DEFAULT_SIZES);
 	if (NPurposes == MAX_CACHED_PURPOSES)
+	{
+		MemoPurpose = NULL;
 		free_purpose(Purposes[--NPurposes]);
+	}
 
 	cxt = AllocSetContextCreate(ConsentCacheContext, "profile_guard purpose",
 								ALLOCSET_DEFAULT_SIZES);
@@ -499,8 +508,9 @@ load_subjects(PurposeState *ps)
 	Portal		portal;
 	int			rc;
 
-	ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
-	ps->nsubjects = 0;
+	if (ps->subjects == NULL)
+		ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
+	MemoPurpose = NULL;
 	args[0] = CStringGetTextDatum(ps->name);
 	args[1] = (Datum) 0;
 
@@ -664,19 +674,74 @@ subject_key(Datum subject, Oid typid, char *buf)
 	return k;
 }
 
+/*
+ * The last look-up, for integer subjects: the gates of one row (row gate,
+ * cell gates, row mask) ask for the same subject in turn.  Forgotten on any
+ * insertion (entries may move) and on flush.
+ */
+static Oid	MemoType = InvalidOid;
+static int64 MemoValue = 0;
+static SubjectEntry *MemoEntry = NULL;
+
 static SubjectEntry *
 lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 {
 	char		buf[MAXINT8LEN + 1];
-	SubjectKey	key = subject_key(subject, typid, buf);
+	SubjectKey	key;
 	SubjectEntry *e;
+	bool		by_value = (typid == INT4OID || typid == INT8OID || typid == INT2OID);
+	int64		v = 0;
 
-	if (!ps->loaded)
-		load_subjects(ps);
+	if (by_value)
+	{
+		v = typid == INT8OID ? DatumGetInt64(subject) :
+			typid == INT4OID ? DatumGetInt32(subject) : DatumGetInt16(subject);
+		if (MemoPurpose == ps && MemoType == typid && MemoValue == v && MemoEntry &&
+			(MemoEntry->valid_until == DT_NOEND ||
+			 MemoEntry->valid_until > GetCurrentStatementStartTimestamp()))
+			return MemoEntry;
+	}
+	key = subject_key(subject, typid, buf);
+	if (ps->subjects == NULL)
+		ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
 	e = subjecthash_lookup(ps->subjects, key);
+	if (e == NULL && !ps->loaded)
+	{
+		/*
+		 * Not loaded in bulk yet: a few subjects (key look-ups) are read one
+		 * at a time; past LAZY_SUBJECTS, a scan is under way and one
+		 * set-based load is cheaper.
+		 */
+		if (ps->lazy_loads < LAZY_SUBJECTS)
+		{
+			bool		found;
+
+			ps->lazy_loads++;
+			MemoPurpose = NULL;
+			e = subjecthash_insert(ps->subjects, key, &found);
+			e->key.data = arena_copy(ps, key.data, key.len);
+			e->tags = NULL;
+			e->row_visible = false;
+			e->valid_until = DT_NOEND;
+			ps->nsubjects++;
+			refresh_subject(ps, e);
+		}
+		else
+		{
+			load_subjects(ps);
+			e = subjecthash_lookup(ps->subjects, key);
+		}
+	}
 	if (e != NULL && e->valid_until != DT_NOEND &&
 		e->valid_until <= GetCurrentStatementStartTimestamp())
 		refresh_subject(ps, e);
+	if (by_value)
+	{
+		MemoPurpose = ps;
+		MemoType = typid;
+		MemoValue = v;
+		MemoEntry = e;
+	}
 	return e;
 }
 

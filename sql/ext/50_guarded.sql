@@ -235,6 +235,12 @@ AS $$
 DECLARE
 	n	bigint;
 BEGIN
+	-- only text and bytea columns can hold our ciphertext
+	PERFORM 1 FROM pg_attribute a
+	WHERE a.attrelid = tbl AND a.attname = col AND a.atttypid IN ('text'::regtype, 'bytea'::regtype);
+	IF NOT FOUND THEN
+		RETURN 0;
+	END IF;
 	EXECUTE format('UPDATE %s SET %I = profile_guard._decrypt(%I::text, %s, %I)'
 				   ' WHERE %I IS NOT NULL AND profile_guard._ciphertext_kind(%I::text, %s, %I) = ''ours''',
 				   tbl, col, subject_col, tag_expr, col, col, subject_col, tag_expr, col);
