@@ -80,7 +80,8 @@ struct PurposeState
 	Oid			validated_for;	/* role that passed validation, or Invalid */
 	/* subjects */
 	bool		loaded;			/* every subject loaded in bulk */
-	int			lazy_loads;		/* subjects read one at a time before that */
+	int			lazy_loads;		/* subjects read one at a time by ... */
+	TimestampTz lazy_statement; /* ... the statement that started then */
 	subjecthash_hash *subjects;
 	List	   *interned;		/* distinct tag sets, shared by entries */
 	char	   *arena;			/* subject keys */
@@ -708,10 +709,18 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 	if (e == NULL && !ps->loaded)
 	{
 		/*
-		 * Not loaded in bulk yet: a few subjects (key look-ups) are read one
-		 * at a time; past LAZY_SUBJECTS, a scan is under way and one
-		 * set-based load is cheaper.
+		 * Not loaded in bulk yet: a statement that needs a few subjects (key
+		 * look-ups) reads them one at a time; once one statement has read
+		 * LAZY_SUBJECTS that way, a scan is under way and one set-based load
+		 * is cheaper.
 		 */
+		TimestampTz stmt = GetCurrentStatementStartTimestamp();
+
+		if (ps->lazy_statement != stmt)
+		{
+			ps->lazy_statement = stmt;
+			ps->lazy_loads = 0;
+		}
 		if (ps->lazy_loads < LAZY_SUBJECTS)
 		{
 			bool		found;

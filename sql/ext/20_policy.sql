@@ -56,12 +56,18 @@ WITH p AS (
 	FROM purpose pu
 	WHERE pu.purpose = p_purpose
 ),
+-- two branches so that a one-subject call uses the index even with a
+-- generic plan (only one branch runs: the other's one-time filter is false)
 ev AS (
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
 	FROM consent c
-	WHERE c.purpose = p_purpose
-	  AND (p_subject IS NULL OR c.subject = p_subject)
+	WHERE p_subject IS NOT NULL AND c.purpose = p_purpose AND c.subject = p_subject
+	UNION ALL
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM consent c
+	WHERE p_subject IS NULL AND c.purpose = p_purpose
 ),
 -- consents mostly repeat the same tag lists: match each distinct list once
 pattern_tag AS (
