@@ -84,6 +84,12 @@ SELECT position(convert_to('diabetes-type-2', 'UTF8') IN pg_read_binary_file(pg_
 -- declassify decrypts in place
 SELECT profile_guard.declassify('patients', 'health');
 SELECT id, health FROM patients ORDER BY id;
+-- unprotect decrypts too (classify again first: encrypts in place)
+SELECT profile_guard.classify('patients', 'health', 'health.condition');
+SELECT id, health LIKE 'pgt1:%' AS encrypted FROM patients WHERE health IS NOT NULL ORDER BY id;
+SELECT profile_guard.unprotect('patients');
+SELECT id, health FROM patients ORDER BY id;
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'patients'::regclass AND NOT tgisinternal;
 
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;

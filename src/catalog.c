@@ -51,7 +51,6 @@ static HTAB *GuardedRelations = NULL;
 static HTAB *Tags = NULL;
 
 /* OIDs resolved once per load (they change only with the extension) */
-static Oid	SchemaOid = InvalidOid;
 static Oid	ConsentRelid = InvalidOid;
 
 static void flush_guard_cache(void);
@@ -111,7 +110,6 @@ flush_guard_cache(void)
 {
 	GuardedRelations = NULL;
 	Tags = NULL;
-	SchemaOid = InvalidOid;
 	ConsentRelid = InvalidOid;
 	if (GuardCacheContext)
 		MemoryContextReset(GuardCacheContext);
@@ -167,7 +165,6 @@ load_guard_cache(void)
 												  "profile_guard guarded relations",
 												  ALLOCSET_SMALL_SIZES);
 
-	SchemaOid = pg_schema_oid();
 	guarded_relid = pg_catalog_relid("guarded_table");
 	classified_relid = pg_catalog_relid("classified_column");
 	tag_relid = pg_catalog_relid("tag");
@@ -321,10 +318,10 @@ pg_any_guarded(void)
 
 /*
  * The id of a tag named by a (not necessarily terminated) string, or -1 when
- * no such tag is defined.
+ * no such tag is defined; *sensitive (if given) tells its sensitivity.
  */
 int
-pg_tag_id_lookup(const char *name, int len)
+pg_tag_id_lookup(const char *name, int len, bool *sensitive)
 {
 	char		key[NAMEDATALEN * 2];
 	TagInfo    *ti;
@@ -342,49 +339,9 @@ pg_tag_id_lookup(const char *name, int len)
 	memcpy(key, name, len);
 	key[len] = '\0';
 	ti = hash_search(Tags, key, HASH_FIND, NULL);
+	if (ti && sensitive)
+		*sensitive = ti->sensitive;
 	return ti ? ti->tag_id : -1;
-}
-
-/* Is the tag with this id sensitive?  Unknown ids count as sensitive. */
-bool
-pg_tag_is_sensitive(int tag_id)
-{
-	HASH_SEQ_STATUS status;
-	TagInfo    *ti;
-
-	if (Tags == NULL)
-		return true;
-	hash_seq_init(&status, Tags);
-	while ((ti = hash_seq_search(&status)) != NULL)
-	{
-		if (ti->tag_id == tag_id)
-		{
-			hash_seq_term(&status);
-			return ti->sensitive;
-		}
-	}
-	return true;
-}
-
-/* The name of the tag with this id, or NULL. */
-const char *
-pg_tag_name(int tag_id)
-{
-	HASH_SEQ_STATUS status;
-	TagInfo    *ti;
-
-	if (Tags == NULL)
-		return NULL;
-	hash_seq_init(&status, Tags);
-	while ((ti = hash_seq_search(&status)) != NULL)
-	{
-		if (ti->tag_id == tag_id)
-		{
-			hash_seq_term(&status);
-			return ti->tag;
-		}
-	}
-	return NULL;
 }
 
 const GuardedColumn *

@@ -120,8 +120,9 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	HeapTuple	oldtup = NULL;
 	GuardedRelation *grel;
 	Datum		subject;
+	bool		subject_null;
 	bool		isnull;
-	char	   *subject_text;
+	char	   *subject_text = NULL;
 	Datum	   *replvalues;
 	bool	   *replnulls;
 	bool	   *repl;
@@ -150,7 +151,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
 
-	subject = heap_getattr(newtup, grel->subject_attnum, desc, &isnull);
+	subject = heap_getattr(newtup, grel->subject_attnum, desc, &subject_null);
 	replvalues = palloc0(sizeof(Datum) * desc->natts);
 	replnulls = palloc0(sizeof(bool) * desc->natts);
 	repl = palloc0(sizeof(bool) * desc->natts);
@@ -177,14 +178,17 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				old = heap_getattr(oldtup, col->attnum, desc, &oldnull);
 				has_old = !oldnull;
 			}
-			if (heap_attisnull(newtup, grel->subject_attnum, desc))
-				ereport(ERROR,
-						(errcode(ERRCODE_NOT_NULL_VIOLATION),
-						 errmsg("tag \"%s\" collected for no subject", col->tag),
-						 errdetail("Table \"%s\": the subject column is NULL in a row that holds a tag value.",
-								   RelationGetRelationName(rel)),
-						 errhint("Every row with tag values must name its subject.")));
-			subject_text = pg_subject_text(subject, grel->subject_type);
+			if (subject_text == NULL)
+			{
+				if (subject_null)
+					ereport(ERROR,
+							(errcode(ERRCODE_NOT_NULL_VIOLATION),
+							 errmsg("tag \"%s\" collected for no subject", col->tag),
+							 errdetail("Table \"%s\": the subject column is NULL in a row that holds a tag value.",
+									   RelationGetRelationName(rel)),
+							 errhint("Every row with tag values must name its subject.")));
+				subject_text = pg_subject_text(subject, grel->subject_type);
+			}
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   col->tag_id, col->tag, col->sensitive,
 								   value, att, has_old, old);
@@ -217,7 +221,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 					 errdetail("Table \"%s\": the tag column is NULL.", RelationGetRelationName(rel))));
 		tagtext = DatumGetTextPP(tagname);
 		tag = text_to_cstring(tagtext);
-		tag_id = pg_tag_id_lookup(VARDATA_ANY(tagtext), VARSIZE_ANY_EXHDR(tagtext));
+		tag_id = pg_tag_id_lookup(VARDATA_ANY(tagtext), VARSIZE_ANY_EXHDR(tagtext), &sensitive);
 		if (tag_id < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -225,14 +229,13 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 					 errdetail("Table \"%s\" holds one row per tag; every tag must be defined.",
 							   RelationGetRelationName(rel)),
 					 errhint("Define it first: SELECT profile_guard.define_tag('%s', '<category>');", tag)));
-		if (heap_attisnull(newtup, grel->subject_attnum, desc))
+		if (subject_null)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("tag \"%s\" collected for no subject", tag),
 					 errdetail("Table \"%s\": the subject column is NULL.", RelationGetRelationName(rel)),
 					 errhint("Every tag row must name its subject.")));
 		subject_text = pg_subject_text(subject, grel->subject_type);
-		sensitive = pg_tag_is_sensitive(tag_id);
 
 		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
 		if (oldtup)

@@ -98,7 +98,6 @@ static MemoryContext ConsentCacheContext = NULL;
 static PurposeState *Purposes[MAX_CACHED_PURPOSES];
 static int	NPurposes = 0;
 static bool PurposesStale = false;
-static uint64 CacheGeneration = 1;
 static Oid	ConsentRelid = InvalidOid;	/* our invalidation sentinel */
 
 /*
@@ -164,7 +163,6 @@ flush_purposes(void)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
 	PurposesStale = false;
-	CacheGeneration++;
 }
 
 /*
@@ -216,14 +214,6 @@ pg_consent_cache_init(void)
 	CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, authid_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, authid_syscache_callback, (Datum) 0);
-}
-
-uint64
-pg_consent_cache_generation(void)
-{
-	if (PurposesStale)
-		flush_purposes();
-	return CacheGeneration;
 }
 
 /* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
@@ -768,21 +758,4 @@ pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
 	SubjectEntry *e = lookup_subject(ps, subject, typid);
 
 	return e != NULL && e->row_visible && tag_id >= 0 && bms_is_member(tag_id, e->tags);
-}
-
-/* for the benchmarks and the DBA: what the cache holds in this backend */
-uint64
-pg_consent_cache_subjects(void)
-{
-	uint64		n = 0;
-
-	for (int i = 0; i < NPurposes; i++)
-		n += Purposes[i]->nsubjects;
-	return n;
-}
-
-Size
-pg_consent_cache_bytes(void)
-{
-	return ConsentCacheContext ? MemoryContextMemAllocated(ConsentCacheContext, true) : 0;
 }

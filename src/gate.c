@@ -48,7 +48,6 @@ typedef struct GateContext
 {
 	List	   *queries;		/* query levels, innermost first */
 	bool		bypass;			/* current role reads raw values */
-	bool		touched;		/* the database guards something */
 	PlannerInfo *root;			/* stand-in for inlining SQL functions */
 	Oid			row_gate_fn;
 	Oid			tag_row_gate_fn;
@@ -58,6 +57,7 @@ typedef struct GateContext
 } GateContext;
 
 static void gate_query(Query *query, GateContext *ctx);
+static void ensure_gate_functions(GateContext *ctx);
 
 static Oid
 gate_function(const char *name, int nargs, Oid *argtypes)
@@ -65,6 +65,25 @@ gate_function(const char *name, int nargs, Oid *argtypes)
 	List	   *qname = list_make2(makeString(PG_SCHEMA_NAME), makeString(pstrdup(name)));
 
 	return LookupFuncName(qname, nargs, argtypes, false);
+}
+
+/* look up the gate functions once a statement turns out to need them */
+static void
+ensure_gate_functions(GateContext *ctx)
+{
+	Oid			row_args[2] = {ANYOID, OIDOID};
+	Oid			tag_row_args[3] = {ANYOID, TEXTOID, OIDOID};
+	Oid			cell_args[3] = {ANYOID, INT4OID, ANYELEMENTOID};
+	Oid			mask_args[2] = {ANYELEMENTOID, OIDOID};
+	Oid			sensitive_args[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
+
+	if (OidIsValid(ctx->cell_gate_fn))
+		return;
+	ctx->row_gate_fn = gate_function("_row_gate", 2, row_args);
+	ctx->tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args);
+	ctx->cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
+	ctx->row_mask_fn = gate_function("_row_mask", 2, mask_args);
+	ctx->sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
 }
 
 /* the guarded shape of an RTE that reads tags, else NULL */
@@ -161,6 +180,7 @@ gate_mutator(Node *node, GateContext *ctx)
 		grel = gated_relation(rte);
 		if (grel == NULL || grel->tag_attnum != InvalidAttrNumber)
 			return node;		/* not gated, or long shape (rows only) */
+		ensure_gate_functions(ctx);
 		if (var->varattno == InvalidAttrNumber)
 			return make_row_mask(var, grel, ctx);
 		if (var->varattno > 0)
@@ -222,27 +242,6 @@ gate_query(Query *query, GateContext *ctx)
 		gate_query((Query *) cte->ctequery, ctx);
 	}
 
-	/* which relations of this level are read for their tags? */
-	rti = 0;
-	foreach(lc, query->rtable)
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-
-		rti++;
-		if (rte->rtekind != RTE_RELATION || pg_guarded_relation(rte->relid) == NULL)
-			continue;
-		if (ctx->bypass || gated_relation(rte) == NULL)
-			continue;
-		if (query->onConflict && rti == query->onConflict->exclRelIndex)
-			continue;
-		if (query->commandType == CMD_MERGE && rti == query->resultRelation)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("MERGE into a guarded table is not supported"),
-					 errdetail("Table \"%s\" is guarded by profile_guard.", get_rel_name(rte->relid)),
-					 errhint("Use INSERT … ON CONFLICT, UPDATE or DELETE instead.")));
-	}
-
 	/* replace tag references in every clause (and sub-link) of this level */
 	if (!ctx->bypass)
 		query_tree_mutator(query, gate_mutator, (void *) ctx,
@@ -265,6 +264,13 @@ gate_query(Query *query, GateContext *ctx)
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
 				continue;
+			if (query->commandType == CMD_MERGE && rti == query->resultRelation)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("MERGE into a guarded table is not supported"),
+						 errdetail("Table \"%s\" is guarded by profile_guard.", get_rel_name(rte->relid)),
+						 errhint("Use INSERT … ON CONFLICT, UPDATE or DELETE instead.")));
+			ensure_gate_functions(ctx);
 			relid = makeConst(REGCLASSOID, -1, InvalidOid, 4,
 							  ObjectIdGetDatum(grel->relid), false, true);
 			if (grel->tag_attnum != InvalidAttrNumber)
@@ -294,9 +300,10 @@ profile_guard_planner(Query *parse, const char *query_string,
 	GateContext ctx;
 	PlannerGlobal glob;
 	PlannerInfo root;
+	bool		guards = pg_any_guarded();
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (pg_any_guarded())
+	if (guards)
 	{
 		memset(&glob, 0, sizeof(glob));
 		memset(&root, 0, sizeof(root));
@@ -308,21 +315,6 @@ profile_guard_planner(Query *parse, const char *query_string,
 		root.query_level = 1;
 		ctx.root = &root;
 		ctx.bypass = pg_current_user_bypasses();
-		if (!ctx.bypass)
-		{
-			Oid			row_args[2] = {ANYOID, OIDOID};
-			Oid			tag_row_args[3] = {ANYOID, TEXTOID, OIDOID};
-			Oid			cell_args[3] = {ANYOID, INT4OID, ANYELEMENTOID};
-			Oid			mask_args[2] = {ANYELEMENTOID, OIDOID};
-			Oid			sensitive_args[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
-
-			ctx.row_gate_fn = gate_function("_row_gate", 2, row_args);
-			ctx.tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args);
-			ctx.cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
-			ctx.row_mask_fn = gate_function("_row_mask", 2, mask_args);
-			ctx.sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
-		}
-		ctx.touched = true;
 		gate_query(parse, &ctx);
 	}
 
@@ -331,7 +323,7 @@ profile_guard_planner(Query *parse, const char *query_string,
 	else
 		result = standard_planner(parse, query_string, cursorOptions, boundParams);
 
-	if (ctx.touched)
+	if (guards)
 	{
 		/*
 		 * Gated or not depends on who runs it: re-plan on SET ROLE.  We say

@@ -85,7 +85,7 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 	tag = PG_GETARG_TEXT_PP(1);
-	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag));
+	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), NULL);
 	PG_RETURN_BOOL(tag_id >= 0 &&
 				   pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
 }

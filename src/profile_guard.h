@@ -68,9 +68,7 @@ extern bool pg_any_guarded(void);
 extern GuardedRelation *pg_guarded_relation(Oid relid);
 extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
-extern int	pg_tag_id_lookup(const char *name, int len);
-extern bool pg_tag_is_sensitive(int tag_id);
-extern const char *pg_tag_name(int tag_id);
+extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */

@@ -374,13 +374,14 @@ AS $$
 DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);
 	col		name;
+	sensitive_cols name[];
+	sensitive_tags text[];
 BEGIN
 	-- the catalog rows go first, so the trigger lets the decrypted values pass
-	CREATE TEMP TABLE IF NOT EXISTS pg_temp.profile_guard_unprotect (col name, tag text) ON COMMIT DROP;
-	INSERT INTO pg_temp.profile_guard_unprotect
-		SELECT cc.column_name, cc.tag FROM classified_column cc
-		JOIN tag t ON t.tag = cc.tag
-		WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
+	SELECT coalesce(array_agg(cc.column_name), '{}'), coalesce(array_agg(cc.tag), '{}')
+	INTO sensitive_cols, sensitive_tags
+	FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+	WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
 	FOR col IN
 		SELECT cc.column_name FROM classified_column cc
 		WHERE cc.relid = g.relid ORDER BY cc.column_name
@@ -394,12 +395,12 @@ BEGIN
 	DELETE FROM guarded_table x WHERE x.relid = g.relid;
 	PERFORM _policy_changed(g.relid);
 	EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', g.relid);
-	PERFORM _decrypt_column(g.relid, g.subject_column, u.col, quote_literal(u.tag))
-	FROM pg_temp.profile_guard_unprotect u;
+	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
+		PERFORM _decrypt_column(g.relid, g.subject_column, sensitive_cols[i], quote_literal(sensitive_tags[i]));
+	END LOOP;
 	IF g.tag_column IS NOT NULL THEN
 		PERFORM _decrypt_column(g.relid, g.subject_column, g.value_column, quote_ident(g.tag_column));
 	END IF;
-	DROP TABLE pg_temp.profile_guard_unprotect;
 END
 $$;
 REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;

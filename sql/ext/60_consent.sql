@@ -250,39 +250,37 @@ GRANT EXECUTE ON FUNCTION unblock_tag(text, text) TO profile_guard_consent, prof
  * opt_out(subject), opt_in(subject): personalised marketing off / on for
  * every marketing purpose at once.  Repeating is a no-op.
  */
-CREATE FUNCTION opt_out(subject text)
+CREATE FUNCTION _set_opted_out(subject text, opted_out boolean)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard
 AS $$
 DECLARE
 	s	profile_guard.subject := _get_subject(subject, true);
 BEGIN
-	IF NOT s.opted_out THEN
-		UPDATE profile_guard.subject x SET opted_out = true WHERE x.subject = s.subject;
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'opt_out', session_user);
+	IF s.opted_out IS DISTINCT FROM opted_out THEN
+		UPDATE profile_guard.subject x SET opted_out = _set_opted_out.opted_out WHERE x.subject = s.subject;
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (s.subject, CASE WHEN opted_out THEN 'opt_out' ELSE 'opt_in' END, session_user);
 		PERFORM _policy_changed();
 	END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION _set_opted_out(text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION opt_out(subject text)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$ SELECT profile_guard._set_opted_out(subject, true) $$;
 REVOKE ALL ON FUNCTION opt_out(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION opt_out(text) TO profile_guard_consent, profile_guard_admin;
 
 CREATE FUNCTION opt_in(subject text)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard
-AS $$
-DECLARE
-	s	profile_guard.subject := _get_subject(subject, true);
-BEGIN
-	IF s.opted_out THEN
-		UPDATE profile_guard.subject x SET opted_out = false WHERE x.subject = s.subject;
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'opt_in', session_user);
-		PERFORM _policy_changed();
-	END IF;
-END
-$$;
+AS $$ SELECT profile_guard._set_opted_out(subject, false) $$;
 REVOKE ALL ON FUNCTION opt_in(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION opt_in(text) TO profile_guard_consent, profile_guard_admin;
 
