@@ -67,7 +67,9 @@ SET profile_guard.purpose = 'marketing';
 SELECT count(*) AS rows_visible, count(sports) AS sports_visible, count(visits) AS visits_visible FROM profiles;
 \echo '== 10. a superuser sees what is stored: sensitive values are ciphertext'
 RESET ROLE;
-SELECT user_id, left(health, 24) || '...' AS stored_health FROM profiles WHERE health IS NOT NULL ORDER BY user_id LIMIT 2;
+SELECT user_id, health LIKE 'pgt1:%' AS stored_as_ciphertext, length(health) AS stored_length,
+	position('asthma' IN health) + position('diabetes' IN health) AS plaintext_at
+FROM profiles WHERE health IS NOT NULL ORDER BY user_id LIMIT 2;
 \echo '== 11. withdrawal takes effect at once'
 SELECT profile_guard.withdraw_consent('2', 'recommendation');
 SET ROLE demo_app;
