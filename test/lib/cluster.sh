@@ -4,7 +4,7 @@
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PGBIN/pg_config
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+PGXS_DIR=${PGBIN%/bin}/lib/pgxs
 PG_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libssl-dev make gcc"
 
 pg_install_dependencies() {
