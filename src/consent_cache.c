@@ -82,6 +82,7 @@ struct PurposeState
 	bool		loaded;			/* every subject loaded in bulk */
 	int			lazy_loads;		/* subjects read one at a time by ... */
 	TimestampTz lazy_statement; /* ... the statement that started then */
+	int			lazy_total;		/* ... and by every statement so far */
 	subjecthash_hash *subjects;
 	List	   *interned;		/* distinct tag sets, shared by entries */
 	char	   *arena;			/* subject keys */
@@ -91,7 +92,8 @@ struct PurposeState
 };
 
 #define MAX_CACHED_PURPOSES 4
-#define LAZY_SUBJECTS 256		/* one-by-one reads before a bulk load */
+#define LAZY_SUBJECTS 256		/* one-by-one reads by one statement, and */
+#define LAZY_SUBJECTS_TOTAL 4096	/* by all, before a bulk load */
 #define COLLECT_PURPOSE "*"	/* pseudo-purpose: union of those in force */
 
 static MemoryContext ConsentCacheContext = NULL;
@@ -116,17 +118,21 @@ static void load_subjects(PurposeState *ps);
 static void refresh_subject(PurposeState *ps, SubjectEntry *e);
 
 /*
- * Run a read-only catalog query as the owner of our schema, so that roles
- * with no rights on the catalog can still be gated.
+ * Catalog queries run as the owner of our schema, so that roles with no
+ * rights on the catalog can still be gated, and under a search_path of our
+ * own, so that no object of the caller's can stand in for pg_catalog's
+ * while we run with the owner's rights.  An error restores both through
+ * (sub)transaction abort; the normal path restores them here.
  */
-typedef struct OwnerContext
+typedef struct CatalogAccess
 {
 	Oid			save_userid;
 	int			save_sec_context;
-} OwnerContext;
+	int			guc_level;
+} CatalogAccess;
 
 static void
-become_owner(OwnerContext *oc)
+begin_catalog_access(CatalogAccess *ca, bool generic_plan)
 {
 	HeapTuple	tup;
 	Oid			owner;
@@ -136,14 +142,26 @@ become_owner(OwnerContext *oc)
 		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
 	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
-	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec_context);
-	SetUserIdAndSecContext(owner, oc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(&ca->save_userid, &ca->save_sec_context);
+	SetUserIdAndSecContext(owner, ca->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ca->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	/* the one-subject query is planned once, whatever the subject */
+	(void) set_config_option("plan_cache_mode",
+							 generic_plan ? "force_generic_plan" : "auto",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 }
 
 static void
-restore_user(OwnerContext *oc)
+end_catalog_access(CatalogAccess *ca)
 {
-	SetUserIdAndSecContext(oc->save_userid, oc->save_sec_context);
+	AtEOXact_GUC(true, ca->guc_level);
+	SetUserIdAndSecContext(ca->save_userid, ca->save_sec_context);
 }
 
 static void
@@ -278,18 +296,17 @@ find_or_create_purpose(const char *name)
 static void
 load_definition(PurposeState *ps)
 {
-	OwnerContext oc;
+	CatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			rc;
 
 	args[0] = CStringGetTextDatum(ps->name);
 	note_snapshot_scope();
-	become_owner(&oc);
-	PG_TRY();
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	begin_catalog_access(&ca, false);
 	{
-		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
 			"       p.automated_decision AND NOT EXISTS ("
@@ -328,13 +345,9 @@ load_definition(PurposeState *ps)
 					ps->roles[ps->nroles++] = r;
 			}
 		}
-		SPI_finish();
 	}
-	PG_FINALLY();
-	{
-		restore_user(&oc);
-	}
-	PG_END_TRY();
+	end_catalog_access(&ca);
+	SPI_finish();
 }
 
 /*
@@ -475,122 +488,140 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 	e->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }
 
-#define SUBJECTS_QUERY \
-	"SELECT s.subject, array_agg(s.tag_id) FILTER (WHERE s.effective), min(s.valid_until)" \
-	"  FROM profile_guard.tag_state($1, $2, false) s GROUP BY s.subject"
+/*
+ * What may be seen under a purpose: $1 the purpose, $2 one subject (the
+ * one-subject form) or NULL (the bulk form, written as a literal so that
+ * its plan keeps only the bulk branch of tag_state).
+ */
+#define SUBJECTS_QUERY(subject) \
+	"SELECT s.subject, pg_catalog.array_agg(s.tag_id) FILTER (WHERE s.effective)," \
+	"       pg_catalog.min(s.valid_until)" \
+	"  FROM profile_guard.tag_state($1, " subject ", false) s GROUP BY s.subject"
 
 /* what may be collected: tags effective for any purpose in force ($1 unused) */
-#define COLLECT_QUERY \
-	"SELECT s.subject, array_agg(DISTINCT s.tag_id) FILTER (WHERE s.effective), min(s.valid_until)" \
+#define COLLECT_QUERY(subject) \
+	"SELECT s.subject, pg_catalog.array_agg(DISTINCT s.tag_id) FILTER (WHERE s.effective)," \
+	"       pg_catalog.min(s.valid_until)" \
 	"  FROM profile_guard.purpose p" \
-	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, $2, false) s" \
+	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, " subject ", false) s" \
 	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
 
-#define QUERY_FOR(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0 ? COLLECT_QUERY : SUBJECTS_QUERY)
+#define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
+
+/* one-subject plans, prepared once per backend (the plan cache re-plans) */
+static SPIPlanPtr SubjectPlan = NULL;
+static SPIPlanPtr CollectSubjectPlan = NULL;
 
 static void
 load_subjects(PurposeState *ps)
 {
-	OwnerContext oc;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-	char		nulls[2] = {' ', 'n'};
+	CatalogAccess ca;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
 	SPIPlanPtr	plan;
 	Portal		portal;
+	MemoryContext batch_cxt;
+	MemoryContext old;
 	int			rc;
 
 	if (ps->subjects == NULL)
 		ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
 	MemoPurpose = NULL;
 	args[0] = CStringGetTextDatum(ps->name);
-	args[1] = (Datum) 0;
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "profile_guard consent load",
+									  ALLOCSET_DEFAULT_SIZES);
 
 	note_snapshot_scope();
-	become_owner(&oc);
-	PG_TRY();
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	begin_catalog_access(&ca, false);
+	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY("NULL") : SUBJECTS_QUERY("NULL"),
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare consent query: %s",
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	for (;;)
 	{
-		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-		plan = SPI_prepare(QUERY_FOR(ps), 2, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare consent query: %s",
-				 SPI_result_code_string(SPI_result));
-		portal = SPI_cursor_open(NULL, plan, args, nulls, true);
-		for (;;)
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			SPI_cursor_fetch(portal, true, 10000);
-			if (SPI_processed == 0)
-				break;
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				bool		isnull;
-				text	   *subj = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-				SubjectKey	key;
-				SubjectEntry *e;
-				bool		found;
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
+			text	   *subj;
+			SubjectKey	key;
+			SubjectEntry *e;
+			bool		found;
 
-				if (isnull)
-					continue;
-				key.data = VARDATA_ANY(subj);
-				key.len = VARSIZE_ANY_EXHDR(subj);
-				e = subjecthash_insert(ps->subjects, key, &found);
-				if (!found)
-				{
-					e->key.data = arena_copy(ps, key.data, key.len);
-					ps->nsubjects++;
-				}
-				fill_entry(ps, e, tup, desc);
+			if (isnull)
+				continue;
+			subj = DatumGetTextPP(d);
+			key.data = VARDATA_ANY(subj);
+			key.len = VARSIZE_ANY_EXHDR(subj);
+			e = subjecthash_insert(ps->subjects, key, &found);
+			if (!found)
+			{
+				e->key.data = arena_copy(ps, key.data, key.len);
+				ps->nsubjects++;
 			}
-			SPI_freetuptable(SPI_tuptable);
+			fill_entry(ps, e, tup, desc);
 		}
-		SPI_cursor_close(portal);
-		SPI_finish();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(SPI_tuptable);
 	}
-	PG_FINALLY();
-	{
-		restore_user(&oc);
-	}
-	PG_END_TRY();
+	SPI_cursor_close(portal);
+	end_catalog_access(&ca);
+	SPI_finish();
+	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
 }
 
-/* Re-read one subject whose entry has passed its valid_until. */
+/* (Re-)read one subject: not cached yet, or past its valid_until. */
 static void
 refresh_subject(PurposeState *ps, SubjectEntry *e)
 {
-	OwnerContext oc;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	CatalogAccess ca;
 	Datum		args[2];
+	SPIPlanPtr *plan = IS_COLLECT(ps) ? &CollectSubjectPlan : &SubjectPlan;
 	int			rc;
 
 	args[0] = CStringGetTextDatum(ps->name);
 	args[1] = PointerGetDatum(cstring_to_text_with_len(e->key.data, e->key.len));
 	note_snapshot_scope();
-	become_owner(&oc);
-	PG_TRY();
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	begin_catalog_access(&ca, true);
+	if (*plan == NULL)
 	{
-		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-		rc = SPI_execute_with_args(QUERY_FOR(ps), 2, argtypes, args, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not read consent: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 1)
-			fill_entry(ps, e, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-		else
-		{
-			e->tags = NULL;
-			e->row_visible = false;
-			e->valid_until = DT_NOEND;
-		}
-		SPI_finish();
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		SPIPlanPtr	p = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY("$2") : SUBJECTS_QUERY("$2"),
+									2, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare consent query: %s",
+				 SPI_result_code_string(SPI_result));
+		*plan = p;
 	}
-	PG_FINALLY();
+	rc = SPI_execute_plan(*plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read consent: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		fill_entry(ps, e, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	else
 	{
-		restore_user(&oc);
+		e->tags = NULL;
+		e->row_visible = false;
+		e->valid_until = DT_NOEND;
 	}
-	PG_END_TRY();
+	end_catalog_access(&ca);
+	SPI_finish();
 }
 
 /*
@@ -700,9 +731,11 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 	{
 		/*
 		 * Not loaded in bulk yet: a statement that needs a few subjects (key
-		 * look-ups) reads them one at a time; once one statement has read
-		 * LAZY_SUBJECTS that way, a scan is under way and one set-based load
-		 * is cheaper.
+		 * look-ups) reads them one at a time with a prepared plan.  Once one
+		 * statement has read LAZY_SUBJECTS that way, a scan is under way;
+		 * once the backend has read LAZY_SUBJECTS_TOTAL, it is a long-lived
+		 * connection serving many subjects: either way one set-based load
+		 * is cheaper from then on.
 		 */
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
@@ -711,11 +744,12 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			ps->lazy_statement = stmt;
 			ps->lazy_loads = 0;
 		}
-		if (ps->lazy_loads < LAZY_SUBJECTS)
+		if (ps->lazy_loads < LAZY_SUBJECTS && ps->lazy_total < LAZY_SUBJECTS_TOTAL)
 		{
 			bool		found;
 
 			ps->lazy_loads++;
+			ps->lazy_total++;
 			MemoPurpose = NULL;
 			e = subjecthash_insert(ps->subjects, key, &found);
 			e->key.data = arena_copy(ps, key.data, key.len);

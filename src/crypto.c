@@ -91,7 +91,6 @@
 #define WRAPPED_KEY_LEN		(1 + GCM_IV_LEN + GCM_TAG_LEN + KEY_LEN)	/* 61 */
 
 #define MAX_SUBJECT_CHARS	200
-#define MAX_CACHED_KEYS		65536	/* per backend, about 6 MB */
 #define SUBJECT_KEY_TABLE	"subject_key"
 
 /* size of the scratch buffer used to authenticate without keeping output */
@@ -131,6 +130,7 @@ typedef enum EnvelopeStatus
 static char *master_key_file = NULL;
 static char *master_key_command = NULL;
 static char *previous_master_key_file = NULL;
+static int	key_cache_size = 1048576;	/* data keys cached per backend */
 
 /* backend-local state */
 static MasterKey current_master;
@@ -190,6 +190,15 @@ pg_crypto_define_settings(void)
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("profile_guard.key_cache_size",
+							"Most unwrapped data keys a backend keeps in memory.",
+							"About 100 bytes each. A scan reading the sensitive tags of more subjects than this fetches and unwraps keys again.",
+							&key_cache_size,
+							1048576, 1024, INT_MAX / 2,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 }
 
 
@@ -774,6 +783,24 @@ end_key_access(Oid save_userid, int save_sec_context)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
+/*
+ * Plans of the per-subject key queries, prepared once per backend; the plan
+ * cache re-plans them if subject_key changes.
+ */
+static SPIPlanPtr read_key_plan = NULL;
+static SPIPlanPtr create_key_plan = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare a data key query: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
 static void
 master_key_mismatch(const char *subject, const char *fingerprint,
 					const MasterKey *current)
@@ -809,10 +836,12 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 	const MasterKey *current;
 
 	args[0] = CStringGetTextDatum(subject);
-	rc = SPI_execute_with_args("SELECT wrapped_key, master_fingerprint, xmin"
-							   "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
-							   " WHERE subject OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, args, NULL, IsInParallelMode(), 1);
+	if (read_key_plan == NULL)
+		read_key_plan = keep_plan("SELECT wrapped_key, master_fingerprint, xmin"
+								  "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+								  " WHERE subject OPERATOR(pg_catalog.=) $1",
+								  1, argtypes);
+	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data key: SPI error %d", rc);
 	if (SPI_processed == 0)
@@ -873,11 +902,13 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	args[0] = CStringGetTextDatum(subject);
 	args[1] = PointerGetDatum(wrapped);
 	args[2] = CStringGetTextDatum(mk->fingerprint);
-	rc = SPI_execute_with_args("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
-							   " (subject, wrapped_key, master_fingerprint, created_at)"
-							   " VALUES ($1, $2, $3, pg_catalog.now())"
-							   " ON CONFLICT (subject) DO NOTHING",
-							   3, argtypes, args, NULL, false, 0);
+	if (create_key_plan == NULL)
+		create_key_plan = keep_plan("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+									" (subject, wrapped_key, master_fingerprint, created_at)"
+									" VALUES ($1, $2, $3, pg_catalog.now())"
+									" ON CONFLICT (subject) DO NOTHING",
+									3, argtypes);
+	rc = SPI_execute_plan(create_key_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store a data key: SPI error %d", rc);
 	if (SPI_processed == 1)
@@ -949,7 +980,7 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	{
 		/* bound the cache: start afresh rather than grow without limit */
 		if (DataKeyCache != NULL &&
-			hash_get_num_entries(DataKeyCache) >= MAX_CACHED_KEYS)
+			hash_get_num_entries(DataKeyCache) >= key_cache_size)
 			data_key_cache_flush(false);
 		data_key_cache_init();
 		entry = hash_search(DataKeyCache, hash, HASH_ENTER, NULL);

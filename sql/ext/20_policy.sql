@@ -14,8 +14,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 	SELECT patterns IS NULL OR EXISTS (
 		SELECT 1 FROM pg_catalog.unnest(patterns) AS p
-		WHERE p = tag OR p = '*'
-		   OR (pg_catalog.right(p, 2) = '.*'
+		WHERE p OPERATOR(pg_catalog.=) tag OR p OPERATOR(pg_catalog.=) '*'
+		   OR (pg_catalog.right(p, 2) OPERATOR(pg_catalog.=) '.*'
 			   AND pg_catalog.starts_with(tag, pg_catalog.left(p, -1))))
 $$;
 
@@ -37,103 +37,125 @@ $$;
  * may be served; otherwise reason says why, the first failing rule winning.
  * valid_until is the next moment the answer can change by itself (a consent
  * expiring, a birthday crossing an age threshold).
+ *
+ * No SET clause, and every name qualified: that keeps the function
+ * inlinable, so the consent cache holds one prepared plan of it per backend
+ * (it runs it under a fixed search_path).
  */
 CREATE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
 						  p_with_unconsented boolean DEFAULT true)
 RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
 			   reason text, valid_until timestamptz)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, profile_guard
 AS $$
 WITH p AS (
 	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.retired_at,
 		   pu.automated_decision AND NOT EXISTS (
-				SELECT 1 FROM assessment a
-				WHERE a.purpose = pu.purpose AND a.purpose_version = pu.version) AS unassessed,
-		   statement_timestamp() AS now,
+				SELECT 1 FROM profile_guard.assessment a
+				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
+				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
+		   pg_catalog.statement_timestamp() AS now,
 		   current_date AS today,
-		   minor_age() AS minor_age
-	FROM purpose pu
-	WHERE pu.purpose = p_purpose
+		   profile_guard.minor_age() AS minor_age
+	FROM profile_guard.purpose pu
+	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
 ),
 -- two branches so that a one-subject call uses the index even with a
 -- generic plan (only one branch runs: the other's one-time filter is false)
 ev AS (
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM consent c
-	WHERE p_subject IS NOT NULL AND c.purpose = p_purpose AND c.subject = p_subject
+	FROM profile_guard.consent c
+	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject
 	UNION ALL
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM consent c
-	WHERE p_subject IS NULL AND c.purpose = p_purpose
+	FROM profile_guard.consent c
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
 ),
 -- consents mostly repeat the same tag lists: match each distinct list once
 pattern_tag AS (
-	SELECT l.tags, t.tag
+	SELECT l.tags, t.tag_id
 	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
-	JOIN tag t ON tag_matches(l.tags, t.tag)
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(l.tags, t.tag)
 ),
 latest AS (
-	SELECT DISTINCT ON (ev.subject, pt.tag)
-		   ev.subject, pt.tag, ev.action, ev.purpose_version, ev.separate,
+	SELECT DISTINCT ON (ev.subject, pt.tag_id)
+		   ev.subject, pt.tag_id, ev.action, ev.purpose_version, ev.separate,
 		   ev.guardian, ev.expires_at
-	FROM ev JOIN pattern_tag pt ON pt.tags = ev.tags
-	ORDER BY ev.subject, pt.tag, ev.consent_id DESC
+	FROM ev JOIN pattern_tag pt ON pt.tags OPERATOR(pg_catalog.=) ev.tags
+	ORDER BY ev.subject, pt.tag_id, ev.consent_id DESC
 ),
 pairs AS (
-	SELECT l.subject, l.tag, l.action, l.purpose_version, l.separate,
+	SELECT l.subject, l.tag_id, l.action, l.purpose_version, l.separate,
 		   l.guardian, l.expires_at
 	FROM latest l
 	UNION ALL
-	SELECT s.subject, t.tag, NULL, NULL, NULL, NULL, NULL
+	SELECT s.subject, t.tag_id, NULL, NULL, NULL, NULL, NULL
 	FROM (SELECT DISTINCT ev.subject FROM ev) AS s
 	CROSS JOIN p
-	JOIN tag t ON tag_matches(p.tags, t.tag)
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(p.tags, t.tag)
 	WHERE p_with_unconsented
 	  AND NOT EXISTS (SELECT 1 FROM latest l
-					  WHERE l.subject = s.subject AND l.tag = t.tag)
+					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
+					    AND l.tag_id OPERATOR(pg_catalog.=) t.tag_id)
 ),
 cell AS (
 	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
-		   tag_matches(p.tags, t.tag) AS in_scope,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
 		   s.subject IS NULL AS unregistered,
 		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
 		   coalesce(s.opted_out, false) AS opted_out,
-		   coalesce(s.birth_date + make_interval(years => p.minor_age) > p.today, false) AS minor,
-		   coalesce(s.birth_date + make_interval(years => 14) > p.today, false) AS under_14,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today, false) AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
 		   s.birth_date,
 		   b.tag IS NOT NULL AS blocked,
 		   -- the tag's own consent holds (scope and derivation aside)
-		   x.action = 'grant'
-			 AND (x.expires_at IS NULL OR x.expires_at > p.now)
-			 AND x.purpose_version >= p.version
-			 AND (x.separate OR (t.sensitivity = 'general'
-								 AND NOT coalesce(s.birth_date + make_interval(years => 14) > p.today, false)))
-			 AND (x.guardian OR NOT coalesce(s.birth_date + make_interval(years => 14) > p.today, false))
+		   x.action OPERATOR(pg_catalog.=) 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
+			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general'
+								 AND NOT coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+												  OPERATOR(pg_catalog.>) p.today, false)))
+			 AND (x.guardian OR NOT coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+											 OPERATOR(pg_catalog.>) p.today, false))
 			 AND b.tag IS NULL AS consented,
 		   x.purpose_version, x.separate, x.guardian, t.sensitivity
 	FROM pairs x
 	CROSS JOIN p
-	JOIN tag t ON t.tag = x.tag
-	LEFT JOIN subject s ON s.subject = x.subject
-	LEFT JOIN tag_block b ON b.subject = x.subject AND b.tag = x.tag
+	JOIN profile_guard.tag t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN profile_guard.tag_block b ON b.subject OPERATOR(pg_catalog.=) x.subject
+									   AND b.tag OPERATOR(pg_catalog.=) t.tag
+),
+-- rule 4 needs, per subject holding a derived tag, what it consented to
+derived_holder AS (
+	SELECT DISTINCT c.subject FROM cell c
+	WHERE c.all_sources OPERATOR(pg_catalog.<>) '{}'
+),
+consented_sets AS (
+	SELECT c.subject,
+		   pg_catalog.array_agg(c.tag) FILTER (WHERE c.consented) AS consented_tags
+	FROM cell c
+	JOIN derived_holder d ON d.subject OPERATOR(pg_catalog.=) c.subject
+	GROUP BY c.subject
 ),
 judged AS (
-	SELECT c.*,
-		   array_agg(c.tag) FILTER (WHERE c.consented)
-			   OVER (PARTITION BY c.subject) AS consented_tags
+	SELECT c.*, cs.consented_tags
 	FROM cell c
+	LEFT JOIN consented_sets cs ON cs.subject OPERATOR(pg_catalog.=) c.subject
 )
 SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
-	   (SELECT min(u) FROM (VALUES
-			(CASE WHEN j.expires_at > p.now THEN j.expires_at END),
-			(CASE WHEN j.birth_date + make_interval(years => 14) > p.today
-				  THEN (j.birth_date + make_interval(years => 14))::timestamptz END),
-			(CASE WHEN j.birth_date + make_interval(years => p.minor_age) > p.today
-				  THEN (j.birth_date + make_interval(years => p.minor_age))::timestamptz END)
-		) AS v(u))
+	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
+			 CASE WHEN j.under_14
+				  THEN CAST(j.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+							AS pg_catalog.timestamptz) END,
+			 CASE WHEN j.minor
+				  THEN CAST(j.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+							AS pg_catalog.timestamptz) END)
 FROM judged j
 CROSS JOIN p
 CROSS JOIN LATERAL (SELECT CASE
@@ -145,14 +167,14 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
 	WHEN NOT j.in_scope THEN 'tag outside the purpose'
 	WHEN j.action IS NULL THEN 'not consented'
-	WHEN j.action = 'withdraw' THEN 'withdrawn'
-	WHEN j.expires_at <= p.now THEN 'expired'
-	WHEN j.purpose_version < p.version THEN 'outdated version'
-	WHEN (j.sensitivity = 'sensitive' OR j.under_14) AND NOT j.separate
+	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
+	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
 		THEN 'not separate for a sensitive tag'
 	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
 	WHEN j.blocked THEN 'blocked'
-	WHEN NOT (j.all_sources <@ coalesce(j.consented_tags, '{}'))
+	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))
 		THEN 'source tag not visible'
 	END AS reason) AS r
 $$;

@@ -5,6 +5,7 @@
 #   bash test/bench/run.sh            1,000,000 subjects
 #   bash test/bench/run.sh --quick    100,000 subjects, fewer runs
 #   SCALE=N RUNS=R                    override
+#   SETUP_ONLY=1                      load the data, leave the cluster running
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -55,6 +56,12 @@ SELECT profile_guard.classify('guarded_ins', 'health', 'health.condition');
 GRANT SELECT ON guarded_ins, plain_ins TO bench_app, bench_bypass;
 VACUUM ANALYZE;
 SQL
+if [[ -n ${SETUP_ONLY:-} ]]; then
+	# leave the loaded cluster running for profiling; stop it with pg_ctl
+	trap - EXIT
+	echo "cluster running: PGHOST=$PGHOST PGPORT=$PGPORT PGDATA=$PGDATA_DIR" >&2
+	exit 0
+fi
 
 # median of the "Time:" lines of a psql session; $1 = role, $2 = setup, $3 = query
 timed() {
