@@ -20,6 +20,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -40,14 +41,19 @@ typedef struct SubjectKey
 	uint32		len;
 } SubjectKey;
 
+typedef struct SubjectAnswer
+{
+	bool		row_visible;
+	TimestampTz valid_until;	/* DT_NOEND when nothing can change by itself */
+	Bitmapset  *tags;			/* visible tag ids; interned, NULL for none */
+} SubjectAnswer;
+
 typedef struct SubjectEntry
 {
 	SubjectKey	key;
 	uint32		hash;
 	char		status;
-	bool		row_visible;
-	TimestampTz valid_until;	/* DT_NOEND when nothing can change by itself */
-	Bitmapset  *tags;			/* visible tag ids; interned, NULL for none */
+	SubjectAnswer a;
 } SubjectEntry;
 
 #define SH_PREFIX		subjecthash
@@ -84,6 +90,15 @@ struct PurposeState
 	TimestampTz lazy_statement; /* ... the statement that started then */
 	int			lazy_total;		/* ... and by every statement so far */
 	subjecthash_hash *subjects;
+	/*
+	 * When every subject is a canonical integer and they are dense, a copy
+	 * of the answers indexed by (subject - dense_min): integer subject
+	 * columns then need no hashing, and a scan in key order reads it in
+	 * order.
+	 */
+	SubjectAnswer *dense;
+	int64		dense_min;
+	uint64		dense_n;
 	List	   *interned;		/* distinct tag sets, shared by entries */
 	char	   *arena;			/* subject keys */
 	Size		arena_used;
@@ -170,13 +185,19 @@ free_purpose(PurposeState *ps)
 	MemoryContextDelete(ps->cxt);
 }
 
-static SubjectEntry *lookup_subject(PurposeState *ps, Datum subject, Oid typid);
+static const SubjectAnswer *lookup_subject(PurposeState *ps, Datum subject, Oid typid);
+static void build_dense(PurposeState *ps);
 static PurposeState *MemoPurpose = NULL;
+
+/* the purpose the last statement resolved, while the setting is unchanged */
+static PurposeState *LastPurpose = NULL;
+static uint64 LastPurposeGeneration = 0;
 
 static void
 flush_purposes(void)
 {
 	MemoPurpose = NULL;
+	LastPurpose = NULL;
 	for (int i = 0; i < NPurposes; i++)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
@@ -277,6 +298,7 @@ find_or_create_purpose(const char *name)
 	if (NPurposes == MAX_CACHED_PURPOSES)
 	{
 		MemoPurpose = NULL;
+		LastPurpose = NULL;
 		free_purpose(Purposes[--NPurposes]);
 	}
 
@@ -363,6 +385,13 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 	PurposeState *ps;
 	Oid			user;
 
+	/* the common case: the same purpose and role as the last call */
+	user = GetUserId();
+	if (LastPurpose != NULL && !PurposesStale &&
+		LastPurposeGeneration == profile_guard_purpose_generation &&
+		LastPurpose->validated_for == user)
+		return LastPurpose;
+
 	if (pg_current_user_bypasses())
 		return NULL;
 
@@ -378,9 +407,12 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 				 errhint("Declare the purpose of the statement first, e.g. SET profile_guard.purpose = 'recommendation'.")));
 
 	ps = find_or_create_purpose(name);
-	user = GetUserId();
 	if (ps->validated_for == user)
+	{
+		LastPurpose = ps;
+		LastPurposeGeneration = profile_guard_purpose_generation;
 		return ps;
+	}
 
 	if (!ps->exists)
 		ereport(ERROR,
@@ -417,6 +449,8 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
 						 name)));
 	ps->validated_for = user;
+	LastPurpose = ps;
+	LastPurposeGeneration = profile_guard_purpose_generation;
 	return ps;
 }
 
@@ -482,10 +516,10 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 	Datum		d;
 
 	d = SPI_getbinval(tup, desc, 2, &isnull);
-	e->tags = intern_tags(ps, d, isnull);
-	e->row_visible = (e->tags != NULL);
+	e->a.tags = intern_tags(ps, d, isnull);
+	e->a.row_visible = (e->a.tags != NULL);
 	d = SPI_getbinval(tup, desc, 3, &isnull);
-	e->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+	e->a.valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }
 
 /*
@@ -581,6 +615,7 @@ load_subjects(PurposeState *ps)
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
+	build_dense(ps);
 }
 
 /* (Re-)read one subject: not cached yet, or past its valid_until. */
@@ -616,9 +651,9 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 		fill_entry(ps, e, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	else
 	{
-		e->tags = NULL;
-		e->row_visible = false;
-		e->valid_until = DT_NOEND;
+		e->a.tags = NULL;
+		e->a.row_visible = false;
+		e->a.valid_until = DT_NOEND;
 	}
 	end_catalog_access(&ca);
 	SPI_finish();
@@ -696,6 +731,86 @@ subject_key(Datum subject, Oid typid, char *buf)
 	return k;
 }
 
+/* the integer a subject text spells in canonical form ("42", "-7") */
+static bool
+canonical_int64(const char *data, uint32 len, int64 *result)
+{
+	char		buf[MAXINT8LEN + 1];
+	int64		v = 0;
+	bool		neg = false;
+	uint32		i = 0;
+
+	if (len == 0 || len > MAXINT8LEN)
+		return false;
+	if (data[0] == '-')
+	{
+		neg = true;
+		i = 1;
+	}
+	if (i == len || (data[i] == '0' && len > i + 1) || (neg && len == 2 && data[1] == '0'))
+		return false;
+	for (; i < len; i++)
+	{
+		if (data[i] < '0' || data[i] > '9')
+			return false;
+		if (pg_mul_s64_overflow(v, 10, &v) ||
+			pg_sub_s64_overflow(v, data[i] - '0', &v))
+			return false;		/* accumulate negatively: INT64_MIN fits */
+	}
+	if (!neg && pg_sub_s64_overflow(0, v, &v))
+		return false;
+	/* round trip, so that "42" and only "42" maps to 42 */
+	if (pg_lltoa(v, buf) != (int) len || memcmp(buf, data, len) != 0)
+		return false;
+	*result = v;
+	return true;
+}
+
+#define DENSE_MIN_SUBJECTS 1024
+#define DENSE_MAX_SPREAD 2		/* slots per subject, at most */
+
+/* After a bulk load: index the answers by integer when that is compact. */
+static void
+build_dense(PurposeState *ps)
+{
+	subjecthash_iterator it;
+	SubjectEntry *e;
+	int64		min = PG_INT64_MAX;
+	int64		max = PG_INT64_MIN;
+	int64		v;
+	uint64		n;
+
+	ps->dense = NULL;
+	if (ps->nsubjects < DENSE_MIN_SUBJECTS)
+		return;
+	subjecthash_start_iterate(ps->subjects, &it);
+	while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
+	{
+		if (!canonical_int64(e->key.data, e->key.len, &v))
+			return;
+		min = Min(min, v);
+		max = Max(max, v);
+	}
+	if ((uint64) max - (uint64) min >= ps->nsubjects * DENSE_MAX_SPREAD)
+		return;
+	n = (uint64) max - (uint64) min + 1;
+	ps->dense = MemoryContextAllocHuge(ps->cxt, n * sizeof(SubjectAnswer));
+	for (uint64 i = 0; i < n; i++)
+	{
+		ps->dense[i].row_visible = false;
+		ps->dense[i].tags = NULL;
+		ps->dense[i].valid_until = DT_NOEND;
+	}
+	subjecthash_start_iterate(ps->subjects, &it);
+	while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
+	{
+		(void) canonical_int64(e->key.data, e->key.len, &v);
+		ps->dense[(uint64) v - (uint64) min] = e->a;
+	}
+	ps->dense_min = min;
+	ps->dense_n = n;
+}
+
 /*
  * The last look-up, for integer subjects: the gates of one row (row gate,
  * cell gates, row mask) ask for the same subject in turn.  Forgotten on any
@@ -703,14 +818,24 @@ subject_key(Datum subject, Oid typid, char *buf)
  */
 static Oid	MemoType = InvalidOid;
 static int64 MemoValue = 0;
-static SubjectEntry *MemoEntry = NULL;
+static SubjectAnswer *MemoAnswer = NULL;
 
-static SubjectEntry *
+static const SubjectAnswer NoAnswer = {false, DT_NOEND, NULL};
+
+static inline bool
+answer_current(const SubjectAnswer *a)
+{
+	return a->valid_until == DT_NOEND ||
+		a->valid_until > GetCurrentStatementStartTimestamp();
+}
+
+static const SubjectAnswer *
 lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 {
 	char		buf[MAXINT8LEN + 1];
 	SubjectKey	key;
 	SubjectEntry *e;
+	SubjectAnswer *slot = NULL;
 	bool		by_value = (typid == INT4OID || typid == INT8OID || typid == INT2OID);
 	int64		v = 0;
 
@@ -718,10 +843,26 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 	{
 		v = typid == INT8OID ? DatumGetInt64(subject) :
 			typid == INT4OID ? DatumGetInt32(subject) : DatumGetInt16(subject);
-		if (MemoPurpose == ps && MemoType == typid && MemoValue == v && MemoEntry &&
-			(MemoEntry->valid_until == DT_NOEND ||
-			 MemoEntry->valid_until > GetCurrentStatementStartTimestamp()))
-			return MemoEntry;
+		if (MemoPurpose == ps && MemoType == typid && MemoValue == v &&
+			answer_current(MemoAnswer))
+			return MemoAnswer;
+		if (ps->dense != NULL)
+		{
+			uint64		off = (uint64) v - (uint64) ps->dense_min;
+
+			if (off >= ps->dense_n)
+				return &NoAnswer;	/* loaded: not there, no consent */
+			slot = &ps->dense[off];
+			if (answer_current(slot))
+			{
+				MemoPurpose = ps;
+				MemoType = typid;
+				MemoValue = v;
+				MemoAnswer = slot;
+				return slot;
+			}
+			/* expired: refresh the entry below, then the copy */
+		}
 	}
 	key = subject_key(subject, typid, buf);
 	if (ps->subjects == NULL)
@@ -753,43 +894,44 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			MemoPurpose = NULL;
 			e = subjecthash_insert(ps->subjects, key, &found);
 			e->key.data = arena_copy(ps, key.data, key.len);
-			e->tags = NULL;
-			e->row_visible = false;
-			e->valid_until = DT_NOEND;
+			e->a = NoAnswer;
 			ps->nsubjects++;
 			refresh_subject(ps, e);
 		}
 		else
 		{
 			load_subjects(ps);
-			e = subjecthash_lookup(ps->subjects, key);
+			return lookup_subject(ps, subject, typid);
 		}
 	}
-	if (e != NULL && e->valid_until != DT_NOEND &&
-		e->valid_until <= GetCurrentStatementStartTimestamp())
+	if (e == NULL)
+		return &NoAnswer;
+	if (!answer_current(&e->a))
+	{
 		refresh_subject(ps, e);
+		if (slot != NULL)
+			*slot = e->a;
+	}
 	if (by_value)
 	{
 		MemoPurpose = ps;
 		MemoType = typid;
 		MemoValue = v;
-		MemoEntry = e;
+		MemoAnswer = slot != NULL ? slot : &e->a;
 	}
-	return e;
+	return slot != NULL ? slot : &e->a;
 }
 
 bool
 pg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
 {
-	SubjectEntry *e = lookup_subject(ps, subject, typid);
-
-	return e != NULL && e->row_visible;
+	return lookup_subject(ps, subject, typid)->row_visible;
 }
 
 bool
 pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
 {
-	SubjectEntry *e = lookup_subject(ps, subject, typid);
+	const SubjectAnswer *a = lookup_subject(ps, subject, typid);
 
-	return e != NULL && e->row_visible && tag_id >= 0 && bms_is_member(tag_id, e->tags);
+	return a->row_visible && tag_id >= 0 && bms_is_member(tag_id, a->tags);
 }

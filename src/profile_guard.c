@@ -21,6 +21,7 @@ void		_PG_init(void);
 
 /* settings */
 char	   *profile_guard_purpose = NULL;
+uint64		profile_guard_purpose_generation = 0;
 int			profile_guard_minor_age = 18;
 int			profile_guard_audit = PG_AUDIT_OFF;
 bool		profile_guard_loaded = false;
@@ -62,6 +63,17 @@ check_purpose(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * Every assignment (SET, SET LOCAL, RESET, the restore at transaction or
+ * function end) bumps a counter, so the gates can keep the purpose they
+ * resolved for as long as the setting stays the same.
+ */
+static void
+assign_purpose(const char *newval, void *extra)
+{
+	profile_guard_purpose_generation++;
+}
+
+/*
  * SQL functions call this: without preloading, the planner hooks are not in
  * place and nothing would be enforced, so refuse rather than pretend.
  */
@@ -95,7 +107,7 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   check_purpose, NULL, NULL);
+							   check_purpose, assign_purpose, NULL);
 
 	DefineCustomIntVariable("profile_guard.minor_age",
 							"Subjects younger than this are minors; marketing purposes never see them.",

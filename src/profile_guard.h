@@ -34,6 +34,7 @@ typedef enum ProfileGuardAuditLevel
 
 /* profile_guard.c: settings */
 extern char *profile_guard_purpose;
+extern uint64 profile_guard_purpose_generation;
 extern int	profile_guard_minor_age;
 extern int	profile_guard_audit;
 extern bool profile_guard_loaded;
