@@ -236,7 +236,45 @@ random_bytes(uint8 *buf, int len)
 }
 
 /*
+ * The cipher, fetched from the provider once, and one context per backend
+ * for all operations: each operation re-initialises it with its key and
+ * IV, so only the setup of the first one is paid per backend.  After a
+ * failure the context is reset, which wipes its key schedule.
+ */
+static EVP_CIPHER_CTX *GcmContext = NULL;
+
+static const EVP_CIPHER *
+gcm_cipher(void)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	static EVP_CIPHER *cipher = NULL;
+
+	if (cipher == NULL)
+		cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	return cipher;
+#else
+	return EVP_aes_256_gcm();
+#endif
+}
+
+static EVP_CIPHER_CTX *
+gcm_context(void)
+{
+	if (GcmContext == NULL)
+		GcmContext = EVP_CIPHER_CTX_new();
+	return GcmContext;
+}
+
+static void
+gcm_failed(EVP_CIPHER_CTX *ctx)
+{
+	if (ctx != NULL)
+		EVP_CIPHER_CTX_reset(ctx);
+}
+
+/*
  * AES-256-GCM encryption of in[0..inlen) into out (same length) and tag.
+ * The IV is GCM_IV_LEN (12) bytes, GCM's default length.
  */
 static bool
 gcm_encrypt(const uint8 *key, const uint8 *iv,
@@ -244,33 +282,27 @@ gcm_encrypt(const uint8 *key, const uint8 *iv,
 			const uint8 *in, int inlen,
 			uint8 *out, uint8 *tag)
 {
-	EVP_CIPHER_CTX *ctx;
+	EVP_CIPHER_CTX *ctx = gcm_context();
+	const EVP_CIPHER *cipher = gcm_cipher();
 	int			len;
-	bool		ok = false;
 
-	ERR_clear_error();
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		return false;
-
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_IV_LEN, NULL) != 1 ||
-		EVP_EncryptInit_ex(ctx, NULL, NULL, key, iv) != 1 ||
+	if (ctx == NULL || cipher == NULL ||
+		EVP_EncryptInit_ex(ctx, cipher, NULL, key, iv) != 1 ||
 		EVP_EncryptUpdate(ctx, NULL, &len, aad, aadlen) != 1)
-		goto done;
+		goto failed;
 	if (inlen > 0)
 	{
 		if (EVP_EncryptUpdate(ctx, out, &len, in, inlen) != 1 || len != inlen)
-			goto done;
+			goto failed;
 	}
 	if (EVP_EncryptFinal_ex(ctx, out + inlen, &len) != 1 || len != 0 ||
 		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, tag) != 1)
-		goto done;
-	ok = true;
+		goto failed;
+	return true;
 
-done:
-	EVP_CIPHER_CTX_free(ctx);	/* wipes the key schedule */
-	return ok;
+failed:
+	gcm_failed(ctx);
+	return false;
 }
 
 /*
@@ -285,21 +317,16 @@ gcm_decrypt(const uint8 *key, const uint8 *iv,
 			const uint8 *in, int inlen,
 			const uint8 *tag, uint8 *out)
 {
-	EVP_CIPHER_CTX *ctx;
+	EVP_CIPHER_CTX *ctx = gcm_context();
+	const EVP_CIPHER *cipher = gcm_cipher();
 	uint8		scratch[SCRATCH_LEN];
 	uint8		tagcopy[GCM_TAG_LEN];
 	int			len;
 	bool		ok = false;
 
-	ERR_clear_error();
-	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL)
-		return false;
-
 	memcpy(tagcopy, tag, GCM_TAG_LEN);
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_IV_LEN, NULL) != 1 ||
-		EVP_DecryptInit_ex(ctx, NULL, NULL, key, iv) != 1 ||
+	if (ctx == NULL || cipher == NULL ||
+		EVP_DecryptInit_ex(ctx, cipher, NULL, key, iv) != 1 ||
 		EVP_DecryptUpdate(ctx, NULL, &len, aad, aadlen) != 1)
 		goto done;
 
@@ -320,6 +347,7 @@ gcm_decrypt(const uint8 *key, const uint8 *iv,
 			if (EVP_DecryptUpdate(ctx, scratch, &len, in + off, n) != 1 || len != n)
 				goto done;
 		}
+		explicit_bzero(scratch, sizeof(scratch));
 	}
 
 	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tagcopy) != 1)
@@ -330,9 +358,12 @@ gcm_decrypt(const uint8 *key, const uint8 *iv,
 	ok = true;
 
 done:
-	explicit_bzero(scratch, sizeof(scratch));
-	EVP_CIPHER_CTX_free(ctx);
-	ERR_clear_error();
+	if (!ok)
+	{
+		explicit_bzero(scratch, sizeof(scratch));
+		gcm_failed(ctx);
+		ERR_clear_error();		/* a failed tag is an answer, not an error */
+	}
 	return ok;
 }
 
@@ -1251,6 +1282,35 @@ pg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char 
 		report_not_decryptable(tag, ENV_OK);
 	}
 	return PointerGetDatum(result);
+}
+
+/*
+ * Does a stored value carry our envelope's prefix (text) or magic (bytea)?
+ * Cheap: nothing is decoded or authenticated.
+ */
+bool
+pg_crypto_is_envelope(Datum value, Oid typid)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(value);
+	char		head[TEXT_PREFIX_LEN];
+	int			want = typid == TEXTOID ? TEXT_PREFIX_LEN : ENVELOPE_MAGIC_LEN;
+
+	if (VARATT_IS_EXTENDED(v))
+	{
+		struct varlena *slice = pg_detoast_datum_slice(v, 0, want);
+
+		if (VARSIZE_ANY_EXHDR(slice) < want)
+			return false;
+		memcpy(head, VARDATA_ANY(slice), want);
+	}
+	else
+	{
+		if (VARSIZE_ANY_EXHDR(v) < want)
+			return false;
+		memcpy(head, VARDATA_ANY(v), want);
+	}
+	return typid == TEXTOID ? memcmp(head, TEXT_PREFIX, TEXT_PREFIX_LEN) == 0 :
+		memcmp(head, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
 }
 
 /*

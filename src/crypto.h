@@ -25,6 +25,7 @@ extern Datum pg_crypto_decrypt_datum(Datum value, Oid typid,
 									 const char *subject, const char *tag);
 extern CiphertextKind pg_crypto_classify_datum(Datum value, Oid typid,
 											   const char *subject, const char *tag);
+extern bool pg_crypto_is_envelope(Datum value, Oid typid);
 extern void pg_crypto_destroy_subject_key(const char *subject);
 /* true when the subject's data key was destroyed (its data were erased) */
 extern bool pg_crypto_subject_key_destroyed(const char *subject);

@@ -38,8 +38,8 @@ decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
 {
 	if (typid != TEXTOID && typid != BYTEAOID)
 		return stored;
-	if (pg_crypto_classify_datum(stored, typid, subject, tag) == CT_PLAINTEXT)
-		return stored;
+	if (!pg_crypto_is_envelope(stored, typid))
+		return stored;			/* plaintext: written before classify */
 	return pg_crypto_decrypt_datum(stored, typid, subject, tag);
 }
 
