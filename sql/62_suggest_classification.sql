@@ -100,10 +100,16 @@ ORDER BY "table"::text, column_name;
 SELECT * FROM profile_guard.suggest_classification('Odd Schema');
 
 -- NULL: every application schema, never profile_guard or the system schemas
+-- (rows of tables other suites may have left in public are not shown)
 SELECT "table", column_name, suggested_category
 FROM profile_guard.suggest_classification()
-WHERE "table"::text NOT LIKE 'app.%'
+WHERE "table"::text LIKE 'other.%' OR "table"::text LIKE '"Odd Schema".%'
 ORDER BY "table"::text, column_name;
+SELECT count(*) AS system_rows
+FROM profile_guard.suggest_classification() s
+JOIN pg_class c ON c.oid = s."table"
+WHERE c.relnamespace::regnamespace::text IN ('profile_guard', 'pg_catalog', 'information_schema')
+   OR c.relpersistence = 't';
 SELECT count(*) AS app_rows FROM profile_guard.suggest_classification() WHERE "table"::text LIKE 'app.%';
 
 -- evidence never quotes a stored value
