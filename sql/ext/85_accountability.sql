@@ -711,7 +711,7 @@ BEGIN
 		detail := 'no active purpose is defined: define one with profile_guard.define_purpose()';
 	ELSE
 		status := 'met';
-		detail := format('%s active purposes; reading a tag requires a declared purpose', n_active);
+		detail := format('reading a tag requires a declared purpose; active purposes: %s', n_active);
 	END IF;
 	RETURN NEXT;
 
@@ -726,7 +726,7 @@ BEGIN
 		detail := 'profile_guard is not in shared_preload_libraries: consent is not enforced';
 	ELSE
 		status := 'met';
-		detail := format('reads and writes of tags are gated by consent; %s subjects registered, %s consent records',
+		detail := format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
 						 (SELECT count(*) FROM subject), (SELECT count(*) FROM consent));
 	END IF;
 	RETURN NEXT;
@@ -745,7 +745,7 @@ BEGIN
 		detail := 'purposes without a tag list (every tag allowed): ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('all %s active purposes list their tags', n_active);
+		detail := format('every active purpose lists its tags (active purposes: %s)', n_active);
 	END IF;
 	RETURN NEXT;
 
@@ -753,8 +753,7 @@ BEGIN
 	clause := '§5 d';
 	requirement := 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.';
 	status := 'manual';
-	detail := format('compare the privacy notice with the %s active purposes in profile_guard.purpose (description, tags, recipient); subject_report() answers individual requests',
-					 n_active);
+	detail := 'compare the privacy notice with the active purposes in profile_guard.purpose (description, tags, recipient); subject_report() answers individual requests';
 	RETURN NEXT;
 
 	/* §5 e: security */
@@ -801,7 +800,7 @@ BEGIN
 			detail := 'unclassified columns of guarded tables that look personal: ' || _name_list(l);
 		ELSE
 			status := 'met';
-			detail := format('%s guarded tables, %s classified columns; no unclassified column looks personal',
+			detail := format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
 							 n_guarded, (SELECT count(*) FROM classified_column));
 		END IF;
 	END IF;
@@ -824,7 +823,7 @@ BEGIN
 		detail := 'columns named like sensitive information but classified as a general tag: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('%s sensitive tags defined; no general-tag column is named like sensitive information',
+		detail := format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
 						 (SELECT count(*) FROM tag WHERE sensitivity = 'sensitive'));
 	END IF;
 	RETURN NEXT;
@@ -861,7 +860,7 @@ BEGIN
 		detail := array_to_string(faults, '; ');
 	ELSE
 		status := 'met';
-		detail := format('the collection trigger is enabled on all %s guarded tables', n_guarded);
+		detail := format('the collection trigger is enabled on every guarded table (%s)', n_guarded);
 	END IF;
 	RETURN NEXT;
 
@@ -873,8 +872,8 @@ BEGIN
 		l := ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
 								 coalesce('not checked: ' || p.problem,
 										  concat_ws(', ',
-											  CASE WHEN p.plaintext > 0 THEN p.plaintext || ' plaintext values' END,
-											  CASE WHEN p.foreign_ct > 0 THEN p.foreign_ct || ' values that do not authenticate' END)))
+											  CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+											  CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
 				   FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name);
 		IF cardinality(l) > 0 THEN
 			faults := faults || ('sensitive columns not holding our ciphertext: ' || _name_list(l));
@@ -934,7 +933,7 @@ BEGIN
 		detail := 'purposes without retention: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('all %s active purposes have a retention period', n_active);
+		detail := format('every active purpose has a retention period (active purposes: %s)', n_active);
 	END IF;
 	RETURN NEXT;
 
@@ -955,7 +954,7 @@ BEGIN
 	/* §9 a: purpose changes */
 	clause := '§9 a';
 	requirement := 'A changed purpose is used only after the subject consents again.';
-	l := ARRAY(SELECT format('%s (%s subjects on an older version)', r.purpose, count(*))
+	l := ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
 			   FROM consents_needing_renewal r
 			   WHERE r.granted_version < r.current_version
 			   GROUP BY r.purpose ORDER BY r.purpose);
@@ -984,7 +983,7 @@ BEGIN
 		detail := 'triggers keeping the consent ledger append-only are missing or disabled: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('the consent ledger is append-only (%s records)', (SELECT count(*) FROM consent));
+		detail := format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent));
 	END IF;
 	RETURN NEXT;
 
@@ -1005,7 +1004,7 @@ BEGIN
 		detail := 'automated_decision purposes without an assessment of their current version: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('all %s automated_decision purposes are assessed for their current version', n);
+		detail := format('every automated_decision purpose is assessed for its current version (%s)', n);
 	END IF;
 	RETURN NEXT;
 
@@ -1021,7 +1020,7 @@ BEGIN
 		detail := 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced';
 	ELSE
 		status := 'met';
-		detail := format('opt_out() applies to %s marketing purposes at the next statement; %s subjects opted out',
+		detail := format('opt_out() applies to every marketing purpose at the next statement (marketing purposes: %s, subjects opted out: %s)',
 						 n, (SELECT count(*) FROM subject s WHERE s.opted_out));
 	END IF;
 	RETURN NEXT;
@@ -1093,7 +1092,7 @@ BEGIN
 		detail := array_to_string(faults, '; ');
 	ELSE
 		status := 'met';
-		detail := format('no superuser or BYPASSRLS role besides the bootstrap superuser; %s purpose grants to %s roles',
+		detail := format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
 						 (SELECT count(*) FROM purpose_role),
 						 (SELECT count(DISTINCT role_name) FROM purpose_role));
 	END IF;
@@ -1114,8 +1113,8 @@ BEGIN
 		detail := 'matches of the prohibited lexicon: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('%s tags and %s active purposes checked against %s prohibited terms',
-						 (SELECT count(*) FROM tag), n_active, (SELECT count(*) FROM prohibited_term));
+		detail := format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+						 (SELECT count(*) FROM tag), n_active);
 	END IF;
 	RETURN NEXT;
 
@@ -1130,7 +1129,7 @@ BEGIN
 		detail := 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced';
 	ELSE
 		status := 'met';
-		detail := format('withdraw_consent() takes effect at the next statement; %s withdrawals recorded',
+		detail := format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
 						 (SELECT count(*) FROM consent c WHERE c.action = 'withdraw'));
 	END IF;
 	RETURN NEXT;
@@ -1146,7 +1145,7 @@ BEGIN
 		  WHERE s.birth_date IS NULL
 			AND EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.action = 'grant'));
 	IF n > 0 THEN
-		faults := faults || format('%s subjects with consents have no birth date, so their age cannot be checked', n);
+		faults := faults || format('subjects with consents but no birth date, whose age cannot be checked: %s', n);
 	END IF;
 	IF (SELECT count(*) FROM subject) = 0 THEN
 		status := 'not_applicable';
@@ -1156,14 +1155,14 @@ BEGIN
 		detail := array_to_string(faults, '; ');
 	ELSE
 		status := 'met';
-		detail := format('every consenting subject has a birth date; minor age %s', minor_age());
+		detail := format('every consenting subject has a birth date; profile_guard.minor_age = %s', minor_age());
 	END IF;
 	RETURN NEXT;
 
 	/* §10: end of service and erasure */
 	clause := '§10';
 	requirement := 'When profiles are erased, their data cannot be recovered.';
-	l := ARRAY(SELECT DISTINCT r.subject FROM erasure_request r
+	l := ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
 			   WHERE r.completed_at IS NOT NULL
 				 AND NOT EXISTS (SELECT 1 FROM subject_key k
 								 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
@@ -1174,7 +1173,7 @@ BEGIN
 		detail := 'no erasure completed yet';
 	ELSIF cardinality(l) > 0 THEN
 		status := 'not_met';
-		detail := 'subjects erased whose data key still exists (backups stay readable): ' || _name_list(l);
+		detail := 'erasures completed while the subject''s data key still exists (backups stay readable): ' || _name_list(l);
 	ELSE
 		status := 'met';
 		detail := 'the data keys of every erased subject are destroyed';
@@ -1192,7 +1191,7 @@ BEGIN
 		detail := 'profile_guard is not in shared_preload_libraries: blocks are not enforced';
 	ELSE
 		status := 'met';
-		detail := format('block_tag() and opt_out() take effect at the next statement; %s blocks in force',
+		detail := format('block_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
 						 (SELECT count(*) FROM tag_block));
 	END IF;
 	RETURN NEXT;
@@ -1218,16 +1217,16 @@ BEGIN
 	/* §11 c: erasure on request */
 	clause := '§11 c';
 	requirement := 'Subjects can have their profile erased; requests are carried out within 15 days.';
-	l := ARRAY(SELECT format('%s (since %s)', r.subject, r.requested_at::date)
+	l := ARRAY(SELECT format('request %s (%s days)', r.request_id, date_part('day', now() - r.requested_at))
 			   FROM erasure_request r
 			   WHERE r.completed_at IS NULL AND r.requested_at < now() - interval '15 days'
-			   ORDER BY r.requested_at, r.subject);
+			   ORDER BY r.requested_at, r.request_id);
 	IF cardinality(l) > 0 THEN
 		status := 'not_met';
 		detail := 'erasure requests pending for more than 15 days: ' || _name_list(l);
 	ELSE
 		status := 'met';
-		detail := format('%s erasure requests pending, none for more than 15 days; use stops at the request',
+		detail := format('no erasure request is pending for more than 15 days; use stops at the request (pending: %s)',
 						 (SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL));
 	END IF;
 	RETURN NEXT;
