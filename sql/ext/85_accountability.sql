@@ -259,8 +259,9 @@ BEGIN
 					END IF;
 				END LOOP;
 			EXCEPTION WHEN OTHERS THEN
-				-- an unreadable column is not a suggestion (nothing of the
-				-- error is passed on: it might quote a value)
+				-- a column that cannot be read (a lock held too long, a
+				-- value that does not convert) is not sampled; nothing of
+				-- the error is passed on: it might quote a value
 				ev := ev || 'content: not sampled (the sample could not be read)'::text;
 			END;
 		END IF;
@@ -308,6 +309,7 @@ RETURNS TABLE ("table" regclass, column_name name, suggested_category text,
 			   suggested_sensitivity text, evidence text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard
+SET lock_timeout = '2s'
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -688,6 +690,7 @@ RETURNS TABLE (clause text, requirement text, status text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard
 SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
 AS $$
 DECLARE
 	preloaded	boolean := 'profile_guard' = ANY (
