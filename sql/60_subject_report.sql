@@ -121,6 +121,42 @@ SELECT r->'erasure_requested_at' <> 'null' AS requested,
 	   (SELECT array_agg(t->>'value' ORDER BY t->>'tag') FROM jsonb_array_elements(r->'tags') t) AS still_held
 FROM (SELECT subject_report('7') AS r) AS x;
 
+-- erasures done come from the erasure engine's ledger, matched by the keyed
+-- subject hash; where the engine is not installed, a stand-in with the same
+-- contract (profile_guard.erasure_log.subject_hash, _subject_hash(text))
+DO $$
+BEGIN
+	IF to_regclass('profile_guard.erasure_log') IS NULL THEN
+		CREATE TABLE profile_guard.erasure_log (logged_at timestamptz, relation text, tag text,
+												reason text, action text, row_count bigint,
+												subject_hash text);
+		CREATE FUNCTION profile_guard._subject_hash(s text) RETURNS text
+			LANGUAGE sql IMMUTABLE AS 'SELECT md5(''regress key'' || s)';
+		INSERT INTO profile_guard.erasure_log VALUES
+			(now(), 'public.profiles', 'interest.sports', 'withdrawn', 'delete', 1, profile_guard._subject_hash('7')),
+			(now(), 'public.profiles', 'interest.sports', 'withdrawn', 'delete', 1, profile_guard._subject_hash('8'));
+	END IF;
+END
+$$;
+SELECT jsonb_typeof(r->'erasures_done') AS erasures_done,
+	   r ? 'erasures_done_note' AS has_note,
+	   jsonb_array_length(r->'erasures_done')
+		 = (SELECT count(*) FROM profile_guard.erasure_log l
+			WHERE l.subject_hash = profile_guard._subject_hash('7')) AS all_of_this_subject,
+	   NOT EXISTS (SELECT 1 FROM jsonb_array_elements(r->'erasures_done') e
+				   WHERE e ? 'subject_hash') AS hash_not_shown
+FROM (SELECT subject_report('7') AS r) AS x;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_depend d
+				   WHERE d.classid = 'pg_class'::regclass
+					 AND d.objid = 'profile_guard.erasure_log'::regclass AND d.deptype = 'e') THEN
+		DROP TABLE profile_guard.erasure_log;
+		DROP FUNCTION profile_guard._subject_hash(text);
+	END IF;
+END
+$$;
+
 -- '042' is another registered person: the bigint row 42 is not theirs
 SELECT jsonb_array_length(r->'tags') AS tags, jsonb_array_length(r->'consents') AS consents
 FROM (SELECT subject_report('042') AS r) AS x;
