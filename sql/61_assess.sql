@@ -143,6 +143,14 @@ CREATE ROLE regress_as_clerk IN ROLE profile_guard_consent;
 SELECT clause, status, detail FROM assess();
 SELECT status, count(*) FROM assess() GROUP BY status ORDER BY status;
 
+-- a guarded table dropped without unprotect() leaves a catalog row behind
+CREATE TABLE public.as_gone (uid text, email text);
+SELECT protect('public.as_gone', 'uid');
+DROP TABLE public.as_gone;
+SELECT clause, status, regexp_replace(detail, '[0-9]{4,}', '<oid>', 'g') AS detail
+FROM assess() WHERE clause IN ('§5 f', '§7.1');
+DELETE FROM guarded_table g WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid);
+
 -- who may run it: administrators; read-only (it changed nothing)
 CREATE ROLE regress_as_admin IN ROLE profile_guard_admin;
 SET ROLE regress_as_admin;

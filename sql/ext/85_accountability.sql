@@ -795,12 +795,22 @@ BEGIN
 		status := 'not_met';
 		detail := 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())';
 	ELSE
+		faults := '{}';
 		l := ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
 				   FROM _suggestions(NULL, true) AS s
 				   ORDER BY s."table"::text, s.column_name);
 		IF cardinality(l) > 0 THEN
+			faults := faults || ('unclassified columns of guarded tables that look personal: ' || _name_list(l));
+		END IF;
+		l := ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+				   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+				   ORDER BY g.relid::oid);
+		IF cardinality(l) > 0 THEN
+			faults := faults || ('guarded_table rows of tables that were dropped (oids): ' || _name_list(l));
+		END IF;
+		IF cardinality(faults) > 0 THEN
 			status := 'not_met';
-			detail := 'unclassified columns of guarded tables that look personal: ' || _name_list(l);
+			detail := array_to_string(faults, '; ');
 		ELSE
 			status := 'met';
 			detail := format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
@@ -836,7 +846,8 @@ BEGIN
 	requirement := 'Tags are collected only with consent covering them.';
 	faults := '{}';
 	l := ARRAY(SELECT g.relid::text FROM guarded_table g
-			   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+			   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+				 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
 								 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
 								   AND tg.tgenabled = 'A')
 			   ORDER BY 1);
@@ -863,7 +874,8 @@ BEGIN
 		detail := array_to_string(faults, '; ');
 	ELSE
 		status := 'met';
-		detail := format('the collection trigger is enabled on every guarded table (%s)', n_guarded);
+		detail := format('the collection trigger is enabled on every guarded table (%s)',
+						 (SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid));
 	END IF;
 	RETURN NEXT;
 
