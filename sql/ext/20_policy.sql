@@ -74,6 +74,35 @@ ev AS (
 	FROM profile_guard.consent c
 	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
 ),
+-- each subject in question, with what the rules need to know of it
+subj AS (
+	SELECT e.subject,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   s.birth_date,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today, false) AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14
+	FROM (SELECT DISTINCT ev.subject FROM ev) AS e
+	CROSS JOIN p
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+),
+-- their blocks (two branches, as for ev)
+blocks AS (
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NOT NULL AND b.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NULL
+),
+-- every tag, and whether the purpose may use it at all (once per tag)
+scope AS (
+	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope
+	FROM profile_guard.tag t CROSS JOIN p
+),
 -- consents mostly repeat the same tag lists: match each distinct list once
 pattern_tag AS (
 	SELECT l.tags, t.tag_id
@@ -92,44 +121,33 @@ pairs AS (
 		   l.guardian, l.expires_at
 	FROM latest l
 	UNION ALL
-	SELECT s.subject, t.tag_id, NULL, NULL, NULL, NULL, NULL
-	FROM (SELECT DISTINCT ev.subject FROM ev) AS s
-	CROSS JOIN p
-	JOIN profile_guard.tag t ON profile_guard.tag_matches(p.tags, t.tag)
+	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
+	FROM subj AS s
+	JOIN scope sc ON sc.in_scope
 	WHERE p_with_unconsented
 	  AND NOT EXISTS (SELECT 1 FROM latest l
 					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
-					    AND l.tag_id OPERATOR(pg_catalog.=) t.tag_id)
+					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
 ),
 cell AS (
 	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
-		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
-		   s.subject IS NULL AS unregistered,
-		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
-		   coalesce(s.opted_out, false) AS opted_out,
-		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
-					OPERATOR(pg_catalog.>) p.today, false) AS minor,
-		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
-		   s.birth_date,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
+		   s.minor, s.under_14, s.birth_date,
 		   b.tag IS NOT NULL AS blocked,
 		   -- the tag's own consent holds (scope and derivation aside)
 		   x.action OPERATOR(pg_catalog.=) 'grant'
 			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
 			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
-			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general'
-								 AND NOT coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-												  OPERATOR(pg_catalog.>) p.today, false)))
-			 AND (x.guardian OR NOT coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-											 OPERATOR(pg_catalog.>) p.today, false))
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+			 AND (x.guardian OR NOT s.under_14)
 			 AND b.tag IS NULL AS consented,
 		   x.purpose_version, x.separate, x.guardian, t.sensitivity
 	FROM pairs x
 	CROSS JOIN p
-	JOIN profile_guard.tag t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
-	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) x.subject
-	LEFT JOIN profile_guard.tag_block b ON b.subject OPERATOR(pg_catalog.=) x.subject
-									   AND b.tag OPERATOR(pg_catalog.=) t.tag
+	JOIN scope t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	JOIN subj s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN blocks b ON b.subject OPERATOR(pg_catalog.=) x.subject
+					  AND b.tag OPERATOR(pg_catalog.=) t.tag
 ),
 -- rule 4 needs, per subject holding a derived tag, what it consented to
 derived_holder AS (
