@@ -820,6 +820,7 @@ end_key_access(Oid save_userid, int save_sec_context)
  */
 static SPIPlanPtr read_key_plan = NULL;
 static SPIPlanPtr create_key_plan = NULL;
+static SPIPlanPtr check_key_plan = NULL;
 
 static SPIPlanPtr
 keep_plan(const char *query, int nargs, Oid *argtypes)
@@ -912,6 +913,41 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 }
 
 /*
+ * Before wrapping a new data key, make sure the configured master key is
+ * the one the existing data keys were wrapped by (or the previous one,
+ * during a rotation): a key wrapped by a wrong master key would make every
+ * value written with it unreadable once the right key is back.  All keys
+ * carry the same fingerprint outside a rotation, so one row tells; checked
+ * once per backend.
+ */
+static bool master_key_checked = false;
+
+static void
+check_master_key_matches(const MasterKey *current)
+{
+	char	   *fingerprint;
+
+	if (master_key_checked)
+		return;
+	if (check_key_plan == NULL)
+		check_key_plan = keep_plan("SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+								   " WHERE wrapped_key IS NOT NULL LIMIT 1", 0, NULL);
+	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the data keys");
+	if (SPI_processed == 1 &&
+		(fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) != NULL &&
+		!fingerprint_matches(current, fingerprint) &&
+		!fingerprint_matches(get_previous_master_key(), fingerprint))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("master key does not match the key that wrapped the data keys"),
+				 errdetail("Existing data keys were wrapped by the master key with fingerprint %s; the configured master key has fingerprint %s. No new data key is made under it.",
+						   fingerprint, current->fingerprint),
+				 errhint("Configure the master key that wrapped the data keys in profile_guard.master_key_file or profile_guard.master_key_command.")));
+	master_key_checked = true;
+}
+
+/*
  * Make a data key for subject.  Two sessions may race: ON CONFLICT DO
  * NOTHING lets one win, and the loser reads the winner's key.  Sets
  * *own_xact when ours was inserted.
@@ -926,6 +962,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	DataKeyStatus status;
 	int			rc;
 
+	check_master_key_matches(mk);
 	random_bytes(key, KEY_LEN);
 	SET_VARSIZE(wrapped, VARHDRSZ + WRAPPED_KEY_LEN);
 	wrap_data_key(key, subject, mk, (uint8 *) VARDATA(wrapped));
