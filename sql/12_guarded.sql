@@ -183,11 +183,24 @@ CREATE ROLE regress_guard_clerk IN ROLE profile_guard_consent;
 SET ROLE regress_guard_clerk;
 SELECT pg_temp.err($$SELECT profile_guard.declassify('public.profile', 'sports')$$);
 SELECT pg_temp.err($$SELECT profile_guard.unprotect('public.profile')$$);
+-- a policy administrator must still own the table it changes
+RESET ROLE;
+CREATE TABLE public.not_theirs (id int, music text);
+SET ROLE regress_guard_admin;
+SELECT pg_temp.err($$SELECT profile_guard.declassify('public.profile', 'sports')$$);
+SELECT pg_temp.err($$SELECT profile_guard.unprotect('public.profile')$$);
+SELECT pg_temp.err($$SELECT profile_guard.classify('public.profile', 'music', 'interest.music')$$);
+SELECT pg_temp.err($$SELECT profile_guard.protect('public.not_theirs', 'id')$$);
+RESET ROLE;
+SELECT count(*) FROM guarded_table;
+-- ... and the owner may
+ALTER TABLE public.profile OWNER TO regress_guard_admin;
 SET ROLE regress_guard_admin;
 SELECT profile_guard.declassify('public.profile', 'sports');
 SELECT profile_guard.unprotect('public.profile');
 RESET ROLE;
 SELECT count(*) FROM guarded_table;
+DROP TABLE public.not_theirs;
 
 DROP EXTENSION profile_guard CASCADE;
 DROP TABLE public.profile, public.profile_long, public."Odd Profile" CASCADE;

@@ -17,8 +17,10 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -78,16 +80,22 @@ pg_schema_oid(void)
 }
 
 /*
- * Is the extension usable in this database right now?  We test for the
- * catalog table that the planner hook needs, so that a half-created
- * extension (inside CREATE EXTENSION) counts as absent.
+ * Is the extension usable in this database right now?  Not while its own
+ * script runs (CREATE or ALTER EXTENSION): its catalog is half made then,
+ * and a cache loaded from it would miss the invalidation sentinel (an event
+ * trigger can make us look during the script).  Otherwise we test for the
+ * catalog table that the planner hook needs.
  */
 bool
 pg_extension_present(void)
 {
 	if (GuardedRelations != NULL)
 		return true;
-	return OidIsValid(pg_catalog_relid("classified_column"));
+	if (creating_extension &&
+		CurrentExtensionObject == get_extension_oid(PG_EXTENSION_NAME, true))
+		return false;
+	return OidIsValid(pg_catalog_relid("classified_column")) &&
+		OidIsValid(pg_catalog_relid("consent"));
 }
 
 static void
@@ -170,7 +178,7 @@ load_guard_cache(void)
 	tag_relid = pg_catalog_relid("tag");
 	ConsentRelid = pg_catalog_relid("consent");
 	if (!OidIsValid(guarded_relid) || !OidIsValid(classified_relid) ||
-		!OidIsValid(tag_relid))
+		!OidIsValid(tag_relid) || !OidIsValid(ConsentRelid))
 		return;
 
 	oldcxt = MemoryContextSwitchTo(GuardCacheContext);
@@ -391,4 +399,17 @@ pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * _invoking_role(): the role in effect outside every SECURITY DEFINER
+ * function (the session's role, as SET ROLE left it), for the API's own
+ * privilege checks.
+ */
+PG_FUNCTION_INFO_V1(profile_guard_invoking_role);
+
+Datum
+profile_guard_invoking_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
 }

@@ -133,10 +133,22 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	typid = subject_type(fcinfo);
 	subject = PG_GETARG_DATUM(0);
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	/*
+	 * The gate checks the consent of tag_id and decrypts under the tag
+	 * named: called by hand with two different tags it would decrypt one
+	 * tag on the strength of another's consent.
+	 */
+	if (pg_tag_id_lookup(tag, strlen(tag), NULL) != PG_GETARG_INT32(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag \"%s\" does not have id %d", tag, PG_GETARG_INT32(1)),
+				 errdetail("profile_guard._sensitive_cell_gate() decrypts only the tag whose consent it checks."),
+				 errhint("Read the guarded table instead; the planner writes this call.")));
 	if (!pg_subject_tag_visible(ps, subject, typid, PG_GETARG_INT32(1)))
 		PG_RETURN_NULL();
 	subject_text = pg_subject_text(subject, typid);
-	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	PG_RETURN_DATUM(decrypt_cell(stored, get_fn_expr_argtype(fcinfo->flinfo, 3),
 								 subject_text, tag));
 }
@@ -166,6 +178,14 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 	grel = pg_guarded_relation(relid);
 	if (ps == NULL || grel == NULL || grel->ncolumns == 0)
 		PG_RETURN_HEAPTUPLEHEADER(rec);
+
+	/* the row must be the relation's own: attribute numbers are its */
+	if (HeapTupleHeaderGetTypeId(rec) != get_rel_type_id(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("row is not of the row type of table \"%s\"", get_rel_name(relid)),
+				 errdetail("profile_guard._row_mask() masks rows of the relation it names only."),
+				 errhint("Read the guarded table instead; the planner writes this call.")));
 
 	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
 								  HeapTupleHeaderGetTypMod(rec));

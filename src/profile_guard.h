@@ -13,6 +13,7 @@
 #include "utils/timestamp.h"
 
 #define PG_SCHEMA_NAME		"profile_guard"
+#define PG_EXTENSION_NAME	"profile_guard"
 
 /*
  * SQLSTATEs.  We reuse PostgreSQL's own codes so that clients and drivers

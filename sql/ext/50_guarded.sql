@@ -59,6 +59,38 @@ $$;
 REVOKE ALL ON FUNCTION _get_guarded(regclass, boolean) FROM PUBLIC;
 
 /*
+ * Protecting, classifying, declassifying and unprotecting rewrite the table
+ * and install or drop its trigger: only its owner may do that (as for
+ * ALTER TABLE), whatever policy role the caller holds.  These functions run
+ * as the extension owner, so the caller is the role in effect outside them.
+ */
+CREATE FUNCTION _invoking_role()
+RETURNS oid
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'profile_guard_invoking_role';
+REVOKE ALL ON FUNCTION _invoking_role() FROM PUBLIC;
+
+CREATE FUNCTION _check_table_owner(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	caller	oid := _invoking_role();
+	owner	oid;
+BEGIN
+	SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = tbl;
+	IF owner IS NOT NULL AND NOT pg_has_role(caller, owner, 'USAGE') THEN
+		RAISE EXCEPTION USING ERRCODE = '42501',
+			MESSAGE = format('must be owner of table %s', tbl),
+			DETAIL = 'Protecting, classifying, declassifying and unprotecting a table rewrite it and change its trigger, which only its owner may do.',
+			HINT = format('Run the call as the owner of %s, or as a member of its owning role.', tbl);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_table_owner(regclass) FROM PUBLIC;
+
+/*
  * _set_statistics(tbl, col, target): pg_stats must never show tag values,
  * so tag columns get statistics target 0 and the statistics already
  * gathered (on the table and, for a partitioned table, its partitions) are
@@ -112,6 +144,7 @@ BEGIN
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
+	PERFORM _check_table_owner(p_tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.oid = p_tbl;
@@ -268,6 +301,7 @@ DECLARE
 	t		record;
 	other	text;
 BEGIN
+	PERFORM _check_table_owner(g.relid);
 	IF p_col IS NULL OR p_tag IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column and tag must not be null',
@@ -338,6 +372,7 @@ DECLARE
 	p_col	name := column_name;
 	p_tag	text;
 BEGIN
+	PERFORM _check_table_owner(g.relid);
 	IF p_col IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column must not be null',
@@ -377,6 +412,7 @@ DECLARE
 	sensitive_cols name[];
 	sensitive_tags text[];
 BEGIN
+	PERFORM _check_table_owner(g.relid);
 	-- the catalog rows go first, so the trigger lets the decrypted values pass
 	SELECT coalesce(array_agg(cc.column_name), '{}'), coalesce(array_agg(cc.tag), '{}')
 	INTO sensitive_cols, sensitive_tags
