@@ -139,6 +139,16 @@ CREATE ROLE regress_sc_admin IN ROLE profile_guard_admin;
 CREATE ROLE regress_sc_clerk IN ROLE profile_guard_consent;
 SET ROLE regress_sc_admin;
 SELECT count(*) > 0 AS admin_may FROM profile_guard.suggest_classification('app');
+-- ... but content is sampled only where the caller may read the column
+SELECT count(*) FILTER (WHERE evidence LIKE '%content: % sampled values%') AS sampled,
+	   count(*) FILTER (WHERE evidence LIKE '%content: not sampled (the caller may not read the column)%') AS not_sampled
+FROM profile_guard.suggest_classification('app');
+RESET ROLE;
+GRANT USAGE ON SCHEMA app TO regress_sc_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA app TO regress_sc_admin;
+SET ROLE regress_sc_admin;
+SELECT count(*) FILTER (WHERE evidence LIKE '%content: % sampled values%') > 0 AS sampled_with_privilege
+FROM profile_guard.suggest_classification('app');
 SET ROLE regress_sc_clerk;
 SELECT pg_temp.err($$SELECT * FROM profile_guard.suggest_classification('app')$$);
 RESET ROLE;

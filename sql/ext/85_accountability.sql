@@ -246,8 +246,13 @@ BEGIN
 		best_rank := NULL;
 		ev := '{}';
 
-		-- content first: the strongest evidence
+		-- content first: the strongest evidence; sampled only where the
+		-- caller could read the column itself (this runs as the owner)
 		IF c.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+						  'int8'::regtype, 'numeric'::regtype, 'point'::regtype)
+		   AND NOT has_column_privilege(_invoking_role(), c.relid, c.attname, 'SELECT') THEN
+			ev := ev || 'content: not sampled (the caller may not read the column)'::text;
+		ELSIF c.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
 						  'int8'::regtype, 'numeric'::regtype, 'point'::regtype) THEN
 			BEGIN
 				FOR ct IN SELECT * FROM _pi_content(c.relid, c.attname) LOOP
