@@ -64,6 +64,7 @@ static bool NamesKnown = false;	/* false: reload at the next chance */
 static GuardedName *Names = NULL;
 static int	NNames = 0;
 static Oid	SentinelRelid = InvalidOid; /* profile_guard.consent */
+static bool ExtensionAbsent = false;	/* known: none, until any DDL */
 
 /* the SQLSTATE of an error raised inside a guarded statement, until emitted */
 static bool PendingSet = false;
@@ -76,7 +77,7 @@ redact_relcache_callback(Datum arg, Oid relid)
 {
 	if (!NamesKnown)
 		return;
-	if (relid == InvalidOid || relid == SentinelRelid)
+	if (relid == InvalidOid || relid == SentinelRelid || ExtensionAbsent)
 	{
 		NamesKnown = false;
 		return;
@@ -112,8 +113,10 @@ pg_redact_refresh(void)
 	NNames = 0;
 	guarded = pg_catalog_relid("guarded_table");
 	SentinelRelid = pg_catalog_relid("consent");
-	if (!OidIsValid(guarded))
+	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
+	if (ExtensionAbsent)
 	{
+		/* until the extension is created: any relcache change reloads */
 		NamesKnown = true;
 		return;
 	}
@@ -157,14 +160,10 @@ names_guarded(const char *nspname, const char *relname)
 	return false;
 }
 
-/* does the client's statement mention a guarded relation? (no catalog) */
+/* does a text mention a guarded relation by name? (no catalog) */
 static bool
-statement_mentions_guarded(void)
+mentions_guarded(const char *q)
 {
-	const char *q = debug_query_string;
-
-	if (!NamesKnown)
-		return true;			/* fail closed */
 	if (q == NULL)
 		return false;
 	for (int i = 0; i < NNames; i++)
@@ -176,6 +175,21 @@ statement_mentions_guarded(void)
 				return true;
 	}
 	return false;
+}
+
+/*
+ * Does the statement mention a guarded relation: the client's statement,
+ * or a nested one that the context or the internal query quotes (a
+ * function body parsed at its first call)?
+ */
+static bool
+statement_mentions_guarded(ErrorData *edata)
+{
+	if (!NamesKnown)
+		return true;			/* fail closed */
+	return mentions_guarded(debug_query_string) ||
+		mentions_guarded(edata->context) ||
+		mentions_guarded(edata->internalquery);
 }
 
 /* ---- marking errors raised inside guarded statements ---- */
@@ -363,7 +377,7 @@ redact_emit_log_hook(ErrorData *edata)
 		else if (edata->table_name && names_guarded(edata->schema_name, edata->table_name))
 			guarded = true;
 		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
-				 statement_mentions_guarded())
+				 statement_mentions_guarded(edata))
 			guarded = true;
 		if (guarded)
 			redact_error(edata);
