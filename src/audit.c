@@ -941,6 +941,8 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	{
 		AuditNesting--;
 		PgAuditCur = save;
+		if (st)
+			error_context_stack = errcb.previous;
 		rethrow_noting_denial(st);
 	}
 	PG_END_TRY();
@@ -980,6 +982,8 @@ audit_ExecutorFinish(QueryDesc *queryDesc)
 	{
 		AuditNesting--;
 		PgAuditCur = save;
+		if (st)
+			error_context_stack = errcb.previous;
 		rethrow_noting_denial(st);
 	}
 	PG_END_TRY();
@@ -1062,6 +1066,8 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_CATCH();
 	{
 		AuditNesting--;
+		if (st)
+			error_context_stack = errcb.previous;
 		rethrow_noting_denial(st);
 	}
 	PG_END_TRY();

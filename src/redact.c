@@ -17,7 +17,8 @@
  *
  *	  An error concerns a guarded relation when
  *	    - it names one (edata->schema_name/table_name, set by constraint
- *	      errors), or
+ *	      errors), or it is an integrity violation whose message or detail
+ *	      names one (a foreign key of another table referencing it), or
  *	    - it was raised while a statement that touches a guarded relation
  *	      was executing (audit.c pushes pg_redact_error_callback, which
  *	      marks the error by its SQLSTATE as it is raised), or
@@ -202,7 +203,14 @@ statement_mentions_guarded(ErrorData *edata)
 void
 pg_redact_error_callback(void *arg)
 {
-	PendingCode = geterrcode();
+	int			code = geterrcode();
+
+	/* notices and log lines (ours among them) must not hide an error */
+	if (ERRCODE_TO_CATEGORY(code) == ERRCODE_SUCCESSFUL_COMPLETION ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_WARNING ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_NO_DATA)
+		return;
+	PendingCode = code;
 	PendingSet = true;
 }
 
@@ -376,6 +384,10 @@ redact_emit_log_hook(ErrorData *edata)
 		}
 		else if (edata->table_name && names_guarded(edata->schema_name, edata->table_name))
 			guarded = true;
+		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+				 (!NamesKnown || mentions_guarded(edata->message) ||
+				  mentions_guarded(edata->detail)))
+			guarded = true;		/* a foreign key of another table to a guarded one */
 		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
 				 statement_mentions_guarded(edata))
 			guarded = true;
