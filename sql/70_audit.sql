@@ -125,8 +125,25 @@ SET ROLE regress_root;
 EXPLAIN (COSTS OFF) SELECT sports FROM profiles;
 RESET ROLE;
 
+-- long shape: per tag, the tag rows served and hidden
+SET client_min_messages = warning;
+CREATE TABLE tag_rows (uid int, tag text, value text);
+GRANT SELECT ON tag_rows TO regress_app;
+SELECT profile_guard.protect('tag_rows', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO tag_rows SELECT s, 'interest.sports', 'sport' || s FROM generate_series(1, 10) s;
+INSERT INTO tag_rows SELECT s, 'interest.music', 'music' || s FROM generate_series(1, 10) s;
+SET profile_guard.audit = 'all';
+SET client_min_messages = log;
+SET ROLE regress_app;
+SET profile_guard.purpose = 'recommendation';
+-- sports: 7 served, 3 hidden; music: 5 served, 5 hidden; 20 rows seen
+SELECT count(*) FILTER (WHERE tag = 'interest.sports') AS sports,
+	   count(*) FILTER (WHERE tag = 'interest.music') AS music
+FROM tag_rows;
+RESET ROLE;
+
 SET client_min_messages = warning;
 DROP FUNCTION music_of(int);
-DROP TABLE profiles;
+DROP TABLE profiles, tag_rows;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app, regress_root;

@@ -29,6 +29,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -110,6 +111,7 @@ static struct
 	int			version;
 }			VersionMemo[VERSION_MEMO];
 static int	NVersionMemo = 0;
+static Oid	VersionSentinel = InvalidOid;	/* profile_guard.consent */
 
 /* ---- shared memory ---- */
 
@@ -399,8 +401,9 @@ find_stmt(QueryDesc *qd)
 static void
 relcache_callback(Datum arg, Oid relid)
 {
-	/* any change of policy (signalled on the consent table) may bump a version */
-	NVersionMemo = 0;
+	/* a change of policy (signalled on the consent table) may bump a version */
+	if (relid == InvalidOid || relid == VersionSentinel)
+		NVersionMemo = 0;
 }
 
 static int
@@ -420,6 +423,8 @@ purpose_version(const char *name)
 	relid = pg_catalog_relid("purpose");
 	if (!OidIsValid(relid))
 		return -1;
+	if (NVersionMemo == 0)
+		VersionSentinel = pg_catalog_relid("consent");
 	rel = table_open(relid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -656,7 +661,7 @@ usage_add(UsageDelta *deltas, int n)
 
 	if (Usage == NULL || UsageHash == NULL || n == 0)
 		return;
-	now = GetCurrentTimestamp();
+	now = GetCurrentStatementStartTimestamp();
 	LWLockAcquire(Usage->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
 	{
@@ -882,8 +887,10 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	AuditStmt  *st = NULL;
 
-	pg_redact_refresh();
-	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && pg_any_guarded())
+	/* parallel workers: the leader audits the statement */
+	if (!IsParallelWorker())
+		pg_redact_refresh();
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() && pg_any_guarded())
 	{
 		st = begin_stmt(queryDesc);
 		DenialNoted = false;
