@@ -21,7 +21,10 @@ CREATE TABLE profiles (
 	nick text NOT NULL,
 	city text REFERENCES cities,
 	sports text,
-	visits int CHECK (visits < 1000)
+	visits int CHECK (visits < 1000),
+	prefs jsonb,
+	booked int4range,
+	EXCLUDE USING gist (booked WITH &&)
 );
 CREATE UNIQUE INDEX profiles_sports ON profiles (sports);
 CREATE TABLE orders (order_id int PRIMARY KEY, profile_id int REFERENCES profiles);
@@ -35,8 +38,8 @@ PERFORM profile_guard.grant_consent(s::text, 'recommendation', ARRAY['interest.*
 	FROM generate_series(1, 9) s;
 END $setup$;
 INSERT INTO profiles VALUES
-	(1, 'SECRETMAIL1', 'SECRETNICK1', 'CITY1', 'SECRETSPORT1', 11),
-	(2, 'SECRETMAIL2', 'SECRETNICK2', NULL, 'SECRETSPORT2', 22);
+	(1, 'SECRETMAIL1', 'SECRETNICK1', 'CITY1', 'SECRETSPORT1', 11, NULL, '[100,200)'),
+	(2, 'SECRETMAIL2', 'SECRETNICK2', NULL, 'SECRETSPORT2', 22, NULL, NULL);
 INSERT INTO orders VALUES (1, 1);
 
 SET ROLE regress_app;
@@ -50,6 +53,9 @@ INSERT INTO profiles (id, email, nick) VALUES (3, 'SECRETMAIL1', 'SECRETNICK3');
 UPDATE profiles SET sports = 'SECRETSPORT1' WHERE id = 2;
 INSERT INTO profiles (id, nick, sports) VALUES (3, 'SECRETNICK3', 'SECRETSPORT2')
 	ON CONFLICT (id) DO NOTHING;
+-- exclusion constraints: both keys go
+UPDATE profiles SET booked = '[150,160)' WHERE id = 2;
+\echo :LAST_ERROR_SQLSTATE
 -- check and not-null violations: the failing row goes
 UPDATE profiles SET visits = 5000 WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
@@ -64,6 +70,8 @@ INSERT INTO profiles (id, nick, visits) VALUES (5, 'SECRETNICK5', 'SECRETVISITS5
 \echo :LAST_ERROR_SQLSTATE
 UPDATE profiles SET visits = nick::int WHERE id = 1;
 UPDATE profiles SET visits = 99999999999 WHERE id = 1;
+UPDATE profiles SET prefs = '{"SECRETKEY": SECRETJSON}' WHERE id = 1;
+\echo :LAST_ERROR_SQLSTATE
 COPY profiles (id, nick, visits) FROM STDIN;
 6	SECRETNICK6	SECRETVISITS6
 \.

@@ -11,6 +11,8 @@
 # test/run_tests.sh) so that its server log holds this workload only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# the log of the runner's cluster, where sql/71_redact.sql ran (if it did)
+RUNNER_LOG=${CLUSTER_DIR:+$CLUSTER_DIR/server.log}
 . test/lib/cluster.sh
 
 pg_cluster_start audit_log \
@@ -150,6 +152,14 @@ SQL
 )
 check "every audit line parses as JSON with its keys ($parsed)" \
 	bash -c "[[ '$parsed' =~ ^([0-9]+)\ ([0-9]+)$ && \${BASH_REMATCH[1]} -gt 10 && \${BASH_REMATCH[1]} == \${BASH_REMATCH[2]} ]]"
+
+# the regression suite 71_redact provokes each error with values spelled SECRET…
+if [[ -n $RUNNER_LOG && -r $RUNNER_LOG ]] && grep -q 'Key (booked)=(redacted)' "$RUNNER_LOG"; then
+	check "71_redact: its errors are in the runner's log, redacted" \
+		bash -c "grep -q 'Failing row contains (redacted)' '$RUNNER_LOG' && grep -q 'COPY profiles, line 1, column visits: (redacted)' '$RUNNER_LOG' && grep -q 'JSON data (redacted)' '$RUNNER_LOG'"
+	check "71_redact: none of its values in the runner's log" \
+		bash -c "! grep -n 'SECRET' '$RUNNER_LOG'"
+fi
 
 if [[ $fail -ne 0 ]]; then
 	echo "--- server log (audit and errors) ---"
