@@ -49,7 +49,18 @@ FROM generate_series(1, 10) s;
 
 CREATE FUNCTION music_of(i int) RETURNS text LANGUAGE plpgsql STABLE
 	AS $$ BEGIN RETURN (SELECT music FROM profiles WHERE id = i); END $$;
-GRANT EXECUTE ON FUNCTION music_of(int) TO regress_app;
+CREATE FUNCTION try_music(i int) RETURNS text LANGUAGE plpgsql
+	AS $$ BEGIN RETURN (SELECT music FROM profiles WHERE id = i);
+		  EXCEPTION WHEN insufficient_privilege THEN RETURN 'refused'; END $$;
+CREATE PROCEDURE read_across_transactions() LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM sports FROM profiles WHERE id = 1;
+	COMMIT;
+	PERFORM sports FROM profiles WHERE id IN (2, 8);
+	ROLLBACK;
+	PERFORM sports FROM profiles WHERE id IN (3, 8, 9);
+END $$;
+GRANT EXECUTE ON FUNCTION music_of(int), try_music(int) TO regress_app;
 
 -- the setting
 SHOW profile_guard.audit;
@@ -90,6 +101,8 @@ FETCH 2 FROM c;
 FETCH ALL FROM c;
 CLOSE c;
 COMMIT;
+-- a procedure that commits and rolls back: a line per statement
+CALL read_across_transactions();
 -- an error mid-statement writes no line and leaves no counts behind
 SELECT id, sports, 1 / (id - 4) FROM profiles ORDER BY id;
 SELECT sports FROM profiles WHERE id = 4;
@@ -110,6 +123,8 @@ INSERT INTO profiles (id, name, sports) VALUES (11, 'x', 'sport11');
 -- a refusal inside a function is noted once
 SET profile_guard.purpose = 'ads';
 SELECT music_of(1);
+-- a refusal caught by the function is noted all the same
+SELECT try_music(1);
 RESET profile_guard.purpose;
 RESET ROLE;
 
@@ -143,7 +158,8 @@ FROM tag_rows;
 RESET ROLE;
 
 SET client_min_messages = warning;
-DROP FUNCTION music_of(int);
+DROP FUNCTION music_of(int), try_music(int);
+DROP PROCEDURE read_across_transactions();
 DROP TABLE profiles, tag_rows;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app, regress_root;

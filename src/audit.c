@@ -90,6 +90,7 @@ typedef struct AuditStmt
 	char	   *purpose;		/* as declared when the statement started */
 	const char *command;
 	MemoryContextCallback cb;
+	MemoryContextCallback cb2;
 } AuditStmt;
 
 /* the sink: where gates count when no statement is audited */
@@ -375,6 +376,8 @@ stmt_memory_gone(void *arg)
 static void
 link_stmt(AuditStmt *st, QueryDesc *qd)
 {
+	MemoryContext cxt;
+
 	st->qd = qd;
 	st->next = ActiveStmts;
 	ActiveStmts = st;
@@ -382,6 +385,18 @@ link_stmt(AuditStmt *st, QueryDesc *qd)
 	st->cb.func = stmt_memory_gone;
 	st->cb.arg = st;
 	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &st->cb);
+
+	/*
+	 * The executor's memory is normally a child of the memory st lives in,
+	 * so it goes first.  Should a hook further down have switched contexts,
+	 * watch st's own memory too.
+	 */
+	for (cxt = qd->estate->es_query_cxt; cxt != NULL; cxt = MemoryContextGetParent(cxt))
+		if (cxt == st->mcxt)
+			return;
+	st->cb2.func = stmt_memory_gone;
+	st->cb2.arg = st;
+	MemoryContextRegisterResetCallback(st->mcxt, &st->cb2);
 }
 
 static AuditStmt *
@@ -1091,16 +1106,15 @@ audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	pg_redact_refresh();
 }
 
+/*
+ * Statements unlink themselves as their memory goes, and the hooks restore
+ * the nesting level and the counting target on the way out of an error, so
+ * a transaction's end (which may come in the middle of a procedure) leaves
+ * those alone.
+ */
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		/* statements are unlinked as their memory goes; be sure of it */
-		ActiveStmts = NULL;
-		PgAuditCur = &Sink;
-		AuditNesting = 0;
-	}
 	DenialNoted = false;
 }
 
