@@ -103,9 +103,17 @@ CLOSE c;
 COMMIT;
 -- a procedure that commits and rolls back: a line per statement
 CALL read_across_transactions();
--- an error mid-statement writes no line and leaves no counts behind
+-- an error mid-statement: its line (completed false, with what it read
+-- before the error) comes at the next statement, whose counts are its own
 SELECT id, sports, 1 / (id - 4) FROM profiles ORDER BY id;
 SELECT sports FROM profiles WHERE id = 4;
+-- a cursor in a transaction that fails: likewise
+BEGIN;
+DECLARE c CURSOR FOR SELECT id, sports FROM profiles ORDER BY id;
+FETCH 2 FROM c;
+SELECT 1 / 0;
+ROLLBACK;
+SELECT sports FROM profiles WHERE id = 5;
 RESET ROLE;
 
 -- denials: only refusals

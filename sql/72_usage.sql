@@ -67,7 +67,7 @@ SELECT role, purpose, tag, statements, cells_served, cells_masked, rows_hidden,
 FROM profile_guard.usage
 ORDER BY role, purpose NULLS FIRST, tag;
 
--- an error mid-statement counts nothing
+-- an error mid-statement counts what was read before it
 SET ROLE regress_app;
 SET profile_guard.purpose = 'recommendation';
 SELECT sports, 1 / (id - 1) FROM profiles;

@@ -85,6 +85,8 @@ typedef struct AuditStmt
 	bool		bypass;			/* role reads raw values, no gates ran */
 	bool		reads_tags;		/* reads a tag of a guarded relation */
 	bool		linked;
+	bool		failed;			/* ended by an error, not by ExecutorEnd */
+	bool		denied;			/* ended by a refusal (logged as a denial) */
 	uint64		processed;		/* rows, summed over the runs (cursors) */
 	Oid			userid;
 	char	   *purpose;		/* as declared when the statement started */
@@ -103,6 +105,19 @@ PgAuditCounters *PgAuditCur = &Sink;
 static AuditStmt *ActiveStmts = NULL;
 static int	AuditNesting = 0;
 static bool DenialNoted = false;
+
+/*
+ * Statements that read tags and ended by an error (their rows may have
+ * reached the client): copied out of their dying memory, logged and
+ * counted at the next statement, in normal context.
+ */
+#define MAX_LOST_STMTS 64
+static AuditStmt *LostStmts = NULL;
+static int	NLostStmts = 0;
+static int64 DroppedLostStmts = 0;
+static bool ExitCallbackSet = false;
+
+static void flush_lost_stmts(void);
 
 /* purpose name -> version memo, dropped when policy changes */
 #define VERSION_MEMO 8
@@ -366,17 +381,111 @@ unlink_stmt(AuditStmt *st)
 		PgAuditCur = &Sink;
 }
 
-/* the executor's query memory is going away (ExecutorEnd or an error) */
+/*
+ * A session that ends right after a failed statement, or in the middle of
+ * a transaction with open cursors, still reports what they read.  The
+ * transaction is aborted here (ShutdownPostgres, which would do it next,
+ * then finds none) so that its statements end and are kept first.
+ */
+static void
+audit_at_exit(int code, Datum arg)
+{
+	if (Usage == NULL)
+		return;
+	PG_TRY();
+	{
+		if (ActiveStmts != NULL)
+			AbortOutOfAnyTransaction();
+		flush_lost_stmts();
+	}
+	PG_CATCH();
+	{
+		/* exiting anyway: never fail the exit for the audit's sake */
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Copy a statement that ended by an error, for flush_lost_stmts.  This runs
+ * while memory is being released, possibly during abort: one allocation,
+ * which must not fail by raising an error.
+ */
+static void
+keep_lost_stmt(AuditStmt *st)
+{
+	Size		size = MAXALIGN(sizeof(AuditStmt)) +
+		MAXALIGN(sizeof(PgAuditRel) * st->c.nrels) +
+		MAXALIGN(sizeof(PgAuditTag) * st->c.ntags) + strlen(st->purpose) + 1;
+	char	   *mem;
+	AuditStmt  *copy;
+	char	   *p;
+
+	for (int i = 0; i < st->c.ntags; i++)
+		size += st->c.tags[i].name ? strlen(st->c.tags[i].name) + 1 : 0;
+	if (NLostStmts >= MAX_LOST_STMTS ||
+		(mem = MemoryContextAllocExtended(TopMemoryContext, size, MCXT_ALLOC_NO_OOM)) == NULL)
+	{
+		DroppedLostStmts++;
+		return;
+	}
+	copy = (AuditStmt *) mem;
+	memcpy(copy, st, sizeof(AuditStmt));
+	p = mem + MAXALIGN(sizeof(AuditStmt));
+	copy->c.rels = (PgAuditRel *) p;
+	memcpy(p, st->c.rels, sizeof(PgAuditRel) * st->c.nrels);
+	p += MAXALIGN(sizeof(PgAuditRel) * st->c.nrels);
+	copy->c.tags = (PgAuditTag *) p;
+	memcpy(p, st->c.tags, sizeof(PgAuditTag) * st->c.ntags);
+	p += MAXALIGN(sizeof(PgAuditTag) * st->c.ntags);
+	strcpy(p, st->purpose);
+	copy->purpose = p;
+	p += strlen(p) + 1;
+	for (int i = 0; i < st->c.ntags; i++)
+	{
+		if (st->c.tags[i].name == NULL)
+			continue;
+		strcpy(p, st->c.tags[i].name);
+		copy->c.tags[i].name = p;
+		p += strlen(p) + 1;
+	}
+	copy->c.maxrels = copy->c.nrels;
+	copy->c.maxtags = copy->c.ntags;
+	copy->c.last_rel = &SinkRel;
+	copy->c.last_tag = &SinkTag;
+	copy->c.cxt = NULL;
+	copy->linked = false;
+	copy->failed = true;
+	copy->qd = NULL;
+	copy->mcxt = TopMemoryContext;
+	copy->next = LostStmts;
+	LostStmts = copy;
+	NLostStmts++;
+}
+
+/* the executor's query memory is going away without ExecutorEnd: an error */
 static void
 stmt_memory_gone(void *arg)
 {
-	unlink_stmt((AuditStmt *) arg);
+	AuditStmt  *st = (AuditStmt *) arg;
+
+	if (!st->linked)
+		return;					/* ended normally */
+	unlink_stmt(st);
+	if (st->reads_tags && !st->denied)
+		keep_lost_stmt(st);
 }
 
 static void
 link_stmt(AuditStmt *st, QueryDesc *qd)
 {
 	MemoryContext cxt;
+
+	if (!ExitCallbackSet)
+	{
+		before_shmem_exit(audit_at_exit, (Datum) 0);
+		ExitCallbackSet = true;
+	}
 
 	st->qd = qd;
 	st->next = ActiveStmts;
@@ -482,15 +591,31 @@ json_str(StringInfo buf, const char *key, const char *value)
 		escape_json(buf, value);
 }
 
+/*
+ * Names for the line.  Outside a transaction (a backend writing what its
+ * last, failed statement read as it exits) no catalog can be read: then
+ * "#" and the OID.
+ */
 static char *
 relation_text(Oid relid)
 {
-	char	   *rel = get_rel_name(relid);
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel;
+	char	   *nsp;
 
-	if (rel == NULL)
-		return psprintf("%u", relid);
+	if (!IsTransactionState() || (rel = get_rel_name(relid)) == NULL)
+		return psprintf("#%u", relid);
+	nsp = get_namespace_name(get_rel_namespace(relid));
 	return quote_qualified_identifier(nsp, rel);
+}
+
+static char *
+role_text(Oid roleid)
+{
+	char	   *name;
+
+	if (!IsTransactionState() || (name = GetUserNameFromId(roleid, true)) == NULL)
+		return psprintf("#%u", roleid);
+	return name;
 }
 
 /* rows hidden that count for a tag: its own (long shape) and its relations' */
@@ -515,13 +640,13 @@ tag_name(PgAuditTag *t)
 static void
 line_head(StringInfo buf, AuditStmt *st, const char *event)
 {
-	int			version = st->bypass ? -1 : purpose_version(st->purpose);
+	int			version = st->bypass || !IsTransactionState() ? -1 : purpose_version(st->purpose);
 
 	appendStringInfoString(buf, AUDIT_PREFIX "{");
 	json_key(buf, "event", true);
 	escape_json(buf, event);
-	json_str(buf, "user", GetUserNameFromId(st->userid, true));
-	json_str(buf, "session_user", GetUserNameFromId(GetSessionUserId(), true));
+	json_str(buf, "user", role_text(st->userid));
+	json_str(buf, "session_user", role_text(GetSessionUserId()));
 	json_str(buf, "purpose", st->purpose[0] ? st->purpose : NULL);
 	json_key(buf, "purpose_version", false);
 	if (version > 0)
@@ -577,7 +702,8 @@ log_read(AuditStmt *st, uint64 processed)
 							 t->served, t->masked, tag_rows_hidden(st, t));
 	}
 	appendStringInfoChar(&buf, ']');
-	appendStringInfo(&buf, ",\"rows_processed\":" UINT64_FORMAT "}", processed);
+	appendStringInfo(&buf, ",\"rows_processed\":" UINT64_FORMAT ",\"completed\":%s}",
+					 processed, st->failed ? "false" : "true");
 
 	ereport(LOG,
 			(errmsg_internal("%s", buf.data),
@@ -888,8 +1014,36 @@ rethrow_noting_denial(AuditStmt *st)
 	}
 	FlushErrorState();
 	DenialNoted = true;
+	st->denied = true;
 	note_denial(st, e, reason);
 	ReThrowError(e);
+}
+
+/* log and count the statements kept by keep_lost_stmt */
+static void
+flush_lost_stmts(void)
+{
+	if (LostStmts == NULL || (!IsTransactionState() && !proc_exit_inprogress))
+		return;
+	while (LostStmts)
+	{
+		AuditStmt  *st = LostStmts;
+
+		LostStmts = st->next;
+		NLostStmts--;
+		if (st->bypass || profile_guard_audit == PG_AUDIT_ALL)
+			log_read(st, st->processed);
+		usage_add_statement(st);
+		pfree(st);
+	}
+	if (DroppedLostStmts > 0)
+	{
+		ereport(LOG,
+				(errmsg_internal(AUDIT_PREFIX "{\"event\":\"lost\",\"statements\":" INT64_FORMAT "}",
+								 DroppedLostStmts),
+				 errhidestmt(true)));
+		DroppedLostStmts = 0;
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -904,7 +1058,10 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 	/* parallel workers: the leader audits the statement */
 	if (!IsParallelWorker())
+	{
 		pg_redact_refresh();
+		flush_lost_stmts();
+	}
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() && pg_any_guarded())
 	{
 		st = begin_stmt(queryDesc);
@@ -950,6 +1107,7 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		errcb.arg = NULL;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
+		DenialNoted = false;
 	}
 	AuditNesting++;
 	PG_TRY();
@@ -964,7 +1122,10 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		AuditNesting--;
 		PgAuditCur = save;
 		if (st)
+		{
 			error_context_stack = errcb.previous;
+			st->processed += queryDesc->estate->es_processed;
+		}
 		rethrow_noting_denial(st);
 	}
 	PG_END_TRY();
@@ -1056,6 +1217,7 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	ErrorContextCallback errcb;
 
 	pg_redact_refresh();
+	flush_lost_stmts();
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation &&
 		IsTransactionState() && pg_any_guarded())
 	{
@@ -1104,6 +1266,7 @@ audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
 	pg_redact_refresh();
+	flush_lost_stmts();
 }
 
 /*

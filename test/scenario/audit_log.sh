@@ -90,8 +90,17 @@ COPY profiles (id, nick, visits) FROM STDIN;
 9	ERRVALNICK9	ERRVALCOPY9
 \.
 SELECT sports FROM profiles WHERE id = 1 AND nick = 'x' || 1/0;
+SELECT sports, 1 / (id - 3) FROM profiles;
 RESET profile_guard.purpose;
 SELECT sports FROM profiles;
+SQL
+
+# a session that ends with a cursor open in its transaction
+"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres -U regress_app >/dev/null <<'SQL'
+SET profile_guard.purpose = 'recommendation';
+BEGIN;
+DECLARE c CURSOR FOR SELECT sports, health FROM profiles;
+FETCH 4 FROM c;
 SQL
 
 # a bypass role reads, with the audit switched off
@@ -128,7 +137,11 @@ check "audit lines for reads name the tags" \
 check "a read line counts 7 rows seen and none hidden" \
 	grep -q '"command":"SELECT","level":0,"relations":\[{"relation":"public.profiles","rows_seen":7,"rows_hidden":0}\]' "$LOG"
 check "a cursor is one line with what was fetched" \
-	grep -q '"rows_processed":3}' "$LOG"
+	grep -q '"rows_processed":3,"completed":true}' "$LOG"
+check "a statement ended by an error is logged, not completed" \
+	grep -q '"completed":false}' "$LOG"
+check "a cursor left open by a session that ends is logged" \
+	grep -q '"rows_processed":4,"completed":false}' "$LOG"
 check "denials are logged (collection and no purpose)" \
 	bash -c "grep -q '\"reason\":\"collection_refused\"' '$LOG' && grep -q '\"reason\":\"no_purpose\"' '$LOG'"
 check "the bypass read with audit = off is logged" \
