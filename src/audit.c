@@ -1224,12 +1224,36 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
 		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
-		if (OidIsValid(relid) && pg_guarded_relation(relid))
+		GuardedRelation *grel = OidIsValid(relid) ? pg_guarded_relation(relid) : NULL;
+
+		if (grel)
 		{
 			st = new_stmt();
 			st->command = "COPY";
 			add_rel_slot(&st->c, relid);
 			DenialNoted = false;
+
+			/*
+			 * A bypassing role's COPY TO (pg_dump's way) reads raw values
+			 * without an executor: audit it here.  (Other roles' COPY TO
+			 * becomes a gated query, audited by the executor hooks.)
+			 */
+			if (!stmt->is_from && st->bypass)
+			{
+				st->reads_tags = true;
+				for (int i = 0; i < grel->ncolumns; i++)
+				{
+					const GuardedColumn *col = &grel->columns[i];
+					bool		listed = (stmt->attlist == NIL);
+					ListCell   *lc;
+
+					foreach(lc, stmt->attlist)
+						if (get_attnum(relid, strVal(lfirst(lc))) == col->attnum)
+							listed = true;
+					if (listed)
+						add_tag_slot(&st->c, col->tag_id, col->tag, strlen(col->tag))->rels = 1;
+				}
+			}
 			errcb.callback = pg_redact_error_callback;
 			errcb.arg = NULL;
 			errcb.previous = error_context_stack;
@@ -1257,7 +1281,15 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_END_TRY();
 	AuditNesting--;
 	if (st)
+	{
 		error_context_stack = errcb.previous;
+		if (st->reads_tags)
+		{
+			st->processed = qc ? qc->nprocessed : 0;
+			log_read(st, st->processed);
+			usage_add_statement(st);
+		}
+	}
 }
 
 static void

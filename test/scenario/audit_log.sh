@@ -111,7 +111,11 @@ SQL
 SET profile_guard.audit = off;
 SET ROLE regress_root;
 SELECT sports FROM profiles WHERE id = 3;
+RESET ROLE;
+COPY profiles (id, health) TO STDOUT;
 SQL
+# pg_dump reads with COPY TO, as a superuser
+"$PGBIN/pg_dump" -d postgres -t profiles >/dev/null
 
 # more (role, purpose, tag) combinations than profile_guard.usage_max
 "${PSQL[@]}" >/dev/null <<'SQL'
@@ -146,6 +150,8 @@ check "denials are logged (collection and no purpose)" \
 	bash -c "grep -q '\"reason\":\"collection_refused\"' '$LOG' && grep -q '\"reason\":\"no_purpose\"' '$LOG'"
 check "the bypass read with audit = off is logged" \
 	bash -c "grep -c '\"event\":\"bypass_read\",\"user\":\"regress_root\"' '$LOG' | grep -qx 2"
+check "a superuser's COPY TO and pg_dump's are logged" \
+	bash -c "grep -c '\"event\":\"bypass_read\",\"user\":\"postgres\",.*\"command\":\"COPY\",.*\"tag\":\"health.condition\"' '$LOG' | grep -qx 2"
 check "the client saw the errors, redacted" \
 	bash -c "grep -c '(redacted)' '$CLUSTER_DIR/client_errors.txt' | awk '\$1 >= 9 {ok=1} END {exit !ok}'"
 # (psql's "LINE 1: ..." quotes the client's own statement, not the server)
