@@ -125,7 +125,7 @@ _PG_init(void)
 	pg_catalog_init();
 	pg_consent_cache_init();
 	pg_gate_init();
-	pg_audit_init();			/* after pg_gate_init: its hooks run outermost */
+	pg_audit_init();			/* after pg_gate_init: the audit hooks run outermost */
 	pg_redact_init();
 
 	profile_guard_loaded = true;
