@@ -25,6 +25,7 @@
 #include "profile_guard.h"
 #include "consent_cache.h"
 #include "crypto.h"
+#include "audit.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_row_gate);
 PG_FUNCTION_INFO_V1(profile_guard_tag_row_gate);
@@ -68,8 +69,16 @@ profile_guard_row_gate(PG_FUNCTION_ARGS)
 	if (ps == NULL)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0))
+	{
+		pg_audit_count_row(PG_GETARG_OID(1), false);	/* audit */
 		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(pg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo)));
+	}
+	{
+		bool		visible = pg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo));
+
+		pg_audit_count_row(PG_GETARG_OID(1), visible);	/* audit */
+		PG_RETURN_BOOL(visible);
+	}
 }
 
 Datum
@@ -78,16 +87,23 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 	PurposeState *ps;
 	text	   *tag;
 	int			tag_id;
+	bool		visible;
 
 	ps = pg_purpose_for_statement(PG_GETARG_OID(2), NULL);
 	if (ps == NULL)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	{
+		pg_audit_count_row(PG_GETARG_OID(2), false);	/* audit */
 		PG_RETURN_BOOL(false);
+	}
 	tag = PG_GETARG_TEXT_PP(1);
 	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), NULL);
-	PG_RETURN_BOOL(tag_id >= 0 &&
-				   pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
+	visible = (tag_id >= 0 &&
+			   pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
+	pg_audit_count_tag_row(PG_GETARG_OID(2), tag_id, VARDATA_ANY(tag),	/* audit */
+						   VARSIZE_ANY_EXHDR(tag), visible);
+	PG_RETURN_BOOL(visible);
 }
 
 Datum
@@ -103,7 +119,11 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) ||
 		!pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
 								PG_GETARG_INT32(1)))
+	{
+		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
+	}
+	pg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
 
@@ -130,7 +150,10 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	if (ps == NULL)
 		PG_RETURN_DATUM(stored);	/* bypass: the raw ciphertext */
 	if (PG_ARGISNULL(0))
+	{
+		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
+	}
 	typid = subject_type(fcinfo);
 	subject = PG_GETARG_DATUM(0);
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -147,7 +170,11 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 				 errdetail("profile_guard._sensitive_cell_gate() decrypts only the tag whose consent it checks."),
 				 errhint("Read the guarded table instead; the planner writes this call.")));
 	if (!pg_subject_tag_visible(ps, subject, typid, PG_GETARG_INT32(1)))
+	{
+		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
+	}
+	pg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
 	subject_text = pg_subject_text(subject, typid);
 	PG_RETURN_DATUM(decrypt_cell(stored, get_fn_expr_argtype(fcinfo->flinfo, 3),
 								 subject_text, tag));
@@ -209,8 +236,13 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 			continue;
 		if (subject_null ||
 			!pg_subject_tag_visible(ps, subject, subject_typid, grel->columns[i].tag_id))
+		{
 			nulls[off] = true;
-		else if (grel->columns[i].sensitive)
+			pg_audit_count_cell(grel->columns[i].tag_id, false);	/* audit */
+			continue;
+		}
+		pg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
+		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
 									   pg_subject_text(subject, subject_typid),
 									   grel->columns[i].tag);

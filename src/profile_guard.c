@@ -14,6 +14,7 @@
 
 #include "profile_guard.h"
 #include "crypto.h"
+#include "audit.h"
 
 PG_MODULE_MAGIC;
 
@@ -129,12 +130,15 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	pg_crypto_define_settings();
+	pg_audit_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
 
 	pg_catalog_init();
 	pg_consent_cache_init();
 	pg_gate_init();
+	pg_audit_init();			/* after pg_gate_init: the audit hooks run outermost */
+	pg_redact_init();
 
 	profile_guard_loaded = true;
 }

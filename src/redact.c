@@ -1,0 +1,409 @@
+/*-------------------------------------------------------------------------
+ *
+ * redact.c
+ *	  Values of guarded tables never appear in error messages (DESIGN.md
+ *	  rule 10).  emit_log_hook runs before a message is written to the
+ *	  server log and sent to the client; for an error that concerns a
+ *	  guarded relation it replaces the values it quotes with "(redacted)":
+ *	    - "Key (cols)=(values) ..." details of unique, exclusion and
+ *	      foreign-key violations keep the columns, lose the values;
+ *	    - "Failing row contains (...)" details (not-null, check, partition)
+ *	      lose the row;
+ *	    - data exceptions (class 22: "invalid input syntax for type
+ *	      integer: "..."", out of range, enum, array and JSON input) lose
+ *	      the quoted value, in the message and the detail;
+ *	    - the context (COPY lines, "SQL statement "...""), the internal
+ *	      query and the log's STATEMENT line are dropped or redacted.
+ *
+ *	  An error concerns a guarded relation when
+ *	    - it names one (edata->schema_name/table_name, set by constraint
+ *	      errors), or it is an integrity violation whose message or detail
+ *	      names one (a foreign key of another table referencing it), or
+ *	    - it was raised while a statement that touches a guarded relation
+ *	      was executing (audit.c pushes pg_redact_error_callback, which
+ *	      marks the error by its SQLSTATE as it is raised), or
+ *	    - it is a data exception and the client's statement mentions a
+ *	      guarded relation by name (errors raised during parse analysis,
+ *	      before any executor runs), or this backend does not know yet
+ *	      which relations are guarded (fail closed).
+ *
+ *	  The hook runs in error context: it reads no catalog (the names of
+ *	  guarded relations are loaded beforehand, in normal context, by
+ *	  pg_redact_refresh) and allocates only the replacement strings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "profile_guard.h"
+#include "audit.h"
+
+#define REDACTED "(redacted)"
+
+typedef struct GuardedName
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+} GuardedName;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static MemoryContext RedactContext = NULL;
+static bool NamesKnown = false;	/* false: reload at the next chance */
+static GuardedName *Names = NULL;
+static int	NNames = 0;
+static Oid	SentinelRelid = InvalidOid; /* profile_guard.consent */
+static bool ExtensionAbsent = false;	/* known: none, until any DDL */
+
+/* the SQLSTATE of an error raised inside a guarded statement, until emitted */
+static bool PendingSet = false;
+static int	PendingCode = 0;
+
+/* ---- the names of guarded relations ---- */
+
+static void
+redact_relcache_callback(Datum arg, Oid relid)
+{
+	if (!NamesKnown)
+		return;
+	if (relid == InvalidOid || relid == SentinelRelid || ExtensionAbsent)
+	{
+		NamesKnown = false;
+		return;
+	}
+	for (int i = 0; i < NNames; i++)
+		if (Names[i].relid == relid)
+			NamesKnown = false;	/* renamed, dropped, moved */
+}
+
+/*
+ * Load the names of the guarded relations, when they may have changed.
+ * Called at the start of every statement (parse analysis, executor,
+ * utility); a no-op unless an invalidation came in.
+ */
+void
+pg_redact_refresh(void)
+{
+	Oid			guarded;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext old;
+	int			max = 16;
+
+	if (NamesKnown || !IsTransactionState())
+		return;
+	if (RedactContext == NULL)
+		RedactContext = AllocSetContextCreate(TopMemoryContext,
+											  "profile_guard redaction",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(RedactContext);
+	Names = NULL;
+	NNames = 0;
+	guarded = pg_catalog_relid("guarded_table");
+	SentinelRelid = pg_catalog_relid("consent");
+	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
+	if (ExtensionAbsent)
+	{
+		/* until the extension is created: any relcache change reloads */
+		NamesKnown = true;
+		return;
+	}
+
+	old = MemoryContextSwitchTo(RedactContext);
+	Names = palloc(sizeof(GuardedName) * max);
+	rel = table_open(guarded, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull));
+		char	   *relname;
+
+		if (isnull || (relname = get_rel_name(relid)) == NULL)
+			continue;
+		if (NNames == max)
+		{
+			max *= 2;
+			Names = repalloc(Names, sizeof(GuardedName) * max);
+		}
+		Names[NNames].relid = relid;
+		Names[NNames].relname = relname;
+		Names[NNames].nspname = get_namespace_name(get_rel_namespace(relid));
+		NNames++;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	MemoryContextSwitchTo(old);
+	NamesKnown = true;
+}
+
+static bool
+names_guarded(const char *nspname, const char *relname)
+{
+	for (int i = 0; i < NNames; i++)
+		if (strcmp(Names[i].relname, relname) == 0 &&
+			(nspname == NULL || Names[i].nspname == NULL ||
+			 strcmp(Names[i].nspname, nspname) == 0))
+			return true;
+	return false;
+}
+
+/* does a text mention a guarded relation by name? (no catalog) */
+static bool
+mentions_guarded(const char *q)
+{
+	if (q == NULL)
+		return false;
+	for (int i = 0; i < NNames; i++)
+	{
+		size_t		len = strlen(Names[i].relname);
+
+		for (const char *p = q; *p; p++)
+			if (pg_strncasecmp(p, Names[i].relname, len) == 0)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Does the statement mention a guarded relation: the client's statement,
+ * or a nested one that the context or the internal query quotes (a
+ * function body parsed at its first call)?
+ */
+static bool
+statement_mentions_guarded(ErrorData *edata)
+{
+	if (!NamesKnown)
+		return true;			/* fail closed */
+	return mentions_guarded(debug_query_string) ||
+		mentions_guarded(edata->context) ||
+		mentions_guarded(edata->internalquery);
+}
+
+/* ---- marking errors raised inside guarded statements ---- */
+
+/*
+ * Error context callback, pushed by audit.c around the execution of every
+ * statement that touches a guarded relation.  It runs as the error is
+ * raised; the message is emitted later, after the stack has unwound.
+ */
+void
+pg_redact_error_callback(void *arg)
+{
+	int			code = geterrcode();
+
+	/* notices and log lines (ours among them) must not hide an error */
+	if (ERRCODE_TO_CATEGORY(code) == ERRCODE_SUCCESSFUL_COMPLETION ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_WARNING ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_NO_DATA)
+		return;
+	PendingCode = code;
+	PendingSet = true;
+}
+
+static void
+redact_xact_callback(XactEvent event, void *arg)
+{
+	/* a top-level error is emitted before its transaction aborts */
+	PendingSet = false;
+}
+
+/* ---- rewriting the message ---- */
+
+/* every line: from its first to its last double quote becomes REDACTED */
+static char *
+redact_quoted(const char *s)
+{
+	StringInfoData buf;
+	const char *line = s;
+
+	if (s == NULL || strchr(s, '"') == NULL)
+		return (char *) s;
+	initStringInfo(&buf);
+	while (*line)
+	{
+		const char *eol = strchr(line, '\n');
+		const char *end = eol ? eol : line + strlen(line);
+		const char *first = memchr(line, '"', end - line);
+		const char *last = NULL;
+
+		for (const char *p = end - 1; first && p >= first; p--)
+			if (*p == '"')
+			{
+				last = p;
+				break;
+			}
+		if (first == NULL)
+			appendBinaryStringInfo(&buf, line, end - line);
+		else
+		{
+			appendBinaryStringInfo(&buf, line, first - line);
+			appendStringInfoString(&buf, REDACTED);
+			if (last > first)
+				appendBinaryStringInfo(&buf, last + 1, end - last - 1);
+		}
+		if (eol == NULL)
+			break;
+		appendStringInfoChar(&buf, '\n');
+		line = eol + 1;
+	}
+	return buf.data;
+}
+
+/* JSON input errors quote the document in the context, unquoted */
+static char *
+redact_context(const char *s)
+{
+	StringInfoData buf;
+	const char *line = s;
+
+	if (s == NULL)
+		return NULL;
+	initStringInfo(&buf);
+	while (*line)
+	{
+		const char *eol = strchr(line, '\n');
+		const char *end = eol ? eol : line + strlen(line);
+
+		if (strncmp(line, "JSON data", 9) == 0)
+			appendStringInfoString(&buf, "JSON data " REDACTED);
+		else
+			appendBinaryStringInfo(&buf, line, end - line);
+		if (eol == NULL)
+			break;
+		appendStringInfoChar(&buf, '\n');
+		line = eol + 1;
+	}
+	return redact_quoted(buf.data);
+}
+
+/* the last occurrence of 'needle' in 's' at or after 'from' */
+static const char *
+last_occurrence(const char *from, const char *needle)
+{
+	const char *found = NULL;
+	const char *p = from;
+
+	while ((p = strstr(p, needle)) != NULL)
+	{
+		found = p;
+		p++;
+	}
+	return found;
+}
+
+/*
+ * "Key (cols)=(values) <suffix>" and "... row contains (row)." details.
+ * Returns NULL when the detail has neither form.  A value that imitates a
+ * suffix does not help: what follows the key is located by the last
+ * occurrence of the suffix, and everything before it is dropped.
+ */
+static char *
+redact_key_detail(const char *s)
+{
+	const char *p;
+
+	if (strncmp(s, "Key (", 5) == 0 && (p = strstr(s + 5, ")=(")) != NULL)
+	{
+		int			collen = p - (s + 5);
+		const char *cols = s + 5;
+		const char *m;
+
+		if ((m = last_occurrence(p, ") conflicts with existing key (")) != NULL)
+			return psprintf("Key (%.*s)=" REDACTED " conflicts with existing key (%.*s)=" REDACTED ".",
+							collen, cols, collen, cols);
+		if ((m = last_occurrence(p, ") conflicts with key (")) != NULL)
+			return psprintf("Key (%.*s)=" REDACTED " conflicts with key (%.*s)=" REDACTED ".",
+							collen, cols, collen, cols);
+		if ((m = last_occurrence(p, ") is not present in table \"")) != NULL ||
+			(m = last_occurrence(p, ") is still referenced from table \"")) != NULL ||
+			(m = last_occurrence(p, ") already exists.")) != NULL ||
+			(m = last_occurrence(p, ") is duplicated.")) != NULL)
+			return psprintf("Key (%.*s)=" REDACTED "%s", collen, cols, m + 1);
+		return psprintf("Key (%.*s)=" REDACTED ".", collen, cols);
+	}
+	if ((p = strstr(s, "row contains ")) != NULL)
+		return psprintf("%.*s" REDACTED ".", (int) (p + 13 - s), s);
+	return NULL;
+}
+
+static char *
+redact_detail(const char *s, int sqlerrcode)
+{
+	char	   *r;
+
+	if (s == NULL)
+		return NULL;
+	if ((r = redact_key_detail(s)) != NULL)
+		return r;
+	if (ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		return pstrdup(REDACTED);	/* a form we do not know: drop it all */
+	if (ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+		return redact_quoted(s);
+	return (char *) s;
+}
+
+static void
+redact_error(ErrorData *edata)
+{
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+		edata->message = redact_quoted(edata->message);
+	edata->detail = redact_detail(edata->detail, edata->sqlerrcode);
+	edata->detail_log = redact_detail(edata->detail_log, edata->sqlerrcode);
+	edata->context = redact_context(edata->context);
+	edata->internalquery = NULL;
+	edata->internalpos = 0;
+	/* the statement text may hold the values: keep it out of the log */
+	edata->hide_stmt = true;
+}
+
+static void
+redact_emit_log_hook(ErrorData *edata)
+{
+	if (edata->elevel >= ERROR && !in_error_recursion_trouble())
+	{
+		bool		guarded = false;
+
+		if (PendingSet && edata->sqlerrcode == PendingCode)
+		{
+			guarded = true;
+			PendingSet = false;
+		}
+		else if (edata->table_name && names_guarded(edata->schema_name, edata->table_name))
+			guarded = true;
+		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+				 (!NamesKnown || mentions_guarded(edata->message) ||
+				  mentions_guarded(edata->detail)))
+			guarded = true;		/* a foreign key of another table to a guarded one */
+		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
+				 statement_mentions_guarded(edata))
+			guarded = true;
+		if (guarded)
+			redact_error(edata);
+	}
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+void
+pg_redact_init(void)
+{
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = redact_emit_log_hook;
+	CacheRegisterRelcacheCallback(redact_relcache_callback, (Datum) 0);
+	RegisterXactCallback(redact_xact_callback, NULL);
+}
