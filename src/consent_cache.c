@@ -33,6 +33,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "subject_rules.h"
 
 /* one subject's answer under one purpose */
 typedef struct SubjectKey
@@ -47,6 +48,8 @@ typedef struct SubjectAnswer
 	TimestampTz valid_until;	/* DT_NOEND when nothing can change by itself */
 	Bitmapset  *tags;			/* visible tag ids; interned, NULL for none */
 } SubjectAnswer;
+
+static const SubjectAnswer NoAnswer = {false, DT_NOEND, NULL};
 
 typedef struct SubjectEntry
 {
@@ -198,6 +201,7 @@ flush_purposes(void)
 {
 	MemoPurpose = NULL;
 	LastPurpose = NULL;
+	pg_rules_forget();
 	for (int i = 0; i < NPurposes; i++)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
@@ -473,6 +477,8 @@ arena_copy(PurposeState *ps, const char *data, uint32 len)
 	return p;
 }
 
+static Bitmapset *intern_set(PurposeState *ps, Bitmapset *set);
+
 /* tag sets repeat across millions of subjects: keep one copy of each */
 static Bitmapset *
 intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
@@ -482,8 +488,7 @@ intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
 	bool	   *nulls;
 	int			nelems;
 	Bitmapset  *set = NULL;
-	ListCell   *lc;
-	MemoryContext old;
+	Bitmapset  *interned;
 
 	if (isnull)
 		return NULL;
@@ -492,21 +497,9 @@ intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
 	for (int i = 0; i < nelems; i++)
 		if (!nulls[i])
 			set = bms_add_member(set, DatumGetInt32(elems[i]));
-	if (set == NULL)
-		return NULL;
-	foreach(lc, ps->interned)
-	{
-		if (bms_equal((Bitmapset *) lfirst(lc), set))
-		{
-			bms_free(set);
-			return (Bitmapset *) lfirst(lc);
-		}
-	}
-	old = MemoryContextSwitchTo(ps->cxt);
-	set = bms_copy(set);
-	ps->interned = lappend(ps->interned, set);
-	MemoryContextSwitchTo(old);
-	return set;
+	interned = intern_set(ps, set);
+	bms_free(set);
+	return interned;
 }
 
 static void
@@ -541,10 +534,6 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
 
 #define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
-
-/* one-subject plans, prepared once per backend (the plan cache re-plans) */
-static SPIPlanPtr SubjectPlan = NULL;
-static SPIPlanPtr CollectSubjectPlan = NULL;
 
 static void
 load_subjects(PurposeState *ps)
@@ -618,45 +607,57 @@ load_subjects(PurposeState *ps)
 	build_dense(ps);
 }
 
-/* (Re-)read one subject: not cached yet, or past its valid_until. */
+/* the interned copy of a tag set */
+static Bitmapset *
+intern_set(PurposeState *ps, Bitmapset *set)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (set == NULL)
+		return NULL;
+	foreach(lc, ps->interned)
+	{
+		if (bms_equal((Bitmapset *) lfirst(lc), set))
+			return (Bitmapset *) lfirst(lc);
+	}
+	old = MemoryContextSwitchTo(ps->cxt);
+	set = bms_copy(set);
+	ps->interned = lappend(ps->interned, set);
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+/*
+ * (Re-)read one subject: not cached yet, or past its valid_until.  The
+ * rules run in C on the subject's own rows (subject_rules.c), which the
+ * suites check against tag_state().
+ */
 static void
 refresh_subject(PurposeState *ps, SubjectEntry *e)
 {
 	CatalogAccess ca;
-	Datum		args[2];
-	SPIPlanPtr *plan = IS_COLLECT(ps) ? &CollectSubjectPlan : &SubjectPlan;
+	char	   *subject = pnstrdup(e->key.data, e->key.len);
+	Bitmapset  *visible;
+	TimestampTz valid_until;
 	int			rc;
 
-	args[0] = CStringGetTextDatum(ps->name);
-	args[1] = PointerGetDatum(cstring_to_text_with_len(e->key.data, e->key.len));
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	begin_catalog_access(&ca, true);
-	if (*plan == NULL)
+	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
+						  &visible, &valid_until))
 	{
-		Oid			argtypes[2] = {TEXTOID, TEXTOID};
-		SPIPlanPtr	p = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY("$2") : SUBJECTS_QUERY("$2"),
-									2, argtypes);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare consent query: %s",
-				 SPI_result_code_string(SPI_result));
-		*plan = p;
+		e->a.tags = intern_set(ps, visible);
+		e->a.row_visible = (e->a.tags != NULL);
+		e->a.valid_until = valid_until;
 	}
-	rc = SPI_execute_plan(*plan, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read consent: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-		fill_entry(ps, e, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	else
-	{
-		e->a.tags = NULL;
-		e->a.row_visible = false;
-		e->a.valid_until = DT_NOEND;
-	}
+		e->a = NoAnswer;
 	end_catalog_access(&ca);
 	SPI_finish();
+	pfree(subject);
 }
 
 /*
@@ -820,7 +821,6 @@ static Oid	MemoType = InvalidOid;
 static int64 MemoValue = 0;
 static SubjectAnswer *MemoAnswer = NULL;
 
-static const SubjectAnswer NoAnswer = {false, DT_NOEND, NULL};
 
 static inline bool
 answer_current(const SubjectAnswer *a)

@@ -199,6 +199,16 @@ $$;
 
 REVOKE ALL ON FUNCTION tag_state(text, text, boolean) FROM PUBLIC;
 
+-- C: the same rules for one subject (src/subject_rules.c), as the consent
+-- cache applies them to a subject it meets one at a time; NULL purpose =
+-- what may be collected.  For the suites, which check it against tag_state.
+CREATE FUNCTION _subject_answer(purpose text, subject text,
+								OUT tag_ids integer[], OUT valid_until timestamptz)
+RETURNS record
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'profile_guard_subject_answer';
+REVOKE ALL ON FUNCTION _subject_answer(text, text) FROM PUBLIC;
+
 -- C: tell every backend (and, through WAL, every standby) that policy or
 -- consent changed; takes effect when the calling transaction commits.
 CREATE FUNCTION _policy_changed(relation regclass DEFAULT NULL)
