@@ -7,7 +7,9 @@ OBJS = \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \
-	src/crypto.o
+	src/crypto.o \
+	src/erasure.o \
+	src/erasure_worker.o
 
 EXTENSION = profile_guard
 EXT_SCRIPT = sql/profile_guard--1.0.sql

@@ -14,6 +14,7 @@
 
 #include "profile_guard.h"
 #include "crypto.h"
+#include "erasure.h"
 
 PG_MODULE_MAGIC;
 
@@ -117,8 +118,11 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	pg_crypto_define_settings();
+	pg_erasure_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
+
+	pg_erasure_worker_register();
 
 	pg_catalog_init();
 	pg_consent_cache_init();
