@@ -31,6 +31,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: the sweep and its worker share a struct
+src/erasure.o src/erasure_worker.o: src/erasure.h
+
 # The extension script is assembled from its parts, in name order.
 $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
 	cat $^ > $@

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -162,15 +164,39 @@ typedef struct TableDef
 	char	  **cols;			/* quoted */
 	char	  **tags;			/* tag names */
 	bool	   *sensitive;
+	BlockNumber nblocks;
+	double		tuples_per_block;
 } TableDef;
 
-/* the reason a tag of a row is due, or NULL */
+/* the retention cutoff of a tag, as an SQL literal, or NULL */
+static const char *
+cutoff_of(Sweep *sweep, const char *tag)
+{
+	ListCell   *lt;
+	ListCell   *lv;
+
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		if (strcmp((char *) lfirst(lt), tag) == 0)
+			return (const char *) lfirst(lv);
+	}
+	return NULL;
+}
+
+/*
+ * The reason the tag of a row is due, or NULL.  subj: the row's subject as
+ * text; tag: SQL for the tag's name; tagname: the name when it is fixed
+ * (wide shape), NULL when the row names it (long shape); coll: the
+ * collected-at column or NULL.  Retention cutoffs are constants of this
+ * sweep, so they are written in as literals.
+ */
 static void
 append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
-			  const char *coll)
+			  const char *tagname, const char *coll)
 {
 	bool		due = sweep->have_due;
-	bool		ret = sweep->have_cutoff && coll != NULL;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(tagname == NULL || cutoff_of(sweep, tagname) != NULL);
 
 	if (sweep->service_ended)
 	{
@@ -194,10 +220,20 @@ append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
 		appendStringInfoString(b, ", ");
 	if (ret)
 	{
-		appendStringInfo(b,
-						 "CASE WHEN %s <= (SELECT c.cutoff FROM profile_guard._erasure_cutoff c"
-						 " WHERE c.tag = %s)",
-						 coll, tag);
+		appendStringInfo(b, "CASE WHEN %s <= ", coll);
+		if (tagname != NULL)
+			appendStringInfo(b, "%s::timestamptz", cutoff_of(sweep, tagname));
+		else
+		{
+			ListCell   *lt;
+			ListCell   *lv;
+
+			appendStringInfo(b, "CASE %s", tag);
+			forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+				appendStringInfo(b, " WHEN %s THEN %s::timestamptz",
+								 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+			appendStringInfoString(b, " END");
+		}
 		if (sweep->have_keep)
 			appendStringInfo(b,
 							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
@@ -222,75 +258,216 @@ is_text_type(Oid typid)
 	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
 }
 
+/* the reason expression of tag column i (long shape: i = 0, the row's tag) */
+static char *
+reason_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+
+	initStringInfo(&b);
+	if (t->tag_col == NULL)
+	{
+		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
+		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
+		appendStringInfoString(&b, " END");
+	}
+	else
+		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
+	return b.data;
+}
+
+/* rows of the batch's range that belong to someone */
+static void
+append_range(StringInfo b, TableDef *t)
+{
+	appendStringInfo(b, "t.ctid > $1 AND t.ctid <= $2 AND t.%s IS NOT NULL", t->subject_col);
+	/* anonymised rows belong to nobody: never again */
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+}
+
 /*
- * The batch statement of one table.  $1: resume after this TID; $2: at most
- * this many rows; $3: the sweep's "now".  The first output row is a summary
- * (last TID picked, rows picked), the others say what was done: tag,
- * reason, action, subject (for subject-specific reasons), rows.
+ * A boolean: tag column i of the row (long shape: the row's tag) is due.
+ * Cheaper than testing reason_sql() for NULL: no text is built.
+ */
+static char *
+due_pred_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
+	bool		any = false;
+
+	initStringInfo(&b);
+	if (wide)
+		appendStringInfo(&b, "(t.%s IS NOT NULL AND ", t->cols[i]);
+	appendStringInfoChar(&b, '(');
+	if (sweep->service_ended)
+	{
+		appendStringInfoString(&b, "true");
+		any = true;
+	}
+	else
+	{
+		if (sweep->have_due)
+		{
+			appendStringInfo(&b,
+							 "EXISTS (SELECT 1 FROM profile_guard._erasure_due d"
+							 " WHERE d.subject = %s AND (d.tag = %s OR d.tag = '*'))",
+							 subj, tag);
+			any = true;
+		}
+		if (ret)
+		{
+			appendStringInfo(&b, "%s(%s <= ", any ? " OR " : "", coll);
+			if (wide)
+				appendStringInfo(&b, "%s::timestamptz", cutoff_of(sweep, t->tags[i]));
+			else
+			{
+				ListCell   *lt;
+				ListCell   *lv;
+
+				appendStringInfo(&b, "CASE %s", tag);
+				forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+					appendStringInfo(&b, " WHEN %s THEN %s::timestamptz",
+									 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+				appendStringInfoString(&b, " END");
+			}
+			if (sweep->have_keep)
+				appendStringInfo(&b,
+								 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+								 " WHERE k.subject = %s AND k.tag = %s"
+								 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
+								 subj, tag, coll);
+			appendStringInfoChar(&b, ')');
+			any = true;
+		}
+	}
+	if (!any)
+		appendStringInfoString(&b, "false");
+	appendStringInfoChar(&b, ')');
+	if (wide)
+		appendStringInfoChar(&b, ')');
+	return b.data;
+}
+
+/*
+ * The reason of tag column i of a row that is known to be due everywhere
+ * it holds a value (a whole row being deleted): what _erasure_due says,
+ * else retention, the only other way to be due.
+ */
+static char *
+due_reason_sql(Sweep *sweep, TableDef *t, int i)
+{
+	bool		wide = (t->tag_col == NULL);
+	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
+	char	   *reason;
+
+	if (sweep->service_ended)
+		reason = "'service_end'::text";
+	else if (sweep->have_due)
+		reason = psprintf("coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
+						  " WHERE d.subject = t.%s::text AND (d.tag = %s OR d.tag = '*')"
+						  " ORDER BY d.tag = '*' DESC LIMIT 1), 'retention')",
+						  t->subject_col, tag);
+	else
+		reason = "'retention'::text";
+	if (wide)
+		return psprintf("CASE WHEN t.%s IS NOT NULL THEN %s END", t->cols[i], reason);
+	return reason;
+}
+
+/*
+ * A sub-query: the due rows of the range with their reasons (tid, subj, tg,
+ * r0.., h0..), for the statements that need them joined back.
+ */
+static void
+append_due_rows(StringInfo b, Sweep *sweep, TableDef *t)
+{
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	appendStringInfo(b, "(SELECT * FROM (SELECT t.ctid AS tid, t.%s::text AS subj", t->subject_col);
+	if (!wide)
+		appendStringInfo(b, ", t.%s::text AS tg", t->tag_col);
+	for (int i = 0; i < nr; i++)
+	{
+		appendStringInfo(b, ", %s AS r%d", reason_sql(sweep, t, i), i);
+		if (wide)
+			appendStringInfo(b, ", t.%s IS NOT NULL AS h%d", t->cols[i], i);
+	}
+	appendStringInfo(b, " FROM ONLY %s t WHERE ", t->qualname);
+	append_range(b, t);
+	appendStringInfoString(b, " OFFSET 0) x WHERE ");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(b, "%sx.r%d IS NOT NULL", i > 0 ? " OR " : "", i);
+	appendStringInfoString(b, ") d");
+}
+
+/* d's row loses everything it holds (wide: every non-null cell is due) */
+static void
+append_whole_d(StringInfo b, TableDef *t)
+{
+	if (t->tag_col != NULL)
+	{
+		appendStringInfoString(b, "true");
+		return;
+	}
+	for (int i = 0; i < t->ncols; i++)
+		appendStringInfo(b, "%s(NOT d.h%d OR d.r%d IS NOT NULL)", i > 0 ? " AND " : "", i, i);
+}
+
+/*
+ * The batch statement of one table.  $1, $2: the batch's TID range (after
+ * $1, up to $2); $3: the sweep's "now".  Whole rows are deleted (or
+ * anonymised), wide rows that keep other tags lose the due cells.  The
+ * first output row is a summary (rows affected); the others say what was
+ * done: tag, reason, action, subject (for subject-specific reasons), rows.
  */
 static char *
 build_batch_sql(Sweep *sweep, TableDef *t)
 {
 	StringInfoData b;
-	char	   *subj = psprintf("t.%s::text", t->subject_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
 	bool		wide = (t->tag_col == NULL);
 	int			nr = wide ? t->ncols : 1;
 	const char *action = t->anonymise ? "anonymise" : "delete";
 
 	initStringInfo(&b);
-
-	/* the rows picked: due ones, after $1, in physical order */
-	appendStringInfo(&b,
-					 "WITH pick AS MATERIALIZED (SELECT * FROM ("
-					 "SELECT t.ctid AS tid, %s AS subj", subj);
-	if (wide)
-	{
-		for (int i = 0; i < t->ncols; i++)
-		{
-			appendStringInfo(&b, ", CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
-			append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), coll);
-			appendStringInfo(&b, " END AS r%d, t.%s IS NOT NULL AS h%d", i, t->cols[i], i);
-		}
-	}
-	else
-	{
-		char	   *tagexpr = psprintf("t.%s::text", t->tag_col);
-
-		appendStringInfo(&b, ", %s AS tg, ", tagexpr);
-		append_reason(&b, sweep, subj, tagexpr, coll);
-		appendStringInfoString(&b, " AS r0");
-	}
-	appendStringInfo(&b, " FROM ONLY %s t WHERE t.ctid > $1 AND t.%s IS NOT NULL",
-					 t->qualname, t->subject_col);
-	/* anonymised rows belong to nobody: never again */
-	if (is_integer_type(t->subject_type))
-		appendStringInfo(&b, " AND t.%s >= 0", t->subject_col);
-	else if (is_text_type(t->subject_type))
-		appendStringInfo(&b, " AND NOT starts_with(%s, 'anonymous:')", subj);
-	appendStringInfoString(&b, " OFFSET 0) x WHERE ");
-	for (int i = 0; i < nr; i++)
-		appendStringInfo(&b, "%sx.r%d IS NOT NULL", i > 0 ? " OR " : "", i);
-	appendStringInfoString(&b, " LIMIT $2), ");
-
-	/* whole rows go; rows that keep other tags lose only the due cells */
-	appendStringInfoString(&b, "dec AS MATERIALIZED (SELECT p.*, ");
-	if (wide)
-	{
-		for (int i = 0; i < t->ncols; i++)
-			appendStringInfo(&b, "%s(NOT p.h%d OR p.r%d IS NOT NULL)",
-							 i > 0 ? " AND " : "", i, i);
-	}
-	else
-		appendStringInfoString(&b, "true");
-	appendStringInfoString(&b, " AS whole FROM pick p), ");
-
 	if (!t->anonymise)
-		appendStringInfo(&b,
-						 "gone AS (DELETE FROM ONLY %s t"
-						 " WHERE t.ctid = ANY (ARRAY(SELECT d.tid FROM dec d WHERE d.whole))"
-						 " RETURNING t.ctid AS tid), ",
-						 t->qualname);
+	{
+		/* the bulk of the work: one pass, no join */
+		char	  **p = palloc(sizeof(char *) * nr);
+
+		for (int i = 0; i < nr; i++)
+			p[i] = due_pred_sql(sweep, t, i);
+		appendStringInfo(&b, "WITH gone AS (DELETE FROM ONLY %s t WHERE ", t->qualname);
+		append_range(&b, t);
+		appendStringInfoString(&b, " AND (");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", p[i]);
+		appendStringInfoChar(&b, ')');
+		if (wide)
+			for (int i = 0; i < nr; i++)
+				appendStringInfo(&b, " AND (t.%s IS NULL OR %s)", t->cols[i], p[i]);
+		/* the subject is needed only for the subject-specific reasons */
+		if (sweep->have_due && !sweep->service_ended)
+			appendStringInfo(&b, " RETURNING t.%s::text AS subj", t->subject_col);
+		else
+			appendStringInfoString(&b, " RETURNING NULL::text AS subj");
+		if (!wide)
+			appendStringInfo(&b, ", t.%s::text AS tg", t->tag_col);
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", %s AS r%d", due_reason_sql(sweep, t, i), i);
+		appendStringInfoString(&b, ")");
+	}
 	else
 	{
 		char	   *anon;
@@ -302,12 +479,13 @@ build_batch_sql(Sweep *sweep, TableDef *t)
 							format_type_be(t->subject_type));
 		else
 			anon = "'anonymous:' || gen_random_uuid()::text";
-		appendStringInfo(&b, "gone AS (UPDATE ONLY %s t SET %s = %s",
+		appendStringInfo(&b, "WITH gone AS (UPDATE ONLY %s t SET %s = %s",
 						 t->qualname, t->subject_col, anon);
 		for (int i = 0; i < t->nanon; i++)
 			appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
-		if (coll)
-			appendStringInfo(&b, ", %s = date_trunc('month', %s)", t->collected_col, coll);
+		if (t->collected_col)
+			appendStringInfo(&b, ", %s = date_trunc('month', t.%s)",
+							 t->collected_col, t->collected_col);
 		if (wide)
 		{
 			/* ciphertext is bound to the subject: cut from it, it is gone */
@@ -321,40 +499,47 @@ build_batch_sql(Sweep *sweep, TableDef *t)
 							 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')"
 							 " THEN NULL ELSE t.%s END",
 							 t->value_col, t->tag_col, t->value_col);
-		appendStringInfoString(&b,
-							   " FROM dec d"
-							   " WHERE t.ctid = ANY (ARRAY(SELECT d2.tid FROM dec d2 WHERE d2.whole))"
-							   " AND t.ctid = d.tid RETURNING d.tid), ");
+		appendStringInfoString(&b, " FROM ");
+		append_due_rows(&b, sweep, t);
+		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND ");
+		append_whole_d(&b, t);
+		appendStringInfoString(&b, " RETURNING d.subj");
+		if (!wide)
+			appendStringInfoString(&b, ", d.tg");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", d.r%d", i);
+		appendStringInfoString(&b, ")");
 	}
 
 	if (wide)
 	{
-		appendStringInfo(&b, "cut AS (UPDATE ONLY %s t SET ", t->qualname);
+		appendStringInfo(&b, ", cut AS (UPDATE ONLY %s t SET ", t->qualname);
 		for (int i = 0; i < t->ncols; i++)
 			appendStringInfo(&b, "%s%s = CASE WHEN d.r%d IS NOT NULL THEN NULL ELSE t.%s END",
 							 i > 0 ? ", " : "", t->cols[i], i, t->cols[i]);
-		appendStringInfoString(&b,
-							   " FROM dec d"
-							   " WHERE t.ctid = ANY (ARRAY(SELECT d2.tid FROM dec d2 WHERE NOT d2.whole))"
-							   " AND t.ctid = d.tid RETURNING d.tid), ");
+		appendStringInfoString(&b, " FROM ");
+		append_due_rows(&b, sweep, t);
+		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND NOT (");
+		append_whole_d(&b, t);
+		appendStringInfoString(&b, ") RETURNING d.subj");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", d.r%d", i);
+		appendStringInfoString(&b, ")");
 	}
 
 	appendStringInfo(&b,
-					 "done AS (SELECT d.*, a.action FROM dec d JOIN ("
-					 "SELECT g.tid, %s::text AS action FROM gone g",
+					 " SELECT NULL::text, NULL::text, NULL::text, NULL::text, "
+					 "(SELECT count(*) FROM gone)%s, true "
+					 "UNION ALL "
+					 "SELECT v.tag, v.reason, x.action,"
+					 " CASE WHEN v.reason IN ('request', 'withdrawn', 'expired') THEN x.subj END,"
+					 " count(*), NULL"
+					 " FROM (SELECT g.*, %s::text AS action FROM gone g",
+					 wide ? " + (SELECT count(*) FROM cut)" : "",
 					 quote_literal_cstr(action));
 	if (wide)
-		appendStringInfoString(&b, " UNION ALL SELECT c.tid, 'null_cell' FROM cut c");
-	appendStringInfoString(&b, ") a ON a.tid = d.tid) ");
-
-	appendStringInfoString(&b,
-						   "SELECT NULL::text, NULL::text, NULL::text, NULL::text, 0::bigint,"
-						   " (SELECT max(p.tid) FROM pick p), (SELECT count(*) FROM pick p) "
-						   "UNION ALL "
-						   "SELECT v.tag, v.reason, x.action,"
-						   " CASE WHEN v.reason IN ('request', 'withdrawn', 'expired') THEN x.subj END,"
-						   " count(*), NULL, NULL"
-						   " FROM done x CROSS JOIN LATERAL (VALUES ");
+		appendStringInfoString(&b, " UNION ALL SELECT c.*, 'null_cell' FROM cut c");
+	appendStringInfoString(&b, ") x CROSS JOIN LATERAL (VALUES ");
 	if (wide)
 	{
 		for (int i = 0; i < t->ncols; i++)
@@ -365,6 +550,71 @@ build_batch_sql(Sweep *sweep, TableDef *t)
 		appendStringInfoString(&b, "(x.tg, x.r0)");
 	appendStringInfoString(&b,
 						   ") v(tag, reason) WHERE v.reason IS NOT NULL GROUP BY 1, 2, 3, 4");
+	return b.data;
+}
+
+/*
+ * The common case, retention alone in a long table whose rows are deleted:
+ * one plain DELETE per tag over the batch's range, counted by SPI, without
+ * the cost of RETURNING.  Sets *tags to the tags, returns the statements.
+ */
+static List *
+build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
+{
+	List	   *stmts = NIL;
+	ListCell   *lt;
+	ListCell   *lv;
+
+	*tags = NIL;
+	if (t->anonymise || t->tag_col == NULL || t->collected_col == NULL ||
+		sweep->have_due || sweep->service_ended || sweep->cutoff_tags == NIL)
+		return NIL;
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		StringInfoData b;
+		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "DELETE FROM ONLY %s t WHERE ", t->qualname);
+		append_range(&b, t);
+		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
+						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
+		if (sweep->have_keep)
+			appendStringInfo(&b,
+							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+							 " WHERE k.subject = t.%s::text AND k.tag = %s"
+							 " AND (k.keep_for IS NULL OR t.%s > $3 - k.keep_for))",
+							 t->subject_col, tag, t->collected_col);
+		stmts = lappend(stmts, b.data);
+		*tags = lappend(*tags, lfirst(lt));
+	}
+	return stmts;
+}
+
+/*
+ * The statement that finds where a batch of at most $2 due rows after $1
+ * ends (for sweep(max_rows)): the last TID and the number of rows; $3 is
+ * the sweep's "now".
+ */
+static char *
+build_pick_sql(Sweep *sweep, TableDef *t)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	initStringInfo(&b);
+	appendStringInfo(&b, "SELECT max(x.tid), count(*) FROM (SELECT t.ctid AS tid FROM ONLY %s t"
+					 " WHERE t.ctid > $1 AND t.%s IS NOT NULL",
+					 t->qualname, t->subject_col);
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(&b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(&b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+	appendStringInfoString(&b, " AND (");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
+	appendStringInfoString(&b, ") LIMIT $2) x");
 	return b.data;
 }
 
@@ -390,7 +640,10 @@ read_tables(void)
 		"       ARRAY(SELECT tg.sensitivity = 'sensitive'"
 		"             FROM profile_guard.classified_column cc"
 		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
-		"             WHERE cc.relid = g.relid ORDER BY cc.column_name)"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       pg_catalog.pg_relation_size(g.relid) / pg_catalog.current_setting('block_size')::int,"
+		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
+		"            THEN c.reltuples / c.relpages ELSE 100 END"
 		"  FROM profile_guard.guarded_table g"
 		"  JOIN pg_catalog.pg_class c ON c.oid = g.relid"
 		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -444,6 +697,8 @@ read_tables(void)
 		t->sensitive = palloc(sizeof(bool) * (n + 1));
 		for (int j = 0; j < n; j++)
 			t->sensitive[j] = DatumGetBool(elems[j]);
+		t->nblocks = (BlockNumber) DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
+		t->tuples_per_block = DatumGetFloat8(SPI_getbinval(tup, desc, 17, &isnull));
 
 		defs = lappend(defs, t);
 	}
@@ -509,8 +764,7 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 
 		rc = SPI_execute("SELECT s.service_ended_at IS NOT NULL,"
 						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_due),"
-						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_keep),"
-						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_cutoff)"
+						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_keep)"
 						 "  FROM profile_guard.erasure_state s",
 						 false, 0);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -524,7 +778,24 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			sweep->service_ended = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
 			sweep->have_due = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 			sweep->have_keep = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-			sweep->have_cutoff = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		}
+
+		/* ISO, in UTC: the literal reads the same under any DateStyle */
+		rc = SPI_execute("SELECT c.tag, pg_catalog.quote_literal(pg_catalog.to_char("
+						 "c.cutoff AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00')"
+						 "  FROM profile_guard._erasure_cutoff c ORDER BY c.tag",
+						 false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the retention cutoffs: %s", SPI_result_code_string(rc));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			sweep->cutoff_tags = lappend(sweep->cutoff_tags, SPI_getvalue(tup, desc, 1));
+			sweep->cutoff_values = lappend(sweep->cutoff_values, SPI_getvalue(tup, desc, 2));
+			MemoryContextSwitchTo(old);
 		}
 
 		defs = read_tables();
@@ -543,8 +814,15 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			ItemPointerSet(&st->resume, 0, 0);
 
 			/* can anything be due here? */
-			anything = sweep->service_ended || sweep->have_due ||
-				(sweep->have_cutoff && t->collected_col != NULL);
+			anything = sweep->service_ended || sweep->have_due;
+			if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
+			{
+				if (!wide)
+					anything = true;
+				for (int j = 0; j < t->ncols; j++)
+					if (cutoff_of(sweep, t->tags[j]) != NULL)
+						anything = true;
+			}
 			if (wide && t->ncols == 0)
 				anything = false;
 			if (t->relkind != RELKIND_RELATION)
@@ -569,8 +847,23 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			if (anything)
 			{
 				char	   *sql = build_batch_sql(sweep, t);
+				List	   *fast;
+				List	   *fast_tags;
+				ListCell   *lf;
+				MemoryContext oldcxt;
 
 				st->batch_sql = MemoryContextStrdup(cxt, sql);
+				st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
+				fast = build_fast_sql(sweep, t, &fast_tags);
+				oldcxt = MemoryContextSwitchTo(cxt);
+				foreach(lf, fast)
+					st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
+				foreach(lf, fast_tags)
+					st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
+				MemoryContextSwitchTo(oldcxt);
+				st->nblocks = t->nblocks;
+				st->tuples_per_block = t->tuples_per_block;
+				elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
 			}
 			st->done = (st->batch_sql == NULL);
 		}
@@ -627,75 +920,147 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 }
 
 /*
- * One batch of one table, in the current transaction: at most limit rows
- * picked after the table's resume point are erased and logged.  Returns the
- * number of rows picked (the table is done when fewer than limit).
+ * One batch of one table, in the current transaction: the due rows of the
+ * next range of the table are erased and logged together.  The range is
+ * about limit rows' worth of blocks; with exact, it is found by a first
+ * statement so that it holds at most limit due rows.  Returns the rows
+ * affected.
  */
 int64
-pg_sweep_batch(Sweep *sweep, int table, int64 limit)
+pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 {
 	SweepTable *st = &sweep->tables[table];
-	int64		picked = 0;
+	int64		affected = 0;
 	int			nestlevel;
+	ItemPointerData upper;
 
 	if (st->done)
 		return 0;
+	if (limit < 1)
+		limit = 1;
 
 	spi_connect();
 	nestlevel = NewGUCNestLevel();
 	PG_TRY();
 	{
-		Oid			argtypes[3] = {TIDOID, INT8OID, TIMESTAMPTZOID};
+		Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
 		Datum		args[3];
 		int			rc;
 		SPITupleTable *tuptable;
 		uint64		n;
+		bool		run = true;
 
 		erasure_in_progress = true;
 
-		/*
-		 * Resume where the last batch stopped: a TID range scan, never a
-		 * scan from the start of the table.
-		 */
+		/* TID range scans, never a scan from the start of the table */
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 
-		args[0] = PointerGetDatum(&st->resume);
-		args[1] = Int64GetDatum(limit);
-		args[2] = TimestampTzGetDatum(sweep->now);
-		rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
-				 SPI_result_code_string(rc));
-		tuptable = SPI_tuptable;
-		n = SPI_processed;
-
-		for (uint64 i = 0; i < n; i++)
+		if (exact)
 		{
-			HeapTuple	tup = tuptable->vals[i];
-			TupleDesc	desc = tuptable->tupdesc;
+			Oid			pickargtypes[3] = {TIDOID, INT8OID, TIMESTAMPTZOID};
+			Datum		pickargs[3];
 			bool		isnull;
+			Datum		d;
 
-			(void) SPI_getbinval(tup, desc, 7, &isnull);
-			if (!isnull)
+			pickargs[0] = PointerGetDatum(&st->resume);
+			pickargs[1] = Int64GetDatum(limit);
+			pickargs[2] = TimestampTzGetDatum(sweep->now);
+			rc = SPI_execute_with_args(st->pick_sql, 3, pickargtypes, pickargs, NULL, true, 0);
+			if (rc != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "could not find the next batch of table \"%s\": %s", st->relation,
+					 SPI_result_code_string(rc));
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
 			{
-				/* the summary row */
-				Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
-
-				picked = isnull ? 0 : DatumGetInt64(d);
-				d = SPI_getbinval(tup, desc, 6, &isnull);
-				if (!isnull)
-					ItemPointerCopy((ItemPointer) DatumGetPointer(d), &st->resume);
+				st->done = true;
+				run = false;
 			}
 			else
 			{
+				ItemPointerCopy((ItemPointer) DatumGetPointer(d), &upper);
+				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+				if (DatumGetInt64(d) < limit)
+					st->done = true;
+			}
+		}
+		else
+		{
+			BlockNumber start = ItemPointerGetBlockNumber(&st->resume);
+			double		blocks = ceil((double) limit / Max(st->tuples_per_block, 1.0));
+			BlockNumber end;
+
+			if (start >= st->nblocks)
+			{
+				st->done = true;
+				run = false;
+			}
+			else
+			{
+				/* rows from start (after resume) up to, not into, block end */
+				end = (blocks >= (double) (st->nblocks - start)) ?
+					st->nblocks : start + (BlockNumber) blocks;
+				ItemPointerSet(&upper, end, 0);
+				if (end >= st->nblocks)
+					st->done = true;
+			}
+		}
+
+		if (run && st->fast_sql != NIL)
+		{
+			ListCell   *ls;
+			ListCell   *lt;
+
+			args[0] = PointerGetDatum(&st->resume);
+			args[1] = PointerGetDatum(&upper);
+			args[2] = TimestampTzGetDatum(sweep->now);
+			forboth(ls, st->fast_sql, lt, st->fast_tags)
+			{
+				int64		deleted;
+
+				rc = SPI_execute_with_args((char *) lfirst(ls), 3, argtypes, args, NULL, false, 0);
+				if (rc != SPI_OK_DELETE)
+					elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+						 SPI_result_code_string(rc));
+				deleted = (int64) SPI_processed;
+				if (deleted > 0)
+				{
+					log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete",
+								  NULL, deleted);
+					affected += deleted;
+				}
+			}
+			ItemPointerCopy(&upper, &st->resume);
+		}
+		else if (run)
+		{
+			args[0] = PointerGetDatum(&st->resume);
+			args[1] = PointerGetDatum(&upper);
+			args[2] = TimestampTzGetDatum(sweep->now);
+			rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+					 SPI_result_code_string(rc));
+			tuptable = SPI_tuptable;
+			n = SPI_processed;
+
+			for (uint64 i = 0; i < n; i++)
+			{
+				HeapTuple	tup = tuptable->vals[i];
+				TupleDesc	desc = tuptable->tupdesc;
+				bool		isnull;
 				int64		rows = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 
-				log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-							  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
+				(void) SPI_getbinval(tup, desc, 6, &isnull);
+				if (!isnull)
+					affected = rows;	/* the summary row */
+				else
+					log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+								  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
 			}
+			ItemPointerCopy(&upper, &st->resume);
 		}
 		erasure_in_progress = false;
 	}
@@ -708,10 +1073,8 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit)
 	spi_finish();
 
 	sweep->batches++;
-	sweep->rows += picked;
-	if (picked < limit)
-		st->done = true;
-	return picked;
+	sweep->rows += affected;
+	return affected;
 }
 
 bool
@@ -813,13 +1176,13 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 		while (!sweep->tables[i].done && budget != 0)
 		{
 			int64		limit = SQL_SWEEP_CHUNK;
-			int64		picked;
 
 			if (budget > 0 && budget < limit)
 				limit = budget;
-			picked = pg_sweep_batch(sweep, i, limit);
 			if (budget > 0)
-				budget -= picked;
+				budget = Max(budget - pg_sweep_batch(sweep, i, limit, true), 0);
+			else
+				(void) pg_sweep_batch(sweep, i, limit, false);
 		}
 	}
 	pg_sweep_finish(sweep, pg_sweep_all_done(sweep));

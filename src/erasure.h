@@ -10,6 +10,7 @@
 #define PROFILE_GUARD_ERASURE_H
 
 #include "nodes/pg_list.h"
+#include "storage/block.h"
 #include "storage/itemptr.h"
 #include "utils/timestamp.h"
 
@@ -19,6 +20,11 @@ typedef struct SweepTable
 	Oid			relid;
 	char	   *relation;		/* schema.table, for the log */
 	char	   *batch_sql;		/* NULL: nothing can be due in it */
+	char	   *pick_sql;		/* where a batch of N due rows ends */
+	List	   *fast_sql;		/* instead of batch_sql: per-tag DELETEs */
+	List	   *fast_tags;		/* ... and their tags */
+	BlockNumber nblocks;		/* size when the sweep began */
+	double		tuples_per_block;
 	ItemPointerData resume;		/* rows up to here are done */
 	bool		done;
 } SweepTable;
@@ -47,7 +53,8 @@ typedef struct Sweep
 	bool		service_ended;
 	bool		have_due;
 	bool		have_keep;
-	bool		have_cutoff;
+	List	   *cutoff_tags;	/* retention cutoffs: tag names */
+	List	   *cutoff_values;	/* ... and timestamps, as SQL literals */
 	int			ntables;
 	SweepTable *tables;
 	List	   *results;		/* of SweepResult */
@@ -58,7 +65,7 @@ typedef struct Sweep
 /* erasure.c */
 extern bool pg_erasure_in_progress(void);
 extern Sweep *pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock);
-extern int64 pg_sweep_batch(Sweep *sweep, int table, int64 limit);
+extern int64 pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact);
 extern bool pg_sweep_all_done(Sweep *sweep);
 extern void pg_sweep_finish(Sweep *sweep, bool complete);
 

@@ -131,6 +131,8 @@ run_sweep(MemoryContext cxt, bool *warned)
 	Sweep	   *sweep;
 	bool		present;
 	char		activity[256];
+	TimestampTz started = GetCurrentTimestamp();
+	int64		longest = 0;	/* microseconds, a batch from start to commit */
 
 	begin_transaction("profile_guard sweep: preparing");
 	present = OidIsValid(get_extension_oid("profile_guard", true));
@@ -161,9 +163,14 @@ run_sweep(MemoryContext cxt, bool *warned)
 					 "profile_guard sweep: %s, batch %lld, %lld rows so far",
 					 sweep->tables[i].relation, (long long) sweep->batches + 1,
 					 (long long) sweep->rows);
-			begin_transaction(activity);
-			(void) pg_sweep_batch(sweep, i, sweep_batch);
-			end_transaction();
+			{
+				TimestampTz batch_start = GetCurrentTimestamp();
+
+				begin_transaction(activity);
+				(void) pg_sweep_batch(sweep, i, sweep_batch, false);
+				end_transaction();
+				longest = Max(longest, GetCurrentTimestamp() - batch_start);
+			}
 		}
 	}
 
@@ -173,8 +180,9 @@ run_sweep(MemoryContext cxt, bool *warned)
 
 	if (sweep->rows > 0 || sweep->results != NIL)
 		ereport(LOG,
-				(errmsg("profile_guard erasure worker: sweep erased %lld rows in %lld batches",
-						(long long) sweep->rows, (long long) sweep->batches)));
+				(errmsg("profile_guard erasure worker: sweep erased %lld rows in %lld batches, %.3f ms, longest batch %.3f ms",
+						(long long) sweep->rows, (long long) sweep->batches,
+						(GetCurrentTimestamp() - started) / 1000.0, longest / 1000.0)));
 }
 
 void

@@ -35,13 +35,18 @@ CREATE INDEX erasure_log_subject_idx ON erasure_log (subject_hash) WHERE subject
 -- stays (the ledger is append-only), what it said is gone
 ALTER TABLE consent ADD COLUMN erased_at timestamptz;
 
--- one row: where the last complete sweep started, and whether the service ended
+-- what the sweep looks for in the ledger, without reading all of it
+CREATE INDEX consent_withdrawal_idx ON consent (recorded_at) WHERE action = 'withdraw';
+CREATE INDEX consent_expiry_idx ON consent (expires_at) WHERE expires_at IS NOT NULL;
+
+-- at most one row (made by the first sweep or end_service(), so that a
+-- restored dump brings its own): where the last complete sweep started,
+-- and whether the service ended
 CREATE TABLE erasure_state (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	swept_from	timestamptz,		-- start of the last complete sweep
 	service_ended_at timestamptz
 );
-INSERT INTO erasure_state DEFAULT VALUES;
 
 -- the non-nullable integer subjects of anonymised rows: negative, never reused
 CREATE SEQUENCE anonymous_subject_seq;
@@ -146,13 +151,17 @@ DECLARE
 	h			text;
 	changed		boolean := false;
 BEGIN
+	INSERT INTO erasure_state DEFAULT VALUES ON CONFLICT DO NOTHING;
 	SELECT * INTO st FROM erasure_state;
 	-- events from one day before the last complete sweep's start are looked
 	-- at again: a transaction that committed late is not missed
 	since := CASE WHEN p_full OR st.swept_from IS NULL THEN '-infinity'
 				  ELSE st.swept_from - interval '1 day' END;
 
-	TRUNCATE _erasure_due, _erasure_keep, _erasure_cutoff;
+	-- small tables: DELETE is cheaper than TRUNCATE's new files
+	DELETE FROM _erasure_due;
+	DELETE FROM _erasure_keep;
+	DELETE FROM _erasure_cutoff;
 
 	-- erasure requests: everything of the subject
 	FOR r IN SELECT s.subject FROM subject s
@@ -194,14 +203,18 @@ BEGIN
 	-- event since the last sweep; their state for every purpose they have
 	-- consent events for decides
 	WITH cand AS (
-		SELECT DISTINCT c.subject
-		FROM consent c
-		JOIN purpose pu ON pu.purpose = c.purpose
-		JOIN subject s ON s.subject = c.subject
+		SELECT DISTINCT e.subject
+		FROM (SELECT c.subject FROM consent c
+			  WHERE c.action = 'withdraw' AND c.recorded_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  WHERE c.expires_at <= p_now AND c.expires_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  JOIN purpose pu ON pu.purpose = c.purpose
+			  WHERE pu.retired_at >= since) AS e
+		JOIN subject s ON s.subject = e.subject
 		WHERE s.erasure_requested_at IS NULL
-		  AND ((c.action = 'withdraw' AND c.recorded_at >= since)
-			   OR (c.action = 'grant' AND c.expires_at <= p_now AND c.expires_at >= since)
-			   OR (pu.retired_at IS NOT NULL AND pu.retired_at >= since))
 	),
 	sp AS (
 		SELECT c.purpose, c.subject
@@ -262,8 +275,6 @@ BEGIN
 	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
 	WHERE x.effective OR _erasure_suspended(x.reason)
 	GROUP BY x.subject, x.tag;
-
-	ANALYZE _erasure_due, _erasure_keep, _erasure_cutoff;
 END
 $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
@@ -351,7 +362,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard
 AS $$
 BEGIN
-	UPDATE erasure_state SET service_ended_at = now() WHERE service_ended_at IS NULL;
+	INSERT INTO erasure_state AS x (service_ended_at) VALUES (now())
+	ON CONFLICT (singleton) DO UPDATE SET service_ended_at = now()
+	WHERE x.service_ended_at IS NULL;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'the service has already ended',

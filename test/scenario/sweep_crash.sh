@@ -102,4 +102,17 @@ await "SELECT completed_at IS NOT NULL FROM profile_guard.erasure_request WHERE 
 		FROM profile_guard.erasure_log" | grep -qx t || fail "key destruction or tombstones logged more than once"
 # a manual sweep now has nothing left to do
 "${PSQL[@]}" -c "SELECT count(*) = 0 FROM profile_guard.sweep()" | grep -qx t || fail "a sweep after the worker still found work"
+# retention alone (the request is done): the per-tag DELETE path of sweep();
+# the worker is parked first (a reload wakes it for one more sweep, then it
+# waits an hour)
+"${PSQL[@]}" -c "ALTER SYSTEM SET profile_guard.sweep_interval = 3600" -c "SELECT pg_reload_conf()" >/dev/null
+await "SELECT state = 'idle' FROM pg_stat_activity WHERE backend_type = 'profile_guard erasure worker'" 30
+sleep 1
+await "SELECT state = 'idle' FROM pg_stat_activity WHERE backend_type = 'profile_guard erasure worker'" 30
+"${PSQL[@]}" -c "INSERT INTO events SELECT 1 + i % 1000, 'behavior.visit', 'late', now() - interval '90 days'
+	FROM generate_series(1, 1000) i WHERE 1 + i % 1000 <> 7" >/dev/null
+got=$("${PSQL[@]}" -c "SELECT string_agg(format('%s %s %s %s', relation, tag, reason, action) || ' ' || rows, ', ')
+	FROM profile_guard.sweep()")
+[[ $got == 'public.events behavior.visit retention delete 999' ]] || fail "retention-only sweep: $got"
+"${PSQL[@]}" -c "SELECT count(*) = 0 FROM events WHERE value = 'late'" | grep -qx t || fail "late rows left"
 echo "sweep_crash: ok: $due due rows erased and logged exactly once across an immediate stop"

@@ -47,11 +47,12 @@ SELECT define_tag('interest.music', 'preference');
 SELECT define_purpose('rec', 'recommendations', ARRAY['interest.*']);
 SELECT register_subject(i::text) FROM generate_series(1, 300) i;
 SELECT grant_consent(i::text, 'rec', ARRAY['interest.*']) FROM generate_series(1, 300) i;
-CREATE TABLE profiles (id int PRIMARY KEY, sports text, music text);
+-- wide rows (about 14 a block), so that the due rows span many blocks
+CREATE TABLE profiles (id int PRIMARY KEY, sports text, music text, pad text);
 SELECT protect('profiles', 'id');
 SELECT classify('profiles', 'sports', 'interest.sports');
 SELECT classify('profiles', 'music', 'interest.music');
-INSERT INTO profiles SELECT i, 'sport ' || i, 'music ' || i FROM generate_series(1, 300) i;
+INSERT INTO profiles SELECT i, 'sport ' || i, 'music ' || i, repeat('x', 500) FROM generate_series(1, 300) i;
 COMMIT;
 -- due work: 100 subjects withdraw music, 100 ask for erasure
 SELECT withdraw_consent(i::text, 'rec', ARRAY['interest.music']) FROM generate_series(1, 100) i;
@@ -69,7 +70,8 @@ want="interest.music request delete 100, interest.music withdrawn null_cell 100,
 	fail "the wrong rows were erased"
 "${PSQL[@]}" -c "SELECT count(*) = 100 FROM profile_guard.erasure_request WHERE completed_at IS NOT NULL" | grep -qx t ||
 	fail "erasure requests not completed"
-# 200 rows in batches of 50: at least 4 transactions wrote the log
+# a batch is a range of blocks holding about sweep_batch (50) rows, at least
+# one block: the 200 rows over about 15 blocks take at least 4 transactions
 xacts=$("${PSQL[@]}" -c "SELECT count(DISTINCT xmin::text) FROM profile_guard.erasure_log WHERE relation = 'public.profiles'")
 [[ $xacts -ge 4 ]] || fail "expected batches of 50 rows in their own transactions, found $xacts transactions"
 echo "worker erased 100 cells and 100 rows by itself in $xacts transactions, log matches"
