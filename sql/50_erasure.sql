@@ -16,10 +16,11 @@ PERFORM define_tag('health.condition', 'medical_health');
 PERFORM define_purpose('rec', 'recommendations', ARRAY['interest.*', 'health.condition']);
 PERFORM define_purpose('ads', 'advertising', ARRAY['interest.*'], retention => '30 days');
 PERFORM define_purpose('promo', 'music promotion', ARRAY['interest.music']);
-PERFORM register_subject(s) FROM unnest(ARRAY['1', '2', '3', '4', '5', '6']) s;
+PERFORM register_subject(s) FROM unnest(ARRAY['1', '2', '3', '4', '5', '6', '7', '8']) s;
 -- 1 keeps everything; 2 will withdraw music; 3 consents to ads only
 -- (retention 30 days); 4 consents to promo only (to be retired); 5's
--- consent expires; 6 asks for erasure
+-- consent expires; 6 asks for erasure; 7 withdraws music from rec but keeps
+-- it for ads; 8 blocks music (use suspended) and loses promo to retirement
 PERFORM grant_consent('1', 'rec', ARRAY['interest.*']);
 PERFORM grant_consent('1', 'rec', ARRAY['health.condition'], separate => true);
 PERFORM grant_consent('2', 'rec', ARRAY['interest.*']);
@@ -29,6 +30,10 @@ PERFORM grant_consent('4', 'promo', ARRAY['interest.music']);
 PERFORM grant_consent('5', 'rec', ARRAY['interest.sports']);
 PERFORM grant_consent('6', 'rec', ARRAY['interest.*']);
 PERFORM grant_consent('6', 'rec', ARRAY['health.condition'], separate => true);
+PERFORM grant_consent('7', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('7', 'ads', ARRAY['interest.*']);
+PERFORM grant_consent('8', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('8', 'promo', ARRAY['interest.music']);
 END $setup$;
 
 -- wide, on_erase delete
@@ -43,7 +48,9 @@ INSERT INTO w VALUES
 	(3, now() - interval '60 days', 'chess', 'pop', NULL),
 	(4, now(), NULL, 'folk', NULL),
 	(5, now(), 'rugby', NULL, NULL),
-	(6, now(), 'polo', 'soul', 'gout');
+	(6, now(), 'polo', 'soul', 'gout'),
+	(7, now(), 'judo', 'blues', NULL),
+	(8, now(), NULL, 'metal', NULL);
 
 -- long, on_erase delete
 CREATE TABLE l (uid bigint, tag text, value text, collected timestamptz);
@@ -58,7 +65,9 @@ INSERT INTO l VALUES
 	(4, 'interest.music', 'folk', now()),
 	(5, 'interest.sports', 'rugby', now()),
 	(6, 'interest.music', 'soul', now()),
-	(6, 'health.condition', 'gout', now());
+	(6, 'health.condition', 'gout', now()),
+	(7, 'interest.music', 'blues', now()),
+	(8, 'interest.music', 'metal', now());
 
 -- wide, on_erase anonymise (email identifies)
 CREATE TABLE wa (id int PRIMARY KEY, email text, collected timestamptz, sports text, health text);
@@ -90,6 +99,8 @@ SELECT set_anonymise_columns('la', ARRAY['nope']);
 
 -- the triggers of erasure
 SELECT withdraw_consent('2', 'rec', ARRAY['interest.music']) > 0 AS withdrawn;
+SELECT withdraw_consent('7', 'rec', ARRAY['interest.music']) > 0 AS withdrawn;
+SELECT block_tag('8', 'interest.music');
 SELECT retire_purpose('promo');
 SELECT request_erasure('6') > 0 AS requested;
 -- 5's consent is renewed for one second only, and expires
@@ -100,9 +111,11 @@ SELECT pg_sleep(1.2);
 SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
 
 -- wide, delete: 2 lost only music (cell), 3 (retention) and 4 (retired),
--- 5 (expired) and 6 (request) lost their rows; 1 kept everything
+-- 5 (expired) and 6 (request) lost their rows; 1 kept everything, 7 keeps
+-- music for ads, 8's blocked music is kept (use suspended, not ended)
 SELECT id, sports, music, health IS NOT NULL AS has_health FROM w ORDER BY id;
--- long, delete: only the recent row of 3 and 2's sports are left beside 1
+-- long, delete: only the recent row of 3 and 2's sports are left beside 1,
+-- and 7's and 8's music
 SELECT uid, tag, CASE WHEN tag = 'health.condition' THEN left(value, 5) || '…' ELSE value END AS value
 FROM l ORDER BY uid, tag;
 -- wide, anonymise: 6 (request) and 3 (retention) cut from their subject:
