@@ -184,6 +184,22 @@ cutoff_of(Sweep *sweep, const char *tag)
 }
 
 /*
+ * What _erasure_due says for a subject and tag, or NULL.  The hashed
+ * IN (built once per statement) keeps the two look-ups by primary key for
+ * the few subjects that are in the table; a request ('*') wins.
+ */
+static char *
+due_lookup_sql(const char *subj, const char *tag)
+{
+	return psprintf("CASE WHEN %s IN (SELECT d.subject FROM profile_guard._erasure_due d)"
+					" THEN coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = '*'),"
+					" (SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = %s)) END",
+					subj, subj, subj, tag);
+}
+
+/*
  * The reason the tag of a row is due, or NULL.  subj: the row's subject as
  * text; tag: SQL for the tag's name; tagname: the name when it is fixed
  * (wide shape), NULL when the row names it (long shape); coll: the
@@ -211,11 +227,7 @@ append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
 	if (due && ret)
 		appendStringInfoString(b, "coalesce(");
 	if (due)
-		appendStringInfo(b,
-						 "(SELECT d.reason FROM profile_guard._erasure_due d"
-						 " WHERE d.subject = %s AND (d.tag = %s OR d.tag = '*')"
-						 " ORDER BY d.tag = '*' DESC LIMIT 1)",
-						 subj, tag);
+		appendStringInfoString(b, due_lookup_sql(subj, tag));
 	if (due && ret)
 		appendStringInfoString(b, ", ");
 	if (ret)
@@ -256,6 +268,17 @@ static bool
 is_text_type(Oid typid)
 {
 	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
+}
+
+/*
+ * Retention in a long table whose rows are deleted: the plain per-tag
+ * DELETEs do it (for the subjects not in _erasure_due, when it has any).
+ */
+static bool
+fast_path(Sweep *sweep, TableDef *t)
+{
+	return !t->anonymise && t->tag_col != NULL && t->collected_col != NULL &&
+		!sweep->service_ended && sweep->cutoff_tags != NIL;
 }
 
 /* the reason expression of tag column i (long shape: i = 0, the row's tag) */
@@ -317,17 +340,9 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 	}
 	else
 	{
-		if (sweep->have_due)
-		{
-			appendStringInfo(&b,
-							 "EXISTS (SELECT 1 FROM profile_guard._erasure_due d"
-							 " WHERE d.subject = %s AND (d.tag = %s OR d.tag = '*'))",
-							 subj, tag);
-			any = true;
-		}
 		if (ret)
 		{
-			appendStringInfo(&b, "%s(%s <= ", any ? " OR " : "", coll);
+			appendStringInfo(&b, "(%s <= ", coll);
 			if (wide)
 				appendStringInfo(&b, "%s::timestamptz", cutoff_of(sweep, t->tags[i]));
 			else
@@ -348,6 +363,13 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 								 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
 								 subj, tag, coll);
 			appendStringInfoChar(&b, ')');
+			any = true;
+		}
+		/* after the cheap retention test: OR is evaluated in order */
+		if (sweep->have_due)
+		{
+			appendStringInfo(&b, "%s(%s) IS NOT NULL", any ? " OR " : "",
+							 due_lookup_sql(subj, tag));
 			any = true;
 		}
 	}
@@ -374,10 +396,8 @@ due_reason_sql(Sweep *sweep, TableDef *t, int i)
 	if (sweep->service_ended)
 		reason = "'service_end'::text";
 	else if (sweep->have_due)
-		reason = psprintf("coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
-						  " WHERE d.subject = t.%s::text AND (d.tag = %s OR d.tag = '*')"
-						  " ORDER BY d.tag = '*' DESC LIMIT 1), 'retention')",
-						  t->subject_col, tag);
+		reason = psprintf("coalesce(%s, 'retention')",
+						  due_lookup_sql(psprintf("t.%s::text", t->subject_col), tag));
 	else
 		reason = "'retention'::text";
 	if (wide)
@@ -457,6 +477,11 @@ build_batch_sql(Sweep *sweep, TableDef *t)
 		if (wide)
 			for (int i = 0; i < nr; i++)
 				appendStringInfo(&b, " AND (t.%s IS NULL OR %s)", t->cols[i], p[i]);
+		/* the others' rows are left to the per-tag DELETEs */
+		if (fast_path(sweep, t))
+			appendStringInfo(&b,
+							 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+							 t->subject_col);
 		/* the subject is needed only for the subject-specific reasons */
 		if (sweep->have_due && !sweep->service_ended)
 			appendStringInfo(&b, " RETURNING t.%s::text AS subj", t->subject_col);
@@ -566,8 +591,7 @@ build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
 	ListCell   *lv;
 
 	*tags = NIL;
-	if (t->anonymise || t->tag_col == NULL || t->collected_col == NULL ||
-		sweep->have_due || sweep->service_ended || sweep->cutoff_tags == NIL)
+	if (!fast_path(sweep, t))
 		return NIL;
 	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
 	{
@@ -579,6 +603,10 @@ build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
 		append_range(&b, t);
 		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
 						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
+		if (sweep->have_due)
+			appendStringInfo(&b,
+							 " AND t.%s::text NOT IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+							 t->subject_col);
 		if (sweep->have_keep)
 			appendStringInfo(&b,
 							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
@@ -861,6 +889,7 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 				foreach(lf, fast_tags)
 					st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
 				MemoryContextSwitchTo(oldcxt);
+				st->general_too = (fast != NIL && sweep->have_due);
 				st->nblocks = t->nblocks;
 				st->tuples_per_block = t->tuples_per_block;
 				elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
@@ -919,6 +948,44 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	add_result(sweep, st->relation, tag, reason, action, rows);
 }
 
+/* the general batch statement over (resume, upper]: logs, returns rows */
+static int64
+run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
+{
+	Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	int			rc;
+	SPITupleTable *tuptable;
+	uint64		n;
+	int64		affected = 0;
+
+	args[0] = PointerGetDatum(&st->resume);
+	args[1] = PointerGetDatum(upper);
+	args[2] = TimestampTzGetDatum(sweep->now);
+	rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+			 SPI_result_code_string(rc));
+	tuptable = SPI_tuptable;
+	n = SPI_processed;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		int64		rows = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+
+		(void) SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+			affected = rows;	/* the summary row */
+		else
+			log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+						  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
+	}
+	return affected;
+}
+
 /*
  * One batch of one table, in the current transaction: the due rows of the
  * next range of the table are erased and logged together.  The range is
@@ -946,8 +1013,6 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
 		Datum		args[3];
 		int			rc;
-		SPITupleTable *tuptable;
-		uint64		n;
 		bool		run = true;
 
 		erasure_in_progress = true;
@@ -1008,6 +1073,8 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 			}
 		}
 
+		if (run && (st->fast_sql == NIL || st->general_too))
+			affected += run_general(sweep, st, &upper);
 		if (run && st->fast_sql != NIL)
 		{
 			ListCell   *ls;
@@ -1032,36 +1099,9 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 					affected += deleted;
 				}
 			}
-			ItemPointerCopy(&upper, &st->resume);
 		}
-		else if (run)
-		{
-			args[0] = PointerGetDatum(&st->resume);
-			args[1] = PointerGetDatum(&upper);
-			args[2] = TimestampTzGetDatum(sweep->now);
-			rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
-					 SPI_result_code_string(rc));
-			tuptable = SPI_tuptable;
-			n = SPI_processed;
-
-			for (uint64 i = 0; i < n; i++)
-			{
-				HeapTuple	tup = tuptable->vals[i];
-				TupleDesc	desc = tuptable->tupdesc;
-				bool		isnull;
-				int64		rows = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
-
-				(void) SPI_getbinval(tup, desc, 6, &isnull);
-				if (!isnull)
-					affected = rows;	/* the summary row */
-				else
-					log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-								  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
-			}
+		if (run)
 			ItemPointerCopy(&upper, &st->resume);
-		}
 		erasure_in_progress = false;
 	}
 	PG_FINALLY();

@@ -23,6 +23,7 @@ typedef struct SweepTable
 	char	   *pick_sql;		/* where a batch of N due rows ends */
 	List	   *fast_sql;		/* instead of batch_sql: per-tag DELETEs */
 	List	   *fast_tags;		/* ... and their tags */
+	bool		general_too;	/* with fast_sql: batch_sql for the due subjects */
 	BlockNumber nblocks;		/* size when the sweep began */
 	double		tuples_per_block;
 	ItemPointerData resume;		/* rows up to here are done */
