@@ -10,7 +10,9 @@ OBJS = \
 	src/collect.o \
 	src/crypto.o \
 	src/audit.o \
-	src/redact.o
+	src/redact.o \
+	src/erasure.o \
+	src/erasure_worker.o
 
 EXTENSION = profile_guard
 EXT_SCRIPT = sql/profile_guard--1.0.sql
@@ -31,6 +33,9 @@ EXTRA_CLEAN = test/results
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild every object when a header changes
+$(OBJS): $(wildcard src/*.h)
 
 # The extension script is assembled from its parts, in name order.
 $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))

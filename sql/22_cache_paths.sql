@@ -59,6 +59,8 @@ SELECT id, sports FROM wide WHERE id IN (40, 41) ORDER BY id;
 SELECT count(*) AS rows_seen, count(sports) AS cells_seen,
 	   bool_or(id = 42) AS saw_42 FROM wide;
 SELECT id, sports FROM wide WHERE id IN (41, 42, 43) ORDER BY id;
+-- system columns are not tags: a ctid next to a tag column is fine
+SELECT ctid IS NOT NULL AS has_ctid, sports FROM wide WHERE id = 40;
 -- rows of a statement that reads no tag column are not gated (by design)
 SELECT count(*) AS rows_untouched FROM wide;
 

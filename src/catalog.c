@@ -395,8 +395,9 @@ pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
 	{
 		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
 
-		if (attno == InvalidAttrNumber || bms_is_member(attno, grel->tag_attnums))
-			return true;
+		if (attno == InvalidAttrNumber ||
+			(attno > 0 && bms_is_member(attno, grel->tag_attnums)))
+			return true;		/* system columns (ctid, …) are never tags */
 	}
 	return false;
 }

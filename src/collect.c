@@ -30,6 +30,7 @@
 #include "profile_guard.h"
 #include "consent_cache.h"
 #include "crypto.h"
+#include "erasure.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_collect);
 
@@ -146,6 +147,10 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		newtup = trigdata->tg_trigtuple;
 	else
 		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	/* the sweep anonymising or nulling cells collects nothing */
+	if (pg_erasure_in_progress())
+		return PointerGetDatum(newtup);
 
 	grel = pg_guarded_relation(RelationGetRelid(rel));
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))

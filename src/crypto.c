@@ -43,6 +43,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "access/htup_details.h"
@@ -1429,6 +1430,22 @@ pg_crypto_destroy_subject_key(const char *subject)
 			remove_entry(entry);
 	}
 	CacheInvalidateRelcacheByRelid(relid);
+}
+
+/*
+ * A 256-bit secret for another part of the extension, derived from the
+ * master key as HMAC-SHA256(master key, label): the erasure log's keyed
+ * subject hashes use it.  The caller wipes out.
+ */
+void
+pg_crypto_derive_key(const char *label, uint8 *out)
+{
+	const MasterKey *mk = get_current_master_key();
+	unsigned int len = KEY_LEN;
+
+	if (HMAC(EVP_sha256(), mk->key, KEY_LEN, (const unsigned char *) label,
+			 strlen(label), out, &len) == NULL || len != KEY_LEN)
+		elog(ERROR, "could not derive a key: %s", openssl_error());
 }
 
 /* true when the subject's data key was destroyed (its data were erased) */

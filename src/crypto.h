@@ -29,5 +29,7 @@ extern bool pg_crypto_is_envelope(Datum value, Oid typid);
 extern void pg_crypto_destroy_subject_key(const char *subject);
 /* true when the subject's data key was destroyed (its data were erased) */
 extern bool pg_crypto_subject_key_destroyed(const char *subject);
+/* a 32-byte secret derived from the master key for label (caller wipes) */
+extern void pg_crypto_derive_key(const char *label, uint8 *out);
 
 #endif							/* PROFILE_GUARD_CRYPTO_H */

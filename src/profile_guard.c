@@ -15,6 +15,7 @@
 #include "profile_guard.h"
 #include "crypto.h"
 #include "audit.h"
+#include "erasure.h"
 
 PG_MODULE_MAGIC;
 
@@ -131,8 +132,11 @@ _PG_init(void)
 
 	pg_crypto_define_settings();
 	pg_audit_define_settings();
+	pg_erasure_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
+
+	pg_erasure_worker_register();
 
 	pg_catalog_init();
 	pg_consent_cache_init();

@@ -356,13 +356,31 @@ redact_detail(const char *s, int sqlerrcode)
 	return (char *) s;
 }
 
+/*
+ * A PL/pgSQL RAISE wrote its own message: the profile_guard API's argument
+ * errors (class 22, quoting table, column, tag or purpose names, never a
+ * value) come this way, and an application's RAISE says what its author
+ * chose.  What the server quotes by itself (type input, constraint
+ * details) is what must go.
+ */
+static bool
+raised_by_plpgsql(const ErrorData *edata)
+{
+	return edata->funcname != NULL && strcmp(edata->funcname, "exec_stmt_raise") == 0;
+}
+
 static void
 redact_error(ErrorData *edata)
 {
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+	bool		raised = raised_by_plpgsql(edata);
+
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION && !raised)
 		edata->message = redact_quoted(edata->message);
-	edata->detail = redact_detail(edata->detail, edata->sqlerrcode);
-	edata->detail_log = redact_detail(edata->detail_log, edata->sqlerrcode);
+	if (!raised)
+	{
+		edata->detail = redact_detail(edata->detail, edata->sqlerrcode);
+		edata->detail_log = redact_detail(edata->detail_log, edata->sqlerrcode);
+	}
 	edata->context = redact_context(edata->context);
 	edata->internalquery = NULL;
 	edata->internalpos = 0;

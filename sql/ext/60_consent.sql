@@ -318,8 +318,9 @@ GRANT EXECUTE ON FUNCTION request_erasure(text) TO profile_guard_consent, profil
 
 /*
  * The consent ledger is append-only: updates, deletes and truncation are
- * refused, except for the erasure engine, which sets
- * profile_guard.internal_erasure = on for its own transaction.
+ * refused, except while this backend's sweep turns consents of a subject
+ * who asked for erasure into tombstones (a flag only src/erasure.c sets;
+ * _erasure_in_progress() is defined in 80_erasure.sql).
  */
 CREATE FUNCTION _consent_append_only()
 RETURNS trigger
@@ -327,7 +328,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard
 AS $$
 BEGIN
-	IF current_setting('profile_guard.internal_erasure', true) = 'on' THEN
+	IF TG_OP = 'UPDATE' AND profile_guard._erasure_in_progress() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
 	RAISE EXCEPTION USING ERRCODE = '55000',

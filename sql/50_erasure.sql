@@ -1,0 +1,184 @@
+--
+-- 50_erasure: the sweep makes due erasures physical.  One case per trigger
+-- (withdrawn, expired, retention, retired, request, service end) and per
+-- action (delete, cell set to NULL, anonymise), for the wide and the long
+-- shape; the rows, the ledger, tombstoned consents, the destroyed key, and
+-- the other subjects' data left alone.
+--
+CREATE EXTENSION profile_guard;
+SET client_min_messages = warning;
+SET search_path = public, profile_guard;
+
+DO $setup$ BEGIN
+PERFORM define_tag('interest.sports', 'preference');
+PERFORM define_tag('interest.music', 'preference');
+PERFORM define_tag('health.condition', 'medical_health');
+PERFORM define_purpose('rec', 'recommendations', ARRAY['interest.*', 'health.condition']);
+PERFORM define_purpose('ads', 'advertising', ARRAY['interest.*'], retention => '30 days');
+PERFORM define_purpose('promo', 'music promotion', ARRAY['interest.music']);
+PERFORM register_subject(s) FROM unnest(ARRAY['1', '2', '3', '4', '5', '6', '7', '8']) s;
+-- 1 keeps everything; 2 will withdraw music; 3 consents to ads only
+-- (retention 30 days); 4 consents to promo only (to be retired); 5's
+-- consent expires; 6 asks for erasure; 7 withdraws music from rec but keeps
+-- it for ads; 8 blocks music (use suspended) and loses promo to retirement
+PERFORM grant_consent('1', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('1', 'rec', ARRAY['health.condition'], separate => true);
+PERFORM grant_consent('2', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('2', 'rec', ARRAY['health.condition'], separate => true);
+PERFORM grant_consent('3', 'ads', ARRAY['interest.*']);
+PERFORM grant_consent('4', 'promo', ARRAY['interest.music']);
+PERFORM grant_consent('5', 'rec', ARRAY['interest.sports']);
+PERFORM grant_consent('6', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('6', 'rec', ARRAY['health.condition'], separate => true);
+PERFORM grant_consent('7', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('7', 'ads', ARRAY['interest.*']);
+PERFORM grant_consent('8', 'rec', ARRAY['interest.*']);
+PERFORM grant_consent('8', 'promo', ARRAY['interest.music']);
+END $setup$;
+
+-- wide, on_erase delete
+CREATE TABLE w (id int PRIMARY KEY, collected timestamptz, sports text, music text, health text);
+SELECT protect('w', 'id', 'collected');
+SELECT classify('w', 'sports', 'interest.sports');
+SELECT classify('w', 'music', 'interest.music');
+SELECT classify('w', 'health', 'health.condition');
+INSERT INTO w VALUES
+	(1, now() - interval '60 days', 'tennis', 'jazz', 'asthma'),	-- old, but rec has no retention
+	(2, now(), 'golf', 'rock', 'flu'),
+	(3, now() - interval '60 days', 'chess', 'pop', NULL),
+	(4, now(), NULL, 'folk', NULL),
+	(5, now(), 'rugby', NULL, NULL),
+	(6, now(), 'polo', 'soul', 'gout'),
+	(7, now(), 'judo', 'blues', NULL),
+	(8, now(), NULL, 'metal', NULL);
+
+-- long, on_erase delete
+CREATE TABLE l (uid bigint, tag text, value text, collected timestamptz);
+SELECT protect('l', 'uid', 'collected', tag_column => 'tag', value_column => 'value');
+INSERT INTO l VALUES
+	(1, 'interest.sports', 'tennis', now() - interval '60 days'),
+	(1, 'health.condition', 'asthma', now()),
+	(2, 'interest.sports', 'golf', now()),
+	(2, 'interest.music', 'rock', now()),
+	(3, 'interest.sports', 'chess', now() - interval '60 days'),
+	(3, 'interest.music', 'pop', now()),			-- recent: kept
+	(4, 'interest.music', 'folk', now()),
+	(5, 'interest.sports', 'rugby', now()),
+	(6, 'interest.music', 'soul', now()),
+	(6, 'health.condition', 'gout', now()),
+	(7, 'interest.music', 'blues', now()),
+	(8, 'interest.music', 'metal', now());
+
+-- wide, on_erase anonymise (email identifies)
+CREATE TABLE wa (id int PRIMARY KEY, email text, collected timestamptz, sports text, health text);
+SELECT protect('wa', 'id', 'collected', on_erase => 'anonymise');
+SELECT classify('wa', 'sports', 'interest.sports');
+SELECT classify('wa', 'health', 'health.condition');
+SELECT set_anonymise_columns('wa', ARRAY['email']);
+INSERT INTO wa VALUES
+	(1, 'one@example.org', now() - interval '60 days', 'tennis', 'asthma'),
+	(3, 'three@example.org', '2020-05-17 10:00+00', 'chess', NULL),
+	(5, 'five@example.org', now(), 'rugby', NULL),
+	(6, 'six@example.org', '2020-05-17 10:00+00', 'polo', 'gout');
+
+-- long, on_erase anonymise (device identifies); text subjects, date column
+CREATE TABLE la (uid text NOT NULL, tag text, value text, collected date, device text);
+SELECT protect('la', 'uid', 'collected', 'tag', 'value', on_erase => 'anonymise');
+SELECT set_anonymise_columns('la', ARRAY['device']);
+INSERT INTO la VALUES
+	('1', 'interest.music', 'jazz', current_date, 'phone-1'),
+	('2', 'interest.music', 'rock', '2026-01-20', 'phone-2'),
+	('2', 'interest.sports', 'golf', current_date, 'phone-2'),
+	('3', 'interest.sports', 'chess', '2020-05-17', 'phone-3'),
+	('6', 'interest.music', 'soul', '2020-05-17', 'phone-6'),
+	('6', 'health.condition', 'gout', '2020-05-17', 'phone-6');
+
+-- set_anonymise_columns checks its columns
+SELECT set_anonymise_columns('la', ARRAY['uid']);
+SELECT set_anonymise_columns('la', ARRAY['nope']);
+
+-- the triggers of erasure
+SELECT withdraw_consent('2', 'rec', ARRAY['interest.music']) > 0 AS withdrawn;
+SELECT withdraw_consent('7', 'rec', ARRAY['interest.music']) > 0 AS withdrawn;
+SELECT block_tag('8', 'interest.music');
+SELECT retire_purpose('promo');
+SELECT request_erasure('6') > 0 AS requested;
+-- 5's consent is renewed for one second only, and expires
+SELECT grant_consent('5', 'rec', ARRAY['interest.sports'], expires_at => now() + interval '1 second') > 0 AS renewed;
+SELECT pg_sleep(1.2);
+
+-- what is due is already invisible: the sweep makes it physical
+SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
+
+-- wide, delete: 2 lost only music (cell), 3 (retention) and 4 (retired),
+-- 5 (expired) and 6 (request) lost their rows; 1 kept everything, 7 keeps
+-- music for ads, 8's blocked music is kept (use suspended, not ended)
+SELECT id, sports, music, health IS NOT NULL AS has_health FROM w ORDER BY id;
+-- long, delete: only the recent row of 3 and 2's sports are left beside 1,
+-- and 7's and 8's music
+SELECT uid, tag, CASE WHEN tag = 'health.condition' THEN left(value, 5) || '…' ELSE value END AS value
+FROM l ORDER BY uid, tag;
+-- wide, anonymise: 6 (request) and 3 (retention) cut from their subject:
+-- negative id, email NULL, month only, sensitive value NULL; 5 (expired)
+SELECT id > 0 AS identified, email, date_trunc('day', collected) = date_trunc('month', collected) AS month_only,
+	   sports, health IS NOT NULL AS has_health
+FROM wa ORDER BY sports;
+-- long, anonymise: 2's withdrawn music, 3's old row, 6's rows
+SELECT uid LIKE 'anonymous:%' AS anonymous, CASE WHEN uid LIKE 'anonymous:%' THEN NULL ELSE uid END AS uid,
+	   tag, value, CASE WHEN collected = current_date THEN 'today' ELSE collected::text END AS collected, device
+FROM la ORDER BY tag, value NULLS FIRST, collected;
+-- anonymous subjects are all different
+SELECT count(DISTINCT uid) AS anonymous_subjects FROM la WHERE uid LIKE 'anonymous:%';
+
+-- the ledger: the subject only as a keyed hash, for subject-specific reasons
+SELECT relation, tag, reason, action, rows,
+	   CASE subject_hash WHEN _subject_hash('2') THEN '2' WHEN _subject_hash('5') THEN '5'
+						 WHEN _subject_hash('6') THEN '6' END AS subject_is
+FROM erasure_log ORDER BY relation, tag, reason, action, subject_is;
+SELECT count(*) AS hashes_of_the_raw_subject FROM erasure_log
+WHERE subject_hash IN ('1', '2', '3', '4', '5', '6', encode(sha256('6'), 'hex'));
+SELECT length(_subject_hash('6')) AS hash_len, _subject_hash('6') = _subject_hash('6') AS stable,
+	   _subject_hash('6') <> _subject_hash('7') AS distinct_subjects;
+
+-- request: consents are tombstones, the key is destroyed, the request done
+SELECT subject, count(*) AS consents, bool_and(erased_at IS NOT NULL) AS tombstones,
+	   bool_and(tags = '{}') AS nothing_left
+FROM consent GROUP BY subject ORDER BY subject;
+SELECT subject, wrapped_key IS NULL AS key_destroyed FROM subject_key ORDER BY subject;
+SELECT subject, completed_at IS NOT NULL AS completed FROM erasure_request;
+-- nothing can be encrypted (or decrypted) for 6 any more
+SELECT _encrypt('6', 'health.condition', 'x');
+
+-- a second sweep finds nothing more; the log has not grown
+SELECT count(*) AS log_rows FROM erasure_log \gset
+SELECT * FROM sweep();
+SELECT count(*) = :log_rows AS log_unchanged FROM erasure_log;
+
+-- max_rows bounds the work; the rest follows in the next sweep
+INSERT INTO l SELECT 3, 'interest.sports', 'old', now() - interval '90 days' FROM generate_series(1, 5);
+SELECT * FROM sweep(2);
+SELECT count(*) AS left_over FROM l WHERE value = 'old';
+SELECT * FROM sweep();
+SELECT count(*) AS left_over FROM l WHERE value = 'old';
+SELECT * FROM sweep(-1);
+
+-- the ledgers stay append-only; the sweep's flag cannot be set from SQL
+SELECT _erasure_in_progress();
+UPDATE erasure_log SET rows = rows + 1;
+DELETE FROM erasure_log;
+TRUNCATE erasure_log;
+UPDATE consent SET tags = '{}' WHERE subject = '1';
+SET profile_guard.internal_erasure = on;
+
+-- end of service: everything still about someone goes
+SELECT end_service();
+SELECT end_service();
+SELECT purpose, retired_at IS NOT NULL AS retired FROM purpose ORDER BY purpose;
+SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
+SELECT count(*) AS wide_rows FROM w;
+SELECT count(*) AS long_rows FROM l;
+SELECT count(*) FILTER (WHERE id > 0) AS identified, count(*) AS anonymous_rows_kept FROM wa;
+SELECT count(*) FILTER (WHERE uid NOT LIKE 'anonymous:%') AS identified, count(*) AS anonymous_rows_kept FROM la;
+
+DROP TABLE w, l, wa, la;
+DROP EXTENSION profile_guard CASCADE;

@@ -1,0 +1,379 @@
+/*
+ * 80_erasure.sql — the erasure engine (§7.4 a–d, §10; src/erasure.c,
+ * src/erasure_worker.c): the append-only ledger erasure_log, the work
+ * tables a sweep fills when it starts, sweep(), end_service() and
+ * set_anonymise_columns().
+ *
+ * What is due, per subject and tag (docs/erasure.md):
+ *   request     the subject asked for erasure: everything, in every table;
+ *               consents become tombstones, the data key is destroyed;
+ *   withdrawn,  no purpose in force keeps the tag (tag_state() says it is
+ *   expired,    effective, or suspended: outdated version, blocked, opted
+ *   retired,    out, ...) and some purpose's latest consent event for it was
+ *   service_end withdrawn / has expired / the purpose was retired;
+ *   retention   a row older than every retention of the purposes in force
+ *               that may keep the tag for the subject.
+ */
+
+-- the ledger: one row per batch, relation, tag, reason, action (and subject
+-- for the subject-specific reasons, as a keyed hash only)
+CREATE TABLE erasure_log (
+	log_id		bigserial PRIMARY KEY,
+	erased_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	relation	text NOT NULL,
+	tag			text,
+	reason		text NOT NULL CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
+											   'request', 'service_end')),
+	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
+											   'tombstone', 'destroy_key')),
+	rows		bigint NOT NULL CHECK (rows > 0),
+	subject_hash text CHECK (subject_hash ~ '^[0-9a-f]{64}$')
+);
+CREATE INDEX erasure_log_subject_idx ON erasure_log (subject_hash) WHERE subject_hash IS NOT NULL;
+
+-- consents of a subject who asked for erasure become tombstones: the row
+-- stays (the ledger is append-only), what it said is gone
+ALTER TABLE consent ADD COLUMN erased_at timestamptz;
+
+-- what the sweep looks for in the ledger, without reading all of it
+CREATE INDEX consent_withdrawal_idx ON consent (recorded_at) WHERE action = 'withdraw';
+CREATE INDEX consent_expiry_idx ON consent (expires_at) WHERE expires_at IS NOT NULL;
+
+-- at most one row (made by the first sweep or end_service(), so that a
+-- restored dump brings its own): where the last complete sweep started,
+-- and whether the service ended
+CREATE TABLE erasure_state (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	swept_from	timestamptz,		-- start of the last complete sweep
+	service_ended_at timestamptz
+);
+
+-- the non-nullable integer subjects of anonymised rows: negative, never reused
+CREATE SEQUENCE anonymous_subject_seq;
+
+-- Work tables of the sweep in progress, filled when it starts.  Unlogged:
+-- after a crash they are empty and the next sweep computes them again.
+CREATE UNLOGGED TABLE _erasure_due (
+	subject		text NOT NULL,
+	tag			text NOT NULL,		-- '*': every tag
+	reason		text NOT NULL,
+	PRIMARY KEY (subject, tag)
+);
+CREATE UNLOGGED TABLE _erasure_keep (
+	subject		text NOT NULL,
+	tag			text NOT NULL,
+	keep_for	interval,			-- NULL: no retention limit
+	PRIMARY KEY (subject, tag)
+);
+CREATE UNLOGGED TABLE _erasure_cutoff (
+	tag			text PRIMARY KEY,
+	cutoff		timestamptz NOT NULL	-- rows collected at or before are due
+);
+
+REVOKE ALL ON erasure_log, erasure_state, anonymous_subject_seq, erasure_log_log_id_seq,
+	_erasure_due, _erasure_keep, _erasure_cutoff FROM PUBLIC;
+GRANT SELECT ON erasure_log, erasure_state TO profile_guard_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('erasure_log', '');
+SELECT pg_catalog.pg_extension_config_dump('erasure_log_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('erasure_state', '');
+SELECT pg_catalog.pg_extension_config_dump('anonymous_subject_seq', '');
+
+-- C: true only while this backend's sweep is erasing (a backend-static flag
+-- set by src/erasure.c; no setting, so no SQL can turn it on)
+CREATE FUNCTION _erasure_in_progress()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'profile_guard_erasure_in_progress'
+LANGUAGE C STRICT VOLATILE;
+
+-- C: HMAC-SHA256 of a subject under a key derived from the master key (hex)
+CREATE FUNCTION _subject_hash(subject text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'profile_guard_subject_hash'
+LANGUAGE C STRICT STABLE;
+REVOKE ALL ON FUNCTION _subject_hash(text) FROM PUBLIC;
+
+-- the ledger is append-only, for the sweep too
+CREATE FUNCTION _erasure_log_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = '55000',
+		MESSAGE = 'the erasure log is append-only',
+		DETAIL = format('%s on profile_guard.erasure_log is not allowed.', TG_OP),
+		HINT = 'The sweep appends to the log; nothing else writes it.';
+END
+$$;
+REVOKE ALL ON FUNCTION _erasure_log_append_only() FROM PUBLIC;
+CREATE TRIGGER erasure_log_append_only
+	BEFORE UPDATE OR DELETE ON erasure_log
+	FOR EACH ROW EXECUTE FUNCTION _erasure_log_append_only();
+CREATE TRIGGER erasure_log_no_truncate
+	BEFORE TRUNCATE ON erasure_log
+	FOR EACH STATEMENT EXECUTE FUNCTION _erasure_log_append_only();
+
+/*
+ * The reasons of tag_state() under which a purpose still keeps a tag that
+ * it does not serve now: use is suspended, not ended, and may resume
+ * (renewal, unblock, opt-in, assessment, a birthday, a source tag).
+ */
+CREATE FUNCTION _erasure_suspended(reason text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT reason IN ('outdated version', 'blocked', 'opted out', 'minor under a marketing purpose',
+					  'impact assessment missing', 'source tag not visible',
+					  'not separate for a sensitive tag', 'guardian consent missing',
+					  'tag outside the purpose', 'not consented')
+$$;
+
+/*
+ * _erasure_prepare(now, full): called by the sweep when it starts, in its own
+ * transaction.  Carries out the subject-level part of pending erasure
+ * requests (data key destroyed, consents tombstoned, both logged) and fills
+ * the work tables.  Returns what it did, as the sweep does.  Idempotent: a
+ * sweep interrupted by a crash calls it again and finds nothing more to do
+ * for the requests.
+ */
+CREATE FUNCTION _erasure_prepare(p_now timestamptz, p_full boolean)
+RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard
+AS $$
+#variable_conflict use_column
+DECLARE
+	st			erasure_state;
+	since		timestamptz;
+	r			record;
+	n			bigint;
+	h			text;
+	changed		boolean := false;
+BEGIN
+	INSERT INTO erasure_state DEFAULT VALUES ON CONFLICT DO NOTHING;
+	SELECT * INTO st FROM erasure_state;
+	-- events from one day before the last complete sweep's start are looked
+	-- at again: a transaction that committed late is not missed
+	since := CASE WHEN p_full OR st.swept_from IS NULL THEN '-infinity'
+				  ELSE st.swept_from - interval '1 day' END;
+
+	-- small tables: DELETE is cheaper than TRUNCATE's new files
+	DELETE FROM _erasure_due;
+	DELETE FROM _erasure_keep;
+	DELETE FROM _erasure_cutoff;
+
+	-- erasure requests: everything of the subject
+	FOR r IN SELECT s.subject FROM subject s
+			 WHERE s.erasure_requested_at IS NOT NULL
+			   AND EXISTS (SELECT 1 FROM erasure_request q
+						   WHERE q.subject = s.subject AND q.completed_at IS NULL)
+			 ORDER BY s.subject
+	LOOP
+		h := _subject_hash(r.subject);
+		IF NOT EXISTS (SELECT 1 FROM subject_key k
+					   WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL) THEN
+			PERFORM _destroy_subject_key(r.subject);
+			INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+			VALUES ('profile_guard.subject_key', NULL, 'request', 'destroy_key', 1, h);
+			relation := 'profile_guard.subject_key'; tag := NULL; reason := 'request';
+			action := 'destroy_key'; rows := 1;
+			RETURN NEXT;
+		END IF;
+		UPDATE consent c
+		   SET tags = '{}', separate = false, guardian = false, expires_at = NULL,
+			   erased_at = p_now
+		 WHERE c.subject = r.subject AND c.erased_at IS NULL;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n > 0 THEN
+			changed := true;
+			INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+			VALUES ('profile_guard.consent', NULL, 'request', 'tombstone', n, h);
+			relation := 'profile_guard.consent'; tag := NULL; reason := 'request';
+			action := 'tombstone'; rows := n;
+			RETURN NEXT;
+		END IF;
+		INSERT INTO _erasure_due VALUES (r.subject, '*', 'request');
+	END LOOP;
+	IF changed THEN
+		PERFORM _policy_changed();
+	END IF;
+
+	-- withdrawn, expired, retired: the candidates are subjects with such an
+	-- event since the last sweep; their state for every purpose they have
+	-- consent events for decides
+	WITH cand AS (
+		SELECT DISTINCT e.subject
+		FROM (SELECT c.subject FROM consent c
+			  WHERE c.action = 'withdraw' AND c.recorded_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  WHERE c.expires_at <= p_now AND c.expires_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  JOIN purpose pu ON pu.purpose = c.purpose
+			  WHERE pu.retired_at >= since) AS e
+		JOIN subject s ON s.subject = e.subject
+		WHERE s.erasure_requested_at IS NULL
+	),
+	sp AS (
+		SELECT c.purpose, c.subject
+		FROM consent c JOIN cand USING (subject)
+		GROUP BY c.purpose, c.subject
+	),
+	-- many candidates for one purpose (a retirement): one set-based call
+	big AS (
+		SELECT sp.purpose FROM sp GROUP BY sp.purpose HAVING count(*) > 200
+	),
+	state AS (
+		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
+		FROM sp
+		JOIN purpose pu ON pu.purpose = sp.purpose
+		CROSS JOIN LATERAL tag_state(sp.purpose, sp.subject, false) x
+		WHERE sp.purpose NOT IN (SELECT big.purpose FROM big)
+		UNION ALL
+		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
+		FROM big
+		JOIN purpose pu ON pu.purpose = big.purpose
+		CROSS JOIN LATERAL tag_state(big.purpose, NULL, false) x
+		WHERE x.subject IN (SELECT cand.subject FROM cand)
+	)
+	INSERT INTO _erasure_due (subject, tag, reason)
+	SELECT s.subject, s.tag,
+		   CASE WHEN bool_or(s.reason = 'withdrawn') THEN 'withdrawn'
+				WHEN bool_or(s.reason = 'expired') THEN 'expired'
+				WHEN st.service_ended_at IS NOT NULL THEN 'service_end'
+				ELSE 'retired' END
+	FROM state s
+	GROUP BY s.subject, s.tag
+	HAVING NOT bool_or(NOT s.retired AND (s.effective OR _erasure_suspended(s.reason)))
+	   AND bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'));
+
+	-- retention: per tag, the shortest retention of the purposes in force
+	-- that list it; a row collected before now minus that is due unless a
+	-- purpose with a longer (or no) retention keeps the tag for its subject
+	INSERT INTO _erasure_cutoff (tag, cutoff)
+	SELECT t.tag, p_now - min(pu.retention)
+	FROM tag t
+	JOIN purpose pu ON pu.retired_at IS NULL AND pu.retention IS NOT NULL
+				   AND tag_matches(pu.tags, t.tag)
+	GROUP BY t.tag;
+
+	WITH longer AS (
+		SELECT pu.purpose, t.tag, pu.retention
+		FROM purpose pu
+		JOIN tag t ON tag_matches(pu.tags, t.tag)
+		JOIN _erasure_cutoff c ON c.tag = t.tag
+		WHERE pu.retired_at IS NULL
+		  AND (pu.retention IS NULL OR p_now - pu.retention < c.cutoff)
+	)
+	INSERT INTO _erasure_keep (subject, tag, keep_for)
+	SELECT x.subject, x.tag,
+		   CASE WHEN bool_or(l.retention IS NULL) THEN NULL ELSE max(l.retention) END
+	FROM (SELECT DISTINCT longer.purpose FROM longer) lp
+	CROSS JOIN LATERAL tag_state(lp.purpose, NULL, false) x
+	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
+	WHERE x.effective OR _erasure_suspended(x.reason)
+	GROUP BY x.subject, x.tag;
+END
+$$;
+REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
+
+/*
+ * _erasure_finish(started): called when a sweep has done all its work:
+ * the requests it served are complete, and the next sweep looks at events
+ * from this one's start on.
+ */
+CREATE FUNCTION _erasure_finish(p_started timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, profile_guard
+AS $$
+	UPDATE erasure_request q SET completed_at = now()
+	WHERE q.completed_at IS NULL
+	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
+						WHERE d.tag = '*' AND d.reason = 'request');
+	UPDATE erasure_state SET swept_from = p_started;
+$$;
+REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
+
+/*
+ * sweep(max_rows, full): perform due erasures now, in the calling
+ * transaction, at most max_rows rows of guarded tables (NULL: all).  Returns
+ * one row per relation, tag, reason and action with the rows affected.
+ * full: look at every consent event, not only those since the last sweep.
+ */
+CREATE FUNCTION sweep(max_rows integer DEFAULT NULL, full boolean DEFAULT false)
+RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
+AS 'MODULE_PATHNAME', 'profile_guard_sweep'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard;
+REVOKE ALL ON FUNCTION sweep(integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
+
+/*
+ * set_anonymise_columns(tbl, columns): the identifying columns (besides the
+ * subject column) that anonymisation sets to NULL.
+ */
+CREATE FUNCTION set_anonymise_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+	c	name;
+BEGIN
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	FOREACH c IN ARRAY columns LOOP
+		PERFORM _get_column(tbl, c, 'column to anonymise');
+		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'column cannot be nulled by anonymisation',
+				DETAIL = format('Column "%s" of table %s is its subject, collected-at or tag column; anonymisation replaces or generalises it.', c, tbl),
+				HINT = 'List only the other identifying columns.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'column to anonymise is NOT NULL',
+				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
+		END IF;
+	END LOOP;
+	UPDATE guarded_table x SET anonymise_columns = columns WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_anonymise_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_anonymise_columns(regclass, name[]) TO profile_guard_admin;
+
+/*
+ * end_service(): the personal-profile service ends (§7.4): every purpose in
+ * force is retired and every row of every guarded table becomes due
+ * (reason service_end).  Irreversible.
+ */
+CREATE FUNCTION end_service()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard
+AS $$
+BEGIN
+	INSERT INTO erasure_state AS x (service_ended_at) VALUES (now())
+	ON CONFLICT (singleton) DO UPDATE SET service_ended_at = now()
+	WHERE x.service_ended_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'the service has already ended',
+			DETAIL = 'profile_guard.end_service() was called before.',
+			HINT = 'Run profile_guard.sweep() to finish the erasure.';
+	END IF;
+	UPDATE purpose x SET retired_at = now() WHERE x.retired_at IS NULL;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION end_service() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION end_service() TO profile_guard_admin;

@@ -1,0 +1,1248 @@
+/*-------------------------------------------------------------------------
+ *
+ * erasure.c
+ *	  The sweep: makes due erasures physical (§7.4, §10).  What is due is
+ *	  computed in SQL when a sweep starts (_erasure_prepare() in
+ *	  sql/ext/80_erasure.sql, which also destroys the data keys and
+ *	  tombstones the consents of subjects who asked for erasure); this file
+ *	  then walks every guarded table in physical order, in batches: each
+ *	  batch is one statement that picks the next due rows after where the
+ *	  previous batch stopped (a TID range scan), deletes, anonymises or
+ *	  nulls cells, and returns what it did, which is logged in
+ *	  profile_guard.erasure_log by the same transaction.  A crash therefore
+ *	  loses nothing and counts nothing twice: a batch is committed with its
+ *	  log rows or not at all, and the next sweep finds what is still there.
+ *
+ *	  Also owns the "erasure in progress" flag, a backend-static that only
+ *	  this file sets, around its own statements: the collection trigger and
+ *	  the consent ledger's append-only trigger let the sweep through when it
+ *	  is set, and no SQL can set it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "profile_guard.h"
+#include "crypto.h"
+#include "erasure.h"
+
+/* rows per batch when sweep() is called from SQL (one transaction) */
+#define SQL_SWEEP_CHUNK		10000
+
+/* advisory lock key: one sweep at a time per database ("pgsweep" in ASCII) */
+#define SWEEP_LOCK_KEY		INT64CONST(0x7067737765657000)
+
+#define SUBJECT_HASH_LABEL	"profile_guard erasure_log subject hash v1"
+#define SUBJECT_HASH_HEX	64
+
+/* only this file sets it, and only around its own statements */
+static bool erasure_in_progress = false;
+
+/* key of the subject hashes, derived from the master key on first use */
+static uint8 subject_hash_key[32];
+static bool subject_hash_key_ready = false;
+
+PG_FUNCTION_INFO_V1(profile_guard_erasure_in_progress);
+PG_FUNCTION_INFO_V1(profile_guard_subject_hash);
+PG_FUNCTION_INFO_V1(profile_guard_sweep);
+
+bool
+pg_erasure_in_progress(void)
+{
+	return erasure_in_progress;
+}
+
+/* HMAC-SHA256(subject) under the derived key, as 64 hex digits + NUL */
+static void
+subject_hash(const char *subject, char *out)
+{
+	uint8		digest[32];
+	unsigned int len = sizeof(digest);
+
+	if (!subject_hash_key_ready)
+	{
+		pg_crypto_derive_key(SUBJECT_HASH_LABEL, subject_hash_key);
+		subject_hash_key_ready = true;
+	}
+	if (HMAC(EVP_sha256(), subject_hash_key, sizeof(subject_hash_key),
+			 (const unsigned char *) subject, strlen(subject), digest, &len) == NULL ||
+		len != sizeof(digest))
+		elog(ERROR, "could not compute a subject hash");
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	explicit_bzero(digest, sizeof(digest));
+}
+
+static void
+spi_connect(void)
+{
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+}
+
+static void
+spi_finish(void)
+{
+	int			rc;
+
+	if ((rc = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+}
+
+/* add rows to the sweep's results (few distinct keys: a list will do) */
+static void
+add_result(Sweep *sweep, const char *relation, const char *tag,
+		   const char *reason, const char *action, int64 rows)
+{
+	ListCell   *lc;
+	SweepResult *r;
+	MemoryContext old;
+
+	foreach(lc, sweep->results)
+	{
+		r = lfirst(lc);
+		if (strcmp(r->relation, relation) == 0 &&
+			((r->tag == NULL && tag == NULL) ||
+			 (r->tag != NULL && tag != NULL && strcmp(r->tag, tag) == 0)) &&
+			strcmp(r->reason, reason) == 0 && strcmp(r->action, action) == 0)
+		{
+			r->rows += rows;
+			return;
+		}
+	}
+	old = MemoryContextSwitchTo(sweep->cxt);
+	r = palloc(sizeof(SweepResult));
+	r->relation = pstrdup(relation);
+	r->tag = tag ? pstrdup(tag) : NULL;
+	r->reason = pstrdup(reason);
+	r->action = pstrdup(action);
+	r->rows = rows;
+	sweep->results = lappend(sweep->results, r);
+	MemoryContextSwitchTo(old);
+}
+
+/* ---------- building a table's batch statement */
+
+typedef struct TableDef
+{
+	Oid			relid;
+	char		relkind;
+	char	   *qualname;		/* quoted, for SQL */
+	char	   *relation;		/* for the log */
+	char	   *subject_col;	/* quoted */
+	Oid			subject_type;
+	bool		subject_notnull;
+	char	   *collected_col;	/* quoted, or NULL */
+	char	   *tag_col;		/* quoted, or NULL (wide) */
+	char	   *value_col;
+	bool		anonymise;
+	int			nanon;
+	char	  **anon_cols;		/* quoted */
+	int			ncols;			/* wide: classified columns */
+	char	  **cols;			/* quoted */
+	char	  **tags;			/* tag names */
+	bool	   *sensitive;
+	BlockNumber nblocks;
+	double		tuples_per_block;
+} TableDef;
+
+/* the retention cutoff of a tag, as an SQL literal, or NULL */
+static const char *
+cutoff_of(Sweep *sweep, const char *tag)
+{
+	ListCell   *lt;
+	ListCell   *lv;
+
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		if (strcmp((char *) lfirst(lt), tag) == 0)
+			return (const char *) lfirst(lv);
+	}
+	return NULL;
+}
+
+/*
+ * What _erasure_due says for a subject and tag, or NULL.  The hashed
+ * IN (built once per statement) keeps the two look-ups by primary key for
+ * the few subjects that are in the table; a request ('*') wins.
+ */
+static char *
+due_lookup_sql(const char *subj, const char *tag)
+{
+	return psprintf("CASE WHEN %s IN (SELECT d.subject FROM profile_guard._erasure_due d)"
+					" THEN coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = '*'),"
+					" (SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = %s)) END",
+					subj, subj, subj, tag);
+}
+
+/*
+ * The reason the tag of a row is due, or NULL.  subj: the row's subject as
+ * text; tag: SQL for the tag's name; tagname: the name when it is fixed
+ * (wide shape), NULL when the row names it (long shape); coll: the
+ * collected-at column or NULL.  Retention cutoffs are constants of this
+ * sweep, so they are written in as literals.
+ */
+static void
+append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
+			  const char *tagname, const char *coll)
+{
+	bool		due = sweep->have_due;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(tagname == NULL || cutoff_of(sweep, tagname) != NULL);
+
+	if (sweep->service_ended)
+	{
+		appendStringInfoString(b, "'service_end'::text");
+		return;
+	}
+	if (!due && !ret)
+	{
+		appendStringInfoString(b, "NULL::text");
+		return;
+	}
+	if (due && ret)
+		appendStringInfoString(b, "coalesce(");
+	if (due)
+		appendStringInfoString(b, due_lookup_sql(subj, tag));
+	if (due && ret)
+		appendStringInfoString(b, ", ");
+	if (ret)
+	{
+		appendStringInfo(b, "CASE WHEN %s <= ", coll);
+		if (tagname != NULL)
+			appendStringInfo(b, "%s::timestamptz", cutoff_of(sweep, tagname));
+		else
+		{
+			ListCell   *lt;
+			ListCell   *lv;
+
+			appendStringInfo(b, "CASE %s", tag);
+			forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+				appendStringInfo(b, " WHEN %s THEN %s::timestamptz",
+								 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+			appendStringInfoString(b, " END");
+		}
+		if (sweep->have_keep)
+			appendStringInfo(b,
+							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+							 " WHERE k.subject = %s AND k.tag = %s"
+							 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
+							 subj, tag, coll);
+		appendStringInfoString(b, " THEN 'retention'::text END");
+	}
+	if (due && ret)
+		appendStringInfoChar(b, ')');
+}
+
+static bool
+is_integer_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
+}
+
+static bool
+is_text_type(Oid typid)
+{
+	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
+}
+
+/*
+ * Retention in a long table whose rows are deleted: the plain per-tag
+ * DELETEs do it (for the subjects not in _erasure_due, when it has any).
+ */
+static bool
+fast_path(Sweep *sweep, TableDef *t)
+{
+	return !t->anonymise && t->tag_col != NULL && t->collected_col != NULL &&
+		!sweep->service_ended && sweep->cutoff_tags != NIL;
+}
+
+/* the reason expression of tag column i (long shape: i = 0, the row's tag) */
+static char *
+reason_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+
+	initStringInfo(&b);
+	if (t->tag_col == NULL)
+	{
+		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
+		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
+		appendStringInfoString(&b, " END");
+	}
+	else
+		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
+	return b.data;
+}
+
+/* rows of the batch's range that belong to someone */
+static void
+append_range(StringInfo b, TableDef *t)
+{
+	appendStringInfo(b, "t.ctid > $1 AND t.ctid <= $2 AND t.%s IS NOT NULL", t->subject_col);
+	/* anonymised rows belong to nobody: never again */
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+}
+
+/*
+ * A boolean: tag column i of the row (long shape: the row's tag) is due.
+ * Cheaper than testing reason_sql() for NULL: no text is built.
+ */
+static char *
+due_pred_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
+	bool		any = false;
+
+	initStringInfo(&b);
+	if (wide)
+		appendStringInfo(&b, "(t.%s IS NOT NULL AND ", t->cols[i]);
+	appendStringInfoChar(&b, '(');
+	if (sweep->service_ended)
+	{
+		appendStringInfoString(&b, "true");
+		any = true;
+	}
+	else
+	{
+		if (ret)
+		{
+			appendStringInfo(&b, "(%s <= ", coll);
+			if (wide)
+				appendStringInfo(&b, "%s::timestamptz", cutoff_of(sweep, t->tags[i]));
+			else
+			{
+				ListCell   *lt;
+				ListCell   *lv;
+
+				appendStringInfo(&b, "CASE %s", tag);
+				forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+					appendStringInfo(&b, " WHEN %s THEN %s::timestamptz",
+									 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+				appendStringInfoString(&b, " END");
+			}
+			if (sweep->have_keep)
+				appendStringInfo(&b,
+								 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+								 " WHERE k.subject = %s AND k.tag = %s"
+								 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
+								 subj, tag, coll);
+			appendStringInfoChar(&b, ')');
+			any = true;
+		}
+		/* after the cheap retention test: OR is evaluated in order */
+		if (sweep->have_due)
+		{
+			appendStringInfo(&b, "%s(%s) IS NOT NULL", any ? " OR " : "",
+							 due_lookup_sql(subj, tag));
+			any = true;
+		}
+	}
+	if (!any)
+		appendStringInfoString(&b, "false");
+	appendStringInfoChar(&b, ')');
+	if (wide)
+		appendStringInfoChar(&b, ')');
+	return b.data;
+}
+
+/*
+ * The reason of tag column i of a row that is known to be due everywhere
+ * it holds a value (a whole row being deleted): what _erasure_due says,
+ * else retention, the only other way to be due.
+ */
+static char *
+due_reason_sql(Sweep *sweep, TableDef *t, int i)
+{
+	bool		wide = (t->tag_col == NULL);
+	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
+	char	   *reason;
+
+	if (sweep->service_ended)
+		reason = "'service_end'::text";
+	else if (sweep->have_due)
+		reason = psprintf("coalesce(%s, 'retention')",
+						  due_lookup_sql(psprintf("t.%s::text", t->subject_col), tag));
+	else
+		reason = "'retention'::text";
+	if (wide)
+		return psprintf("CASE WHEN t.%s IS NOT NULL THEN %s END", t->cols[i], reason);
+	return reason;
+}
+
+/*
+ * A sub-query: the due rows of the range with their reasons (tid, subj, tg,
+ * r0.., h0..), for the statements that need them joined back.
+ */
+static void
+append_due_rows(StringInfo b, Sweep *sweep, TableDef *t)
+{
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	appendStringInfo(b, "(SELECT * FROM (SELECT t.ctid AS tid, t.%s::text AS subj", t->subject_col);
+	if (!wide)
+		appendStringInfo(b, ", t.%s::text AS tg", t->tag_col);
+	for (int i = 0; i < nr; i++)
+	{
+		appendStringInfo(b, ", %s AS r%d", reason_sql(sweep, t, i), i);
+		if (wide)
+			appendStringInfo(b, ", t.%s IS NOT NULL AS h%d", t->cols[i], i);
+	}
+	appendStringInfo(b, " FROM ONLY %s t WHERE ", t->qualname);
+	append_range(b, t);
+	appendStringInfoString(b, " OFFSET 0) x WHERE ");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(b, "%sx.r%d IS NOT NULL", i > 0 ? " OR " : "", i);
+	appendStringInfoString(b, ") d");
+}
+
+/* d's row loses everything it holds (wide: every non-null cell is due) */
+static void
+append_whole_d(StringInfo b, TableDef *t)
+{
+	if (t->tag_col != NULL)
+	{
+		appendStringInfoString(b, "true");
+		return;
+	}
+	for (int i = 0; i < t->ncols; i++)
+		appendStringInfo(b, "%s(NOT d.h%d OR d.r%d IS NOT NULL)", i > 0 ? " AND " : "", i, i);
+}
+
+/*
+ * The batch statement of one table.  $1, $2: the batch's TID range (after
+ * $1, up to $2); $3: the sweep's "now".  Whole rows are deleted (or
+ * anonymised), wide rows that keep other tags lose the due cells.  The
+ * first output row is a summary (rows affected); the others say what was
+ * done: tag, reason, action, subject (for subject-specific reasons), rows.
+ */
+static char *
+build_batch_sql(Sweep *sweep, TableDef *t)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+	const char *action = t->anonymise ? "anonymise" : "delete";
+
+	initStringInfo(&b);
+	if (!t->anonymise)
+	{
+		/* the bulk of the work: one pass, no join */
+		char	  **p = palloc(sizeof(char *) * nr);
+
+		for (int i = 0; i < nr; i++)
+			p[i] = due_pred_sql(sweep, t, i);
+		appendStringInfo(&b, "WITH gone AS (DELETE FROM ONLY %s t WHERE ", t->qualname);
+		append_range(&b, t);
+		appendStringInfoString(&b, " AND (");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", p[i]);
+		appendStringInfoChar(&b, ')');
+		if (wide)
+			for (int i = 0; i < nr; i++)
+				appendStringInfo(&b, " AND (t.%s IS NULL OR %s)", t->cols[i], p[i]);
+		/* the others' rows are left to the per-tag DELETEs */
+		if (fast_path(sweep, t))
+			appendStringInfo(&b,
+							 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+							 t->subject_col);
+		/* the subject is needed only for the subject-specific reasons */
+		if (sweep->have_due && !sweep->service_ended)
+			appendStringInfo(&b, " RETURNING t.%s::text AS subj", t->subject_col);
+		else
+			appendStringInfoString(&b, " RETURNING NULL::text AS subj");
+		if (!wide)
+			appendStringInfo(&b, ", t.%s::text AS tg", t->tag_col);
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", %s AS r%d", due_reason_sql(sweep, t, i), i);
+		appendStringInfoString(&b, ")");
+	}
+	else
+	{
+		char	   *anon;
+
+		if (!t->subject_notnull)
+			anon = "NULL";
+		else if (is_integer_type(t->subject_type))
+			anon = psprintf("(-nextval('profile_guard.anonymous_subject_seq'))::%s",
+							format_type_be(t->subject_type));
+		else
+			anon = "'anonymous:' || gen_random_uuid()::text";
+		appendStringInfo(&b, "WITH gone AS (UPDATE ONLY %s t SET %s = %s",
+						 t->qualname, t->subject_col, anon);
+		for (int i = 0; i < t->nanon; i++)
+			appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
+		if (t->collected_col)
+			appendStringInfo(&b, ", %s = date_trunc('month', t.%s)",
+							 t->collected_col, t->collected_col);
+		if (wide)
+		{
+			/* ciphertext is bound to the subject: cut from it, it is gone */
+			for (int i = 0; i < t->ncols; i++)
+				if (t->sensitive[i])
+					appendStringInfo(&b, ", %s = NULL", t->cols[i]);
+		}
+		else
+			appendStringInfo(&b,
+							 ", %s = CASE WHEN EXISTS (SELECT 1 FROM profile_guard.tag s"
+							 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')"
+							 " THEN NULL ELSE t.%s END",
+							 t->value_col, t->tag_col, t->value_col);
+		appendStringInfoString(&b, " FROM ");
+		append_due_rows(&b, sweep, t);
+		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND ");
+		append_whole_d(&b, t);
+		appendStringInfoString(&b, " RETURNING d.subj");
+		if (!wide)
+			appendStringInfoString(&b, ", d.tg");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", d.r%d", i);
+		appendStringInfoString(&b, ")");
+	}
+
+	if (wide)
+	{
+		appendStringInfo(&b, ", cut AS (UPDATE ONLY %s t SET ", t->qualname);
+		for (int i = 0; i < t->ncols; i++)
+			appendStringInfo(&b, "%s%s = CASE WHEN d.r%d IS NOT NULL THEN NULL ELSE t.%s END",
+							 i > 0 ? ", " : "", t->cols[i], i, t->cols[i]);
+		appendStringInfoString(&b, " FROM ");
+		append_due_rows(&b, sweep, t);
+		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND NOT (");
+		append_whole_d(&b, t);
+		appendStringInfoString(&b, ") RETURNING d.subj");
+		for (int i = 0; i < nr; i++)
+			appendStringInfo(&b, ", d.r%d", i);
+		appendStringInfoString(&b, ")");
+	}
+
+	appendStringInfo(&b,
+					 " SELECT NULL::text, NULL::text, NULL::text, NULL::text, "
+					 "(SELECT count(*) FROM gone)%s, true "
+					 "UNION ALL "
+					 "SELECT v.tag, v.reason, x.action,"
+					 " CASE WHEN v.reason IN ('request', 'withdrawn', 'expired') THEN x.subj END,"
+					 " count(*), NULL"
+					 " FROM (SELECT g.*, %s::text AS action FROM gone g",
+					 wide ? " + (SELECT count(*) FROM cut)" : "",
+					 quote_literal_cstr(action));
+	if (wide)
+		appendStringInfoString(&b, " UNION ALL SELECT c.*, 'null_cell' FROM cut c");
+	appendStringInfoString(&b, ") x CROSS JOIN LATERAL (VALUES ");
+	if (wide)
+	{
+		for (int i = 0; i < t->ncols; i++)
+			appendStringInfo(&b, "%s(%s::text, x.r%d)", i > 0 ? ", " : "",
+							 quote_literal_cstr(t->tags[i]), i);
+	}
+	else
+		appendStringInfoString(&b, "(x.tg, x.r0)");
+	appendStringInfoString(&b,
+						   ") v(tag, reason) WHERE v.reason IS NOT NULL GROUP BY 1, 2, 3, 4");
+	return b.data;
+}
+
+/*
+ * The common case, retention alone in a long table whose rows are deleted:
+ * one plain DELETE per tag over the batch's range, counted by SPI, without
+ * the cost of RETURNING.  Sets *tags to the tags, returns the statements.
+ */
+static List *
+build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
+{
+	List	   *stmts = NIL;
+	ListCell   *lt;
+	ListCell   *lv;
+
+	*tags = NIL;
+	if (!fast_path(sweep, t))
+		return NIL;
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		StringInfoData b;
+		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "DELETE FROM ONLY %s t WHERE ", t->qualname);
+		append_range(&b, t);
+		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
+						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
+		if (sweep->have_due)
+			appendStringInfo(&b,
+							 " AND t.%s::text NOT IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+							 t->subject_col);
+		if (sweep->have_keep)
+			appendStringInfo(&b,
+							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+							 " WHERE k.subject = t.%s::text AND k.tag = %s"
+							 " AND (k.keep_for IS NULL OR t.%s > $3 - k.keep_for))",
+							 t->subject_col, tag, t->collected_col);
+		stmts = lappend(stmts, b.data);
+		*tags = lappend(*tags, lfirst(lt));
+	}
+	return stmts;
+}
+
+/*
+ * The statement that finds where a batch of at most $2 due rows after $1
+ * ends (for sweep(max_rows)): the last TID and the number of rows; $3 is
+ * the sweep's "now".
+ */
+static char *
+build_pick_sql(Sweep *sweep, TableDef *t)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	initStringInfo(&b);
+	appendStringInfo(&b, "SELECT max(x.tid), count(*) FROM (SELECT t.ctid AS tid FROM ONLY %s t"
+					 " WHERE t.ctid > $1 AND t.%s IS NOT NULL",
+					 t->qualname, t->subject_col);
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(&b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(&b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+	appendStringInfoString(&b, " AND (");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
+	appendStringInfoString(&b, ") LIMIT $2) x");
+	return b.data;
+}
+
+/* the guarded tables, as the sweep needs them (in SPI) */
+static List *
+read_tables(void)
+{
+	int			rc;
+	List	   *defs = NIL;
+
+	rc = SPI_execute(
+		"SELECT g.relid::oid, c.relkind,"
+		"       quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+		"       n.nspname || '.' || c.relname,"
+		"       quote_ident(g.subject_column), a.atttypid, a.attnotnull,"
+		"       quote_ident(g.collected_at_column), quote_ident(g.tag_column),"
+		"       quote_ident(g.value_column), g.on_erase = 'anonymise',"
+		"       ARRAY(SELECT quote_ident(x) FROM unnest(g.anonymise_columns) x),"
+		"       ARRAY(SELECT quote_ident(cc.column_name) FROM profile_guard.classified_column cc"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       ARRAY(SELECT cc.tag FROM profile_guard.classified_column cc"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       ARRAY(SELECT tg.sensitivity = 'sensitive'"
+		"             FROM profile_guard.classified_column cc"
+		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       pg_catalog.pg_relation_size(g.relid) / pg_catalog.current_setting('block_size')::int,"
+		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
+		"            THEN c.reltuples / c.relpages ELSE 100 END"
+		"  FROM profile_guard.guarded_table g"
+		"  JOIN pg_catalog.pg_class c ON c.oid = g.relid"
+		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = g.relid"
+		"                                AND a.attname = g.subject_column"
+		" ORDER BY g.relid::oid",
+		true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TableDef   *t = palloc0(sizeof(TableDef));
+		bool		isnull;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->relkind = DatumGetChar(SPI_getbinval(tup, desc, 2, &isnull));
+		t->qualname = SPI_getvalue(tup, desc, 3);
+		t->relation = SPI_getvalue(tup, desc, 4);
+		t->subject_col = SPI_getvalue(tup, desc, 5);
+		t->subject_type = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		t->subject_notnull = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		t->collected_col = SPI_getvalue(tup, desc, 8);
+		t->tag_col = SPI_getvalue(tup, desc, 9);
+		t->value_col = SPI_getvalue(tup, desc, 10);
+		t->anonymise = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 12, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->nanon);
+		t->anon_cols = palloc(sizeof(char *) * (t->nanon + 1));
+		for (int j = 0; j < t->nanon; j++)
+			t->anon_cols[j] = TextDatumGetCString(elems[j]);
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 13, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->ncols);
+		t->cols = palloc(sizeof(char *) * (t->ncols + 1));
+		for (int j = 0; j < t->ncols; j++)
+			t->cols[j] = TextDatumGetCString(elems[j]);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 14, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		t->tags = palloc(sizeof(char *) * (n + 1));
+		for (int j = 0; j < n; j++)
+			t->tags[j] = TextDatumGetCString(elems[j]);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 15, &isnull)),
+						  BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
+		t->sensitive = palloc(sizeof(bool) * (n + 1));
+		for (int j = 0; j < n; j++)
+			t->sensitive[j] = DatumGetBool(elems[j]);
+		t->nblocks = (BlockNumber) DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
+		t->tuples_per_block = DatumGetFloat8(SPI_getbinval(tup, desc, 17, &isnull));
+
+		defs = lappend(defs, t);
+	}
+	return defs;
+}
+
+/* ---------- the sweep */
+
+/*
+ * Start a sweep in the current transaction: take the sweep lock (for the
+ * transaction, or for the session when the caller will run batches in
+ * transactions of their own), carry out the subject-level part of erasure
+ * requests, compute what is due, and prepare a batch statement per table.
+ */
+Sweep *
+pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
+{
+	Sweep	   *sweep;
+	int			rc;
+
+	sweep = MemoryContextAllocZero(cxt, sizeof(Sweep));
+	sweep->cxt = cxt;
+	sweep->session_lock = session_lock;
+	sweep->now = GetCurrentTransactionStartTimestamp();
+
+	spi_connect();
+	PG_TRY();
+	{
+		Oid			lockarg[1] = {INT8OID};
+		Datum		lockval[1] = {Int64GetDatum(SWEEP_LOCK_KEY)};
+		Oid			argtypes[2] = {TIMESTAMPTZOID, BOOLOID};
+		Datum		args[2];
+		List	   *defs;
+		ListCell   *lc;
+		int			i;
+
+		erasure_in_progress = true;
+
+		rc = SPI_execute_with_args(session_lock ?
+								   "SELECT pg_catalog.pg_advisory_lock($1)" :
+								   "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+								   1, lockarg, lockval, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not take the sweep lock: %s", SPI_result_code_string(rc));
+
+		args[0] = TimestampTzGetDatum(sweep->now);
+		args[1] = BoolGetDatum(full);
+		rc = SPI_execute_with_args("SELECT relation, tag, reason, action, rows"
+								   "  FROM profile_guard._erasure_prepare($1, $2)",
+								   2, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not prepare the sweep: %s", SPI_result_code_string(rc));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			add_result(sweep, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+					   SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
+					   DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)));
+		}
+
+		rc = SPI_execute("SELECT s.service_ended_at IS NOT NULL,"
+						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_due),"
+						 "       EXISTS (SELECT 1 FROM profile_guard._erasure_keep)"
+						 "  FROM profile_guard.erasure_state s",
+						 false, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the erasure state: %s", SPI_result_code_string(rc));
+		else
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			sweep->service_ended = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+			sweep->have_due = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+			sweep->have_keep = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		}
+
+		/* ISO, in UTC: the literal reads the same under any DateStyle */
+		rc = SPI_execute("SELECT c.tag, pg_catalog.quote_literal(pg_catalog.to_char("
+						 "c.cutoff AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00')"
+						 "  FROM profile_guard._erasure_cutoff c ORDER BY c.tag",
+						 false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the retention cutoffs: %s", SPI_result_code_string(rc));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			sweep->cutoff_tags = lappend(sweep->cutoff_tags, SPI_getvalue(tup, desc, 1));
+			sweep->cutoff_values = lappend(sweep->cutoff_values, SPI_getvalue(tup, desc, 2));
+			MemoryContextSwitchTo(old);
+		}
+
+		defs = read_tables();
+		sweep->ntables = list_length(defs);
+		sweep->tables = MemoryContextAllocZero(cxt, sizeof(SweepTable) * (sweep->ntables + 1));
+		i = 0;
+		foreach(lc, defs)
+		{
+			TableDef   *t = lfirst(lc);
+			SweepTable *st = &sweep->tables[i++];
+			bool		wide = (t->tag_col == NULL);
+			bool		anything;
+
+			st->relid = t->relid;
+			st->relation = MemoryContextStrdup(cxt, t->relation);
+			ItemPointerSet(&st->resume, 0, 0);
+
+			/* can anything be due here? */
+			anything = sweep->service_ended || sweep->have_due;
+			if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
+			{
+				if (!wide)
+					anything = true;
+				for (int j = 0; j < t->ncols; j++)
+					if (cutoff_of(sweep, t->tags[j]) != NULL)
+						anything = true;
+			}
+			if (wide && t->ncols == 0)
+				anything = false;
+			if (t->relkind != RELKIND_RELATION)
+			{
+				if (anything)
+					ereport(WARNING,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("the sweep skips guarded relation \"%s\"", t->relation),
+							 errdetail("Only plain tables are swept; \"%s\" is partitioned or not a table.", t->relation),
+							 errhint("Protect the partitions themselves.")));
+				anything = false;
+			}
+			if (anything && t->anonymise && t->subject_notnull &&
+				!is_integer_type(t->subject_type) && !is_text_type(t->subject_type))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot anonymise rows of table \"%s\"", t->relation),
+						 errdetail("Its subject column is NOT NULL and of type %s; anonymisation needs a value that maps to nobody (NULL, a negative integer or text starting with \"anonymous:\").",
+								   format_type_be(t->subject_type)),
+						 errhint("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL, or protect it with on_erase => 'delete'.",
+								 t->qualname, t->subject_col)));
+			if (anything)
+			{
+				char	   *sql = build_batch_sql(sweep, t);
+				List	   *fast;
+				List	   *fast_tags;
+				ListCell   *lf;
+				MemoryContext oldcxt;
+
+				st->batch_sql = MemoryContextStrdup(cxt, sql);
+				st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
+				fast = build_fast_sql(sweep, t, &fast_tags);
+				oldcxt = MemoryContextSwitchTo(cxt);
+				foreach(lf, fast)
+					st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
+				foreach(lf, fast_tags)
+					st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
+				MemoryContextSwitchTo(oldcxt);
+				st->general_too = (fast != NIL && sweep->have_due);
+				st->nblocks = t->nblocks;
+				st->tuples_per_block = t->tuples_per_block;
+				elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
+			}
+			st->done = (st->batch_sql == NULL);
+		}
+		erasure_in_progress = false;
+	}
+	PG_FINALLY();
+	{
+		erasure_in_progress = false;
+	}
+	PG_END_TRY();
+	spi_finish();
+	return sweep;
+}
+
+/* log what one batch did (in SPI, same transaction) */
+static void
+log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
+			  const char *action, const char *subject, int64 rows)
+{
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	char		hash[SUBJECT_HASH_HEX + 1];
+	int			rc;
+
+	args[0] = CStringGetTextDatum(st->relation);
+	if (tag != NULL)
+		args[1] = CStringGetTextDatum(tag);
+	else
+	{
+		args[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	args[2] = CStringGetTextDatum(reason);
+	args[3] = CStringGetTextDatum(action);
+	args[4] = Int64GetDatum(rows);
+	if (subject != NULL)
+	{
+		subject_hash(subject, hash);
+		args[5] = CStringGetTextDatum(hash);
+	}
+	else
+	{
+		args[5] = (Datum) 0;
+		nulls[5] = 'n';
+	}
+	rc = SPI_execute_with_args("INSERT INTO profile_guard.erasure_log"
+							   " (relation, tag, reason, action, rows, subject_hash)"
+							   " VALUES ($1, $2, $3, $4, $5, $6)",
+							   6, argtypes, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not write the erasure log: %s", SPI_result_code_string(rc));
+	add_result(sweep, st->relation, tag, reason, action, rows);
+}
+
+/* the general batch statement over (resume, upper]: logs, returns rows */
+static int64
+run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
+{
+	Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	int			rc;
+	SPITupleTable *tuptable;
+	uint64		n;
+	int64		affected = 0;
+
+	args[0] = PointerGetDatum(&st->resume);
+	args[1] = PointerGetDatum(upper);
+	args[2] = TimestampTzGetDatum(sweep->now);
+	rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+			 SPI_result_code_string(rc));
+	tuptable = SPI_tuptable;
+	n = SPI_processed;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		int64		rows = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+
+		(void) SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+			affected = rows;	/* the summary row */
+		else
+			log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+						  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
+	}
+	return affected;
+}
+
+/*
+ * One batch of one table, in the current transaction: the due rows of the
+ * next range of the table are erased and logged together.  The range is
+ * about limit rows' worth of blocks; with exact, it is found by a first
+ * statement so that it holds at most limit due rows.  Returns the rows
+ * affected.
+ */
+int64
+pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
+{
+	SweepTable *st = &sweep->tables[table];
+	int64		affected = 0;
+	int			nestlevel;
+	ItemPointerData upper;
+
+	if (st->done)
+		return 0;
+	if (limit < 1)
+		limit = 1;
+
+	spi_connect();
+	nestlevel = NewGUCNestLevel();
+	PG_TRY();
+	{
+		Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
+		Datum		args[3];
+		int			rc;
+		bool		run = true;
+
+		erasure_in_progress = true;
+
+		/* TID range scans, never a scan from the start of the table */
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+
+		if (exact)
+		{
+			Oid			pickargtypes[3] = {TIDOID, INT8OID, TIMESTAMPTZOID};
+			Datum		pickargs[3];
+			bool		isnull;
+			Datum		d;
+
+			pickargs[0] = PointerGetDatum(&st->resume);
+			pickargs[1] = Int64GetDatum(limit);
+			pickargs[2] = TimestampTzGetDatum(sweep->now);
+			rc = SPI_execute_with_args(st->pick_sql, 3, pickargtypes, pickargs, NULL, true, 0);
+			if (rc != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "could not find the next batch of table \"%s\": %s", st->relation,
+					 SPI_result_code_string(rc));
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
+			{
+				st->done = true;
+				run = false;
+			}
+			else
+			{
+				ItemPointerCopy((ItemPointer) DatumGetPointer(d), &upper);
+				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+				if (DatumGetInt64(d) < limit)
+					st->done = true;
+			}
+		}
+		else
+		{
+			BlockNumber start = ItemPointerGetBlockNumber(&st->resume);
+			double		blocks = ceil((double) limit / Max(st->tuples_per_block, 1.0));
+			BlockNumber end;
+
+			if (start >= st->nblocks)
+			{
+				st->done = true;
+				run = false;
+			}
+			else
+			{
+				/* rows from start (after resume) up to, not into, block end */
+				end = (blocks >= (double) (st->nblocks - start)) ?
+					st->nblocks : start + (BlockNumber) blocks;
+				ItemPointerSet(&upper, end, 0);
+				if (end >= st->nblocks)
+					st->done = true;
+			}
+		}
+
+		if (run && (st->fast_sql == NIL || st->general_too))
+			affected += run_general(sweep, st, &upper);
+		if (run && st->fast_sql != NIL)
+		{
+			ListCell   *ls;
+			ListCell   *lt;
+
+			args[0] = PointerGetDatum(&st->resume);
+			args[1] = PointerGetDatum(&upper);
+			args[2] = TimestampTzGetDatum(sweep->now);
+			forboth(ls, st->fast_sql, lt, st->fast_tags)
+			{
+				int64		deleted;
+
+				rc = SPI_execute_with_args((char *) lfirst(ls), 3, argtypes, args, NULL, false, 0);
+				if (rc != SPI_OK_DELETE)
+					elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+						 SPI_result_code_string(rc));
+				deleted = (int64) SPI_processed;
+				if (deleted > 0)
+				{
+					log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete",
+								  NULL, deleted);
+					affected += deleted;
+				}
+			}
+		}
+		if (run)
+			ItemPointerCopy(&upper, &st->resume);
+		erasure_in_progress = false;
+	}
+	PG_FINALLY();
+	{
+		erasure_in_progress = false;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	spi_finish();
+
+	sweep->batches++;
+	sweep->rows += affected;
+	return affected;
+}
+
+bool
+pg_sweep_all_done(Sweep *sweep)
+{
+	for (int i = 0; i < sweep->ntables; i++)
+		if (!sweep->tables[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * End a sweep, in a transaction: when complete, the requests it served are
+ * marked complete and the next sweep starts looking at events from this
+ * one's start.  Releases a session sweep lock.
+ */
+void
+pg_sweep_finish(Sweep *sweep, bool complete)
+{
+	int			rc;
+
+	spi_connect();
+	if (complete)
+	{
+		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Datum		args[1] = {TimestampTzGetDatum(sweep->now)};
+
+		rc = SPI_execute_with_args("SELECT profile_guard._erasure_finish($1)",
+								   1, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not finish the sweep: %s", SPI_result_code_string(rc));
+	}
+	if (sweep->session_lock)
+	{
+		Oid			lockarg[1] = {INT8OID};
+		Datum		lockval[1] = {Int64GetDatum(SWEEP_LOCK_KEY)};
+
+		rc = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_unlock($1)",
+								   1, lockarg, lockval, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not release the sweep lock: %s", SPI_result_code_string(rc));
+	}
+	spi_finish();
+}
+
+/* ---------- SQL functions */
+
+Datum
+profile_guard_erasure_in_progress(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(erasure_in_progress);
+}
+
+Datum
+profile_guard_subject_hash(PG_FUNCTION_ARGS)
+{
+	char		hash[SUBJECT_HASH_HEX + 1];
+
+	profile_guard_require_preload();
+	subject_hash(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
+	PG_RETURN_TEXT_P(cstring_to_text(hash));
+}
+
+/*
+ * sweep(max_rows, full): the whole sweep in the calling transaction, in
+ * batches of SQL_SWEEP_CHUNK rows, at most max_rows rows (NULL: all).
+ */
+Datum
+profile_guard_sweep(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		budget = PG_ARGISNULL(0) ? -1 : PG_GETARG_INT32(0);
+	bool		full = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	MemoryContext cxt;
+	Sweep	   *sweep;
+	ListCell   *lc;
+
+	profile_guard_require_preload();
+	if (budget < 0 && !PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must not be negative"),
+				 errdetail("sweep() was called with max_rows = %lld.", (long long) budget),
+				 errhint("Pass a positive number of rows, or NULL for all due rows.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot sweep during recovery"),
+				 errdetail("Erasure writes; this server is a standby."),
+				 errhint("Run profile_guard.sweep() on the primary.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard sweep",
+								ALLOCSET_DEFAULT_SIZES);
+	sweep = pg_sweep_begin(cxt, full, false);
+	for (int i = 0; i < sweep->ntables; i++)
+	{
+		while (!sweep->tables[i].done && budget != 0)
+		{
+			int64		limit = SQL_SWEEP_CHUNK;
+
+			if (budget > 0 && budget < limit)
+				limit = budget;
+			if (budget > 0)
+				budget = Max(budget - pg_sweep_batch(sweep, i, limit, true), 0);
+			else
+				(void) pg_sweep_batch(sweep, i, limit, false);
+		}
+	}
+	pg_sweep_finish(sweep, pg_sweep_all_done(sweep));
+
+	foreach(lc, sweep->results)
+	{
+		SweepResult *r = lfirst(lc);
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(r->relation);
+		if (r->tag)
+			values[1] = CStringGetTextDatum(r->tag);
+		else
+			nulls[1] = true;
+		values[2] = CStringGetTextDatum(r->reason);
+		values[3] = CStringGetTextDatum(r->action);
+		values[4] = Int64GetDatum(r->rows);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
