@@ -2,6 +2,9 @@
 # test/scenario/hostile_input.sh — bad input never crashes the server and a
 # failed call changes nothing.
 #
+# Part 0: malformed ciphertext stored in guarded tables (trigger disabled)
+# read through every gate path (cell, whole row, JSON, COPY): clean errors.
+#
 # Part 1, systematic: every function in schema profile_guard (listed from
 # pg_proc; triggers excepted) is called with NULLs, empty strings, 1 MB
 # strings, invalid identifiers and objects of the wrong kind, quote and
@@ -290,6 +293,67 @@ EOF
 		while IFS= read -r e; do [[ -n $e ]] && printf '%s\t%s\n' "$t" "$e"; done <<< "$v"
 	done
 } > "$WORK/pools.tsv"
+
+# ---------------------------------------------------------------- part 0
+# Malformed ciphertext at rest (written with the trigger disabled, as a
+# careless superuser or a corrupted restore would): every way of reading it
+# through the gate must error cleanly or return a value, never crash.
+q -d "$DB" >/dev/null <<'SQL' || fail "setting up stored malformed ciphertext failed"
+SET client_min_messages = warning;
+CREATE TABLE mal (k int, id int, health text);
+CREATE TABLE malb (k int, uid text, blob bytea);
+SELECT profile_guard.protect('mal', 'id');
+SELECT profile_guard.classify('mal', 'health', 'health.condition');
+SELECT profile_guard.protect('malb', 'uid');
+SELECT profile_guard.classify('malb', 'blob', 'health.condition');
+GRANT SELECT ON mal, malb TO regress_ops_app;
+ALTER TABLE mal DISABLE TRIGGER profile_guard_collect;
+ALTER TABLE malb DISABLE TRIGGER profile_guard_collect;
+INSERT INTO mal (k, id, health)
+SELECT row_number() OVER (), 1, v FROM unnest(ARRAY[
+	'pgt1:', 'pgt1:!!!not base64!!!', 'pgt1:UEdUAg==', 'pgt1:' || repeat('A', 64),
+	'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 28), 'hex'), 'base64'),
+	'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 60), 'hex'), 'base64'),
+	'pgt1:' || encode('\x504754ff'::bytea || decode(repeat('11', 40), 'hex'), 'base64'),
+	'pgt1:' || repeat('QUJD', 300000), 'pgt1:====', 'pgt1:' || repeat('=', 1000),
+	(SELECT health FROM profiles WHERE id = 6),					-- another subject's ciphertext
+	left((SELECT health FROM profiles WHERE id = 1), 40),		-- truncated
+	(SELECT health FROM profiles WHERE id = 1) || 'AAAA',		-- trailing bytes
+	repeat('x', 1048576), ''
+]) v;
+INSERT INTO malb (k, uid, blob)
+SELECT row_number() OVER (), '1', v FROM unnest(ARRAY[
+	''::bytea, '\x504754'::bytea, '\x50475401'::bytea,
+	'\x50475401'::bytea || decode(repeat('00', 28), 'hex'),
+	'\x50475401'::bytea || decode(repeat('00', 60), 'hex'),
+	'\x504754ff'::bytea || decode(repeat('00', 40), 'hex'),
+	decode(repeat('ab', 1048576), 'hex'), convert_to('pgt1:abc', 'UTF8')
+]) v;
+ALTER TABLE mal ENABLE ALWAYS TRIGGER profile_guard_collect;
+ALTER TABLE malb ENABLE ALWAYS TRIGGER profile_guard_collect;
+SQL
+{
+	echo '\set VERBOSITY terse'
+	echo "SET profile_guard.purpose = 'rec';"
+	for k in $(seq 1 15); do
+		echo "SELECT 'mal $k', length(health) FROM mal WHERE k = $k;"
+		echo "SELECT 'mal row $k', length(m::text) FROM mal m WHERE k = $k;"
+		echo "SELECT 'mal json $k', length(row_to_json(m)::text) FROM mal m WHERE k = $k;"
+	done
+	for k in $(seq 1 8); do
+		echo "SELECT 'malb $k', length(blob) FROM malb WHERE k = $k;"
+		echo "SELECT 'malb row $k', length(b::text) FROM malb b WHERE k = $k;"
+	done
+	echo "COPY mal TO STDOUT;"
+	echo "SELECT count(*) FROM mal WHERE health IS NOT NULL;"
+	echo '\echo END-OF-PART-0'
+} > "$WORK/part0.sql"
+"$PGBIN/psql" -X -q -At -d "$DB" -U regress_ops_app -f "$WORK/part0.sql" > "$WORK/part0.out" 2>&1 || true
+grep -q END-OF-PART-0 "$WORK/part0.out" || { tail -n 5 "$WORK/part0.out" >&2; fail "part 0: reading malformed ciphertext stopped the session"; }
+ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 0"
+grep -q 'SECRET' "$WORK/part0.out" && fail "part 0: a foreign or altered ciphertext was decrypted"
+echo "part 0: $(grep -cE "^(SELECT|COPY)" "$WORK/part0.sql") reads of 23 malformed stored ciphertexts: $(grep -c 'ERROR' "$WORK/part0.out") clean errors, $(grep -vc 'ERROR' "$WORK/part0.out") results, no crash"
+sed -E 's/^psql:[^:]*:[0-9]+: //' "$WORK/part0.out" | grep ERROR | cut -c1-70 | sort | uniq -c | sed 's/^/    /'
 
 # ---------------------------------------------------------------- part 1
 FUNCS=$(qa -d "$DB" -F $'\t' <<'SQL'
