@@ -47,8 +47,8 @@ fetch_source() {
 	apt-get update -qq || return 1
 	mkdir -p "$dir"
 	# the installed version first, then what the archive offers, newest first
-	for v in $(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) \
-		$(apt-cache showsrc postgresql-15 | awk '/^Version:/ {print $2}' | sort -rV); do
+	for v in $({ dpkg-query -W -f='${Version}\n' postgresql-15 2>/dev/null
+				 apt-cache showsrc postgresql-15 | awk '/^Version:/ {print $2}' | sort -rV; } | awk '!seen[$0]++'); do
 		if (cd "$dir" && apt-get source -qq "postgresql-15=$v" >/dev/null 2>&1); then
 			echo "fetched the source of postgresql-15 $v"
 			return 0
