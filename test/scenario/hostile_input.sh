@@ -1,0 +1,642 @@
+#!/usr/bin/env bash
+# test/scenario/hostile_input.sh — bad input never crashes the server and a
+# failed call changes nothing.
+#
+# Part 0: malformed ciphertext stored in guarded tables (trigger disabled)
+# read through every gate path (cell, whole row, JSON, COPY): clean errors.
+#
+# Part 1, systematic: every function in schema profile_guard (listed from
+# pg_proc; triggers excepted) is called with NULLs, empty strings, 1 MB
+# strings, invalid identifiers and objects of the wrong kind, quote and
+# SQL-injection attempts in tag, purpose and subject names, odd arrays
+# (2-D, lower bound 5, 10,000 elements, NULL elements), extreme dates and
+# numbers, and malformed ciphertext — one argument at a time, the others
+# valid — three times: as the superuser, as an application role under a
+# purpose, as a role without any grant.  Each call must succeed or fail
+# with an ordinary error; after each failing call a checksum of the
+# extension's catalog and of the guarded tables, and the result of a gated
+# read, must be unchanged.
+#
+# Part 2, randomised: a generator (awk, fixed seed, printed; override with
+# HOSTILE_SEED, HOSTILE_STATEMENTS) writes thousands of mixed statements —
+# API calls with random arguments, SET/RESET of the purpose to random
+# values, SET ROLE, transactions and savepoints, reads of the guarded tables
+# in many shapes, writes, cursors, COPY, direct gate function calls — run in
+# several sessions.  The server must stay up with no crashed backend.
+#
+# Starts its own cluster.  Needs the PostgreSQL installation of PGBIN with
+# profile_guard installed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/ops.sh
+trap ops_stop_all EXIT
+start=$SECONDS
+
+DB=regress_hostile
+ops_start C hostile "log_min_messages = warning" "log_min_error_statement = panic"
+export PGHOST=$C_HOST PGPORT=$C_PORT
+LOG=$C_DIR/server.log
+WORK=$C_DIR/work
+mkdir -p "$WORK"
+"$PGBIN/createdb" "$DB"
+q -d "$DB" -c 'CREATE EXTENSION profile_guard' >/dev/null
+q -d "$DB" -f test/lib/ops_fixture.sql >/dev/null || fail "loading the fixture failed"
+q -d "$DB" >/dev/null <<'SQL' || fail "the extra set-up failed"
+SET client_min_messages = warning;
+-- objects of every kind to pass where a table is expected
+CREATE TABLE long_tags (uid bigint, tag text, value text);
+SELECT profile_guard.protect('long_tags', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO long_tags VALUES (1, 'interest.sports', 'football'), (1, 'health.condition', 'SECRET-long-1');
+CREATE TABLE bytes (uid text PRIMARY KEY, pad int, blob bytea);
+ALTER TABLE bytes DROP COLUMN pad;
+SELECT profile_guard.protect('bytes', 'uid');
+SELECT profile_guard.classify('bytes', 'blob', 'health.condition');
+INSERT INTO bytes VALUES ('1', '\x0102');
+CREATE TABLE "Weird ""Name""" ("Col ""x""" text, "ID" int);
+CREATE TABLE plain_t (id int, a text);
+CREATE VIEW v_profiles AS SELECT * FROM profiles;
+CREATE MATERIALIZED VIEW mv AS SELECT 1 AS id, 'x'::text AS a;
+CREATE TABLE parted (id int, a text) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+CREATE SEQUENCE seq1;
+CREATE TYPE comp AS (id int, a text);
+-- a role the random part never names: never allowed a purpose
+CREATE ROLE regress_ops_never LOGIN;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO regress_ops_app, regress_ops_other,
+	regress_ops_never;
+
+-- the checksum: the visible row versions (ctid, xmin) of every table of the
+-- extension and of schema public — any committed change makes new ones, and
+-- no megabyte value has to be read — with their triggers, columns,
+-- statistics targets and classes.  Sequences are left out (a failed call
+-- may use a number, as in PostgreSQL itself).
+CREATE FUNCTION public.hostile_checksum() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	r	record;
+	h	text;
+	acc	text := '';
+BEGIN
+	FOR r IN SELECT c.oid::regclass AS t FROM pg_class c
+			 WHERE c.relnamespace IN ('profile_guard'::regnamespace, 'public'::regnamespace)
+			   AND c.relkind IN ('r', 'p', 'm') ORDER BY c.oid
+	LOOP
+		EXECUTE format('SELECT md5(coalesce(string_agg(x.ctid::text || x.xmin::text, '','' ORDER BY x.ctid), '''')) FROM %s x', r.t)
+			INTO h;
+		acc := acc || r.t::text || '=' || h || ';';
+	END LOOP;
+	SELECT acc || md5(coalesce(string_agg(s, ',' ORDER BY s), '')) INTO acc
+	FROM (SELECT format('%s.%s.%s', tgrelid::regclass, tgname, tgenabled) AS s
+		  FROM pg_trigger WHERE NOT tgisinternal) z;
+	SELECT acc || md5(coalesce(string_agg(s, ',' ORDER BY s), '')) INTO acc
+	FROM (SELECT format('%s.%s.%s.%s', attrelid::regclass, attname, atttypid, attstattarget) AS s
+		  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		  WHERE c.relnamespace IN ('profile_guard'::regnamespace, 'public'::regnamespace)
+			AND a.attnum > 0) z;
+	SELECT acc || md5(coalesce(string_agg(s, ',' ORDER BY s), '')) INTO acc
+	FROM (SELECT format('%s.%s', c.oid::regclass, c.relkind) AS s FROM pg_class c
+		  WHERE c.relnamespace IN ('profile_guard'::regnamespace, 'public'::regnamespace)) z;
+	RETURN md5(acc);
+END $$;
+-- what the application sees under purpose rec (runs as regress_ops_app)
+CREATE FUNCTION public.hostile_canary() RETURNS text LANGUAGE sql AS $$
+	SELECT md5(coalesce(string_agg(format('%s|%s|%s|%s|%s', id, name, sports, music, health), ',' ORDER BY id), ''))
+	FROM profiles
+$$;
+GRANT EXECUTE ON FUNCTION public.hostile_canary() TO PUBLIC;
+SQL
+
+# ---------------------------------------------------------------- values
+# SQL expressions per argument type; each is a complete, typed expression.
+MB="repeat('x', 1048576)"
+read -r -d '' V_TEXT <<'EOF' || true
+NULL::text
+''::text
+repeat('x', 1048576)
+repeat('é', 400000)
+'a''; DROP TABLE profiles; --'
+'"); DROP TABLE profiles; --'
+'interest.sports''); SELECT pg_sleep(0); --'
+E'tab\tnew\nline'
+'*'
+'%'
+'interest.*'
+'..'
+'a.b.c.d.e.f.g.h'
+'$1'
+'%s%s%s%n%x'
+'标签.兴趣'
+'INTEREST.SPORTS'
+' interest.sports'
+'pg_catalog'
+'pgt1:'
+'pgt1:!!!not base64!!!'
+'pgt1:UEdUAg=='
+'pgt1:' || repeat('A', 64)
+'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 40), 'hex'), 'base64')
+'pgt1:' || encode('\x504754ff'::bytea || decode(repeat('11', 40), 'hex'), 'base64')
+'pgt1:' || repeat('QUJD', 300000)
+EOF
+read -r -d '' V_TEXTARR <<'EOF' || true
+NULL::text[]
+'{}'::text[]
+ARRAY[NULL]::text[]
+ARRAY['']::text[]
+ARRAY[repeat('x', 1048576)]
+ARRAY['a''; DROP TABLE profiles; --']
+ARRAY['*']
+ARRAY['%', '_']
+ARRAY['interest.*', NULL]
+'{{interest.sports,interest.music},{health.condition,x}}'::text[]
+'[5:6]={interest.sports,health.condition}'::text[]
+(SELECT array_agg('interest.t' || g) FROM generate_series(1, 10000) g)
+ARRAY['interest.sports', 'interest.sports']
+EOF
+read -r -d '' V_NAME <<'EOF' || true
+NULL::name
+''::name
+repeat('n', 200)::name
+'no_such_column'::name
+'id; DROP TABLE profiles'::name
+'"sports"'::name
+'ctid'::name
+'xmin'::name
+'tableoid'::name
+'........pg.dropped.2........'::name
+'Col "x"'::name
+EOF
+read -r -d '' V_REGCLASS <<'EOF' || true
+NULL::regclass
+0::oid::regclass
+4294967295::oid::regclass
+'pg_class'::regclass
+'pg_catalog.pg_authid'::regclass
+'profile_guard.consent'::regclass
+'profile_guard.subject_key'::regclass
+'profile_guard.tag_id_seq'::regclass
+'profiles_pkey'::regclass
+'v_profiles'::regclass
+'mv'::regclass
+'parted'::regclass
+'parted_1'::regclass
+'seq1'::regclass
+'comp'::regclass
+'"Weird ""Name"""'::regclass
+'plain_t'::regclass
+'long_tags'::regclass
+'bytes'::regclass
+EOF
+read -r -d '' V_REGROLE <<'EOF' || true
+NULL::regrole
+0::oid::regrole
+4294967295::oid::regrole
+'postgres'::regrole
+'pg_read_all_data'::regrole
+'pg_database_owner'::regrole
+'profile_guard_admin'::regrole
+EOF
+read -r -d '' V_DATE <<'EOF' || true
+NULL::date
+'infinity'::date
+'-infinity'::date
+'4713-01-01 BC'::date
+'5874897-12-31'::date
+current_date + 1
+current_date - 3650
+EOF
+read -r -d '' V_INTERVAL <<'EOF' || true
+NULL::interval
+'-1 day'::interval
+'0'::interval
+'178000000 years'::interval
+'-178000000 years'::interval
+'1 microsecond'::interval
+EOF
+read -r -d '' V_BOOL <<'EOF' || true
+NULL::boolean
+true
+false
+EOF
+read -r -d '' V_TSTZ <<'EOF' || true
+NULL::timestamptz
+'infinity'::timestamptz
+'-infinity'::timestamptz
+'epoch'::timestamptz
+'294276-12-31 23:59:59+00'::timestamptz
+now() + '1 second'::interval
+EOF
+read -r -d '' V_INT <<'EOF' || true
+NULL::integer
+0
+-1
+2147483647
+-2147483648
+100000
+EOF
+read -r -d '' V_OID <<'EOF' || true
+NULL::oid
+0::oid
+4294967295::oid
+'profiles'::regclass::oid
+'pg_class'::regclass::oid
+'profile_guard.subject_key'::regclass::oid
+'long_tags'::regclass::oid
+'bytes'::regclass::oid
+EOF
+read -r -d '' V_BYTEA <<'EOF' || true
+NULL::bytea
+''::bytea
+'\x504754'::bytea
+'\x50475401'::bytea
+'\x50475401'::bytea || decode(repeat('00', 28), 'hex')
+'\x50475401'::bytea || decode(repeat('00', 60), 'hex')
+'\x504754ff'::bytea || decode(repeat('00', 40), 'hex')
+decode(repeat('ab', 1048576), 'hex')
+convert_to('pgt1:abc', 'UTF8')
+EOF
+# "any" and anyelement
+read -r -d '' V_ANY <<'EOF' || true
+NULL::text
+NULL::integer
+1
+-1::bigint
+6::smallint
+'1'::text
+'1'::varchar
+repeat('s', 1048576)
+ROW(1, 'a'::text)
+ARRAY[1, 2]
+1.5::numeric
+'\x00'::bytea
+'NaN'::float8
+'{"a": 1}'::jsonb
+point(1, 2)
+'2020-01-01'::date
+(SELECT p FROM profiles p WHERE id = 1)
+(SELECT c FROM pg_class c LIMIT 1)
+ROW(NULL::int)
+EOF
+read -r -d '' V_PURPOSEROW <<'EOF' || true
+NULL::profile_guard.purpose
+(SELECT p FROM profile_guard.purpose p LIMIT 1)
+EOF
+
+# the pools as "type<TAB>expression" lines, for the generator
+{
+	for t in text 'text[]' name regclass regrole date interval boolean 'timestamp with time zone' \
+		integer oid bytea '"any"' anyelement profile_guard.purpose; do
+		case "$t" in
+			text) v=$V_TEXT ;; 'text[]') v=$V_TEXTARR ;; name) v=$V_NAME ;; regclass) v=$V_REGCLASS ;;
+			regrole) v=$V_REGROLE ;; date) v=$V_DATE ;; interval) v=$V_INTERVAL ;; boolean) v=$V_BOOL ;;
+			'timestamp with time zone') v=$V_TSTZ ;; integer) v=$V_INT ;; oid) v=$V_OID ;; bytea) v=$V_BYTEA ;;
+			'"any"'|anyelement) v=$V_ANY ;; profile_guard.purpose) v=$V_PURPOSEROW ;;
+		esac
+		while IFS= read -r e; do [[ -n $e ]] && printf '%s\t%s\n' "$t" "$e"; done <<< "$v"
+	done
+} > "$WORK/pools.tsv"
+
+# ---------------------------------------------------------------- part 0
+# Malformed ciphertext at rest (written with the trigger disabled, as a
+# careless superuser or a corrupted restore would): every way of reading it
+# through the gate must error cleanly or return a value, never crash.
+q -d "$DB" >/dev/null <<'SQL' || fail "setting up stored malformed ciphertext failed"
+SET client_min_messages = warning;
+CREATE TABLE mal (k int, id int, health text);
+CREATE TABLE malb (k int, uid text, blob bytea);
+SELECT profile_guard.protect('mal', 'id');
+SELECT profile_guard.classify('mal', 'health', 'health.condition');
+SELECT profile_guard.protect('malb', 'uid');
+SELECT profile_guard.classify('malb', 'blob', 'health.condition');
+GRANT SELECT ON mal, malb TO regress_ops_app;
+ALTER TABLE mal DISABLE TRIGGER profile_guard_collect;
+ALTER TABLE malb DISABLE TRIGGER profile_guard_collect;
+INSERT INTO mal (k, id, health)
+SELECT row_number() OVER (), 1, v FROM unnest(ARRAY[
+	'pgt1:', 'pgt1:!!!not base64!!!', 'pgt1:UEdUAg==', 'pgt1:' || repeat('A', 64),
+	'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 28), 'hex'), 'base64'),
+	'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 60), 'hex'), 'base64'),
+	'pgt1:' || encode('\x504754ff'::bytea || decode(repeat('11', 40), 'hex'), 'base64'),
+	'pgt1:' || repeat('QUJD', 300000), 'pgt1:====', 'pgt1:' || repeat('=', 1000),
+	(SELECT health FROM profiles WHERE id = 6),					-- another subject's ciphertext
+	left((SELECT health FROM profiles WHERE id = 1), 40),		-- truncated
+	(SELECT health FROM profiles WHERE id = 1) || 'AAAA',		-- trailing bytes
+	repeat('x', 1048576), ''
+]) v;
+INSERT INTO malb (k, uid, blob)
+SELECT row_number() OVER (), '1', v FROM unnest(ARRAY[
+	''::bytea, '\x504754'::bytea, '\x50475401'::bytea,
+	'\x50475401'::bytea || decode(repeat('00', 28), 'hex'),
+	'\x50475401'::bytea || decode(repeat('00', 60), 'hex'),
+	'\x504754ff'::bytea || decode(repeat('00', 40), 'hex'),
+	decode(repeat('ab', 1048576), 'hex'), convert_to('pgt1:abc', 'UTF8')
+]) v;
+ALTER TABLE mal ENABLE ALWAYS TRIGGER profile_guard_collect;
+ALTER TABLE malb ENABLE ALWAYS TRIGGER profile_guard_collect;
+SQL
+{
+	echo '\set VERBOSITY terse'
+	echo "SET profile_guard.purpose = 'rec';"
+	for k in $(seq 1 15); do
+		echo "SELECT 'mal $k', length(health) FROM mal WHERE k = $k;"
+		echo "SELECT 'mal row $k', length(m::text) FROM mal m WHERE k = $k;"
+		echo "SELECT 'mal json $k', length(row_to_json(m)::text) FROM mal m WHERE k = $k;"
+	done
+	for k in $(seq 1 8); do
+		echo "SELECT 'malb $k', length(blob) FROM malb WHERE k = $k;"
+		echo "SELECT 'malb row $k', length(b::text) FROM malb b WHERE k = $k;"
+	done
+	echo "COPY mal TO STDOUT;"
+	echo "SELECT count(*) FROM mal WHERE health IS NOT NULL;"
+	echo '\echo END-OF-PART-0'
+} > "$WORK/part0.sql"
+"$PGBIN/psql" -X -q -At -d "$DB" -U regress_ops_app -f "$WORK/part0.sql" > "$WORK/part0.out" 2>&1 || true
+grep -q END-OF-PART-0 "$WORK/part0.out" || { tail -n 5 "$WORK/part0.out" >&2; fail "part 0: reading malformed ciphertext stopped the session"; }
+ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 0"
+grep -q 'SECRET' "$WORK/part0.out" && fail "part 0: a foreign or altered ciphertext was decrypted"
+echo "part 0: $(grep -cE "^(SELECT|COPY)" "$WORK/part0.sql") reads of 23 malformed stored ciphertexts: $(grep -c 'ERROR' "$WORK/part0.out") clean errors, $(grep -vc 'ERROR' "$WORK/part0.out") results, no crash"
+sed -E 's/^psql:[^:]*:[0-9]+: //' "$WORK/part0.out" | grep ERROR | cut -c1-70 | sort | uniq -c | sed 's/^/    /'
+
+# ---------------------------------------------------------------- part 1
+FUNCS=$(qa -d "$DB" -F $'\t' <<'SQL'
+SELECT p.proname,
+	   coalesce((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
+				 FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, i)), ''),
+	   coalesce(array_to_string(p.proargnames, ','), '-'),
+	   has_function_privilege('regress_ops_app', p.oid, 'execute')
+FROM pg_proc p
+WHERE p.pronamespace = 'profile_guard'::regnamespace AND p.prorettype <> 'trigger'::regtype
+ORDER BY p.oid;
+SQL
+)
+nfuncs=$(wc -l <<< "$FUNCS")
+[[ $nfuncs -ge 40 ]] || fail "only $nfuncs functions found in schema profile_guard"
+
+# Calls, one per line: "<who>\t<function>(<args>)", who = all | super.
+# Every function: all arguments NULL, then each argument in turn through its
+# pool with the others valid (chosen by argument name).  Roles without the
+# privilege to execute a function get only its all-NULL call (to be refused).
+awk -F '\t' -v pools="$WORK/pools.tsv" '
+function benign(n, t) {
+	if (t == "text") {
+		if (n ~ /subject/) return "\0471\047"
+		if (n ~ /purpose/) return "\047rec\047"
+		if (n ~ /tag|term/) return "\047interest.sports\047"
+		if (n ~ /category/) return "\047preference\047"
+		if (n ~ /sensitivity/) return "\047general\047"
+		if (n ~ /topic/) return "\047gambling\047"
+		if (n ~ /on_erase/) return "\047delete\047"
+		return "\047benign\047"
+	}
+	if (t == "text[]") return "ARRAY[\047interest.sports\047]"
+	if (t == "name") return (n ~ /subject/) ? "\047id\047::name" : "\047sports\047::name"
+	if (t == "regclass") return "\047profiles\047::regclass"
+	if (t == "regrole") return "\047regress_ops_app\047::regrole"
+	if (t == "date") return "\0471990-01-01\047::date"
+	if (t == "interval") return "\0471 year\047::interval"
+	if (t == "boolean") return "false"
+	if (t == "integer") return "1"
+	if (t == "oid") return "\047profiles\047::regclass::oid"
+	if (t == "bytea") return "\047\\x00\047::bytea"
+	if (t == "\"any\"") return "1"
+	if (t == "anyelement") return "\047v\047::text"
+	return "NULL::" t
+}
+function nulltype(t) { return (t == "\"any\"" || t == "anyelement") ? "text" : t }
+BEGIN {
+	while ((getline line < pools) > 0) {
+		split(line, pv, "\t")
+		np[pv[1]]++
+		pool[pv[1], np[pv[1]]] = pv[2]
+	}
+}
+{
+	name = $1; n = ($2 == "") ? 0 : split($2, T, ","); split($3, N, ",")
+	who = ($4 == "t") ? "all" : "super"
+	if (n == 0) { print "all\t" name "()"; next }
+	args = ""
+	for (j = 1; j <= n; j++) args = args (j > 1 ? ", " : "") "NULL::" nulltype(T[j])
+	print "all\t" name "(" args ")"
+	for (i = 1; i <= n; i++)
+		for (k = 1; k <= np[T[i]]; k++) {
+			args = ""
+			for (j = 1; j <= n; j++)
+				args = args (j > 1 ? ", " : "") (j == i ? pool[T[i], k] : benign(N[j], T[j]))
+			print who "\t" name "(" args ")"
+		}
+}' <<< "$FUNCS" > "$WORK/calls.tsv"
+
+# The psql script of one pass ($1 = role, '' = the superuser; $2 = purpose):
+# after a failing call, checksum and canary must equal those before it; after
+# a successful call they are taken anew.  Calls are numbered by their line
+# in calls.tsv.
+pass_script() {
+	awk -F '\t' -v role="$1" -v purpose="$2" '
+	BEGIN {
+		print "\\set VERBOSITY terse"
+		print "SET client_min_messages = error;"
+		print "SELECT public.hostile_checksum() AS sum \\gset"
+		print "SET ROLE regress_ops_app; SET profile_guard.purpose = \047rec\047;"
+		print "SELECT public.hostile_canary() AS canary \\gset"
+		print "RESET ROLE; RESET profile_guard.purpose;"
+	}
+	role != "" && $1 != "all" { next }
+	{
+		if (role != "") print "SET ROLE " role ";"
+		if (purpose != "") print "SET profile_guard.purpose = \047" purpose "\047;"
+		print "\\echo call " NR
+		print "SELECT count(*) AS r FROM (SELECT profile_guard." $2 ") x \\gset"
+		print "\\set failed :ERROR"
+		print "RESET ROLE; RESET profile_guard.purpose;"
+		print "SELECT public.hostile_checksum() AS sum2 \\gset"
+		print "SET ROLE regress_ops_app; SET profile_guard.purpose = \047rec\047;"
+		print "SELECT public.hostile_canary() AS canary2 \\gset"
+		print "RESET ROLE; RESET profile_guard.purpose;"
+		# a role without privileges may change nothing, even by a call that succeeds
+		print (role != "" ? "\\if true" : "\\if :failed")
+		print "SELECT :\047sum\047 = :\047sum2\047 AND :\047canary\047 = :\047canary2\047 AS unchanged \\gset"
+		print "\\if :unchanged"
+		print "\\else"
+		print "\\echo CHANGED-AFTER-FAILED-CALL " NR
+		print "\\endif"
+		print "\\endif"
+		print "\\if :failed"
+		print "\\else"
+		print "\\echo SUCCEEDED " NR
+		print "\\endif"
+		print "\\set sum :sum2"
+		print "\\set canary :canary2"
+	}
+	END { print "\\echo END-OF-PASS" }' "$WORK/calls.tsv"
+}
+
+call_text() { sed -n "${1}p" "$WORK/calls.tsv" | cut -f2 | cut -c1-${2:-200}; }
+
+run_pass() {	# $1 = label, $2 = role, $3 = purpose
+	local label=$1 t=$SECONDS rc=0 changed succeeded errors n k
+	pass_script "$2" "$3" > "$WORK/pass_$label.sql"
+	n=$(grep -c '^\\echo call' "$WORK/pass_$label.sql")
+	"$PGBIN/psql" -X -q -d "$DB" -f "$WORK/pass_$label.sql" > "$WORK/pass_$label.out" 2>&1 || rc=$?
+	if ! grep -q END-OF-PASS "$WORK/pass_$label.out"; then
+		echo "last lines of the pass:" >&2; tail -n 5 "$WORK/pass_$label.out" | cut -c1-300 >&2
+		k=$(grep -o '^call [0-9]*' "$WORK/pass_$label.out" | tail -1 | awk '{print $2}')
+		fail "pass $label stopped (psql exit $rc) at call $k: $(call_text "$k" 300)"
+	fi
+	ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after pass $label"
+	changed=$(grep -c '^CHANGED-AFTER-FAILED-CALL' "$WORK/pass_$label.out" || true)
+	if [[ $changed -gt 0 ]]; then
+		grep '^CHANGED-AFTER-FAILED-CALL' "$WORK/pass_$label.out" | head -5 | while read -r _ k; do
+			echo "  call $k: $(call_text "$k")" >&2
+		done
+		fail "pass $label: $changed calls that failed (or ran without privilege) changed the catalog, the data or a gated read"
+	fi
+	succeeded=$(grep -c '^SUCCEEDED' "$WORK/pass_$label.out" || true)
+	errors=$(grep -c 'ERROR:' "$WORK/pass_$label.out" || true)
+	echo "pass $label: $n calls, $succeeded succeeded, $((n - succeeded)) failed cleanly ($errors errors), no failed call changed anything; $((SECONDS - t)) s"
+	# internal errors (elog) on user input: reported, with the call, not failed
+	grep -B1 -E 'ERROR:  (cache lookup failed|unrecognized|could not find|invalid memory alloc|unexpected|wrong number)' \
+		"$WORK/pass_$label.out" | grep -o '^call [0-9]*' | while read -r _ k; do
+		echo "    internal error: $(grep -A1 "^call $k\$" "$WORK/pass_$label.out" | tail -1 | sed -E 's/^psql:[^:]*:[0-9]+: //' | cut -c1-80) <- $(call_text "$k" 100)"
+	done || true
+}
+
+echo "part 1: $nfuncs functions, $(wc -l < "$WORK/calls.tsv") calls (roles may not execute most: they get the all-NULL call of those)"
+run_pass superuser "" ""
+run_pass app regress_ops_app rec
+run_pass noprivilege regress_ops_other ""
+
+# the gate still holds after all that, in a new session
+err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
+grep -q 'no purpose declared' <<< "$err" || fail "after part 1, a read without purpose was not refused: $err"
+
+# ---------------------------------------------------------------- part 2
+SEED=${HOSTILE_SEED:-20261123}
+NSTMT=${HOSTILE_STATEMENTS:-20000}
+NSESS=6
+echo "part 2: seed $SEED, $NSTMT generated statements in $NSESS sessions"
+awk -v seed="$SEED" -v n="$NSTMT" -v nsess="$NSESS" -v dir="$WORK" '
+function pick(a, k) { return a[int(rand() * k) + 1] }
+function q(s) { gsub(/\047/, "\047\047", s); return "\047" s "\047" }
+function randword(   w, i, k, c) {
+	k = int(rand() * 12)
+	w = ""
+	for (i = 0; i < k; i++) w = w pick(chars, nchars)
+	return w
+}
+BEGIN {
+	srand(seed)
+	nchars = split("a b c d e f . . * _ - : ; \047 \" \\ % x 1 0 A Z é 标 ( ) ,", chars, " ")
+	np = split("rec|ads|nope|retired_one|REC|rec ; drop|" \
+	           "|x.y|share:acme|rec-1|a_b|" \
+	           "interest.*|pgt1:abc", purposes, "|")
+	nt = split("interest.sports|interest.music|health.condition|interest.*|nosuch.tag|*|" \
+	           "|a\047b|interest.sports\047); DROP TABLE profiles; --|%|health.*", tags, "|")
+	ns = split("1|2|3|4|5|6|7|99|-1||0|1\047 OR \0471\047=\0471|  1|1.0|00001", subjects, "|")
+	ncol = split("id|name|sports|music|health|*|p|p::text|row_to_json(p)|" \
+	             "upper(health)|length(health)|health || sports|coalesce(health, music)|" \
+	             "(SELECT max(health) FROM profiles)|count(*) OVER ()", cols, "|")
+	nw = split("true|health IS NOT NULL|health = \047SECRET-asthma-1\047|health LIKE \047S%\047|" \
+	           "sports IN (SELECT sports FROM profiles)|id = 1|music > \047a\047|" \
+	           "EXISTS (SELECT 1 FROM long_tags l WHERE l.uid = p.id AND l.value IS NOT NULL)|" \
+	           "length(health) > 10|health::bytea IS NOT NULL|p::text LIKE \047%SECRET%\047", wheres, "|")
+	nrole = split("regress_ops_app|regress_ops_other|regress_ops_app|postgres", roles, "|")
+	for (s = 0; s < nsess; s++) {
+		f = dir "/random_" s ".sql"
+		print "\\set VERBOSITY terse" > f
+		print "\\set ON_ERROR_ROLLBACK on" > f
+		print "SET client_min_messages = error;" > f
+	}
+	for (i = 1; i <= n; i++) {
+		f = dir "/random_" (i % nsess) ".sql"
+		r = rand()
+		if (r < 0.14)
+			st = "SET profile_guard.purpose = " q(rand() < 0.2 ? randword() : pick(purposes, np)) ";"
+		else if (r < 0.18)
+			st = (rand() < 0.5 ? "RESET profile_guard.purpose;" : "SET LOCAL profile_guard.purpose = " q(pick(purposes, np)) ";")
+		else if (r < 0.24)
+			st = (rand() < 0.7 ? "SET ROLE " pick(roles, nrole) ";" : "RESET ROLE;")
+		else if (r < 0.30)
+			st = pick(txn, split("BEGIN;|COMMIT;|ROLLBACK;|SAVEPOINT s;|ROLLBACK TO SAVEPOINT s;|BEGIN ISOLATION LEVEL REPEATABLE READ;|DISCARD ALL;", txn, "|"))
+		else if (r < 0.55)
+			st = "SELECT " pick(cols, ncol) " FROM profiles p WHERE " pick(wheres, nw) \
+			     (rand() < 0.5 ? " ORDER BY 1" : "") (rand() < 0.3 ? " LIMIT " int(rand() * 5) : "") ";"
+		else if (r < 0.60)
+			st = pick(x, split("SELECT l.tag, l.value FROM long_tags l ORDER BY 1;|SELECT * FROM bytes;|" \
+				"SELECT * FROM v_profiles ORDER BY id;|COPY profiles TO STDOUT;|COPY (SELECT health FROM profiles) TO STDOUT;|" \
+				"WITH c AS (SELECT * FROM profiles) SELECT count(health) FROM c;|" \
+				"SELECT a.health, b.health FROM profiles a JOIN profiles b ON a.health = b.health;|" \
+				"SELECT health, count(*) FROM profiles GROUP BY health ORDER BY 1;|" \
+				"DECLARE c CURSOR FOR SELECT * FROM profiles;|FETCH 2 FROM c;|" \
+				"PREPARE pr AS SELECT health FROM profiles;|EXECUTE pr;|DEALLOCATE pr;|" \
+				"SELECT * FROM profiles p, LATERAL (SELECT p.health) x;|" \
+				"SELECT health FROM profiles UNION SELECT value FROM long_tags;", x, "|"))
+		else if (r < 0.70) {
+			id = int(rand() * 12) + 1
+			st = pick(w, split(sprintf("INSERT INTO profiles (id, name, health) VALUES (%d, %s, %s);|" \
+				"UPDATE profiles SET health = %s WHERE id = %d;|UPDATE profiles SET sports = sports, health = health WHERE id = %d;|" \
+				"DELETE FROM profiles WHERE id = %d AND id > 6;|" \
+				"INSERT INTO long_tags VALUES (%d, %s, %s);|" \
+				"INSERT INTO profiles (id, name, sports) VALUES (%d, %s, %s) ON CONFLICT (id) DO UPDATE SET sports = excluded.sports;|" \
+				"UPDATE bytes SET blob = %s::bytea WHERE uid = %s;",
+				id + 6, q(randword()), q("SECRET-" randword()), q(randword()), id, id, id,
+				id, q(pick(tags, nt)), q(randword()), id, q(randword()), q(randword()),
+				q("\\x" int(rand() * 99)), q(pick(subjects, ns))), w, "|"))
+		}
+		else if (r < 0.90) {
+			s1 = q(pick(subjects, ns)); p1 = q(pick(purposes, np)); t1 = q(rand() < 0.1 ? randword() : pick(tags, nt))
+			st = "SELECT profile_guard." pick(api, split( \
+				"grant_consent(" s1 ", " p1 ", ARRAY[" t1 "], separate => " (rand() < 0.5 ? "true" : "false") ")|" \
+				"withdraw_consent(" s1 ", " p1 ", " (rand() < 0.5 ? "NULL" : "ARRAY[" t1 "]") ")|" \
+				"block_tag(" s1 ", " t1 ")|unblock_tag(" s1 ", " t1 ")|opt_out(" s1 ")|opt_in(" s1 ")|" \
+				"register_subject(" s1 ", " (rand() < 0.5 ? "NULL" : "current_date - " int(rand() * 10000)) ")|" \
+				"define_tag(" t1 ", " q(pick(x, split("preference|medical_health|derived|nosuch|", x, "|"))) ")|" \
+				"define_purpose(" p1 ", " q(randword()) ", ARRAY[" t1 "])|" \
+				"allow_purpose(" q(pick(roles, nrole)) ", " p1 ")|disallow_purpose(" q(pick(roles, nrole)) ", " p1 ")|" \
+				"check_prohibited(" q(randword()) ", " q(randword()) ")|tag_matches(ARRAY[" t1 "], " t1 ")|" \
+				"_row_gate(" s1 "::text, " (rand() < 0.5 ? "\047profiles\047::regclass::oid" : int(rand() * 100000)) ")|" \
+				"_tag_row_gate(" int(rand() * 9) ", " t1 ", \047long_tags\047::regclass::oid)|" \
+				"_cell_gate(" s1 "::text, " int(rand() * 6) - 1 ", " q(randword()) "::text)|" \
+				"_sensitive_cell_gate(" s1 "::text, " int(rand() * 6) - 1 ", " t1 ", " q("pgt1:" randword()) "::text)|" \
+				"_row_mask((SELECT p FROM profiles p LIMIT 1), \047profiles\047::regclass::oid)|" \
+				"_row_mask(ROW(" int(rand() * 9) ", " q(randword()) "), " (rand() < 0.5 ? "\047profiles\047::regclass::oid" : "\047bytes\047::regclass::oid") ")|" \
+				"tag_state(" p1 ", " s1 ")|request_erasure(" s1 ")|rotate_master_key()", api, "|")) ";"
+		}
+		else
+			st = pick(x, split("SELECT count(*) FROM profile_guard.consent_status;|" \
+				"SELECT * FROM profile_guard.consents_needing_renewal;|" \
+				"SELECT profile_guard.minor_age();|SHOW profile_guard.purpose;|" \
+				"SELECT set_config(\047profile_guard.purpose\047, " q(pick(purposes, np)) ", " (rand() < 0.5 ? "true" : "false") ");|" \
+				"SELECT pg_sleep(0);|VACUUM profiles;|ANALYZE profiles;|" \
+				"SELECT * FROM profile_guard.tag_state(\047rec\047) LIMIT 3;", x, "|"))
+		print st > f
+	}
+	for (s = 0; s < nsess; s++) { f = dir "/random_" s ".sql"; print "ROLLBACK;" > f; print "\\echo END-OF-SESSION" > f; close(f) }
+}' /dev/null
+t=$SECONDS
+pids=()
+for ((s = 0; s < NSESS; s++)); do
+	"$PGBIN/psql" -X -q -d "$DB" -f "$WORK/random_$s.sql" > "$WORK/random_$s.out" 2>&1 &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+for ((s = 0; s < NSESS; s++)); do
+	grep -q END-OF-SESSION "$WORK/random_$s.out" || {
+		tail -n 5 "$WORK/random_$s.out" >&2
+		fail "random session $s did not finish (statements: $WORK/random_$s.sql)"
+	}
+done
+ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 2"
+nerr=$(cat "$WORK"/random_*.out | grep -c 'ERROR:' || true)
+echo "part 2: $NSTMT statements in $((SECONDS - t)) s, $nerr errors, server up, no crashed backend"
+cat "$WORK"/random_*.out | grep -oE 'ERROR:  [^"]{0,60}' | sort | uniq -c | sort -rn | head -12 | sed 's/^/    /'
+if cat "$WORK"/random_*.out | grep -E 'ERROR:  (cache lookup failed|invalid memory alloc|unrecognized node|could not find|unexpected)' | head -3; then
+	fail "part 2 hit internal errors (above)"
+fi
+
+# the gate still holds
+err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
+grep -q 'no purpose declared' <<< "$err" || fail "after part 2, a read without purpose was not refused: $err"
+err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_never -c "SET profile_guard.purpose = 'rec'" \
+	-c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
+grep -q 'may not use purpose' <<< "$err" || fail "after part 2, a role never allowed purpose rec was not refused: $err"
+[[ $(qa -d "$DB" -c "SELECT count(*) FROM profiles WHERE health IS NOT NULL AND health NOT LIKE 'pgt1:%'") == 0 ]] ||
+	fail "after part 2, a sensitive value is stored as plaintext"
+echo "hostile_input: no crash, failed calls change nothing; $((SECONDS - start)) s"
