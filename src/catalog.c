@@ -378,7 +378,16 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 	if (OidIsValid(consent))
 		CacheInvalidateRelcacheByRelid(consent);
 	if (!PG_ARGISNULL(0))
-		CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	{
+		Oid			relid = PG_GETARG_OID(0);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", relid),
+					 errhint("Pass a table, or nothing to signal a change of policy or consent.")));
+		CacheInvalidateRelcacheByRelid(relid);
+	}
 	PG_RETURN_VOID();
 }
 

@@ -54,6 +54,7 @@ typedef struct GateContext
 	Oid			cell_gate_fn;
 	Oid			sensitive_cell_gate_fn;
 	Oid			row_mask_fn;
+	Oid			long_value_gate_fn; /* InvalidOid before extension 1.1 */
 } GateContext;
 
 static void gate_query(Query *query, GateContext *ctx);
@@ -76,6 +77,7 @@ ensure_gate_functions(GateContext *ctx)
 	Oid			cell_args[3] = {ANYOID, INT4OID, ANYELEMENTOID};
 	Oid			mask_args[2] = {ANYELEMENTOID, OIDOID};
 	Oid			sensitive_args[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
+	Oid			long_value_args[3] = {ANYOID, TEXTOID, ANYELEMENTOID};
 
 	if (OidIsValid(ctx->cell_gate_fn))
 		return;
@@ -84,6 +86,9 @@ ensure_gate_functions(GateContext *ctx)
 	ctx->cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
 	ctx->row_mask_fn = gate_function("_row_mask", 2, mask_args);
 	ctx->sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
+	ctx->long_value_gate_fn =
+		LookupFuncName(list_make2(makeString(PG_SCHEMA_NAME), makeString("_long_value_gate")),
+					   3, long_value_args, true);
 }
 
 /* the guarded shape of an RTE that reads tags, else NULL */
@@ -143,6 +148,33 @@ make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
 	return (Node *) f;
 }
 
+/*
+ * Long shape: the value column of a tag row.  Rows are gated already; the
+ * value gate decrypts a sensitive tag's value (and masks it should the row
+ * be reached without the row gate, e.g. by a whole-row reference).
+ */
+static Node *
+make_long_value_gate(Var *var, GuardedRelation *grel, GateContext *ctx)
+{
+	FuncExpr   *f;
+	Var		   *tag;
+
+	if (!OidIsValid(ctx->long_value_gate_fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension profile_guard must be updated to read long-shape values"),
+				 errdetail("The loaded library is newer than the extension's objects in this database."),
+				 errhint("Run ALTER EXTENSION profile_guard UPDATE.")));
+	tag = makeVar(var->varno, grel->tag_attnum,
+				  get_atttype(grel->relid, grel->tag_attnum), -1,
+				  DEFAULT_COLLATION_OID, var->varlevelsup);
+	f = makeFuncExpr(ctx->long_value_gate_fn, var->vartype,
+					 list_make3(subject_var(var, grel, var->varno), tag, var),
+					 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+	f->location = var->location;
+	return (Node *) f;
+}
+
 static Node *
 make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
 {
@@ -178,9 +210,18 @@ gate_mutator(Node *node, GateContext *ctx)
 			return node;
 		rte = rt_fetch(var->varno, owner->rtable);
 		grel = gated_relation(rte);
-		if (grel == NULL || grel->tag_attnum != InvalidAttrNumber)
-			return node;		/* not gated, or long shape (rows only) */
+		if (grel == NULL)
+			return node;
 		ensure_gate_functions(ctx);
+		if (grel->tag_attnum != InvalidAttrNumber)
+		{
+			/* long shape: rows are gated; values of sensitive tags decrypted */
+			if (var->varattno == InvalidAttrNumber)
+				return make_row_mask(var, grel, ctx);
+			if (var->varattno == grel->value_attnum)
+				return make_long_value_gate(var, grel, ctx);
+			return node;
+		}
 		if (var->varattno == InvalidAttrNumber)
 			return make_row_mask(var, grel, ctx);
 		if (var->varattno > 0)

@@ -32,6 +32,7 @@ PG_FUNCTION_INFO_V1(profile_guard_tag_row_gate);
 PG_FUNCTION_INFO_V1(profile_guard_cell_gate);
 PG_FUNCTION_INFO_V1(profile_guard_row_mask);
 PG_FUNCTION_INFO_V1(profile_guard_sensitive_cell_gate);
+PG_FUNCTION_INFO_V1(profile_guard_long_value_gate);
 
 /* decrypt a stored sensitive value that is our ciphertext */
 static Datum
@@ -181,6 +182,40 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 }
 
 /*
+ * _long_value_gate(subject, tag, value): a long-shape tag row's value, the
+ * plaintext for a sensitive tag, or NULL when the purpose may not see the
+ * tag (the row gate has normally hidden such rows already).
+ */
+Datum
+profile_guard_long_value_gate(PG_FUNCTION_ARGS)
+{
+	PurposeState *ps;
+	text	   *tag;
+	int			tag_id;
+	bool		sensitive = false;
+	Oid			typid;
+	Datum		subject;
+
+	if (PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	if (ps == NULL)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* bypass: the raw value */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	tag = PG_GETARG_TEXT_PP(1);
+	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), &sensitive);
+	typid = subject_type(fcinfo);
+	subject = PG_GETARG_DATUM(0);
+	if (tag_id < 0 || !pg_subject_tag_visible(ps, subject, typid, tag_id))
+		PG_RETURN_NULL();
+	if (!sensitive)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+	PG_RETURN_DATUM(decrypt_cell(PG_GETARG_DATUM(2), get_fn_expr_argtype(fcinfo->flinfo, 2),
+								 pg_subject_text(subject, typid), text_to_cstring(tag)));
+}
+
+/*
  * _row_mask(row, relid): the row with every tag cell the purpose may not see
  * set to NULL.  The row has the relation's own row type, so attribute
  * numbers (dropped columns included) are the relation's.
@@ -203,7 +238,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 
 	ps = pg_purpose_for_statement(relid, NULL);
 	grel = pg_guarded_relation(relid);
-	if (ps == NULL || grel == NULL || grel->ncolumns == 0)
+	if (ps == NULL || grel == NULL ||
+		(grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		PG_RETURN_HEAPTUPLEHEADER(rec);
 
 	/* the row must be the relation's own: attribute numbers are its */
@@ -246,6 +282,28 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
 									   pg_subject_text(subject, subject_typid),
 									   grel->columns[i].tag);
+	}
+	/* long shape: the value of a tag row, as _long_value_gate serves it */
+	if (grel->tag_attnum != InvalidAttrNumber &&
+		grel->value_attnum <= desc->natts && grel->tag_attnum <= desc->natts &&
+		!nulls[grel->value_attnum - 1])
+	{
+		int			voff = grel->value_attnum - 1;
+		bool		sensitive = false;
+		int			tag_id = -1;
+		char	   *tag = NULL;
+
+		if (!nulls[grel->tag_attnum - 1])
+		{
+			tag = TextDatumGetCString(values[grel->tag_attnum - 1]);
+			tag_id = pg_tag_id_lookup(tag, strlen(tag), &sensitive);
+		}
+		if (subject_null || tag_id < 0 ||
+			!pg_subject_tag_visible(ps, subject, subject_typid, tag_id))
+			nulls[voff] = true;
+		else if (sensitive)
+			values[voff] = decrypt_cell(values[voff], TupleDescAttr(desc, voff)->atttypid,
+										pg_subject_text(subject, subject_typid), tag);
 	}
 	result = heap_form_tuple(desc, values, nulls);
 	ReleaseTupleDesc(desc);

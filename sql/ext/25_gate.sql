@@ -31,6 +31,11 @@ RETURNS anyelement
 LANGUAGE C STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'profile_guard_sensitive_cell_gate';
 
+CREATE FUNCTION _long_value_gate(subject "any", tag text, value anyelement)
+RETURNS anyelement
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'profile_guard_long_value_gate';
+
 -- the write path's trigger (src/collect.c), installed by protect()
 CREATE FUNCTION _collect()
 RETURNS trigger

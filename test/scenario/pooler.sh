@@ -170,7 +170,7 @@ ERROR:  no purpose declared for reading profile tags
 ERROR:  no purpose declared for reading profile tags
 0
 == 12 an invalid purpose name in SET LOCAL aborts only its transaction
-ERROR:  invalid value for parameter "profile_guard.purpose": "rec'; DROP TABLE profiles; --"
+ERROR:  invalid value for parameter (redacted)
 ERROR:  no purpose declared for reading profile tags
 == 13 a WITH HOLD cursor is filled at COMMIT, under the purpose of its transaction
 

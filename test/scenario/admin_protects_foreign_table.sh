@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/pending/admin_protects_foreign_table.sh — FAILING, not wired into CI
+# test/scenario/admin_protects_foreign_table.sh — a fixed bug, kept as a regression test (run by CI
 # (move to test/scenario/ once fixed).
 #
 # Bug (privilege escalation): protect(), classify(), declassify() and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test/pending/stale_cache_after_create_extension.sh — FAILING, not wired into
-# CI (move to test/scenario/ once fixed).
+# test/scenario/stale_cache_after_create_extension.sh — a fixed bug, kept as a regression test (run by
+# CI).
 #
 # Bug: in the session that runs CREATE EXTENSION profile_guard while a
 # ddl_command_end event trigger that runs a query exists in the database

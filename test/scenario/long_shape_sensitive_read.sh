@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test/pending/long_shape_sensitive_read.sh — FAILING, not wired into CI
-# (move to test/scenario/ once fixed).
+# test/scenario/long_shape_sensitive_read.sh — a fixed bug, kept as a regression
+# test (run by CI).
 #
 # Bug (wrong result): in a long-shape guarded table (protect(..., tag_column,
 # value_column)) the trigger encrypts the value of a sensitive tag, but the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test/pending/sensitive_cell_gate_decrypt_oracle.sh — FAILING, not wired into
-# CI (move to test/scenario/ once fixed).
+# test/scenario/sensitive_cell_gate_decrypt_oracle.sh — a fixed bug, kept as a regression test (run by
+# CI).
 #
 # Bug (gate bypass for sensitive tags): profile_guard._sensitive_cell_gate(
 # subject, tag_id, tag, value) is executable by PUBLIC.  It checks the
