@@ -32,6 +32,7 @@
 #include "utils/syscache.h"
 
 #include "profile_guard.h"
+#include "audit.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
 
@@ -375,6 +376,7 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 	Oid			consent = pg_catalog_relid("consent");
 
 	profile_guard_require_preload();
+	pg_redact_policy_changing();
 	if (OidIsValid(consent))
 		CacheInvalidateRelcacheByRelid(consent);
 	if (!PG_ARGISNULL(0))

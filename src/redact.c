@@ -25,7 +25,11 @@
  *	    - it is a data exception and the client's statement mentions a
  *	      guarded relation by name (errors raised during parse analysis,
  *	      before any executor runs), or this backend does not know yet
- *	      which relations are guarded (fail closed).
+ *	      which relations are guarded (fail closed) -- unless shared memory
+ *	      says that its database guards none: every backend that loads the
+ *	      names publishes how many there are, per database, so that a new
+ *	      backend's first statement in a database without guarded tables
+ *	      (PostgreSQL's own regression suite, say) keeps its messages.
  *
  *	  The hook runs in error context: it reads no catalog (the names of
  *	  guarded relations are loaded beforehand, in normal context, by
@@ -40,6 +44,10 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -66,6 +74,114 @@ static GuardedName *Names = NULL;
 static int	NNames = 0;
 static Oid	SentinelRelid = InvalidOid; /* profile_guard.consent */
 static bool ExtensionAbsent = false;	/* known: none, until any DDL */
+
+/*
+ * Shared: how many relations each database guards, as last loaded by any
+ * backend (-1 or absent: unknown).  A fixed table; a database that finds
+ * no free slot stays unknown (fail closed).
+ */
+#define GUARDED_COUNT_SLOTS 256
+
+typedef struct GuardedCount
+{
+	Oid			dbid;
+	int			nguarded;
+} GuardedCount;
+
+typedef struct GuardedCounts
+{
+	slock_t		mutex;
+	GuardedCount slot[GUARDED_COUNT_SLOTS];
+} GuardedCounts;
+
+static GuardedCounts *Counts = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+counts_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(GuardedCounts)));
+}
+
+static void
+counts_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Counts = ShmemInitStruct("profile_guard guarded counts", sizeof(GuardedCounts), &found);
+	if (!found)
+	{
+		SpinLockInit(&Counts->mutex);
+		for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
+		{
+			Counts->slot[i].dbid = InvalidOid;
+			Counts->slot[i].nguarded = -1;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+publish_count(int nguarded)
+{
+	int			free_slot = -1;
+
+	if (Counts == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	SpinLockAcquire(&Counts->mutex);
+	for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
+	{
+		if (Counts->slot[i].dbid == MyDatabaseId)
+		{
+			Counts->slot[i].nguarded = nguarded;
+			free_slot = -2;
+			break;
+		}
+		if (free_slot == -1 && !OidIsValid(Counts->slot[i].dbid))
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+	{
+		Counts->slot[free_slot].dbid = MyDatabaseId;
+		Counts->slot[free_slot].nguarded = nguarded;
+	}
+	SpinLockRelease(&Counts->mutex);
+}
+
+/*
+ * Policy is changing in this database (protect, classify, …): what other
+ * backends know about it may be stale until someone loads the names again.
+ */
+void
+pg_redact_policy_changing(void)
+{
+	publish_count(-1);
+}
+
+/* does this database surely guard nothing?  (no catalog: error context) */
+static bool
+database_guards_none(void)
+{
+	bool		none = false;
+
+	if (Counts == NULL || !OidIsValid(MyDatabaseId))
+		return false;
+	SpinLockAcquire(&Counts->mutex);
+	for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
+		if (Counts->slot[i].dbid == MyDatabaseId)
+		{
+			none = (Counts->slot[i].nguarded == 0);
+			break;
+		}
+	SpinLockRelease(&Counts->mutex);
+	return none;
+}
 
 /* the SQLSTATE of an error raised inside a guarded statement, until emitted */
 static bool PendingSet = false;
@@ -119,6 +235,7 @@ pg_redact_refresh(void)
 	{
 		/* until the extension is created: any relcache change reloads */
 		NamesKnown = true;
+		publish_count(0);
 		return;
 	}
 
@@ -148,6 +265,7 @@ pg_redact_refresh(void)
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	NamesKnown = true;
+	publish_count(NNames);
 }
 
 static bool
@@ -187,7 +305,7 @@ static bool
 statement_mentions_guarded(ErrorData *edata)
 {
 	if (!NamesKnown)
-		return true;			/* fail closed */
+		return !database_guards_none(); /* fail closed, unless surely none */
 	return mentions_guarded(debug_query_string) ||
 		mentions_guarded(edata->context) ||
 		mentions_guarded(edata->internalquery);
@@ -403,7 +521,8 @@ redact_emit_log_hook(ErrorData *edata)
 		else if (edata->table_name && names_guarded(edata->schema_name, edata->table_name))
 			guarded = true;
 		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
-				 (!NamesKnown || mentions_guarded(edata->message) ||
+				 ((!NamesKnown && !database_guards_none()) ||
+				  mentions_guarded(edata->message) ||
 				  mentions_guarded(edata->detail)))
 			guarded = true;		/* a foreign key of another table to a guarded one */
 		else if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION &&
@@ -420,6 +539,10 @@ redact_emit_log_hook(ErrorData *edata)
 void
 pg_redact_init(void)
 {
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = counts_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = counts_shmem_startup;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_emit_log_hook;
 	CacheRegisterRelcacheCallback(redact_relcache_callback, (Datum) 0);

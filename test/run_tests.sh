@@ -8,8 +8,9 @@
 # non-zero on any failure.  Prints "N passed, N failed" last.
 #
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
-# cluster directory for inspection, ONLY=regress|isolation|scenario runs one
-# suite, TESTS="01_x 02_y" runs only those pg_regress tests.
+# cluster directory for inspection, ONLY=regress|isolation|scenario|core runs
+# one suite, TESTS="01_x 02_y" runs only those pg_regress tests, SKIP_CORE=1
+# leaves out PostgreSQL's own regression suite (test/pg_core_regress.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -79,6 +80,20 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
 			failed=$((failed + 1)); failures+=("scenario $name")
 		fi
 	done
+fi
+
+# PostgreSQL's own regression suite, with and without the extension (its
+# own clusters; a few minutes).  SKIP_CORE=1 leaves it out.
+if [[ ( -z ${ONLY:-} || ${ONLY:-} == core ) && -z ${SKIP_CORE:-} ]]; then
+	if bash test/pg_core_regress.sh > test/results/core_regress.log 2>&1; then
+		echo "core suite (PostgreSQL's regression tests, plain vs preloaded) ... ok"
+		passed=$((passed + 1))
+	else
+		echo "core suite ... FAILED (test/results/core_regress.log)"
+		tail -20 test/results/core_regress.log | sed 's/^/    /'
+		failed=$((failed + 1)); failures+=("core suite")
+	fi
+	grep -E '^(same|summary|result)' test/results/core_regress.log | tail -3 | sed 's/^/    /'
 fi
 
 for f in "${failures[@]}"; do echo "failed: $f"; done
