@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -92,6 +93,7 @@ struct PurposeState
 	int			lazy_loads;		/* subjects read one at a time by ... */
 	TimestampTz lazy_statement; /* ... the statement that started then */
 	int			lazy_total;		/* ... and by every statement so far */
+	double		lazy_limit;		/* when lazy_total calls for a bulk load */
 	subjecthash_hash *subjects;
 	/*
 	 * When every subject is a canonical integer and they are dense, a copy
@@ -111,7 +113,7 @@ struct PurposeState
 
 #define MAX_CACHED_PURPOSES 4
 #define LAZY_SUBJECTS 256		/* one-by-one reads by one statement, and */
-#define LAZY_SUBJECTS_TOTAL 4096	/* by all, before a bulk load */
+#define LAZY_SUBJECTS_TOTAL 4096	/* at least, by all, before a bulk load */
 #define COLLECT_PURPOSE "*"	/* pseudo-purpose: union of those in force */
 
 static MemoryContext ConsentCacheContext = NULL;
@@ -150,7 +152,7 @@ typedef struct CatalogAccess
 } CatalogAccess;
 
 static void
-begin_catalog_access(CatalogAccess *ca, bool generic_plan)
+begin_catalog_access(CatalogAccess *ca)
 {
 	HeapTuple	tup;
 	Oid			owner;
@@ -166,11 +168,6 @@ begin_catalog_access(CatalogAccess *ca, bool generic_plan)
 						   SECURITY_RESTRICTED_OPERATION);
 	ca->guc_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	/* the one-subject query is planned once, whatever the subject */
-	(void) set_config_option("plan_cache_mode",
-							 generic_plan ? "force_generic_plan" : "auto",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 }
@@ -331,7 +328,7 @@ load_definition(PurposeState *ps)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, false);
+	begin_catalog_access(&ca);
 	{
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
@@ -558,7 +555,7 @@ load_subjects(PurposeState *ps)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, false);
+	begin_catalog_access(&ca);
 	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY("NULL") : SUBJECTS_QUERY("NULL"),
 					   1, argtypes);
 	if (plan == NULL)
@@ -645,7 +642,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, true);
+	begin_catalog_access(&ca);
 	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
 						  &visible, &valid_until))
 	{
@@ -874,9 +871,9 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		 * Not loaded in bulk yet: a statement that needs a few subjects (key
 		 * look-ups) reads them one at a time with a prepared plan.  Once one
 		 * statement has read LAZY_SUBJECTS that way, a scan is under way;
-		 * once the backend has read LAZY_SUBJECTS_TOTAL, it is a long-lived
-		 * connection serving many subjects: either way one set-based load
-		 * is cheaper from then on.
+		 * once the backend has read a tenth of all subjects (at least
+		 * LAZY_SUBJECTS_TOTAL), it is a long-lived connection serving many:
+		 * either way one set-based load is cheaper from then on.
 		 */
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
@@ -885,7 +882,28 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			ps->lazy_statement = stmt;
 			ps->lazy_loads = 0;
 		}
-		if (ps->lazy_loads < LAZY_SUBJECTS && ps->lazy_total < LAZY_SUBJECTS_TOTAL)
+		if (ps->lazy_limit == 0)
+		{
+			/*
+			 * A bulk load costs about a tenth of reading every subject one
+			 * by one: worth it once a tenth of them has been read.
+			 */
+			Oid			subject_rel = pg_catalog_relid("subject");
+			double		estimate = 0;
+
+			if (OidIsValid(subject_rel))
+			{
+				HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(subject_rel));
+
+				if (HeapTupleIsValid(tup))
+				{
+					estimate = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+					ReleaseSysCache(tup);
+				}
+			}
+			ps->lazy_limit = Max(LAZY_SUBJECTS_TOTAL, estimate / 10);
+		}
+		if (ps->lazy_loads < LAZY_SUBJECTS && ps->lazy_total < ps->lazy_limit)
 		{
 			bool		found;
 
