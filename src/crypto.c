@@ -237,6 +237,32 @@ random_bytes(uint8 *buf, int len)
 }
 
 /*
+ * A fresh random IV.  IVs are drawn from the same CSPRNG, a few hundred at
+ * a time (one RAND_bytes call costs more than the encryption of a short
+ * value); the pool belongs to the process that filled it, so a forked
+ * child never reuses its parent's.
+ */
+#define IV_POOL_BYTES (GCM_IV_LEN * 340)
+
+static void
+random_iv(uint8 *iv)
+{
+	static uint8 pool[IV_POOL_BYTES];
+	static int	pool_left = 0;
+	static int	pool_pid = 0;
+
+	if (pool_left < GCM_IV_LEN || pool_pid != MyProcPid)
+	{
+		random_bytes(pool, IV_POOL_BYTES);
+		pool_left = IV_POOL_BYTES;
+		pool_pid = MyProcPid;
+	}
+	pool_left -= GCM_IV_LEN;
+	memcpy(iv, pool + pool_left, GCM_IV_LEN);
+	explicit_bzero(pool + pool_left, GCM_IV_LEN);
+}
+
+/*
  * The cipher, fetched from the provider once, and one context per backend
  * for all operations: each operation re-initialises it with its key and
  * IV, so only the setup of the first one is paid per backend.  After a
@@ -586,7 +612,7 @@ wrap_data_key(const uint8 *data_key, const char *subject,
 	int			aadlen = wrap_aad(subject, &aad);
 
 	wrapped[0] = WRAP_VERSION;
-	random_bytes(wrapped + 1, GCM_IV_LEN);
+	random_iv(wrapped + 1);
 	if (!gcm_encrypt(mk->key, wrapped + 1, aad, aadlen, data_key, KEY_LEN,
 					 wrapped + 1 + GCM_IV_LEN + GCM_TAG_LEN,
 					 wrapped + 1 + GCM_IV_LEN))
@@ -1244,7 +1270,7 @@ pg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char 
 	env = (uint8 *) VARDATA(envdatum);
 	memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
 	env[ENVELOPE_MAGIC_LEN] = ENVELOPE_VERSION;
-	random_bytes(env + ENVELOPE_IV_OFF, GCM_IV_LEN);
+	random_iv(env + ENVELOPE_IV_OFF);
 	aadlen = envelope_aad(subject, tag, &aad);
 
 	if (get_data_key(subject, true, key) == DK_DESTROYED)
