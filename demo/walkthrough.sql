@@ -76,3 +76,23 @@ SET ROLE demo_app;
 SET profile_guard.purpose = 'recommendation';
 SELECT user_id, sports FROM profiles WHERE user_id IN (1, 2, 3) ORDER BY user_id;
 RESET ROLE;
+
+\echo '== 12. the sweep makes the withdrawal (and an erasure request) physical; the ledger names no one'
+SELECT profile_guard.request_erasure('3');
+SELECT * FROM profile_guard.sweep() ORDER BY relation, tag, reason;
+SELECT user_id, sports IS NOT NULL AS has_sports FROM profiles WHERE user_id IN (1, 2, 3) ORDER BY user_id;
+SELECT relation, tag, reason, action, rows, left(subject_hash, 12) || '…' AS subject_hash
+FROM profile_guard.erasure_log ORDER BY log_id LIMIT 6;
+
+\echo '== 13. what the person is entitled to see: subject_report (excerpt)'
+SELECT jsonb_pretty(jsonb_build_object(
+	'subject', r->'subject', 'tags', r->'tags', 'opted_out', r->'opted_out'))
+FROM profile_guard.subject_report('1') r;
+
+\echo '== 14. usage counters (per role, purpose, tag)'
+SELECT role, purpose, tag, statements, cells_served, cells_masked, rows_hidden
+FROM profile_guard.usage ORDER BY role, purpose, tag;
+
+\echo '== 15. the self-assessment against the guideline (what is not met)'
+SELECT clause, status, left(detail, 90) AS detail FROM profile_guard.assess()
+WHERE status <> 'met' ORDER BY clause;

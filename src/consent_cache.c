@@ -7,8 +7,9 @@
  *	  consent changes.  Also the validation of the declared purpose itself
  *	  (exists, not retired, allowed to the role, assessed when automated).
  *
- *	  Per-row look-ups never query the catalog: a subject's entry is
- *	  re-read on its own only when it has passed its valid_until (a consent
+ *	  Per-row look-ups never query the catalog: a subject's entry is read
+ *	  on its own (the rules in C, subject_rules.c) when a statement needs
+ *	  only a few subjects, or when it has passed its valid_until (a consent
  *	  expired, a birthday crossed an age threshold).
  *
  *-------------------------------------------------------------------------
@@ -152,7 +153,7 @@ typedef struct CatalogAccess
 } CatalogAccess;
 
 static void
-begin_catalog_access(CatalogAccess *ca)
+begin_catalog_access(CatalogAccess *ca, bool point_lookup)
 {
 	HeapTuple	tup;
 	Oid			owner;
@@ -170,6 +171,21 @@ begin_catalog_access(CatalogAccess *ca)
 	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+
+	/*
+	 * One subject's rows are read through the indexes on subject: those
+	 * plans are kept for the backend's life, and one made while the
+	 * catalog was small would otherwise scan whole tables ever after.
+	 */
+	if (point_lookup)
+	{
+		(void) set_config_option("enable_seqscan", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+		(void) set_config_option("enable_bitmapscan", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	}
 }
 
 static void
@@ -328,7 +344,7 @@ load_definition(PurposeState *ps)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca);
+	begin_catalog_access(&ca, false);
 	{
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
@@ -513,21 +529,21 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * What may be seen under a purpose: $1 the purpose, $2 one subject (the
- * one-subject form) or NULL (the bulk form, written as a literal so that
- * its plan keeps only the bulk branch of tag_state).
+ * Every subject's answer under a purpose ($1), in one set-based query (the
+ * subject argument of tag_state is a literal NULL, so that its plan keeps
+ * only the bulk branch).
  */
-#define SUBJECTS_QUERY(subject) \
+#define SUBJECTS_QUERY \
 	"SELECT s.subject, pg_catalog.array_agg(s.tag_id) FILTER (WHERE s.effective)," \
 	"       pg_catalog.min(s.valid_until)" \
-	"  FROM profile_guard.tag_state($1, " subject ", false) s GROUP BY s.subject"
+	"  FROM profile_guard.tag_state($1, NULL, false) s GROUP BY s.subject"
 
 /* what may be collected: tags effective for any purpose in force ($1 unused) */
-#define COLLECT_QUERY(subject) \
+#define COLLECT_QUERY \
 	"SELECT s.subject, pg_catalog.array_agg(DISTINCT s.tag_id) FILTER (WHERE s.effective)," \
 	"       pg_catalog.min(s.valid_until)" \
 	"  FROM profile_guard.purpose p" \
-	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, " subject ", false) s" \
+	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, NULL, false) s" \
 	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
 
 #define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
@@ -555,8 +571,8 @@ load_subjects(PurposeState *ps)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca);
-	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY("NULL") : SUBJECTS_QUERY("NULL"),
+	begin_catalog_access(&ca, false);
+	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY : SUBJECTS_QUERY,
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare consent query: %s",
@@ -642,7 +658,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca);
+	begin_catalog_access(&ca, true);
 	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
 						  &visible, &valid_until))
 	{

@@ -842,6 +842,31 @@ end_key_access(Oid save_userid, int save_sec_context)
 }
 
 /*
+ * Look-ups of one subject's key always go through subject_key's primary
+ * key.  Their plans are kept for the backend's life, and one made while the
+ * table was small (a fresh database, a first bulk insert of new subjects)
+ * would otherwise scan the whole table for every key, ever after.
+ * Returns the GUC nest level to pass to end_point_lookups().
+ */
+static int
+begin_point_lookups(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+static void
+end_point_lookups(int level)
+{
+	AtEOXact_GUC(true, level);
+}
+
+/*
  * Plans of the per-subject key queries, prepared once per backend; the plan
  * cache re-plans them if subject_key changes.
  */
@@ -1054,10 +1079,14 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	flushes = data_key_flushes;
 	PG_TRY();
 	{
+		int			guc_level;
+
 		begin_key_access(&save_userid, &save_sec_context);
+		guc_level = begin_point_lookups();
 		status = read_data_key(subject, key, &own_xact);
 		if (status == DK_MISSING && create)
 			status = create_data_key(subject, key, &own_xact);
+		end_point_lookups(guc_level);
 		end_key_access(save_userid, save_sec_context);
 	}
 	PG_CATCH();
