@@ -125,7 +125,7 @@ sweep_rows=$(sed -n 's/^| sweep of \([0-9]*\) expired.*/\1/p' <<<"$sweep_out")
 
 echo "5. memory" >&2
 cache_bytes=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$AGG" -c "SELECT sum(total_bytes) FROM pg_backend_memory_contexts WHERE name IN ('profile_guard consent cache', 'profile_guard purpose')" | tail -1)
-key_bytes=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "SELECT count(health) FROM guarded_ins" -c "SELECT sum(total_bytes) FROM pg_backend_memory_contexts WHERE name = 'profile_guard data keys'" | tail -1)
+key_bytes=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "SELECT count(health) FROM guarded_ins" -c "SELECT sum(total_bytes) FROM pg_backend_memory_contexts WHERE name LIKE 'profile_guard data key%'" | tail -1)
 shm_bytes=$("${PSQL[@]}" -At -c "SELECT sum(allocated_size) FROM pg_shmem_allocations WHERE name LIKE 'profile_guard%'")
 
 awk -v s="$SCALE" -v r="$RUNS" \
