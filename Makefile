@@ -45,7 +45,8 @@ $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
 
 # The update from 1.0: parts changed since 1.0 re-create their functions and
 # triggers with OR REPLACE; parts new in 1.1 are appended as they are.
-CHANGED_SINCE_1_0 = sql/ext/20_policy.sql sql/ext/25_gate.sql sql/ext/50_guarded.sql sql/ext/60_consent.sql
+CHANGED_SINCE_1_0 = sql/ext/20_policy.sql sql/ext/25_gate.sql sql/ext/40_purpose.sql sql/ext/50_guarded.sql \
+	sql/ext/60_consent.sql
 NEW_SINCE_1_0 = sql/ext/75_usage.sql sql/ext/80_erasure.sql sql/ext/85_accountability.sql
 $(UPGRADE_1_0): Makefile sql/upgrade/1.0--1.1.sql $(CHANGED_SINCE_1_0) $(NEW_SINCE_1_0)
 	( cat sql/upgrade/1.0--1.1.sql; \

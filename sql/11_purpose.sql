@@ -118,6 +118,7 @@ SELECT role_name, purpose FROM purpose_role ORDER BY 1, 2;
 SELECT pg_temp.purposes() AS before \gset
 SELECT pg_temp.err($$SELECT profile_guard.allow_purpose('regress_nobody', 'recommendation')$$);
 SELECT pg_temp.err($$SELECT profile_guard.allow_purpose(NULL, 'recommendation')$$);
+SELECT pg_temp.err($$SELECT profile_guard.allow_purpose(0::oid::regrole, 'recommendation')$$);
 SELECT pg_temp.err($$SELECT profile_guard.allow_purpose('regress_app', 'nope')$$);
 SELECT pg_temp.err($$SELECT profile_guard.disallow_purpose('regress_app', 'share:acme')$$);
 SELECT pg_temp.err($$SELECT profile_guard.disallow_purpose('regress_app', 'nope')$$);

@@ -224,6 +224,12 @@ BEGIN
 	END IF;
 	PERFORM _refuse_retired(pu);
 	SELECT r.rolname INTO p_role FROM pg_roles r WHERE r.oid = role;
+	IF p_role IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = format('role with OID %s does not exist', role::oid),
+			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
+			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
+	END IF;
 	INSERT INTO purpose_role (role_name, purpose) VALUES (p_role, pu.purpose)
 	ON CONFLICT DO NOTHING;
 	PERFORM _policy_changed();
