@@ -244,7 +244,7 @@ as_timestamptz(Timestamp ts)
 static bool
 evaluate_purpose(const RulePurpose *p, Event *events, int nevents,
 				 bool registered, bool erasure_requested, bool opted_out,
-				 bool minor, bool under_14, bool have_birth,
+				 bool minor, bool under_14,
 				 TimestampTz minor_until, TimestampTz child_until,
 				 char **blocks, int nblocks, TimestampTz now,
 				 Bitmapset **visible, TimestampTz *valid_until)
@@ -327,7 +327,6 @@ evaluate_purpose(const RulePurpose *p, Event *events, int nevents,
 		if (effective)
 			*visible = bms_add_member(*visible, tag->tag_id);
 	}
-	(void) have_birth;
 	pfree(latest);
 	pfree(consented);
 	return any;
@@ -471,7 +470,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 		if (purpose != NULL ? strcmp(p->name, purpose) != 0 : p->retired)
 			continue;
 		any |= evaluate_purpose(p, events, nevents, registered, erasure_requested,
-								opted_out, minor, under_14, have_birth,
+								opted_out, minor, under_14,
 								minor_until, child_until, blocks, nblocks, now,
 								visible, valid_until);
 	}
