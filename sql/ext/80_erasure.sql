@@ -324,6 +324,7 @@ DECLARE
 	g	profile_guard.guarded_table := _get_guarded(tbl, true);
 	c	name;
 BEGIN
+	PERFORM _check_table_owner(g.relid);
 	IF columns IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'columns must not be null',

@@ -35,11 +35,20 @@ SELECT 'protect: ' || profile_guard.protect('payroll', 'emp')::text;
 SELECT 'classify: ' || profile_guard.classify('payroll', 'salary', 'health.condition')::text;
 RESET ROLE;
 SELECT 'stored: ' || left(salary, 5) FROM payroll;
+-- the owner protects it; the administrator still may not change how it is anonymised
+SELECT profile_guard.protect('payroll', 'emp', on_erase => 'anonymise') IS NULL;
+SET ROLE regress_policy_admin;
+SELECT 'anonymise columns: ' || profile_guard.set_anonymise_columns('payroll', ARRAY['salary'])::text;
+RESET ROLE;
+SELECT 'anonymise_columns now: ' || anonymise_columns::text FROM profile_guard.guarded_table;
 SQL
 )
 echo "$out"
 status=0
 grep -q '^protect: ' <<< "$out" && { echo "FAIL: a profile_guard_admin member protected a table it has no privilege on"; status=1; }
 grep -q '^stored: pgt1:' <<< "$out" && { echo "FAIL: ... and rewrote its column through classify()"; status=1; }
+grep -q '^anonymise columns: ' <<< "$out" && { echo "FAIL: ... and set its anonymised columns"; status=1; }
+grep -q 'must be owner of table public.payroll' <<< "$out" || { echo "FAIL: no ownership error"; status=1; }
+grep -q '^anonymise_columns now: {}' <<< "$out" || { echo "FAIL: anonymise_columns changed"; status=1; }
 [[ $status -eq 0 ]] && echo "admin_protects_foreign_table: ok"
 exit $status
