@@ -18,11 +18,13 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -411,6 +413,37 @@ pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
 			return true;		/* system columns (ctid, …) are never tags */
 	}
 	return false;
+}
+
+/*
+ * A plan of one of our catalog queries, prepared once per backend (inside
+ * SPI) and kept: the plan cache re-plans it when what it reads changes.
+ */
+SPIPlanPtr
+pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare a catalog query: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * For the rest of the current GUC nest level, plan look-ups by key through
+ * the indexes.  Kept plans of one-key queries live as long as the backend,
+ * and one made while its table was small (a fresh database, the first bulk
+ * insert of new subjects) would otherwise scan the whole table for every
+ * look-up, ever after.
+ */
+void
+pg_plan_for_key_lookups(void)
+{
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 /*

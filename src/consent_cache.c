@@ -172,20 +172,9 @@ begin_catalog_access(CatalogAccess *ca, bool point_lookup)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 
-	/*
-	 * One subject's rows are read through the indexes on subject: those
-	 * plans are kept for the backend's life, and one made while the
-	 * catalog was small would otherwise scan whole tables ever after.
-	 */
+	/* one subject's rows: through the indexes on subject */
 	if (point_lookup)
-	{
-		(void) set_config_option("enable_seqscan", "off",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-		(void) set_config_option("enable_bitmapscan", "off",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-	}
+		pg_plan_for_key_lookups();
 }
 
 static void

@@ -843,20 +843,15 @@ end_key_access(Oid save_userid, int save_sec_context)
 
 /*
  * Look-ups of one subject's key always go through subject_key's primary
- * key.  Their plans are kept for the backend's life, and one made while the
- * table was small (a fresh database, a first bulk insert of new subjects)
- * would otherwise scan the whole table for every key, ever after.
- * Returns the GUC nest level to pass to end_point_lookups().
+ * key (see pg_plan_for_key_lookups).  Returns the GUC nest level to pass to
+ * end_point_lookups().
  */
 static int
 begin_point_lookups(void)
 {
 	int			level = NewGUCNestLevel();
 
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	pg_plan_for_key_lookups();
 	return level;
 }
 
@@ -873,17 +868,6 @@ end_point_lookups(int level)
 static SPIPlanPtr read_key_plan = NULL;
 static SPIPlanPtr create_key_plan = NULL;
 static SPIPlanPtr check_key_plan = NULL;
-
-static SPIPlanPtr
-keep_plan(const char *query, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare a data key query: %s",
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
 
 static void
 master_key_mismatch(const char *subject, const char *fingerprint,
@@ -921,7 +905,7 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 
 	args[0] = CStringGetTextDatum(subject);
 	if (read_key_plan == NULL)
-		read_key_plan = keep_plan("SELECT wrapped_key, master_fingerprint, xmin"
+		read_key_plan = pg_keep_catalog_plan("SELECT wrapped_key, master_fingerprint, xmin"
 								  "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 								  " WHERE subject OPERATOR(pg_catalog.=) $1",
 								  1, argtypes);
@@ -982,7 +966,7 @@ check_master_key_matches(const MasterKey *current)
 	if (master_key_checked)
 		return;
 	if (check_key_plan == NULL)
-		check_key_plan = keep_plan("SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+		check_key_plan = pg_keep_catalog_plan("SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 								   " WHERE wrapped_key IS NOT NULL LIMIT 1", 0, NULL);
 	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data keys");
@@ -1023,7 +1007,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	args[1] = PointerGetDatum(wrapped);
 	args[2] = CStringGetTextDatum(mk->fingerprint);
 	if (create_key_plan == NULL)
-		create_key_plan = keep_plan("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+		create_key_plan = pg_keep_catalog_plan("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 									" (subject, wrapped_key, master_fingerprint, created_at)"
 									" VALUES ($1, $2, $3, pg_catalog.now())"
 									" ON CONFLICT (subject) DO NOTHING",

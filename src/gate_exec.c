@@ -182,6 +182,25 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A long-shape tag row's value as the purpose may see it, in *value: false
+ * when the tag is unknown or not visible, the plaintext for a sensitive tag.
+ */
+static bool
+serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
+				 const char *tag, int taglen, Datum *value, Oid value_typid)
+{
+	bool		sensitive = false;
+	int			tag_id = pg_tag_id_lookup(tag, taglen, &sensitive);
+
+	if (tag_id < 0 || !pg_subject_tag_visible(ps, subject, subject_typid, tag_id))
+		return false;
+	if (sensitive)
+		*value = decrypt_cell(*value, value_typid, pg_subject_text(subject, subject_typid),
+							  pnstrdup(tag, taglen));
+	return true;
+}
+
+/*
  * _long_value_gate(subject, tag, value): a long-shape tag row's value, the
  * plaintext for a sensitive tag, or NULL when the purpose may not see the
  * tag (the row gate has normally hidden such rows already).
@@ -191,28 +210,22 @@ profile_guard_long_value_gate(PG_FUNCTION_ARGS)
 {
 	PurposeState *ps;
 	text	   *tag;
-	int			tag_id;
-	bool		sensitive = false;
-	Oid			typid;
-	Datum		subject;
+	Datum		value;
 
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
+	value = PG_GETARG_DATUM(2);
 	ps = pg_purpose_for_statement(InvalidOid, NULL);
 	if (ps == NULL)
-		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* bypass: the raw value */
+		PG_RETURN_DATUM(value);	/* bypass: the raw value */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	tag = PG_GETARG_TEXT_PP(1);
-	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), &sensitive);
-	typid = subject_type(fcinfo);
-	subject = PG_GETARG_DATUM(0);
-	if (tag_id < 0 || !pg_subject_tag_visible(ps, subject, typid, tag_id))
+	if (!serve_long_value(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
+						  VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag),
+						  &value, get_fn_expr_argtype(fcinfo->flinfo, 2)))
 		PG_RETURN_NULL();
-	if (!sensitive)
-		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
-	PG_RETURN_DATUM(decrypt_cell(PG_GETARG_DATUM(2), get_fn_expr_argtype(fcinfo->flinfo, 2),
-								 pg_subject_text(subject, typid), text_to_cstring(tag)));
+	PG_RETURN_DATUM(value);
 }
 
 /*
@@ -289,21 +302,14 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		!nulls[grel->value_attnum - 1])
 	{
 		int			voff = grel->value_attnum - 1;
-		bool		sensitive = false;
-		int			tag_id = -1;
-		char	   *tag = NULL;
+		int			toff = grel->tag_attnum - 1;
+		text	   *tag = nulls[toff] ? NULL : DatumGetTextPP(values[toff]);
 
-		if (!nulls[grel->tag_attnum - 1])
-		{
-			tag = TextDatumGetCString(values[grel->tag_attnum - 1]);
-			tag_id = pg_tag_id_lookup(tag, strlen(tag), &sensitive);
-		}
-		if (subject_null || tag_id < 0 ||
-			!pg_subject_tag_visible(ps, subject, subject_typid, tag_id))
+		if (subject_null || tag == NULL ||
+			!serve_long_value(ps, subject, subject_typid,
+							  VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag),
+							  &values[voff], TupleDescAttr(desc, voff)->atttypid))
 			nulls[voff] = true;
-		else if (sensitive)
-			values[voff] = decrypt_cell(values[voff], TupleDescAttr(desc, voff)->atttypid,
-										pg_subject_text(subject, subject_typid), tag);
 	}
 	result = heap_form_tuple(desc, values, nulls);
 	ReleaseTupleDesc(desc);

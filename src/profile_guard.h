@@ -9,6 +9,7 @@
 #ifndef PROFILE_GUARD_H
 #define PROFILE_GUARD_H
 
+#include "executor/spi.h"
 #include "nodes/bitmapset.h"
 #include "utils/timestamp.h"
 
@@ -71,6 +72,8 @@ extern GuardedRelation *pg_guarded_relation(Oid relid);
 extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
+extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
+extern void pg_plan_for_key_lookups(void);
 extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */

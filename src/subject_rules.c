@@ -76,17 +76,6 @@ pg_rules_forget(void)
 	}
 }
 
-static SPIPlanPtr
-keep(const char *query, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare a consent query: %s",
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
-
 /* text[] datum to a palloc'd array of C strings; -1 for NULL */
 static int
 text_array(Datum d, bool isnull, char ***out)
@@ -373,7 +362,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	{
 		Oid			argtypes[1] = {TEXTOID};
 
-		FactsPlan = keep("SELECT s.birth_date, s.opted_out, s.erasure_requested_at IS NOT NULL,"
+		FactsPlan = pg_keep_catalog_plan("SELECT s.birth_date, s.opted_out, s.erasure_requested_at IS NOT NULL,"
 						 "       ARRAY(SELECT b.tag FROM profile_guard.tag_block b"
 						 "             WHERE b.subject OPERATOR(pg_catalog.=) s.subject)"
 						 "  FROM profile_guard.subject s WHERE s.subject OPERATOR(pg_catalog.=) $1",
@@ -383,7 +372,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-		EventsPlan = keep("SELECT c.purpose, coalesce(c.tags, '{*}'),"
+		EventsPlan = pg_keep_catalog_plan("SELECT c.purpose, coalesce(c.tags, '{*}'),"
 						  "       c.action OPERATOR(pg_catalog.=) 'grant', c.purpose_version,"
 						  "       c.separate, c.guardian, c.expires_at"
 						  "  FROM profile_guard.consent c"
