@@ -7,6 +7,11 @@
 # read path only adds the row gate (src/gate.c: "long shape (rows only)"):
 # a consented read under a purpose returns the raw ciphertext ("pgt1:...")
 # instead of the value.  Expected: the decrypted value, as for a wide table.
+# Then the ways around it: a subject whose sensitive tag has no separate
+# consent must never show its value (nor ciphertext) through a view, a CTE,
+# a SQL function, a prepared statement, a cursor, whole-row references,
+# COPY (query) TO or CREATE TABLE AS, while the consented value decrypts in
+# each.
 #
 # Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
 # preloaded (test/run_tests.sh provides them).
@@ -30,13 +35,44 @@ SELECT profile_guard.protect('tags', 'uid', tag_column => 'tag', value_column =>
 SELECT profile_guard.register_subject('1') \gset
 SELECT profile_guard.grant_consent('1', 'rec', ARRAY['health.condition'], separate => true) \gset
 INSERT INTO tags VALUES (1, 'health.condition', 'asthma');
-SELECT 'stored encrypted: ' || (value LIKE 'pgt1:%') FROM tags;
+-- subject 2: consent given as separate, written, then the separate consent
+-- replaced by an ordinary one (not enough for a sensitive tag)
+SELECT profile_guard.register_subject('2') \gset
+SELECT profile_guard.grant_consent('2', 'rec', ARRAY['health.condition'], separate => true) \gset
+INSERT INTO tags VALUES (2, 'health.condition', 'SECRET-2');
+SELECT profile_guard.grant_consent('2', 'rec', ARRAY['health.condition']) \gset
+SELECT 'stored encrypted: ' || bool_and(value LIKE 'pgt1:%') FROM tags;
+CREATE VIEW tags_view AS SELECT uid, value FROM tags;
+GRANT SELECT ON tags_view TO regress_long_app;
+CREATE FUNCTION tags_fn() RETURNS SETOF text LANGUAGE sql AS 'SELECT value FROM tags';
+CREATE SCHEMA scratch AUTHORIZATION regress_long_app;
 SET ROLE regress_long_app;
 SET profile_guard.purpose = 'rec';
 SELECT 'consented read: ' || value FROM tags;
+SELECT 'view: ' || coalesce(value, '-') FROM tags_view ORDER BY uid;
+WITH c AS (SELECT * FROM tags) SELECT 'cte: ' || coalesce(value, '-') FROM c ORDER BY uid;
+SELECT 'function: ' || coalesce(v, '-') FROM tags_fn() v;
+PREPARE p AS SELECT value FROM tags ORDER BY uid;
+EXECUTE p;
+BEGIN;
+DECLARE cur CURSOR FOR SELECT value, t::text AS whole, row_to_json(t)::text AS js FROM tags t ORDER BY uid;
+FETCH ALL FROM cur;
+COMMIT;
+COPY (SELECT * FROM tags ORDER BY uid) TO STDOUT;
+CREATE TABLE scratch.copy_of AS SELECT * FROM tags;
+SELECT 'ctas: ' || coalesce(value, '-') FROM scratch.copy_of ORDER BY uid;
+SELECT 'probe: ' || count(*) FROM tags WHERE value = 'SECRET-2';
 SQL
 )
 echo "$out"
-grep -qx 'consented read: asthma' <<< "$out" && { echo "long_shape_sensitive_read: ok"; exit 0; }
-echo "FAIL: a consented read of a sensitive long-shape value does not return the value"
-exit 1
+status=0
+grep -qx 'consented read: asthma' <<< "$out" ||
+	{ echo "FAIL: a consented read of a sensitive long-shape value does not return the value"; status=1; }
+for way in 'view: asthma' 'cte: asthma' 'function: asthma' 'ctas: asthma' 'probe: 0'; do
+	grep -qx "$way" <<< "$out" || { echo "FAIL: expected \"$way\""; status=1; }
+done
+[[ $(grep -c 'asthma' <<< "$out") -ge 8 ]] || { echo "FAIL: the consented value is missing from some way of reading"; status=1; }
+grep -q 'SECRET-2' <<< "$out" && { echo "FAIL: a value without separate consent was served"; status=1; }
+[[ $(grep -c 'pgt1:' <<< "$out") -eq 0 ]] || { echo "FAIL: the application saw ciphertext"; status=1; }
+[[ $status -eq 0 ]] && echo "long_shape_sensitive_read: ok"
+exit $status
