@@ -34,6 +34,7 @@
 #include "utils/syscache.h"
 
 #include "profile_guard.h"
+#include "shared_answers.h"
 #include "audit.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
@@ -379,6 +380,7 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 
 	profile_guard_require_preload();
 	pg_redact_policy_changing();
+	pg_shared_answers_note_change();
 	if (OidIsValid(consent))
 		CacheInvalidateRelcacheByRelid(consent);
 	if (!PG_ARGISNULL(0))

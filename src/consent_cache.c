@@ -12,6 +12,10 @@
  *	  only a few subjects, or when it has passed its valid_until (a consent
  *	  expired, a birthday crossed an age threshold).
  *
+ *	  A bulk load of integer subjects is published in shared memory
+ *	  (shared_answers.c); other backends then read it there rather than
+ *	  loading their own, and the loader drops its private copy.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,10 +35,12 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "shared_answers.h"
 #include "subject_rules.h"
 
 /* one subject's answer under one purpose */
@@ -90,7 +96,8 @@ struct PurposeState
 	/* validation memo */
 	Oid			validated_for;	/* role that passed validation, or Invalid */
 	/* subjects */
-	bool		loaded;			/* every subject loaded in bulk */
+	MemoryContext subjects_cxt; /* everything below, private to us */
+	bool		loaded;			/* every subject loaded in bulk, or shared */
 	int			lazy_loads;		/* subjects read one at a time by ... */
 	TimestampTz lazy_statement; /* ... the statement that started then */
 	int			lazy_total;		/* ... and by every statement so far */
@@ -110,6 +117,19 @@ struct PurposeState
 	Size		arena_used;
 	Size		arena_size;
 	uint64		nsubjects;
+	/*
+	 * Answers published by a bulk load (ours or another backend's), read in
+	 * shared memory; then 'subjects' only holds entries re-read after their
+	 * valid_until.
+	 */
+	int			shared_slot;	/* -1: none */
+	const SharedAnswer *shared;
+	int64		shared_min;
+	uint64		shared_n;
+	Bitmapset **shared_sets;
+	TimestampTz shared_checked; /* statement that last looked for them */
+	bool		others_loading; /* another backend is loading them */
+	SubjectAnswer scratch;		/* the last shared answer handed out */
 };
 
 #define MAX_CACHED_PURPOSES 4
@@ -187,7 +207,19 @@ end_catalog_access(CatalogAccess *ca)
 static void
 free_purpose(PurposeState *ps)
 {
+	if (ps->shared_slot >= 0)
+		pg_shared_answers_release(ps->shared_slot);
 	MemoryContextDelete(ps->cxt);
+}
+
+/* the context of a purpose's private subject entries */
+static MemoryContext
+subjects_memory(PurposeState *ps)
+{
+	if (ps->subjects_cxt == NULL)
+		ps->subjects_cxt = AllocSetContextCreate(ps->cxt, "profile_guard subjects",
+												 ALLOCSET_DEFAULT_SIZES);
+	return ps->subjects_cxt;
 }
 
 static const SubjectAnswer *lookup_subject(PurposeState *ps, Datum subject, Oid typid);
@@ -252,6 +284,14 @@ note_snapshot_scope(void)
 		FlushAtTransactionEnd = true;
 }
 
+/* profile_guard.minor_age changed: every answer may differ */
+void
+pg_consent_cache_invalidate(void)
+{
+	if (NPurposes > 0)
+		PurposesStale = true;
+}
+
 void
 pg_consent_cache_init(void)
 {
@@ -312,6 +352,7 @@ find_or_create_purpose(const char *name)
 								ALLOCSET_DEFAULT_SIZES);
 	ps = MemoryContextAllocZero(cxt, sizeof(PurposeState));
 	ps->cxt = cxt;
+	ps->shared_slot = -1;
 	strlcpy(ps->name, name, sizeof(ps->name));
 	if (strcmp(name, COLLECT_PURPOSE) != 0)
 		load_definition(ps);
@@ -470,7 +511,7 @@ arena_copy(PurposeState *ps, const char *data, uint32 len)
 	if (ps->arena == NULL || ps->arena_used + len > ps->arena_size)
 	{
 		ps->arena_size = Max(64 * 1024, len);
-		ps->arena = MemoryContextAlloc(ps->cxt, ps->arena_size);
+		ps->arena = MemoryContextAlloc(subjects_memory(ps), ps->arena_size);
 		ps->arena_used = 0;
 	}
 	p = ps->arena + ps->arena_used;
@@ -538,7 +579,7 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 #define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
 
 static void
-load_subjects(PurposeState *ps)
+query_subjects(PurposeState *ps, bool fresh_snapshot)
 {
 	CatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
@@ -550,7 +591,7 @@ load_subjects(PurposeState *ps)
 	int			rc;
 
 	if (ps->subjects == NULL)
-		ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
+		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	MemoPurpose = NULL;
 	args[0] = CStringGetTextDatum(ps->name);
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -566,6 +607,9 @@ load_subjects(PurposeState *ps)
 	if (plan == NULL)
 		elog(ERROR, "could not prepare consent query: %s",
 			 SPI_result_code_string(SPI_result));
+	/* answers to publish: loaded under a snapshot taken after the epoch was read */
+	if (fresh_snapshot)
+		PushActiveSnapshot(GetTransactionSnapshot());
 	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	for (;;)
 	{
@@ -602,11 +646,168 @@ load_subjects(PurposeState *ps)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	if (fresh_snapshot)
+		PopActiveSnapshot();
 	end_catalog_access(&ca);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
 	build_dense(ps);
+}
+
+/* Copy the dense answers into a slot's shared room; false if there is none. */
+static bool
+publish_answers(PurposeState *ps, int slot)
+{
+	int			nsets = list_length(ps->interned);
+	int			set_words = 1;
+	Bitmapset **sets;
+	AnswersBlob *blob;
+	bitmapword *words;
+	SharedAnswer *answers;
+	Bitmapset  *last_tags = NULL;
+	int32		last_set = -1;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (ps->dense == NULL)
+		return false;			/* not integer subjects: not shared */
+	sets = palloc(sizeof(Bitmapset *) * Max(nsets, 1));
+	foreach(lc, ps->interned)
+	{
+		sets[i++] = (Bitmapset *) lfirst(lc);
+		set_words = Max(set_words, sets[i - 1]->nwords);
+	}
+	blob = pg_shared_answers_alloc(slot, answers_blob_size(nsets, set_words, ps->dense_n));
+	if (blob == NULL)
+		return false;
+	blob->dense_min = ps->dense_min;
+	blob->dense_n = ps->dense_n;
+	blob->nsets = nsets;
+	blob->set_words = set_words;
+	words = ANSWERS_BLOB_SETS(blob);
+	memset(words, 0, sizeof(bitmapword) * (Size) nsets * set_words);
+	for (i = 0; i < nsets; i++)
+		memcpy(words + (Size) i * set_words, sets[i]->words,
+			   sizeof(bitmapword) * sets[i]->nwords);
+	answers = ANSWERS_BLOB_ANSWERS(blob);
+	for (uint64 n = 0; n < ps->dense_n; n++)
+	{
+		Bitmapset  *tags = ps->dense[n].tags;
+
+		if (tags == NULL)
+			answers[n].set = -1;
+		else
+		{
+			if (tags != last_tags)
+			{
+				for (last_set = 0; sets[last_set] != tags; last_set++)
+					;
+				last_tags = tags;
+			}
+			answers[n].set = last_set;
+		}
+		answers[n].valid_until = ps->dense[n].valid_until;
+	}
+	pfree(sets);
+	return true;
+}
+
+static const AnswersKey *
+answers_key(PurposeState *ps, AnswersKey *key)
+{
+	key->purpose = ps->name;
+	key->minor_age = profile_guard_minor_age;
+	key->consent_relid = ConsentRelid;
+	return key;
+}
+
+/* Forget our private entries (the shared answers replace them). */
+static void
+drop_private_subjects(PurposeState *ps)
+{
+	MemoPurpose = NULL;
+	if (ps->subjects_cxt != NULL)
+		MemoryContextDelete(ps->subjects_cxt);
+	ps->subjects_cxt = NULL;
+	ps->subjects = NULL;
+	ps->dense = NULL;
+	ps->dense_n = 0;
+	ps->interned = NIL;
+	ps->arena = NULL;
+	ps->arena_used = ps->arena_size = 0;
+	ps->nsubjects = 0;
+}
+
+/* Read the answers another backend (or we) published; false if none. */
+static bool
+attach_shared(PurposeState *ps)
+{
+	int			slot;
+	AnswersKey	key;
+	const AnswersBlob *blob;
+	const bitmapword *words;
+	MemoryContext old;
+
+	blob = pg_shared_answers_attach(answers_key(ps, &key), &slot,
+									&ps->others_loading);
+	if (blob == NULL)
+		return false;
+	old = MemoryContextSwitchTo(ps->cxt);
+	ps->shared_sets = palloc0(sizeof(Bitmapset *) * Max(blob->nsets, 1));
+	words = ANSWERS_BLOB_SETS(blob);
+	for (int i = 0; i < blob->nsets; i++)
+		for (int w = 0; w < blob->set_words; w++)
+			for (int bit = 0; bit < BITS_PER_BITMAPWORD; bit++)
+				if (words[(Size) i * blob->set_words + w] & ((bitmapword) 1 << bit))
+					ps->shared_sets[i] = bms_add_member(ps->shared_sets[i],
+														w * BITS_PER_BITMAPWORD + bit);
+	MemoryContextSwitchTo(old);
+	ps->shared = ANSWERS_BLOB_ANSWERS(blob);
+	ps->shared_min = blob->dense_min;
+	ps->shared_n = blob->dense_n;
+	ps->shared_slot = slot;
+	ps->others_loading = false;
+	drop_private_subjects(ps);
+	ps->loaded = true;
+	return true;
+}
+
+/*
+ * Every subject's answer under a purpose, in bulk: published for the other
+ * backends when this transaction has written nothing, so that what it read
+ * is committed.
+ */
+static void
+load_subjects(PurposeState *ps)
+{
+	int			slot = -1;
+	AnswersKey	key;
+	bool		published = false;
+
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		slot = pg_shared_answers_begin_load(answers_key(ps, &key));
+	if (slot == -2 && attach_shared(ps))
+		return;					/* published meanwhile */
+	if (slot < 0)
+	{
+		query_subjects(ps, false);
+		return;
+	}
+	PG_TRY();
+	{
+		query_subjects(ps, true);
+		published = publish_answers(ps, slot);
+	}
+	PG_CATCH();
+	{
+		pg_shared_answers_finish_load(slot, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pg_shared_answers_finish_load(slot, published);
+	if (published)
+		(void) attach_shared(ps);	/* else keep our own copy */
 }
 
 /* the interned copy of a tag set */
@@ -623,7 +824,7 @@ intern_set(PurposeState *ps, Bitmapset *set)
 		if (bms_equal((Bitmapset *) lfirst(lc), set))
 			return (Bitmapset *) lfirst(lc);
 	}
-	old = MemoryContextSwitchTo(ps->cxt);
+	old = MemoryContextSwitchTo(subjects_memory(ps));
 	set = bms_copy(set);
 	ps->interned = lappend(ps->interned, set);
 	MemoryContextSwitchTo(old);
@@ -797,7 +998,7 @@ build_dense(PurposeState *ps)
 	if ((uint64) max - (uint64) min >= ps->nsubjects * DENSE_MAX_SPREAD)
 		return;
 	n = (uint64) max - (uint64) min + 1;
-	ps->dense = MemoryContextAllocHuge(ps->cxt, n * sizeof(SubjectAnswer));
+	ps->dense = MemoryContextAllocHuge(subjects_memory(ps), n * sizeof(SubjectAnswer));
 	for (uint64 i = 0; i < n; i++)
 	{
 		ps->dense[i].row_visible = false;
@@ -831,6 +1032,28 @@ answer_current(const SubjectAnswer *a)
 		a->valid_until > GetCurrentStatementStartTimestamp();
 }
 
+/*
+ * A published answer, in ps->scratch (valid until the next one); NULL when
+ * it is past its valid_until.
+ */
+static inline const SubjectAnswer *
+shared_answer(PurposeState *ps, int64 v)
+{
+	uint64		off = (uint64) v - (uint64) ps->shared_min;
+	const SharedAnswer *sa;
+
+	if (off >= ps->shared_n)
+		return &NoAnswer;		/* not a subject: no consent */
+	sa = &ps->shared[off];
+	if (sa->valid_until != DT_NOEND &&
+		sa->valid_until <= GetCurrentStatementStartTimestamp())
+		return NULL;
+	ps->scratch.tags = sa->set >= 0 ? ps->shared_sets[sa->set] : NULL;
+	ps->scratch.row_visible = (ps->scratch.tags != NULL);
+	ps->scratch.valid_until = sa->valid_until;
+	return &ps->scratch;
+}
+
 static const SubjectAnswer *
 lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 {
@@ -848,7 +1071,21 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		if (MemoPurpose == ps && MemoType == typid && MemoValue == v &&
 			answer_current(MemoAnswer))
 			return MemoAnswer;
-		if (ps->dense != NULL)
+		if (ps->shared != NULL)
+		{
+			const SubjectAnswer *a = shared_answer(ps, v);
+
+			if (a != NULL)
+			{
+				MemoPurpose = ps;
+				MemoType = typid;
+				MemoValue = v;
+				MemoAnswer = (SubjectAnswer *) a;
+				return a;
+			}
+			/* expired: our own entry below */
+		}
+		else if (ps->dense != NULL)
 		{
 			uint64		off = (uint64) v - (uint64) ps->dense_min;
 
@@ -867,10 +1104,34 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		}
 	}
 	key = subject_key(subject, typid, buf);
+	if (ps->shared != NULL && !by_value)
+	{
+		int64		iv;
+		const SubjectAnswer *a;
+
+		/* every subject published is a canonical integer */
+		if (!canonical_int64(key.data, key.len, &iv))
+			return &NoAnswer;
+		MemoPurpose = NULL;		/* the scratch answer changes */
+		if ((a = shared_answer(ps, iv)) != NULL)
+			return a;
+	}
 	if (ps->subjects == NULL)
-		ps->subjects = subjecthash_create(ps->cxt, 1024, NULL);
+		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	e = subjecthash_lookup(ps->subjects, key);
-	if (e == NULL && !ps->loaded)
+	if (e == NULL && ps->shared != NULL)
+	{
+		/* a published answer past its valid_until: re-read it for us */
+		bool		found;
+
+		MemoPurpose = NULL;
+		e = subjecthash_insert(ps->subjects, key, &found);
+		e->key.data = arena_copy(ps, key.data, key.len);
+		e->a = NoAnswer;
+		ps->nsubjects++;
+		refresh_subject(ps, e);
+	}
+	else if (e == NULL && !ps->loaded)
 	{
 		/*
 		 * Not loaded in bulk yet: a statement that needs a few subjects (key
@@ -886,6 +1147,13 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		{
 			ps->lazy_statement = stmt;
 			ps->lazy_loads = 0;
+		}
+		/* once a statement: has a backend published them meanwhile? */
+		if (ps->shared_checked != stmt)
+		{
+			ps->shared_checked = stmt;
+			if (attach_shared(ps))
+				return lookup_subject(ps, subject, typid);
 		}
 		if (ps->lazy_limit == 0)
 		{
@@ -908,7 +1176,9 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			}
 			ps->lazy_limit = Max(LAZY_SUBJECTS_TOTAL, estimate / 10);
 		}
-		if (ps->lazy_loads < LAZY_SUBJECTS && ps->lazy_total < ps->lazy_limit)
+		/* while another backend loads them, only a scan loads its own */
+		if (ps->lazy_loads < LAZY_SUBJECTS &&
+			(ps->lazy_total < ps->lazy_limit || ps->others_loading))
 		{
 			bool		found;
 

@@ -16,6 +16,8 @@
 #include "crypto.h"
 #include "audit.h"
 #include "erasure.h"
+#include "consent_cache.h"
+#include "shared_answers.h"
 
 PG_MODULE_MAGIC;
 
@@ -90,6 +92,13 @@ profile_guard_require_preload(void)
 				 errhint("Add profile_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+/* answers depend on the age of majority: cached ones are stale */
+static void
+assign_minor_age(int newval, void *extra)
+{
+	pg_consent_cache_invalidate();
+}
+
 void
 _PG_init(void)
 {
@@ -118,7 +127,7 @@ _PG_init(void)
 							18, 1, 150,
 							PGC_SUSET,
 							0,
-							NULL, NULL, NULL);
+							NULL, assign_minor_age, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",
@@ -131,6 +140,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	pg_crypto_define_settings();
+	pg_shared_answers_define_settings();
 	pg_audit_define_settings();
 	pg_erasure_define_settings();
 
@@ -140,6 +150,7 @@ _PG_init(void)
 
 	pg_catalog_init();
 	pg_consent_cache_init();
+	pg_shared_answers_init();
 	pg_gate_init();
 	pg_audit_init();			/* after pg_gate_init: the audit hooks run outermost */
 	pg_redact_init();

@@ -1,0 +1,484 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_answers.c
+ *	  The consent cache's shared layer.  When a backend has loaded every
+ *	  subject's answer under a purpose in bulk, it publishes them here, in
+ *	  dynamic shared memory, and other backends of the same database read
+ *	  them in place instead of loading their own copy: a new connection is
+ *	  warm from its first statement.
+ *
+ *	  Owns the policy epoch, a shared counter that every transaction which
+ *	  changed policy or consent advances when it commits (after it became
+ *	  visible, before its COMMIT returns).  Published answers carry the
+ *	  epoch read before the snapshot they were loaded under, and only
+ *	  answers of the current epoch are handed out; backends already reading
+ *	  them drop them at their next statement through the consent cache's
+ *	  own invalidation.  Nothing is shared on a hot standby, under a
+ *	  transaction snapshot, or by a transaction that changed policy itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/dsa.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "profile_guard.h"
+#include "shared_answers.h"
+
+#define ANSWER_SLOTS 8
+#define ANSWERS_TRANCHE "profile_guard shared answers"
+
+typedef enum SlotState
+{
+	SLOT_EMPTY = 0,
+	SLOT_LOADING,				/* a backend is loading; not readable */
+	SLOT_READY					/* published, immutable */
+} SlotState;
+
+typedef struct AnswerSlot
+{
+	SlotState	state;
+	Oid			dbid;
+	Oid			consent_relid;	/* the catalog it was read from */
+	int			minor_age;
+	char		purpose[NAMEDATALEN * 2];
+	uint64		epoch;			/* policy epoch read before the load */
+	int			loader_pid;
+	int			readers;		/* backends holding the answers */
+	dsa_pointer blob;
+	Size		blob_size;
+} AnswerSlot;
+
+typedef struct SharedAnswersControl
+{
+	LWLock	   *lock;			/* everything below but epoch */
+	pg_atomic_uint64 epoch;
+	bool		disabled;		/* a prepared transaction changed policy */
+	int			area_tranche;
+	dsa_handle	area_handle;
+	Size		published_bytes;
+	AnswerSlot	slots[ANSWER_SLOTS];
+} SharedAnswersControl;
+
+static SharedAnswersControl *Control = NULL;
+static dsa_area *Area = NULL;
+static int	shared_cache_size_mb = 256;
+static bool PolicyChangedInXact = false;
+static int	HeldReads[ANSWER_SLOTS];	/* this backend's references */
+static bool HeldLoads[ANSWER_SLOTS];
+static bool ExitCallbackRegistered = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void
+pg_shared_answers_define_settings(void)
+{
+	DefineCustomIntVariable("profile_guard.shared_cache_size",
+							"Shared memory for consent answers published by one backend and read by all.",
+							"Each published purpose takes about 16 bytes per subject. 0 turns sharing off: every backend then loads its own cache.",
+							&shared_cache_size_mb,
+							256, 0, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+}
+
+static void
+shared_answers_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(SharedAnswersControl)));
+	RequestNamedLWLockTranche(ANSWERS_TRANCHE, 1);
+}
+
+static void
+shared_answers_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Control = ShmemInitStruct("profile_guard shared answers",
+							  sizeof(SharedAnswersControl), &found);
+	if (!found)
+	{
+		memset(Control, 0, sizeof(SharedAnswersControl));
+		Control->lock = &(GetNamedLWLockTranche(ANSWERS_TRANCHE))->lock;
+		pg_atomic_init_u64(&Control->epoch, 1);
+		Control->area_tranche = LWLockNewTrancheId();
+		Control->area_handle = DSM_HANDLE_INVALID;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * A transaction that changed policy or consent advances the epoch once it
+ * is visible to new snapshots (the commit callback runs after that, and
+ * before its invalidations are sent and its COMMIT returns).  A prepared
+ * one may be committed by any backend, unseen by us: sharing stops until
+ * the server restarts.
+ */
+static void
+shared_answers_xact_callback(XactEvent event, void *arg)
+{
+	if (!PolicyChangedInXact)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			pg_atomic_fetch_add_u64(&Control->epoch, 1);
+			PolicyChangedInXact = false;
+			break;
+		case XACT_EVENT_PREPARE:
+			pg_atomic_fetch_add_u64(&Control->epoch, 1);
+			LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+			if (!Control->disabled)
+				ereport(LOG,
+						(errmsg("profile_guard: consent answers are no longer shared between backends"),
+						 errdetail("A prepared transaction changed policy or consent."),
+						 errhint("Sharing resumes after a server restart.")));
+			Control->disabled = true;
+			LWLockRelease(Control->lock);
+			PolicyChangedInXact = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			PolicyChangedInXact = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+pg_shared_answers_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shared_answers_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shared_answers_shmem_startup;
+	RegisterXactCallback(shared_answers_xact_callback, NULL);
+}
+
+/* _policy_changed(): this transaction changes what answers say */
+void
+pg_shared_answers_note_change(void)
+{
+	PolicyChangedInXact = true;
+}
+
+/* May this statement read or publish shared answers? */
+bool
+pg_shared_answers_usable(void)
+{
+	return Control != NULL && shared_cache_size_mb > 0 &&
+		!PolicyChangedInXact && !Control->disabled &&
+		OidIsValid(MyDatabaseId) &&
+		!IsolationUsesXactSnapshot() && !RecoveryInProgress();
+}
+
+/* a backend leaving gives back what it holds */
+static void
+shared_answers_exit(int code, Datum arg)
+{
+	for (int i = 0; i < ANSWER_SLOTS; i++)
+	{
+		while (HeldReads[i] > 0)
+			pg_shared_answers_release(i);
+		if (HeldLoads[i])
+			pg_shared_answers_finish_load(i, false);
+	}
+}
+
+static void
+ensure_area(void)
+{
+	MemoryContext old;
+
+	if (Area != NULL)
+		return;
+	if (!ExitCallbackRegistered)
+	{
+		before_shmem_exit(shared_answers_exit, (Datum) 0);
+		ExitCallbackRegistered = true;
+	}
+	LWLockRegisterTranche(Control->area_tranche, "profile_guard shared answers area");
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	PG_TRY();
+	{
+		if (Control->area_handle == DSM_HANDLE_INVALID)
+		{
+			Area = dsa_create(Control->area_tranche);
+			dsa_pin(Area);
+			Control->area_handle = dsa_get_handle(Area);
+		}
+		else
+			Area = dsa_attach(Control->area_handle);
+		dsa_pin_mapping(Area);
+	}
+	PG_FINALLY();
+	{
+		LWLockRelease(Control->lock);
+		MemoryContextSwitchTo(old);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Answers are for one purpose, age of majority and catalog (a re-created
+ * extension has a new consent table) of one database.
+ */
+static bool
+slot_matches(AnswerSlot *s, const AnswersKey *key)
+{
+	return s->state != SLOT_EMPTY && s->dbid == MyDatabaseId &&
+		s->consent_relid == key->consent_relid &&
+		s->minor_age == key->minor_age && strcmp(s->purpose, key->purpose) == 0;
+}
+
+/* lock held exclusively; no reader left */
+static void
+empty_slot(AnswerSlot *s)
+{
+	if (s->state == SLOT_READY && DsaPointerIsValid(s->blob))
+	{
+		dsa_free(Area, s->blob);
+		Control->published_bytes -= s->blob_size;
+	}
+	s->state = SLOT_EMPTY;
+	s->blob = InvalidDsaPointer;
+	s->blob_size = 0;
+	s->readers = 0;
+}
+
+/*
+ * The published answers of a purpose in this database, when they reflect
+ * the current epoch: a pointer valid until pg_shared_answers_release(*slot).
+ * NULL when there are none; then *loading_elsewhere tells whether another
+ * backend is loading them now.
+ */
+const AnswersBlob *
+pg_shared_answers_attach(const AnswersKey *key, int *slot,
+						 bool *loading_elsewhere)
+{
+	uint64		epoch;
+	int			found = -1;
+	dsa_pointer blob = InvalidDsaPointer;
+
+	*slot = -1;
+	*loading_elsewhere = false;
+	if (!pg_shared_answers_usable())
+		return NULL;
+	ensure_area();
+	epoch = pg_atomic_read_u64(&Control->epoch);
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ANSWER_SLOTS; i++)
+	{
+		AnswerSlot *s = &Control->slots[i];
+
+		if (!slot_matches(s, key) || s->epoch != epoch)
+			continue;
+		if (s->state == SLOT_READY)
+		{
+			s->readers++;
+			HeldReads[i]++;
+			blob = s->blob;
+			found = i;
+			break;
+		}
+		if (s->state == SLOT_LOADING && s->loader_pid != MyProcPid)
+			*loading_elsewhere = true;
+	}
+	LWLockRelease(Control->lock);
+	if (found < 0)
+		return NULL;
+	*slot = found;
+	return (const AnswersBlob *) dsa_get_address(Area, blob);
+}
+
+void
+pg_shared_answers_release(int slot)
+{
+	AnswerSlot *s = &Control->slots[slot];
+
+	Assert(HeldReads[slot] > 0);
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	HeldReads[slot]--;
+	if (--s->readers == 0 &&
+		s->epoch != pg_atomic_read_u64(&Control->epoch))
+		empty_slot(s);
+	LWLockRelease(Control->lock);
+}
+
+/*
+ * About to load every subject under a purpose: claim a slot to publish them
+ * in, recording the epoch now, before the load takes its snapshot.  -1 when
+ * the answers cannot be shared (then load for this backend alone), -2 when
+ * another backend has published them or is loading them.
+ */
+int
+pg_shared_answers_begin_load(const AnswersKey *key)
+{
+	int			claimed = -1;
+
+	if (!pg_shared_answers_usable() || strlen(key->purpose) >= NAMEDATALEN * 2)
+		return -1;
+	ensure_area();
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	/* published or being loaded by another backend: wait for those */
+	for (int i = 0; i < ANSWER_SLOTS; i++)
+	{
+		AnswerSlot *s = &Control->slots[i];
+
+		if (slot_matches(s, key) &&
+			s->epoch == pg_atomic_read_u64(&Control->epoch) &&
+			(s->state == SLOT_READY || s->loader_pid != MyProcPid))
+		{
+			LWLockRelease(Control->lock);
+			return -2;
+		}
+	}
+	/* a free slot, or a stale one nobody reads */
+	for (int pass = 0; pass < 2 && claimed < 0; pass++)
+	{
+		for (int i = 0; i < ANSWER_SLOTS && claimed < 0; i++)
+		{
+			AnswerSlot *s = &Control->slots[i];
+			bool		stale = s->epoch != pg_atomic_read_u64(&Control->epoch);
+
+			if (pass == 0 && s->state == SLOT_EMPTY)
+				claimed = i;
+			else if (pass == 1 && s->state == SLOT_READY && s->readers == 0 &&
+					 (stale || slot_matches(s, key)))
+			{
+				empty_slot(s);
+				claimed = i;
+			}
+		}
+	}
+	if (claimed >= 0)
+	{
+		AnswerSlot *s = &Control->slots[claimed];
+
+		s->state = SLOT_LOADING;
+		s->dbid = MyDatabaseId;
+		s->consent_relid = key->consent_relid;
+		s->minor_age = key->minor_age;
+		strlcpy(s->purpose, key->purpose, sizeof(s->purpose));
+		s->epoch = pg_atomic_read_u64(&Control->epoch);
+		s->loader_pid = MyProcPid;
+		s->readers = 0;
+		s->blob = InvalidDsaPointer;
+		HeldLoads[claimed] = true;
+	}
+	LWLockRelease(Control->lock);
+	/* the load's snapshot must come after the epoch it is labelled with */
+	pg_memory_barrier();
+	return claimed;
+}
+
+/*
+ * Room for the answers, within profile_guard.shared_cache_size; NULL when
+ * there is none (shared memory exhausted included: then they are simply not
+ * shared).
+ */
+AnswersBlob *
+pg_shared_answers_alloc(int slot, Size size)
+{
+	AnswerSlot *s = &Control->slots[slot];
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	dsa_pointer blob = InvalidDsaPointer;
+	Size		limit = (Size) shared_cache_size_mb * 1024 * 1024;
+
+	Assert(HeldLoads[slot] && s->state == SLOT_LOADING);
+	LWLockAcquire(Control->lock, LW_SHARED);
+	if (Control->published_bytes + size > limit)
+		size = 0;
+	LWLockRelease(Control->lock);
+	if (size == 0)
+		return NULL;
+
+	/* creating a segment can fail (no room in /dev/shm): not our reader's problem */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		blob = dsa_allocate_extended(Area, size, DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		ereport(LOG,
+				(errmsg("profile_guard: could not publish consent answers in shared memory: %s",
+						edata->message)));
+		FreeErrorData(edata);
+		blob = InvalidDsaPointer;
+	}
+	PG_END_TRY();
+	if (!DsaPointerIsValid(blob))
+		return NULL;
+
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	s->blob = blob;
+	s->blob_size = size;
+	Control->published_bytes += size;
+	LWLockRelease(Control->lock);
+	return (AnswersBlob *) dsa_get_address(Area, blob);
+}
+
+/*
+ * The load is over: publish its answers (filled in pg_shared_answers_alloc's
+ * room) if the epoch has not moved since it began, else give the slot back.
+ */
+void
+pg_shared_answers_finish_load(int slot, bool publish)
+{
+	AnswerSlot *s = &Control->slots[slot];
+
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	HeldLoads[slot] = false;
+	if (s->state == SLOT_LOADING && s->loader_pid == MyProcPid)
+	{
+		if (publish && DsaPointerIsValid(s->blob) &&
+			s->epoch == pg_atomic_read_u64(&Control->epoch))
+		{
+			s->state = SLOT_READY;
+			s->readers = 0;
+		}
+		else
+		{
+			s->state = SLOT_READY;	/* so that empty_slot frees the room */
+			empty_slot(s);
+		}
+	}
+	LWLockRelease(Control->lock);
+}
