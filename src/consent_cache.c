@@ -607,9 +607,16 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 	if (plan == NULL)
 		elog(ERROR, "could not prepare consent query: %s",
 			 SPI_result_code_string(SPI_result));
-	/* answers to publish: loaded under a snapshot taken after the epoch was read */
+	/*
+	 * Answers to publish: loaded under a snapshot taken after the epoch was
+	 * read, and blind to this transaction's own writes (command 0 sees none
+	 * of them), so that only committed policy is ever shared.
+	 */
 	if (fresh_snapshot)
-		PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		PushCopiedSnapshot(GetTransactionSnapshot());
+		GetActiveSnapshot()->curcid = FirstCommandId;
+	}
 	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	for (;;)
 	{
@@ -774,9 +781,9 @@ attach_shared(PurposeState *ps)
 }
 
 /*
- * Every subject's answer under a purpose, in bulk: published for the other
- * backends when this transaction has written nothing, so that what it read
- * is committed.
+ * Every subject's answer under a purpose, in bulk, published for the other
+ * backends (unless this transaction changed policy: then it must read its
+ * own changes, and keeps what it read to itself).
  */
 static void
 load_subjects(PurposeState *ps)
@@ -785,8 +792,7 @@ load_subjects(PurposeState *ps)
 	AnswersKey	key;
 	bool		published = false;
 
-	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		slot = pg_shared_answers_begin_load(answers_key(ps, &key));
+	slot = pg_shared_answers_begin_load(answers_key(ps, &key));
 	if (slot == -2 && attach_shared(ps))
 		return;					/* published meanwhile */
 	if (slot < 0)

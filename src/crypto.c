@@ -104,13 +104,48 @@ typedef struct MasterKey
 	char		fingerprint[FINGERPRINT_HEX_LEN + 1];
 } MasterKey;
 
+/* SHA-256 of a subject: the data key cache's key */
+typedef struct SubjectDigest
+{
+	uint8		bytes[32];
+} SubjectDigest;
+
 typedef struct DataKeyEntry
 {
-	uint8		subject_hash[32];	/* hash key: SHA-256(subject) */
+	SubjectDigest digest;
 	uint8		key[KEY_LEN];
 	SubTransactionId create_subid;	/* created by this (sub)xact, else
 									 * InvalidSubTransactionId */
+	char		status;			/* simplehash's */
 } DataKeyEntry;
+
+/*
+ * The cache is an open-addressing table (one probe touches one entry, where
+ * a chained table would touch three places).  Its arrays hold key material:
+ * they are wiped before they are freed, when the table grows.
+ */
+#define SH_PREFIX		datakeys
+#define SH_ELEMENT_TYPE DataKeyEntry
+#define SH_KEY_TYPE		SubjectDigest
+#define SH_KEY			digest
+#define SH_HASH_KEY(tb, k)	digest_hash(&(k))
+#define SH_EQUAL(tb, a, b)	(memcmp((a).bytes, (b).bytes, 32) == 0)
+#define SH_SCOPE		static inline
+#define SH_USE_NONDEFAULT_ALLOCATOR
+#define SH_DECLARE
+#define SH_DEFINE
+
+/* a digest's first bytes are as uniform as any hash of them */
+static inline uint32
+digest_hash(const SubjectDigest *d)
+{
+	uint32		h;
+
+	memcpy(&h, d->bytes, sizeof(h));
+	return h;
+}
+
+#include "lib/simplehash.h"
 
 typedef enum DataKeyStatus
 {
@@ -137,7 +172,7 @@ static int	key_cache_size = 1048576;	/* data keys cached per backend */
 static MasterKey current_master;
 static MasterKey previous_master;
 static MemoryContext DataKeyContext = NULL;
-static HTAB *DataKeyCache = NULL;
+static datakeys_hash *DataKeyCache = NULL;
 static uint64 data_key_flushes = 0;
 static int	n_provisional_keys = 0;
 static bool callbacks_registered = false;
@@ -221,9 +256,23 @@ openssl_error(void)
 static bool
 sha256(const void *data, size_t len, uint8 *out)
 {
+	/* fetched once: an implicit fetch per call takes the provider's locks */
+	static EVP_MD *md = NULL;
+	static EVP_MD_CTX *ctx = NULL;
 	unsigned int outlen = 0;
 
-	return EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) == 1 &&
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+	md = (EVP_MD *) EVP_sha256();
+#endif
+	if (ctx == NULL)
+		ctx = EVP_MD_CTX_new();
+	return md != NULL && ctx != NULL &&
+		EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+		EVP_DigestUpdate(ctx, data, len) == 1 &&
+		EVP_DigestFinal_ex(ctx, out, &outlen) == 1 &&
 		outlen == 32;
 }
 
@@ -292,6 +341,17 @@ gcm_context(void)
 	return GcmContext;
 }
 
+/*
+ * The cipher to pass to an init call: NULL once the context holds it, so
+ * that only the key and IV are set (passing it again re-creates the
+ * provider's context).
+ */
+static const EVP_CIPHER *
+gcm_cipher_for(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher)
+{
+	return EVP_CIPHER_CTX_cipher(ctx) == cipher ? NULL : cipher;
+}
+
 static void
 gcm_failed(EVP_CIPHER_CTX *ctx)
 {
@@ -314,7 +374,7 @@ gcm_encrypt(const uint8 *key, const uint8 *iv,
 	int			len;
 
 	if (ctx == NULL || cipher == NULL ||
-		EVP_EncryptInit_ex(ctx, cipher, NULL, key, iv) != 1 ||
+		EVP_EncryptInit_ex(ctx, gcm_cipher_for(ctx, cipher), NULL, key, iv) != 1 ||
 		EVP_EncryptUpdate(ctx, NULL, &len, aad, aadlen) != 1)
 		goto failed;
 	if (inlen > 0)
@@ -353,7 +413,7 @@ gcm_decrypt(const uint8 *key, const uint8 *iv,
 
 	memcpy(tagcopy, tag, GCM_TAG_LEN);
 	if (ctx == NULL || cipher == NULL ||
-		EVP_DecryptInit_ex(ctx, cipher, NULL, key, iv) != 1 ||
+		EVP_DecryptInit_ex(ctx, gcm_cipher_for(ctx, cipher), NULL, key, iv) != 1 ||
 		EVP_DecryptUpdate(ctx, NULL, &len, aad, aadlen) != 1)
 		goto done;
 
@@ -520,9 +580,12 @@ static void
 set_master_key(MasterKey *mk, uint8 *key)
 {
 	uint8		digest[32];
+	unsigned int digestlen = 0;
 	int			i;
 
-	if (!sha256(key, KEY_LEN, digest))
+	/* a one-off context, wiped by OpenSSL: it digests key material */
+	if (EVP_Digest(key, KEY_LEN, digest, &digestlen, EVP_sha256(), NULL) != 1 ||
+		digestlen != 32)
 	{
 		explicit_bzero(key, KEY_LEN);
 		elog(ERROR, "could not compute the master key fingerprint: %s", openssl_error());
@@ -643,6 +706,27 @@ unwrap_data_key(const uint8 *wrapped, int len, const char *subject,
 
 /* ---------- the data key cache */
 
+/* a size header in front of each array, so that it can be wiped */
+static inline void *
+datakeys_allocate(datakeys_hash *tb, Size size)
+{
+	Size	   *chunk = MemoryContextAllocExtended(DataKeyContext,
+												  MAXALIGN(sizeof(Size)) + size,
+												  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+	*chunk = size;
+	return (char *) chunk + MAXALIGN(sizeof(Size));
+}
+
+static inline void
+datakeys_free(datakeys_hash *tb, void *pointer)
+{
+	Size	   *chunk = (Size *) ((char *) pointer - MAXALIGN(sizeof(Size)));
+
+	explicit_bzero(pointer, *chunk);
+	pfree(chunk);
+}
+
 /*
  * Wipe and drop every cached key.  forget_table: also look subject_key up
  * again (it may have been dropped); entries are only ever added while its
@@ -653,12 +737,9 @@ data_key_cache_flush(bool forget_table)
 {
 	if (DataKeyCache != NULL)
 	{
-		HASH_SEQ_STATUS status;
-		DataKeyEntry *entry;
-
-		hash_seq_init(&status, DataKeyCache);
-		while ((entry = hash_seq_search(&status)) != NULL)
-			explicit_bzero(entry->key, KEY_LEN);
+		/* every slot: deletions leave copies in slots marked empty */
+		explicit_bzero(DataKeyCache->data,
+					   sizeof(DataKeyEntry) * (Size) DataKeyCache->size);
 		DataKeyCache = NULL;
 		MemoryContextReset(DataKeyContext);
 	}
@@ -684,7 +765,7 @@ remove_entry(DataKeyEntry *entry)
 	if (entry->create_subid != InvalidSubTransactionId)
 		n_provisional_keys--;
 	explicit_bzero(entry->key, KEY_LEN);
-	hash_search(DataKeyCache, entry->subject_hash, HASH_REMOVE, NULL);
+	datakeys_delete_item(DataKeyCache, entry);
 }
 
 /*
@@ -695,7 +776,7 @@ remove_entry(DataKeyEntry *entry)
 static void
 data_key_xact_callback(XactEvent event, void *arg)
 {
-	HASH_SEQ_STATUS status;
+	datakeys_iterator it;
 	DataKeyEntry *entry;
 
 	if (DataKeyCache == NULL || n_provisional_keys == 0)
@@ -705,16 +786,16 @@ data_key_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			hash_seq_init(&status, DataKeyCache);
-			while ((entry = hash_seq_search(&status)) != NULL)
+			datakeys_start_iterate(DataKeyCache, &it);
+			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
 				entry->create_subid = InvalidSubTransactionId;
 			n_provisional_keys = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			hash_seq_init(&status, DataKeyCache);
-			while ((entry = hash_seq_search(&status)) != NULL)
+			datakeys_start_iterate(DataKeyCache, &it);
+			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
 			{
 				if (entry->create_subid != InvalidSubTransactionId)
 					remove_entry(entry);
@@ -729,7 +810,7 @@ static void
 data_key_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg)
 {
-	HASH_SEQ_STATUS status;
+	datakeys_iterator it;
 	DataKeyEntry *entry;
 
 	if (DataKeyCache == NULL || n_provisional_keys == 0)
@@ -737,8 +818,8 @@ data_key_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		hash_seq_init(&status, DataKeyCache);
-		while ((entry = hash_seq_search(&status)) != NULL)
+		datakeys_start_iterate(DataKeyCache, &it);
+		while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
 		{
 			if (entry->create_subid != mySubid)
 				continue;
@@ -753,8 +834,6 @@ data_key_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 data_key_cache_init(void)
 {
-	HASHCTL		ctl;
-
 	if (!callbacks_registered)
 	{
 		DataKeyContext = AllocSetContextCreate(TopMemoryContext,
@@ -768,17 +847,13 @@ data_key_cache_init(void)
 	if (DataKeyCache != NULL)
 		return;
 
-	ctl.keysize = 32;
-	ctl.entrysize = sizeof(DataKeyEntry);
-	ctl.hcxt = DataKeyContext;
-	DataKeyCache = hash_create("profile_guard data key cache", 256, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	DataKeyCache = datakeys_create(DataKeyContext, 256, NULL);
 }
 
 static void
-hash_subject(const char *subject, uint8 *hash)
+hash_subject(const char *subject, SubjectDigest *hash)
 {
-	if (!sha256(subject, strlen(subject), hash))
+	if (!sha256(subject, strlen(subject), hash->bytes))
 		elog(ERROR, "could not hash a subject: %s", openssl_error());
 }
 
@@ -1040,7 +1115,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 static DataKeyStatus
 get_data_key(const char *subject, bool create, uint8 *key)
 {
-	uint8		hash[32];
+	SubjectDigest hash;
 	DataKeyEntry *entry;
 	DataKeyStatus status;
 	uint64		flushes;
@@ -1048,9 +1123,9 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	Oid			save_userid;
 	int			save_sec_context;
 
-	hash_subject(subject, hash);
+	hash_subject(subject, &hash);
 	data_key_cache_init();
-	entry = hash_search(DataKeyCache, hash, HASH_FIND, NULL);
+	entry = datakeys_lookup(DataKeyCache, hash);
 	if (entry != NULL)
 	{
 		memcpy(key, entry->key, KEY_LEN);
@@ -1086,12 +1161,14 @@ get_data_key(const char *subject, bool create, uint8 *key)
 	 */
 	if (status == DK_FOUND && flushes == data_key_flushes)
 	{
+		bool		found;
+
 		/* bound the cache: start afresh rather than grow without limit */
 		if (DataKeyCache != NULL &&
-			hash_get_num_entries(DataKeyCache) >= key_cache_size)
+			DataKeyCache->members >= (uint32) key_cache_size)
 			data_key_cache_flush(false);
 		data_key_cache_init();
-		entry = hash_search(DataKeyCache, hash, HASH_ENTER, NULL);
+		entry = datakeys_insert(DataKeyCache, hash, &found);
 		memcpy(entry->key, key, KEY_LEN);
 		entry->create_subid = InvalidSubTransactionId;
 		if (own_xact)
@@ -1437,7 +1514,7 @@ pg_crypto_destroy_subject_key(const char *subject)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
-	uint8		hash[32];
+	SubjectDigest hash;
 	DataKeyEntry *entry;
 	Oid			relid;
 	Oid			save_userid;
@@ -1461,10 +1538,10 @@ pg_crypto_destroy_subject_key(const char *subject)
 	end_key_access(save_userid, save_sec_context);
 
 	/* wipe our copy now, and everybody's at commit */
-	hash_subject(subject, hash);
+	hash_subject(subject, &hash);
 	if (DataKeyCache != NULL)
 	{
-		entry = hash_search(DataKeyCache, hash, HASH_FIND, NULL);
+		entry = datakeys_lookup(DataKeyCache, hash);
 		if (entry != NULL)
 			remove_entry(entry);
 	}
