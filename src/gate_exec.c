@@ -45,20 +45,39 @@ decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
 	return pg_crypto_decrypt_datum(stored, typid, subject, tag);
 }
 
-/* the subject argument is "any": remember its type per call site */
-static Oid
-subject_type(FunctionCallInfo fcinfo)
+/*
+ * What a gate's call site keeps between rows: the types of its "any"
+ * arguments and, for the sensitive cell gate, the last tag it checked.
+ */
+typedef struct GateSite
+{
+	Oid			subject_type;
+	Oid			stored_type;	/* _sensitive_cell_gate's 4th argument */
+	int			checked_tag_id;
+	char	   *checked_tag;	/* NULL: none checked yet */
+} GateSite;
+
+static GateSite *
+gate_site(FunctionCallInfo fcinfo)
 {
 	if (fcinfo->flinfo->fn_extra == NULL)
 	{
-		Oid		   *typid = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+		GateSite   *site = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+												  sizeof(GateSite));
 
-		*typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
-		if (!OidIsValid(*typid))
+		site->subject_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+		if (!OidIsValid(site->subject_type))
 			elog(ERROR, "could not determine the subject's type");
-		fcinfo->flinfo->fn_extra = typid;
+		fcinfo->flinfo->fn_extra = site;
 	}
-	return *(Oid *) fcinfo->flinfo->fn_extra;
+	return (GateSite *) fcinfo->flinfo->fn_extra;
+}
+
+/* the subject argument is "any": its type, per call site */
+static inline Oid
+subject_type(FunctionCallInfo fcinfo)
+{
+	return gate_site(fcinfo)->subject_type;
 }
 
 Datum
@@ -138,10 +157,12 @@ Datum
 profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 {
 	PurposeState *ps;
-	Oid			typid;
+	GateSite   *site;
 	Datum		subject;
 	char	   *subject_text;
-	char	   *tag;
+	text	   *tag;
+	int			taglen;
+	int			tag_id;
 	Datum		stored;
 
 	if (PG_ARGISNULL(3) || PG_ARGISNULL(2))
@@ -155,30 +176,45 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
-	typid = subject_type(fcinfo);
+	site = gate_site(fcinfo);
 	subject = PG_GETARG_DATUM(0);
-	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	tag_id = PG_GETARG_INT32(1);
+	tag = PG_GETARG_TEXT_PP(2);
+	taglen = VARSIZE_ANY_EXHDR(tag);
 
 	/*
 	 * The gate checks the consent of tag_id and decrypts under the tag
 	 * named: called by hand with two different tags it would decrypt one
-	 * tag on the strength of another's consent.
+	 * tag on the strength of another's consent.  The planner's calls name
+	 * the same tag on every row: checked once per call site.
 	 */
-	if (pg_tag_id_lookup(tag, strlen(tag), NULL) != PG_GETARG_INT32(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tag \"%s\" does not have id %d", tag, PG_GETARG_INT32(1)),
-				 errdetail("profile_guard._sensitive_cell_gate() decrypts only the tag whose consent it checks."),
-				 errhint("Read the guarded table instead; the planner writes this call.")));
-	if (!pg_subject_tag_visible(ps, subject, typid, PG_GETARG_INT32(1)))
+	if (site->checked_tag == NULL || site->checked_tag_id != tag_id ||
+		strlen(site->checked_tag) != (size_t) taglen ||
+		memcmp(site->checked_tag, VARDATA_ANY(tag), taglen) != 0)
 	{
-		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
+		char	   *name = text_to_cstring(tag);
+
+		if (pg_tag_id_lookup(name, taglen, NULL) != tag_id)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tag \"%s\" does not have id %d", name, tag_id),
+					 errdetail("profile_guard._sensitive_cell_gate() decrypts only the tag whose consent it checks."),
+					 errhint("Read the guarded table instead; the planner writes this call.")));
+		if (site->checked_tag != NULL)
+			pfree(site->checked_tag);
+		site->checked_tag = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, name);
+		site->checked_tag_id = tag_id;
+		site->stored_type = get_fn_expr_argtype(fcinfo->flinfo, 3);
+	}
+	if (!pg_subject_tag_visible(ps, subject, site->subject_type, tag_id))
+	{
+		pg_audit_count_cell(tag_id, false); /* audit */
 		PG_RETURN_NULL();
 	}
-	pg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
-	subject_text = pg_subject_text(subject, typid);
-	PG_RETURN_DATUM(decrypt_cell(stored, get_fn_expr_argtype(fcinfo->flinfo, 3),
-								 subject_text, tag));
+	pg_audit_count_cell(tag_id, true);	/* audit */
+	subject_text = pg_subject_text(subject, site->subject_type);
+	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject_text,
+								 site->checked_tag));
 }
 
 /*
