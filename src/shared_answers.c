@@ -356,24 +356,18 @@ pg_shared_answers_begin_load(const AnswersKey *key)
 			return -2;
 		}
 	}
-	/* a free slot, or a stale one nobody reads */
-	for (int pass = 0; pass < 2 && claimed < 0; pass++)
+	/* stale answers nobody reads any more give their room back */
+	for (int i = 0; i < ANSWER_SLOTS; i++)
 	{
-		for (int i = 0; i < ANSWER_SLOTS && claimed < 0; i++)
-		{
-			AnswerSlot *s = &Control->slots[i];
-			bool		stale = s->epoch != pg_atomic_read_u64(&Control->epoch);
+		AnswerSlot *s = &Control->slots[i];
 
-			if (pass == 0 && s->state == SLOT_EMPTY)
-				claimed = i;
-			else if (pass == 1 && s->state == SLOT_READY && s->readers == 0 &&
-					 (stale || slot_matches(s, key)))
-			{
-				empty_slot(s);
-				claimed = i;
-			}
-		}
+		if (s->state == SLOT_READY && s->readers == 0 &&
+			s->epoch != pg_atomic_read_u64(&Control->epoch))
+			empty_slot(s);
 	}
+	for (int i = 0; i < ANSWER_SLOTS && claimed < 0; i++)
+		if (Control->slots[i].state == SLOT_EMPTY)
+			claimed = i;
 	if (claimed >= 0)
 	{
 		AnswerSlot *s = &Control->slots[claimed];
