@@ -66,6 +66,36 @@ SELECT count(*) AS rows_untouched FROM wide;
 
 RESET ROLE;
 RESET search_path;
+
+-- the age of majority is part of every answer: changing it (a superuser's
+-- setting, kept across SET ROLE) drops the answers cached under the old one.
+-- Subject 7 is 15; everybody but 42 consents to marketing.
+DO $setup$ BEGIN
+PERFORM profile_guard.define_purpose('marketing', 'personalised ads', ARRAY['interest.*'], marketing => true);
+END $setup$;
+SELECT profile_guard.allow_purpose('regress_cache_app', 'marketing');
+UPDATE profile_guard.subject SET birth_date = current_date - interval '15 years 1 month'
+ WHERE subject = '7';
+INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags)
+SELECT i::text, 'marketing', 1, 'grant', ARRAY['interest.*']
+  FROM generate_series(1, 3000) i WHERE i <> 42;
+SELECT profile_guard._policy_changed();
+SET ROLE regress_cache_app;
+SET profile_guard.purpose = 'marketing';
+SELECT count(*) AS rows_seen, bool_or(id = 7) AS saw_minor FROM wide WHERE sports IS NOT NULL;
+SELECT id, sports FROM wide WHERE id IN (6, 7) ORDER BY id;
+RESET ROLE;
+SET profile_guard.minor_age = 14;
+SET ROLE regress_cache_app;
+SELECT count(*) AS rows_seen, bool_or(id = 7) AS saw_minor FROM wide WHERE sports IS NOT NULL;
+SELECT id, sports FROM wide WHERE id IN (6, 7) ORDER BY id;
+RESET ROLE;
+RESET profile_guard.minor_age;
+SET ROLE regress_cache_app;
+SELECT id, sports FROM wide WHERE id IN (6, 7) ORDER BY id;
+
+
+RESET ROLE;
 DROP SCHEMA regress_evil CASCADE;
 DROP TABLE wide;
 DROP EXTENSION profile_guard CASCADE;
