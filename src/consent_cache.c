@@ -1060,6 +1060,22 @@ shared_answer(PurposeState *ps, int64 v)
 	return &ps->scratch;
 }
 
+/* A private entry for one subject, read now (entries may move: no memo). */
+static SubjectEntry *
+read_one_subject(PurposeState *ps, SubjectKey key)
+{
+	SubjectEntry *e;
+	bool		found;
+
+	MemoPurpose = NULL;
+	e = subjecthash_insert(ps->subjects, key, &found);
+	e->key.data = arena_copy(ps, key.data, key.len);
+	e->a = NoAnswer;
+	ps->nsubjects++;
+	refresh_subject(ps, e);
+	return e;
+}
+
 static const SubjectAnswer *
 lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 {
@@ -1126,17 +1142,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	e = subjecthash_lookup(ps->subjects, key);
 	if (e == NULL && ps->shared != NULL)
-	{
-		/* a published answer past its valid_until: re-read it for us */
-		bool		found;
-
-		MemoPurpose = NULL;
-		e = subjecthash_insert(ps->subjects, key, &found);
-		e->key.data = arena_copy(ps, key.data, key.len);
-		e->a = NoAnswer;
-		ps->nsubjects++;
-		refresh_subject(ps, e);
-	}
+		e = read_one_subject(ps, key);	/* a published answer expired */
 	else if (e == NULL && !ps->loaded)
 	{
 		/*
@@ -1186,16 +1192,9 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		if (ps->lazy_loads < LAZY_SUBJECTS &&
 			(ps->lazy_total < ps->lazy_limit || ps->others_loading))
 		{
-			bool		found;
-
 			ps->lazy_loads++;
 			ps->lazy_total++;
-			MemoPurpose = NULL;
-			e = subjecthash_insert(ps->subjects, key, &found);
-			e->key.data = arena_copy(ps, key.data, key.len);
-			e->a = NoAnswer;
-			ps->nsubjects++;
-			refresh_subject(ps, e);
+			e = read_one_subject(ps, key);
 		}
 		else
 		{
