@@ -12,9 +12,10 @@
  *	  only a few subjects, or when it has passed its valid_until (a consent
  *	  expired, a birthday crossed an age threshold).
  *
- *	  A bulk load of integer subjects is published in shared memory
- *	  (shared_answers.c); other backends then read it there rather than
- *	  loading their own, and the loader drops its private copy.
+ *	  A bulk load is published in shared memory (shared_answers.c), as an
+ *	  array indexed by subject when the subjects are dense integers, else as
+ *	  a hash table of their text; other backends then read it there rather
+ *	  than loading their own, and the loader drops its private copy.
  *
  *-------------------------------------------------------------------------
  */
@@ -123,9 +124,12 @@ struct PurposeState
 	 * valid_until.
 	 */
 	int			shared_slot;	/* -1: none */
-	const SharedAnswer *shared;
+	const SharedAnswer *shared; /* dense: by subject - shared_min */
 	int64		shared_min;
 	uint64		shared_n;
+	const HashedAnswer *shared_slots;	/* hashed: by the subject's text */
+	const char *shared_keys;
+	uint64		shared_mask;
 	Bitmapset **shared_sets;
 	TimestampTz shared_checked; /* statement that last looked for them */
 	bool		others_loading; /* another backend is loading them */
@@ -662,7 +666,26 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 	build_dense(ps);
 }
 
-/* Copy the dense answers into a slot's shared room; false if there is none. */
+/* the index of an interned tag set among 'sets' (-1 for none) */
+static inline int32
+set_index(Bitmapset **sets, Bitmapset *tags, Bitmapset **last_tags, int32 *last_set)
+{
+	if (tags == NULL)
+		return -1;
+	if (tags != *last_tags)
+	{
+		for (*last_set = 0; sets[*last_set] != tags; (*last_set)++)
+			;
+		*last_tags = tags;
+	}
+	return *last_set;
+}
+
+/*
+ * Copy the answers into a slot's shared room: the dense array as it is, or
+ * every entry into an open-addressing table of subjects' text (at most half
+ * full).  False if there is no room.
+ */
 static bool
 publish_answers(PurposeState *ps, int slot)
 {
@@ -671,50 +694,84 @@ publish_answers(PurposeState *ps, int slot)
 	Bitmapset **sets;
 	AnswersBlob *blob;
 	bitmapword *words;
-	SharedAnswer *answers;
 	Bitmapset  *last_tags = NULL;
 	int32		last_set = -1;
+	AnswersKind kind = ps->dense != NULL ? ANSWERS_DENSE : ANSWERS_HASHED;
+	uint64		n;
+	Size		key_bytes = 0;
 	int			i = 0;
 	ListCell   *lc;
 
-	if (ps->dense == NULL)
-		return false;			/* not integer subjects: not shared */
 	sets = palloc(sizeof(Bitmapset *) * Max(nsets, 1));
 	foreach(lc, ps->interned)
 	{
 		sets[i++] = (Bitmapset *) lfirst(lc);
 		set_words = Max(set_words, sets[i - 1]->nwords);
 	}
-	blob = pg_shared_answers_alloc(slot, answers_blob_size(nsets, set_words, ps->dense_n));
+	if (kind == ANSWERS_DENSE)
+		n = ps->dense_n;
+	else
+	{
+		subjecthash_iterator it;
+		SubjectEntry *e;
+
+		n = 1;
+		while (n < 2 * (uint64) Max(ps->subjects->members, 1))
+			n <<= 1;
+		subjecthash_start_iterate(ps->subjects, &it);
+		while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
+			key_bytes += e->key.len;
+	}
+	blob = pg_shared_answers_alloc(slot, answers_blob_size(nsets, set_words, kind,
+														   n, key_bytes));
 	if (blob == NULL)
 		return false;
-	blob->dense_min = ps->dense_min;
-	blob->dense_n = ps->dense_n;
+	blob->kind = kind;
 	blob->nsets = nsets;
 	blob->set_words = set_words;
+	blob->dense_min = ps->dense_min;
+	blob->n = n;
 	words = ANSWERS_BLOB_SETS(blob);
 	memset(words, 0, sizeof(bitmapword) * (Size) nsets * set_words);
 	for (i = 0; i < nsets; i++)
 		memcpy(words + (Size) i * set_words, sets[i]->words,
 			   sizeof(bitmapword) * sets[i]->nwords);
-	answers = ANSWERS_BLOB_ANSWERS(blob);
-	for (uint64 n = 0; n < ps->dense_n; n++)
+	if (kind == ANSWERS_DENSE)
 	{
-		Bitmapset  *tags = ps->dense[n].tags;
+		SharedAnswer *answers = ANSWERS_BLOB_ANSWERS(blob);
 
-		if (tags == NULL)
-			answers[n].set = -1;
-		else
+		for (uint64 k = 0; k < n; k++)
 		{
-			if (tags != last_tags)
-			{
-				for (last_set = 0; sets[last_set] != tags; last_set++)
-					;
-				last_tags = tags;
-			}
-			answers[n].set = last_set;
+			answers[k].set = set_index(sets, ps->dense[k].tags, &last_tags, &last_set);
+			answers[k].valid_until = ps->dense[k].valid_until;
 		}
-		answers[n].valid_until = ps->dense[n].valid_until;
+	}
+	else
+	{
+		HashedAnswer *slots = ANSWERS_BLOB_SLOTS(blob);
+		char	   *keys = ANSWERS_BLOB_KEYS(blob);
+		Size		key_off = 0;
+		subjecthash_iterator it;
+		SubjectEntry *e;
+
+		for (uint64 k = 0; k < n; k++)
+			slots[k].key_off = HASHED_EMPTY;
+		subjecthash_start_iterate(ps->subjects, &it);
+		while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
+		{
+			uint32		h = hash_bytes((const unsigned char *) e->key.data, e->key.len);
+			uint64		k = h & (n - 1);
+
+			while (slots[k].key_off != HASHED_EMPTY)
+				k = (k + 1) & (n - 1);
+			memcpy(keys + key_off, e->key.data, e->key.len);
+			slots[k].key_off = key_off;
+			slots[k].key_len = e->key.len;
+			slots[k].hash = h;
+			slots[k].answer.set = set_index(sets, e->a.tags, &last_tags, &last_set);
+			slots[k].answer.valid_until = e->a.valid_until;
+			key_off += e->key.len;
+		}
 	}
 	pfree(sets);
 	return true;
@@ -770,9 +827,18 @@ attach_shared(PurposeState *ps)
 					ps->shared_sets[i] = bms_add_member(ps->shared_sets[i],
 														w * BITS_PER_BITMAPWORD + bit);
 	MemoryContextSwitchTo(old);
-	ps->shared = ANSWERS_BLOB_ANSWERS(blob);
-	ps->shared_min = blob->dense_min;
-	ps->shared_n = blob->dense_n;
+	if (blob->kind == ANSWERS_DENSE)
+	{
+		ps->shared = ANSWERS_BLOB_ANSWERS(blob);
+		ps->shared_min = blob->dense_min;
+		ps->shared_n = blob->n;
+	}
+	else
+	{
+		ps->shared_slots = ANSWERS_BLOB_SLOTS(blob);
+		ps->shared_keys = ANSWERS_BLOB_KEYS(blob);
+		ps->shared_mask = blob->n - 1;
+	}
 	ps->shared_slot = slot;
 	ps->others_loading = false;
 	drop_private_subjects(ps);
@@ -1043,14 +1109,8 @@ answer_current(const SubjectAnswer *a)
  * it is past its valid_until.
  */
 static inline const SubjectAnswer *
-shared_answer(PurposeState *ps, int64 v)
+scratch_answer(PurposeState *ps, const SharedAnswer *sa)
 {
-	uint64		off = (uint64) v - (uint64) ps->shared_min;
-	const SharedAnswer *sa;
-
-	if (off >= ps->shared_n)
-		return &NoAnswer;		/* not a subject: no consent */
-	sa = &ps->shared[off];
 	if (sa->valid_until != DT_NOEND &&
 		sa->valid_until <= GetCurrentStatementStartTimestamp())
 		return NULL;
@@ -1058,6 +1118,37 @@ shared_answer(PurposeState *ps, int64 v)
 	ps->scratch.row_visible = (ps->scratch.tags != NULL);
 	ps->scratch.valid_until = sa->valid_until;
 	return &ps->scratch;
+}
+
+/* ... of an integer subject, from a dense array */
+static inline const SubjectAnswer *
+shared_answer(PurposeState *ps, int64 v)
+{
+	uint64		off = (uint64) v - (uint64) ps->shared_min;
+
+	if (off >= ps->shared_n)
+		return &NoAnswer;		/* not a subject: no consent */
+	return scratch_answer(ps, &ps->shared[off]);
+}
+
+/* ... of any subject, from a table of their text */
+static const SubjectAnswer *
+shared_hashed_answer(PurposeState *ps, SubjectKey key)
+{
+	uint32		h = hash_bytes((const unsigned char *) key.data, key.len);
+	uint64		k = h & ps->shared_mask;
+
+	for (;;)
+	{
+		const HashedAnswer *slot = &ps->shared_slots[k];
+
+		if (slot->key_off == HASHED_EMPTY)
+			return &NoAnswer;	/* not a subject: no consent */
+		if (slot->hash == h && slot->key_len == key.len &&
+			memcmp(ps->shared_keys + slot->key_off, key.data, key.len) == 0)
+			return scratch_answer(ps, &slot->answer);
+		k = (k + 1) & ps->shared_mask;
+	}
 }
 
 /* A private entry for one subject, read now (entries may move: no memo). */
@@ -1138,10 +1229,28 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		if ((a = shared_answer(ps, iv)) != NULL)
 			return a;
 	}
+	else if (ps->shared_slots != NULL)
+	{
+		const SubjectAnswer *a = shared_hashed_answer(ps, key);
+
+		if (a != NULL)
+		{
+			if (by_value)
+			{
+				MemoPurpose = ps;
+				MemoType = typid;
+				MemoValue = v;
+				MemoAnswer = (SubjectAnswer *) a;
+			}
+			else
+				MemoPurpose = NULL; /* the scratch answer changes */
+			return a;
+		}
+	}
 	if (ps->subjects == NULL)
 		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	e = subjecthash_lookup(ps->subjects, key);
-	if (e == NULL && ps->shared != NULL)
+	if (e == NULL && ps->shared_slot >= 0)
 		e = read_one_subject(ps, key);	/* a published answer expired */
 	else if (e == NULL && !ps->loaded)
 	{

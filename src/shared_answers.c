@@ -89,7 +89,7 @@ pg_shared_answers_define_settings(void)
 {
 	DefineCustomIntVariable("profile_guard.shared_cache_size",
 							"Shared memory for consent answers published by one backend and read by all.",
-							"Each published purpose takes about 16 bytes per subject. 0 turns sharing off: every backend then loads its own cache.",
+							"Each published purpose takes 16 bytes per subject (dense integer subjects) or 64 to 128 bytes plus the subject text. 0 turns sharing off: every backend then loads its own cache.",
 							&shared_cache_size_mb,
 							256, 0, INT_MAX / 2,
 							PGC_SIGHUP,

@@ -19,31 +19,55 @@ typedef struct SharedAnswer
 	TimestampTz valid_until;	/* DT_NOEND when nothing can change by itself */
 } SharedAnswer;
 
+/* a subject found by its text: an open-addressing slot */
+typedef struct HashedAnswer
+{
+	uint64		key_off;		/* into the keys; HASHED_EMPTY: a free slot */
+	uint32		key_len;
+	uint32		hash;			/* hash_bytes() of the subject's text */
+	SharedAnswer answer;
+} HashedAnswer;
+
+#define HASHED_EMPTY PG_UINT64_MAX
+
+typedef enum AnswersKind
+{
+	ANSWERS_DENSE,				/* integer subjects, by (subject - dense_min) */
+	ANSWERS_HASHED				/* any subjects, by their text */
+} AnswersKind;
+
 /*
- * A published set of answers for integer subjects, indexed by
- * (subject - dense_min).  Immutable once published.  Followed by the tag
- * sets (set_words bitmapwords each) and then the answers.
+ * A published set of answers, immutable once published.  Followed by the
+ * tag sets (set_words bitmapwords each), then either n SharedAnswers
+ * (dense) or n HashedAnswer slots (n a power of two) and the subjects' text.
  */
 typedef struct AnswersBlob
 {
-	int64		dense_min;
-	uint64		dense_n;
+	int32		kind;			/* AnswersKind */
 	int32		nsets;
 	int32		set_words;
+	int64		dense_min;
+	uint64		n;
 } AnswersBlob;
 
 #define ANSWERS_BLOB_SETS(b) \
 	((bitmapword *) ((char *) (b) + MAXALIGN(sizeof(AnswersBlob))))
-#define ANSWERS_BLOB_ANSWERS(b) \
-	((SharedAnswer *) ((char *) ANSWERS_BLOB_SETS(b) + \
-					   MAXALIGN(sizeof(bitmapword) * (Size) (b)->nsets * (b)->set_words)))
+#define ANSWERS_BLOB_BODY(b) \
+	((char *) ANSWERS_BLOB_SETS(b) + \
+	 MAXALIGN(sizeof(bitmapword) * (Size) (b)->nsets * (b)->set_words))
+#define ANSWERS_BLOB_ANSWERS(b) ((SharedAnswer *) ANSWERS_BLOB_BODY(b))
+#define ANSWERS_BLOB_SLOTS(b) ((HashedAnswer *) ANSWERS_BLOB_BODY(b))
+#define ANSWERS_BLOB_KEYS(b) \
+	((char *) ANSWERS_BLOB_SLOTS(b) + sizeof(HashedAnswer) * (b)->n)
 
 static inline Size
-answers_blob_size(int nsets, int set_words, uint64 dense_n)
+answers_blob_size(int nsets, int set_words, AnswersKind kind, uint64 n,
+				  Size key_bytes)
 {
 	return MAXALIGN(sizeof(AnswersBlob)) +
 		MAXALIGN(sizeof(bitmapword) * (Size) nsets * set_words) +
-		sizeof(SharedAnswer) * dense_n;
+		(kind == ANSWERS_DENSE ? sizeof(SharedAnswer) * n :
+		 sizeof(HashedAnswer) * n + key_bytes);
 }
 
 /* whose answers: a purpose, under an age of majority, in a catalog */
