@@ -31,8 +31,9 @@
  * stores the envelope itself; a text column stores "pgt1:" followed by the
  * envelope in base64.
  *
- * Cache: subject -> unwrapped data key, in a hash table in a child of
- * TopMemoryContext, keyed by SHA-256(subject).  A relcache invalidation of
+ * Cache: subject -> unwrapped data key, in an open-addressing hash table
+ * (simplehash) in a child of TopMemoryContext, keyed by SHA-256(subject);
+ * its arrays are wiped before they are freed.  A relcache invalidation of
  * subject_key flushes it (destroying or re-wrapping keys sends one); a key
  * created by the current (sub)transaction is dropped again if it aborts.
  *
@@ -60,7 +61,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
