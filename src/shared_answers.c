@@ -289,25 +289,41 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 		return NULL;
 	ensure_area();
 	epoch = pg_atomic_read_u64(&Control->epoch);
-	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < ANSWER_SLOTS; i++)
-	{
-		AnswerSlot *s = &Control->slots[i];
 
-		if (!slot_matches(s, key) || s->epoch != epoch)
-			continue;
-		if (s->state == SLOT_READY)
+	/*
+	 * Backends that find nothing ask again at every statement: look under a
+	 * shared lock, and take the exclusive one only to become a reader.
+	 */
+	for (int mode = 0; mode < 2 && found < 0; mode++)
+	{
+		bool		candidate = false;
+
+		LWLockAcquire(Control->lock, mode == 0 ? LW_SHARED : LW_EXCLUSIVE);
+		for (int i = 0; i < ANSWER_SLOTS; i++)
 		{
-			s->readers++;
-			HeldReads[i]++;
-			blob = s->blob;
-			found = i;
-			break;
+			AnswerSlot *s = &Control->slots[i];
+
+			if (!slot_matches(s, key) || s->epoch != epoch)
+				continue;
+			if (s->state == SLOT_READY)
+			{
+				candidate = true;
+				if (mode == 1)
+				{
+					s->readers++;
+					HeldReads[i]++;
+					blob = s->blob;
+					found = i;
+				}
+				break;
+			}
+			if (s->state == SLOT_LOADING && s->loader_pid != MyProcPid)
+				*loading_elsewhere = true;
 		}
-		if (s->state == SLOT_LOADING && s->loader_pid != MyProcPid)
-			*loading_elsewhere = true;
+		LWLockRelease(Control->lock);
+		if (!candidate)
+			break;
 	}
-	LWLockRelease(Control->lock);
 	if (found < 0)
 		return NULL;
 	*slot = found;
