@@ -102,7 +102,6 @@ extern void pg_audit_init(void);
 /* redact.c */
 extern void pg_redact_init(void);
 extern void pg_redact_refresh(void);
-extern void pg_redact_policy_changing(void);
 extern void pg_redact_error_callback(void *arg);
 
 #endif							/* PROFILE_GUARD_AUDIT_H */

@@ -35,7 +35,6 @@
 
 #include "profile_guard.h"
 #include "shared_answers.h"
-#include "audit.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
 
@@ -379,7 +378,6 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 	Oid			consent = pg_catalog_relid("consent");
 
 	profile_guard_require_preload();
-	pg_redact_policy_changing();
 	pg_shared_answers_note_change();
 	if (OidIsValid(consent))
 		CacheInvalidateRelcacheByRelid(consent);

@@ -29,7 +29,10 @@
  *	      says that its database guards none: every backend that loads the
  *	      names publishes how many there are, per database, so that a new
  *	      backend's first statement in a database without guarded tables
- *	      (PostgreSQL's own regression suite, say) keeps its messages.
+ *	      (PostgreSQL's own regression suite, say) keeps its messages.  A
+ *	      count holds only while the policy epoch it was loaded under
+ *	      (shared_answers.c) is current: any committed policy change makes
+ *	      every count unknown.
  *
  *	  The hook runs in error context: it reads no catalog (the names of
  *	  guarded relations are loaded beforehand, in normal context, by
@@ -53,9 +56,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "profile_guard.h"
 #include "audit.h"
+#include "shared_answers.h"
 
 #define REDACTED "(redacted)"
 
@@ -77,8 +82,9 @@ static bool ExtensionAbsent = false;	/* known: none, until any DDL */
 
 /*
  * Shared: how many relations each database guards, as last loaded by any
- * backend (-1 or absent: unknown).  A fixed table; a database that finds
- * no free slot stays unknown (fail closed).
+ * backend under a policy epoch (absent, or another epoch: unknown).  A
+ * fixed table; a database that finds no free slot stays unknown (fail
+ * closed).
  */
 #define GUARDED_COUNT_SLOTS 256
 
@@ -86,6 +92,7 @@ typedef struct GuardedCount
 {
 	Oid			dbid;
 	int			nguarded;
+	uint64		epoch;			/* the policy epoch read before loading */
 } GuardedCount;
 
 typedef struct GuardedCounts
@@ -122,17 +129,24 @@ counts_shmem_startup(void)
 		{
 			Counts->slot[i].dbid = InvalidOid;
 			Counts->slot[i].nguarded = -1;
+			Counts->slot[i].epoch = 0;
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * Publish what this backend loaded under 'epoch' (0: an epoch that cannot
+ * be trusted, publish nothing).  A transaction that changed policy loaded
+ * its own uncommitted changes: it publishes nothing either.
+ */
 static void
-publish_count(int nguarded)
+publish_count(int nguarded, uint64 epoch)
 {
 	int			free_slot = -1;
 
-	if (Counts == NULL || !OidIsValid(MyDatabaseId))
+	if (Counts == NULL || !OidIsValid(MyDatabaseId) || epoch == 0 ||
+		pg_policy_changed_in_xact())
 		return;
 	SpinLockAcquire(&Counts->mutex);
 	for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
@@ -140,6 +154,7 @@ publish_count(int nguarded)
 		if (Counts->slot[i].dbid == MyDatabaseId)
 		{
 			Counts->slot[i].nguarded = nguarded;
+			Counts->slot[i].epoch = epoch;
 			free_slot = -2;
 			break;
 		}
@@ -150,18 +165,9 @@ publish_count(int nguarded)
 	{
 		Counts->slot[free_slot].dbid = MyDatabaseId;
 		Counts->slot[free_slot].nguarded = nguarded;
+		Counts->slot[free_slot].epoch = epoch;
 	}
 	SpinLockRelease(&Counts->mutex);
-}
-
-/*
- * Policy is changing in this database (protect, classify, …): what other
- * backends know about it may be stale until someone loads the names again.
- */
-void
-pg_redact_policy_changing(void)
-{
-	publish_count(-1);
 }
 
 /* does this database surely guard nothing?  (no catalog: error context) */
@@ -169,14 +175,15 @@ static bool
 database_guards_none(void)
 {
 	bool		none = false;
+	uint64		epoch = pg_policy_epoch();
 
-	if (Counts == NULL || !OidIsValid(MyDatabaseId))
+	if (Counts == NULL || !OidIsValid(MyDatabaseId) || epoch == 0)
 		return false;
 	SpinLockAcquire(&Counts->mutex);
 	for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
 		if (Counts->slot[i].dbid == MyDatabaseId)
 		{
-			none = (Counts->slot[i].nguarded == 0);
+			none = (Counts->slot[i].nguarded == 0 && Counts->slot[i].epoch == epoch);
 			break;
 		}
 	SpinLockRelease(&Counts->mutex);
@@ -218,9 +225,13 @@ pg_redact_refresh(void)
 	HeapTuple	tup;
 	MemoryContext old;
 	int			max = 16;
+	uint64		epoch;
 
 	if (NamesKnown || !IsTransactionState())
 		return;
+	/* the epoch first, then a catalog snapshot taken after it */
+	epoch = pg_policy_epoch();
+	InvalidateCatalogSnapshot();
 	if (RedactContext == NULL)
 		RedactContext = AllocSetContextCreate(TopMemoryContext,
 											  "profile_guard redaction",
@@ -235,7 +246,7 @@ pg_redact_refresh(void)
 	{
 		/* until the extension is created: any relcache change reloads */
 		NamesKnown = true;
-		publish_count(0);
+		publish_count(0, epoch);
 		return;
 	}
 
@@ -265,7 +276,7 @@ pg_redact_refresh(void)
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	NamesKnown = true;
-	publish_count(NNames);
+	publish_count(NNames, epoch);
 }
 
 static bool

@@ -184,6 +184,26 @@ pg_shared_answers_note_change(void)
 	PolicyChangedInXact = true;
 }
 
+/*
+ * The policy epoch, for other shared state that must not outlive a policy
+ * change (redact.c's counts of guarded relations); 0 where it does not move
+ * with policy (a hot standby replays commits without our callback).
+ */
+uint64
+pg_policy_epoch(void)
+{
+	if (Control == NULL || RecoveryInProgress())
+		return 0;
+	return pg_atomic_read_u64(&Control->epoch);
+}
+
+/* has this transaction changed policy or consent (uncommitted)? */
+bool
+pg_policy_changed_in_xact(void)
+{
+	return PolicyChangedInXact;
+}
+
 /* May this statement read or publish shared answers? */
 bool
 pg_shared_answers_usable(void)

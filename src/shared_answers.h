@@ -81,6 +81,8 @@ typedef struct AnswersKey
 extern void pg_shared_answers_define_settings(void);
 extern void pg_shared_answers_init(void);
 extern void pg_shared_answers_note_change(void);
+extern uint64 pg_policy_epoch(void);
+extern bool pg_policy_changed_in_xact(void);
 extern bool pg_shared_answers_usable(void);
 
 extern const AnswersBlob *pg_shared_answers_attach(const AnswersKey *key,
