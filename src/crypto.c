@@ -980,10 +980,11 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 
 	args[0] = CStringGetTextDatum(subject);
 	if (read_key_plan == NULL)
-		read_key_plan = pg_keep_catalog_plan("SELECT wrapped_key, master_fingerprint, xmin"
-								  "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
-								  " WHERE subject OPERATOR(pg_catalog.=) $1",
-								  1, argtypes);
+		read_key_plan = pg_keep_catalog_plan(
+			"SELECT wrapped_key, master_fingerprint, xmin"
+			"  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+			" WHERE subject OPERATOR(pg_catalog.=) $1",
+			1, argtypes);
 	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data key: SPI error %d", rc);
@@ -1041,8 +1042,10 @@ check_master_key_matches(const MasterKey *current)
 	if (master_key_checked)
 		return;
 	if (check_key_plan == NULL)
-		check_key_plan = pg_keep_catalog_plan("SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
-								   " WHERE wrapped_key IS NOT NULL LIMIT 1", 0, NULL);
+		check_key_plan = pg_keep_catalog_plan(
+			"SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+			" WHERE wrapped_key IS NOT NULL LIMIT 1",
+			0, NULL);
 	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data keys");
 	if (SPI_processed == 1 &&
@@ -1082,11 +1085,12 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	args[1] = PointerGetDatum(wrapped);
 	args[2] = CStringGetTextDatum(mk->fingerprint);
 	if (create_key_plan == NULL)
-		create_key_plan = pg_keep_catalog_plan("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
-									" (subject, wrapped_key, master_fingerprint, created_at)"
-									" VALUES ($1, $2, $3, pg_catalog.now())"
-									" ON CONFLICT (subject) DO NOTHING",
-									3, argtypes);
+		create_key_plan = pg_keep_catalog_plan(
+			"INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+			" (subject, wrapped_key, master_fingerprint, created_at)"
+			" VALUES ($1, $2, $3, pg_catalog.now())"
+			" ON CONFLICT (subject) DO NOTHING",
+			3, argtypes);
 	rc = SPI_execute_plan(create_key_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store a data key: SPI error %d", rc);

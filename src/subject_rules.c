@@ -362,24 +362,26 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	{
 		Oid			argtypes[1] = {TEXTOID};
 
-		FactsPlan = pg_keep_catalog_plan("SELECT s.birth_date, s.opted_out, s.erasure_requested_at IS NOT NULL,"
-						 "       ARRAY(SELECT b.tag FROM profile_guard.tag_block b"
-						 "             WHERE b.subject OPERATOR(pg_catalog.=) s.subject)"
-						 "  FROM profile_guard.subject s WHERE s.subject OPERATOR(pg_catalog.=) $1",
-						 1, argtypes);
+		FactsPlan = pg_keep_catalog_plan(
+			"SELECT s.birth_date, s.opted_out, s.erasure_requested_at IS NOT NULL,"
+			"       ARRAY(SELECT b.tag FROM profile_guard.tag_block b"
+			"             WHERE b.subject OPERATOR(pg_catalog.=) s.subject)"
+			"  FROM profile_guard.subject s WHERE s.subject OPERATOR(pg_catalog.=) $1",
+			1, argtypes);
 	}
 	if (EventsPlan == NULL)
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-		EventsPlan = pg_keep_catalog_plan("SELECT c.purpose, coalesce(c.tags, '{*}'),"
-						  "       c.action OPERATOR(pg_catalog.=) 'grant', c.purpose_version,"
-						  "       c.separate, c.guardian, c.expires_at"
-						  "  FROM profile_guard.consent c"
-						  " WHERE c.subject OPERATOR(pg_catalog.=) $1"
-						  "   AND ($2 IS NULL OR c.purpose OPERATOR(pg_catalog.=) $2)"
-						  " ORDER BY c.consent_id DESC",
-						  2, argtypes);
+		EventsPlan = pg_keep_catalog_plan(
+			"SELECT c.purpose, coalesce(c.tags, '{*}'),"
+			"       c.action OPERATOR(pg_catalog.=) 'grant', c.purpose_version,"
+			"       c.separate, c.guardian, c.expires_at"
+			"  FROM profile_guard.consent c"
+			" WHERE c.subject OPERATOR(pg_catalog.=) $1"
+			"   AND ($2 IS NULL OR c.purpose OPERATOR(pg_catalog.=) $2)"
+			" ORDER BY c.consent_id DESC",
+			2, argtypes);
 	}
 
 	args[0] = CStringGetTextDatum(subject);
