@@ -76,7 +76,7 @@ SELECT classify('wa', 'sports', 'interest.sports');
 SELECT classify('wa', 'health', 'health.condition');
 SELECT set_anonymise_columns('wa', ARRAY['email']);
 INSERT INTO wa VALUES
-	(1, 'one@example.org', now() - interval '60 days', 'tennis', 'asthma'),
+	(1, 'one@example.org', '2020-05-17 10:00+00', 'tennis', 'asthma'),	-- old; rec keeps it
 	(3, 'three@example.org', '2020-05-17 10:00+00', 'chess', NULL),
 	(5, 'five@example.org', now(), 'rugby', NULL),
 	(6, 'six@example.org', '2020-05-17 10:00+00', 'polo', 'gout');
@@ -87,7 +87,7 @@ SELECT protect('la', 'uid', 'collected', 'tag', 'value', on_erase => 'anonymise'
 SELECT set_anonymise_columns('la', ARRAY['device']);
 INSERT INTO la VALUES
 	('1', 'interest.music', 'jazz', current_date, 'phone-1'),
-	('2', 'interest.music', 'rock', '2026-01-20', 'phone-2'),
+	('2', 'interest.music', 'rock', '2021-01-20', 'phone-2'),
 	('2', 'interest.sports', 'golf', current_date, 'phone-2'),
 	('3', 'interest.sports', 'chess', '2020-05-17', 'phone-3'),
 	('6', 'interest.music', 'soul', '2020-05-17', 'phone-6'),
