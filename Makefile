@@ -16,10 +16,12 @@ OBJS = \
 	src/erasure_worker.o
 
 EXTENSION = profile_guard
-EXT_SCRIPT = sql/profile_guard--1.1.sql
-UPGRADE_1_0 = sql/profile_guard--1.0--1.1.sql
-DATA_built = $(EXT_SCRIPT) $(UPGRADE_1_0)
-DATA = sql/profile_guard--1.0.sql
+# The current version's script and the update to it are assembled from
+# sql/ext; earlier versions' scripts are kept as they shipped.
+EXT_SCRIPT = sql/profile_guard--1.2.sql
+UPDATE_SCRIPT = sql/profile_guard--1.1--1.2.sql
+DATA_built = $(EXT_SCRIPT) $(UPDATE_SCRIPT)
+DATA = sql/profile_guard--1.0.sql sql/profile_guard--1.1.sql sql/profile_guard--1.0--1.1.sql
 PGFILEDESC = "profile_guard - personal-profile policy enforcement"
 
 # pg_regress suites run against a server started by test/run_tests.sh, which
@@ -44,13 +46,11 @@ $(OBJS): $(wildcard src/*.h)
 $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
 	cat $^ > $@
 
-# The update from 1.0: parts changed since 1.0 re-create their functions and
-# triggers with OR REPLACE; parts new in 1.1 are appended as they are.
-CHANGED_SINCE_1_0 = sql/ext/20_policy.sql sql/ext/25_gate.sql sql/ext/40_purpose.sql sql/ext/50_guarded.sql \
-	sql/ext/60_consent.sql
-NEW_SINCE_1_0 = sql/ext/75_usage.sql sql/ext/80_erasure.sql sql/ext/85_accountability.sql
-$(UPGRADE_1_0): Makefile sql/upgrade/1.0--1.1.sql $(CHANGED_SINCE_1_0) $(NEW_SINCE_1_0)
-	( cat sql/upgrade/1.0--1.1.sql; \
-	  sed -e 's/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/' \
-	      -e 's/^CREATE TRIGGER/CREATE OR REPLACE TRIGGER/' $(CHANGED_SINCE_1_0); \
-	  cat $(NEW_SINCE_1_0) ) > $@
+# The update from 1.1: the hand-written changes to tables and the functions
+# that were dropped or changed signature (sql/upgrade/1.1--1.2.sql), then
+# every function, its privileges and every catalog trigger of sql/ext
+# re-created with OR REPLACE, so an updated database runs exactly the code
+# of a fresh install.  test/scenario/upgrade.sh compares the two.
+$(UPDATE_SCRIPT): Makefile sql/upgrade/1.1--1.2.sql sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql))
+	( cat sql/upgrade/1.1--1.2.sql; \
+	  awk -f sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)) ) > $@

@@ -196,7 +196,7 @@ profile_guard_erasure_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(sweep_database, NULL, 0);
-	SetConfigOption("search_path", "pg_catalog, profile_guard", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("search_path", "pg_catalog, profile_guard, pg_temp", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("profile_guard erasure worker");
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "profile_guard sweep",

@@ -122,7 +122,7 @@ REVOKE ALL ON FUNCTION _lexicon_normalise(text) FROM PUBLIC;
 CREATE FUNCTION prohibited_topic(txt text)
 RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	norm	text := _lexicon_normalise(txt);
@@ -183,7 +183,7 @@ GRANT EXECUTE ON FUNCTION prohibited_topic(text) TO profile_guard_admin;
 CREATE FUNCTION check_prohibited(what text, text_to_check text)
 RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	t	text := prohibited_topic(text_to_check);
@@ -208,7 +208,7 @@ GRANT EXECUTE ON FUNCTION check_prohibited(text, text) TO profile_guard_admin;
 CREATE FUNCTION add_prohibited_term(term text, topic text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -247,7 +247,7 @@ GRANT EXECUTE ON FUNCTION add_prohibited_term(text, text) TO profile_guard_admin
 CREATE FUNCTION _check_tag_name(tag text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF tag IS NULL THEN
@@ -275,7 +275,7 @@ REVOKE ALL ON FUNCTION _check_tag_name(text) FROM PUBLIC;
 CREATE FUNCTION _check_tag_list(tags text[], what text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	entry	text;
@@ -326,7 +326,7 @@ REVOKE ALL ON FUNCTION _check_tag_list(text[], text) FROM PUBLIC;
 CREATE FUNCTION _tag_closure(roots text[])
 RETURNS TABLE (tag text, all_sources text[], sensitivity text)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 	WITH RECURSIVE affected AS (
 		SELECT t.tag FROM tag t
@@ -360,7 +360,7 @@ REVOKE ALL ON FUNCTION _tag_closure(text[]) FROM PUBLIC;
 CREATE FUNCTION _refresh_tags(roots text[])
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	r	record;
@@ -403,7 +403,7 @@ REVOKE ALL ON FUNCTION _refresh_tags(text[]) FROM PUBLIC;
 CREATE FUNCTION define_category(category text, sensitivity text, description text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -472,7 +472,7 @@ CREATE FUNCTION define_tag(tag text, category text, sensitivity text DEFAULT NUL
 						   layer text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -603,7 +603,7 @@ GRANT EXECUTE ON FUNCTION define_tag(text, text, text, text[], text, text) TO pr
 CREATE FUNCTION drop_tag(tag text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -8,7 +8,7 @@
 CREATE FUNCTION _get_purpose(p_purpose text, p_for_update boolean DEFAULT false)
 RETURNS purpose
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	pu	purpose;
@@ -37,7 +37,7 @@ REVOKE ALL ON FUNCTION _get_purpose(text, boolean) FROM PUBLIC;
 CREATE FUNCTION _refuse_retired(pu purpose)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF pu.retired_at IS NOT NULL THEN
@@ -62,7 +62,7 @@ CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAU
 							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -157,7 +157,7 @@ GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, 
 CREATE FUNCTION record_assessment(purpose text, assessor text, conclusion text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -189,7 +189,7 @@ GRANT EXECUTE ON FUNCTION record_assessment(text, text, text) TO profile_guard_a
 CREATE FUNCTION retire_purpose(purpose text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	pu	profile_guard.purpose := _get_purpose(purpose, true);
@@ -210,7 +210,7 @@ GRANT EXECUTE ON FUNCTION retire_purpose(text) TO profile_guard_admin;
 CREATE FUNCTION allow_purpose(role regrole, purpose text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -241,7 +241,7 @@ GRANT EXECUTE ON FUNCTION allow_purpose(regrole, text) TO profile_guard_admin;
 CREATE FUNCTION disallow_purpose(role regrole, purpose text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE

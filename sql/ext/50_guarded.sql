@@ -10,7 +10,7 @@
 CREATE FUNCTION _get_column(tbl regclass, col name, what text)
 RETURNS pg_attribute
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	a	pg_attribute;
@@ -32,7 +32,7 @@ REVOKE ALL ON FUNCTION _get_column(regclass, name, text) FROM PUBLIC;
 CREATE FUNCTION _get_guarded(tbl regclass, p_for_update boolean DEFAULT false)
 RETURNS guarded_table
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	g	guarded_table;
@@ -73,7 +73,7 @@ REVOKE ALL ON FUNCTION _invoking_role() FROM PUBLIC;
 CREATE FUNCTION _check_table_owner(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	caller	oid := _invoking_role();
@@ -99,7 +99,7 @@ REVOKE ALL ON FUNCTION _check_table_owner(regclass) FROM PUBLIC;
 CREATE FUNCTION _set_statistics(tbl regclass, col name, target integer)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', tbl, col, target);
@@ -126,7 +126,7 @@ CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column n
 						on_erase text DEFAULT 'delete')
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -246,7 +246,7 @@ GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO pro
 CREATE FUNCTION _encrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	n	bigint;
@@ -263,7 +263,7 @@ REVOKE ALL ON FUNCTION _encrypt_column(regclass, name, name, text) FROM PUBLIC;
 CREATE FUNCTION _decrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	n	bigint;
@@ -290,7 +290,7 @@ REVOKE ALL ON FUNCTION _decrypt_column(regclass, name, name, text) FROM PUBLIC;
 CREATE FUNCTION classify(tbl regclass, column_name name, tag text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -364,7 +364,7 @@ GRANT EXECUTE ON FUNCTION classify(regclass, name, text) TO profile_guard_admin;
 CREATE FUNCTION declassify(tbl regclass, column_name name)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -404,7 +404,7 @@ GRANT EXECUTE ON FUNCTION declassify(regclass, name) TO profile_guard_admin;
 CREATE FUNCTION unprotect(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);

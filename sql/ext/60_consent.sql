@@ -8,7 +8,7 @@
 CREATE FUNCTION _get_subject(p_subject text, p_for_update boolean DEFAULT false)
 RETURNS subject
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	s	subject;
@@ -38,7 +38,7 @@ REVOKE ALL ON FUNCTION _get_subject(text, boolean) FROM PUBLIC;
 CREATE FUNCTION _require_tag(p_tag text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF p_tag IS NULL THEN
@@ -68,7 +68,7 @@ REVOKE ALL ON FUNCTION _require_tag(text) FROM PUBLIC;
 CREATE FUNCTION register_subject(subject text, birth_date date DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -120,7 +120,7 @@ CREATE FUNCTION grant_consent(subject text, purpose text, tags text[],
 							  expires_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -178,7 +178,7 @@ GRANT EXECUTE ON FUNCTION grant_consent(text, text, text[], boolean, boolean, ti
 CREATE FUNCTION withdraw_consent(subject text, purpose text, tags text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -207,7 +207,7 @@ GRANT EXECUTE ON FUNCTION withdraw_consent(text, text, text[]) TO profile_guard_
 CREATE FUNCTION block_tag(subject text, tag text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -228,7 +228,7 @@ GRANT EXECUTE ON FUNCTION block_tag(text, text) TO profile_guard_consent, profil
 CREATE FUNCTION unblock_tag(subject text, tag text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -253,7 +253,7 @@ GRANT EXECUTE ON FUNCTION unblock_tag(text, text) TO profile_guard_consent, prof
 CREATE FUNCTION _set_opted_out(subject text, opted_out boolean)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	s	profile_guard.subject := _get_subject(subject, true);
@@ -271,7 +271,7 @@ REVOKE ALL ON FUNCTION _set_opted_out(text, boolean) FROM PUBLIC;
 CREATE FUNCTION opt_out(subject text)
 RETURNS void
 LANGUAGE sql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$ SELECT profile_guard._set_opted_out(subject, true) $$;
 REVOKE ALL ON FUNCTION opt_out(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION opt_out(text) TO profile_guard_consent, profile_guard_admin;
@@ -279,7 +279,7 @@ GRANT EXECUTE ON FUNCTION opt_out(text) TO profile_guard_consent, profile_guard_
 CREATE FUNCTION opt_in(subject text)
 RETURNS void
 LANGUAGE sql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$ SELECT profile_guard._set_opted_out(subject, false) $$;
 REVOKE ALL ON FUNCTION opt_in(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION opt_in(text) TO profile_guard_consent, profile_guard_admin;
@@ -293,7 +293,7 @@ GRANT EXECUTE ON FUNCTION opt_in(text) TO profile_guard_consent, profile_guard_a
 CREATE FUNCTION request_erasure(subject text)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	s	profile_guard.subject := _get_subject(subject, true);
@@ -325,7 +325,7 @@ GRANT EXECUTE ON FUNCTION request_erasure(text) TO profile_guard_consent, profil
 CREATE FUNCTION _consent_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF TG_OP = 'UPDATE' AND profile_guard._erasure_in_progress() THEN

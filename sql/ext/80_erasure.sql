@@ -97,7 +97,7 @@ REVOKE ALL ON FUNCTION _subject_hash(text) FROM PUBLIC;
 CREATE FUNCTION _erasure_log_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	RAISE EXCEPTION USING ERRCODE = '55000',
@@ -140,7 +140,7 @@ $$;
 CREATE FUNCTION _erasure_prepare(p_now timestamptz, p_full boolean)
 RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -287,7 +287,7 @@ REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 CREATE FUNCTION _erasure_finish(p_started timestamptz)
 RETURNS void
 LANGUAGE sql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 	UPDATE erasure_request q SET completed_at = now()
 	WHERE q.completed_at IS NULL
@@ -307,7 +307,7 @@ CREATE FUNCTION sweep(max_rows integer DEFAULT NULL, full boolean DEFAULT false)
 RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
 AS 'MODULE_PATHNAME', 'profile_guard_sweep'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard;
+SET search_path = pg_catalog, profile_guard, pg_temp;
 REVOKE ALL ON FUNCTION sweep(integer, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
 
@@ -318,7 +318,7 @@ GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
 CREATE FUNCTION set_anonymise_columns(tbl regclass, columns name[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	g	profile_guard.guarded_table := _get_guarded(tbl, true);
@@ -360,7 +360,7 @@ GRANT EXECUTE ON FUNCTION set_anonymise_columns(regclass, name[]) TO profile_gua
 CREATE FUNCTION end_service()
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	INSERT INTO erasure_state AS x (service_ended_at) VALUES (now())

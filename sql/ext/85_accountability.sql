@@ -137,7 +137,7 @@ REVOKE ALL ON FUNCTION _pi_name_rules() FROM PUBLIC;
 CREATE FUNCTION _pi_name_match(txt text)
 RETURNS TABLE (category text, sensitivity text, matched text, rule integer)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 	SELECT r.category, c.sensitivity, (regexp_match(_pi_normalise(txt), '(' || r.pattern || ')'))[1], r.rule
 	FROM _pi_name_rules() AS r
@@ -157,7 +157,7 @@ REVOKE ALL ON FUNCTION _pi_name_match(text) FROM PUBLIC;
 CREATE FUNCTION _pi_content(tbl regclass, col name, sample integer DEFAULT 200)
 RETURNS TABLE (category text, hits bigint, sampled bigint, what text)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	n		bigint;
@@ -206,7 +206,7 @@ CREATE FUNCTION _suggestions(p_schema name, p_only_guarded boolean)
 RETURNS TABLE ("table" regclass, column_name name, suggested_category text,
 			   suggested_sensitivity text, evidence text)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	c		record;
@@ -313,7 +313,7 @@ CREATE FUNCTION suggest_classification(schema name DEFAULT NULL)
 RETURNS TABLE ("table" regclass, column_name name, suggested_category text,
 			   suggested_sensitivity text, evidence text)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 SET lock_timeout = '2s'
 AS $$
 #variable_conflict use_column
@@ -354,7 +354,7 @@ GRANT EXECUTE ON FUNCTION suggest_classification(name) TO profile_guard_admin;
 CREATE FUNCTION _subject_rows(g guarded_table, p_subject text)
 RETURNS SETOF jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	subj_type	oid;
@@ -483,7 +483,7 @@ REVOKE ALL ON FUNCTION _subject_rows(guarded_table, text) FROM PUBLIC;
 CREATE FUNCTION subject_report(subject text)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 SET datestyle = 'ISO, YMD'
 SET intervalstyle = 'postgres'
 AS $$
@@ -626,7 +626,7 @@ GRANT EXECUTE ON FUNCTION subject_report(text) TO profile_guard_admin, profile_g
 CREATE FUNCTION _stored_plaintext()
 RETURNS TABLE (relid regclass, column_name name, plaintext bigint, foreign_ct bigint, problem text)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	c		record;
@@ -693,7 +693,7 @@ REVOKE ALL ON FUNCTION _stored_plaintext() FROM PUBLIC;
 CREATE FUNCTION assess()
 RETURNS TABLE (clause text, requirement text, status text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, profile_guard
+SET search_path = pg_catalog, profile_guard, pg_temp
 SET datestyle = 'ISO, YMD'
 SET lock_timeout = '5s'
 AS $$

@@ -1,0 +1,7 @@
+-- profile_guard--1.1--1.2.sql: assembled by the Makefile from this file and
+-- every function of sql/ext, re-created with OR REPLACE with its privileges.
+-- test/scenario/upgrade.sh checks that an updated database has exactly the
+-- objects of a fresh 1.2 install.
+
+\echo Use "ALTER EXTENSION profile_guard UPDATE TO '1.2'" to load this file. \quit
+
