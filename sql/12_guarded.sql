@@ -202,6 +202,26 @@ RESET ROLE;
 SELECT count(*) FROM guarded_table;
 DROP TABLE public.not_theirs;
 
+-- a tag stored only as rows of a long-shape table keeps its sensitivity
+-- while the table holds it: declared general, new values would be stored
+-- as plaintext and old ones served as ciphertext
+SELECT define_tag('health.allergy', 'medical_health');
+SELECT define_purpose('allergy_care', 'allergy care', ARRAY['health.allergy']);
+SELECT register_subject('501');
+SELECT grant_consent('501', 'allergy_care', ARRAY['health.allergy'], separate => true) > 0 AS granted;
+CREATE TABLE public.allergies (uid int, tag text, value text);
+SELECT protect('public.allergies', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO public.allergies VALUES (501, 'health.allergy', 'peanuts');
+SELECT value LIKE 'pgt1:%' AS encrypted FROM public.allergies;
+SELECT pg_temp.err($$SELECT profile_guard.define_tag('health.allergy', 'preference', 'general')$$);
+SELECT pg_temp.err($$SELECT profile_guard.drop_tag('health.allergy')$$);
+SELECT sensitivity FROM tag WHERE tag = 'health.allergy';
+-- once no row holds it, it may change
+DELETE FROM public.allergies;
+SELECT pg_temp.err($$SELECT profile_guard.define_tag('health.allergy', 'preference', 'general')$$);
+SELECT sensitivity FROM tag WHERE tag = 'health.allergy';
+DROP TABLE public.allergies;
+
 DROP EXTENSION profile_guard CASCADE;
 DROP TABLE public.profile, public.profile_long, public."Odd Profile" CASCADE;
 DROP SEQUENCE public.some_seq;

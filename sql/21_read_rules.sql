@@ -99,6 +99,62 @@ ALTER ROLE regress_app RESET profile_guard.purpose;
 -- superusers see everything
 SELECT count(*) FROM tag_rows;
 
+-- ages are computed in profile_guard.age_time_zone (UTC by default), never
+-- in the session's TimeZone.  'eve' turns 18 and 'kid' 14 on today's date
+-- in UTC+14, which is always a later date than today in UTC-12.
+SELECT profile_guard.define_purpose('promo', 'promotions', ARRAY['interest.*'], marketing => true) AS promo;
+SELECT profile_guard.register_subject('eve', (CAST(timezone('Etc/GMT-14', now()) AS date) - interval '18 years')::date);
+SELECT profile_guard.register_subject('kid', (CAST(timezone('Etc/GMT-14', now()) AS date) - interval '14 years')::date);
+SELECT profile_guard.grant_consent('eve', 'promo', ARRAY['interest.*']) > 0 AS granted;
+SELECT profile_guard.grant_consent('eve', 'recommendation', ARRAY['interest.*']) > 0 AS granted;
+SELECT profile_guard.grant_consent('kid', 'recommendation', ARRAY['interest.*']) > 0 AS granted;
+SELECT profile_guard.allow_purpose('regress_app', 'promo');
+INSERT INTO tag_rows VALUES ('eve', 'interest.music', 'soul');
+CREATE TEMP TABLE ages (age_zone text, session_zone text, subject text, purpose text, effective boolean, reason text);
+CREATE FUNCTION pg_temp.note_ages() RETURNS void LANGUAGE sql AS $$
+	INSERT INTO ages
+	SELECT current_setting('profile_guard.age_time_zone'), current_setting('TimeZone'),
+		   subject, purpose, bool_and(effective), min(reason)
+	FROM profile_guard.consent_status
+	WHERE (subject, purpose) IN (('eve', 'promo'), ('kid', 'recommendation'))
+	GROUP BY subject, purpose
+$$;
+-- in UTC+14 both have their birthday today; in UTC-12 neither has yet
+SET profile_guard.age_time_zone = 'Etc/GMT-14';
+SET TimeZone = 'Etc/GMT+12';
+SELECT pg_temp.note_ages();
+SET ROLE regress_app;
+SET profile_guard.purpose = 'promo';
+SELECT subject, value FROM tag_rows WHERE subject = 'eve';
+RESET ROLE;
+SET TimeZone = 'Etc/GMT-14';
+SELECT pg_temp.note_ages();
+SET profile_guard.age_time_zone = 'Etc/GMT+12';
+SELECT pg_temp.note_ages();
+SET ROLE regress_app;
+SELECT subject, value FROM tag_rows WHERE subject = 'eve';
+RESET ROLE;
+SET TimeZone = 'Etc/GMT+12';
+SELECT pg_temp.note_ages();
+SELECT age_zone, subject, purpose, effective, reason, count(*) AS session_zones
+FROM ages GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2;
+-- by default UTC, whatever the session's zone: the same answers in both
+TRUNCATE ages;
+RESET profile_guard.age_time_zone;
+SELECT pg_temp.note_ages();
+SET TimeZone = 'Etc/GMT-14';
+SELECT pg_temp.note_ages();
+SELECT count(DISTINCT (subject, purpose, effective, reason)) AS answers, count(*) AS rows FROM ages;
+RESET TimeZone;
+RESET profile_guard.purpose;
+-- the setting names a known zone, and only a superuser may change it
+SET profile_guard.age_time_zone = 'Mars/Olympus';
+SET profile_guard.age_time_zone = '';
+SET ROLE regress_app;
+SET profile_guard.age_time_zone = 'UTC';
+RESET ROLE;
+DROP TABLE ages;
+
 DROP TABLE tag_rows;
 RESET ROLE;
 \i test/lib/rules_check.sql

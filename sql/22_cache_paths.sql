@@ -95,8 +95,37 @@ SET ROLE regress_cache_app;
 SELECT id, sports FROM wide WHERE id IN (6, 7) ORDER BY id;
 
 
+-- a plan's shape never makes a statement fail: a gate that starts a bulk
+-- load of consent answers inside a parallel plan (a large unguarded table
+-- joined with the guarded one) keeps the answers to itself
+RESET ROLE;
+CREATE TABLE big_events (id bigint, user_id bigint);
+INSERT INTO big_events SELECT i, (i % 3000) + 1 FROM generate_series(1, 60000) i;
+ANALYZE big_events;
+ANALYZE wide;
+GRANT SELECT ON big_events TO regress_cache_app;
+SELECT profile_guard._policy_changed();		-- published answers are stale now
+\c - regress_cache_app
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET profile_guard.purpose = 'recommendation';
+CREATE FUNCTION pg_temp.plan_is_parallel(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE plan json;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON, COSTS OFF) ' || q INTO plan;
+	RETURN plan::text LIKE '%"Gather%';
+END $$;
+SELECT pg_temp.plan_is_parallel('SELECT count(w.sports) FROM big_events e JOIN wide w ON w.id = e.user_id') AS parallel_plan;
+-- subject 42 never consented: its 20 events are hidden with its row
+SELECT count(*) AS events, count(w.sports) AS sports_seen, bool_or(w.id = 42) AS saw_42
+FROM big_events e JOIN wide w ON w.id = e.user_id;
+\c - postgres
+
+
 RESET ROLE;
 DROP SCHEMA regress_evil CASCADE;
-DROP TABLE wide;
+DROP TABLE wide, big_events;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_cache_app;

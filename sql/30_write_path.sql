@@ -91,6 +91,21 @@ SELECT profile_guard.unprotect('patients');
 SELECT id, health FROM patients ORDER BY id;
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'patients'::regclass AND NOT tgisinternal;
 
+-- long shape, written by an application role that has no rights on the
+-- catalog: the lexicon check runs with the extension's rights, so a plain
+-- value is collected and a prohibited one refused, for the app as for an admin
+CREATE TABLE tags_long (uid int, tag text, value text);
+SELECT profile_guard.protect('tags_long', 'uid', tag_column => 'tag', value_column => 'value');
+GRANT SELECT, INSERT, UPDATE ON tags_long TO regress_app;
+SET ROLE regress_app;
+INSERT INTO tags_long VALUES (3, 'interest.music', 'jazz');
+UPDATE tags_long SET value = 'blues' WHERE uid = 3;
+INSERT INTO tags_long VALUES (3, 'interest.music', 'gambling');
+SELECT has_function_privilege('profile_guard.check_prohibited(text, text)', 'EXECUTE') AS app_may_call_check;
+RESET ROLE;
+SELECT uid, tag, value FROM tags_long;
+DROP TABLE tags_long;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

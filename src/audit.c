@@ -886,59 +886,54 @@ usage_add_statement(AuditStmt *st)
  */
 
 /*
- * Is this error one of our refusals?  Told by where it was raised: the
- * purpose checks (consent_cache.c) and the collection trigger (collect.c).
+ * The refusal being raised (errcodes.h): pg_refuse() notes its kind and tag
+ * just before it raises the error in PG_REFUSAL_DOMAIN.  Kept in static
+ * storage, so that noting allocates nothing.
  */
-static const char *
-refusal_reason(ErrorData *e)
-{
-	const char *file;
+static const char *const RefusalNames[] = {
+	[PG_REFUSAL_NO_PURPOSE] = "no_purpose",
+	[PG_REFUSAL_PURPOSE_NOT_ALLOWED] = "purpose_not_allowed",
+	[PG_REFUSAL_UNKNOWN_PURPOSE] = "unknown_purpose",
+	[PG_REFUSAL_PURPOSE_UNUSABLE] = "purpose_unusable",
+	[PG_REFUSAL_COLLECTION] = "collection_refused",
+};
+static int	PendingRefusal = -1;
+static char PendingRefusalTag[NAMEDATALEN * 2];
 
-	if (e->filename == NULL)
-		return NULL;
-	file = strrchr(e->filename, '/');
-	file = file ? file + 1 : e->filename;
-	if (strcmp(file, "consent_cache.c") == 0)
-	{
-		if (e->sqlerrcode == PGERR_NO_PURPOSE)
-			return (profile_guard_purpose == NULL || profile_guard_purpose[0] == '\0') ?
-				"no_purpose" : "purpose_not_allowed";
-		if (e->sqlerrcode == PGERR_UNKNOWN_PURPOSE)
-			return "unknown_purpose";
-		if (e->sqlerrcode == PGERR_PURPOSE_UNUSABLE)
-			return "purpose_unusable";
-	}
-	else if (strcmp(file, "collect.c") == 0 &&
-			 e->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
-		return "collection_refused";
-	return NULL;
+void
+pg_refusal_note(PgRefusal kind, const char *tag)
+{
+	PendingRefusal = (int) kind;
+	if (tag != NULL)
+		strlcpy(PendingRefusalTag, tag, sizeof(PendingRefusalTag));
+	else
+		PendingRefusalTag[0] = '\0';
 }
 
-/* the tag a refusal message names: ... tag "x" ... */
-static char *
-refused_tag(ErrorData *e)
+/*
+ * Is this error one of our refusals?  If so, its reason (as the audit trail
+ * names it) and, in *tag, the tag it concerns (NULL when none; palloc'd).
+ */
+const char *
+pg_refusal_of(const ErrorData *e, char **tag)
 {
-	const char *p = e->message ? strstr(e->message, "tag \"") : NULL;
-	const char *end;
-
-	if (p == NULL)
+	*tag = NULL;
+	if (e->domain == NULL || strcmp(e->domain, PG_REFUSAL_DOMAIN) != 0 ||
+		PendingRefusal < 0 || PendingRefusal >= lengthof(RefusalNames))
 		return NULL;
-	p += 5;
-	end = strchr(p, '"');
-	if (end == NULL || end == p)
-		return NULL;
-	return pnstrdup(p, end - p);
+	if (PendingRefusalTag[0] != '\0')
+		*tag = pstrdup(PendingRefusalTag);
+	return RefusalNames[PendingRefusal];
 }
 
 static void
-note_denial(AuditStmt *st, ErrorData *e, const char *reason)
+note_denial(AuditStmt *st, ErrorData *e, const char *reason, char *tag)
 {
-	char	   *tag = NULL;
 	UsageDelta *deltas;
 	int			n = 0;
 
-	if (st->c.ntags == 0)
-		tag = refused_tag(e);
+	if (st->c.ntags > 0)
+		tag = NULL;				/* the statement's own tags are named */
 
 	if (profile_guard_audit >= PG_AUDIT_DENIALS)
 	{
@@ -1000,12 +995,13 @@ rethrow_noting_denial(AuditStmt *st)
 	MemoryContext old;
 	ErrorData  *e;
 	const char *reason;
+	char	   *tag;
 
 	if (st == NULL || DenialNoted)
 		PG_RE_THROW();
 	old = MemoryContextSwitchTo(st->mcxt);
 	e = CopyErrorData();
-	reason = refusal_reason(e);
+	reason = pg_refusal_of(e, &tag);
 	if (reason == NULL)
 	{
 		MemoryContextSwitchTo(old);
@@ -1015,7 +1011,7 @@ rethrow_noting_denial(AuditStmt *st)
 	FlushErrorState();
 	DenialNoted = true;
 	st->denied = true;
-	note_denial(st, e, reason);
+	note_denial(st, e, reason, tag);
 	ReThrowError(e);
 }
 

@@ -16,6 +16,7 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -444,6 +445,45 @@ pg_plan_for_key_lookups(void)
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Catalog queries run as the owner of our schema, so that roles with no
+ * rights on the catalog can still be gated, and under a search_path of our
+ * own, so that no object of the caller's can stand in for pg_catalog's
+ * while we run with the owner's rights.  An error restores both through
+ * (sub)transaction abort; the normal path restores them here.
+ */
+void
+pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pg_schema_oid()));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	GetUserIdAndSecContext(&ca->save_userid, &ca->save_sec_context);
+	SetUserIdAndSecContext(owner, ca->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ca->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	/* one subject's rows: through the indexes on subject */
+	if (point_lookup)
+		pg_plan_for_key_lookups();
+}
+
+void
+pg_end_catalog_access(PgCatalogAccess *ca)
+{
+	AtEOXact_GUC(true, ca->guc_level);
+	SetUserIdAndSecContext(ca->save_userid, ca->save_sec_context);
 }
 
 /*

@@ -38,8 +38,8 @@ PG_FUNCTION_INFO_V1(profile_guard_collect);
 static void
 refuse_uncollectable(Relation rel, const char *subject, const char *tag)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	pg_refuse(PG_REFUSAL_COLLECTION, tag,
+			  (errcode(PGERR_COLLECTION_REFUSED),
 			 errmsg("no consent to collect tag \"%s\" for subject \"%s\"", tag, subject),
 			 errdetail("Table \"%s\": no purpose in force has an effective consent of subject \"%s\" covering tag \"%s\" (sensitive tags need separate consent, children under 14 guardian consent, derived tags consent to every source).",
 					   RelationGetRelationName(rel), subject, tag),
@@ -47,7 +47,11 @@ refuse_uncollectable(Relation rel, const char *subject, const char *tag)
 					 subject, tag)));
 }
 
-/* rule 13 for long-shape values: the lexicon lives in SQL */
+/*
+ * Rule 13 for long-shape values: the lexicon lives in SQL, and only our
+ * schema's owner may read it, so the check runs with that role's rights
+ * (the writer may be any application role).
+ */
 static void
 check_value_lexicon(Datum value, Oid typid)
 {
@@ -56,10 +60,12 @@ check_value_lexicon(Datum value, Oid typid)
 	Oid			out;
 	bool		isvarlena;
 	int			rc;
+	PgCatalogAccess ca;
 
 	getTypeOutputInfo(typid, &out, &isvarlena);
 	args[0] = CStringGetTextDatum("tag value");
 	args[1] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
+	pg_begin_catalog_access(&ca, false);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	rc = SPI_execute_with_args("SELECT profile_guard.check_prohibited($1, $2)",
@@ -67,6 +73,7 @@ check_value_lexicon(Datum value, Oid typid)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
 	SPI_finish();
+	pg_end_catalog_access(&ca);
 }
 
 /*

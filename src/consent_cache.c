@@ -162,52 +162,6 @@ static void load_definition(PurposeState *ps);
 static void load_subjects(PurposeState *ps);
 static void refresh_subject(PurposeState *ps, SubjectEntry *e);
 
-/*
- * Catalog queries run as the owner of our schema, so that roles with no
- * rights on the catalog can still be gated, and under a search_path of our
- * own, so that no object of the caller's can stand in for pg_catalog's
- * while we run with the owner's rights.  An error restores both through
- * (sub)transaction abort; the normal path restores them here.
- */
-typedef struct CatalogAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			guc_level;
-} CatalogAccess;
-
-static void
-begin_catalog_access(CatalogAccess *ca, bool point_lookup)
-{
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pg_schema_oid()));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	GetUserIdAndSecContext(&ca->save_userid, &ca->save_sec_context);
-	SetUserIdAndSecContext(owner, ca->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ca->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-
-	/* one subject's rows: through the indexes on subject */
-	if (point_lookup)
-		pg_plan_for_key_lookups();
-}
-
-static void
-end_catalog_access(CatalogAccess *ca)
-{
-	AtEOXact_GUC(true, ca->guc_level);
-	SetUserIdAndSecContext(ca->save_userid, ca->save_sec_context);
-}
-
 static void
 free_purpose(PurposeState *ps)
 {
@@ -288,7 +242,7 @@ note_snapshot_scope(void)
 		FlushAtTransactionEnd = true;
 }
 
-/* profile_guard.minor_age changed: every answer may differ */
+/* profile_guard.minor_age or age_time_zone changed: every answer may differ */
 void
 pg_consent_cache_invalidate(void)
 {
@@ -369,7 +323,7 @@ find_or_create_purpose(const char *name)
 static void
 load_definition(PurposeState *ps)
 {
-	CatalogAccess ca;
+	PgCatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			rc;
@@ -378,7 +332,7 @@ load_definition(PurposeState *ps)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, false);
+	pg_begin_catalog_access(&ca, false);
 	{
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
@@ -419,7 +373,7 @@ load_definition(PurposeState *ps)
 			}
 		}
 	}
-	end_catalog_access(&ca);
+	pg_end_catalog_access(&ca);
 	SPI_finish();
 }
 
@@ -447,8 +401,8 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 		return NULL;
 
 	if (name == NULL || name[0] == '\0')
-		ereport(ERROR,
-				(errcode(PGERR_NO_PURPOSE),
+		pg_refuse(PG_REFUSAL_NO_PURPOSE, tag,
+				  (errcode(PGERR_NO_PURPOSE),
 				 errmsg("no purpose declared for reading profile tags"),
 				 !OidIsValid(relid) ? 0 :
 				 tag ? errdetail("The statement reads tag \"%s\" of table \"%s\".",
@@ -466,14 +420,14 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 	}
 
 	if (!ps->exists)
-		ereport(ERROR,
-				(errcode(PGERR_UNKNOWN_PURPOSE),
+		pg_refuse(PG_REFUSAL_UNKNOWN_PURPOSE, tag,
+				  (errcode(PGERR_UNKNOWN_PURPOSE),
 				 errmsg("purpose \"%s\" does not exist", name),
 				 errdetail("profile_guard.purpose names a purpose that was never defined."),
 				 errhint("Declare a defined purpose, or define it with profile_guard.define_purpose().")));
 	if (ps->retired)
-		ereport(ERROR,
-				(errcode(PGERR_PURPOSE_UNUSABLE),
+		pg_refuse(PG_REFUSAL_PURPOSE_UNUSABLE, tag,
+				  (errcode(PGERR_PURPOSE_UNUSABLE),
 				 errmsg("purpose \"%s\" is retired", name),
 				 errdetail("Profile tags cannot be used for a retired purpose."),
 				 errhint("Declare a purpose that is still in force.")));
@@ -483,8 +437,8 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 		for (int i = 0; i < ps->nroles && !allowed; i++)
 			allowed = has_privs_of_role(user, ps->roles[i]);
 		if (!allowed)
-			ereport(ERROR,
-					(errcode(PGERR_PURPOSE_NOT_ALLOWED),
+			pg_refuse(PG_REFUSAL_PURPOSE_NOT_ALLOWED, tag,
+					  (errcode(PGERR_PURPOSE_NOT_ALLOWED),
 					 errmsg("role \"%s\" may not use purpose \"%s\"",
 							GetUserNameFromId(user, false), name),
 					 errdetail("Only roles allowed the purpose may declare it."),
@@ -492,8 +446,8 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 							 GetUserNameFromId(user, false), name)));
 	}
 	if (ps->unassessed)
-		ereport(ERROR,
-				(errcode(PGERR_PURPOSE_UNUSABLE),
+		pg_refuse(PG_REFUSAL_PURPOSE_UNUSABLE, tag,
+				  (errcode(PGERR_PURPOSE_UNUSABLE),
 				 errmsg("purpose \"%s\" makes automated decisions and has no impact assessment for version %d",
 						name, ps->version),
 				 errdetail("Automated-decision purposes need a personal-information impact assessment of their current version."),
@@ -585,7 +539,7 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 static void
 query_subjects(PurposeState *ps, bool fresh_snapshot)
 {
-	CatalogAccess ca;
+	PgCatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	SPIPlanPtr	plan;
@@ -605,7 +559,7 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, false);
+	pg_begin_catalog_access(&ca, false);
 	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY : SUBJECTS_QUERY,
 					   1, argtypes);
 	if (plan == NULL)
@@ -659,7 +613,7 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 	SPI_cursor_close(portal);
 	if (fresh_snapshot)
 		PopActiveSnapshot();
-	end_catalog_access(&ca);
+	pg_end_catalog_access(&ca);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
@@ -782,6 +736,7 @@ answers_key(PurposeState *ps, AnswersKey *key)
 {
 	key->purpose = ps->name;
 	key->minor_age = profile_guard_minor_age;
+	key->age_time_zone = profile_guard_age_time_zone;
 	key->consent_relid = ConsentRelid;
 	return key;
 }
@@ -911,7 +866,7 @@ intern_set(PurposeState *ps, Bitmapset *set)
 static void
 refresh_subject(PurposeState *ps, SubjectEntry *e)
 {
-	CatalogAccess ca;
+	PgCatalogAccess ca;
 	char	   *subject = pnstrdup(e->key.data, e->key.len);
 	Bitmapset  *visible;
 	TimestampTz valid_until;
@@ -920,7 +875,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	begin_catalog_access(&ca, true);
+	pg_begin_catalog_access(&ca, true);
 	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
 						  &visible, &valid_until))
 	{
@@ -930,7 +885,7 @@ refresh_subject(PurposeState *ps, SubjectEntry *e)
 	}
 	else
 		e->a = NoAnswer;
-	end_catalog_access(&ca);
+	pg_end_catalog_access(&ca);
 	SPI_finish();
 	pfree(subject);
 }

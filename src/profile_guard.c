@@ -10,6 +10,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/guc.h"
 
 #include "profile_guard.h"
@@ -27,6 +28,7 @@ void		_PG_init(void);
 char	   *profile_guard_purpose = NULL;
 uint64		profile_guard_purpose_generation = 0;
 int			profile_guard_minor_age = 18;
+char	   *profile_guard_age_time_zone = NULL;
 int			profile_guard_audit = PG_AUDIT_OFF;
 bool		profile_guard_loaded = false;
 
@@ -99,6 +101,35 @@ assign_minor_age(int newval, void *extra)
 	pg_consent_cache_invalidate();
 }
 
+/*
+ * Ages are computed in one time zone for every session, never in the
+ * session's own TimeZone: a zone the server knows, named as in
+ * pg_timezone_names, at most NAMEDATALEN - 1 bytes (the shared answers
+ * are keyed by it).
+ */
+static bool
+check_age_time_zone(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || **newval == '\0')
+	{
+		GUC_check_errdetail("The time zone in which ages are computed must be named.");
+		return false;
+	}
+	if (strlen(*newval) >= NAMEDATALEN || pg_tzset(*newval) == NULL)
+	{
+		GUC_check_errdetail("Time zone \"%s\" is not known to the server.", *newval);
+		GUC_check_errhint("Use a name from pg_timezone_names, such as 'UTC' or 'Asia/Shanghai'.");
+		return false;
+	}
+	return true;
+}
+
+static void
+assign_age_time_zone(const char *newval, void *extra)
+{
+	pg_consent_cache_invalidate();
+}
+
 void
 _PG_init(void)
 {
@@ -128,6 +159,15 @@ _PG_init(void)
 							PGC_SUSET,
 							0,
 							NULL, assign_minor_age, NULL);
+
+	DefineCustomStringVariable("profile_guard.age_time_zone",
+							   "The time zone in which subjects' ages are computed.",
+							   "A subject turns 14 or profile_guard.minor_age at midnight of the birthday in this zone, whatever the session's TimeZone.",
+							   &profile_guard_age_time_zone,
+							   "UTC",
+							   PGC_SUSET,
+							   0,
+							   check_age_time_zone, assign_age_time_zone, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",

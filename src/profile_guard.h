@@ -16,15 +16,7 @@
 #define PG_SCHEMA_NAME		"profile_guard"
 #define PG_EXTENSION_NAME	"profile_guard"
 
-/*
- * SQLSTATEs.  We reuse PostgreSQL's own codes so that clients and drivers
- * classify our errors without learning new ones.
- */
-#define PGERR_NO_PURPOSE			ERRCODE_INSUFFICIENT_PRIVILEGE		/* 42501 */
-#define PGERR_PURPOSE_NOT_ALLOWED	ERRCODE_INSUFFICIENT_PRIVILEGE		/* 42501 */
-#define PGERR_UNKNOWN_PURPOSE		ERRCODE_UNDEFINED_OBJECT			/* 42704 */
-#define PGERR_PURPOSE_UNUSABLE		ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */
-#define PGERR_NOT_PRELOADED			ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */
+#include "errcodes.h"
 
 /* audit levels (profile_guard.audit) */
 typedef enum ProfileGuardAuditLevel
@@ -38,6 +30,7 @@ typedef enum ProfileGuardAuditLevel
 extern char *profile_guard_purpose;
 extern uint64 profile_guard_purpose_generation;
 extern int	profile_guard_minor_age;
+extern char *profile_guard_age_time_zone;
 extern int	profile_guard_audit;
 extern bool profile_guard_loaded;
 
@@ -74,6 +67,17 @@ extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber 
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pg_plan_for_key_lookups(void);
+
+/* running catalog queries with the rights of our schema's owner */
+typedef struct PgCatalogAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} PgCatalogAccess;
+
+extern void pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup);
+extern void pg_end_catalog_access(PgCatalogAccess *ca);
 extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */

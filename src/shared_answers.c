@@ -54,6 +54,7 @@ typedef struct AnswerSlot
 	Oid			dbid;
 	Oid			consent_relid;	/* the catalog it was read from */
 	int			minor_age;
+	char		age_time_zone[NAMEDATALEN];
 	char		purpose[NAMEDATALEN * 2];
 	uint64		epoch;			/* policy epoch read before the load */
 	int			loader_pid;
@@ -271,7 +272,9 @@ slot_matches(AnswerSlot *s, const AnswersKey *key)
 {
 	return s->state != SLOT_EMPTY && s->dbid == MyDatabaseId &&
 		s->consent_relid == key->consent_relid &&
-		s->minor_age == key->minor_age && strcmp(s->purpose, key->purpose) == 0;
+		s->minor_age == key->minor_age &&
+		strcmp(s->age_time_zone, key->age_time_zone) == 0 &&
+		strcmp(s->purpose, key->purpose) == 0;
 }
 
 /* lock held exclusively; no reader left */
@@ -412,6 +415,7 @@ pg_shared_answers_begin_load(const AnswersKey *key)
 		s->dbid = MyDatabaseId;
 		s->consent_relid = key->consent_relid;
 		s->minor_age = key->minor_age;
+		strlcpy(s->age_time_zone, key->age_time_zone, sizeof(s->age_time_zone));
 		strlcpy(s->purpose, key->purpose, sizeof(s->purpose));
 		s->epoch = pg_atomic_read_u64(&Control->epoch);
 		s->loader_pid = MyProcPid;
@@ -440,6 +444,14 @@ pg_shared_answers_alloc(int slot, Size size)
 	Size		limit = (Size) shared_cache_size_mb * 1024 * 1024;
 
 	Assert(HeldLoads[slot] && s->state == SLOT_LOADING);
+
+	/*
+	 * A gate inside a parallel plan may load answers, but no subtransaction
+	 * can start during a parallel operation: keep them private then.
+	 */
+	if (IsInParallelMode())
+		return NULL;
+
 	LWLockAcquire(Control->lock, LW_SHARED);
 	if (Control->published_bytes + size > limit)
 		size = 0;

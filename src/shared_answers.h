@@ -70,11 +70,13 @@ answers_blob_size(int nsets, int set_words, AnswersKind kind, uint64 n,
 		 sizeof(HashedAnswer) * n + key_bytes);
 }
 
-/* whose answers: a purpose, under an age of majority, in a catalog */
+/* whose answers: a purpose, under an age of majority and the time zone
+ * ages are computed in, in a catalog */
 typedef struct AnswersKey
 {
 	const char *purpose;
 	int			minor_age;
+	const char *age_time_zone;
 	Oid			consent_relid;
 } AnswersKey;
 

@@ -218,11 +218,24 @@ birthday(DateADT birth, int years)
 												 IntervalPGetDatum(&iv)));
 }
 
+/* a local time of profile_guard.age_time_zone as an instant */
 static TimestampTz
 as_timestamptz(Timestamp ts)
 {
-	return DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz,
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone,
+												   CStringGetTextDatum(profile_guard_age_time_zone),
 												   TimestampGetDatum(ts)));
+}
+
+/* the date of an instant in profile_guard.age_time_zone */
+static DateADT
+date_in_age_zone(TimestampTz t)
+{
+	Datum		local = DirectFunctionCall2(timestamptz_zone,
+											CStringGetTextDatum(profile_guard_age_time_zone),
+											TimestampTzGetDatum(t));
+
+	return DatumGetDateADT(DirectFunctionCall1(timestamp_date, local));
 }
 
 /*
@@ -350,7 +363,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	TimestampTz minor_until = DT_NOEND;
 	TimestampTz child_until = DT_NOEND;
 	TimestampTz now = GetCurrentStatementStartTimestamp();
-	DateADT		today = GetSQLCurrentDate();
+	DateADT		today = date_in_age_zone(GetCurrentTransactionStartTimestamp());
 	bool		any = false;
 
 	*visible = NULL;

@@ -25,7 +25,7 @@ failures=()
 
 pg_cluster_start test || exit 1
 trap 'pg_cluster_stop' EXIT
-for db in regress_profile_guard regress_profile_guard_iso; do
+for db in regress_profile_guard regress_profile_guard_parallel regress_profile_guard_iso; do
 	"$PGBIN/psql" -X -q -c "CREATE DATABASE $db" postgres || exit 1
 done
 
@@ -38,7 +38,7 @@ count_pg_regress() {
 	elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
 		m=${BASH_REMATCH[1]}; n=${BASH_REMATCH[2]}
 		failed=$((failed + m)); passed=$((passed + n - m))
-		failures+=("$label: $m of $n (see test/results/regression.diffs)")
+		failures+=("$label: $m of $n (see regression.diffs under test/results)")
 	else
 		failed=$((failed + 1)); failures+=("$label: did not run")
 	fi
@@ -53,6 +53,15 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == regress ]]; then
 			--host="$PGHOST" --port="$PGPORT" --user=postgres \
 			--dbname=regress_profile_guard $tests 2>&1 | tee test/results/regress.out
 		count_pg_regress test/results/regress.out regress
+		# once more with every parallel-safe plan run in a parallel worker:
+		# a plan's shape must never change what a statement returns
+		mkdir -p test/results/parallel
+		PGOPTIONS="${PGOPTIONS:-} -c force_parallel_mode=regress" \
+		"$PGXS_DIR/src/test/regress/pg_regress" --bindir="$PGBIN" \
+			--inputdir=. --outputdir=test/results/parallel --use-existing \
+			--host="$PGHOST" --port="$PGPORT" --user=postgres \
+			--dbname=regress_profile_guard_parallel $tests 2>&1 | tee test/results/regress_parallel.out
+		count_pg_regress test/results/regress_parallel.out "regress (force_parallel_mode = regress)"
 	fi
 fi
 

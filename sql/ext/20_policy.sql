@@ -27,6 +27,23 @@ AS $$
 	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.minor_age', true), '')::integer, 18)
 $$;
 
+-- The time zone ages are computed in (profile_guard.age_time_zone), and
+-- today's date there.
+CREATE FUNCTION age_time_zone()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.age_time_zone', true), ''), 'UTC')
+$$;
+
+CREATE FUNCTION age_today()
+RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT CAST(pg_catalog.timezone(profile_guard.age_time_zone(), pg_catalog.transaction_timestamp())
+				AS pg_catalog.date)
+$$;
+
 /*
  * tag_state(purpose, subject, with_unconsented)
  *
@@ -55,7 +72,8 @@ WITH p AS (
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
 				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
 		   pg_catalog.statement_timestamp() AS now,
-		   current_date AS today,
+		   profile_guard.age_today() AS today,
+		   profile_guard.age_time_zone() AS age_zone,
 		   profile_guard.minor_age() AS minor_age
 	FROM profile_guard.purpose pu
 	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
@@ -169,11 +187,11 @@ judged AS (
 SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
 	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
 			 CASE WHEN j.under_14
-				  THEN CAST(j.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-							AS pg_catalog.timestamptz) END,
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => 14)) END,
 			 CASE WHEN j.minor
-				  THEN CAST(j.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
-							AS pg_catalog.timestamptz) END)
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => p.minor_age)) END)
 FROM judged j
 CROSS JOIN p
 CROSS JOIN LATERAL (SELECT CASE

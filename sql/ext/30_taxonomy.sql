@@ -353,6 +353,44 @@ $$;
 REVOKE ALL ON FUNCTION _tag_closure(text[]) FROM PUBLIC;
 
 /*
+ * _tag_held_by_long_table(tag): the first long-shape guarded table (by
+ * name) with a row of this tag, or NULL.  Its rows are read with the
+ * extension's rights but no code of the table's owner runs: only plain and
+ * partitioned tables are read, the tag column compared as text with
+ * pg_catalog's operator.
+ */
+CREATE FUNCTION _tag_held_by_long_table(tag text)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	p_tag	text := tag;
+	g		record;
+	found_row boolean;
+BEGIN
+	FOR g IN
+		SELECT gt.relid, gt.tag_column, c.relkind
+		FROM guarded_table gt JOIN pg_class c ON c.oid = gt.relid
+		WHERE gt.tag_column IS NOT NULL
+		ORDER BY gt.relid::text
+	LOOP
+		IF g.relkind NOT IN ('r', 'p') THEN
+			RETURN g.relid;		-- cannot be read safely: count it as holding the tag
+		END IF;
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I::pg_catalog.text OPERATOR(pg_catalog.=) $1)',
+					   g.relid, g.tag_column)
+			INTO found_row USING p_tag;
+		IF found_row THEN
+			RETURN g.relid;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _tag_held_by_long_table(text) FROM PUBLIC;
+
+/*
  * _refresh_tags(roots): store what _tag_closure() computes.  Refuses (55000)
  * when the sensitivity of a tag that is classified on a column would
  * change: its stored form (plaintext or ciphertext) would no longer match.
@@ -383,6 +421,23 @@ BEGIN
 			DETAIL = format('Tag "%s" would become %s but is classified on column "%s" of table %s.',
 							r.tag, r.new_s, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END LOOP;
+	-- the same for tags stored as rows of long-shape tables
+	FOR r IN
+		SELECT t.tag, n.sensitivity AS new_s, _tag_held_by_long_table(t.tag) AS relid
+		FROM _tag_closure(roots) n
+		JOIN tag t ON t.tag = n.tag
+		WHERE t.sensitivity <> n.sensitivity
+		ORDER BY t.tag
+	LOOP
+		IF r.relid IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'tag sensitivity cannot change while a long-shape table holds the tag',
+				DETAIL = format('Tag "%s" would become %s but table %s stores values of it.',
+								r.tag, r.new_s, r.relid),
+				HINT = format('Delete the rows of tag "%s" from table %s, or call profile_guard.unprotect(%L) first.',
+							  r.tag, r.relid, r.relid::text);
+		END IF;
 	END LOOP;
 
 	UPDATE tag t
@@ -632,6 +687,15 @@ BEGIN
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', p_tag, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END IF;
+
+	r := NULL;
+	SELECT _tag_held_by_long_table(p_tag) AS relid INTO r;
+	IF r.relid IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Table %s stores values of tag "%s".', r.relid, p_tag),
+			HINT = format('Delete the rows of tag "%s" from table %s first.', p_tag, r.relid);
 	END IF;
 
 	SELECT t.tag INTO r FROM tag t WHERE p_tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;

@@ -87,7 +87,7 @@ BEGIN
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
 			HINT = 'Pass the value of the guarded tables'' subject column as text.';
 	END IF;
-	IF p_birth > current_date THEN
+	IF p_birth > age_today() THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'birth date is in the future',
 			DETAIL = format('The birth date given for subject "%s" is later than today.', p_subject),
