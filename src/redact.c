@@ -2,9 +2,10 @@
  *
  * redact.c
  *	  Values of guarded tables never appear in error messages (DESIGN.md
- *	  rule 10).  emit_log_hook runs before a message is written to the
- *	  server log and sent to the client; for an error that concerns a
- *	  guarded relation it replaces the values it quotes with "(redacted)":
+ *	  rule 10), in any language of lc_messages.  emit_log_hook runs before a
+ *	  message is written to the server log and sent to the client; for an
+ *	  error that concerns a guarded relation it replaces the values it
+ *	  quotes with "(redacted)":
  *	    - "Key (cols)=(values) ..." details of unique, exclusion and
  *	      foreign-key violations keep the columns, lose the values;
  *	    - "Failing row contains (...)" details (not-null, check, partition)
@@ -14,6 +15,21 @@
  *	      the quoted value, in the message and the detail;
  *	    - the context (COPY lines, "SQL statement "...""), the internal
  *	      query and the log's STATEMENT line are dropped or redacted.
+ *
+ *	  What is rewritten is decided by what the error is, never by its
+ *	  wording: the SQLSTATE class (integrity violation, data exception),
+ *	  the untranslated message id (edata->message_id) and the relation.
+ *	  The text is read only where it is known to be PostgreSQL's English:
+ *	    - a data exception's message formatted from an untranslated message
+ *	      id loses what its ASCII quotes enclose; one formatted from a
+ *	      translation becomes that translation with every argument
+ *	      redacted (languages quote with »…«, « … », «…», "…");
+ *	    - details and context lines keep no untranslated form: they are
+ *	      rewritten in place only while no message catalogue is in effect
+ *	      (the message id and the English formats rewritten here have no
+ *	      translation); otherwise the whole detail of an integrity
+ *	      violation or a data exception, and the whole context, become
+ *	      "(redacted)".
  *
  *	  An error concerns a guarded relation when
  *	    - it names one (edata->schema_name/table_name, set by constraint
@@ -350,6 +366,90 @@ redact_xact_callback(XactEvent event, void *arg)
 	PendingSet = false;
 }
 
+/* ---- the language of the message ---- */
+
+/*
+ * The English formats of the details and context lines that are rewritten
+ * in place below ("Key (cols)=(values) ...", "Failing row contains ...",
+ * the COPY line, the SQL statement, the JSON document).  While any of them
+ * has a translation under the current lc_messages, a message catalogue is
+ * in effect and no detail or context is read as English.
+ */
+static const char *const english_formats[] = {
+	"Key %s already exists.",
+	"Key %s conflicts with existing key %s.",
+	"Key %s conflicts with key %s.",
+	"Key (%s)=(%s) is not present in table \"%s\".",
+	"Key (%s)=(%s) is still referenced from table \"%s\".",
+	"Key %s is duplicated.",
+	"Failing row contains %s.",
+	"Partition key of the failing row contains %s.",
+	"COPY %s, line %llu, column %s: \"%s\"",
+	"COPY %s, line %llu: \"%s\"",
+	"SQL statement \"%s\"",
+	"JSON data, line %d: %s%s%s",
+};
+
+/* does the message catalogue of 'domain' translate 'id'? */
+static bool
+translated(const char *domain, const char *id)
+{
+	return strcmp(dgettext(domain, id), id) != 0;
+}
+
+/*
+ * Are the error's texts in English, as PostgreSQL wrote them?  Its message
+ * id has no translation, and none of the formats rewritten in place has
+ * one: no message catalogue is in effect (lc_messages C or English, or a
+ * language whose catalogue is not installed).
+ */
+static bool
+error_in_english(const ErrorData *edata)
+{
+	const char *domain = edata->domain ? edata->domain : PG_TEXTDOMAIN("postgres");
+
+	if (edata->message_id && translated(domain, edata->message_id))
+		return false;
+	for (int i = 0; i < lengthof(english_formats); i++)
+		if (translated(PG_TEXTDOMAIN("postgres"), english_formats[i]))
+			return false;
+	return !translated(PG_TEXTDOMAIN("plpgsql"), "PL/pgSQL function %s line %d at %s");
+}
+
+/*
+ * A format with every conversion replaced by REDACTED: what a message
+ * formatted from it says, without any of its arguments.
+ */
+static char *
+redact_format(const char *fmt)
+{
+	StringInfoData buf;
+	const char *p = fmt;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		if (*p != '%')
+		{
+			appendStringInfoChar(&buf, *p++);
+			continue;
+		}
+		p++;
+		if (*p == '%')
+		{
+			appendStringInfoChar(&buf, *p++);
+			continue;
+		}
+		/* argument position, flags, width, precision, length modifier */
+		while (*p && strchr("0123456789$#-+ '.*hlLqjzt", *p))
+			p++;
+		if (*p)
+			p++;				/* the conversion */
+		appendStringInfoString(&buf, REDACTED);
+	}
+	return buf.data;
+}
+
 /* ---- rewriting the message ---- */
 
 /* every line: from its first to its last double quote becomes REDACTED */
@@ -390,6 +490,28 @@ redact_quoted(const char *s)
 		line = eol + 1;
 	}
 	return buf.data;
+}
+
+/*
+ * The primary message of a data exception.  When PostgreSQL formatted it
+ * from its untranslated message id, the values it quotes are between ASCII
+ * double quotes; when from a translation, the message becomes that
+ * translation with every argument redacted (quoting differs between
+ * languages: »…«, « … », «…»).  An error without a message id (one relayed
+ * from a parallel worker) is kept only in English, its quotes redacted.
+ */
+static char *
+redact_message(const ErrorData *edata, bool english)
+{
+	const char *domain = edata->domain ? edata->domain : PG_TEXTDOMAIN("postgres");
+
+	if (edata->message == NULL)
+		return NULL;
+	if (edata->message_id == NULL)
+		return english ? redact_quoted(edata->message) : pstrdup(REDACTED);
+	if (translated(domain, edata->message_id))
+		return redact_format(dgettext(domain, edata->message_id));
+	return redact_quoted(edata->message);
 }
 
 /* JSON input errors quote the document in the context, unquoted */
@@ -464,23 +586,36 @@ redact_key_detail(const char *s)
 			return psprintf("Key (%.*s)=" REDACTED "%s", collen, cols, m + 1);
 		return psprintf("Key (%.*s)=" REDACTED ".", collen, cols);
 	}
-	if ((p = strstr(s, "row contains ")) != NULL)
-		return psprintf("%.*s" REDACTED ".", (int) (p + 13 - s), s);
+	if (strncmp(s, "Failing row contains ", 21) == 0)
+		return pstrdup("Failing row contains " REDACTED ".");
+	if (strncmp(s, "Partition key of the failing row contains ", 42) == 0)
+		return pstrdup("Partition key of the failing row contains " REDACTED ".");
 	return NULL;
 }
 
+/*
+ * A detail has no untranslated form to go by: in English, the known forms
+ * keep what they say but their values, a detail of any other form of an
+ * integrity violation goes and a data exception's loses what it quotes.
+ * Translated, the whole detail of an integrity violation or a data
+ * exception goes.
+ */
 static char *
-redact_detail(const char *s, int sqlerrcode)
+redact_detail(const char *s, int sqlerrcode, bool english)
 {
+	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
 	char	   *r;
 
 	if (s == NULL)
 		return NULL;
+	if (!english)
+		return (class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+				class == ERRCODE_DATA_EXCEPTION) ? pstrdup(REDACTED) : (char *) s;
 	if ((r = redact_key_detail(s)) != NULL)
 		return r;
-	if (ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+	if (class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 		return pstrdup(REDACTED);	/* a form we do not know: drop it all */
-	if (ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+	if (class == ERRCODE_DATA_EXCEPTION)
 		return redact_quoted(s);
 	return (char *) s;
 }
@@ -502,15 +637,20 @@ static void
 redact_error(ErrorData *edata)
 {
 	bool		raised = raised_by_plpgsql(edata);
+	bool		english = error_in_english(edata);
 
 	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION && !raised)
-		edata->message = redact_quoted(edata->message);
+		edata->message = redact_message(edata, english);
 	if (!raised)
 	{
-		edata->detail = redact_detail(edata->detail, edata->sqlerrcode);
-		edata->detail_log = redact_detail(edata->detail_log, edata->sqlerrcode);
+		edata->detail = redact_detail(edata->detail, edata->sqlerrcode, english);
+		edata->detail_log = redact_detail(edata->detail_log, edata->sqlerrcode, english);
 	}
-	edata->context = redact_context(edata->context);
+	/* context lines are translated one by one, each by its own domain */
+	if (english)
+		edata->context = redact_context(edata->context);
+	else if (edata->context)
+		edata->context = pstrdup(REDACTED);
 	edata->internalquery = NULL;
 	edata->internalpos = 0;
 	/* the statement text may hold the values: keep it out of the log */
