@@ -13,7 +13,8 @@ OBJS = \
 	src/audit.o \
 	src/redact.o \
 	src/erasure.o \
-	src/erasure_worker.o
+	src/erasure_worker.o \
+	src/invalidation.o
 
 EXTENSION = profile_guard
 EXT_SCRIPT = sql/profile_guard--1.1.sql

@@ -35,6 +35,7 @@
 
 #include "profile_guard.h"
 #include "shared_answers.h"
+#include "invalidation.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
 
@@ -101,14 +102,14 @@ pg_extension_present(void)
 		OidIsValid(pg_catalog_relid("consent"));
 }
 
-static void
-guard_relcache_callback(Datum arg, Oid relid)
+/*
+ * Invalidation (invalidation.c): our catalog changed (signalled on the
+ * consent table by _policy_changed), a guarded relation changed shape (its
+ * attnums may have moved), or everything was reset.
+ */
+void
+guard_cache_relcache_invalidated(Oid relid)
 {
-	/*
-	 * Our catalog changed (signalled on the consent table by
-	 * _policy_changed), a guarded relation changed shape (its attnums may
-	 * have moved), or everything was reset.
-	 */
 	if (GuardedRelations == NULL)
 		return;
 	if (relid == InvalidOid || relid == ConsentRelid ||
@@ -124,12 +125,6 @@ flush_guard_cache(void)
 	ConsentRelid = InvalidOid;
 	if (GuardCacheContext)
 		MemoryContextReset(GuardCacheContext);
-}
-
-void
-pg_catalog_init(void)
-{
-	CacheRegisterRelcacheCallback(guard_relcache_callback, (Datum) 0);
 }
 
 static char *

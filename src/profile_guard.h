@@ -74,7 +74,6 @@ extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber 
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pg_plan_for_key_lookups(void);
-extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */
 extern bool pg_current_user_bypasses(void);

@@ -61,6 +61,7 @@
 #include "profile_guard.h"
 #include "audit.h"
 #include "shared_answers.h"
+#include "invalidation.h"
 
 #define REDACTED "(redacted)"
 
@@ -196,8 +197,9 @@ static int	PendingCode = 0;
 
 /* ---- the names of guarded relations ---- */
 
-static void
-redact_relcache_callback(Datum arg, Oid relid)
+/* invalidation.c */
+void
+redact_relcache_invalidated(Oid relid)
 {
 	if (!NamesKnown)
 		return;
@@ -556,6 +558,5 @@ pg_redact_init(void)
 	shmem_startup_hook = counts_shmem_startup;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_emit_log_hook;
-	CacheRegisterRelcacheCallback(redact_relcache_callback, (Datum) 0);
 	RegisterXactCallback(redact_xact_callback, NULL);
 }
