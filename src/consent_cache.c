@@ -250,12 +250,12 @@ flush_purposes(void)
 /*
  * Invalidation (invalidation.c): only mark.  Memory is released at the next
  * look-up, never under the feet of a gate function that holds an entry.
+ * Marked even while no purpose is cached: the first purpose may be loading
+ * (find_or_create_purpose), and what it read may predate this change.
  */
 void
 consent_cache_relcache_invalidated(Oid relid)
 {
-	if (NPurposes == 0)
-		return;
 	if (relid == InvalidOid || relid == ConsentRelid)
 		PurposesStale = true;
 }

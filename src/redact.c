@@ -80,6 +80,7 @@ static GuardedName *Names = NULL;
 static int	NNames = 0;
 static Oid	SentinelRelid = InvalidOid; /* profile_guard.consent */
 static bool ExtensionAbsent = false;	/* known: none, until any DDL */
+static uint64 NamesFlushes = 0; /* invalidations while not known */
 
 /*
  * Shared: how many relations each database guards, as last loaded by any
@@ -197,12 +198,19 @@ static int	PendingCode = 0;
 
 /* ---- the names of guarded relations ---- */
 
-/* invalidation.c */
+/*
+ * Invalidation (invalidation.c).  While the names are not known, a load may
+ * be under way (pg_redact_refresh) and what it has read may predate this
+ * change: every invalidation is counted then, and the load starts over.
+ */
 void
 redact_relcache_invalidated(Oid relid)
 {
 	if (!NamesKnown)
+	{
+		NamesFlushes++;
 		return;
+	}
 	if (relid == InvalidOid || relid == SentinelRelid || ExtensionAbsent)
 	{
 		NamesKnown = false;
@@ -214,12 +222,12 @@ redact_relcache_invalidated(Oid relid)
 }
 
 /*
- * Load the names of the guarded relations, when they may have changed.
- * Called at the start of every statement (parse analysis, executor,
- * utility); a no-op unless an invalidation came in.
+ * Read the names of the guarded relations into Names; *epoch is the policy
+ * epoch they were read under.  Opening a table accepts invalidation
+ * messages: the caller checks that none came in meanwhile.
  */
-void
-pg_redact_refresh(void)
+static void
+load_names(uint64 *epoch)
 {
 	Oid			guarded;
 	Relation	rel;
@@ -227,12 +235,9 @@ pg_redact_refresh(void)
 	HeapTuple	tup;
 	MemoryContext old;
 	int			max = 16;
-	uint64		epoch;
 
-	if (NamesKnown || !IsTransactionState())
-		return;
 	/* the epoch first, then a catalog snapshot taken after it */
-	epoch = pg_policy_epoch();
+	*epoch = pg_policy_epoch();
 	InvalidateCatalogSnapshot();
 	if (RedactContext == NULL)
 		RedactContext = AllocSetContextCreate(TopMemoryContext,
@@ -245,12 +250,8 @@ pg_redact_refresh(void)
 	SentinelRelid = pg_catalog_relid("consent");
 	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
 	if (ExtensionAbsent)
-	{
-		/* until the extension is created: any relcache change reloads */
-		NamesKnown = true;
-		publish_count(0, epoch);
-		return;
-	}
+		return;					/* until it is created: any relcache change
+								 * reloads */
 
 	old = MemoryContextSwitchTo(RedactContext);
 	Names = palloc(sizeof(GuardedName) * max);
@@ -277,6 +278,26 @@ pg_redact_refresh(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Load the names of the guarded relations, when they may have changed.
+ * Called at the start of every statement (parse analysis, executor,
+ * utility); a no-op unless an invalidation came in.
+ */
+void
+pg_redact_refresh(void)
+{
+	uint64		flushes;
+	uint64		epoch;
+
+	if (NamesKnown || !IsTransactionState())
+		return;
+	do
+	{
+		flushes = NamesFlushes;
+		load_names(&epoch);
+	} while (flushes != NamesFlushes);
 	NamesKnown = true;
 	publish_count(NNames, epoch);
 }
