@@ -60,6 +60,7 @@
 
 #include "profile_guard.h"
 #include "audit.h"
+#include "invalidation.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_usage);
 PG_FUNCTION_INFO_V1(profile_guard_usage_reset);
@@ -522,8 +523,8 @@ find_stmt(QueryDesc *qd)
  * ---------------------------------------------------------------------
  */
 
-static void
-relcache_callback(Datum arg, Oid relid)
+void
+audit_relcache_invalidated(Oid relid)
 {
 	/* a change of policy (signalled on the consent table) may bump a version */
 	if (relid == InvalidOid || relid == VersionSentinel)
@@ -1434,5 +1435,4 @@ pg_audit_init(void)
 	prev_post_parse_analyze_hook = post_parse_analyze_hook;
 	post_parse_analyze_hook = audit_post_parse_analyze;
 	RegisterXactCallback(audit_xact_callback, NULL);
-	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 }

@@ -36,6 +36,7 @@
 
 #include "profile_guard.h"
 #include "shared_answers.h"
+#include "invalidation.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
 
@@ -56,10 +57,20 @@ static MemoryContext GuardCacheContext = NULL;
 static HTAB *GuardedRelations = NULL;
 static HTAB *Tags = NULL;
 
+/*
+ * Invalidations that arrived while the map was not installed.  A load opens
+ * tables and looks up the syscache, which accepts invalidation messages: one
+ * that arrives after a table was read would be lost, so a load that sees
+ * this counter move starts over (as postgres_fdw's shippable.c builds an
+ * entry only after its look-up).
+ */
+static uint64 GuardCacheFlushes = 0;
+
 /* OIDs resolved once per load (they change only with the extension) */
 static Oid	ConsentRelid = InvalidOid;
 
 static void flush_guard_cache(void);
+static bool read_guard_catalog(HTAB **tags_out, HTAB **map_out);
 static void load_guard_cache(void);
 
 /*
@@ -102,16 +113,21 @@ pg_extension_present(void)
 		OidIsValid(pg_catalog_relid("consent"));
 }
 
-static void
-guard_relcache_callback(Datum arg, Oid relid)
+/*
+ * Invalidation (invalidation.c): our catalog changed (signalled on the
+ * consent table by _policy_changed), a guarded relation changed shape (its
+ * attnums may have moved), or everything was reset.  While the map is not
+ * installed, a load may be under way that cannot tell yet which relations
+ * it will hold: every invalidation is counted then.
+ */
+void
+guard_cache_relcache_invalidated(Oid relid)
 {
-	/*
-	 * Our catalog changed (signalled on the consent table by
-	 * _policy_changed), a guarded relation changed shape (its attnums may
-	 * have moved), or everything was reset.
-	 */
 	if (GuardedRelations == NULL)
+	{
+		GuardCacheFlushes++;
 		return;
+	}
 	if (relid == InvalidOid || relid == ConsentRelid ||
 		hash_search(GuardedRelations, &relid, HASH_FIND, NULL) != NULL)
 		flush_guard_cache();
@@ -125,12 +141,6 @@ flush_guard_cache(void)
 	ConsentRelid = InvalidOid;
 	if (GuardCacheContext)
 		MemoryContextReset(GuardCacheContext);
-}
-
-void
-pg_catalog_init(void)
-{
-	CacheRegisterRelcacheCallback(guard_relcache_callback, (Datum) 0);
 }
 
 static char *
@@ -153,12 +163,13 @@ typedef struct TagInfo
 } TagInfo;
 
 /*
- * Read guarded_table, classified_column and tag into the map.  Column names
- * are resolved to attribute numbers here, so dropped or re-added columns
- * are seen as they are now.
+ * Read guarded_table, classified_column and tag into a new map, in
+ * GuardCacheContext.  Column names are resolved to attribute numbers here,
+ * so dropped or re-added columns are seen as they are now.  False when the
+ * extension's tables are missing.
  */
-static void
-load_guard_cache(void)
+static bool
+read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 {
 	Oid			guarded_relid,
 				classified_relid,
@@ -172,18 +183,13 @@ load_guard_cache(void)
 	MemoryContext oldcxt;
 	HTAB	   *map;
 
-	if (GuardCacheContext == NULL)
-		GuardCacheContext = AllocSetContextCreate(TopMemoryContext,
-												  "profile_guard guarded relations",
-												  ALLOCSET_SMALL_SIZES);
-
 	guarded_relid = pg_catalog_relid("guarded_table");
 	classified_relid = pg_catalog_relid("classified_column");
 	tag_relid = pg_catalog_relid("tag");
 	ConsentRelid = pg_catalog_relid("consent");
 	if (!OidIsValid(guarded_relid) || !OidIsValid(classified_relid) ||
 		!OidIsValid(tag_relid) || !OidIsValid(ConsentRelid))
-		return;
+		return false;
 
 	oldcxt = MemoryContextSwitchTo(GuardCacheContext);
 
@@ -291,6 +297,36 @@ load_guard_cache(void)
 	table_close(rel, AccessShareLock);
 
 	MemoryContextSwitchTo(oldcxt);
+	*tags_out = tags;
+	*map_out = map;
+	return true;
+}
+
+/*
+ * Install the map, read again until no invalidation arrived while reading
+ * (each read starts from a fresh catalog snapshot, so it sees the change
+ * that the invalidation announced).
+ */
+static void
+load_guard_cache(void)
+{
+	HTAB	   *tags;
+	HTAB	   *map;
+	uint64		flushes;
+
+	Assert(GuardedRelations == NULL);
+	if (GuardCacheContext == NULL)
+		GuardCacheContext = AllocSetContextCreate(TopMemoryContext,
+												  "profile_guard guarded relations",
+												  ALLOCSET_SMALL_SIZES);
+	do
+	{
+		/* drop what an earlier read left (discarded, or cut by an error) */
+		MemoryContextReset(GuardCacheContext);
+		flushes = GuardCacheFlushes;
+		if (!read_guard_catalog(&tags, &map))
+			return;
+	} while (flushes != GuardCacheFlushes);
 	Tags = tags;
 	GuardedRelations = map;
 }

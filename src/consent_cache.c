@@ -41,6 +41,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "invalidation.h"
 #include "shared_answers.h"
 #include "subject_rules.h"
 
@@ -201,20 +202,20 @@ flush_purposes(void)
 }
 
 /*
- * Invalidation: only mark.  Memory is released at the next look-up, never
- * under the feet of a gate function that holds an entry.
+ * Invalidation (invalidation.c): only mark.  Memory is released at the next
+ * look-up, never under the feet of a gate function that holds an entry.
+ * Marked even while no purpose is cached: the first purpose may be loading
+ * (find_or_create_purpose), and what it read may predate this change.
  */
-static void
-consent_relcache_callback(Datum arg, Oid relid)
+void
+consent_cache_relcache_invalidated(Oid relid)
 {
-	if (NPurposes == 0)
-		return;
 	if (relid == InvalidOid || relid == ConsentRelid)
 		PurposesStale = true;
 }
 
-static void
-authid_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+void
+consent_cache_roles_invalidated(void)
 {
 	BypassMemoUser = InvalidOid;
 	/* roles' memberships may have changed: re-validate purposes */
@@ -254,9 +255,6 @@ void
 pg_consent_cache_init(void)
 {
 	RegisterXactCallback(consent_xact_callback, NULL);
-	CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(AUTHOID, authid_syscache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, authid_syscache_callback, (Datum) 0);
 }
 
 /* Superusers and BYPASSRLS roles read raw stored values (rule 11). */

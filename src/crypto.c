@@ -68,6 +68,7 @@
 
 #include "profile_guard.h"
 #include "crypto.h"
+#include "invalidation.h"
 
 #define KEY_LEN				32	/* AES-256: master and data keys */
 #define GCM_IV_LEN			12
@@ -752,8 +753,9 @@ data_key_cache_flush(bool forget_table)
 	}
 }
 
-static void
-data_key_relcache_callback(Datum arg, Oid relid)
+/* invalidation.c: subject_key changed, or every relation may have */
+void
+data_key_relcache_invalidated(Oid relid)
 {
 	if (relid == InvalidOid || relid == subject_key_relid)
 		data_key_cache_flush(true);
@@ -839,7 +841,6 @@ data_key_cache_init(void)
 		DataKeyContext = AllocSetContextCreate(TopMemoryContext,
 											   "profile_guard data keys",
 											   ALLOCSET_SMALL_SIZES);
-		CacheRegisterRelcacheCallback(data_key_relcache_callback, (Datum) 0);
 		RegisterXactCallback(data_key_xact_callback, NULL);
 		RegisterSubXactCallback(data_key_subxact_callback, NULL);
 		callbacks_registered = true;

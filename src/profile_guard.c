@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "audit.h"
 #include "erasure.h"
+#include "invalidation.h"
 #include "consent_cache.h"
 #include "shared_answers.h"
 
@@ -188,7 +189,7 @@ _PG_init(void)
 
 	pg_erasure_worker_register();
 
-	pg_catalog_init();
+	profile_guard_invalidation_init();
 	pg_consent_cache_init();
 	pg_shared_answers_init();
 	pg_gate_init();

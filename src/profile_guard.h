@@ -78,7 +78,6 @@ typedef struct PgCatalogAccess
 
 extern void pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup);
 extern void pg_end_catalog_access(PgCatalogAccess *ca);
-extern void pg_catalog_init(void);
 
 /* consent_cache.c: who may see what under which purpose */
 extern bool pg_current_user_bypasses(void);

@@ -77,6 +77,7 @@
 #include "profile_guard.h"
 #include "audit.h"
 #include "shared_answers.h"
+#include "invalidation.h"
 
 #define REDACTED "(redacted)"
 
@@ -95,6 +96,7 @@ static GuardedName *Names = NULL;
 static int	NNames = 0;
 static Oid	SentinelRelid = InvalidOid; /* profile_guard.consent */
 static bool ExtensionAbsent = false;	/* known: none, until any DDL */
+static uint64 NamesFlushes = 0; /* invalidations while not known */
 
 /*
  * Shared: how many relations each database guards, as last loaded by any
@@ -212,11 +214,19 @@ static int	PendingCode = 0;
 
 /* ---- the names of guarded relations ---- */
 
-static void
-redact_relcache_callback(Datum arg, Oid relid)
+/*
+ * Invalidation (invalidation.c).  While the names are not known, a load may
+ * be under way (pg_redact_refresh) and what it has read may predate this
+ * change: every invalidation is counted then, and the load starts over.
+ */
+void
+redact_relcache_invalidated(Oid relid)
 {
 	if (!NamesKnown)
+	{
+		NamesFlushes++;
 		return;
+	}
 	if (relid == InvalidOid || relid == SentinelRelid || ExtensionAbsent)
 	{
 		NamesKnown = false;
@@ -228,12 +238,12 @@ redact_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * Load the names of the guarded relations, when they may have changed.
- * Called at the start of every statement (parse analysis, executor,
- * utility); a no-op unless an invalidation came in.
+ * Read the names of the guarded relations into Names; *epoch is the policy
+ * epoch they were read under.  Opening a table accepts invalidation
+ * messages: the caller checks that none came in meanwhile.
  */
-void
-pg_redact_refresh(void)
+static void
+load_names(uint64 *epoch)
 {
 	Oid			guarded;
 	Relation	rel;
@@ -241,12 +251,9 @@ pg_redact_refresh(void)
 	HeapTuple	tup;
 	MemoryContext old;
 	int			max = 16;
-	uint64		epoch;
 
-	if (NamesKnown || !IsTransactionState())
-		return;
 	/* the epoch first, then a catalog snapshot taken after it */
-	epoch = pg_policy_epoch();
+	*epoch = pg_policy_epoch();
 	InvalidateCatalogSnapshot();
 	if (RedactContext == NULL)
 		RedactContext = AllocSetContextCreate(TopMemoryContext,
@@ -259,12 +266,8 @@ pg_redact_refresh(void)
 	SentinelRelid = pg_catalog_relid("consent");
 	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
 	if (ExtensionAbsent)
-	{
-		/* until the extension is created: any relcache change reloads */
-		NamesKnown = true;
-		publish_count(0, epoch);
-		return;
-	}
+		return;					/* until it is created: any relcache change
+								 * reloads */
 
 	old = MemoryContextSwitchTo(RedactContext);
 	Names = palloc(sizeof(GuardedName) * max);
@@ -291,6 +294,26 @@ pg_redact_refresh(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Load the names of the guarded relations, when they may have changed.
+ * Called at the start of every statement (parse analysis, executor,
+ * utility); a no-op unless an invalidation came in.
+ */
+void
+pg_redact_refresh(void)
+{
+	uint64		flushes;
+	uint64		epoch;
+
+	if (NamesKnown || !IsTransactionState())
+		return;
+	do
+	{
+		flushes = NamesFlushes;
+		load_names(&epoch);
+	} while (flushes != NamesFlushes);
 	NamesKnown = true;
 	publish_count(NNames, epoch);
 }
@@ -696,6 +719,5 @@ pg_redact_init(void)
 	shmem_startup_hook = counts_shmem_startup;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = redact_emit_log_hook;
-	CacheRegisterRelcacheCallback(redact_relcache_callback, (Datum) 0);
 	RegisterXactCallback(redact_xact_callback, NULL);
 }

@@ -78,6 +78,15 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == isolation ]]; then
 fi
 
 if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
+	# a backend has ten relcache callbacks in all, shared with every other
+	# preloaded library: ours is the one in src/invalidation.c
+	n=$(grep -o 'CacheRegisterRelcacheCallback *(' src/*.c | wc -l)
+	if [[ $n -eq 1 ]]; then
+		echo "check one relcache callback ... ok"; passed=$((passed + 1))
+	else
+		echo "check one relcache callback ... FAILED ($n registrations in src/)"
+		failed=$((failed + 1)); failures+=("check one relcache callback")
+	fi
 	for t in test/scenario/*.sh; do
 		[[ -e $t ]] || continue
 		name=$(basename "$t" .sh)

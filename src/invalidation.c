@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * invalidation.c
+ *	  Owns profile_guard's only relcache callback and only syscache
+ *	  callback function.  A backend has room for ten relcache callbacks in
+ *	  all (MAX_RELCACHE_CALLBACKS), shared with every other preloaded
+ *	  library, so the backend-local caches of every file are kept fresh
+ *	  from here: each callback calls the handler of each file, always in
+ *	  this order (no handler depends on another's state):
+ *
+ *	  relcache:
+ *	    1. catalog.c        the guarded-relation map and tags
+ *	    2. consent_cache.c  the per-purpose answers
+ *	    3. audit.c          the memo of purpose versions
+ *	    4. redact.c         the names of guarded relations
+ *	    5. crypto.c         the cached data keys
+ *	  syscache (pg_authid and pg_auth_members: roles and memberships):
+ *	    1. consent_cache.c  the bypass memo and the purposes' validation
+ *
+ *	  Registered once per backend, from _PG_init.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/inval.h"
+#include "utils/syscache.h"
+
+#include "invalidation.h"
+
+static void
+profile_guard_relcache_callback(Datum arg, Oid relid)
+{
+	guard_cache_relcache_invalidated(relid);
+	consent_cache_relcache_invalidated(relid);
+	audit_relcache_invalidated(relid);
+	redact_relcache_invalidated(relid);
+	data_key_relcache_invalidated(relid);
+}
+
+static void
+profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	/* any role may be concerned: every hash value flushes all */
+	consent_cache_roles_invalidated();
+}
+
+void
+profile_guard_invalidation_init(void)
+{
+	CacheRegisterRelcacheCallback(profile_guard_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, profile_guard_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, profile_guard_syscache_callback, (Datum) 0);
+}
