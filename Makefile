@@ -13,7 +13,8 @@ OBJS = \
 	src/audit.o \
 	src/redact.o \
 	src/erasure.o \
-	src/erasure_worker.o
+	src/erasure_worker.o \
+	src/owner_context.o
 
 EXTENSION = profile_guard
 # The current version's script and the update to it are assembled from
