@@ -1224,9 +1224,7 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 
-		if (!run)
-			;
-		else if (exact)
+		if (run && exact)
 		{
 			Oid			pickargtypes[3] = {TIDOID, INT8OID, TIMESTAMPTZOID};
 			Datum		pickargs[3];
@@ -1254,7 +1252,7 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 					st->done = true;
 			}
 		}
-		else
+		else if (run)
 		{
 			BlockNumber start = ItemPointerGetBlockNumber(&st->resume);
 			double		blocks = ceil((double) limit / Max(st->tuples_per_block, 1.0));
