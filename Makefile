@@ -14,7 +14,8 @@ OBJS = \
 	src/redact.o \
 	src/erasure.o \
 	src/erasure_worker.o \
-	src/invalidation.o
+	src/invalidation.o \
+	src/owner_context.o
 
 EXTENSION = profile_guard
 # The current version's script and the update to it are assembled from

@@ -45,6 +45,7 @@
 #include "profile_guard.h"
 #include "crypto.h"
 #include "erasure.h"
+#include "owner_context.h"
 
 /* rows per batch when sweep() is called from SQL (one transaction) */
 #define SQL_SWEEP_CHUNK		10000
@@ -166,6 +167,9 @@ typedef struct TableDef
 	bool	   *sensitive;
 	BlockNumber nblocks;
 	double		tuples_per_block;
+	char	   *subject_name;	/* unquoted, for the checks */
+	char	   *collected_name;
+	char	   *tag_name;
 } TableDef;
 
 /* the retention cutoff of a tag, as an SQL literal, or NULL */
@@ -382,206 +386,60 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 }
 
 /*
- * The reason of tag column i of a row that is known to be due everywhere
- * it holds a value (a whole row being deleted): what _erasure_due says,
- * else retention, the only other way to be due.
+ * The read of one batch of one table, in the extension's context (it runs
+ * no code of the table's owner: the table is a plain table, and its
+ * subject, tag and collected-at columns are of built-in types, checked
+ * before every batch).  $1, $2: the batch's TID range (after $1, up to
+ * $2); $3: the sweep's "now".  Returns the due rows, locked, with what is
+ * due in them: ctid, subject, tag (long shape), whether the tag is
+ * sensitive (long shape, anonymised), then per tag column the reason it is
+ * due (or NULL) and whether it holds a value.
  */
 static char *
-due_reason_sql(Sweep *sweep, TableDef *t, int i)
-{
-	bool		wide = (t->tag_col == NULL);
-	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
-	char	   *reason;
-
-	if (sweep->service_ended)
-		reason = "'service_end'::text";
-	else if (sweep->have_due)
-		reason = psprintf("coalesce(%s, 'retention')",
-						  due_lookup_sql(psprintf("t.%s::text", t->subject_col), tag));
-	else
-		reason = "'retention'::text";
-	if (wide)
-		return psprintf("CASE WHEN t.%s IS NOT NULL THEN %s END", t->cols[i], reason);
-	return reason;
-}
-
-/*
- * A sub-query: the due rows of the range with their reasons (tid, subj, tg,
- * r0.., h0..), for the statements that need them joined back.
- */
-static void
-append_due_rows(StringInfo b, Sweep *sweep, TableDef *t)
-{
-	bool		wide = (t->tag_col == NULL);
-	int			nr = wide ? t->ncols : 1;
-
-	appendStringInfo(b, "(SELECT * FROM (SELECT t.ctid AS tid, t.%s::text AS subj", t->subject_col);
-	if (!wide)
-		appendStringInfo(b, ", t.%s::text AS tg", t->tag_col);
-	for (int i = 0; i < nr; i++)
-	{
-		appendStringInfo(b, ", %s AS r%d", reason_sql(sweep, t, i), i);
-		if (wide)
-			appendStringInfo(b, ", t.%s IS NOT NULL AS h%d", t->cols[i], i);
-	}
-	appendStringInfo(b, " FROM ONLY %s t WHERE ", t->qualname);
-	append_range(b, t);
-	appendStringInfoString(b, " OFFSET 0) x WHERE ");
-	for (int i = 0; i < nr; i++)
-		appendStringInfo(b, "%sx.r%d IS NOT NULL", i > 0 ? " OR " : "", i);
-	appendStringInfoString(b, ") d");
-}
-
-/* d's row loses everything it holds (wide: every non-null cell is due) */
-static void
-append_whole_d(StringInfo b, TableDef *t)
-{
-	if (t->tag_col != NULL)
-	{
-		appendStringInfoString(b, "true");
-		return;
-	}
-	for (int i = 0; i < t->ncols; i++)
-		appendStringInfo(b, "%s(NOT d.h%d OR d.r%d IS NOT NULL)", i > 0 ? " AND " : "", i, i);
-}
-
-/*
- * The batch statement of one table.  $1, $2: the batch's TID range (after
- * $1, up to $2); $3: the sweep's "now".  Whole rows are deleted (or
- * anonymised), wide rows that keep other tags lose the due cells.  The
- * first output row is a summary (rows affected); the others say what was
- * done: tag, reason, action, subject (for subject-specific reasons), rows.
- */
-static char *
-build_batch_sql(Sweep *sweep, TableDef *t)
+build_read_sql(Sweep *sweep, TableDef *t)
 {
 	StringInfoData b;
 	bool		wide = (t->tag_col == NULL);
 	int			nr = wide ? t->ncols : 1;
-	const char *action = t->anonymise ? "anonymise" : "delete";
 
 	initStringInfo(&b);
-	if (!t->anonymise)
-	{
-		/* the bulk of the work: one pass, no join */
-		char	  **p = palloc(sizeof(char *) * nr);
-
-		for (int i = 0; i < nr; i++)
-			p[i] = due_pred_sql(sweep, t, i);
-		appendStringInfo(&b, "WITH gone AS (DELETE FROM ONLY %s t WHERE ", t->qualname);
-		append_range(&b, t);
-		appendStringInfoString(&b, " AND (");
-		for (int i = 0; i < nr; i++)
-			appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", p[i]);
-		appendStringInfoChar(&b, ')');
-		if (wide)
-			for (int i = 0; i < nr; i++)
-				appendStringInfo(&b, " AND (t.%s IS NULL OR %s)", t->cols[i], p[i]);
-		/* the others' rows are left to the per-tag DELETEs */
-		if (fast_path(sweep, t))
-			appendStringInfo(&b,
-							 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
-							 t->subject_col);
-		/* the subject is needed only for the subject-specific reasons */
-		if (sweep->have_due && !sweep->service_ended)
-			appendStringInfo(&b, " RETURNING t.%s::text AS subj", t->subject_col);
-		else
-			appendStringInfoString(&b, " RETURNING NULL::text AS subj");
-		if (!wide)
-			appendStringInfo(&b, ", t.%s::text AS tg", t->tag_col);
-		for (int i = 0; i < nr; i++)
-			appendStringInfo(&b, ", %s AS r%d", due_reason_sql(sweep, t, i), i);
-		appendStringInfoString(&b, ")");
-	}
+	appendStringInfo(&b, "SELECT t.ctid, t.%s::text", t->subject_col);
+	if (wide)
+		appendStringInfoString(&b, ", NULL::text, NULL::boolean");
+	else if (t->anonymise)
+		appendStringInfo(&b, ", t.%s::text, EXISTS (SELECT 1 FROM profile_guard.tag s"
+						 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')",
+						 t->tag_col, t->tag_col);
 	else
+		appendStringInfo(&b, ", t.%s::text, NULL::boolean", t->tag_col);
+	for (int i = 0; i < nr; i++)
 	{
-		char	   *anon;
-
-		if (!t->subject_notnull)
-			anon = "NULL";
-		else if (is_integer_type(t->subject_type))
-			anon = psprintf("(-nextval('profile_guard.anonymous_subject_seq'))::%s",
-							format_type_be(t->subject_type));
-		else
-			anon = "'anonymous:' || gen_random_uuid()::text";
-		appendStringInfo(&b, "WITH gone AS (UPDATE ONLY %s t SET %s = %s",
-						 t->qualname, t->subject_col, anon);
-		for (int i = 0; i < t->nanon; i++)
-			appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
-		if (t->collected_col)
-			appendStringInfo(&b, ", %s = date_trunc('month', t.%s)",
-							 t->collected_col, t->collected_col);
+		appendStringInfo(&b, ", %s", reason_sql(sweep, t, i));
 		if (wide)
-		{
-			/* ciphertext is bound to the subject: cut from it, it is gone */
-			for (int i = 0; i < t->ncols; i++)
-				if (t->sensitive[i])
-					appendStringInfo(&b, ", %s = NULL", t->cols[i]);
-		}
+			appendStringInfo(&b, ", t.%s IS NOT NULL", t->cols[i]);
 		else
-			appendStringInfo(&b,
-							 ", %s = CASE WHEN EXISTS (SELECT 1 FROM profile_guard.tag s"
-							 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')"
-							 " THEN NULL ELSE t.%s END",
-							 t->value_col, t->tag_col, t->value_col);
-		appendStringInfoString(&b, " FROM ");
-		append_due_rows(&b, sweep, t);
-		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND ");
-		append_whole_d(&b, t);
-		appendStringInfoString(&b, " RETURNING d.subj");
-		if (!wide)
-			appendStringInfoString(&b, ", d.tg");
-		for (int i = 0; i < nr; i++)
-			appendStringInfo(&b, ", d.r%d", i);
-		appendStringInfoString(&b, ")");
+			appendStringInfoString(&b, ", true");
 	}
-
-	if (wide)
-	{
-		appendStringInfo(&b, ", cut AS (UPDATE ONLY %s t SET ", t->qualname);
-		for (int i = 0; i < t->ncols; i++)
-			appendStringInfo(&b, "%s%s = CASE WHEN d.r%d IS NOT NULL THEN NULL ELSE t.%s END",
-							 i > 0 ? ", " : "", t->cols[i], i, t->cols[i]);
-		appendStringInfoString(&b, " FROM ");
-		append_due_rows(&b, sweep, t);
-		appendStringInfoString(&b, " WHERE t.ctid = d.tid AND t.ctid > $1 AND t.ctid <= $2 AND NOT (");
-		append_whole_d(&b, t);
-		appendStringInfoString(&b, ") RETURNING d.subj");
-		for (int i = 0; i < nr; i++)
-			appendStringInfo(&b, ", d.r%d", i);
-		appendStringInfoString(&b, ")");
-	}
-
-	appendStringInfo(&b,
-					 " SELECT NULL::text, NULL::text, NULL::text, NULL::text, "
-					 "(SELECT count(*) FROM gone)%s, true "
-					 "UNION ALL "
-					 "SELECT v.tag, v.reason, x.action,"
-					 " CASE WHEN v.reason IN ('request', 'withdrawn', 'expired') THEN x.subj END,"
-					 " count(*), NULL"
-					 " FROM (SELECT g.*, %s::text AS action FROM gone g",
-					 wide ? " + (SELECT count(*) FROM cut)" : "",
-					 quote_literal_cstr(action));
-	if (wide)
-		appendStringInfoString(&b, " UNION ALL SELECT c.*, 'null_cell' FROM cut c");
-	appendStringInfoString(&b, ") x CROSS JOIN LATERAL (VALUES ");
-	if (wide)
-	{
-		for (int i = 0; i < t->ncols; i++)
-			appendStringInfo(&b, "%s(%s::text, x.r%d)", i > 0 ? ", " : "",
-							 quote_literal_cstr(t->tags[i]), i);
-	}
-	else
-		appendStringInfoString(&b, "(x.tg, x.r0)");
-	appendStringInfoString(&b,
-						   ") v(tag, reason) WHERE v.reason IS NOT NULL GROUP BY 1, 2, 3, 4");
+	appendStringInfo(&b, " FROM ONLY %s t WHERE ", t->qualname);
+	append_range(&b, t);
+	appendStringInfoString(&b, " AND (");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
+	appendStringInfoChar(&b, ')');
+	/* the others' rows are left to the per-tag reads */
+	if (fast_path(sweep, t))
+		appendStringInfo(&b,
+						 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+						 t->subject_col);
+	appendStringInfoString(&b, " FOR UPDATE OF t");
 	return b.data;
 }
 
 /*
  * The common case, retention alone in a long table whose rows are deleted:
- * one plain DELETE per tag over the batch's range, counted by SPI, without
- * the cost of RETURNING.  Sets *tags to the tags, returns the statements.
+ * one plain read per tag over the batch's range, returning the due rows'
+ * TIDs (locked), to be deleted as they are.  Sets *tags to the tags,
+ * returns the statements.
  */
 static List *
 build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
@@ -599,7 +457,7 @@ build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
 		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
 
 		initStringInfo(&b);
-		appendStringInfo(&b, "DELETE FROM ONLY %s t WHERE ", t->qualname);
+		appendStringInfo(&b, "SELECT t.ctid FROM ONLY %s t WHERE ", t->qualname);
 		append_range(&b, t);
 		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
 						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
@@ -613,6 +471,7 @@ build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
 							 " WHERE k.subject = t.%s::text AND k.tag = %s"
 							 " AND (k.keep_for IS NULL OR t.%s > $3 - k.keep_for))",
 							 t->subject_col, tag, t->collected_col);
+		appendStringInfoString(&b, " FOR UPDATE OF t");
 		stmts = lappend(stmts, b.data);
 		*tags = lappend(*tags, lfirst(lt));
 	}
@@ -646,6 +505,77 @@ build_pick_sql(Sweep *sweep, TableDef *t)
 	return b.data;
 }
 
+/*
+ * The writes of one table, run as its owner: they only delete or set the
+ * rows the read found, by TID, with the values computed by the extension.
+ */
+static void
+build_write_sql(SweepTable *st, TableDef *t)
+{
+	StringInfoData b;
+
+	st->delete_sql = psprintf("DELETE FROM ONLY %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)",
+							  t->qualname);
+	if (!t->anonymise)
+		return;
+	if (!t->subject_notnull)
+		st->anon_subject = 'n';
+	else if (is_integer_type(t->subject_type))
+		st->anon_subject = 'i';
+	else
+		st->anon_subject = 't';
+	initStringInfo(&b);
+	appendStringInfo(&b, "UPDATE ONLY %s t SET %s = %s", t->qualname, t->subject_col,
+					 st->anon_subject == 'n' ? "NULL" : "v.s");
+	for (int i = 0; i < t->nanon; i++)
+		appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
+	if (t->collected_col)
+		appendStringInfo(&b, ", %s = pg_catalog.date_trunc('month', t.%s)",
+						 t->collected_col, t->collected_col);
+	/* ciphertext is bound to the subject: cut from it, it is gone */
+	if (t->tag_col == NULL)
+	{
+		for (int i = 0; i < t->ncols; i++)
+			if (t->sensitive[i])
+				appendStringInfo(&b, ", %s = NULL", t->cols[i]);
+	}
+	st->anon_sql = psprintf("%s%s", b.data,
+							st->anon_subject == 'n' ?
+							" WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
+							" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
+	if (t->tag_col != NULL)
+		st->anon_sensitive_sql = psprintf("%s, %s = NULL%s", b.data, t->value_col,
+										  st->anon_subject == 'n' ?
+										  " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
+										  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
+}
+
+static void
+sweep_skip_context(void *arg)
+{
+	errcontext("the sweep skips guarded relation \"%s\"", (const char *) arg);
+}
+
+/*
+ * Lock a table for a batch and check that the sweep's reads run no code of
+ * its owner (owner_context.c); if not, warn and say so.
+ */
+static bool
+sweep_table_usable(Oid relid, const char *relation, const char *subject,
+				   const char *collected, const char *tag)
+{
+	ErrorContextCallback cb;
+	bool		ok;
+
+	cb.callback = sweep_skip_context;
+	cb.arg = (void *) relation;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	ok = profile_guard_check_guarded(relid, subject, collected, tag, RowExclusiveLock, WARNING);
+	error_context_stack = cb.previous;
+	return ok;
+}
+
 /* the guarded tables, as the sweep needs them (in SPI) */
 static List *
 read_tables(void)
@@ -671,7 +601,8 @@ read_tables(void)
 		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
 		"       pg_catalog.pg_relation_size(g.relid) / pg_catalog.current_setting('block_size')::int,"
 		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
-		"            THEN c.reltuples / c.relpages ELSE 100 END"
+		"            THEN c.reltuples / c.relpages ELSE 100 END,"
+		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
 		"  FROM profile_guard.guarded_table g"
 		"  JOIN pg_catalog.pg_class c ON c.oid = g.relid"
 		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -727,6 +658,9 @@ read_tables(void)
 			t->sensitive[j] = DatumGetBool(elems[j]);
 		t->nblocks = (BlockNumber) DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
 		t->tuples_per_block = DatumGetFloat8(SPI_getbinval(tup, desc, 17, &isnull));
+		t->subject_name = SPI_getvalue(tup, desc, 18);
+		t->collected_name = SPI_getvalue(tup, desc, 19);
+		t->tag_name = SPI_getvalue(tup, desc, 20);
 
 		defs = lappend(defs, t);
 	}
@@ -853,16 +787,18 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			}
 			if (wide && t->ncols == 0)
 				anything = false;
-			if (t->relkind != RELKIND_RELATION)
+			if (anything && t->relkind == RELKIND_PARTITIONED_TABLE)
 			{
-				if (anything)
-					ereport(WARNING,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("the sweep skips guarded relation \"%s\"", t->relation),
-							 errdetail("Only plain tables are swept; \"%s\" is partitioned or not a table.", t->relation),
-							 errhint("Protect the partitions themselves.")));
+				ereport(WARNING,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("the sweep skips guarded relation \"%s\"", t->relation),
+						 errdetail("Only plain tables are swept; \"%s\" is partitioned.", t->relation),
+						 errhint("Protect the partitions themselves.")));
 				anything = false;
 			}
+			if (anything && !sweep_table_usable(t->relid, t->relation, t->subject_name,
+												t->collected_name, t->tag_name))
+				anything = false;
 			if (anything && t->anonymise && t->subject_notnull &&
 				!is_integer_type(t->subject_type) && !is_text_type(t->subject_type))
 				ereport(ERROR,
@@ -874,13 +810,13 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 								 t->qualname, t->subject_col)));
 			if (anything)
 			{
-				char	   *sql = build_batch_sql(sweep, t);
+				char	   *sql = build_read_sql(sweep, t);
 				List	   *fast;
 				List	   *fast_tags;
 				ListCell   *lf;
 				MemoryContext oldcxt;
 
-				st->batch_sql = MemoryContextStrdup(cxt, sql);
+				st->read_sql = MemoryContextStrdup(cxt, sql);
 				st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
 				fast = build_fast_sql(sweep, t, &fast_tags);
 				oldcxt = MemoryContextSwitchTo(cxt);
@@ -888,13 +824,28 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 					st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
 				foreach(lf, fast_tags)
 					st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
+				st->subject_name = pstrdup(t->subject_name);
+				st->collected_name = t->collected_name ? pstrdup(t->collected_name) : NULL;
+				st->tag_name = t->tag_name ? pstrdup(t->tag_name) : NULL;
+				st->qualname = pstrdup(t->qualname);
+				st->wide = wide;
+				st->anonymise = t->anonymise;
+				st->ncols = t->ncols;
+				st->cols = palloc(sizeof(char *) * (t->ncols + 1));
+				st->tags = palloc(sizeof(char *) * (t->ncols + 1));
+				for (int j = 0; j < t->ncols; j++)
+				{
+					st->cols[j] = pstrdup(t->cols[j]);
+					st->tags[j] = pstrdup(t->tags[j]);
+				}
+				build_write_sql(st, t);
 				MemoryContextSwitchTo(oldcxt);
 				st->general_too = (fast != NIL && sweep->have_due);
 				st->nblocks = t->nblocks;
 				st->tuples_per_block = t->tuples_per_block;
 				elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
 			}
-			st->done = (st->batch_sql == NULL);
+			st->done = (st->read_sql == NULL);
 		}
 		erasure_in_progress = false;
 	}
@@ -948,7 +899,79 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	add_result(sweep, st->relation, tag, reason, action, rows);
 }
 
-/* the general batch statement over (resume, upper]: logs, returns rows */
+/* a one-dimensional array of n (> 0) datums of type elemtype */
+static Datum
+make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	dims[0] = n;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Run one write of the sweep as the table's owner and make sure it erased
+ * every row it was given: a trigger or rule of the owner's that skips a
+ * row must not leave it unerased while the log says it is gone.
+ */
+static void
+write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum *args,
+			   int64 expected)
+{
+	uint64		done;
+
+	if (expected == 0)
+		return;
+	done = profile_guard_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
+	if ((int64) done != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the sweep could not erase every due row of table \"%s\"", st->relation),
+				 errdetail("A statement of the sweep affected %lld of the %lld due rows it was given.",
+						   (long long) done, (long long) expected),
+				 errhint("A trigger or rule of table %s skips or redirects the rows; erasure must reach them. See \\d %s.",
+						 st->qualname, st->qualname)));
+}
+
+/* the new subjects of n anonymised rows, computed in the extension's context */
+static Datum
+new_subjects(SweepTable *st, int n)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(n)};
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_with_args(st->anon_subject == 'i' ?
+							   "SELECT pg_catalog.array_agg(-pg_catalog.nextval('profile_guard.anonymous_subject_seq'))"
+							   "  FROM pg_catalog.generate_series(1, $1)" :
+							   "SELECT pg_catalog.array_agg('anonymous:' || pg_catalog.gen_random_uuid()::text)"
+							   "  FROM pg_catalog.generate_series(1, $1)",
+							   1, argtypes, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not make anonymous subjects: %s", SPI_result_code_string(rc));
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/* rows losing the same cells (wide shape) */
+typedef struct CutGroup
+{
+	bool	   *nulled;			/* per tag column */
+	int			n;
+	Datum	   *tids;
+} CutGroup;
+
+/*
+ * The general batch over (resume, upper]: the due rows are read and
+ * locked in the extension's context, erased by TID as the table's owner,
+ * and logged.  Returns the rows affected.
+ */
 static int64
 run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
 {
@@ -956,32 +979,202 @@ run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
 	Datum		args[3];
 	int			rc;
 	SPITupleTable *tuptable;
+	TupleDesc	desc;
 	uint64		n;
+	int			nr = st->wide ? st->ncols : 1;
+	Datum	   *whole;			/* rows deleted or anonymised */
+	Datum	   *whole_sensitive;	/* long shape, anonymised: value too */
+	int			nwhole = 0;
+	int			nsensitive = 0;
+	List	   *groups = NIL;
+	ListCell   *lc;
+	Datum	   *ltag;
+	Datum	   *lreason;
+	Datum	   *laction;
+	Datum	   *lsubject;
+	bool	   *lsubject_null;
+	int			nlog = 0;
 	int64		affected = 0;
+	const char *whole_action = st->anonymise ? "anonymise" : "delete";
 
 	args[0] = PointerGetDatum(&st->resume);
 	args[1] = PointerGetDatum(upper);
 	args[2] = TimestampTzGetDatum(sweep->now);
-	rc = SPI_execute_with_args(st->batch_sql, 3, argtypes, args, NULL, false, 0);
+	rc = SPI_execute_with_args(st->read_sql, 3, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+		elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
 			 SPI_result_code_string(rc));
 	tuptable = SPI_tuptable;
+	desc = tuptable->tupdesc;
 	n = SPI_processed;
+	if (n == 0)
+		return 0;
 
-	for (uint64 i = 0; i < n; i++)
+	whole = palloc(sizeof(Datum) * n);
+	whole_sensitive = palloc(sizeof(Datum) * n);
+	ltag = palloc(sizeof(Datum) * n * nr);
+	lreason = palloc(sizeof(Datum) * n * nr);
+	laction = palloc(sizeof(Datum) * n * nr);
+	lsubject = palloc(sizeof(Datum) * n * nr);
+	lsubject_null = palloc(sizeof(bool) * n * nr);
+
+	for (uint64 r = 0; r < n; r++)
 	{
-		HeapTuple	tup = tuptable->vals[i];
-		TupleDesc	desc = tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[r];
 		bool		isnull;
-		int64		rows = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		ItemPointer tid = palloc(sizeof(ItemPointerData));
+		char	   *subject = SPI_getvalue(tup, desc, 2);
+		char	   *tag = SPI_getvalue(tup, desc, 3);
+		bool		sensitive;
+		bool		is_whole = true;
+		bool		any = false;
+		bool	   *nulled = palloc0(sizeof(bool) * (nr + 1));
+		char	  **reasons = palloc0(sizeof(char *) * (nr + 1));
 
-		(void) SPI_getbinval(tup, desc, 6, &isnull);
-		if (!isnull)
-			affected = rows;	/* the summary row */
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 1, &isnull)), tid);
+		sensitive = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && !isnull;
+		for (int i = 0; i < nr; i++)
+		{
+			bool		has = DatumGetBool(SPI_getbinval(tup, desc, 6 + 2 * i, &isnull));
+
+			reasons[i] = SPI_getvalue(tup, desc, 5 + 2 * i);
+			if (reasons[i] != NULL)
+				nulled[i] = any = true;
+			else if (has)
+				is_whole = false;
+		}
+		if (!any)
+			continue;			/* nothing due after all: leave it */
+
+		for (int i = 0; i < nr; i++)
+		{
+			if (reasons[i] == NULL)
+				continue;
+			ltag[nlog] = CStringGetTextDatum(st->wide ? st->tags[i] : tag);
+			lreason[nlog] = CStringGetTextDatum(reasons[i]);
+			laction[nlog] = CStringGetTextDatum(is_whole ? whole_action : "null_cell");
+			/* the subject only for the subject-specific reasons */
+			lsubject_null[nlog] = subject == NULL ||
+				(strcmp(reasons[i], "request") != 0 && strcmp(reasons[i], "withdrawn") != 0 &&
+				 strcmp(reasons[i], "expired") != 0);
+			lsubject[nlog] = lsubject_null[nlog] ? (Datum) 0 : CStringGetTextDatum(subject);
+			nlog++;
+		}
+
+		if (is_whole && !st->wide && st->anonymise && sensitive)
+			whole_sensitive[nsensitive++] = PointerGetDatum(tid);
+		else if (is_whole)
+			whole[nwhole++] = PointerGetDatum(tid);
 		else
+		{
+			CutGroup   *g = NULL;
+
+			foreach(lc, groups)
+			{
+				CutGroup   *c = lfirst(lc);
+
+				if (memcmp(c->nulled, nulled, sizeof(bool) * nr) == 0)
+				{
+					g = c;
+					break;
+				}
+			}
+			if (g == NULL)
+			{
+				g = palloc0(sizeof(CutGroup));
+				g->nulled = nulled;
+				g->tids = palloc(sizeof(Datum) * n);
+				groups = lappend(groups, g);
+			}
+			g->tids[g->n++] = PointerGetDatum(tid);
+		}
+	}
+
+	/* the writes, as the table's owner */
+	if (!st->anonymise)
+	{
+		Oid			wtypes[1] = {TIDARRAYOID};
+		Datum		wargs[1];
+
+		if (nwhole > 0)
+		{
+			wargs[0] = make_array(whole, NULL, nwhole, TIDOID);
+			write_as_owner(st, st->delete_sql, 1, wtypes, wargs, nwhole);
+		}
+	}
+	else
+	{
+		Oid			wtypes[2] = {TIDARRAYOID,
+		st->anon_subject == 'i' ? INT8ARRAYOID : TEXTARRAYOID};
+		Datum		wargs[2];
+		int			nargs = st->anon_subject == 'n' ? 1 : 2;
+
+		if (nwhole > 0)
+		{
+			wargs[0] = make_array(whole, NULL, nwhole, TIDOID);
+			if (nargs == 2)
+				wargs[1] = new_subjects(st, nwhole);
+			write_as_owner(st, st->anon_sql, nargs, wtypes, wargs, nwhole);
+		}
+		if (nsensitive > 0)
+		{
+			wargs[0] = make_array(whole_sensitive, NULL, nsensitive, TIDOID);
+			if (nargs == 2)
+				wargs[1] = new_subjects(st, nsensitive);
+			write_as_owner(st, st->anon_sensitive_sql, nargs, wtypes, wargs, nsensitive);
+		}
+	}
+	foreach(lc, groups)
+	{
+		CutGroup   *g = lfirst(lc);
+		StringInfoData b;
+		Oid			wtypes[1] = {TIDARRAYOID};
+		Datum		wargs[1];
+		bool		first = true;
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "UPDATE ONLY %s t SET ", st->qualname);
+		for (int i = 0; i < nr; i++)
+			if (g->nulled[i])
+			{
+				appendStringInfo(&b, "%s%s = NULL", first ? "" : ", ", st->cols[i]);
+				first = false;
+			}
+		appendStringInfoString(&b, " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)");
+		wargs[0] = make_array(g->tids, NULL, g->n, TIDOID);
+		write_as_owner(st, b.data, 1, wtypes, wargs, g->n);
+		affected += g->n;
+	}
+	affected += nwhole + nsensitive;
+
+	/* the log, per tag, reason, action (and subject) */
+	if (nlog > 0)
+	{
+		Oid			ltypes[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		largs[4];
+
+		largs[0] = make_array(ltag, NULL, nlog, TEXTOID);
+		largs[1] = make_array(lreason, NULL, nlog, TEXTOID);
+		largs[2] = make_array(laction, NULL, nlog, TEXTOID);
+		largs[3] = make_array(lsubject, lsubject_null, nlog, TEXTOID);
+		rc = SPI_execute_with_args("SELECT x.tag, x.reason, x.action, x.subject, pg_catalog.count(*)"
+								   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) x(tag, reason, action, subject)"
+								   " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+								   4, ltypes, largs, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not summarise a sweep batch: %s", SPI_result_code_string(rc));
+		tuptable = SPI_tuptable;
+		desc = tuptable->tupdesc;
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tuptable->vals[i];
+			bool		isnull;
+
 			log_batch_row(sweep, st, SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-						  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4), rows);
+						  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
+						  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)));
+		}
 	}
 	return affected;
 }
@@ -1017,13 +1210,21 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 
 		erasure_in_progress = true;
 
+		/* the table may have changed since the sweep began */
+		if (!sweep_table_usable(st->relid, st->relation, st->subject_name,
+								st->collected_name, st->tag_name))
+		{
+			st->done = true;
+			run = false;
+		}
+
 		/* TID range scans, never a scan from the start of the table */
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 
-		if (exact)
+		if (run && exact)
 		{
 			Oid			pickargtypes[3] = {TIDOID, INT8OID, TIMESTAMPTZOID};
 			Datum		pickargs[3];
@@ -1051,7 +1252,7 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 					st->done = true;
 			}
 		}
-		else
+		else if (run)
 		{
 			BlockNumber start = ItemPointerGetBlockNumber(&st->resume);
 			double		blocks = ceil((double) limit / Max(st->tuples_per_block, 1.0));
@@ -1085,19 +1286,34 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 			args[2] = TimestampTzGetDatum(sweep->now);
 			forboth(ls, st->fast_sql, lt, st->fast_tags)
 			{
-				int64		deleted;
+				int64		due;
+				Datum	   *tids;
+				Oid			wtypes[1] = {TIDARRAYOID};
+				Datum		wargs[1];
 
 				rc = SPI_execute_with_args((char *) lfirst(ls), 3, argtypes, args, NULL, false, 0);
-				if (rc != SPI_OK_DELETE)
-					elog(ERROR, "could not sweep table \"%s\": %s", st->relation,
+				if (rc != SPI_OK_SELECT)
+					elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
 						 SPI_result_code_string(rc));
-				deleted = (int64) SPI_processed;
-				if (deleted > 0)
+				due = (int64) SPI_processed;
+				if (due == 0)
+					continue;
+				tids = palloc(sizeof(Datum) * due);
+				for (int64 r = 0; r < due; r++)
 				{
-					log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete",
-								  NULL, deleted);
-					affected += deleted;
+					bool		isnull;
+					ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+					ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
+																				SPI_tuptable->tupdesc,
+																				1, &isnull)), tid);
+					tids[r] = PointerGetDatum(tid);
 				}
+				wargs[0] = make_array(tids, NULL, due, TIDOID);
+				write_as_owner(st, st->delete_sql, 1, wtypes, wargs, due);
+				log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete",
+							  NULL, due);
+				affected += due;
 			}
 		}
 		if (run)

@@ -14,16 +14,35 @@
 #include "storage/itemptr.h"
 #include "utils/timestamp.h"
 
-/* one guarded table of a sweep: its batch statement and where it got to */
+/*
+ * One guarded table of a sweep: the reads that find its due rows (run in
+ * the extension's context), the writes that erase them (run as the table's
+ * owner, see owner_context.c), and where it got to.
+ */
 typedef struct SweepTable
 {
 	Oid			relid;
 	char	   *relation;		/* schema.table, for the log */
-	char	   *batch_sql;		/* NULL: nothing can be due in it */
+	char	   *read_sql;		/* due rows of a range; NULL: nothing can be due */
 	char	   *pick_sql;		/* where a batch of N due rows ends */
-	List	   *fast_sql;		/* instead of batch_sql: per-tag DELETEs */
+	List	   *fast_sql;		/* instead of read_sql: per-tag reads */
 	List	   *fast_tags;		/* ... and their tags */
-	bool		general_too;	/* with fast_sql: batch_sql for the due subjects */
+	bool		general_too;	/* with fast_sql: read_sql for the due subjects */
+	/* checked before every batch (unquoted names) */
+	char	   *subject_name;
+	char	   *collected_name;
+	char	   *tag_name;
+	/* the writes */
+	char	   *qualname;		/* quoted */
+	bool		wide;
+	bool		anonymise;
+	char	   *delete_sql;		/* $1: TIDs */
+	char	   *anon_sql;		/* $1: TIDs, $2: new subjects (unless NULL) */
+	char	   *anon_sensitive_sql; /* long shape: also the value */
+	char		anon_subject;	/* 'n' NULL, 'i' negative integers, 't' text */
+	int			ncols;			/* wide: classified columns */
+	char	  **cols;			/* quoted */
+	char	  **tags;
 	BlockNumber nblocks;		/* size when the sweep began */
 	double		tuples_per_block;
 	ItemPointerData resume;		/* rows up to here are done */

@@ -91,6 +91,76 @@ $$;
 REVOKE ALL ON FUNCTION _check_table_owner(regclass) FROM PUBLIC;
 
 /*
+ * What runs with whose rights (src/owner_context.c).  The extension's
+ * functions run as its owner, a superuser; code of a guarded table's owner
+ * (triggers, rules, casts of its types, constraints, defaults, index
+ * expressions) must never run with those rights.
+ *
+ * _check_guarded(tbl, subject_column, collected_at_column, tag_column,
+ * for_write): lock the table and raise unless reading it here runs no
+ * owner code: an ordinary or partitioned table (partitions too), a subject
+ * column of a built-in type (or a domain over one), a date or timestamp
+ * collected-at column, a text tag column (NULL names are not checked).
+ */
+CREATE FUNCTION _check_guarded(tbl regclass, subject_column name, collected_at_column name,
+							   tag_column name, for_write boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'profile_guard_check_guarded_sql'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE ALL ON FUNCTION _check_guarded(regclass, name, name, name, boolean) FROM PUBLIC;
+
+-- _execute_as_owner(tbl, query, VARIADIC params): run a statement that
+-- writes rows of tbl as tbl's owner, in a security-restricted operation
+-- with search_path = pg_catalog, pg_temp and row_security off; returns the
+-- rows it processed.  The values it writes are computed by the caller.
+CREATE FUNCTION _execute_as_owner(tbl regclass, query text, VARIADIC params "any")
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_execute_as_owner_sql'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE ALL ON FUNCTION _execute_as_owner(regclass, text, "any") FROM PUBLIC;
+
+-- _as_text(value): a value in its type's output form, never through a cast
+-- (a cast can be a function of the type's owner)
+CREATE FUNCTION _as_text(value "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'profile_guard_as_text'
+LANGUAGE C STRICT STABLE;
+REVOKE ALL ON FUNCTION _as_text("any") FROM PUBLIC;
+
+-- _base_type(type): the type itself, or for a domain its base type
+CREATE FUNCTION _base_type(typid oid)
+RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	t	oid := typid;
+	b	oid;
+BEGIN
+	LOOP
+		SELECT y.typbasetype INTO b FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+		EXIT WHEN NOT FOUND;
+		t := b;
+	END LOOP;
+	RETURN t;
+END
+$$;
+REVOKE ALL ON FUNCTION _base_type(oid) FROM PUBLIC;
+
+-- _json_sql(expr, type): SQL turning expr, of that type, into jsonb with no
+-- owner-defined cast: to_jsonb for built-in types, else the output form
+CREATE FUNCTION _json_sql(expr text, typid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE WHEN profile_guard._base_type(typid) < 16384
+				THEN pg_catalog.format('pg_catalog.to_jsonb(%s)', expr)
+				ELSE pg_catalog.format('pg_catalog.to_jsonb(profile_guard._as_text(%s))', expr) END
+$$;
+REVOKE ALL ON FUNCTION _json_sql(text, oid) FROM PUBLIC;
+
+/*
  * _set_statistics(tbl, col, target): pg_stats must never show tag values,
  * so tag columns get statistics target 0 and the statistics already
  * gathered (on the table and, for a partitioned table, its partitions) are
@@ -180,6 +250,8 @@ BEGIN
 	END IF;
 
 	PERFORM _get_column(p_tbl, p_subject, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(p_tbl, p_subject, NULL, NULL, false);
 	IF p_collected IS NOT NULL THEN
 		a := _get_column(p_tbl, p_collected, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
@@ -238,50 +310,91 @@ REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBL
 GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
 
 /*
- * _encrypt_column / _decrypt_column: turn the stored values of a column into
- * our ciphertext (classify of a sensitive tag) or back (declassify,
- * unprotect).  tag_expr is a quoted tag name (wide shape) or the long
- * shape's tag column.  Runs as the extension owner: no gate applies.
+ * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
+ * stored values of a column into our ciphertext (classify of a sensitive
+ * tag) or back (declassify, unprotect).  tag is the tag (wide shape), or
+ * tag_col the long shape's column naming it.  The extension decides and
+ * the owner's rights act: the values are read, locked and converted here,
+ * by a read that runs no code of the table's owner (_check_guarded), and
+ * written back by TID as the table's owner (_execute_as_owner), whose
+ * triggers, rules and constraints run with the owner's rights only.  Leaf
+ * by leaf of a partition tree, in ranges of blocks.  Returns the values
+ * converted.
  */
-CREATE FUNCTION _encrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
+CREATE FUNCTION _convert_column(tbl regclass, subject_col name, col name, tag text,
+								tag_col name, p_encrypt boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
-	n	bigint;
-BEGIN
-	EXECUTE format('UPDATE %s SET %I = profile_guard._encrypt(%I::text, %s, %I)'
-				   ' WHERE %I IS NOT NULL AND profile_guard._ciphertext_kind(%I::text, %s, %I) = ''plaintext''',
-				   tbl, col, subject_col, tag_expr, col, col, subject_col, tag_expr, col);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
-END
-$$;
-REVOKE ALL ON FUNCTION _encrypt_column(regclass, name, name, text) FROM PUBLIC;
-
-CREATE FUNCTION _decrypt_column(tbl regclass, subject_col name, col name, tag_expr text)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard, pg_temp
-AS $$
-DECLARE
-	n	bigint;
+	step	constant bigint := 64;		-- blocks per batch
+	coltype	regtype;
+	part	regclass;
+	nblocks	bigint;
+	b		bigint;
+	tag_sql	text := CASE WHEN tag_col IS NULL THEN '$3' ELSE format('t.%I::text', tag_col) END;
+	read_sql text;
+	write_sql text;
+	tids	tid[];
+	vals_t	text[];
+	vals_b	bytea[];
+	n		bigint;
+	total	bigint := 0;
 BEGIN
 	-- only text and bytea columns can hold our ciphertext
-	PERFORM 1 FROM pg_attribute a
-	WHERE a.attrelid = tbl AND a.attname = col AND a.atttypid IN ('text'::regtype, 'bytea'::regtype);
-	IF NOT FOUND THEN
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+	IF coltype IS NULL OR coltype NOT IN ('text'::regtype, 'bytea'::regtype) THEN
 		RETURN 0;
 	END IF;
-	EXECUTE format('UPDATE %s SET %I = profile_guard._decrypt(%I::text, %s, %I)'
-				   ' WHERE %I IS NOT NULL AND profile_guard._ciphertext_kind(%I::text, %s, %I) = ''ours''',
-				   tbl, col, subject_col, tag_expr, col, col, subject_col, tag_expr, col);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
+	FOR part IN
+		SELECT pt.relid FROM pg_partition_tree(tbl) pt WHERE pt.isleaf
+		UNION ALL
+		SELECT tbl FROM pg_class c WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition
+		ORDER BY 1
+	LOOP
+		read_sql := format(
+			'SELECT pg_catalog.array_agg(x.tid), pg_catalog.array_agg(x.v)'
+			' FROM (SELECT t.ctid AS tid, profile_guard.%1$s(t.%2$I::text, %3$s, t.%4$I) AS v'
+			'       FROM ONLY %5$s t'
+			'       WHERE t.ctid >= $1 AND t.ctid < $2 AND t.%4$I IS NOT NULL'
+			'         AND profile_guard._ciphertext_kind(t.%2$I::text, %3$s, t.%4$I) = %6$L'
+			'       FOR UPDATE OF t) x',
+			CASE WHEN p_encrypt THEN '_encrypt' ELSE '_decrypt' END,
+			subject_col, tag_sql, col, part,
+			CASE WHEN p_encrypt THEN 'plaintext' ELSE 'ours' END);
+		write_sql := format('UPDATE ONLY %s t SET %I = v.v FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, v)'
+							' WHERE t.ctid OPERATOR(pg_catalog.=) v.tid', part, col);
+		nblocks := pg_relation_size(part) / current_setting('block_size')::bigint;
+		b := 0;
+		WHILE b < nblocks LOOP
+			IF coltype = 'text'::regtype THEN
+				EXECUTE read_sql INTO tids, vals_t
+				USING format('(%s,0)', b)::tid, format('(%s,0)', b + step)::tid, tag;
+				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_t) END;
+			ELSE
+				EXECUTE read_sql INTO tids, vals_b
+				USING format('(%s,0)', b)::tid, format('(%s,0)', b + step)::tid, tag;
+				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_b) END;
+			END IF;
+			IF n <> coalesce(cardinality(tids), 0) THEN
+				RAISE EXCEPTION USING ERRCODE = '55000',
+					MESSAGE = format('could not %s every value of column "%s" of table %s',
+									 CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END, col, tbl),
+					DETAIL = format('%s of %s rows of %s were updated; a trigger or rule of the table skipped or redirected the others.',
+									n, cardinality(tids), part),
+					HINT = format('Check the triggers and rules of %s (\d %s), then retry.', part, part);
+			END IF;
+			total := total + n;
+			b := b + step;
+		END LOOP;
+	END LOOP;
+	RETURN total;
 END
 $$;
-REVOKE ALL ON FUNCTION _decrypt_column(regclass, name, name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _convert_column(regclass, name, name, text, name, boolean) FROM PUBLIC;
 
 /*
  * classify(tbl, column_name, tag): bind a column of a wide-shape guarded
@@ -351,7 +464,7 @@ BEGIN
 	-- existing plaintext of a sensitive tag is encrypted in place (the
 	-- trigger, now aware of the classification, lets our ciphertext pass)
 	IF t.sensitivity = 'sensitive' THEN
-		PERFORM _encrypt_column(g.relid, g.subject_column, p_col, quote_literal(p_tag));
+		PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, true);
 	END IF;
 END
 $$;
@@ -392,7 +505,7 @@ BEGIN
 	PERFORM _set_statistics(g.relid, p_col, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
-	PERFORM _decrypt_column(g.relid, g.subject_column, p_col, quote_literal(p_tag));
+	PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, false);
 END
 $$;
 REVOKE ALL ON FUNCTION declassify(regclass, name) FROM PUBLIC;
@@ -432,10 +545,10 @@ BEGIN
 	PERFORM _policy_changed(g.relid);
 	EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', g.relid);
 	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
-		PERFORM _decrypt_column(g.relid, g.subject_column, sensitive_cols[i], quote_literal(sensitive_tags[i]));
+		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
 	END LOOP;
 	IF g.tag_column IS NOT NULL THEN
-		PERFORM _decrypt_column(g.relid, g.subject_column, g.value_column, quote_ident(g.tag_column));
+		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, false);
 	END IF;
 END
 $$;

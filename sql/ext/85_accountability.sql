@@ -167,6 +167,15 @@ DECLARE
 	n_mail	bigint;
 	n_geo	bigint;
 BEGIN
+	-- read as the extension owner: only a table (no view's rule, no foreign
+	-- table), only a column of a built-in type (no cast of the owner's)
+	PERFORM _check_guarded(tbl, NULL, NULL, NULL, false);
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped
+					 AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+										'int8'::regtype, 'numeric'::regtype, 'point'::regtype)) THEN
+		RETURN;
+	END IF;
 	EXECUTE format(
 		'SELECT count(v),'
 		' count(*) FILTER (WHERE profile_guard._valid_cn_id(v)),'
@@ -367,6 +376,16 @@ DECLARE
 	j			jsonb;
 	msg			text;
 BEGIN
+	-- read as the extension owner: nothing of the table's owner may run
+	-- (a view's rule, a cast of the owner's type); else not readable
+	BEGIN
+		PERFORM _check_guarded(g.relid, g.subject_column, g.collected_at_column, g.tag_column, false);
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+		RETURN NEXT jsonb_build_object('table', g.relid::text, 'value', NULL,
+									   'stored', 'not readable: ' || msg);
+		RETURN;
+	END;
 	SELECT a.atttypid, format_type(a.atttypid, a.atttypmod) INTO subj_type, subj_typname
 	FROM pg_attribute a
 	WHERE a.attrelid = g.relid AND a.attname = g.subject_column AND NOT a.attisdropped;
@@ -404,7 +423,7 @@ BEGIN
 									' ELSE ''not decryptable'' END',
 									value_sql, g.subject_column, col.tag, col.column_name);
 			ELSE
-				value_sql := format('pg_catalog.to_jsonb(%I), %L', col.column_name,
+				value_sql := format('%s, %L', _json_sql(quote_ident(col.column_name), col.atttypid),
 									CASE WHEN col.sensitivity = 'sensitive' THEN 'plaintext' ELSE 'plain' END);
 			END IF;
 			BEGIN
@@ -442,8 +461,8 @@ BEGIN
 								' ELSE ''not decryptable'' END',
 								g.value_column, value_sql, g.subject_column, g.tag_column);
 		ELSE
-			value_sql := format('pg_catalog.to_jsonb(r.%I), CASE WHEN t.sensitivity = ''sensitive'' THEN ''plaintext'' ELSE ''plain'' END',
-								g.value_column);
+			value_sql := format('%s, CASE WHEN t.sensitivity = ''sensitive'' THEN ''plaintext'' ELSE ''plain'' END',
+								_json_sql('r.' || quote_ident(g.value_column), val_type));
 		END IF;
 		BEGIN
 			FOR j IN EXECUTE format(
@@ -635,7 +654,7 @@ DECLARE
 BEGIN
 	FOR c IN
 		SELECT g.relid, g.subject_column, cc.column_name, quote_literal(cc.tag) AS tag_expr,
-			   NULL::text[] AS tags, a.atttypid
+			   NULL::text[] AS tags, a.atttypid, NULL::name AS tag_column
 		FROM guarded_table g
 		JOIN classified_column cc ON cc.relid = g.relid
 		JOIN tag t ON t.tag = cc.tag AND t.sensitivity = 'sensitive'
@@ -643,7 +662,7 @@ BEGIN
 		WHERE g.tag_column IS NULL
 		UNION ALL
 		SELECT g.relid, g.subject_column, g.value_column, quote_ident(g.tag_column) || '::text',
-			   ARRAY(SELECT t.tag FROM tag t WHERE t.sensitivity = 'sensitive'), a.atttypid
+			   ARRAY(SELECT t.tag FROM tag t WHERE t.sensitivity = 'sensitive'), a.atttypid, g.tag_column
 		FROM guarded_table g
 		JOIN pg_attribute a ON a.attrelid = g.relid AND a.attname = g.value_column
 		WHERE g.tag_column IS NOT NULL
@@ -660,22 +679,24 @@ BEGIN
 					c.relid, c.column_name, c.subject_column)
 			 || CASE WHEN c.tags IS NULL THEN ''
 					 ELSE format(' AND r.%s = ANY ($1)', c.tag_expr) END;
-		IF c.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
-			-- cannot hold ciphertext at all
-			EXECUTE 'SELECT count(*)' || q INTO plaintext USING c.tags;
-		ELSE
-			BEGIN
+		BEGIN
+			-- read as the extension owner: nothing of the table's owner may run
+			PERFORM _check_guarded(c.relid, c.subject_column, NULL, c.tag_column, false);
+			IF c.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+				-- cannot hold ciphertext at all
+				EXECUTE 'SELECT count(*)' || q INTO plaintext USING c.tags;
+			ELSE
 				EXECUTE format('SELECT count(*) FILTER (WHERE k = ''plaintext''), count(*) FILTER (WHERE k = ''foreign'')'
 							   ' FROM (SELECT profile_guard._ciphertext_kind(r.%I::text, %s, r.%I) AS k %s) AS s',
 							   c.subject_column,
 							   CASE WHEN c.tags IS NULL THEN c.tag_expr ELSE 'r.' || c.tag_expr END,
 							   c.column_name, q)
 					INTO plaintext, foreign_ct USING c.tags;
-			EXCEPTION WHEN OTHERS THEN
-				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-				problem := msg;
-			END;
-		END IF;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			problem := msg;
+		END;
 		IF plaintext > 0 OR foreign_ct > 0 OR problem IS NOT NULL THEN
 			RETURN NEXT;
 		END IF;

@@ -5,3 +5,8 @@
 
 \echo Use "ALTER EXTENSION profile_guard UPDATE TO '1.2'" to load this file. \quit
 
+
+-- in-place encryption and decryption of a column: one function, which
+-- writes as the table's owner (50_guarded.sql)
+DROP FUNCTION _encrypt_column(regclass, name, name, text);
+DROP FUNCTION _decrypt_column(regclass, name, name, text);

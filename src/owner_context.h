@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * owner_context.h
+ *	  Statements on a guarded table's rows run with its owner's rights
+ *	  (owner_context.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_OWNER_CONTEXT_H
+#define PROFILE_GUARD_OWNER_CONTEXT_H
+
+#include "storage/lockdefs.h"
+
+/* what owner_context_begin() saved, for owner_context_end() */
+typedef struct OwnerContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} OwnerContext;
+
+extern bool profile_guard_check_guarded(Oid relid, const char *subject_column,
+										const char *collected_at_column,
+										const char *tag_column, LOCKMODE lockmode,
+										int elevel);
+extern void profile_guard_owner_context_begin(Oid relid, OwnerContext *oc);
+extern void profile_guard_owner_context_end(OwnerContext *oc);
+extern uint64 profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
+											 Oid *argtypes, Datum *values,
+											 const char *nulls);
+
+#endif							/* PROFILE_GUARD_OWNER_CONTEXT_H */
