@@ -156,7 +156,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	/* the sweep anonymising or nulling cells collects nothing */
-	if (pg_erasure_in_progress())
+	if (pg_erasure_writing(RelationGetRelid(rel)))
 		return PointerGetDatum(newtup);
 
 	grel = pg_guarded_relation(RelationGetRelid(rel));

@@ -59,6 +59,15 @@
 /* only this file sets it, and only around its own statements */
 static bool erasure_in_progress = false;
 
+/*
+ * The one write of the sweep running now: its relation and the trigger
+ * depth it was issued at.  Only rows that this statement itself writes are
+ * spared the collection checks; statements that the table owner's triggers
+ * run meanwhile (one level deeper or more) are checked as any other write.
+ */
+static Oid	erasure_write_relid = InvalidOid;
+static int	erasure_write_depth = -1;
+
 /* key of the subject hashes, derived from the master key on first use */
 static uint8 subject_hash_key[32];
 static bool subject_hash_key_ready = false;
@@ -71,6 +80,27 @@ bool
 pg_erasure_in_progress(void)
 {
 	return erasure_in_progress;
+}
+
+static int
+trigger_depth(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetInt32(pg_trigger_depth(fcinfo));
+}
+
+/*
+ * Is the row trigger now running on 'relid' fired by the sweep's own write
+ * (anonymising or nulling cells), which collects nothing?
+ */
+bool
+pg_erasure_writing(Oid relid)
+{
+	return erasure_in_progress && OidIsValid(erasure_write_relid) &&
+		relid == erasure_write_relid &&
+		trigger_depth() == erasure_write_depth + 1;
 }
 
 /* HMAC-SHA256(subject) under the derived key, as 64 hex digits + NUL */
@@ -928,7 +958,18 @@ write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum 
 
 	if (expected == 0)
 		return;
-	done = profile_guard_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
+	erasure_write_relid = st->relid;
+	erasure_write_depth = trigger_depth();
+	PG_TRY();
+	{
+		done = profile_guard_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
+	}
+	PG_FINALLY();
+	{
+		erasure_write_relid = InvalidOid;
+		erasure_write_depth = -1;
+	}
+	PG_END_TRY();
 	if ((int64) done != expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -84,6 +84,7 @@ typedef struct Sweep
 
 /* erasure.c */
 extern bool pg_erasure_in_progress(void);
+extern bool pg_erasure_writing(Oid relid);
 extern Sweep *pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock);
 extern int64 pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact);
 extern bool pg_sweep_all_done(Sweep *sweep);

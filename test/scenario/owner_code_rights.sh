@@ -120,6 +120,39 @@ check_owner postgres sweep yes
 got=$(v postgres postgres "SELECT string_agg(format('%s:%s:%s', id, sports, coalesce(music, '-')), ' ' ORDER BY id) FROM public.swept")
 [[ $got == "2:sport 2:- 3:sport 3:music 3" ]] && ok "sweep erased what was due" || fail "sweep left: $got"
 
+echo "== the sweep's own writes alone skip the collection checks"
+# the owner's AFTER DELETE trigger writes into another guarded table while
+# the sweep runs: that write is checked and encrypted like any other
+q postgres regress_owner <<'SQL' || fail "setting up the side tables"
+CREATE TABLE public.side (id int, health text);
+SELECT profile_guard.protect('public.side', 'id');
+SELECT profile_guard.classify('public.side', 'health', 'health.condition');
+CREATE FUNCTION public.side_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.side VALUES (3, 'plain-secret-3');
+	BEGIN
+		INSERT INTO public.side VALUES (1, 'plain-secret-1');	-- 1 withdrew every consent
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	RETURN OLD;
+END $$;
+CREATE TABLE public.swept_side (id int PRIMARY KEY, sports text);
+SELECT profile_guard.protect('public.swept_side', 'id');
+SELECT profile_guard.classify('public.swept_side', 'sports', 'interest.sports');
+-- 1's row was collected before its withdrawal (the check is off meanwhile)
+ALTER TABLE public.swept_side DISABLE TRIGGER profile_guard_collect;
+INSERT INTO public.swept_side VALUES (1, 'sport 1');
+ALTER TABLE public.swept_side ENABLE ALWAYS TRIGGER profile_guard_collect;
+CREATE TRIGGER side_after_delete AFTER DELETE ON public.swept_side
+	FOR EACH ROW EXECUTE FUNCTION public.side_writer();
+SQL
+v postgres regress_admin "SELECT count(*) FROM profile_guard.sweep()" >/dev/null
+got=$(v postgres postgres "SELECT string_agg(format('%s:%s', id, CASE WHEN health LIKE 'pgt1:%' THEN 'encrypted' ELSE health END), ' ' ORDER BY id) FROM public.side")
+[[ $(v postgres postgres "SELECT count(*) FROM public.swept_side") == 0 ]] || fail "the sweep left 1's row"
+[[ $got == "3:encrypted" ]] && ok "a write by the owner's trigger during the sweep was checked and encrypted" ||
+	fail "the owner's trigger wrote during the sweep: $got"
+
 echo "== the sweep, background worker"
 q workerdb regress_owner <<'SQL' || fail "setting up the worker's table"
 CREATE TABLE public.swept (id int PRIMARY KEY, sports text);
