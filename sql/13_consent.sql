@@ -47,8 +47,9 @@ SELECT pg_temp.ledger() AS before \gset
 SELECT pg_temp.err($$SELECT profile_guard.register_subject(NULL)$$);
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('')$$);
 SELECT pg_temp.err(format('SELECT profile_guard.register_subject(%L)', repeat('x', 201)));
-SELECT pg_temp.err($$SELECT profile_guard.register_subject('99', current_date + 1)$$);
-SELECT pg_temp.err($$SELECT profile_guard.register_subject('42', current_date + 1)$$);
+-- a birth date later than today anywhere on Earth (the session's date + 2)
+SELECT pg_temp.err($$SELECT profile_guard.register_subject('99', current_date + 2)$$);
+SELECT pg_temp.err($$SELECT profile_guard.register_subject('42', current_date + 2)$$);
 SELECT pg_temp.ledger() = :'before' AS unchanged;
 
 -- grant_consent records the purpose's current version

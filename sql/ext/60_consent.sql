@@ -87,7 +87,10 @@ BEGIN
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
 			HINT = 'Pass the value of the guarded tables'' subject column as text.';
 	END IF;
-	IF p_birth > age_today() THEN
+	-- in the future: later than today anywhere on Earth (UTC+14), so that a
+	-- birth registered on its first day is accepted in every time zone
+	IF p_birth > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
+					  AS pg_catalog.date) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'birth date is in the future',
 			DETAIL = format('The birth date given for subject "%s" is later than today.', p_subject),
