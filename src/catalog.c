@@ -5,7 +5,8 @@
  *	  shape of that relation (subject column, tag columns and their tags),
  *	  read straight from our catalog tables and kept fresh by relcache
  *	  invalidation.  Also _policy_changed(), the one way the SQL API tells
- *	  every backend that policy changed.
+ *	  every backend that policy changed, and the check that refuses schema
+ *	  changes that would let a tag column out from under the catalog.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,7 +16,9 @@
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -23,6 +26,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -533,4 +537,129 @@ Datum
 profile_guard_invoking_role(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_OID(GetOuterUserId());
+}
+
+/*
+ * Which role a column plays in a guarded relation: the tag it is classified
+ * with (wide shape), or the subject, tag or value column.  NULL when the
+ * column is none of these.
+ */
+static const char *
+guarded_column_role(Oid relid, const char *colname, const char **tag)
+{
+	GuardedRelation *grel = pg_guarded_relation(relid);
+	AttrNumber	attnum;
+	const GuardedColumn *col;
+
+	*tag = NULL;
+	if (grel == NULL || colname == NULL)
+		return NULL;
+	attnum = get_attnum(relid, colname);
+	if (attnum == InvalidAttrNumber)
+		return NULL;
+	if (attnum == grel->subject_attnum)
+		return "subject";
+	if (attnum == grel->tag_attnum)
+		return "tag";
+	if (attnum == grel->value_attnum)
+		return "value";
+	if ((col = pg_guarded_column(grel, attnum)) != NULL)
+	{
+		*tag = col->tag;
+		return "classified";
+	}
+	return NULL;
+}
+
+static void
+refuse_column_change(Oid relid, const char *colname, const char *what, bool rename)
+{
+	const char *tag;
+	const char *role = guarded_column_role(relid, colname, &tag);
+	char	   *rel;
+
+	if (role == NULL)
+		return;
+	/* the subject column may change type (its text form names the subject) */
+	if (!rename && strcmp(role, "subject") == 0)
+		return;
+	rel = get_rel_name(relid);
+	if (tag != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s classified column \"%s\" of guarded table \"%s\"",
+						what, colname, rel),
+				 errdetail("Column \"%s\" of table \"%s\" holds tag \"%s\"; its classification and the encryption of its values follow the column as it is.",
+						   colname, rel, tag),
+				 errhint("Declassify the column first: SELECT profile_guard.declassify('%s', '%s'); then change it and classify it again.",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel),
+						 colname)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot %s the %s column \"%s\" of guarded table \"%s\"",
+					what, role, colname, rel),
+			 errdetail("Table \"%s\" is guarded with \"%s\" as its %s column.", rel, colname, role),
+			 errhint("Unprotect the table first: SELECT profile_guard.unprotect('%s'); then change it and protect it again.",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel))));
+}
+
+/*
+ * The relation an ALTER names and, when it recurses, every inheritor: a
+ * change of a parent's column changes the children's.
+ */
+static List *
+altered_relations(RangeVar *rv)
+{
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+	if (!OidIsValid(relid))
+		return NIL;
+	if (rv->inh)
+		return find_all_inheritors(relid, NoLock, NULL);
+	return list_make1_oid(relid);
+}
+
+/*
+ * Schema changes that would let a tag out from under its classification
+ * (the utility hook calls this before the statement runs): renaming a
+ * subject, tag, value or classified column (the catalog names columns), and
+ * changing the type of a column that holds tag values (sensitive ones hold
+ * ciphertext that the new type would not keep).  Dropping a classified
+ * column drops its values; a column added later under the same name is
+ * classified as the old one was.
+ */
+void
+pg_check_guarded_alter(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsTransactionState() || !pg_any_guarded())
+		return;
+	if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+			return;
+		foreach(lc, altered_relations(stmt->relation))
+			refuse_column_change(lfirst_oid(lc), stmt->subname, "rename", true);
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		List	   *rels = NIL;
+		ListCell   *c;
+
+		foreach(c, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, c);
+
+			if (cmd->subtype != AT_AlterColumnType)
+				continue;
+			if (rels == NIL)
+				rels = altered_relations(stmt->relation);
+			foreach(lc, rels)
+				refuse_column_change(lfirst_oid(lc), cmd->name, "change the type of", false);
+		}
+	}
 }

@@ -12,12 +12,19 @@
  *	    - encrypts sensitive values, recognising values that already are our
  *	      ciphertext for this subject and tag (a restore, an unchanged
  *	      rewrite) and refusing ciphertext copied from elsewhere.
+ *	  An UPDATE is a use of the row it changes: every tag column it assigns
+ *	  is collected again, changed or not (so a write cannot confirm a
+ *	  guess); assigning the subject collects every tag the row holds for the
+ *	  new subject (sensitive ones cannot move); under a declared purpose an
+ *	  UPDATE reaches only the rows that purpose may read and never
+ *	  overwrites a cell it cannot see.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -77,16 +84,97 @@ check_value_lexicon(Datum value, Oid typid)
 }
 
 /*
+ * Changing the subject of a row that holds a sensitive value: the
+ * ciphertext is bound to the old subject, and moving it would hand the old
+ * subject's value to the new one.
+ */
+static void
+refuse_subject_move(Relation rel, const char *subject, const char *tag, const char *column)
+{
+	pg_refuse(PG_REFUSAL_COLLECTION, tag,
+			  (errcode(PGERR_COLLECTION_REFUSED),
+			   errmsg("sensitive tag \"%s\" cannot move to subject \"%s\"", tag, subject),
+			   errdetail("Table \"%s\", column \"%s\": the row's subject changes, and its value of sensitive tag \"%s\" is encrypted for the previous subject.",
+						 RelationGetRelationName(rel), column, tag),
+			   errhint("Write the value for subject \"%s\" in the same statement, or set the column to NULL before changing the subject.",
+					   subject)));
+}
+
+/*
+ * A value that an UPDATE carries from one subject to another: it is used
+ * (moved away from the old subject) and collected (for the new one, by
+ * collect_value).  A sensitive value cannot move: its ciphertext is bound
+ * to the old subject.  A general one moves only while the old subject's
+ * consent covers it, so relabelling a row never launders the values of a
+ * subject who withdrew.
+ */
+static void
+carry_value(Relation rel, GuardedRelation *grel, Datum old_subject, bool old_subject_null,
+			const char *subject_text, int tag_id, const char *tag, bool sensitive,
+			const char *column)
+{
+	if (sensitive)
+		refuse_subject_move(rel, subject_text, tag, column);
+	if (!old_subject_null &&
+		!pg_subject_tag_collectable(old_subject, grel->subject_type, tag_id))
+		refuse_uncollectable(rel, pg_subject_text(old_subject, grel->subject_type), tag);
+}
+
+/*
+ * Under a declared purpose an UPDATE assigns a stored tag value only where
+ * the purpose may read it: the cell gate reads a masked cell as NULL, so
+ * SET col = col would otherwise erase a value held for another purpose.
+ */
+static void
+refuse_masked_overwrite(Relation rel, const char *subject, const char *tag, const char *column)
+{
+	pg_refuse(PG_REFUSAL_COLLECTION, tag,
+			  (errcode(PGERR_COLLECTION_REFUSED),
+			   errmsg("cannot overwrite tag \"%s\" of subject \"%s\" under purpose \"%s\"",
+					  tag, subject, profile_guard_purpose),
+			   errdetail("Table \"%s\", column \"%s\": the stored value of tag \"%s\" is not visible to purpose \"%s\", which reads it as NULL.",
+						 RelationGetRelationName(rel), column, tag, profile_guard_purpose),
+			   errhint("Write the tag under a purpose that may read it, or erase it with SELECT profile_guard.erase_tag('%s', '%s');",
+					   subject, tag)));
+}
+
+/*
+ * The purpose an UPDATE runs under, or NULL when none is declared or the
+ * role reads raw values (superuser, BYPASSRLS).
+ */
+static PurposeState *
+write_purpose(Relation rel)
+{
+	if (profile_guard_purpose == NULL || profile_guard_purpose[0] == '\0')
+		return NULL;
+	return pg_purpose_for_statement(RelationGetRelid(rel), NULL);
+}
+
+/* does the UPDATE assign this column (SET col = ..., whatever the value)? */
+static bool
+assigns(TriggerData *trigdata, AttrNumber attnum)
+{
+	return trigdata->tg_updatedcols != NULL &&
+		bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber,
+					  trigdata->tg_updatedcols);
+}
+
+/*
  * One tag value of a row: check and, for sensitive tags, encrypt.  Returns
- * the datum to store.  'old' is the value the row had (UPDATE), if any.
+ * the datum to store.  'old' is the value the row had (UPDATE, same subject
+ * and tag), if any; 'recollect' says the UPDATE assigns the value (or the
+ * row's subject or tag), which collects it again even when it is unchanged.
  */
 static Datum
 collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject_text,
 			  int tag_id, const char *tag, bool sensitive,
-			  Datum value, Form_pg_attribute att, bool has_old, Datum old)
+			  Datum value, Form_pg_attribute att, bool has_old, Datum old,
+			  bool recollect)
 {
+	bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
+
 	/* a rewrite of the row that leaves the value alone collects nothing */
-	if (has_old && datumIsEqual(value, old, att->attbyval, att->attlen))
+	if (unchanged && !recollect)
 		return value;
 
 	if (sensitive)
@@ -94,7 +182,11 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 		switch (pg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
 		{
 			case CT_OURS:
-				/* already encrypted for this subject and tag: a restore */
+				/*
+				 * already encrypted for this subject and tag: a restore, or
+				 * classify() encrypting what the table held (random nonces:
+				 * no one who cannot read it can guess it)
+				 */
 				return value;
 			case CT_FOREIGN:
 				ereport(ERROR,
@@ -135,6 +227,11 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	bool	   *replnulls;
 	bool	   *repl;
 	bool		changed = false;
+	PurposeState *ps = NULL;
+	Datum		old_subject = (Datum) 0;
+	bool		old_subject_null = true;
+	bool		subject_moves = false;	/* the UPDATE changes the subject */
+	bool		subject_assigned = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -164,12 +261,32 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 
 	subject = heap_getattr(newtup, grel->subject_attnum, desc, &subject_null);
+	if (oldtup)
+	{
+		Form_pg_attribute satt = TupleDescAttr(desc, grel->subject_attnum - 1);
+
+		old_subject = heap_getattr(oldtup, grel->subject_attnum, desc, &old_subject_null);
+		subject_moves = (subject_null != old_subject_null ||
+						 (!subject_null &&
+						  !datumIsEqual(subject, old_subject, satt->attbyval, satt->attlen)));
+		subject_assigned = subject_moves || assigns(trigdata, grel->subject_attnum);
+		ps = write_purpose(rel);
+	}
 	replvalues = palloc0(sizeof(Datum) * desc->natts);
 	replnulls = palloc0(sizeof(bool) * desc->natts);
 	repl = palloc0(sizeof(bool) * desc->natts);
 
 	if (grel->tag_attnum == InvalidAttrNumber)
 	{
+		/*
+		 * Under a declared purpose an UPDATE reaches only the subjects the
+		 * purpose may read (as the row gate does for reads): other rows
+		 * are left as they are.
+		 */
+		if (ps != NULL && !old_subject_null &&
+			!pg_subject_row_visible(ps, old_subject, grel->subject_type))
+			return PointerGetDatum(NULL);
+
 		/* wide shape: every classified column that holds a value */
 		for (int i = 0; i < grel->ncolumns; i++)
 		{
@@ -178,11 +295,10 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			Datum		value;
 			Datum		old = (Datum) 0;
 			bool		has_old = false;
+			bool		assigned = oldtup && assigns(trigdata, col->attnum);
 			Datum		stored;
 
 			value = heap_getattr(newtup, col->attnum, desc, &isnull);
-			if (isnull)
-				continue;
 			if (oldtup)
 			{
 				bool		oldnull;
@@ -190,6 +306,12 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				old = heap_getattr(oldtup, col->attnum, desc, &oldnull);
 				has_old = !oldnull;
 			}
+			if (assigned && has_old && ps != NULL &&
+				!pg_subject_tag_visible(ps, old_subject, grel->subject_type, col->tag_id))
+				refuse_masked_overwrite(rel, pg_subject_text(old_subject, grel->subject_type),
+										col->tag, NameStr(att->attname));
+			if (isnull)
+				continue;
 			if (subject_text == NULL)
 			{
 				if (subject_null)
@@ -201,9 +323,14 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 							 errhint("Every row with tag values must name its subject.")));
 				subject_text = pg_subject_text(subject, grel->subject_type);
 			}
+			if (subject_moves && has_old &&
+				datumIsEqual(value, old, att->attbyval, att->attlen))
+				carry_value(rel, grel, old_subject, old_subject_null, subject_text,
+							col->tag_id, col->tag, col->sensitive, NameStr(att->attname));
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   col->tag_id, col->tag, col->sensitive,
-								   value, att, has_old, old);
+								   value, att, has_old && !subject_moves, old,
+								   assigned || subject_assigned);
 			if (stored != value)
 			{
 				replvalues[col->attnum - 1] = stored;
@@ -223,8 +350,40 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		Datum		value;
 		Datum		old = (Datum) 0;
 		bool		has_old = false;
+		bool		same_tag = false;
+		bool		recollect = false;
 		Datum		stored;
 		bool		sensitive;
+
+		if (oldtup)
+		{
+			bool		oldnull;
+			Datum		oldtag = heap_getattr(oldtup, grel->tag_attnum, desc, &oldnull);
+
+			/*
+			 * Under a declared purpose an UPDATE reaches only the tag rows
+			 * the purpose may read.
+			 */
+			if (ps != NULL && !oldnull && !old_subject_null)
+			{
+				text	   *ot = DatumGetTextPP(oldtag);
+				int			old_tag_id = pg_tag_id_lookup(VARDATA_ANY(ot), VARSIZE_ANY_EXHDR(ot), NULL);
+
+				if (!pg_subject_tag_visible(ps, old_subject, grel->subject_type, old_tag_id))
+					return PointerGetDatum(NULL);
+			}
+			/* the old value counts only if the row still holds the same tag */
+			if (!isnull && !oldnull && datumIsEqual(oldtag, tagname, false, -1))
+			{
+				same_tag = true;
+				old = heap_getattr(oldtup, grel->value_attnum, desc, &oldnull);
+				has_old = !oldnull && !subject_moves;
+			}
+			/* assigning the value, the tag or the subject collects the tag */
+			recollect = subject_assigned || !same_tag ||
+				assigns(trigdata, grel->value_attnum) ||
+				assigns(trigdata, grel->tag_attnum);
+		}
 
 		if (isnull)
 			ereport(ERROR,
@@ -250,30 +409,31 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		subject_text = pg_subject_text(subject, grel->subject_type);
 
 		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
-		if (oldtup)
+		if (!isnull && subject_moves && same_tag)
 		{
 			bool		oldnull;
-			Datum		oldtag = heap_getattr(oldtup, grel->tag_attnum, desc, &oldnull);
+			Datum		prev = heap_getattr(oldtup, grel->value_attnum, desc, &oldnull);
 
-			/* the old value counts only if the row still holds the same tag */
-			if (!oldnull && datumIsEqual(oldtag, tagname, false, -1))
-			{
-				old = heap_getattr(oldtup, grel->value_attnum, desc, &oldnull);
-				has_old = !oldnull;
-			}
+			if (!oldnull && datumIsEqual(value, prev, att->attbyval, att->attlen))
+				carry_value(rel, grel, old_subject, old_subject_null, subject_text,
+							tag_id, tag, sensitive, NameStr(att->attname));
 		}
 		if (isnull)
 		{
 			/* a tag row without a value still says the subject has the tag */
-			if (!pg_subject_tag_collectable(subject, grel->subject_type, tag_id))
+			if ((oldtup == NULL || recollect) &&
+				!pg_subject_tag_collectable(subject, grel->subject_type, tag_id))
 				refuse_uncollectable(rel, subject_text, tag);
 		}
 		else
 		{
-			if (!sensitive && !(has_old && datumIsEqual(value, old, att->attbyval, att->attlen)))
+			bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
+
+			if (!sensitive && !unchanged)
 				check_value_lexicon(value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
-								   tag_id, tag, sensitive, value, att, has_old, old);
+								   tag_id, tag, sensitive, value, att, has_old, old,
+								   recollect);
 			if (stored != value)
 			{
 				replvalues[grel->value_attnum - 1] = stored;

@@ -64,6 +64,7 @@ extern bool pg_any_guarded(void);
 extern GuardedRelation *pg_guarded_relation(Oid relid);
 extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
+extern void pg_check_guarded_alter(Node *parsetree);
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pg_plan_for_key_lookups(void);

@@ -1,0 +1,118 @@
+-- Writes are uses: an UPDATE collects every tag column it assigns (changed
+-- or not), moves tags to a new subject only with consent, and under a
+-- declared purpose reaches only what that purpose may read.
+CREATE EXTENSION profile_guard;
+SET client_min_messages = warning;
+CREATE ROLE regress_wr_app LOGIN;
+DO $setup$ BEGIN
+PERFORM profile_guard.define_tag('wr.luxury', 'preference');
+PERFORM profile_guard.define_tag('wr.sports', 'preference');
+PERFORM profile_guard.define_tag('wr.diagnosis', 'medical_health');
+PERFORM profile_guard.define_purpose('wr_ads', 'ads', ARRAY['wr.*']);
+PERFORM profile_guard.define_purpose('wr_care', 'care', ARRAY['wr.*']);
+PERFORM profile_guard.allow_purpose('regress_wr_app', 'wr_ads');
+PERFORM profile_guard.allow_purpose('regress_wr_app', 'wr_care');
+PERFORM profile_guard.register_subject(s) FROM unnest(ARRAY['1', '2', '3', '4', '5', '6']) s;
+-- 1, 2, 3: everything for ads (1 also separate, for the diagnosis)
+PERFORM profile_guard.grant_consent('1', 'wr_ads', ARRAY['wr.*'], separate => true);
+PERFORM profile_guard.grant_consent(s, 'wr_ads', ARRAY['wr.luxury', 'wr.sports']) FROM unnest(ARRAY['2', '3']) s;
+-- 4: withdrew; 5: luxury for care only, sports for ads; 6: care only
+PERFORM profile_guard.grant_consent('4', 'wr_ads', ARRAY['wr.luxury']);
+PERFORM profile_guard.grant_consent('5', 'wr_care', ARRAY['wr.luxury']);
+PERFORM profile_guard.grant_consent('5', 'wr_ads', ARRAY['wr.sports']);
+PERFORM profile_guard.grant_consent('6', 'wr_care', ARRAY['wr.luxury']);
+END $setup$;
+
+-- wide shape
+CREATE TABLE wr_profile (id int PRIMARY KEY, user_id int NOT NULL, email text, luxury text, sports text, diagnosis text);
+INSERT INTO wr_profile VALUES
+  (1, 1, 'a@x', 'yacht', 'golf', 'flu-mild'), (2, 2, 'b@x', 'watch', NULL, NULL),
+  (3, 3, 'c@x', NULL, NULL, NULL), (4, 4, 'd@x', 'villa', NULL, NULL),
+  (5, 5, 'e@x', 'jet', 'polo', NULL), (6, 6, 'f@x', 'car', NULL, NULL);
+SELECT profile_guard.protect('wr_profile', 'user_id');
+SELECT profile_guard.classify('wr_profile', 'luxury', 'wr.luxury');
+SELECT profile_guard.classify('wr_profile', 'sports', 'wr.sports');
+SELECT profile_guard.classify('wr_profile', 'diagnosis', 'wr.diagnosis');
+SELECT profile_guard.withdraw_consent('4', 'wr_ads');
+GRANT SELECT, INSERT, UPDATE ON wr_profile TO regress_wr_app;
+SET ROLE regress_wr_app;
+
+-- 1. no oracle: a withdrawn subject's cell is refused whether the guess is
+-- right or wrong; the statement needs no purpose and reads no tag
+UPDATE wr_profile SET luxury = 'villa' WHERE user_id = 4;
+UPDATE wr_profile SET luxury = 'hut' WHERE user_id = 4;
+-- ... the same for ON CONFLICT DO UPDATE
+INSERT INTO wr_profile VALUES (4, 4, 'd@x', NULL, NULL, NULL)
+  ON CONFLICT (id) DO UPDATE SET luxury = 'villa';
+-- a consented subject's cell is collected, changed or not
+UPDATE wr_profile SET luxury = 'watch' WHERE user_id = 2;
+UPDATE wr_profile SET luxury = 'boat' WHERE user_id = 2;
+-- 2. assigning the subject re-collects every tag of the row: no re-writes of
+-- a withdrawn subject's row to watch where it lands
+UPDATE wr_profile SET user_id = user_id WHERE user_id = 4 RETURNING id;
+-- columns that are not tags stay writable without a purpose
+UPDATE wr_profile SET email = 'd2@x' WHERE user_id = 4;
+
+-- 3. under a declared purpose an UPDATE reaches only the subjects it may
+-- read, and never overwrites a cell it reads as NULL
+SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_profile SET email = email WHERE user_id = 6 RETURNING id;
+INSERT INTO wr_profile VALUES (6, 6, 'f@x', 'car', NULL, NULL)
+  ON CONFLICT (id) DO UPDATE SET email = 'f2@x' RETURNING id;
+UPDATE wr_profile SET luxury = luxury WHERE user_id = 5;
+UPDATE wr_profile SET luxury = NULL WHERE user_id = 5;
+UPDATE wr_profile SET sports = sports WHERE user_id = 5 RETURNING id, sports;
+-- a visible cell may be rewritten and cleared
+UPDATE wr_profile SET luxury = luxury WHERE user_id = 2 RETURNING id, luxury;
+UPDATE wr_profile SET luxury = NULL WHERE user_id = 3 RETURNING id, luxury;
+RESET profile_guard.purpose;
+
+-- 4. changing a row's subject collects its tags for the new subject, and
+-- moves none that the old subject's consent does not cover
+UPDATE wr_profile SET user_id = 9 WHERE user_id = 2;
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 4;
+UPDATE wr_profile SET user_id = 3 WHERE user_id = 2;
+-- a sensitive value never moves: its ciphertext is bound to its subject
+UPDATE wr_profile SET user_id = 2 WHERE user_id = 1;
+-- a new value written with the new subject is a plain collection
+UPDATE wr_profile SET user_id = 3, luxury = 'kite', sports = NULL, diagnosis = NULL WHERE id = 5;
+RESET ROLE;
+SELECT id, user_id, email, luxury, sports, diagnosis IS NOT NULL AS has_diagnosis FROM wr_profile ORDER BY id;
+
+-- long shape: one row per subject and tag
+CREATE TABLE wr_tags (user_id text NOT NULL, tag text NOT NULL, value text, PRIMARY KEY (user_id, tag));
+SELECT profile_guard.protect('wr_tags', 'user_id', tag_column => 'tag', value_column => 'value');
+INSERT INTO wr_tags VALUES ('1', 'wr.luxury', 'yacht'), ('1', 'wr.diagnosis', 'flu-mild'),
+  ('2', 'wr.luxury', 'watch'), ('5', 'wr.luxury', 'jet'), ('5', 'wr.sports', 'polo'), ('6', 'wr.luxury', 'car');
+SELECT profile_guard.grant_consent('4', 'wr_ads', ARRAY['wr.luxury']);
+INSERT INTO wr_tags VALUES ('4', 'wr.luxury', 'villa');
+SELECT profile_guard.withdraw_consent('4', 'wr_ads');
+GRANT SELECT, INSERT, UPDATE ON wr_tags TO regress_wr_app;
+CREATE TEMP TABLE wr_where AS SELECT ctid AS at, user_id, tag FROM wr_tags;
+GRANT SELECT ON wr_where TO regress_wr_app;
+SET ROLE regress_wr_app;
+-- no oracle by ctid: right and wrong guesses are refused alike
+UPDATE wr_tags SET value = 'villa' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
+UPDATE wr_tags SET value = 'hut' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
+UPDATE wr_tags SET user_id = '4', tag = 'wr.luxury', value = 'villa' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
+INSERT INTO wr_tags VALUES ('4', 'wr.luxury', 'villa') ON CONFLICT (user_id, tag) DO UPDATE SET value = excluded.value;
+-- under a purpose, only the tag rows it may read
+SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_tags SET value = value WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '5' AND tag = 'wr.luxury') RETURNING user_id;
+UPDATE wr_tags SET value = value WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '5' AND tag = 'wr.sports') RETURNING user_id, value;
+INSERT INTO wr_tags VALUES ('6', 'wr.luxury', 'car') ON CONFLICT (user_id, tag) DO UPDATE SET value = 'van' RETURNING user_id;
+RESET profile_guard.purpose;
+-- moving a tag row to another subject
+UPDATE wr_tags SET user_id = '9' WHERE user_id = '2';
+UPDATE wr_tags SET user_id = '1' WHERE user_id = '4';
+SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_tags SET user_id = '2' WHERE user_id = '1' AND tag = 'wr.diagnosis';
+RESET profile_guard.purpose;
+UPDATE wr_tags SET user_id = '3' WHERE user_id = '2';
+RESET ROLE;
+SELECT user_id, tag, CASE WHEN tag = 'wr.diagnosis' THEN 'encrypted' ELSE value END AS value FROM wr_tags ORDER BY user_id, tag;
+
+DROP TABLE wr_profile, wr_tags;
+DROP EXTENSION profile_guard CASCADE;
+DROP OWNED BY regress_wr_app;
+DROP ROLE regress_wr_app;
