@@ -215,7 +215,8 @@ EXECUTE r;
 RESET ROLE;
 SELECT id, music FROM profiles ORDER BY id;
 
--- declassify: the column is plain data again
+-- declassify: the column is plain data again (the table is still guarded:
+-- under a purpose, its rows are those of eligible subjects)
 SELECT profile_guard.declassify('profiles', 'music');
 SET ROLE regress_app;
 SELECT id, music FROM profiles ORDER BY id;

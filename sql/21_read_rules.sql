@@ -45,6 +45,7 @@ INSERT INTO tag_rows VALUES ('child', 'interest.sports', 'golf');
 
 SET ROLE regress_app;
 SELECT * FROM tag_rows;
+-- every row is a tag: the subject column alone is a tag read too
 SELECT subject FROM tag_rows;
 SET profile_guard.purpose = 'recommendation';
 -- location.city is outside the purpose
@@ -72,7 +73,7 @@ SELECT profile_guard.grant_consent('adult', 'recommendation', ARRAY['interest.mu
 SET ROLE regress_app;
 SELECT * FROM tag_rows ORDER BY subject, tag;
 
--- automated decisions work once assessed
+-- automated decisions work once assessed (count(*) of tag rows reads tags)
 SET profile_guard.purpose = 'credit_scoring';
 SELECT count(*) FROM tag_rows;
 RESET ROLE;

@@ -61,7 +61,7 @@ SELECT count(*) AS rows_seen, count(sports) AS cells_seen,
 SELECT id, sports FROM wide WHERE id IN (41, 42, 43) ORDER BY id;
 -- system columns are not tags: a ctid next to a tag column is fine
 SELECT ctid IS NOT NULL AS has_ctid, sports FROM wide WHERE id = 40;
--- rows of a statement that reads no tag column are not gated (by design)
+-- a statement that reads no tag column is row-gated too under a purpose (rule 2)
 SELECT count(*) AS rows_untouched FROM wide;
 
 RESET ROLE;

@@ -81,7 +81,7 @@ SET ROLE regress_app;
 -- all: 10 rows seen, 3 hidden; sports served 7; music served 5, masked 2
 -- (subjects 6 and 7); health served 2, masked 0 (NULL cells do not count)
 SELECT id, sports, music, health FROM profiles ORDER BY id;
--- non-tag columns use no tag: no line
+-- non-tag columns use no tag: no line (rows still gated under the purpose)
 SELECT count(*) FROM profiles;
 -- a key look-up: one row seen
 SELECT music FROM profiles WHERE id = 6;

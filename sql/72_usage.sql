@@ -42,7 +42,7 @@ SET ROLE regress_app;
 SET profile_guard.purpose = 'recommendation';
 SELECT id, sports, music FROM profiles ORDER BY id;	-- 10 seen, 3 hidden, music masked for 6, 7
 SELECT sports FROM profiles WHERE id = 9;			-- 1 hidden
-SELECT count(*) FROM profiles;						-- reads no tag: not counted
+SELECT count(*) FROM profiles;						-- reads no tag: row-gated, not counted
 SELECT music FROM profiles WHERE id IN (1, 6);		-- 1 served, 1 masked
 RESET profile_guard.purpose;
 SELECT music FROM profiles WHERE id = 1;			-- a denial: no purpose

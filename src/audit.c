@@ -250,6 +250,13 @@ pg_audit_tag_slot(int tag_id, const char *name, int len)
 	return c->last_tag = add_tag_slot(c, tag_id, name, len);
 }
 
+/* how deep in executors (and utility statements) the backend is now */
+int
+pg_audit_nesting(void)
+{
+	return AuditNesting;
+}
+
 /* ---------------------------------------------------------------------
  * Statement state
  * ---------------------------------------------------------------------
@@ -289,6 +296,15 @@ new_stmt(void)
 	st->bypass = pg_current_user_bypasses();
 	/* a bypassing role uses no purpose, whatever it declared */
 	st->purpose = pstrdup(st->bypass || profile_guard_purpose == NULL ? "" : profile_guard_purpose);
+
+	/*
+	 * One purpose per statement: its gates use the purpose in force now,
+	 * whatever the statement itself sets meanwhile (set_config() in a
+	 * WHERE clause); the change counts from the next statement on.
+	 */
+	st->c.purpose_fixed = true;
+	st->c.purpose = profile_guard_purpose == NULL ? NULL : pstrdup(profile_guard_purpose);
+	st->c.purpose_generation = profile_guard_purpose_generation;
 	return st;
 }
 
@@ -331,7 +347,7 @@ begin_stmt(QueryDesc *qd)
 			r = add_rel_slot(&st->c, rte->relid);
 			slot = r - st->c.rels;
 		}
-		if (!pg_rte_reads_tags(rte->selectedCols, grel))
+		if (!pg_rte_reads_tags_of(rte, grel))
 			continue;
 		st->reads_tags = true;
 		whole = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, rte->selectedCols);
@@ -455,6 +471,8 @@ keep_lost_stmt(AuditStmt *st)
 	copy->c.last_rel = &SinkRel;
 	copy->c.last_tag = &SinkTag;
 	copy->c.cxt = NULL;
+	copy->c.purpose_fixed = false;
+	copy->c.purpose = NULL;
 	copy->linked = false;
 	copy->failed = true;
 	copy->qd = NULL;

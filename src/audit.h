@@ -44,11 +44,16 @@ typedef struct PgAuditCounters
 	int			maxtags;
 	PgAuditTag *tags;
 	MemoryContext cxt;			/* where slots grow */
+	/* the statement's purpose, fixed when it started (the sink has none) */
+	bool		purpose_fixed;
+	const char *purpose;		/* NULL: none declared */
+	uint64		purpose_generation;
 } PgAuditCounters;
 
 extern PGDLLIMPORT PgAuditCounters *PgAuditCur;
 
 extern PgAuditRel *pg_audit_rel_slot(Oid relid);
+extern int	pg_audit_nesting(void);
 extern PgAuditTag *pg_audit_tag_slot(int tag_id, const char *name, int len);
 
 /* _row_gate: one row examined */

@@ -457,6 +457,36 @@ pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
 }
 
 /*
+ * Does a range-table entry read rows of its relation?  Every scan does
+ * (SELECT, UPDATE and DELETE, even with no column named: count(*)); the
+ * target of an INSERT does not, nor does INSERT … ON CONFLICT's EXCLUDED.
+ */
+bool
+pg_rte_reads_rows(RangeTblEntry *rte)
+{
+	if (rte->rtekind != RTE_RELATION)
+		return false;
+	if (!bms_is_empty(rte->selectedCols))
+		return true;
+	if (rte->requiredPerms & (ACL_SELECT | ACL_DELETE))
+		return true;
+	return (rte->requiredPerms & ACL_UPDATE) && !(rte->requiredPerms & ACL_INSERT);
+}
+
+/*
+ * Does the entry read tags of a guarded relation (rule 1: a purpose is
+ * required)?  Wide shape: when it reads a tag column or the whole row.
+ * Long shape: every row is a tag, so reading rows at all reads tags.
+ */
+bool
+pg_rte_reads_tags_of(RangeTblEntry *rte, GuardedRelation *grel)
+{
+	if (grel->tag_attnum != InvalidAttrNumber)
+		return pg_rte_reads_rows(rte);
+	return pg_rte_reads_tags(rte->selectedCols, grel);
+}
+
+/*
  * A plan of one of our catalog queries, prepared once per backend (inside
  * SPI) and kept: the plan cache re-plans it when what it reads changes.
  */

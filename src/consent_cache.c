@@ -41,6 +41,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "audit.h"
 #include "invalidation.h"
 #include "shared_answers.h"
 #include "subject_rules.h"
@@ -376,22 +377,21 @@ load_definition(PurposeState *ps)
 }
 
 /*
- * The purpose that gates the current statement: checks that one is
- * declared, exists, is not retired, is allowed to the current role and, for
- * automated decisions, is assessed.  'relid' and 'tag' only feed the error
- * message.  Returns NULL for roles that bypass gating.
+ * Resolve purpose 'name', the value the setting had at 'generation': checks
+ * that one is declared, exists, is not retired, is allowed to the current
+ * role and, for automated decisions, is assessed.  'relid' and 'tag' only
+ * feed the error message.  Returns NULL for roles that bypass gating.
  */
-PurposeState *
-pg_purpose_for_statement(Oid relid, const char *tag)
+static PurposeState *
+resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 {
-	const char *name = profile_guard_purpose;
 	PurposeState *ps;
 	Oid			user;
 
 	/* the common case: the same purpose and role as the last call */
 	user = GetUserId();
 	if (LastPurpose != NULL && !PurposesStale &&
-		LastPurposeGeneration == profile_guard_purpose_generation &&
+		LastPurposeGeneration == generation &&
 		LastPurpose->validated_for == user)
 		return LastPurpose;
 
@@ -413,7 +413,7 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 	if (ps->validated_for == user)
 	{
 		LastPurpose = ps;
-		LastPurposeGeneration = profile_guard_purpose_generation;
+		LastPurposeGeneration = generation;
 		return ps;
 	}
 
@@ -453,8 +453,41 @@ pg_purpose_for_statement(Oid relid, const char *tag)
 						 name)));
 	ps->validated_for = user;
 	LastPurpose = ps;
-	LastPurposeGeneration = profile_guard_purpose_generation;
+	LastPurposeGeneration = generation;
 	return ps;
+}
+
+/*
+ * The purpose that gates the running statement: the one in force when the
+ * statement started (audit.c fixes it at ExecutorStart), so a change made
+ * during the statement counts from the next one.  Outside any audited
+ * statement, the setting as it is now.
+ */
+PurposeState *
+pg_purpose_for_statement(Oid relid, const char *tag)
+{
+	if (PgAuditCur->purpose_fixed)
+		return resolve_purpose(PgAuditCur->purpose, PgAuditCur->purpose_generation,
+							   relid, tag);
+	return resolve_purpose(profile_guard_purpose, profile_guard_purpose_generation,
+						   relid, tag);
+}
+
+/* the purpose in force now: for checks made as a statement starts */
+PurposeState *
+pg_purpose_now(Oid relid, const char *tag)
+{
+	return resolve_purpose(profile_guard_purpose, profile_guard_purpose_generation,
+						   relid, tag);
+}
+
+/* is a purpose declared for the running statement? */
+bool
+pg_statement_purpose_declared(void)
+{
+	const char *name = PgAuditCur->purpose_fixed ? PgAuditCur->purpose : profile_guard_purpose;
+
+	return name != NULL && name[0] != '\0';
 }
 
 /* ---- subjects ---- */

@@ -9,10 +9,14 @@
  *	    - every reference to a tag column — in any clause, at any query
  *	      level, including whole-row references — is replaced by a call of
  *	      the cell gate, so a masked cell reads as NULL everywhere.
+ *	  A wide-shape read that names no tag column (count(*), the subject)
+ *	  gets a row gate too, which gates only under a declared purpose; in
+ *	  the long shape every row is a tag, so any read is a tag read.
  *	  SQL functions that the planner would inline are inlined here first,
  *	  so their bodies are gated too.  ExecutorStart refuses statements that
  *	  read tags without a usable purpose, and the utility hook turns
- *	  "COPY table TO" into the gated "COPY (SELECT …) TO".
+ *	  "COPY table TO" into the gated "COPY (SELECT …) TO".  Gate calls are
+ *	  written with PG_GATE_CALL_FORMAT: the gates answer no other call.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +43,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "owner_context.h"
 
 static planner_hook_type prev_planner_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -47,6 +52,7 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 typedef struct GateContext
 {
 	List	   *queries;		/* query levels, innermost first */
+	Query	   *top;			/* the statement being planned */
 	bool		bypass;			/* current role reads raw values */
 	PlannerInfo *root;			/* stand-in for inlining SQL functions */
 	Oid			row_gate_fn;
@@ -55,6 +61,7 @@ typedef struct GateContext
 	Oid			sensitive_cell_gate_fn;
 	Oid			row_mask_fn;
 	Oid			long_value_gate_fn; /* InvalidOid before extension 1.1 */
+	Oid			purpose_row_gate_fn;	/* InvalidOid before extension 1.2 */
 } GateContext;
 
 static void gate_query(Query *query, GateContext *ctx);
@@ -89,6 +96,9 @@ ensure_gate_functions(GateContext *ctx)
 	ctx->long_value_gate_fn =
 		LookupFuncName(list_make2(makeString(PG_SCHEMA_NAME), makeString("_long_value_gate")),
 					   3, long_value_args, true);
+	ctx->purpose_row_gate_fn =
+		LookupFuncName(list_make2(makeString(PG_SCHEMA_NAME), makeString("_purpose_row_gate")),
+					   2, row_args, true);
 }
 
 /* the guarded shape of an RTE that reads tags, else NULL */
@@ -100,7 +110,7 @@ gated_relation(RangeTblEntry *rte)
 	if (rte->rtekind != RTE_RELATION)
 		return NULL;
 	grel = pg_guarded_relation(rte->relid);
-	if (grel == NULL || !pg_rte_reads_tags(rte->selectedCols, grel))
+	if (grel == NULL || !pg_rte_reads_tags_of(rte, grel))
 		return NULL;
 	return grel;
 }
@@ -136,13 +146,13 @@ make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
 									   CStringGetTextDatum(col->tag), false, false));
 		args = lappend(args, var);
 		f = makeFuncExpr(ctx->sensitive_cell_gate_fn, var->vartype, args,
-						 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+						 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
 	}
 	else
 	{
 		args = lappend(args, var);
 		f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
-						 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+						 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
 	}
 	f->location = var->location;
 	return (Node *) f;
@@ -170,7 +180,7 @@ make_long_value_gate(Var *var, GuardedRelation *grel, GateContext *ctx)
 				  DEFAULT_COLLATION_OID, var->varlevelsup);
 	f = makeFuncExpr(ctx->long_value_gate_fn, var->vartype,
 					 list_make3(subject_var(var, grel, var->varno), tag, var),
-					 var->varcollid, var->varcollid, COERCE_EXPLICIT_CALL);
+					 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
 	f->location = var->location;
 	return (Node *) f;
 }
@@ -183,7 +193,7 @@ make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
 	f = makeFuncExpr(ctx->row_mask_fn, var->vartype,
 					 list_make2(var, makeConst(REGCLASSOID, -1, InvalidOid, 4,
 											   ObjectIdGetDatum(grel->relid), false, true)),
-					 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+					 InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
 	f->location = var->location;
 	return (Node *) f;
 }
@@ -301,9 +311,16 @@ gate_query(Query *query, GateContext *ctx)
 			Const	   *relid;
 
 			rti++;
-			if ((grel = gated_relation(rte)) == NULL)
+			if (rte->rtekind != RTE_RELATION ||
+				(grel = pg_guarded_relation(rte->relid)) == NULL ||
+				!pg_rte_reads_rows(rte))
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
+				continue;
+			/* the extension's own write of rows it chose, as the owner */
+			if (query == ctx->top && query->canSetTag && rti == query->resultRelation &&
+				(query->commandType == CMD_UPDATE || query->commandType == CMD_DELETE) &&
+				pg_owner_writing(grel->relid))
 				continue;
 			if (query->commandType == CMD_MERGE && rti == query->resultRelation)
 				ereport(ERROR,
@@ -314,18 +331,31 @@ gate_query(Query *query, GateContext *ctx)
 			ensure_gate_functions(ctx);
 			relid = makeConst(REGCLASSOID, -1, InvalidOid, 4,
 							  ObjectIdGetDatum(grel->relid), false, true);
-			if (grel->tag_attnum != InvalidAttrNumber)
+			if (!pg_rte_reads_tags_of(rte, grel))
+			{
+				/*
+				 * Wide shape, no tag read: only the subjects eligible for a
+				 * declared purpose; every row when none is declared (the
+				 * gate decides as the statement runs).
+				 */
+				if (!OidIsValid(ctx->purpose_row_gate_fn))
+					continue;	/* objects older than 1.2 */
+				gate = makeFuncExpr(ctx->purpose_row_gate_fn, BOOLOID,
+									list_make2(subject_var(NULL, grel, rti), relid),
+									InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
+			}
+			else if (grel->tag_attnum != InvalidAttrNumber)
 				gate = makeFuncExpr(ctx->tag_row_gate_fn, BOOLOID,
 									list_make3(subject_var(NULL, grel, rti),
 											   makeVar(rti, grel->tag_attnum,
 													   get_atttype(grel->relid, grel->tag_attnum),
 													   -1, DEFAULT_COLLATION_OID, 0),
 											   relid),
-									InvalidOid, DEFAULT_COLLATION_OID, COERCE_EXPLICIT_CALL);
+									InvalidOid, DEFAULT_COLLATION_OID, PG_GATE_CALL_FORMAT);
 			else
 				gate = makeFuncExpr(ctx->row_gate_fn, BOOLOID,
 									list_make2(subject_var(NULL, grel, rti), relid),
-									InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+									InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
 			rte->securityQuals = lcons(gate, rte->securityQuals);
 		}
 	}
@@ -355,6 +385,7 @@ profile_guard_planner(Query *parse, const char *query_string,
 		root.parse = parse;
 		root.query_level = 1;
 		ctx.root = &root;
+		ctx.top = parse;
 		ctx.bypass = pg_current_user_bypasses();
 		gate_query(parse, &ctx);
 	}
@@ -381,7 +412,10 @@ profile_guard_planner(Query *parse, const char *query_string,
 
 /*
  * Refuse, before it runs, a statement that reads tags with no usable
- * purpose (the gates would refuse too, but only once a row is read).
+ * purpose (the gates would refuse too, but only once a row is read); and
+ * check a declared purpose that gates a statement reading only non-tag
+ * columns of a wide-shape table.  The purpose checked is the one in force
+ * now: the gates use this same one for the whole statement.
  */
 static void
 profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
@@ -389,31 +423,51 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && pg_any_guarded() &&
 		!pg_current_user_bypasses())
 	{
+		PlannedStmt *stmt = queryDesc->plannedstmt;
 		ListCell   *lc;
+		Oid			rows_relid = InvalidOid;
+		Index		rti = 0;
+		bool		checked = false;
 
-		foreach(lc, queryDesc->plannedstmt->rtable)
+		foreach(lc, stmt->rtable)
 		{
 			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-			GuardedRelation *grel = gated_relation(rte);
+			GuardedRelation *grel;
+			const char *tag = NULL;
 
-			if (grel)
+			rti++;
+			if (rte->rtekind != RTE_RELATION ||
+				(grel = pg_guarded_relation(rte->relid)) == NULL ||
+				!pg_rte_reads_rows(rte))
+				continue;
+			if (stmt->canSetTag &&
+				(stmt->commandType == CMD_UPDATE || stmt->commandType == CMD_DELETE) &&
+				list_member_int(stmt->resultRelations, (int) rti) &&
+				pg_owner_writing(grel->relid))
+				continue;
+			if (!pg_rte_reads_tags_of(rte, grel))
 			{
-				const char *tag = NULL;
-
-				for (int i = 0; i < grel->ncolumns; i++)
-				{
-					AttrNumber	a = grel->columns[i].attnum;
-
-					if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols))
-					{
-						tag = grel->columns[i].tag;
-						break;
-					}
-				}
-				(void) pg_purpose_for_statement(grel->relid, tag);
-				break;
+				if (!OidIsValid(rows_relid))
+					rows_relid = grel->relid;
+				continue;
 			}
+			for (int i = 0; i < grel->ncolumns; i++)
+			{
+				AttrNumber	a = grel->columns[i].attnum;
+
+				if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols))
+				{
+					tag = grel->columns[i].tag;
+					break;
+				}
+			}
+			(void) pg_purpose_now(grel->relid, tag);
+			checked = true;
+			break;
 		}
+		if (!checked && OidIsValid(rows_relid) &&
+			profile_guard_purpose != NULL && profile_guard_purpose[0] != '\0')
+			(void) pg_purpose_now(rows_relid, NULL);
 	}
 
 	if (prev_ExecutorStart)

@@ -7,8 +7,14 @@
  *	    _tag_row_gate(subject, tag, relid)   long shape: is this tag row visible?
  *	    _cell_gate(subject, tag_id, value)   the value, or NULL when masked
  *	    _row_mask(row, relid)                a whole row with masked cells
- *	  They read the declared purpose when they run, so cached plans follow
- *	  purpose and consent changes.
+ *	    _purpose_row_gate(subject, relid)    wide shape, no tag read: the
+ *	                                         row gate under a declared purpose,
+ *	                                         every row without one
+ *	  They use the purpose in force when the statement started (the same
+ *	  for the whole statement), so cached plans follow purpose and consent
+ *	  changes.  They answer only where the planner hook placed them: a
+ *	  call written by hand (any role, any subject) is refused with 42501
+ *	  before it looks anything up or counts anything.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +24,7 @@
 #include "fmgr.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "nodes/primnodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
@@ -33,6 +40,26 @@ PG_FUNCTION_INFO_V1(profile_guard_cell_gate);
 PG_FUNCTION_INFO_V1(profile_guard_row_mask);
 PG_FUNCTION_INFO_V1(profile_guard_sensitive_cell_gate);
 PG_FUNCTION_INFO_V1(profile_guard_long_value_gate);
+PG_FUNCTION_INFO_V1(profile_guard_purpose_row_gate);
+
+/*
+ * Refuse a gate call that the planner hook did not place (gate.c marks
+ * its calls with PG_GATE_CALL_FORMAT, which no parsed call carries).
+ */
+static void
+require_placed(FunctionCallInfo fcinfo, const char *name)
+{
+	Node	   *expr = fcinfo->flinfo->fn_expr;
+
+	if (expr != NULL && IsA(expr, FuncExpr) &&
+		((FuncExpr *) expr)->funcformat == PG_GATE_CALL_FORMAT)
+		return;
+	ereport(ERROR,
+			(errcode(PGERR_GATE_NOT_PLACED),
+			 errmsg("profile_guard.%s() cannot be called directly", name),
+			 errdetail("Gate functions answer only where the planner placed them, in statements that read a guarded table."),
+			 errhint("Read the guarded table under a declared purpose instead, e.g. SET profile_guard.purpose = 'recommendation'.")));
+}
 
 /* decrypt a stored sensitive value that is our ciphertext */
 static Datum
@@ -85,6 +112,8 @@ profile_guard_row_gate(PG_FUNCTION_ARGS)
 {
 	PurposeState *ps;
 
+	require_placed(fcinfo, "_row_gate");
+
 	ps = pg_purpose_for_statement(PG_GETARG_OID(1), NULL);
 	if (ps == NULL)
 		PG_RETURN_BOOL(true);
@@ -101,6 +130,21 @@ profile_guard_row_gate(PG_FUNCTION_ARGS)
 	}
 }
 
+/*
+ * _purpose_row_gate(subject, relid): a wide-shape read that names no tag
+ * (count(*), the subject column) sees, under a declared purpose, only the
+ * subjects eligible for it; with no purpose declared, every row.  Decided
+ * per statement, when it runs: a cached plan follows SET purpose.
+ */
+Datum
+profile_guard_purpose_row_gate(PG_FUNCTION_ARGS)
+{
+	require_placed(fcinfo, "_purpose_row_gate");
+	if (!pg_statement_purpose_declared())
+		PG_RETURN_BOOL(true);
+	return profile_guard_row_gate(fcinfo);
+}
+
 Datum
 profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 {
@@ -108,6 +152,8 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 	text	   *tag;
 	int			tag_id;
 	bool		visible;
+
+	require_placed(fcinfo, "_tag_row_gate");
 
 	ps = pg_purpose_for_statement(PG_GETARG_OID(2), NULL);
 	if (ps == NULL)
@@ -130,6 +176,8 @@ Datum
 profile_guard_cell_gate(PG_FUNCTION_ARGS)
 {
 	PurposeState *ps;
+
+	require_placed(fcinfo, "_cell_gate");
 
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
@@ -164,6 +212,8 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	int			taglen;
 	int			tag_id;
 	Datum		stored;
+
+	require_placed(fcinfo, "_sensitive_cell_gate");
 
 	if (PG_ARGISNULL(3) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
@@ -248,6 +298,8 @@ profile_guard_long_value_gate(PG_FUNCTION_ARGS)
 	text	   *tag;
 	Datum		value;
 
+	require_placed(fcinfo, "_long_value_gate");
+
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	value = PG_GETARG_DATUM(2);
@@ -284,6 +336,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 	Oid			subject_typid;
 	Datum		subject;
 	bool		subject_null;
+
+	require_placed(fcinfo, "_row_mask");
 
 	ps = pg_purpose_for_statement(relid, NULL);
 	grel = pg_guarded_relation(relid);

@@ -34,6 +34,7 @@
 
 #include "profile_guard.h"
 #include "owner_context.h"
+#include "audit.h"
 
 PG_FUNCTION_INFO_V1(profile_guard_check_guarded_sql);
 PG_FUNCTION_INFO_V1(profile_guard_execute_as_owner_sql);
@@ -245,6 +246,22 @@ profile_guard_owner_context_end(OwnerContext *oc)
 }
 
 /*
+ * The statement profile_guard_execute_as_owner() runs writes rows that the
+ * extension chose (by TID) in its own context: no read gate applies to its
+ * target.  Statements it sets off (the owner's triggers, functions, rules)
+ * run deeper and are gated like any other.
+ */
+static Oid	OwnerWriteRelid = InvalidOid;
+static int	OwnerWriteNesting = -1;
+
+bool
+pg_owner_writing(Oid relid)
+{
+	return OidIsValid(OwnerWriteRelid) && relid == OwnerWriteRelid &&
+		pg_audit_nesting() == OwnerWriteNesting;
+}
+
+/*
  * Run one statement on relid's rows as its owner; returns the rows it
  * processed.  The caller checked the relation and computed the values.
  */
@@ -259,7 +276,18 @@ profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	profile_guard_owner_context_begin(relid, &oc);
-	rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+	OwnerWriteRelid = relid;
+	OwnerWriteNesting = pg_audit_nesting();
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		OwnerWriteRelid = InvalidOid;
+		OwnerWriteNesting = -1;
+	}
+	PG_END_TRY();
 	if (rc < 0)
 		elog(ERROR, "could not run a statement on table \"%s\": %s",
 			 relation_name(relid), SPI_result_code_string(rc));

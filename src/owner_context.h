@@ -25,6 +25,7 @@ extern bool profile_guard_check_guarded(Oid relid, const char *subject_column,
 										int elevel);
 extern void profile_guard_owner_context_begin(Oid relid, OwnerContext *oc);
 extern void profile_guard_owner_context_end(OwnerContext *oc);
+extern bool pg_owner_writing(Oid relid);
 extern uint64 profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
 											 Oid *argtypes, Datum *values,
 											 const char *nulls);

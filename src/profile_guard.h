@@ -63,6 +63,9 @@ extern bool pg_extension_present(void);
 extern bool pg_any_guarded(void);
 extern GuardedRelation *pg_guarded_relation(Oid relid);
 extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
+struct RangeTblEntry;
+extern bool pg_rte_reads_rows(struct RangeTblEntry *rte);
+extern bool pg_rte_reads_tags_of(struct RangeTblEntry *rte, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
 extern void pg_check_guarded_alter(Node *parsetree);
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
@@ -87,5 +90,12 @@ extern void pg_consent_cache_init(void);
 
 /* gate.c: the hooks */
 extern void pg_gate_init(void);
+
+/*
+ * The planner hook writes its gate calls with this call format, which the
+ * parser never gives our functions: a gate finding any other format (or no
+ * expression at all) was called by hand and refuses to answer.
+ */
+#define PG_GATE_CALL_FORMAT COERCE_SQL_SYNTAX
 
 #endif							/* PROFILE_GUARD_H */

@@ -1,15 +1,21 @@
 /*
  * 25_gate.sql — the gate functions the planner hook writes into queries
  * that read guarded tables (src/gate_exec.c).  Every role executes them
- * (they run inside its queries); they reveal nothing the caller does not
- * pass in, except whether a row or tag is visible under the caller's own
- * declared purpose.  Not leakproof on purpose: user quals wait for the row
- * gate.  Parallel restricted: the consent cache is backend-local.
+ * (they run inside its queries), but they answer only where the planner
+ * hook placed them: a call written by hand is refused (42501).  Not
+ * leakproof on purpose: user quals wait for the row gate.  Parallel
+ * restricted: the consent cache is backend-local.
  */
 CREATE FUNCTION _row_gate(subject "any", relid oid)
 RETURNS boolean
 LANGUAGE C STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'profile_guard_row_gate';
+
+-- wide shape, a read that names no tag: gated only under a declared purpose
+CREATE FUNCTION _purpose_row_gate(subject "any", relid oid)
+RETURNS boolean
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'profile_guard_purpose_row_gate';
 
 CREATE FUNCTION _tag_row_gate(subject "any", tag text, relid oid)
 RETURNS boolean
