@@ -91,24 +91,28 @@ GRANT SELECT, INSERT, UPDATE ON wr_tags TO regress_wr_app;
 CREATE TEMP TABLE wr_where AS SELECT ctid AS at, user_id, tag FROM wr_tags;
 GRANT SELECT ON wr_where TO regress_wr_app;
 SET ROLE regress_wr_app;
--- no oracle by ctid: right and wrong guesses are refused alike
+-- no oracle by ctid: without a purpose any write reads tag rows and is
+-- refused; under one, a row it may not read is not reached; either way a
+-- right and a wrong guess are answered alike
 UPDATE wr_tags SET value = 'villa' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
 UPDATE wr_tags SET value = 'hut' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
 UPDATE wr_tags SET user_id = '4', tag = 'wr.luxury', value = 'villa' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
 INSERT INTO wr_tags VALUES ('4', 'wr.luxury', 'villa') ON CONFLICT (user_id, tag) DO UPDATE SET value = excluded.value;
--- under a purpose, only the tag rows it may read
 SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_tags SET value = 'villa' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
+UPDATE wr_tags SET value = 'hut' WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '4');
+-- under a purpose, only the tag rows it may read
 UPDATE wr_tags SET value = value WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '5' AND tag = 'wr.luxury') RETURNING user_id;
 UPDATE wr_tags SET value = value WHERE ctid = (SELECT at FROM wr_where WHERE user_id = '5' AND tag = 'wr.sports') RETURNING user_id, value;
 INSERT INTO wr_tags VALUES ('6', 'wr.luxury', 'car') ON CONFLICT (user_id, tag) DO UPDATE SET value = 'van' RETURNING user_id;
-RESET profile_guard.purpose;
--- moving a tag row to another subject
+-- moving a tag row to another subject: to one who never registered, no;
+-- a withdrawn subject's row is not reached; a sensitive value never moves;
+-- a consented value to a consenting subject, yes
 UPDATE wr_tags SET user_id = '9' WHERE user_id = '2';
 UPDATE wr_tags SET user_id = '1' WHERE user_id = '4';
-SET profile_guard.purpose = 'wr_ads';
 UPDATE wr_tags SET user_id = '2' WHERE user_id = '1' AND tag = 'wr.diagnosis';
-RESET profile_guard.purpose;
 UPDATE wr_tags SET user_id = '3' WHERE user_id = '2';
+RESET profile_guard.purpose;
 RESET ROLE;
 SELECT user_id, tag, CASE WHEN tag = 'wr.diagnosis' THEN 'encrypted' ELSE value END AS value FROM wr_tags ORDER BY user_id, tag;
 
