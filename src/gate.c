@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/sysattr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
@@ -420,8 +421,9 @@ profile_guard_planner(Query *parse, const char *query_string,
 static void
 profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && pg_any_guarded() &&
-		!pg_current_user_bypasses())
+	/* a parallel worker runs part of a plan its leader has checked */
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() &&
+		pg_any_guarded() && !pg_current_user_bypasses())
 	{
 		PlannedStmt *stmt = queryDesc->plannedstmt;
 		ListCell   *lc;
