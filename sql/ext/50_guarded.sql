@@ -321,7 +321,7 @@ BEGIN
 				   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', p_tbl);
 	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', p_tbl);
 	-- row-level security, so that no error quotes a value (above)
-	PERFORM _sync_row_security(pt.relid) FROM _relations(p_tbl) pt(relid);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(p_tbl) pt(relid);
 
 	PERFORM _policy_changed(p_tbl);
 END
@@ -534,7 +534,7 @@ BEGIN
 	WHERE cc.relid = g.relid AND cc.column_name = p_col;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
 	-- a generated column stays classified while its source is
-	PERFORM _check_guarded_relation(pt.relid) FROM _relations(g.relid) pt(relid);
+	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
 	PERFORM _set_statistics(g.relid, p_col, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
@@ -606,10 +606,14 @@ GRANT EXECUTE ON FUNCTION unprotect(regclass) TO profile_guard_admin;
  * gets no policy of ours.  unprotect drops ours, and disables row-level
  * security again when no policy is left.
  *
- * _sync_row_security(rel): bring rel (a guarded table or a partition of
- * one) to that state.  Runs no owner code.
+ * _sync_row_security(rel, may_create, may_refuse): bring rel (a guarded
+ * table or a partition of one) to that state.  Only protect, an update
+ * from 1.1 and a partition being created enable row-level security and
+ * add our policy (may_create); a restore recreates both from the dump.
+ * may_refuse: raise if our policy is there but row-level security was
+ * disabled (ALTER TABLE).  Runs no owner code.
  */
-CREATE FUNCTION _sync_row_security(rel regclass)
+CREATE FUNCTION _sync_row_security(rel regclass, may_create boolean, may_refuse boolean)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -623,11 +627,13 @@ BEGIN
 	SELECT p.polpermissive INTO ours FROM pg_policy p
 	WHERE p.polrelid = rel AND p.polname = 'profile_guard_values';
 	IF NOT enabled THEN
-		IF ours IS NOT NULL THEN
+		IF ours IS NOT NULL AND may_refuse THEN
 			RAISE EXCEPTION USING ERRCODE = '55000',
 				MESSAGE = 'row-level security of a guarded table cannot be disabled',
 				DETAIL = format('Table %s is guarded; with row-level security enabled, PostgreSQL leaves its values out of error messages.', rel),
 				HINT = format('Call profile_guard.unprotect(%L) first.', rel::text);
+		ELSIF ours IS NOT NULL OR NOT may_create THEN
+			RETURN;
 		END IF;
 		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
 	ELSIF ours IS NULL THEN
@@ -646,7 +652,7 @@ BEGIN
 				   rel, CASE WHEN others THEN 'RESTRICTIVE' ELSE 'PERMISSIVE' END);
 END
 $$;
-REVOKE ALL ON FUNCTION _sync_row_security(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _sync_row_security(regclass, boolean, boolean) FROM PUBLIC;
 
 -- _drop_row_security(rel): unprotect's part of the above
 CREATE FUNCTION _drop_row_security(rel regclass)
@@ -797,10 +803,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION _refuse_tag_leaks(regclass, name, text, boolean) FROM PUBLIC;
 
--- _check_guarded_relation(rel): every tag column of rel (a guarded table or
--- a partition of one) passes _refuse_tag_leaks, and its row-level
--- security is in place; nothing for any other relation
-CREATE FUNCTION _check_guarded_relation(rel regclass)
+-- _check_guarded_relation(rel, may_create, may_refuse): every tag column
+-- of rel (a guarded table or a partition of one) passes _refuse_tag_leaks,
+-- and its row-level security is in place (_sync_row_security; only a
+-- partition is given a policy here); nothing for any other relation
+CREATE FUNCTION _check_guarded_relation(rel regclass, may_create boolean, may_refuse boolean)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -822,10 +829,10 @@ BEGIN
 	LOOP
 		PERFORM _refuse_tag_leaks(rel, c.column_name, c.tag, false);
 	END LOOP;
-	PERFORM _sync_row_security(rel);
+	PERFORM _sync_row_security(rel, may_create AND rel <> g.relid, may_refuse);
 END
 $$;
-REVOKE ALL ON FUNCTION _check_guarded_relation(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM PUBLIC;
 
 /*
  * _guard_ddl(): event trigger at the end of DDL that could add one of the
@@ -850,7 +857,7 @@ BEGIN
 			SELECT pt.relid FROM guarded_table x, _relations(x.relid) pt(relid)
 			ORDER BY 1
 		LOOP
-			PERFORM _sync_row_security(rel);
+			PERFORM _sync_row_security(rel, false, false);
 		END LOOP;
 		RETURN;
 	END IF;
@@ -870,7 +877,7 @@ BEGIN
 		SELECT k.confrelid FROM touched t JOIN pg_constraint k ON k.conrelid = t.relid AND k.contype = 'f'
 		ORDER BY 1
 	LOOP
-		PERFORM _check_guarded_relation(rel);
+		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
 	END LOOP;
 END
 $$;

@@ -13,7 +13,7 @@ BEGIN
 		FROM profile_guard.guarded_table x, profile_guard._relations(x.relid) pt(relid)
 		ORDER BY 1
 	LOOP
-		PERFORM profile_guard._sync_row_security(g.relid);
+		PERFORM profile_guard._sync_row_security(g.relid, true, false);
 		PERFORM profile_guard._tag_statistics(g.relid, c.col, NULL, true)
 		FROM (SELECT cc.column_name AS col FROM profile_guard.classified_column cc WHERE cc.relid = g.root
 			  UNION ALL SELECT g.value_column WHERE g.value_column IS NOT NULL) c;
