@@ -52,7 +52,9 @@ $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
 # that were dropped or changed signature (sql/upgrade/1.1--1.2.sql), then
 # every function, its privileges and every catalog trigger of sql/ext
 # re-created with OR REPLACE, so an updated database runs exactly the code
-# of a fresh install.  test/scenario/upgrade.sh compares the two.
-$(UPDATE_SCRIPT): Makefile sql/upgrade/1.1--1.2.sql sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql))
+# of a fresh install; last, what needs those functions
+# (sql/upgrade/1.1--1.2-after.sql).  test/scenario/upgrade.sh compares the two.
+$(UPDATE_SCRIPT): Makefile sql/upgrade/1.1--1.2.sql sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)) sql/upgrade/1.1--1.2-after.sql
 	( cat sql/upgrade/1.1--1.2.sql; \
-	  awk -f sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)) ) > $@
+	  awk -f sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)); \
+	  cat sql/upgrade/1.1--1.2-after.sql ) > $@

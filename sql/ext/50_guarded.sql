@@ -58,6 +58,19 @@ END
 $$;
 REVOKE ALL ON FUNCTION _get_guarded(regclass, boolean) FROM PUBLIC;
 
+-- _relations(tbl): tbl and, for a partitioned table, every partition
+-- (pg_partition_tree returns nothing for a table outside a partition tree)
+CREATE FUNCTION _relations(tbl regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT tbl
+	UNION
+	SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
+$$;
+REVOKE ALL ON FUNCTION _relations(regclass) FROM PUBLIC;
+
 /*
  * Protecting, classifying, declassifying and unprotecting rewrite the table
  * and install or drop its trigger: only its owner may do that (as for
@@ -288,6 +301,11 @@ BEGIN
 			HINT = 'Pass different columns for subject, collected_at, tag and value.';
 	END IF;
 
+	-- long shape: nothing may show or betray the values of the value column
+	IF p_valcol IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, p_valcol, NULL, false) FROM _relations(p_tbl) pt(relid);
+	END IF;
+
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
 							   value_column, on_erase)
 	VALUES (p_tbl, p_subject, p_collected, p_tagcol, p_valcol, p_on_erase);
@@ -302,6 +320,8 @@ BEGIN
 	EXECUTE format('CREATE TRIGGER profile_guard_collect BEFORE INSERT OR UPDATE ON %s'
 				   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', p_tbl);
 	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', p_tbl);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(p_tbl) pt(relid);
 
 	PERFORM _policy_changed(p_tbl);
 END
@@ -457,6 +477,17 @@ BEGIN
 			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, p_col);
 	END IF;
 
+	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
+		RAISE EXCEPTION USING ERRCODE = '42804',
+			MESSAGE = 'a generated column cannot hold a sensitive tag',
+			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
+							p_tag, p_col, g.relid),
+			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, p_col);
+	END IF;
+	-- no generated column, statistics or constraint may show or betray its
+	-- values (statistics are dropped)
+	PERFORM _refuse_tag_leaks(pt.relid, p_col, p_tag, true) FROM _relations(g.relid) pt(relid);
+
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, p_col, p_tag);
 	PERFORM _set_statistics(g.relid, p_col, 0);
 	PERFORM _policy_changed(g.relid);
@@ -502,6 +533,8 @@ BEGIN
 	SELECT cc.tag INTO p_tag FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = p_col;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	-- a generated column stays classified while its source is
+	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
 	PERFORM _set_statistics(g.relid, p_col, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
@@ -522,6 +555,7 @@ AS $$
 DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);
 	col		name;
+	all_cols name[];
 	sensitive_cols name[];
 	sensitive_tags text[];
 BEGIN
@@ -531,18 +565,18 @@ BEGIN
 	INTO sensitive_cols, sensitive_tags
 	FROM classified_column cc JOIN tag t ON t.tag = cc.tag
 	WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
-	FOR col IN
-		SELECT cc.column_name FROM classified_column cc
-		WHERE cc.relid = g.relid ORDER BY cc.column_name
-	LOOP
+	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
+	FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM guarded_table x WHERE x.relid = g.relid;
+	PERFORM _policy_changed(g.relid);
+	FOREACH col IN ARRAY all_cols LOOP
 		PERFORM _set_statistics(g.relid, col, -1);
 	END LOOP;
 	IF g.value_column IS NOT NULL THEN
 		PERFORM _set_statistics(g.relid, g.value_column, -1);
 	END IF;
-	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
-	DELETE FROM guarded_table x WHERE x.relid = g.relid;
-	PERFORM _policy_changed(g.relid);
+	PERFORM _drop_row_security(pt.relid) FROM _relations(g.relid) pt(relid);
 	EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', g.relid);
 	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
 		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
@@ -554,3 +588,303 @@ END
 $$;
 REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION unprotect(regclass) TO profile_guard_admin;
+
+/*
+ * Values in error data.  PostgreSQL leaves the values of a row or a key out
+ * of the details of check, not-null, unique, exclusion, foreign-key and
+ * WITH CHECK OPTION violations when row-level security applies to the user
+ * (ExecBuildSlotValueDescription, BuildIndexValueDescription,
+ * ri_ReportViolation), so they are left out when the error is raised, also
+ * for an error that PL/pgSQL catches.  A guarded table (and each of its
+ * partitions) therefore always has row-level security enabled.  When protect
+ * enables it, it adds one policy of the extension's, profile_guard_values,
+ * USING (true) WITH CHECK (true) for every role: it lets every row through,
+ * and the gates decide what is seen.  It is permissive while the table has
+ * no permissive policy of its owner's, and restrictive (still true, so
+ * neutral) while it has one, so the owner's permissive policies keep their
+ * meaning.  A table whose owner enabled row-level security before protect
+ * gets no policy of ours.  unprotect drops ours, and disables row-level
+ * security again when no policy is left.
+ *
+ * _sync_row_security(rel, may_create, may_refuse): bring rel (a guarded
+ * table or a partition of one) to that state.  Only protect, an update
+ * from 1.1 and a partition being created enable row-level security and
+ * add our policy (may_create); a restore recreates both from the dump.
+ * may_refuse: raise if our policy is there but row-level security was
+ * disabled (ALTER TABLE).  Runs no owner code.
+ */
+CREATE FUNCTION _sync_row_security(rel regclass, may_create boolean, may_refuse boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	enabled		boolean;
+	ours		boolean;		-- NULL: no policy of ours; else polpermissive
+	others		boolean;
+BEGIN
+	SELECT c.relrowsecurity INTO enabled FROM pg_class c WHERE c.oid = rel;
+	SELECT p.polpermissive INTO ours FROM pg_policy p
+	WHERE p.polrelid = rel AND p.polname = 'profile_guard_values';
+	IF NOT enabled THEN
+		IF ours IS NOT NULL AND may_refuse THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'row-level security of a guarded table cannot be disabled',
+				DETAIL = format('Table %s is guarded; with row-level security enabled, PostgreSQL leaves its values out of error messages.', rel),
+				HINT = format('Call profile_guard.unprotect(%L) first.', rel::text);
+		ELSIF ours IS NOT NULL OR NOT may_create THEN
+			RETURN;
+		END IF;
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+	ELSIF ours IS NULL THEN
+		RETURN;					-- the owner's row-level security
+	END IF;
+	others := EXISTS (SELECT 1 FROM pg_policy p
+					  WHERE p.polrelid = rel AND p.polname <> 'profile_guard_values' AND p.polpermissive);
+	IF ours IS NOT NULL AND ours = NOT others THEN
+		RETURN;
+	END IF;
+	IF ours IS NOT NULL THEN
+		EXECUTE format('DROP POLICY profile_guard_values ON %s', rel);
+	END IF;
+	EXECUTE format('CREATE POLICY profile_guard_values ON %s AS %s FOR ALL TO PUBLIC'
+				   ' USING (true) WITH CHECK (true)',
+				   rel, CASE WHEN others THEN 'RESTRICTIVE' ELSE 'PERMISSIVE' END);
+END
+$$;
+REVOKE ALL ON FUNCTION _sync_row_security(regclass, boolean, boolean) FROM PUBLIC;
+
+-- _drop_row_security(rel): unprotect's part of the above
+CREATE FUNCTION _drop_row_security(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = 'profile_guard_values') THEN
+		EXECUTE format('DROP POLICY profile_guard_values ON %s', rel);
+		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel) THEN
+			EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
+		END IF;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _drop_row_security(regclass) FROM PUBLIC;
+
+-- _tag_statistics(rel, col, what, drop_them): drop the extended statistics
+-- objects of rel that cover column col or an expression of it, or raise
+-- 55000 for the first (col described as what)
+CREATE FUNCTION _tag_statistics(rel regclass, col name, what text, drop_them boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	colno	smallint;
+	obj		record;
+BEGIN
+	SELECT a.attnum INTO colno FROM pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = col AND NOT a.attisdropped;
+	FOR obj IN
+		SELECT DISTINCT s.oid, format('%I.%I', n.nspname, s.stxname) AS name
+		FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+		WHERE s.stxrelid = rel
+		  AND (colno = ANY (s.stxkeys)
+			   OR EXISTS (SELECT 1 FROM pg_depend d
+						  WHERE d.classid = 'pg_statistic_ext'::regclass AND d.objid = s.oid
+							AND d.refclassid = 'pg_class'::regclass AND d.refobjid = rel
+							AND d.refobjsubid = colno))
+	LOOP
+		IF drop_them THEN
+			EXECUTE format('DROP STATISTICS %s', obj.name);
+		ELSE
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'extended statistics cannot cover a tag column',
+				DETAIL = format('Statistics object %s of table %s covers %s; statistics keep values.',
+								obj.name, rel, what),
+				HINT = format('Drop it: DROP STATISTICS %s.', obj.name);
+		END IF;
+	END LOOP;
+
+END
+$$;
+REVOKE ALL ON FUNCTION _tag_statistics(regclass, name, text, boolean) FROM PUBLIC;
+
+/*
+ * What a tag column must not have, because it would show or betray its
+ * values past the gates:
+ *   - a generated column computed from it, unless classified with the same
+ *     tag (its values would be served ungated);
+ *   - extended statistics on it or on an expression of it (they keep
+ *     values): classify drops them, later ones are refused;
+ *   - a unique, primary key, exclusion or foreign-key constraint or a
+ *     unique index involving it, in either direction (a write that fails
+ *     or cascades tells whether another subject holds a value).
+ * _refuse_tag_leaks(rel, col, tag, drop_statistics): raise 55000 for the
+ * first of these on rel (a guarded table or a partition of one) and column
+ * col holding tag (NULL: a long-shape value column).
+ */
+CREATE FUNCTION _refuse_tag_leaks(rel regclass, col name, p_tag text, drop_statistics boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass;
+	colno	smallint;
+	gen		record;
+	obj		record;
+	what	text := CASE WHEN p_tag IS NULL THEN format('value column "%s"', col)
+						 ELSE format('column "%s" (tag "%s")', col, p_tag) END;
+BEGIN
+	SELECT a.attnum INTO colno FROM pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = col AND NOT a.attisdropped;
+	IF colno IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT x.relid INTO root FROM guarded_table x
+	WHERE x.relid = rel OR x.relid IN (SELECT pa.relid FROM pg_partition_ancestors(rel) pa);
+
+	-- generated columns computed from it
+	FOR gen IN
+		SELECT a.attname, cc.tag
+		FROM pg_depend d
+		JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+		JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+		LEFT JOIN classified_column cc ON cc.relid = root AND cc.column_name = a.attname
+		WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid = colno
+		  AND a.attgenerated <> '' AND a.attnum <> colno
+		ORDER BY a.attnum
+	LOOP
+		IF p_tag IS NULL OR gen.tag IS DISTINCT FROM p_tag THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'a generated column is computed from a tag column',
+				DETAIL = format('Generated column "%s" of table %s is computed from %s.',
+								gen.attname, rel, what),
+				HINT = CASE WHEN p_tag IS NULL
+						   THEN format('Drop it: ALTER TABLE %s DROP COLUMN %I.', rel, gen.attname)
+						   ELSE format('Classify it with the same tag first, profile_guard.classify(%L, %L, %L), or drop it: ALTER TABLE %s DROP COLUMN %I.',
+									   root::text, gen.attname, p_tag, rel, gen.attname) END;
+		END IF;
+	END LOOP;
+
+	-- extended statistics on it or on an expression of it
+	PERFORM _tag_statistics(rel, col, what, drop_statistics);
+
+	-- constraints and unique indexes involving it, either direction
+	FOR obj IN
+		SELECT k.conname::text AS name, k.contype::text AS kind, k.conrelid::regclass AS onrel
+		FROM pg_constraint k
+		WHERE (k.conrelid = rel AND k.contype IN ('p', 'u', 'x', 'f') AND colno = ANY (k.conkey))
+		   OR (k.confrelid = rel AND k.contype = 'f' AND colno = ANY (k.confkey))
+		UNION ALL
+		SELECT i.indexrelid::regclass::text, 'i', rel
+		FROM pg_index i
+		WHERE i.indrelid = rel AND (i.indisunique OR i.indisexclusion)
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = rel)
+		  AND (colno = ANY (i.indkey::int2[])
+			   OR EXISTS (SELECT 1 FROM pg_depend d
+						  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+							AND d.refclassid = 'pg_class'::regclass AND d.refobjid = rel
+							AND d.refobjsubid = colno))
+		ORDER BY 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a constraint involves a tag column',
+			DETAIL = format('%s %s of table %s involves %s of table %s; a write it refuses or cascades tells whether a subject holds a value.',
+							CASE obj.kind WHEN 'p' THEN 'Primary key' WHEN 'u' THEN 'Unique constraint'
+										  WHEN 'x' THEN 'Exclusion constraint' WHEN 'f' THEN 'Foreign key'
+										  ELSE 'Unique index' END,
+							obj.name, obj.onrel, what, rel),
+			HINT = CASE WHEN obj.kind = 'i' THEN format('Drop it: DROP INDEX %s.', obj.name)
+					   ELSE format('Drop it: ALTER TABLE %s DROP CONSTRAINT %I.', obj.onrel, obj.name) END;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _refuse_tag_leaks(regclass, name, text, boolean) FROM PUBLIC;
+
+-- _check_guarded_relation(rel, may_create, may_refuse): every tag column
+-- of rel (a guarded table or a partition of one) passes _refuse_tag_leaks,
+-- and its row-level security is in place (_sync_row_security; only a
+-- partition is given a policy here); nothing for any other relation
+CREATE FUNCTION _check_guarded_relation(rel regclass, may_create boolean, may_refuse boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	guarded_table;
+	c	record;
+BEGIN
+	SELECT * INTO g FROM guarded_table x
+	WHERE x.relid = rel OR x.relid IN (SELECT pa.relid FROM pg_partition_ancestors(rel) pa);
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(rel, g.value_column, NULL, false);
+	END IF;
+	FOR c IN SELECT cc.column_name, cc.tag FROM classified_column cc
+			 WHERE cc.relid = g.relid ORDER BY cc.column_name
+	LOOP
+		PERFORM _refuse_tag_leaks(rel, c.column_name, c.tag, false);
+	END LOOP;
+	PERFORM _sync_row_security(rel, may_create AND rel <> g.relid, may_refuse);
+END
+$$;
+REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM PUBLIC;
+
+/*
+ * _guard_ddl(): event trigger at the end of DDL that could add one of the
+ * above to a guarded table, or change its row-level security: checks each
+ * relation the command touched, and the tables its foreign keys reference.
+ * Refusing raises, which rolls the command back.
+ */
+CREATE FUNCTION _guard_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel		regclass;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM guarded_table) THEN
+		RETURN;
+	END IF;
+	IF tg_tag = 'DROP POLICY' THEN
+		-- dropped objects are not listed: the policies of every guarded table
+		FOR rel IN
+			SELECT pt.relid FROM guarded_table x, _relations(x.relid) pt(relid)
+			ORDER BY 1
+		LOOP
+			PERFORM _sync_row_security(rel, false, false);
+		END LOOP;
+		RETURN;
+	END IF;
+	FOR rel IN
+		WITH touched AS (
+			SELECT CASE
+					 WHEN e.classid = 'pg_class'::regclass
+					   THEN coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = e.objid), e.objid)
+					 WHEN e.classid = 'pg_policy'::regclass
+					   THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = e.objid)
+					 WHEN e.classid = 'pg_statistic_ext'::regclass
+					   THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = e.objid)
+				   END AS relid
+			FROM pg_event_trigger_ddl_commands() e)
+		SELECT t.relid FROM touched t WHERE t.relid IS NOT NULL
+		UNION
+		SELECT k.confrelid FROM touched t JOIN pg_constraint k ON k.conrelid = t.relid AND k.contype = 'f'
+		ORDER BY 1
+	LOOP
+		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
+
+CREATE EVENT TRIGGER profile_guard_ddl ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'CREATE INDEX', 'ALTER INDEX',
+				 'CREATE STATISTICS', 'ALTER STATISTICS',
+				 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
+	EXECUTE FUNCTION _guard_ddl();

@@ -152,13 +152,15 @@ check "the bypass read with audit = off is logged" \
 	bash -c "grep -c '\"event\":\"bypass_read\",\"user\":\"regress_root\"' '$LOG' | grep -qx 2"
 check "a superuser's COPY TO and pg_dump's are logged" \
 	bash -c "grep -c '\"event\":\"bypass_read\",\"user\":\"postgres\",.*\"command\":\"COPY\",.*\"tag\":\"health.condition\"' '$LOG' | grep -qx 2"
+# (errors on the guarded table itself quote no value at all: row-level
+# security is enabled on it; the others are redacted on emission)
 check "the client saw the errors, redacted" \
-	bash -c "grep -c '(redacted)' '$CLUSTER_DIR/client_errors.txt' | awk '\$1 >= 9 {ok=1} END {exit !ok}'"
+	bash -c "grep -q 'invalid input syntax for type integer: (redacted)' '$CLUSTER_DIR/client_errors.txt' && grep -q 'Key (profile_id)=(redacted) is not present' '$CLUSTER_DIR/client_errors.txt'"
 # (psql's "LINE 1: ..." quotes the client's own statement, not the server)
 check "no value in the client's error messages" \
 	bash -c "! grep -v '^LINE [0-9]*:' '$CLUSTER_DIR/client_errors.txt' | grep -E 'GENVAL|SENSVAL|ERRVAL|77777'"
-check "the log has the redacted errors" \
-	bash -c "grep -q 'Key (email)=(redacted) already exists' '$LOG' && grep -q 'Failing row contains (redacted)' '$LOG' && grep -q 'Key (id)=(redacted) is still referenced' '$LOG' && grep -q 'invalid input syntax for type integer: (redacted)' '$LOG' && grep -q 'Key (profile_id)=(redacted) is not present' '$LOG'"
+check "the log has the errors, without values" \
+	bash -c "grep -q 'violates unique constraint \"profiles_email_key\"' '$LOG' && grep -q 'violates check constraint \"profiles_visits_check\"' '$LOG' && ! grep -q 'Failing row contains' '$LOG' && grep -q 'invalid input syntax for type integer: (redacted)' '$LOG' && grep -q 'Key (profile_id)=(redacted) is not present' '$LOG'"
 check "no value anywhere in the server log" \
 	bash -c "! grep -nE 'GENVAL|SENSVAL|ERRVAL|pgt1:|77777' '$LOG'"
 # every audit line is one JSON object (parsed by the server itself)
@@ -173,9 +175,9 @@ check "every audit line parses as JSON with its keys ($parsed)" \
 	bash -c "[[ '$parsed' =~ ^([0-9]+)\ ([0-9]+)$ && \${BASH_REMATCH[1]} -gt 10 && \${BASH_REMATCH[1]} == \${BASH_REMATCH[2]} ]]"
 
 # the regression suite 71_redact provokes each error with values spelled SECRET…
-if [[ -n $RUNNER_LOG && -r $RUNNER_LOG ]] && grep -q 'Key (booked)=(redacted)' "$RUNNER_LOG"; then
+if [[ -n $RUNNER_LOG && -r $RUNNER_LOG ]] && grep -q 'profiles_booked_excl' "$RUNNER_LOG"; then
 	check "71_redact: its errors are in the runner's log, redacted" \
-		bash -c "grep -q 'Failing row contains (redacted)' '$RUNNER_LOG' && grep -q 'COPY profiles, line 1, column visits: (redacted)' '$RUNNER_LOG' && grep -q 'JSON data (redacted)' '$RUNNER_LOG'"
+		bash -c "! grep -q 'Failing row contains' '$RUNNER_LOG' && grep -q 'COPY FROM not supported with row-level security' '$RUNNER_LOG' && grep -q 'JSON data (redacted)' '$RUNNER_LOG'"
 	check "71_redact: none of its values in the runner's log" \
 		bash -c "! grep -n 'SECRET' '$RUNNER_LOG'"
 fi

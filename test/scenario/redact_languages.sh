@@ -8,7 +8,7 @@
 # For each language the superuser sets lc_messages in its session and
 # provokes, on a guarded table: a cast of a tag column (class 22, the
 # message quotes the value), a JSON cast of it (the detail and the context
-# quote it), a unique violation on the tag column (Key (...)=(...)), not-null
+# quote it), a unique violation (Key (...)=(...)), not-null
 # and check violations (Failing row contains ...), a bad input value at
 # parse time, one at run time (INSERT ... SELECT from an unguarded table)
 # and one in COPY.  No secret value may appear in the client's output nor in
@@ -106,7 +106,7 @@ SELECT profile_guard.define_purpose('recommendation', 'recommend content',
 SELECT profile_guard.allow_purpose('postgres', 'recommendation');
 CREATE TABLE profile (id int PRIMARY KEY, nick text NOT NULL, luxury text,
 	visits int CHECK (visits < 1000));
-CREATE UNIQUE INDEX profile_luxury ON profile (luxury);
+CREATE UNIQUE INDEX profile_nick ON profile (nick);
 CREATE TABLE staging (v text);
 INSERT INTO staging VALUES ('SECRETSTAGE8');
 SELECT profile_guard.protect('profile', 'id');
@@ -124,7 +124,7 @@ case_sql() {
 	case $1 in
 	cast) echo "SELECT luxury::int FROM profile WHERE id = 1;" ;;
 	json) echo "SELECT luxury::jsonb FROM profile WHERE id = 1;" ;;
-	unique) echo "UPDATE profile SET luxury = (SELECT luxury FROM profile WHERE id = 1) WHERE id = 2;" ;;
+	unique) echo "UPDATE profile SET nick = (SELECT nick FROM profile WHERE id = 1) WHERE id = 2;" ;;
 	notnull) echo "UPDATE profile SET nick = NULL WHERE id = 1;" ;;
 	check) echo "UPDATE profile SET visits = 5000 WHERE id = 1;" ;;
 	input_parse) echo "INSERT INTO profile (id, nick, visits) VALUES (7, 'n7', 'SECRETINPUT7');" ;;
