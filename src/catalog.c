@@ -62,6 +62,14 @@ static HTAB *GuardedRelations = NULL;
 static HTAB *Tags = NULL;
 
 /*
+ * Relations guarded through an ancestor (partitions and inheritance
+ * children of a guarded table), derived on first use, and the relations
+ * known to have no guarded ancestor.  Both are flushed with the map.
+ */
+static HTAB *DerivedRelations = NULL;
+static HTAB *UnguardedRelations = NULL;
+
+/*
  * Invalidations that arrived while the map was not installed.  A load opens
  * tables and looks up the syscache, which accepts invalidation messages: one
  * that arrives after a table was read would be lost, so a load that sees
@@ -74,6 +82,7 @@ static uint64 GuardCacheFlushes = 0;
 static Oid	ConsentRelid = InvalidOid;
 
 static void flush_guard_cache(void);
+static GuardedRelation *derived_guarded_relation(Oid relid);
 static bool read_guard_catalog(HTAB **tags_out, HTAB **map_out);
 static void load_guard_cache(void);
 
@@ -122,25 +131,35 @@ pg_extension_present(void)
  * consent table by _policy_changed), a guarded relation changed shape (its
  * attnums may have moved), or everything was reset.  While the map is not
  * installed, a load may be under way that cannot tell yet which relations
- * it will hold: every invalidation is counted then.
+ * it will hold; a derivation (below) may be under way at any time: every
+ * invalidation is counted.  A relation guarded through an ancestor depends
+ * on every relation up to that ancestor (each is in one of the maps), so
+ * an invalidation of any of them flushes everything; attaching, detaching
+ * or (dis)inheriting invalidates both the parent and the child.  A relation
+ * with no guarded ancestor depends only on its own parents: it is forgotten
+ * alone.
  */
 void
 guard_cache_relcache_invalidated(Oid relid)
 {
+	GuardCacheFlushes++;
 	if (GuardedRelations == NULL)
-	{
-		GuardCacheFlushes++;
 		return;
-	}
 	if (relid == InvalidOid || relid == ConsentRelid ||
-		hash_search(GuardedRelations, &relid, HASH_FIND, NULL) != NULL)
+		hash_search(GuardedRelations, &relid, HASH_FIND, NULL) != NULL ||
+		(DerivedRelations &&
+		 hash_search(DerivedRelations, &relid, HASH_FIND, NULL) != NULL))
 		flush_guard_cache();
+	else if (UnguardedRelations)
+		(void) hash_search(UnguardedRelations, &relid, HASH_REMOVE, NULL);
 }
 
 static void
 flush_guard_cache(void)
 {
 	GuardedRelations = NULL;
+	DerivedRelations = NULL;
+	UnguardedRelations = NULL;
 	Tags = NULL;
 	ConsentRelid = InvalidOid;
 	if (GuardCacheContext)
@@ -337,11 +356,15 @@ load_guard_cache(void)
 
 /*
  * The guarded shape of a relation, or NULL when it is not guarded (or the
- * extension is absent).  The result lives until the next invalidation.
+ * extension is absent).  A partition or inheritance child of a guarded
+ * table is guarded as its nearest guarded ancestor is, with its own
+ * attribute numbers.  The result lives until the next invalidation.
  */
 GuardedRelation *
 pg_guarded_relation(Oid relid)
 {
+	GuardedRelation *grel;
+
 	if (GuardedRelations == NULL)
 	{
 		if (!pg_extension_present())
@@ -350,7 +373,173 @@ pg_guarded_relation(Oid relid)
 		if (GuardedRelations == NULL)
 			return NULL;
 	}
-	return (GuardedRelation *) hash_search(GuardedRelations, &relid, HASH_FIND, NULL);
+	grel = (GuardedRelation *) hash_search(GuardedRelations, &relid, HASH_FIND, NULL);
+	if (grel != NULL || !OidIsValid(relid) ||
+		hash_get_num_entries(GuardedRelations) == 0)
+		return grel;
+	if (UnguardedRelations &&
+		hash_search(UnguardedRelations, &relid, HASH_FIND, NULL) != NULL)
+		return NULL;
+	if (DerivedRelations &&
+		(grel = hash_search(DerivedRelations, &relid, HASH_FIND, NULL)) != NULL)
+		return grel;
+	return derived_guarded_relation(relid);
+}
+
+/* the direct parents of a relation (partition parent or inherited tables) */
+static List *
+inheritance_parents(Oid relid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	List	   *parents = NIL;
+
+	rel = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return parents;
+}
+
+/* a column of the child, named as the ancestor's column attnum is */
+static AttrNumber
+child_attnum(Oid ancestor, AttrNumber attnum, Oid child)
+{
+	char	   *name;
+
+	if (attnum == InvalidAttrNumber)
+		return InvalidAttrNumber;
+	name = get_attname(ancestor, attnum, true);
+	return name ? get_attnum(child, name) : InvalidAttrNumber;
+}
+
+/*
+ * The shape of relid derived from its first parent (in inheritance order)
+ * that is guarded, itself or through its own ancestors, in the current
+ * memory context; NULL when no ancestor is guarded.
+ */
+static GuardedRelation *
+derive_from_parents(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, inheritance_parents(relid))
+	{
+		Oid			parent = lfirst_oid(lc);
+		GuardedRelation *pg = pg_guarded_relation(parent);
+		GuardedRelation copy;
+		GuardedRelation *g;
+
+		if (pg == NULL)
+			continue;
+		/* copy first: a look-up below may flush the map that holds it */
+		copy = *pg;
+		copy.columns = palloc(sizeof(GuardedColumn) * Max(pg->ncolumns, 1));
+		for (int i = 0; i < pg->ncolumns; i++)
+		{
+			copy.columns[i] = pg->columns[i];
+			copy.columns[i].tag = pstrdup(pg->columns[i].tag);
+		}
+
+		g = palloc0(sizeof(GuardedRelation));
+		g->relid = relid;
+		g->subject_attnum = child_attnum(parent, copy.subject_attnum, relid);
+		g->subject_type = copy.subject_type;
+		g->tag_attnum = child_attnum(parent, copy.tag_attnum, relid);
+		if (g->tag_attnum != InvalidAttrNumber)
+			g->tag_attnums = bms_add_member(g->tag_attnums, g->tag_attnum);
+		g->value_attnum = child_attnum(parent, copy.value_attnum, relid);
+		if (g->value_attnum != InvalidAttrNumber)
+			g->tag_attnums = bms_add_member(g->tag_attnums, g->value_attnum);
+		g->columns = palloc(sizeof(GuardedColumn) * Max(copy.ncolumns, 1));
+		for (int i = 0; i < copy.ncolumns; i++)
+		{
+			AttrNumber	a = child_attnum(parent, copy.columns[i].attnum, relid);
+
+			if (a == InvalidAttrNumber)
+				continue;
+			g->columns[g->ncolumns] = copy.columns[i];
+			g->columns[g->ncolumns].attnum = a;
+			g->ncolumns++;
+			g->tag_attnums = bms_add_member(g->tag_attnums, a);
+		}
+		return g;
+	}
+	return NULL;
+}
+
+/*
+ * Derive and remember the shape of a relation that is not guarded itself.
+ * The derivation reads catalogs, which accepts invalidations: one that
+ * arrives meanwhile may make what was read stale, so it starts over.
+ */
+static GuardedRelation *
+derived_guarded_relation(Oid relid)
+{
+	for (;;)
+	{
+		uint64		flushes = GuardCacheFlushes;
+		MemoryContext oldcxt;
+		GuardedRelation *g;
+		GuardedRelation *entry;
+		HASHCTL		ctl;
+
+		g = derive_from_parents(relid);
+		if (flushes != GuardCacheFlushes || GuardedRelations == NULL)
+		{
+			if (GuardedRelations == NULL)
+			{
+				load_guard_cache();
+				if (GuardedRelations == NULL)
+					return NULL;
+			}
+			continue;
+		}
+
+		oldcxt = MemoryContextSwitchTo(GuardCacheContext);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.hcxt = GuardCacheContext;
+		if (g == NULL)
+		{
+			if (UnguardedRelations == NULL)
+			{
+				ctl.entrysize = sizeof(Oid);
+				UnguardedRelations = hash_create("profile_guard unguarded relations", 256, &ctl,
+												 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			(void) hash_search(UnguardedRelations, &relid, HASH_ENTER, NULL);
+			MemoryContextSwitchTo(oldcxt);
+			return NULL;
+		}
+		if (DerivedRelations == NULL)
+		{
+			ctl.entrysize = sizeof(GuardedRelation);
+			DerivedRelations = hash_create("profile_guard derived relations", 64, &ctl,
+										   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		entry = hash_search(DerivedRelations, &relid, HASH_ENTER, NULL);
+		entry->subject_attnum = g->subject_attnum;
+		entry->subject_type = g->subject_type;
+		entry->tag_attnum = g->tag_attnum;
+		entry->value_attnum = g->value_attnum;
+		entry->ncolumns = g->ncolumns;
+		entry->columns = palloc(sizeof(GuardedColumn) * Max(g->ncolumns, 1));
+		for (int i = 0; i < g->ncolumns; i++)
+		{
+			entry->columns[i] = g->columns[i];
+			entry->columns[i].tag = pstrdup(g->columns[i].tag);
+		}
+		entry->tag_attnums = bms_copy(g->tag_attnums);
+		MemoryContextSwitchTo(oldcxt);
+		return entry;
+	}
 }
 
 /* Does this database guard any relation at all?  (The hooks' fast exit.) */
