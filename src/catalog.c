@@ -542,6 +542,15 @@ derived_guarded_relation(Oid relid)
 	}
 }
 
+/* _guards_any(): pg_any_guarded() for the extension's own SQL */
+PG_FUNCTION_INFO_V1(profile_guard_guards_any);
+
+Datum
+profile_guard_guards_any(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pg_any_guarded());
+}
+
 /* Does this database guard any relation at all?  (The hooks' fast exit.) */
 bool
 pg_any_guarded(void)
