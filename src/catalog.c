@@ -733,14 +733,7 @@ pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup)
 		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
 	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
-	GetUserIdAndSecContext(&ca->save_userid, &ca->save_sec_context);
-	SetUserIdAndSecContext(owner, ca->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ca->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, profile_guard, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	pg_switch_role(owner, "pg_catalog, profile_guard, pg_temp", ca);
 
 	/* one subject's rows: through the indexes on subject */
 	if (point_lookup)
@@ -750,8 +743,27 @@ pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup)
 void
 pg_end_catalog_access(PgCatalogAccess *ca)
 {
-	AtEOXact_GUC(true, ca->guc_level);
-	SetUserIdAndSecContext(ca->save_userid, ca->save_sec_context);
+	pg_restore_role(ca);
+}
+
+void
+pg_switch_role(Oid role, const char *search_path, PgSavedRole *saved)
+{
+	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
+	SetUserIdAndSecContext(role, saved->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	saved->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+void
+pg_restore_role(PgSavedRole *saved)
+{
+	AtEOXact_GUC(true, saved->guc_level);
+	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
 }
 
 /*

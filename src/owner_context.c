@@ -225,14 +225,7 @@ profile_guard_owner_context_begin(Oid relid, OwnerContext *oc)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 
-	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec_context);
-	SetUserIdAndSecContext(owner, oc->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	oc->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	pg_switch_role(owner, "pg_catalog, pg_temp", oc);
 	(void) set_config_option("row_security", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
@@ -241,8 +234,7 @@ profile_guard_owner_context_begin(Oid relid, OwnerContext *oc)
 void
 profile_guard_owner_context_end(OwnerContext *oc)
 {
-	AtEOXact_GUC(true, oc->guc_level);
-	SetUserIdAndSecContext(oc->save_userid, oc->save_sec_context);
+	pg_restore_role(oc);
 }
 
 /*

@@ -11,13 +11,10 @@
 
 #include "storage/lockdefs.h"
 
+#include "profile_guard.h"
+
 /* what owner_context_begin() saved, for owner_context_end() */
-typedef struct OwnerContext
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			guc_level;
-} OwnerContext;
+typedef PgSavedRole OwnerContext;
 
 extern bool profile_guard_check_guarded(Oid relid, const char *subject_column,
 										const char *collected_at_column,

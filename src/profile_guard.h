@@ -72,13 +72,24 @@ extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pg_plan_for_key_lookups(void);
 
-/* running catalog queries with the rights of our schema's owner */
-typedef struct PgCatalogAccess
+/*
+ * Acting as another role for a while: as that role, in a security-restricted
+ * operation, in a new GUC nest level with a fixed search_path.  What
+ * pg_switch_role() saved, pg_restore_role() puts back; an error restores it
+ * through (sub)transaction abort.
+ */
+typedef struct PgSavedRole
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			guc_level;
-} PgCatalogAccess;
+} PgSavedRole;
+
+extern void pg_switch_role(Oid role, const char *search_path, PgSavedRole *saved);
+extern void pg_restore_role(PgSavedRole *saved);
+
+/* running catalog queries with the rights of our schema's owner */
+typedef PgSavedRole PgCatalogAccess;
 
 extern void pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup);
 extern void pg_end_catalog_access(PgCatalogAccess *ca);
