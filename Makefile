@@ -4,6 +4,7 @@ OBJS = \
 	src/profile_guard.o \
 	src/catalog.o \
 	src/consent_cache.o \
+	src/policy_generation.o \
 	src/shared_answers.o \
 	src/subject_rules.o \
 	src/gate.o \

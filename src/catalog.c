@@ -39,10 +39,8 @@
 #include "utils/syscache.h"
 
 #include "profile_guard.h"
-#include "shared_answers.h"
 #include "invalidation.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
 
 /* attribute numbers of the catalog tables we read (sql/ext/10_catalog.sql) */
 #define Anum_guarded_table_relid			1
@@ -601,37 +599,6 @@ pg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
 		if (grel->columns[i].attnum == attnum)
 			return &grel->columns[i];
 	return NULL;
-}
-
-/*
- * _policy_changed(relation regclass DEFAULT NULL)
- *
- * Queue a relcache invalidation of the consent table (our sentinel) and,
- * when given, of the guarded relation, so that at commit every backend —
- * and every hot standby, through the commit record — drops its caches and
- * cached plans of that relation.
- */
-Datum
-profile_guard_policy_changed(PG_FUNCTION_ARGS)
-{
-	Oid			consent = pg_catalog_relid("consent");
-
-	profile_guard_require_preload();
-	pg_shared_answers_note_change();
-	if (OidIsValid(consent))
-		CacheInvalidateRelcacheByRelid(consent);
-	if (!PG_ARGISNULL(0))
-	{
-		Oid			relid = PG_GETARG_OID(0);
-
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation with OID %u does not exist", relid),
-					 errhint("Pass a table, or nothing to signal a change of policy or consent.")));
-		CacheInvalidateRelcacheByRelid(relid);
-	}
-	PG_RETURN_VOID();
 }
 
 /*

@@ -1,26 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * consent_cache.c
- *	  Who may see what under which purpose: a backend-local cache, per
- *	  declared purpose, of every subject's visible tags, loaded in one pass
- *	  from tag_state() (where the rules live) and dropped when policy or
- *	  consent changes.  Also the validation of the declared purpose itself
- *	  (exists, not retired, allowed to the role, assessed when automated).
+ *	  Who may see what under which purpose: every subject's answer (its
+ *	  visible tags, and until when that holds) under each declared purpose,
+ *	  as the gates ask for it, row by row.  Also the validation of the
+ *	  declared purpose itself (exists, not retired, allowed to the role,
+ *	  assessed when automated).
  *
- *	  Per-row look-ups never query the catalog: a subject's entry is read
- *	  on its own (the rules in C, subject_rules.c) when a statement needs
- *	  only a few subjects, or when it has passed its valid_until (a consent
- *	  expired, a birthday crossed an age threshold).
+ *	  The answers of a purpose are built in one pass by the rules evaluator
+ *	  (subject_rules.c), published in shared memory (shared_answers.c) as
+ *	  an array indexed by subject when the subjects are dense integers, else
+ *	  as a hash table of their text, and read there in place by every
+ *	  backend.  A statement that needs only a few subjects before anything
+ *	  is built reads them one at a time.
  *
- *	  A bulk load is published in shared memory (shared_answers.c), as an
- *	  array indexed by subject when the subjects are dense integers, else as
- *	  a hash table of their text; other backends then read it there rather
- *	  than loading their own, and the loader drops its private copy.
+ *	  They follow policy_generation.c: a new policy generation rebuilds
+ *	  them; a changed subject is read again alone, and patched into the
+ *	  shared answers, from the next statement of every session.  What this
+ *	  transaction changed itself is read for it alone, each time, and never
+ *	  published.  An answer past its valid_until (a consent expired, a
+ *	  birthday crossed an age threshold) is read again too.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -33,16 +38,17 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/uuid.h"
 
 #include "profile_guard.h"
 #include "consent_cache.h"
 #include "audit.h"
 #include "invalidation.h"
+#include "policy_generation.h"
 #include "shared_answers.h"
 #include "subject_rules.h"
 
@@ -67,6 +73,7 @@ typedef struct SubjectEntry
 	SubjectKey	key;
 	uint32		hash;
 	char		status;
+	bool		overrides;		/* read since the bulk answers: use this */
 	SubjectAnswer a;
 } SubjectEntry;
 
@@ -106,6 +113,8 @@ struct PurposeState
 	int			lazy_total;		/* ... and by every statement so far */
 	double		lazy_limit;		/* when lazy_total calls for a bulk load */
 	subjecthash_hash *subjects;
+	int			overrides;		/* entries with 'overrides' set */
+	ChangeHorizon horizon;		/* the log applied to our own answers */
 	/*
 	 * When every subject is a canonical integer and they are dense, a copy
 	 * of the answers indexed by (subject - dense_min): integer subject
@@ -122,20 +131,24 @@ struct PurposeState
 	uint64		nsubjects;
 	/*
 	 * Answers published by a bulk load (ours or another backend's), read in
-	 * shared memory; then 'subjects' only holds entries re-read after their
-	 * valid_until.
+	 * shared memory; then 'subjects' only holds entries read since, which
+	 * override them, and entries re-read after their valid_until.
 	 */
 	int			shared_slot;	/* -1: none */
-	const SharedAnswer *shared; /* dense: by subject - shared_min */
+	const AnswersBlob *shared_blob;
+	const pg_atomic_uint64 *shared; /* dense: by subject - shared_min */
 	int64		shared_min;
 	uint64		shared_n;
 	const HashedAnswer *shared_slots;	/* hashed: by the subject's text */
 	const char *shared_keys;
 	uint64		shared_mask;
-	Bitmapset **shared_sets;
+	Bitmapset **shared_sets;	/* decoded tag sets, sets_capacity of them */
+	int			shared_sets_decoded;
 	TimestampTz shared_checked; /* statement that last looked for them */
 	bool		others_loading; /* another backend is loading them */
 	SubjectAnswer scratch;		/* the last shared answer handed out */
+	SubjectAnswer own;			/* the last answer read for this transaction */
+	MemoryContext own_cxt;		/* its tags */
 };
 
 #define MAX_CACHED_PURPOSES 4
@@ -143,18 +156,21 @@ struct PurposeState
 #define LAZY_SUBJECTS_TOTAL 4096	/* at least, by all, before a bulk load */
 #define COLLECT_PURPOSE "*"	/* pseudo-purpose: union of those in force */
 
+/*
+ * A catch-up that finds more changed subjects than this (and than a
+ * twentieth of the subjects) rebuilds instead: one bulk pass is cheaper.
+ */
+#define CATCH_UP_MAX_SUBJECTS 20000
+
 static MemoryContext ConsentCacheContext = NULL;
 static PurposeState *Purposes[MAX_CACHED_PURPOSES];
 static int	NPurposes = 0;
-static bool PurposesStale = false;
-static Oid	ConsentRelid = InvalidOid;	/* our invalidation sentinel */
 
-/*
- * A cache loaded under a transaction snapshot (REPEATABLE READ, SERIALIZABLE)
- * may miss changes committed meanwhile, whose invalidations have already
- * been consumed: such a cache lives only until the transaction ends.
- */
-static bool FlushAtTransactionEnd = false;
+/* what every cached answer was built under */
+static uint64 CachedGeneration = 0;
+static int	CachedMinorAge = -1;
+static char CachedAgeTimeZone[NAMEDATALEN];
+static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 
 /* bypass memo, reset when pg_authid changes */
 static Oid	BypassMemoUser = InvalidOid;
@@ -163,12 +179,26 @@ static bool BypassMemo = false;
 static void load_definition(PurposeState *ps);
 static void load_subjects(PurposeState *ps);
 static void refresh_subject(PurposeState *ps, SubjectEntry *e);
+static void catch_up(PurposeState *ps);
+
+static void
+detach_shared(PurposeState *ps)
+{
+	if (ps->shared_slot >= 0)
+		pg_shared_answers_release(ps->shared_slot);
+	ps->shared_slot = -1;
+	ps->shared_blob = NULL;
+	ps->shared = NULL;
+	ps->shared_slots = NULL;
+	ps->shared_keys = NULL;
+	ps->shared_sets = NULL;
+	ps->shared_sets_decoded = 0;
+}
 
 static void
 free_purpose(PurposeState *ps)
 {
-	if (ps->shared_slot >= 0)
-		pg_shared_answers_release(ps->shared_slot);
+	detach_shared(ps);
 	MemoryContextDelete(ps->cxt);
 }
 
@@ -199,20 +229,6 @@ flush_purposes(void)
 	for (int i = 0; i < NPurposes; i++)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
-	PurposesStale = false;
-}
-
-/*
- * Invalidation (invalidation.c): only mark.  Memory is released at the next
- * look-up, never under the feet of a gate function that holds an entry.
- * Marked even while no purpose is cached: the first purpose may be loading
- * (find_or_create_purpose), and what it read may predate this change.
- */
-void
-consent_cache_relcache_invalidated(Oid relid)
-{
-	if (relid == InvalidOid || relid == ConsentRelid)
-		PurposesStale = true;
 }
 
 void
@@ -222,40 +238,6 @@ consent_cache_roles_invalidated(void)
 	/* roles' memberships may have changed: re-validate purposes */
 	for (int i = 0; i < NPurposes; i++)
 		Purposes[i]->validated_for = InvalidOid;
-}
-
-static void
-consent_xact_callback(XactEvent event, void *arg)
-{
-	if (FlushAtTransactionEnd &&
-		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		 event == XACT_EVENT_PREPARE))
-	{
-		PurposesStale = true;
-		FlushAtTransactionEnd = false;
-	}
-}
-
-static void
-note_snapshot_scope(void)
-{
-	if (IsolationUsesXactSnapshot())
-		FlushAtTransactionEnd = true;
-}
-
-/* profile_guard.minor_age or age_time_zone changed: every answer may differ */
-void
-pg_consent_cache_invalidate(void)
-{
-	if (NPurposes > 0)
-		PurposesStale = true;
-}
-
-void
-pg_consent_cache_init(void)
-{
-	RegisterXactCallback(consent_xact_callback, NULL);
 }
 
 /* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
@@ -272,16 +254,68 @@ pg_current_user_bypasses(void)
 	return BypassMemo;
 }
 
+/* has anything the cached answers depend on moved since we last looked? */
+static inline bool
+answers_may_be_stale(void)
+{
+	return policy_generation_signalled() || policy_subjects_signalled() ||
+		CachedMinorAge != profile_guard_minor_age ||
+		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0;
+}
+
+/*
+ * Bring the cached answers up to date, at most once per signal: a new
+ * policy generation, age of majority or age time zone rebuilds them all;
+ * changed subjects are read again one by one.
+ */
+static void
+sync_answers(void)
+{
+	if (policy_generation_signalled() ||
+		CachedMinorAge != profile_guard_minor_age ||
+		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0)
+	{
+		uint64		generation = policy_generation_current();
+		Oid			catalog = pg_catalog_relid("consent");
+
+		/* a re-created extension counts generations from the start again */
+		if (generation != CachedGeneration || catalog != ConsentRelid ||
+			CachedMinorAge != profile_guard_minor_age ||
+			strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0)
+		{
+			flush_purposes();
+			CachedGeneration = generation;
+			ConsentRelid = catalog;
+			CachedMinorAge = profile_guard_minor_age;
+			strlcpy(CachedAgeTimeZone, profile_guard_age_time_zone,
+					sizeof(CachedAgeTimeZone));
+		}
+	}
+	if (policy_subjects_signalled())
+	{
+		policy_subjects_signal_consumed();
+		PG_TRY();
+		{
+			for (int i = 0; i < NPurposes; i++)
+				catch_up(Purposes[i]);
+		}
+		PG_CATCH();
+		{
+			policy_subjects_signal_again();
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+}
+
 static PurposeState *
 find_or_create_purpose(const char *name)
 {
 	PurposeState *ps;
 	MemoryContext cxt;
 
-	if (PurposesStale)
-		flush_purposes();
-	if (NPurposes == 0)
-		ConsentRelid = pg_catalog_relid("consent");
+	if (answers_may_be_stale())
+		sync_answers();
 	for (int i = 0; i < NPurposes; i++)
 	{
 		if (strcmp(Purposes[i]->name, name) == 0)
@@ -311,6 +345,7 @@ find_or_create_purpose(const char *name)
 	ps->cxt = cxt;
 	ps->shared_slot = -1;
 	strlcpy(ps->name, name, sizeof(ps->name));
+	policy_horizon_of(policy_snapshot(), &ps->horizon, cxt);
 	if (strcmp(name, COLLECT_PURPOSE) != 0)
 		load_definition(ps);
 	memmove(&Purposes[1], &Purposes[0], sizeof(PurposeState *) * NPurposes);
@@ -328,10 +363,10 @@ load_definition(PurposeState *ps)
 	int			rc;
 
 	args[0] = CStringGetTextDatum(ps->name);
-	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, false);
+	PushActiveSnapshot(policy_snapshot());
 	{
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
@@ -372,6 +407,7 @@ load_definition(PurposeState *ps)
 			}
 		}
 	}
+	PopActiveSnapshot();
 	pg_end_catalog_access(&ca);
 	SPI_finish();
 }
@@ -390,7 +426,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 
 	/* the common case: the same purpose and role as the last call */
 	user = GetUserId();
-	if (LastPurpose != NULL && !PurposesStale &&
+	if (LastPurpose != NULL && !answers_may_be_stale() &&
 		LastPurposeGeneration == generation &&
 		LastPurpose->validated_for == user)
 		return LastPurpose;
@@ -509,9 +545,27 @@ arena_copy(PurposeState *ps, const char *data, uint32 len)
 	return p;
 }
 
-static Bitmapset *intern_set(PurposeState *ps, Bitmapset *set);
+/* the interned copy of a tag set (tag sets repeat across millions of subjects) */
+static Bitmapset *
+intern_set(PurposeState *ps, Bitmapset *set)
+{
+	ListCell   *lc;
+	MemoryContext old;
 
-/* tag sets repeat across millions of subjects: keep one copy of each */
+	if (set == NULL)
+		return NULL;
+	foreach(lc, ps->interned)
+	{
+		if (bms_equal((Bitmapset *) lfirst(lc), set))
+			return (Bitmapset *) lfirst(lc);
+	}
+	old = MemoryContextSwitchTo(subjects_memory(ps));
+	set = bms_copy(set);
+	ps->interned = lappend(ps->interned, set);
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
 static Bitmapset *
 intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
 {
@@ -534,17 +588,21 @@ intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
 	return interned;
 }
 
-static void
-fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
-{
-	bool		isnull;
-	Datum		d;
+#define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
 
-	d = SPI_getbinval(tup, desc, 2, &isnull);
-	e->a.tags = intern_tags(ps, d, isnull);
-	e->a.row_visible = (e->a.tags != NULL);
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	e->a.valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+/*
+ * Push the snapshot consent is read under (policy_generation.c).  Unless
+ * this transaction changed policy (then it reads its own policy, and keeps
+ * what it read to itself), it is blind to this transaction's own writes
+ * (command 0 sees none of them): only committed answers are cached, and
+ * subjects this transaction changed are read for it alone (evaluate_own).
+ */
+static void
+push_consent_snapshot(void)
+{
+	PushCopiedSnapshot(policy_snapshot());
+	if (!policy_changed_here())
+		GetActiveSnapshot()->curcid = FirstCommandId;
 }
 
 /*
@@ -565,10 +623,12 @@ fill_entry(PurposeState *ps, SubjectEntry *e, HeapTuple tup, TupleDesc desc)
 	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, NULL, false) s" \
 	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
 
-#define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
-
+/*
+ * Read every subject's answer in bulk into our private entries; the
+ * horizon of the log becomes that of the snapshot they were read under.
+ */
 static void
-query_subjects(PurposeState *ps, bool fresh_snapshot)
+query_subjects(PurposeState *ps)
 {
 	PgCatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
@@ -587,7 +647,6 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 									  "profile_guard consent load",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	note_snapshot_scope();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, false);
@@ -596,16 +655,8 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 	if (plan == NULL)
 		elog(ERROR, "could not prepare consent query: %s",
 			 SPI_result_code_string(SPI_result));
-	/*
-	 * Answers to publish: loaded under a snapshot taken after the epoch was
-	 * read, and blind to this transaction's own writes (command 0 sees none
-	 * of them), so that only committed policy is ever shared.
-	 */
-	if (fresh_snapshot)
-	{
-		PushCopiedSnapshot(GetTransactionSnapshot());
-		GetActiveSnapshot()->curcid = FirstCommandId;
-	}
+	push_consent_snapshot();
+	policy_horizon_of(GetActiveSnapshot(), &ps->horizon, ps->cxt);
 	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	for (;;)
 	{
@@ -633,22 +684,48 @@ query_subjects(PurposeState *ps, bool fresh_snapshot)
 			if (!found)
 			{
 				e->key.data = arena_copy(ps, key.data, key.len);
+				e->overrides = false;
 				ps->nsubjects++;
 			}
-			fill_entry(ps, e, tup, desc);
+			else if (e->overrides)
+			{
+				e->overrides = false;
+				ps->overrides--;
+			}
+			d = SPI_getbinval(tup, desc, 2, &isnull);
+			e->a.tags = intern_tags(ps, d, isnull);
+			e->a.row_visible = (e->a.tags != NULL);
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			e->a.valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	if (fresh_snapshot)
-		PopActiveSnapshot();
+	PopActiveSnapshot();
 	pg_end_catalog_access(&ca);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
 	build_dense(ps);
+}
+
+/* a tag set as set_words bitmapwords; false if it does not fit */
+static bool
+set_words_of(const Bitmapset *set, bitmapword *words, int set_words)
+{
+	memset(words, 0, sizeof(bitmapword) * set_words);
+	if (set == NULL)
+		return true;
+	if (set->nwords > set_words)
+	{
+		for (int w = set_words; w < set->nwords; w++)
+			if (set->words[w] != 0)
+				return false;
+	}
+	memcpy(words, set->words, sizeof(bitmapword) * Min(set->nwords, set_words));
+	return true;
 }
 
 /* the index of an interned tag set among 'sets' (-1 for none) */
@@ -666,15 +743,60 @@ set_index(Bitmapset **sets, Bitmapset *tags, Bitmapset **last_tags, int32 *last_
 	return *last_set;
 }
 
+/* write a horizon into a blob (patch lock held, or not yet published) */
+static void
+store_horizon(AnswersBlob *blob, const ChangeHorizon *h)
+{
+	uint64	   *xip = ANSWERS_BLOB_HORIZON(blob);
+
+	SpinLockAcquire(&blob->horizon_lock);
+	if (h->nxip <= blob->horizon_capacity)
+	{
+		blob->horizon_xmax = U64FromFullTransactionId(h->xmax);
+		for (int i = 0; i < h->nxip; i++)
+			xip[i] = U64FromFullTransactionId(h->xip[i]);
+		blob->horizon_nxip = h->nxip;
+	}
+	else
+	{
+		/* read again from the oldest running transaction on */
+		uint64		oldest = U64FromFullTransactionId(h->xmax);
+
+		for (int i = 0; i < h->nxip; i++)
+			oldest = Min(oldest, U64FromFullTransactionId(h->xip[i]));
+		blob->horizon_xmax = oldest;
+		blob->horizon_nxip = 0;
+	}
+	SpinLockRelease(&blob->horizon_lock);
+}
+
+/* a blob's horizon, in CurrentMemoryContext */
+static void
+load_horizon(const AnswersBlob *blob, ChangeHorizon *h)
+{
+	AnswersBlob *b = unconstify(AnswersBlob *, blob);
+	const uint64 *xip = ANSWERS_BLOB_HORIZON(blob);
+
+	h->xip = palloc(sizeof(FullTransactionId) * Max(blob->horizon_capacity, 1));
+	SpinLockAcquire(&b->horizon_lock);
+	h->xmax = FullTransactionIdFromU64(b->horizon_xmax);
+	h->nxip = b->horizon_nxip;
+	for (int i = 0; i < h->nxip; i++)
+		h->xip[i] = FullTransactionIdFromU64(xip[i]);
+	SpinLockRelease(&b->horizon_lock);
+}
+
 /*
- * Copy the answers into a slot's shared room: the dense array as it is, or
- * every entry into an open-addressing table of subjects' text (at most half
- * full).  False if there is no room.
+ * Copy the answers into a slot's shared room: the dense array as it is
+ * (with room for subjects numbered beyond the last), or every entry into an
+ * open-addressing table of subjects' text (at most half full, room for a
+ * half more keys); tag sets with room to spare.  False if there is no room.
  */
 static bool
 publish_answers(PurposeState *ps, int slot)
 {
 	int			nsets = list_length(ps->interned);
+	int			sets_capacity = Min(Max(64, 4 * nsets), ANSWER_MAX_SETS);
 	int			set_words = 1;
 	Bitmapset **sets;
 	AnswersBlob *blob;
@@ -682,17 +804,23 @@ publish_answers(PurposeState *ps, int slot)
 	Bitmapset  *last_tags = NULL;
 	int32		last_set = -1;
 	AnswersKind kind = ps->dense != NULL ? ANSWERS_DENSE : ANSWERS_HASHED;
+	int			horizon_capacity = pg_shared_answers_horizon_capacity();
 	uint64		n;
 	Size		key_bytes = 0;
+	Size		key_capacity = 0;
 	int			i = 0;
 	ListCell   *lc;
 
+	if (nsets > sets_capacity)
+		return false;
 	sets = palloc(sizeof(Bitmapset *) * Max(nsets, 1));
 	foreach(lc, ps->interned)
 	{
 		sets[i++] = (Bitmapset *) lfirst(lc);
 		set_words = Max(set_words, sets[i - 1]->nwords);
 	}
+	/* room for 256 tags at least (a set with more cannot be patched in) */
+	set_words = Max(set_words, 4);
 	if (kind == ANSWERS_DENSE)
 		n = ps->dense_n;
 	else
@@ -706,56 +834,65 @@ publish_answers(PurposeState *ps, int slot)
 		subjecthash_start_iterate(ps->subjects, &it);
 		while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
 			key_bytes += e->key.len;
+		key_capacity = key_bytes + key_bytes / 2 + 4096;
 	}
-	blob = pg_shared_answers_alloc(slot, answers_blob_size(nsets, set_words, kind,
-														   n, key_bytes));
+	blob = pg_shared_answers_alloc(slot, answers_blob_size(horizon_capacity, sets_capacity,
+														   set_words, kind, n, key_capacity));
 	if (blob == NULL)
 		return false;
 	blob->kind = kind;
-	blob->nsets = nsets;
 	blob->set_words = set_words;
+	blob->sets_capacity = sets_capacity;
+	pg_atomic_init_u32(&blob->nsets, nsets);
 	blob->dense_min = ps->dense_min;
 	blob->n = n;
+	blob->hashed_used = 0;
+	blob->key_capacity = key_capacity;
+	blob->key_used = 0;
+	blob->horizon_capacity = horizon_capacity;
+	SpinLockInit(&blob->horizon_lock);
+	store_horizon(blob, &ps->horizon);
 	words = ANSWERS_BLOB_SETS(blob);
-	memset(words, 0, sizeof(bitmapword) * (Size) nsets * set_words);
 	for (i = 0; i < nsets; i++)
-		memcpy(words + (Size) i * set_words, sets[i]->words,
-			   sizeof(bitmapword) * sets[i]->nwords);
+		(void) set_words_of(sets[i], words + (Size) i * set_words, set_words);
 	if (kind == ANSWERS_DENSE)
 	{
-		SharedAnswer *answers = ANSWERS_BLOB_ANSWERS(blob);
+		pg_atomic_uint64 *answers = ANSWERS_BLOB_ANSWERS(blob);
 
 		for (uint64 k = 0; k < n; k++)
-		{
-			answers[k].set = set_index(sets, ps->dense[k].tags, &last_tags, &last_set);
-			answers[k].valid_until = ps->dense[k].valid_until;
-		}
+			pg_atomic_init_u64(&answers[k],
+							   answer_pack(set_index(sets, ps->dense[k].tags, &last_tags, &last_set),
+										   ps->dense[k].valid_until));
 	}
 	else
 	{
 		HashedAnswer *slots = ANSWERS_BLOB_SLOTS(blob);
 		char	   *keys = ANSWERS_BLOB_KEYS(blob);
-		Size		key_off = 0;
 		subjecthash_iterator it;
 		SubjectEntry *e;
 
 		for (uint64 k = 0; k < n; k++)
-			slots[k].key_off = HASHED_EMPTY;
+		{
+			pg_atomic_init_u64(&slots[k].key_off, HASHED_EMPTY);
+			pg_atomic_init_u64(&slots[k].answer, 0);
+		}
 		subjecthash_start_iterate(ps->subjects, &it);
 		while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
 		{
 			uint32		h = hash_bytes((const unsigned char *) e->key.data, e->key.len);
 			uint64		k = h & (n - 1);
 
-			while (slots[k].key_off != HASHED_EMPTY)
+			while (pg_atomic_read_u64(&slots[k].key_off) != HASHED_EMPTY)
 				k = (k + 1) & (n - 1);
-			memcpy(keys + key_off, e->key.data, e->key.len);
-			slots[k].key_off = key_off;
+			memcpy(keys + blob->key_used, e->key.data, e->key.len);
 			slots[k].key_len = e->key.len;
 			slots[k].hash = h;
-			slots[k].answer.set = set_index(sets, e->a.tags, &last_tags, &last_set);
-			slots[k].answer.valid_until = e->a.valid_until;
-			key_off += e->key.len;
+			pg_atomic_write_u64(&slots[k].answer,
+								answer_pack(set_index(sets, e->a.tags, &last_tags, &last_set),
+											e->a.valid_until));
+			pg_atomic_write_u64(&slots[k].key_off, blob->key_used);
+			blob->key_used += e->key.len;
+			blob->hashed_used++;
 		}
 	}
 	pfree(sets);
@@ -769,6 +906,7 @@ answers_key(PurposeState *ps, AnswersKey *key)
 	key->minor_age = profile_guard_minor_age;
 	key->age_time_zone = profile_guard_age_time_zone;
 	key->consent_relid = ConsentRelid;
+	key->generation = CachedGeneration;
 	return key;
 }
 
@@ -781,6 +919,7 @@ drop_private_subjects(PurposeState *ps)
 		MemoryContextDelete(ps->subjects_cxt);
 	ps->subjects_cxt = NULL;
 	ps->subjects = NULL;
+	ps->overrides = 0;
 	ps->dense = NULL;
 	ps->dense_n = 0;
 	ps->interned = NIL;
@@ -789,30 +928,52 @@ drop_private_subjects(PurposeState *ps)
 	ps->nsubjects = 0;
 }
 
-/* Read the answers another backend (or we) published; false if none. */
+/* decode the tag sets published (or patched in) since we last looked */
+static void
+decode_shared_sets(PurposeState *ps)
+{
+	const AnswersBlob *blob = ps->shared_blob;
+	uint32		nsets = pg_atomic_read_u32(unconstify(pg_atomic_uint32 *, &blob->nsets));
+	const bitmapword *words = ANSWERS_BLOB_SETS(blob);
+	MemoryContext old;
+
+	pg_read_barrier();
+	old = MemoryContextSwitchTo(ps->cxt);
+	for (int i = ps->shared_sets_decoded; i < (int) nsets; i++)
+	{
+		Bitmapset  *set = NULL;
+
+		for (int w = 0; w < blob->set_words; w++)
+			for (int bit = 0; bit < BITS_PER_BITMAPWORD; bit++)
+				if (words[(Size) i * blob->set_words + w] & ((bitmapword) 1 << bit))
+					set = bms_add_member(set, w * BITS_PER_BITMAPWORD + bit);
+		ps->shared_sets[i] = set;
+	}
+	MemoryContextSwitchTo(old);
+	ps->shared_sets_decoded = nsets;
+}
+
+/*
+ * Read the answers another backend (or we) published; false if none.
+ * They are then brought up to date with the log of changed subjects.
+ */
 static bool
 attach_shared(PurposeState *ps)
 {
 	int			slot;
 	AnswersKey	key;
 	const AnswersBlob *blob;
-	const bitmapword *words;
-	MemoryContext old;
 
 	blob = pg_shared_answers_attach(answers_key(ps, &key), &slot,
 									&ps->others_loading);
 	if (blob == NULL)
 		return false;
-	old = MemoryContextSwitchTo(ps->cxt);
-	ps->shared_sets = palloc0(sizeof(Bitmapset *) * Max(blob->nsets, 1));
-	words = ANSWERS_BLOB_SETS(blob);
-	for (int i = 0; i < blob->nsets; i++)
-		for (int w = 0; w < blob->set_words; w++)
-			for (int bit = 0; bit < BITS_PER_BITMAPWORD; bit++)
-				if (words[(Size) i * blob->set_words + w] & ((bitmapword) 1 << bit))
-					ps->shared_sets[i] = bms_add_member(ps->shared_sets[i],
-														w * BITS_PER_BITMAPWORD + bit);
-	MemoryContextSwitchTo(old);
+	drop_private_subjects(ps);
+	ps->shared_blob = blob;
+	ps->shared_sets = MemoryContextAllocZero(ps->cxt,
+											 sizeof(Bitmapset *) * Max(blob->sets_capacity, 1));
+	ps->shared_sets_decoded = 0;
+	decode_shared_sets(ps);
 	if (blob->kind == ANSWERS_DENSE)
 	{
 		ps->shared = ANSWERS_BLOB_ANSWERS(blob);
@@ -827,8 +988,8 @@ attach_shared(PurposeState *ps)
 	}
 	ps->shared_slot = slot;
 	ps->others_loading = false;
-	drop_private_subjects(ps);
 	ps->loaded = true;
+	catch_up(ps);
 	return true;
 }
 
@@ -849,12 +1010,12 @@ load_subjects(PurposeState *ps)
 		return;					/* published meanwhile */
 	if (slot < 0)
 	{
-		query_subjects(ps, false);
+		query_subjects(ps);
 		return;
 	}
 	PG_TRY();
 	{
-		query_subjects(ps, true);
+		query_subjects(ps);
 		published = publish_answers(ps, slot);
 	}
 	PG_CATCH();
@@ -868,129 +1029,71 @@ load_subjects(PurposeState *ps)
 		(void) attach_shared(ps);	/* else keep our own copy */
 }
 
-/* the interned copy of a tag set */
-static Bitmapset *
-intern_set(PurposeState *ps, Bitmapset *set)
-{
-	ListCell   *lc;
-	MemoryContext old;
-
-	if (set == NULL)
-		return NULL;
-	foreach(lc, ps->interned)
-	{
-		if (bms_equal((Bitmapset *) lfirst(lc), set))
-			return (Bitmapset *) lfirst(lc);
-	}
-	old = MemoryContextSwitchTo(subjects_memory(ps));
-	set = bms_copy(set);
-	ps->interned = lappend(ps->interned, set);
-	MemoryContextSwitchTo(old);
-	return set;
-}
-
 /*
- * (Re-)read one subject: not cached yet, or past its valid_until.  The
- * rules run in C on the subject's own rows (subject_rules.c), which the
- * suites check against tag_state().
+ * One subject's answer, read now (inside SPI, with catalog access and the
+ * consent snapshot pushed); its tags interned among our entries' or, for an
+ * answer that is not kept, copied into 'cxt'.  The rules run in C on the
+ * subject's own rows (subject_rules.c), which the suites check against
+ * tag_state().
  */
 static void
-refresh_subject(PurposeState *ps, SubjectEntry *e)
+evaluate_in_spi(PurposeState *ps, const char *subject, SubjectAnswer *out,
+				MemoryContext cxt)
 {
-	PgCatalogAccess ca;
-	char	   *subject = pnstrdup(e->key.data, e->key.len);
 	Bitmapset  *visible;
 	TimestampTz valid_until;
-	int			rc;
 
-	note_snapshot_scope();
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, true);
 	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
 						  &visible, &valid_until))
 	{
-		e->a.tags = intern_set(ps, visible);
-		e->a.row_visible = (e->a.tags != NULL);
-		e->a.valid_until = valid_until;
+		if (cxt != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			out->tags = bms_copy(visible);
+			MemoryContextSwitchTo(old);
+		}
+		else
+			out->tags = intern_set(ps, visible);
+		out->row_visible = (out->tags != NULL);
+		out->valid_until = valid_until;
 	}
 	else
-		e->a = NoAnswer;
+		*out = NoAnswer;
+}
+
+/*
+ * Read one subject now: under the consent snapshot, or (own_view) as this
+ * transaction sees it, its own uncommitted changes included.
+ */
+static void
+evaluate_subject(PurposeState *ps, const char *subject, SubjectAnswer *out,
+				 bool own_view, MemoryContext cxt)
+{
+	PgCatalogAccess ca;
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pg_begin_catalog_access(&ca, true);
+	if (own_view)
+		PushActiveSnapshot(policy_snapshot());
+	else
+		push_consent_snapshot();
+	evaluate_in_spi(ps, subject, out, cxt);
+	PopActiveSnapshot();
 	pg_end_catalog_access(&ca);
 	SPI_finish();
+}
+
+/* (Re-)read one subject: not cached yet, or past its valid_until. */
+static void
+refresh_subject(PurposeState *ps, SubjectEntry *e)
+{
+	char	   *subject = pnstrdup(e->key.data, e->key.len);
+
+	evaluate_subject(ps, subject, &e->a, false, NULL);
 	pfree(subject);
-}
-
-/*
- * Text form of a subject datum, without allocation for the common types.
- * 'buf' must hold at least MAXINT8LEN + 1 bytes.
- */
-static SubjectKey subject_key(Datum subject, Oid typid, char *buf);
-
-/* the subject as text, as consents name it (palloc'd) */
-char *
-pg_subject_text(Datum subject, Oid typid)
-{
-	char		buf[MAXINT8LEN + 1];
-	SubjectKey	k = subject_key(subject, typid, buf);
-
-	return pnstrdup(k.data, k.len);
-}
-
-/*
- * May a tag be collected for a subject?  Rule 6: only when some purpose in
- * force has an effective consent covering it.
- */
-bool
-pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id)
-{
-	PurposeState *ps = find_or_create_purpose(COLLECT_PURPOSE);
-
-	return pg_subject_tag_visible(ps, subject, typid, tag_id);
-}
-
-static SubjectKey
-subject_key(Datum subject, Oid typid, char *buf)
-{
-	SubjectKey	k;
-
-	switch (typid)
-	{
-		case INT2OID:
-			k.len = pg_itoa(DatumGetInt16(subject), buf);
-			k.data = buf;
-			break;
-		case INT4OID:
-			k.len = pg_ltoa(DatumGetInt32(subject), buf);
-			k.data = buf;
-			break;
-		case INT8OID:
-			k.len = pg_lltoa(DatumGetInt64(subject), buf);
-			k.data = buf;
-			break;
-		case TEXTOID:
-		case VARCHAROID:
-			{
-				text	   *t = DatumGetTextPP(subject);
-
-				k.data = VARDATA_ANY(t);
-				k.len = VARSIZE_ANY_EXHDR(t);
-				break;
-			}
-		default:
-			{
-				Oid			out;
-				bool		isvarlena;
-				char	   *s;
-
-				getTypeOutputInfo(typid, &out, &isvarlena);
-				s = OidOutputFunctionCall(out, subject);
-				k.data = s;
-				k.len = strlen(s);
-				break;
-			}
-	}
-	return k;
 }
 
 /* the integer a subject text spells in canonical form ("42", "-7") */
@@ -1028,10 +1131,386 @@ canonical_int64(const char *data, uint32 len, int64 *result)
 	return true;
 }
 
+/*
+ * The index of a tag set among the published ones, adding it if new: its
+ * words are written before the count that makes it readable.  -1 when it
+ * does not fit (then the answers are retired).
+ */
+static int32
+shared_set_index(AnswersBlob *blob, const Bitmapset *tags)
+{
+	bitmapword *sets = ANSWERS_BLOB_SETS(blob);
+	bitmapword *words = palloc(sizeof(bitmapword) * blob->set_words);
+	uint32		nsets = pg_atomic_read_u32(&blob->nsets);
+
+	if (!set_words_of(tags, words, blob->set_words))
+		return -1;
+	for (uint32 i = 0; i < nsets; i++)
+		if (memcmp(sets + (Size) i * blob->set_words, words,
+				   sizeof(bitmapword) * blob->set_words) == 0)
+			return (int32) i;
+	if ((int) nsets >= blob->sets_capacity)
+		return -1;
+	memcpy(sets + (Size) nsets * blob->set_words, words,
+		   sizeof(bitmapword) * blob->set_words);
+	pg_write_barrier();
+	pg_atomic_write_u32(&blob->nsets, nsets + 1);
+	return (int32) nsets;
+}
+
+/*
+ * Patch one subject's answer into the published answers (patch lock held):
+ * one atomic store for a subject they hold; a new subject is added to a
+ * hashed table (its slot filled before its key_off).  An answer that says
+ * nothing, now or later, needs no room.  False when there is no room: the
+ * caller retires the answers.
+ */
+static bool
+patch_shared_answer(PurposeState *ps, const char *subject, const SubjectAnswer *a)
+{
+	AnswersBlob *blob = unconstify(AnswersBlob *, ps->shared_blob);
+	uint32		len = strlen(subject);
+	bool		says_nothing = !a->row_visible && a->valid_until == DT_NOEND;
+	int32		set = -1;
+	uint64		packed;
+
+	if (a->tags != NULL && (set = shared_set_index(blob, a->tags)) < 0)
+		return false;
+	packed = answer_pack(set, a->valid_until);
+	if (blob->kind == ANSWERS_DENSE)
+	{
+		int64		v;
+		uint64		off;
+
+		if (!canonical_int64(subject, len, &v))
+			return says_nothing;
+		off = (uint64) v - (uint64) blob->dense_min;
+		if (off >= blob->n)
+			return says_nothing;
+		pg_atomic_write_u64(&ANSWERS_BLOB_ANSWERS(blob)[off], packed);
+		return true;
+	}
+	else
+	{
+		HashedAnswer *slots = ANSWERS_BLOB_SLOTS(blob);
+		char	   *keys = ANSWERS_BLOB_KEYS(blob);
+		uint32		h = hash_bytes((const unsigned char *) subject, len);
+		uint64		mask = blob->n - 1;
+		uint64		k = h & mask;
+
+		for (;;)
+		{
+			uint64		off = pg_atomic_read_u64(&slots[k].key_off);
+
+			if (off == HASHED_EMPTY)
+				break;
+			if (slots[k].hash == h && slots[k].key_len == len &&
+				memcmp(keys + off, subject, len) == 0)
+			{
+				pg_atomic_write_u64(&slots[k].answer, packed);
+				return true;
+			}
+			k = (k + 1) & mask;
+		}
+		if (says_nothing)
+			return true;
+		if (blob->hashed_used + 1 > blob->n / 4 * 3 ||
+			blob->key_used + len > blob->key_capacity)
+			return false;
+		memcpy(keys + blob->key_used, subject, len);
+		slots[k].key_len = len;
+		slots[k].hash = h;
+		pg_atomic_write_u64(&slots[k].answer, packed);
+		pg_write_barrier();
+		pg_atomic_write_u64(&slots[k].key_off, blob->key_used);
+		blob->key_used += len;
+		blob->hashed_used++;
+		return true;
+	}
+}
+
+/* forget a private entry (the shared answers, patched, replace it) */
+static void
+forget_entry(PurposeState *ps, const char *subject)
+{
+	SubjectKey	key;
+	SubjectEntry *e;
+
+	if (ps->subjects == NULL)
+		return;
+	key.data = subject;
+	key.len = strlen(subject);
+	e = subjecthash_lookup(ps->subjects, key);
+	if (e == NULL)
+		return;
+	if (e->overrides)
+		ps->overrides--;
+	subjecthash_delete_item(ps->subjects, e);
+	ps->nsubjects--;
+}
+
+/* our own answer for a subject: an entry that overrides the bulk answers */
+static void
+set_private_answer(PurposeState *ps, const char *subject, const SubjectAnswer *a,
+				   bool overrides)
+{
+	SubjectKey	key;
+	SubjectEntry *e;
+	bool		found;
+
+	if (ps->subjects == NULL)
+		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
+	key.data = subject;
+	key.len = strlen(subject);
+	e = subjecthash_insert(ps->subjects, key, &found);
+	if (!found)
+	{
+		e->key.data = arena_copy(ps, key.data, key.len);
+		e->overrides = false;
+		ps->nsubjects++;
+	}
+	if (overrides && !e->overrides)
+		ps->overrides++;
+	e->overrides |= overrides;
+	e->a = *a;
+}
+
+/* forget every answer read so far: the next look-ups start again */
+static void
+start_again(PurposeState *ps)
+{
+	detach_shared(ps);
+	drop_private_subjects(ps);
+	ps->loaded = false;
+	ps->lazy_total = 0;
+	ps->lazy_loads = 0;
+	ps->shared_checked = 0;
+}
+
+/*
+ * Apply the log of changed subjects: read every subject changed since the
+ * horizon again, once.  Published answers are patched in place, under their
+ * patch lock and a snapshot taken after it was granted (a parallel worker,
+ * which shares its leader's locks, keeps what it read to itself instead);
+ * our own answers are replaced.  Subjects this transaction changed are
+ * left alone: they are read for it at each look-up, and by the others once
+ * it commits (its id is in every horizon it takes).  Too many changes, or
+ * no room left in the published answers, and everything is read again.
+ */
+static void
+catch_up(PurposeState *ps)
+{
+	PgCatalogAccess ca;
+	ChangeHorizon since;
+	ChangeHorizon now;
+	List	   *changed;
+	ListCell   *lc;
+	bool		shared = ps->shared_slot >= 0;
+	bool		patch = shared && !IsInParallelMode();
+	bool		again = false;
+	int			rc;
+
+	MemoPurpose = NULL;
+	if (shared && pg_shared_answers_retired(ps->shared_slot))
+	{
+		start_again(ps);
+		return;
+	}
+	if (!ps->loaded && (ps->subjects == NULL || ps->subjects->members == 0))
+	{
+		/* nothing read yet: whatever is read from now on is current */
+		if (ps->horizon.xip != NULL)
+			pfree(ps->horizon.xip);
+		policy_horizon_of(policy_snapshot(), &ps->horizon, ps->cxt);
+		return;
+	}
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pg_begin_catalog_access(&ca, true);
+	if (patch)
+		pg_shared_answers_lock_patch(ps->shared_slot);
+	push_consent_snapshot();
+	if (shared)
+		load_horizon(ps->shared_blob, &since);
+	else
+		since = ps->horizon;
+	changed = policy_changed_subjects(&since);
+	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20) ||
+		(shared && list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->shared_n / 20)))
+		again = true;
+	foreach(lc, changed)
+	{
+		const char *subject = (const char *) lfirst(lc);
+		SubjectAnswer a;
+
+		if (again)
+			break;
+		if (policy_subject_changed_here(subject, strlen(subject)))
+		{
+			forget_entry(ps, subject);
+			continue;
+		}
+		evaluate_in_spi(ps, subject, &a, patch ? CurrentMemoryContext : NULL);
+		if (patch)
+		{
+			if (!patch_shared_answer(ps, subject, &a))
+				again = true;
+			forget_entry(ps, subject);
+		}
+		else if (shared)
+			set_private_answer(ps, subject, &a, true);
+		else if (ps->dense != NULL)
+		{
+			int64		v;
+			uint64		off = 0;
+
+			if (canonical_int64(subject, strlen(subject), &v) &&
+				(off = (uint64) v - (uint64) ps->dense_min) < ps->dense_n)
+			{
+				ps->dense[off] = a;
+				set_private_answer(ps, subject, &a, false);
+			}
+			else
+				set_private_answer(ps, subject, &a, true);
+		}
+		else if (ps->loaded)
+			set_private_answer(ps, subject, &a, false);
+		else
+		{
+			/* read one at a time so far: keep only those already read */
+			SubjectKey	key = {subject, strlen(subject)};
+			SubjectEntry *e = subjecthash_lookup(ps->subjects, key);
+
+			if (e != NULL)
+				e->a = a;
+		}
+	}
+	if (again && patch)
+		pg_shared_answers_retire(ps->shared_slot);
+	if (!again)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ps->cxt);
+
+		policy_horizon_of(GetActiveSnapshot(), &now, CurrentMemoryContext);
+		MemoryContextSwitchTo(old);
+		if (patch)
+			store_horizon(unconstify(AnswersBlob *, ps->shared_blob), &now);
+		if (!shared)
+		{
+			if (ps->horizon.xip != NULL)
+				pfree(ps->horizon.xip);
+			ps->horizon = now;
+		}
+		else
+			pfree(now.xip);
+	}
+	PopActiveSnapshot();
+	if (patch)
+		pg_shared_answers_unlock_patch(ps->shared_slot);
+	pg_end_catalog_access(&ca);
+	SPI_finish();
+	if (again)
+		start_again(ps);
+}
+
+/*
+ * Text form of a subject datum, without allocation for the common types.
+ * 'buf' must hold SUBJECT_BUF_SIZE bytes.
+ */
+#define SUBJECT_BUF_SIZE (Max(MAXINT8LEN + 1, 2 * UUID_LEN + 5))
+
+static SubjectKey
+subject_key(Datum subject, Oid typid, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	SubjectKey	k;
+
+	switch (typid)
+	{
+		case INT2OID:
+			k.len = pg_itoa(DatumGetInt16(subject), buf);
+			k.data = buf;
+			break;
+		case INT4OID:
+			k.len = pg_ltoa(DatumGetInt32(subject), buf);
+			k.data = buf;
+			break;
+		case INT8OID:
+			k.len = pg_lltoa(DatumGetInt64(subject), buf);
+			k.data = buf;
+			break;
+		case UUIDOID:
+			{
+				/* as uuid_out spells it: lower-case hex, 8-4-4-4-12 */
+				const pg_uuid_t *u = DatumGetUUIDP(subject);
+				char	   *p = buf;
+
+				for (int i = 0; i < UUID_LEN; i++)
+				{
+					if (i == 4 || i == 6 || i == 8 || i == 10)
+						*p++ = '-';
+					*p++ = hex[u->data[i] >> 4];
+					*p++ = hex[u->data[i] & 0x0F];
+				}
+				k.data = buf;
+				k.len = p - buf;
+				break;
+			}
+		case TEXTOID:
+		case VARCHAROID:
+			{
+				text	   *t = DatumGetTextPP(subject);
+
+				k.data = VARDATA_ANY(t);
+				k.len = VARSIZE_ANY_EXHDR(t);
+				break;
+			}
+		default:
+			{
+				Oid			out;
+				bool		isvarlena;
+				char	   *s;
+
+				getTypeOutputInfo(typid, &out, &isvarlena);
+				s = OidOutputFunctionCall(out, subject);
+				k.data = s;
+				k.len = strlen(s);
+				break;
+			}
+	}
+	return k;
+}
+
+/* the subject as text, as consents name it (palloc'd) */
+char *
+pg_subject_text(Datum subject, Oid typid)
+{
+	char		buf[SUBJECT_BUF_SIZE];
+	SubjectKey	k = subject_key(subject, typid, buf);
+
+	return pnstrdup(k.data, k.len);
+}
+
+/*
+ * May a tag be collected for a subject?  Rule 6: only when some purpose in
+ * force has an effective consent covering it.
+ */
+bool
+pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id)
+{
+	PurposeState *ps = find_or_create_purpose(COLLECT_PURPOSE);
+
+	return pg_subject_tag_visible(ps, subject, typid, tag_id);
+}
+
 #define DENSE_MIN_SUBJECTS 1024
 #define DENSE_MAX_SPREAD 2		/* slots per subject, at most */
 
-/* After a bulk load: index the answers by integer when that is compact. */
+/*
+ * After a bulk load: index the answers by integer when that is compact,
+ * with room for subjects numbered beyond the last (new sign-ups).
+ */
 static void
 build_dense(PurposeState *ps)
 {
@@ -1056,13 +1535,11 @@ build_dense(PurposeState *ps)
 	if ((uint64) max - (uint64) min >= ps->nsubjects * DENSE_MAX_SPREAD)
 		return;
 	n = (uint64) max - (uint64) min + 1;
+	if ((uint64) PG_INT64_MAX - (uint64) max > n / 8 + 1024)
+		n += n / 8 + 1024;
 	ps->dense = MemoryContextAllocHuge(subjects_memory(ps), n * sizeof(SubjectAnswer));
 	for (uint64 i = 0; i < n; i++)
-	{
-		ps->dense[i].row_visible = false;
-		ps->dense[i].tags = NULL;
-		ps->dense[i].valid_until = DT_NOEND;
-	}
+		ps->dense[i] = NoAnswer;
 	subjecthash_start_iterate(ps->subjects, &it);
 	while ((e = subjecthash_iterate(ps->subjects, &it)) != NULL)
 	{
@@ -1076,12 +1553,11 @@ build_dense(PurposeState *ps)
 /*
  * The last look-up, for integer subjects: the gates of one row (row gate,
  * cell gates, row mask) ask for the same subject in turn.  Forgotten on any
- * insertion (entries may move) and on flush.
+ * insertion (entries may move), catch-up and flush.
  */
 static Oid	MemoType = InvalidOid;
 static int64 MemoValue = 0;
-static SubjectAnswer *MemoAnswer = NULL;
-
+static const SubjectAnswer *MemoAnswer = NULL;
 
 static inline bool
 answer_current(const SubjectAnswer *a)
@@ -1090,19 +1566,33 @@ answer_current(const SubjectAnswer *a)
 		a->valid_until > GetCurrentStatementStartTimestamp();
 }
 
+static inline void
+remember(PurposeState *ps, Oid typid, int64 v, const SubjectAnswer *a)
+{
+	MemoPurpose = ps;
+	MemoType = typid;
+	MemoValue = v;
+	MemoAnswer = a;
+}
+
 /*
  * A published answer, in ps->scratch (valid until the next one); NULL when
  * it is past its valid_until.
  */
 static inline const SubjectAnswer *
-scratch_answer(PurposeState *ps, const SharedAnswer *sa)
+scratch_answer(PurposeState *ps, uint64 packed)
 {
-	if (sa->valid_until != DT_NOEND &&
-		sa->valid_until <= GetCurrentStatementStartTimestamp())
+	int32		set = answer_set(packed);
+	TimestampTz valid_until = answer_valid_until(packed);
+
+	if (valid_until != DT_NOEND &&
+		valid_until <= GetCurrentStatementStartTimestamp())
 		return NULL;
-	ps->scratch.tags = sa->set >= 0 ? ps->shared_sets[sa->set] : NULL;
+	if (set >= ps->shared_sets_decoded)
+		decode_shared_sets(ps);
+	ps->scratch.tags = set >= 0 ? ps->shared_sets[set] : NULL;
 	ps->scratch.row_visible = (ps->scratch.tags != NULL);
-	ps->scratch.valid_until = sa->valid_until;
+	ps->scratch.valid_until = valid_until;
 	return &ps->scratch;
 }
 
@@ -1114,7 +1604,8 @@ shared_answer(PurposeState *ps, int64 v)
 
 	if (off >= ps->shared_n)
 		return &NoAnswer;		/* not a subject: no consent */
-	return scratch_answer(ps, &ps->shared[off]);
+	return scratch_answer(ps, pg_atomic_read_u64(unconstify(pg_atomic_uint64 *,
+															&ps->shared[off])));
 }
 
 /* ... of any subject, from a table of their text */
@@ -1126,13 +1617,15 @@ shared_hashed_answer(PurposeState *ps, SubjectKey key)
 
 	for (;;)
 	{
-		const HashedAnswer *slot = &ps->shared_slots[k];
+		HashedAnswer *slot = unconstify(HashedAnswer *, &ps->shared_slots[k]);
+		uint64		off = pg_atomic_read_u64(&slot->key_off);
 
-		if (slot->key_off == HASHED_EMPTY)
+		if (off == HASHED_EMPTY)
 			return &NoAnswer;	/* not a subject: no consent */
+		pg_read_barrier();
 		if (slot->hash == h && slot->key_len == key.len &&
-			memcmp(ps->shared_keys + slot->key_off, key.data, key.len) == 0)
-			return scratch_answer(ps, &slot->answer);
+			memcmp(ps->shared_keys + off, key.data, key.len) == 0)
+			return scratch_answer(ps, pg_atomic_read_u64(&slot->answer));
 		k = (k + 1) & ps->shared_mask;
 	}
 }
@@ -1145,19 +1638,42 @@ read_one_subject(PurposeState *ps, SubjectKey key)
 	bool		found;
 
 	MemoPurpose = NULL;
+	if (ps->subjects == NULL)
+		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	e = subjecthash_insert(ps->subjects, key, &found);
-	e->key.data = arena_copy(ps, key.data, key.len);
+	if (!found)
+	{
+		e->key.data = arena_copy(ps, key.data, key.len);
+		e->overrides = false;
+		ps->nsubjects++;
+	}
 	e->a = NoAnswer;
-	ps->nsubjects++;
 	refresh_subject(ps, e);
 	return e;
+}
+
+/* a subject this transaction changed: read for it alone, every time */
+static const SubjectAnswer *
+own_answer(PurposeState *ps, SubjectKey key)
+{
+	char	   *subject = pnstrdup(key.data, key.len);
+
+	MemoPurpose = NULL;
+	if (ps->own_cxt == NULL)
+		ps->own_cxt = AllocSetContextCreate(ps->cxt, "profile_guard own answers",
+											ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(ps->own_cxt);
+	evaluate_subject(ps, subject, &ps->own, true, ps->own_cxt);
+	pfree(subject);
+	return &ps->own;
 }
 
 static const SubjectAnswer *
 lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 {
-	char		buf[MAXINT8LEN + 1];
+	char		buf[SUBJECT_BUF_SIZE];
 	SubjectKey	key;
+	bool		have_key = false;
 	SubjectEntry *e;
 	SubjectAnswer *slot = NULL;
 	bool		by_value = (typid == INT4OID || typid == INT8OID || typid == INT2OID);
@@ -1170,16 +1686,34 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		if (MemoPurpose == ps && MemoType == typid && MemoValue == v &&
 			answer_current(MemoAnswer))
 			return MemoAnswer;
+	}
+
+	/* answers read since the bulk ones, or for this transaction alone */
+	if (policy_any_subject_changed_here() || ps->overrides > 0)
+	{
+		key = subject_key(subject, typid, buf);
+		have_key = true;
+		if (policy_subject_changed_here(key.data, key.len))
+			return own_answer(ps, key);
+		if (ps->overrides > 0 &&
+			(e = subjecthash_lookup(ps->subjects, key)) != NULL && e->overrides)
+		{
+			if (!answer_current(&e->a))
+				refresh_subject(ps, e);
+			return &e->a;
+		}
+	}
+
+	if (by_value)
+	{
 		if (ps->shared != NULL)
 		{
 			const SubjectAnswer *a = shared_answer(ps, v);
 
 			if (a != NULL)
 			{
-				MemoPurpose = ps;
-				MemoType = typid;
-				MemoValue = v;
-				MemoAnswer = (SubjectAnswer *) a;
+				if (a != &NoAnswer)
+					remember(ps, typid, v, a);
 				return a;
 			}
 			/* expired: our own entry below */
@@ -1193,16 +1727,14 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			slot = &ps->dense[off];
 			if (answer_current(slot))
 			{
-				MemoPurpose = ps;
-				MemoType = typid;
-				MemoValue = v;
-				MemoAnswer = slot;
+				remember(ps, typid, v, slot);
 				return slot;
 			}
 			/* expired: refresh the entry below, then the copy */
 		}
 	}
-	key = subject_key(subject, typid, buf);
+	if (!have_key)
+		key = subject_key(subject, typid, buf);
 	if (ps->shared != NULL && !by_value)
 	{
 		int64		iv;
@@ -1221,13 +1753,8 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 
 		if (a != NULL)
 		{
-			if (by_value)
-			{
-				MemoPurpose = ps;
-				MemoType = typid;
-				MemoValue = v;
-				MemoAnswer = (SubjectAnswer *) a;
-			}
+			if (by_value && a != &NoAnswer)
+				remember(ps, typid, v, a);
 			else
 				MemoPurpose = NULL; /* the scratch answer changes */
 			return a;
@@ -1246,7 +1773,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		 * statement has read LAZY_SUBJECTS that way, a scan is under way;
 		 * once the backend has read a tenth of all subjects (at least
 		 * LAZY_SUBJECTS_TOTAL), it is a long-lived connection serving many:
-		 * either way one set-based load is cheaper from then on.
+		 * either way one bulk load is cheaper from then on.
 		 */
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
@@ -1306,12 +1833,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			*slot = e->a;
 	}
 	if (by_value)
-	{
-		MemoPurpose = ps;
-		MemoType = typid;
-		MemoValue = v;
-		MemoAnswer = slot != NULL ? slot : &e->a;
-	}
+		remember(ps, typid, v, slot != NULL ? slot : &e->a);
 	return slot != NULL ? slot : &e->a;
 }
 

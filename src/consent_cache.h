@@ -17,6 +17,5 @@ extern bool pg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid);
 extern bool pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id);
 extern char *pg_subject_text(Datum subject, Oid typid);
 extern bool pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id);
-extern void pg_consent_cache_invalidate(void);
 
 #endif							/* PROFILE_GUARD_CONSENT_CACHE_H */

@@ -10,7 +10,8 @@
  *
  *	  relcache:
  *	    1. catalog.c        the guarded-relation map and tags
- *	    2. consent_cache.c  the per-purpose answers
+ *	    2. policy_generation.c  the signals that policy or subjects changed,
+ *	                        which the consent answers follow
  *	    3. audit.c          the memo of purpose versions
  *	    4. redact.c         the names of guarded relations
  *	    5. crypto.c         the cached data keys
@@ -32,7 +33,7 @@ static void
 profile_guard_relcache_callback(Datum arg, Oid relid)
 {
 	guard_cache_relcache_invalidated(relid);
-	consent_cache_relcache_invalidated(relid);
+	policy_generation_relcache_invalidated(relid);
 	audit_relcache_invalidated(relid);
 	redact_relcache_invalidated(relid);
 	data_key_relcache_invalidated(relid);

@@ -18,7 +18,7 @@ extern void profile_guard_invalidation_init(void);
  * mark or drop their file's state and never read the catalog.
  */
 extern void guard_cache_relcache_invalidated(Oid relid);	/* catalog.c */
-extern void consent_cache_relcache_invalidated(Oid relid);	/* consent_cache.c */
+extern void policy_generation_relcache_invalidated(Oid relid);	/* policy_generation.c */
 extern void audit_relcache_invalidated(Oid relid);	/* audit.c */
 extern void redact_relcache_invalidated(Oid relid); /* redact.c */
 extern void data_key_relcache_invalidated(Oid relid);	/* crypto.c */

@@ -18,7 +18,7 @@
 #include "audit.h"
 #include "erasure.h"
 #include "invalidation.h"
-#include "consent_cache.h"
+#include "policy_generation.h"
 #include "shared_answers.h"
 
 PG_MODULE_MAGIC;
@@ -95,13 +95,6 @@ profile_guard_require_preload(void)
 				 errhint("Add profile_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
-/* answers depend on the age of majority: cached ones are stale */
-static void
-assign_minor_age(int newval, void *extra)
-{
-	pg_consent_cache_invalidate();
-}
-
 /*
  * Ages are computed in one time zone for every session, never in the
  * session's own TimeZone: a zone the server knows, named as in
@@ -123,12 +116,6 @@ check_age_time_zone(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
-}
-
-static void
-assign_age_time_zone(const char *newval, void *extra)
-{
-	pg_consent_cache_invalidate();
 }
 
 void
@@ -159,7 +146,7 @@ _PG_init(void)
 							18, 1, 150,
 							PGC_SUSET,
 							0,
-							NULL, assign_minor_age, NULL);
+							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("profile_guard.age_time_zone",
 							   "The time zone in which subjects' ages are computed.",
@@ -168,7 +155,7 @@ _PG_init(void)
 							   "UTC",
 							   PGC_SUSET,
 							   0,
-							   check_age_time_zone, assign_age_time_zone, NULL);
+							   check_age_time_zone, NULL, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",
@@ -190,7 +177,7 @@ _PG_init(void)
 	pg_erasure_worker_register();
 
 	profile_guard_invalidation_init();
-	pg_consent_cache_init();
+	policy_generation_init();
 	pg_shared_answers_init();
 	pg_gate_init();
 	pg_audit_init();			/* after pg_gate_init: the audit hooks run outermost */

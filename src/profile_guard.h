@@ -97,7 +97,6 @@ extern void pg_end_catalog_access(PgCatalogAccess *ca);
 /* consent_cache.c: who may see what under which purpose */
 extern bool pg_current_user_bypasses(void);
 extern void pg_check_declared_purpose(Oid relid, const char *tag);
-extern void pg_consent_cache_init(void);
 
 /* gate.c: the hooks */
 extern void pg_gate_init(void);

@@ -7,14 +7,18 @@
  *	  them in place instead of loading their own copy: a new connection is
  *	  warm from its first statement.
  *
- *	  Owns the policy epoch, a shared counter that every transaction which
- *	  changed policy or consent advances when it commits (after it became
- *	  visible, before its COMMIT returns).  Published answers carry the
- *	  epoch read before the snapshot they were loaded under, and only
- *	  answers of the current epoch are handed out; backends already reading
- *	  them drop them at their next statement through the consent cache's
- *	  own invalidation.  Nothing is shared on a hot standby, under a
- *	  transaction snapshot, or by a transaction that changed policy itself.
+ *	  Published answers belong to one policy generation (policy_generation.c)
+ *	  and are handed out only to backends that read that generation.  As
+ *	  subjects change, the backend that first notices patches them in place,
+ *	  one at a time, under a patch lock (a heavyweight lock, so that it may
+ *	  read the catalog meanwhile, on a hot standby too); a set of answers
+ *	  that cannot take a patch (no room for a new subject or tag set) is
+ *	  retired, and the next statement that needs it loads it again.
+ *	  Nothing is shared by a transaction that changed policy itself.
+ *
+ *	  Also owns the policy epoch, a shared counter that every transaction
+ *	  which changed policy advances when it commits, for redact.c's shared
+ *	  counts.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,12 +28,17 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
 #include "utils/dsa.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -38,8 +47,10 @@
 #include "profile_guard.h"
 #include "shared_answers.h"
 
-#define ANSWER_SLOTS 8
 #define ANSWERS_TRANCHE "profile_guard shared answers"
+
+/* the patch lock of a slot: an advisory lock tag no SQL function makes */
+#define PATCH_LOCK_CLASS 0x7067
 
 typedef enum SlotState
 {
@@ -56,7 +67,8 @@ typedef struct AnswerSlot
 	int			minor_age;
 	char		age_time_zone[NAMEDATALEN];
 	char		purpose[NAMEDATALEN * 2];
-	uint64		epoch;			/* policy epoch read before the load */
+	uint64		generation;		/* the policy generation loaded */
+	bool		retired;		/* could not take a patch: load again */
 	int			loader_pid;
 	int			readers;		/* backends holding the answers */
 	dsa_pointer blob;
@@ -67,19 +79,21 @@ typedef struct SharedAnswersControl
 {
 	LWLock	   *lock;			/* everything below but epoch */
 	pg_atomic_uint64 epoch;
-	bool		disabled;		/* a prepared transaction changed policy */
+	bool		disabled;		/* a prepared transaction changed policy: the
+								 * epoch no longer follows it */
 	int			area_tranche;
 	dsa_handle	area_handle;
 	Size		published_bytes;
-	AnswerSlot	slots[ANSWER_SLOTS];
+	AnswerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } SharedAnswersControl;
 
 static SharedAnswersControl *Control = NULL;
 static dsa_area *Area = NULL;
 static int	shared_cache_size_mb = 256;
+static int	shared_answer_sets = 64;
 static bool PolicyChangedInXact = false;
-static int	HeldReads[ANSWER_SLOTS];	/* this backend's references */
-static bool HeldLoads[ANSWER_SLOTS];
+static int *HeldReads = NULL;	/* this backend's references, by slot */
+static bool *HeldLoads = NULL;
 static bool ExitCallbackRegistered = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -96,6 +110,21 @@ pg_shared_answers_define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("profile_guard.shared_answer_sets",
+							"Sets of consent answers (purposes and databases) that can be published in shared memory at once.",
+							"Beyond this, a backend keeps the answers of further purposes to itself.",
+							&shared_answer_sets,
+							64, 1, 10000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+static Size
+control_size(void)
+{
+	return add_size(offsetof(SharedAnswersControl, slots),
+					mul_size(sizeof(AnswerSlot), shared_answer_sets));
 }
 
 static void
@@ -103,7 +132,7 @@ shared_answers_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(SharedAnswersControl)));
+	RequestAddinShmemSpace(MAXALIGN(control_size()));
 	RequestNamedLWLockTranche(ANSWERS_TRANCHE, 1);
 }
 
@@ -116,10 +145,10 @@ shared_answers_shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	Control = ShmemInitStruct("profile_guard shared answers",
-							  sizeof(SharedAnswersControl), &found);
+							  control_size(), &found);
 	if (!found)
 	{
-		memset(Control, 0, sizeof(SharedAnswersControl));
+		memset(Control, 0, control_size());
 		Control->lock = &(GetNamedLWLockTranche(ANSWERS_TRANCHE))->lock;
 		pg_atomic_init_u64(&Control->epoch, 1);
 		Control->area_tranche = LWLockNewTrancheId();
@@ -129,11 +158,12 @@ shared_answers_shmem_startup(void)
 }
 
 /*
- * A transaction that changed policy or consent advances the epoch once it
- * is visible to new snapshots (the commit callback runs after that, and
- * before its invalidations are sent and its COMMIT returns).  A prepared
- * one may be committed by any backend, unseen by us: sharing stops until
- * the server restarts.
+ * A transaction that changed policy advances the epoch once it is visible
+ * to new snapshots (the commit callback runs after that, and before its
+ * invalidations are sent and its COMMIT returns).  A prepared one may be
+ * committed by any backend, unseen by us: the epoch stops following policy
+ * until the server restarts (answers are unaffected: they follow the
+ * policy generation, which commits with the prepared transaction).
  */
 static void
 shared_answers_xact_callback(XactEvent event, void *arg)
@@ -152,8 +182,8 @@ shared_answers_xact_callback(XactEvent event, void *arg)
 			LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 			if (!Control->disabled)
 				ereport(LOG,
-						(errmsg("profile_guard: consent answers are no longer shared between backends"),
-						 errdetail("A prepared transaction changed policy or consent."),
+						(errmsg("profile_guard: counts of guarded relations are no longer shared between backends"),
+						 errdetail("A prepared transaction changed policy."),
 						 errhint("Sharing resumes after a server restart.")));
 			Control->disabled = true;
 			LWLockRelease(Control->lock);
@@ -188,12 +218,13 @@ pg_shared_answers_note_change(void)
 /*
  * The policy epoch, for other shared state that must not outlive a policy
  * change (redact.c's counts of guarded relations); 0 where it does not move
- * with policy (a hot standby replays commits without our callback).
+ * with policy (a hot standby replays commits without our callback; a
+ * prepared transaction changed policy).
  */
 uint64
 pg_policy_epoch(void)
 {
-	if (Control == NULL || RecoveryInProgress())
+	if (Control == NULL || RecoveryInProgress() || Control->disabled)
 		return 0;
 	return pg_atomic_read_u64(&Control->epoch);
 }
@@ -210,16 +241,14 @@ bool
 pg_shared_answers_usable(void)
 {
 	return Control != NULL && shared_cache_size_mb > 0 &&
-		!PolicyChangedInXact && !Control->disabled &&
-		OidIsValid(MyDatabaseId) &&
-		!IsolationUsesXactSnapshot() && !RecoveryInProgress();
+		!PolicyChangedInXact && OidIsValid(MyDatabaseId);
 }
 
 /* a backend leaving gives back what it holds */
 static void
 shared_answers_exit(int code, Datum arg)
 {
-	for (int i = 0; i < ANSWER_SLOTS; i++)
+	for (int i = 0; i < shared_answer_sets; i++)
 	{
 		while (HeldReads[i] > 0)
 			pg_shared_answers_release(i);
@@ -235,6 +264,11 @@ ensure_area(void)
 
 	if (Area != NULL)
 		return;
+	if (HeldReads == NULL)
+	{
+		HeldReads = MemoryContextAllocZero(TopMemoryContext, sizeof(int) * shared_answer_sets);
+		HeldLoads = MemoryContextAllocZero(TopMemoryContext, sizeof(bool) * shared_answer_sets);
+	}
 	if (!ExitCallbackRegistered)
 	{
 		before_shmem_exit(shared_answers_exit, (Datum) 0);
@@ -265,13 +299,14 @@ ensure_area(void)
 
 /*
  * Answers are for one purpose, age of majority and catalog (a re-created
- * extension has a new consent table) of one database.
+ * extension has a new consent table) of one database, at one generation.
  */
 static bool
 slot_matches(AnswerSlot *s, const AnswersKey *key)
 {
 	return s->state != SLOT_EMPTY && s->dbid == MyDatabaseId &&
 		s->consent_relid == key->consent_relid &&
+		s->generation == key->generation && !s->retired &&
 		s->minor_age == key->minor_age &&
 		strcmp(s->age_time_zone, key->age_time_zone) == 0 &&
 		strcmp(s->purpose, key->purpose) == 0;
@@ -287,14 +322,15 @@ empty_slot(AnswerSlot *s)
 		Control->published_bytes -= s->blob_size;
 	}
 	s->state = SLOT_EMPTY;
+	s->retired = false;
 	s->blob = InvalidDsaPointer;
 	s->blob_size = 0;
 	s->readers = 0;
 }
 
 /*
- * The published answers of a purpose in this database, when they reflect
- * the current epoch: a pointer valid until pg_shared_answers_release(*slot).
+ * The published answers of a purpose in this database at the key's
+ * generation: a pointer valid until pg_shared_answers_release(*slot).
  * NULL when there are none; then *loading_elsewhere tells whether another
  * backend is loading them now.
  */
@@ -302,7 +338,6 @@ const AnswersBlob *
 pg_shared_answers_attach(const AnswersKey *key, int *slot,
 						 bool *loading_elsewhere)
 {
-	uint64		epoch;
 	int			found = -1;
 	dsa_pointer blob = InvalidDsaPointer;
 
@@ -311,7 +346,6 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 	if (!pg_shared_answers_usable())
 		return NULL;
 	ensure_area();
-	epoch = pg_atomic_read_u64(&Control->epoch);
 
 	/*
 	 * Backends that find nothing ask again at every statement: look under a
@@ -322,11 +356,11 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 		bool		candidate = false;
 
 		LWLockAcquire(Control->lock, mode == 0 ? LW_SHARED : LW_EXCLUSIVE);
-		for (int i = 0; i < ANSWER_SLOTS; i++)
+		for (int i = 0; i < shared_answer_sets; i++)
 		{
 			AnswerSlot *s = &Control->slots[i];
 
-			if (!slot_matches(s, key) || s->epoch != epoch)
+			if (!slot_matches(s, key))
 				continue;
 			if (s->state == SLOT_READY)
 			{
@@ -353,6 +387,23 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 	return (const AnswersBlob *) dsa_get_address(Area, blob);
 }
 
+/* has the slot been retired since we attached (load them again)? */
+bool
+pg_shared_answers_retired(int slot)
+{
+	return Control->slots[slot].retired;
+}
+
+/* the answers cannot take a patch: no one may attach them any more */
+void
+pg_shared_answers_retire(int slot)
+{
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	Control->slots[slot].retired = true;
+	LWLockRelease(Control->lock);
+}
+
+/* Answers no one reads are kept until their room is needed. */
 void
 pg_shared_answers_release(int slot)
 {
@@ -361,17 +412,57 @@ pg_shared_answers_release(int slot)
 	Assert(HeldReads[slot] > 0);
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	HeldReads[slot]--;
-	if (--s->readers == 0 &&
-		s->epoch != pg_atomic_read_u64(&Control->epoch))
+	if (--s->readers == 0 && s->retired)
 		empty_slot(s);
 	LWLockRelease(Control->lock);
 }
 
 /*
+ * The patch lock of a slot: one backend at a time reads the changed
+ * subjects and patches them, each under a snapshot taken after the lock
+ * was granted, so that a later patch never writes an older answer.
+ * Released by pg_shared_answers_unlock_patch, or at transaction end.
+ */
+static void
+patch_locktag(LOCKTAG *tag, int slot)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) slot,
+						 (uint32) (Control->slots[slot].generation & 0xFFFFFFFF),
+						 PATCH_LOCK_CLASS);
+}
+
+void
+pg_shared_answers_lock_patch(int slot)
+{
+	LOCKTAG		tag;
+
+	patch_locktag(&tag, slot);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+void
+pg_shared_answers_unlock_patch(int slot)
+{
+	LOCKTAG		tag;
+
+	patch_locktag(&tag, slot);
+	(void) LockRelease(&tag, ExclusiveLock, false);
+}
+
+/* room for the horizon of a set of answers: every running transaction */
+int
+pg_shared_answers_horizon_capacity(void)
+{
+	return GetMaxSnapshotXidCount() + 1;
+}
+
+/*
  * About to load every subject under a purpose: claim a slot to publish them
- * in, recording the epoch now, before the load takes its snapshot.  -1 when
- * the answers cannot be shared (then load for this backend alone), -2 when
- * another backend has published them or is loading them.
+ * in.  -1 when the answers cannot be shared (then load for this backend
+ * alone), -2 when another backend has published them or is loading them.
+ * Slots of other generations, or retired, that no one reads give their
+ * room back; when no slot is free, the least recently published that no
+ * one reads does.
  */
 int
 pg_shared_answers_begin_load(const AnswersKey *key)
@@ -383,12 +474,11 @@ pg_shared_answers_begin_load(const AnswersKey *key)
 	ensure_area();
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	/* published or being loaded by another backend: wait for those */
-	for (int i = 0; i < ANSWER_SLOTS; i++)
+	for (int i = 0; i < shared_answer_sets; i++)
 	{
 		AnswerSlot *s = &Control->slots[i];
 
 		if (slot_matches(s, key) &&
-			s->epoch == pg_atomic_read_u64(&Control->epoch) &&
 			(s->state == SLOT_READY || s->loader_pid != MyProcPid))
 		{
 			LWLockRelease(Control->lock);
@@ -396,17 +486,29 @@ pg_shared_answers_begin_load(const AnswersKey *key)
 		}
 	}
 	/* stale answers nobody reads any more give their room back */
-	for (int i = 0; i < ANSWER_SLOTS; i++)
+	for (int i = 0; i < shared_answer_sets; i++)
 	{
 		AnswerSlot *s = &Control->slots[i];
 
 		if (s->state == SLOT_READY && s->readers == 0 &&
-			s->epoch != pg_atomic_read_u64(&Control->epoch))
+			(s->retired ||
+			 (s->dbid == MyDatabaseId && s->consent_relid == key->consent_relid &&
+			  s->generation != key->generation)))
 			empty_slot(s);
 	}
-	for (int i = 0; i < ANSWER_SLOTS && claimed < 0; i++)
+	for (int i = 0; i < shared_answer_sets && claimed < 0; i++)
 		if (Control->slots[i].state == SLOT_EMPTY)
 			claimed = i;
+	for (int i = 0; i < shared_answer_sets && claimed < 0; i++)
+	{
+		AnswerSlot *s = &Control->slots[i];
+
+		if (s->state == SLOT_READY && s->readers == 0)
+		{
+			empty_slot(s);
+			claimed = i;
+		}
+	}
 	if (claimed >= 0)
 	{
 		AnswerSlot *s = &Control->slots[claimed];
@@ -417,15 +519,14 @@ pg_shared_answers_begin_load(const AnswersKey *key)
 		s->minor_age = key->minor_age;
 		strlcpy(s->age_time_zone, key->age_time_zone, sizeof(s->age_time_zone));
 		strlcpy(s->purpose, key->purpose, sizeof(s->purpose));
-		s->epoch = pg_atomic_read_u64(&Control->epoch);
+		s->generation = key->generation;
+		s->retired = false;
 		s->loader_pid = MyProcPid;
 		s->readers = 0;
 		s->blob = InvalidDsaPointer;
 		HeldLoads[claimed] = true;
 	}
 	LWLockRelease(Control->lock);
-	/* the load's snapshot must come after the epoch it is labelled with */
-	pg_memory_barrier();
 	return claimed;
 }
 
@@ -499,7 +600,7 @@ pg_shared_answers_alloc(int slot, Size size)
 
 /*
  * The load is over: publish its answers (filled in pg_shared_answers_alloc's
- * room) if the epoch has not moved since it began, else give the slot back.
+ * room), or give the slot back.
  */
 void
 pg_shared_answers_finish_load(int slot, bool publish)
@@ -510,8 +611,7 @@ pg_shared_answers_finish_load(int slot, bool publish)
 	HeldLoads[slot] = false;
 	if (s->state == SLOT_LOADING && s->loader_pid == MyProcPid)
 	{
-		if (publish && DsaPointerIsValid(s->blob) &&
-			s->epoch == pg_atomic_read_u64(&Control->epoch))
+		if (publish && DsaPointerIsValid(s->blob))
 		{
 			s->state = SLOT_READY;
 			s->readers = 0;
@@ -523,4 +623,40 @@ pg_shared_answers_finish_load(int slot, bool publish)
 		}
 	}
 	LWLockRelease(Control->lock);
+}
+
+/*
+ * shared_answers() → (database oid, purpose, generation, bytes, readers,
+ * state): the sets of answers in shared memory, for the DBA.
+ */
+PG_FUNCTION_INFO_V1(profile_guard_shared_answers);
+
+Datum
+profile_guard_shared_answers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (Control == NULL)
+		return (Datum) 0;
+	LWLockAcquire(Control->lock, LW_SHARED);
+	for (int i = 0; i < shared_answer_sets; i++)
+	{
+		AnswerSlot *s = &Control->slots[i];
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		if (s->state == SLOT_EMPTY)
+			continue;
+		values[0] = ObjectIdGetDatum(s->dbid);
+		values[1] = CStringGetTextDatum(s->purpose);
+		values[2] = Int64GetDatum((int64) s->generation);
+		values[3] = Int64GetDatum((int64) s->blob_size);
+		values[4] = Int32GetDatum(s->readers);
+		values[5] = CStringGetTextDatum(s->state == SLOT_LOADING ? "loading" :
+										s->retired ? "retired" : "published");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(Control->lock);
+	return (Datum) 0;
 }

@@ -167,6 +167,25 @@ CREATE TABLE erasure_request (
 	completed_at timestamptz
 );
 
+-- What every cache of consent answers (in each backend and in shared
+-- memory) follows.  A policy-wide change (tags, purposes, their roles,
+-- classification) advances the generation: cached answers are rebuilt.  A
+-- change that concerns one subject (consent, block, opt-out, erasure
+-- request, registration) records the subject and the transaction that made
+-- it: caches refresh that subject alone, once the transaction has
+-- committed.  Both tables are replicated, so hot standbys follow them too.
+CREATE TABLE policy_generation (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	generation	bigint NOT NULL
+);
+INSERT INTO policy_generation VALUES (true, 1);
+
+CREATE TABLE subject_change (
+	subject		text PRIMARY KEY,
+	changed_by	xid8 NOT NULL
+);
+CREATE INDEX subject_change_changed_by_idx ON subject_change (changed_by);
+
 -- Nothing but the API writes the catalog.
 REVOKE ALL ON ALL TABLES IN SCHEMA profile_guard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA profile_guard FROM PUBLIC;

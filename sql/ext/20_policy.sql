@@ -227,10 +227,33 @@ LANGUAGE C STABLE
 AS 'MODULE_PATHNAME', 'profile_guard_subject_answer';
 REVOKE ALL ON FUNCTION _subject_answer(text, text) FROM PUBLIC;
 
--- C: tell every backend (and, through WAL, every standby) that policy or
--- consent changed; takes effect when the calling transaction commits.
+-- C: tell every backend (and, through WAL, every standby) that policy
+-- changed: the generation advances and every cached answer is rebuilt once
+-- the calling transaction commits.
 CREATE FUNCTION _policy_changed(relation regclass DEFAULT NULL)
 RETURNS void
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'profile_guard_policy_changed';
 REVOKE ALL ON FUNCTION _policy_changed(regclass) FROM PUBLIC;
+
+-- C: tell every backend (and every standby) that one subject's answers
+-- changed: caches refresh that subject once the calling transaction commits.
+CREATE FUNCTION _subject_changed(subject text)
+RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'profile_guard_subject_changed';
+REVOKE ALL ON FUNCTION _subject_changed(text) FROM PUBLIC;
+
+-- C: the sets of consent answers published in shared memory, for the DBA:
+-- one row per database and purpose, with the policy generation they were
+-- built for, their size, the backends reading them, and whether they are
+-- published, still loading, or retired (no room for a change: built again
+-- by the next statement that needs them).
+CREATE FUNCTION shared_answers(OUT database oid, OUT purpose text,
+							   OUT generation bigint, OUT bytes bigint,
+							   OUT readers integer, OUT state text)
+RETURNS SETOF record
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'profile_guard_shared_answers';
+REVOKE ALL ON FUNCTION shared_answers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shared_answers() TO profile_guard_admin;

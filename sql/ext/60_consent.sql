@@ -107,7 +107,7 @@ BEGIN
 	ELSE
 		RETURN;		-- nothing changes
 	END IF;
-	PERFORM _policy_changed();
+	PERFORM _subject_changed(p_subject);
 END
 $$;
 REVOKE ALL ON FUNCTION register_subject(text, date) FROM PUBLIC;
@@ -165,7 +165,7 @@ BEGIN
 		   session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
-	PERFORM _policy_changed();
+	PERFORM _subject_changed(s.subject);
 	RETURN id;
 END
 $$;
@@ -196,7 +196,7 @@ BEGIN
 	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
-	PERFORM _policy_changed();
+	PERFORM _subject_changed(s.subject);
 	RETURN id;
 END
 $$;
@@ -221,7 +221,7 @@ BEGIN
 	INSERT INTO tag_block (subject, tag) VALUES (s.subject, p_tag) ON CONFLICT DO NOTHING;
 	IF FOUND THEN
 		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'block', p_tag, session_user);
-		PERFORM _policy_changed();
+		PERFORM _subject_changed(s.subject);
 	END IF;
 END
 $$;
@@ -242,7 +242,7 @@ BEGIN
 	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = p_tag;
 	IF FOUND THEN
 		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'unblock', p_tag, session_user);
-		PERFORM _policy_changed();
+		PERFORM _subject_changed(s.subject);
 	END IF;
 END
 $$;
@@ -265,7 +265,7 @@ BEGIN
 		UPDATE profile_guard.subject x SET opted_out = _set_opted_out.opted_out WHERE x.subject = s.subject;
 		INSERT INTO subject_event (subject, event, recorded_by)
 		VALUES (s.subject, CASE WHEN opted_out THEN 'opt_out' ELSE 'opt_in' END, session_user);
-		PERFORM _policy_changed();
+		PERFORM _subject_changed(s.subject);
 	END IF;
 END
 $$;
@@ -312,7 +312,7 @@ BEGIN
 	UPDATE profile_guard.subject x SET erasure_requested_at = now()
 	WHERE x.subject = s.subject AND x.erasure_requested_at IS NULL;
 	INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'erasure_requested', session_user);
-	PERFORM _policy_changed();
+	PERFORM _subject_changed(s.subject);
 	RETURN id;
 END
 $$;

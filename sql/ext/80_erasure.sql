@@ -149,7 +149,6 @@ DECLARE
 	r			record;
 	n			bigint;
 	h			text;
-	changed		boolean := false;
 BEGIN
 	INSERT INTO erasure_state DEFAULT VALUES ON CONFLICT DO NOTHING;
 	SELECT * INTO st FROM erasure_state;
@@ -186,7 +185,7 @@ BEGIN
 		 WHERE c.subject = r.subject AND c.erased_at IS NULL;
 		GET DIAGNOSTICS n = ROW_COUNT;
 		IF n > 0 THEN
-			changed := true;
+			PERFORM _subject_changed(r.subject);
 			INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
 			VALUES ('profile_guard.consent', NULL, 'request', 'tombstone', n, h);
 			relation := 'profile_guard.consent'; tag := NULL; reason := 'request';
@@ -195,9 +194,6 @@ BEGIN
 		END IF;
 		INSERT INTO _erasure_due VALUES (r.subject, '*', 'request');
 	END LOOP;
-	IF changed THEN
-		PERFORM _policy_changed();
-	END IF;
 
 	-- withdrawn, expired, retired: the candidates are subjects with such an
 	-- event since the last sweep; their state for every purpose they have

@@ -10,3 +10,18 @@
 -- writes as the table's owner (50_guarded.sql)
 DROP FUNCTION _encrypt_column(regclass, name, name, text);
 DROP FUNCTION _decrypt_column(regclass, name, name, text);
+
+-- consent answers follow a policy generation and a log of changed subjects
+-- (10_catalog.sql)
+CREATE TABLE policy_generation (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	generation	bigint NOT NULL
+);
+INSERT INTO policy_generation VALUES (true, 1);
+
+CREATE TABLE subject_change (
+	subject		text PRIMARY KEY,
+	changed_by	xid8 NOT NULL
+);
+CREATE INDEX subject_change_changed_by_idx ON subject_change (changed_by);
+REVOKE ALL ON policy_generation, subject_change FROM PUBLIC;

@@ -1,0 +1,449 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy_generation.c
+ *	  What every cache of consent answers follows, in each backend and in
+ *	  shared memory:
+ *
+ *	  - the policy generation, a counter in profile_guard.policy_generation
+ *	    that every policy-wide change advances (_policy_changed: tags,
+ *	    purposes and their roles, classification).  Answers are built for
+ *	    one generation and rebuilt when it moves;
+ *	  - the log of changed subjects, profile_guard.subject_change: one row
+ *	    per subject, stamped with the transaction that last changed its
+ *	    answers (_subject_changed: consent, block, opt-out, erasure request,
+ *	    registration).  A cache that has applied the log up to a horizon
+ *	    reads only the rows of transactions that were still running, or had
+ *	    not started, when it last looked;
+ *	  - the signals that either moved: relcache invalidations of the consent
+ *	    table (policy) and of the log (subjects), sent when the changing
+ *	    transaction commits, and replayed from its commit record on hot
+ *	    standbys.  invalidation.c routes them here; they only mark;
+ *	  - what the running transaction changed itself, which no one else may
+ *	    see before it commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/xid8.h"
+
+#include "profile_guard.h"
+#include "invalidation.h"
+#include "policy_generation.h"
+#include "shared_answers.h"
+
+PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
+PG_FUNCTION_INFO_V1(profile_guard_subject_changed);
+
+/* a subject's text as a hash key: identifiers are at most 200 bytes */
+#define SUBJECT_KEY_SIZE 256
+
+static bool PolicySignal = true;	/* re-read the generation */
+static bool SubjectSignal = true;	/* read the log of changed subjects */
+static uint64 KnownGeneration = 0;
+static Oid	PolicyRelid = InvalidOid;	/* the consent table */
+static Oid	ChangeRelid = InvalidOid;	/* the log */
+
+/* this transaction's own changes */
+static bool PolicyChangedHere = false;
+static MemoryContext ChangedHereContext = NULL;
+static HTAB *SubjectsChangedHere = NULL;
+
+/*
+ * Relcache handler (invalidation.c).  Relation ids are compared with the
+ * last ones looked up; until then, only a reset signals.
+ */
+void
+policy_generation_relcache_invalidated(Oid relid)
+{
+	if (relid == InvalidOid)
+	{
+		PolicySignal = true;
+		SubjectSignal = true;
+		PolicyRelid = ChangeRelid = InvalidOid;
+	}
+	else if (relid == PolicyRelid)
+		PolicySignal = true;
+	else if (relid == ChangeRelid)
+		SubjectSignal = true;
+}
+
+/* the two tables, as they are now (the extension may have been re-created) */
+static void
+look_up_relids(void)
+{
+	PolicyRelid = pg_catalog_relid("consent");
+	ChangeRelid = pg_catalog_relid("subject_change");
+}
+
+/*
+ * At the end of a transaction that changed subjects, whatever this backend
+ * read of them meanwhile (its own, uncommitted view) must be read again:
+ * signal a look at the log, which holds them once committed.  Their rows
+ * carry this transaction's id, which every horizon taken meanwhile lists as
+ * running (policy_horizon_of).
+ */
+static void
+policy_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (PolicyChangedHere)
+				PolicySignal = true;
+			if (SubjectsChangedHere != NULL)
+				SubjectSignal = true;
+			PolicyChangedHere = false;
+			SubjectsChangedHere = NULL;
+			if (ChangedHereContext != NULL)
+				MemoryContextReset(ChangedHereContext);
+			break;
+		default:
+			break;
+	}
+}
+
+void
+policy_generation_init(void)
+{
+	RegisterXactCallback(policy_xact_callback, NULL);
+}
+
+/*
+ * Consent is policy: every read of it, in every isolation level, sees what
+ * is committed now (and this transaction's own changes), like a foreign-key
+ * check does, so that a withdrawal counts from the next statement of every
+ * session.  During a parallel operation no snapshot can be taken: the
+ * statement's own serves (that of the leader, in a worker).
+ */
+Snapshot
+policy_snapshot(void)
+{
+	if (IsInParallelMode())
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return GetLatestSnapshot();
+}
+
+bool
+policy_generation_signalled(void)
+{
+	return PolicySignal;
+}
+
+bool
+policy_subjects_signalled(void)
+{
+	return SubjectSignal;
+}
+
+void
+policy_subjects_signal_consumed(void)
+{
+	SubjectSignal = false;
+}
+
+/* the signal could not be acted on (an error): act on it next time */
+void
+policy_subjects_signal_again(void)
+{
+	SubjectSignal = true;
+}
+
+/*
+ * The policy generation now (0 while the extension's catalog is absent),
+ * read again only after a signal.  The signal is cleared before the read,
+ * so that one arriving during it is kept.
+ */
+uint64
+policy_generation_current(void)
+{
+	PgCatalogAccess ca;
+	int			rc;
+
+	if (!PolicySignal && KnownGeneration != 0)
+		return KnownGeneration;
+	PolicySignal = false;
+	look_up_relids();
+	if (!OidIsValid(PolicyRelid) || !OidIsValid(pg_catalog_relid("policy_generation")))
+	{
+		KnownGeneration = 0;
+		return 0;
+	}
+	PG_TRY();
+	{
+		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+		pg_begin_catalog_access(&ca, false);
+		PushActiveSnapshot(policy_snapshot());
+		rc = SPI_execute("SELECT generation FROM profile_guard.policy_generation", true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the policy generation: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			KnownGeneration = isnull ? 0 : (uint64) DatumGetInt64(d);
+		}
+		else
+			KnownGeneration = 0;
+		PopActiveSnapshot();
+		pg_end_catalog_access(&ca);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		PolicySignal = true;	/* read it again next time */
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return KnownGeneration;
+}
+
+/* a running or recent xid as a full one, relative to the next one */
+static FullTransactionId
+widen_xid(TransactionId xid, FullTransactionId next)
+{
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+/*
+ * The horizon of what a snapshot sees of the log: the transactions it saw
+ * as running, those it had not seen start, and this transaction (whose own
+ * changes it sees, uncommitted).  On a standby the running ones are in
+ * subxip; when they overflowed there, everything from xmin on is read again.
+ */
+void
+policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon, MemoryContext cxt)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	TransactionId *xids = snapshot->takenDuringRecovery ? snapshot->subxip : snapshot->xip;
+	int			nxids = snapshot->takenDuringRecovery ? snapshot->subxcnt : snapshot->xcnt;
+	TransactionId own = GetTopTransactionIdIfAny();
+
+	if (snapshot->takenDuringRecovery && snapshot->suboverflowed)
+	{
+		horizon->xmax = widen_xid(snapshot->xmin, next);
+		horizon->nxip = 0;
+		horizon->xip = NULL;
+		return;
+	}
+	horizon->xmax = widen_xid(snapshot->xmax, next);
+	horizon->xip = MemoryContextAlloc(cxt, sizeof(FullTransactionId) * (nxids + 1));
+	horizon->nxip = 0;
+	for (int i = 0; i < nxids; i++)
+		horizon->xip[horizon->nxip++] = widen_xid(xids[i], next);
+	if (TransactionIdIsValid(own))
+		horizon->xip[horizon->nxip++] = widen_xid(own, next);
+}
+
+/*
+ * The subjects changed by transactions the horizon did not see finish, as
+ * a list of palloc'd C strings, read under the active snapshot (inside SPI,
+ * with catalog access).
+ */
+List *
+policy_changed_subjects(const ChangeHorizon *since)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2];
+	Datum	   *xids;
+	List	   *subjects = NIL;
+	int			rc;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {XID8OID, XID8ARRAYOID};
+
+		/* two index scans: the newer transactions, and those then running */
+		plan = pg_keep_catalog_plan(
+			"SELECT c.subject FROM profile_guard.subject_change c"
+			" WHERE c.changed_by OPERATOR(pg_catalog.>=) $1"
+			" UNION ALL "
+			"SELECT c.subject FROM profile_guard.subject_change c"
+			" WHERE c.changed_by OPERATOR(pg_catalog.=) ANY ($2)"
+			"   AND c.changed_by OPERATOR(pg_catalog.<) $1",
+			2, argtypes);
+	}
+	xids = palloc(sizeof(Datum) * Max(since->nxip, 1));
+	for (int i = 0; i < since->nxip; i++)
+		xids[i] = FullTransactionIdGetDatum(since->xip[i]);
+	args[0] = FullTransactionIdGetDatum(since->xmax);
+	args[1] = PointerGetDatum(construct_array(xids, since->nxip, XID8OID,
+											  sizeof(FullTransactionId), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	rc = SPI_execute_plan(plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the changed subjects: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			subjects = lappend(subjects, TextDatumGetCString(d));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return subjects;
+}
+
+/* has this transaction changed policy (its own answers differ)? */
+bool
+policy_changed_here(void)
+{
+	return PolicyChangedHere;
+}
+
+bool
+policy_any_subject_changed_here(void)
+{
+	return SubjectsChangedHere != NULL;
+}
+
+/* has this transaction changed the subject's answers? */
+bool
+policy_subject_changed_here(const char *data, uint32 len)
+{
+	char		key[SUBJECT_KEY_SIZE];
+
+	if (SubjectsChangedHere == NULL)
+		return false;
+	if (len >= SUBJECT_KEY_SIZE)
+		return true;			/* not a subject identifier: ask the catalog */
+	memcpy(key, data, len);
+	key[len] = '\0';
+	return hash_search(SubjectsChangedHere, key, HASH_FIND, NULL) != NULL;
+}
+
+static void
+note_subject_changed_here(const char *subject)
+{
+	char		key[SUBJECT_KEY_SIZE];
+
+	if (SubjectsChangedHere == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (ChangedHereContext == NULL)
+			ChangedHereContext = AllocSetContextCreate(TopMemoryContext,
+													   "profile_guard changes of this transaction",
+													   ALLOCSET_SMALL_SIZES);
+		ctl.keysize = SUBJECT_KEY_SIZE;
+		ctl.entrysize = SUBJECT_KEY_SIZE;
+		ctl.hcxt = ChangedHereContext;
+		SubjectsChangedHere = hash_create("profile_guard subjects changed here", 64, &ctl,
+										  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	strlcpy(key, subject, sizeof(key));
+	(void) hash_search(SubjectsChangedHere, key, HASH_ENTER, NULL);
+}
+
+/*
+ * _policy_changed(relation regclass DEFAULT NULL)
+ *
+ * Advance the policy generation and queue a relcache invalidation of the
+ * consent table (the policy signal) and, when given, of the guarded
+ * relation, so that at commit every backend — and every hot standby,
+ * through the commit record — drops what it derived from policy.
+ */
+Datum
+profile_guard_policy_changed(PG_FUNCTION_ARGS)
+{
+	PgCatalogAccess ca;
+	int			rc;
+
+	profile_guard_require_preload();
+	look_up_relids();
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pg_begin_catalog_access(&ca, false);
+	rc = SPI_execute("UPDATE profile_guard.policy_generation"
+					 "   SET generation = generation OPERATOR(pg_catalog.+) 1", false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not advance the policy generation: %s", SPI_result_code_string(rc));
+	pg_end_catalog_access(&ca);
+	SPI_finish();
+
+	PolicyChangedHere = true;
+	pg_shared_answers_note_change();
+	if (OidIsValid(PolicyRelid))
+		CacheInvalidateRelcacheByRelid(PolicyRelid);
+	if (!PG_ARGISNULL(0))
+	{
+		Oid			relid = PG_GETARG_OID(0);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", relid),
+					 errhint("Pass a table, or nothing to signal a change of policy.")));
+		CacheInvalidateRelcacheByRelid(relid);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * _subject_changed(subject text)
+ *
+ * Record in the log that this transaction changed the subject's answers,
+ * and queue the subjects signal: at commit, every cache refreshes that
+ * subject alone.  Until then only this transaction sees its change.
+ */
+Datum
+profile_guard_subject_changed(PG_FUNCTION_ARGS)
+{
+	char	   *subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PgCatalogAccess ca;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			rc;
+
+	profile_guard_require_preload();
+	if (strlen(subject) >= SUBJECT_KEY_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid subject identifier"),
+				 errdetail("A subject identifier is 1 to 200 characters long.")));
+	look_up_relids();
+	args[0] = PG_GETARG_DATUM(0);
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pg_begin_catalog_access(&ca, false);
+	rc = SPI_execute_with_args(
+		"INSERT INTO profile_guard.subject_change AS c (subject, changed_by)"
+		" VALUES ($1, pg_catalog.pg_current_xact_id())"
+		" ON CONFLICT (subject) DO UPDATE SET changed_by = excluded.changed_by"
+		" WHERE c.changed_by OPERATOR(pg_catalog.<>) excluded.changed_by",
+		1, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record the changed subject: %s", SPI_result_code_string(rc));
+	pg_end_catalog_access(&ca);
+	SPI_finish();
+
+	note_subject_changed_here(subject);
+	if (OidIsValid(ChangeRelid))
+		CacheInvalidateRelcacheByRelid(ChangeRelid);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy_generation.h
+ *	  What caches of consent answers follow (policy_generation.c): the
+ *	  policy generation, the log of changed subjects, and the horizon up to
+ *	  which a cache has applied that log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_POLICY_GENERATION_H
+#define PROFILE_GUARD_POLICY_GENERATION_H
+
+#include "access/transam.h"
+#include "nodes/pg_list.h"
+#include "utils/snapshot.h"
+
+/*
+ * The changes a cache has seen: every transaction below xmax that was not
+ * running (xip) when the snapshot the cache was read under was taken.
+ */
+typedef struct ChangeHorizon
+{
+	FullTransactionId xmax;
+	int			nxip;
+	FullTransactionId *xip;
+} ChangeHorizon;
+
+extern void policy_generation_init(void);
+
+/* the snapshot every read of consent runs under (pushed by the caller) */
+extern Snapshot policy_snapshot(void);
+
+extern uint64 policy_generation_current(void);
+extern bool policy_generation_signalled(void);
+extern bool policy_subjects_signalled(void);
+extern void policy_subjects_signal_consumed(void);
+extern void policy_subjects_signal_again(void);
+
+extern void policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon,
+							  MemoryContext cxt);
+extern List *policy_changed_subjects(const ChangeHorizon *since);
+
+extern bool policy_changed_here(void);
+extern bool policy_subject_changed_here(const char *data, uint32 len);
+extern bool policy_any_subject_changed_here(void);
+
+#endif							/* PROFILE_GUARD_POLICY_GENERATION_H */

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# test/scenario/consent_churn.sh — hundreds of consent changes of every kind
+# (grant, withdraw, block, unblock, opt-out, opt-in, sign-up, birth date,
+# erasure request), each in its own transaction from one session, while
+# long-lived sessions keep reading with warm answers (one after every change,
+# one now and then, one in a transaction of its own).  After each change,
+# the gated reads under two purposes are compared with the oracle:
+# tag_state(), the SQL statement of the rules.
+#
+# Starts its own cluster.  CHURN_CHANGES=N (default 400), CHURN_SEED=S.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+
+pg_cluster_start churn || exit 1
+trap 'pg_cluster_stop' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL' || fail "setup"
+SET client_min_messages = warning;
+CREATE ROLE regress_churn_app;
+CREATE EXTENSION profile_guard;
+SELECT profile_guard.define_tag('interest.music', 'preference');
+SELECT profile_guard.define_tag('interest.sports', 'preference');
+SELECT profile_guard.define_tag('health.condition', 'medical_health');
+SELECT profile_guard.define_purpose('recommendation', 'recommend',
+	ARRAY['interest.*', 'health.condition']);
+SELECT profile_guard.define_purpose('ads', 'personalised ads', ARRAY['interest.*'],
+	marketing => true);
+SELECT profile_guard.allow_purpose('regress_churn_app', 'recommendation');
+SELECT profile_guard.allow_purpose('regress_churn_app', 'ads');
+-- 3,000 subjects; one in ten a minor, one in fifty under 14
+SELECT profile_guard.register_subject(i::text,
+	current_date - CASE WHEN i % 50 = 0 THEN 3000 WHEN i % 10 = 0 THEN 5000 ELSE 12000 END)
+  FROM generate_series(1, 3000) i;
+SELECT profile_guard.grant_consent(i::text, 'recommendation',
+	CASE WHEN i % 3 = 0 THEN ARRAY['interest.*', 'health.condition'] ELSE ARRAY['interest.music'] END,
+	separate => i % 3 = 0, guardian => i % 50 = 0)
+  FROM generate_series(1, 3000) i WHERE i % 4 <> 0;
+SELECT profile_guard.grant_consent(i::text, 'ads', ARRAY['interest.*'], guardian => i % 50 = 0)
+  FROM generate_series(1, 3000) i WHERE i % 2 = 0;
+CREATE TABLE t (id int PRIMARY KEY, music text, sports text, health text);
+-- every row has values: those of subjects without consent (and of the 300
+-- that sign up later) were there before the table was protected
+INSERT INTO t SELECT i, 'm' || i, 's' || i, 'h' || i FROM generate_series(1, 3300) i;
+SELECT profile_guard.protect('t', 'id');
+SELECT profile_guard.classify('t', 'music', 'interest.music');
+SELECT profile_guard.classify('t', 'sports', 'interest.sports');
+SELECT profile_guard.classify('t', 'health', 'health.condition');
+GRANT SELECT ON t TO regress_churn_app;
+SQL
+
+export CHURN_CHANGES=${CHURN_CHANGES:-400} CHURN_SEED=${CHURN_SEED:-$RANDOM}
+echo "seed $CHURN_SEED, $CHURN_CHANGES changes"
+perl - "$PGBIN/psql" <<'PERL'
+use strict;
+use warnings;
+use IPC::Open2;
+
+my $psql = shift;
+srand($ENV{CHURN_SEED});
+my $changes = $ENV{CHURN_CHANGES};
+my $marker = 0;
+
+sub session
+{
+	my ($pid, $out, $in);
+	$pid = open2($out, $in, "$psql -X -q -At -v ON_ERROR_STOP=0 -d postgres 2>&1");
+	return { out => $out, in => $in };
+}
+
+# run SQL in a session; its output lines, up to a marker
+sub run
+{
+	my ($s, $sql) = @_;
+	$marker++;
+	my $in = $s->{in};
+	print $in "$sql\n\\echo __done_$marker\n";
+	$in->flush;
+	my @lines;
+	my $out = $s->{out};
+	while (my $line = <$out>)
+	{
+		chomp $line;
+		last if $line eq "__done_$marker";
+		push @lines, $line;
+	}
+	return join("\n", @lines);
+}
+
+my $admin = session();
+my @readers = map { session() } 1 .. 3;
+run($_, "SET ROLE regress_churn_app;") for @readers;
+
+my $gated = "SELECT count(music) || '/' || count(sports) || '/' || count(health) || '/'"
+  . " || coalesce(sum(id) FILTER (WHERE music IS NOT NULL), 0) || '/'"
+  . " || coalesce(sum(id) FILTER (WHERE sports IS NOT NULL), 0) FROM t;";
+sub oracle
+{
+	my ($purpose) = @_;
+	return run($admin, "SELECT count(*) FILTER (WHERE tag = 'interest.music') || '/'"
+		  . " || count(*) FILTER (WHERE tag = 'interest.sports') || '/'"
+		  . " || count(*) FILTER (WHERE tag = 'health.condition' AND h.health IS NOT NULL) || '/'"
+		  . " || coalesce(sum(h.id) FILTER (WHERE tag = 'interest.music'), 0) || '/'"
+		  . " || coalesce(sum(h.id) FILTER (WHERE tag = 'interest.sports'), 0)"
+		  . " FROM profile_guard.tag_state('$purpose', NULL, false) s"
+		  . " JOIN t h ON h.id::text = s.subject WHERE s.effective;");
+}
+sub read_as
+{
+	my ($s, $purpose) = @_;
+	return run($s, "SET profile_guard.purpose = '$purpose'; $gated");
+}
+
+my $next_subject = 3001;
+my @tags = ('interest.music', 'interest.sports', 'health.condition');
+my %kinds;
+for my $n (1 .. $changes)
+{
+	my $subject = 1 + int(rand(3000));
+	my $tag = $tags[int(rand(@tags))];
+	my $purpose = rand() < 0.6 ? 'recommendation' : 'ads';
+	my $r = rand();
+	my ($kind, $sql);
+	if ($r < 0.25)
+	{
+		my $list = rand() < 0.5 ? "ARRAY['interest.*', 'health.condition']" : "ARRAY['$tag']";
+		$list = "ARRAY['interest.*']" if $purpose eq 'ads';
+		my $separate = rand() < 0.5 ? 'true' : 'false';
+		my $guardian = rand() < 0.3 ? 'true' : 'false';
+		($kind, $sql) = ('grant', "SELECT profile_guard.grant_consent('$subject', '$purpose', $list, separate => $separate, guardian => $guardian);");
+	}
+	elsif ($r < 0.45)
+	{
+		my $list = rand() < 0.5 ? 'NULL' : "ARRAY['$tag']";
+		($kind, $sql) = ('withdraw', "SELECT profile_guard.withdraw_consent('$subject', '$purpose', $list);");
+	}
+	elsif ($r < 0.55) { ($kind, $sql) = ('block', "SELECT profile_guard.block_tag('$subject', '$tag');"); }
+	elsif ($r < 0.65) { ($kind, $sql) = ('unblock', "SELECT profile_guard.unblock_tag('$subject', '$tag');"); }
+	elsif ($r < 0.72) { ($kind, $sql) = ('opt_out', "SELECT profile_guard.opt_out('$subject');"); }
+	elsif ($r < 0.79) { ($kind, $sql) = ('opt_in', "SELECT profile_guard.opt_in('$subject');"); }
+	elsif ($r < 0.87)
+	{
+		my $days = (3000, 5000, 12000)[int(rand(3))];
+		($kind, $sql) = ('birth_date', "SELECT profile_guard.register_subject('$subject', current_date - $days);");
+	}
+	elsif ($r < 0.97 && $next_subject <= 3300)
+	{
+		my $s = $next_subject++;
+		($kind, $sql) = ('sign_up', "SELECT profile_guard.register_subject('$s'),"
+			  . " profile_guard.grant_consent('$s', 'recommendation', ARRAY['interest.*']);");
+	}
+	else { ($kind, $sql) = ('erasure', "SELECT profile_guard.request_erasure('$subject');"); }
+	$kinds{$kind}++;
+	my $res = run($admin, $sql);
+	die "change $n ($kind) failed: $res\n" if $res =~ /ERROR/;
+
+	# reader 0 after every change; reader 1 every tenth; reader 2 inside
+	# a repeatable-read transaction that spans ten changes
+	my @now = (0);
+	push @now, 1 if $n % 10 == 0;
+	run($readers[2], "BEGIN ISOLATION LEVEL REPEATABLE READ;") if $n % 10 == 1;
+	push @now, 2;
+	for my $p ('recommendation', 'ads')
+	{
+		my $want = oracle($p);
+		for my $i (@now)
+		{
+			my $got = read_as($readers[$i], $p);
+			die "change $n ($kind: $sql) under $p: reader $i read $got, the oracle says $want\n"
+			  if $got ne $want;
+		}
+	}
+	run($readers[2], "COMMIT;") if $n % 10 == 0;
+}
+print join(', ', map { "$_ $kinds{$_}" } sort keys %kinds), "\n";
+print "every read after every change agreed with the oracle\n";
+PERL
+rc=$?
+[[ $rc -eq 0 ]] || fail "churn (seed $CHURN_SEED)"
+echo ok
