@@ -10,6 +10,8 @@
 #     standby once replayed (bounded wait for the replay LSN), for new
 #     sessions and for a session that was open (and had its consent cache
 #     loaded) before the change;
+#   - answers built on the standby are published in its shared memory and
+#     patched, subject by subject, as replay applies consent changes;
 #   - a standby with a different master key refuses to decrypt instead of
 #     serving garbage.
 #
@@ -130,6 +132,36 @@ reads "$S_DIR" "$S_PORT" | grep -q '^6|' && fail "subject 6 is still visible on 
 after=$(session "SELECT id, music FROM profiles ORDER BY id;")
 [[ $after == $'1|\n2|\n3|pop' ]] || fail "open standby session, after replay: expected rows 1|, 2|, 3|pop, got: $after"
 echo "the open standby session sees the withdrawal and the block after replay"
+kill "$S_PID" 2>/dev/null; wait "$S_PID" 2>/dev/null || true; S_PID=
+
+# ---------- answers shared on the standby follow replay subject by subject
+q -h "$P_HOST" -p "$P_PORT" -d "$DB" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+INSERT INTO profile_guard.subject (subject) SELECT i::text FROM generate_series(1001, 4000) i;
+INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags)
+SELECT i::text, 'rec', p.version, 'grant', ARRAY['interest.*']
+  FROM generate_series(1001, 4000) i, profile_guard.purpose p WHERE p.purpose = 'rec' AND i % 4 <> 0;
+SELECT profile_guard._policy_changed();
+CREATE TABLE many (id int PRIMARY KEY, music text);
+INSERT INTO many SELECT i, 'm' || i FROM generate_series(1001, 4000) i;
+SELECT profile_guard.protect('many', 'id');
+SELECT profile_guard.classify('many', 'music', 'interest.music');
+GRANT SELECT ON many TO regress_ops_app;
+SQL
+wait_replay
+coproc S { "$PGBIN/psql" -X -q -At -h "$S_DIR" -p "$S_PORT" -d "$DB" -U regress_ops_app 2>&1; }
+session "SET profile_guard.purpose = 'rec';" >/dev/null
+[[ $(session "SELECT count(music) FROM many;") == 2250 ]] || fail "standby: the gated scan of 3,000 subjects did not see 2,250"
+shared_before=$(qa -h "$S_DIR" -p "$S_PORT" -d "$DB" -c "SELECT generation || '/' || state FROM profile_guard.shared_answers() WHERE purpose = 'rec'")
+[[ $shared_before == */published ]] || fail "standby: the answers were not published in shared memory ($shared_before)"
+q -h "$P_HOST" -p "$P_PORT" -d "$DB" -c "SELECT profile_guard.withdraw_consent('1001', 'rec')" >/dev/null
+wait_replay
+[[ $(session "SELECT count(music) FROM many;") == 2249 ]] || fail "standby: the open session did not follow the withdrawal"
+[[ $(qa -h "$S_DIR" -p "$S_PORT" -d "$DB" -U regress_ops_app -c "SET profile_guard.purpose = 'rec'" -c "SELECT count(music) FROM many") == 2249 ]] ||
+	fail "standby: a new session did not follow the withdrawal"
+shared_after=$(qa -h "$S_DIR" -p "$S_PORT" -d "$DB" -c "SELECT generation || '/' || state FROM profile_guard.shared_answers() WHERE purpose = 'rec'")
+[[ $shared_after == "$shared_before" ]] || fail "standby: the shared answers were rebuilt ($shared_before, then $shared_after), not patched"
+echo "standby: shared answers patched as replay applied a withdrawal ($shared_after)"
 kill "$S_PID" 2>/dev/null; wait "$S_PID" 2>/dev/null || true; S_PID=
 
 # ---------- a standby with another master key refuses, it does not serve garbage
