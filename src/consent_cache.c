@@ -1328,14 +1328,23 @@ catch_up(PurposeState *ps)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, true);
-	if (patch)
-		pg_shared_answers_lock_patch(ps->shared_slot);
 	push_consent_snapshot();
 	if (shared)
 		load_horizon(ps->shared_blob, &since);
 	else
 		since = ps->horizon;
 	changed = policy_changed_subjects(&since);
+	if (patch && changed == NIL)
+		patch = false;			/* nothing to patch: no lock */
+	else if (patch)
+	{
+		/* patch under the lock, with what is committed once it is ours */
+		PopActiveSnapshot();
+		pg_shared_answers_lock_patch(ps->shared_slot);
+		push_consent_snapshot();
+		load_horizon(ps->shared_blob, &since);
+		changed = policy_changed_subjects(&since);
+	}
 	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20) ||
 		(shared && list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->shared_n / 20)))
 		again = true;

@@ -182,10 +182,21 @@ policy_generation_current(void)
 		return KnownGeneration;
 	PolicySignal = false;
 	look_up_relids();
-	if (!OidIsValid(PolicyRelid) || !OidIsValid(pg_catalog_relid("policy_generation")))
+	if (!OidIsValid(PolicyRelid))
 	{
 		KnownGeneration = 0;
 		return 0;
+	}
+	if (!OidIsValid(pg_catalog_relid("policy_generation")))
+	{
+		/*
+		 * A catalog not yet updated to this version: every signal is a new
+		 * generation, private to this backend (answers are not shared).
+		 */
+		static uint64 unshared = UINT64CONST(1) << 63;
+
+		KnownGeneration = ++unshared;
+		return KnownGeneration;
 	}
 	PG_TRY();
 	{
@@ -379,10 +390,13 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, false);
-	rc = SPI_execute("UPDATE profile_guard.policy_generation"
-					 "   SET generation = generation OPERATOR(pg_catalog.+) 1", false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "could not advance the policy generation: %s", SPI_result_code_string(rc));
+	if (OidIsValid(pg_catalog_relid("policy_generation")))
+	{
+		rc = SPI_execute("UPDATE profile_guard.policy_generation"
+						 "   SET generation = generation OPERATOR(pg_catalog.+) 1", false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not advance the policy generation: %s", SPI_result_code_string(rc));
+	}
 	pg_end_catalog_access(&ca);
 	SPI_finish();
 
