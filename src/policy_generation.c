@@ -15,9 +15,11 @@
  *	    reads only the rows of transactions that were still running, or had
  *	    not started, when it last looked;
  *	  - the signals that either moved: relcache invalidations of the consent
- *	    table (policy) and of the log (subjects), sent when the changing
- *	    transaction commits, and replayed from its commit record on hot
- *	    standbys.  invalidation.c routes them here; they only mark;
+ *	    table (policy) and of the generation's table (subjects: a table that
+ *	    no plan kept for looking subjects up reads, so that none is planned
+ *	    again), sent when the changing transaction commits, and replayed
+ *	    from its commit record on hot standbys.  invalidation.c routes them
+ *	    here; they only mark;
  *	  - what the running transaction changed itself, which no one else may
  *	    see before it commits.
  *
@@ -56,7 +58,7 @@ static bool PolicySignal = true;	/* re-read the generation */
 static bool SubjectSignal = true;	/* read the log of changed subjects */
 static uint64 KnownGeneration = 0;
 static Oid	PolicyRelid = InvalidOid;	/* the consent table */
-static Oid	ChangeRelid = InvalidOid;	/* the log */
+static Oid	SubjectsRelid = InvalidOid; /* the generation's table */
 
 /* this transaction's own changes */
 static bool PolicyChangedHere = false;
@@ -74,11 +76,11 @@ policy_generation_relcache_invalidated(Oid relid)
 	{
 		PolicySignal = true;
 		SubjectSignal = true;
-		PolicyRelid = ChangeRelid = InvalidOid;
+		PolicyRelid = SubjectsRelid = InvalidOid;
 	}
 	else if (relid == PolicyRelid)
 		PolicySignal = true;
-	else if (relid == ChangeRelid)
+	else if (relid == SubjectsRelid)
 		SubjectSignal = true;
 }
 
@@ -87,7 +89,7 @@ static void
 look_up_relids(void)
 {
 	PolicyRelid = pg_catalog_relid("consent");
-	ChangeRelid = pg_catalog_relid("subject_change");
+	SubjectsRelid = pg_catalog_relid("policy_generation");
 }
 
 /*
@@ -187,7 +189,7 @@ policy_generation_current(void)
 		KnownGeneration = 0;
 		return 0;
 	}
-	if (!OidIsValid(pg_catalog_relid("policy_generation")))
+	if (!OidIsValid(SubjectsRelid))
 	{
 		/*
 		 * A catalog not yet updated to this version: every signal is a new
@@ -390,7 +392,7 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, false);
-	if (OidIsValid(pg_catalog_relid("policy_generation")))
+	if (OidIsValid(SubjectsRelid))
 	{
 		rc = SPI_execute("UPDATE profile_guard.policy_generation"
 						 "   SET generation = generation OPERATOR(pg_catalog.+) 1", false, 0);
@@ -457,7 +459,7 @@ profile_guard_subject_changed(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	note_subject_changed_here(subject);
-	if (OidIsValid(ChangeRelid))
-		CacheInvalidateRelcacheByRelid(ChangeRelid);
+	if (OidIsValid(SubjectsRelid))
+		CacheInvalidateRelcacheByRelid(SubjectsRelid);
 	PG_RETURN_VOID();
 }
