@@ -169,6 +169,7 @@ ORDER BY 1;
 RESET ROLE;
 \i test/lib/rules_check.sql
 SELECT * FROM pg_temp.rules_disagree();
+SELECT * FROM pg_temp.bulk_differences();
 
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_clerk, regress_app;

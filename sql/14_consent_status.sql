@@ -121,6 +121,7 @@ RESET ROLE;
 RESET ROLE;
 \i test/lib/rules_check.sql
 SELECT * FROM pg_temp.rules_disagree();
+SELECT * FROM pg_temp.bulk_differences();
 
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_status_clerk, regress_status_admin, regress_status_app;

@@ -229,6 +229,7 @@ DROP TABLE profiles;
 RESET ROLE;
 \i test/lib/rules_check.sql
 SELECT * FROM pg_temp.rules_disagree();
+SELECT * FROM pg_temp.bulk_differences();
 
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

@@ -7,8 +7,9 @@
  *	  declared purpose itself (exists, not retired, allowed to the role,
  *	  assessed when automated).
  *
- *	  The answers of a purpose are built in one pass by the rules evaluator
- *	  (subject_rules.c), published in shared memory (shared_answers.c) as
+ *	  The answers of a purpose are built in one pass over the catalog by the
+ *	  rules evaluator (subject_rules.c, which the suites check against
+ *	  tag_state(), their specification), published in shared memory (shared_answers.c) as
  *	  an array indexed by subject when the subjects are dense integers, else
  *	  as a hash table of their text, and read there in place by every
  *	  backend.  A statement that needs only a few subjects before anything
@@ -566,28 +567,6 @@ intern_set(PurposeState *ps, Bitmapset *set)
 	return set;
 }
 
-static Bitmapset *
-intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
-	Bitmapset  *set = NULL;
-	Bitmapset  *interned;
-
-	if (isnull)
-		return NULL;
-	arr = DatumGetArrayTypeP(array_datum);
-	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &nelems);
-	for (int i = 0; i < nelems; i++)
-		if (!nulls[i])
-			set = bms_add_member(set, DatumGetInt32(elems[i]));
-	interned = intern_set(ps, set);
-	bms_free(set);
-	return interned;
-}
-
 #define IS_COLLECT(ps) (strcmp((ps)->name, COLLECT_PURPOSE) == 0)
 
 /*
@@ -595,7 +574,7 @@ intern_tags(PurposeState *ps, Datum array_datum, bool isnull)
  * this transaction changed policy (then it reads its own policy, and keeps
  * what it read to itself), it is blind to this transaction's own writes
  * (command 0 sees none of them): only committed answers are cached, and
- * subjects this transaction changed are read for it alone (evaluate_own).
+ * subjects this transaction changed are read for it alone (own_answer).
  */
 static void
 push_consent_snapshot(void)
@@ -605,108 +584,81 @@ push_consent_snapshot(void)
 		GetActiveSnapshot()->curcid = FirstCommandId;
 }
 
+/* a bulk load's answers, as the evaluator hands them out */
+typedef struct BulkFill
+{
+	PurposeState *ps;
+	Bitmapset  *last_visible;	/* the evaluator's set last seen ... */
+	Bitmapset  *last_interned;	/* ... and our copy of it */
+} BulkFill;
+
 /*
- * Every subject's answer under a purpose ($1), in one set-based query (the
- * subject argument of tag_state is a literal NULL, so that its plan keeps
- * only the bulk branch).
+ * One subject's answer from the evaluator (subject_rules.c).  It hands out
+ * one Bitmapset per distinct tag set, valid during the call: ours is the
+ * interned copy.
  */
-#define SUBJECTS_QUERY \
-	"SELECT s.subject, pg_catalog.array_agg(s.tag_id) FILTER (WHERE s.effective)," \
-	"       pg_catalog.min(s.valid_until)" \
-	"  FROM profile_guard.tag_state($1, NULL, false) s GROUP BY s.subject"
+static void
+fill_answer(const char *subject, uint32 len, Bitmapset *visible,
+			TimestampTz valid_until, void *arg)
+{
+	BulkFill   *fill = (BulkFill *) arg;
+	PurposeState *ps = fill->ps;
+	SubjectKey	key;
+	SubjectEntry *e;
+	bool		found;
 
-/* what may be collected: tags effective for any purpose in force ($1 unused) */
-#define COLLECT_QUERY \
-	"SELECT s.subject, pg_catalog.array_agg(DISTINCT s.tag_id) FILTER (WHERE s.effective)," \
-	"       pg_catalog.min(s.valid_until)" \
-	"  FROM profile_guard.purpose p" \
-	"  CROSS JOIN LATERAL profile_guard.tag_state(p.purpose, NULL, false) s" \
-	" WHERE p.retired_at IS NULL AND $1 IS NOT NULL GROUP BY s.subject"
+	key.data = subject;
+	key.len = len;
+	e = subjecthash_insert(ps->subjects, key, &found);
+	if (!found)
+	{
+		e->key.data = arena_copy(ps, key.data, key.len);
+		e->overrides = false;
+		ps->nsubjects++;
+	}
+	else if (e->overrides)
+	{
+		e->overrides = false;
+		ps->overrides--;
+	}
+	if (visible != fill->last_visible)
+	{
+		fill->last_interned = intern_set(ps, visible);
+		fill->last_visible = visible;
+	}
+	e->a.tags = fill->last_interned;
+	e->a.row_visible = (e->a.tags != NULL);
+	e->a.valid_until = valid_until;
+}
 
 /*
- * Read every subject's answer in bulk into our private entries; the
- * horizon of the log becomes that of the snapshot they were read under.
+ * Every subject's answer under a purpose (or, for the collection
+ * pseudo-purpose, the union over the purposes in force), in one pass of the
+ * C evaluator over the catalog, into our private entries; the horizon of
+ * the log becomes that of the snapshot they were read under.
  */
 static void
 query_subjects(PurposeState *ps)
 {
 	PgCatalogAccess ca;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	SPIPlanPtr	plan;
-	Portal		portal;
-	MemoryContext batch_cxt;
-	MemoryContext old;
+	BulkFill	fill;
 	int			rc;
 
 	if (ps->subjects == NULL)
 		ps->subjects = subjecthash_create(subjects_memory(ps), 1024, NULL);
 	MemoPurpose = NULL;
-	args[0] = CStringGetTextDatum(ps->name);
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
-									  "profile_guard consent load",
-									  ALLOCSET_DEFAULT_SIZES);
+	memset(&fill, 0, sizeof(fill));
+	fill.ps = ps;
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pg_begin_catalog_access(&ca, false);
-	plan = SPI_prepare(IS_COLLECT(ps) ? COLLECT_QUERY : SUBJECTS_QUERY,
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare consent query: %s",
-			 SPI_result_code_string(SPI_result));
 	push_consent_snapshot();
 	policy_horizon_of(GetActiveSnapshot(), &ps->horizon, ps->cxt);
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		old = MemoryContextSwitchTo(batch_cxt);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
-			text	   *subj;
-			SubjectKey	key;
-			SubjectEntry *e;
-			bool		found;
-
-			if (isnull)
-				continue;
-			subj = DatumGetTextPP(d);
-			key.data = VARDATA_ANY(subj);
-			key.len = VARSIZE_ANY_EXHDR(subj);
-			e = subjecthash_insert(ps->subjects, key, &found);
-			if (!found)
-			{
-				e->key.data = arena_copy(ps, key.data, key.len);
-				e->overrides = false;
-				ps->nsubjects++;
-			}
-			else if (e->overrides)
-			{
-				e->overrides = false;
-				ps->overrides--;
-			}
-			d = SPI_getbinval(tup, desc, 2, &isnull);
-			e->a.tags = intern_tags(ps, d, isnull);
-			e->a.row_visible = (e->a.tags != NULL);
-			d = SPI_getbinval(tup, desc, 3, &isnull);
-			e->a.valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	(void) pg_rules_evaluate_all(IS_COLLECT(ps) ? NULL : ps->name, fill_answer, &fill);
 	PopActiveSnapshot();
 	pg_end_catalog_access(&ca);
 	SPI_finish();
-	MemoryContextDelete(batch_cxt);
 	ps->loaded = true;
 	build_dense(ps);
 }

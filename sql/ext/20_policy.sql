@@ -1,9 +1,11 @@
 /*
- * 20_policy.sql — the rules of DESIGN.md §1 as one set-based function,
- * tag_state(), that says for every subject and tag whether the tag is usable
- * under a purpose and, if not, why.  The consent cache of the read path
- * loads its answer from here, and the consent_status view shows it, so the
- * rules live in exactly one place.
+ * 20_policy.sql — the consent rules as one set-based function, tag_state(),
+ * that says for every subject and tag whether the tag is usable under a
+ * purpose and, if not, why.  It is their specification: consent_status, the
+ * subject report and erasure read it; the consent cache of the read path
+ * applies the same rules in C (src/subject_rules.c, one subject at a time
+ * or every subject in one pass), which the suites check against it subject
+ * by subject through _subject_answer() and _bulk_answers().
  */
 
 -- Does a tag list (names and "prefix.*" patterns) cover a tag?  NULL or
@@ -56,8 +58,8 @@ $$;
  * expiring, a birthday crossing an age threshold).
  *
  * No SET clause, and every name qualified: that keeps the function
- * inlinable, so the consent cache holds one prepared plan of it per backend
- * (it runs it under a fixed search_path).
+ * inlinable into the queries that read it (consent_status, erasure), and
+ * independent of the caller's search_path.
  */
 CREATE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
 						  p_with_unconsented boolean DEFAULT true)
@@ -226,6 +228,17 @@ RETURNS record
 LANGUAGE C STABLE
 AS 'MODULE_PATHNAME', 'profile_guard_subject_answer';
 REVOKE ALL ON FUNCTION _subject_answer(text, text) FROM PUBLIC;
+
+-- C: the same rules for every subject at once, in one pass over the catalog
+-- (src/subject_rules.c), as the consent cache loads a purpose in bulk; one
+-- row per subject with a consent event for the purpose, NULL purpose = what
+-- may be collected.  For the suites, which check it against tag_state, and
+-- the benchmarks.
+CREATE FUNCTION _bulk_answers(purpose text)
+RETURNS TABLE (subject text, tag_ids integer[], valid_until timestamptz)
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'profile_guard_bulk_answers';
+REVOKE ALL ON FUNCTION _bulk_answers(text) FROM PUBLIC;
 
 -- C: tell every backend (and, through WAL, every standby) that policy
 -- changed: the generation advances and every cached answer is rebuilt once
