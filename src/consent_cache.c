@@ -171,6 +171,8 @@ static int	NPurposes = 0;
 static uint64 CachedGeneration = 0;
 static int	CachedMinorAge = -1;
 static char CachedAgeTimeZone[NAMEDATALEN];
+static const char *SeenAgeTimeZone = NULL;	/* the setting's value last seen */
+static uint64 SeenSignals = 0;	/* policy_signals last acted on */
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 
 /* bypass memo, reset when pg_authid changes */
@@ -255,13 +257,17 @@ pg_current_user_bypasses(void)
 	return BypassMemo;
 }
 
-/* has anything the cached answers depend on moved since we last looked? */
+/*
+ * Has anything the cached answers depend on moved since we last looked?
+ * Asked by every gate call: a counter and two settings, compared without a
+ * call (a setting assigned again, even to the same value, is a new string).
+ */
 static inline bool
 answers_may_be_stale(void)
 {
-	return policy_generation_signalled() || policy_subjects_signalled() ||
+	return policy_signals != SeenSignals ||
 		CachedMinorAge != profile_guard_minor_age ||
-		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0;
+		SeenAgeTimeZone != profile_guard_age_time_zone;
 }
 
 /*
@@ -272,6 +278,8 @@ answers_may_be_stale(void)
 static void
 sync_answers(void)
 {
+	SeenSignals = policy_signals;
+	SeenAgeTimeZone = profile_guard_age_time_zone;
 	if (policy_generation_signalled() ||
 		CachedMinorAge != profile_guard_minor_age ||
 		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0)

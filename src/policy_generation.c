@@ -56,6 +56,9 @@ PG_FUNCTION_INFO_V1(profile_guard_subject_changed);
 
 static bool PolicySignal = true;	/* re-read the generation */
 static bool SubjectSignal = true;	/* read the log of changed subjects */
+
+/* advances with every signal: a cache compares it with the last it saw */
+uint64		policy_signals = 1;
 static uint64 KnownGeneration = 0;
 static Oid	PolicyRelid = InvalidOid;	/* the consent table */
 static Oid	SubjectsRelid = InvalidOid; /* the generation's table */
@@ -77,11 +80,18 @@ policy_generation_relcache_invalidated(Oid relid)
 		PolicySignal = true;
 		SubjectSignal = true;
 		PolicyRelid = SubjectsRelid = InvalidOid;
+		policy_signals++;
 	}
 	else if (relid == PolicyRelid)
+	{
 		PolicySignal = true;
+		policy_signals++;
+	}
 	else if (relid == SubjectsRelid)
+	{
 		SubjectSignal = true;
+		policy_signals++;
+	}
 }
 
 /* the two tables, as they are now (the extension may have been re-created) */
@@ -113,6 +123,8 @@ policy_xact_callback(XactEvent event, void *arg)
 				PolicySignal = true;
 			if (SubjectsChangedHere != NULL)
 				SubjectSignal = true;
+			if (PolicyChangedHere || SubjectsChangedHere != NULL)
+				policy_signals++;
 			PolicyChangedHere = false;
 			SubjectsChangedHere = NULL;
 			if (ChangedHereContext != NULL)
@@ -167,6 +179,7 @@ void
 policy_subjects_signal_again(void)
 {
 	SubjectSignal = true;
+	policy_signals++;
 }
 
 /*
@@ -225,6 +238,7 @@ policy_generation_current(void)
 	PG_CATCH();
 	{
 		PolicySignal = true;	/* read it again next time */
+		policy_signals++;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

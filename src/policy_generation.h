@@ -27,6 +27,9 @@ typedef struct ChangeHorizon
 
 extern void policy_generation_init(void);
 
+/* advances with every signal (one load tells whether anything may have moved) */
+extern uint64 policy_signals;
+
 /* the snapshot every read of consent runs under (pushed by the caller) */
 extern Snapshot policy_snapshot(void);
 
