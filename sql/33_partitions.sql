@@ -249,6 +249,9 @@ SELECT profile_guard.protect('other', 'id');
 SELECT profile_guard.classify('other', 'music', 'interest.music');
 ALTER TABLE pat ATTACH PARTITION other FOR VALUES FROM (30) TO (40);
 ALTER TABLE other INHERIT members;
+-- the functions that act on such a change answer ALTER TABLE only
+SELECT profile_guard._before_attach('pat_late', 'pat', true);
+SELECT profile_guard._adopt_detached('loose2', 'pat');
 
 -- 4. Errors that name a partition or a child show no value, as errors
 -- that name the parent do

@@ -25,9 +25,19 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "nodes/parsenodes.h"
 
 #include "profile_guard.h"
+
+/*
+ * The table whose change the SQL called here is acting on, while it runs.
+ * Only this file sets it: called in any other way, those functions refuse
+ * (profile_guard._tree_change(), below).
+ */
+static Oid	tree_change_child = InvalidOid;
+
+PG_FUNCTION_INFO_V1(profile_guard_tree_change);
 
 typedef struct TreeChange
 {
@@ -36,9 +46,23 @@ typedef struct TreeChange
 	Oid			root;			/* detach: the guarded table it was under */
 } TreeChange;
 
-/* run one of our functions as our schema's owner; its regclass result */
+/*
+ * _tree_change(child regclass): is a change of child's tree being made by
+ * ALTER TABLE now?  The functions that act on it answer no other call.
+ */
+Datum
+profile_guard_tree_change(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!PG_ARGISNULL(0) && OidIsValid(tree_change_child) &&
+				   PG_GETARG_OID(0) == tree_change_child);
+}
+
+/*
+ * Run one of our functions on the change of 'child', as our schema's
+ * owner; its regclass result.
+ */
 static Oid
-call_tree_function(const char *query, int nargs, Oid *argtypes, Datum *args)
+call_tree_function(Oid child, const char *query, int nargs, Oid *argtypes, Datum *args)
 {
 	PgCatalogAccess ca;
 	Oid			result = InvalidOid;
@@ -47,7 +71,16 @@ call_tree_function(const char *query, int nargs, Oid *argtypes, Datum *args)
 	pg_begin_catalog_access(&ca, false);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args(query, nargs, argtypes, args, NULL, false, 1);
+	tree_change_child = child;
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(query, nargs, argtypes, args, NULL, false, 1);
+	}
+	PG_FINALLY();
+	{
+		tree_change_child = InvalidOid;
+	}
+	PG_END_TRY();
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not run %s: %s", query, SPI_result_code_string(rc));
 	if (SPI_processed == 1 &&
@@ -132,7 +165,7 @@ pg_tree_before(Node *parsetree)
 			args[0] = ObjectIdGetDatum(child);
 			args[1] = ObjectIdGetDatum(parent);
 			args[2] = BoolGetDatum(partition);
-			(void) call_tree_function("SELECT profile_guard._before_attach($1, $2, $3)",
+			(void) call_tree_function(child, "SELECT profile_guard._before_attach($1, $2, $3)",
 									  3, argtypes, args);
 		}
 		else
@@ -144,7 +177,7 @@ pg_tree_before(Node *parsetree)
 			if (pg_guarded_relation(child) == NULL)
 				continue;
 			args[0] = ObjectIdGetDatum(child);
-			change->root = call_tree_function("SELECT profile_guard._guarded_root($1)",
+			change->root = call_tree_function(child, "SELECT profile_guard._guarded_root($1)",
 											  1, argtypes, args);
 			if (!OidIsValid(change->root) || change->root == child)
 				continue;
@@ -169,10 +202,10 @@ pg_tree_after(List *changes)
 		args[0] = ObjectIdGetDatum(change->child);
 		args[1] = ObjectIdGetDatum(change->root);
 		if (change->attach)
-			(void) call_tree_function("SELECT profile_guard._guard_attached($1)",
+			(void) call_tree_function(change->child, "SELECT profile_guard._guard_attached($1)",
 									  1, argtypes, args);
 		else
-			(void) call_tree_function("SELECT profile_guard._adopt_detached($1, $2)",
+			(void) call_tree_function(change->child, "SELECT profile_guard._adopt_detached($1, $2)",
 									  2, argtypes, args);
 	}
 }

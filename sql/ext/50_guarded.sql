@@ -983,7 +983,8 @@ REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM 
 /*
  * A table joining or leaving the tree of a guarded table (src/tree.c calls
  * these around ALTER TABLE ... ATTACH / DETACH PARTITION and ... INHERIT /
- * NO INHERIT, as the extension's owner):
+ * NO INHERIT, as the extension's owner; they answer no other call, which
+ * _tree_change() tells):
  *
  * _before_attach(child, parent, partition): before child becomes a
  * partition (partition) or an inheritance child of parent.  A table
@@ -995,6 +996,30 @@ REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM 
  * trigger when PostgreSQL gives it its parent's.  Guarded otherwise, it
  * is refused.
  */
+CREATE FUNCTION _tree_change(child regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'profile_guard_tree_change'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _tree_change(regclass) FROM PUBLIC;
+
+-- _check_tree_change(fn, child): raise unless ALTER TABLE is changing
+-- child's tree now
+CREATE FUNCTION _check_tree_change(fn text, child regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce(_tree_change(child), false) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = format('profile_guard.%s() cannot be called directly', fn),
+			DETAIL = 'It acts on a table that ALTER TABLE attaches or detaches, while the statement runs.',
+			HINT = 'Attach or detach the table with ALTER TABLE.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_tree_change(text, regclass) FROM PUBLIC;
+
 CREATE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -1006,6 +1031,7 @@ DECLARE
 	g		guarded_table;
 	below	regclass;
 BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
 	SELECT d.relid::regclass INTO below
 	FROM (WITH RECURSIVE down(relid) AS (
 			  SELECT child::oid
@@ -1014,7 +1040,8 @@ BEGIN
 		  SELECT relid FROM down) d
 	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
 	ORDER BY d.relid = child DESC, 1 LIMIT 1;
-	IF below IS NULL THEN
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
 		RETURN;
 	END IF;
 	IF root IS NULL THEN
@@ -1068,6 +1095,7 @@ DECLARE
 	g		guarded_table;
 	c		record;
 BEGIN
+	PERFORM _check_tree_change('_guard_attached', child);
 	SELECT * INTO g FROM guarded_table x WHERE x.relid = _guarded_root(child);
 	IF NOT FOUND OR g.relid = child THEN
 		RETURN;
@@ -1105,6 +1133,7 @@ AS $$
 DECLARE
 	g		guarded_table;
 BEGIN
+	PERFORM _check_tree_change('_adopt_detached', child);
 	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
 	IF NOT FOUND OR _guarded_root(child) IS NOT NULL THEN
 		RETURN;
