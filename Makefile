@@ -16,7 +16,8 @@ OBJS = \
 	src/erasure.o \
 	src/erasure_worker.o \
 	src/invalidation.o \
-	src/owner_context.o
+	src/owner_context.o \
+	src/tree.o
 
 EXTENSION = profile_guard
 # The current version's script and the update to it are assembled from

@@ -54,8 +54,11 @@ RESET ROLE;
 -- a parent's rename reaches its guarded children
 CREATE TABLE sc_parent (user_id int, luxury text);
 CREATE TABLE sc_child () INHERITS (sc_parent);
+-- (a table under one that is not guarded cannot be protected: read
+-- through that table, its tags would not be gated)
 SELECT profile_guard.protect('sc_child', 'user_id');
-SELECT profile_guard.classify('sc_child', 'luxury', 'sc.luxury');
+SELECT profile_guard.protect('sc_parent', 'user_id');
+SELECT profile_guard.classify('sc_parent', 'luxury', 'sc.luxury');
 ALTER TABLE sc_parent RENAME COLUMN luxury TO lux;
 ALTER TABLE sc_parent ALTER COLUMN luxury TYPE varchar(10);
 

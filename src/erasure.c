@@ -606,7 +606,14 @@ sweep_table_usable(Oid relid, const char *relation, const char *subject,
 	return ok;
 }
 
-/* the guarded tables, as the sweep needs them (in SPI) */
+/*
+ * The tables that hold the rows of guarded tables, as the sweep needs them
+ * (in SPI): every guarded table, and every partition and inheritance child
+ * below it (at any depth, short of one guarded in its own right), each
+ * with the classification of the guarded table it is under and its own
+ * names and size.  A partitioned table holds no rows: its partitions are
+ * swept.
+ */
 static List *
 read_tables(void)
 {
@@ -614,7 +621,14 @@ read_tables(void)
 	List	   *defs = NIL;
 
 	rc = SPI_execute(
-		"SELECT g.relid::oid, c.relkind,"
+		"WITH RECURSIVE tree(root, relid) AS ("
+		"  SELECT x.relid::oid, x.relid::oid FROM profile_guard.guarded_table x"
+		"  UNION"
+		"  SELECT t.root, i.inhrelid FROM tree t"
+		"  JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid"
+		"  WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table y"
+		"                    WHERE y.relid = i.inhrelid))"
+		"SELECT t.relid, c.relkind,"
 		"       quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
 		"       n.nspname || '.' || c.relname,"
 		"       quote_ident(g.subject_column), a.atttypid, a.attnotnull,"
@@ -629,16 +643,18 @@ read_tables(void)
 		"             FROM profile_guard.classified_column cc"
 		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
 		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
-		"       pg_catalog.pg_relation_size(g.relid) / pg_catalog.current_setting('block_size')::int,"
+		"       pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int,"
 		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
 		"            THEN c.reltuples / c.relpages ELSE 100 END,"
 		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
-		"  FROM profile_guard.guarded_table g"
-		"  JOIN pg_catalog.pg_class c ON c.oid = g.relid"
+		"  FROM tree t"
+		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
+		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
 		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = g.relid"
+		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
 		"                                AND a.attname = g.subject_column"
-		" ORDER BY g.relid::oid",
+		" WHERE c.relkind <> " CppAsString2(RELKIND_PARTITIONED_TABLE)
+		" ORDER BY t.root, t.relid",
 		true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
@@ -817,15 +833,6 @@ pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			}
 			if (wide && t->ncols == 0)
 				anything = false;
-			if (anything && t->relkind == RELKIND_PARTITIONED_TABLE)
-			{
-				ereport(WARNING,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("the sweep skips guarded relation \"%s\"", t->relation),
-						 errdetail("Only plain tables are swept; \"%s\" is partitioned.", t->relation),
-						 errhint("Protect the partitions themselves.")));
-				anything = false;
-			}
 			if (anything && !sweep_table_usable(t->relid, t->relation, t->subject_name,
 												t->collected_name, t->tag_name))
 				anything = false;

@@ -15,7 +15,8 @@
  *	  SQL functions that the planner would inline are inlined here first,
  *	  so their bodies are gated too.  ExecutorStart refuses statements that
  *	  read tags without a usable purpose, and the utility hook turns
- *	  "COPY table TO" into the gated "COPY (SELECT …) TO".  Gate calls are
+ *	  "COPY table TO" into the gated "COPY (SELECT …) TO" and keeps a table
+ *	  that joins or leaves a guarded tree guarded (tree.c).  Gate calls are
  *	  written with PG_GATE_CALL_FORMAT: the gates answer no other call.
  *
  *-------------------------------------------------------------------------
@@ -527,8 +528,10 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 							 DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *tree_changes;
 
 	pg_check_guarded_alter(parsetree);
+	tree_changes = pg_tree_before(parsetree);
 	if (IsA(parsetree, CopyStmt))
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
@@ -554,6 +557,7 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	pg_tree_after(tree_changes);
 }
 
 void

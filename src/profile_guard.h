@@ -68,6 +68,8 @@ extern bool pg_rte_reads_rows(struct RangeTblEntry *rte);
 extern bool pg_rte_reads_tags_of(struct RangeTblEntry *rte, GuardedRelation *grel);
 extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
 extern void pg_check_guarded_alter(Node *parsetree);
+extern List *pg_tree_before(Node *parsetree);
+extern void pg_tree_after(List *changes);
 extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pg_plan_for_key_lookups(void);

@@ -32,9 +32,12 @@
  *	      "(redacted)".
  *
  *	  An error concerns a guarded relation when
- *	    - it names one (edata->schema_name/table_name, set by constraint
- *	      errors), or it is an integrity violation whose message or detail
- *	      names one (a foreign key of another table referencing it), or
+ *	    - it names one, or a partition or inheritance child of one
+ *	      (edata->schema_name/table_name, set by constraint errors, also
+ *	      of utility statements: a unique index that cannot be built, a
+ *	      foreign key that does not validate), or it is an integrity
+ *	      violation whose message or detail names one (a foreign key of
+ *	      another table referencing it), or
  *	    - it was raised while a statement that touches a guarded relation
  *	      was executing (audit.c pushes pg_redact_error_callback, which
  *	      marks the error by its SQLSTATE as it is raised), or
@@ -62,6 +65,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -238,11 +242,13 @@ redact_relcache_invalidated(Oid relid)
 }
 
 /*
- * Read the names of the guarded relations into Names; *epoch is the policy
- * epoch they were read under.  Opening a table accepts invalidation
- * messages: the caller checks that none came in meanwhile.
+ * Read the names of the guarded relations, and of the partitions and
+ * inheritance children below them, into Names; *epoch is the policy epoch
+ * they were read under.  Returns how many relations are guarded in their
+ * own right.  Opening a table accepts invalidation messages: the caller
+ * checks that none came in meanwhile.
  */
-static void
+static int
 load_names(uint64 *epoch)
 {
 	Oid			guarded;
@@ -251,6 +257,7 @@ load_names(uint64 *epoch)
 	HeapTuple	tup;
 	MemoryContext old;
 	int			max = 16;
+	int			nguarded;
 
 	/* the epoch first, then a catalog snapshot taken after it */
 	*epoch = pg_policy_epoch();
@@ -266,7 +273,7 @@ load_names(uint64 *epoch)
 	SentinelRelid = pg_catalog_relid("consent");
 	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
 	if (ExtensionAbsent)
-		return;					/* until it is created: any relcache change
+		return 0;				/* until it is created: any relcache change
 								 * reloads */
 
 	old = MemoryContextSwitchTo(RedactContext);
@@ -293,7 +300,37 @@ load_names(uint64 *epoch)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+
+	/*
+	 * Their partitions and inheritance children, at any depth: an error
+	 * that names one names a guarded relation (attaching or detaching one,
+	 * or making one, invalidates its parent)
+	 */
+	nguarded = NNames;
+	for (int i = 0; i < nguarded; i++)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(Names[i].relid, NoLock, NULL))
+		{
+			Oid			relid = lfirst_oid(lc);
+			char	   *relname;
+
+			if (relid == Names[i].relid || (relname = get_rel_name(relid)) == NULL)
+				continue;
+			if (NNames == max)
+			{
+				max *= 2;
+				Names = repalloc(Names, sizeof(GuardedName) * max);
+			}
+			Names[NNames].relid = relid;
+			Names[NNames].relname = relname;
+			Names[NNames].nspname = get_namespace_name(get_rel_namespace(relid));
+			NNames++;
+		}
+	}
 	MemoryContextSwitchTo(old);
+	return nguarded;
 }
 
 /*
@@ -306,16 +343,17 @@ pg_redact_refresh(void)
 {
 	uint64		flushes;
 	uint64		epoch;
+	int			nguarded;
 
 	if (NamesKnown || !IsTransactionState())
 		return;
 	do
 	{
 		flushes = NamesFlushes;
-		load_names(&epoch);
+		nguarded = load_names(&epoch);
 	} while (flushes != NamesFlushes);
 	NamesKnown = true;
-	publish_count(NNames, epoch);
+	publish_count(nguarded, epoch);
 }
 
 static bool

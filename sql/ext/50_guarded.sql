@@ -28,6 +28,71 @@ END
 $$;
 REVOKE ALL ON FUNCTION _get_column(regclass, name, text) FROM PUBLIC;
 
+/*
+ * Guarded trees.  A partition or an inheritance child (at any depth) of a
+ * guarded table is guarded as its nearest guarded ancestor is (the first
+ * parent in inheritance order that is guarded, itself or through its own
+ * ancestors, as src/catalog.c derives it), with its own columns matched by
+ * name; it has no guarded_table row of its own.
+ *
+ * _guarded_root(rel): the guarded table rel is guarded as (rel itself when
+ * it is one), or NULL.
+ */
+CREATE FUNCTION _guarded_root(rel regclass)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE up(relid, path) AS (
+		SELECT rel::oid, ARRAY[]::integer[]
+		UNION ALL
+		SELECT i.inhparent, u.path || i.inhseqno
+		FROM up u JOIN pg_catalog.pg_inherits i ON i.inhrelid = u.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+		  AND pg_catalog.cardinality(u.path) < 1000)
+	SELECT u.relid::regclass FROM up u
+	WHERE EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+	ORDER BY u.path LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION _guarded_root(regclass) FROM PUBLIC;
+
+-- _guarded_roots(rel): every guarded table that rel is under, through any
+-- of its parents (more than one: refused, see _check_guarded_relation)
+CREATE FUNCTION _guarded_roots(rel regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE up(relid) AS (
+		SELECT rel::oid
+		UNION
+		SELECT i.inhparent
+		FROM up u JOIN pg_catalog.pg_inherits i ON i.inhrelid = u.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid))
+	SELECT u.relid::regclass FROM up u
+	WHERE EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+	ORDER BY 1
+$$;
+REVOKE ALL ON FUNCTION _guarded_roots(regclass) FROM PUBLIC;
+
+-- _relations(tbl): tbl and every partition and inheritance child below it,
+-- at any depth, short of a table guarded in its own right (and what is
+-- below that one)
+CREATE FUNCTION _relations(tbl regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE down(relid) AS (
+		SELECT tbl::oid
+		UNION
+		SELECT i.inhrelid
+		FROM down d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = i.inhrelid))
+	SELECT d.relid::regclass FROM down d
+$$;
+REVOKE ALL ON FUNCTION _relations(regclass) FROM PUBLIC;
+
 -- The guarded_table row of a table, or a 55000 error.
 CREATE FUNCTION _get_guarded(tbl regclass, p_for_update boolean DEFAULT false)
 RETURNS guarded_table
@@ -35,7 +100,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
-	g	guarded_table;
+	g		guarded_table;
+	root	regclass;
 BEGIN
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
@@ -48,6 +114,14 @@ BEGIN
 		SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
 	END IF;
 	IF NOT FOUND THEN
+		root := _guarded_root(tbl);
+		IF root IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'table is guarded through its parent',
+				DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+								tbl, root),
+				HINT = format('Call the function on %s: its classification covers the whole tree.', root);
+		END IF;
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'table is not protected',
 			DETAIL = format('Table %s is not a guarded table.', tbl),
@@ -57,19 +131,6 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION _get_guarded(regclass, boolean) FROM PUBLIC;
-
--- _relations(tbl): tbl and, for a partitioned table, every partition
--- (pg_partition_tree returns nothing for a table outside a partition tree)
-CREATE FUNCTION _relations(tbl regclass)
-RETURNS SETOF regclass
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, profile_guard, pg_temp
-AS $$
-	SELECT tbl
-	UNION
-	SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
-$$;
-REVOKE ALL ON FUNCTION _relations(regclass) FROM PUBLIC;
 
 /*
  * Protecting, classifying, declassifying and unprotecting rewrite the table
@@ -175,9 +236,9 @@ REVOKE ALL ON FUNCTION _json_sql(text, oid) FROM PUBLIC;
 
 /*
  * _set_statistics(tbl, col, target): pg_stats must never show tag values,
- * so tag columns get statistics target 0 and the statistics already
- * gathered (on the table and, for a partitioned table, its partitions) are
- * removed; -1 restores the default.
+ * so tag columns get statistics target 0 (ALTER TABLE reaches every
+ * partition and inheritance child) and the statistics already gathered on
+ * the table and the tables below it are removed; -1 restores the default.
  */
 CREATE FUNCTION _set_statistics(tbl regclass, col name, target integer)
 RETURNS void
@@ -191,12 +252,37 @@ BEGIN
 		USING pg_attribute a
 		WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum
 		  AND a.attname = col
-		  AND (a.attrelid = tbl
-			   OR a.attrelid IN (SELECT pt.relid FROM pg_partition_tree(tbl) pt));
+		  AND a.attrelid IN (SELECT pt.relid FROM _relations(tbl) pt(relid));
 	END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION _set_statistics(regclass, name, integer) FROM PUBLIC;
+
+/*
+ * _install_collect_trigger(rel): the write path's trigger (src/collect.c:
+ * consent to collect, the prohibited lexicon, encryption) on rel, unless
+ * it has it.  ENABLE ALWAYS: it fires in replica mode too.  A partition
+ * gets it from its partitioned table; an inheritance child gets its own.
+ */
+CREATE FUNCTION _install_collect_trigger(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+				   WHERE t.tgrelid = rel AND t.tgname = 'profile_guard_collect') THEN
+		EXECUTE format('CREATE TRIGGER profile_guard_collect BEFORE INSERT OR UPDATE ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', rel);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_trigger t
+			   WHERE t.tgrelid = rel AND t.tgname = 'profile_guard_collect'
+				 AND t.tgenabled <> 'A' AND t.tgparentid = 0) THEN
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', rel);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _install_collect_trigger(regclass) FROM PUBLIC;
 
 /*
  * protect(tbl, subject_column, collected_at_column, tag_column,
@@ -254,6 +340,22 @@ BEGIN
 			MESSAGE = 'table is already protected',
 			DETAIL = format('Table %s is already a guarded table.', p_tbl),
 			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', p_tbl::text);
+	END IF;
+	IF _guarded_root(p_tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '42710',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							p_tbl, _guarded_root(p_tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(p_tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = p_tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							p_tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = p_tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
 	END IF;
 	IF p_on_erase NOT IN ('delete', 'anonymise') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
@@ -316,10 +418,11 @@ BEGIN
 	END IF;
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
-	-- lexicon, encryption.  ENABLE ALWAYS: it fires in replica mode too.
-	EXECUTE format('CREATE TRIGGER profile_guard_collect BEFORE INSERT OR UPDATE ON %s'
-				   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', p_tbl);
-	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', p_tbl);
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(p_tbl) pt(relid)
+	WHERE pt.relid = p_tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
 	-- row-level security, so that no error quotes a value (above)
 	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(p_tbl) pt(relid);
 
@@ -337,9 +440,10 @@ GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO pro
  * the owner's rights act: the values are read, locked and converted here,
  * by a read that runs no code of the table's owner (_check_guarded), and
  * written back by TID as the table's owner (_execute_as_owner), whose
- * triggers, rules and constraints run with the owner's rights only.  Leaf
- * by leaf of a partition tree, in ranges of blocks.  Returns the values
- * converted.
+ * triggers, rules and constraints run with the owner's rights only.  Table
+ * by table of its partitions and inheritance children (_relations), in
+ * ranges of blocks.  Long shape: only the values of sensitive tags are
+ * encrypted.  Returns the values converted.
  */
 CREATE FUNCTION _convert_column(tbl regclass, subject_col name, col name, tag text,
 								tag_col name, p_encrypt boolean)
@@ -370,9 +474,8 @@ BEGIN
 	END IF;
 	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
 	FOR part IN
-		SELECT pt.relid FROM pg_partition_tree(tbl) pt WHERE pt.isleaf
-		UNION ALL
-		SELECT tbl FROM pg_class c WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition
+		SELECT pt.relid FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE c.relkind = 'r'
 		ORDER BY 1
 	LOOP
 		read_sql := format(
@@ -380,11 +483,15 @@ BEGIN
 			' FROM (SELECT t.ctid AS tid, profile_guard.%1$s(t.%2$I::text, %3$s, t.%4$I) AS v'
 			'       FROM ONLY %5$s t'
 			'       WHERE t.ctid >= $1 AND t.ctid < $2 AND t.%4$I IS NOT NULL'
-			'         AND profile_guard._ciphertext_kind(t.%2$I::text, %3$s, t.%4$I) = %6$L'
+			'         AND profile_guard._ciphertext_kind(t.%2$I::text, %3$s, t.%4$I) = %6$L%7$s'
 			'       FOR UPDATE OF t) x',
 			CASE WHEN p_encrypt THEN '_encrypt' ELSE '_decrypt' END,
 			subject_col, tag_sql, col, part,
-			CASE WHEN p_encrypt THEN 'plaintext' ELSE 'ours' END);
+			CASE WHEN p_encrypt THEN 'plaintext' ELSE 'ours' END,
+			CASE WHEN p_encrypt AND tag_col IS NOT NULL
+				 THEN format(' AND EXISTS (SELECT 1 FROM profile_guard.tag s WHERE s.tag = %s'
+							 ' AND s.sensitivity = ''sensitive'')', tag_sql)
+				 ELSE '' END);
 		write_sql := format('UPDATE ONLY %s t SET %I = v.v FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, v)'
 							' WHERE t.ctid OPERATOR(pg_catalog.=) v.tid', part, col);
 		nblocks := pg_relation_size(part) / current_setting('block_size')::bigint;
@@ -545,7 +652,9 @@ REVOKE ALL ON FUNCTION declassify(regclass, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION declassify(regclass, name) TO profile_guard_admin;
 
 /*
- * unprotect(tbl): the table leaves policy, with all its classifications.
+ * unprotect(tbl): the table leaves policy, with all its classifications,
+ * and so do its partitions and inheritance children (they were guarded as
+ * it is).  A child cannot be unprotected apart (_get_guarded says so).
  */
 CREATE FUNCTION unprotect(tbl regclass)
 RETURNS void
@@ -555,6 +664,7 @@ AS $$
 DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);
 	col		name;
+	rel		regclass;
 	all_cols name[];
 	sensitive_cols name[];
 	sensitive_tags text[];
@@ -577,7 +687,15 @@ BEGIN
 		PERFORM _set_statistics(g.relid, g.value_column, -1);
 	END IF;
 	PERFORM _drop_row_security(pt.relid) FROM _relations(g.relid) pt(relid);
-	EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', g.relid);
+	-- the trigger of the table (and so of its partitions) and of every
+	-- inheritance child below it
+	FOR rel IN
+		SELECT pt.relid FROM _relations(g.relid) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE pt.relid = g.relid OR NOT c.relispartition
+		ORDER BY 1
+	LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', rel);
+	END LOOP;
 	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
 		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
 	END LOOP;
@@ -742,8 +860,7 @@ BEGIN
 	IF colno IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT x.relid INTO root FROM guarded_table x
-	WHERE x.relid = rel OR x.relid IN (SELECT pa.relid FROM pg_partition_ancestors(rel) pa);
+	root := _guarded_root(rel);
 
 	-- generated columns computed from it
 	FOR gen IN
@@ -804,22 +921,36 @@ $$;
 REVOKE ALL ON FUNCTION _refuse_tag_leaks(regclass, name, text, boolean) FROM PUBLIC;
 
 -- _check_guarded_relation(rel, may_create, may_refuse): every tag column
--- of rel (a guarded table or a partition of one) passes _refuse_tag_leaks,
--- and its row-level security is in place (_sync_row_security; only a
--- partition is given a policy here); nothing for any other relation
+-- of rel (a guarded table, or a partition or inheritance child of one)
+-- passes _refuse_tag_leaks, and its row-level security is in place
+-- (_sync_row_security; only a table below the guarded one is given a
+-- policy here).  A table below one is under one guarded table only, and
+-- an inheritance child has the collection trigger; a new one (may_create)
+-- gets statistics target 0 on its tag columns.  Nothing for any other
+-- relation.
 CREATE FUNCTION _check_guarded_relation(rel regclass, may_create boolean, may_refuse boolean)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
-	g	guarded_table;
-	c	record;
+	g		guarded_table;
+	c		record;
+	roots	regclass[];
 BEGIN
-	SELECT * INTO g FROM guarded_table x
-	WHERE x.relid = rel OR x.relid IN (SELECT pa.relid FROM pg_partition_ancestors(rel) pa);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = _guarded_root(rel);
 	IF NOT FOUND THEN
 		RETURN;
+	END IF;
+	IF rel <> g.relid THEN
+		roots := ARRAY(SELECT r FROM _guarded_roots(rel) r);
+		IF cardinality(roots) > 1 THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'a table cannot be below two guarded tables',
+				DETAIL = format('Table %s would be under guarded tables %s; it can be guarded as one table only.',
+								rel, array_to_string(roots, ', ')),
+				HINT = 'Let it inherit from one guarded table only.';
+		END IF;
 	END IF;
 	IF g.value_column IS NOT NULL THEN
 		PERFORM _refuse_tag_leaks(rel, g.value_column, NULL, false);
@@ -830,9 +961,198 @@ BEGIN
 		PERFORM _refuse_tag_leaks(rel, c.column_name, c.tag, false);
 	END LOOP;
 	PERFORM _sync_row_security(rel, may_create AND rel <> g.relid, may_refuse);
+	IF rel <> g.relid AND NOT (SELECT x.relispartition FROM pg_class x WHERE x.oid = rel) THEN
+		PERFORM _install_collect_trigger(rel);
+	END IF;
+	IF may_create AND rel <> g.relid THEN
+		FOR c IN SELECT cc.column_name AS col FROM classified_column cc WHERE cc.relid = g.relid
+				 UNION ALL SELECT g.value_column WHERE g.value_column IS NOT NULL
+				 ORDER BY 1
+		LOOP
+			IF EXISTS (SELECT 1 FROM pg_attribute a
+					   WHERE a.attrelid = rel AND a.attname = c.col AND NOT a.attisdropped
+						 AND a.attstattarget <> 0) THEN
+				PERFORM _set_statistics(rel, c.col, 0);
+			END IF;
+		END LOOP;
+	END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM PUBLIC;
+
+/*
+ * A table joining or leaving the tree of a guarded table (src/tree.c calls
+ * these around ALTER TABLE ... ATTACH / DETACH PARTITION and ... INHERIT /
+ * NO INHERIT, as the extension's owner; they answer no other call, which
+ * _tree_change() tells):
+ *
+ * _before_attach(child, parent, partition): before child becomes a
+ * partition (partition) or an inheritance child of parent.  A table
+ * guarded in its own right (or with such a table below it) goes under no
+ * unguarded table: reading it through that table would not be gated.
+ * Under a guarded table it becomes guarded through it when it is guarded
+ * exactly as that table is (its values, encrypted for their subject and
+ * tag, stay as they are): its own catalog rows go, and so does its own
+ * trigger when PostgreSQL gives it its parent's.  Guarded otherwise, it
+ * is refused.
+ */
+CREATE FUNCTION _tree_change(child regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'profile_guard_tree_change'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _tree_change(regclass) FROM PUBLIC;
+
+-- _check_tree_change(fn, child): raise unless ALTER TABLE is changing
+-- child's tree now
+CREATE FUNCTION _check_tree_change(fn text, child regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce(_tree_change(child), false) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = format('profile_guard.%s() cannot be called directly', fn),
+			DETAIL = 'It acts on a table that ALTER TABLE attaches or detaches, while the statement runs.',
+			HINT = 'Attach or detach the table with ALTER TABLE.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_tree_change(text, regclass) FROM PUBLIC;
+
+CREATE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _before_attach(regclass, regclass, boolean) FROM PUBLIC;
+
+/*
+ * _guard_attached(child): after child became a partition or inheritance
+ * child of a table under a guarded one.  Each table of its tree is
+ * checked and guarded as a new partition is (_check_guarded_relation: no
+ * constraint or statistics betraying a tag, row-level security, the
+ * collection trigger, statistics target 0), and the plaintext values of
+ * sensitive tags that it brought are encrypted, as classify does.
+ */
+CREATE FUNCTION _guard_attached(child regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+	c		record;
+BEGIN
+	PERFORM _check_tree_change('_guard_attached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = _guarded_root(child);
+	IF NOT FOUND OR g.relid = child THEN
+		RETURN;
+	END IF;
+	PERFORM _check_guarded_relation(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+	FOR c IN SELECT cc.column_name, cc.tag FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+			 WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive'
+			 ORDER BY cc.column_name
+	LOOP
+		PERFORM _convert_column(child, g.subject_column, c.column_name, c.tag, NULL, true);
+	END LOOP;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _convert_column(child, g.subject_column, g.value_column, NULL, g.tag_column, true);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_attached(regclass) FROM PUBLIC;
+
+/*
+ * _adopt_detached(child, root): after child, guarded as root is, stopped
+ * being a partition or an inheritance child (DETACH PARTITION, NO
+ * INHERIT).  Unless it is still under a guarded table, it becomes a
+ * guarded table in its own right, guarded as root is: the same subject,
+ * tag and value columns, erasure and classified columns, its own
+ * collection trigger (PostgreSQL drops the one a partition had from its
+ * parent) and row-level security.  Its values, encrypted for their
+ * subject and tag, stay as they are.
+ */
+CREATE FUNCTION _adopt_detached(child regclass, root regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	PERFORM _check_tree_change('_adopt_detached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF NOT FOUND OR _guarded_root(child) IS NOT NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns)
+	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
+			g.value_column, g.on_erase, g.anonymise_columns);
+	INSERT INTO classified_column (relid, column_name, tag)
+	SELECT child, cc.column_name, cc.tag FROM classified_column cc
+	WHERE cc.relid = root
+	  AND EXISTS (SELECT 1 FROM pg_attribute a
+				  WHERE a.attrelid = child AND a.attname = cc.column_name AND NOT a.attisdropped);
+	PERFORM _install_collect_trigger(child);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _adopt_detached(regclass, regclass) FROM PUBLIC;
 
 /*
  * _guard_ddl(): event trigger at the end of DDL that could add one of the

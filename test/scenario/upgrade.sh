@@ -49,11 +49,14 @@ SELECT classify('public.profiles', 'music', 'interest.music');
 SELECT classify('public.profiles', 'health', 'health.condition');
 INSERT INTO public.profiles VALUES (1, 'jazz', 'asthma'), (2, 'rock', NULL);
 GRANT SELECT ON public.profiles TO regress_upgrade_app;
+-- an inheritance child, written straight into (no collection trigger yet)
+CREATE TABLE public.profiles_kid () INHERITS (public.profiles);
+INSERT INTO public.profiles_kid VALUES (1, 'swing', 'gout');
 SQL
 # what the application sees, before and after
 read_as_app() {
 	"$BIN/psql" -X -q -At -d $UPGRADED -c "SET ROLE regress_upgrade_app" \
-		-c "SET profile_guard.purpose = 'rec'" -c "SELECT id, music, health FROM public.profiles ORDER BY id"
+		-c "SET profile_guard.purpose = 'rec'" -c "SELECT id, music, health FROM ONLY public.profiles ORDER BY id"
 }
 before=$(read_as_app)
 [[ $before == $'1|jazz|asthma\n2|rock|' ]] || fail "reads at $OLD: $before"
@@ -69,6 +72,11 @@ after=$(read_as_app)
 	fail "the consent ledger changed"
 out=$("$BIN/psql" -X -q -At -d $UPGRADED -c "SET ROLE regress_upgrade_app" -c "SELECT music FROM public.profiles" 2>&1 || true)
 [[ $out == *"no purpose declared"* ]] || fail "no-purpose read after the update: $out"
+# the inheritance child: its plaintext encrypted, its writes checked
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT health LIKE 'pgt1:%' FROM ONLY public.profiles_kid") == t ]] ||
+	fail "the sensitive plaintext of an inheritance child was not encrypted by the update"
+out=$("$BIN/psql" -X -q -At -d $UPGRADED -c "INSERT INTO public.profiles_kid VALUES (2, NULL, 'flu')" 2>&1 || true)
+[[ $out == *"no consent to collect"* ]] || fail "a write into an inheritance child after the update: $out"
 
 # the extension's objects, described the same way in both databases
 describe() {
