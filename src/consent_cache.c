@@ -1293,7 +1293,11 @@ catch_up(PurposeState *ps)
 		load_horizon(ps->shared_blob, &since);
 	else
 		since = ps->horizon;
-	changed = policy_changed_subjects(&since);
+	/* another backend has patched everything we could see: nothing to read */
+	if (policy_horizon_covers(&since, GetActiveSnapshot()))
+		changed = NIL;
+	else
+		changed = policy_changed_subjects(&since);
 	if (patch && changed == NIL)
 		patch = false;			/* nothing to patch: no lock */
 	else if (patch)

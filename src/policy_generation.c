@@ -286,6 +286,52 @@ policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon, MemoryContext cxt)
 		horizon->xip[horizon->nxip++] = widen_xid(own, next);
 }
 
+/* is xid among the snapshot's running transactions? */
+static bool
+snapshot_lists_running(Snapshot snapshot, TransactionId xid)
+{
+	for (uint32 i = 0; i < snapshot->xcnt; i++)
+		if (snapshot->xip[i] == xid)
+			return true;
+	return false;
+}
+
+/*
+ * Has the horizon seen finish every transaction that the snapshot sees
+ * finished?  Then the log holds nothing new for the snapshot, and need not
+ * be read: every transaction from the horizon's xmax up to the snapshot's
+ * must still be running in the snapshot, and so must every transaction the
+ * horizon saw running.  (Not answered for a standby's snapshots.)
+ */
+bool
+policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint64		snap_xmax;
+	uint64		horizon_xmax = U64FromFullTransactionId(horizon->xmax);
+
+	if (snapshot->takenDuringRecovery)
+		return false;
+	snap_xmax = U64FromFullTransactionId(widen_xid(snapshot->xmax, next));
+	if (snap_xmax > horizon_xmax)
+	{
+		if (snap_xmax - horizon_xmax > snapshot->xcnt)
+			return false;
+		for (uint64 x = horizon_xmax; x < snap_xmax; x++)
+			if (!snapshot_lists_running(snapshot, (TransactionId) x))
+				return false;
+	}
+	for (int i = 0; i < horizon->nxip; i++)
+	{
+		uint64		x = U64FromFullTransactionId(horizon->xip[i]);
+
+		if (x < snap_xmax &&
+			!snapshot_lists_running(snapshot, (TransactionId) x))
+			return false;
+	}
+	return true;
+}
+
 /*
  * The subjects changed by transactions the horizon did not see finish, as
  * a list of palloc'd C strings, read under the active snapshot (inside SPI,

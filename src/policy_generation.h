@@ -41,6 +41,7 @@ extern void policy_subjects_signal_again(void);
 
 extern void policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon,
 							  MemoryContext cxt);
+extern bool policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot);
 extern List *policy_changed_subjects(const ChangeHorizon *since);
 
 extern bool policy_changed_here(void);
