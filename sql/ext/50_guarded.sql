@@ -342,7 +342,7 @@ BEGIN
 			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', p_tbl::text);
 	END IF;
 	IF _guarded_root(p_tbl) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '42710',
+		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'table is guarded through its parent',
 			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
 							p_tbl, _guarded_root(p_tbl)),
