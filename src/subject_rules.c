@@ -1606,7 +1606,7 @@ bulk_answer_ids(BulkState *st, const bitmapword *words)
  * every table under the active snapshot.  Returns the number of subjects
  * answered.
  *
- * Memory: about 75 bytes a subject with one event (its entry with the
+ * Memory: about 77 bytes a subject with one event (its entry with the
  * event and text, its slot and position in the index), reported at DEBUG1.
  */
 uint64
