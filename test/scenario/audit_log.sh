@@ -177,7 +177,7 @@ check "every audit line parses as JSON with its keys ($parsed)" \
 # the regression suite 71_redact provokes each error with values spelled SECRET…
 if [[ -n $RUNNER_LOG && -r $RUNNER_LOG ]] && grep -q 'profiles_booked_excl' "$RUNNER_LOG"; then
 	check "71_redact: its errors are in the runner's log, redacted" \
-		bash -c "! grep -q 'Failing row contains' '$RUNNER_LOG' && grep -q 'COPY FROM not supported with row-level security' '$RUNNER_LOG' && grep -q 'JSON data (redacted)' '$RUNNER_LOG'"
+		bash -c "! grep 'Failing row contains' '$RUNNER_LOG' | grep -vq 'Failing row contains (redacted)\\.\$' && grep -q 'COPY FROM not supported with row-level security' '$RUNNER_LOG' && grep -q 'JSON data (redacted)' '$RUNNER_LOG'"
 	check "71_redact: none of its values in the runner's log" \
 		bash -c "! grep -n 'SECRET' '$RUNNER_LOG'"
 fi
