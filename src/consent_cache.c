@@ -159,7 +159,7 @@ struct PurposeState
 
 /*
  * A catch-up that finds more changed subjects than this (and than a
- * twentieth of the subjects) rebuilds instead: one bulk pass is cheaper.
+ * twentieth of our own entries) rebuilds instead: one bulk pass is cheaper.
  */
 #define CATCH_UP_MAX_SUBJECTS 20000
 
@@ -278,19 +278,20 @@ answers_may_be_stale(void)
 static void
 sync_answers(void)
 {
+	bool		settings_moved;
+
 	SeenSignals = policy_signals;
 	SeenAgeTimeZone = profile_guard_age_time_zone;
-	if (policy_generation_signalled() ||
-		CachedMinorAge != profile_guard_minor_age ||
-		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0)
+	settings_moved = CachedMinorAge != profile_guard_minor_age ||
+		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0;
+	if (policy_generation_signalled() || settings_moved)
 	{
 		uint64		generation = policy_generation_current();
 		Oid			catalog = pg_catalog_relid("consent");
 
 		/* a re-created extension counts generations from the start again */
 		if (generation != CachedGeneration || catalog != ConsentRelid ||
-			CachedMinorAge != profile_guard_minor_age ||
-			strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0)
+			settings_moved)
 		{
 			flush_purposes();
 			CachedGeneration = generation;
@@ -1309,8 +1310,7 @@ catch_up(PurposeState *ps)
 		load_horizon(ps->shared_blob, &since);
 		changed = policy_changed_subjects(&since);
 	}
-	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20) ||
-		(shared && list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->shared_n / 20)))
+	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20))
 		again = true;
 	foreach(lc, changed)
 	{
