@@ -35,7 +35,10 @@ REGRESS_OPTS = --inputdir=. --outputdir=test/results
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results/isolation
 
-PG_CPPFLAGS = -Isrc -Wall -Werror
+# Only the symbols the server looks up (_PG_init, the magic block, the SQL
+# functions and the worker's entry point) are exported: the rest stay hidden.
+PG_CPPFLAGS = -Isrc -Wall -Werror '-DPGDLLEXPORT=__attribute__((visibility("default")))'
+PG_CFLAGS = -fvisibility=hidden
 SHLIB_LINK = -lcrypto
 EXTRA_CLEAN = test/results
 

@@ -62,14 +62,14 @@
 #include "audit.h"
 #include "invalidation.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_usage);
-PG_FUNCTION_INFO_V1(profile_guard_usage_reset);
+PFG_SQL_FUNCTION(profile_guard_usage);
+PFG_SQL_FUNCTION(profile_guard_usage_reset);
 
 #define AUDIT_PREFIX		"profile_guard audit: "
 #define USAGE_NAME_LEN		(NAMEDATALEN * 2)
 #define USAGE_TRANCHE		"profile_guard"
 #define OVERFLOW_TAG		"*overflow*"
-#define MAX_AUDIT_RELS		32	/* relation slots with a bit in PgAuditTag.rels */
+#define MAX_AUDIT_RELS		32	/* relation slots with a bit in PfgAuditTag.rels */
 
 /* settings */
 static int	usage_max = 5000;
@@ -78,7 +78,7 @@ static int	usage_max = 5000;
 
 typedef struct AuditStmt
 {
-	PgAuditCounters c;
+	PfgAuditCounters c;
 	struct AuditStmt *next;		/* the list of executing statements */
 	QueryDesc  *qd;
 	MemoryContext mcxt;			/* outlives the executor's query context */
@@ -97,11 +97,11 @@ typedef struct AuditStmt
 } AuditStmt;
 
 /* the sink: where gates count when no statement is audited */
-static PgAuditRel SinkRel = {InvalidOid, 0, 0};
-static PgAuditTag SinkTag = {-1, 0, 0, 0, 0, NULL};
-static PgAuditCounters Sink = {&SinkRel, &SinkTag, 1, 1, &SinkRel, 1, 1, &SinkTag, NULL};
+static PfgAuditRel SinkRel = {InvalidOid, 0, 0};
+static PfgAuditTag SinkTag = {-1, 0, 0, 0, 0, NULL};
+static PfgAuditCounters Sink = {&SinkRel, &SinkTag, 1, 1, &SinkRel, 1, 1, &SinkTag, NULL};
 
-PgAuditCounters *PgAuditCur = &Sink;
+PfgAuditCounters *PfgAuditCur = &Sink;
 
 static AuditStmt *ActiveStmts = NULL;
 static int	AuditNesting = 0;
@@ -175,17 +175,17 @@ static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
  * ---------------------------------------------------------------------
  */
 
-static PgAuditRel *
-add_rel_slot(PgAuditCounters *c, Oid relid)
+static PfgAuditRel *
+add_rel_slot(PfgAuditCounters *c, Oid relid)
 {
-	PgAuditRel *r;
+	PfgAuditRel *r;
 
 	if (c->nrels == c->maxrels)
 	{
 		int			n = Max(4, c->maxrels * 2);
 
-		c->rels = c->rels ? repalloc(c->rels, sizeof(PgAuditRel) * n) :
-			MemoryContextAlloc(c->cxt, sizeof(PgAuditRel) * n);
+		c->rels = c->rels ? repalloc(c->rels, sizeof(PfgAuditRel) * n) :
+			MemoryContextAlloc(c->cxt, sizeof(PfgAuditRel) * n);
 		c->maxrels = n;
 	}
 	r = &c->rels[c->nrels++];
@@ -195,21 +195,21 @@ add_rel_slot(PgAuditCounters *c, Oid relid)
 	return r;
 }
 
-static PgAuditTag *
-add_tag_slot(PgAuditCounters *c, int tag_id, const char *name, int len)
+static PfgAuditTag *
+add_tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
 {
-	PgAuditTag *t;
+	PfgAuditTag *t;
 
 	if (c->ntags == c->maxtags)
 	{
 		int			n = Max(8, c->maxtags * 2);
 
-		c->tags = c->tags ? repalloc(c->tags, sizeof(PgAuditTag) * n) :
-			MemoryContextAlloc(c->cxt, sizeof(PgAuditTag) * n);
+		c->tags = c->tags ? repalloc(c->tags, sizeof(PfgAuditTag) * n) :
+			MemoryContextAlloc(c->cxt, sizeof(PfgAuditTag) * n);
 		c->maxtags = n;
 	}
 	t = &c->tags[c->ntags++];
-	memset(t, 0, sizeof(PgAuditTag));
+	memset(t, 0, sizeof(PfgAuditTag));
 	t->tag_id = tag_id;
 	if (name)
 	{
@@ -224,10 +224,10 @@ add_tag_slot(PgAuditCounters *c, int tag_id, const char *name, int len)
  * The slot of a relation in the running statement: a short linear search,
  * reached only when the memo misses (another relation than the last row's).
  */
-PgAuditRel *
-pg_audit_rel_slot(Oid relid)
+PfgAuditRel *
+pfg_audit_rel_slot(Oid relid)
 {
-	PgAuditCounters *c = PgAuditCur;
+	PfgAuditCounters *c = PfgAuditCur;
 
 	if (c == &Sink)
 		return &SinkRel;
@@ -237,10 +237,10 @@ pg_audit_rel_slot(Oid relid)
 	return c->last_rel = add_rel_slot(c, relid);
 }
 
-PgAuditTag *
-pg_audit_tag_slot(int tag_id, const char *name, int len)
+PfgAuditTag *
+pfg_audit_tag_slot(int tag_id, const char *name, int len)
 {
-	PgAuditCounters *c = PgAuditCur;
+	PfgAuditCounters *c = PfgAuditCur;
 
 	if (c == &Sink)
 		return &SinkTag;
@@ -252,7 +252,7 @@ pg_audit_tag_slot(int tag_id, const char *name, int len)
 
 /* how deep in executors (and utility statements) the backend is now */
 int
-pg_audit_nesting(void)
+pfg_audit_nesting(void)
 {
 	return AuditNesting;
 }
@@ -293,9 +293,9 @@ new_stmt(void)
 	st->c.last_tag = &SinkTag;
 	st->level = AuditNesting;
 	st->userid = GetUserId();
-	st->bypass = pg_current_user_bypasses();
+	st->bypass = pfg_current_user_bypasses();
 	/* a bypassing role uses no purpose, whatever it declared */
-	st->purpose = pstrdup(st->bypass || profile_guard_purpose == NULL ? "" : profile_guard_purpose);
+	st->purpose = pstrdup(st->bypass || pfg_purpose == NULL ? "" : pfg_purpose);
 
 	/*
 	 * One purpose per statement: its gates use the purpose in force now,
@@ -303,8 +303,8 @@ new_stmt(void)
 	 * WHERE clause); the change counts from the next statement on.
 	 */
 	st->c.purpose_fixed = true;
-	st->c.purpose = profile_guard_purpose == NULL ? NULL : pstrdup(profile_guard_purpose);
-	st->c.purpose_generation = profile_guard_purpose_generation;
+	st->c.purpose = pfg_purpose == NULL ? NULL : pstrdup(pfg_purpose);
+	st->c.purpose_generation = pfg_purpose_generation;
 	return st;
 }
 
@@ -324,13 +324,13 @@ begin_stmt(QueryDesc *qd)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 		GuardedRelation *grel;
-		PgAuditRel *r;
+		PfgAuditRel *r;
 		int			slot;
 		bool		whole;
 
 		if (rte->rtekind != RTE_RELATION)
 			continue;
-		grel = pg_guarded_relation(rte->relid);
+		grel = pfg_guarded_relation(rte->relid);
 		if (grel == NULL)
 			continue;
 		if (st == NULL)
@@ -347,14 +347,14 @@ begin_stmt(QueryDesc *qd)
 			r = add_rel_slot(&st->c, rte->relid);
 			slot = r - st->c.rels;
 		}
-		if (!pg_rte_reads_tags_of(rte, grel))
+		if (!pfg_rte_reads_tags_of(rte, grel))
 			continue;
 		st->reads_tags = true;
 		whole = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, rte->selectedCols);
 		for (int i = 0; i < grel->ncolumns; i++)
 		{
 			const GuardedColumn *col = &grel->columns[i];
-			PgAuditTag *t = NULL;
+			PfgAuditTag *t = NULL;
 
 			if (!whole &&
 				!bms_is_member(col->attnum - FirstLowInvalidHeapAttributeNumber, rte->selectedCols))
@@ -394,8 +394,8 @@ unlink_stmt(AuditStmt *st)
 		}
 	}
 	st->linked = false;
-	if (PgAuditCur == &st->c)
-		PgAuditCur = &Sink;
+	if (PfgAuditCur == &st->c)
+		PfgAuditCur = &Sink;
 }
 
 /*
@@ -432,8 +432,8 @@ static void
 keep_lost_stmt(AuditStmt *st)
 {
 	Size		size = MAXALIGN(sizeof(AuditStmt)) +
-		MAXALIGN(sizeof(PgAuditRel) * st->c.nrels) +
-		MAXALIGN(sizeof(PgAuditTag) * st->c.ntags) + strlen(st->purpose) + 1;
+		MAXALIGN(sizeof(PfgAuditRel) * st->c.nrels) +
+		MAXALIGN(sizeof(PfgAuditTag) * st->c.ntags) + strlen(st->purpose) + 1;
 	char	   *mem;
 	AuditStmt  *copy;
 	char	   *p;
@@ -449,12 +449,12 @@ keep_lost_stmt(AuditStmt *st)
 	copy = (AuditStmt *) mem;
 	memcpy(copy, st, sizeof(AuditStmt));
 	p = mem + MAXALIGN(sizeof(AuditStmt));
-	copy->c.rels = (PgAuditRel *) p;
-	memcpy(p, st->c.rels, sizeof(PgAuditRel) * st->c.nrels);
-	p += MAXALIGN(sizeof(PgAuditRel) * st->c.nrels);
-	copy->c.tags = (PgAuditTag *) p;
-	memcpy(p, st->c.tags, sizeof(PgAuditTag) * st->c.ntags);
-	p += MAXALIGN(sizeof(PgAuditTag) * st->c.ntags);
+	copy->c.rels = (PfgAuditRel *) p;
+	memcpy(p, st->c.rels, sizeof(PfgAuditRel) * st->c.nrels);
+	p += MAXALIGN(sizeof(PfgAuditRel) * st->c.nrels);
+	copy->c.tags = (PfgAuditTag *) p;
+	memcpy(p, st->c.tags, sizeof(PfgAuditTag) * st->c.ntags);
+	p += MAXALIGN(sizeof(PfgAuditTag) * st->c.ntags);
 	strcpy(p, st->purpose);
 	copy->purpose = p;
 	p += strlen(p) + 1;
@@ -542,7 +542,7 @@ find_stmt(QueryDesc *qd)
  */
 
 void
-audit_relcache_invalidated(Oid relid)
+pfg_audit_relcache_invalidated(Oid relid)
 {
 	/* a change of policy (signalled on the consent table) may bump a version */
 	if (relid == InvalidOid || relid == VersionSentinel)
@@ -563,11 +563,11 @@ purpose_version(const char *name)
 	for (int i = 0; i < NVersionMemo; i++)
 		if (strcmp(VersionMemo[i].name, name) == 0)
 			return VersionMemo[i].version;
-	relid = pg_catalog_relid("purpose");
+	relid = pfg_catalog_relid("purpose");
 	if (!OidIsValid(relid))
 		return -1;
 	if (NVersionMemo == 0)
-		VersionSentinel = pg_catalog_relid("consent");
+		VersionSentinel = pfg_catalog_relid("consent");
 	rel = table_open(relid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -639,7 +639,7 @@ role_text(Oid roleid)
 
 /* rows hidden that count for a tag: its own (long shape) and its relations' */
 static int64
-tag_rows_hidden(AuditStmt *st, PgAuditTag *t)
+tag_rows_hidden(AuditStmt *st, PfgAuditTag *t)
 {
 	int64		n = t->hidden;
 
@@ -650,7 +650,7 @@ tag_rows_hidden(AuditStmt *st, PgAuditTag *t)
 }
 
 static const char *
-tag_name(PgAuditTag *t)
+tag_name(PfgAuditTag *t)
 {
 	return t->name ? t->name : psprintf("#%d", t->tag_id);
 }
@@ -688,7 +688,7 @@ log_read(AuditStmt *st, uint64 processed)
 	appendStringInfoChar(&buf, '[');
 	for (int i = 0; i < st->c.nrels; i++)
 	{
-		PgAuditRel *r = &st->c.rels[i];
+		PfgAuditRel *r = &st->c.rels[i];
 
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
@@ -706,7 +706,7 @@ log_read(AuditStmt *st, uint64 processed)
 	appendStringInfoChar(&buf, '[');
 	for (int i = 0; i < st->c.ntags; i++)
 	{
-		PgAuditTag *t = &st->c.tags[i];
+		PfgAuditTag *t = &st->c.tags[i];
 
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
@@ -883,7 +883,7 @@ usage_add_statement(AuditStmt *st)
 	deltas = palloc0(sizeof(UsageDelta) * st->c.ntags);
 	for (int i = 0; i < st->c.ntags; i++)
 	{
-		PgAuditTag *t = &st->c.tags[i];
+		PfgAuditTag *t = &st->c.tags[i];
 
 		make_key(&deltas[n].key, st->userid, st->purpose, tag_name(t));
 		deltas[n].statements = 1;
@@ -905,22 +905,22 @@ usage_add_statement(AuditStmt *st)
  */
 
 /*
- * The refusal being raised (errcodes.h): pg_refuse() notes its kind and tag
- * just before it raises the error in PG_REFUSAL_DOMAIN.  Kept in static
+ * The refusal being raised (errcodes.h): pfg_refuse() notes its kind and tag
+ * just before it raises the error in PFG_REFUSAL_DOMAIN.  Kept in static
  * storage, so that noting allocates nothing.
  */
 static const char *const RefusalNames[] = {
-	[PG_REFUSAL_NO_PURPOSE] = "no_purpose",
-	[PG_REFUSAL_PURPOSE_NOT_ALLOWED] = "purpose_not_allowed",
-	[PG_REFUSAL_UNKNOWN_PURPOSE] = "unknown_purpose",
-	[PG_REFUSAL_PURPOSE_UNUSABLE] = "purpose_unusable",
-	[PG_REFUSAL_COLLECTION] = "collection_refused",
+	[PFG_REFUSAL_NO_PURPOSE] = "no_purpose",
+	[PFG_REFUSAL_PURPOSE_NOT_ALLOWED] = "purpose_not_allowed",
+	[PFG_REFUSAL_UNKNOWN_PURPOSE] = "unknown_purpose",
+	[PFG_REFUSAL_PURPOSE_UNUSABLE] = "purpose_unusable",
+	[PFG_REFUSAL_COLLECTION] = "collection_refused",
 };
 static int	PendingRefusal = -1;
 static char PendingRefusalTag[NAMEDATALEN * 2];
 
 void
-pg_refusal_note(PgRefusal kind, const char *tag)
+pfg_refusal_note(PfgRefusal kind, const char *tag)
 {
 	PendingRefusal = (int) kind;
 	if (tag != NULL)
@@ -934,10 +934,10 @@ pg_refusal_note(PgRefusal kind, const char *tag)
  * names it) and, in *tag, the tag it concerns (NULL when none; palloc'd).
  */
 const char *
-pg_refusal_of(const ErrorData *e, char **tag)
+pfg_refusal_of(const ErrorData *e, char **tag)
 {
 	*tag = NULL;
-	if (e->domain == NULL || strcmp(e->domain, PG_REFUSAL_DOMAIN) != 0 ||
+	if (e->domain == NULL || strcmp(e->domain, PFG_REFUSAL_DOMAIN) != 0 ||
 		PendingRefusal < 0 || PendingRefusal >= lengthof(RefusalNames))
 		return NULL;
 	if (PendingRefusalTag[0] != '\0')
@@ -954,7 +954,7 @@ note_denial(AuditStmt *st, ErrorData *e, const char *reason, char *tag)
 	if (st->c.ntags > 0)
 		tag = NULL;				/* the statement's own tags are named */
 
-	if (profile_guard_audit >= PG_AUDIT_DENIALS)
+	if (pfg_audit >= PFG_AUDIT_DENIALS)
 	{
 		StringInfoData buf;
 		char		sqlstate[6];
@@ -1020,7 +1020,7 @@ rethrow_noting_denial(AuditStmt *st)
 		PG_RE_THROW();
 	old = MemoryContextSwitchTo(st->mcxt);
 	e = CopyErrorData();
-	reason = pg_refusal_of(e, &tag);
+	reason = pfg_refusal_of(e, &tag);
 	if (reason == NULL)
 	{
 		MemoryContextSwitchTo(old);
@@ -1046,7 +1046,7 @@ flush_lost_stmts(void)
 
 		LostStmts = st->next;
 		NLostStmts--;
-		if (st->bypass || profile_guard_audit == PG_AUDIT_ALL)
+		if (st->bypass || pfg_audit == PFG_AUDIT_ALL)
 			log_read(st, st->processed);
 		usage_add_statement(st);
 		pfree(st);
@@ -1074,10 +1074,10 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	/* parallel workers: the leader audits the statement */
 	if (!IsParallelWorker())
 	{
-		pg_redact_refresh();
+		pfg_redact_refresh();
 		flush_lost_stmts();
 	}
-	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() && pg_any_guarded())
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() && pfg_any_guarded())
 	{
 		st = begin_stmt(queryDesc);
 		DenialNoted = false;
@@ -1112,13 +1112,13 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				  bool execute_once)
 {
 	AuditStmt  *st = find_stmt(queryDesc);
-	PgAuditCounters *save = PgAuditCur;
+	PfgAuditCounters *save = PfgAuditCur;
 	ErrorContextCallback errcb;
 
 	if (st)
 	{
-		PgAuditCur = &st->c;
-		errcb.callback = pg_redact_error_callback;
+		PfgAuditCur = &st->c;
+		errcb.callback = pfg_redact_error_callback;
 		errcb.arg = NULL;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
@@ -1135,7 +1135,7 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	PG_CATCH();
 	{
 		AuditNesting--;
-		PgAuditCur = save;
+		PfgAuditCur = save;
 		if (st)
 		{
 			error_context_stack = errcb.previous;
@@ -1145,7 +1145,7 @@ audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_END_TRY();
 	AuditNesting--;
-	PgAuditCur = save;
+	PfgAuditCur = save;
 	if (st)
 	{
 		error_context_stack = errcb.previous;
@@ -1157,13 +1157,13 @@ static void
 audit_ExecutorFinish(QueryDesc *queryDesc)
 {
 	AuditStmt  *st = find_stmt(queryDesc);
-	PgAuditCounters *save = PgAuditCur;
+	PfgAuditCounters *save = PfgAuditCur;
 	ErrorContextCallback errcb;
 
 	if (st)
 	{
-		PgAuditCur = &st->c;
-		errcb.callback = pg_redact_error_callback;
+		PfgAuditCur = &st->c;
+		errcb.callback = pfg_redact_error_callback;
 		errcb.arg = NULL;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
@@ -1179,14 +1179,14 @@ audit_ExecutorFinish(QueryDesc *queryDesc)
 	PG_CATCH();
 	{
 		AuditNesting--;
-		PgAuditCur = save;
+		PfgAuditCur = save;
 		if (st)
 			error_context_stack = errcb.previous;
 		rethrow_noting_denial(st);
 	}
 	PG_END_TRY();
 	AuditNesting--;
-	PgAuditCur = save;
+	PfgAuditCur = save;
 	if (st)
 		error_context_stack = errcb.previous;
 }
@@ -1203,7 +1203,7 @@ audit_ExecutorEnd(QueryDesc *queryDesc)
 		{
 			MemoryContext old = MemoryContextSwitchTo(st->mcxt);
 
-			if (st->bypass || profile_guard_audit == PG_AUDIT_ALL)
+			if (st->bypass || pfg_audit == PFG_AUDIT_ALL)
 				log_read(st, st->processed);
 			usage_add_statement(st);
 			MemoryContextSwitchTo(old);
@@ -1231,15 +1231,15 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	AuditStmt  *st = NULL;
 	ErrorContextCallback errcb;
 
-	pg_redact_refresh();
+	pfg_redact_refresh();
 	flush_lost_stmts();
 	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation &&
-		IsTransactionState() && pg_any_guarded())
+		IsTransactionState() && pfg_any_guarded())
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
 		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
-		GuardedRelation *grel = OidIsValid(relid) ? pg_guarded_relation(relid) : NULL;
+		GuardedRelation *grel = OidIsValid(relid) ? pfg_guarded_relation(relid) : NULL;
 
 		if (grel)
 		{
@@ -1269,7 +1269,7 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						add_tag_slot(&st->c, col->tag_id, col->tag, strlen(col->tag))->rels = 1;
 				}
 			}
-			errcb.callback = pg_redact_error_callback;
+			errcb.callback = pfg_redact_error_callback;
 			errcb.arg = NULL;
 			errcb.previous = error_context_stack;
 			error_context_stack = &errcb;
@@ -1312,7 +1312,7 @@ audit_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_post_parse_analyze_hook)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
-	pg_redact_refresh();
+	pfg_redact_refresh();
 	flush_lost_stmts();
 }
 
@@ -1345,10 +1345,10 @@ profile_guard_usage(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS seq;
 	UsageEntry *e;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	if (Usage == NULL || UsageHash == NULL)
 		ereport(ERROR,
-				(errcode(PGERR_NOT_PRELOADED),
+				(errcode(PFG_ERRCODE_NOT_PRELOADED),
 				 errmsg("profile_guard usage counters are not available"),
 				 errdetail("The shared memory for the counters was not set up."),
 				 errhint("Add profile_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
@@ -1400,7 +1400,7 @@ profile_guard_usage_reset(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS seq;
 	UsageEntry *e;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	if (Usage == NULL || UsageHash == NULL)
 		PG_RETURN_VOID();
 	LWLockAcquire(Usage->lock, LW_EXCLUSIVE);
@@ -1420,7 +1420,7 @@ profile_guard_usage_reset(PG_FUNCTION_ARGS)
  */
 
 void
-pg_audit_define_settings(void)
+pfg_audit_define_settings(void)
 {
 	DefineCustomIntVariable("profile_guard.usage_max",
 							"Maximum number of (role, purpose, tag) entries in the usage counters.",
@@ -1434,7 +1434,7 @@ pg_audit_define_settings(void)
 
 /* installed after the gate's hooks, so ours run outermost */
 void
-pg_audit_init(void)
+pfg_audit_init(void)
 {
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = usage_shmem_request;

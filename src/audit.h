@@ -6,7 +6,7 @@
  *
  *	  The gate functions count what they do through the inline functions
  *	  below: a pointer dereference, a compare and an increment per call.
- *	  PgAuditCur always points somewhere (a sink when no statement is being
+ *	  PfgAuditCur always points somewhere (a sink when no statement is being
  *	  audited), so the gates never test for NULL.
  *
  *-------------------------------------------------------------------------
@@ -15,15 +15,15 @@
 #define PROFILE_GUARD_AUDIT_H
 
 /* rows the row gate examined and hid, per relation */
-typedef struct PgAuditRel
+typedef struct PfgAuditRel
 {
 	Oid			relid;
 	int64		seen;
 	int64		hidden;
-} PgAuditRel;
+} PfgAuditRel;
 
 /* cells the cell gates served and masked, per tag */
-typedef struct PgAuditTag
+typedef struct PfgAuditTag
 {
 	int			tag_id;
 	int64		served;
@@ -31,39 +31,39 @@ typedef struct PgAuditTag
 	int64		hidden;			/* long shape: tag rows hidden */
 	uint32		rels;			/* wide shape: slots of relations read for it */
 	char	   *name;
-} PgAuditTag;
+} PfgAuditTag;
 
-typedef struct PgAuditCounters
+typedef struct PfgAuditCounters
 {
-	PgAuditRel *last_rel;		/* memo: the slot used last */
-	PgAuditTag *last_tag;
+	PfgAuditRel *last_rel;		/* memo: the slot used last */
+	PfgAuditTag *last_tag;
 	int			nrels;
 	int			maxrels;
-	PgAuditRel *rels;
+	PfgAuditRel *rels;
 	int			ntags;
 	int			maxtags;
-	PgAuditTag *tags;
+	PfgAuditTag *tags;
 	MemoryContext cxt;			/* where slots grow */
 	/* the statement's purpose, fixed when it started (the sink has none) */
 	bool		purpose_fixed;
 	const char *purpose;		/* NULL: none declared */
 	uint64		purpose_generation;
-} PgAuditCounters;
+} PfgAuditCounters;
 
-extern PGDLLIMPORT PgAuditCounters *PgAuditCur;
+extern PGDLLIMPORT PfgAuditCounters *PfgAuditCur;
 
-extern PgAuditRel *pg_audit_rel_slot(Oid relid);
-extern int	pg_audit_nesting(void);
-extern PgAuditTag *pg_audit_tag_slot(int tag_id, const char *name, int len);
+extern PfgAuditRel *pfg_audit_rel_slot(Oid relid);
+extern int	pfg_audit_nesting(void);
+extern PfgAuditTag *pfg_audit_tag_slot(int tag_id, const char *name, int len);
 
 /* _row_gate: one row examined */
 static inline void
-pg_audit_count_row(Oid relid, bool visible)
+pfg_audit_count_row(Oid relid, bool visible)
 {
-	PgAuditRel *r = PgAuditCur->last_rel;
+	PfgAuditRel *r = PfgAuditCur->last_rel;
 
 	if (unlikely(r->relid != relid))
-		r = pg_audit_rel_slot(relid);
+		r = pfg_audit_rel_slot(relid);
 	r->seen++;
 	if (!visible)
 		r->hidden++;
@@ -71,12 +71,12 @@ pg_audit_count_row(Oid relid, bool visible)
 
 /* _cell_gate, _sensitive_cell_gate, _row_mask: one non-NULL cell */
 static inline void
-pg_audit_count_cell(int tag_id, bool served)
+pfg_audit_count_cell(int tag_id, bool served)
 {
-	PgAuditTag *t = PgAuditCur->last_tag;
+	PfgAuditTag *t = PfgAuditCur->last_tag;
 
 	if (unlikely(t->tag_id != tag_id))
-		t = pg_audit_tag_slot(tag_id, NULL, 0);
+		t = pfg_audit_tag_slot(tag_id, NULL, 0);
 	if (served)
 		t->served++;
 	else
@@ -85,15 +85,15 @@ pg_audit_count_cell(int tag_id, bool served)
 
 /* _tag_row_gate (long shape): one tag row examined */
 static inline void
-pg_audit_count_tag_row(Oid relid, int tag_id, const char *name, int len, bool visible)
+pfg_audit_count_tag_row(Oid relid, int tag_id, const char *name, int len, bool visible)
 {
-	PgAuditTag *t = PgAuditCur->last_tag;
+	PfgAuditTag *t = PfgAuditCur->last_tag;
 
-	pg_audit_count_row(relid, visible);
+	pfg_audit_count_row(relid, visible);
 	if (tag_id < 0)
 		return;
 	if (unlikely(t->tag_id != tag_id))
-		t = pg_audit_tag_slot(tag_id, name, len);
+		t = pfg_audit_tag_slot(tag_id, name, len);
 	if (visible)
 		t->served++;
 	else
@@ -101,12 +101,12 @@ pg_audit_count_tag_row(Oid relid, int tag_id, const char *name, int len, bool vi
 }
 
 /* audit.c */
-extern void pg_audit_define_settings(void);
-extern void pg_audit_init(void);
+extern void pfg_audit_define_settings(void);
+extern void pfg_audit_init(void);
 
 /* redact.c */
-extern void pg_redact_init(void);
-extern void pg_redact_refresh(void);
-extern void pg_redact_error_callback(void *arg);
+extern void pfg_redact_init(void);
+extern void pfg_redact_refresh(void);
+extern void pfg_redact_error_callback(void *arg);
 
 #endif							/* PROFILE_GUARD_AUDIT_H */

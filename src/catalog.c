@@ -90,9 +90,9 @@ static void load_guard_cache(void);
  * for every planned statement.
  */
 Oid
-pg_catalog_relid(const char *relname)
+pfg_catalog_relid(const char *relname)
 {
-	Oid			nsp = get_namespace_oid(PG_SCHEMA_NAME, true);
+	Oid			nsp = get_namespace_oid(PFG_SCHEMA_NAME, true);
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
@@ -100,9 +100,9 @@ pg_catalog_relid(const char *relname)
 }
 
 Oid
-pg_schema_oid(void)
+pfg_schema_oid(void)
 {
-	return get_namespace_oid(PG_SCHEMA_NAME, true);
+	return get_namespace_oid(PFG_SCHEMA_NAME, true);
 }
 
 /*
@@ -113,15 +113,15 @@ pg_schema_oid(void)
  * catalog table that the planner hook needs.
  */
 bool
-pg_extension_present(void)
+pfg_extension_present(void)
 {
 	if (GuardedRelations != NULL)
 		return true;
 	if (creating_extension &&
-		CurrentExtensionObject == get_extension_oid(PG_EXTENSION_NAME, true))
+		CurrentExtensionObject == get_extension_oid(PFG_EXTENSION_NAME, true))
 		return false;
-	return OidIsValid(pg_catalog_relid("classified_column")) &&
-		OidIsValid(pg_catalog_relid("consent"));
+	return OidIsValid(pfg_catalog_relid("classified_column")) &&
+		OidIsValid(pfg_catalog_relid("consent"));
 }
 
 /*
@@ -138,7 +138,7 @@ pg_extension_present(void)
  * alone.
  */
 void
-guard_cache_relcache_invalidated(Oid relid)
+pfg_guard_cache_relcache_invalidated(Oid relid)
 {
 	GuardCacheFlushes++;
 	if (GuardedRelations == NULL)
@@ -204,10 +204,10 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	MemoryContext oldcxt;
 	HTAB	   *map;
 
-	guarded_relid = pg_catalog_relid("guarded_table");
-	classified_relid = pg_catalog_relid("classified_column");
-	tag_relid = pg_catalog_relid("tag");
-	ConsentRelid = pg_catalog_relid("consent");
+	guarded_relid = pfg_catalog_relid("guarded_table");
+	classified_relid = pfg_catalog_relid("classified_column");
+	tag_relid = pfg_catalog_relid("tag");
+	ConsentRelid = pfg_catalog_relid("consent");
 	if (!OidIsValid(guarded_relid) || !OidIsValid(classified_relid) ||
 		!OidIsValid(tag_relid) || !OidIsValid(ConsentRelid))
 		return false;
@@ -359,13 +359,13 @@ load_guard_cache(void)
  * attribute numbers.  The result lives until the next invalidation.
  */
 GuardedRelation *
-pg_guarded_relation(Oid relid)
+pfg_guarded_relation(Oid relid)
 {
 	GuardedRelation *grel;
 
 	if (GuardedRelations == NULL)
 	{
-		if (!pg_extension_present())
+		if (!pfg_extension_present())
 			return NULL;
 		load_guard_cache();
 		if (GuardedRelations == NULL)
@@ -430,7 +430,7 @@ derive_from_parents(Oid relid)
 	foreach(lc, inheritance_parents(relid))
 	{
 		Oid			parent = lfirst_oid(lc);
-		GuardedRelation *pg = pg_guarded_relation(parent);
+		GuardedRelation *pg = pfg_guarded_relation(parent);
 		GuardedRelation copy;
 		GuardedRelation *g;
 
@@ -540,22 +540,22 @@ derived_guarded_relation(Oid relid)
 	}
 }
 
-/* _guards_any(): pg_any_guarded() for the extension's own SQL */
-PG_FUNCTION_INFO_V1(profile_guard_guards_any);
+/* _guards_any(): pfg_any_guarded() for the extension's own SQL */
+PFG_SQL_FUNCTION(profile_guard_guards_any);
 
 Datum
 profile_guard_guards_any(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(pg_any_guarded());
+	PG_RETURN_BOOL(pfg_any_guarded());
 }
 
 /* Does this database guard any relation at all?  (The hooks' fast exit.) */
 bool
-pg_any_guarded(void)
+pfg_any_guarded(void)
 {
 	if (GuardedRelations == NULL)
 	{
-		if (!pg_extension_present())
+		if (!pfg_extension_present())
 			return false;
 		load_guard_cache();
 		if (GuardedRelations == NULL)
@@ -569,14 +569,14 @@ pg_any_guarded(void)
  * no such tag is defined; *sensitive (if given) tells its sensitivity.
  */
 int
-pg_tag_id_lookup(const char *name, int len, bool *sensitive)
+pfg_tag_id_lookup(const char *name, int len, bool *sensitive)
 {
 	char		key[NAMEDATALEN * 2];
 	TagInfo    *ti;
 
 	if (GuardedRelations == NULL)
 	{
-		if (!pg_extension_present())
+		if (!pfg_extension_present())
 			return -1;
 		load_guard_cache();
 		if (GuardedRelations == NULL)
@@ -593,7 +593,7 @@ pg_tag_id_lookup(const char *name, int len, bool *sensitive)
 }
 
 const GuardedColumn *
-pg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
+pfg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
 {
 	for (int i = 0; i < grel->ncolumns; i++)
 		if (grel->columns[i].attnum == attnum)
@@ -606,7 +606,7 @@ pg_guarded_column(GuardedRelation *grel, AttrNumber attnum)
  * relation?  Whole-row references (attribute 0) always do.
  */
 bool
-pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
+pfg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
 {
 	int			col = -1;
 
@@ -627,7 +627,7 @@ pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel)
  * target of an INSERT does not, nor does INSERT … ON CONFLICT's EXCLUDED.
  */
 bool
-pg_rte_reads_rows(RangeTblEntry *rte)
+pfg_rte_reads_rows(RangeTblEntry *rte)
 {
 	if (rte->rtekind != RTE_RELATION)
 		return false;
@@ -644,11 +644,11 @@ pg_rte_reads_rows(RangeTblEntry *rte)
  * Long shape: every row is a tag, so reading rows at all reads tags.
  */
 bool
-pg_rte_reads_tags_of(RangeTblEntry *rte, GuardedRelation *grel)
+pfg_rte_reads_tags_of(RangeTblEntry *rte, GuardedRelation *grel)
 {
 	if (grel->tag_attnum != InvalidAttrNumber)
-		return pg_rte_reads_rows(rte);
-	return pg_rte_reads_tags(rte->selectedCols, grel);
+		return pfg_rte_reads_rows(rte);
+	return pfg_rte_reads_tags(rte->selectedCols, grel);
 }
 
 /*
@@ -656,7 +656,7 @@ pg_rte_reads_tags_of(RangeTblEntry *rte, GuardedRelation *grel)
  * SPI) and kept: the plan cache re-plans it when what it reads changes.
  */
 SPIPlanPtr
-pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes)
+pfg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
 
@@ -674,7 +674,7 @@ pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes)
  * look-up, ever after.
  */
 void
-pg_plan_for_key_lookups(void)
+pfg_plan_for_key_lookups(void)
 {
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -690,31 +690,31 @@ pg_plan_for_key_lookups(void)
  * (sub)transaction abort; the normal path restores them here.
  */
 void
-pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup)
+pfg_begin_catalog_access(PfgCatalogAccess *ca, bool point_lookup)
 {
 	HeapTuple	tup;
 	Oid			owner;
 
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pg_schema_oid()));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pfg_schema_oid()));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %s", PG_SCHEMA_NAME);
+		elog(ERROR, "cache lookup failed for schema %s", PFG_SCHEMA_NAME);
 	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
-	pg_switch_role(owner, "pg_catalog, profile_guard, pg_temp", ca);
+	pfg_switch_role(owner, "pg_catalog, profile_guard, pg_temp", ca);
 
 	/* one subject's rows: through the indexes on subject */
 	if (point_lookup)
-		pg_plan_for_key_lookups();
+		pfg_plan_for_key_lookups();
 }
 
 void
-pg_end_catalog_access(PgCatalogAccess *ca)
+pfg_end_catalog_access(PfgCatalogAccess *ca)
 {
-	pg_restore_role(ca);
+	pfg_restore_role(ca);
 }
 
 void
-pg_switch_role(Oid role, const char *search_path, PgSavedRole *saved)
+pfg_switch_role(Oid role, const char *search_path, PfgSavedRole *saved)
 {
 	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
 	SetUserIdAndSecContext(role, saved->save_sec_context |
@@ -727,7 +727,7 @@ pg_switch_role(Oid role, const char *search_path, PgSavedRole *saved)
 }
 
 void
-pg_restore_role(PgSavedRole *saved)
+pfg_restore_role(PfgSavedRole *saved)
 {
 	AtEOXact_GUC(true, saved->guc_level);
 	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
@@ -738,7 +738,7 @@ pg_restore_role(PgSavedRole *saved)
  * function (the session's role, as SET ROLE left it), for the API's own
  * privilege checks.
  */
-PG_FUNCTION_INFO_V1(profile_guard_invoking_role);
+PFG_SQL_FUNCTION(profile_guard_invoking_role);
 
 Datum
 profile_guard_invoking_role(PG_FUNCTION_ARGS)
@@ -754,7 +754,7 @@ profile_guard_invoking_role(PG_FUNCTION_ARGS)
 static const char *
 guarded_column_role(Oid relid, const char *colname, const char **tag)
 {
-	GuardedRelation *grel = pg_guarded_relation(relid);
+	GuardedRelation *grel = pfg_guarded_relation(relid);
 	AttrNumber	attnum;
 	const GuardedColumn *col;
 
@@ -770,7 +770,7 @@ guarded_column_role(Oid relid, const char *colname, const char **tag)
 		return "tag";
 	if (attnum == grel->value_attnum)
 		return "value";
-	if ((col = pg_guarded_column(grel, attnum)) != NULL)
+	if ((col = pfg_guarded_column(grel, attnum)) != NULL)
 	{
 		*tag = col->tag;
 		return "classified";
@@ -836,11 +836,11 @@ altered_relations(RangeVar *rv)
  * classified as the old one was.
  */
 void
-pg_check_guarded_alter(Node *parsetree)
+pfg_check_guarded_alter(Node *parsetree)
 {
 	ListCell   *lc;
 
-	if (!IsTransactionState() || !pg_any_guarded())
+	if (!IsTransactionState() || !pfg_any_guarded())
 		return;
 	if (IsA(parsetree, RenameStmt))
 	{

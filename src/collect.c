@@ -39,14 +39,14 @@
 #include "crypto.h"
 #include "erasure.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_collect);
+PFG_SQL_FUNCTION(profile_guard_collect);
 
 /* names for messages: the tag, the subject and the purposes that could cover it */
 static void
 refuse_uncollectable(Relation rel, const char *subject, const char *tag)
 {
-	pg_refuse(PG_REFUSAL_COLLECTION, tag,
-			  (errcode(PGERR_COLLECTION_REFUSED),
+	pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
+			  (errcode(PFG_ERRCODE_COLLECTION_REFUSED),
 			 errmsg("no consent to collect tag \"%s\" for subject \"%s\"", tag, subject),
 			 errdetail("Table \"%s\": no purpose in force has an effective consent of subject \"%s\" covering tag \"%s\" (sensitive tags need separate consent, children under 14 guardian consent, derived tags consent to every source).",
 					   RelationGetRelationName(rel), subject, tag),
@@ -67,12 +67,12 @@ check_value_lexicon(Datum value, Oid typid)
 	Oid			out;
 	bool		isvarlena;
 	int			rc;
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 
 	getTypeOutputInfo(typid, &out, &isvarlena);
 	args[0] = CStringGetTextDatum("tag value");
 	args[1] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
-	pg_begin_catalog_access(&ca, false);
+	pfg_begin_catalog_access(&ca, false);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	rc = SPI_execute_with_args("SELECT profile_guard.check_prohibited($1, $2)",
@@ -80,7 +80,7 @@ check_value_lexicon(Datum value, Oid typid)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
 	SPI_finish();
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 }
 
 /*
@@ -91,8 +91,8 @@ check_value_lexicon(Datum value, Oid typid)
 static void
 refuse_subject_move(Relation rel, const char *subject, const char *tag, const char *column)
 {
-	pg_refuse(PG_REFUSAL_COLLECTION, tag,
-			  (errcode(PGERR_COLLECTION_REFUSED),
+	pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
+			  (errcode(PFG_ERRCODE_COLLECTION_REFUSED),
 			   errmsg("sensitive tag \"%s\" cannot move to subject \"%s\"", tag, subject),
 			   errdetail("Table \"%s\", column \"%s\": the row's subject changes, and its value of sensitive tag \"%s\" is encrypted for the previous subject.",
 						 RelationGetRelationName(rel), column, tag),
@@ -116,8 +116,8 @@ carry_value(Relation rel, GuardedRelation *grel, Datum old_subject, bool old_sub
 	if (sensitive)
 		refuse_subject_move(rel, subject_text, tag, column);
 	if (!old_subject_null &&
-		!pg_subject_tag_collectable(old_subject, grel->subject_type, tag_id))
-		refuse_uncollectable(rel, pg_subject_text(old_subject, grel->subject_type), tag);
+		!pfg_subject_tag_collectable(old_subject, grel->subject_type, tag_id))
+		refuse_uncollectable(rel, pfg_subject_text(old_subject, grel->subject_type), tag);
 }
 
 /*
@@ -128,12 +128,12 @@ carry_value(Relation rel, GuardedRelation *grel, Datum old_subject, bool old_sub
 static void
 refuse_masked_overwrite(Relation rel, const char *subject, const char *tag, const char *column)
 {
-	pg_refuse(PG_REFUSAL_COLLECTION, tag,
-			  (errcode(PGERR_COLLECTION_REFUSED),
+	pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
+			  (errcode(PFG_ERRCODE_COLLECTION_REFUSED),
 			   errmsg("cannot overwrite tag \"%s\" of subject \"%s\" under purpose \"%s\"",
-					  tag, subject, profile_guard_purpose),
+					  tag, subject, pfg_purpose),
 			   errdetail("Table \"%s\", column \"%s\": the stored value of tag \"%s\" is not visible to purpose \"%s\", which reads it as NULL.",
-						 RelationGetRelationName(rel), column, tag, profile_guard_purpose),
+						 RelationGetRelationName(rel), column, tag, pfg_purpose),
 			   errhint("Write the tag under a purpose that may read it, or erase it with SELECT profile_guard.erase_tag('%s', '%s');",
 					   subject, tag)));
 }
@@ -145,9 +145,9 @@ refuse_masked_overwrite(Relation rel, const char *subject, const char *tag, cons
 static PurposeState *
 write_purpose(Relation rel)
 {
-	if (profile_guard_purpose == NULL || profile_guard_purpose[0] == '\0')
+	if (pfg_purpose == NULL || pfg_purpose[0] == '\0')
 		return NULL;
-	return pg_purpose_for_statement(RelationGetRelid(rel), NULL);
+	return pfg_purpose_for_statement(RelationGetRelid(rel), NULL);
 }
 
 /* does the UPDATE assign this column (SET col = ..., whatever the value)? */
@@ -179,7 +179,7 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 
 	if (sensitive)
 	{
-		switch (pg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
+		switch (pfg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
 		{
 			case CT_OURS:
 				/*
@@ -202,11 +202,11 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 		}
 	}
 
-	if (!pg_subject_tag_collectable(subject, subject_type, tag_id))
+	if (!pfg_subject_tag_collectable(subject, subject_type, tag_id))
 		refuse_uncollectable(rel, subject_text, tag);
 
 	if (sensitive)
-		return pg_crypto_encrypt_datum(value, att->atttypid, subject_text, tag);
+		return pfg_crypto_encrypt_datum(value, att->atttypid, subject_text, tag);
 	return value;
 }
 
@@ -253,10 +253,10 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	/* the sweep anonymising or nulling cells collects nothing */
-	if (pg_erasure_writing(RelationGetRelid(rel)))
+	if (pfg_erasure_writing(RelationGetRelid(rel)))
 		return PointerGetDatum(newtup);
 
-	grel = pg_guarded_relation(RelationGetRelid(rel));
+	grel = pfg_guarded_relation(RelationGetRelid(rel));
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
 
@@ -284,7 +284,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		 * are left as they are.
 		 */
 		if (ps != NULL && !old_subject_null &&
-			!pg_subject_row_visible(ps, old_subject, grel->subject_type))
+			!pfg_subject_row_visible(ps, old_subject, grel->subject_type))
 			return PointerGetDatum(NULL);
 
 		/* wide shape: every classified column that holds a value */
@@ -307,8 +307,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				has_old = !oldnull;
 			}
 			if (assigned && has_old && ps != NULL &&
-				!pg_subject_tag_visible(ps, old_subject, grel->subject_type, col->tag_id))
-				refuse_masked_overwrite(rel, pg_subject_text(old_subject, grel->subject_type),
+				!pfg_subject_tag_visible(ps, old_subject, grel->subject_type, col->tag_id))
+				refuse_masked_overwrite(rel, pfg_subject_text(old_subject, grel->subject_type),
 										col->tag, NameStr(att->attname));
 			if (isnull)
 				continue;
@@ -321,7 +321,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 							 errdetail("Table \"%s\": the subject column is NULL in a row that holds a tag value.",
 									   RelationGetRelationName(rel)),
 							 errhint("Every row with tag values must name its subject.")));
-				subject_text = pg_subject_text(subject, grel->subject_type);
+				subject_text = pfg_subject_text(subject, grel->subject_type);
 			}
 			if (subject_moves && has_old &&
 				datumIsEqual(value, old, att->attbyval, att->attlen))
@@ -367,9 +367,9 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			if (ps != NULL && !oldnull && !old_subject_null)
 			{
 				text	   *ot = DatumGetTextPP(oldtag);
-				int			old_tag_id = pg_tag_id_lookup(VARDATA_ANY(ot), VARSIZE_ANY_EXHDR(ot), NULL);
+				int			old_tag_id = pfg_tag_id_lookup(VARDATA_ANY(ot), VARSIZE_ANY_EXHDR(ot), NULL);
 
-				if (!pg_subject_tag_visible(ps, old_subject, grel->subject_type, old_tag_id))
+				if (!pfg_subject_tag_visible(ps, old_subject, grel->subject_type, old_tag_id))
 					return PointerGetDatum(NULL);
 			}
 			/* the old value counts only if the row still holds the same tag */
@@ -392,7 +392,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 					 errdetail("Table \"%s\": the tag column is NULL.", RelationGetRelationName(rel))));
 		tagtext = DatumGetTextPP(tagname);
 		tag = text_to_cstring(tagtext);
-		tag_id = pg_tag_id_lookup(VARDATA_ANY(tagtext), VARSIZE_ANY_EXHDR(tagtext), &sensitive);
+		tag_id = pfg_tag_id_lookup(VARDATA_ANY(tagtext), VARSIZE_ANY_EXHDR(tagtext), &sensitive);
 		if (tag_id < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -406,7 +406,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 					 errmsg("tag \"%s\" collected for no subject", tag),
 					 errdetail("Table \"%s\": the subject column is NULL.", RelationGetRelationName(rel)),
 					 errhint("Every tag row must name its subject.")));
-		subject_text = pg_subject_text(subject, grel->subject_type);
+		subject_text = pfg_subject_text(subject, grel->subject_type);
 
 		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
 		if (!isnull && subject_moves && same_tag)
@@ -422,7 +422,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		{
 			/* a tag row without a value still says the subject has the tag */
 			if ((oldtup == NULL || recollect) &&
-				!pg_subject_tag_collectable(subject, grel->subject_type, tag_id))
+				!pfg_subject_tag_collectable(subject, grel->subject_type, tag_id))
 				refuse_uncollectable(rel, subject_text, tag);
 		}
 		else

@@ -172,7 +172,7 @@ static uint64 CachedGeneration = 0;
 static int	CachedMinorAge = -1;
 static char CachedAgeTimeZone[NAMEDATALEN];
 static const char *SeenAgeTimeZone = NULL;	/* the setting's value last seen */
-static uint64 SeenSignals = 0;	/* policy_signals last acted on */
+static uint64 SeenSignals = 0;	/* pfg_policy_signals last acted on */
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 
 /* bypass memo, reset when pg_authid changes */
@@ -188,7 +188,7 @@ static void
 detach_shared(PurposeState *ps)
 {
 	if (ps->shared_slot >= 0)
-		pg_shared_answers_release(ps->shared_slot);
+		pfg_shared_answers_release(ps->shared_slot);
 	ps->shared_slot = -1;
 	ps->shared_blob = NULL;
 	ps->shared = NULL;
@@ -228,14 +228,14 @@ flush_purposes(void)
 {
 	MemoPurpose = NULL;
 	LastPurpose = NULL;
-	pg_rules_forget();
+	pfg_rules_forget();
 	for (int i = 0; i < NPurposes; i++)
 		free_purpose(Purposes[i]);
 	NPurposes = 0;
 }
 
 void
-consent_cache_roles_invalidated(void)
+pfg_consent_cache_roles_invalidated(void)
 {
 	BypassMemoUser = InvalidOid;
 	/* roles' memberships may have changed: re-validate purposes */
@@ -245,7 +245,7 @@ consent_cache_roles_invalidated(void)
 
 /* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
 bool
-pg_current_user_bypasses(void)
+pfg_current_user_bypasses(void)
 {
 	Oid			user = GetUserId();
 
@@ -265,9 +265,9 @@ pg_current_user_bypasses(void)
 static inline bool
 answers_may_be_stale(void)
 {
-	return policy_signals != SeenSignals ||
-		CachedMinorAge != profile_guard_minor_age ||
-		SeenAgeTimeZone != profile_guard_age_time_zone;
+	return pfg_policy_signals != SeenSignals ||
+		CachedMinorAge != pfg_minor_age ||
+		SeenAgeTimeZone != pfg_age_time_zone;
 }
 
 /*
@@ -280,14 +280,14 @@ sync_answers(void)
 {
 	bool		settings_moved;
 
-	SeenSignals = policy_signals;
-	SeenAgeTimeZone = profile_guard_age_time_zone;
-	settings_moved = CachedMinorAge != profile_guard_minor_age ||
-		strcmp(CachedAgeTimeZone, profile_guard_age_time_zone) != 0;
-	if (policy_generation_signalled() || settings_moved)
+	SeenSignals = pfg_policy_signals;
+	SeenAgeTimeZone = pfg_age_time_zone;
+	settings_moved = CachedMinorAge != pfg_minor_age ||
+		strcmp(CachedAgeTimeZone, pfg_age_time_zone) != 0;
+	if (pfg_policy_generation_signalled() || settings_moved)
 	{
-		uint64		generation = policy_generation_current();
-		Oid			catalog = pg_catalog_relid("consent");
+		uint64		generation = pfg_policy_generation_current();
+		Oid			catalog = pfg_catalog_relid("consent");
 
 		/* a re-created extension counts generations from the start again */
 		if (generation != CachedGeneration || catalog != ConsentRelid ||
@@ -296,14 +296,14 @@ sync_answers(void)
 			flush_purposes();
 			CachedGeneration = generation;
 			ConsentRelid = catalog;
-			CachedMinorAge = profile_guard_minor_age;
-			strlcpy(CachedAgeTimeZone, profile_guard_age_time_zone,
+			CachedMinorAge = pfg_minor_age;
+			strlcpy(CachedAgeTimeZone, pfg_age_time_zone,
 					sizeof(CachedAgeTimeZone));
 		}
 	}
-	if (policy_subjects_signalled())
+	if (pfg_policy_subjects_signalled())
 	{
-		policy_subjects_signal_consumed();
+		pfg_policy_subjects_signal_consumed();
 		PG_TRY();
 		{
 			for (int i = 0; i < NPurposes; i++)
@@ -311,7 +311,7 @@ sync_answers(void)
 		}
 		PG_CATCH();
 		{
-			policy_subjects_signal_again();
+			pfg_policy_subjects_signal_again();
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
@@ -355,7 +355,7 @@ find_or_create_purpose(const char *name)
 	ps->cxt = cxt;
 	ps->shared_slot = -1;
 	strlcpy(ps->name, name, sizeof(ps->name));
-	policy_horizon_of(policy_snapshot(), &ps->horizon, cxt);
+	pfg_policy_horizon_of(pfg_policy_snapshot(), &ps->horizon, cxt);
 	if (strcmp(name, COLLECT_PURPOSE) != 0)
 		load_definition(ps);
 	memmove(&Purposes[1], &Purposes[0], sizeof(PurposeState *) * NPurposes);
@@ -367,7 +367,7 @@ find_or_create_purpose(const char *name)
 static void
 load_definition(PurposeState *ps)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			rc;
@@ -375,8 +375,8 @@ load_definition(PurposeState *ps)
 	args[0] = CStringGetTextDatum(ps->name);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, false);
-	PushActiveSnapshot(policy_snapshot());
+	pfg_begin_catalog_access(&ca, false);
+	PushActiveSnapshot(pfg_policy_snapshot());
 	{
 		rc = SPI_execute_with_args(
 			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
@@ -418,7 +418,7 @@ load_definition(PurposeState *ps)
 		}
 	}
 	PopActiveSnapshot();
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 }
 
@@ -441,12 +441,12 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 		LastPurpose->validated_for == user)
 		return LastPurpose;
 
-	if (pg_current_user_bypasses())
+	if (pfg_current_user_bypasses())
 		return NULL;
 
 	if (name == NULL || name[0] == '\0')
-		pg_refuse(PG_REFUSAL_NO_PURPOSE, tag,
-				  (errcode(PGERR_NO_PURPOSE),
+		pfg_refuse(PFG_REFUSAL_NO_PURPOSE, tag,
+				  (errcode(PFG_ERRCODE_NO_PURPOSE),
 				 errmsg("no purpose declared for reading profile tags"),
 				 !OidIsValid(relid) ? 0 :
 				 tag ? errdetail("The statement reads tag \"%s\" of table \"%s\".",
@@ -464,14 +464,14 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 	}
 
 	if (!ps->exists)
-		pg_refuse(PG_REFUSAL_UNKNOWN_PURPOSE, tag,
-				  (errcode(PGERR_UNKNOWN_PURPOSE),
+		pfg_refuse(PFG_REFUSAL_UNKNOWN_PURPOSE, tag,
+				  (errcode(PFG_ERRCODE_UNKNOWN_PURPOSE),
 				 errmsg("purpose \"%s\" does not exist", name),
 				 errdetail("profile_guard.purpose names a purpose that was never defined."),
 				 errhint("Declare a defined purpose, or define it with profile_guard.define_purpose().")));
 	if (ps->retired)
-		pg_refuse(PG_REFUSAL_PURPOSE_UNUSABLE, tag,
-				  (errcode(PGERR_PURPOSE_UNUSABLE),
+		pfg_refuse(PFG_REFUSAL_PURPOSE_UNUSABLE, tag,
+				  (errcode(PFG_ERRCODE_PURPOSE_UNUSABLE),
 				 errmsg("purpose \"%s\" is retired", name),
 				 errdetail("Profile tags cannot be used for a retired purpose."),
 				 errhint("Declare a purpose that is still in force.")));
@@ -481,8 +481,8 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 		for (int i = 0; i < ps->nroles && !allowed; i++)
 			allowed = has_privs_of_role(user, ps->roles[i]);
 		if (!allowed)
-			pg_refuse(PG_REFUSAL_PURPOSE_NOT_ALLOWED, tag,
-					  (errcode(PGERR_PURPOSE_NOT_ALLOWED),
+			pfg_refuse(PFG_REFUSAL_PURPOSE_NOT_ALLOWED, tag,
+					  (errcode(PFG_ERRCODE_PURPOSE_NOT_ALLOWED),
 					 errmsg("role \"%s\" may not use purpose \"%s\"",
 							GetUserNameFromId(user, false), name),
 					 errdetail("Only roles allowed the purpose may declare it."),
@@ -490,8 +490,8 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 							 GetUserNameFromId(user, false), name)));
 	}
 	if (ps->unassessed)
-		pg_refuse(PG_REFUSAL_PURPOSE_UNUSABLE, tag,
-				  (errcode(PGERR_PURPOSE_UNUSABLE),
+		pfg_refuse(PFG_REFUSAL_PURPOSE_UNUSABLE, tag,
+				  (errcode(PFG_ERRCODE_PURPOSE_UNUSABLE),
 				 errmsg("purpose \"%s\" makes automated decisions and has no impact assessment for version %d",
 						name, ps->version),
 				 errdetail("Automated-decision purposes need a personal-information impact assessment of their current version."),
@@ -510,28 +510,28 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
  * statement, the setting as it is now.
  */
 PurposeState *
-pg_purpose_for_statement(Oid relid, const char *tag)
+pfg_purpose_for_statement(Oid relid, const char *tag)
 {
-	if (PgAuditCur->purpose_fixed)
-		return resolve_purpose(PgAuditCur->purpose, PgAuditCur->purpose_generation,
+	if (PfgAuditCur->purpose_fixed)
+		return resolve_purpose(PfgAuditCur->purpose, PfgAuditCur->purpose_generation,
 							   relid, tag);
-	return resolve_purpose(profile_guard_purpose, profile_guard_purpose_generation,
+	return resolve_purpose(pfg_purpose, pfg_purpose_generation,
 						   relid, tag);
 }
 
 /* the purpose in force now: for checks made as a statement starts */
 PurposeState *
-pg_purpose_now(Oid relid, const char *tag)
+pfg_purpose_now(Oid relid, const char *tag)
 {
-	return resolve_purpose(profile_guard_purpose, profile_guard_purpose_generation,
+	return resolve_purpose(pfg_purpose, pfg_purpose_generation,
 						   relid, tag);
 }
 
 /* is a purpose declared for the running statement? */
 bool
-pg_statement_purpose_declared(void)
+pfg_statement_purpose_declared(void)
 {
-	const char *name = PgAuditCur->purpose_fixed ? PgAuditCur->purpose : profile_guard_purpose;
+	const char *name = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : pfg_purpose;
 
 	return name != NULL && name[0] != '\0';
 }
@@ -588,8 +588,8 @@ intern_set(PurposeState *ps, Bitmapset *set)
 static void
 push_consent_snapshot(void)
 {
-	PushCopiedSnapshot(policy_snapshot());
-	if (!policy_changed_here())
+	PushCopiedSnapshot(pfg_policy_snapshot());
+	if (!pfg_policy_changed_here())
 		GetActiveSnapshot()->curcid = FirstCommandId;
 }
 
@@ -649,7 +649,7 @@ fill_answer(const char *subject, uint32 len, Bitmapset *visible,
 static void
 query_subjects(PurposeState *ps)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	BulkFill	fill;
 	int			rc;
 
@@ -661,12 +661,12 @@ query_subjects(PurposeState *ps)
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, false);
+	pfg_begin_catalog_access(&ca, false);
 	push_consent_snapshot();
-	policy_horizon_of(GetActiveSnapshot(), &ps->horizon, ps->cxt);
-	(void) pg_rules_evaluate_all(IS_COLLECT(ps) ? NULL : ps->name, fill_answer, &fill);
+	pfg_policy_horizon_of(GetActiveSnapshot(), &ps->horizon, ps->cxt);
+	(void) pfg_rules_evaluate_all(IS_COLLECT(ps) ? NULL : ps->name, fill_answer, &fill);
 	PopActiveSnapshot();
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 	ps->loaded = true;
 	build_dense(ps);
@@ -765,7 +765,7 @@ publish_answers(PurposeState *ps, int slot)
 	Bitmapset  *last_tags = NULL;
 	int32		last_set = -1;
 	AnswersKind kind = ps->dense != NULL ? ANSWERS_DENSE : ANSWERS_HASHED;
-	int			horizon_capacity = pg_shared_answers_horizon_capacity();
+	int			horizon_capacity = pfg_shared_answers_horizon_capacity();
 	uint64		n;
 	Size		key_bytes = 0;
 	Size		key_capacity = 0;
@@ -797,7 +797,7 @@ publish_answers(PurposeState *ps, int slot)
 			key_bytes += e->key.len;
 		key_capacity = key_bytes + key_bytes / 2 + 4096;
 	}
-	blob = pg_shared_answers_alloc(slot, answers_blob_size(horizon_capacity, sets_capacity,
+	blob = pfg_shared_answers_alloc(slot, answers_blob_size(horizon_capacity, sets_capacity,
 														   set_words, kind, n, key_capacity));
 	if (blob == NULL)
 		return false;
@@ -864,8 +864,8 @@ static const AnswersKey *
 answers_key(PurposeState *ps, AnswersKey *key)
 {
 	key->purpose = ps->name;
-	key->minor_age = profile_guard_minor_age;
-	key->age_time_zone = profile_guard_age_time_zone;
+	key->minor_age = pfg_minor_age;
+	key->age_time_zone = pfg_age_time_zone;
 	key->consent_relid = ConsentRelid;
 	key->generation = CachedGeneration;
 	return key;
@@ -925,7 +925,7 @@ attach_shared(PurposeState *ps)
 	AnswersKey	key;
 	const AnswersBlob *blob;
 
-	blob = pg_shared_answers_attach(answers_key(ps, &key), &slot,
+	blob = pfg_shared_answers_attach(answers_key(ps, &key), &slot,
 									&ps->others_loading);
 	if (blob == NULL)
 		return false;
@@ -966,7 +966,7 @@ load_subjects(PurposeState *ps)
 	AnswersKey	key;
 	bool		published = false;
 
-	slot = pg_shared_answers_begin_load(answers_key(ps, &key));
+	slot = pfg_shared_answers_begin_load(answers_key(ps, &key));
 	if (slot == -2 && attach_shared(ps))
 		return;					/* published meanwhile */
 	if (slot < 0)
@@ -981,11 +981,11 @@ load_subjects(PurposeState *ps)
 	}
 	PG_CATCH();
 	{
-		pg_shared_answers_finish_load(slot, false);
+		pfg_shared_answers_finish_load(slot, false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pg_shared_answers_finish_load(slot, published);
+	pfg_shared_answers_finish_load(slot, published);
 	if (published)
 		(void) attach_shared(ps);	/* else keep our own copy */
 }
@@ -1004,7 +1004,7 @@ evaluate_in_spi(PurposeState *ps, const char *subject, SubjectAnswer *out,
 	Bitmapset  *visible;
 	TimestampTz valid_until;
 
-	if (pg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
+	if (pfg_rules_evaluate(IS_COLLECT(ps) ? NULL : ps->name, subject,
 						  &visible, &valid_until))
 	{
 		if (cxt != NULL)
@@ -1031,19 +1031,19 @@ static void
 evaluate_subject(PurposeState *ps, const char *subject, SubjectAnswer *out,
 				 bool own_view, MemoryContext cxt)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	int			rc;
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, true);
+	pfg_begin_catalog_access(&ca, true);
 	if (own_view)
-		PushActiveSnapshot(policy_snapshot());
+		PushActiveSnapshot(pfg_policy_snapshot());
 	else
 		push_consent_snapshot();
 	evaluate_in_spi(ps, subject, out, cxt);
 	PopActiveSnapshot();
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 }
 
@@ -1261,7 +1261,7 @@ start_again(PurposeState *ps)
 static void
 catch_up(PurposeState *ps)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	ChangeHorizon since;
 	ChangeHorizon now;
 	List	   *changed;
@@ -1272,7 +1272,7 @@ catch_up(PurposeState *ps)
 	int			rc;
 
 	MemoPurpose = NULL;
-	if (shared && pg_shared_answers_retired(ps->shared_slot))
+	if (shared && pfg_shared_answers_retired(ps->shared_slot))
 	{
 		start_again(ps);
 		return;
@@ -1282,33 +1282,33 @@ catch_up(PurposeState *ps)
 		/* nothing read yet: whatever is read from now on is current */
 		if (ps->horizon.xip != NULL)
 			pfree(ps->horizon.xip);
-		policy_horizon_of(policy_snapshot(), &ps->horizon, ps->cxt);
+		pfg_policy_horizon_of(pfg_policy_snapshot(), &ps->horizon, ps->cxt);
 		return;
 	}
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, true);
+	pfg_begin_catalog_access(&ca, true);
 	push_consent_snapshot();
 	if (shared)
 		load_horizon(ps->shared_blob, &since);
 	else
 		since = ps->horizon;
 	/* another backend has patched everything we could see: nothing to read */
-	if (policy_horizon_covers(&since, GetActiveSnapshot()))
+	if (pfg_policy_horizon_covers(&since, GetActiveSnapshot()))
 		changed = NIL;
 	else
-		changed = policy_changed_subjects(&since);
+		changed = pfg_policy_changed_subjects(&since);
 	if (patch && changed == NIL)
 		patch = false;			/* nothing to patch: no lock */
 	else if (patch)
 	{
 		/* patch under the lock, with what is committed once it is ours */
 		PopActiveSnapshot();
-		pg_shared_answers_lock_patch(ps->shared_slot);
+		pfg_shared_answers_lock_patch(ps->shared_slot);
 		push_consent_snapshot();
 		load_horizon(ps->shared_blob, &since);
-		changed = policy_changed_subjects(&since);
+		changed = pfg_policy_changed_subjects(&since);
 	}
 	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20))
 		again = true;
@@ -1319,7 +1319,7 @@ catch_up(PurposeState *ps)
 
 		if (again)
 			break;
-		if (policy_subject_changed_here(subject, strlen(subject)))
+		if (pfg_policy_subject_changed_here(subject, strlen(subject)))
 		{
 			forget_entry(ps, subject);
 			continue;
@@ -1360,12 +1360,12 @@ catch_up(PurposeState *ps)
 		}
 	}
 	if (again && patch)
-		pg_shared_answers_retire(ps->shared_slot);
+		pfg_shared_answers_retire(ps->shared_slot);
 	if (!again)
 	{
 		MemoryContext old = MemoryContextSwitchTo(ps->cxt);
 
-		policy_horizon_of(GetActiveSnapshot(), &now, CurrentMemoryContext);
+		pfg_policy_horizon_of(GetActiveSnapshot(), &now, CurrentMemoryContext);
 		MemoryContextSwitchTo(old);
 		if (patch)
 			store_horizon(unconstify(AnswersBlob *, ps->shared_blob), &now);
@@ -1380,8 +1380,8 @@ catch_up(PurposeState *ps)
 	}
 	PopActiveSnapshot();
 	if (patch)
-		pg_shared_answers_unlock_patch(ps->shared_slot);
-	pg_end_catalog_access(&ca);
+		pfg_shared_answers_unlock_patch(ps->shared_slot);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 	if (again)
 		start_again(ps);
@@ -1457,7 +1457,7 @@ subject_key(Datum subject, Oid typid, char *buf)
 
 /* the subject as text, as consents name it (palloc'd) */
 char *
-pg_subject_text(Datum subject, Oid typid)
+pfg_subject_text(Datum subject, Oid typid)
 {
 	char		buf[SUBJECT_BUF_SIZE];
 	SubjectKey	k = subject_key(subject, typid, buf);
@@ -1470,11 +1470,11 @@ pg_subject_text(Datum subject, Oid typid)
  * force has an effective consent covering it.
  */
 bool
-pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id)
+pfg_subject_tag_collectable(Datum subject, Oid typid, int tag_id)
 {
 	PurposeState *ps = find_or_create_purpose(COLLECT_PURPOSE);
 
-	return pg_subject_tag_visible(ps, subject, typid, tag_id);
+	return pfg_subject_tag_visible(ps, subject, typid, tag_id);
 }
 
 #define DENSE_MIN_SUBJECTS 1024
@@ -1662,11 +1662,11 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 	}
 
 	/* answers read since the bulk ones, or for this transaction alone */
-	if (policy_any_subject_changed_here() || ps->overrides > 0)
+	if (pfg_policy_any_subject_changed_here() || ps->overrides > 0)
 	{
 		key = subject_key(subject, typid, buf);
 		have_key = true;
-		if (policy_subject_changed_here(key.data, key.len))
+		if (pfg_policy_subject_changed_here(key.data, key.len))
 			return own_answer(ps, key);
 		if (ps->overrides > 0 &&
 			(e = subjecthash_lookup(ps->subjects, key)) != NULL && e->overrides)
@@ -1768,7 +1768,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 			 * A bulk load costs about a tenth of reading every subject one
 			 * by one: worth it once a tenth of them has been read.
 			 */
-			Oid			subject_rel = pg_catalog_relid("subject");
+			Oid			subject_rel = pfg_catalog_relid("subject");
 			double		estimate = 0;
 
 			if (OidIsValid(subject_rel))
@@ -1811,13 +1811,13 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 }
 
 bool
-pg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
+pfg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
 {
 	return lookup_subject(ps, subject, typid)->row_visible;
 }
 
 bool
-pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
+pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
 {
 	const SubjectAnswer *a = lookup_subject(ps, subject, typid);
 

@@ -10,12 +10,12 @@
 
 typedef struct PurposeState PurposeState;
 
-extern PurposeState *pg_purpose_for_statement(Oid relid, const char *tag);
-extern PurposeState *pg_purpose_now(Oid relid, const char *tag);
-extern bool pg_statement_purpose_declared(void);
-extern bool pg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid);
-extern bool pg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id);
-extern char *pg_subject_text(Datum subject, Oid typid);
-extern bool pg_subject_tag_collectable(Datum subject, Oid typid, int tag_id);
+extern PurposeState *pfg_purpose_for_statement(Oid relid, const char *tag);
+extern PurposeState *pfg_purpose_now(Oid relid, const char *tag);
+extern bool pfg_statement_purpose_declared(void);
+extern bool pfg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid);
+extern bool pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id);
+extern char *pfg_subject_text(Datum subject, Oid typid);
+extern bool pfg_subject_tag_collectable(Datum subject, Oid typid, int tag_id);
 
 #endif							/* PROFILE_GUARD_CONSENT_CACHE_H */

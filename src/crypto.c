@@ -184,14 +184,14 @@ static const MasterKey *get_current_master_key(void);
 static const MasterKey *get_previous_master_key(void);
 static DataKeyStatus get_data_key(const char *subject, bool create, uint8 *key);
 
-PG_FUNCTION_INFO_V1(profile_guard_encrypt_text);
-PG_FUNCTION_INFO_V1(profile_guard_encrypt_bytea);
-PG_FUNCTION_INFO_V1(profile_guard_decrypt_text);
-PG_FUNCTION_INFO_V1(profile_guard_decrypt_bytea);
-PG_FUNCTION_INFO_V1(profile_guard_ciphertext_kind_text);
-PG_FUNCTION_INFO_V1(profile_guard_ciphertext_kind_bytea);
-PG_FUNCTION_INFO_V1(profile_guard_destroy_subject_key);
-PG_FUNCTION_INFO_V1(profile_guard_rotate_master_key);
+PFG_SQL_FUNCTION(profile_guard_encrypt_text);
+PFG_SQL_FUNCTION(profile_guard_encrypt_bytea);
+PFG_SQL_FUNCTION(profile_guard_decrypt_text);
+PFG_SQL_FUNCTION(profile_guard_decrypt_bytea);
+PFG_SQL_FUNCTION(profile_guard_ciphertext_kind_text);
+PFG_SQL_FUNCTION(profile_guard_ciphertext_kind_bytea);
+PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
+PFG_SQL_FUNCTION(profile_guard_rotate_master_key);
 
 
 /*
@@ -199,7 +199,7 @@ PG_FUNCTION_INFO_V1(profile_guard_rotate_master_key);
  * non-superusers.
  */
 void
-pg_crypto_define_settings(void)
+pfg_crypto_define_settings(void)
 {
 	DefineCustomStringVariable("profile_guard.master_key_file",
 							   "File holding the 256-bit master key as 64 hexadecimal digits.",
@@ -755,7 +755,7 @@ data_key_cache_flush(bool forget_table)
 
 /* invalidation.c: subject_key changed, or every relation may have */
 void
-data_key_relcache_invalidated(Oid relid)
+pfg_data_key_relcache_invalidated(Oid relid)
 {
 	if (relid == InvalidOid || relid == subject_key_relid)
 		data_key_cache_flush(true);
@@ -864,7 +864,7 @@ subject_key_table(Oid *owner)
 {
 	if (!OidIsValid(subject_key_relid))
 	{
-		Oid			nsp = get_namespace_oid(PG_SCHEMA_NAME, true);
+		Oid			nsp = get_namespace_oid(PFG_SCHEMA_NAME, true);
 		Oid			relid = InvalidOid;
 		HeapTuple	tuple;
 
@@ -919,7 +919,7 @@ end_key_access(Oid save_userid, int save_sec_context)
 
 /*
  * Look-ups of one subject's key always go through subject_key's primary
- * key (see pg_plan_for_key_lookups).  Returns the GUC nest level to pass to
+ * key (see pfg_plan_for_key_lookups).  Returns the GUC nest level to pass to
  * end_point_lookups().
  */
 static int
@@ -927,7 +927,7 @@ begin_point_lookups(void)
 {
 	int			level = NewGUCNestLevel();
 
-	pg_plan_for_key_lookups();
+	pfg_plan_for_key_lookups();
 	return level;
 }
 
@@ -981,9 +981,9 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 
 	args[0] = CStringGetTextDatum(subject);
 	if (read_key_plan == NULL)
-		read_key_plan = pg_keep_catalog_plan(
+		read_key_plan = pfg_keep_catalog_plan(
 			"SELECT wrapped_key, master_fingerprint, xmin"
-			"  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+			"  FROM " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 			" WHERE subject OPERATOR(pg_catalog.=) $1",
 			1, argtypes);
 	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
@@ -1043,8 +1043,8 @@ check_master_key_matches(const MasterKey *current)
 	if (master_key_checked)
 		return;
 	if (check_key_plan == NULL)
-		check_key_plan = pg_keep_catalog_plan(
-			"SELECT master_fingerprint FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+		check_key_plan = pfg_keep_catalog_plan(
+			"SELECT master_fingerprint FROM " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 			" WHERE wrapped_key IS NOT NULL LIMIT 1",
 			0, NULL);
 	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
@@ -1086,8 +1086,8 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	args[1] = PointerGetDatum(wrapped);
 	args[2] = CStringGetTextDatum(mk->fingerprint);
 	if (create_key_plan == NULL)
-		create_key_plan = pg_keep_catalog_plan(
-			"INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+		create_key_plan = pfg_keep_catalog_plan(
+			"INSERT INTO " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 			" (subject, wrapped_key, master_fingerprint, created_at)"
 			" VALUES ($1, $2, $3, pg_catalog.now())"
 			" ON CONFLICT (subject) DO NOTHING",
@@ -1330,7 +1330,7 @@ report_erased(const char *subject, const char *tag, bool encrypting)
 }
 
 Datum
-pg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
+pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
 {
 	struct varlena *v;
 	const uint8 *plain;
@@ -1398,7 +1398,7 @@ pg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char 
 }
 
 Datum
-pg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
+pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
 {
 	const uint8 *env;
 	int			envlen;
@@ -1448,7 +1448,7 @@ pg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char 
  * Cheap: nothing is decoded or authenticated.
  */
 bool
-pg_crypto_is_envelope(Datum value, Oid typid)
+pfg_crypto_is_envelope(Datum value, Oid typid)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(value);
 	char		head[TEXT_PREFIX_LEN];
@@ -1478,7 +1478,7 @@ pg_crypto_is_envelope(Datum value, Oid typid)
  * has no ciphertext of ours any more: CT_FOREIGN.
  */
 CiphertextKind
-pg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const char *tag)
+pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const char *tag)
 {
 	const uint8 *env;
 	int			envlen;
@@ -1515,7 +1515,7 @@ pg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const char
  * old row version keeps the wrapped key, under the master key, until VACUUM.
  */
 void
-pg_crypto_destroy_subject_key(const char *subject)
+pfg_crypto_destroy_subject_key(const char *subject)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -1531,7 +1531,7 @@ pg_crypto_destroy_subject_key(const char *subject)
 	begin_key_access(&save_userid, &save_sec_context);
 	relid = subject_key_table(NULL);
 	args[0] = CStringGetTextDatum(subject);
-	rc = SPI_execute_with_args("INSERT INTO " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE " AS k"
+	rc = SPI_execute_with_args("INSERT INTO " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE " AS k"
 							   " (subject, wrapped_key, master_fingerprint, created_at, destroyed_at)"
 							   " VALUES ($1, NULL, NULL, pg_catalog.now(), pg_catalog.now())"
 							   " ON CONFLICT (subject) DO UPDATE"
@@ -1559,7 +1559,7 @@ pg_crypto_destroy_subject_key(const char *subject)
  * subject hashes use it.  The caller wipes out.
  */
 void
-pg_crypto_derive_key(const char *label, uint8 *out)
+pfg_crypto_derive_key(const char *label, uint8 *out)
 {
 	const MasterKey *mk = get_current_master_key();
 	unsigned int len = KEY_LEN;
@@ -1571,7 +1571,7 @@ pg_crypto_derive_key(const char *label, uint8 *out)
 
 /* true when the subject's data key was destroyed (its data were erased) */
 bool
-pg_crypto_subject_key_destroyed(const char *subject)
+pfg_crypto_subject_key_destroyed(const char *subject)
 {
 	uint8		key[KEY_LEN];
 	DataKeyStatus status;
@@ -1591,10 +1591,10 @@ encrypt_sql(FunctionCallInfo fcinfo, Oid typid)
 	char	   *subject;
 	char	   *tag;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	return pg_crypto_encrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
+	return pfg_crypto_encrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
 }
 
 static Datum
@@ -1603,10 +1603,10 @@ decrypt_sql(FunctionCallInfo fcinfo, Oid typid)
 	char	   *subject;
 	char	   *tag;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	return pg_crypto_decrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
+	return pfg_crypto_decrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
 }
 
 Datum
@@ -1640,10 +1640,10 @@ ciphertext_kind_sql(FunctionCallInfo fcinfo, Oid typid)
 	char	   *tag;
 	const char *kind = NULL;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	switch (pg_crypto_classify_datum(PG_GETARG_DATUM(2), typid, subject, tag))
+	switch (pfg_crypto_classify_datum(PG_GETARG_DATUM(2), typid, subject, tag))
 	{
 		case CT_PLAINTEXT:
 			kind = "plaintext";
@@ -1673,8 +1673,8 @@ profile_guard_ciphertext_kind_bytea(PG_FUNCTION_ARGS)
 Datum
 profile_guard_destroy_subject_key(PG_FUNCTION_ARGS)
 {
-	profile_guard_require_preload();
-	pg_crypto_destroy_subject_key(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	pfg_require_preload();
+	pfg_crypto_destroy_subject_key(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
 }
 
@@ -1700,7 +1700,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	Portal		portal;
 	int64		rewrapped = 0;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 
 	admin = get_role_oid("profile_guard_admin", true);
 	if (!superuser() &&
@@ -1716,7 +1716,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	begin_key_access(&save_userid, &save_sec_context);
 	relid = subject_key_table(NULL);
 
-	update = SPI_prepare("UPDATE " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+	update = SPI_prepare("UPDATE " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 						 "   SET wrapped_key = $2, master_fingerprint = $3"
 						 " WHERE subject OPERATOR(pg_catalog.=) $1",
 						 3, updargtypes);
@@ -1726,7 +1726,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	selargs[0] = CStringGetTextDatum(current->fingerprint);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT subject, wrapped_key, master_fingerprint"
-									   "  FROM " PG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
+									   "  FROM " PFG_SCHEMA_NAME "." SUBJECT_KEY_TABLE
 									   " WHERE wrapped_key IS NOT NULL"
 									   "   AND (master_fingerprint IS NULL"
 									   "        OR master_fingerprint OPERATOR(pg_catalog.<>) $1)"

@@ -16,20 +16,20 @@ typedef enum CiphertextKind
 	CT_FOREIGN					/* our envelope, but for another subject/tag or corrupt */
 } CiphertextKind;
 
-extern void pg_crypto_define_settings(void);
+extern void pfg_crypto_define_settings(void);
 
 /* value is a text or bytea Datum (typid TEXTOID or BYTEAOID) */
-extern Datum pg_crypto_encrypt_datum(Datum value, Oid typid,
+extern Datum pfg_crypto_encrypt_datum(Datum value, Oid typid,
 									 const char *subject, const char *tag);
-extern Datum pg_crypto_decrypt_datum(Datum value, Oid typid,
+extern Datum pfg_crypto_decrypt_datum(Datum value, Oid typid,
 									 const char *subject, const char *tag);
-extern CiphertextKind pg_crypto_classify_datum(Datum value, Oid typid,
+extern CiphertextKind pfg_crypto_classify_datum(Datum value, Oid typid,
 											   const char *subject, const char *tag);
-extern bool pg_crypto_is_envelope(Datum value, Oid typid);
-extern void pg_crypto_destroy_subject_key(const char *subject);
+extern bool pfg_crypto_is_envelope(Datum value, Oid typid);
+extern void pfg_crypto_destroy_subject_key(const char *subject);
 /* true when the subject's data key was destroyed (its data were erased) */
-extern bool pg_crypto_subject_key_destroyed(const char *subject);
+extern bool pfg_crypto_subject_key_destroyed(const char *subject);
 /* a 32-byte secret derived from the master key for label (caller wipes) */
-extern void pg_crypto_derive_key(const char *label, uint8 *out);
+extern void pfg_crypto_derive_key(const char *label, uint8 *out);
 
 #endif							/* PROFILE_GUARD_CRYPTO_H */

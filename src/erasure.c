@@ -72,12 +72,12 @@ static int	erasure_write_depth = -1;
 static uint8 subject_hash_key[32];
 static bool subject_hash_key_ready = false;
 
-PG_FUNCTION_INFO_V1(profile_guard_erasure_in_progress);
-PG_FUNCTION_INFO_V1(profile_guard_subject_hash);
-PG_FUNCTION_INFO_V1(profile_guard_sweep);
+PFG_SQL_FUNCTION(profile_guard_erasure_in_progress);
+PFG_SQL_FUNCTION(profile_guard_subject_hash);
+PFG_SQL_FUNCTION(profile_guard_sweep);
 
 bool
-pg_erasure_in_progress(void)
+pfg_erasure_in_progress(void)
 {
 	return erasure_in_progress;
 }
@@ -96,7 +96,7 @@ trigger_depth(void)
  * (anonymising or nulling cells), which collects nothing?
  */
 bool
-pg_erasure_writing(Oid relid)
+pfg_erasure_writing(Oid relid)
 {
 	return erasure_in_progress && OidIsValid(erasure_write_relid) &&
 		relid == erasure_write_relid &&
@@ -112,7 +112,7 @@ subject_hash(const char *subject, char *out)
 
 	if (!subject_hash_key_ready)
 	{
-		pg_crypto_derive_key(SUBJECT_HASH_LABEL, subject_hash_key);
+		pfg_crypto_derive_key(SUBJECT_HASH_LABEL, subject_hash_key);
 		subject_hash_key_ready = true;
 	}
 	if (HMAC(EVP_sha256(), subject_hash_key, sizeof(subject_hash_key),
@@ -601,7 +601,7 @@ sweep_table_usable(Oid relid, const char *relation, const char *subject,
 	cb.arg = (void *) relation;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	ok = profile_guard_check_guarded(relid, subject, collected, tag, RowExclusiveLock, WARNING);
+	ok = pfg_check_guarded(relid, subject, collected, tag, RowExclusiveLock, WARNING);
 	error_context_stack = cb.previous;
 	return ok;
 }
@@ -722,7 +722,7 @@ read_tables(void)
  * requests, compute what is due, and prepare a batch statement per table.
  */
 Sweep *
-pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
+pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 {
 	Sweep	   *sweep;
 	int			rc;
@@ -969,7 +969,7 @@ write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum 
 	erasure_write_depth = trigger_depth();
 	PG_TRY();
 	{
-		done = profile_guard_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
+		done = pfg_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
 	}
 	PG_FINALLY();
 	{
@@ -1235,7 +1235,7 @@ run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
  * affected.
  */
 int64
-pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
+pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 {
 	SweepTable *st = &sweep->tables[table];
 	int64		affected = 0;
@@ -1382,7 +1382,7 @@ pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 }
 
 bool
-pg_sweep_all_done(Sweep *sweep)
+pfg_sweep_all_done(Sweep *sweep)
 {
 	for (int i = 0; i < sweep->ntables; i++)
 		if (!sweep->tables[i].done)
@@ -1396,7 +1396,7 @@ pg_sweep_all_done(Sweep *sweep)
  * one's start.  Releases a session sweep lock.
  */
 void
-pg_sweep_finish(Sweep *sweep, bool complete)
+pfg_sweep_finish(Sweep *sweep, bool complete)
 {
 	int			rc;
 
@@ -1437,7 +1437,7 @@ profile_guard_subject_hash(PG_FUNCTION_ARGS)
 {
 	char		hash[SUBJECT_HASH_HEX + 1];
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	subject_hash(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
 	PG_RETURN_TEXT_P(cstring_to_text(hash));
 }
@@ -1456,7 +1456,7 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 	Sweep	   *sweep;
 	ListCell   *lc;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	if (budget < 0 && !PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1474,7 +1474,7 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard sweep",
 								ALLOCSET_DEFAULT_SIZES);
-	sweep = pg_sweep_begin(cxt, full, false);
+	sweep = pfg_sweep_begin(cxt, full, false);
 	for (int i = 0; i < sweep->ntables; i++)
 	{
 		while (!sweep->tables[i].done && budget != 0)
@@ -1484,12 +1484,12 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 			if (budget > 0 && budget < limit)
 				limit = budget;
 			if (budget > 0)
-				budget = Max(budget - pg_sweep_batch(sweep, i, limit, true), 0);
+				budget = Max(budget - pfg_sweep_batch(sweep, i, limit, true), 0);
 			else
-				(void) pg_sweep_batch(sweep, i, limit, false);
+				(void) pfg_sweep_batch(sweep, i, limit, false);
 		}
 	}
-	pg_sweep_finish(sweep, pg_sweep_all_done(sweep));
+	pfg_sweep_finish(sweep, pfg_sweep_all_done(sweep));
 
 	foreach(lc, sweep->results)
 	{

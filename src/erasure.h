@@ -60,9 +60,9 @@ typedef struct SweepResult
 } SweepResult;
 
 /*
- * A sweep: computed by pg_sweep_begin() in one transaction, then worked off
- * by pg_sweep_batch() in as many transactions as the caller likes (each
- * batch erases and logs together), closed by pg_sweep_finish() once every
+ * A sweep: computed by pfg_sweep_begin() in one transaction, then worked off
+ * by pfg_sweep_batch() in as many transactions as the caller likes (each
+ * batch erases and logs together), closed by pfg_sweep_finish() once every
  * table is done.  Everything lives in cxt, which outlives the transactions.
  */
 typedef struct Sweep
@@ -83,15 +83,15 @@ typedef struct Sweep
 } Sweep;
 
 /* erasure.c */
-extern bool pg_erasure_in_progress(void);
-extern bool pg_erasure_writing(Oid relid);
-extern Sweep *pg_sweep_begin(MemoryContext cxt, bool full, bool session_lock);
-extern int64 pg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact);
-extern bool pg_sweep_all_done(Sweep *sweep);
-extern void pg_sweep_finish(Sweep *sweep, bool complete);
+extern bool pfg_erasure_in_progress(void);
+extern bool pfg_erasure_writing(Oid relid);
+extern Sweep *pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock);
+extern int64 pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact);
+extern bool pfg_sweep_all_done(Sweep *sweep);
+extern void pfg_sweep_finish(Sweep *sweep, bool complete);
 
 /* erasure_worker.c */
-extern void pg_erasure_define_settings(void);
-extern void pg_erasure_worker_register(void);
+extern void pfg_erasure_define_settings(void);
+extern void pfg_erasure_worker_register(void);
 
 #endif							/* PROFILE_GUARD_ERASURE_H */

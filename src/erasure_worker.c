@@ -43,10 +43,10 @@ static char *sweep_database = NULL;
 static int	sweep_interval = 60;	/* seconds */
 static int	sweep_batch = 10000;	/* rows per transaction */
 
-PGDLLEXPORT void profile_guard_erasure_worker_main(Datum main_arg);
+PGDLLEXPORT void pfg_erasure_worker_main(Datum main_arg);
 
 void
-pg_erasure_define_settings(void)
+pfg_erasure_define_settings(void)
 {
 	DefineCustomStringVariable("profile_guard.database",
 							   "Database in which the erasure worker sweeps due erasures.",
@@ -78,7 +78,7 @@ pg_erasure_define_settings(void)
 
 /* in _PG_init, when preloaded: a worker only where a database is named */
 void
-pg_erasure_worker_register(void)
+pfg_erasure_worker_register(void)
 {
 	BackgroundWorker worker;
 
@@ -90,7 +90,7 @@ pg_erasure_worker_register(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = WORKER_RESTART_SECONDS;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "profile_guard");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "profile_guard_erasure_worker_main");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pfg_erasure_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "profile_guard erasure worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "profile_guard erasure worker");
 	worker.bgw_main_arg = (Datum) 0;
@@ -150,7 +150,7 @@ run_sweep(MemoryContext cxt, bool *warned)
 		return;
 	}
 	*warned = false;
-	sweep = pg_sweep_begin(cxt, false, true);
+	sweep = pfg_sweep_begin(cxt, false, true);
 	end_transaction();
 
 	for (int i = 0; i < sweep->ntables; i++)
@@ -167,7 +167,7 @@ run_sweep(MemoryContext cxt, bool *warned)
 				TimestampTz batch_start = GetCurrentTimestamp();
 
 				begin_transaction(activity);
-				(void) pg_sweep_batch(sweep, i, sweep_batch, false);
+				(void) pfg_sweep_batch(sweep, i, sweep_batch, false);
 				end_transaction();
 				longest = Max(longest, GetCurrentTimestamp() - batch_start);
 			}
@@ -175,7 +175,7 @@ run_sweep(MemoryContext cxt, bool *warned)
 	}
 
 	begin_transaction("profile_guard sweep: finishing");
-	pg_sweep_finish(sweep, true);
+	pfg_sweep_finish(sweep, true);
 	end_transaction();
 
 	if (sweep->rows > 0 || sweep->results != NIL)
@@ -186,7 +186,7 @@ run_sweep(MemoryContext cxt, bool *warned)
 }
 
 void
-profile_guard_erasure_worker_main(Datum main_arg)
+pfg_erasure_worker_main(Datum main_arg)
 {
 	MemoryContext cxt;
 	bool		warned = false;

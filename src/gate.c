@@ -17,7 +17,7 @@
  *	  read tags without a usable purpose, and the utility hook turns
  *	  "COPY table TO" into the gated "COPY (SELECT …) TO" and keeps a table
  *	  that joins or leaves a guarded tree guarded (tree.c).  Gate calls are
- *	  written with PG_GATE_CALL_FORMAT: the gates answer no other call.
+ *	  written with PFG_GATE_CALL_FORMAT: the gates answer no other call.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,7 +72,7 @@ static void ensure_gate_functions(GateContext *ctx);
 static Oid
 gate_function(const char *name, int nargs, Oid *argtypes)
 {
-	List	   *qname = list_make2(makeString(PG_SCHEMA_NAME), makeString(pstrdup(name)));
+	List	   *qname = list_make2(makeString(PFG_SCHEMA_NAME), makeString(pstrdup(name)));
 
 	return LookupFuncName(qname, nargs, argtypes, false);
 }
@@ -96,10 +96,10 @@ ensure_gate_functions(GateContext *ctx)
 	ctx->row_mask_fn = gate_function("_row_mask", 2, mask_args);
 	ctx->sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
 	ctx->long_value_gate_fn =
-		LookupFuncName(list_make2(makeString(PG_SCHEMA_NAME), makeString("_long_value_gate")),
+		LookupFuncName(list_make2(makeString(PFG_SCHEMA_NAME), makeString("_long_value_gate")),
 					   3, long_value_args, true);
 	ctx->purpose_row_gate_fn =
-		LookupFuncName(list_make2(makeString(PG_SCHEMA_NAME), makeString("_purpose_row_gate")),
+		LookupFuncName(list_make2(makeString(PFG_SCHEMA_NAME), makeString("_purpose_row_gate")),
 					   2, row_args, true);
 }
 
@@ -111,8 +111,8 @@ gated_relation(RangeTblEntry *rte)
 
 	if (rte->rtekind != RTE_RELATION)
 		return NULL;
-	grel = pg_guarded_relation(rte->relid);
-	if (grel == NULL || !pg_rte_reads_tags_of(rte, grel))
+	grel = pfg_guarded_relation(rte->relid);
+	if (grel == NULL || !pfg_rte_reads_tags_of(rte, grel))
 		return NULL;
 	return grel;
 }
@@ -148,13 +148,13 @@ make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
 									   CStringGetTextDatum(col->tag), false, false));
 		args = lappend(args, var);
 		f = makeFuncExpr(ctx->sensitive_cell_gate_fn, var->vartype, args,
-						 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
+						 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	}
 	else
 	{
 		args = lappend(args, var);
 		f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
-						 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
+						 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	}
 	f->location = var->location;
 	return (Node *) f;
@@ -182,7 +182,7 @@ make_long_value_gate(Var *var, GuardedRelation *grel, GateContext *ctx)
 				  DEFAULT_COLLATION_OID, var->varlevelsup);
 	f = makeFuncExpr(ctx->long_value_gate_fn, var->vartype,
 					 list_make3(subject_var(var, grel, var->varno), tag, var),
-					 var->varcollid, var->varcollid, PG_GATE_CALL_FORMAT);
+					 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	f->location = var->location;
 	return (Node *) f;
 }
@@ -195,7 +195,7 @@ make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
 	f = makeFuncExpr(ctx->row_mask_fn, var->vartype,
 					 list_make2(var, makeConst(REGCLASSOID, -1, InvalidOid, 4,
 											   ObjectIdGetDatum(grel->relid), false, true)),
-					 InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
+					 InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
 	f->location = var->location;
 	return (Node *) f;
 }
@@ -238,7 +238,7 @@ gate_mutator(Node *node, GateContext *ctx)
 			return make_row_mask(var, grel, ctx);
 		if (var->varattno > 0)
 		{
-			const GuardedColumn *col = pg_guarded_column(grel, var->varattno);
+			const GuardedColumn *col = pfg_guarded_column(grel, var->varattno);
 
 			if (col)
 				return make_cell_gate(var, grel, col, ctx);
@@ -314,15 +314,15 @@ gate_query(Query *query, GateContext *ctx)
 
 			rti++;
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = pg_guarded_relation(rte->relid)) == NULL ||
-				!pg_rte_reads_rows(rte))
+				(grel = pfg_guarded_relation(rte->relid)) == NULL ||
+				!pfg_rte_reads_rows(rte))
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
 				continue;
 			/* the extension's own write of rows it chose, as the owner */
 			if (query == ctx->top && query->canSetTag && rti == query->resultRelation &&
 				(query->commandType == CMD_UPDATE || query->commandType == CMD_DELETE) &&
-				pg_owner_writing(grel->relid))
+				pfg_owner_writing(grel->relid))
 				continue;
 			if (query->commandType == CMD_MERGE && rti == query->resultRelation)
 				ereport(ERROR,
@@ -333,7 +333,7 @@ gate_query(Query *query, GateContext *ctx)
 			ensure_gate_functions(ctx);
 			relid = makeConst(REGCLASSOID, -1, InvalidOid, 4,
 							  ObjectIdGetDatum(grel->relid), false, true);
-			if (!pg_rte_reads_tags_of(rte, grel))
+			if (!pfg_rte_reads_tags_of(rte, grel))
 			{
 				/*
 				 * Wide shape, no tag read: only the subjects eligible for a
@@ -344,7 +344,7 @@ gate_query(Query *query, GateContext *ctx)
 					continue;	/* objects older than 1.2 */
 				gate = makeFuncExpr(ctx->purpose_row_gate_fn, BOOLOID,
 									list_make2(subject_var(NULL, grel, rti), relid),
-									InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
+									InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
 			}
 			else if (grel->tag_attnum != InvalidAttrNumber)
 				gate = makeFuncExpr(ctx->tag_row_gate_fn, BOOLOID,
@@ -353,11 +353,11 @@ gate_query(Query *query, GateContext *ctx)
 													   get_atttype(grel->relid, grel->tag_attnum),
 													   -1, DEFAULT_COLLATION_OID, 0),
 											   relid),
-									InvalidOid, DEFAULT_COLLATION_OID, PG_GATE_CALL_FORMAT);
+									InvalidOid, DEFAULT_COLLATION_OID, PFG_GATE_CALL_FORMAT);
 			else
 				gate = makeFuncExpr(ctx->row_gate_fn, BOOLOID,
 									list_make2(subject_var(NULL, grel, rti), relid),
-									InvalidOid, InvalidOid, PG_GATE_CALL_FORMAT);
+									InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
 			rte->securityQuals = lcons(gate, rte->securityQuals);
 		}
 	}
@@ -373,7 +373,7 @@ profile_guard_planner(Query *parse, const char *query_string,
 	GateContext ctx;
 	PlannerGlobal glob;
 	PlannerInfo root;
-	bool		guards = pg_any_guarded();
+	bool		guards = pfg_any_guarded();
 
 	memset(&ctx, 0, sizeof(ctx));
 	if (guards)
@@ -388,7 +388,7 @@ profile_guard_planner(Query *parse, const char *query_string,
 		root.query_level = 1;
 		ctx.root = &root;
 		ctx.top = parse;
-		ctx.bypass = pg_current_user_bypasses();
+		ctx.bypass = pfg_current_user_bypasses();
 		gate_query(parse, &ctx);
 	}
 
@@ -424,7 +424,7 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	/* a parallel worker runs part of a plan its leader has checked */
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() &&
-		pg_any_guarded() && !pg_current_user_bypasses())
+		pfg_any_guarded() && !pfg_current_user_bypasses())
 	{
 		PlannedStmt *stmt = queryDesc->plannedstmt;
 		ListCell   *lc;
@@ -440,15 +440,15 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 			rti++;
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = pg_guarded_relation(rte->relid)) == NULL ||
-				!pg_rte_reads_rows(rte))
+				(grel = pfg_guarded_relation(rte->relid)) == NULL ||
+				!pfg_rte_reads_rows(rte))
 				continue;
 			if (stmt->canSetTag &&
 				(stmt->commandType == CMD_UPDATE || stmt->commandType == CMD_DELETE) &&
 				list_member_int(stmt->resultRelations, (int) rti) &&
-				pg_owner_writing(grel->relid))
+				pfg_owner_writing(grel->relid))
 				continue;
-			if (!pg_rte_reads_tags_of(rte, grel))
+			if (!pfg_rte_reads_tags_of(rte, grel))
 			{
 				if (!OidIsValid(rows_relid))
 					rows_relid = grel->relid;
@@ -464,13 +464,13 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 					break;
 				}
 			}
-			(void) pg_purpose_now(grel->relid, tag);
+			(void) pfg_purpose_now(grel->relid, tag);
 			checked = true;
 			break;
 		}
 		if (!checked && OidIsValid(rows_relid) &&
-			profile_guard_purpose != NULL && profile_guard_purpose[0] != '\0')
-			(void) pg_purpose_now(rows_relid, NULL);
+			pfg_purpose != NULL && pfg_purpose[0] != '\0')
+			(void) pfg_purpose_now(rows_relid, NULL);
 	}
 
 	if (prev_ExecutorStart)
@@ -530,18 +530,18 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 	List	   *tree_changes;
 
-	pg_check_guarded_alter(parsetree);
-	tree_changes = pg_tree_before(parsetree);
+	pfg_check_guarded_alter(parsetree);
+	tree_changes = pfg_tree_before(parsetree);
 	if (IsA(parsetree, CopyStmt))
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
 
-		if (!stmt->is_from && stmt->relation && pg_any_guarded() &&
-			!pg_current_user_bypasses())
+		if (!stmt->is_from && stmt->relation && pfg_any_guarded() &&
+			!pfg_current_user_bypasses())
 		{
 			Oid			relid = RangeVarGetRelid(stmt->relation, AccessShareLock, true);
 
-			if (OidIsValid(relid) && pg_guarded_relation(relid))
+			if (OidIsValid(relid) && pfg_guarded_relation(relid))
 			{
 				PlannedStmt *gated = copyObject(pstmt);
 
@@ -557,11 +557,11 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-	pg_tree_after(tree_changes);
+	pfg_tree_after(tree_changes);
 }
 
 void
-pg_gate_init(void)
+pfg_gate_init(void)
 {
 	prev_planner_hook = planner_hook;
 	planner_hook = profile_guard_planner;

@@ -34,17 +34,17 @@
 #include "crypto.h"
 #include "audit.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_row_gate);
-PG_FUNCTION_INFO_V1(profile_guard_tag_row_gate);
-PG_FUNCTION_INFO_V1(profile_guard_cell_gate);
-PG_FUNCTION_INFO_V1(profile_guard_row_mask);
-PG_FUNCTION_INFO_V1(profile_guard_sensitive_cell_gate);
-PG_FUNCTION_INFO_V1(profile_guard_long_value_gate);
-PG_FUNCTION_INFO_V1(profile_guard_purpose_row_gate);
+PFG_SQL_FUNCTION(profile_guard_row_gate);
+PFG_SQL_FUNCTION(profile_guard_tag_row_gate);
+PFG_SQL_FUNCTION(profile_guard_cell_gate);
+PFG_SQL_FUNCTION(profile_guard_row_mask);
+PFG_SQL_FUNCTION(profile_guard_sensitive_cell_gate);
+PFG_SQL_FUNCTION(profile_guard_long_value_gate);
+PFG_SQL_FUNCTION(profile_guard_purpose_row_gate);
 
 /*
  * Refuse a gate call that the planner hook did not place (gate.c marks
- * its calls with PG_GATE_CALL_FORMAT, which no parsed call carries).
+ * its calls with PFG_GATE_CALL_FORMAT, which no parsed call carries).
  */
 static void
 require_placed(FunctionCallInfo fcinfo, const char *name)
@@ -52,10 +52,10 @@ require_placed(FunctionCallInfo fcinfo, const char *name)
 	Node	   *expr = fcinfo->flinfo->fn_expr;
 
 	if (expr != NULL && IsA(expr, FuncExpr) &&
-		((FuncExpr *) expr)->funcformat == PG_GATE_CALL_FORMAT)
+		((FuncExpr *) expr)->funcformat == PFG_GATE_CALL_FORMAT)
 		return;
 	ereport(ERROR,
-			(errcode(PGERR_GATE_NOT_PLACED),
+			(errcode(PFG_ERRCODE_GATE_NOT_PLACED),
 			 errmsg("profile_guard.%s() cannot be called directly", name),
 			 errdetail("Gate functions answer only where the planner placed them, in statements that read a guarded table."),
 			 errhint("Read the guarded table under a declared purpose instead, e.g. SET profile_guard.purpose = 'recommendation'.")));
@@ -67,9 +67,9 @@ decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
 {
 	if (typid != TEXTOID && typid != BYTEAOID)
 		return stored;
-	if (!pg_crypto_is_envelope(stored, typid))
+	if (!pfg_crypto_is_envelope(stored, typid))
 		return stored;			/* plaintext: written before classify */
-	return pg_crypto_decrypt_datum(stored, typid, subject, tag);
+	return pfg_crypto_decrypt_datum(stored, typid, subject, tag);
 }
 
 /*
@@ -114,18 +114,18 @@ profile_guard_row_gate(PG_FUNCTION_ARGS)
 
 	require_placed(fcinfo, "_row_gate");
 
-	ps = pg_purpose_for_statement(PG_GETARG_OID(1), NULL);
+	ps = pfg_purpose_for_statement(PG_GETARG_OID(1), NULL);
 	if (ps == NULL)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0))
 	{
-		pg_audit_count_row(PG_GETARG_OID(1), false);	/* audit */
+		pfg_audit_count_row(PG_GETARG_OID(1), false);	/* audit */
 		PG_RETURN_BOOL(false);
 	}
 	{
-		bool		visible = pg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo));
+		bool		visible = pfg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo));
 
-		pg_audit_count_row(PG_GETARG_OID(1), visible);	/* audit */
+		pfg_audit_count_row(PG_GETARG_OID(1), visible);	/* audit */
 		PG_RETURN_BOOL(visible);
 	}
 }
@@ -140,7 +140,7 @@ Datum
 profile_guard_purpose_row_gate(PG_FUNCTION_ARGS)
 {
 	require_placed(fcinfo, "_purpose_row_gate");
-	if (!pg_statement_purpose_declared())
+	if (!pfg_statement_purpose_declared())
 		PG_RETURN_BOOL(true);
 	return profile_guard_row_gate(fcinfo);
 }
@@ -155,19 +155,19 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 
 	require_placed(fcinfo, "_tag_row_gate");
 
-	ps = pg_purpose_for_statement(PG_GETARG_OID(2), NULL);
+	ps = pfg_purpose_for_statement(PG_GETARG_OID(2), NULL);
 	if (ps == NULL)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 	{
-		pg_audit_count_row(PG_GETARG_OID(2), false);	/* audit */
+		pfg_audit_count_row(PG_GETARG_OID(2), false);	/* audit */
 		PG_RETURN_BOOL(false);
 	}
 	tag = PG_GETARG_TEXT_PP(1);
-	tag_id = pg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), NULL);
+	tag_id = pfg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), NULL);
 	visible = (tag_id >= 0 &&
-			   pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
-	pg_audit_count_tag_row(PG_GETARG_OID(2), tag_id, VARDATA_ANY(tag),	/* audit */
+			   pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
+	pfg_audit_count_tag_row(PG_GETARG_OID(2), tag_id, VARDATA_ANY(tag),	/* audit */
 						   VARSIZE_ANY_EXHDR(tag), visible);
 	PG_RETURN_BOOL(visible);
 }
@@ -181,17 +181,17 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	ps = pfg_purpose_for_statement(InvalidOid, NULL);
 	if (ps == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 	if (PG_ARGISNULL(0) ||
-		!pg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
+		!pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
 								PG_GETARG_INT32(1)))
 	{
-		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
+		pfg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
-	pg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
+	pfg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
 
@@ -218,12 +218,12 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(3) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	stored = PG_GETARG_DATUM(3);
-	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	ps = pfg_purpose_for_statement(InvalidOid, NULL);
 	if (ps == NULL)
 		PG_RETURN_DATUM(stored);	/* bypass: the raw ciphertext */
 	if (PG_ARGISNULL(0))
 	{
-		pg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
+		pfg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
 	site = gate_site(fcinfo);
@@ -244,7 +244,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	{
 		char	   *name = text_to_cstring(tag);
 
-		if (pg_tag_id_lookup(name, taglen, NULL) != tag_id)
+		if (pfg_tag_id_lookup(name, taglen, NULL) != tag_id)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("tag \"%s\" does not have id %d", name, tag_id),
@@ -256,13 +256,13 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 		site->checked_tag_id = tag_id;
 		site->stored_type = get_fn_expr_argtype(fcinfo->flinfo, 3);
 	}
-	if (!pg_subject_tag_visible(ps, subject, site->subject_type, tag_id))
+	if (!pfg_subject_tag_visible(ps, subject, site->subject_type, tag_id))
 	{
-		pg_audit_count_cell(tag_id, false); /* audit */
+		pfg_audit_count_cell(tag_id, false); /* audit */
 		PG_RETURN_NULL();
 	}
-	pg_audit_count_cell(tag_id, true);	/* audit */
-	subject_text = pg_subject_text(subject, site->subject_type);
+	pfg_audit_count_cell(tag_id, true);	/* audit */
+	subject_text = pfg_subject_text(subject, site->subject_type);
 	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject_text,
 								 site->checked_tag));
 }
@@ -276,12 +276,12 @@ serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
 				 const char *tag, int taglen, Datum *value, Oid value_typid)
 {
 	bool		sensitive = false;
-	int			tag_id = pg_tag_id_lookup(tag, taglen, &sensitive);
+	int			tag_id = pfg_tag_id_lookup(tag, taglen, &sensitive);
 
-	if (tag_id < 0 || !pg_subject_tag_visible(ps, subject, subject_typid, tag_id))
+	if (tag_id < 0 || !pfg_subject_tag_visible(ps, subject, subject_typid, tag_id))
 		return false;
 	if (sensitive)
-		*value = decrypt_cell(*value, value_typid, pg_subject_text(subject, subject_typid),
+		*value = decrypt_cell(*value, value_typid, pfg_subject_text(subject, subject_typid),
 							  pnstrdup(tag, taglen));
 	return true;
 }
@@ -303,7 +303,7 @@ profile_guard_long_value_gate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	value = PG_GETARG_DATUM(2);
-	ps = pg_purpose_for_statement(InvalidOid, NULL);
+	ps = pfg_purpose_for_statement(InvalidOid, NULL);
 	if (ps == NULL)
 		PG_RETURN_DATUM(value);	/* bypass: the raw value */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -339,8 +339,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 
 	require_placed(fcinfo, "_row_mask");
 
-	ps = pg_purpose_for_statement(relid, NULL);
-	grel = pg_guarded_relation(relid);
+	ps = pfg_purpose_for_statement(relid, NULL);
+	grel = pfg_guarded_relation(relid);
 	if (ps == NULL || grel == NULL ||
 		(grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		PG_RETURN_HEAPTUPLEHEADER(rec);
@@ -374,16 +374,16 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		if (off >= desc->natts || nulls[off])
 			continue;
 		if (subject_null ||
-			!pg_subject_tag_visible(ps, subject, subject_typid, grel->columns[i].tag_id))
+			!pfg_subject_tag_visible(ps, subject, subject_typid, grel->columns[i].tag_id))
 		{
 			nulls[off] = true;
-			pg_audit_count_cell(grel->columns[i].tag_id, false);	/* audit */
+			pfg_audit_count_cell(grel->columns[i].tag_id, false);	/* audit */
 			continue;
 		}
-		pg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
+		pfg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
 		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
-									   pg_subject_text(subject, subject_typid),
+									   pfg_subject_text(subject, subject_typid),
 									   grel->columns[i].tag);
 	}
 	/* long shape: the value of a tag row, as _long_value_gate serves it */

@@ -32,22 +32,22 @@
 static void
 profile_guard_relcache_callback(Datum arg, Oid relid)
 {
-	guard_cache_relcache_invalidated(relid);
-	policy_generation_relcache_invalidated(relid);
-	audit_relcache_invalidated(relid);
-	redact_relcache_invalidated(relid);
-	data_key_relcache_invalidated(relid);
+	pfg_guard_cache_relcache_invalidated(relid);
+	pfg_policy_generation_relcache_invalidated(relid);
+	pfg_audit_relcache_invalidated(relid);
+	pfg_redact_relcache_invalidated(relid);
+	pfg_data_key_relcache_invalidated(relid);
 }
 
 static void
 profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* any role may be concerned: every hash value flushes all */
-	consent_cache_roles_invalidated();
+	pfg_consent_cache_roles_invalidated();
 }
 
 void
-profile_guard_invalidation_init(void)
+pfg_invalidation_init(void)
 {
 	CacheRegisterRelcacheCallback(profile_guard_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, profile_guard_syscache_callback, (Datum) 0);

@@ -36,9 +36,9 @@
 #include "owner_context.h"
 #include "audit.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_check_guarded_sql);
-PG_FUNCTION_INFO_V1(profile_guard_execute_as_owner_sql);
-PG_FUNCTION_INFO_V1(profile_guard_as_text);
+PFG_SQL_FUNCTION(profile_guard_check_guarded_sql);
+PFG_SQL_FUNCTION(profile_guard_execute_as_owner_sql);
+PFG_SQL_FUNCTION(profile_guard_as_text);
 
 static const char *
 relkind_name(char relkind)
@@ -104,7 +104,7 @@ column_type_ok(Oid relid, const char *column, const Oid *allowed, int nallowed,
  * below ERROR the result says whether the relation may be used.
  */
 bool
-profile_guard_check_guarded(Oid relid, const char *subject_column,
+pfg_check_guarded(Oid relid, const char *subject_column,
 							const char *collected_at_column,
 							const char *tag_column, LOCKMODE lockmode, int elevel)
 {
@@ -214,7 +214,7 @@ profile_guard_check_guarded(Oid relid, const char *subject_column,
  * skip rows).
  */
 void
-profile_guard_owner_context_begin(Oid relid, OwnerContext *oc)
+pfg_owner_context_begin(Oid relid, OwnerContext *oc)
 {
 	HeapTuple	tup;
 	Oid			owner;
@@ -225,20 +225,20 @@ profile_guard_owner_context_begin(Oid relid, OwnerContext *oc)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 
-	pg_switch_role(owner, "pg_catalog, pg_temp", oc);
+	pfg_switch_role(owner, "pg_catalog, pg_temp", oc);
 	(void) set_config_option("row_security", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 }
 
 void
-profile_guard_owner_context_end(OwnerContext *oc)
+pfg_owner_context_end(OwnerContext *oc)
 {
-	pg_restore_role(oc);
+	pfg_restore_role(oc);
 }
 
 /*
- * The statement profile_guard_execute_as_owner() runs writes rows that the
+ * The statement pfg_execute_as_owner() runs writes rows that the
  * extension chose (by TID) in its own context: no read gate applies to its
  * target.  Statements it sets off (the owner's triggers, functions, rules)
  * run deeper and are gated like any other.
@@ -247,10 +247,10 @@ static Oid	OwnerWriteRelid = InvalidOid;
 static int	OwnerWriteNesting = -1;
 
 bool
-pg_owner_writing(Oid relid)
+pfg_owner_writing(Oid relid)
 {
 	return OidIsValid(OwnerWriteRelid) && relid == OwnerWriteRelid &&
-		pg_audit_nesting() == OwnerWriteNesting;
+		pfg_audit_nesting() == OwnerWriteNesting;
 }
 
 /*
@@ -258,7 +258,7 @@ pg_owner_writing(Oid relid)
  * processed.  The caller checked the relation and computed the values.
  */
 uint64
-profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
+pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 							   Oid *argtypes, Datum *values, const char *nulls)
 {
 	OwnerContext oc;
@@ -267,9 +267,9 @@ profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	profile_guard_owner_context_begin(relid, &oc);
+	pfg_owner_context_begin(relid, &oc);
 	OwnerWriteRelid = relid;
-	OwnerWriteNesting = pg_audit_nesting();
+	OwnerWriteNesting = pfg_audit_nesting();
 	PG_TRY();
 	{
 		rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
@@ -284,7 +284,7 @@ profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
 		elog(ERROR, "could not run a statement on table \"%s\": %s",
 			 relation_name(relid), SPI_result_code_string(rc));
 	processed = SPI_processed;
-	profile_guard_owner_context_end(&oc);
+	pfg_owner_context_end(&oc);
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
 	return processed;
@@ -303,7 +303,7 @@ profile_guard_check_guarded_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("table must not be null")));
-	(void) profile_guard_check_guarded(PG_GETARG_OID(0),
+	(void) pfg_check_guarded(PG_GETARG_OID(0),
 									   PG_ARGISNULL(1) ? NULL : NameStr(*PG_GETARG_NAME(1)),
 									   PG_ARGISNULL(2) ? NULL : NameStr(*PG_GETARG_NAME(2)),
 									   PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3)),
@@ -352,8 +352,8 @@ profile_guard_execute_as_owner_sql(PG_FUNCTION_ARGS)
 				values[i] = CStringGetTextDatum(DatumGetCString(values[i]));
 		}
 	}
-	(void) profile_guard_check_guarded(relid, NULL, NULL, NULL, RowExclusiveLock, ERROR);
-	processed = profile_guard_execute_as_owner(relid, text_to_cstring(PG_GETARG_TEXT_PP(1)),
+	(void) pfg_check_guarded(relid, NULL, NULL, NULL, RowExclusiveLock, ERROR);
+	processed = pfg_execute_as_owner(relid, text_to_cstring(PG_GETARG_TEXT_PP(1)),
 											   nargs, argtypes, values, nulls);
 	PG_RETURN_INT64((int64) processed);
 }

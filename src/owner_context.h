@@ -14,16 +14,16 @@
 #include "profile_guard.h"
 
 /* what owner_context_begin() saved, for owner_context_end() */
-typedef PgSavedRole OwnerContext;
+typedef PfgSavedRole OwnerContext;
 
-extern bool profile_guard_check_guarded(Oid relid, const char *subject_column,
+extern bool pfg_check_guarded(Oid relid, const char *subject_column,
 										const char *collected_at_column,
 										const char *tag_column, LOCKMODE lockmode,
 										int elevel);
-extern void profile_guard_owner_context_begin(Oid relid, OwnerContext *oc);
-extern void profile_guard_owner_context_end(OwnerContext *oc);
-extern bool pg_owner_writing(Oid relid);
-extern uint64 profile_guard_execute_as_owner(Oid relid, const char *query, int nargs,
+extern void pfg_owner_context_begin(Oid relid, OwnerContext *oc);
+extern void pfg_owner_context_end(OwnerContext *oc);
+extern bool pfg_owner_writing(Oid relid);
+extern uint64 pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 											 Oid *argtypes, Datum *values,
 											 const char *nulls);
 

@@ -48,8 +48,8 @@
 #include "policy_generation.h"
 #include "shared_answers.h"
 
-PG_FUNCTION_INFO_V1(profile_guard_policy_changed);
-PG_FUNCTION_INFO_V1(profile_guard_subject_changed);
+PFG_SQL_FUNCTION(profile_guard_policy_changed);
+PFG_SQL_FUNCTION(profile_guard_subject_changed);
 
 /* a subject's text as a hash key: identifiers are at most 200 bytes */
 #define SUBJECT_KEY_SIZE 256
@@ -58,7 +58,7 @@ static bool PolicySignal = true;	/* re-read the generation */
 static bool SubjectSignal = true;	/* read the log of changed subjects */
 
 /* advances with every signal: a cache compares it with the last it saw */
-uint64		policy_signals = 1;
+uint64		pfg_policy_signals = 1;
 static uint64 KnownGeneration = 0;
 static Oid	PolicyRelid = InvalidOid;	/* the consent table */
 static Oid	SubjectsRelid = InvalidOid; /* the generation's table */
@@ -73,24 +73,24 @@ static HTAB *SubjectsChangedHere = NULL;
  * last ones looked up; until then, only a reset signals.
  */
 void
-policy_generation_relcache_invalidated(Oid relid)
+pfg_policy_generation_relcache_invalidated(Oid relid)
 {
 	if (relid == InvalidOid)
 	{
 		PolicySignal = true;
 		SubjectSignal = true;
 		PolicyRelid = SubjectsRelid = InvalidOid;
-		policy_signals++;
+		pfg_policy_signals++;
 	}
 	else if (relid == PolicyRelid)
 	{
 		PolicySignal = true;
-		policy_signals++;
+		pfg_policy_signals++;
 	}
 	else if (relid == SubjectsRelid)
 	{
 		SubjectSignal = true;
-		policy_signals++;
+		pfg_policy_signals++;
 	}
 }
 
@@ -98,8 +98,8 @@ policy_generation_relcache_invalidated(Oid relid)
 static void
 look_up_relids(void)
 {
-	PolicyRelid = pg_catalog_relid("consent");
-	SubjectsRelid = pg_catalog_relid("policy_generation");
+	PolicyRelid = pfg_catalog_relid("consent");
+	SubjectsRelid = pfg_catalog_relid("policy_generation");
 }
 
 /*
@@ -107,7 +107,7 @@ look_up_relids(void)
  * read of them meanwhile (its own, uncommitted view) must be read again:
  * signal a look at the log, which holds them once committed.  Their rows
  * carry this transaction's id, which every horizon taken meanwhile lists as
- * running (policy_horizon_of).
+ * running (pfg_policy_horizon_of).
  */
 static void
 policy_xact_callback(XactEvent event, void *arg)
@@ -124,7 +124,7 @@ policy_xact_callback(XactEvent event, void *arg)
 			if (SubjectsChangedHere != NULL)
 				SubjectSignal = true;
 			if (PolicyChangedHere || SubjectsChangedHere != NULL)
-				policy_signals++;
+				pfg_policy_signals++;
 			PolicyChangedHere = false;
 			SubjectsChangedHere = NULL;
 			if (ChangedHereContext != NULL)
@@ -136,7 +136,7 @@ policy_xact_callback(XactEvent event, void *arg)
 }
 
 void
-policy_generation_init(void)
+pfg_policy_generation_init(void)
 {
 	RegisterXactCallback(policy_xact_callback, NULL);
 }
@@ -149,7 +149,7 @@ policy_generation_init(void)
  * statement's own serves (that of the leader, in a worker).
  */
 Snapshot
-policy_snapshot(void)
+pfg_policy_snapshot(void)
 {
 	if (IsInParallelMode())
 		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
@@ -157,29 +157,29 @@ policy_snapshot(void)
 }
 
 bool
-policy_generation_signalled(void)
+pfg_policy_generation_signalled(void)
 {
 	return PolicySignal;
 }
 
 bool
-policy_subjects_signalled(void)
+pfg_policy_subjects_signalled(void)
 {
 	return SubjectSignal;
 }
 
 void
-policy_subjects_signal_consumed(void)
+pfg_policy_subjects_signal_consumed(void)
 {
 	SubjectSignal = false;
 }
 
 /* the signal could not be acted on (an error): act on it next time */
 void
-policy_subjects_signal_again(void)
+pfg_policy_subjects_signal_again(void)
 {
 	SubjectSignal = true;
-	policy_signals++;
+	pfg_policy_signals++;
 }
 
 /*
@@ -188,9 +188,9 @@ policy_subjects_signal_again(void)
  * so that one arriving during it is kept.
  */
 uint64
-policy_generation_current(void)
+pfg_policy_generation_current(void)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	int			rc;
 
 	if (!PolicySignal && KnownGeneration != 0)
@@ -217,8 +217,8 @@ policy_generation_current(void)
 	{
 		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-		pg_begin_catalog_access(&ca, false);
-		PushActiveSnapshot(policy_snapshot());
+		pfg_begin_catalog_access(&ca, false);
+		PushActiveSnapshot(pfg_policy_snapshot());
 		rc = SPI_execute("SELECT generation FROM profile_guard.policy_generation", true, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read the policy generation: %s", SPI_result_code_string(rc));
@@ -232,13 +232,13 @@ policy_generation_current(void)
 		else
 			KnownGeneration = 0;
 		PopActiveSnapshot();
-		pg_end_catalog_access(&ca);
+		pfg_end_catalog_access(&ca);
 		SPI_finish();
 	}
 	PG_CATCH();
 	{
 		PolicySignal = true;	/* read it again next time */
-		policy_signals++;
+		pfg_policy_signals++;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -263,7 +263,7 @@ widen_xid(TransactionId xid, FullTransactionId next)
  * subxip; when they overflowed there, everything from xmin on is read again.
  */
 void
-policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon, MemoryContext cxt)
+pfg_policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon, MemoryContext cxt)
 {
 	FullTransactionId next = ReadNextFullTransactionId();
 	TransactionId *xids = snapshot->takenDuringRecovery ? snapshot->subxip : snapshot->xip;
@@ -304,7 +304,7 @@ snapshot_lists_running(Snapshot snapshot, TransactionId xid)
  * horizon saw running.  (Not answered for a standby's snapshots.)
  */
 bool
-policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot)
+pfg_policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot)
 {
 	FullTransactionId next = ReadNextFullTransactionId();
 	uint64		snap_xmax;
@@ -338,7 +338,7 @@ policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot)
  * with catalog access).
  */
 List *
-policy_changed_subjects(const ChangeHorizon *since)
+pfg_policy_changed_subjects(const ChangeHorizon *since)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[2];
@@ -351,7 +351,7 @@ policy_changed_subjects(const ChangeHorizon *since)
 		Oid			argtypes[2] = {XID8OID, XID8ARRAYOID};
 
 		/* two index scans: the newer transactions, and those then running */
-		plan = pg_keep_catalog_plan(
+		plan = pfg_keep_catalog_plan(
 			"SELECT c.subject FROM profile_guard.subject_change c"
 			" WHERE c.changed_by OPERATOR(pg_catalog.>=) $1"
 			" UNION ALL "
@@ -384,20 +384,20 @@ policy_changed_subjects(const ChangeHorizon *since)
 
 /* has this transaction changed policy (its own answers differ)? */
 bool
-policy_changed_here(void)
+pfg_policy_changed_here(void)
 {
 	return PolicyChangedHere;
 }
 
 bool
-policy_any_subject_changed_here(void)
+pfg_policy_any_subject_changed_here(void)
 {
 	return SubjectsChangedHere != NULL;
 }
 
 /* has this transaction changed the subject's answers? */
 bool
-policy_subject_changed_here(const char *data, uint32 len)
+pfg_policy_subject_changed_here(const char *data, uint32 len)
 {
 	char		key[SUBJECT_KEY_SIZE];
 
@@ -444,14 +444,14 @@ note_subject_changed_here(const char *subject)
 Datum
 profile_guard_policy_changed(PG_FUNCTION_ARGS)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	int			rc;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	look_up_relids();
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, false);
+	pfg_begin_catalog_access(&ca, false);
 	if (OidIsValid(SubjectsRelid))
 	{
 		rc = SPI_execute("UPDATE profile_guard.policy_generation"
@@ -459,11 +459,11 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not advance the policy generation: %s", SPI_result_code_string(rc));
 	}
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 
 	PolicyChangedHere = true;
-	pg_shared_answers_note_change();
+	pfg_shared_answers_note_change();
 	if (OidIsValid(PolicyRelid))
 		CacheInvalidateRelcacheByRelid(PolicyRelid);
 	if (!PG_ARGISNULL(0))
@@ -491,12 +491,12 @@ Datum
 profile_guard_subject_changed(PG_FUNCTION_ARGS)
 {
 	char	   *subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			rc;
 
-	profile_guard_require_preload();
+	pfg_require_preload();
 	if (strlen(subject) >= SUBJECT_KEY_SIZE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -506,7 +506,7 @@ profile_guard_subject_changed(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	pg_begin_catalog_access(&ca, false);
+	pfg_begin_catalog_access(&ca, false);
 	rc = SPI_execute_with_args(
 		"INSERT INTO profile_guard.subject_change AS c (subject, changed_by)"
 		" VALUES ($1, pg_catalog.pg_current_xact_id())"
@@ -515,7 +515,7 @@ profile_guard_subject_changed(PG_FUNCTION_ARGS)
 		1, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record the changed subject: %s", SPI_result_code_string(rc));
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	SPI_finish();
 
 	note_subject_changed_here(subject);

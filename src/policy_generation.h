@@ -25,27 +25,27 @@ typedef struct ChangeHorizon
 	FullTransactionId *xip;
 } ChangeHorizon;
 
-extern void policy_generation_init(void);
+extern void pfg_policy_generation_init(void);
 
 /* advances with every signal (one load tells whether anything may have moved) */
-extern uint64 policy_signals;
+extern uint64 pfg_policy_signals;
 
 /* the snapshot every read of consent runs under (pushed by the caller) */
-extern Snapshot policy_snapshot(void);
+extern Snapshot pfg_policy_snapshot(void);
 
-extern uint64 policy_generation_current(void);
-extern bool policy_generation_signalled(void);
-extern bool policy_subjects_signalled(void);
-extern void policy_subjects_signal_consumed(void);
-extern void policy_subjects_signal_again(void);
+extern uint64 pfg_policy_generation_current(void);
+extern bool pfg_policy_generation_signalled(void);
+extern bool pfg_policy_subjects_signalled(void);
+extern void pfg_policy_subjects_signal_consumed(void);
+extern void pfg_policy_subjects_signal_again(void);
 
-extern void policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon,
+extern void pfg_policy_horizon_of(Snapshot snapshot, ChangeHorizon *horizon,
 							  MemoryContext cxt);
-extern bool policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot);
-extern List *policy_changed_subjects(const ChangeHorizon *since);
+extern bool pfg_policy_horizon_covers(const ChangeHorizon *horizon, Snapshot snapshot);
+extern List *pfg_policy_changed_subjects(const ChangeHorizon *since);
 
-extern bool policy_changed_here(void);
-extern bool policy_subject_changed_here(const char *data, uint32 len);
-extern bool policy_any_subject_changed_here(void);
+extern bool pfg_policy_changed_here(void);
+extern bool pfg_policy_subject_changed_here(const char *data, uint32 len);
+extern bool pfg_policy_any_subject_changed_here(void);
 
 #endif							/* PROFILE_GUARD_POLICY_GENERATION_H */

@@ -23,20 +23,20 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+extern PGDLLEXPORT void _PG_init(void);
 
 /* settings */
-char	   *profile_guard_purpose = NULL;
-uint64		profile_guard_purpose_generation = 0;
-int			profile_guard_minor_age = 18;
-char	   *profile_guard_age_time_zone = NULL;
-int			profile_guard_audit = PG_AUDIT_OFF;
-bool		profile_guard_loaded = false;
+char	   *pfg_purpose = NULL;
+uint64		pfg_purpose_generation = 0;
+int			pfg_minor_age = 18;
+char	   *pfg_age_time_zone = NULL;
+int			pfg_audit = PFG_AUDIT_OFF;
+bool		pfg_loaded = false;
 
 static const struct config_enum_entry audit_options[] = {
-	{"off", PG_AUDIT_OFF, false},
-	{"denials", PG_AUDIT_DENIALS, false},
-	{"all", PG_AUDIT_ALL, false},
+	{"off", PFG_AUDIT_OFF, false},
+	{"denials", PFG_AUDIT_DENIALS, false},
+	{"all", PFG_AUDIT_ALL, false},
 	{NULL, 0, false}
 };
 
@@ -77,7 +77,7 @@ check_purpose(char **newval, void **extra, GucSource source)
 static void
 assign_purpose(const char *newval, void *extra)
 {
-	profile_guard_purpose_generation++;
+	pfg_purpose_generation++;
 }
 
 /*
@@ -85,11 +85,11 @@ assign_purpose(const char *newval, void *extra)
  * place and nothing would be enforced, so refuse rather than pretend.
  */
 void
-profile_guard_require_preload(void)
+pfg_require_preload(void)
 {
-	if (!profile_guard_loaded)
+	if (!pfg_loaded)
 		ereport(ERROR,
-				(errcode(PGERR_NOT_PRELOADED),
+				(errcode(PFG_ERRCODE_NOT_PRELOADED),
 				 errmsg("profile_guard must be loaded via shared_preload_libraries"),
 				 errdetail("Without preloading, queries would not be gated."),
 				 errhint("Add profile_guard to shared_preload_libraries in postgresql.conf and restart the server.")));
@@ -133,7 +133,7 @@ _PG_init(void)
 	DefineCustomStringVariable("profile_guard.purpose",
 							   "The declared purpose for which profile tags are used.",
 							   "Statements that read tag columns fail unless a purpose is declared.",
-							   &profile_guard_purpose,
+							   &pfg_purpose,
 							   "",
 							   PGC_USERSET,
 							   0,
@@ -142,7 +142,7 @@ _PG_init(void)
 	DefineCustomIntVariable("profile_guard.minor_age",
 							"Subjects younger than this are minors; marketing purposes never see them.",
 							NULL,
-							&profile_guard_minor_age,
+							&pfg_minor_age,
 							18, 1, 150,
 							PGC_SUSET,
 							0,
@@ -151,7 +151,7 @@ _PG_init(void)
 	DefineCustomStringVariable("profile_guard.age_time_zone",
 							   "The time zone in which subjects' ages are computed.",
 							   "A subject turns 14 or profile_guard.minor_age at midnight of the birthday in this zone, whatever the session's TimeZone.",
-							   &profile_guard_age_time_zone,
+							   &pfg_age_time_zone,
 							   "UTC",
 							   PGC_SUSET,
 							   0,
@@ -160,28 +160,28 @@ _PG_init(void)
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",
 							 NULL,
-							 &profile_guard_audit,
-							 PG_AUDIT_OFF,
+							 &pfg_audit,
+							 PFG_AUDIT_OFF,
 							 audit_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 
-	pg_crypto_define_settings();
-	pg_shared_answers_define_settings();
-	pg_audit_define_settings();
-	pg_erasure_define_settings();
+	pfg_crypto_define_settings();
+	pfg_shared_answers_define_settings();
+	pfg_audit_define_settings();
+	pfg_erasure_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
 
-	pg_erasure_worker_register();
+	pfg_erasure_worker_register();
 
-	profile_guard_invalidation_init();
-	policy_generation_init();
-	pg_shared_answers_init();
-	pg_gate_init();
-	pg_audit_init();			/* after pg_gate_init: the audit hooks run outermost */
-	pg_redact_init();
+	pfg_invalidation_init();
+	pfg_policy_generation_init();
+	pfg_shared_answers_init();
+	pfg_gate_init();
+	pfg_audit_init();			/* after pfg_gate_init: the audit hooks run outermost */
+	pfg_redact_init();
 
-	profile_guard_loaded = true;
+	pfg_loaded = true;
 }

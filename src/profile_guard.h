@@ -13,28 +13,37 @@
 #include "nodes/bitmapset.h"
 #include "utils/timestamp.h"
 
-#define PG_SCHEMA_NAME		"profile_guard"
-#define PG_EXTENSION_NAME	"profile_guard"
+#define PFG_SCHEMA_NAME		"profile_guard"
+#define PFG_EXTENSION_NAME	"profile_guard"
 
 #include "errcodes.h"
+
+/*
+ * The library is built with -fvisibility=hidden: only what the server looks
+ * up by name is exported, and the Makefile defines PGDLLEXPORT for that.
+ * Every SQL-callable function is declared with this macro.
+ */
+#define PFG_SQL_FUNCTION(name) \
+	extern PGDLLEXPORT Datum name(PG_FUNCTION_ARGS); \
+	PG_FUNCTION_INFO_V1(name)
 
 /* audit levels (profile_guard.audit) */
 typedef enum ProfileGuardAuditLevel
 {
-	PG_AUDIT_OFF,
-	PG_AUDIT_DENIALS,
-	PG_AUDIT_ALL
+	PFG_AUDIT_OFF,
+	PFG_AUDIT_DENIALS,
+	PFG_AUDIT_ALL
 } ProfileGuardAuditLevel;
 
 /* profile_guard.c: settings */
-extern char *profile_guard_purpose;
-extern uint64 profile_guard_purpose_generation;
-extern int	profile_guard_minor_age;
-extern char *profile_guard_age_time_zone;
-extern int	profile_guard_audit;
-extern bool profile_guard_loaded;
+extern char *pfg_purpose;
+extern uint64 pfg_purpose_generation;
+extern int	pfg_minor_age;
+extern char *pfg_age_time_zone;
+extern int	pfg_audit;
+extern bool pfg_loaded;
 
-extern void profile_guard_require_preload(void);
+extern void pfg_require_preload(void);
 
 /* catalog.c: what is guarded, read from our catalog tables */
 typedef struct GuardedColumn
@@ -57,57 +66,57 @@ typedef struct GuardedRelation
 	Bitmapset  *tag_attnums;	/* attnums of every tag-bearing column */
 } GuardedRelation;
 
-extern Oid	pg_schema_oid(void);
-extern Oid	pg_catalog_relid(const char *relname);
-extern bool pg_extension_present(void);
-extern bool pg_any_guarded(void);
-extern GuardedRelation *pg_guarded_relation(Oid relid);
-extern bool pg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
+extern Oid	pfg_schema_oid(void);
+extern Oid	pfg_catalog_relid(const char *relname);
+extern bool pfg_extension_present(void);
+extern bool pfg_any_guarded(void);
+extern GuardedRelation *pfg_guarded_relation(Oid relid);
+extern bool pfg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 struct RangeTblEntry;
-extern bool pg_rte_reads_rows(struct RangeTblEntry *rte);
-extern bool pg_rte_reads_tags_of(struct RangeTblEntry *rte, GuardedRelation *grel);
-extern const GuardedColumn *pg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
-extern void pg_check_guarded_alter(Node *parsetree);
-extern List *pg_tree_before(Node *parsetree);
-extern void pg_tree_after(List *changes);
-extern int	pg_tag_id_lookup(const char *name, int len, bool *sensitive);
-extern SPIPlanPtr pg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
-extern void pg_plan_for_key_lookups(void);
+extern bool pfg_rte_reads_rows(struct RangeTblEntry *rte);
+extern bool pfg_rte_reads_tags_of(struct RangeTblEntry *rte, GuardedRelation *grel);
+extern const GuardedColumn *pfg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
+extern void pfg_check_guarded_alter(Node *parsetree);
+extern List *pfg_tree_before(Node *parsetree);
+extern void pfg_tree_after(List *changes);
+extern int	pfg_tag_id_lookup(const char *name, int len, bool *sensitive);
+extern SPIPlanPtr pfg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
+extern void pfg_plan_for_key_lookups(void);
 
 /*
  * Acting as another role for a while: as that role, in a security-restricted
  * operation, in a new GUC nest level with a fixed search_path.  What
- * pg_switch_role() saved, pg_restore_role() puts back; an error restores it
+ * pfg_switch_role() saved, pfg_restore_role() puts back; an error restores it
  * through (sub)transaction abort.
  */
-typedef struct PgSavedRole
+typedef struct PfgSavedRole
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			guc_level;
-} PgSavedRole;
+} PfgSavedRole;
 
-extern void pg_switch_role(Oid role, const char *search_path, PgSavedRole *saved);
-extern void pg_restore_role(PgSavedRole *saved);
+extern void pfg_switch_role(Oid role, const char *search_path, PfgSavedRole *saved);
+extern void pfg_restore_role(PfgSavedRole *saved);
 
 /* running catalog queries with the rights of our schema's owner */
-typedef PgSavedRole PgCatalogAccess;
+typedef PfgSavedRole PfgCatalogAccess;
 
-extern void pg_begin_catalog_access(PgCatalogAccess *ca, bool point_lookup);
-extern void pg_end_catalog_access(PgCatalogAccess *ca);
+extern void pfg_begin_catalog_access(PfgCatalogAccess *ca, bool point_lookup);
+extern void pfg_end_catalog_access(PfgCatalogAccess *ca);
 
 /* consent_cache.c: who may see what under which purpose */
-extern bool pg_current_user_bypasses(void);
-extern void pg_check_declared_purpose(Oid relid, const char *tag);
+extern bool pfg_current_user_bypasses(void);
+extern void pfg_check_declared_purpose(Oid relid, const char *tag);
 
 /* gate.c: the hooks */
-extern void pg_gate_init(void);
+extern void pfg_gate_init(void);
 
 /*
  * The planner hook writes its gate calls with this call format, which the
  * parser never gives our functions: a gate finding any other format (or no
  * expression at all) was called by hand and refuses to answer.
  */
-#define PG_GATE_CALL_FORMAT COERCE_SQL_SYNTAX
+#define PFG_GATE_CALL_FORMAT COERCE_SQL_SYNTAX
 
 #endif							/* PROFILE_GUARD_H */

@@ -39,7 +39,7 @@
  *	      violation whose message or detail names one (a foreign key of
  *	      another table referencing it), or
  *	    - it was raised while a statement that touches a guarded relation
- *	      was executing (audit.c pushes pg_redact_error_callback, which
+ *	      was executing (audit.c pushes pfg_redact_error_callback, which
  *	      marks the error by its SQLSTATE as it is raised), or
  *	    - it is a data exception and the client's statement mentions a
  *	      guarded relation by name (errors raised during parse analysis,
@@ -55,7 +55,7 @@
  *
  *	  The hook runs in error context: it reads no catalog (the names of
  *	  guarded relations are loaded beforehand, in normal context, by
- *	  pg_redact_refresh) and allocates only the replacement strings.
+ *	  pfg_redact_refresh) and allocates only the replacement strings.
  *
  *-------------------------------------------------------------------------
  */
@@ -168,7 +168,7 @@ publish_count(int nguarded, uint64 epoch)
 	int			free_slot = -1;
 
 	if (Counts == NULL || !OidIsValid(MyDatabaseId) || epoch == 0 ||
-		pg_policy_changed_in_xact())
+		pfg_policy_changed_in_xact())
 		return;
 	SpinLockAcquire(&Counts->mutex);
 	for (int i = 0; i < GUARDED_COUNT_SLOTS; i++)
@@ -197,7 +197,7 @@ static bool
 database_guards_none(void)
 {
 	bool		none = false;
-	uint64		epoch = pg_policy_epoch();
+	uint64		epoch = pfg_policy_epoch();
 
 	if (Counts == NULL || !OidIsValid(MyDatabaseId) || epoch == 0)
 		return false;
@@ -220,11 +220,11 @@ static int	PendingCode = 0;
 
 /*
  * Invalidation (invalidation.c).  While the names are not known, a load may
- * be under way (pg_redact_refresh) and what it has read may predate this
+ * be under way (pfg_redact_refresh) and what it has read may predate this
  * change: every invalidation is counted then, and the load starts over.
  */
 void
-redact_relcache_invalidated(Oid relid)
+pfg_redact_relcache_invalidated(Oid relid)
 {
 	if (!NamesKnown)
 	{
@@ -260,7 +260,7 @@ load_names(uint64 *epoch)
 	int			nguarded;
 
 	/* the epoch first, then a catalog snapshot taken after it */
-	*epoch = pg_policy_epoch();
+	*epoch = pfg_policy_epoch();
 	InvalidateCatalogSnapshot();
 	if (RedactContext == NULL)
 		RedactContext = AllocSetContextCreate(TopMemoryContext,
@@ -269,8 +269,8 @@ load_names(uint64 *epoch)
 	MemoryContextReset(RedactContext);
 	Names = NULL;
 	NNames = 0;
-	guarded = pg_catalog_relid("guarded_table");
-	SentinelRelid = pg_catalog_relid("consent");
+	guarded = pfg_catalog_relid("guarded_table");
+	SentinelRelid = pfg_catalog_relid("consent");
 	ExtensionAbsent = !OidIsValid(guarded) || !OidIsValid(SentinelRelid);
 	if (ExtensionAbsent)
 		return 0;				/* until it is created: any relcache change
@@ -339,7 +339,7 @@ load_names(uint64 *epoch)
  * utility); a no-op unless an invalidation came in.
  */
 void
-pg_redact_refresh(void)
+pfg_redact_refresh(void)
 {
 	uint64		flushes;
 	uint64		epoch;
@@ -407,7 +407,7 @@ statement_mentions_guarded(ErrorData *edata)
  * raised; the message is emitted later, after the stack has unwound.
  */
 void
-pg_redact_error_callback(void *arg)
+pfg_redact_error_callback(void *arg)
 {
 	int			code = geterrcode();
 
@@ -749,7 +749,7 @@ redact_emit_log_hook(ErrorData *edata)
 }
 
 void
-pg_redact_init(void)
+pfg_redact_init(void)
 {
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = counts_shmem_request;

@@ -100,7 +100,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void
-pg_shared_answers_define_settings(void)
+pfg_shared_answers_define_settings(void)
 {
 	DefineCustomIntVariable("profile_guard.shared_cache_size",
 							"Shared memory for consent answers published by one backend and read by all.",
@@ -199,7 +199,7 @@ shared_answers_xact_callback(XactEvent event, void *arg)
 }
 
 void
-pg_shared_answers_init(void)
+pfg_shared_answers_init(void)
 {
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = shared_answers_shmem_request;
@@ -210,7 +210,7 @@ pg_shared_answers_init(void)
 
 /* _policy_changed(): this transaction changes what answers say */
 void
-pg_shared_answers_note_change(void)
+pfg_shared_answers_note_change(void)
 {
 	PolicyChangedInXact = true;
 }
@@ -222,7 +222,7 @@ pg_shared_answers_note_change(void)
  * prepared transaction changed policy).
  */
 uint64
-pg_policy_epoch(void)
+pfg_policy_epoch(void)
 {
 	if (Control == NULL || RecoveryInProgress() || Control->disabled)
 		return 0;
@@ -231,14 +231,14 @@ pg_policy_epoch(void)
 
 /* has this transaction changed policy or consent (uncommitted)? */
 bool
-pg_policy_changed_in_xact(void)
+pfg_policy_changed_in_xact(void)
 {
 	return PolicyChangedInXact;
 }
 
 /* May this statement read or publish shared answers? */
 bool
-pg_shared_answers_usable(void)
+pfg_shared_answers_usable(void)
 {
 	return Control != NULL && shared_cache_size_mb > 0 &&
 		!PolicyChangedInXact && OidIsValid(MyDatabaseId);
@@ -251,9 +251,9 @@ shared_answers_exit(int code, Datum arg)
 	for (int i = 0; i < shared_answer_sets; i++)
 	{
 		while (HeldReads[i] > 0)
-			pg_shared_answers_release(i);
+			pfg_shared_answers_release(i);
 		if (HeldLoads[i])
-			pg_shared_answers_finish_load(i, false);
+			pfg_shared_answers_finish_load(i, false);
 	}
 }
 
@@ -330,12 +330,12 @@ empty_slot(AnswerSlot *s)
 
 /*
  * The published answers of a purpose in this database at the key's
- * generation: a pointer valid until pg_shared_answers_release(*slot).
+ * generation: a pointer valid until pfg_shared_answers_release(*slot).
  * NULL when there are none; then *loading_elsewhere tells whether another
  * backend is loading them now.
  */
 const AnswersBlob *
-pg_shared_answers_attach(const AnswersKey *key, int *slot,
+pfg_shared_answers_attach(const AnswersKey *key, int *slot,
 						 bool *loading_elsewhere)
 {
 	int			found = -1;
@@ -343,7 +343,7 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 
 	*slot = -1;
 	*loading_elsewhere = false;
-	if (!pg_shared_answers_usable())
+	if (!pfg_shared_answers_usable())
 		return NULL;
 	ensure_area();
 
@@ -389,14 +389,14 @@ pg_shared_answers_attach(const AnswersKey *key, int *slot,
 
 /* has the slot been retired since we attached (load them again)? */
 bool
-pg_shared_answers_retired(int slot)
+pfg_shared_answers_retired(int slot)
 {
 	return Control->slots[slot].retired;
 }
 
 /* the answers cannot take a patch: no one may attach them any more */
 void
-pg_shared_answers_retire(int slot)
+pfg_shared_answers_retire(int slot)
 {
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	Control->slots[slot].retired = true;
@@ -405,7 +405,7 @@ pg_shared_answers_retire(int slot)
 
 /* Answers no one reads are kept until their room is needed. */
 void
-pg_shared_answers_release(int slot)
+pfg_shared_answers_release(int slot)
 {
 	AnswerSlot *s = &Control->slots[slot];
 
@@ -421,7 +421,7 @@ pg_shared_answers_release(int slot)
  * The patch lock of a slot: one backend at a time reads the changed
  * subjects and patches them, each under a snapshot taken after the lock
  * was granted, so that a later patch never writes an older answer.
- * Released by pg_shared_answers_unlock_patch, or at transaction end.
+ * Released by pfg_shared_answers_unlock_patch, or at transaction end.
  */
 static void
 patch_locktag(LOCKTAG *tag, int slot)
@@ -432,7 +432,7 @@ patch_locktag(LOCKTAG *tag, int slot)
 }
 
 void
-pg_shared_answers_lock_patch(int slot)
+pfg_shared_answers_lock_patch(int slot)
 {
 	LOCKTAG		tag;
 
@@ -441,7 +441,7 @@ pg_shared_answers_lock_patch(int slot)
 }
 
 void
-pg_shared_answers_unlock_patch(int slot)
+pfg_shared_answers_unlock_patch(int slot)
 {
 	LOCKTAG		tag;
 
@@ -451,7 +451,7 @@ pg_shared_answers_unlock_patch(int slot)
 
 /* room for the horizon of a set of answers: every running transaction */
 int
-pg_shared_answers_horizon_capacity(void)
+pfg_shared_answers_horizon_capacity(void)
 {
 	return GetMaxSnapshotXidCount() + 1;
 }
@@ -465,11 +465,11 @@ pg_shared_answers_horizon_capacity(void)
  * one reads does.
  */
 int
-pg_shared_answers_begin_load(const AnswersKey *key)
+pfg_shared_answers_begin_load(const AnswersKey *key)
 {
 	int			claimed = -1;
 
-	if (!pg_shared_answers_usable() || strlen(key->purpose) >= NAMEDATALEN * 2)
+	if (!pfg_shared_answers_usable() || strlen(key->purpose) >= NAMEDATALEN * 2)
 		return -1;
 	ensure_area();
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
@@ -536,7 +536,7 @@ pg_shared_answers_begin_load(const AnswersKey *key)
  * shared).
  */
 AnswersBlob *
-pg_shared_answers_alloc(int slot, Size size)
+pfg_shared_answers_alloc(int slot, Size size)
 {
 	AnswerSlot *s = &Control->slots[slot];
 	MemoryContext old = CurrentMemoryContext;
@@ -599,11 +599,11 @@ pg_shared_answers_alloc(int slot, Size size)
 }
 
 /*
- * The load is over: publish its answers (filled in pg_shared_answers_alloc's
+ * The load is over: publish its answers (filled in pfg_shared_answers_alloc's
  * room), or give the slot back.
  */
 void
-pg_shared_answers_finish_load(int slot, bool publish)
+pfg_shared_answers_finish_load(int slot, bool publish)
 {
 	AnswerSlot *s = &Control->slots[slot];
 
@@ -629,7 +629,7 @@ pg_shared_answers_finish_load(int slot, bool publish)
  * shared_answers() → (database oid, purpose, generation, bytes, readers,
  * state): the sets of answers in shared memory, for the DBA.
  */
-PG_FUNCTION_INFO_V1(profile_guard_shared_answers);
+PFG_SQL_FUNCTION(profile_guard_shared_answers);
 
 Datum
 profile_guard_shared_answers(PG_FUNCTION_ARGS)

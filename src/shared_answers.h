@@ -79,7 +79,7 @@ typedef enum AnswersKind
  * the tag sets (sets_capacity sets of set_words bitmapwords), then either
  * n answers (dense) or n HashedAnswer slots (n a power of two) and
  * key_capacity bytes of subjects' text.  Patches, made under the patch lock
- * (pg_shared_answers_lock_patch), replace answers, add tag sets (written
+ * (pfg_shared_answers_lock_patch), replace answers, add tag sets (written
  * before nsets grows) and add hashed subjects (each written before its
  * key_off); readers need no lock.
  */
@@ -139,24 +139,24 @@ typedef struct AnswersKey
 	uint64		generation;
 } AnswersKey;
 
-extern void pg_shared_answers_define_settings(void);
-extern void pg_shared_answers_init(void);
-extern void pg_shared_answers_note_change(void);
-extern uint64 pg_policy_epoch(void);
-extern bool pg_policy_changed_in_xact(void);
-extern bool pg_shared_answers_usable(void);
+extern void pfg_shared_answers_define_settings(void);
+extern void pfg_shared_answers_init(void);
+extern void pfg_shared_answers_note_change(void);
+extern uint64 pfg_policy_epoch(void);
+extern bool pfg_policy_changed_in_xact(void);
+extern bool pfg_shared_answers_usable(void);
 
-extern const AnswersBlob *pg_shared_answers_attach(const AnswersKey *key,
+extern const AnswersBlob *pfg_shared_answers_attach(const AnswersKey *key,
 												   int *slot,
 												   bool *loading_elsewhere);
-extern bool pg_shared_answers_retired(int slot);
-extern void pg_shared_answers_retire(int slot);
-extern void pg_shared_answers_release(int slot);
-extern int	pg_shared_answers_begin_load(const AnswersKey *key);
-extern AnswersBlob *pg_shared_answers_alloc(int slot, Size size);
-extern void pg_shared_answers_finish_load(int slot, bool publish);
-extern void pg_shared_answers_lock_patch(int slot);
-extern void pg_shared_answers_unlock_patch(int slot);
-extern int	pg_shared_answers_horizon_capacity(void);
+extern bool pfg_shared_answers_retired(int slot);
+extern void pfg_shared_answers_retire(int slot);
+extern void pfg_shared_answers_release(int slot);
+extern int	pfg_shared_answers_begin_load(const AnswersKey *key);
+extern AnswersBlob *pfg_shared_answers_alloc(int slot, Size size);
+extern void pfg_shared_answers_finish_load(int slot, bool publish);
+extern void pfg_shared_answers_lock_patch(int slot);
+extern void pfg_shared_answers_unlock_patch(int slot);
+extern int	pfg_shared_answers_horizon_capacity(void);
 
 #endif							/* PROFILE_GUARD_SHARED_ANSWERS_H */

@@ -2,9 +2,9 @@
  *
  * subject_rules.c
  *	  The consent rules in C: the one evaluator of the consent cache.  It
- *	  answers for one subject (pg_rules_evaluate: the subject's own rows,
+ *	  answers for one subject (pfg_rules_evaluate: the subject's own rows,
  *	  read with two small prepared queries, for a subject the cache meets
- *	  alone) and for every subject at once (pg_rules_evaluate_all: one pass
+ *	  alone) and for every subject at once (pfg_rules_evaluate_all: one pass
  *	  of direct heap scans over consent, subject and tag_block, for a bulk
  *	  load).  Both paths build the same facts and events and run the same
  *	  rule code (evaluate_purpose), on sets of tag indices.
@@ -202,7 +202,7 @@ static SPIPlanPtr FactsPlan = NULL;
 static SPIPlanPtr EventsPlan = NULL;
 
 void
-pg_rules_forget(void)
+pfg_rules_forget(void)
 {
 	if (Rules != NULL)
 	{
@@ -513,7 +513,7 @@ static TimestampTz
 as_timestamptz(Timestamp ts)
 {
 	return DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone,
-												   CStringGetTextDatum(profile_guard_age_time_zone),
+												   CStringGetTextDatum(pfg_age_time_zone),
 												   TimestampGetDatum(ts)));
 }
 
@@ -522,7 +522,7 @@ static DateADT
 date_in_age_zone(TimestampTz t)
 {
 	Datum		local = DirectFunctionCall2(timestamptz_zone,
-											CStringGetTextDatum(profile_guard_age_time_zone),
+											CStringGetTextDatum(pfg_age_time_zone),
 											TimestampTzGetDatum(t));
 
 	return DatumGetDateADT(DirectFunctionCall1(timestamp_date, local));
@@ -533,7 +533,7 @@ static void
 compute_age(DateADT birth, DateADT today, RulesAge *age)
 {
 	Timestamp	at14 = birthday(birth, 14);
-	Timestamp	at_minor = birthday(birth, profile_guard_minor_age);
+	Timestamp	at_minor = birthday(birth, pfg_minor_age);
 
 	*age = NoAge;
 	age->under_14 = DatumGetBool(DirectFunctionCall2(timestamp_gt_date,
@@ -684,7 +684,7 @@ evaluate_subject(RuleCatalog *rc, const bool *target, const RulesSubject *s,
  * (DT_NOEND when nothing expires by itself).
  */
 bool
-pg_rules_evaluate(const char *purpose, const char *subject,
+pfg_rules_evaluate(const char *purpose, const char *subject,
 				  Bitmapset **visible, TimestampTz *valid_until)
 {
 	Datum		args[2];
@@ -712,7 +712,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	{
 		Oid			argtypes[1] = {TEXTOID};
 
-		FactsPlan = pg_keep_catalog_plan(
+		FactsPlan = pfg_keep_catalog_plan(
 			"SELECT s.birth_date, s.opted_out, s.erasure_requested_at IS NOT NULL,"
 			"       ARRAY(SELECT b.tag FROM profile_guard.tag_block b"
 			"             WHERE b.subject OPERATOR(pg_catalog.=) s.subject)"
@@ -723,7 +723,7 @@ pg_rules_evaluate(const char *purpose, const char *subject,
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-		EventsPlan = pg_keep_catalog_plan(
+		EventsPlan = pfg_keep_catalog_plan(
 			"SELECT c.purpose, c.tags,"
 			"       c.action OPERATOR(pg_catalog.=) 'grant', c.purpose_version,"
 			"       c.separate, c.guardian, c.expires_at, c.consent_id"
@@ -1088,7 +1088,7 @@ typedef struct CatalogScan
 static void
 catalog_scan_begin(CatalogScan *cs, const char *relname, bool allow_sync)
 {
-	Oid			relid = pg_catalog_relid(relname);
+	Oid			relid = pfg_catalog_relid(relname);
 	AclResult	aclresult;
 
 	if (!OidIsValid(relid))
@@ -1598,7 +1598,7 @@ bulk_answer_ids(BulkState *st, const bitmapword *words)
  * The answer for every subject that has a consent event for the purpose
  * (with purpose NULL: for a purpose in force, and the answer is the union
  * over them), in one pass over the catalog: cb(subject, len, visible,
- * valid_until, arg) once per subject, exactly as pg_rules_evaluate would
+ * valid_until, arg) once per subject, exactly as pfg_rules_evaluate would
  * answer for it.  'subject' (not NUL-terminated) and 'visible' (tag ids,
  * NULL for none) belong to the evaluator and are valid only during the
  * call; cb must not change them, and runs in a memory context reset after
@@ -1610,7 +1610,7 @@ bulk_answer_ids(BulkState *st, const bitmapword *words)
  * event and text, its slot and position in the index), reported at DEBUG1.
  */
 uint64
-pg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
+pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 {
 	BulkState	st;
 	MemoryContext old;
@@ -1720,7 +1720,7 @@ ids_array(Bitmapset *ids)
  * answer, for the suites that compare it with tag_state().  NULL purpose:
  * what may be collected.  No row when the subject has no consent event.
  */
-PG_FUNCTION_INFO_V1(profile_guard_subject_answer);
+PFG_SQL_FUNCTION(profile_guard_subject_answer);
 
 Datum
 profile_guard_subject_answer(PG_FUNCTION_ARGS)
@@ -1744,8 +1744,8 @@ profile_guard_subject_answer(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pg_rules_forget();			/* read the definitions as of now */
-	any = pg_rules_evaluate(purpose, subject, &visible, &valid_until);
+	pfg_rules_forget();			/* read the definitions as of now */
+	any = pfg_rules_evaluate(purpose, subject, &visible, &valid_until);
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -1815,7 +1815,7 @@ put_bulk_answer(const char *subject, uint32 len, Bitmapset *visible,
  * suites that compare it with tag_state() and for the benchmarks.  NULL
  * purpose: what may be collected.
  */
-PG_FUNCTION_INFO_V1(profile_guard_bulk_answers);
+PFG_SQL_FUNCTION(profile_guard_bulk_answers);
 
 Datum
 profile_guard_bulk_answers(PG_FUNCTION_ARGS)
@@ -1830,7 +1830,7 @@ profile_guard_bulk_answers(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	(void) pg_rules_evaluate_all(purpose, put_bulk_answer, &ba);
+	(void) pfg_rules_evaluate_all(purpose, put_bulk_answer, &ba);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -13,7 +13,7 @@
 #include "utils/timestamp.h"
 
 /*
- * One subject's answer from pg_rules_evaluate_all: its text (len bytes, not
+ * One subject's answer from pfg_rules_evaluate_all: its text (len bytes, not
  * NUL-terminated), its visible tag ids (NULL for none) and when the answer
  * changes by itself (DT_NOEND: never).  Both pointers belong to the
  * evaluator and are valid only during the call.
@@ -22,10 +22,10 @@ typedef void (*RulesAnswerCallback) (const char *subject, uint32 len,
 									 Bitmapset *visible, TimestampTz valid_until,
 									 void *arg);
 
-extern bool pg_rules_evaluate(const char *purpose, const char *subject,
+extern bool pfg_rules_evaluate(const char *purpose, const char *subject,
 							  Bitmapset **visible, TimestampTz *valid_until);
-extern uint64 pg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb,
+extern uint64 pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb,
 									void *arg);
-extern void pg_rules_forget(void);
+extern void pfg_rules_forget(void);
 
 #endif							/* PROFILE_GUARD_SUBJECT_RULES_H */

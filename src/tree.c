@@ -37,7 +37,7 @@
  */
 static Oid	tree_change_child = InvalidOid;
 
-PG_FUNCTION_INFO_V1(profile_guard_tree_change);
+PFG_SQL_FUNCTION(profile_guard_tree_change);
 
 typedef struct TreeChange
 {
@@ -64,11 +64,11 @@ profile_guard_tree_change(PG_FUNCTION_ARGS)
 static Oid
 call_tree_function(Oid child, const char *query, int nargs, Oid *argtypes, Datum *args)
 {
-	PgCatalogAccess ca;
+	PfgCatalogAccess ca;
 	Oid			result = InvalidOid;
 	int			rc;
 
-	pg_begin_catalog_access(&ca, false);
+	pfg_begin_catalog_access(&ca, false);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	tree_change_child = child;
@@ -93,7 +93,7 @@ call_tree_function(Oid child, const char *query, int nargs, Oid *argtypes, Datum
 			result = DatumGetObjectId(d);
 	}
 	SPI_finish();
-	pg_end_catalog_access(&ca);
+	pfg_end_catalog_access(&ca);
 	return result;
 }
 
@@ -105,10 +105,10 @@ relation_of(RangeVar *rv)
 
 /*
  * Before an ALTER TABLE runs: refuse or prepare what it attaches, and note
- * what it attaches and detaches.  The list is for pg_tree_after().
+ * what it attaches and detaches.  The list is for pfg_tree_after().
  */
 List *
-pg_tree_before(Node *parsetree)
+pfg_tree_before(Node *parsetree)
 {
 	AlterTableStmt *stmt;
 	List	   *changes = NIL;
@@ -117,7 +117,7 @@ pg_tree_before(Node *parsetree)
 	if (!IsA(parsetree, AlterTableStmt))
 		return NIL;
 	stmt = (AlterTableStmt *) parsetree;
-	if (stmt->objtype != OBJECT_TABLE || !IsTransactionState() || !pg_any_guarded())
+	if (stmt->objtype != OBJECT_TABLE || !IsTransactionState() || !pfg_any_guarded())
 		return NIL;
 
 	foreach(lc, stmt->cmds)
@@ -174,7 +174,7 @@ pg_tree_before(Node *parsetree)
 			Datum		args[1];
 
 			/* guarded through an ancestor, not in its own right */
-			if (pg_guarded_relation(child) == NULL)
+			if (pfg_guarded_relation(child) == NULL)
 				continue;
 			args[0] = ObjectIdGetDatum(child);
 			change->root = call_tree_function(child, "SELECT profile_guard._guarded_root($1)",
@@ -189,7 +189,7 @@ pg_tree_before(Node *parsetree)
 
 /* After the ALTER TABLE ran: guard what it attached and what it detached. */
 void
-pg_tree_after(List *changes)
+pfg_tree_after(List *changes)
 {
 	ListCell   *lc;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/scenario/bulk_rules.sh — the rules in C for every subject at once
-# (pg_rules_evaluate_all, through _bulk_answers(), what the consent cache
+# (pfg_rules_evaluate_all, through _bulk_answers(), what the consent cache
 # loads in bulk) answer exactly as tag_state() and as the one-subject path,
 # on a catalog built to be awkward: consents written directly (subjects with
 # no subject row, NULL, empty and two-dimensional tag lists, NULL elements,
