@@ -1286,30 +1286,41 @@ catch_up(PurposeState *ps)
 		return;
 	}
 
+	/*
+	 * Another backend has patched everything committed now: nothing to read.
+	 * This is the common case while consents change, checked before anything
+	 * else costs.
+	 */
+	if (shared)
+	{
+		load_horizon(ps->shared_blob, &since);
+		if (pfg_policy_horizon_covers(&since, pfg_policy_snapshot()))
+		{
+			pfree(since.xip);
+			return;
+		}
+	}
+	else
+		since = ps->horizon;
+
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
 	pfg_begin_catalog_access(&ca, true);
+	if (patch)
+	{
+		/*
+		 * Patch under the lock, with what is committed once it is ours; the
+		 * backend that held it may have patched what we would.
+		 */
+		pfg_shared_answers_lock_patch(ps->shared_slot);
+		pfree(since.xip);
+		load_horizon(ps->shared_blob, &since);	/* freed by SPI_finish */
+	}
 	push_consent_snapshot();
-	if (shared)
-		load_horizon(ps->shared_blob, &since);
-	else
-		since = ps->horizon;
-	/* another backend has patched everything we could see: nothing to read */
 	if (pfg_policy_horizon_covers(&since, GetActiveSnapshot()))
 		changed = NIL;
 	else
 		changed = pfg_policy_changed_subjects(&since);
-	if (patch && changed == NIL)
-		patch = false;			/* nothing to patch: no lock */
-	else if (patch)
-	{
-		/* patch under the lock, with what is committed once it is ours */
-		PopActiveSnapshot();
-		pfg_shared_answers_lock_patch(ps->shared_slot);
-		push_consent_snapshot();
-		load_horizon(ps->shared_blob, &since);
-		changed = pfg_policy_changed_subjects(&since);
-	}
 	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20))
 		again = true;
 	foreach(lc, changed)
@@ -1383,6 +1394,8 @@ catch_up(PurposeState *ps)
 		pfg_shared_answers_unlock_patch(ps->shared_slot);
 	pfg_end_catalog_access(&ca);
 	SPI_finish();
+	if (shared && !patch)
+		pfree(since.xip);
 	if (again)
 		start_again(ps);
 }
