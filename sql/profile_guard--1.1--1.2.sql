@@ -17,13 +17,17 @@
 \echo Use "ALTER EXTENSION profile_guard UPDATE TO '1.2'" to load this file. \quit
 
 -- ---------------------------------------------------------------------
--- Functions removed
+-- Functions removed, or whose parameters were renamed (CREATE OR REPLACE
+-- cannot rename a parameter; those are created again below)
 -- ---------------------------------------------------------------------
 
 -- in-place encryption and decryption of a column: one function,
 -- _convert_column(), which writes as the table's owner (50_guarded.sql)
 DROP FUNCTION _encrypt_column(regclass, name, name, text);
 DROP FUNCTION _decrypt_column(regclass, name, name, text);
+-- the sweep's steps (80_erasure.sql)
+DROP FUNCTION _erasure_prepare(timestamptz, boolean);
+DROP FUNCTION _erasure_finish(timestamptz);
 
 -- ---------------------------------------------------------------------
 -- Consent answers follow a policy generation and a log of changed
@@ -51,19 +55,12 @@ REVOKE ALL ON policy_generation, subject_change FROM PUBLIC;
 
 ALTER FUNCTION prohibited_topic(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION check_prohibited(text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION add_prohibited_term(text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _check_tag_name(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _check_tag_list(text[], text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _tag_closure(text[]) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION define_category(text, text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION define_tag(text, text, text, text[], text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _get_purpose(text, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _refuse_retired(purpose) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION record_assessment(text, text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION retire_purpose(text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION allow_purpose(regrole, text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION disallow_purpose(regrole, text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _get_column(regclass, name, text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _check_table_owner(regclass) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _get_subject(text, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
@@ -72,14 +69,11 @@ ALTER FUNCTION opt_out(text) SET search_path = pg_catalog, profile_guard, pg_tem
 ALTER FUNCTION opt_in(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _consent_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _erasure_log_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION _erasure_finish(timestamptz) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION sweep(integer, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION set_anonymise_columns(regclass, name[]) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION end_service() SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _pi_name_match(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _suggestions(name, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION suggest_classification(name) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION subject_report(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 
 -- ---------------------------------------------------------------------
 -- The consent rules (20_policy.sql): ages are computed in the zone
@@ -325,8 +319,47 @@ AS 'MODULE_PATHNAME', 'profile_guard_purpose_row_gate';
 
 -- ---------------------------------------------------------------------
 -- Taxonomy (30_taxonomy.sql): a tag held by a long-shape table is in use
--- and keeps its sensitivity (_tag_held_by_long_table, _refresh_tags)
+-- and keeps its sensitivity (_tag_held_by_long_table, _refresh_tags); the
+-- API functions refer to their parameters as define_tag.tag and so on
 -- ---------------------------------------------------------------------
+
+/*
+ * add_prohibited_term(term, topic): the DBA extends the lexicon.  The term
+ * is stored in normal form; re-adding an existing term changes its topic.
+ */
+CREATE OR REPLACE FUNCTION add_prohibited_term(term text, topic text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	normalised	text := _lexicon_normalise(add_prohibited_term.term);
+BEGIN
+	IF normalised IS NULL OR add_prohibited_term.topic IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'term and topic must not be null',
+			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
+	END IF;
+	IF normalised = '' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'prohibited term must not be empty',
+			DETAIL = 'The term is empty once normalised.',
+			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
+	END IF;
+	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
+										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'unknown prohibited topic',
+			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
+			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
+	END IF;
+	INSERT INTO prohibited_term (term, topic, builtin)
+	VALUES (normalised, add_prohibited_term.topic, false)
+	ON CONFLICT ON CONSTRAINT prohibited_term_pkey
+	DO UPDATE SET topic = excluded.topic WHERE NOT prohibited_term.builtin;
+	PERFORM _policy_changed();
+END
+$$;
 
 /*
  * _tag_held_by_long_table(tag): the first long-shape guarded table (by
@@ -426,6 +459,195 @@ END
 $$;
 
 /*
+ * define_category(category, sensitivity, description): a DBA's category.
+ * Redefining a user category may raise its sensitivity (its tags follow)
+ * but not lower it while it holds tags; built-in categories are fixed.
+ */
+CREATE OR REPLACE FUNCTION define_category(category text, sensitivity text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old			record;
+BEGIN
+	IF define_category.category IS NULL OR define_category.sensitivity IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category and sensitivity must not be null',
+			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
+	END IF;
+	IF define_category.category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid category name',
+			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
+							left(define_category.category, 120)),
+			HINT = 'Use a name like ''household''.';
+	END IF;
+	IF define_category.sensitivity NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', define_category.category),
+			HINT = 'Pass ''general'' or ''sensitive''.';
+	END IF;
+	PERFORM check_prohibited('category description', define_category.description);
+
+	SELECT * INTO old FROM category c WHERE c.category = define_category.category FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO category (category, sensitivity, builtin, description)
+		VALUES (define_category.category, define_category.sensitivity, false, define_category.description);
+	ELSE
+		IF old.builtin THEN
+			RAISE EXCEPTION USING ERRCODE = '42710',
+				MESSAGE = 'built-in category cannot be redefined',
+				DETAIL = format('Category "%s" is shipped with profile_guard.', define_category.category),
+				HINT = 'Define a category with another name.';
+		END IF;
+		IF old.sensitivity = 'sensitive' AND define_category.sensitivity = 'general'
+		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = define_category.category) THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'sensitive category holding tags cannot become general',
+				DETAIL = format('Category "%s" is sensitive and holds tags.', define_category.category),
+				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
+		END IF;
+		UPDATE category c SET sensitivity = define_category.sensitivity, description = define_category.description
+		WHERE c.category = define_category.category;
+		IF old.sensitivity <> define_category.sensitivity THEN
+			PERFORM _refresh_tags(ARRAY(SELECT t.tag FROM tag t WHERE t.category = define_category.category));
+		END IF;
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * define_tag(tag, category, sensitivity, derived_from, description, layer)
+ * defines a tag or redefines an existing one (then every tag derived from
+ * it is recomputed).
+ */
+CREATE OR REPLACE FUNCTION define_tag(tag text, category text, sensitivity text DEFAULT NULL,
+						   derived_from text[] DEFAULT '{}', description text DEFAULT NULL,
+						   layer text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	sens		text;			-- the sensitivity declared, else the category's
+	sources		text[];			-- derived_from, distinct and sorted
+	tag_layer	text := define_tag.layer;		-- else fact or model by the sources
+	cat_sens	text;
+	src			text;
+	exists_already boolean;
+BEGIN
+	PERFORM _check_tag_name(define_tag.tag);
+	IF define_tag.category IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category must not be null',
+			DETAIL = format('Tag "%s" needs a category.', define_tag.tag),
+			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', define_tag.tag);
+	END IF;
+	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = define_tag.category;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'category does not exist',
+			DETAIL = format('Category "%s" of tag "%s" is not defined.', define_tag.category, define_tag.tag),
+			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', define_tag.category);
+	END IF;
+	IF define_tag.sensitivity IS NOT NULL AND define_tag.sensitivity NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', define_tag.tag),
+			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
+	END IF;
+	IF define_tag.sensitivity = 'general' AND cat_sens = 'sensitive' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a sensitive category cannot hold a general tag',
+			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', define_tag.tag, define_tag.category),
+			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', define_tag.tag, define_tag.category);
+	END IF;
+	sens := coalesce(define_tag.sensitivity, cat_sens);
+
+	-- sources: distinct, sorted
+	IF array_position(define_tag.derived_from, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'derived_from must not contain null',
+			DETAIL = format('The source list of tag "%s" contains a NULL entry.', define_tag.tag),
+			HINT = 'Remove the NULL entry from derived_from.';
+	END IF;
+	sources := ARRAY(SELECT DISTINCT s FROM unnest(coalesce(define_tag.derived_from, '{}')) AS s ORDER BY s);
+
+	IF tag_layer IS NULL THEN
+		tag_layer := CASE WHEN cardinality(sources) = 0 THEN 'fact' ELSE 'model' END;
+	ELSIF tag_layer NOT IN ('fact', 'model', 'prediction') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid layer',
+			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', define_tag.tag),
+			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
+	END IF;
+	IF tag_layer = 'fact' AND cardinality(sources) > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a fact tag cannot be derived from other tags',
+			DETAIL = format('Tag "%s" is declared layer fact but names sources.', define_tag.tag),
+			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', define_tag.tag, define_tag.category);
+	END IF;
+	IF tag_layer <> 'fact' AND cardinality(sources) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('a %s tag must be derived from at least one tag', tag_layer),
+			DETAIL = format('Tag "%s" is declared layer %s but names no source.', define_tag.tag, tag_layer),
+			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
+	END IF;
+	FOREACH src IN ARRAY sources LOOP
+		IF src = define_tag.tag THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'a tag cannot be derived from itself',
+				DETAIL = format('Tag "%s" names itself in derived_from.', define_tag.tag),
+				HINT = 'Remove the tag from its own derived_from.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
+			RAISE EXCEPTION USING ERRCODE = '42704',
+				MESSAGE = 'source tag does not exist',
+				DETAIL = format('Tag "%s" names source "%s", which is not defined.', define_tag.tag, src),
+				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
+		END IF;
+		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND define_tag.tag = ANY (t.all_sources)) THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'derivation cycle',
+				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
+								define_tag.tag, src, define_tag.tag),
+				HINT = format('Remove "%s" from derived_from.', src);
+		END IF;
+	END LOOP;
+
+	PERFORM check_prohibited('tag name', define_tag.tag);
+	PERFORM check_prohibited('tag description', define_tag.description);
+
+	-- write
+	PERFORM 1 FROM tag t WHERE t.tag = define_tag.tag FOR UPDATE;
+	exists_already := FOUND;
+	IF exists_already THEN
+		UPDATE tag t
+		SET category = define_tag.category, declared_sensitivity = define_tag.sensitivity,
+			layer = tag_layer, derived_from = sources, description = define_tag.description,
+			defined_at = now()
+		WHERE t.tag = define_tag.tag
+		  AND (t.category, t.declared_sensitivity, t.layer, t.derived_from, t.description)
+			  IS DISTINCT FROM (define_tag.category, define_tag.sensitivity, tag_layer, sources,
+								define_tag.description);
+		IF NOT FOUND THEN
+			RETURN;		-- identical redefinition: nothing changes
+		END IF;
+	ELSE
+		INSERT INTO tag (tag, category, sensitivity, declared_sensitivity, layer,
+						 derived_from, all_sources, description)
+		VALUES (define_tag.tag, define_tag.category, sens, define_tag.sensitivity, tag_layer,
+				sources, '{}', define_tag.description);
+	END IF;
+	PERFORM _refresh_tags(ARRAY[define_tag.tag]);
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
  * drop_tag(tag): only an unused tag can go.
  */
 CREATE OR REPLACE FUNCTION drop_tag(tag text)
@@ -433,79 +655,263 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_tag	text := tag;
 	r		record;
 	n		bigint;
 BEGIN
-	IF p_tag IS NULL THEN
+	IF drop_tag.tag IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass the name of the tag to drop.';
 	END IF;
-	PERFORM 1 FROM tag t WHERE t.tag = p_tag FOR UPDATE;
+	PERFORM 1 FROM tag t WHERE t.tag = drop_tag.tag FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'tag does not exist',
-			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			DETAIL = format('Tag "%s" is not defined.', left(drop_tag.tag, 120)),
 			HINT = 'See profile_guard.tag for the defined tags.';
 	END IF;
 
 	SELECT cc.relid, cc.column_name INTO r
-	FROM classified_column cc WHERE cc.tag = p_tag
+	FROM classified_column cc WHERE cc.tag = drop_tag.tag
 	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', p_tag, r.column_name, r.relid),
+			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', drop_tag.tag, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
 	END IF;
 
 	r := NULL;
-	SELECT _tag_held_by_long_table(p_tag) AS relid INTO r;
+	SELECT _tag_held_by_long_table(drop_tag.tag) AS relid INTO r;
 	IF r.relid IS NOT NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Table %s stores values of tag "%s".', r.relid, p_tag),
-			HINT = format('Delete the rows of tag "%s" from table %s first.', p_tag, r.relid);
+			DETAIL = format('Table %s stores values of tag "%s".', r.relid, drop_tag.tag),
+			HINT = format('Delete the rows of tag "%s" from table %s first.', drop_tag.tag, r.relid);
 	END IF;
 
-	SELECT t.tag INTO r FROM tag t WHERE p_tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
+	SELECT t.tag INTO r FROM tag t WHERE drop_tag.tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is a source of tag "%s".', p_tag, r.tag),
+			DETAIL = format('Tag "%s" is a source of tag "%s".', drop_tag.tag, r.tag),
 			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
 	END IF;
 
 	SELECT pu.purpose INTO r FROM purpose pu
-	WHERE p_tag = ANY (pu.tags) AND pu.retired_at IS NULL
+	WHERE drop_tag.tag = ANY (pu.tags) AND pu.retired_at IS NULL
 	ORDER BY pu.purpose LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is listed by purpose "%s".', p_tag, r.purpose),
+			DETAIL = format('Tag "%s" is listed by purpose "%s".', drop_tag.tag, r.purpose),
 			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
 	END IF;
 
-	SELECT count(*) INTO n FROM consent c WHERE p_tag = ANY (c.tags);
+	SELECT count(*) INTO n FROM consent c WHERE drop_tag.tag = ANY (c.tags);
 	IF n > 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', p_tag, n),
+			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', drop_tag.tag, n),
 			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
 	END IF;
 
-	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = p_tag;
+	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = drop_tag.tag;
 	IF n > 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is blocked by %s subject(s).', p_tag, n),
+			DETAIL = format('Tag "%s" is blocked by %s subject(s).', drop_tag.tag, n),
 			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';
 	END IF;
 
-	DELETE FROM tag t WHERE t.tag = p_tag;
+	DELETE FROM tag t WHERE t.tag = drop_tag.tag;
+	PERFORM _policy_changed();
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- Purposes (40_purpose.sql): the API functions refer to their parameters
+-- as define_purpose.purpose and so on
+-- ---------------------------------------------------------------------
+
+/*
+ * define_purpose(...) RETURNS the purpose's version.  A new purpose is
+ * version 1; any change of description, tags, retention, flags or recipient
+ * bumps the version (consents to older versions stop counting, §7.1 b); an
+ * identical redefinition changes nothing.  Every version is kept in
+ * purpose_history.
+ */
+CREATE OR REPLACE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
+							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
+							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	old			record;
+	new_version	integer;
+BEGIN
+	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'purpose and description must not be null',
+			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
+	END IF;
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'marketing and automated_decision must not be null',
+			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit them for false.';
+	END IF;
+	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid purpose name',
+			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
+							left(define_purpose.purpose, 120)),
+			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
+	END IF;
+	IF btrim(define_purpose.description) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'purpose description must not be empty',
+			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
+			HINT = 'Describe what the profiles are used for and how.';
+	END IF;
+	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'retention must be positive',
+			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
+			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
+	END IF;
+	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
+
+	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
+	IF NOT FOUND THEN
+		new_version := 1;
+		INSERT INTO purpose (purpose, version, description, tags, retention,
+							 marketing, automated_decision, recipient)
+		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
+				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
+				define_purpose.recipient);
+	ELSE
+		IF old.retired_at IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'purpose is retired',
+				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
+				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
+		END IF;
+		IF (old.description, old.tags, old.retention, old.marketing,
+			old.automated_decision, old.recipient)
+		   IS NOT DISTINCT FROM
+		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
+			define_purpose.automated_decision, define_purpose.recipient) THEN
+			RETURN old.version;		-- identical: nothing changes
+		END IF;
+		new_version := old.version + 1;
+		UPDATE purpose x
+		SET version = new_version, description = define_purpose.description, tags = tag_list,
+			retention = define_purpose.retention, marketing = define_purpose.marketing,
+			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
+			defined_at = now()
+		WHERE x.purpose = define_purpose.purpose;
+	END IF;
+
+	INSERT INTO purpose_history (purpose, version, description, tags, retention,
+								 marketing, automated_decision, recipient, defined_at)
+	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at
+	FROM purpose x WHERE x.purpose = define_purpose.purpose;
+
+	PERFORM _policy_changed();
+	RETURN new_version;
+END
+$$;
+
+/*
+ * record_assessment(purpose, assessor, conclusion): a personal-information
+ * impact assessment of the purpose's current version (§9 c).
+ */
+CREATE OR REPLACE FUNCTION record_assessment(purpose text, assessor text, conclusion text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu	profile_guard.purpose := _get_purpose(record_assessment.purpose, true);
+BEGIN
+	PERFORM _refuse_retired(pu);
+	IF record_assessment.assessor IS NULL OR record_assessment.conclusion IS NULL
+	   OR btrim(record_assessment.assessor) = '' OR btrim(record_assessment.conclusion) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = CASE WHEN record_assessment.assessor IS NULL
+												  OR record_assessment.conclusion IS NULL
+											 THEN '22004' ELSE '22023' END,
+			MESSAGE = 'assessor and conclusion must not be empty',
+			DETAIL = format('The assessment of purpose "%s" needs an assessor and a conclusion.', pu.purpose),
+			HINT = format('Call profile_guard.record_assessment(%L, ''who assessed'', ''what was concluded'').', pu.purpose);
+	END IF;
+	INSERT INTO assessment (purpose, purpose_version, assessor, conclusion)
+	VALUES (pu.purpose, pu.version, record_assessment.assessor, record_assessment.conclusion);
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * allow_purpose(role, purpose), disallow_purpose(role, purpose): which roles
+ * may declare a purpose.  The role is stored by name so dumps restore.
+ * Allowing twice is a no-op.
+ */
+CREATE OR REPLACE FUNCTION allow_purpose(role regrole, purpose text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(allow_purpose.purpose, true);
+	grantee	name;			-- the role's name
+BEGIN
+	IF allow_purpose.role IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'role must not be null',
+			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L).', pu.purpose);
+	END IF;
+	PERFORM _refuse_retired(pu);
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = allow_purpose.role;
+	IF grantee IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = format('role with OID %s does not exist', allow_purpose.role::oid),
+			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
+			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
+	END IF;
+	INSERT INTO purpose_role (role_name, purpose) VALUES (grantee, pu.purpose)
+	ON CONFLICT DO NOTHING;
+	PERFORM _policy_changed();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION disallow_purpose(role regrole, purpose text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(disallow_purpose.purpose);
+	grantee	name;			-- the role's name
+BEGIN
+	IF disallow_purpose.role IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'role must not be null',
+			HINT = format('Call profile_guard.disallow_purpose(''role_name'', %L).', pu.purpose);
+	END IF;
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = disallow_purpose.role;
+	DELETE FROM purpose_role pr WHERE pr.role_name = grantee AND pr.purpose = pu.purpose;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'role is not allowed the purpose',
+			DETAIL = format('Role "%s" was not allowed purpose "%s".', grantee, pu.purpose),
+			HINT = 'See profile_guard.purpose_role for the roles allowed each purpose.';
+	END IF;
 	PERFORM _policy_changed();
 END
 $$;
@@ -756,136 +1162,134 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_tbl		regclass := tbl;
-	p_subject	name := subject_column;
-	p_collected	name := collected_at_column;
-	p_tagcol	name := tag_column;
-	p_valcol	name := value_column;
-	p_on_erase	text := on_erase;
 	rel			record;
 	a			pg_attribute;
 BEGIN
-	IF p_tbl IS NULL OR p_subject IS NULL OR p_on_erase IS NULL THEN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
-	PERFORM _check_table_owner(p_tbl);
+	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.oid = p_tbl;
+	WHERE c.oid = protect.tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'only ordinary and partitioned tables can be protected',
-			DETAIL = format('Relation %s is not a table.', p_tbl),
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
 			HINT = 'Protect the table the view or foreign table reads from.';
 	END IF;
 	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'catalog tables cannot be protected',
-			DETAIL = format('Table %s is in schema %s.', p_tbl, rel.nspname),
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
 			HINT = 'Protect a table of an application schema.';
 	END IF;
 	IF rel.relpersistence = 't' THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'temporary tables cannot be protected',
-			DETAIL = format('Table %s is a temporary table.', p_tbl),
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
 			HINT = 'Protect a permanent table.';
 	END IF;
-	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = p_tbl) THEN
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
 		RAISE EXCEPTION USING ERRCODE = '42710',
 			MESSAGE = 'table is already protected',
-			DETAIL = format('Table %s is already a guarded table.', p_tbl),
-			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', p_tbl::text);
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
 	END IF;
-	IF _guarded_root(p_tbl) IS NOT NULL THEN
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'table is guarded through its parent',
 			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
-							p_tbl, _guarded_root(p_tbl)),
+							protect.tbl, _guarded_root(protect.tbl)),
 			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
-						  _guarded_root(p_tbl));
+						  _guarded_root(protect.tbl));
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = p_tbl) THEN
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'a table under a table that is not guarded cannot be protected',
 			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
-							p_tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
-									FROM pg_inherits i WHERE i.inhrelid = p_tbl)),
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
 			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
 	END IF;
-	IF p_on_erase NOT IN ('delete', 'anonymise') THEN
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid on_erase',
-			DETAIL = format('on_erase of table %s must be delete or anonymise.', p_tbl),
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
 			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
 	END IF;
 
-	PERFORM _get_column(p_tbl, p_subject, 'subject column');
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
 	-- subjects are compared as text: no cast of the owner's may run
-	PERFORM _check_guarded(p_tbl, p_subject, NULL, NULL, false);
-	IF p_collected IS NOT NULL THEN
-		a := _get_column(p_tbl, p_collected, 'collected_at column');
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
 			RAISE EXCEPTION USING ERRCODE = '42804',
 				MESSAGE = 'collected_at column must be a date or timestamp',
-				DETAIL = format('Column "%s" of table %s is of type %s.', p_collected, p_tbl,
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
 		END IF;
 	END IF;
-	IF (p_tagcol IS NULL) <> (p_valcol IS NULL) THEN
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'long shape needs both tag_column and value_column',
-			DETAIL = format('Only one of tag_column and value_column was given for table %s.', p_tbl),
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
 			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
 	END IF;
-	IF p_tagcol IS NOT NULL THEN
-		a := _get_column(p_tbl, p_tagcol, 'tag column');
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
 		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
 			RAISE EXCEPTION USING ERRCODE = '42804',
 				MESSAGE = 'tag column must be of type text or varchar',
-				DETAIL = format('Column "%s" of table %s is of type %s.', p_tagcol, p_tbl,
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a text column holding tag names as tag_column.';
 		END IF;
-		PERFORM _get_column(p_tbl, p_valcol, 'value column');
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
 	END IF;
-	IF cardinality(ARRAY(SELECT DISTINCT c FROM unnest(ARRAY[p_subject, p_collected, p_tagcol, p_valcol]) c
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
 						 WHERE c IS NOT NULL))
-	   <> cardinality(array_remove(ARRAY[p_subject, p_collected, p_tagcol, p_valcol], NULL)) THEN
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'protect needs distinct columns',
-			DETAIL = format('Table %s names the same column in two roles.', p_tbl),
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
 			HINT = 'Pass different columns for subject, collected_at, tag and value.';
 	END IF;
 
 	-- long shape: nothing may show or betray the values of the value column
-	IF p_valcol IS NOT NULL THEN
-		PERFORM _refuse_tag_leaks(pt.relid, p_valcol, NULL, false) FROM _relations(p_tbl) pt(relid);
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
 							   value_column, on_erase)
-	VALUES (p_tbl, p_subject, p_collected, p_tagcol, p_valcol, p_on_erase);
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase);
 
 	-- long shape: the value column holds tag values
-	IF p_valcol IS NOT NULL THEN
-		PERFORM _set_statistics(p_tbl, p_valcol, 0);
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
 	-- lexicon, encryption, on the table and on every inheritance child
 	-- (partitions are given the trigger by PostgreSQL)
-	PERFORM _install_collect_trigger(pt.relid) FROM _relations(p_tbl) pt(relid)
-	WHERE pt.relid = p_tbl
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
 	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
 	-- row-level security, so that no error quotes a value (above)
-	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(p_tbl) pt(relid);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
 
-	PERFORM _policy_changed(p_tbl);
+	PERFORM _policy_changed(protect.tbl);
 END
 $$;
 
@@ -989,17 +1393,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	g		guarded_table := _get_guarded(tbl, true);
-	p_col	name := column_name;
-	p_tag	text := tag;
+	g		guarded_table := _get_guarded(classify.tbl, true);
 	a		pg_attribute;
 	t		record;
 	other	text;
 BEGIN
 	PERFORM _check_table_owner(g.relid);
-	IF p_col IS NULL OR p_tag IS NULL THEN
+	IF classify.column_name IS NULL OR classify.tag IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column and tag must not be null',
 			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
@@ -1010,56 +1411,57 @@ BEGIN
 			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
 			HINT = 'Store rows naming defined tags; nothing needs classifying.';
 	END IF;
-	a := _get_column(g.relid, p_col, 'column to classify');
-	IF p_col IN (g.subject_column, g.collected_at_column) THEN
+	a := _get_column(g.relid, classify.column_name, 'column to classify');
+	IF classify.column_name IN (g.subject_column, g.collected_at_column) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'subject and collected_at columns cannot be classified',
-			DETAIL = format('Column "%s" of table %s is its %s column.', p_col, g.relid,
-							CASE WHEN p_col = g.subject_column THEN 'subject' ELSE 'collected_at' END),
+			DETAIL = format('Column "%s" of table %s is its %s column.', classify.column_name, g.relid,
+							CASE WHEN classify.column_name = g.subject_column THEN 'subject' ELSE 'collected_at' END),
 			HINT = 'Classify the columns that hold tag values.';
 	END IF;
-	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = p_tag;
+	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = classify.tag;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'tag does not exist',
-			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
-			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(p_tag, 120));
+			DETAIL = format('Tag "%s" is not defined.', left(classify.tag, 120)),
+			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(classify.tag, 120));
 	END IF;
 	SELECT cc.tag INTO other FROM classified_column cc
-	WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	WHERE cc.relid = g.relid AND cc.column_name = classify.column_name;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42710',
 			MESSAGE = 'column is already classified',
-			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', p_col, g.relid, other),
-			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, p_col);
+			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', classify.column_name, g.relid, other),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, classify.column_name);
 	END IF;
 	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
 		RAISE EXCEPTION USING ERRCODE = '42804',
 			MESSAGE = 'a sensitive tag needs a text or bytea column',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
-							p_tag, p_col, g.relid, format_type(a.atttypid, a.atttypmod)),
-			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, p_col);
+							classify.tag, classify.column_name, g.relid, format_type(a.atttypid, a.atttypmod)),
+			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, classify.column_name);
 	END IF;
 
 	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
 		RAISE EXCEPTION USING ERRCODE = '42804',
 			MESSAGE = 'a generated column cannot hold a sensitive tag',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
-							p_tag, p_col, g.relid),
-			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, p_col);
+							classify.tag, classify.column_name, g.relid),
+			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, classify.column_name);
 	END IF;
 	-- no generated column, statistics or constraint may show or betray its
 	-- values (statistics are dropped)
-	PERFORM _refuse_tag_leaks(pt.relid, p_col, p_tag, true) FROM _relations(g.relid) pt(relid);
+	PERFORM _refuse_tag_leaks(pt.relid, classify.column_name, classify.tag, true)
+	FROM _relations(g.relid) pt(relid);
 
-	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, p_col, p_tag);
-	PERFORM _set_statistics(g.relid, p_col, 0);
+	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
+	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
 
 	-- existing plaintext of a sensitive tag is encrypted in place (the
 	-- trigger, now aware of the classification, lets our ciphertext pass)
 	IF t.sensitivity = 'sensitive' THEN
-		PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, true);
+		PERFORM _convert_column(g.relid, g.subject_column, classify.column_name, classify.tag, NULL, true);
 	END IF;
 END
 $$;
@@ -1072,35 +1474,33 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	g		guarded_table := _get_guarded(tbl, true);
-	p_col	name := column_name;
-	p_tag	text;
+	g		guarded_table := _get_guarded(declassify.tbl, true);
+	tag_name	text;			-- the tag it was classified as
 BEGIN
 	PERFORM _check_table_owner(g.relid);
-	IF p_col IS NULL THEN
+	IF declassify.column_name IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column must not be null',
 			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
 	END IF;
-	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'column is not classified',
-			DETAIL = format('Column "%s" of table %s is not classified.', p_col, g.relid),
+			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
 			HINT = 'See profile_guard.classified_column for the classified columns.';
 	END IF;
 
-	SELECT cc.tag INTO p_tag FROM classified_column cc
-	WHERE cc.relid = g.relid AND cc.column_name = p_col;
-	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	SELECT cc.tag INTO tag_name FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	-- a generated column stays classified while its source is
 	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
-	PERFORM _set_statistics(g.relid, p_col, -1);
+	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
-	PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, false);
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
 END
 $$;
 
@@ -1661,7 +2061,8 @@ REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
 -- ---------------------------------------------------------------------
 -- Subjects and consent (60_consent.sql): every change that concerns one
 -- subject is logged for the caches (_subject_changed); a birth date is in
--- the future only when it is later than today anywhere (UTC+14)
+-- the future only when it is later than today anywhere (UTC+14); the API
+-- functions refer to their parameters as grant_consent.subject and so on
 -- ---------------------------------------------------------------------
 
 /*
@@ -1678,18 +2079,15 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_subject	text := subject;
-	p_birth		date := birth_date;
 	old			record;
 BEGIN
-	IF p_subject IS NULL THEN
+	IF register_subject.subject IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
 	END IF;
-	IF length(p_subject) NOT BETWEEN 1 AND 200 THEN
+	IF length(register_subject.subject) NOT BETWEEN 1 AND 200 THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid subject identifier',
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
@@ -1697,25 +2095,28 @@ BEGIN
 	END IF;
 	-- in the future: later than today anywhere on Earth (UTC+14), so that a
 	-- birth registered on its first day is accepted in every time zone
-	IF p_birth > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
+	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
 					  AS pg_catalog.date) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'birth date is in the future',
-			DETAIL = format('The birth date given for subject "%s" is later than today.', p_subject),
+			DETAIL = format('The birth date given for subject "%s" is later than today.', register_subject.subject),
 			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
 	END IF;
 
-	SELECT * INTO old FROM subject x WHERE x.subject = p_subject FOR UPDATE;
+	SELECT * INTO old FROM subject x WHERE x.subject = register_subject.subject FOR UPDATE;
 	IF NOT FOUND THEN
-		INSERT INTO subject (subject, birth_date) VALUES (p_subject, p_birth);
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'registered', session_user);
-	ELSIF p_birth IS NOT NULL AND old.birth_date IS DISTINCT FROM p_birth THEN
-		UPDATE subject x SET birth_date = p_birth WHERE x.subject = p_subject;
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'birth_date', session_user);
+		INSERT INTO subject (subject, birth_date) VALUES (register_subject.subject, register_subject.birth_date);
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'registered', session_user);
+	ELSIF register_subject.birth_date IS NOT NULL
+		  AND old.birth_date IS DISTINCT FROM register_subject.birth_date THEN
+		UPDATE subject x SET birth_date = register_subject.birth_date WHERE x.subject = register_subject.subject;
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'birth_date', session_user);
 	ELSE
 		RETURN;		-- nothing changes
 	END IF;
-	PERFORM _subject_changed(p_subject);
+	PERFORM _subject_changed(register_subject.subject);
 END
 $$;
 
@@ -1731,44 +2132,41 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s			profile_guard.subject := _get_subject(subject);
-	pu			profile_guard.purpose := _get_purpose(purpose);
-	p_tags		text[] := tags;
-	p_separate	boolean := separate;
-	p_guardian	boolean := guardian;
-	p_expires	timestamptz := expires_at;
+	s			profile_guard.subject := _get_subject(grant_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(grant_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
 	id			bigint;
 BEGIN
 	PERFORM _refuse_retired(pu);
-	IF p_tags IS NULL THEN
+	IF grant_consent.tags IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'tags must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
 			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
 						  s.subject, pu.purpose);
 	END IF;
-	IF p_separate IS NULL OR p_guardian IS NULL THEN
+	IF grant_consent.separate IS NULL OR grant_consent.guardian IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'separate and guardian must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
 			HINT = 'Omit them for false.';
 	END IF;
-	IF p_expires IS NOT NULL AND p_expires <= now() THEN
+	IF grant_consent.expires_at IS NOT NULL AND grant_consent.expires_at <= now() THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'consent expiry must be in the future',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
 			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
 	END IF;
-	p_tags := _check_tag_list(p_tags, format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
+	tag_list := _check_tag_list(grant_consent.tags,
+								format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
 
 	-- the purpose row is locked so that its version cannot change under us
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
 	INSERT INTO consent (subject, purpose, purpose_version, action, tags, separate,
 						 guardian, expires_at, recorded_by)
-	SELECT s.subject, x.purpose, x.version, 'grant', p_tags, p_separate, p_guardian, p_expires,
-		   session_user
+	SELECT s.subject, x.purpose, x.version, 'grant', tag_list, grant_consent.separate,
+		   grant_consent.guardian, grant_consent.expires_at, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _subject_changed(s.subject);
@@ -1786,17 +2184,17 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject);
-	pu		profile_guard.purpose := _get_purpose(purpose);
-	p_tags	text[] := tags;
-	id		bigint;
+	s			profile_guard.subject := _get_subject(withdraw_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(withdraw_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	id			bigint;
 BEGIN
-	p_tags := _check_tag_list(p_tags, format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
+	tag_list := _check_tag_list(withdraw_consent.tags,
+								format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
 	INSERT INTO consent (subject, purpose, purpose_version, action, tags, recorded_by)
-	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags, session_user
+	SELECT s.subject, x.purpose, x.version, 'withdraw', tag_list, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _subject_changed(s.subject);
@@ -1813,15 +2211,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject, true);
-	p_tag	text := tag;
+	s		profile_guard.subject := _get_subject(block_tag.subject, true);
 BEGIN
-	PERFORM _require_tag(p_tag);
-	INSERT INTO tag_block (subject, tag) VALUES (s.subject, p_tag) ON CONFLICT DO NOTHING;
+	PERFORM _require_tag(block_tag.tag);
+	INSERT INTO tag_block (subject, tag) VALUES (s.subject, block_tag.tag) ON CONFLICT DO NOTHING;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'block', p_tag, session_user);
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'block', block_tag.tag, session_user);
 		PERFORM _subject_changed(s.subject);
 	END IF;
 END
@@ -1832,15 +2229,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject, true);
-	p_tag	text := tag;
+	s		profile_guard.subject := _get_subject(unblock_tag.subject, true);
 BEGIN
-	PERFORM _require_tag(p_tag);
-	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = p_tag;
+	PERFORM _require_tag(unblock_tag.tag);
+	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = unblock_tag.tag;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'unblock', p_tag, session_user);
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'unblock', unblock_tag.tag, session_user);
 		PERFORM _subject_changed(s.subject);
 	END IF;
 END
@@ -1899,24 +2295,25 @@ $$;
 
 
 -- ---------------------------------------------------------------------
--- Erasure (80_erasure.sql): the sweep's first step logs each subject whose
--- consents it tombstones for the caches (_subject_changed)
+-- Erasure (80_erasure.sql): the sweep's first and last steps, created
+-- again with their parameters renamed (dropped above)
 -- ---------------------------------------------------------------------
 
 /*
- * _erasure_prepare(now, full): called by the sweep when it starts, in its own
- * transaction.  Carries out the subject-level part of pending erasure
- * requests (data key destroyed, consents tombstoned, both logged) and fills
- * the work tables.  Returns what it did, as the sweep does.  Idempotent: a
- * sweep interrupted by a crash calls it again and finds nothing more to do
- * for the requests.
+ * _erasure_prepare(sweep_start, all_events): called by the sweep when it
+ * starts, in its own transaction; sweep_start is the sweep's now(), and
+ * all_events its full (every consent event is looked at, not only those
+ * since the last sweep).  Carries out the subject-level part of pending
+ * erasure requests (data key destroyed, consents tombstoned, both logged)
+ * and fills the work tables.  Returns what it did, as the sweep does.
+ * Idempotent: a sweep interrupted by a crash calls it again and finds
+ * nothing more to do for the requests.
  */
-CREATE OR REPLACE FUNCTION _erasure_prepare(p_now timestamptz, p_full boolean)
+CREATE FUNCTION _erasure_prepare(sweep_start timestamptz, all_events boolean)
 RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
 	st			erasure_state;
 	since		timestamptz;
@@ -1928,7 +2325,7 @@ BEGIN
 	SELECT * INTO st FROM erasure_state;
 	-- events from one day before the last complete sweep's start are looked
 	-- at again: a transaction that committed late is not missed
-	since := CASE WHEN p_full OR st.swept_from IS NULL THEN '-infinity'
+	since := CASE WHEN all_events OR st.swept_from IS NULL THEN '-infinity'
 				  ELSE st.swept_from - interval '1 day' END;
 
 	-- small tables: DELETE is cheaper than TRUNCATE's new files
@@ -1955,7 +2352,7 @@ BEGIN
 		END IF;
 		UPDATE consent c
 		   SET tags = '{}', separate = false, guardian = false, expires_at = NULL,
-			   erased_at = p_now
+			   erased_at = sweep_start
 		 WHERE c.subject = r.subject AND c.erased_at IS NULL;
 		GET DIAGNOSTICS n = ROW_COUNT;
 		IF n > 0 THEN
@@ -1978,7 +2375,7 @@ BEGIN
 			  WHERE c.action = 'withdraw' AND c.recorded_at >= since
 			  UNION ALL
 			  SELECT c.subject FROM consent c
-			  WHERE c.expires_at <= p_now AND c.expires_at >= since
+			  WHERE c.expires_at <= sweep_start AND c.expires_at >= since
 			  UNION ALL
 			  SELECT c.subject FROM consent c
 			  JOIN purpose pu ON pu.purpose = c.purpose
@@ -2023,7 +2420,7 @@ BEGIN
 	-- that list it; a row collected before now minus that is due unless a
 	-- purpose with a longer (or no) retention keeps the tag for its subject
 	INSERT INTO _erasure_cutoff (tag, cutoff)
-	SELECT t.tag, p_now - min(pu.retention)
+	SELECT t.tag, sweep_start - min(pu.retention)
 	FROM tag t
 	JOIN purpose pu ON pu.retired_at IS NULL AND pu.retention IS NOT NULL
 				   AND tag_matches(pu.tags, t.tag)
@@ -2035,7 +2432,7 @@ BEGIN
 		JOIN tag t ON tag_matches(pu.tags, t.tag)
 		JOIN _erasure_cutoff c ON c.tag = t.tag
 		WHERE pu.retired_at IS NULL
-		  AND (pu.retention IS NULL OR p_now - pu.retention < c.cutoff)
+		  AND (pu.retention IS NULL OR sweep_start - pu.retention < c.cutoff)
 	)
 	INSERT INTO _erasure_keep (subject, tag, keep_for)
 	SELECT x.subject, x.tag,
@@ -2047,6 +2444,25 @@ BEGIN
 	GROUP BY x.subject, x.tag;
 END
 $$;
+REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
+
+/*
+ * _erasure_finish(sweep_start): called when a sweep has done all its work:
+ * the requests it served are complete, and the next sweep looks at events
+ * from this one's start on.
+ */
+CREATE FUNCTION _erasure_finish(sweep_start timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	UPDATE erasure_request q SET completed_at = now()
+	WHERE q.completed_at IS NULL
+	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
+						WHERE d.tag = '*' AND d.reason = 'request');
+	UPDATE erasure_state SET swept_from = sweep_start;
+$$;
+REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
 
 
 -- ---------------------------------------------------------------------
@@ -2104,6 +2520,40 @@ BEGIN
 				 (5, 'precise_location', n_geo, 'coordinate pairs')) AS d(ord, category, hits, what)
 	WHERE d.hits > 0 AND d.hits * 2 >= n
 	ORDER BY d.ord;
+END
+$$;
+
+/*
+ * suggest_classification(schema): unclassified columns that look like
+ * personal information, by name, comment and a bounded sample of their
+ * content, with a shipped category to classify them under.  NULL: every
+ * application schema.  Evidence describes what was found and never quotes a
+ * stored value.
+ */
+CREATE OR REPLACE FUNCTION suggest_classification(schema name DEFAULT NULL)
+RETURNS TABLE ("table" regclass, column_name name, suggested_category text,
+			   suggested_sensitivity text, evidence text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET lock_timeout = '2s'
+AS $$
+BEGIN
+	IF suggest_classification.schema IS NOT NULL THEN
+		IF suggest_classification.schema IN ('profile_guard', 'pg_catalog', 'information_schema')
+		   OR suggest_classification.schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'schema is not an application schema',
+				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', suggest_classification.schema),
+				HINT = 'Pass an application schema, or NULL for all of them.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = suggest_classification.schema) THEN
+			RAISE EXCEPTION USING ERRCODE = '3F000',
+				MESSAGE = 'schema does not exist',
+				DETAIL = format('There is no schema named "%s".', suggest_classification.schema),
+				HINT = 'Pass the name of an existing schema (see \dn), or NULL for all of them.';
+		END IF;
+	END IF;
+	RETURN QUERY SELECT * FROM _suggestions(suggest_classification.schema, false);
 END
 $$;
 
@@ -2245,6 +2695,143 @@ BEGIN
 										   'value', NULL, 'stored', 'not readable: ' || msg);
 		END;
 	END IF;
+END
+$$;
+
+/*
+ * subject_report(subject) RETURNS jsonb: everything held about one person,
+ * for the person's own access request (§5 d, §11): tags with their values
+ * (decrypted) in every guarded table, consents with the purpose versions
+ * and their state per tag (from tag_state(), the one place the rules
+ * live), blocks, opt-out, the subject's own events, erasure requests and
+ * the erasures done.  Executable by profile_guard_admin and
+ * profile_guard_consent only: it hands out values, so it is the access
+ * request desk, not a way for applications to read tags.
+ */
+CREATE OR REPLACE FUNCTION subject_report(subject text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET intervalstyle = 'postgres'
+AS $$
+DECLARE
+	s			profile_guard.subject;
+	g			profile_guard.guarded_table;
+	tags		jsonb := '[]';
+	consents	jsonb;
+	erased		jsonb := NULL;
+	erased_note	text;
+	hash_fn		regprocedure;
+	j			jsonb;
+BEGIN
+	IF subject_report.subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
+	END IF;
+	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
+			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
+	END IF;
+
+	-- tags held, table by table
+	FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+		FOR j IN SELECT * FROM _subject_rows(g, s.subject) LOOP
+			IF j->>'stored' = 'not decryptable' AND EXISTS (
+					SELECT 1 FROM subject_key k
+					WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL) THEN
+				j := j || '{"stored": "data key destroyed"}';
+			END IF;
+			tags := tags || jsonb_build_array(j);
+		END LOOP;
+	END LOOP;
+
+	-- consents per purpose: the ledger and what it means now
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+			'purpose', pu.purpose,
+			'description', pu.description,
+			'current_version', pu.version,
+			'retired', pu.retired_at IS NOT NULL,
+			'recipient', pu.recipient,
+			'retention', pu.retention::text,
+			'marketing', pu.marketing,
+			'automated_decision', pu.automated_decision,
+			'ledger', (SELECT jsonb_agg(jsonb_build_object(
+							'consent_id', c.consent_id,
+							'action', c.action,
+							'purpose_version', c.purpose_version,
+							'tags', to_jsonb(c.tags),
+							'separate', c.separate,
+							'guardian', c.guardian,
+							'expires_at', c.expires_at,
+							'recorded_at', c.recorded_at) ORDER BY c.consent_id)
+					   FROM consent c
+					   WHERE c.subject = s.subject AND c.purpose = pu.purpose),
+			'tag_state', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+							'tag', ts.tag, 'effective', ts.effective, 'reason', ts.reason)
+							ORDER BY ts.tag), '[]')
+						  FROM tag_state(pu.purpose, s.subject, false) AS ts))
+			ORDER BY pu.purpose), '[]')
+	INTO consents
+	FROM purpose pu
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose);
+
+	/*
+	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
+	 * names subjects only by a keyed hash, computed by
+	 * profile_guard._subject_hash(text).  Both are looked up by name at run
+	 * time, so this report works before (and without) the erasure engine.
+	 */
+	IF to_regclass('profile_guard.erasure_log') IS NULL THEN
+		erased_note := 'the erasure log (profile_guard.erasure_log) is not installed';
+	ELSE
+		hash_fn := to_regprocedure('profile_guard._subject_hash(text)');
+		IF hash_fn IS NULL OR NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				WHERE a.attrelid = 'profile_guard.erasure_log'::regclass
+				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
+			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
+		ELSE
+			EXECUTE format('SELECT coalesce(jsonb_agg(pg_catalog.to_jsonb(l) - ''subject_hash'''
+						   ' ORDER BY pg_catalog.to_jsonb(l)::text), ''[]'')'
+						   ' FROM profile_guard.erasure_log l WHERE l.subject_hash = %s($1)',
+						   hash_fn::oid::regproc)
+				INTO erased USING s.subject;
+		END IF;
+	END IF;
+
+	RETURN jsonb_build_object(
+		'subject', s.subject,
+		'report_generated_at', now(),
+		'registered_at', s.registered_at,
+		'birth_date', s.birth_date,
+		'opted_out', s.opted_out,
+		'erasure_requested_at', s.erasure_requested_at,
+		'tags', tags,
+		'consents', consents,
+		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
+											 ORDER BY b.tag), '[]')
+				   FROM tag_block b WHERE b.subject = s.subject),
+		'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('event', e.event, 'tag', e.tag,
+																'recorded_at', e.recorded_at)
+											 ORDER BY e.event_id), '[]')
+				   FROM subject_event e WHERE e.subject = s.subject),
+		'erasure_requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+										'request_id', r.request_id,
+										'requested_at', r.requested_at,
+										'completed_at', r.completed_at,
+										'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END)
+										ORDER BY r.request_id), '[]')
+							 FROM erasure_request r WHERE r.subject = s.subject),
+		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
+									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
+		'erasures_done', erased)
+		|| CASE WHEN erased_note IS NULL THEN '{}'::jsonb
+				ELSE jsonb_build_object('erasures_done_note', erased_note) END;
 END
 $$;
 

@@ -311,26 +311,23 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 SET lock_timeout = '2s'
 AS $$
-#variable_conflict use_column
-DECLARE
-	p_schema name := schema;
 BEGIN
-	IF p_schema IS NOT NULL THEN
-		IF p_schema IN ('profile_guard', 'pg_catalog', 'information_schema')
-		   OR p_schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
+	IF suggest_classification.schema IS NOT NULL THEN
+		IF suggest_classification.schema IN ('profile_guard', 'pg_catalog', 'information_schema')
+		   OR suggest_classification.schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
 			RAISE EXCEPTION USING ERRCODE = '22023',
 				MESSAGE = 'schema is not an application schema',
-				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', p_schema),
+				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', suggest_classification.schema),
 				HINT = 'Pass an application schema, or NULL for all of them.';
 		END IF;
-		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = p_schema) THEN
+		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = suggest_classification.schema) THEN
 			RAISE EXCEPTION USING ERRCODE = '3F000',
 				MESSAGE = 'schema does not exist',
-				DETAIL = format('There is no schema named "%s".', p_schema),
+				DETAIL = format('There is no schema named "%s".', suggest_classification.schema),
 				HINT = 'Pass the name of an existing schema (see \dn), or NULL for all of them.';
 		END IF;
 	END IF;
-	RETURN QUERY SELECT * FROM _suggestions(p_schema, false);
+	RETURN QUERY SELECT * FROM _suggestions(suggest_classification.schema, false);
 END
 $$;
 REVOKE ALL ON FUNCTION suggest_classification(name) FROM PUBLIC;

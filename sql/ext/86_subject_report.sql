@@ -161,9 +161,7 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 SET datestyle = 'ISO, YMD'
 SET intervalstyle = 'postgres'
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_subject	text := subject;
 	s			profile_guard.subject;
 	g			profile_guard.guarded_table;
 	tags		jsonb := '[]';
@@ -173,16 +171,16 @@ DECLARE
 	hash_fn		regprocedure;
 	j			jsonb;
 BEGIN
-	IF p_subject IS NULL THEN
+	IF subject_report.subject IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
 	END IF;
-	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = p_subject;
+	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'subject is not registered',
-			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(p_subject, 200)),
+			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
 			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
 	END IF;
 
