@@ -6,7 +6,10 @@ OBJS = \
 	src/consent_cache.o \
 	src/policy_generation.o \
 	src/shared_answers.o \
+	src/rules.o \
 	src/subject_rules.o \
+	src/bulk_rules.o \
+	src/rules_sql.o \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \

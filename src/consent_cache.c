@@ -51,6 +51,7 @@
 #include "invalidation.h"
 #include "policy_generation.h"
 #include "shared_answers.h"
+#include "bulk_rules.h"
 #include "subject_rules.h"
 
 /* one subject's answer under one purpose */
