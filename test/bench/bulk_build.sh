@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/bench/bulk_build.sh — the consent cache's bulk load: the rules in C
-# for every subject in one pass (pg_rules_evaluate_all, through
+# for every subject in one pass (pfg_rules_evaluate_all, through
 # _bulk_answers()) against the SQL aggregate over tag_state() that the cache
 # ran before, on the data of run.sh, in one run.  Prints a Markdown table of
 # seconds (median of RUNS runs) and ratios, and the evaluator's memory.
@@ -107,7 +107,7 @@ BEGIN {
 	row("purpose recommendation (backend CPU)", spc, cpc)
 	row("NULL, what may be collected (wall)", scw, ccw)
 	row("NULL, what may be collected (backend CPU)", scc, ccc)
-	printf "\nthe evaluator alone (pg_rules_evaluate_all, wall): %.3f s for the purpose (reading the catalog %.3f s), %.3f s for NULL (reading %.3f s)\n", cpe, cpr, cce, ccr
+	printf "\nthe evaluator alone (pfg_rules_evaluate_all, wall): %.3f s for the purpose (reading the catalog %.3f s), %.3f s for NULL (reading %.3f s)\n", cpe, cpr, cce, ccr
 	printf "evaluator memory: %.1f MB for the purpose, %.1f bytes a subject answered; %.1f MB, %.1f bytes a subject for NULL\n", cpm / 1048576, cpp, ccm / 1048576, ccp
 	printf "answers that differ from tag_state(): %s\n", same
 	if (cf != "")
