@@ -2,6 +2,8 @@
 MODULE_big = profile_guard
 OBJS = \
 	src/profile_guard.o \
+	src/hooks.o \
+	src/shmem.o \
 	src/catalog.o \
 	src/consent_cache.o \
 	src/policy_generation.o \
@@ -15,6 +17,8 @@ OBJS = \
 	src/collect.o \
 	src/crypto.o \
 	src/audit.o \
+	src/audit_log.o \
+	src/usage.o \
 	src/redact.o \
 	src/erasure.o \
 	src/erasure_worker.o \

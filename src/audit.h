@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * audit.h
- *	  The audit trail's and usage counters' interface (audit.c), and the
- *	  redaction of values in error messages (redact.c).
+ *	  The audited statements' state (audit.c): what the gates count into,
+ *	  the record of a statement that the audit line (audit_log.c) and the
+ *	  usage counters (usage.c) report, and the entry points the hooks
+ *	  (hooks.c) call.
  *
  *	  The gate functions count what they do through the inline functions
  *	  below: a pointer dereference, a compare and an increment per call.
@@ -13,6 +15,10 @@
  */
 #ifndef PROFILE_GUARD_AUDIT_H
 #define PROFILE_GUARD_AUDIT_H
+
+#include "executor/execdesc.h"
+#include "nodes/plannodes.h"
+#include "tcop/cmdtag.h"
 
 /* rows the row gate examined and hid, per relation */
 typedef struct PfgAuditRel
@@ -100,13 +106,80 @@ pfg_audit_count_tag_row(Oid relid, int tag_id, const char *name, int len, bool v
 		t->hidden++;
 }
 
-/* audit.c */
-extern void pfg_audit_define_settings(void);
-extern void pfg_audit_init(void);
+/*
+ * What one statement did, as its audit line (audit_log.c) and the usage
+ * counters (usage.c) report it.
+ */
+#define PFG_AUDIT_MAX_RELS 32	/* relation slots with a bit in PfgAuditTag.rels */
 
-/* redact.c */
-extern void pfg_redact_init(void);
-extern void pfg_redact_refresh(void);
-extern void pfg_redact_error_callback(void *arg);
+typedef struct PfgAuditRecord
+{
+	PfgAuditCounters c;			/* what the gates counted */
+	Oid			userid;
+	char	   *purpose;		/* as declared when it started; "": none */
+	const char *command;
+	int			level;			/* nesting level of the statement */
+	bool		bypass;			/* role reads raw values, no gates ran */
+	bool		failed;			/* ended by an error, not by ExecutorEnd */
+	uint64		processed;		/* rows, summed over the runs (cursors) */
+} PfgAuditRecord;
+
+/* a tag's name, or "#" and its id */
+static inline const char *
+pfg_audit_tag_name(const PfgAuditTag *t)
+{
+	return t->name ? t->name : psprintf("#%d", t->tag_id);
+}
+
+/* rows hidden that count for a tag: its own (long shape) and its relations' */
+static inline int64
+pfg_audit_tag_rows_hidden(const PfgAuditRecord *rec, const PfgAuditTag *t)
+{
+	int64		n = t->hidden;
+
+	for (int i = 0; i < rec->c.nrels && i < PFG_AUDIT_MAX_RELS; i++)
+		if (t->rels & (((uint32) 1) << i))
+			n += rec->c.rels[i].hidden;
+	return n;
+}
+
+/*
+ * The hooks' entry points.  Each hook keeps a frame on its stack while it
+ * calls the next hook: *_enter fills it in, *_leave runs after a normal
+ * return, *_abort in PG_CATCH, where it restores what *_enter changed and
+ * re-throws the error (logging and counting it first when it is one of our
+ * refusals).  'guarded' tells the hook that the statement touches a
+ * guarded relation: its errors are to be marked for redaction.
+ */
+typedef struct PfgAuditFrame
+{
+	struct AuditStmt *stmt;		/* the statement audited, or NULL */
+	PfgAuditCounters *saved_cur;	/* the counting target to restore */
+	bool		guarded;
+} PfgAuditFrame;
+
+extern void pfg_audit_init(void);
+extern void pfg_audit_flush_lost(void);
+
+extern void pfg_audit_executor_start_enter(PfgAuditFrame *frame,
+										   QueryDesc *queryDesc, int eflags);
+extern void pfg_audit_executor_start_leave(PfgAuditFrame *frame,
+										   QueryDesc *queryDesc);
+extern void pfg_audit_executor_start_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_run_enter(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_run_leave(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_run_abort(PfgAuditFrame *frame,
+										 QueryDesc *queryDesc) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_finish_enter(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_finish_leave(PfgAuditFrame *frame);
+extern void pfg_audit_executor_finish_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_end(QueryDesc *queryDesc);
+
+extern void pfg_audit_utility_enter(PfgAuditFrame *frame, PlannedStmt *pstmt);
+extern void pfg_audit_utility_leave(PfgAuditFrame *frame, QueryCompletion *qc);
+extern void pfg_audit_utility_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
 
 #endif							/* PROFILE_GUARD_AUDIT_H */

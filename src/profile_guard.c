@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * profile_guard.c
- *	  Module entry point: the preload gate, the settings (GUCs), and the
- *	  start-up of every other part.
+ *	  Module entry point: _PG_init, the settings (GUCs) and the check that
+ *	  the library was preloaded.  _PG_init defines the settings, registers
+ *	  the erasure worker and the callbacks of the parts that keep state
+ *	  across transactions, and installs the hooks (hooks.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -14,12 +16,15 @@
 #include "utils/guc.h"
 
 #include "profile_guard.h"
-#include "crypto.h"
 #include "audit.h"
+#include "crypto.h"
 #include "erasure.h"
+#include "hooks.h"
 #include "invalidation.h"
 #include "policy_generation.h"
+#include "redact.h"
 #include "shared_answers.h"
+#include "usage.h"
 
 PG_MODULE_MAGIC;
 
@@ -169,19 +174,21 @@ _PG_init(void)
 
 	pfg_crypto_define_settings();
 	pfg_shared_answers_define_settings();
-	pfg_audit_define_settings();
+	pfg_usage_define_settings();
 	pfg_erasure_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
 
 	pfg_erasure_worker_register();
 
+	/* transaction callbacks, run in the reverse order of registration */
 	pfg_invalidation_init();
 	pfg_policy_generation_init();
 	pfg_shared_answers_init();
-	pfg_gate_init();
-	pfg_audit_init();			/* after pfg_gate_init: the audit hooks run outermost */
+	pfg_audit_init();
 	pfg_redact_init();
+
+	pfg_install_hooks();
 
 	pfg_loaded = true;
 }

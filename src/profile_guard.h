@@ -109,9 +109,6 @@ extern void pfg_end_catalog_access(PfgCatalogAccess *ca);
 extern bool pfg_current_user_bypasses(void);
 extern void pfg_check_declared_purpose(Oid relid, const char *tag);
 
-/* gate.c: the hooks */
-extern void pfg_gate_init(void);
-
 /*
  * The planner hook writes its gate calls with this call format, which the
  * parser never gives our functions: a gate finding any other format (or no
