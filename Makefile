@@ -10,7 +10,14 @@ OBJS = \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \
-	src/crypto.o \
+	src/crypto_primitives.o \
+	src/master_key.o \
+	src/key_wrap.o \
+	src/data_key_cache.o \
+	src/data_key.o \
+	src/crypto_envelope.o \
+	src/key_rotation.o \
+	src/subject_hash.o \
 	src/audit.o \
 	src/redact.o \
 	src/erasure.o \

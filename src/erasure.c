@@ -24,9 +24,6 @@
 
 #include <math.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
@@ -43,18 +40,15 @@
 #include "utils/tuplestore.h"
 
 #include "profile_guard.h"
-#include "crypto.h"
 #include "erasure.h"
 #include "owner_context.h"
+#include "subject_hash.h"
 
 /* rows per batch when sweep() is called from SQL (one transaction) */
 #define SQL_SWEEP_CHUNK		10000
 
 /* advisory lock key: one sweep at a time per database ("pgsweep" in ASCII) */
 #define SWEEP_LOCK_KEY		INT64CONST(0x7067737765657000)
-
-#define SUBJECT_HASH_LABEL	"profile_guard erasure_log subject hash v1"
-#define SUBJECT_HASH_HEX	64
 
 /* only this file sets it, and only around its own statements */
 static bool erasure_in_progress = false;
@@ -68,12 +62,7 @@ static bool erasure_in_progress = false;
 static Oid	erasure_write_relid = InvalidOid;
 static int	erasure_write_depth = -1;
 
-/* key of the subject hashes, derived from the master key on first use */
-static uint8 subject_hash_key[32];
-static bool subject_hash_key_ready = false;
-
 PFG_SQL_FUNCTION(profile_guard_erasure_in_progress);
-PFG_SQL_FUNCTION(profile_guard_subject_hash);
 PFG_SQL_FUNCTION(profile_guard_sweep);
 
 bool
@@ -101,27 +90,6 @@ pfg_erasure_writing(Oid relid)
 	return erasure_in_progress && OidIsValid(erasure_write_relid) &&
 		relid == erasure_write_relid &&
 		trigger_depth() == erasure_write_depth + 1;
-}
-
-/* HMAC-SHA256(subject) under the derived key, as 64 hex digits + NUL */
-static void
-subject_hash(const char *subject, char *out)
-{
-	uint8		digest[32];
-	unsigned int len = sizeof(digest);
-
-	if (!subject_hash_key_ready)
-	{
-		pfg_crypto_derive_key(SUBJECT_HASH_LABEL, subject_hash_key);
-		subject_hash_key_ready = true;
-	}
-	if (HMAC(EVP_sha256(), subject_hash_key, sizeof(subject_hash_key),
-			 (const unsigned char *) subject, strlen(subject), digest, &len) == NULL ||
-		len != sizeof(digest))
-		elog(ERROR, "could not compute a subject hash");
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
-	explicit_bzero(digest, sizeof(digest));
 }
 
 static void
@@ -903,7 +871,7 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	char		hash[SUBJECT_HASH_HEX + 1];
+	char		hash[PFG_SUBJECT_HASH_HEX + 1];
 	int			rc;
 
 	args[0] = CStringGetTextDatum(st->relation);
@@ -919,7 +887,7 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	args[4] = Int64GetDatum(rows);
 	if (subject != NULL)
 	{
-		subject_hash(subject, hash);
+		pfg_subject_hash(subject, hash);
 		args[5] = CStringGetTextDatum(hash);
 	}
 	else
@@ -1430,16 +1398,6 @@ Datum
 profile_guard_erasure_in_progress(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(erasure_in_progress);
-}
-
-Datum
-profile_guard_subject_hash(PG_FUNCTION_ARGS)
-{
-	char		hash[SUBJECT_HASH_HEX + 1];
-
-	pfg_require_preload();
-	subject_hash(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
-	PG_RETURN_TEXT_P(cstring_to_text(hash));
 }
 
 /*
