@@ -21,6 +21,7 @@ OBJS = \
 	src/audit.o \
 	src/redact.o \
 	src/erasure.o \
+	src/erasure_statements.o \
 	src/erasure_worker.o \
 	src/invalidation.o \
 	src/owner_context.o \
