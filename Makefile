@@ -15,12 +15,20 @@ OBJS = \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \
-	src/crypto.o \
+	src/crypto_primitives.o \
+	src/master_key.o \
+	src/key_wrap.o \
+	src/data_key_cache.o \
+	src/data_key.o \
+	src/crypto_envelope.o \
+	src/key_rotation.o \
+	src/subject_hash.o \
 	src/audit.o \
 	src/audit_log.o \
 	src/usage.o \
 	src/redact.o \
 	src/erasure.o \
+	src/erasure_statements.o \
 	src/erasure_worker.o \
 	src/invalidation.o \
 	src/owner_context.o \

@@ -36,7 +36,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
-#include "crypto.h"
+#include "crypto_envelope.h"
 #include "erasure.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);

@@ -31,7 +31,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
-#include "crypto.h"
+#include "crypto_envelope.h"
 #include "audit.h"
 
 PFG_SQL_FUNCTION(profile_guard_row_gate);

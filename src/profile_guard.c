@@ -16,8 +16,9 @@
 #include "utils/guc.h"
 
 #include "profile_guard.h"
+#include "master_key.h"
+#include "data_key_cache.h"
 #include "audit.h"
-#include "crypto.h"
 #include "erasure.h"
 #include "hooks.h"
 #include "invalidation.h"
@@ -172,7 +173,8 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	pfg_crypto_define_settings();
+	pfg_master_key_define_settings();
+	pfg_data_key_cache_define_settings();
 	pfg_shared_answers_define_settings();
 	pfg_usage_define_settings();
 	pfg_erasure_define_settings();
