@@ -4,7 +4,9 @@ OBJS = \
 	src/profile_guard.o \
 	src/hooks.o \
 	src/shmem.o \
+	src/settings.o \
 	src/catalog.o \
+	src/bypass.o \
 	src/consent_cache.o \
 	src/policy_generation.o \
 	src/shared_answers.o \

@@ -38,7 +38,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "bypass.h"
 #include "audit.h"
 #include "audit_log.h"
 #include "usage.h"

@@ -30,7 +30,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "audit_log.h"
 #include "invalidation.h"
 

@@ -13,7 +13,7 @@
 
 #include "utils/elog.h"
 
-#include "audit.h"
+#include "audit_record.h"
 
 extern void pfg_audit_log_read(const PfgAuditRecord *rec);
 extern void pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,

@@ -32,7 +32,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "rules.h"
 #include "bulk_rules.h"
 

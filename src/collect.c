@@ -34,7 +34,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "consent_cache.h"
 #include "crypto_envelope.h"
 #include "erasure.h"

@@ -45,7 +45,10 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "bypass.h"
 #include "consent_cache.h"
 #include "audit.h"
 #include "invalidation.h"
@@ -176,9 +179,6 @@ static const char *SeenAgeTimeZone = NULL;	/* the setting's value last seen */
 static uint64 SeenSignals = 0;	/* pfg_policy_signals last acted on */
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 
-/* bypass memo, reset when pg_authid changes */
-static Oid	BypassMemoUser = InvalidOid;
-static bool BypassMemo = false;
 
 static void load_definition(PurposeState *ps);
 static void load_subjects(PurposeState *ps);
@@ -238,24 +238,9 @@ flush_purposes(void)
 void
 pfg_consent_cache_roles_invalidated(void)
 {
-	BypassMemoUser = InvalidOid;
 	/* roles' memberships may have changed: re-validate purposes */
 	for (int i = 0; i < NPurposes; i++)
 		Purposes[i]->validated_for = InvalidOid;
-}
-
-/* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
-bool
-pfg_current_user_bypasses(void)
-{
-	Oid			user = GetUserId();
-
-	if (user != BypassMemoUser)
-	{
-		BypassMemo = superuser_arg(user) || has_bypassrls_privilege(user);
-		BypassMemoUser = user;
-	}
-	return BypassMemo;
 }
 
 /*

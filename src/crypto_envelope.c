@@ -25,7 +25,9 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "crypto_envelope.h"
 #include "crypto_primitives.h"
 #include "data_key.h"

@@ -30,7 +30,9 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "data_key.h"
 #include "data_key_cache.h"
 #include "invalidation.h"

@@ -9,7 +9,7 @@
 #ifndef PROFILE_GUARD_DATA_KEY_H
 #define PROFILE_GUARD_DATA_KEY_H
 
-#include "profile_guard.h"
+#include "extension.h"
 
 #define PFG_SUBJECT_KEY_TABLE	"subject_key"
 

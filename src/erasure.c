@@ -41,7 +41,9 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "erasure.h"
 #include "erasure_statements.h"
 #include "owner_context.h"

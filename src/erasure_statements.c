@@ -25,7 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "erasure.h"
+#include "sweep.h"
 #include "erasure_statements.h"
 #include "owner_context.h"
 

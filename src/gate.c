@@ -43,7 +43,12 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "gate_exec.h"
+#include "settings.h"
+#include "catalog.h"
+#include "bypass.h"
+#include "tree.h"
 #include "gate.h"
 #include "consent_cache.h"
 #include "owner_context.h"

@@ -29,7 +29,10 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "gate_exec.h"
+#include "settings.h"
+#include "catalog.h"
 #include "consent_cache.h"
 #include "crypto_envelope.h"
 #include "audit.h"

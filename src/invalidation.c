@@ -43,6 +43,7 @@ static void
 profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* any role may be concerned: every hash value flushes all */
+	pfg_bypass_roles_invalidated();
 	pfg_consent_cache_roles_invalidated();
 }
 

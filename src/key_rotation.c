@@ -19,7 +19,9 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "data_key.h"
 #include "key_wrap.h"
 #include "master_key.h"

@@ -78,7 +78,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "redact.h"
 #include "shared_answers.h"
 #include "invalidation.h"

@@ -31,7 +31,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "rules.h"
 
 #if BITS_PER_BITMAPWORD == 32

@@ -21,7 +21,9 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "bulk_rules.h"
 #include "subject_rules.h"
 

@@ -44,7 +44,9 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "shared_answers.h"
 
 /* the patch lock of a slot: an advisory lock tag no SQL function makes */

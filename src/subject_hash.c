@@ -15,7 +15,9 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "crypto_primitives.h"
 #include "master_key.h"
 #include "subject_hash.h"

@@ -19,7 +19,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "rules.h"
 #include "subject_rules.h"
 

@@ -37,7 +37,9 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "usage.h"
 
 PFG_SQL_FUNCTION(profile_guard_usage);

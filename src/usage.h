@@ -11,7 +11,7 @@
 
 #include "storage/lwlock.h"
 
-#include "audit.h"
+#include "audit_record.h"
 
 extern void pfg_usage_define_settings(void);
 

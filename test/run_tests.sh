@@ -82,7 +82,8 @@ fi
 
 if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
 	# the source's structure (test/lib/check_structure.sh): one relcache
-	# callback, every hook installed once in src/hooks.c
+	# callback, every hook installed once in src/hooks.c, no include cycle,
+	# only the entry points the server looks up exported
 	while IFS= read -r line; do
 		echo "$line"
 		case $line in

@@ -7,6 +7,10 @@
 #     other preloaded library; ours is the one in src/invalidation.c.
 #   - every hook is installed once, in src/hooks.c: each hook variable
 #     below is assigned exactly once in src/, and that is in src/hooks.c.
+#   - no include cycle: the modules of src/ (a .c with its .h) depend on one
+#     another without a cycle (test/lib/include_graph.pl).
+#   - only what the server looks up is exported from the library, when it
+#     is built (profile_guard.so next to the Makefile).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -39,6 +43,26 @@ else
 	echo "check every hook assigned once, in src/hooks.c ... FAILED (each must be assigned exactly once, in src/hooks.c only)"
 	printf '    %s\n' "${bad[@]}"
 	status=1
+fi
+
+if cycle=$(perl test/lib/include_graph.pl src 2>&1 >/dev/null); then
+	echo "check no include cycle among the modules of src/ ... ok"
+else
+	echo "check no include cycle among the modules of src/ ... FAILED ($cycle)"
+	status=1
+fi
+
+if [[ -f profile_guard.so ]] && command -v nm >/dev/null; then
+	# _PG_init, the magic block, the worker's entry point, and each SQL
+	# function with its info function
+	extra=$(nm -D --defined-only profile_guard.so | awk '{print $3}' |
+		grep -vE '^(_PG_init|Pg_magic_func|pfg_erasure_worker_main|pg_finfo_profile_guard_[a-z0-9_]+|profile_guard_[a-z0-9_]+)$')
+	if [[ -z $extra ]]; then
+		echo "check only the server's entry points exported ... ok"
+	else
+		echo "check only the server's entry points exported ... FAILED ($(tr '\n' ' ' <<<"$extra"))"
+		status=1
+	fi
 fi
 
 exit $status
