@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  The audited statements (DESIGN.md rules 10-11, §2 "Accountability"):
+ *	  The audited statements (rules 10-11 of docs/rules.md):
  *	  their state from start to end, and the entry points the hooks
  *	  (hooks.c) call around the executor and utility statements.
  *

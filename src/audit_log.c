@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * audit_log.c
- *	  The audit trail's lines in the server log (DESIGN.md rule 11, §2
- *	  "Accountability"), and the classification of refusals.
+ *	  The audit trail's lines in the server log (rule 11 of docs/rules.md),
+ *	  and the classification of refusals.
  *
  *	  A line is "profile_guard audit: " followed by one JSON object;
  *	  docs/audit.md documents its keys.  An audited statement (audit.c)

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * redact.c
- *	  Values of guarded tables never appear in error messages (DESIGN.md
- *	  rule 10), in any language of lc_messages.  emit_log_hook runs before a
+ *	  Values of guarded tables never appear in error messages (rule 10 of
+ *	  docs/rules.md), in any language of lc_messages.  emit_log_hook runs before a
  *	  message is written to the server log and sent to the client, and
  *	  calls pfg_redact_emit_log (hooks.c); for an error that concerns a
  *	  guarded relation it replaces the values it quotes with "(redacted)":

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * usage.c
- *	  The usage counters (DESIGN.md rule 11, §2 "Accountability"): per
+ *	  The usage counters (rule 11 of docs/rules.md): per
  *	  database, role, purpose and tag, how many statements used the tag,
  *	  the cells they were served and had masked, the rows hidden from them
  *	  and the refusals, kept in shared memory for the life of the server,

@@ -1,6 +1,6 @@
 /*
  * 30_taxonomy.sql — the taxonomy: shipped categories and prohibited lexicon,
- * and the functions that define categories and tags (DESIGN.md §1, §2).
+ * and the functions that define categories and tags (docs/rules.md).
  *
  * A tag's effective sensitivity is the highest of its declared sensitivity,
  * its category's and every (transitive) source's; all_sources is the

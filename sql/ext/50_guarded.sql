@@ -1,6 +1,6 @@
 /*
  * 50_guarded.sql — guarded tables: protect/unprotect a table, classify and
- * declassify its tag columns (DESIGN.md §2 "Guarded tables").  The read
+ * declassify its tag columns (README.md, "SQL surface").  The read
  * path finds what is guarded in guarded_table and classified_column; the
  * write path (triggers, in-place encryption) hooks in where marked
  * "WRITE PATH:".
