@@ -77,7 +77,6 @@ CHECKPOINT;
 SQL
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 sweep_ms=(); delete_ms=(); longest_ms=()
 for ((r = 1; r <= RUNS; r++)); do
@@ -111,8 +110,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	"${PSQL[@]}" -c "DROP TABLE plain" >/dev/null
 done
 
-s=$(printf '%s\n' "${sweep_ms[@]}" | median)
-d=$(printf '%s\n' "${delete_ms[@]}" | median)
+s=$(printf '%s\n' "${sweep_ms[@]}" | bench_median)
+d=$(printf '%s\n' "${delete_ms[@]}" | bench_median)
 l=$(printf '%s\n' "${longest_ms[@]}" | sort -n | tail -1)
 ratio=$(awk -v s="$s" -v d="$d" 'BEGIN {printf "%.2f", s / d}')
 echo
