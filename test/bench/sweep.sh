@@ -77,7 +77,6 @@ CHECKPOINT;
 SQL
 }
 
-
 sweep_ms=(); delete_ms=(); longest_ms=()
 for ((r = 1; r <= RUNS; r++)); do
 	# the sweep, by the worker: woken by a reload
