@@ -3,7 +3,10 @@ MODULE_big = profile_guard
 OBJS = \
 	src/profile_guard.o \
 	src/catalog.o \
+	src/purpose.o \
 	src/consent_cache.o \
+	src/answers_load.o \
+	src/answers_publish.o \
 	src/policy_generation.o \
 	src/shared_answers.o \
 	src/subject_rules.o \

@@ -36,6 +36,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "purpose.h"
 #include "crypto.h"
 #include "erasure.h"
 

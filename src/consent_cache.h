@@ -1,18 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * consent_cache.h
- *	  The consent cache's interface (consent_cache.c).
+ *	  Every subject's answer under a purpose (consent_cache.c): the
+ *	  look-ups the gates make row by row, and the answers of a purpose,
+ *	  which purpose.c hands to the gates once it has validated the purpose.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PROFILE_GUARD_CONSENT_CACHE_H
 #define PROFILE_GUARD_CONSENT_CACHE_H
 
+/* one purpose's answers */
 typedef struct PurposeState PurposeState;
 
-extern PurposeState *pfg_purpose_for_statement(Oid relid, const char *tag);
-extern PurposeState *pfg_purpose_now(Oid relid, const char *tag);
-extern bool pfg_statement_purpose_declared(void);
+/* the name of no declared purpose: collection is judged under it */
+#define PFG_COLLECT_PURPOSE "*"
+
+/* for purpose.c */
+extern PurposeState *pfg_consent_answers(const char *name);
+extern uint64 pfg_consent_answers_basis(void);
+extern uint64 pfg_consent_answers_drops(void);
+extern bool pfg_consent_answers_current(uint64 drops);
+
+/* for the gates */
 extern bool pfg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid);
 extern bool pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id);
 extern char *pfg_subject_text(Datum subject, Oid typid);

@@ -44,7 +44,7 @@
 #include "utils/rel.h"
 
 #include "profile_guard.h"
-#include "consent_cache.h"
+#include "purpose.h"
 #include "owner_context.h"
 
 static planner_hook_type prev_planner_hook = NULL;

@@ -31,6 +31,7 @@
 
 #include "profile_guard.h"
 #include "consent_cache.h"
+#include "purpose.h"
 #include "crypto.h"
 #include "audit.h"
 

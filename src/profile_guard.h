@@ -105,7 +105,7 @@ typedef PfgSavedRole PfgCatalogAccess;
 extern void pfg_begin_catalog_access(PfgCatalogAccess *ca, bool point_lookup);
 extern void pfg_end_catalog_access(PfgCatalogAccess *ca);
 
-/* consent_cache.c: who may see what under which purpose */
+/* purpose.c: the declared purpose */
 extern bool pfg_current_user_bypasses(void);
 extern void pfg_check_declared_purpose(Oid relid, const char *tag);
 
