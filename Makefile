@@ -2,33 +2,51 @@
 MODULE_big = profile_guard
 OBJS = \
 	src/profile_guard.o \
+	src/hooks.o \
+	src/shmem.o \
+	src/settings.o \
 	src/catalog.o \
+	src/bypass.o \
 	src/purpose.o \
 	src/consent_cache.o \
 	src/answers_load.o \
 	src/answers_publish.o \
 	src/policy_generation.o \
 	src/shared_answers.o \
+	src/rules.o \
 	src/subject_rules.o \
+	src/bulk_rules.o \
+	src/rules_sql.o \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \
-	src/crypto.o \
+	src/crypto_primitives.o \
+	src/master_key.o \
+	src/key_wrap.o \
+	src/data_key_cache.o \
+	src/data_key.o \
+	src/crypto_envelope.o \
+	src/key_rotation.o \
+	src/subject_hash.o \
 	src/audit.o \
+	src/audit_log.o \
+	src/usage.o \
 	src/redact.o \
 	src/erasure.o \
+	src/erasure_statements.o \
 	src/erasure_worker.o \
 	src/invalidation.o \
 	src/owner_context.o \
 	src/tree.o
 
 EXTENSION = profile_guard
-# The current version's script and the update to it are assembled from
-# sql/ext; earlier versions' scripts are kept as they shipped.
+# The current version's script is assembled from sql/ext; the scripts of
+# earlier versions are kept as they shipped, and the update scripts are
+# written by hand (each holds what changed between its two versions).
 EXT_SCRIPT = sql/profile_guard--1.2.sql
-UPDATE_SCRIPT = sql/profile_guard--1.1--1.2.sql
-DATA_built = $(EXT_SCRIPT) $(UPDATE_SCRIPT)
-DATA = sql/profile_guard--1.0.sql sql/profile_guard--1.1.sql sql/profile_guard--1.0--1.1.sql
+DATA_built = $(EXT_SCRIPT)
+DATA = sql/profile_guard--1.0.sql sql/profile_guard--1.1.sql sql/profile_guard--1.0--1.1.sql \
+	sql/profile_guard--1.1--1.2.sql
 PGFILEDESC = "profile_guard - personal-profile policy enforcement"
 
 # pg_regress suites run against a server started by test/run_tests.sh, which
@@ -55,14 +73,3 @@ $(OBJS): $(wildcard src/*.h)
 # The extension script is assembled from its parts, in name order.
 $(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
 	cat $^ > $@
-
-# The update from 1.1: the hand-written changes to tables and the functions
-# that were dropped or changed signature (sql/upgrade/1.1--1.2.sql), then
-# every function, its privileges and every catalog trigger of sql/ext
-# re-created with OR REPLACE, so an updated database runs exactly the code
-# of a fresh install; last, what needs those functions
-# (sql/upgrade/1.1--1.2-after.sql).  test/scenario/upgrade.sh compares the two.
-$(UPDATE_SCRIPT): Makefile sql/upgrade/1.1--1.2.sql sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)) sql/upgrade/1.1--1.2-after.sql
-	( cat sql/upgrade/1.1--1.2.sql; \
-	  awk -f sql/upgrade/functions_only.awk $(sort $(wildcard sql/ext/*.sql)); \
-	  cat sql/upgrade/1.1--1.2-after.sql ) > $@

@@ -1,5 +1,6 @@
 --
--- 40_crypto: encryption of sensitive tag values (src/crypto.c)
+-- 40_crypto: encryption of sensitive tag values (src/crypto_envelope.c,
+-- src/data_key.c, src/master_key.c, src/key_rotation.c)
 --
 -- Ciphertext is random, so only lengths, booleans and kinds are printed.
 --

@@ -22,8 +22,12 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "profile_guard.h"
-#include "consent_cache_internal.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "answers_load.h"
+#include "answers_publish.h"
+#include "bulk_rules.h"
 #include "subject_rules.h"
 
 /*

@@ -20,8 +20,10 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "profile_guard.h"
-#include "consent_cache_internal.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "answers_publish.h"
 
 /*
  * The integer a subject text spells in canonical form ("42", "-7"): its

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * audit.h
- *	  The audit trail's and usage counters' interface (audit.c), and the
- *	  redaction of values in error messages (redact.c).
+ *	  The audited statements' state (audit.c): what the gates count into,
+ *	  the record of a statement that the audit line (audit_log.c) and the
+ *	  usage counters (usage.c) report, and the entry points the hooks
+ *	  (hooks.c) call.
  *
  *	  The gate functions count what they do through the inline functions
  *	  below: a pointer dereference, a compare and an increment per call.
@@ -14,41 +16,11 @@
 #ifndef PROFILE_GUARD_AUDIT_H
 #define PROFILE_GUARD_AUDIT_H
 
-/* rows the row gate examined and hid, per relation */
-typedef struct PfgAuditRel
-{
-	Oid			relid;
-	int64		seen;
-	int64		hidden;
-} PfgAuditRel;
+#include "executor/execdesc.h"
+#include "nodes/plannodes.h"
+#include "tcop/cmdtag.h"
 
-/* cells the cell gates served and masked, per tag */
-typedef struct PfgAuditTag
-{
-	int			tag_id;
-	int64		served;
-	int64		masked;
-	int64		hidden;			/* long shape: tag rows hidden */
-	uint32		rels;			/* wide shape: slots of relations read for it */
-	char	   *name;
-} PfgAuditTag;
-
-typedef struct PfgAuditCounters
-{
-	PfgAuditRel *last_rel;		/* memo: the slot used last */
-	PfgAuditTag *last_tag;
-	int			nrels;
-	int			maxrels;
-	PfgAuditRel *rels;
-	int			ntags;
-	int			maxtags;
-	PfgAuditTag *tags;
-	MemoryContext cxt;			/* where slots grow */
-	/* the statement's purpose, fixed when it started (the sink has none) */
-	bool		purpose_fixed;
-	const char *purpose;		/* NULL: none declared */
-	uint64		purpose_generation;
-} PfgAuditCounters;
+#include "audit_record.h"
 
 extern PGDLLIMPORT PfgAuditCounters *PfgAuditCur;
 
@@ -100,13 +72,44 @@ pfg_audit_count_tag_row(Oid relid, int tag_id, const char *name, int len, bool v
 		t->hidden++;
 }
 
-/* audit.c */
-extern void pfg_audit_define_settings(void);
-extern void pfg_audit_init(void);
 
-/* redact.c */
-extern void pfg_redact_init(void);
-extern void pfg_redact_refresh(void);
-extern void pfg_redact_error_callback(void *arg);
+/*
+ * The hooks' entry points.  Each hook keeps a frame on its stack while it
+ * calls the next hook: *_enter fills it in, *_leave runs after a normal
+ * return, *_abort in PG_CATCH, where it restores what *_enter changed and
+ * re-throws the error (logging and counting it first when it is one of our
+ * refusals).  'guarded' tells the hook that the statement touches a
+ * guarded relation: its errors are to be marked for redaction.
+ */
+typedef struct PfgAuditFrame
+{
+	struct AuditStmt *stmt;		/* the statement audited, or NULL */
+	PfgAuditCounters *saved_cur;	/* the counting target to restore */
+	bool		guarded;
+} PfgAuditFrame;
+
+extern void pfg_audit_init(void);
+extern void pfg_audit_flush_lost(void);
+
+extern void pfg_audit_executor_start_enter(PfgAuditFrame *frame,
+										   QueryDesc *queryDesc, int eflags);
+extern void pfg_audit_executor_start_leave(PfgAuditFrame *frame,
+										   QueryDesc *queryDesc);
+extern void pfg_audit_executor_start_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_run_enter(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_run_leave(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_run_abort(PfgAuditFrame *frame,
+										 QueryDesc *queryDesc) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_finish_enter(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_finish_leave(PfgAuditFrame *frame);
+extern void pfg_audit_executor_finish_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
+
+extern void pfg_audit_executor_end(QueryDesc *queryDesc);
+
+extern void pfg_audit_utility_enter(PfgAuditFrame *frame, PlannedStmt *pstmt);
+extern void pfg_audit_utility_leave(PfgAuditFrame *frame, QueryCompletion *qc);
+extern void pfg_audit_utility_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
 
 #endif							/* PROFILE_GUARD_AUDIT_H */

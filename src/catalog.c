@@ -38,7 +38,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "invalidation.h"
 
 

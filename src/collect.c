@@ -34,10 +34,12 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "consent_cache.h"
 #include "purpose.h"
-#include "crypto.h"
+#include "crypto_envelope.h"
 #include "erasure.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);

@@ -35,8 +35,12 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
-#include "profile_guard.h"
-#include "consent_cache_internal.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "consent_cache.h"
+#include "answers_load.h"
+#include "answers_publish.h"
 #include "subject_rules.h"
 
 #define MAX_CACHED_PURPOSES 4

@@ -10,11 +10,7 @@
 #ifndef PROFILE_GUARD_CONSENT_CACHE_H
 #define PROFILE_GUARD_CONSENT_CACHE_H
 
-/* one purpose's answers */
-typedef struct PurposeState PurposeState;
-
-/* the name of no declared purpose: collection is judged under it */
-#define PFG_COLLECT_PURPOSE "*"
+#include "answers.h"
 
 /* for purpose.c */
 extern PurposeState *pfg_consent_answers(const char *name);

@@ -12,6 +12,9 @@
  *	  profile_guard.erasure_log by the same transaction.  A crash therefore
  *	  loses nothing and counts nothing twice: a batch is committed with its
  *	  log rows or not at all, and the next sweep finds what is still there.
+ *	  The tables and the text of their statements come from
+ *	  erasure_statements.c; the log names a subject by its keyed hash
+ *	  (subject_hash.c).
  *
  *	  Also owns the "erasure in progress" flag, a backend-static that only
  *	  this file sets, around its own statements: the collection trigger and
@@ -24,12 +27,8 @@
 
 #include <math.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -42,19 +41,19 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "profile_guard.h"
-#include "crypto.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "erasure.h"
+#include "erasure_statements.h"
 #include "owner_context.h"
+#include "subject_hash.h"
 
 /* rows per batch when sweep() is called from SQL (one transaction) */
 #define SQL_SWEEP_CHUNK		10000
 
 /* advisory lock key: one sweep at a time per database ("pgsweep" in ASCII) */
 #define SWEEP_LOCK_KEY		INT64CONST(0x7067737765657000)
-
-#define SUBJECT_HASH_LABEL	"profile_guard erasure_log subject hash v1"
-#define SUBJECT_HASH_HEX	64
 
 /* only this file sets it, and only around its own statements */
 static bool erasure_in_progress = false;
@@ -68,12 +67,7 @@ static bool erasure_in_progress = false;
 static Oid	erasure_write_relid = InvalidOid;
 static int	erasure_write_depth = -1;
 
-/* key of the subject hashes, derived from the master key on first use */
-static uint8 subject_hash_key[32];
-static bool subject_hash_key_ready = false;
-
 PFG_SQL_FUNCTION(profile_guard_erasure_in_progress);
-PFG_SQL_FUNCTION(profile_guard_subject_hash);
 PFG_SQL_FUNCTION(profile_guard_sweep);
 
 bool
@@ -101,27 +95,6 @@ pfg_erasure_writing(Oid relid)
 	return erasure_in_progress && OidIsValid(erasure_write_relid) &&
 		relid == erasure_write_relid &&
 		trigger_depth() == erasure_write_depth + 1;
-}
-
-/* HMAC-SHA256(subject) under the derived key, as 64 hex digits + NUL */
-static void
-subject_hash(const char *subject, char *out)
-{
-	uint8		digest[32];
-	unsigned int len = sizeof(digest);
-
-	if (!subject_hash_key_ready)
-	{
-		pfg_crypto_derive_key(SUBJECT_HASH_LABEL, subject_hash_key);
-		subject_hash_key_ready = true;
-	}
-	if (HMAC(EVP_sha256(), subject_hash_key, sizeof(subject_hash_key),
-			 (const unsigned char *) subject, strlen(subject), digest, &len) == NULL ||
-		len != sizeof(digest))
-		elog(ERROR, "could not compute a subject hash");
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
-	explicit_bzero(digest, sizeof(digest));
 }
 
 static void
@@ -174,545 +147,6 @@ add_result(Sweep *sweep, const char *relation, const char *tag,
 	MemoryContextSwitchTo(old);
 }
 
-/* ---------- building a table's batch statement */
-
-typedef struct TableDef
-{
-	Oid			relid;
-	char		relkind;
-	char	   *qualname;		/* quoted, for SQL */
-	char	   *relation;		/* for the log */
-	char	   *subject_col;	/* quoted */
-	Oid			subject_type;
-	bool		subject_notnull;
-	char	   *collected_col;	/* quoted, or NULL */
-	char	   *tag_col;		/* quoted, or NULL (wide) */
-	char	   *value_col;
-	bool		anonymise;
-	int			nanon;
-	char	  **anon_cols;		/* quoted */
-	int			ncols;			/* wide: classified columns */
-	char	  **cols;			/* quoted */
-	char	  **tags;			/* tag names */
-	bool	   *sensitive;
-	BlockNumber nblocks;
-	double		tuples_per_block;
-	char	   *subject_name;	/* unquoted, for the checks */
-	char	   *collected_name;
-	char	   *tag_name;
-} TableDef;
-
-/* the retention cutoff of a tag, as an SQL literal, or NULL */
-static const char *
-cutoff_of(Sweep *sweep, const char *tag)
-{
-	ListCell   *lt;
-	ListCell   *lv;
-
-	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
-	{
-		if (strcmp((char *) lfirst(lt), tag) == 0)
-			return (const char *) lfirst(lv);
-	}
-	return NULL;
-}
-
-/*
- * What _erasure_due says for a subject and tag, or NULL.  The hashed
- * IN (built once per statement) keeps the two look-ups by primary key for
- * the few subjects that are in the table; a request ('*') wins.
- */
-static char *
-due_lookup_sql(const char *subj, const char *tag)
-{
-	return psprintf("CASE WHEN %s IN (SELECT d.subject FROM profile_guard._erasure_due d)"
-					" THEN coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
-					" WHERE d.subject = %s AND d.tag = '*'),"
-					" (SELECT d.reason FROM profile_guard._erasure_due d"
-					" WHERE d.subject = %s AND d.tag = %s)) END",
-					subj, subj, subj, tag);
-}
-
-/*
- * The reason the tag of a row is due, or NULL.  subj: the row's subject as
- * text; tag: SQL for the tag's name; tagname: the name when it is fixed
- * (wide shape), NULL when the row names it (long shape); coll: the
- * collected-at column or NULL.  Retention cutoffs are constants of this
- * sweep, so they are written in as literals.
- */
-static void
-append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
-			  const char *tagname, const char *coll)
-{
-	bool		due = sweep->have_due;
-	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
-		(tagname == NULL || cutoff_of(sweep, tagname) != NULL);
-
-	if (sweep->service_ended)
-	{
-		appendStringInfoString(b, "'service_end'::text");
-		return;
-	}
-	if (!due && !ret)
-	{
-		appendStringInfoString(b, "NULL::text");
-		return;
-	}
-	if (due && ret)
-		appendStringInfoString(b, "coalesce(");
-	if (due)
-		appendStringInfoString(b, due_lookup_sql(subj, tag));
-	if (due && ret)
-		appendStringInfoString(b, ", ");
-	if (ret)
-	{
-		appendStringInfo(b, "CASE WHEN %s <= ", coll);
-		if (tagname != NULL)
-			appendStringInfo(b, "%s::timestamptz", cutoff_of(sweep, tagname));
-		else
-		{
-			ListCell   *lt;
-			ListCell   *lv;
-
-			appendStringInfo(b, "CASE %s", tag);
-			forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
-				appendStringInfo(b, " WHEN %s THEN %s::timestamptz",
-								 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
-			appendStringInfoString(b, " END");
-		}
-		if (sweep->have_keep)
-			appendStringInfo(b,
-							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
-							 " WHERE k.subject = %s AND k.tag = %s"
-							 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
-							 subj, tag, coll);
-		appendStringInfoString(b, " THEN 'retention'::text END");
-	}
-	if (due && ret)
-		appendStringInfoChar(b, ')');
-}
-
-static bool
-is_integer_type(Oid typid)
-{
-	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
-}
-
-static bool
-is_text_type(Oid typid)
-{
-	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
-}
-
-/*
- * Retention in a long table whose rows are deleted: the plain per-tag
- * DELETEs do it (for the subjects not in _erasure_due, when it has any).
- */
-static bool
-fast_path(Sweep *sweep, TableDef *t)
-{
-	return !t->anonymise && t->tag_col != NULL && t->collected_col != NULL &&
-		!sweep->service_ended && sweep->cutoff_tags != NIL;
-}
-
-/* the reason expression of tag column i (long shape: i = 0, the row's tag) */
-static char *
-reason_sql(Sweep *sweep, TableDef *t, int i)
-{
-	StringInfoData b;
-	char	   *subj = psprintf("t.%s::text", t->subject_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
-
-	initStringInfo(&b);
-	if (t->tag_col == NULL)
-	{
-		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
-		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
-		appendStringInfoString(&b, " END");
-	}
-	else
-		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
-	return b.data;
-}
-
-/* rows of the batch's range that belong to someone */
-static void
-append_range(StringInfo b, TableDef *t)
-{
-	appendStringInfo(b, "t.ctid > $1 AND t.ctid <= $2 AND t.%s IS NOT NULL", t->subject_col);
-	/* anonymised rows belong to nobody: never again */
-	if (is_integer_type(t->subject_type))
-		appendStringInfo(b, " AND t.%s >= 0", t->subject_col);
-	else if (is_text_type(t->subject_type))
-		appendStringInfo(b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
-}
-
-/*
- * A boolean: tag column i of the row (long shape: the row's tag) is due.
- * Cheaper than testing reason_sql() for NULL: no text is built.
- */
-static char *
-due_pred_sql(Sweep *sweep, TableDef *t, int i)
-{
-	StringInfoData b;
-	bool		wide = (t->tag_col == NULL);
-	char	   *subj = psprintf("t.%s::text", t->subject_col);
-	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
-	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
-		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
-	bool		any = false;
-
-	initStringInfo(&b);
-	if (wide)
-		appendStringInfo(&b, "(t.%s IS NOT NULL AND ", t->cols[i]);
-	appendStringInfoChar(&b, '(');
-	if (sweep->service_ended)
-	{
-		appendStringInfoString(&b, "true");
-		any = true;
-	}
-	else
-	{
-		if (ret)
-		{
-			appendStringInfo(&b, "(%s <= ", coll);
-			if (wide)
-				appendStringInfo(&b, "%s::timestamptz", cutoff_of(sweep, t->tags[i]));
-			else
-			{
-				ListCell   *lt;
-				ListCell   *lv;
-
-				appendStringInfo(&b, "CASE %s", tag);
-				forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
-					appendStringInfo(&b, " WHEN %s THEN %s::timestamptz",
-									 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
-				appendStringInfoString(&b, " END");
-			}
-			if (sweep->have_keep)
-				appendStringInfo(&b,
-								 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
-								 " WHERE k.subject = %s AND k.tag = %s"
-								 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
-								 subj, tag, coll);
-			appendStringInfoChar(&b, ')');
-			any = true;
-		}
-		/* after the cheap retention test: OR is evaluated in order */
-		if (sweep->have_due)
-		{
-			appendStringInfo(&b, "%s(%s) IS NOT NULL", any ? " OR " : "",
-							 due_lookup_sql(subj, tag));
-			any = true;
-		}
-	}
-	if (!any)
-		appendStringInfoString(&b, "false");
-	appendStringInfoChar(&b, ')');
-	if (wide)
-		appendStringInfoChar(&b, ')');
-	return b.data;
-}
-
-/*
- * The read of one batch of one table, in the extension's context (it runs
- * no code of the table's owner: the table is a plain table, and its
- * subject, tag and collected-at columns are of built-in types, checked
- * before every batch).  $1, $2: the batch's TID range (after $1, up to
- * $2); $3: the sweep's "now".  Returns the due rows, locked, with what is
- * due in them: ctid, subject, tag (long shape), whether the tag is
- * sensitive (long shape, anonymised), then per tag column the reason it is
- * due (or NULL) and whether it holds a value.
- */
-static char *
-build_read_sql(Sweep *sweep, TableDef *t)
-{
-	StringInfoData b;
-	bool		wide = (t->tag_col == NULL);
-	int			nr = wide ? t->ncols : 1;
-
-	initStringInfo(&b);
-	appendStringInfo(&b, "SELECT t.ctid, t.%s::text", t->subject_col);
-	if (wide)
-		appendStringInfoString(&b, ", NULL::text, NULL::boolean");
-	else if (t->anonymise)
-		appendStringInfo(&b, ", t.%s::text, EXISTS (SELECT 1 FROM profile_guard.tag s"
-						 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')",
-						 t->tag_col, t->tag_col);
-	else
-		appendStringInfo(&b, ", t.%s::text, NULL::boolean", t->tag_col);
-	for (int i = 0; i < nr; i++)
-	{
-		appendStringInfo(&b, ", %s", reason_sql(sweep, t, i));
-		if (wide)
-			appendStringInfo(&b, ", t.%s IS NOT NULL", t->cols[i]);
-		else
-			appendStringInfoString(&b, ", true");
-	}
-	appendStringInfo(&b, " FROM ONLY %s t WHERE ", t->qualname);
-	append_range(&b, t);
-	appendStringInfoString(&b, " AND (");
-	for (int i = 0; i < nr; i++)
-		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
-	appendStringInfoChar(&b, ')');
-	/* the others' rows are left to the per-tag reads */
-	if (fast_path(sweep, t))
-		appendStringInfo(&b,
-						 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
-						 t->subject_col);
-	appendStringInfoString(&b, " FOR UPDATE OF t");
-	return b.data;
-}
-
-/*
- * The common case, retention alone in a long table whose rows are deleted:
- * one plain read per tag over the batch's range, returning the due rows'
- * TIDs (locked), to be deleted as they are.  Sets *tags to the tags,
- * returns the statements.
- */
-static List *
-build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
-{
-	List	   *stmts = NIL;
-	ListCell   *lt;
-	ListCell   *lv;
-
-	*tags = NIL;
-	if (!fast_path(sweep, t))
-		return NIL;
-	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
-	{
-		StringInfoData b;
-		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
-
-		initStringInfo(&b);
-		appendStringInfo(&b, "SELECT t.ctid FROM ONLY %s t WHERE ", t->qualname);
-		append_range(&b, t);
-		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
-						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
-		if (sweep->have_due)
-			appendStringInfo(&b,
-							 " AND t.%s::text NOT IN (SELECT d.subject FROM profile_guard._erasure_due d)",
-							 t->subject_col);
-		if (sweep->have_keep)
-			appendStringInfo(&b,
-							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
-							 " WHERE k.subject = t.%s::text AND k.tag = %s"
-							 " AND (k.keep_for IS NULL OR t.%s > $3 - k.keep_for))",
-							 t->subject_col, tag, t->collected_col);
-		appendStringInfoString(&b, " FOR UPDATE OF t");
-		stmts = lappend(stmts, b.data);
-		*tags = lappend(*tags, lfirst(lt));
-	}
-	return stmts;
-}
-
-/*
- * The statement that finds where a batch of at most $2 due rows after $1
- * ends (for sweep(max_rows)): the last TID and the number of rows; $3 is
- * the sweep's "now".
- */
-static char *
-build_pick_sql(Sweep *sweep, TableDef *t)
-{
-	StringInfoData b;
-	bool		wide = (t->tag_col == NULL);
-	int			nr = wide ? t->ncols : 1;
-
-	initStringInfo(&b);
-	appendStringInfo(&b, "SELECT max(x.tid), count(*) FROM (SELECT t.ctid AS tid FROM ONLY %s t"
-					 " WHERE t.ctid > $1 AND t.%s IS NOT NULL",
-					 t->qualname, t->subject_col);
-	if (is_integer_type(t->subject_type))
-		appendStringInfo(&b, " AND t.%s >= 0", t->subject_col);
-	else if (is_text_type(t->subject_type))
-		appendStringInfo(&b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
-	appendStringInfoString(&b, " AND (");
-	for (int i = 0; i < nr; i++)
-		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
-	appendStringInfoString(&b, ") LIMIT $2) x");
-	return b.data;
-}
-
-/*
- * The writes of one table, run as its owner: they only delete or set the
- * rows the read found, by TID, with the values computed by the extension.
- */
-static void
-build_write_sql(SweepTable *st, TableDef *t)
-{
-	StringInfoData b;
-
-	st->delete_sql = psprintf("DELETE FROM ONLY %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)",
-							  t->qualname);
-	if (!t->anonymise)
-		return;
-	if (!t->subject_notnull)
-		st->anon_subject = 'n';
-	else if (is_integer_type(t->subject_type))
-		st->anon_subject = 'i';
-	else
-		st->anon_subject = 't';
-	initStringInfo(&b);
-	appendStringInfo(&b, "UPDATE ONLY %s t SET %s = %s", t->qualname, t->subject_col,
-					 st->anon_subject == 'n' ? "NULL" : "v.s");
-	for (int i = 0; i < t->nanon; i++)
-		appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
-	if (t->collected_col)
-		appendStringInfo(&b, ", %s = pg_catalog.date_trunc('month', t.%s)",
-						 t->collected_col, t->collected_col);
-	/* ciphertext is bound to the subject: cut from it, it is gone */
-	if (t->tag_col == NULL)
-	{
-		for (int i = 0; i < t->ncols; i++)
-			if (t->sensitive[i])
-				appendStringInfo(&b, ", %s = NULL", t->cols[i]);
-	}
-	st->anon_sql = psprintf("%s%s", b.data,
-							st->anon_subject == 'n' ?
-							" WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
-							" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
-	if (t->tag_col != NULL)
-		st->anon_sensitive_sql = psprintf("%s, %s = NULL%s", b.data, t->value_col,
-										  st->anon_subject == 'n' ?
-										  " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
-										  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
-}
-
-static void
-sweep_skip_context(void *arg)
-{
-	errcontext("the sweep skips guarded relation \"%s\"", (const char *) arg);
-}
-
-/*
- * Lock a table for a batch and check that the sweep's reads run no code of
- * its owner (owner_context.c); if not, warn and say so.
- */
-static bool
-sweep_table_usable(Oid relid, const char *relation, const char *subject,
-				   const char *collected, const char *tag)
-{
-	ErrorContextCallback cb;
-	bool		ok;
-
-	cb.callback = sweep_skip_context;
-	cb.arg = (void *) relation;
-	cb.previous = error_context_stack;
-	error_context_stack = &cb;
-	ok = pfg_check_guarded(relid, subject, collected, tag, RowExclusiveLock, WARNING);
-	error_context_stack = cb.previous;
-	return ok;
-}
-
-/*
- * The tables that hold the rows of guarded tables, as the sweep needs them
- * (in SPI): every guarded table, and every partition and inheritance child
- * below it (at any depth, short of one guarded in its own right), each
- * with the classification of the guarded table it is under and its own
- * names and size.  A partitioned table holds no rows: its partitions are
- * swept.
- */
-static List *
-read_tables(void)
-{
-	int			rc;
-	List	   *defs = NIL;
-
-	rc = SPI_execute(
-		"WITH RECURSIVE tree(root, relid) AS ("
-		"  SELECT x.relid::oid, x.relid::oid FROM profile_guard.guarded_table x"
-		"  UNION"
-		"  SELECT t.root, i.inhrelid FROM tree t"
-		"  JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid"
-		"  WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table y"
-		"                    WHERE y.relid = i.inhrelid))"
-		"SELECT t.relid, c.relkind,"
-		"       quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
-		"       n.nspname || '.' || c.relname,"
-		"       quote_ident(g.subject_column), a.atttypid, a.attnotnull,"
-		"       quote_ident(g.collected_at_column), quote_ident(g.tag_column),"
-		"       quote_ident(g.value_column), g.on_erase = 'anonymise',"
-		"       ARRAY(SELECT quote_ident(x) FROM unnest(g.anonymise_columns) x),"
-		"       ARRAY(SELECT quote_ident(cc.column_name) FROM profile_guard.classified_column cc"
-		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
-		"       ARRAY(SELECT cc.tag FROM profile_guard.classified_column cc"
-		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
-		"       ARRAY(SELECT tg.sensitivity = 'sensitive'"
-		"             FROM profile_guard.classified_column cc"
-		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
-		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
-		"       pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int,"
-		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
-		"            THEN c.reltuples / c.relpages ELSE 100 END,"
-		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
-		"  FROM tree t"
-		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
-		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
-		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
-		"                                AND a.attname = g.subject_column"
-		" WHERE c.relkind <> " CppAsString2(RELKIND_PARTITIONED_TABLE)
-		" ORDER BY t.root, t.relid",
-		true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		TableDef   *t = palloc0(sizeof(TableDef));
-		bool		isnull;
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		t->relkind = DatumGetChar(SPI_getbinval(tup, desc, 2, &isnull));
-		t->qualname = SPI_getvalue(tup, desc, 3);
-		t->relation = SPI_getvalue(tup, desc, 4);
-		t->subject_col = SPI_getvalue(tup, desc, 5);
-		t->subject_type = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
-		t->subject_notnull = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
-		t->collected_col = SPI_getvalue(tup, desc, 8);
-		t->tag_col = SPI_getvalue(tup, desc, 9);
-		t->value_col = SPI_getvalue(tup, desc, 10);
-		t->anonymise = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 12, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->nanon);
-		t->anon_cols = palloc(sizeof(char *) * (t->nanon + 1));
-		for (int j = 0; j < t->nanon; j++)
-			t->anon_cols[j] = TextDatumGetCString(elems[j]);
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 13, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->ncols);
-		t->cols = palloc(sizeof(char *) * (t->ncols + 1));
-		for (int j = 0; j < t->ncols; j++)
-			t->cols[j] = TextDatumGetCString(elems[j]);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 14, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		t->tags = palloc(sizeof(char *) * (n + 1));
-		for (int j = 0; j < n; j++)
-			t->tags[j] = TextDatumGetCString(elems[j]);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 15, &isnull)),
-						  BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
-		t->sensitive = palloc(sizeof(bool) * (n + 1));
-		for (int j = 0; j < n; j++)
-			t->sensitive[j] = DatumGetBool(elems[j]);
-		t->nblocks = (BlockNumber) DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
-		t->tuples_per_block = DatumGetFloat8(SPI_getbinval(tup, desc, 17, &isnull));
-		t->subject_name = SPI_getvalue(tup, desc, 18);
-		t->collected_name = SPI_getvalue(tup, desc, 19);
-		t->tag_name = SPI_getvalue(tup, desc, 20);
-
-		defs = lappend(defs, t);
-	}
-	return defs;
-}
-
 /* ---------- the sweep */
 
 /*
@@ -739,9 +173,6 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 		Datum		lockval[1] = {Int64GetDatum(SWEEP_LOCK_KEY)};
 		Oid			argtypes[2] = {TIMESTAMPTZOID, BOOLOID};
 		Datum		args[2];
-		List	   *defs;
-		ListCell   *lc;
-		int			i;
 
 		erasure_in_progress = true;
 
@@ -806,84 +237,7 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 			MemoryContextSwitchTo(old);
 		}
 
-		defs = read_tables();
-		sweep->ntables = list_length(defs);
-		sweep->tables = MemoryContextAllocZero(cxt, sizeof(SweepTable) * (sweep->ntables + 1));
-		i = 0;
-		foreach(lc, defs)
-		{
-			TableDef   *t = lfirst(lc);
-			SweepTable *st = &sweep->tables[i++];
-			bool		wide = (t->tag_col == NULL);
-			bool		anything;
-
-			st->relid = t->relid;
-			st->relation = MemoryContextStrdup(cxt, t->relation);
-			ItemPointerSet(&st->resume, 0, 0);
-
-			/* can anything be due here? */
-			anything = sweep->service_ended || sweep->have_due;
-			if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
-			{
-				if (!wide)
-					anything = true;
-				for (int j = 0; j < t->ncols; j++)
-					if (cutoff_of(sweep, t->tags[j]) != NULL)
-						anything = true;
-			}
-			if (wide && t->ncols == 0)
-				anything = false;
-			if (anything && !sweep_table_usable(t->relid, t->relation, t->subject_name,
-												t->collected_name, t->tag_name))
-				anything = false;
-			if (anything && t->anonymise && t->subject_notnull &&
-				!is_integer_type(t->subject_type) && !is_text_type(t->subject_type))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("cannot anonymise rows of table \"%s\"", t->relation),
-						 errdetail("Its subject column is NOT NULL and of type %s; anonymisation needs a value that maps to nobody (NULL, a negative integer or text starting with \"anonymous:\").",
-								   format_type_be(t->subject_type)),
-						 errhint("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL, or protect it with on_erase => 'delete'.",
-								 t->qualname, t->subject_col)));
-			if (anything)
-			{
-				char	   *sql = build_read_sql(sweep, t);
-				List	   *fast;
-				List	   *fast_tags;
-				ListCell   *lf;
-				MemoryContext oldcxt;
-
-				st->read_sql = MemoryContextStrdup(cxt, sql);
-				st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
-				fast = build_fast_sql(sweep, t, &fast_tags);
-				oldcxt = MemoryContextSwitchTo(cxt);
-				foreach(lf, fast)
-					st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
-				foreach(lf, fast_tags)
-					st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
-				st->subject_name = pstrdup(t->subject_name);
-				st->collected_name = t->collected_name ? pstrdup(t->collected_name) : NULL;
-				st->tag_name = t->tag_name ? pstrdup(t->tag_name) : NULL;
-				st->qualname = pstrdup(t->qualname);
-				st->wide = wide;
-				st->anonymise = t->anonymise;
-				st->ncols = t->ncols;
-				st->cols = palloc(sizeof(char *) * (t->ncols + 1));
-				st->tags = palloc(sizeof(char *) * (t->ncols + 1));
-				for (int j = 0; j < t->ncols; j++)
-				{
-					st->cols[j] = pstrdup(t->cols[j]);
-					st->tags[j] = pstrdup(t->tags[j]);
-				}
-				build_write_sql(st, t);
-				MemoryContextSwitchTo(oldcxt);
-				st->general_too = (fast != NIL && sweep->have_due);
-				st->nblocks = t->nblocks;
-				st->tuples_per_block = t->tuples_per_block;
-				elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
-			}
-			st->done = (st->read_sql == NULL);
-		}
+		pfg_sweep_prepare_tables(sweep);
 		erasure_in_progress = false;
 	}
 	PG_FINALLY();
@@ -903,7 +257,7 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	char		hash[SUBJECT_HASH_HEX + 1];
+	char		hash[PFG_SUBJECT_HASH_HEX + 1];
 	int			rc;
 
 	args[0] = CStringGetTextDatum(st->relation);
@@ -919,7 +273,7 @@ log_batch_row(Sweep *sweep, SweepTable *st, const char *tag, const char *reason,
 	args[4] = Int64GetDatum(rows);
 	if (subject != NULL)
 	{
-		subject_hash(subject, hash);
+		pfg_subject_hash(subject, hash);
 		args[5] = CStringGetTextDatum(hash);
 	}
 	else
@@ -1259,8 +613,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		erasure_in_progress = true;
 
 		/* the table may have changed since the sweep began */
-		if (!sweep_table_usable(st->relid, st->relation, st->subject_name,
-								st->collected_name, st->tag_name))
+		if (!pfg_sweep_table_usable(st->relid, st->relation, st->subject_name,
+									st->collected_name, st->tag_name))
 		{
 			st->done = true;
 			run = false;
@@ -1430,16 +784,6 @@ Datum
 profile_guard_erasure_in_progress(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(erasure_in_progress);
-}
-
-Datum
-profile_guard_subject_hash(PG_FUNCTION_ARGS)
-{
-	char		hash[SUBJECT_HASH_HEX + 1];
-
-	pfg_require_preload();
-	subject_hash(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
-	PG_RETURN_TEXT_P(cstring_to_text(hash));
 }
 
 /*

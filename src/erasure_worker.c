@@ -33,8 +33,11 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "erasure.h"
+#include "erasure_worker.h"
 
 #define WORKER_RESTART_SECONDS 10
 

@@ -38,7 +38,7 @@ typedef enum PfgRefusal
 
 #define PFG_REFUSAL_DOMAIN "profile_guard-refusal"
 
-/* audit.c */
+/* audit_log.c */
 extern void pfg_refusal_note(PfgRefusal kind, const char *tag);
 extern const char *pfg_refusal_of(const ErrorData *e, char **tag);
 

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * gate.c
- *	  The read path's hooks.  The planner hook sees every query after view
- *	  and rule expansion and rewrites each guarded relation it reads:
+ *	  The read path's rewriting, called by the hooks (hooks.c).  Before
+ *	  planning, every query is seen after view and rule expansion, and
+ *	  each guarded relation it reads is rewritten:
  *	    - a row gate is added to the relation's security quals (evaluated
  *	      before any user-supplied, non-leakproof qual, and on the right
  *	      side of outer joins), and
@@ -13,11 +14,12 @@
  *	  gets a row gate too, which gates only under a declared purpose; in
  *	  the long shape every row is a tag, so any read is a tag read.
  *	  SQL functions that the planner would inline are inlined here first,
- *	  so their bodies are gated too.  ExecutorStart refuses statements that
- *	  read tags without a usable purpose, and the utility hook turns
- *	  "COPY table TO" into the gated "COPY (SELECT …) TO" and keeps a table
- *	  that joins or leaves a guarded tree guarded (tree.c).  Gate calls are
- *	  written with PFG_GATE_CALL_FORMAT: the gates answer no other call.
+ *	  so their bodies are gated too.  Before the executor starts, statements
+ *	  that read tags without a usable purpose are refused; around a utility
+ *	  statement, "COPY table TO" becomes the gated "COPY (SELECT …) TO" and
+ *	  a table that joins or leaves a guarded tree is kept guarded (tree.c).
+ *	  Gate calls are written with PFG_GATE_CALL_FORMAT: the gates answer no
+ *	  other call.  This file keeps no state between calls.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,21 +37,22 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
-#include "optimizer/planner.h"
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "gate_exec.h"
+#include "settings.h"
+#include "catalog.h"
+#include "bypass.h"
+#include "tree.h"
+#include "gate.h"
+#include "consent_cache.h"
 #include "purpose.h"
 #include "owner_context.h"
-
-static planner_hook_type prev_planner_hook = NULL;
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 typedef struct GateContext
 {
@@ -365,51 +368,56 @@ gate_query(Query *query, GateContext *ctx)
 	ctx->queries = list_delete_first(ctx->queries);
 }
 
-static PlannedStmt *
-profile_guard_planner(Query *parse, const char *query_string,
-					  int cursorOptions, ParamListInfo boundParams)
+/*
+ * Before the query is planned (hooks.c): gate every guarded relation it
+ * reads, at every level.  Whatever it inlined is left in *planning for
+ * pfg_gate_planner_after.
+ */
+void
+pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
+						PfgGatePlanning *planning)
 {
-	PlannedStmt *result;
 	GateContext ctx;
 	PlannerGlobal glob;
 	PlannerInfo root;
-	bool		guards = pfg_any_guarded();
+
+	planning->guards = pfg_any_guarded();
+	planning->inlined = NIL;
+	if (!planning->guards)
+		return;
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (guards)
-	{
-		memset(&glob, 0, sizeof(glob));
-		memset(&root, 0, sizeof(root));
-		glob.type = T_PlannerGlobal;
-		glob.boundParams = boundParams;
-		root.type = T_PlannerInfo;
-		root.glob = &glob;
-		root.parse = parse;
-		root.query_level = 1;
-		ctx.root = &root;
-		ctx.top = parse;
-		ctx.bypass = pfg_current_user_bypasses();
-		gate_query(parse, &ctx);
-	}
+	memset(&glob, 0, sizeof(glob));
+	memset(&root, 0, sizeof(root));
+	glob.type = T_PlannerGlobal;
+	glob.boundParams = boundParams;
+	root.type = T_PlannerInfo;
+	root.glob = &glob;
+	root.parse = parse;
+	root.query_level = 1;
+	ctx.root = &root;
+	ctx.top = parse;
+	ctx.bypass = pfg_current_user_bypasses();
+	gate_query(parse, &ctx);
+	planning->inlined = glob.invalItems;
+}
 
-	if (prev_planner_hook)
-		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
-	else
-		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+/* Once the query is planned (hooks.c): mark the plan as gated. */
+void
+pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
+{
+	if (!planning->guards)
+		return;
 
-	if (guards)
-	{
-		/*
-		 * Gated or not depends on who runs it: re-plan on SET ROLE.  We say
-		 * so for every plan of a database that guards anything, since a
-		 * bypassing role's plan may reach guarded tables through functions
-		 * it did not inline.
-		 */
-		result->dependsOnRole = true;
-		/* functions we inlined are dependencies of the plan */
-		result->invalItems = list_concat(result->invalItems, ctx.root->glob->invalItems);
-	}
-	return result;
+	/*
+	 * Gated or not depends on who runs it: re-plan on SET ROLE.  We say so
+	 * for every plan of a database that guards anything, since a bypassing
+	 * role's plan may reach guarded tables through functions it did not
+	 * inline.
+	 */
+	result->dependsOnRole = true;
+	/* functions we inlined are dependencies of the plan */
+	result->invalItems = list_concat(result->invalItems, planning->inlined);
 }
 
 /*
@@ -417,10 +425,11 @@ profile_guard_planner(Query *parse, const char *query_string,
  * purpose (the gates would refuse too, but only once a row is read); and
  * check a declared purpose that gates a statement reading only non-tag
  * columns of a wide-shape table.  The purpose checked is the one in force
- * now: the gates use this same one for the whole statement.
+ * now: the gates use this same one for the whole statement.  Runs before
+ * the executor starts (hooks.c).
  */
-static void
-profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
+void
+pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	/* a parallel worker runs part of a plan its leader has checked */
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() &&
@@ -472,11 +481,6 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			pfg_purpose != NULL && pfg_purpose[0] != '\0')
 			(void) pfg_purpose_now(rows_relid, NULL);
 	}
-
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
 /* COPY guarded TO …  ==>  COPY (SELECT cols FROM ONLY guarded) TO … */
@@ -521,17 +525,20 @@ gated_copy(CopyStmt *stmt)
 	return copy;
 }
 
-static void
-profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-							 bool readOnlyTree, ProcessUtilityContext context,
-							 ParamListInfo params, QueryEnvironment *queryEnv,
-							 DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Before a utility statement runs (hooks.c): refuse what would break a
+ * guarded table, note a table joining or leaving a guarded tree (for
+ * pfg_gate_utility_after) and turn "COPY guarded TO" into the gated
+ * "COPY (SELECT …) TO".  Returns the statement to run: pstmt itself, or
+ * its gated copy.
+ */
+PlannedStmt *
+pfg_gate_utility_before(PlannedStmt *pstmt, List **tree_changes)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	List	   *tree_changes;
 
 	pfg_check_guarded_alter(parsetree);
-	tree_changes = pfg_tree_before(parsetree);
+	*tree_changes = pfg_tree_before(parsetree);
 	if (IsA(parsetree, CopyStmt))
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
@@ -546,27 +553,19 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				PlannedStmt *gated = copyObject(pstmt);
 
 				gated->utilityStmt = (Node *) gated_copy(stmt);
-				pstmt = gated;
+				return gated;
 			}
 		}
 	}
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-	pfg_tree_after(tree_changes);
+	return pstmt;
 }
 
+/*
+ * Once the utility statement has run without error (hooks.c): a table
+ * that joined a guarded tree is guarded, one that left it is not.
+ */
 void
-pfg_gate_init(void)
+pfg_gate_utility_after(List *tree_changes)
 {
-	prev_planner_hook = planner_hook;
-	planner_hook = profile_guard_planner;
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = profile_guard_ExecutorStart;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = profile_guard_ProcessUtility;
+	pfg_tree_after(tree_changes);
 }

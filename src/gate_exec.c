@@ -29,10 +29,13 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "gate_exec.h"
+#include "settings.h"
+#include "catalog.h"
 #include "consent_cache.h"
 #include "purpose.h"
-#include "crypto.h"
+#include "crypto_envelope.h"
 #include "audit.h"
 
 PFG_SQL_FUNCTION(profile_guard_row_gate);

@@ -14,7 +14,7 @@
  *	                        which the consent answers follow
  *	    3. audit.c          the memo of purpose versions
  *	    4. redact.c         the names of guarded relations
- *	    5. crypto.c         the cached data keys
+ *	    5. data_key.c       the cached data keys (data_key_cache.c)
  *	  syscache (pg_authid and pg_auth_members: roles and memberships):
  *	    1. purpose.c        the bypass memo and the purposes' validation
  *
@@ -43,6 +43,7 @@ static void
 profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* any role may be concerned: every hash value flushes all */
+	pfg_bypass_roles_invalidated();
 	pfg_purpose_roles_invalidated();
 }
 

@@ -19,11 +19,12 @@ extern void pfg_invalidation_init(void);
  */
 extern void pfg_guard_cache_relcache_invalidated(Oid relid);	/* catalog.c */
 extern void pfg_policy_generation_relcache_invalidated(Oid relid);	/* policy_generation.c */
-extern void pfg_audit_relcache_invalidated(Oid relid);	/* audit.c */
+extern void pfg_audit_relcache_invalidated(Oid relid);	/* audit_log.c */
 extern void pfg_redact_relcache_invalidated(Oid relid); /* redact.c */
-extern void pfg_data_key_relcache_invalidated(Oid relid);	/* crypto.c */
+extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
 
 /* roles or role memberships changed (pg_authid, pg_auth_members) */
 extern void pfg_purpose_roles_invalidated(void);	/* purpose.c */
+extern void pfg_bypass_roles_invalidated(void);	/* bypass.c */
 
 #endif							/* PROFILE_GUARD_INVALIDATION_H */

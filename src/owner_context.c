@@ -32,7 +32,9 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "owner_context.h"
 #include "audit.h"
 

@@ -11,7 +11,7 @@
 
 #include "storage/lockdefs.h"
 
-#include "profile_guard.h"
+#include "catalog.h"
 
 /* what owner_context_begin() saved, for owner_context_end() */
 typedef PfgSavedRole OwnerContext;

@@ -43,7 +43,9 @@
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "invalidation.h"
 #include "policy_generation.h"
 #include "shared_answers.h"

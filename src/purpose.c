@@ -26,7 +26,10 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "bypass.h"
 #include "audit.h"
 #include "invalidation.h"
 #include "policy_generation.h"
@@ -56,10 +59,6 @@ static PurposeDefinition *Definitions[MAX_DEFINITIONS];
 static int	NDefinitions = 0;
 static uint64 DefinitionsBasis = 0; /* the answers' basis they were read under */
 
-/* bypass memo, reset when pg_authid changes */
-static Oid	BypassMemoUser = InvalidOid;
-static bool BypassMemo = false;
-
 /*
  * The purpose the last statement resolved, while the setting is unchanged,
  * and its answers, while none are dropped (pfg_consent_answers_current).
@@ -72,24 +71,9 @@ static uint64 LastDrops = 0;
 void
 pfg_purpose_roles_invalidated(void)
 {
-	BypassMemoUser = InvalidOid;
 	/* roles' memberships may have changed: re-validate purposes */
 	for (int i = 0; i < NDefinitions; i++)
 		Definitions[i]->validated_for = InvalidOid;
-}
-
-/* Superusers and BYPASSRLS roles read raw stored values (rule 11). */
-bool
-pfg_current_user_bypasses(void)
-{
-	Oid			user = GetUserId();
-
-	if (user != BypassMemoUser)
-	{
-		BypassMemo = superuser_arg(user) || has_bypassrls_privilege(user);
-		BypassMemoUser = user;
-	}
-	return BypassMemo;
 }
 
 /* read a purpose's definition (def->name) from the catalog */

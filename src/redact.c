@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * redact.c
- *	  Values of guarded tables never appear in error messages (DESIGN.md
- *	  rule 10), in any language of lc_messages.  emit_log_hook runs before a
- *	  message is written to the server log and sent to the client; for an
- *	  error that concerns a guarded relation it replaces the values it
- *	  quotes with "(redacted)":
+ *	  Values of guarded tables never appear in error messages (rule 10 of
+ *	  docs/rules.md), in any language of lc_messages.  emit_log_hook runs before a
+ *	  message is written to the server log and sent to the client, and
+ *	  calls pfg_redact_emit_log (hooks.c); for an error that concerns a
+ *	  guarded relation it replaces the values it quotes with "(redacted)":
  *	    - "Key (cols)=(values) ..." details of unique, exclusion and
  *	      foreign-key violations keep the columns, lose the values;
  *	    - "Failing row contains (...)" details (not-null, check, partition)
@@ -39,8 +39,10 @@
  *	      violation whose message or detail names one (a foreign key of
  *	      another table referencing it), or
  *	    - it was raised while a statement that touches a guarded relation
- *	      was executing (audit.c pushes pfg_redact_error_callback, which
- *	      marks the error by its SQLSTATE as it is raised), or
+ *	      was executing (hooks.c pushes pfg_redact_error_callback around
+ *	      the execution of every statement that audit.c finds touches a
+ *	      guarded relation; it marks the error by its SQLSTATE as it is
+ *	      raised), or
  *	    - it is a data exception and the client's statement mentions a
  *	      guarded relation by name (errors raised during parse analysis,
  *	      before any executor runs), or this backend does not know yet
@@ -67,8 +69,6 @@
 #include "access/xact.h"
 #include "catalog/pg_inherits.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
@@ -78,8 +78,10 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "profile_guard.h"
-#include "audit.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "redact.h"
 #include "shared_answers.h"
 #include "invalidation.h"
 
@@ -91,8 +93,6 @@ typedef struct GuardedName
 	char	   *nspname;
 	char	   *relname;
 } GuardedName;
-
-static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static MemoryContext RedactContext = NULL;
 static bool NamesKnown = false;	/* false: reload at the next chance */
@@ -124,25 +124,20 @@ typedef struct GuardedCounts
 } GuardedCounts;
 
 static GuardedCounts *Counts = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-static void
-counts_shmem_request(void)
+/* shared memory (shmem.c): the counts' size, and their set-up */
+Size
+pfg_redact_shmem_size(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(GuardedCounts)));
+	return MAXALIGN(sizeof(GuardedCounts));
 }
 
-static void
-counts_shmem_startup(void)
+/* called with AddinShmemInitLock held */
+void
+pfg_redact_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	Counts = ShmemInitStruct("profile_guard guarded counts", sizeof(GuardedCounts), &found);
 	if (!found)
 	{
@@ -154,7 +149,6 @@ counts_shmem_startup(void)
 			Counts->slot[i].epoch = 0;
 		}
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
@@ -402,7 +396,7 @@ statement_mentions_guarded(ErrorData *edata)
 /* ---- marking errors raised inside guarded statements ---- */
 
 /*
- * Error context callback, pushed by audit.c around the execution of every
+ * Error context callback, pushed by hooks.c around the execution of every
  * statement that touches a guarded relation.  It runs as the error is
  * raised; the message is emitted later, after the stack has unwound.
  */
@@ -718,8 +712,12 @@ redact_error(ErrorData *edata)
 	edata->hide_stmt = true;
 }
 
-static void
-redact_emit_log_hook(ErrorData *edata)
+/*
+ * Before a message is emitted (hooks.c: emit_log_hook): redact an error
+ * that concerns a guarded relation.
+ */
+void
+pfg_redact_emit_log(ErrorData *edata)
 {
 	if (edata->elevel >= ERROR && !in_error_recursion_trouble())
 	{
@@ -743,19 +741,11 @@ redact_emit_log_hook(ErrorData *edata)
 		if (guarded)
 			redact_error(edata);
 	}
-
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
 }
 
+/* at load: the transaction callback (the hooks are in hooks.c) */
 void
 pfg_redact_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = counts_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = counts_shmem_startup;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = redact_emit_log_hook;
 	RegisterXactCallback(redact_xact_callback, NULL);
 }

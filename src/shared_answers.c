@@ -44,10 +44,10 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
 #include "shared_answers.h"
-
-#define ANSWERS_TRANCHE "profile_guard shared answers"
 
 /* the patch lock of a slot: an advisory lock tag no SQL function makes */
 #define PATCH_LOCK_CLASS 0x7067
@@ -96,9 +96,6 @@ static int *HeldReads = NULL;	/* this backend's references, by slot */
 static bool *HeldLoads = NULL;
 static bool ExitCallbackRegistered = false;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
 void
 pfg_shared_answers_define_settings(void)
 {
@@ -127,34 +124,29 @@ control_size(void)
 					mul_size(sizeof(AnswerSlot), shared_answer_sets));
 }
 
-static void
-shared_answers_shmem_request(void)
+/* shared memory (shmem.c): the control's size, and its set-up */
+Size
+pfg_shared_answers_shmem_size(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(control_size()));
-	RequestNamedLWLockTranche(ANSWERS_TRANCHE, 1);
+	return MAXALIGN(control_size());
 }
 
-static void
-shared_answers_shmem_startup(void)
+/* called with AddinShmemInitLock held; lock: our named tranche's */
+void
+pfg_shared_answers_shmem_startup(LWLock *lock)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	Control = ShmemInitStruct("profile_guard shared answers",
 							  control_size(), &found);
 	if (!found)
 	{
 		memset(Control, 0, control_size());
-		Control->lock = &(GetNamedLWLockTranche(ANSWERS_TRANCHE))->lock;
+		Control->lock = lock;
 		pg_atomic_init_u64(&Control->epoch, 1);
 		Control->area_tranche = LWLockNewTrancheId();
 		Control->area_handle = DSM_HANDLE_INVALID;
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
@@ -201,10 +193,6 @@ shared_answers_xact_callback(XactEvent event, void *arg)
 void
 pfg_shared_answers_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = shared_answers_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = shared_answers_shmem_startup;
 	RegisterXactCallback(shared_answers_xact_callback, NULL);
 }
 

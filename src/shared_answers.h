@@ -12,6 +12,7 @@
 
 #include "nodes/bitmapset.h"
 #include "port/atomics.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -141,6 +142,8 @@ typedef struct AnswersKey
 
 extern void pfg_shared_answers_define_settings(void);
 extern void pfg_shared_answers_init(void);
+extern Size pfg_shared_answers_shmem_size(void);
+extern void pfg_shared_answers_shmem_startup(LWLock *lock);
 extern void pfg_shared_answers_note_change(void);
 extern uint64 pfg_policy_epoch(void);
 extern bool pfg_policy_changed_in_xact(void);

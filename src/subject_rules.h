@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * subject_rules.h
- *	  The consent rules in C, for one subject and for every subject at once
- *	  (subject_rules.c).
+ *	  The consent rules in C for one subject (subject_rules.c).  The same
+ *	  rules for every subject at once are in bulk_rules.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,20 +12,8 @@
 #include "nodes/bitmapset.h"
 #include "utils/timestamp.h"
 
-/*
- * One subject's answer from pfg_rules_evaluate_all: its text (len bytes, not
- * NUL-terminated), its visible tag ids (NULL for none) and when the answer
- * changes by itself (DT_NOEND: never).  Both pointers belong to the
- * evaluator and are valid only during the call.
- */
-typedef void (*RulesAnswerCallback) (const char *subject, uint32 len,
-									 Bitmapset *visible, TimestampTz valid_until,
-									 void *arg);
-
 extern bool pfg_rules_evaluate(const char *purpose, const char *subject,
-							  Bitmapset **visible, TimestampTz *valid_until);
-extern uint64 pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb,
-									void *arg);
+							   Bitmapset **visible, TimestampTz *valid_until);
 extern void pfg_rules_forget(void);
 
 #endif							/* PROFILE_GUARD_SUBJECT_RULES_H */

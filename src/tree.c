@@ -28,7 +28,10 @@
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 
-#include "profile_guard.h"
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "tree.h"
 
 /*
  * The table whose change the SQL called here is acting on, while it runs.

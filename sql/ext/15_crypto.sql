@@ -1,8 +1,9 @@
 
 /*
- * 15_crypto.sql — encryption of sensitive tag values (src/crypto.c): the
- * per-subject data keys, wrapped by the master key, and the functions over
- * them.  The master key itself is never in the database.
+ * 15_crypto.sql — encryption of sensitive tag values (src/crypto_envelope.c,
+ * src/data_key.c): the per-subject data keys, wrapped by the master key,
+ * and the functions over them.  The master key itself is never in the
+ * database.
  */
 
 -- One data key per subject, wrapped by the master key; wrapped_key is NULL

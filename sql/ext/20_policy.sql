@@ -3,7 +3,7 @@
  * that says for every subject and tag whether the tag is usable under a
  * purpose and, if not, why.  It is their specification: consent_status, the
  * subject report and erasure read it; the consent cache of the read path
- * applies the same rules in C (src/subject_rules.c, one subject at a time
+ * applies the same rules in C (src/rules.c, one subject at a time
  * or every subject in one pass), which the suites check against it subject
  * by subject through _subject_answer() and _bulk_answers().
  */
@@ -230,7 +230,7 @@ AS 'MODULE_PATHNAME', 'profile_guard_subject_answer';
 REVOKE ALL ON FUNCTION _subject_answer(text, text) FROM PUBLIC;
 
 -- C: the same rules for every subject at once, in one pass over the catalog
--- (src/subject_rules.c), as the consent cache loads a purpose in bulk; one
+-- (src/bulk_rules.c), as the consent cache loads a purpose in bulk; one
 -- row per subject with a consent event for the purpose, NULL purpose = what
 -- may be collected.  For the suites, which check it against tag_state, and
 -- the benchmarks.

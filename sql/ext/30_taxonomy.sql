@@ -1,6 +1,6 @@
 /*
  * 30_taxonomy.sql — the taxonomy: shipped categories and prohibited lexicon,
- * and the functions that define categories and tags (DESIGN.md §1, §2).
+ * and the functions that define categories and tags (docs/rules.md).
  *
  * A tag's effective sensitivity is the highest of its declared sensitivity,
  * its category's and every (transitive) source's; all_sources is the
@@ -210,31 +210,29 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_term	text := _lexicon_normalise(term);
-	p_topic	text := topic;
+	normalised	text := _lexicon_normalise(add_prohibited_term.term);
 BEGIN
-	IF p_term IS NULL OR p_topic IS NULL THEN
+	IF normalised IS NULL OR add_prohibited_term.topic IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'term and topic must not be null',
 			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
 	END IF;
-	IF p_term = '' THEN
+	IF normalised = '' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'prohibited term must not be empty',
 			DETAIL = 'The term is empty once normalised.',
 			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
 	END IF;
-	IF p_topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
-					   'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
+	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
+										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'unknown prohibited topic',
-			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', p_topic),
+			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
 			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
 	END IF;
 	INSERT INTO prohibited_term (term, topic, builtin)
-	VALUES (p_term, p_topic, false)
+	VALUES (normalised, add_prohibited_term.topic, false)
 	ON CONFLICT ON CONSTRAINT prohibited_term_pkey
 	DO UPDATE SET topic = excluded.topic WHERE NOT prohibited_term.builtin;
 	PERFORM _policy_changed();
@@ -460,55 +458,51 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_category	text := category;
-	p_sens		text := sensitivity;
-	p_desc		text := description;
 	old			record;
 BEGIN
-	IF p_category IS NULL OR p_sens IS NULL THEN
+	IF define_category.category IS NULL OR define_category.sensitivity IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'category and sensitivity must not be null',
 			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
 	END IF;
-	IF p_category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+	IF define_category.category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid category name',
 			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
-							left(p_category, 120)),
+							left(define_category.category, 120)),
 			HINT = 'Use a name like ''household''.';
 	END IF;
-	IF p_sens NOT IN ('general', 'sensitive') THEN
+	IF define_category.sensitivity NOT IN ('general', 'sensitive') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid sensitivity',
-			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', p_category),
+			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', define_category.category),
 			HINT = 'Pass ''general'' or ''sensitive''.';
 	END IF;
-	PERFORM check_prohibited('category description', p_desc);
+	PERFORM check_prohibited('category description', define_category.description);
 
-	SELECT * INTO old FROM category c WHERE c.category = p_category FOR UPDATE;
+	SELECT * INTO old FROM category c WHERE c.category = define_category.category FOR UPDATE;
 	IF NOT FOUND THEN
 		INSERT INTO category (category, sensitivity, builtin, description)
-		VALUES (p_category, p_sens, false, p_desc);
+		VALUES (define_category.category, define_category.sensitivity, false, define_category.description);
 	ELSE
 		IF old.builtin THEN
 			RAISE EXCEPTION USING ERRCODE = '42710',
 				MESSAGE = 'built-in category cannot be redefined',
-				DETAIL = format('Category "%s" is shipped with profile_guard.', p_category),
+				DETAIL = format('Category "%s" is shipped with profile_guard.', define_category.category),
 				HINT = 'Define a category with another name.';
 		END IF;
-		IF old.sensitivity = 'sensitive' AND p_sens = 'general'
-		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = p_category) THEN
+		IF old.sensitivity = 'sensitive' AND define_category.sensitivity = 'general'
+		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = define_category.category) THEN
 			RAISE EXCEPTION USING ERRCODE = '55000',
 				MESSAGE = 'sensitive category holding tags cannot become general',
-				DETAIL = format('Category "%s" is sensitive and holds tags.', p_category),
+				DETAIL = format('Category "%s" is sensitive and holds tags.', define_category.category),
 				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
 		END IF;
-		UPDATE category c SET sensitivity = p_sens, description = p_desc
-		WHERE c.category = p_category;
-		IF old.sensitivity <> p_sens THEN
-			PERFORM _refresh_tags(ARRAY(SELECT t.tag FROM tag t WHERE t.category = p_category));
+		UPDATE category c SET sensitivity = define_category.sensitivity, description = define_category.description
+		WHERE c.category = define_category.category;
+		IF old.sensitivity <> define_category.sensitivity THEN
+			PERFORM _refresh_tags(ARRAY(SELECT t.tag FROM tag t WHERE t.category = define_category.category));
 		END IF;
 	END IF;
 	PERFORM _policy_changed();
@@ -529,123 +523,118 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_tag		text := tag;
-	p_category	text := category;
-	p_declared	text := sensitivity;
-	p_sens		text := sensitivity;
-	p_raw_sources text[] := derived_from;
-	p_sources	text[];
-	p_desc		text := description;
-	p_layer		text := layer;
+	sens		text;			-- the sensitivity declared, else the category's
+	sources		text[];			-- derived_from, distinct and sorted
+	tag_layer	text := define_tag.layer;		-- else fact or model by the sources
 	cat_sens	text;
 	src			text;
 	exists_already boolean;
 BEGIN
-	PERFORM _check_tag_name(p_tag);
-	IF p_category IS NULL THEN
+	PERFORM _check_tag_name(define_tag.tag);
+	IF define_tag.category IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'category must not be null',
-			DETAIL = format('Tag "%s" needs a category.', p_tag),
-			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', p_tag);
+			DETAIL = format('Tag "%s" needs a category.', define_tag.tag),
+			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', define_tag.tag);
 	END IF;
-	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = p_category;
+	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = define_tag.category;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'category does not exist',
-			DETAIL = format('Category "%s" of tag "%s" is not defined.', p_category, p_tag),
-			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', p_category);
+			DETAIL = format('Category "%s" of tag "%s" is not defined.', define_tag.category, define_tag.tag),
+			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', define_tag.category);
 	END IF;
-	IF p_sens IS NOT NULL AND p_sens NOT IN ('general', 'sensitive') THEN
+	IF define_tag.sensitivity IS NOT NULL AND define_tag.sensitivity NOT IN ('general', 'sensitive') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid sensitivity',
-			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', p_tag),
+			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', define_tag.tag),
 			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
 	END IF;
-	IF p_sens = 'general' AND cat_sens = 'sensitive' THEN
+	IF define_tag.sensitivity = 'general' AND cat_sens = 'sensitive' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'a sensitive category cannot hold a general tag',
-			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', p_tag, p_category),
-			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', p_tag, p_category);
+			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', define_tag.tag, define_tag.category),
+			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', define_tag.tag, define_tag.category);
 	END IF;
-	p_sens := coalesce(p_sens, cat_sens);
+	sens := coalesce(define_tag.sensitivity, cat_sens);
 
 	-- sources: distinct, sorted
-	IF array_position(p_raw_sources, NULL) IS NOT NULL THEN
+	IF array_position(define_tag.derived_from, NULL) IS NOT NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'derived_from must not contain null',
-			DETAIL = format('The source list of tag "%s" contains a NULL entry.', p_tag),
+			DETAIL = format('The source list of tag "%s" contains a NULL entry.', define_tag.tag),
 			HINT = 'Remove the NULL entry from derived_from.';
 	END IF;
-	p_sources := ARRAY(SELECT DISTINCT s FROM unnest(coalesce(p_raw_sources, '{}')) AS s ORDER BY s);
+	sources := ARRAY(SELECT DISTINCT s FROM unnest(coalesce(define_tag.derived_from, '{}')) AS s ORDER BY s);
 
-	IF p_layer IS NULL THEN
-		p_layer := CASE WHEN cardinality(p_sources) = 0 THEN 'fact' ELSE 'model' END;
-	ELSIF p_layer NOT IN ('fact', 'model', 'prediction') THEN
+	IF tag_layer IS NULL THEN
+		tag_layer := CASE WHEN cardinality(sources) = 0 THEN 'fact' ELSE 'model' END;
+	ELSIF tag_layer NOT IN ('fact', 'model', 'prediction') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid layer',
-			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', p_tag),
+			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', define_tag.tag),
 			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
 	END IF;
-	IF p_layer = 'fact' AND cardinality(p_sources) > 0 THEN
+	IF tag_layer = 'fact' AND cardinality(sources) > 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'a fact tag cannot be derived from other tags',
-			DETAIL = format('Tag "%s" is declared layer fact but names sources.', p_tag),
-			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', p_tag, p_category);
+			DETAIL = format('Tag "%s" is declared layer fact but names sources.', define_tag.tag),
+			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', define_tag.tag, define_tag.category);
 	END IF;
-	IF p_layer <> 'fact' AND cardinality(p_sources) = 0 THEN
+	IF tag_layer <> 'fact' AND cardinality(sources) = 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
-			MESSAGE = format('a %s tag must be derived from at least one tag', p_layer),
-			DETAIL = format('Tag "%s" is declared layer %s but names no source.', p_tag, p_layer),
+			MESSAGE = format('a %s tag must be derived from at least one tag', tag_layer),
+			DETAIL = format('Tag "%s" is declared layer %s but names no source.', define_tag.tag, tag_layer),
 			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
 	END IF;
-	FOREACH src IN ARRAY p_sources LOOP
-		IF src = p_tag THEN
+	FOREACH src IN ARRAY sources LOOP
+		IF src = define_tag.tag THEN
 			RAISE EXCEPTION USING ERRCODE = '22023',
 				MESSAGE = 'a tag cannot be derived from itself',
-				DETAIL = format('Tag "%s" names itself in derived_from.', p_tag),
+				DETAIL = format('Tag "%s" names itself in derived_from.', define_tag.tag),
 				HINT = 'Remove the tag from its own derived_from.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
 			RAISE EXCEPTION USING ERRCODE = '42704',
 				MESSAGE = 'source tag does not exist',
-				DETAIL = format('Tag "%s" names source "%s", which is not defined.', p_tag, src),
+				DETAIL = format('Tag "%s" names source "%s", which is not defined.', define_tag.tag, src),
 				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
 		END IF;
-		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND p_tag = ANY (t.all_sources)) THEN
+		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND define_tag.tag = ANY (t.all_sources)) THEN
 			RAISE EXCEPTION USING ERRCODE = '22023',
 				MESSAGE = 'derivation cycle',
 				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
-								p_tag, src, p_tag),
+								define_tag.tag, src, define_tag.tag),
 				HINT = format('Remove "%s" from derived_from.', src);
 		END IF;
 	END LOOP;
 
-	PERFORM check_prohibited('tag name', p_tag);
-	PERFORM check_prohibited('tag description', p_desc);
+	PERFORM check_prohibited('tag name', define_tag.tag);
+	PERFORM check_prohibited('tag description', define_tag.description);
 
 	-- write
-	PERFORM 1 FROM tag t WHERE t.tag = p_tag FOR UPDATE;
+	PERFORM 1 FROM tag t WHERE t.tag = define_tag.tag FOR UPDATE;
 	exists_already := FOUND;
 	IF exists_already THEN
 		UPDATE tag t
-		SET category = p_category, declared_sensitivity = p_declared,
-			layer = p_layer, derived_from = p_sources, description = p_desc,
+		SET category = define_tag.category, declared_sensitivity = define_tag.sensitivity,
+			layer = tag_layer, derived_from = sources, description = define_tag.description,
 			defined_at = now()
-		WHERE t.tag = p_tag
+		WHERE t.tag = define_tag.tag
 		  AND (t.category, t.declared_sensitivity, t.layer, t.derived_from, t.description)
-			  IS DISTINCT FROM (p_category, p_declared, p_layer, p_sources, p_desc);
+			  IS DISTINCT FROM (define_tag.category, define_tag.sensitivity, tag_layer, sources,
+								define_tag.description);
 		IF NOT FOUND THEN
 			RETURN;		-- identical redefinition: nothing changes
 		END IF;
 	ELSE
 		INSERT INTO tag (tag, category, sensitivity, declared_sensitivity, layer,
 						 derived_from, all_sources, description)
-		VALUES (p_tag, p_category, p_sens, p_declared, p_layer,
-				p_sources, '{}', p_desc);
+		VALUES (define_tag.tag, define_tag.category, sens, define_tag.sensitivity, tag_layer,
+				sources, '{}', define_tag.description);
 	END IF;
-	PERFORM _refresh_tags(ARRAY[p_tag]);
+	PERFORM _refresh_tags(ARRAY[define_tag.tag]);
 	PERFORM _policy_changed();
 END
 $$;
@@ -660,79 +649,77 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_tag	text := tag;
 	r		record;
 	n		bigint;
 BEGIN
-	IF p_tag IS NULL THEN
+	IF drop_tag.tag IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass the name of the tag to drop.';
 	END IF;
-	PERFORM 1 FROM tag t WHERE t.tag = p_tag FOR UPDATE;
+	PERFORM 1 FROM tag t WHERE t.tag = drop_tag.tag FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'tag does not exist',
-			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			DETAIL = format('Tag "%s" is not defined.', left(drop_tag.tag, 120)),
 			HINT = 'See profile_guard.tag for the defined tags.';
 	END IF;
 
 	SELECT cc.relid, cc.column_name INTO r
-	FROM classified_column cc WHERE cc.tag = p_tag
+	FROM classified_column cc WHERE cc.tag = drop_tag.tag
 	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', p_tag, r.column_name, r.relid),
+			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', drop_tag.tag, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
 	END IF;
 
 	r := NULL;
-	SELECT _tag_held_by_long_table(p_tag) AS relid INTO r;
+	SELECT _tag_held_by_long_table(drop_tag.tag) AS relid INTO r;
 	IF r.relid IS NOT NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Table %s stores values of tag "%s".', r.relid, p_tag),
-			HINT = format('Delete the rows of tag "%s" from table %s first.', p_tag, r.relid);
+			DETAIL = format('Table %s stores values of tag "%s".', r.relid, drop_tag.tag),
+			HINT = format('Delete the rows of tag "%s" from table %s first.', drop_tag.tag, r.relid);
 	END IF;
 
-	SELECT t.tag INTO r FROM tag t WHERE p_tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
+	SELECT t.tag INTO r FROM tag t WHERE drop_tag.tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is a source of tag "%s".', p_tag, r.tag),
+			DETAIL = format('Tag "%s" is a source of tag "%s".', drop_tag.tag, r.tag),
 			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
 	END IF;
 
 	SELECT pu.purpose INTO r FROM purpose pu
-	WHERE p_tag = ANY (pu.tags) AND pu.retired_at IS NULL
+	WHERE drop_tag.tag = ANY (pu.tags) AND pu.retired_at IS NULL
 	ORDER BY pu.purpose LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is listed by purpose "%s".', p_tag, r.purpose),
+			DETAIL = format('Tag "%s" is listed by purpose "%s".', drop_tag.tag, r.purpose),
 			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
 	END IF;
 
-	SELECT count(*) INTO n FROM consent c WHERE p_tag = ANY (c.tags);
+	SELECT count(*) INTO n FROM consent c WHERE drop_tag.tag = ANY (c.tags);
 	IF n > 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', p_tag, n),
+			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', drop_tag.tag, n),
 			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
 	END IF;
 
-	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = p_tag;
+	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = drop_tag.tag;
 	IF n > 0 THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'tag is in use',
-			DETAIL = format('Tag "%s" is blocked by %s subject(s).', p_tag, n),
+			DETAIL = format('Tag "%s" is blocked by %s subject(s).', drop_tag.tag, n),
 			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';
 	END IF;
 
-	DELETE FROM tag t WHERE t.tag = p_tag;
+	DELETE FROM tag t WHERE t.tag = drop_tag.tag;
 	PERFORM _policy_changed();
 END
 $$;

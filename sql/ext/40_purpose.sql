@@ -64,84 +64,79 @@ RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_purpose	text := purpose;
-	p_desc		text := description;
-	p_tags		text[] := tags;
-	p_retention	interval := retention;
-	p_marketing	boolean := marketing;
-	p_auto		boolean := automated_decision;
-	p_recipient	text := recipient;
+	tag_list	text[];			-- tags, checked, distinct and sorted
 	old			record;
 	new_version	integer;
 BEGIN
-	IF p_purpose IS NULL OR p_desc IS NULL THEN
+	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'purpose and description must not be null',
 			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
 	END IF;
-	IF p_marketing IS NULL OR p_auto IS NULL THEN
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'marketing and automated_decision must not be null',
-			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(p_purpose, 120)),
+			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
 			HINT = 'Omit them for false.';
 	END IF;
-	IF length(p_purpose) > 100 OR p_purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
+	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid purpose name',
 			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
-							left(p_purpose, 120)),
+							left(define_purpose.purpose, 120)),
 			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
 	END IF;
-	IF btrim(p_desc) = '' THEN
+	IF btrim(define_purpose.description) = '' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'purpose description must not be empty',
-			DETAIL = format('Purpose "%s" has an empty description.', p_purpose),
+			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
 			HINT = 'Describe what the profiles are used for and how.';
 	END IF;
-	IF p_retention IS NOT NULL AND p_retention <= interval '0' THEN
+	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'retention must be positive',
-			DETAIL = format('Purpose "%s" has a retention that is not positive.', p_purpose),
+			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
 	END IF;
-	p_tags := _check_tag_list(p_tags, format('purpose "%s"', p_purpose));
+	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
 
-	SELECT * INTO old FROM purpose x WHERE x.purpose = p_purpose FOR UPDATE;
+	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
 	IF NOT FOUND THEN
 		new_version := 1;
 		INSERT INTO purpose (purpose, version, description, tags, retention,
 							 marketing, automated_decision, recipient)
-		VALUES (p_purpose, new_version, p_desc, p_tags, p_retention,
-				p_marketing, p_auto, p_recipient);
+		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
+				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
+				define_purpose.recipient);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
 			RAISE EXCEPTION USING ERRCODE = '55000',
 				MESSAGE = 'purpose is retired',
-				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', p_purpose),
+				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
 		END IF;
 		IF (old.description, old.tags, old.retention, old.marketing,
 			old.automated_decision, old.recipient)
 		   IS NOT DISTINCT FROM
-		   (p_desc, p_tags, p_retention, p_marketing, p_auto, p_recipient) THEN
+		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
+			define_purpose.automated_decision, define_purpose.recipient) THEN
 			RETURN old.version;		-- identical: nothing changes
 		END IF;
 		new_version := old.version + 1;
 		UPDATE purpose x
-		SET version = new_version, description = p_desc, tags = p_tags,
-			retention = p_retention, marketing = p_marketing,
-			automated_decision = p_auto, recipient = p_recipient,
+		SET version = new_version, description = define_purpose.description, tags = tag_list,
+			retention = define_purpose.retention, marketing = define_purpose.marketing,
+			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
 			defined_at = now()
-		WHERE x.purpose = p_purpose;
+		WHERE x.purpose = define_purpose.purpose;
 	END IF;
 
 	INSERT INTO purpose_history (purpose, version, description, tags, retention,
 								 marketing, automated_decision, recipient, defined_at)
 	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
 		   x.marketing, x.automated_decision, x.recipient, x.defined_at
-	FROM purpose x WHERE x.purpose = p_purpose;
+	FROM purpose x WHERE x.purpose = define_purpose.purpose;
 
 	PERFORM _policy_changed();
 	RETURN new_version;
@@ -159,23 +154,21 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	pu	profile_guard.purpose := _get_purpose(purpose, true);
-	p_assessor text := assessor;
-	p_conclusion text := conclusion;
+	pu	profile_guard.purpose := _get_purpose(record_assessment.purpose, true);
 BEGIN
 	PERFORM _refuse_retired(pu);
-	IF p_assessor IS NULL OR p_conclusion IS NULL
-	   OR btrim(p_assessor) = '' OR btrim(p_conclusion) = '' THEN
-		RAISE EXCEPTION USING ERRCODE = CASE WHEN p_assessor IS NULL OR p_conclusion IS NULL
+	IF record_assessment.assessor IS NULL OR record_assessment.conclusion IS NULL
+	   OR btrim(record_assessment.assessor) = '' OR btrim(record_assessment.conclusion) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = CASE WHEN record_assessment.assessor IS NULL
+												  OR record_assessment.conclusion IS NULL
 											 THEN '22004' ELSE '22023' END,
 			MESSAGE = 'assessor and conclusion must not be empty',
 			DETAIL = format('The assessment of purpose "%s" needs an assessor and a conclusion.', pu.purpose),
 			HINT = format('Call profile_guard.record_assessment(%L, ''who assessed'', ''what was concluded'').', pu.purpose);
 	END IF;
 	INSERT INTO assessment (purpose, purpose_version, assessor, conclusion)
-	VALUES (pu.purpose, pu.version, p_assessor, p_conclusion);
+	VALUES (pu.purpose, pu.version, record_assessment.assessor, record_assessment.conclusion);
 	PERFORM _policy_changed();
 END
 $$;
@@ -212,25 +205,24 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	pu		profile_guard.purpose := _get_purpose(purpose, true);
-	p_role	name;
+	pu		profile_guard.purpose := _get_purpose(allow_purpose.purpose, true);
+	grantee	name;			-- the role's name
 BEGIN
-	IF role IS NULL THEN
+	IF allow_purpose.role IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
 	PERFORM _refuse_retired(pu);
-	SELECT r.rolname INTO p_role FROM pg_roles r WHERE r.oid = role;
-	IF p_role IS NULL THEN
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = allow_purpose.role;
+	IF grantee IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
-			MESSAGE = format('role with OID %s does not exist', role::oid),
+			MESSAGE = format('role with OID %s does not exist', allow_purpose.role::oid),
 			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
 	END IF;
-	INSERT INTO purpose_role (role_name, purpose) VALUES (p_role, pu.purpose)
+	INSERT INTO purpose_role (role_name, purpose) VALUES (grantee, pu.purpose)
 	ON CONFLICT DO NOTHING;
 	PERFORM _policy_changed();
 END
@@ -243,22 +235,21 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	pu		profile_guard.purpose := _get_purpose(purpose);
-	p_role	name;
+	pu		profile_guard.purpose := _get_purpose(disallow_purpose.purpose);
+	grantee	name;			-- the role's name
 BEGIN
-	IF role IS NULL THEN
+	IF disallow_purpose.role IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.disallow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
-	SELECT r.rolname INTO p_role FROM pg_roles r WHERE r.oid = role;
-	DELETE FROM purpose_role pr WHERE pr.role_name = p_role AND pr.purpose = pu.purpose;
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = disallow_purpose.role;
+	DELETE FROM purpose_role pr WHERE pr.role_name = grantee AND pr.purpose = pu.purpose;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'role is not allowed the purpose',
-			DETAIL = format('Role "%s" was not allowed purpose "%s".', p_role, pu.purpose),
+			DETAIL = format('Role "%s" was not allowed purpose "%s".', grantee, pu.purpose),
 			HINT = 'See profile_guard.purpose_role for the roles allowed each purpose.';
 	END IF;
 	PERFORM _policy_changed();

@@ -1,6 +1,6 @@
 /*
  * 50_guarded.sql — guarded tables: protect/unprotect a table, classify and
- * declassify its tag columns (DESIGN.md §2 "Guarded tables").  The read
+ * declassify its tag columns (README.md, "SQL surface").  The read
  * path finds what is guarded in guarded_table and classified_column; the
  * write path (triggers, in-place encryption) hooks in where marked
  * "WRITE PATH:".
@@ -297,136 +297,134 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_tbl		regclass := tbl;
-	p_subject	name := subject_column;
-	p_collected	name := collected_at_column;
-	p_tagcol	name := tag_column;
-	p_valcol	name := value_column;
-	p_on_erase	text := on_erase;
 	rel			record;
 	a			pg_attribute;
 BEGIN
-	IF p_tbl IS NULL OR p_subject IS NULL OR p_on_erase IS NULL THEN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
-	PERFORM _check_table_owner(p_tbl);
+	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.oid = p_tbl;
+	WHERE c.oid = protect.tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'only ordinary and partitioned tables can be protected',
-			DETAIL = format('Relation %s is not a table.', p_tbl),
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
 			HINT = 'Protect the table the view or foreign table reads from.';
 	END IF;
 	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'catalog tables cannot be protected',
-			DETAIL = format('Table %s is in schema %s.', p_tbl, rel.nspname),
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
 			HINT = 'Protect a table of an application schema.';
 	END IF;
 	IF rel.relpersistence = 't' THEN
 		RAISE EXCEPTION USING ERRCODE = '42809',
 			MESSAGE = 'temporary tables cannot be protected',
-			DETAIL = format('Table %s is a temporary table.', p_tbl),
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
 			HINT = 'Protect a permanent table.';
 	END IF;
-	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = p_tbl) THEN
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
 		RAISE EXCEPTION USING ERRCODE = '42710',
 			MESSAGE = 'table is already protected',
-			DETAIL = format('Table %s is already a guarded table.', p_tbl),
-			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', p_tbl::text);
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
 	END IF;
-	IF _guarded_root(p_tbl) IS NOT NULL THEN
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'table is guarded through its parent',
 			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
-							p_tbl, _guarded_root(p_tbl)),
+							protect.tbl, _guarded_root(protect.tbl)),
 			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
-						  _guarded_root(p_tbl));
+						  _guarded_root(protect.tbl));
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = p_tbl) THEN
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
 		RAISE EXCEPTION USING ERRCODE = '55000',
 			MESSAGE = 'a table under a table that is not guarded cannot be protected',
 			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
-							p_tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
-									FROM pg_inherits i WHERE i.inhrelid = p_tbl)),
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
 			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
 	END IF;
-	IF p_on_erase NOT IN ('delete', 'anonymise') THEN
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid on_erase',
-			DETAIL = format('on_erase of table %s must be delete or anonymise.', p_tbl),
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
 			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
 	END IF;
 
-	PERFORM _get_column(p_tbl, p_subject, 'subject column');
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
 	-- subjects are compared as text: no cast of the owner's may run
-	PERFORM _check_guarded(p_tbl, p_subject, NULL, NULL, false);
-	IF p_collected IS NOT NULL THEN
-		a := _get_column(p_tbl, p_collected, 'collected_at column');
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
 			RAISE EXCEPTION USING ERRCODE = '42804',
 				MESSAGE = 'collected_at column must be a date or timestamp',
-				DETAIL = format('Column "%s" of table %s is of type %s.', p_collected, p_tbl,
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
 		END IF;
 	END IF;
-	IF (p_tagcol IS NULL) <> (p_valcol IS NULL) THEN
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'long shape needs both tag_column and value_column',
-			DETAIL = format('Only one of tag_column and value_column was given for table %s.', p_tbl),
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
 			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
 	END IF;
-	IF p_tagcol IS NOT NULL THEN
-		a := _get_column(p_tbl, p_tagcol, 'tag column');
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
 		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
 			RAISE EXCEPTION USING ERRCODE = '42804',
 				MESSAGE = 'tag column must be of type text or varchar',
-				DETAIL = format('Column "%s" of table %s is of type %s.', p_tagcol, p_tbl,
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a text column holding tag names as tag_column.';
 		END IF;
-		PERFORM _get_column(p_tbl, p_valcol, 'value column');
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
 	END IF;
-	IF cardinality(ARRAY(SELECT DISTINCT c FROM unnest(ARRAY[p_subject, p_collected, p_tagcol, p_valcol]) c
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
 						 WHERE c IS NOT NULL))
-	   <> cardinality(array_remove(ARRAY[p_subject, p_collected, p_tagcol, p_valcol], NULL)) THEN
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'protect needs distinct columns',
-			DETAIL = format('Table %s names the same column in two roles.', p_tbl),
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
 			HINT = 'Pass different columns for subject, collected_at, tag and value.';
 	END IF;
 
 	-- long shape: nothing may show or betray the values of the value column
-	IF p_valcol IS NOT NULL THEN
-		PERFORM _refuse_tag_leaks(pt.relid, p_valcol, NULL, false) FROM _relations(p_tbl) pt(relid);
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
 							   value_column, on_erase)
-	VALUES (p_tbl, p_subject, p_collected, p_tagcol, p_valcol, p_on_erase);
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase);
 
 	-- long shape: the value column holds tag values
-	IF p_valcol IS NOT NULL THEN
-		PERFORM _set_statistics(p_tbl, p_valcol, 0);
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
 	-- lexicon, encryption, on the table and on every inheritance child
 	-- (partitions are given the trigger by PostgreSQL)
-	PERFORM _install_collect_trigger(pt.relid) FROM _relations(p_tbl) pt(relid)
-	WHERE pt.relid = p_tbl
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
 	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
 	-- row-level security, so that no error quotes a value (above)
-	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(p_tbl) pt(relid);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
 
-	PERFORM _policy_changed(p_tbl);
+	PERFORM _policy_changed(protect.tbl);
 END
 $$;
 REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
@@ -532,17 +530,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	g		guarded_table := _get_guarded(tbl, true);
-	p_col	name := column_name;
-	p_tag	text := tag;
+	g		guarded_table := _get_guarded(classify.tbl, true);
 	a		pg_attribute;
 	t		record;
 	other	text;
 BEGIN
 	PERFORM _check_table_owner(g.relid);
-	IF p_col IS NULL OR p_tag IS NULL THEN
+	IF classify.column_name IS NULL OR classify.tag IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column and tag must not be null',
 			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
@@ -553,56 +548,57 @@ BEGIN
 			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
 			HINT = 'Store rows naming defined tags; nothing needs classifying.';
 	END IF;
-	a := _get_column(g.relid, p_col, 'column to classify');
-	IF p_col IN (g.subject_column, g.collected_at_column) THEN
+	a := _get_column(g.relid, classify.column_name, 'column to classify');
+	IF classify.column_name IN (g.subject_column, g.collected_at_column) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'subject and collected_at columns cannot be classified',
-			DETAIL = format('Column "%s" of table %s is its %s column.', p_col, g.relid,
-							CASE WHEN p_col = g.subject_column THEN 'subject' ELSE 'collected_at' END),
+			DETAIL = format('Column "%s" of table %s is its %s column.', classify.column_name, g.relid,
+							CASE WHEN classify.column_name = g.subject_column THEN 'subject' ELSE 'collected_at' END),
 			HINT = 'Classify the columns that hold tag values.';
 	END IF;
-	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = p_tag;
+	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = classify.tag;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'tag does not exist',
-			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
-			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(p_tag, 120));
+			DETAIL = format('Tag "%s" is not defined.', left(classify.tag, 120)),
+			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(classify.tag, 120));
 	END IF;
 	SELECT cc.tag INTO other FROM classified_column cc
-	WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	WHERE cc.relid = g.relid AND cc.column_name = classify.column_name;
 	IF FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42710',
 			MESSAGE = 'column is already classified',
-			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', p_col, g.relid, other),
-			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, p_col);
+			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', classify.column_name, g.relid, other),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, classify.column_name);
 	END IF;
 	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
 		RAISE EXCEPTION USING ERRCODE = '42804',
 			MESSAGE = 'a sensitive tag needs a text or bytea column',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
-							p_tag, p_col, g.relid, format_type(a.atttypid, a.atttypmod)),
-			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, p_col);
+							classify.tag, classify.column_name, g.relid, format_type(a.atttypid, a.atttypmod)),
+			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, classify.column_name);
 	END IF;
 
 	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
 		RAISE EXCEPTION USING ERRCODE = '42804',
 			MESSAGE = 'a generated column cannot hold a sensitive tag',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
-							p_tag, p_col, g.relid),
-			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, p_col);
+							classify.tag, classify.column_name, g.relid),
+			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, classify.column_name);
 	END IF;
 	-- no generated column, statistics or constraint may show or betray its
 	-- values (statistics are dropped)
-	PERFORM _refuse_tag_leaks(pt.relid, p_col, p_tag, true) FROM _relations(g.relid) pt(relid);
+	PERFORM _refuse_tag_leaks(pt.relid, classify.column_name, classify.tag, true)
+	FROM _relations(g.relid) pt(relid);
 
-	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, p_col, p_tag);
-	PERFORM _set_statistics(g.relid, p_col, 0);
+	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
+	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
 
 	-- existing plaintext of a sensitive tag is encrypted in place (the
 	-- trigger, now aware of the classification, lets our ciphertext pass)
 	IF t.sensitivity = 'sensitive' THEN
-		PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, true);
+		PERFORM _convert_column(g.relid, g.subject_column, classify.column_name, classify.tag, NULL, true);
 	END IF;
 END
 $$;
@@ -617,35 +613,33 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	g		guarded_table := _get_guarded(tbl, true);
-	p_col	name := column_name;
-	p_tag	text;
+	g		guarded_table := _get_guarded(declassify.tbl, true);
+	tag_name	text;			-- the tag it was classified as
 BEGIN
 	PERFORM _check_table_owner(g.relid);
-	IF p_col IS NULL THEN
+	IF declassify.column_name IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'column must not be null',
 			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
 	END IF;
-	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = '42704',
 			MESSAGE = 'column is not classified',
-			DETAIL = format('Column "%s" of table %s is not classified.', p_col, g.relid),
+			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
 			HINT = 'See profile_guard.classified_column for the classified columns.';
 	END IF;
 
-	SELECT cc.tag INTO p_tag FROM classified_column cc
-	WHERE cc.relid = g.relid AND cc.column_name = p_col;
-	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = p_col;
+	SELECT cc.tag INTO tag_name FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	-- a generated column stays classified while its source is
 	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
-	PERFORM _set_statistics(g.relid, p_col, -1);
+	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
-	PERFORM _convert_column(g.relid, g.subject_column, p_col, p_tag, NULL, false);
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
 END
 $$;
 REVOKE ALL ON FUNCTION declassify(regclass, name) FROM PUBLIC;

@@ -70,18 +70,15 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	p_subject	text := subject;
-	p_birth		date := birth_date;
 	old			record;
 BEGIN
-	IF p_subject IS NULL THEN
+	IF register_subject.subject IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
 	END IF;
-	IF length(p_subject) NOT BETWEEN 1 AND 200 THEN
+	IF length(register_subject.subject) NOT BETWEEN 1 AND 200 THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'invalid subject identifier',
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
@@ -89,25 +86,28 @@ BEGIN
 	END IF;
 	-- in the future: later than today anywhere on Earth (UTC+14), so that a
 	-- birth registered on its first day is accepted in every time zone
-	IF p_birth > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
+	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
 					  AS pg_catalog.date) THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'birth date is in the future',
-			DETAIL = format('The birth date given for subject "%s" is later than today.', p_subject),
+			DETAIL = format('The birth date given for subject "%s" is later than today.', register_subject.subject),
 			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
 	END IF;
 
-	SELECT * INTO old FROM subject x WHERE x.subject = p_subject FOR UPDATE;
+	SELECT * INTO old FROM subject x WHERE x.subject = register_subject.subject FOR UPDATE;
 	IF NOT FOUND THEN
-		INSERT INTO subject (subject, birth_date) VALUES (p_subject, p_birth);
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'registered', session_user);
-	ELSIF p_birth IS NOT NULL AND old.birth_date IS DISTINCT FROM p_birth THEN
-		UPDATE subject x SET birth_date = p_birth WHERE x.subject = p_subject;
-		INSERT INTO subject_event (subject, event, recorded_by) VALUES (p_subject, 'birth_date', session_user);
+		INSERT INTO subject (subject, birth_date) VALUES (register_subject.subject, register_subject.birth_date);
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'registered', session_user);
+	ELSIF register_subject.birth_date IS NOT NULL
+		  AND old.birth_date IS DISTINCT FROM register_subject.birth_date THEN
+		UPDATE subject x SET birth_date = register_subject.birth_date WHERE x.subject = register_subject.subject;
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'birth_date', session_user);
 	ELSE
 		RETURN;		-- nothing changes
 	END IF;
-	PERFORM _subject_changed(p_subject);
+	PERFORM _subject_changed(register_subject.subject);
 END
 $$;
 REVOKE ALL ON FUNCTION register_subject(text, date) FROM PUBLIC;
@@ -125,44 +125,41 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s			profile_guard.subject := _get_subject(subject);
-	pu			profile_guard.purpose := _get_purpose(purpose);
-	p_tags		text[] := tags;
-	p_separate	boolean := separate;
-	p_guardian	boolean := guardian;
-	p_expires	timestamptz := expires_at;
+	s			profile_guard.subject := _get_subject(grant_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(grant_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
 	id			bigint;
 BEGIN
 	PERFORM _refuse_retired(pu);
-	IF p_tags IS NULL THEN
+	IF grant_consent.tags IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'tags must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
 			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
 						  s.subject, pu.purpose);
 	END IF;
-	IF p_separate IS NULL OR p_guardian IS NULL THEN
+	IF grant_consent.separate IS NULL OR grant_consent.guardian IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = '22004',
 			MESSAGE = 'separate and guardian must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
 			HINT = 'Omit them for false.';
 	END IF;
-	IF p_expires IS NOT NULL AND p_expires <= now() THEN
+	IF grant_consent.expires_at IS NOT NULL AND grant_consent.expires_at <= now() THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = 'consent expiry must be in the future',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
 			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
 	END IF;
-	p_tags := _check_tag_list(p_tags, format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
+	tag_list := _check_tag_list(grant_consent.tags,
+								format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
 
 	-- the purpose row is locked so that its version cannot change under us
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
 	INSERT INTO consent (subject, purpose, purpose_version, action, tags, separate,
 						 guardian, expires_at, recorded_by)
-	SELECT s.subject, x.purpose, x.version, 'grant', p_tags, p_separate, p_guardian, p_expires,
-		   session_user
+	SELECT s.subject, x.purpose, x.version, 'grant', tag_list, grant_consent.separate,
+		   grant_consent.guardian, grant_consent.expires_at, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _subject_changed(s.subject);
@@ -183,17 +180,17 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject);
-	pu		profile_guard.purpose := _get_purpose(purpose);
-	p_tags	text[] := tags;
-	id		bigint;
+	s			profile_guard.subject := _get_subject(withdraw_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(withdraw_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	id			bigint;
 BEGIN
-	p_tags := _check_tag_list(p_tags, format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
+	tag_list := _check_tag_list(withdraw_consent.tags,
+								format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
 	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
 	INSERT INTO consent (subject, purpose, purpose_version, action, tags, recorded_by)
-	SELECT s.subject, x.purpose, x.version, 'withdraw', p_tags, session_user
+	SELECT s.subject, x.purpose, x.version, 'withdraw', tag_list, session_user
 	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
 	RETURNING consent_id INTO id;
 	PERFORM _subject_changed(s.subject);
@@ -212,15 +209,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject, true);
-	p_tag	text := tag;
+	s		profile_guard.subject := _get_subject(block_tag.subject, true);
 BEGIN
-	PERFORM _require_tag(p_tag);
-	INSERT INTO tag_block (subject, tag) VALUES (s.subject, p_tag) ON CONFLICT DO NOTHING;
+	PERFORM _require_tag(block_tag.tag);
+	INSERT INTO tag_block (subject, tag) VALUES (s.subject, block_tag.tag) ON CONFLICT DO NOTHING;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'block', p_tag, session_user);
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'block', block_tag.tag, session_user);
 		PERFORM _subject_changed(s.subject);
 	END IF;
 END
@@ -233,15 +229,14 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-	s		profile_guard.subject := _get_subject(subject, true);
-	p_tag	text := tag;
+	s		profile_guard.subject := _get_subject(unblock_tag.subject, true);
 BEGIN
-	PERFORM _require_tag(p_tag);
-	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = p_tag;
+	PERFORM _require_tag(unblock_tag.tag);
+	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = unblock_tag.tag;
 	IF FOUND THEN
-		INSERT INTO subject_event (subject, event, tag, recorded_by) VALUES (s.subject, 'unblock', p_tag, session_user);
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'unblock', unblock_tag.tag, session_user);
 		PERFORM _subject_changed(s.subject);
 	END IF;
 END

@@ -1,5 +1,5 @@
 /*
- * 75_usage.sql — accountability: the usage counters (src/audit.c), kept in
+ * 75_usage.sql — accountability: the usage counters (src/usage.c), kept in
  * shared memory per role, purpose and tag, like pg_stat_statements.  They
  * survive across sessions, not across a server restart.
  */

@@ -130,19 +130,20 @@ AS $$
 $$;
 
 /*
- * _erasure_prepare(now, full): called by the sweep when it starts, in its own
- * transaction.  Carries out the subject-level part of pending erasure
- * requests (data key destroyed, consents tombstoned, both logged) and fills
- * the work tables.  Returns what it did, as the sweep does.  Idempotent: a
- * sweep interrupted by a crash calls it again and finds nothing more to do
- * for the requests.
+ * _erasure_prepare(sweep_start, all_events): called by the sweep when it
+ * starts, in its own transaction; sweep_start is the sweep's now(), and
+ * all_events its full (every consent event is looked at, not only those
+ * since the last sweep).  Carries out the subject-level part of pending
+ * erasure requests (data key destroyed, consents tombstoned, both logged)
+ * and fills the work tables.  Returns what it did, as the sweep does.
+ * Idempotent: a sweep interrupted by a crash calls it again and finds
+ * nothing more to do for the requests.
  */
-CREATE FUNCTION _erasure_prepare(p_now timestamptz, p_full boolean)
+CREATE FUNCTION _erasure_prepare(sweep_start timestamptz, all_events boolean)
 RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
 	st			erasure_state;
 	since		timestamptz;
@@ -154,7 +155,7 @@ BEGIN
 	SELECT * INTO st FROM erasure_state;
 	-- events from one day before the last complete sweep's start are looked
 	-- at again: a transaction that committed late is not missed
-	since := CASE WHEN p_full OR st.swept_from IS NULL THEN '-infinity'
+	since := CASE WHEN all_events OR st.swept_from IS NULL THEN '-infinity'
 				  ELSE st.swept_from - interval '1 day' END;
 
 	-- small tables: DELETE is cheaper than TRUNCATE's new files
@@ -181,7 +182,7 @@ BEGIN
 		END IF;
 		UPDATE consent c
 		   SET tags = '{}', separate = false, guardian = false, expires_at = NULL,
-			   erased_at = p_now
+			   erased_at = sweep_start
 		 WHERE c.subject = r.subject AND c.erased_at IS NULL;
 		GET DIAGNOSTICS n = ROW_COUNT;
 		IF n > 0 THEN
@@ -204,7 +205,7 @@ BEGIN
 			  WHERE c.action = 'withdraw' AND c.recorded_at >= since
 			  UNION ALL
 			  SELECT c.subject FROM consent c
-			  WHERE c.expires_at <= p_now AND c.expires_at >= since
+			  WHERE c.expires_at <= sweep_start AND c.expires_at >= since
 			  UNION ALL
 			  SELECT c.subject FROM consent c
 			  JOIN purpose pu ON pu.purpose = c.purpose
@@ -249,7 +250,7 @@ BEGIN
 	-- that list it; a row collected before now minus that is due unless a
 	-- purpose with a longer (or no) retention keeps the tag for its subject
 	INSERT INTO _erasure_cutoff (tag, cutoff)
-	SELECT t.tag, p_now - min(pu.retention)
+	SELECT t.tag, sweep_start - min(pu.retention)
 	FROM tag t
 	JOIN purpose pu ON pu.retired_at IS NULL AND pu.retention IS NOT NULL
 				   AND tag_matches(pu.tags, t.tag)
@@ -261,7 +262,7 @@ BEGIN
 		JOIN tag t ON tag_matches(pu.tags, t.tag)
 		JOIN _erasure_cutoff c ON c.tag = t.tag
 		WHERE pu.retired_at IS NULL
-		  AND (pu.retention IS NULL OR p_now - pu.retention < c.cutoff)
+		  AND (pu.retention IS NULL OR sweep_start - pu.retention < c.cutoff)
 	)
 	INSERT INTO _erasure_keep (subject, tag, keep_for)
 	SELECT x.subject, x.tag,
@@ -276,11 +277,11 @@ $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 
 /*
- * _erasure_finish(started): called when a sweep has done all its work:
+ * _erasure_finish(sweep_start): called when a sweep has done all its work:
  * the requests it served are complete, and the next sweep looks at events
  * from this one's start on.
  */
-CREATE FUNCTION _erasure_finish(p_started timestamptz)
+CREATE FUNCTION _erasure_finish(sweep_start timestamptz)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -289,7 +290,7 @@ AS $$
 	WHERE q.completed_at IS NULL
 	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
 						WHERE d.tag = '*' AND d.reason = 'request');
-	UPDATE erasure_state SET swept_from = p_started;
+	UPDATE erasure_state SET swept_from = sweep_start;
 $$;
 REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
 

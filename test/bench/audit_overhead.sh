@@ -17,6 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/bench_data.sh
 
 SCALE=${SCALE:-5000}; ROUNDS=${ROUNDS:-3}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-10}; CLIENTS=${CLIENTS:-2}
 pg_build_and_install || exit 1
@@ -31,32 +32,10 @@ restore() { pg_cluster_stop; install_so "$OURS"; rm -f "$OURS"; }
 trap restore EXIT
 "$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench >/dev/null <<SQL
-CREATE EXTENSION profile_guard;
-CREATE ROLE bench_app LOGIN;
-SELECT profile_guard.define_tag('interest.sports', 'preference');
-SELECT profile_guard.define_tag('interest.music', 'preference');
-SELECT profile_guard.define_tag('behavior.visits', 'behavior');
-SELECT profile_guard.define_purpose('recommendation', 'recommend',
-	ARRAY['interest.*', 'behavior.visits']);
-SELECT profile_guard.allow_purpose('bench_app', 'recommendation');
-INSERT INTO profile_guard.subject (subject, birth_date)
-SELECT i::text, current_date - 30 * 365 FROM generate_series(1, $SCALE) i;
-INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags)
-SELECT i::text, 'recommendation', 1, 'grant', ARRAY['interest.*', 'behavior.visits']
-FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
-SELECT profile_guard._policy_changed();
-CREATE TABLE profiles (id bigint PRIMARY KEY, sports text, music text, visits int);
-INSERT INTO profiles SELECT i, 'sport', 'music', i % 40 FROM generate_series(1, $SCALE) i;
-SELECT profile_guard.protect('profiles', 'id');
-SELECT profile_guard.classify('profiles', c, t) FROM (VALUES ('sports', 'interest.sports'),
-	('music', 'interest.music'), ('visits', 'behavior.visits')) v(c, t);
-GRANT SELECT ON profiles TO bench_app;
+$(bench_profiles_sql "$SCALE" subjects=adults values=constant)
 VACUUM ANALYZE;
 SQL
-cat > "$CLUSTER_DIR/pk.sql" <<PGB
-\set id random(1, $SCALE)
-SELECT sports, music, visits FROM profiles WHERE id = :id;
-PGB
+bench_pk_script "$SCALE" > "$CLUSTER_DIR/pk.sql"
 
 restart_with() {	# restart_with LIBRARY
 	pg_as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w -m fast stop >/dev/null
@@ -69,7 +48,6 @@ tps() {		# tps AUDIT
 		-T "$PGBENCH_SECONDS" -f "$CLUSTER_DIR/pk.sql" -U bench_app bench 2>/dev/null |
 		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results
 tps off >/dev/null		# warm-up (each run's backends load the consent cache anew)
@@ -83,13 +61,13 @@ for r in $(seq "$ROUNDS"); do
 	results[all]+="$(tps all) "
 	echo "round $r: base ${results[base]:-} off ${results[off]} all ${results[all]}" >&2
 done
-off=$(tr ' ' '\n' <<<"${results[off]}" | grep . | median)
-all=$(tr ' ' '\n' <<<"${results[all]}" | grep . | median)
+off=$(tr ' ' '\n' <<<"${results[off]}" | grep . | bench_median)
+all=$(tr ' ' '\n' <<<"${results[all]}" | grep . | bench_median)
 echo "pgbench PK lookups, $SCALE subjects, $CLIENTS clients, ${PGBENCH_SECONDS}s x $ROUNDS rounds (median TPS)"
 echo "  audit = off (usage counters on): $off"
 echo "  audit = all:                     $all   (all / off = $(awk -v a="$all" -v o="$off" 'BEGIN {printf "%.3f", a / o}'))"
 if [[ -n ${BASE_SO:-} ]]; then
-	base=$(tr ' ' '\n' <<<"${results[base]}" | grep . | median)
+	base=$(tr ' ' '\n' <<<"${results[base]}" | grep . | bench_median)
 	echo "  without audit.c (BASE_SO):       $base   (off / base = $(awk -v a="$off" -v b="$base" 'BEGIN {printf "%.3f", a / b}'), all / base = $(awk -v a="$all" -v b="$base" 'BEGIN {printf "%.3f", a / b}'))"
 fi
 echo "  audit lines written: $(grep -c 'profile_guard audit:' "$CLUSTER_DIR/server.log")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/bench/bulk_build.sh — the consent cache's bulk load: the rules in C
-# for every subject in one pass (pg_rules_evaluate_all, through
+# for every subject in one pass (pfg_rules_evaluate_all, through
 # _bulk_answers()) against the SQL aggregate over tag_state() that the cache
 # ran before, on the data of run.sh, in one run.  Prints a Markdown table of
 # seconds (median of RUNS runs) and ratios, and the evaluator's memory.
@@ -11,52 +11,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/bench_data.sh
 
 SCALE=${SCALE:-1000000}; RUNS=${RUNS:-3}
 
-pg_install_dependencies || exit 1
-pg_build_and_install || exit 1
-pg_cluster_start bulk "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" || exit 1
-trap 'pg_cluster_stop' EXIT
-PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
-"$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
+bench_cluster_start bulk || exit 1
 
 echo "generating $SCALE subjects (75% consent, 5% minors, 2% opted out)..." >&2
-"${PSQL[@]}" >/dev/null <<SQL
-CREATE EXTENSION profile_guard;
-CREATE ROLE bench_app LOGIN;
-SELECT profile_guard.define_tag('interest.sports', 'preference');
-SELECT profile_guard.define_tag('interest.music', 'preference');
-SELECT profile_guard.define_tag('behavior.visits', 'behavior');
-SELECT profile_guard.define_tag('health.condition', 'medical_health');
-SELECT profile_guard.define_purpose('recommendation', 'recommend',
-	ARRAY['interest.*', 'behavior.visits', 'health.condition']);
-SELECT profile_guard.allow_purpose('bench_app', 'recommendation');
--- the catalog is filled in bulk (as a migration would), not call by call
-INSERT INTO profile_guard.subject (subject, birth_date, opted_out)
-SELECT i::text, CASE WHEN i % 20 = 0 THEN current_date - 15 * 365 ELSE current_date - 30 * 365 END, i % 50 = 0
-FROM generate_series(1, $SCALE) i;
-INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags, separate)
-SELECT i::text, 'recommendation', 1, 'grant', ARRAY['interest.*', 'behavior.visits', 'health.condition'], true
-FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
-SELECT profile_guard._policy_changed();
-SQL
-if [[ -z ${SKIP_CACHE:-} ]]; then
-	"${PSQL[@]}" >/dev/null <<SQL
-CREATE TABLE profiles (id bigint PRIMARY KEY, sports text);
-INSERT INTO profiles SELECT i, (ARRAY['football','tennis','golf'])[1 + i % 3] FROM generate_series(1, $SCALE) i;
-SELECT profile_guard.protect('profiles', 'id');
-SELECT profile_guard.classify('profiles', 'sports', 'interest.sports');
-GRANT SELECT ON profiles TO bench_app;
-SQL
-fi
+# run.sh's catalog; the guarded table (one tag column) only for the cache load
+columns=sports
+[[ -n ${SKIP_CACHE:-} ]] && columns=
+bench_profiles_sql "$SCALE" sensitive subjects=mixed "columns=$columns" | "${PSQL[@]}" >/dev/null
 "${PSQL[@]}" -c "VACUUM ANALYZE"
-if [[ -n ${SETUP_ONLY:-} ]]; then
-	# leave the loaded cluster running for profiling; stop it with pg_ctl
-	trap - EXIT
-	echo "cluster running: PGHOST=$PGHOST PGPORT=$PGPORT PGDATA=$PGDATA_DIR" >&2
-	exit 0
-fi
+bench_setup_only
 
 # one run of a query in a new session (as a backend's first bulk load):
 # "wall cpu eval read bytes per_subject", wall and backend CPU (user +
@@ -140,7 +107,7 @@ BEGIN {
 	row("purpose recommendation (backend CPU)", spc, cpc)
 	row("NULL, what may be collected (wall)", scw, ccw)
 	row("NULL, what may be collected (backend CPU)", scc, ccc)
-	printf "\nthe evaluator alone (pg_rules_evaluate_all, wall): %.3f s for the purpose (reading the catalog %.3f s), %.3f s for NULL (reading %.3f s)\n", cpe, cpr, cce, ccr
+	printf "\nthe evaluator alone (pfg_rules_evaluate_all, wall): %.3f s for the purpose (reading the catalog %.3f s), %.3f s for NULL (reading %.3f s)\n", cpe, cpr, cce, ccr
 	printf "evaluator memory: %.1f MB for the purpose, %.1f bytes a subject answered; %.1f MB, %.1f bytes a subject for NULL\n", cpm / 1048576, cpp, ccm / 1048576, ccp
 	printf "answers that differ from tag_state(): %s\n", same
 	if (cf != "")

@@ -12,48 +12,22 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/bench_data.sh
 
 SCALE=${SCALE:-1000000}; RUNS=${RUNS:-7}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-12}
 if [[ ${1:-} == --quick ]]; then SCALE=${SCALE_QUICK:-100000}; RUNS=5; PGBENCH_SECONDS=6; fi
 
-pg_install_dependencies || exit 1
-pg_build_and_install || exit 1
-pg_cluster_start churn_bench "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" || exit 1
-trap 'pg_cluster_stop' EXIT
-PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
-"$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
+bench_cluster_start churn_bench || exit 1
 
 echo "generating $SCALE subjects (three general tags, 75% consent)..." >&2
 "${PSQL[@]}" >/dev/null <<SQL
-CREATE EXTENSION profile_guard;
-CREATE ROLE bench_app LOGIN;
-SELECT profile_guard.define_tag('interest.sports', 'preference');
-SELECT profile_guard.define_tag('interest.music', 'preference');
-SELECT profile_guard.define_tag('behavior.visits', 'behavior');
-SELECT profile_guard.define_purpose('recommendation', 'recommend', ARRAY['interest.*', 'behavior.visits']);
-SELECT profile_guard.allow_purpose('bench_app', 'recommendation');
--- the catalog is filled in bulk (as a migration would), not call by call
-INSERT INTO profile_guard.subject (subject) SELECT i::text FROM generate_series(1, $SCALE) i;
-INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags)
-SELECT i::text, 'recommendation', 1, 'grant', ARRAY['interest.*', 'behavior.visits']
-FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
-SELECT profile_guard._policy_changed();
-CREATE TABLE profiles (id bigint PRIMARY KEY, sports text, music text, visits int);
-INSERT INTO profiles SELECT i, (ARRAY['football','tennis','golf'])[1 + i % 3],
-	(ARRAY['jazz','rock','pop'])[1 + i % 3], i % 40 FROM generate_series(1, $SCALE) i;
-SELECT profile_guard.protect('profiles', 'id');
-SELECT profile_guard.classify('profiles', c, t) FROM (VALUES ('sports', 'interest.sports'),
-	('music', 'interest.music'), ('visits', 'behavior.visits')) v(c, t);
-CREATE TABLE profiles_plain (LIKE profiles INCLUDING ALL);
-INSERT INTO profiles_plain SELECT * FROM profiles;
-GRANT SELECT ON profiles, profiles_plain TO bench_app;
+$(bench_profiles_sql "$SCALE" plain_copy)
 VACUUM ANALYZE;
 SQL
 
 P="SET profile_guard.purpose = 'recommendation'"
 AGG="SELECT avg(visits), count(music) FROM profiles"
 SERIAL="SET max_parallel_workers_per_gather = 0"
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 times() { sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
 
 # the consent changes another client makes: grants and withdrawals of
@@ -82,26 +56,23 @@ reader_times() {	# $@: psql -c commands between the timed statements
 }
 
 echo "1. gated aggregate: warm, after one change, during churn" >&2
-warm=$(reader_times | median)
+warm=$(reader_times | bench_median)
 PLAIN_AGG="SELECT avg(visits), count(music) FROM profiles_plain"
 floor_args=(-c "SET ROLE bench_app" -c "$SERIAL" -c "$PLAIN_AGG" -c '\timing on')
 for _ in $(seq "$RUNS"); do floor_args+=(-c "$PLAIN_AGG"); done
-serial_floor=$("${PSQL[@]}" -At "${floor_args[@]}" | times | median)
+serial_floor=$("${PSQL[@]}" -At "${floor_args[@]}" | times | bench_median)
 # another session changes one consent and commits; then the timed statement
 change="\\! $PGBIN/psql -X -q -At -d bench -c \"SELECT profile_guard.withdraw_consent((random() * $SCALE)::int::text, 'recommendation')\" > /dev/null"
-after_one=$(reader_times -c "$change" | median)
+after_one=$(reader_times -c "$change" | bench_median)
 churn_start 100 $((RUNS * 3 + 30))
-during_100=$(reader_times -c "SELECT pg_sleep(0.2)" | awk 'NR % 2 == 0' | median)
+during_100=$(reader_times -c "SELECT pg_sleep(0.2)" | awk 'NR % 2 == 0' | bench_median)
 wait "$CHURN_PID"; rate_100=$(churn_rate 100)
 churn_start 1000 $((RUNS * 3 + 30))
-during_1000=$(reader_times -c "SELECT pg_sleep(0.2)" | awk 'NR % 2 == 0' | median)
+during_1000=$(reader_times -c "SELECT pg_sleep(0.2)" | awk 'NR % 2 == 0' | bench_median)
 wait "$CHURN_PID"; rate_1000=$(churn_rate 1000)
 
 echo "2. primary-key look-ups (pgbench), without and with churn" >&2
-cat > "$CLUSTER_DIR/pk.sql" <<PGB
-\set id random(1, $SCALE)
-SELECT sports, music, visits FROM profiles WHERE id = :id;
-PGB
+bench_pk_script "$SCALE" > "$CLUSTER_DIR/pk.sql"
 tps() {
 	PGOPTIONS="-c profile_guard.purpose=recommendation" "$PGBIN/pgbench" -n -c 2 -j 1 -T "$PGBENCH_SECONDS" \
 		-f "$CLUSTER_DIR/pk.sql" -U bench_app bench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
@@ -119,7 +90,7 @@ churn_start 1000 $((PGBENCH_SECONDS + 5)); tps_1000=$(tps); wait "$CHURN_PID"
 
 echo "3. bulk build after a policy change" >&2
 policy="\\! $PGBIN/psql -X -q -At -d bench -c \"SELECT profile_guard._policy_changed()\" > /dev/null"
-first_after_policy=$(reader_times -c "$policy" | median)
+first_after_policy=$(reader_times -c "$policy" | bench_median)
 build_ms=$(awk -v a="$first_after_policy" -v w="$warm" 'BEGIN {printf "%.0f", a - w}')
 shared=$("${PSQL[@]}" -At -c "SELECT bytes FROM profile_guard.shared_answers() WHERE purpose = 'recommendation' AND state = 'published' ORDER BY generation DESC LIMIT 1")
 

@@ -9,49 +9,21 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/bench_data.sh
 
 SCALE=${SCALE:-1000000}; RUNS=${RUNS:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-30}; PGBENCH_ROUNDS=${PGBENCH_ROUNDS:-3}
 if [[ ${1:-} == --quick ]]; then SCALE=${SCALE_QUICK:-100000}; RUNS=3; PGBENCH_SECONDS=10; PGBENCH_ROUNDS=1; fi
 
-pg_install_dependencies || exit 1
-pg_build_and_install || exit 1
-pg_cluster_start bench "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" || exit 1
-trap 'pg_cluster_stop' EXIT
-PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
-"$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
+bench_cluster_start bench || exit 1
 
 echo "generating $SCALE subjects (75% consent, 5% minors, 2% opted out)..." >&2
+# profiles_plain is the ungated baseline for key look-ups (a bypass role's
+# reads of a guarded table are always audited)
 "${PSQL[@]}" >/dev/null <<SQL
-CREATE EXTENSION profile_guard;
+$(bench_profiles_sql "$SCALE" sensitive subjects=mixed plain_copy)
 CREATE EXTENSION pgcrypto;
-CREATE ROLE bench_app LOGIN; CREATE ROLE bench_bypass LOGIN BYPASSRLS;
-SELECT profile_guard.define_tag('interest.sports', 'preference');
-SELECT profile_guard.define_tag('interest.music', 'preference');
-SELECT profile_guard.define_tag('behavior.visits', 'behavior');
-SELECT profile_guard.define_tag('health.condition', 'medical_health');
-SELECT profile_guard.define_purpose('recommendation', 'recommend',
-	ARRAY['interest.*', 'behavior.visits', 'health.condition']);
-SELECT profile_guard.allow_purpose('bench_app', 'recommendation');
--- the catalog is filled in bulk (as a migration would), not call by call
-INSERT INTO profile_guard.subject (subject, birth_date, opted_out)
-SELECT i::text, CASE WHEN i % 20 = 0 THEN current_date - 15 * 365 ELSE current_date - 30 * 365 END, i % 50 = 0
-FROM generate_series(1, $SCALE) i;
-INSERT INTO profile_guard.consent (subject, purpose, purpose_version, action, tags, separate)
-SELECT i::text, 'recommendation', 1, 'grant', ARRAY['interest.*', 'behavior.visits', 'health.condition'], true
-FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
-SELECT profile_guard._policy_changed();
-CREATE TABLE profiles (id bigint PRIMARY KEY, sports text, music text, visits int);
-INSERT INTO profiles SELECT i, (ARRAY['football','tennis','golf'])[1 + i % 3],
-	(ARRAY['jazz','rock','pop'])[1 + i % 3], i % 40 FROM generate_series(1, $SCALE) i;
-SELECT profile_guard.protect('profiles', 'id');
-SELECT profile_guard.classify('profiles', c, t) FROM (VALUES ('sports', 'interest.sports'),
-	('music', 'interest.music'), ('visits', 'behavior.visits')) v(c, t);
-GRANT SELECT ON profiles TO bench_app, bench_bypass;
--- the same rows in a table that is not guarded: the ungated baseline for
--- key look-ups (a bypass role's reads of a guarded table are always audited)
-CREATE TABLE profiles_plain (LIKE profiles INCLUDING ALL);
-INSERT INTO profiles_plain SELECT * FROM profiles;
-GRANT SELECT ON profiles_plain TO bench_app;
+CREATE ROLE bench_bypass LOGIN BYPASSRLS;
+GRANT SELECT ON profiles TO bench_bypass;
 GRANT USAGE ON SCHEMA profile_guard TO bench_bypass;
 GRANT SELECT ON profile_guard.consent TO bench_bypass;
 CREATE TABLE plain_ins (id bigint, health text);
@@ -64,19 +36,14 @@ GRANT SELECT ON pg_backend_memory_contexts TO bench_app;
 GRANT EXECUTE ON FUNCTION pg_get_backend_memory_contexts() TO bench_app;
 VACUUM ANALYZE;
 SQL
-if [[ -n ${SETUP_ONLY:-} ]]; then
-	# leave the loaded cluster running for profiling; stop it with pg_ctl
-	trap - EXIT
-	echo "cluster running: PGHOST=$PGHOST PGPORT=$PGPORT PGDATA=$PGDATA_DIR" >&2
-	exit 0
-fi
+bench_setup_only
 
 # median of the "Time:" lines of a psql session; $1 = role, $2 = setup, $3 = query
 timed() {
 	local role=$1 setup=$2 query=$3 args=()
 	args+=(-c "SET ROLE $role" -c "$setup" -c "$query" -c '\timing on')
 	for _ in $(seq "$RUNS"); do args+=(-c "$query"); done
-	"${PSQL[@]}" -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+	"${PSQL[@]}" -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | bench_median
 }
 first_call_ms() {
 	"${PSQL[@]}" -At -c "SET ROLE $1" -c "$2" -c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
@@ -93,16 +60,12 @@ bypass_serial=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$A
 exists_ms=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$EXISTS_Q")
 
 echo "2. primary-key lookups (pgbench)" >&2
-cat > "$CLUSTER_DIR/pk.sql" <<PGB
-\set id random(1, $SCALE)
-SELECT sports, music, visits FROM profiles WHERE id = :id;
-PGB
+bench_pk_script "$SCALE" > "$CLUSTER_DIR/pk.sql"
 sed 's/FROM profiles /FROM profiles_plain /' "$CLUSTER_DIR/pk.sql" > "$CLUSTER_DIR/pk_plain.sql"
 tps() {
 	PGOPTIONS="$2" "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGBENCH_SECONDS" -f "$CLUSTER_DIR/${3:-pk.sql}" -U "$1" bench 2>/dev/null |
 		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # interleaved rounds, so that a noisy minute hits every variant alike; the
 # audit trail on the same workload (profile_guard.audit is SUSET) in each
 : > "$CLUSTER_DIR/tps"
@@ -114,10 +77,10 @@ for round in $(seq "$PGBENCH_ROUNDS"); do
 	echo "audit $(tps bench_app "-c profile_guard.purpose=recommendation")" >> "$CLUSTER_DIR/tps"
 	"${PSQL[@]}" -c "ALTER ROLE bench_app RESET profile_guard.audit"
 done
-tps_gated=$(awk '$1 == "gated" {print $2}' "$CLUSTER_DIR/tps" | median)
-tps_plain=$(awk '$1 == "plain" {print $2}' "$CLUSTER_DIR/tps" | median)
-tps_ungated=$(awk '$1 == "bypass" {print $2}' "$CLUSTER_DIR/tps" | median)
-tps_audit=$(awk '$1 == "audit" {print $2}' "$CLUSTER_DIR/tps" | median)
+tps_gated=$(awk '$1 == "gated" {print $2}' "$CLUSTER_DIR/tps" | bench_median)
+tps_plain=$(awk '$1 == "plain" {print $2}' "$CLUSTER_DIR/tps" | bench_median)
+tps_ungated=$(awk '$1 == "bypass" {print $2}' "$CLUSTER_DIR/tps" | bench_median)
+tps_audit=$(awk '$1 == "audit" {print $2}' "$CLUSTER_DIR/tps" | bench_median)
 
 echo "3. inserts and encryption" >&2
 N_INS=$SCALE

@@ -19,6 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 unset PGTEST_PORT
 . test/lib/cluster.sh
+. test/lib/bench_data.sh
 
 SCALE=1000000
 case ${1:-} in
@@ -30,13 +31,8 @@ esac
 BATCH=${BATCH:-10000}
 RUNS=3
 
-pg_install_dependencies || exit 1
-pg_build_and_install || exit 1
-pg_cluster_start sweepbench "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" \
-	"jit = off" "autovacuum = off" "profile_guard.database = 'bench'" \
+bench_cluster_start sweepbench "autovacuum = off" "profile_guard.database = 'bench'" \
 	"profile_guard.sweep_interval = 3600" "profile_guard.sweep_batch = $BATCH" || exit 1
-trap 'pg_cluster_stop' EXIT
-"$PGBIN/psql" -X -q -c "CREATE DATABASE bench" postgres
 PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d bench)
 
 echo "generating $SCALE expired rows (+ $((SCALE / 10)) recent), $((SCALE / 10 + SCALE / 100)) subjects..." >&2

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * consent_cache_internal.h
- *	  The answers' own header, included by their three files alone; every
- *	  other file goes through consent_cache.h.  Calls go one way:
+ * answers.h
+ *	  The answers' types: one subject's answer, the private table of them,
+ *	  and one purpose's answers (PurposeState).  Only consent_cache.c,
+ *	  answers_load.c and answers_publish.c look inside; every other file
+ *	  goes through consent_cache.h's functions.  Calls go one way:
  *
  *	  consent_cache.c    the cache of each purpose's answers, kept up to date
  *	                     with the policy, and the gates' look-ups
@@ -14,17 +16,22 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PROFILE_GUARD_CONSENT_CACHE_INTERNAL_H
-#define PROFILE_GUARD_CONSENT_CACHE_INTERNAL_H
+#ifndef PROFILE_GUARD_ANSWERS_H
+#define PROFILE_GUARD_ANSWERS_H
 
 #include "common/hashfn.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#include "consent_cache.h"
 #include "policy_generation.h"
 #include "shared_answers.h"
+
+/* one purpose's answers */
+typedef struct PurposeState PurposeState;
+
+/* the name of no declared purpose: collection is judged under it */
+#define PFG_COLLECT_PURPOSE "*"
 
 /* one subject's answer under one purpose */
 typedef struct SubjectKey
@@ -140,27 +147,4 @@ forget_last_lookup(PurposeState *ps)
 	ps->memo_type = InvalidOid;
 }
 
-/* answers_load.c */
-extern subjecthash_hash *pfg_answers_subjects(PurposeState *ps);
-extern SubjectEntry *pfg_answers_entry(PurposeState *ps, SubjectKey key, bool *found);
-extern void pfg_answers_load_all(PurposeState *ps);
-extern bool pfg_answers_attach(PurposeState *ps);
-extern void pfg_answers_evaluate(PurposeState *ps, const char *subject,
-								 SubjectAnswer *out, bool own_view,
-								 MemoryContext cxt);
-extern void pfg_answers_refresh(PurposeState *ps, SubjectEntry *e);
-extern void pfg_answers_catch_up(PurposeState *ps);
-
-/* answers_publish.c */
-extern bool pfg_subject_canonical_int64(const char *data, uint32 len, int64 *result);
-extern const AnswersKey *pfg_answers_key(PurposeState *ps, AnswersKey *key);
-extern bool pfg_answers_publish(PurposeState *ps, int slot);
-extern bool pfg_answers_map_published(PurposeState *ps);
-extern void pfg_answers_detach(PurposeState *ps);
-extern void pfg_answers_decode_sets(PurposeState *ps);
-extern void pfg_answers_store_horizon(AnswersBlob *blob, const ChangeHorizon *h);
-extern void pfg_answers_load_horizon(const AnswersBlob *blob, ChangeHorizon *h);
-extern bool pfg_answers_patch(PurposeState *ps, const char *subject,
-							  const SubjectAnswer *a);
-
-#endif							/* PROFILE_GUARD_CONSENT_CACHE_INTERNAL_H */
+#endif							/* PROFILE_GUARD_ANSWERS_H */

@@ -1,51 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * profile_guard.h
- *	  Declarations shared by the files of profile_guard: settings, the
- *	  SQLSTATEs we raise, and each file's entry points.
+ * catalog.h
+ *	  What is guarded, read from our catalog tables, and running catalog
+ *	  queries with the rights of our schema's owner (catalog.c).
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PROFILE_GUARD_H
-#define PROFILE_GUARD_H
+#ifndef PROFILE_GUARD_CATALOG_H
+#define PROFILE_GUARD_CATALOG_H
 
 #include "executor/spi.h"
 #include "nodes/bitmapset.h"
-#include "utils/timestamp.h"
 
-#define PFG_SCHEMA_NAME		"profile_guard"
-#define PFG_EXTENSION_NAME	"profile_guard"
-
-#include "errcodes.h"
-
-/*
- * The library is built with -fvisibility=hidden: only what the server looks
- * up by name is exported, and the Makefile defines PGDLLEXPORT for that.
- * Every SQL-callable function is declared with this macro.
- */
-#define PFG_SQL_FUNCTION(name) \
-	extern PGDLLEXPORT Datum name(PG_FUNCTION_ARGS); \
-	PG_FUNCTION_INFO_V1(name)
-
-/* audit levels (profile_guard.audit) */
-typedef enum ProfileGuardAuditLevel
-{
-	PFG_AUDIT_OFF,
-	PFG_AUDIT_DENIALS,
-	PFG_AUDIT_ALL
-} ProfileGuardAuditLevel;
-
-/* profile_guard.c: settings */
-extern char *pfg_purpose;
-extern uint64 pfg_purpose_generation;
-extern int	pfg_minor_age;
-extern char *pfg_age_time_zone;
-extern int	pfg_audit;
-extern bool pfg_loaded;
-
-extern void pfg_require_preload(void);
-
-/* catalog.c: what is guarded, read from our catalog tables */
+/* what is guarded, read from our catalog tables */
 typedef struct GuardedColumn
 {
 	AttrNumber	attnum;
@@ -77,8 +44,6 @@ extern bool pfg_rte_reads_rows(struct RangeTblEntry *rte);
 extern bool pfg_rte_reads_tags_of(struct RangeTblEntry *rte, GuardedRelation *grel);
 extern const GuardedColumn *pfg_guarded_column(GuardedRelation *grel, AttrNumber attnum);
 extern void pfg_check_guarded_alter(Node *parsetree);
-extern List *pfg_tree_before(Node *parsetree);
-extern void pfg_tree_after(List *changes);
 extern int	pfg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pfg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
 extern void pfg_plan_for_key_lookups(void);
@@ -105,18 +70,4 @@ typedef PfgSavedRole PfgCatalogAccess;
 extern void pfg_begin_catalog_access(PfgCatalogAccess *ca, bool point_lookup);
 extern void pfg_end_catalog_access(PfgCatalogAccess *ca);
 
-/* purpose.c: the declared purpose */
-extern bool pfg_current_user_bypasses(void);
-extern void pfg_check_declared_purpose(Oid relid, const char *tag);
-
-/* gate.c: the hooks */
-extern void pfg_gate_init(void);
-
-/*
- * The planner hook writes its gate calls with this call format, which the
- * parser never gives our functions: a gate finding any other format (or no
- * expression at all) was called by hand and refuses to answer.
- */
-#define PFG_GATE_CALL_FORMAT COERCE_SQL_SYNTAX
-
-#endif							/* PROFILE_GUARD_H */
+#endif							/* PROFILE_GUARD_CATALOG_H */

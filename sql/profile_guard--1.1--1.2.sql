@@ -1,0 +1,3325 @@
+/*
+ * profile_guard--1.1--1.2.sql: the update from 1.1 to 1.2, written by hand.
+ * It holds what differs between 1.1 (sql/profile_guard--1.1.sql, as
+ * shipped) and 1.2 (sql/ext), and nothing else.
+ *
+ * Keep it in step with sql/ext.  Every later change of 1.2 made in sql/ext
+ * is made here too, as the statement that turns a 1.1 database into what a
+ * fresh 1.2 install creates: a new function with its privileges; CREATE OR
+ * REPLACE FUNCTION with the text of sql/ext for a changed body (DROP
+ * FUNCTION first when its parameter names, defaults or result change);
+ * ALTER FUNCTION for a setting alone; GRANT or REVOKE for a privilege; a
+ * new table, index or trigger as sql/ext creates it.  A function that
+ * changes back to its 1.1 text leaves this file.  test/scenario/upgrade.sh
+ * fails when an updated database differs from a fresh install.
+ */
+
+\echo Use "ALTER EXTENSION profile_guard UPDATE TO '1.2'" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- Functions removed, or whose parameters were renamed (CREATE OR REPLACE
+-- cannot rename a parameter; those are created again below)
+-- ---------------------------------------------------------------------
+
+-- in-place encryption and decryption of a column: one function,
+-- _convert_column(), which writes as the table's owner (50_guarded.sql)
+DROP FUNCTION _encrypt_column(regclass, name, name, text);
+DROP FUNCTION _decrypt_column(regclass, name, name, text);
+-- the sweep's steps (80_erasure.sql)
+DROP FUNCTION _erasure_prepare(timestamptz, boolean);
+DROP FUNCTION _erasure_finish(timestamptz);
+
+-- ---------------------------------------------------------------------
+-- Consent answers follow a policy generation and a log of changed
+-- subjects (10_catalog.sql)
+-- ---------------------------------------------------------------------
+
+CREATE TABLE policy_generation (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	generation	bigint NOT NULL
+);
+INSERT INTO policy_generation VALUES (true, 1);
+
+CREATE TABLE subject_change (
+	subject		text PRIMARY KEY,
+	changed_by	xid8 NOT NULL
+);
+CREATE INDEX subject_change_changed_by_idx ON subject_change (changed_by);
+REVOKE ALL ON policy_generation, subject_change FROM PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Every SECURITY DEFINER function, and every helper that sets a
+-- search_path, searches pg_temp last; these functions changed in nothing
+-- else
+-- ---------------------------------------------------------------------
+
+ALTER FUNCTION prohibited_topic(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION check_prohibited(text, text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _check_tag_name(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _check_tag_list(text[], text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _tag_closure(text[]) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _get_purpose(text, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _refuse_retired(purpose) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION retire_purpose(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _get_column(regclass, name, text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _check_table_owner(regclass) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _get_subject(text, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _require_tag(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION opt_out(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION opt_in(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _consent_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _erasure_log_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION sweep(integer, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION set_anonymise_columns(regclass, name[]) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION end_service() SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _pi_name_match(text) SET search_path = pg_catalog, profile_guard, pg_temp;
+ALTER FUNCTION _suggestions(name, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
+
+-- ---------------------------------------------------------------------
+-- The consent rules (20_policy.sql): ages are computed in the zone
+-- profile_guard.age_time_zone names (age_today), tag_state() among them;
+-- the rules in C for a whole purpose at once (_bulk_answers), the log of
+-- subjects whose answers changed (_subject_changed) and the answers
+-- published in shared memory (shared_answers)
+-- ---------------------------------------------------------------------
+
+-- The time zone ages are computed in (profile_guard.age_time_zone), and
+-- today's date there.
+CREATE FUNCTION age_time_zone()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.age_time_zone', true), ''), 'UTC')
+$$;
+
+CREATE FUNCTION age_today()
+RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT CAST(pg_catalog.timezone(profile_guard.age_time_zone(), pg_catalog.transaction_timestamp())
+				AS pg_catalog.date)
+$$;
+
+/*
+ * tag_state(purpose, subject, with_unconsented)
+ *
+ * One row per subject and tag for the subjects that have any consent event
+ * for the purpose (only p_subject when given).  Tags covered by a consent
+ * event are always listed; with p_with_unconsented, the purpose's other tags
+ * are listed too (reason "not consented").  effective is true when the tag
+ * may be served; otherwise reason says why, the first failing rule winning.
+ * valid_until is the next moment the answer can change by itself (a consent
+ * expiring, a birthday crossing an age threshold).
+ *
+ * No SET clause, and every name qualified: that keeps the function
+ * inlinable into the queries that read it (consent_status, erasure), and
+ * independent of the caller's search_path.
+ */
+CREATE OR REPLACE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
+						  p_with_unconsented boolean DEFAULT true)
+RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
+			   reason text, valid_until timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH p AS (
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.retired_at,
+		   pu.automated_decision AND NOT EXISTS (
+				SELECT 1 FROM profile_guard.assessment a
+				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
+				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
+		   pg_catalog.statement_timestamp() AS now,
+		   profile_guard.age_today() AS today,
+		   profile_guard.age_time_zone() AS age_zone,
+		   profile_guard.minor_age() AS minor_age
+	FROM profile_guard.purpose pu
+	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
+),
+-- two branches so that a one-subject call uses the index even with a
+-- generic plan (only one branch runs: the other's one-time filter is false)
+ev AS (
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c
+	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+),
+-- each subject in question, with what the rules need to know of it
+subj AS (
+	SELECT e.subject,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   s.birth_date,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today, false) AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14
+	FROM (SELECT DISTINCT ev.subject FROM ev) AS e
+	CROSS JOIN p
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+),
+-- their blocks (two branches, as for ev)
+blocks AS (
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NOT NULL AND b.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NULL
+),
+-- every tag, and whether the purpose may use it at all (once per tag)
+scope AS (
+	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope
+	FROM profile_guard.tag t CROSS JOIN p
+),
+-- consents mostly repeat the same tag lists: match each distinct list once
+pattern_tag AS (
+	SELECT l.tags, t.tag_id
+	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(l.tags, t.tag)
+),
+latest AS (
+	SELECT DISTINCT ON (ev.subject, pt.tag_id)
+		   ev.subject, pt.tag_id, ev.action, ev.purpose_version, ev.separate,
+		   ev.guardian, ev.expires_at
+	FROM ev JOIN pattern_tag pt ON pt.tags OPERATOR(pg_catalog.=) ev.tags
+	ORDER BY ev.subject, pt.tag_id, ev.consent_id DESC
+),
+pairs AS (
+	SELECT l.subject, l.tag_id, l.action, l.purpose_version, l.separate,
+		   l.guardian, l.expires_at
+	FROM latest l
+	UNION ALL
+	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
+	FROM subj AS s
+	JOIN scope sc ON sc.in_scope
+	WHERE p_with_unconsented
+	  AND NOT EXISTS (SELECT 1 FROM latest l
+					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
+					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+),
+cell AS (
+	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
+		   s.minor, s.under_14, s.birth_date,
+		   b.tag IS NOT NULL AS blocked,
+		   -- the tag's own consent holds (scope and derivation aside)
+		   x.action OPERATOR(pg_catalog.=) 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
+			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+			 AND (x.guardian OR NOT s.under_14)
+			 AND b.tag IS NULL AS consented,
+		   x.purpose_version, x.separate, x.guardian, t.sensitivity
+	FROM pairs x
+	CROSS JOIN p
+	JOIN scope t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	JOIN subj s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN blocks b ON b.subject OPERATOR(pg_catalog.=) x.subject
+					  AND b.tag OPERATOR(pg_catalog.=) t.tag
+),
+-- rule 4 needs, per subject holding a derived tag, what it consented to
+derived_holder AS (
+	SELECT DISTINCT c.subject FROM cell c
+	WHERE c.all_sources OPERATOR(pg_catalog.<>) '{}'
+),
+consented_sets AS (
+	SELECT c.subject,
+		   pg_catalog.array_agg(c.tag) FILTER (WHERE c.consented) AS consented_tags
+	FROM cell c
+	JOIN derived_holder d ON d.subject OPERATOR(pg_catalog.=) c.subject
+	GROUP BY c.subject
+),
+judged AS (
+	SELECT c.*, cs.consented_tags
+	FROM cell c
+	LEFT JOIN consented_sets cs ON cs.subject OPERATOR(pg_catalog.=) c.subject
+)
+SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
+	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
+			 CASE WHEN j.under_14
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => 14)) END,
+			 CASE WHEN j.minor
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => p.minor_age)) END)
+FROM judged j
+CROSS JOIN p
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
+	WHEN j.unregistered THEN 'subject not registered'
+	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN p.unassessed THEN 'impact assessment missing'
+	WHEN p.marketing AND j.opted_out THEN 'opted out'
+	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
+	WHEN NOT j.in_scope THEN 'tag outside the purpose'
+	WHEN j.action IS NULL THEN 'not consented'
+	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
+	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
+		THEN 'not separate for a sensitive tag'
+	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
+	WHEN j.blocked THEN 'blocked'
+	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))
+		THEN 'source tag not visible'
+	END AS reason) AS r
+$$;
+
+-- C: the same rules for every subject at once, in one pass over the catalog
+-- (src/subject_rules.c), as the consent cache loads a purpose in bulk; one
+-- row per subject with a consent event for the purpose, NULL purpose = what
+-- may be collected.  For the suites, which check it against tag_state, and
+-- the benchmarks.
+CREATE FUNCTION _bulk_answers(purpose text)
+RETURNS TABLE (subject text, tag_ids integer[], valid_until timestamptz)
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'profile_guard_bulk_answers';
+REVOKE ALL ON FUNCTION _bulk_answers(text) FROM PUBLIC;
+
+-- C: tell every backend (and every standby) that one subject's answers
+-- changed: caches refresh that subject once the calling transaction commits.
+CREATE FUNCTION _subject_changed(subject text)
+RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'profile_guard_subject_changed';
+REVOKE ALL ON FUNCTION _subject_changed(text) FROM PUBLIC;
+
+-- C: the sets of consent answers published in shared memory, for the DBA:
+-- one row per database and purpose, with the policy generation they were
+-- built for, their size, the backends reading them, and whether they are
+-- published, still loading, or retired (no room for a change: built again
+-- by the next statement that needs them).
+CREATE FUNCTION shared_answers(OUT database oid, OUT purpose text,
+							   OUT generation bigint, OUT bytes bigint,
+							   OUT readers integer, OUT state text)
+RETURNS SETOF record
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'profile_guard_shared_answers';
+REVOKE ALL ON FUNCTION shared_answers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shared_answers() TO profile_guard_admin;
+
+
+-- ---------------------------------------------------------------------
+-- The read gate (25_gate.sql): a wide-shape read that names no tag is
+-- gated only under a declared purpose
+-- ---------------------------------------------------------------------
+
+-- wide shape, a read that names no tag: gated only under a declared purpose
+CREATE FUNCTION _purpose_row_gate(subject "any", relid oid)
+RETURNS boolean
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'profile_guard_purpose_row_gate';
+
+
+-- ---------------------------------------------------------------------
+-- Taxonomy (30_taxonomy.sql): a tag held by a long-shape table is in use
+-- and keeps its sensitivity (_tag_held_by_long_table, _refresh_tags); the
+-- API functions refer to their parameters as define_tag.tag and so on
+-- ---------------------------------------------------------------------
+
+/*
+ * add_prohibited_term(term, topic): the DBA extends the lexicon.  The term
+ * is stored in normal form; re-adding an existing term changes its topic.
+ */
+CREATE OR REPLACE FUNCTION add_prohibited_term(term text, topic text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	normalised	text := _lexicon_normalise(add_prohibited_term.term);
+BEGIN
+	IF normalised IS NULL OR add_prohibited_term.topic IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'term and topic must not be null',
+			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
+	END IF;
+	IF normalised = '' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'prohibited term must not be empty',
+			DETAIL = 'The term is empty once normalised.',
+			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
+	END IF;
+	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
+										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'unknown prohibited topic',
+			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
+			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
+	END IF;
+	INSERT INTO prohibited_term (term, topic, builtin)
+	VALUES (normalised, add_prohibited_term.topic, false)
+	ON CONFLICT ON CONSTRAINT prohibited_term_pkey
+	DO UPDATE SET topic = excluded.topic WHERE NOT prohibited_term.builtin;
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * _tag_held_by_long_table(tag): the first long-shape guarded table (by
+ * name) with a row of this tag, or NULL.  Its rows are read with the
+ * extension's rights but no code of the table's owner runs: only plain and
+ * partitioned tables are read, the tag column compared as text with
+ * pg_catalog's operator.
+ */
+CREATE FUNCTION _tag_held_by_long_table(tag text)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	p_tag	text := tag;
+	g		record;
+	found_row boolean;
+BEGIN
+	FOR g IN
+		SELECT gt.relid, gt.tag_column, c.relkind
+		FROM guarded_table gt JOIN pg_class c ON c.oid = gt.relid
+		WHERE gt.tag_column IS NOT NULL
+		ORDER BY gt.relid::text
+	LOOP
+		IF g.relkind NOT IN ('r', 'p') THEN
+			RETURN g.relid;		-- cannot be read safely: count it as holding the tag
+		END IF;
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I::pg_catalog.text OPERATOR(pg_catalog.=) $1)',
+					   g.relid, g.tag_column)
+			INTO found_row USING p_tag;
+		IF found_row THEN
+			RETURN g.relid;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _tag_held_by_long_table(text) FROM PUBLIC;
+
+/*
+ * _refresh_tags(roots): store what _tag_closure() computes.  Refuses (55000)
+ * when the sensitivity of a tag that is classified on a column would
+ * change: its stored form (plaintext or ciphertext) would no longer match.
+ */
+CREATE OR REPLACE FUNCTION _refresh_tags(roots text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	-- WRITE PATH: a classified tag changing sensitivity would need its
+	-- stored values encrypted or decrypted; until the write path does that,
+	-- refuse.
+	FOR r IN
+		SELECT t.tag, t.sensitivity AS old_s, n.sensitivity AS new_s,
+			   cc.relid, cc.column_name
+		FROM _tag_closure(roots) n
+		JOIN tag t ON t.tag = n.tag
+		JOIN classified_column cc ON cc.tag = t.tag
+		WHERE t.sensitivity <> n.sensitivity
+		ORDER BY t.tag, cc.relid::text, cc.column_name
+		LIMIT 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag sensitivity cannot change while the tag is classified',
+			DETAIL = format('Tag "%s" would become %s but is classified on column "%s" of table %s.',
+							r.tag, r.new_s, r.column_name, r.relid),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END LOOP;
+	-- the same for tags stored as rows of long-shape tables
+	FOR r IN
+		SELECT t.tag, n.sensitivity AS new_s, _tag_held_by_long_table(t.tag) AS relid
+		FROM _tag_closure(roots) n
+		JOIN tag t ON t.tag = n.tag
+		WHERE t.sensitivity <> n.sensitivity
+		ORDER BY t.tag
+	LOOP
+		IF r.relid IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'tag sensitivity cannot change while a long-shape table holds the tag',
+				DETAIL = format('Tag "%s" would become %s but table %s stores values of it.',
+								r.tag, r.new_s, r.relid),
+				HINT = format('Delete the rows of tag "%s" from table %s, or call profile_guard.unprotect(%L) first.',
+							  r.tag, r.relid, r.relid::text);
+		END IF;
+	END LOOP;
+
+	UPDATE tag t
+	SET all_sources = n.all_sources, sensitivity = n.sensitivity
+	FROM _tag_closure(roots) n
+	WHERE n.tag = t.tag
+	  AND (t.all_sources IS DISTINCT FROM n.all_sources
+		   OR t.sensitivity IS DISTINCT FROM n.sensitivity);
+END
+$$;
+
+/*
+ * define_category(category, sensitivity, description): a DBA's category.
+ * Redefining a user category may raise its sensitivity (its tags follow)
+ * but not lower it while it holds tags; built-in categories are fixed.
+ */
+CREATE OR REPLACE FUNCTION define_category(category text, sensitivity text, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old			record;
+BEGIN
+	IF define_category.category IS NULL OR define_category.sensitivity IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category and sensitivity must not be null',
+			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
+	END IF;
+	IF define_category.category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid category name',
+			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
+							left(define_category.category, 120)),
+			HINT = 'Use a name like ''household''.';
+	END IF;
+	IF define_category.sensitivity NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', define_category.category),
+			HINT = 'Pass ''general'' or ''sensitive''.';
+	END IF;
+	PERFORM check_prohibited('category description', define_category.description);
+
+	SELECT * INTO old FROM category c WHERE c.category = define_category.category FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO category (category, sensitivity, builtin, description)
+		VALUES (define_category.category, define_category.sensitivity, false, define_category.description);
+	ELSE
+		IF old.builtin THEN
+			RAISE EXCEPTION USING ERRCODE = '42710',
+				MESSAGE = 'built-in category cannot be redefined',
+				DETAIL = format('Category "%s" is shipped with profile_guard.', define_category.category),
+				HINT = 'Define a category with another name.';
+		END IF;
+		IF old.sensitivity = 'sensitive' AND define_category.sensitivity = 'general'
+		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = define_category.category) THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'sensitive category holding tags cannot become general',
+				DETAIL = format('Category "%s" is sensitive and holds tags.', define_category.category),
+				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
+		END IF;
+		UPDATE category c SET sensitivity = define_category.sensitivity, description = define_category.description
+		WHERE c.category = define_category.category;
+		IF old.sensitivity <> define_category.sensitivity THEN
+			PERFORM _refresh_tags(ARRAY(SELECT t.tag FROM tag t WHERE t.category = define_category.category));
+		END IF;
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * define_tag(tag, category, sensitivity, derived_from, description, layer)
+ * defines a tag or redefines an existing one (then every tag derived from
+ * it is recomputed).
+ */
+CREATE OR REPLACE FUNCTION define_tag(tag text, category text, sensitivity text DEFAULT NULL,
+						   derived_from text[] DEFAULT '{}', description text DEFAULT NULL,
+						   layer text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	sens		text;			-- the sensitivity declared, else the category's
+	sources		text[];			-- derived_from, distinct and sorted
+	tag_layer	text := define_tag.layer;		-- else fact or model by the sources
+	cat_sens	text;
+	src			text;
+	exists_already boolean;
+BEGIN
+	PERFORM _check_tag_name(define_tag.tag);
+	IF define_tag.category IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'category must not be null',
+			DETAIL = format('Tag "%s" needs a category.', define_tag.tag),
+			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', define_tag.tag);
+	END IF;
+	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = define_tag.category;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'category does not exist',
+			DETAIL = format('Category "%s" of tag "%s" is not defined.', define_tag.category, define_tag.tag),
+			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', define_tag.category);
+	END IF;
+	IF define_tag.sensitivity IS NOT NULL AND define_tag.sensitivity NOT IN ('general', 'sensitive') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid sensitivity',
+			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', define_tag.tag),
+			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
+	END IF;
+	IF define_tag.sensitivity = 'general' AND cat_sens = 'sensitive' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a sensitive category cannot hold a general tag',
+			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', define_tag.tag, define_tag.category),
+			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', define_tag.tag, define_tag.category);
+	END IF;
+	sens := coalesce(define_tag.sensitivity, cat_sens);
+
+	-- sources: distinct, sorted
+	IF array_position(define_tag.derived_from, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'derived_from must not contain null',
+			DETAIL = format('The source list of tag "%s" contains a NULL entry.', define_tag.tag),
+			HINT = 'Remove the NULL entry from derived_from.';
+	END IF;
+	sources := ARRAY(SELECT DISTINCT s FROM unnest(coalesce(define_tag.derived_from, '{}')) AS s ORDER BY s);
+
+	IF tag_layer IS NULL THEN
+		tag_layer := CASE WHEN cardinality(sources) = 0 THEN 'fact' ELSE 'model' END;
+	ELSIF tag_layer NOT IN ('fact', 'model', 'prediction') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid layer',
+			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', define_tag.tag),
+			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
+	END IF;
+	IF tag_layer = 'fact' AND cardinality(sources) > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a fact tag cannot be derived from other tags',
+			DETAIL = format('Tag "%s" is declared layer fact but names sources.', define_tag.tag),
+			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', define_tag.tag, define_tag.category);
+	END IF;
+	IF tag_layer <> 'fact' AND cardinality(sources) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('a %s tag must be derived from at least one tag', tag_layer),
+			DETAIL = format('Tag "%s" is declared layer %s but names no source.', define_tag.tag, tag_layer),
+			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
+	END IF;
+	FOREACH src IN ARRAY sources LOOP
+		IF src = define_tag.tag THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'a tag cannot be derived from itself',
+				DETAIL = format('Tag "%s" names itself in derived_from.', define_tag.tag),
+				HINT = 'Remove the tag from its own derived_from.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
+			RAISE EXCEPTION USING ERRCODE = '42704',
+				MESSAGE = 'source tag does not exist',
+				DETAIL = format('Tag "%s" names source "%s", which is not defined.', define_tag.tag, src),
+				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
+		END IF;
+		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND define_tag.tag = ANY (t.all_sources)) THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'derivation cycle',
+				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
+								define_tag.tag, src, define_tag.tag),
+				HINT = format('Remove "%s" from derived_from.', src);
+		END IF;
+	END LOOP;
+
+	PERFORM check_prohibited('tag name', define_tag.tag);
+	PERFORM check_prohibited('tag description', define_tag.description);
+
+	-- write
+	PERFORM 1 FROM tag t WHERE t.tag = define_tag.tag FOR UPDATE;
+	exists_already := FOUND;
+	IF exists_already THEN
+		UPDATE tag t
+		SET category = define_tag.category, declared_sensitivity = define_tag.sensitivity,
+			layer = tag_layer, derived_from = sources, description = define_tag.description,
+			defined_at = now()
+		WHERE t.tag = define_tag.tag
+		  AND (t.category, t.declared_sensitivity, t.layer, t.derived_from, t.description)
+			  IS DISTINCT FROM (define_tag.category, define_tag.sensitivity, tag_layer, sources,
+								define_tag.description);
+		IF NOT FOUND THEN
+			RETURN;		-- identical redefinition: nothing changes
+		END IF;
+	ELSE
+		INSERT INTO tag (tag, category, sensitivity, declared_sensitivity, layer,
+						 derived_from, all_sources, description)
+		VALUES (define_tag.tag, define_tag.category, sens, define_tag.sensitivity, tag_layer,
+				sources, '{}', define_tag.description);
+	END IF;
+	PERFORM _refresh_tags(ARRAY[define_tag.tag]);
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * drop_tag(tag): only an unused tag can go.
+ */
+CREATE OR REPLACE FUNCTION drop_tag(tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	r		record;
+	n		bigint;
+BEGIN
+	IF drop_tag.tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass the name of the tag to drop.';
+	END IF;
+	PERFORM 1 FROM tag t WHERE t.tag = drop_tag.tag FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(drop_tag.tag, 120)),
+			HINT = 'See profile_guard.tag for the defined tags.';
+	END IF;
+
+	SELECT cc.relid, cc.column_name INTO r
+	FROM classified_column cc WHERE cc.tag = drop_tag.tag
+	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', drop_tag.tag, r.column_name, r.relid),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
+	END IF;
+
+	r := NULL;
+	SELECT _tag_held_by_long_table(drop_tag.tag) AS relid INTO r;
+	IF r.relid IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Table %s stores values of tag "%s".', r.relid, drop_tag.tag),
+			HINT = format('Delete the rows of tag "%s" from table %s first.', drop_tag.tag, r.relid);
+	END IF;
+
+	SELECT t.tag INTO r FROM tag t WHERE drop_tag.tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is a source of tag "%s".', drop_tag.tag, r.tag),
+			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
+	END IF;
+
+	SELECT pu.purpose INTO r FROM purpose pu
+	WHERE drop_tag.tag = ANY (pu.tags) AND pu.retired_at IS NULL
+	ORDER BY pu.purpose LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is listed by purpose "%s".', drop_tag.tag, r.purpose),
+			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
+	END IF;
+
+	SELECT count(*) INTO n FROM consent c WHERE drop_tag.tag = ANY (c.tags);
+	IF n > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', drop_tag.tag, n),
+			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
+	END IF;
+
+	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = drop_tag.tag;
+	IF n > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'tag is in use',
+			DETAIL = format('Tag "%s" is blocked by %s subject(s).', drop_tag.tag, n),
+			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';
+	END IF;
+
+	DELETE FROM tag t WHERE t.tag = drop_tag.tag;
+	PERFORM _policy_changed();
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- Purposes (40_purpose.sql): the API functions refer to their parameters
+-- as define_purpose.purpose and so on
+-- ---------------------------------------------------------------------
+
+/*
+ * define_purpose(...) RETURNS the purpose's version.  A new purpose is
+ * version 1; any change of description, tags, retention, flags or recipient
+ * bumps the version (consents to older versions stop counting, §7.1 b); an
+ * identical redefinition changes nothing.  Every version is kept in
+ * purpose_history.
+ */
+CREATE OR REPLACE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
+							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
+							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	old			record;
+	new_version	integer;
+BEGIN
+	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'purpose and description must not be null',
+			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
+	END IF;
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'marketing and automated_decision must not be null',
+			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit them for false.';
+	END IF;
+	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid purpose name',
+			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
+							left(define_purpose.purpose, 120)),
+			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
+	END IF;
+	IF btrim(define_purpose.description) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'purpose description must not be empty',
+			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
+			HINT = 'Describe what the profiles are used for and how.';
+	END IF;
+	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'retention must be positive',
+			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
+			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
+	END IF;
+	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
+
+	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
+	IF NOT FOUND THEN
+		new_version := 1;
+		INSERT INTO purpose (purpose, version, description, tags, retention,
+							 marketing, automated_decision, recipient)
+		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
+				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
+				define_purpose.recipient);
+	ELSE
+		IF old.retired_at IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'purpose is retired',
+				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
+				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
+		END IF;
+		IF (old.description, old.tags, old.retention, old.marketing,
+			old.automated_decision, old.recipient)
+		   IS NOT DISTINCT FROM
+		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
+			define_purpose.automated_decision, define_purpose.recipient) THEN
+			RETURN old.version;		-- identical: nothing changes
+		END IF;
+		new_version := old.version + 1;
+		UPDATE purpose x
+		SET version = new_version, description = define_purpose.description, tags = tag_list,
+			retention = define_purpose.retention, marketing = define_purpose.marketing,
+			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
+			defined_at = now()
+		WHERE x.purpose = define_purpose.purpose;
+	END IF;
+
+	INSERT INTO purpose_history (purpose, version, description, tags, retention,
+								 marketing, automated_decision, recipient, defined_at)
+	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at
+	FROM purpose x WHERE x.purpose = define_purpose.purpose;
+
+	PERFORM _policy_changed();
+	RETURN new_version;
+END
+$$;
+
+/*
+ * record_assessment(purpose, assessor, conclusion): a personal-information
+ * impact assessment of the purpose's current version (§9 c).
+ */
+CREATE OR REPLACE FUNCTION record_assessment(purpose text, assessor text, conclusion text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu	profile_guard.purpose := _get_purpose(record_assessment.purpose, true);
+BEGIN
+	PERFORM _refuse_retired(pu);
+	IF record_assessment.assessor IS NULL OR record_assessment.conclusion IS NULL
+	   OR btrim(record_assessment.assessor) = '' OR btrim(record_assessment.conclusion) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = CASE WHEN record_assessment.assessor IS NULL
+												  OR record_assessment.conclusion IS NULL
+											 THEN '22004' ELSE '22023' END,
+			MESSAGE = 'assessor and conclusion must not be empty',
+			DETAIL = format('The assessment of purpose "%s" needs an assessor and a conclusion.', pu.purpose),
+			HINT = format('Call profile_guard.record_assessment(%L, ''who assessed'', ''what was concluded'').', pu.purpose);
+	END IF;
+	INSERT INTO assessment (purpose, purpose_version, assessor, conclusion)
+	VALUES (pu.purpose, pu.version, record_assessment.assessor, record_assessment.conclusion);
+	PERFORM _policy_changed();
+END
+$$;
+
+/*
+ * allow_purpose(role, purpose), disallow_purpose(role, purpose): which roles
+ * may declare a purpose.  The role is stored by name so dumps restore.
+ * Allowing twice is a no-op.
+ */
+CREATE OR REPLACE FUNCTION allow_purpose(role regrole, purpose text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(allow_purpose.purpose, true);
+	grantee	name;			-- the role's name
+BEGIN
+	IF allow_purpose.role IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'role must not be null',
+			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L).', pu.purpose);
+	END IF;
+	PERFORM _refuse_retired(pu);
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = allow_purpose.role;
+	IF grantee IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = format('role with OID %s does not exist', allow_purpose.role::oid),
+			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
+			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
+	END IF;
+	INSERT INTO purpose_role (role_name, purpose) VALUES (grantee, pu.purpose)
+	ON CONFLICT DO NOTHING;
+	PERFORM _policy_changed();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION disallow_purpose(role regrole, purpose text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(disallow_purpose.purpose);
+	grantee	name;			-- the role's name
+BEGIN
+	IF disallow_purpose.role IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'role must not be null',
+			HINT = format('Call profile_guard.disallow_purpose(''role_name'', %L).', pu.purpose);
+	END IF;
+	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = disallow_purpose.role;
+	DELETE FROM purpose_role pr WHERE pr.role_name = grantee AND pr.purpose = pu.purpose;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'role is not allowed the purpose',
+			DETAIL = format('Role "%s" was not allowed purpose "%s".', grantee, pu.purpose),
+			HINT = 'See profile_guard.purpose_role for the roles allowed each purpose.';
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- Guarded tables (50_guarded.sql): guarded trees (partitions and
+-- inheritance children at any depth are guarded as their guarded
+-- ancestor); no code of a table's owner runs with the extension's rights
+-- (_check_guarded, _execute_as_owner, and _convert_column, which replaces
+-- _encrypt_column and _decrypt_column); no value in any error data
+-- (row-level security) and nothing on a tag column that shows or betrays
+-- its values; _guard_ddl, the function of the event trigger created last
+-- ---------------------------------------------------------------------
+
+/*
+ * Guarded trees.  A partition or an inheritance child (at any depth) of a
+ * guarded table is guarded as its nearest guarded ancestor is (the first
+ * parent in inheritance order that is guarded, itself or through its own
+ * ancestors, as src/catalog.c derives it), with its own columns matched by
+ * name; it has no guarded_table row of its own.
+ *
+ * _guarded_root(rel): the guarded table rel is guarded as (rel itself when
+ * it is one), or NULL.
+ */
+CREATE FUNCTION _guarded_root(rel regclass)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE up(relid, path) AS (
+		SELECT rel::oid, ARRAY[]::integer[]
+		UNION ALL
+		SELECT i.inhparent, u.path || i.inhseqno
+		FROM up u JOIN pg_catalog.pg_inherits i ON i.inhrelid = u.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+		  AND pg_catalog.cardinality(u.path) < 1000)
+	SELECT u.relid::regclass FROM up u
+	WHERE EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+	ORDER BY u.path LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION _guarded_root(regclass) FROM PUBLIC;
+
+-- _guarded_roots(rel): every guarded table that rel is under, through any
+-- of its parents (more than one: refused, see _check_guarded_relation)
+CREATE FUNCTION _guarded_roots(rel regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE up(relid) AS (
+		SELECT rel::oid
+		UNION
+		SELECT i.inhparent
+		FROM up u JOIN pg_catalog.pg_inherits i ON i.inhrelid = u.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid))
+	SELECT u.relid::regclass FROM up u
+	WHERE EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = u.relid)
+	ORDER BY 1
+$$;
+REVOKE ALL ON FUNCTION _guarded_roots(regclass) FROM PUBLIC;
+
+-- _relations(tbl): tbl and every partition and inheritance child below it,
+-- at any depth, short of a table guarded in its own right (and what is
+-- below that one)
+CREATE FUNCTION _relations(tbl regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	WITH RECURSIVE down(relid) AS (
+		SELECT tbl::oid
+		UNION
+		SELECT i.inhrelid
+		FROM down d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.relid
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table g WHERE g.relid = i.inhrelid))
+	SELECT d.relid::regclass FROM down d
+$$;
+REVOKE ALL ON FUNCTION _relations(regclass) FROM PUBLIC;
+
+-- The guarded_table row of a table, or a 55000 error.
+CREATE OR REPLACE FUNCTION _get_guarded(tbl regclass, p_for_update boolean DEFAULT false)
+RETURNS guarded_table
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+	root	regclass;
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'table must not be null',
+			HINT = 'Pass a table name, e.g. ''public.profile''.';
+	END IF;
+	IF p_for_update THEN
+		SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl FOR UPDATE;
+	ELSE
+		SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
+	END IF;
+	IF NOT FOUND THEN
+		root := _guarded_root(tbl);
+		IF root IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'table is guarded through its parent',
+				DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+								tbl, root),
+				HINT = format('Call the function on %s: its classification covers the whole tree.', root);
+		END IF;
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'table is not protected',
+			DETAIL = format('Table %s is not a guarded table.', tbl),
+			HINT = format('Call profile_guard.protect(%L, subject_column) first.', tbl::text);
+	END IF;
+	RETURN g;
+END
+$$;
+
+/*
+ * What runs with whose rights (src/owner_context.c).  The extension's
+ * functions run as its owner, a superuser; code of a guarded table's owner
+ * (triggers, rules, casts of its types, constraints, defaults, index
+ * expressions) must never run with those rights.
+ *
+ * _check_guarded(tbl, subject_column, collected_at_column, tag_column,
+ * for_write): lock the table and raise unless reading it here runs no
+ * owner code: an ordinary or partitioned table (partitions too), a subject
+ * column of a built-in type (or a domain over one), a date or timestamp
+ * collected-at column, a text tag column (NULL names are not checked).
+ */
+CREATE FUNCTION _check_guarded(tbl regclass, subject_column name, collected_at_column name,
+							   tag_column name, for_write boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'profile_guard_check_guarded_sql'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE ALL ON FUNCTION _check_guarded(regclass, name, name, name, boolean) FROM PUBLIC;
+
+-- _execute_as_owner(tbl, query, VARIADIC params): run a statement that
+-- writes rows of tbl as tbl's owner, in a security-restricted operation
+-- with search_path = pg_catalog, pg_temp and row_security off; returns the
+-- rows it processed.  The values it writes are computed by the caller.
+CREATE FUNCTION _execute_as_owner(tbl regclass, query text, VARIADIC params "any")
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_execute_as_owner_sql'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE ALL ON FUNCTION _execute_as_owner(regclass, text, "any") FROM PUBLIC;
+
+-- _as_text(value): a value in its type's output form, never through a cast
+-- (a cast can be a function of the type's owner)
+CREATE FUNCTION _as_text(value "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'profile_guard_as_text'
+LANGUAGE C STRICT STABLE;
+REVOKE ALL ON FUNCTION _as_text("any") FROM PUBLIC;
+
+-- _base_type(type): the type itself, or for a domain its base type
+CREATE FUNCTION _base_type(typid oid)
+RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	t	oid := typid;
+	b	oid;
+BEGIN
+	LOOP
+		SELECT y.typbasetype INTO b FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+		EXIT WHEN NOT FOUND;
+		t := b;
+	END LOOP;
+	RETURN t;
+END
+$$;
+REVOKE ALL ON FUNCTION _base_type(oid) FROM PUBLIC;
+
+-- _json_sql(expr, type): SQL turning expr, of that type, into jsonb with no
+-- owner-defined cast: to_jsonb for built-in types, else the output form
+CREATE FUNCTION _json_sql(expr text, typid oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE WHEN profile_guard._base_type(typid) < 16384
+				THEN pg_catalog.format('pg_catalog.to_jsonb(%s)', expr)
+				ELSE pg_catalog.format('pg_catalog.to_jsonb(profile_guard._as_text(%s))', expr) END
+$$;
+REVOKE ALL ON FUNCTION _json_sql(text, oid) FROM PUBLIC;
+
+/*
+ * _set_statistics(tbl, col, target): pg_stats must never show tag values,
+ * so tag columns get statistics target 0 (ALTER TABLE reaches every
+ * partition and inheritance child) and the statistics already gathered on
+ * the table and the tables below it are removed; -1 restores the default.
+ */
+CREATE OR REPLACE FUNCTION _set_statistics(tbl regclass, col name, target integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', tbl, col, target);
+	IF target = 0 THEN
+		DELETE FROM pg_statistic s
+		USING pg_attribute a
+		WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum
+		  AND a.attname = col
+		  AND a.attrelid IN (SELECT pt.relid FROM _relations(tbl) pt(relid));
+	END IF;
+END
+$$;
+
+/*
+ * _install_collect_trigger(rel): the write path's trigger (src/collect.c:
+ * consent to collect, the prohibited lexicon, encryption) on rel, unless
+ * it has it.  ENABLE ALWAYS: it fires in replica mode too.  A partition
+ * gets it from its partitioned table; an inheritance child gets its own.
+ */
+CREATE FUNCTION _install_collect_trigger(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+				   WHERE t.tgrelid = rel AND t.tgname = 'profile_guard_collect') THEN
+		EXECUTE format('CREATE TRIGGER profile_guard_collect BEFORE INSERT OR UPDATE ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION profile_guard._collect()', rel);
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_trigger t
+			   WHERE t.tgrelid = rel AND t.tgname = 'profile_guard_collect'
+				 AND t.tgenabled <> 'A' AND t.tgparentid = 0) THEN
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER profile_guard_collect', rel);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _install_collect_trigger(regclass) FROM PUBLIC;
+
+/*
+ * protect(tbl, subject_column, collected_at_column, tag_column,
+ *         value_column, on_erase): put a table under policy.  Wide shape
+ * (tag_column NULL): tag columns are classified one by one; long shape:
+ * one row per subject and tag, the tag named in tag_column.
+ */
+CREATE OR REPLACE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	PERFORM _check_table_owner(protect.tbl);
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = protect.tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'catalog tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = '42809',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
+			HINT = 'Protect a permanent table.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = '42710',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
+	END IF;
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							protect.tbl, _guarded_root(protect.tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(protect.tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
+	END IF;
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = '42804',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = '42804',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	-- long shape: nothing may show or betray the values of the value column
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase)
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase);
+
+	-- long shape: the value column holds tag values
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
+	END IF;
+
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
+
+	PERFORM _policy_changed(protect.tbl);
+END
+$$;
+
+/*
+ * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
+ * stored values of a column into our ciphertext (classify of a sensitive
+ * tag) or back (declassify, unprotect).  tag is the tag (wide shape), or
+ * tag_col the long shape's column naming it.  The extension decides and
+ * the owner's rights act: the values are read, locked and converted here,
+ * by a read that runs no code of the table's owner (_check_guarded), and
+ * written back by TID as the table's owner (_execute_as_owner), whose
+ * triggers, rules and constraints run with the owner's rights only.  Table
+ * by table of its partitions and inheritance children (_relations), in
+ * ranges of blocks.  Long shape: only the values of sensitive tags are
+ * encrypted.  Returns the values converted.
+ */
+CREATE FUNCTION _convert_column(tbl regclass, subject_col name, col name, tag text,
+								tag_col name, p_encrypt boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	step	constant bigint := 64;		-- blocks per batch
+	coltype	regtype;
+	part	regclass;
+	nblocks	bigint;
+	b		bigint;
+	tag_sql	text := CASE WHEN tag_col IS NULL THEN '$3' ELSE format('t.%I::text', tag_col) END;
+	read_sql text;
+	write_sql text;
+	tids	tid[];
+	vals_t	text[];
+	vals_b	bytea[];
+	n		bigint;
+	total	bigint := 0;
+BEGIN
+	-- only text and bytea columns can hold our ciphertext
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
+	IF coltype IS NULL OR coltype NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+		RETURN 0;
+	END IF;
+	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
+	FOR part IN
+		SELECT pt.relid FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE c.relkind = 'r'
+		ORDER BY 1
+	LOOP
+		read_sql := format(
+			'SELECT pg_catalog.array_agg(x.tid), pg_catalog.array_agg(x.v)'
+			' FROM (SELECT t.ctid AS tid, profile_guard.%1$s(t.%2$I::text, %3$s, t.%4$I) AS v'
+			'       FROM ONLY %5$s t'
+			'       WHERE t.ctid >= $1 AND t.ctid < $2 AND t.%4$I IS NOT NULL'
+			'         AND profile_guard._ciphertext_kind(t.%2$I::text, %3$s, t.%4$I) = %6$L%7$s'
+			'       FOR UPDATE OF t) x',
+			CASE WHEN p_encrypt THEN '_encrypt' ELSE '_decrypt' END,
+			subject_col, tag_sql, col, part,
+			CASE WHEN p_encrypt THEN 'plaintext' ELSE 'ours' END,
+			CASE WHEN p_encrypt AND tag_col IS NOT NULL
+				 THEN format(' AND EXISTS (SELECT 1 FROM profile_guard.tag s WHERE s.tag = %s'
+							 ' AND s.sensitivity = ''sensitive'')', tag_sql)
+				 ELSE '' END);
+		write_sql := format('UPDATE ONLY %s t SET %I = v.v FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, v)'
+							' WHERE t.ctid OPERATOR(pg_catalog.=) v.tid', part, col);
+		nblocks := pg_relation_size(part) / current_setting('block_size')::bigint;
+		b := 0;
+		WHILE b < nblocks LOOP
+			IF coltype = 'text'::regtype THEN
+				EXECUTE read_sql INTO tids, vals_t
+				USING format('(%s,0)', b)::tid, format('(%s,0)', b + step)::tid, tag;
+				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_t) END;
+			ELSE
+				EXECUTE read_sql INTO tids, vals_b
+				USING format('(%s,0)', b)::tid, format('(%s,0)', b + step)::tid, tag;
+				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_b) END;
+			END IF;
+			IF n <> coalesce(cardinality(tids), 0) THEN
+				RAISE EXCEPTION USING ERRCODE = '55000',
+					MESSAGE = format('could not %s every value of column "%s" of table %s',
+									 CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END, col, tbl),
+					DETAIL = format('%s of %s rows of %s were updated; a trigger or rule of the table skipped or redirected the others.',
+									n, cardinality(tids), part),
+					HINT = format('Check the triggers and rules of %s (\d %s), then retry.', part, part);
+			END IF;
+			total := total + n;
+			b := b + step;
+		END LOOP;
+	END LOOP;
+	RETURN total;
+END
+$$;
+REVOKE ALL ON FUNCTION _convert_column(regclass, name, name, text, name, boolean) FROM PUBLIC;
+
+/*
+ * classify(tbl, column_name, tag): bind a column of a wide-shape guarded
+ * table to a tag.
+ */
+CREATE OR REPLACE FUNCTION classify(tbl regclass, column_name name, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table := _get_guarded(classify.tbl, true);
+	a		pg_attribute;
+	t		record;
+	other	text;
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF classify.column_name IS NULL OR classify.tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'column and tag must not be null',
+			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
+	END IF;
+	IF g.tag_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'only wide-shape tables have classified columns',
+			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
+			HINT = 'Store rows naming defined tags; nothing needs classifying.';
+	END IF;
+	a := _get_column(g.relid, classify.column_name, 'column to classify');
+	IF classify.column_name IN (g.subject_column, g.collected_at_column) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'subject and collected_at columns cannot be classified',
+			DETAIL = format('Column "%s" of table %s is its %s column.', classify.column_name, g.relid,
+							CASE WHEN classify.column_name = g.subject_column THEN 'subject' ELSE 'collected_at' END),
+			HINT = 'Classify the columns that hold tag values.';
+	END IF;
+	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = classify.tag;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(classify.tag, 120)),
+			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(classify.tag, 120));
+	END IF;
+	SELECT cc.tag INTO other FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = classify.column_name;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42710',
+			MESSAGE = 'column is already classified',
+			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', classify.column_name, g.relid, other),
+			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, classify.column_name);
+	END IF;
+	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+		RAISE EXCEPTION USING ERRCODE = '42804',
+			MESSAGE = 'a sensitive tag needs a text or bytea column',
+			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
+							classify.tag, classify.column_name, g.relid, format_type(a.atttypid, a.atttypmod)),
+			HINT = format('Change the column''s type: ALTER TABLE %s ALTER COLUMN %I TYPE text.', g.relid, classify.column_name);
+	END IF;
+
+	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
+		RAISE EXCEPTION USING ERRCODE = '42804',
+			MESSAGE = 'a generated column cannot hold a sensitive tag',
+			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
+							classify.tag, classify.column_name, g.relid),
+			HINT = format('Drop it: ALTER TABLE %s DROP COLUMN %I.', g.relid, classify.column_name);
+	END IF;
+	-- no generated column, statistics or constraint may show or betray its
+	-- values (statistics are dropped)
+	PERFORM _refuse_tag_leaks(pt.relid, classify.column_name, classify.tag, true)
+	FROM _relations(g.relid) pt(relid);
+
+	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
+	PERFORM _set_statistics(g.relid, classify.column_name, 0);
+	PERFORM _policy_changed(g.relid);
+
+	-- existing plaintext of a sensitive tag is encrypted in place (the
+	-- trigger, now aware of the classification, lets our ciphertext pass)
+	IF t.sensitivity = 'sensitive' THEN
+		PERFORM _convert_column(g.relid, g.subject_column, classify.column_name, classify.tag, NULL, true);
+	END IF;
+END
+$$;
+
+/*
+ * declassify(tbl, column_name): the column is no longer a tag column.
+ */
+CREATE OR REPLACE FUNCTION declassify(tbl regclass, column_name name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table := _get_guarded(declassify.tbl, true);
+	tag_name	text;			-- the tag it was classified as
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF declassify.column_name IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'column must not be null',
+			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
+	END IF;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'column is not classified',
+			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
+			HINT = 'See profile_guard.classified_column for the classified columns.';
+	END IF;
+
+	SELECT cc.tag INTO tag_name FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	-- a generated column stays classified while its source is
+	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
+	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
+	PERFORM _policy_changed(g.relid);
+	-- the column is plain data now: decrypt what was encrypted
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
+END
+$$;
+
+/*
+ * unprotect(tbl): the table leaves policy, with all its classifications,
+ * and so do its partitions and inheritance children (they were guarded as
+ * it is).  A child cannot be unprotected apart (_get_guarded says so).
+ */
+CREATE OR REPLACE FUNCTION unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+	col		name;
+	rel		regclass;
+	all_cols name[];
+	sensitive_cols name[];
+	sensitive_tags text[];
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	-- the catalog rows go first, so the trigger lets the decrypted values pass
+	SELECT coalesce(array_agg(cc.column_name), '{}'), coalesce(array_agg(cc.tag), '{}')
+	INTO sensitive_cols, sensitive_tags
+	FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+	WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
+	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
+	FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM guarded_table x WHERE x.relid = g.relid;
+	PERFORM _policy_changed(g.relid);
+	FOREACH col IN ARRAY all_cols LOOP
+		PERFORM _set_statistics(g.relid, col, -1);
+	END LOOP;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(g.relid, g.value_column, -1);
+	END IF;
+	PERFORM _drop_row_security(pt.relid) FROM _relations(g.relid) pt(relid);
+	-- the trigger of the table (and so of its partitions) and of every
+	-- inheritance child below it
+	FOR rel IN
+		SELECT pt.relid FROM _relations(g.relid) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE pt.relid = g.relid OR NOT c.relispartition
+		ORDER BY 1
+	LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', rel);
+	END LOOP;
+	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
+		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
+	END LOOP;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, false);
+	END IF;
+END
+$$;
+
+/*
+ * Values in error data.  PostgreSQL leaves the values of a row or a key out
+ * of the details of check, not-null, unique, exclusion, foreign-key and
+ * WITH CHECK OPTION violations when row-level security applies to the user
+ * (ExecBuildSlotValueDescription, BuildIndexValueDescription,
+ * ri_ReportViolation), so they are left out when the error is raised, also
+ * for an error that PL/pgSQL catches.  A guarded table (and each of its
+ * partitions) therefore always has row-level security enabled.  When protect
+ * enables it, it adds one policy of the extension's, profile_guard_values,
+ * USING (true) WITH CHECK (true) for every role: it lets every row through,
+ * and the gates decide what is seen.  It is permissive while the table has
+ * no permissive policy of its owner's, and restrictive (still true, so
+ * neutral) while it has one, so the owner's permissive policies keep their
+ * meaning.  A table whose owner enabled row-level security before protect
+ * gets no policy of ours.  unprotect drops ours, and disables row-level
+ * security again when no policy is left.
+ *
+ * _sync_row_security(rel, may_create, may_refuse): bring rel (a guarded
+ * table or a partition of one) to that state.  Only protect, an update
+ * from 1.1 and a partition being created enable row-level security and
+ * add our policy (may_create); a restore recreates both from the dump.
+ * may_refuse: raise if our policy is there but row-level security was
+ * disabled (ALTER TABLE).  Runs no owner code.
+ */
+CREATE FUNCTION _sync_row_security(rel regclass, may_create boolean, may_refuse boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	enabled		boolean;
+	ours		boolean;		-- NULL: no policy of ours; else polpermissive
+	others		boolean;
+BEGIN
+	SELECT c.relrowsecurity INTO enabled FROM pg_class c WHERE c.oid = rel;
+	SELECT p.polpermissive INTO ours FROM pg_policy p
+	WHERE p.polrelid = rel AND p.polname = 'profile_guard_values';
+	IF NOT enabled THEN
+		IF ours IS NOT NULL AND may_refuse THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'row-level security of a guarded table cannot be disabled',
+				DETAIL = format('Table %s is guarded; with row-level security enabled, PostgreSQL leaves its values out of error messages.', rel),
+				HINT = format('Call profile_guard.unprotect(%L) first.', rel::text);
+		ELSIF ours IS NOT NULL OR NOT may_create THEN
+			RETURN;
+		END IF;
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+	ELSIF ours IS NULL THEN
+		RETURN;					-- the owner's row-level security
+	END IF;
+	others := EXISTS (SELECT 1 FROM pg_policy p
+					  WHERE p.polrelid = rel AND p.polname <> 'profile_guard_values' AND p.polpermissive);
+	IF ours IS NOT NULL AND ours = NOT others THEN
+		RETURN;
+	END IF;
+	IF ours IS NOT NULL THEN
+		EXECUTE format('DROP POLICY profile_guard_values ON %s', rel);
+	END IF;
+	EXECUTE format('CREATE POLICY profile_guard_values ON %s AS %s FOR ALL TO PUBLIC'
+				   ' USING (true) WITH CHECK (true)',
+				   rel, CASE WHEN others THEN 'RESTRICTIVE' ELSE 'PERMISSIVE' END);
+END
+$$;
+REVOKE ALL ON FUNCTION _sync_row_security(regclass, boolean, boolean) FROM PUBLIC;
+
+-- _drop_row_security(rel): unprotect's part of the above
+CREATE FUNCTION _drop_row_security(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = 'profile_guard_values') THEN
+		EXECUTE format('DROP POLICY profile_guard_values ON %s', rel);
+		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel) THEN
+			EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
+		END IF;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _drop_row_security(regclass) FROM PUBLIC;
+
+-- _tag_statistics(rel, col, what, drop_them): drop the extended statistics
+-- objects of rel that cover column col or an expression of it, or raise
+-- 55000 for the first (col described as what)
+CREATE FUNCTION _tag_statistics(rel regclass, col name, what text, drop_them boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	colno	smallint;
+	obj		record;
+BEGIN
+	SELECT a.attnum INTO colno FROM pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = col AND NOT a.attisdropped;
+	FOR obj IN
+		SELECT DISTINCT s.oid, format('%I.%I', n.nspname, s.stxname) AS name
+		FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+		WHERE s.stxrelid = rel
+		  AND (colno = ANY (s.stxkeys)
+			   OR EXISTS (SELECT 1 FROM pg_depend d
+						  WHERE d.classid = 'pg_statistic_ext'::regclass AND d.objid = s.oid
+							AND d.refclassid = 'pg_class'::regclass AND d.refobjid = rel
+							AND d.refobjsubid = colno))
+	LOOP
+		IF drop_them THEN
+			EXECUTE format('DROP STATISTICS %s', obj.name);
+		ELSE
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'extended statistics cannot cover a tag column',
+				DETAIL = format('Statistics object %s of table %s covers %s; statistics keep values.',
+								obj.name, rel, what),
+				HINT = format('Drop it: DROP STATISTICS %s.', obj.name);
+		END IF;
+	END LOOP;
+
+END
+$$;
+REVOKE ALL ON FUNCTION _tag_statistics(regclass, name, text, boolean) FROM PUBLIC;
+
+/*
+ * What a tag column must not have, because it would show or betray its
+ * values past the gates:
+ *   - a generated column computed from it, unless classified with the same
+ *     tag (its values would be served ungated);
+ *   - extended statistics on it or on an expression of it (they keep
+ *     values): classify drops them, later ones are refused;
+ *   - a unique, primary key, exclusion or foreign-key constraint or a
+ *     unique index involving it, in either direction (a write that fails
+ *     or cascades tells whether another subject holds a value).
+ * _refuse_tag_leaks(rel, col, tag, drop_statistics): raise 55000 for the
+ * first of these on rel (a guarded table or a partition of one) and column
+ * col holding tag (NULL: a long-shape value column).
+ */
+CREATE FUNCTION _refuse_tag_leaks(rel regclass, col name, p_tag text, drop_statistics boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass;
+	colno	smallint;
+	gen		record;
+	obj		record;
+	what	text := CASE WHEN p_tag IS NULL THEN format('value column "%s"', col)
+						 ELSE format('column "%s" (tag "%s")', col, p_tag) END;
+BEGIN
+	SELECT a.attnum INTO colno FROM pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = col AND NOT a.attisdropped;
+	IF colno IS NULL THEN
+		RETURN;
+	END IF;
+	root := _guarded_root(rel);
+
+	-- generated columns computed from it
+	FOR gen IN
+		SELECT a.attname, cc.tag
+		FROM pg_depend d
+		JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+		JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+		LEFT JOIN classified_column cc ON cc.relid = root AND cc.column_name = a.attname
+		WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = rel AND d.refobjsubid = colno
+		  AND a.attgenerated <> '' AND a.attnum <> colno
+		ORDER BY a.attnum
+	LOOP
+		IF p_tag IS NULL OR gen.tag IS DISTINCT FROM p_tag THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'a generated column is computed from a tag column',
+				DETAIL = format('Generated column "%s" of table %s is computed from %s.',
+								gen.attname, rel, what),
+				HINT = CASE WHEN p_tag IS NULL
+						   THEN format('Drop it: ALTER TABLE %s DROP COLUMN %I.', rel, gen.attname)
+						   ELSE format('Classify it with the same tag first, profile_guard.classify(%L, %L, %L), or drop it: ALTER TABLE %s DROP COLUMN %I.',
+									   root::text, gen.attname, p_tag, rel, gen.attname) END;
+		END IF;
+	END LOOP;
+
+	-- extended statistics on it or on an expression of it
+	PERFORM _tag_statistics(rel, col, what, drop_statistics);
+
+	-- constraints and unique indexes involving it, either direction
+	FOR obj IN
+		SELECT k.conname::text AS name, k.contype::text AS kind, k.conrelid::regclass AS onrel
+		FROM pg_constraint k
+		WHERE (k.conrelid = rel AND k.contype IN ('p', 'u', 'x', 'f') AND colno = ANY (k.conkey))
+		   OR (k.confrelid = rel AND k.contype = 'f' AND colno = ANY (k.confkey))
+		UNION ALL
+		SELECT i.indexrelid::regclass::text, 'i', rel
+		FROM pg_index i
+		WHERE i.indrelid = rel AND (i.indisunique OR i.indisexclusion)
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = rel)
+		  AND (colno = ANY (i.indkey::int2[])
+			   OR EXISTS (SELECT 1 FROM pg_depend d
+						  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+							AND d.refclassid = 'pg_class'::regclass AND d.refobjid = rel
+							AND d.refobjsubid = colno))
+		ORDER BY 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a constraint involves a tag column',
+			DETAIL = format('%s %s of table %s involves %s of table %s; a write it refuses or cascades tells whether a subject holds a value.',
+							CASE obj.kind WHEN 'p' THEN 'Primary key' WHEN 'u' THEN 'Unique constraint'
+										  WHEN 'x' THEN 'Exclusion constraint' WHEN 'f' THEN 'Foreign key'
+										  ELSE 'Unique index' END,
+							obj.name, obj.onrel, what, rel),
+			HINT = CASE WHEN obj.kind = 'i' THEN format('Drop it: DROP INDEX %s.', obj.name)
+					   ELSE format('Drop it: ALTER TABLE %s DROP CONSTRAINT %I.', obj.onrel, obj.name) END;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _refuse_tag_leaks(regclass, name, text, boolean) FROM PUBLIC;
+
+-- _check_guarded_relation(rel, may_create, may_refuse): every tag column
+-- of rel (a guarded table, or a partition or inheritance child of one)
+-- passes _refuse_tag_leaks, and its row-level security is in place
+-- (_sync_row_security; only a table below the guarded one is given a
+-- policy here).  A table below one is under one guarded table only, and
+-- an inheritance child has the collection trigger; a new one (may_create)
+-- gets statistics target 0 on its tag columns.  Nothing for any other
+-- relation.
+CREATE FUNCTION _check_guarded_relation(rel regclass, may_create boolean, may_refuse boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+	c		record;
+	roots	regclass[];
+BEGIN
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = _guarded_root(rel);
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	IF rel <> g.relid THEN
+		roots := ARRAY(SELECT r FROM _guarded_roots(rel) r);
+		IF cardinality(roots) > 1 THEN
+			RAISE EXCEPTION USING ERRCODE = '55000',
+				MESSAGE = 'a table cannot be below two guarded tables',
+				DETAIL = format('Table %s would be under guarded tables %s; it can be guarded as one table only.',
+								rel, array_to_string(roots, ', ')),
+				HINT = 'Let it inherit from one guarded table only.';
+		END IF;
+	END IF;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(rel, g.value_column, NULL, false);
+	END IF;
+	FOR c IN SELECT cc.column_name, cc.tag FROM classified_column cc
+			 WHERE cc.relid = g.relid ORDER BY cc.column_name
+	LOOP
+		PERFORM _refuse_tag_leaks(rel, c.column_name, c.tag, false);
+	END LOOP;
+	PERFORM _sync_row_security(rel, may_create AND rel <> g.relid, may_refuse);
+	IF rel <> g.relid AND NOT (SELECT x.relispartition FROM pg_class x WHERE x.oid = rel) THEN
+		PERFORM _install_collect_trigger(rel);
+	END IF;
+	IF may_create AND rel <> g.relid THEN
+		FOR c IN SELECT cc.column_name AS col FROM classified_column cc WHERE cc.relid = g.relid
+				 UNION ALL SELECT g.value_column WHERE g.value_column IS NOT NULL
+				 ORDER BY 1
+		LOOP
+			IF EXISTS (SELECT 1 FROM pg_attribute a
+					   WHERE a.attrelid = rel AND a.attname = c.col AND NOT a.attisdropped
+						 AND a.attstattarget <> 0) THEN
+				PERFORM _set_statistics(rel, c.col, 0);
+			END IF;
+		END LOOP;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_guarded_relation(regclass, boolean, boolean) FROM PUBLIC;
+
+/*
+ * A table joining or leaving the tree of a guarded table (src/tree.c calls
+ * these around ALTER TABLE ... ATTACH / DETACH PARTITION and ... INHERIT /
+ * NO INHERIT, as the extension's owner; they answer no other call, which
+ * _tree_change() tells):
+ *
+ * _before_attach(child, parent, partition): before child becomes a
+ * partition (partition) or an inheritance child of parent.  A table
+ * guarded in its own right (or with such a table below it) goes under no
+ * unguarded table: reading it through that table would not be gated.
+ * Under a guarded table it becomes guarded through it when it is guarded
+ * exactly as that table is (its values, encrypted for their subject and
+ * tag, stay as they are): its own catalog rows go, and so does its own
+ * trigger when PostgreSQL gives it its parent's.  Guarded otherwise, it
+ * is refused.
+ */
+CREATE FUNCTION _tree_change(child regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'profile_guard_tree_change'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _tree_change(regclass) FROM PUBLIC;
+
+-- _check_tree_change(fn, child): raise unless ALTER TABLE is changing
+-- child's tree now
+CREATE FUNCTION _check_tree_change(fn text, child regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce(_tree_change(child), false) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = format('profile_guard.%s() cannot be called directly', fn),
+			DETAIL = 'It acts on a table that ALTER TABLE attaches or detaches, while the statement runs.',
+			HINT = 'Attach or detach the table with ALTER TABLE.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_tree_change(text, regclass) FROM PUBLIC;
+
+CREATE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = '55000',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _before_attach(regclass, regclass, boolean) FROM PUBLIC;
+
+/*
+ * _guard_attached(child): after child became a partition or inheritance
+ * child of a table under a guarded one.  Each table of its tree is
+ * checked and guarded as a new partition is (_check_guarded_relation: no
+ * constraint or statistics betraying a tag, row-level security, the
+ * collection trigger, statistics target 0), and the plaintext values of
+ * sensitive tags that it brought are encrypted, as classify does.
+ */
+CREATE FUNCTION _guard_attached(child regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+	c		record;
+BEGIN
+	PERFORM _check_tree_change('_guard_attached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = _guarded_root(child);
+	IF NOT FOUND OR g.relid = child THEN
+		RETURN;
+	END IF;
+	PERFORM _check_guarded_relation(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+	FOR c IN SELECT cc.column_name, cc.tag FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+			 WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive'
+			 ORDER BY cc.column_name
+	LOOP
+		PERFORM _convert_column(child, g.subject_column, c.column_name, c.tag, NULL, true);
+	END LOOP;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _convert_column(child, g.subject_column, g.value_column, NULL, g.tag_column, true);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_attached(regclass) FROM PUBLIC;
+
+/*
+ * _adopt_detached(child, root): after child, guarded as root is, stopped
+ * being a partition or an inheritance child (DETACH PARTITION, NO
+ * INHERIT).  Unless it is still under a guarded table, it becomes a
+ * guarded table in its own right, guarded as root is: the same subject,
+ * tag and value columns, erasure and classified columns, its own
+ * collection trigger (PostgreSQL drops the one a partition had from its
+ * parent) and row-level security.  Its values, encrypted for their
+ * subject and tag, stay as they are.
+ */
+CREATE FUNCTION _adopt_detached(child regclass, root regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	PERFORM _check_tree_change('_adopt_detached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF NOT FOUND OR _guarded_root(child) IS NOT NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns)
+	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
+			g.value_column, g.on_erase, g.anonymise_columns);
+	INSERT INTO classified_column (relid, column_name, tag)
+	SELECT child, cc.column_name, cc.tag FROM classified_column cc
+	WHERE cc.relid = root
+	  AND EXISTS (SELECT 1 FROM pg_attribute a
+				  WHERE a.attrelid = child AND a.attname = cc.column_name AND NOT a.attisdropped);
+	PERFORM _install_collect_trigger(child);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _adopt_detached(regclass, regclass) FROM PUBLIC;
+
+-- Does this database guard any relation?  Answered from the backend's map
+-- of guarded relations (src/catalog.c), which holds no lock on the catalog:
+-- DDL on other tables is not slowed down or seen to lock anything.
+CREATE FUNCTION _guards_any()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'profile_guard_guards_any'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION _guards_any() FROM PUBLIC;
+
+CREATE FUNCTION _guard_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel		regclass;
+BEGIN
+	IF NOT _guards_any() THEN
+		RETURN;
+	END IF;
+	IF tg_tag = 'DROP POLICY' THEN
+		-- dropped objects are not listed: the policies of every guarded table
+		FOR rel IN
+			SELECT pt.relid FROM guarded_table x, _relations(x.relid) pt(relid)
+			ORDER BY 1
+		LOOP
+			PERFORM _sync_row_security(rel, false, false);
+		END LOOP;
+		RETURN;
+	END IF;
+	FOR rel IN
+		WITH touched AS (
+			SELECT CASE
+					 WHEN e.classid = 'pg_class'::regclass
+					   THEN coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = e.objid), e.objid)
+					 WHEN e.classid = 'pg_policy'::regclass
+					   THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = e.objid)
+					 WHEN e.classid = 'pg_statistic_ext'::regclass
+					   THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = e.objid)
+				   END AS relid
+			FROM pg_event_trigger_ddl_commands() e)
+		SELECT t.relid FROM touched t WHERE t.relid IS NOT NULL
+		UNION
+		SELECT k.confrelid FROM touched t JOIN pg_constraint k ON k.conrelid = t.relid AND k.contype = 'f'
+		ORDER BY 1
+	LOOP
+		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
+
+
+-- ---------------------------------------------------------------------
+-- Subjects and consent (60_consent.sql): every change that concerns one
+-- subject is logged for the caches (_subject_changed); a birth date is in
+-- the future only when it is later than today anywhere (UTC+14); the API
+-- functions refer to their parameters as grant_consent.subject and so on
+-- ---------------------------------------------------------------------
+
+/*
+ * Who recorded a row: these functions run as the extension owner, so
+ * current_user would always name the owner; the session user names the
+ * application or clerk that called.
+ *
+ * register_subject(subject, birth_date): register a subject, or record a
+ * (new) birth date.  A NULL birth date on re-registration keeps the known
+ * one: forgetting a birth date would lift the protection of minors.
+ */
+CREATE OR REPLACE FUNCTION register_subject(subject text, birth_date date DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old			record;
+BEGIN
+	IF register_subject.subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
+	END IF;
+	IF length(register_subject.subject) NOT BETWEEN 1 AND 200 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid subject identifier',
+			DETAIL = 'A subject identifier is 1 to 200 characters long.',
+			HINT = 'Pass the value of the guarded tables'' subject column as text.';
+	END IF;
+	-- in the future: later than today anywhere on Earth (UTC+14), so that a
+	-- birth registered on its first day is accepted in every time zone
+	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
+					  AS pg_catalog.date) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'birth date is in the future',
+			DETAIL = format('The birth date given for subject "%s" is later than today.', register_subject.subject),
+			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
+	END IF;
+
+	SELECT * INTO old FROM subject x WHERE x.subject = register_subject.subject FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO subject (subject, birth_date) VALUES (register_subject.subject, register_subject.birth_date);
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'registered', session_user);
+	ELSIF register_subject.birth_date IS NOT NULL
+		  AND old.birth_date IS DISTINCT FROM register_subject.birth_date THEN
+		UPDATE subject x SET birth_date = register_subject.birth_date WHERE x.subject = register_subject.subject;
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (register_subject.subject, 'birth_date', session_user);
+	ELSE
+		RETURN;		-- nothing changes
+	END IF;
+	PERFORM _subject_changed(register_subject.subject);
+END
+$$;
+
+/*
+ * grant_consent(subject, purpose, tags, separate, guardian, expires_at)
+ * RETURNS consent_id: the subject consents to the purpose's CURRENT version
+ * using the listed tags (names or "prefix.*").
+ */
+CREATE OR REPLACE FUNCTION grant_consent(subject text, purpose text, tags text[],
+							  separate boolean DEFAULT false, guardian boolean DEFAULT false,
+							  expires_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s			profile_guard.subject := _get_subject(grant_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(grant_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	id			bigint;
+BEGIN
+	PERFORM _refuse_retired(pu);
+	IF grant_consent.tags IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'tags must not be null',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
+			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
+						  s.subject, pu.purpose);
+	END IF;
+	IF grant_consent.separate IS NULL OR grant_consent.guardian IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'separate and guardian must not be null',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
+			HINT = 'Omit them for false.';
+	END IF;
+	IF grant_consent.expires_at IS NOT NULL AND grant_consent.expires_at <= now() THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'consent expiry must be in the future',
+			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
+			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
+	END IF;
+	tag_list := _check_tag_list(grant_consent.tags,
+								format('the consent of subject "%s" to purpose "%s"', s.subject, pu.purpose));
+
+	-- the purpose row is locked so that its version cannot change under us
+	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
+	INSERT INTO consent (subject, purpose, purpose_version, action, tags, separate,
+						 guardian, expires_at, recorded_by)
+	SELECT s.subject, x.purpose, x.version, 'grant', tag_list, grant_consent.separate,
+		   grant_consent.guardian, grant_consent.expires_at, session_user
+	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
+	RETURNING consent_id INTO id;
+	PERFORM _subject_changed(s.subject);
+	RETURN id;
+END
+$$;
+
+/*
+ * withdraw_consent(subject, purpose, tags) RETURNS consent_id: a withdrawal
+ * of the listed tags (NULL: all) is appended to the ledger.  Withdrawing is
+ * always possible, from a retired purpose too.
+ */
+CREATE OR REPLACE FUNCTION withdraw_consent(subject text, purpose text, tags text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s			profile_guard.subject := _get_subject(withdraw_consent.subject);
+	pu			profile_guard.purpose := _get_purpose(withdraw_consent.purpose);
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	id			bigint;
+BEGIN
+	tag_list := _check_tag_list(withdraw_consent.tags,
+								format('the withdrawal of subject "%s" from purpose "%s"', s.subject, pu.purpose));
+	PERFORM 1 FROM profile_guard.purpose x WHERE x.purpose = pu.purpose FOR SHARE;
+	INSERT INTO consent (subject, purpose, purpose_version, action, tags, recorded_by)
+	SELECT s.subject, x.purpose, x.version, 'withdraw', tag_list, session_user
+	FROM profile_guard.purpose x WHERE x.purpose = pu.purpose
+	RETURNING consent_id INTO id;
+	PERFORM _subject_changed(s.subject);
+	RETURN id;
+END
+$$;
+
+/*
+ * block_tag(subject, tag), unblock_tag(subject, tag): the subject stops (or
+ * resumes) the use of one tag for every purpose.  Repeating is a no-op.
+ */
+CREATE OR REPLACE FUNCTION block_tag(subject text, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s		profile_guard.subject := _get_subject(block_tag.subject, true);
+BEGIN
+	PERFORM _require_tag(block_tag.tag);
+	INSERT INTO tag_block (subject, tag) VALUES (s.subject, block_tag.tag) ON CONFLICT DO NOTHING;
+	IF FOUND THEN
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'block', block_tag.tag, session_user);
+		PERFORM _subject_changed(s.subject);
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION unblock_tag(subject text, tag text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s		profile_guard.subject := _get_subject(unblock_tag.subject, true);
+BEGIN
+	PERFORM _require_tag(unblock_tag.tag);
+	DELETE FROM tag_block b WHERE b.subject = s.subject AND b.tag = unblock_tag.tag;
+	IF FOUND THEN
+		INSERT INTO subject_event (subject, event, tag, recorded_by)
+		VALUES (s.subject, 'unblock', unblock_tag.tag, session_user);
+		PERFORM _subject_changed(s.subject);
+	END IF;
+END
+$$;
+
+/*
+ * opt_out(subject), opt_in(subject): personalised marketing off / on for
+ * every marketing purpose at once.  Repeating is a no-op.
+ */
+CREATE OR REPLACE FUNCTION _set_opted_out(subject text, opted_out boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(subject, true);
+BEGIN
+	IF s.opted_out IS DISTINCT FROM opted_out THEN
+		UPDATE profile_guard.subject x SET opted_out = _set_opted_out.opted_out WHERE x.subject = s.subject;
+		INSERT INTO subject_event (subject, event, recorded_by)
+		VALUES (s.subject, CASE WHEN opted_out THEN 'opt_out' ELSE 'opt_in' END, session_user);
+		PERFORM _subject_changed(s.subject);
+	END IF;
+END
+$$;
+
+/*
+ * request_erasure(subject) RETURNS request_id: the subject asks for erasure
+ * (§10).  Use stops at once (tag_state: "erasure requested"); the physical
+ * erasure is done by the sweep.  While a request is pending, asking again
+ * returns the pending request.
+ */
+CREATE OR REPLACE FUNCTION request_erasure(subject text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(subject, true);
+	id	bigint;
+BEGIN
+	SELECT r.request_id INTO id FROM erasure_request r
+	WHERE r.subject = s.subject AND r.completed_at IS NULL
+	ORDER BY r.request_id LIMIT 1;
+	IF FOUND THEN
+		RETURN id;
+	END IF;
+	INSERT INTO erasure_request (subject) VALUES (s.subject) RETURNING request_id INTO id;
+	UPDATE profile_guard.subject x SET erasure_requested_at = now()
+	WHERE x.subject = s.subject AND x.erasure_requested_at IS NULL;
+	INSERT INTO subject_event (subject, event, recorded_by) VALUES (s.subject, 'erasure_requested', session_user);
+	PERFORM _subject_changed(s.subject);
+	RETURN id;
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- Erasure (80_erasure.sql): the sweep's first and last steps, created
+-- again with their parameters renamed (dropped above)
+-- ---------------------------------------------------------------------
+
+/*
+ * _erasure_prepare(sweep_start, all_events): called by the sweep when it
+ * starts, in its own transaction; sweep_start is the sweep's now(), and
+ * all_events its full (every consent event is looked at, not only those
+ * since the last sweep).  Carries out the subject-level part of pending
+ * erasure requests (data key destroyed, consents tombstoned, both logged)
+ * and fills the work tables.  Returns what it did, as the sweep does.
+ * Idempotent: a sweep interrupted by a crash calls it again and finds
+ * nothing more to do for the requests.
+ */
+CREATE FUNCTION _erasure_prepare(sweep_start timestamptz, all_events boolean)
+RETURNS TABLE (relation text, tag text, reason text, action text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	st			erasure_state;
+	since		timestamptz;
+	r			record;
+	n			bigint;
+	h			text;
+BEGIN
+	INSERT INTO erasure_state DEFAULT VALUES ON CONFLICT DO NOTHING;
+	SELECT * INTO st FROM erasure_state;
+	-- events from one day before the last complete sweep's start are looked
+	-- at again: a transaction that committed late is not missed
+	since := CASE WHEN all_events OR st.swept_from IS NULL THEN '-infinity'
+				  ELSE st.swept_from - interval '1 day' END;
+
+	-- small tables: DELETE is cheaper than TRUNCATE's new files
+	DELETE FROM _erasure_due;
+	DELETE FROM _erasure_keep;
+	DELETE FROM _erasure_cutoff;
+
+	-- erasure requests: everything of the subject
+	FOR r IN SELECT s.subject FROM subject s
+			 WHERE s.erasure_requested_at IS NOT NULL
+			   AND EXISTS (SELECT 1 FROM erasure_request q
+						   WHERE q.subject = s.subject AND q.completed_at IS NULL)
+			 ORDER BY s.subject
+	LOOP
+		h := _subject_hash(r.subject);
+		IF NOT EXISTS (SELECT 1 FROM subject_key k
+					   WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL) THEN
+			PERFORM _destroy_subject_key(r.subject);
+			INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+			VALUES ('profile_guard.subject_key', NULL, 'request', 'destroy_key', 1, h);
+			relation := 'profile_guard.subject_key'; tag := NULL; reason := 'request';
+			action := 'destroy_key'; rows := 1;
+			RETURN NEXT;
+		END IF;
+		UPDATE consent c
+		   SET tags = '{}', separate = false, guardian = false, expires_at = NULL,
+			   erased_at = sweep_start
+		 WHERE c.subject = r.subject AND c.erased_at IS NULL;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n > 0 THEN
+			PERFORM _subject_changed(r.subject);
+			INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+			VALUES ('profile_guard.consent', NULL, 'request', 'tombstone', n, h);
+			relation := 'profile_guard.consent'; tag := NULL; reason := 'request';
+			action := 'tombstone'; rows := n;
+			RETURN NEXT;
+		END IF;
+		INSERT INTO _erasure_due VALUES (r.subject, '*', 'request');
+	END LOOP;
+
+	-- withdrawn, expired, retired: the candidates are subjects with such an
+	-- event since the last sweep; their state for every purpose they have
+	-- consent events for decides
+	WITH cand AS (
+		SELECT DISTINCT e.subject
+		FROM (SELECT c.subject FROM consent c
+			  WHERE c.action = 'withdraw' AND c.recorded_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  WHERE c.expires_at <= sweep_start AND c.expires_at >= since
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  JOIN purpose pu ON pu.purpose = c.purpose
+			  WHERE pu.retired_at >= since) AS e
+		JOIN subject s ON s.subject = e.subject
+		WHERE s.erasure_requested_at IS NULL
+	),
+	sp AS (
+		SELECT c.purpose, c.subject
+		FROM consent c JOIN cand USING (subject)
+		GROUP BY c.purpose, c.subject
+	),
+	-- many candidates for one purpose (a retirement): one set-based call
+	big AS (
+		SELECT sp.purpose FROM sp GROUP BY sp.purpose HAVING count(*) > 200
+	),
+	state AS (
+		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
+		FROM sp
+		JOIN purpose pu ON pu.purpose = sp.purpose
+		CROSS JOIN LATERAL tag_state(sp.purpose, sp.subject, false) x
+		WHERE sp.purpose NOT IN (SELECT big.purpose FROM big)
+		UNION ALL
+		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
+		FROM big
+		JOIN purpose pu ON pu.purpose = big.purpose
+		CROSS JOIN LATERAL tag_state(big.purpose, NULL, false) x
+		WHERE x.subject IN (SELECT cand.subject FROM cand)
+	)
+	INSERT INTO _erasure_due (subject, tag, reason)
+	SELECT s.subject, s.tag,
+		   CASE WHEN bool_or(s.reason = 'withdrawn') THEN 'withdrawn'
+				WHEN bool_or(s.reason = 'expired') THEN 'expired'
+				WHEN st.service_ended_at IS NOT NULL THEN 'service_end'
+				ELSE 'retired' END
+	FROM state s
+	GROUP BY s.subject, s.tag
+	HAVING NOT bool_or(NOT s.retired AND (s.effective OR _erasure_suspended(s.reason)))
+	   AND bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'));
+
+	-- retention: per tag, the shortest retention of the purposes in force
+	-- that list it; a row collected before now minus that is due unless a
+	-- purpose with a longer (or no) retention keeps the tag for its subject
+	INSERT INTO _erasure_cutoff (tag, cutoff)
+	SELECT t.tag, sweep_start - min(pu.retention)
+	FROM tag t
+	JOIN purpose pu ON pu.retired_at IS NULL AND pu.retention IS NOT NULL
+				   AND tag_matches(pu.tags, t.tag)
+	GROUP BY t.tag;
+
+	WITH longer AS (
+		SELECT pu.purpose, t.tag, pu.retention
+		FROM purpose pu
+		JOIN tag t ON tag_matches(pu.tags, t.tag)
+		JOIN _erasure_cutoff c ON c.tag = t.tag
+		WHERE pu.retired_at IS NULL
+		  AND (pu.retention IS NULL OR sweep_start - pu.retention < c.cutoff)
+	)
+	INSERT INTO _erasure_keep (subject, tag, keep_for)
+	SELECT x.subject, x.tag,
+		   CASE WHEN bool_or(l.retention IS NULL) THEN NULL ELSE max(l.retention) END
+	FROM (SELECT DISTINCT longer.purpose FROM longer) lp
+	CROSS JOIN LATERAL tag_state(lp.purpose, NULL, false) x
+	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
+	WHERE x.effective OR _erasure_suspended(x.reason)
+	GROUP BY x.subject, x.tag;
+END
+$$;
+REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
+
+/*
+ * _erasure_finish(sweep_start): called when a sweep has done all its work:
+ * the requests it served are complete, and the next sweep looks at events
+ * from this one's start on.
+ */
+CREATE FUNCTION _erasure_finish(sweep_start timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	UPDATE erasure_request q SET completed_at = now()
+	WHERE q.completed_at IS NULL
+	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
+						WHERE d.tag = '*' AND d.reason = 'request');
+	UPDATE erasure_state SET swept_from = sweep_start;
+$$;
+REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
+
+
+-- ---------------------------------------------------------------------
+-- Discovery (85_suggest_classification.sql): content is sampled only from
+-- a relation whose reading runs no code of its owner's
+-- ---------------------------------------------------------------------
+
+/*
+ * _pi_content(tbl, col, sample): what a bounded sample of a column holds,
+ * read as the extension owner: the first `sample` rows in physical order,
+ * never the whole table.  Returns one row per detector that matches at
+ * least half of the non-null sampled values, as counts only.
+ */
+CREATE OR REPLACE FUNCTION _pi_content(tbl regclass, col name, sample integer DEFAULT 200)
+RETURNS TABLE (category text, hits bigint, sampled bigint, what text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n		bigint;
+	n_id	bigint;
+	n_card	bigint;
+	n_mob	bigint;
+	n_mail	bigint;
+	n_geo	bigint;
+BEGIN
+	-- read as the extension owner: only a table (no view's rule, no foreign
+	-- table), only a column of a built-in type (no cast of the owner's)
+	PERFORM _check_guarded(tbl, NULL, NULL, NULL, false);
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped
+					 AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+										'int8'::regtype, 'numeric'::regtype, 'point'::regtype)) THEN
+		RETURN;
+	END IF;
+	EXECUTE format(
+		'SELECT count(v),'
+		' count(*) FILTER (WHERE profile_guard._valid_cn_id(v)),'
+		' count(*) FILTER (WHERE profile_guard._valid_bank_card(v) AND NOT profile_guard._valid_cn_id(v)),'
+		' count(*) FILTER (WHERE v ~ ''^(\+?86[- ]?)?1[3-9][0-9]{9}$''),'
+		' count(*) FILTER (WHERE v ~ ''^[A-Za-z0-9._%%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$''),'
+		' count(*) FILTER (WHERE profile_guard._coordinate_pair(v))'
+		' FROM (SELECT pg_catalog.btrim(%I::text) AS v FROM %s LIMIT %s) AS s',
+		col, tbl, sample)
+	INTO n, n_id, n_card, n_mob, n_mail, n_geo;
+	IF n = 0 THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT d.category, d.hits, n, d.what
+	FROM (VALUES (1, 'specific_identity', n_id, 'valid mainland ID numbers'),
+				 (2, 'financial_account', n_card, 'bank card numbers with a valid Luhn digit'),
+				 (3, 'contact', n_mob, 'mainland mobile numbers'),
+				 (4, 'contact', n_mail, 'e-mail addresses'),
+				 (5, 'precise_location', n_geo, 'coordinate pairs')) AS d(ord, category, hits, what)
+	WHERE d.hits > 0 AND d.hits * 2 >= n
+	ORDER BY d.ord;
+END
+$$;
+
+/*
+ * suggest_classification(schema): unclassified columns that look like
+ * personal information, by name, comment and a bounded sample of their
+ * content, with a shipped category to classify them under.  NULL: every
+ * application schema.  Evidence describes what was found and never quotes a
+ * stored value.
+ */
+CREATE OR REPLACE FUNCTION suggest_classification(schema name DEFAULT NULL)
+RETURNS TABLE ("table" regclass, column_name name, suggested_category text,
+			   suggested_sensitivity text, evidence text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET lock_timeout = '2s'
+AS $$
+BEGIN
+	IF suggest_classification.schema IS NOT NULL THEN
+		IF suggest_classification.schema IN ('profile_guard', 'pg_catalog', 'information_schema')
+		   OR suggest_classification.schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = 'schema is not an application schema',
+				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', suggest_classification.schema),
+				HINT = 'Pass an application schema, or NULL for all of them.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = suggest_classification.schema) THEN
+			RAISE EXCEPTION USING ERRCODE = '3F000',
+				MESSAGE = 'schema does not exist',
+				DETAIL = format('There is no schema named "%s".', suggest_classification.schema),
+				HINT = 'Pass the name of an existing schema (see \dn), or NULL for all of them.';
+		END IF;
+	END IF;
+	RETURN QUERY SELECT * FROM _suggestions(suggest_classification.schema, false);
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- The subject report (86_subject_report.sql): a relation whose reading
+-- could run its owner's code is reported, not read; values are shown
+-- without casts of the owner's
+-- ---------------------------------------------------------------------
+
+/*
+ * _subject_rows(g, subject): the tags one guarded table holds for a
+ * subject, as jsonb objects, values decrypted.  The subject is compared in
+ * the subject column's own type when that is a built-in type (so an index
+ * can be used), and as text in every case (so '042' never finds 42).
+ */
+CREATE OR REPLACE FUNCTION _subject_rows(g guarded_table, p_subject text)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	subj_type	oid;
+	subj_typname text;
+	match_sql	text;
+	collected	text;
+	col			record;
+	val_type	oid;
+	value_sql	text;
+	j			jsonb;
+	msg			text;
+BEGIN
+	-- read as the extension owner: nothing of the table's owner may run
+	-- (a view's rule, a cast of the owner's type); else not readable
+	BEGIN
+		PERFORM _check_guarded(g.relid, g.subject_column, g.collected_at_column, g.tag_column, false);
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+		RETURN NEXT jsonb_build_object('table', g.relid::text, 'value', NULL,
+									   'stored', 'not readable: ' || msg);
+		RETURN;
+	END;
+	SELECT a.atttypid, format_type(a.atttypid, a.atttypmod) INTO subj_type, subj_typname
+	FROM pg_attribute a
+	WHERE a.attrelid = g.relid AND a.attname = g.subject_column AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+
+	match_sql := format('r.%I::text = $1', g.subject_column);
+	IF subj_type < 16384 THEN
+		BEGIN
+			EXECUTE format('SELECT $1::text::%s', subj_typname) USING p_subject;
+			match_sql := format('r.%I = $1::text::%s AND ', g.subject_column, subj_typname) || match_sql;
+		EXCEPTION WHEN OTHERS THEN
+			RETURN;		-- the identifier cannot be a value of this column
+		END;
+	END IF;
+	collected := CASE WHEN g.collected_at_column IS NULL THEN '''null''::jsonb'
+				 ELSE format('pg_catalog.to_jsonb(r.%I)', g.collected_at_column) END;
+
+	IF g.tag_column IS NULL THEN
+		-- wide shape: one value per classified column and row
+		FOR col IN
+			SELECT cc.column_name, t.tag, t.category, t.sensitivity, a.atttypid
+			FROM classified_column cc
+			JOIN tag t ON t.tag = cc.tag
+			JOIN pg_attribute a ON a.attrelid = cc.relid AND a.attname = cc.column_name
+			WHERE cc.relid = g.relid AND NOT a.attisdropped
+			ORDER BY cc.column_name
+		LOOP
+			IF col.sensitivity = 'sensitive' AND col.atttypid IN ('text'::regtype, 'bytea'::regtype) THEN
+				value_sql := format('profile_guard._ciphertext_kind(%1$I::text, %2$L, %3$I)', g.subject_column, col.tag, col.column_name);
+				value_sql := format('CASE %1$s WHEN ''ours'' THEN pg_catalog.to_jsonb(profile_guard._decrypt(%2$I::text, %3$L, %4$I))'
+									' WHEN ''plaintext'' THEN pg_catalog.to_jsonb(%4$I) END,'
+									' CASE %1$s WHEN ''ours'' THEN ''encrypted'' WHEN ''plaintext'' THEN ''plaintext'''
+									' ELSE ''not decryptable'' END',
+									value_sql, g.subject_column, col.tag, col.column_name);
+			ELSE
+				value_sql := format('%s, %L', _json_sql(quote_ident(col.column_name), col.atttypid),
+									CASE WHEN col.sensitivity = 'sensitive' THEN 'plaintext' ELSE 'plain' END);
+			END IF;
+			BEGIN
+				FOR j IN EXECUTE format(
+					'SELECT pg_catalog.jsonb_build_object(''table'', %1$L, ''column'', %2$L, ''tag'', %3$L,'
+					' ''category'', %4$L, ''sensitivity'', %5$L, ''value'', x.v, ''stored'', x.s, ''collected_at'', x.c)'
+					' FROM (SELECT %6$s, %7$s FROM %8$s AS r WHERE %9$s AND r.%10$I IS NOT NULL) AS x(v, s, c)'
+					' ORDER BY x.c, x.v::text',
+					g.relid::text, col.column_name, col.tag, col.category, col.sensitivity,
+					value_sql, collected, g.relid, match_sql, col.column_name)
+					USING p_subject
+				LOOP
+					RETURN NEXT j;
+				END LOOP;
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+				RETURN NEXT jsonb_build_object('table', g.relid::text, 'column', col.column_name,
+											   'tag', col.tag, 'category', col.category,
+											   'sensitivity', col.sensitivity, 'value', NULL,
+											   'stored', 'not readable: ' || msg);
+			END;
+		END LOOP;
+	ELSE
+		-- long shape: one row per tag
+		SELECT a.atttypid INTO val_type FROM pg_attribute a
+		WHERE a.attrelid = g.relid AND a.attname = g.value_column AND NOT a.attisdropped;
+		IF val_type IN ('text'::regtype, 'bytea'::regtype) THEN
+			value_sql := format('CASE WHEN t.sensitivity = ''sensitive'' THEN profile_guard._ciphertext_kind(r.%1$I::text, r.%2$I::text, r.%3$I) END',
+								g.subject_column, g.tag_column, g.value_column);
+			value_sql := format('CASE WHEN t.sensitivity IS DISTINCT FROM ''sensitive'' THEN pg_catalog.to_jsonb(r.%1$I)'
+								' WHEN %2$s = ''ours'' THEN pg_catalog.to_jsonb(profile_guard._decrypt(r.%3$I::text, r.%4$I::text, r.%1$I))'
+								' WHEN %2$s = ''plaintext'' THEN pg_catalog.to_jsonb(r.%1$I) END,'
+								' CASE WHEN t.sensitivity IS DISTINCT FROM ''sensitive'' THEN ''plain'''
+								' WHEN %2$s = ''ours'' THEN ''encrypted'' WHEN %2$s = ''plaintext'' THEN ''plaintext'''
+								' ELSE ''not decryptable'' END',
+								g.value_column, value_sql, g.subject_column, g.tag_column);
+		ELSE
+			value_sql := format('%s, CASE WHEN t.sensitivity = ''sensitive'' THEN ''plaintext'' ELSE ''plain'' END',
+								_json_sql('r.' || quote_ident(g.value_column), val_type));
+		END IF;
+		BEGIN
+			FOR j IN EXECUTE format(
+				'SELECT pg_catalog.jsonb_build_object(''table'', %1$L, ''column'', %2$L, ''tag'', x.tag,'
+				' ''category'', x.category, ''sensitivity'', x.sensitivity, ''value'', x.v, ''stored'', x.s,'
+				' ''collected_at'', x.c)'
+				' FROM (SELECT r.%3$I::text, t.category, t.sensitivity, %4$s, %5$s'
+				'       FROM %6$s AS r LEFT JOIN profile_guard.tag t ON t.tag = r.%3$I::text'
+				'       WHERE %7$s) AS x(tag, category, sensitivity, v, s, c)'
+				' ORDER BY x.tag, x.c, x.v::text',
+				g.relid::text, g.value_column, g.tag_column, value_sql,
+				collected, g.relid, match_sql)
+				USING p_subject
+			LOOP
+				RETURN NEXT j;
+			END LOOP;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			RETURN NEXT jsonb_build_object('table', g.relid::text, 'column', g.value_column,
+										   'value', NULL, 'stored', 'not readable: ' || msg);
+		END;
+	END IF;
+END
+$$;
+
+/*
+ * subject_report(subject) RETURNS jsonb: everything held about one person,
+ * for the person's own access request (§5 d, §11): tags with their values
+ * (decrypted) in every guarded table, consents with the purpose versions
+ * and their state per tag (from tag_state(), the one place the rules
+ * live), blocks, opt-out, the subject's own events, erasure requests and
+ * the erasures done.  Executable by profile_guard_admin and
+ * profile_guard_consent only: it hands out values, so it is the access
+ * request desk, not a way for applications to read tags.
+ */
+CREATE OR REPLACE FUNCTION subject_report(subject text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET intervalstyle = 'postgres'
+AS $$
+DECLARE
+	s			profile_guard.subject;
+	g			profile_guard.guarded_table;
+	tags		jsonb := '[]';
+	consents	jsonb;
+	erased		jsonb := NULL;
+	erased_note	text;
+	hash_fn		regprocedure;
+	j			jsonb;
+BEGIN
+	IF subject_report.subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22004',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
+	END IF;
+	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '42704',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
+			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
+	END IF;
+
+	-- tags held, table by table
+	FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+		FOR j IN SELECT * FROM _subject_rows(g, s.subject) LOOP
+			IF j->>'stored' = 'not decryptable' AND EXISTS (
+					SELECT 1 FROM subject_key k
+					WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL) THEN
+				j := j || '{"stored": "data key destroyed"}';
+			END IF;
+			tags := tags || jsonb_build_array(j);
+		END LOOP;
+	END LOOP;
+
+	-- consents per purpose: the ledger and what it means now
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+			'purpose', pu.purpose,
+			'description', pu.description,
+			'current_version', pu.version,
+			'retired', pu.retired_at IS NOT NULL,
+			'recipient', pu.recipient,
+			'retention', pu.retention::text,
+			'marketing', pu.marketing,
+			'automated_decision', pu.automated_decision,
+			'ledger', (SELECT jsonb_agg(jsonb_build_object(
+							'consent_id', c.consent_id,
+							'action', c.action,
+							'purpose_version', c.purpose_version,
+							'tags', to_jsonb(c.tags),
+							'separate', c.separate,
+							'guardian', c.guardian,
+							'expires_at', c.expires_at,
+							'recorded_at', c.recorded_at) ORDER BY c.consent_id)
+					   FROM consent c
+					   WHERE c.subject = s.subject AND c.purpose = pu.purpose),
+			'tag_state', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+							'tag', ts.tag, 'effective', ts.effective, 'reason', ts.reason)
+							ORDER BY ts.tag), '[]')
+						  FROM tag_state(pu.purpose, s.subject, false) AS ts))
+			ORDER BY pu.purpose), '[]')
+	INTO consents
+	FROM purpose pu
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose);
+
+	/*
+	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
+	 * names subjects only by a keyed hash, computed by
+	 * profile_guard._subject_hash(text).  Both are looked up by name at run
+	 * time, so this report works before (and without) the erasure engine.
+	 */
+	IF to_regclass('profile_guard.erasure_log') IS NULL THEN
+		erased_note := 'the erasure log (profile_guard.erasure_log) is not installed';
+	ELSE
+		hash_fn := to_regprocedure('profile_guard._subject_hash(text)');
+		IF hash_fn IS NULL OR NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				WHERE a.attrelid = 'profile_guard.erasure_log'::regclass
+				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
+			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
+		ELSE
+			EXECUTE format('SELECT coalesce(jsonb_agg(pg_catalog.to_jsonb(l) - ''subject_hash'''
+						   ' ORDER BY pg_catalog.to_jsonb(l)::text), ''[]'')'
+						   ' FROM profile_guard.erasure_log l WHERE l.subject_hash = %s($1)',
+						   hash_fn::oid::regproc)
+				INTO erased USING s.subject;
+		END IF;
+	END IF;
+
+	RETURN jsonb_build_object(
+		'subject', s.subject,
+		'report_generated_at', now(),
+		'registered_at', s.registered_at,
+		'birth_date', s.birth_date,
+		'opted_out', s.opted_out,
+		'erasure_requested_at', s.erasure_requested_at,
+		'tags', tags,
+		'consents', consents,
+		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
+											 ORDER BY b.tag), '[]')
+				   FROM tag_block b WHERE b.subject = s.subject),
+		'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('event', e.event, 'tag', e.tag,
+																'recorded_at', e.recorded_at)
+											 ORDER BY e.event_id), '[]')
+				   FROM subject_event e WHERE e.subject = s.subject),
+		'erasure_requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+										'request_id', r.request_id,
+										'requested_at', r.requested_at,
+										'completed_at', r.completed_at,
+										'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END)
+										ORDER BY r.request_id), '[]')
+							 FROM erasure_request r WHERE r.subject = s.subject),
+		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
+									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
+		'erasures_done', erased)
+		|| CASE WHEN erased_note IS NULL THEN '{}'::jsonb
+				ELSE jsonb_build_object('erasures_done_note', erased_note) END;
+END
+$$;
+
+
+-- ---------------------------------------------------------------------
+-- The self-assessment (87_assess.sql): one helper (_assess_verdict) and
+-- one row per clause; stored values are checked only in a relation whose
+-- reading runs no code of its owner's
+-- ---------------------------------------------------------------------
+
+/*
+ * _stored_plaintext(): per guarded table and sensitive tag column (wide) or
+ * value column (long), how many stored values are plaintext and how many
+ * are ciphertext that does not authenticate for its row (copied from
+ * another subject or tag).  Rows of subjects whose data key was destroyed
+ * (erased, waiting for the sweep) are not counted.  Reads every such
+ * value: it is an audit, not a sample.
+ */
+CREATE OR REPLACE FUNCTION _stored_plaintext()
+RETURNS TABLE (relid regclass, column_name name, plaintext bigint, foreign_ct bigint, problem text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	c		record;
+	q		text;
+	msg		text;
+BEGIN
+	FOR c IN
+		SELECT g.relid, g.subject_column, cc.column_name, quote_literal(cc.tag) AS tag_expr,
+			   NULL::text[] AS tags, a.atttypid, NULL::name AS tag_column
+		FROM guarded_table g
+		JOIN classified_column cc ON cc.relid = g.relid
+		JOIN tag t ON t.tag = cc.tag AND t.sensitivity = 'sensitive'
+		JOIN pg_attribute a ON a.attrelid = g.relid AND a.attname = cc.column_name
+		WHERE g.tag_column IS NULL
+		UNION ALL
+		SELECT g.relid, g.subject_column, g.value_column, quote_ident(g.tag_column) || '::text',
+			   ARRAY(SELECT t.tag FROM tag t WHERE t.sensitivity = 'sensitive'), a.atttypid, g.tag_column
+		FROM guarded_table g
+		JOIN pg_attribute a ON a.attrelid = g.relid AND a.attname = g.value_column
+		WHERE g.tag_column IS NOT NULL
+		ORDER BY 1, 3
+	LOOP
+		relid := c.relid;
+		column_name := c.column_name;
+		plaintext := 0;
+		foreign_ct := 0;
+		problem := NULL;
+		q := format(' FROM %s AS r WHERE r.%I IS NOT NULL'
+					' AND NOT EXISTS (SELECT 1 FROM profile_guard.subject_key k'
+					'                 WHERE k.subject = r.%I::text AND k.destroyed_at IS NOT NULL)',
+					c.relid, c.column_name, c.subject_column)
+			 || CASE WHEN c.tags IS NULL THEN ''
+					 ELSE format(' AND r.%s = ANY ($1)', c.tag_expr) END;
+		BEGIN
+			-- read as the extension owner: nothing of the table's owner may run
+			PERFORM _check_guarded(c.relid, c.subject_column, NULL, c.tag_column, false);
+			IF c.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+				-- cannot hold ciphertext at all
+				EXECUTE 'SELECT count(*)' || q INTO plaintext USING c.tags;
+			ELSE
+				EXECUTE format('SELECT count(*) FILTER (WHERE k = ''plaintext''), count(*) FILTER (WHERE k = ''foreign'')'
+							   ' FROM (SELECT profile_guard._ciphertext_kind(r.%I::text, %s, r.%I) AS k %s) AS s',
+							   c.subject_column,
+							   CASE WHEN c.tags IS NULL THEN c.tag_expr ELSE 'r.' || c.tag_expr END,
+							   c.column_name, q)
+					INTO plaintext, foreign_ct USING c.tags;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			problem := msg;
+		END;
+		IF plaintext > 0 OR foreign_ct > 0 OR problem IS NOT NULL THEN
+			RETURN NEXT;
+		END IF;
+	END LOOP;
+END
+$$;
+
+/*
+ * _assess_verdict(manual, not_applicable, faults, met): the status and
+ * detail of one clause of assess() from what its checks found.  Each
+ * argument is the detail of one status, NULL when that status does not
+ * hold, and the first that holds, in this order, decides:
+ *   manual          a person must check the clause; the detail says what
+ *   not_applicable  nothing of the kind exists
+ *   faults          not_met: one element per fault found (NULL elements
+ *                   are none), listed in the detail separated by "; "
+ *   met             otherwise
+ */
+CREATE FUNCTION _assess_verdict(manual text, not_applicable text, faults text[], met text,
+								OUT status text, OUT detail text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT CASE WHEN manual IS NOT NULL THEN 'manual'
+				WHEN not_applicable IS NOT NULL THEN 'not_applicable'
+				WHEN pg_catalog.array_to_string(faults, '; ') <> '' THEN 'not_met'
+				ELSE 'met' END,
+		   coalesce(manual, not_applicable, nullif(pg_catalog.array_to_string(faults, '; '), ''), met)
+$$;
+REVOKE ALL ON FUNCTION _assess_verdict(text, text, text[], text) FROM PUBLIC;
+
+/*
+ * assess(): the database checked against the guideline, one row per
+ * clause, in clause order.  status is met, not_met, not_applicable or
+ * manual (a person must check it; detail says what); detail names the
+ * objects at fault.  docs/accountability.md lists what each clause checks.
+ *
+ * Each clause is one row below: its number, its requirement, and the
+ * detail of each status, as _assess_verdict() takes them.  What several
+ * clauses look at is computed first.
+ */
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_marketing	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.marketing);
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the privacy notice with the active purposes in profile_guard.purpose (description, tags, recipient); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§6', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1))],
+	 format('every active purpose has a retention period (active purposes: %s)', n_active)),
+
+	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised marketing, effective at once.',
+	 NULL,
+	 CASE WHEN n_marketing = 0 THEN 'no active marketing purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every marketing purpose at the next statement (marketing purposes: %s, subjects opted out: %s)',
+			n_marketing, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   (SELECT format('subjects with consents but no birth date, whose age cannot be checked: %s', count(*))
+			FROM subject s
+			WHERE s.birth_date IS NULL
+			  AND EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.action = 'grant')
+			HAVING count(*) > 0)],
+	 format('every consenting subject has a birth date; profile_guard.minor_age = %s', minor_age())),
+
+	('§10', 'When profiles are erased, their data cannot be recovered.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM erasure_request r WHERE r.completed_at IS NOT NULL)
+		  THEN 'no erasure completed yet' END,
+	 ARRAY['erasures completed while the subject''s data key still exists (backups stay readable): '
+		   || _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
+							   WHERE r.completed_at IS NOT NULL
+								 AND NOT EXISTS (SELECT 1 FROM subject_key k
+												 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
+								 AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
+							   ORDER BY 1))],
+	 'the data keys of every erased subject are destroyed'),
+
+	('§11 a', 'Subjects can see and switch off single tags and personalised marketing.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 b', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 c', 'Subjects can have their profile erased; requests are carried out within 15 days.',
+	 NULL, NULL,
+	 ARRAY['erasure requests pending for more than 15 days: '
+		   || _name_list(ARRAY(SELECT format('request %s (%s days)', r.request_id, date_part('day', now() - r.requested_at))
+							   FROM erasure_request r
+							   WHERE r.completed_at IS NULL AND r.requested_at < now() - interval '15 days'
+							   ORDER BY r.requested_at, r.request_id))],
+	 format('no erasure request is pending for more than 15 days; use stops at the request (pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 d', 'Subjects have a channel for requests and complaints, answered in time.',
+	 'check the request and complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(checks.clause FROM '[0-9]+')::integer, checks.clause;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- Tables guarded under 1.1 get what 1.2's protect and classify set up
+-- (50_guarded.sql): row-level security, so that no error quotes a value;
+-- no extended statistics on tag columns; the collection trigger on
+-- inheritance children, and their sensitive plaintext encrypted.
+-- Generated columns and constraints that 1.2 refuses are left to the
+-- owner: profile_guard.assess() lists them.
+-- ---------------------------------------------------------------------
+
+DO $update$
+DECLARE
+	g	record;
+BEGIN
+	FOR g IN
+		SELECT pt.relid, x.relid AS root, x.value_column
+		FROM profile_guard.guarded_table x, profile_guard._relations(x.relid) pt(relid)
+		ORDER BY 1
+	LOOP
+		PERFORM profile_guard._sync_row_security(g.relid, true, false);
+		-- inheritance children are written through the collection trigger
+		IF g.relid <> g.root
+		   AND NOT (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = g.relid) THEN
+			PERFORM profile_guard._install_collect_trigger(g.relid);
+		END IF;
+		PERFORM profile_guard._tag_statistics(g.relid, c.col, NULL, true)
+		FROM (SELECT cc.column_name AS col FROM profile_guard.classified_column cc WHERE cc.relid = g.root
+			  UNION ALL SELECT g.value_column WHERE g.value_column IS NOT NULL) c;
+	END LOOP;
+	-- the plaintext that 1.1 let into inheritance children's sensitive
+	-- columns is encrypted (each child converts the tables below it)
+	FOR g IN
+		SELECT i.inhrelid::regclass AS relid, x.subject_column, cc.column_name, cc.tag
+		FROM profile_guard.guarded_table x
+		JOIN pg_catalog.pg_inherits i ON i.inhparent = x.relid
+		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND NOT c.relispartition
+		JOIN profile_guard.classified_column cc ON cc.relid = x.relid
+		JOIN profile_guard.tag t ON t.tag = cc.tag AND t.sensitivity = 'sensitive'
+		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table y WHERE y.relid = i.inhrelid)
+		ORDER BY 1, 3
+	LOOP
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
+	END LOOP;
+END
+$update$;
+
+-- ---------------------------------------------------------------------
+-- DDL on guarded tables and their trees is checked (50_guarded.sql)
+-- ---------------------------------------------------------------------
+
+CREATE EVENT TRIGGER profile_guard_ddl ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'CREATE INDEX', 'ALTER INDEX',
+				 'CREATE STATISTICS', 'ALTER STATISTICS',
+				 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
+	EXECUTE FUNCTION profile_guard._guard_ddl();

@@ -1,0 +1,331 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_log.c
+ *	  The audit trail's lines in the server log (rule 11 of docs/rules.md),
+ *	  and the classification of refusals.
+ *
+ *	  A line is "profile_guard audit: " followed by one JSON object;
+ *	  docs/audit.md documents its keys.  An audited statement (audit.c)
+ *	  writes a "read" (or "bypass_read") line as it ends, a "denial" line
+ *	  when it is refused; a "lost" line counts the failed statements that
+ *	  could not be kept for reporting.
+ *
+ *	  A refusal is raised through pfg_refuse() (errcodes.h), which notes
+ *	  its kind and tag here just before raising the error in its own
+ *	  message domain; pfg_refusal_of() tells a refusal from any other error
+ *	  by that domain, and names its reason as the audit trail does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "audit_log.h"
+#include "invalidation.h"
+
+#define AUDIT_PREFIX		"profile_guard audit: "
+#define AUDIT_NAME_LEN		(NAMEDATALEN * 2)
+
+/* purpose name -> version memo, dropped when policy changes */
+#define VERSION_MEMO 8
+static struct
+{
+	char		name[AUDIT_NAME_LEN];
+	int			version;
+}			VersionMemo[VERSION_MEMO];
+static int	NVersionMemo = 0;
+static Oid	VersionSentinel = InvalidOid;	/* profile_guard.consent */
+
+/* ---------------------------------------------------------------------
+ * The line
+ * ---------------------------------------------------------------------
+ */
+
+void
+pfg_audit_relcache_invalidated(Oid relid)
+{
+	/* a change of policy (signalled on the consent table) may bump a version */
+	if (relid == InvalidOid || relid == VersionSentinel)
+		NVersionMemo = 0;
+}
+
+static int
+purpose_version(const char *name)
+{
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			version = -1;
+
+	if (name[0] == '\0')
+		return -1;
+	for (int i = 0; i < NVersionMemo; i++)
+		if (strcmp(VersionMemo[i].name, name) == 0)
+			return VersionMemo[i].version;
+	relid = pfg_catalog_relid("purpose");
+	if (!OidIsValid(relid))
+		return -1;
+	if (NVersionMemo == 0)
+		VersionSentinel = pfg_catalog_relid("consent");
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, 1, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && strcmp(TextDatumGetCString(d), name) == 0)
+		{
+			version = DatumGetInt32(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version > 0 && NVersionMemo < VERSION_MEMO && strlen(name) < AUDIT_NAME_LEN)
+	{
+		strlcpy(VersionMemo[NVersionMemo].name, name, AUDIT_NAME_LEN);
+		VersionMemo[NVersionMemo++].version = version;
+	}
+	return version;
+}
+
+static void
+json_key(StringInfo buf, const char *key, bool first)
+{
+	if (!first)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+}
+
+static void
+json_str(StringInfo buf, const char *key, const char *value)
+{
+	json_key(buf, key, false);
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, value);
+}
+
+/*
+ * Names for the line.  Outside a transaction (a backend writing what its
+ * last, failed statement read as it exits) no catalog can be read: then
+ * "#" and the OID.
+ */
+static char *
+relation_text(Oid relid)
+{
+	char	   *rel;
+	char	   *nsp;
+
+	if (!IsTransactionState() || (rel = get_rel_name(relid)) == NULL)
+		return psprintf("#%u", relid);
+	nsp = get_namespace_name(get_rel_namespace(relid));
+	return quote_qualified_identifier(nsp, rel);
+}
+
+static char *
+role_text(Oid roleid)
+{
+	char	   *name;
+
+	if (!IsTransactionState() || (name = GetUserNameFromId(roleid, true)) == NULL)
+		return psprintf("#%u", roleid);
+	return name;
+}
+
+/* the part of the line common to reads and denials */
+static void
+line_head(StringInfo buf, const PfgAuditRecord *rec, const char *event)
+{
+	int			version = rec->bypass || !IsTransactionState() ? -1 : purpose_version(rec->purpose);
+
+	appendStringInfoString(buf, AUDIT_PREFIX "{");
+	json_key(buf, "event", true);
+	escape_json(buf, event);
+	json_str(buf, "user", role_text(rec->userid));
+	json_str(buf, "session_user", role_text(GetSessionUserId()));
+	json_str(buf, "purpose", rec->purpose[0] ? rec->purpose : NULL);
+	json_key(buf, "purpose_version", false);
+	if (version > 0)
+		appendStringInfo(buf, "%d", version);
+	else
+		appendStringInfoString(buf, "null");
+	json_str(buf, "command", rec->command);
+	json_key(buf, "level", false);
+	appendStringInfo(buf, "%d", rec->level);
+}
+
+/*
+ * A statement that read tags has ended (or, failed, is reported later):
+ * what it read, and how much of it the gates let through.
+ */
+void
+pfg_audit_log_read(const PfgAuditRecord *rec)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	line_head(&buf, rec, rec->bypass ? "bypass_read" : "read");
+	json_key(&buf, "relations", false);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < rec->c.nrels; i++)
+	{
+		PfgAuditRel *r = &rec->c.rels[i];
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoChar(&buf, '{');
+		json_key(&buf, "relation", true);
+		escape_json(&buf, relation_text(r->relid));
+		if (rec->bypass)
+			appendStringInfoString(&buf, ",\"rows_seen\":null,\"rows_hidden\":null}");
+		else
+			appendStringInfo(&buf, ",\"rows_seen\":" INT64_FORMAT ",\"rows_hidden\":" INT64_FORMAT "}",
+							 r->seen, r->hidden);
+	}
+	appendStringInfoChar(&buf, ']');
+	json_key(&buf, "tags", false);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < rec->c.ntags; i++)
+	{
+		PfgAuditTag *t = &rec->c.tags[i];
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoChar(&buf, '{');
+		json_key(&buf, "tag", true);
+		escape_json(&buf, pfg_audit_tag_name(t));
+		if (rec->bypass)
+			appendStringInfoString(&buf, ",\"cells_served\":null,\"cells_masked\":null,\"rows_hidden\":null}");
+		else
+			appendStringInfo(&buf, ",\"cells_served\":" INT64_FORMAT ",\"cells_masked\":" INT64_FORMAT
+							 ",\"rows_hidden\":" INT64_FORMAT "}",
+							 t->served, t->masked, pfg_audit_tag_rows_hidden(rec, t));
+	}
+	appendStringInfoChar(&buf, ']');
+	appendStringInfo(&buf, ",\"rows_processed\":" UINT64_FORMAT ",\"completed\":%s}",
+					 rec->processed, rec->failed ? "false" : "true");
+
+	ereport(LOG,
+			(errmsg_internal("%s", buf.data),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+	pfree(buf.data);
+}
+
+/*
+ * A statement was refused (reason, as pfg_refusal_of names it; tag: the
+ * tag the refusal concerns, named when the statement reads none itself).
+ */
+void
+pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,
+					 const char *reason, const char *tag)
+{
+	StringInfoData buf;
+	char		sqlstate[6];
+
+	if (rec->c.ntags > 0)
+		tag = NULL;				/* the statement's own tags are named */
+	initStringInfo(&buf);
+	line_head(&buf, rec, "denial");
+	json_str(&buf, "reason", reason);
+	memcpy(sqlstate, unpack_sql_state(e->sqlerrcode), 6);
+	json_str(&buf, "sqlstate", sqlstate);
+	json_key(&buf, "relations", false);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < rec->c.nrels; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, relation_text(rec->c.rels[i].relid));
+	}
+	appendStringInfoString(&buf, "]");
+	json_key(&buf, "tags", false);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < rec->c.ntags; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, pfg_audit_tag_name(&rec->c.tags[i]));
+	}
+	if (tag)
+		escape_json(&buf, tag);
+	appendStringInfoString(&buf, "]}");
+	ereport(LOG,
+			(errmsg_internal("%s", buf.data),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+/* statements that failed and could not be kept for reporting */
+void
+pfg_audit_log_lost(int64 statements)
+{
+	ereport(LOG,
+			(errmsg_internal(AUDIT_PREFIX "{\"event\":\"lost\",\"statements\":" INT64_FORMAT "}",
+							 statements),
+			 errhidestmt(true)));
+}
+
+/* ---------------------------------------------------------------------
+ * Refusals
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The refusal being raised (errcodes.h): pfg_refuse() notes its kind and tag
+ * just before it raises the error in PFG_REFUSAL_DOMAIN.  Kept in static
+ * storage, so that noting allocates nothing.
+ */
+static const char *const RefusalNames[] = {
+	[PFG_REFUSAL_NO_PURPOSE] = "no_purpose",
+	[PFG_REFUSAL_PURPOSE_NOT_ALLOWED] = "purpose_not_allowed",
+	[PFG_REFUSAL_UNKNOWN_PURPOSE] = "unknown_purpose",
+	[PFG_REFUSAL_PURPOSE_UNUSABLE] = "purpose_unusable",
+	[PFG_REFUSAL_COLLECTION] = "collection_refused",
+};
+static int	PendingRefusal = -1;
+static char PendingRefusalTag[NAMEDATALEN * 2];
+
+void
+pfg_refusal_note(PfgRefusal kind, const char *tag)
+{
+	PendingRefusal = (int) kind;
+	if (tag != NULL)
+		strlcpy(PendingRefusalTag, tag, sizeof(PendingRefusalTag));
+	else
+		PendingRefusalTag[0] = '\0';
+}
+
+/*
+ * Is this error one of our refusals?  If so, its reason (as the audit trail
+ * names it) and, in *tag, the tag it concerns (NULL when none; palloc'd).
+ */
+const char *
+pfg_refusal_of(const ErrorData *e, char **tag)
+{
+	*tag = NULL;
+	if (e->domain == NULL || strcmp(e->domain, PFG_REFUSAL_DOMAIN) != 0 ||
+		PendingRefusal < 0 || PendingRefusal >= lengthof(RefusalNames))
+		return NULL;
+	if (PendingRefusalTag[0] != '\0')
+		*tag = pstrdup(PendingRefusalTag);
+	return RefusalNames[PendingRefusal];
+}

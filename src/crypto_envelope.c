@@ -1,0 +1,447 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto_envelope.c
+ *	  Owns the ciphertext envelope of sensitive tag values: encrypting and
+ *	  decrypting a text or bytea value with its subject's data key
+ *	  (data_key.c), telling our ciphertext from plaintext and from another
+ *	  subject's or tag's, and the SQL functions over them.
+ *
+ * Envelope (format version 1) of a value encrypted with a data key:
+ *
+ *	  "PGT" | 0x01 | IV (12) | GCM tag (16) | AES-256-GCM(value)
+ *
+ * associated data subject | 0x00 | tag | 0x00 | 0x01, so a ciphertext copied
+ * to another subject or another tag does not authenticate.  A bytea column
+ * stores the envelope itself; a text column stores "pgt1:" followed by the
+ * envelope in base64.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "crypto_envelope.h"
+#include "crypto_primitives.h"
+#include "data_key.h"
+
+#define ENVELOPE_MAGIC		"PGT"
+#define ENVELOPE_MAGIC_LEN	3
+#define ENVELOPE_VERSION	0x01
+#define ENVELOPE_IV_OFF		(ENVELOPE_MAGIC_LEN + 1)
+#define ENVELOPE_TAG_OFF	(ENVELOPE_IV_OFF + PFG_GCM_IV_LEN)
+#define ENVELOPE_HEADER_LEN (ENVELOPE_TAG_OFF + PFG_GCM_TAG_LEN)	/* 32 */
+#define TEXT_PREFIX			"pgt1:"
+#define TEXT_PREFIX_LEN		5
+#define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
+
+typedef enum EnvelopeStatus
+{
+	ENV_NOT_OURS,				/* no prefix/magic, or too short */
+	ENV_MALFORMED,				/* our prefix, but not a valid envelope */
+	ENV_UNKNOWN_VERSION,		/* our magic, a format version we don't know */
+	ENV_OK
+} EnvelopeStatus;
+
+PFG_SQL_FUNCTION(profile_guard_encrypt_text);
+PFG_SQL_FUNCTION(profile_guard_encrypt_bytea);
+PFG_SQL_FUNCTION(profile_guard_decrypt_text);
+PFG_SQL_FUNCTION(profile_guard_decrypt_bytea);
+PFG_SQL_FUNCTION(profile_guard_ciphertext_kind_text);
+PFG_SQL_FUNCTION(profile_guard_ciphertext_kind_bytea);
+
+
+static void
+check_subject_and_tag(const char *subject, const char *tag)
+{
+	pfg_check_subject(subject);
+	if (tag[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tag name must not be empty")));
+}
+
+static void
+check_type(Oid typid)
+{
+	if (typid != TEXTOID && typid != BYTEAOID)
+		elog(ERROR, "profile_guard can only encrypt text and bytea values, not type %u",
+			 typid);
+}
+
+/* subject | 0x00 | tag | 0x00 | version */
+static int
+envelope_aad(const char *subject, const char *tag, uint8 **aad)
+{
+	size_t		slen = strlen(subject);
+	size_t		tlen = strlen(tag);
+	uint8	   *buf = palloc(slen + tlen + 3);
+
+	memcpy(buf, subject, slen);
+	buf[slen] = 0x00;
+	memcpy(buf + slen + 1, tag, tlen);
+	buf[slen + 1 + tlen] = 0x00;
+	buf[slen + tlen + 2] = ENVELOPE_VERSION;
+	*aad = buf;
+	return (int) (slen + tlen + 3);
+}
+
+/*
+ * Find the binary envelope in a stored value.  For text, it is decoded into
+ * a palloc'd buffer.
+ */
+static EnvelopeStatus
+parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
+{
+	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
+	const char *data = VARDATA_ANY(v);
+	int			len = VARSIZE_ANY_EXHDR(v);
+	const uint8 *bin;
+	int			binlen;
+
+	if (typid == TEXTOID)
+	{
+		char	   *decoded;
+		int			b64len = len - TEXT_PREFIX_LEN;
+
+		if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
+			memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
+			return ENV_NOT_OURS;
+		decoded = palloc(pg_b64_dec_len(b64len) + 1);
+		binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len,
+							   decoded, pg_b64_dec_len(b64len) + 1);
+		if (binlen < ENVELOPE_HEADER_LEN ||
+			memcmp(decoded, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+			return ENV_MALFORMED;
+		bin = (const uint8 *) decoded;
+	}
+	else
+	{
+		if (len < ENVELOPE_HEADER_LEN ||
+			memcmp(data, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+			return ENV_NOT_OURS;
+		bin = (const uint8 *) data;
+		binlen = len;
+	}
+
+	if (bin[ENVELOPE_MAGIC_LEN] != ENVELOPE_VERSION)
+		return ENV_UNKNOWN_VERSION;
+	*env = bin;
+	*envlen = binlen;
+	return ENV_OK;
+}
+
+static void
+report_not_decryptable(const char *tag, EnvelopeStatus status)
+{
+	const char *detail;
+
+	switch (status)
+	{
+		case ENV_NOT_OURS:
+			detail = "The stored value is not a profile_guard ciphertext.";
+			break;
+		case ENV_MALFORMED:
+			detail = "The stored value is not a well-formed profile_guard ciphertext.";
+			break;
+		case ENV_UNKNOWN_VERSION:
+			detail = "The stored value uses a ciphertext format version this version of profile_guard does not know.";
+			break;
+		default:
+			detail = "The ciphertext does not authenticate for this subject and tag; it may have been copied from another row or column.";
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("could not decrypt value of tag \"%s\"", tag),
+			 errdetail_internal("%s", detail)));
+}
+
+static void
+report_erased(const char *subject, const char *tag, bool encrypting)
+{
+	if (encrypting)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data of subject \"%s\" were erased", subject),
+				 errdetail("The subject's data key was destroyed (crypto-shredded), so no new value of tag \"%s\" can be stored for this subject.", tag)));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data of subject \"%s\" were erased", subject),
+				 errdetail("The subject's data key was destroyed (crypto-shredded), so the value of tag \"%s\" can no longer be decrypted.", tag)));
+}
+
+Datum
+pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
+{
+	struct varlena *v;
+	const uint8 *plain;
+	int			plainlen;
+	uint64		envlen;
+	uint64		storedlen;
+	uint8		key[PFG_KEY_LEN];
+	uint8	   *aad;
+	int			aadlen;
+	bytea	   *envdatum;
+	uint8	   *env;
+	bool		ok;
+
+	check_type(typid);
+	check_subject_and_tag(subject, tag);
+
+	v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
+	plain = (const uint8 *) VARDATA_ANY(v);
+	plainlen = VARSIZE_ANY_EXHDR(v);
+
+	envlen = (uint64) ENVELOPE_HEADER_LEN + plainlen;
+	storedlen = typid == BYTEAOID ? envlen :
+		TEXT_PREFIX_LEN + BASE64_LEN(envlen);
+	if (storedlen + VARHDRSZ + 1 > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value of tag \"%s\" is too large to encrypt", tag),
+				 errdetail("Its ciphertext would exceed the maximum size of a value.")));
+
+	envdatum = palloc(VARHDRSZ + envlen);
+	SET_VARSIZE(envdatum, VARHDRSZ + envlen);
+	env = (uint8 *) VARDATA(envdatum);
+	memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
+	env[ENVELOPE_MAGIC_LEN] = ENVELOPE_VERSION;
+	pfg_random_iv(env + ENVELOPE_IV_OFF);
+	aadlen = envelope_aad(subject, tag, &aad);
+
+	if (pfg_data_key_get(subject, true, key) == PFG_DATA_KEY_DESTROYED)
+		report_erased(subject, tag, true);
+
+	ok = pfg_gcm_encrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen, plain, plainlen,
+						 env + ENVELOPE_HEADER_LEN, env + ENVELOPE_TAG_OFF);
+	explicit_bzero(key, sizeof(key));
+	if (!ok)
+		elog(ERROR, "could not encrypt a value: %s", pfg_openssl_error());
+	pfree(aad);
+
+	if (typid == BYTEAOID)
+		return PointerGetDatum(envdatum);
+	else
+	{
+		text	   *result = palloc(VARHDRSZ + storedlen);
+		char	   *dst = VARDATA(result);
+		int			n;
+
+		memcpy(dst, TEXT_PREFIX, TEXT_PREFIX_LEN);
+		n = pg_b64_encode((const char *) env, (int) envlen,
+						  dst + TEXT_PREFIX_LEN, (int) (storedlen - TEXT_PREFIX_LEN));
+		if (n < 0)
+			elog(ERROR, "could not encode a ciphertext in base64");
+		SET_VARSIZE(result, VARHDRSZ + TEXT_PREFIX_LEN + n);
+		pfree(envdatum);
+		return PointerGetDatum(result);
+	}
+}
+
+Datum
+pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
+{
+	const uint8 *env;
+	int			envlen;
+	EnvelopeStatus es;
+	PfgDataKeyStatus ks;
+	uint8		key[PFG_KEY_LEN];
+	uint8	   *aad;
+	int			aadlen;
+	struct varlena *result;
+	int			plainlen;
+	bool		ok;
+
+	check_type(typid);
+	check_subject_and_tag(subject, tag);
+
+	es = parse_envelope(value, typid, &env, &envlen);
+	if (es != ENV_OK)
+		report_not_decryptable(tag, es);
+
+	ks = pfg_data_key_get(subject, false, key);
+	if (ks == PFG_DATA_KEY_DESTROYED)
+		report_erased(subject, tag, false);
+	if (ks == PFG_DATA_KEY_MISSING)
+		report_not_decryptable(tag, ENV_OK);
+
+	plainlen = envlen - ENVELOPE_HEADER_LEN;
+	result = palloc(VARHDRSZ + plainlen);
+	SET_VARSIZE(result, VARHDRSZ + plainlen);
+	aadlen = envelope_aad(subject, tag, &aad);
+	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
+						 env + ENVELOPE_HEADER_LEN, plainlen,
+						 env + ENVELOPE_TAG_OFF, (uint8 *) VARDATA(result));
+	explicit_bzero(key, sizeof(key));
+	pfree(aad);
+	if (!ok)
+	{
+		/* never let unauthenticated plaintext escape */
+		explicit_bzero(VARDATA(result), plainlen);
+		pfree(result);
+		report_not_decryptable(tag, ENV_OK);
+	}
+	return PointerGetDatum(result);
+}
+
+/*
+ * Does a stored value carry our envelope's prefix (text) or magic (bytea)?
+ * Cheap: nothing is decoded or authenticated.
+ */
+bool
+pfg_crypto_is_envelope(Datum value, Oid typid)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(value);
+	char		head[TEXT_PREFIX_LEN];
+	int			want = typid == TEXTOID ? TEXT_PREFIX_LEN : ENVELOPE_MAGIC_LEN;
+
+	if (VARATT_IS_EXTENDED(v))
+	{
+		struct varlena *slice = pg_detoast_datum_slice(v, 0, want);
+
+		if (VARSIZE_ANY_EXHDR(slice) < want)
+			return false;
+		memcpy(head, VARDATA_ANY(slice), want);
+	}
+	else
+	{
+		if (VARSIZE_ANY_EXHDR(v) < want)
+			return false;
+		memcpy(head, VARDATA_ANY(v), want);
+	}
+	return typid == TEXTOID ? memcmp(head, TEXT_PREFIX, TEXT_PREFIX_LEN) == 0 :
+		memcmp(head, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
+}
+
+/*
+ * Errors only for configuration problems (no usable master key); anything
+ * about the value itself is an answer.  A subject whose key was destroyed
+ * has no ciphertext of ours any more: CT_FOREIGN.
+ */
+CiphertextKind
+pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const char *tag)
+{
+	const uint8 *env;
+	int			envlen;
+	EnvelopeStatus es;
+	uint8		key[PFG_KEY_LEN];
+	uint8	   *aad;
+	int			aadlen;
+	bool		ok;
+
+	check_type(typid);
+	check_subject_and_tag(subject, tag);
+
+	es = parse_envelope(value, typid, &env, &envlen);
+	if (es == ENV_NOT_OURS)
+		return CT_PLAINTEXT;
+	if (es != ENV_OK)
+		return CT_FOREIGN;
+	if (pfg_data_key_get(subject, false, key) != PFG_DATA_KEY_FOUND)
+		return CT_FOREIGN;
+
+	aadlen = envelope_aad(subject, tag, &aad);
+	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
+						 env + ENVELOPE_HEADER_LEN, envlen - ENVELOPE_HEADER_LEN,
+						 env + ENVELOPE_TAG_OFF, NULL);
+	explicit_bzero(key, sizeof(key));
+	pfree(aad);
+	return ok ? CT_OURS : CT_FOREIGN;
+}
+
+
+/* ---------- SQL functions */
+
+static Datum
+encrypt_sql(FunctionCallInfo fcinfo, Oid typid)
+{
+	char	   *subject;
+	char	   *tag;
+
+	pfg_require_preload();
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	return pfg_crypto_encrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
+}
+
+static Datum
+decrypt_sql(FunctionCallInfo fcinfo, Oid typid)
+{
+	char	   *subject;
+	char	   *tag;
+
+	pfg_require_preload();
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	return pfg_crypto_decrypt_datum(PG_GETARG_DATUM(2), typid, subject, tag);
+}
+
+Datum
+profile_guard_encrypt_text(PG_FUNCTION_ARGS)
+{
+	return encrypt_sql(fcinfo, TEXTOID);
+}
+
+Datum
+profile_guard_encrypt_bytea(PG_FUNCTION_ARGS)
+{
+	return encrypt_sql(fcinfo, BYTEAOID);
+}
+
+Datum
+profile_guard_decrypt_text(PG_FUNCTION_ARGS)
+{
+	return decrypt_sql(fcinfo, TEXTOID);
+}
+
+Datum
+profile_guard_decrypt_bytea(PG_FUNCTION_ARGS)
+{
+	return decrypt_sql(fcinfo, BYTEAOID);
+}
+
+static Datum
+ciphertext_kind_sql(FunctionCallInfo fcinfo, Oid typid)
+{
+	char	   *subject;
+	char	   *tag;
+	const char *kind = NULL;
+
+	pfg_require_preload();
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	switch (pfg_crypto_classify_datum(PG_GETARG_DATUM(2), typid, subject, tag))
+	{
+		case CT_PLAINTEXT:
+			kind = "plaintext";
+			break;
+		case CT_OURS:
+			kind = "ours";
+			break;
+		case CT_FOREIGN:
+			kind = "foreign";
+			break;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(kind));
+}
+
+Datum
+profile_guard_ciphertext_kind_text(PG_FUNCTION_ARGS)
+{
+	return ciphertext_kind_sql(fcinfo, TEXTOID);
+}
+
+Datum
+profile_guard_ciphertext_kind_bytea(PG_FUNCTION_ARGS)
+{
+	return ciphertext_kind_sql(fcinfo, BYTEAOID);
+}

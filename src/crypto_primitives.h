@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto_primitives.h
+ *	  The OpenSSL calls of profile_guard (crypto_primitives.c): SHA-256,
+ *	  HMAC-SHA256, random bytes and IVs, AES-256-GCM.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_CRYPTO_PRIMITIVES_H
+#define PROFILE_GUARD_CRYPTO_PRIMITIVES_H
+
+#define PFG_KEY_LEN			32	/* AES-256: master and data keys */
+#define PFG_SHA256_LEN		32
+#define PFG_GCM_IV_LEN		12
+#define PFG_GCM_TAG_LEN		16
+
+/* the last OpenSSL error, as text (a static buffer), and clears it */
+extern const char *pfg_openssl_error(void);
+
+/*
+ * These return false on failure and never ereport, so that the caller can
+ * wipe what it holds first; pfg_openssl_error() then says why.
+ */
+extern bool pfg_sha256(const void *data, size_t len, uint8 *out);
+extern bool pfg_sha256_of_secret(const uint8 *secret, size_t len, uint8 *out);
+extern bool pfg_hmac_sha256(const uint8 *key, int keylen,
+							const void *data, size_t len, uint8 *out);
+extern bool pfg_equal_constant_time(const void *a, const void *b, size_t len);
+extern bool pfg_gcm_encrypt(const uint8 *key, const uint8 *iv,
+							const uint8 *aad, int aadlen,
+							const uint8 *in, int inlen,
+							uint8 *out, uint8 *tag);
+extern bool pfg_gcm_decrypt(const uint8 *key, const uint8 *iv,
+							const uint8 *aad, int aadlen,
+							const uint8 *in, int inlen,
+							const uint8 *tag, uint8 *out);
+
+/* these ereport when the random generator fails */
+extern void pfg_random_bytes(uint8 *buf, int len);
+extern void pfg_random_iv(uint8 *iv);
+
+#endif							/* PROFILE_GUARD_CRYPTO_PRIMITIVES_H */

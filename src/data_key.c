@@ -1,0 +1,389 @@
+/*-------------------------------------------------------------------------
+ *
+ * data_key.c
+ *	  Owns each subject's data key as the table profile_guard.subject_key
+ *	  holds it: reading and unwrapping it (through the backend's cache,
+ *	  data_key_cache.c), making one for a new subject, destroying it
+ *	  (crypto-shredding), running queries on the table as its owner, and
+ *	  keeping the cache in step with the table.
+ *
+ *	  A data key is 256 random bits per subject, stored wrapped under the
+ *	  master key (key_wrap.c) in subject_key.wrapped_key, next to the
+ *	  fingerprint of that master key (master_key.c); wrapped_key is NULL
+ *	  once the key was destroyed.  A relcache invalidation of subject_key
+ *	  flushes the cache (destroying or re-wrapping keys sends one).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "extension.h"
+#include "settings.h"
+#include "catalog.h"
+#include "data_key.h"
+#include "data_key_cache.h"
+#include "invalidation.h"
+#include "key_wrap.h"
+#include "master_key.h"
+
+#define MAX_SUBJECT_CHARS	200
+
+/* profile_guard.subject_key and its owner, looked up on first use */
+static Oid	subject_key_relid = InvalidOid;
+static Oid	subject_key_owner = InvalidOid;
+
+PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
+
+/*
+ * invalidation.c: subject_key changed, or every relation may have.  The
+ * cache only ever holds keys read while subject_key's OID is known, so
+ * that its invalidations reach them; the table is looked up again (it may
+ * have been dropped).
+ */
+void
+pfg_data_key_relcache_invalidated(Oid relid)
+{
+	if (relid == InvalidOid || relid == subject_key_relid)
+	{
+		pfg_data_key_cache_flush();
+		subject_key_relid = InvalidOid;
+		subject_key_owner = InvalidOid;
+	}
+}
+
+/* the OID of profile_guard.subject_key, and its owner */
+static Oid
+subject_key_table(Oid *owner)
+{
+	if (!OidIsValid(subject_key_relid))
+	{
+		Oid			nsp = get_namespace_oid(PFG_SCHEMA_NAME, true);
+		Oid			relid = InvalidOid;
+		HeapTuple	tuple;
+
+		if (OidIsValid(nsp))
+			relid = get_relname_relid(PFG_SUBJECT_KEY_TABLE, nsp);
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension profile_guard is not installed in this database"),
+					 errhint("Run CREATE EXTENSION profile_guard.")));
+
+		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		subject_key_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+		subject_key_relid = relid;
+	}
+	if (owner)
+		*owner = subject_key_owner;
+	return subject_key_relid;
+}
+
+/*
+ * The queries on subject_key run as its owner (the extension's owner): the
+ * caller, who may be any role writing a guarded table, has no rights on
+ * it.  Every operator is schema-qualified and the search_path is our own,
+ * so nothing of the caller's can redirect them.  An error restores the
+ * role and settings through transaction abort.
+ */
+Oid
+pfg_subject_key_begin_access(PfgSavedRole *saved)
+{
+	Oid			owner;
+	Oid			relid = subject_key_table(&owner);
+
+	pfg_switch_role(owner, "pg_catalog, pg_temp", saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return relid;
+}
+
+void
+pfg_subject_key_end_access(PfgSavedRole *saved)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	pfg_restore_role(saved);
+}
+
+void
+pfg_check_subject(const char *subject)
+{
+	if (subject[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("subject must not be empty")));
+	if (pg_mbstrlen(subject) > MAX_SUBJECT_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("subject identifier is too long"),
+				 errdetail("A subject identifier is at most %d characters long.",
+						   MAX_SUBJECT_CHARS)));
+}
+
+/*
+ * Plans of the per-subject key queries, prepared once per backend; the plan
+ * cache re-plans them if subject_key changes.
+ */
+static SPIPlanPtr read_key_plan = NULL;
+static SPIPlanPtr create_key_plan = NULL;
+static SPIPlanPtr check_key_plan = NULL;
+
+/*
+ * Read subject's row of subject_key (in SPI, as its owner).  On
+ * PFG_DATA_KEY_FOUND the unwrapped data key is in key, and *own_xact tells
+ * whether the row was written by the current transaction (so that a
+ * rollback takes it away).  Each read takes a fresh snapshot, so a key
+ * another session has just committed is found; in parallel mode, where the
+ * command counter cannot advance, the statement's snapshot is used.
+ */
+static PfgDataKeyStatus
+read_data_key(const char *subject, uint8 *key, bool *own_xact)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			rc;
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		d;
+	bytea	   *wrapped;
+	char	   *fingerprint;
+	const PfgMasterKey *mk;
+	const PfgMasterKey *current;
+
+	args[0] = CStringGetTextDatum(subject);
+	if (read_key_plan == NULL)
+		read_key_plan = pfg_keep_catalog_plan(
+			"SELECT wrapped_key, master_fingerprint, xmin"
+			"  FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
+			" WHERE subject OPERATOR(pg_catalog.=) $1",
+			1, argtypes);
+	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the data key: SPI error %d", rc);
+	if (SPI_processed == 0)
+		return PFG_DATA_KEY_MISSING;
+
+	tuple = SPI_tuptable->vals[0];
+	tupdesc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(tuple, tupdesc, 3, &isnull);
+	*own_xact = !isnull &&
+		TransactionIdIsCurrentTransactionId(DatumGetTransactionId(d));
+	d = SPI_getbinval(tuple, tupdesc, 1, &isnull);
+	if (isnull)
+		return PFG_DATA_KEY_DESTROYED;
+	wrapped = DatumGetByteaPP(d);
+	fingerprint = SPI_getvalue(tuple, tupdesc, 2);
+	if (fingerprint == NULL)
+		fingerprint = "";
+
+	current = pfg_master_key_current();
+	if (pfg_master_key_matches(current, fingerprint))
+		mk = current;
+	else if (pfg_master_key_matches(pfg_master_key_previous(), fingerprint))
+		mk = pfg_master_key_previous();
+	else
+		pfg_master_key_mismatch(subject, fingerprint, current);
+
+	if (!pfg_unwrap_data_key((uint8 *) VARDATA_ANY(wrapped), VARSIZE_ANY_EXHDR(wrapped),
+							 subject, mk, key))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not unwrap the data key of subject \"%s\"", subject),
+				 errdetail("The wrapped key does not authenticate under the master key whose fingerprint it records; its row in profile_guard.subject_key may have been altered.")));
+	return PFG_DATA_KEY_FOUND;
+}
+
+/*
+ * Before wrapping a new data key, make sure the configured master key is
+ * the one the existing data keys were wrapped by (or the previous one,
+ * during a rotation): a key wrapped by a wrong master key would make every
+ * value written with it unreadable once the right key is back.  All keys
+ * carry the same fingerprint outside a rotation, so one row tells; checked
+ * once per backend.
+ */
+static bool master_key_checked = false;
+
+static void
+check_master_key_matches(const PfgMasterKey *current)
+{
+	char	   *fingerprint;
+
+	if (master_key_checked)
+		return;
+	if (check_key_plan == NULL)
+		check_key_plan = pfg_keep_catalog_plan(
+			"SELECT master_fingerprint FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
+			" WHERE wrapped_key IS NOT NULL LIMIT 1",
+			0, NULL);
+	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the data keys");
+	if (SPI_processed == 1 &&
+		(fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) != NULL &&
+		!pfg_master_key_matches(current, fingerprint) &&
+		!pfg_master_key_matches(pfg_master_key_previous(), fingerprint))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("master key does not match the key that wrapped the data keys"),
+				 errdetail("Existing data keys were wrapped by the master key with fingerprint %s; the configured master key has fingerprint %s. No new data key is made under it.",
+						   fingerprint, current->fingerprint),
+				 errhint("Configure the master key that wrapped the data keys in profile_guard.master_key_file or profile_guard.master_key_command.")));
+	master_key_checked = true;
+}
+
+/*
+ * Make a data key for subject.  Two sessions may race: ON CONFLICT DO
+ * NOTHING lets one win, and the loser reads the winner's key.  Sets
+ * *own_xact when ours was inserted.
+ */
+static PfgDataKeyStatus
+create_data_key(const char *subject, uint8 *key, bool *own_xact)
+{
+	Oid			argtypes[3] = {TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[3];
+	const PfgMasterKey *mk = pfg_master_key_current();
+	bytea	   *wrapped = palloc(VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+	PfgDataKeyStatus status;
+	int			rc;
+
+	check_master_key_matches(mk);
+	pfg_random_bytes(key, PFG_KEY_LEN);
+	SET_VARSIZE(wrapped, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+	pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(wrapped));
+
+	args[0] = CStringGetTextDatum(subject);
+	args[1] = PointerGetDatum(wrapped);
+	args[2] = CStringGetTextDatum(mk->fingerprint);
+	if (create_key_plan == NULL)
+		create_key_plan = pfg_keep_catalog_plan(
+			"INSERT INTO " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
+			" (subject, wrapped_key, master_fingerprint, created_at)"
+			" VALUES ($1, $2, $3, pg_catalog.now())"
+			" ON CONFLICT (subject) DO NOTHING",
+			3, argtypes);
+	rc = SPI_execute_plan(create_key_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not store a data key: SPI error %d", rc);
+	if (SPI_processed == 1)
+	{
+		*own_xact = true;
+		return PFG_DATA_KEY_FOUND;
+	}
+
+	/* another session created it first */
+	explicit_bzero(key, PFG_KEY_LEN);
+	status = read_data_key(subject, key, own_xact);
+	if (status == PFG_DATA_KEY_MISSING)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent creation of a data key"),
+				 errdetail("Another transaction created the data key of subject \"%s\" after this transaction's snapshot was taken.", subject),
+				 errhint("The transaction might succeed if retried.")));
+	return status;
+}
+
+/*
+ * The data key of subject, into key (which the caller wipes).  With create,
+ * a subject without one gets one.
+ */
+PfgDataKeyStatus
+pfg_data_key_get(const char *subject, bool create, uint8 *key)
+{
+	PfgSubjectDigest digest;
+	PfgDataKeyStatus status;
+	uint64		flushes;
+	bool		own_xact = false;
+	PfgSavedRole saved;
+
+	pfg_data_key_cache_digest(subject, &digest);
+	if (pfg_data_key_cache_lookup(&digest, key))
+		return PFG_DATA_KEY_FOUND;
+
+	/* check the key source before touching the table */
+	pfg_master_key_current();
+
+	flushes = pfg_data_key_cache_flushes();
+	PG_TRY();
+	{
+		pfg_subject_key_begin_access(&saved);
+		/* one subject's row: through subject_key's primary key */
+		pfg_plan_for_key_lookups();
+		status = read_data_key(subject, key, &own_xact);
+		if (status == PFG_DATA_KEY_MISSING && create)
+			status = create_data_key(subject, key, &own_xact);
+		pfg_subject_key_end_access(&saved);
+	}
+	PG_CATCH();
+	{
+		explicit_bzero(key, PFG_KEY_LEN);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/*
+	 * Cache it unless an invalidation arrived meanwhile: what we read may
+	 * already be stale.
+	 */
+	if (status == PFG_DATA_KEY_FOUND && flushes == pfg_data_key_cache_flushes())
+		pfg_data_key_cache_insert(&digest, key, own_xact);
+	return status;
+}
+
+/*
+ * Crypto-shredding: forget the subject's data key, so every copy of its
+ * ciphertext (backups, replicas, dumps) becomes unreadable.  A subject that
+ * never had a key gets a tombstone row, so none is made for it later.  The
+ * old row version keeps the wrapped key, under the master key, until VACUUM.
+ */
+void
+pfg_data_key_destroy(const char *subject)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	Oid			relid;
+	PfgSavedRole saved;
+	int			rc;
+
+	pfg_check_subject(subject);
+
+	relid = pfg_subject_key_begin_access(&saved);
+	args[0] = CStringGetTextDatum(subject);
+	rc = SPI_execute_with_args("INSERT INTO " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE " AS k"
+							   " (subject, wrapped_key, master_fingerprint, created_at, destroyed_at)"
+							   " VALUES ($1, NULL, NULL, pg_catalog.now(), pg_catalog.now())"
+							   " ON CONFLICT (subject) DO UPDATE"
+							   " SET wrapped_key = NULL, destroyed_at = pg_catalog.now()"
+							   " WHERE k.destroyed_at IS NULL",
+							   1, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not destroy a data key: SPI error %d", rc);
+	pfg_subject_key_end_access(&saved);
+
+	/* wipe our copy now, and everybody's at commit */
+	pfg_data_key_cache_forget(subject);
+	CacheInvalidateRelcacheByRelid(relid);
+}
+
+Datum
+profile_guard_destroy_subject_key(PG_FUNCTION_ARGS)
+{
+	pfg_require_preload();
+	pfg_data_key_destroy(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}

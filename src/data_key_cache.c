@@ -1,0 +1,285 @@
+/*-------------------------------------------------------------------------
+ *
+ * data_key_cache.c
+ *	  Owns the backend-local cache of unwrapped data keys and its setting
+ *	  profile_guard.key_cache_size.
+ *
+ *	  Subject -> unwrapped data key, in an open-addressing hash table
+ *	  (simplehash) in a child of TopMemoryContext, keyed by SHA-256(subject);
+ *	  its arrays are wiped before they are freed.  data_key.c fills it and
+ *	  flushes it on a relcache invalidation of profile_guard.subject_key
+ *	  (destroying or re-wrapping keys sends one); a key created by the
+ *	  current (sub)transaction is dropped again if it aborts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "data_key_cache.h"
+
+typedef struct DataKeyEntry
+{
+	PfgSubjectDigest digest;
+	uint8		key[PFG_KEY_LEN];
+	SubTransactionId create_subid;	/* created by this (sub)xact, else
+									 * InvalidSubTransactionId */
+	char		status;			/* simplehash's */
+} DataKeyEntry;
+
+/*
+ * The cache is an open-addressing table (one probe touches one entry, where
+ * a chained table would touch three places).  Its arrays hold key material:
+ * they are wiped before they are freed, when the table grows.
+ */
+#define SH_PREFIX		datakeys
+#define SH_ELEMENT_TYPE DataKeyEntry
+#define SH_KEY_TYPE		PfgSubjectDigest
+#define SH_KEY			digest
+#define SH_HASH_KEY(tb, k)	digest_hash(&(k))
+#define SH_EQUAL(tb, a, b)	(memcmp((a).bytes, (b).bytes, PFG_SHA256_LEN) == 0)
+#define SH_SCOPE		static inline
+#define SH_USE_NONDEFAULT_ALLOCATOR
+#define SH_DECLARE
+#define SH_DEFINE
+
+/* a digest's first bytes are as uniform as any hash of them */
+static inline uint32
+digest_hash(const PfgSubjectDigest *d)
+{
+	uint32		h;
+
+	memcpy(&h, d->bytes, sizeof(h));
+	return h;
+}
+
+#include "lib/simplehash.h"
+
+/* setting */
+static int	key_cache_size = 1048576;	/* data keys cached per backend */
+
+/* backend-local state */
+static MemoryContext DataKeyContext = NULL;
+static datakeys_hash *DataKeyCache = NULL;
+static uint64 data_key_flushes = 0;
+static int	n_provisional_keys = 0;
+static bool callbacks_registered = false;
+
+
+void
+pfg_data_key_cache_define_settings(void)
+{
+	DefineCustomIntVariable("profile_guard.key_cache_size",
+							"Most unwrapped data keys a backend keeps in memory.",
+							"About 100 bytes each. A scan reading the sensitive tags of more subjects than this fetches and unwraps keys again.",
+							&key_cache_size,
+							1048576, 1024, INT_MAX / 2,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* a size header in front of each array, so that it can be wiped */
+static inline void *
+datakeys_allocate(datakeys_hash *tb, Size size)
+{
+	Size	   *chunk = MemoryContextAllocExtended(DataKeyContext,
+												  MAXALIGN(sizeof(Size)) + size,
+												  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+	*chunk = size;
+	return (char *) chunk + MAXALIGN(sizeof(Size));
+}
+
+static inline void
+datakeys_free(datakeys_hash *tb, void *pointer)
+{
+	Size	   *chunk = (Size *) ((char *) pointer - MAXALIGN(sizeof(Size)));
+
+	explicit_bzero(pointer, *chunk);
+	pfree(chunk);
+}
+
+/*
+ * Wipe and drop every cached key.  The caller that fills the cache compares
+ * pfg_data_key_cache_flushes() before and after it reads a key, and adds
+ * the key only if no flush came in between.
+ */
+void
+pfg_data_key_cache_flush(void)
+{
+	if (DataKeyCache != NULL)
+	{
+		/* every slot: deletions leave copies in slots marked empty */
+		explicit_bzero(DataKeyCache->data,
+					   sizeof(DataKeyEntry) * (Size) DataKeyCache->size);
+		DataKeyCache = NULL;
+		MemoryContextReset(DataKeyContext);
+	}
+	n_provisional_keys = 0;
+	data_key_flushes++;
+}
+
+uint64
+pfg_data_key_cache_flushes(void)
+{
+	return data_key_flushes;
+}
+
+static void
+remove_entry(DataKeyEntry *entry)
+{
+	if (entry->create_subid != InvalidSubTransactionId)
+		n_provisional_keys--;
+	explicit_bzero(entry->key, PFG_KEY_LEN);
+	datakeys_delete_item(DataKeyCache, entry);
+}
+
+/*
+ * A key inserted by a transaction that aborts must not outlive it: values
+ * encrypted with it are gone, and the next transaction would make another.
+ * After PREPARE TRANSACTION the outcome is unknown, so drop them too.
+ */
+static void
+data_key_xact_callback(XactEvent event, void *arg)
+{
+	datakeys_iterator it;
+	DataKeyEntry *entry;
+
+	if (DataKeyCache == NULL || n_provisional_keys == 0)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			datakeys_start_iterate(DataKeyCache, &it);
+			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+				entry->create_subid = InvalidSubTransactionId;
+			n_provisional_keys = 0;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			datakeys_start_iterate(DataKeyCache, &it);
+			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+			{
+				if (entry->create_subid != InvalidSubTransactionId)
+					remove_entry(entry);
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+data_key_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	datakeys_iterator it;
+	DataKeyEntry *entry;
+
+	if (DataKeyCache == NULL || n_provisional_keys == 0)
+		return;
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		datakeys_start_iterate(DataKeyCache, &it);
+		while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+		{
+			if (entry->create_subid != mySubid)
+				continue;
+			if (event == SUBXACT_EVENT_COMMIT_SUB)
+				entry->create_subid = parentSubid;
+			else
+				remove_entry(entry);
+		}
+	}
+}
+
+static void
+data_key_cache_init(void)
+{
+	if (!callbacks_registered)
+	{
+		DataKeyContext = AllocSetContextCreate(TopMemoryContext,
+											   "profile_guard data keys",
+											   ALLOCSET_SMALL_SIZES);
+		RegisterXactCallback(data_key_xact_callback, NULL);
+		RegisterSubXactCallback(data_key_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (DataKeyCache != NULL)
+		return;
+
+	DataKeyCache = datakeys_create(DataKeyContext, 256, NULL);
+}
+
+void
+pfg_data_key_cache_digest(const char *subject, PfgSubjectDigest *digest)
+{
+	if (!pfg_sha256(subject, strlen(subject), digest->bytes))
+		elog(ERROR, "could not hash a subject: %s", pfg_openssl_error());
+}
+
+bool
+pfg_data_key_cache_lookup(const PfgSubjectDigest *digest, uint8 *key)
+{
+	DataKeyEntry *entry;
+
+	data_key_cache_init();
+	entry = datakeys_lookup(DataKeyCache, *digest);
+	if (entry == NULL)
+		return false;
+	memcpy(key, entry->key, PFG_KEY_LEN);
+	return true;
+}
+
+void
+pfg_data_key_cache_insert(const PfgSubjectDigest *digest, const uint8 *key,
+						  bool provisional)
+{
+	DataKeyEntry *entry;
+	bool		found;
+
+	/* bound the cache: start afresh rather than grow without limit */
+	if (DataKeyCache != NULL &&
+		DataKeyCache->members >= (uint32) key_cache_size)
+		pfg_data_key_cache_flush();
+	data_key_cache_init();
+	entry = datakeys_insert(DataKeyCache, *digest, &found);
+	memcpy(entry->key, key, PFG_KEY_LEN);
+	entry->create_subid = InvalidSubTransactionId;
+	if (provisional)
+	{
+		/*
+		 * Written by this transaction: forget it if the current
+		 * subtransaction aborts (it may be an ancestor that wrote it;
+		 * forgetting too early only costs a re-read).
+		 */
+		entry->create_subid = GetCurrentSubTransactionId();
+		n_provisional_keys++;
+	}
+}
+
+/* wipe our copy of subject's key now (others follow the invalidation) */
+void
+pfg_data_key_cache_forget(const char *subject)
+{
+	PfgSubjectDigest digest;
+	DataKeyEntry *entry;
+
+	pfg_data_key_cache_digest(subject, &digest);
+	if (DataKeyCache != NULL)
+	{
+		entry = datakeys_lookup(DataKeyCache, digest);
+		if (entry != NULL)
+			remove_entry(entry);
+	}
+}

@@ -1,0 +1,662 @@
+/*-------------------------------------------------------------------------
+ *
+ * erasure_statements.c
+ *	  Owns what a sweep (erasure.c) walks and the statements it runs there:
+ *	  the guarded tables and the partitions and children below them, read
+ *	  from our catalog when a sweep begins, and for each the SQL text of its
+ *	  batches -- the read that finds and locks the due rows of a TID range
+ *	  (in general, or per tag for plain retention), the statement that
+ *	  bounds a batch to a number of due rows, and the writes that delete or
+ *	  anonymise them as the table's owner.  Also the check, before every
+ *	  batch, that a table's reads run no code of its owner.
+ *
+ *	  What is due is written into the statements: the sweep's retention
+ *	  cutoffs as literals, its requests and holds as look-ups in the work
+ *	  tables _erasure_due and _erasure_keep (sql/ext/80_erasure.sql).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "sweep.h"
+#include "erasure_statements.h"
+#include "owner_context.h"
+
+/* one table as read from the catalog, to build its statements from */
+typedef struct TableDef
+{
+	Oid			relid;
+	char		relkind;
+	char	   *qualname;		/* quoted, for SQL */
+	char	   *relation;		/* for the log */
+	char	   *subject_col;	/* quoted */
+	Oid			subject_type;
+	bool		subject_notnull;
+	char	   *collected_col;	/* quoted, or NULL */
+	char	   *tag_col;		/* quoted, or NULL (wide) */
+	char	   *value_col;
+	bool		anonymise;
+	int			nanon;
+	char	  **anon_cols;		/* quoted */
+	int			ncols;			/* wide: classified columns */
+	char	  **cols;			/* quoted */
+	char	  **tags;			/* tag names */
+	bool	   *sensitive;
+	BlockNumber nblocks;
+	double		tuples_per_block;
+	char	   *subject_name;	/* unquoted, for the checks */
+	char	   *collected_name;
+	char	   *tag_name;
+} TableDef;
+
+/* the retention cutoff of a tag, as an SQL literal, or NULL */
+static const char *
+cutoff_of(Sweep *sweep, const char *tag)
+{
+	ListCell   *lt;
+	ListCell   *lv;
+
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		if (strcmp((char *) lfirst(lt), tag) == 0)
+			return (const char *) lfirst(lv);
+	}
+	return NULL;
+}
+
+/*
+ * What _erasure_due says for a subject and tag, or NULL.  The hashed
+ * IN (built once per statement) keeps the two look-ups by primary key for
+ * the few subjects that are in the table; a request ('*') wins.
+ */
+static char *
+due_lookup_sql(const char *subj, const char *tag)
+{
+	return psprintf("CASE WHEN %s IN (SELECT d.subject FROM profile_guard._erasure_due d)"
+					" THEN coalesce((SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = '*'),"
+					" (SELECT d.reason FROM profile_guard._erasure_due d"
+					" WHERE d.subject = %s AND d.tag = %s)) END",
+					subj, subj, subj, tag);
+}
+
+/*
+ * The reason the tag of a row is due, or NULL.  subj: the row's subject as
+ * text; tag: SQL for the tag's name; tagname: the name when it is fixed
+ * (wide shape), NULL when the row names it (long shape); coll: the
+ * collected-at column or NULL.  Retention cutoffs are constants of this
+ * sweep, so they are written in as literals.
+ */
+static void
+append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
+			  const char *tagname, const char *coll)
+{
+	bool		due = sweep->have_due;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(tagname == NULL || cutoff_of(sweep, tagname) != NULL);
+
+	if (sweep->service_ended)
+	{
+		appendStringInfoString(b, "'service_end'::text");
+		return;
+	}
+	if (!due && !ret)
+	{
+		appendStringInfoString(b, "NULL::text");
+		return;
+	}
+	if (due && ret)
+		appendStringInfoString(b, "coalesce(");
+	if (due)
+		appendStringInfoString(b, due_lookup_sql(subj, tag));
+	if (due && ret)
+		appendStringInfoString(b, ", ");
+	if (ret)
+	{
+		appendStringInfo(b, "CASE WHEN %s <= ", coll);
+		if (tagname != NULL)
+			appendStringInfo(b, "%s::timestamptz", cutoff_of(sweep, tagname));
+		else
+		{
+			ListCell   *lt;
+			ListCell   *lv;
+
+			appendStringInfo(b, "CASE %s", tag);
+			forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+				appendStringInfo(b, " WHEN %s THEN %s::timestamptz",
+								 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+			appendStringInfoString(b, " END");
+		}
+		if (sweep->have_keep)
+			appendStringInfo(b,
+							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+							 " WHERE k.subject = %s AND k.tag = %s"
+							 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
+							 subj, tag, coll);
+		appendStringInfoString(b, " THEN 'retention'::text END");
+	}
+	if (due && ret)
+		appendStringInfoChar(b, ')');
+}
+
+static bool
+is_integer_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
+}
+
+static bool
+is_text_type(Oid typid)
+{
+	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
+}
+
+/*
+ * Retention in a long table whose rows are deleted: the plain per-tag
+ * DELETEs do it (for the subjects not in _erasure_due, when it has any).
+ */
+static bool
+fast_path(Sweep *sweep, TableDef *t)
+{
+	return !t->anonymise && t->tag_col != NULL && t->collected_col != NULL &&
+		!sweep->service_ended && sweep->cutoff_tags != NIL;
+}
+
+/* the reason expression of tag column i (long shape: i = 0, the row's tag) */
+static char *
+reason_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+
+	initStringInfo(&b);
+	if (t->tag_col == NULL)
+	{
+		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
+		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
+		appendStringInfoString(&b, " END");
+	}
+	else
+		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
+	return b.data;
+}
+
+/* rows of the batch's range that belong to someone */
+static void
+append_range(StringInfo b, TableDef *t)
+{
+	appendStringInfo(b, "t.ctid > $1 AND t.ctid <= $2 AND t.%s IS NOT NULL", t->subject_col);
+	/* anonymised rows belong to nobody: never again */
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+}
+
+/*
+ * A boolean: tag column i of the row (long shape: the row's tag) is due.
+ * Cheaper than testing reason_sql() for NULL: no text is built.
+ */
+static char *
+due_pred_sql(Sweep *sweep, TableDef *t, int i)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	char	   *subj = psprintf("t.%s::text", t->subject_col);
+	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
+	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
+		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
+	bool		any = false;
+
+	initStringInfo(&b);
+	if (wide)
+		appendStringInfo(&b, "(t.%s IS NOT NULL AND ", t->cols[i]);
+	appendStringInfoChar(&b, '(');
+	if (sweep->service_ended)
+	{
+		appendStringInfoString(&b, "true");
+		any = true;
+	}
+	else
+	{
+		if (ret)
+		{
+			appendStringInfo(&b, "(%s <= ", coll);
+			if (wide)
+				appendStringInfo(&b, "%s::timestamptz", cutoff_of(sweep, t->tags[i]));
+			else
+			{
+				ListCell   *lt;
+				ListCell   *lv;
+
+				appendStringInfo(&b, "CASE %s", tag);
+				forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+					appendStringInfo(&b, " WHEN %s THEN %s::timestamptz",
+									 quote_literal_cstr((char *) lfirst(lt)), (char *) lfirst(lv));
+				appendStringInfoString(&b, " END");
+			}
+			if (sweep->have_keep)
+				appendStringInfo(&b,
+								 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+								 " WHERE k.subject = %s AND k.tag = %s"
+								 " AND (k.keep_for IS NULL OR %s > $3 - k.keep_for))",
+								 subj, tag, coll);
+			appendStringInfoChar(&b, ')');
+			any = true;
+		}
+		/* after the cheap retention test: OR is evaluated in order */
+		if (sweep->have_due)
+		{
+			appendStringInfo(&b, "%s(%s) IS NOT NULL", any ? " OR " : "",
+							 due_lookup_sql(subj, tag));
+			any = true;
+		}
+	}
+	if (!any)
+		appendStringInfoString(&b, "false");
+	appendStringInfoChar(&b, ')');
+	if (wide)
+		appendStringInfoChar(&b, ')');
+	return b.data;
+}
+
+/*
+ * The read of one batch of one table, in the extension's context (it runs
+ * no code of the table's owner: the table is a plain table, and its
+ * subject, tag and collected-at columns are of built-in types, checked
+ * before every batch).  $1, $2: the batch's TID range (after $1, up to
+ * $2); $3: the sweep's "now".  Returns the due rows, locked, with what is
+ * due in them: ctid, subject, tag (long shape), whether the tag is
+ * sensitive (long shape, anonymised), then per tag column the reason it is
+ * due (or NULL) and whether it holds a value.
+ */
+static char *
+build_read_sql(Sweep *sweep, TableDef *t)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	initStringInfo(&b);
+	appendStringInfo(&b, "SELECT t.ctid, t.%s::text", t->subject_col);
+	if (wide)
+		appendStringInfoString(&b, ", NULL::text, NULL::boolean");
+	else if (t->anonymise)
+		appendStringInfo(&b, ", t.%s::text, EXISTS (SELECT 1 FROM profile_guard.tag s"
+						 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')",
+						 t->tag_col, t->tag_col);
+	else
+		appendStringInfo(&b, ", t.%s::text, NULL::boolean", t->tag_col);
+	for (int i = 0; i < nr; i++)
+	{
+		appendStringInfo(&b, ", %s", reason_sql(sweep, t, i));
+		if (wide)
+			appendStringInfo(&b, ", t.%s IS NOT NULL", t->cols[i]);
+		else
+			appendStringInfoString(&b, ", true");
+	}
+	appendStringInfo(&b, " FROM ONLY %s t WHERE ", t->qualname);
+	append_range(&b, t);
+	appendStringInfoString(&b, " AND (");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
+	appendStringInfoChar(&b, ')');
+	/* the others' rows are left to the per-tag reads */
+	if (fast_path(sweep, t))
+		appendStringInfo(&b,
+						 " AND t.%s::text IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+						 t->subject_col);
+	appendStringInfoString(&b, " FOR UPDATE OF t");
+	return b.data;
+}
+
+/*
+ * The common case, retention alone in a long table whose rows are deleted:
+ * one plain read per tag over the batch's range, returning the due rows'
+ * TIDs (locked), to be deleted as they are.  Sets *tags to the tags,
+ * returns the statements.
+ */
+static List *
+build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
+{
+	List	   *stmts = NIL;
+	ListCell   *lt;
+	ListCell   *lv;
+
+	*tags = NIL;
+	if (!fast_path(sweep, t))
+		return NIL;
+	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
+	{
+		StringInfoData b;
+		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "SELECT t.ctid FROM ONLY %s t WHERE ", t->qualname);
+		append_range(&b, t);
+		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
+						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
+		if (sweep->have_due)
+			appendStringInfo(&b,
+							 " AND t.%s::text NOT IN (SELECT d.subject FROM profile_guard._erasure_due d)",
+							 t->subject_col);
+		if (sweep->have_keep)
+			appendStringInfo(&b,
+							 " AND NOT EXISTS (SELECT 1 FROM profile_guard._erasure_keep k"
+							 " WHERE k.subject = t.%s::text AND k.tag = %s"
+							 " AND (k.keep_for IS NULL OR t.%s > $3 - k.keep_for))",
+							 t->subject_col, tag, t->collected_col);
+		appendStringInfoString(&b, " FOR UPDATE OF t");
+		stmts = lappend(stmts, b.data);
+		*tags = lappend(*tags, lfirst(lt));
+	}
+	return stmts;
+}
+
+/*
+ * The statement that finds where a batch of at most $2 due rows after $1
+ * ends (for sweep(max_rows)): the last TID and the number of rows; $3 is
+ * the sweep's "now".
+ */
+static char *
+build_pick_sql(Sweep *sweep, TableDef *t)
+{
+	StringInfoData b;
+	bool		wide = (t->tag_col == NULL);
+	int			nr = wide ? t->ncols : 1;
+
+	initStringInfo(&b);
+	appendStringInfo(&b, "SELECT max(x.tid), count(*) FROM (SELECT t.ctid AS tid FROM ONLY %s t"
+					 " WHERE t.ctid > $1 AND t.%s IS NOT NULL",
+					 t->qualname, t->subject_col);
+	if (is_integer_type(t->subject_type))
+		appendStringInfo(&b, " AND t.%s >= 0", t->subject_col);
+	else if (is_text_type(t->subject_type))
+		appendStringInfo(&b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+	appendStringInfoString(&b, " AND (");
+	for (int i = 0; i < nr; i++)
+		appendStringInfo(&b, "%s%s", i > 0 ? " OR " : "", due_pred_sql(sweep, t, i));
+	appendStringInfoString(&b, ") LIMIT $2) x");
+	return b.data;
+}
+
+/*
+ * The writes of one table, run as its owner: they only delete or set the
+ * rows the read found, by TID, with the values computed by the extension.
+ */
+static void
+build_write_sql(SweepTable *st, TableDef *t)
+{
+	StringInfoData b;
+
+	st->delete_sql = psprintf("DELETE FROM ONLY %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)",
+							  t->qualname);
+	if (!t->anonymise)
+		return;
+	if (!t->subject_notnull)
+		st->anon_subject = 'n';
+	else if (is_integer_type(t->subject_type))
+		st->anon_subject = 'i';
+	else
+		st->anon_subject = 't';
+	initStringInfo(&b);
+	appendStringInfo(&b, "UPDATE ONLY %s t SET %s = %s", t->qualname, t->subject_col,
+					 st->anon_subject == 'n' ? "NULL" : "v.s");
+	for (int i = 0; i < t->nanon; i++)
+		appendStringInfo(&b, ", %s = NULL", t->anon_cols[i]);
+	if (t->collected_col)
+		appendStringInfo(&b, ", %s = pg_catalog.date_trunc('month', t.%s)",
+						 t->collected_col, t->collected_col);
+	/* ciphertext is bound to the subject: cut from it, it is gone */
+	if (t->tag_col == NULL)
+	{
+		for (int i = 0; i < t->ncols; i++)
+			if (t->sensitive[i])
+				appendStringInfo(&b, ", %s = NULL", t->cols[i]);
+	}
+	st->anon_sql = psprintf("%s%s", b.data,
+							st->anon_subject == 'n' ?
+							" WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
+							" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
+	if (t->tag_col != NULL)
+		st->anon_sensitive_sql = psprintf("%s, %s = NULL%s", b.data, t->value_col,
+										  st->anon_subject == 'n' ?
+										  " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)" :
+										  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, s) WHERE t.ctid OPERATOR(pg_catalog.=) v.tid");
+}
+
+static void
+sweep_skip_context(void *arg)
+{
+	errcontext("the sweep skips guarded relation \"%s\"", (const char *) arg);
+}
+
+/*
+ * Lock a table for a batch and check that the sweep's reads run no code of
+ * its owner (owner_context.c); if not, warn and say so.
+ */
+bool
+pfg_sweep_table_usable(Oid relid, const char *relation, const char *subject,
+					   const char *collected, const char *tag)
+{
+	ErrorContextCallback cb;
+	bool		ok;
+
+	cb.callback = sweep_skip_context;
+	cb.arg = (void *) relation;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	ok = pfg_check_guarded(relid, subject, collected, tag, RowExclusiveLock, WARNING);
+	error_context_stack = cb.previous;
+	return ok;
+}
+
+/*
+ * The tables that hold the rows of guarded tables, as the sweep needs them
+ * (in SPI): every guarded table, and every partition and inheritance child
+ * below it (at any depth, short of one guarded in its own right), each
+ * with the classification of the guarded table it is under and its own
+ * names and size.  A partitioned table holds no rows: its partitions are
+ * swept.
+ */
+static List *
+read_tables(void)
+{
+	int			rc;
+	List	   *defs = NIL;
+
+	rc = SPI_execute(
+		"WITH RECURSIVE tree(root, relid) AS ("
+		"  SELECT x.relid::oid, x.relid::oid FROM profile_guard.guarded_table x"
+		"  UNION"
+		"  SELECT t.root, i.inhrelid FROM tree t"
+		"  JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid"
+		"  WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table y"
+		"                    WHERE y.relid = i.inhrelid))"
+		"SELECT t.relid, c.relkind,"
+		"       quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+		"       n.nspname || '.' || c.relname,"
+		"       quote_ident(g.subject_column), a.atttypid, a.attnotnull,"
+		"       quote_ident(g.collected_at_column), quote_ident(g.tag_column),"
+		"       quote_ident(g.value_column), g.on_erase = 'anonymise',"
+		"       ARRAY(SELECT quote_ident(x) FROM unnest(g.anonymise_columns) x),"
+		"       ARRAY(SELECT quote_ident(cc.column_name) FROM profile_guard.classified_column cc"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       ARRAY(SELECT cc.tag FROM profile_guard.classified_column cc"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       ARRAY(SELECT tg.sensitivity = 'sensitive'"
+		"             FROM profile_guard.classified_column cc"
+		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
+		"       pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int,"
+		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
+		"            THEN c.reltuples / c.relpages ELSE 100 END,"
+		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
+		"  FROM tree t"
+		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
+		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
+		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
+		"                                AND a.attname = g.subject_column"
+		" WHERE c.relkind <> " CppAsString2(RELKIND_PARTITIONED_TABLE)
+		" ORDER BY t.root, t.relid",
+		true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TableDef   *t = palloc0(sizeof(TableDef));
+		bool		isnull;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->relkind = DatumGetChar(SPI_getbinval(tup, desc, 2, &isnull));
+		t->qualname = SPI_getvalue(tup, desc, 3);
+		t->relation = SPI_getvalue(tup, desc, 4);
+		t->subject_col = SPI_getvalue(tup, desc, 5);
+		t->subject_type = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		t->subject_notnull = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		t->collected_col = SPI_getvalue(tup, desc, 8);
+		t->tag_col = SPI_getvalue(tup, desc, 9);
+		t->value_col = SPI_getvalue(tup, desc, 10);
+		t->anonymise = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 12, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->nanon);
+		t->anon_cols = palloc(sizeof(char *) * (t->nanon + 1));
+		for (int j = 0; j < t->nanon; j++)
+			t->anon_cols[j] = TextDatumGetCString(elems[j]);
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 13, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &t->ncols);
+		t->cols = palloc(sizeof(char *) * (t->ncols + 1));
+		for (int j = 0; j < t->ncols; j++)
+			t->cols[j] = TextDatumGetCString(elems[j]);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 14, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		t->tags = palloc(sizeof(char *) * (n + 1));
+		for (int j = 0; j < n; j++)
+			t->tags[j] = TextDatumGetCString(elems[j]);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 15, &isnull)),
+						  BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
+		t->sensitive = palloc(sizeof(bool) * (n + 1));
+		for (int j = 0; j < n; j++)
+			t->sensitive[j] = DatumGetBool(elems[j]);
+		t->nblocks = (BlockNumber) DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
+		t->tuples_per_block = DatumGetFloat8(SPI_getbinval(tup, desc, 17, &isnull));
+		t->subject_name = SPI_getvalue(tup, desc, 18);
+		t->collected_name = SPI_getvalue(tup, desc, 19);
+		t->tag_name = SPI_getvalue(tup, desc, 20);
+
+		defs = lappend(defs, t);
+	}
+	return defs;
+}
+
+/*
+ * The tables of a sweep, in SPI, once its flags and retention cutoffs are
+ * known: sweep->tables, each with the statements of its batches, or done
+ * at once when nothing can be due in it.  Everything kept is allocated in
+ * the sweep's context.
+ */
+void
+pfg_sweep_prepare_tables(Sweep *sweep)
+{
+	MemoryContext cxt = sweep->cxt;
+	List	   *defs;
+	ListCell   *lc;
+	int			i;
+
+	defs = read_tables();
+	sweep->ntables = list_length(defs);
+	sweep->tables = MemoryContextAllocZero(cxt, sizeof(SweepTable) * (sweep->ntables + 1));
+	i = 0;
+	foreach(lc, defs)
+	{
+		TableDef   *t = lfirst(lc);
+		SweepTable *st = &sweep->tables[i++];
+		bool		wide = (t->tag_col == NULL);
+		bool		anything;
+
+		st->relid = t->relid;
+		st->relation = MemoryContextStrdup(cxt, t->relation);
+		ItemPointerSet(&st->resume, 0, 0);
+
+		/* can anything be due here? */
+		anything = sweep->service_ended || sweep->have_due;
+		if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
+		{
+			if (!wide)
+				anything = true;
+			for (int j = 0; j < t->ncols; j++)
+				if (cutoff_of(sweep, t->tags[j]) != NULL)
+					anything = true;
+		}
+		if (wide && t->ncols == 0)
+			anything = false;
+		if (anything && !pfg_sweep_table_usable(t->relid, t->relation, t->subject_name,
+												t->collected_name, t->tag_name))
+			anything = false;
+		if (anything && t->anonymise && t->subject_notnull &&
+			!is_integer_type(t->subject_type) && !is_text_type(t->subject_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot anonymise rows of table \"%s\"", t->relation),
+					 errdetail("Its subject column is NOT NULL and of type %s; anonymisation needs a value that maps to nobody (NULL, a negative integer or text starting with \"anonymous:\").",
+							   format_type_be(t->subject_type)),
+					 errhint("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL, or protect it with on_erase => 'delete'.",
+							 t->qualname, t->subject_col)));
+		if (anything)
+		{
+			char	   *sql = build_read_sql(sweep, t);
+			List	   *fast;
+			List	   *fast_tags;
+			ListCell   *lf;
+			MemoryContext oldcxt;
+
+			st->read_sql = MemoryContextStrdup(cxt, sql);
+			st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
+			fast = build_fast_sql(sweep, t, &fast_tags);
+			oldcxt = MemoryContextSwitchTo(cxt);
+			foreach(lf, fast)
+				st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
+			foreach(lf, fast_tags)
+				st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
+			st->subject_name = pstrdup(t->subject_name);
+			st->collected_name = t->collected_name ? pstrdup(t->collected_name) : NULL;
+			st->tag_name = t->tag_name ? pstrdup(t->tag_name) : NULL;
+			st->qualname = pstrdup(t->qualname);
+			st->wide = wide;
+			st->anonymise = t->anonymise;
+			st->ncols = t->ncols;
+			st->cols = palloc(sizeof(char *) * (t->ncols + 1));
+			st->tags = palloc(sizeof(char *) * (t->ncols + 1));
+			for (int j = 0; j < t->ncols; j++)
+			{
+				st->cols[j] = pstrdup(t->cols[j]);
+				st->tags[j] = pstrdup(t->tags[j]);
+			}
+			build_write_sql(st, t);
+			MemoryContextSwitchTo(oldcxt);
+			st->general_too = (fast != NIL && sweep->have_due);
+			st->nblocks = t->nblocks;
+			st->tuples_per_block = t->tuples_per_block;
+			elog(DEBUG1, "profile_guard sweep of \"%s\": %s", t->relation, sql);
+		}
+		st->done = (st->read_sql == NULL);
+	}
+}

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *	  The extension's own settings (settings.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_SETTINGS_H
+#define PROFILE_GUARD_SETTINGS_H
+
+/* audit levels (profile_guard.audit) */
+typedef enum ProfileGuardAuditLevel
+{
+	PFG_AUDIT_OFF,
+	PFG_AUDIT_DENIALS,
+	PFG_AUDIT_ALL
+} ProfileGuardAuditLevel;
+
+extern char *pfg_purpose;
+extern uint64 pfg_purpose_generation;
+extern int	pfg_minor_age;
+extern char *pfg_age_time_zone;
+extern int	pfg_audit;
+extern bool pfg_loaded;
+
+extern void pfg_require_preload(void);
+
+extern void pfg_settings_define(void);
+
+#endif							/* PROFILE_GUARD_SETTINGS_H */
