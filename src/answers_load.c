@@ -29,6 +29,7 @@
 #include "answers_publish.h"
 #include "bulk_rules.h"
 #include "subject_rules.h"
+#include "spi_checked.h"
 
 /*
  * A catch-up that finds more changed subjects than this (and than a
@@ -225,10 +226,8 @@ pfg_answers_evaluate(PurposeState *ps, const char *subject, SubjectAnswer *out,
 					 bool own_view, MemoryContext cxt)
 {
 	PfgCatalogAccess ca;
-	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, true);
 	if (own_view)
 		PushActiveSnapshot(pfg_policy_snapshot());
@@ -237,7 +236,7 @@ pfg_answers_evaluate(PurposeState *ps, const char *subject, SubjectAnswer *out,
 	evaluate_in_spi(ps, subject, out, cxt);
 	PopActiveSnapshot();
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 }
 
 /* (Re-)read one subject: not cached yet, or past its valid_until. */
@@ -350,22 +349,20 @@ query_subjects(PurposeState *ps)
 {
 	PfgCatalogAccess ca;
 	BulkFill	fill;
-	int			rc;
 
 	(void) pfg_answers_subjects(ps);
 	forget_last_lookup(ps);
 	memset(&fill, 0, sizeof(fill));
 	fill.ps = ps;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	push_consent_snapshot();
 	pfg_policy_horizon_of(GetActiveSnapshot(), &ps->horizon, ps->cxt);
 	(void) pfg_rules_evaluate_all(IS_COLLECT(ps) ? NULL : ps->name, fill_answer, &fill);
 	PopActiveSnapshot();
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 	ps->loaded = true;
 	build_dense(ps);
 }
@@ -456,7 +453,6 @@ pfg_answers_catch_up(PurposeState *ps)
 	bool		shared = ps->shared_slot >= 0;
 	bool		patch = shared && !IsInParallelMode();
 	bool		again = false;
-	int			rc;
 
 	forget_last_lookup(ps);
 	if (shared && pfg_shared_answers_retired(ps->shared_slot))
@@ -490,8 +486,7 @@ pfg_answers_catch_up(PurposeState *ps)
 	else
 		since = ps->horizon;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, true);
 	if (patch)
 	{
@@ -580,7 +575,7 @@ pfg_answers_catch_up(PurposeState *ps)
 	if (patch)
 		pfg_shared_answers_unlock_patch(ps->shared_slot);
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 	if (shared && !patch)
 		pfree(since.xip);
 	if (again)

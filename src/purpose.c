@@ -34,6 +34,7 @@
 #include "invalidation.h"
 #include "policy_generation.h"
 #include "purpose.h"
+#include "spi_checked.h"
 
 /*
  * A purpose's definition, read from the catalog once per policy generation
@@ -86,8 +87,7 @@ load_definition(PurposeDefinition *def)
 	int			rc;
 
 	args[0] = CStringGetTextDatum(def->name);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	PushActiveSnapshot(pfg_policy_snapshot());
 	{
@@ -132,7 +132,7 @@ load_definition(PurposeDefinition *def)
 	}
 	PopActiveSnapshot();
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 }
 
 /* forget every definition read so far */
