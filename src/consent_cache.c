@@ -53,20 +53,21 @@ static int	NPurposes = 0;
 
 /* what every cached answer was built under */
 static uint64 CachedGeneration = 0;
-static int	CachedMinorAge = -1;
+static int	CachedMinorAge = -1;	/* mirrored in pfg_answers_seen */
 static char CachedAgeTimeZone[NAMEDATALEN];
-static const char *SeenAgeTimeZone = NULL;	/* the setting's value last seen */
-static uint64 SeenSignals = 0;	/* pfg_policy_signals last acted on */
+
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 static uint64 Basis = 0;		/* advances whenever all are dropped */
-static uint64 Drops = 0;		/* advances whenever any are */
+
+/* what the gates compare inline (consent_cache.h) */
+PfgAnswersSeen pfg_answers_seen = {0, 0, -1, NULL};
 
 static void
 free_purpose(PurposeState *ps)
 {
 	pfg_answers_detach(ps);
 	MemoryContextDelete(ps->cxt);
-	Drops++;
+	pfg_answers_seen.drops++;
 }
 
 static void
@@ -87,9 +88,7 @@ flush_purposes(void)
 static inline bool
 answers_may_be_stale(void)
 {
-	return pfg_policy_signals != SeenSignals ||
-		CachedMinorAge != pfg_minor_age ||
-		SeenAgeTimeZone != pfg_age_time_zone;
+	return !pfg_answers_unmoved();
 }
 
 /*
@@ -102,8 +101,8 @@ sync_answers(void)
 {
 	bool		settings_moved;
 
-	SeenSignals = pfg_policy_signals;
-	SeenAgeTimeZone = pfg_age_time_zone;
+	pfg_answers_seen.signals = pfg_policy_signals;
+	pfg_answers_seen.age_time_zone = pfg_age_time_zone;
 	settings_moved = CachedMinorAge != pfg_minor_age ||
 		strcmp(CachedAgeTimeZone, pfg_age_time_zone) != 0;
 	if (pfg_policy_generation_signalled() || settings_moved)
@@ -120,6 +119,7 @@ sync_answers(void)
 			CachedGeneration = generation;
 			ConsentRelid = catalog;
 			CachedMinorAge = pfg_minor_age;
+			pfg_answers_seen.minor_age = CachedMinorAge;
 			strlcpy(CachedAgeTimeZone, pfg_age_time_zone,
 					sizeof(CachedAgeTimeZone));
 		}
@@ -205,19 +205,7 @@ pfg_consent_answers_basis(void)
 uint64
 pfg_consent_answers_drops(void)
 {
-	return Drops;
-}
-
-/*
- * May answers handed out when pfg_consent_answers_drops() was 'drops' be
- * used as they are: none dropped since, and nothing they depend on moved?
- * Else pfg_consent_answers brings them up to date.  Asked by every gate
- * call, through purpose.c's memo.
- */
-bool
-pfg_consent_answers_current(uint64 drops)
-{
-	return drops == Drops && !answers_may_be_stale();
+	return pfg_answers_seen.drops;
 }
 
 /* ---- the gates' look-ups ---- */
@@ -412,8 +400,13 @@ own_answer(PurposeState *ps, SubjectKey key)
 	return &ps->own;
 }
 
-static const SubjectAnswer *
-lookup_subject(PurposeState *ps, Datum subject, Oid typid)
+/*
+ * A subject's answer under a purpose: the last look-up's, a published one,
+ * our own entry, or one read now (consent_cache.h asks the last look-up
+ * first, inline).
+ */
+const SubjectAnswer *
+pfg_subject_answer(PurposeState *ps, Datum subject, Oid typid)
 {
 	char		buf[SUBJECT_BUF_SIZE];
 	SubjectKey	key;
@@ -529,7 +522,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		{
 			ps->shared_checked = stmt;
 			if (pfg_answers_attach(ps))
-				return lookup_subject(ps, subject, typid);
+				return pfg_subject_answer(ps, subject, typid);
 		}
 		if (ps->lazy_limit == 0)
 		{
@@ -563,7 +556,7 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 		else
 		{
 			pfg_answers_load_all(ps);
-			return lookup_subject(ps, subject, typid);
+			return pfg_subject_answer(ps, subject, typid);
 		}
 	}
 	if (e == NULL)
@@ -577,18 +570,4 @@ lookup_subject(PurposeState *ps, Datum subject, Oid typid)
 	if (by_value)
 		remember(ps, typid, v, slot != NULL ? slot : &e->a);
 	return slot != NULL ? slot : &e->a;
-}
-
-bool
-pfg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
-{
-	return lookup_subject(ps, subject, typid)->row_visible;
-}
-
-bool
-pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
-{
-	const SubjectAnswer *a = lookup_subject(ps, subject, typid);
-
-	return a->row_visible && tag_id >= 0 && bms_is_member(tag_id, a->tags);
 }

@@ -60,14 +60,8 @@ static PurposeDefinition *Definitions[MAX_DEFINITIONS];
 static int	NDefinitions = 0;
 static uint64 DefinitionsBasis = 0; /* the answers' basis they were read under */
 
-/*
- * The purpose the last statement resolved, while the setting is unchanged,
- * and its answers, while none are dropped (pfg_consent_answers_current).
- */
-static PurposeDefinition *LastDefinition = NULL;
-static uint64 LastPurposeGeneration = 0;
-static PurposeState *LastAnswers = NULL;
-static uint64 LastDrops = 0;
+/* the purpose resolved last (purpose.h checks it inline) */
+PfgPurposeLast pfg_purpose_last = {NULL, 0, 0, InvalidOid};
 
 void
 pfg_purpose_roles_invalidated(void)
@@ -75,6 +69,7 @@ pfg_purpose_roles_invalidated(void)
 	/* roles' memberships may have changed: re-validate purposes */
 	for (int i = 0; i < NDefinitions; i++)
 		Definitions[i]->validated_for = InvalidOid;
+	pfg_purpose_last.answers = NULL;
 }
 
 /* read a purpose's definition (def->name) from the catalog */
@@ -139,8 +134,7 @@ load_definition(PurposeDefinition *def)
 static void
 forget_definitions(void)
 {
-	LastDefinition = NULL;
-	LastAnswers = NULL;
+	pfg_purpose_last.answers = NULL;
 	NDefinitions = 0;
 	if (DefinitionsContext != NULL)
 		MemoryContextReset(DefinitionsContext);
@@ -182,12 +176,12 @@ definition_of(const char *name)
 
 /* the purpose validated last, for the next call */
 static void
-remember(PurposeDefinition *def, uint64 generation, PurposeState *answers)
+remember(uint64 generation, Oid user, PurposeState *answers)
 {
-	LastDefinition = def;
-	LastPurposeGeneration = generation;
-	LastAnswers = answers;
-	LastDrops = pfg_consent_answers_drops();
+	pfg_purpose_last.answers = answers;
+	pfg_purpose_last.generation = generation;
+	pfg_purpose_last.drops = pfg_consent_answers_drops();
+	pfg_purpose_last.user = user;
 }
 
 /*
@@ -205,10 +199,8 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 
 	/* the common case: the same purpose and role as the last call */
 	user = GetUserId();
-	if (LastAnswers != NULL && pfg_consent_answers_current(LastDrops) &&
-		LastPurposeGeneration == generation &&
-		LastDefinition->validated_for == user)
-		return LastAnswers;
+	if (pfg_purpose_last_holds(generation, user))
+		return pfg_purpose_last.answers;
 
 	if (pfg_current_user_bypasses())
 		return NULL;
@@ -228,7 +220,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 	def = definition_of(name);
 	if (def->validated_for == user)
 	{
-		remember(def, generation, answers);
+		remember(generation, user, answers);
 		return answers;
 	}
 
@@ -267,7 +259,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
 						 name)));
 	def->validated_for = user;
-	remember(def, generation, answers);
+	remember(generation, user, answers);
 	return answers;
 }
 
@@ -278,7 +270,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
  * statement, the setting as it is now.
  */
 PurposeState *
-pfg_purpose_for_statement(Oid relid, const char *tag)
+pfg_purpose_resolve_for_statement(Oid relid, const char *tag)
 {
 	if (PfgAuditCur->purpose_fixed)
 		return resolve_purpose(PfgAuditCur->purpose, PfgAuditCur->purpose_generation,
