@@ -7,7 +7,10 @@ OBJS = \
 	src/settings.o \
 	src/catalog.o \
 	src/bypass.o \
+	src/purpose.o \
 	src/consent_cache.o \
+	src/answers_load.o \
+	src/answers_publish.o \
 	src/policy_generation.o \
 	src/shared_answers.o \
 	src/rules.o \

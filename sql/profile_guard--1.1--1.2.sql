@@ -336,19 +336,19 @@ DECLARE
 	normalised	text := _lexicon_normalise(add_prohibited_term.term);
 BEGIN
 	IF normalised IS NULL OR add_prohibited_term.topic IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'term and topic must not be null',
 			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
 	END IF;
 	IF normalised = '' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'prohibited term must not be empty',
 			DETAIL = 'The term is empty once normalised.',
 			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
 	END IF;
 	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
 										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'unknown prohibited topic',
 			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
 			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
@@ -425,7 +425,7 @@ BEGIN
 		ORDER BY t.tag, cc.relid::text, cc.column_name
 		LIMIT 1
 	LOOP
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag sensitivity cannot change while the tag is classified',
 			DETAIL = format('Tag "%s" would become %s but is classified on column "%s" of table %s.',
 							r.tag, r.new_s, r.column_name, r.relid),
@@ -440,7 +440,7 @@ BEGIN
 		ORDER BY t.tag
 	LOOP
 		IF r.relid IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'tag sensitivity cannot change while a long-shape table holds the tag',
 				DETAIL = format('Tag "%s" would become %s but table %s stores values of it.',
 								r.tag, r.new_s, r.relid),
@@ -472,19 +472,19 @@ DECLARE
 	old			record;
 BEGIN
 	IF define_category.category IS NULL OR define_category.sensitivity IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'category and sensitivity must not be null',
 			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
 	END IF;
 	IF define_category.category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid category name',
 			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
 							left(define_category.category, 120)),
 			HINT = 'Use a name like ''household''.';
 	END IF;
 	IF define_category.sensitivity NOT IN ('general', 'sensitive') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid sensitivity',
 			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', define_category.category),
 			HINT = 'Pass ''general'' or ''sensitive''.';
@@ -497,14 +497,14 @@ BEGIN
 		VALUES (define_category.category, define_category.sensitivity, false, define_category.description);
 	ELSE
 		IF old.builtin THEN
-			RAISE EXCEPTION USING ERRCODE = '42710',
+			RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 				MESSAGE = 'built-in category cannot be redefined',
 				DETAIL = format('Category "%s" is shipped with profile_guard.', define_category.category),
 				HINT = 'Define a category with another name.';
 		END IF;
 		IF old.sensitivity = 'sensitive' AND define_category.sensitivity = 'general'
 		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = define_category.category) THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'sensitive category holding tags cannot become general',
 				DETAIL = format('Category "%s" is sensitive and holds tags.', define_category.category),
 				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
@@ -541,26 +541,26 @@ DECLARE
 BEGIN
 	PERFORM _check_tag_name(define_tag.tag);
 	IF define_tag.category IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'category must not be null',
 			DETAIL = format('Tag "%s" needs a category.', define_tag.tag),
 			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', define_tag.tag);
 	END IF;
 	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = define_tag.category;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'category does not exist',
 			DETAIL = format('Category "%s" of tag "%s" is not defined.', define_tag.category, define_tag.tag),
 			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', define_tag.category);
 	END IF;
 	IF define_tag.sensitivity IS NOT NULL AND define_tag.sensitivity NOT IN ('general', 'sensitive') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid sensitivity',
 			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', define_tag.tag),
 			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
 	END IF;
 	IF define_tag.sensitivity = 'general' AND cat_sens = 'sensitive' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'a sensitive category cannot hold a general tag',
 			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', define_tag.tag, define_tag.category),
 			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', define_tag.tag, define_tag.category);
@@ -569,7 +569,7 @@ BEGIN
 
 	-- sources: distinct, sorted
 	IF array_position(define_tag.derived_from, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'derived_from must not contain null',
 			DETAIL = format('The source list of tag "%s" contains a NULL entry.', define_tag.tag),
 			HINT = 'Remove the NULL entry from derived_from.';
@@ -579,38 +579,38 @@ BEGIN
 	IF tag_layer IS NULL THEN
 		tag_layer := CASE WHEN cardinality(sources) = 0 THEN 'fact' ELSE 'model' END;
 	ELSIF tag_layer NOT IN ('fact', 'model', 'prediction') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid layer',
 			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', define_tag.tag),
 			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
 	END IF;
 	IF tag_layer = 'fact' AND cardinality(sources) > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'a fact tag cannot be derived from other tags',
 			DETAIL = format('Tag "%s" is declared layer fact but names sources.', define_tag.tag),
 			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', define_tag.tag, define_tag.category);
 	END IF;
 	IF tag_layer <> 'fact' AND cardinality(sources) = 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = format('a %s tag must be derived from at least one tag', tag_layer),
 			DETAIL = format('Tag "%s" is declared layer %s but names no source.', define_tag.tag, tag_layer),
 			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
 	END IF;
 	FOREACH src IN ARRAY sources LOOP
 		IF src = define_tag.tag THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'a tag cannot be derived from itself',
 				DETAIL = format('Tag "%s" names itself in derived_from.', define_tag.tag),
 				HINT = 'Remove the tag from its own derived_from.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
-			RAISE EXCEPTION USING ERRCODE = '42704',
+			RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 				MESSAGE = 'source tag does not exist',
 				DETAIL = format('Tag "%s" names source "%s", which is not defined.', define_tag.tag, src),
 				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
 		END IF;
 		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND define_tag.tag = ANY (t.all_sources)) THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'derivation cycle',
 				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
 								define_tag.tag, src, define_tag.tag),
@@ -660,13 +660,13 @@ DECLARE
 	n		bigint;
 BEGIN
 	IF drop_tag.tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass the name of the tag to drop.';
 	END IF;
 	PERFORM 1 FROM tag t WHERE t.tag = drop_tag.tag FOR UPDATE;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'tag does not exist',
 			DETAIL = format('Tag "%s" is not defined.', left(drop_tag.tag, 120)),
 			HINT = 'See profile_guard.tag for the defined tags.';
@@ -676,7 +676,7 @@ BEGIN
 	FROM classified_column cc WHERE cc.tag = drop_tag.tag
 	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', drop_tag.tag, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
@@ -685,7 +685,7 @@ BEGIN
 	r := NULL;
 	SELECT _tag_held_by_long_table(drop_tag.tag) AS relid INTO r;
 	IF r.relid IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Table %s stores values of tag "%s".', r.relid, drop_tag.tag),
 			HINT = format('Delete the rows of tag "%s" from table %s first.', drop_tag.tag, r.relid);
@@ -693,7 +693,7 @@ BEGIN
 
 	SELECT t.tag INTO r FROM tag t WHERE drop_tag.tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is a source of tag "%s".', drop_tag.tag, r.tag),
 			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
@@ -703,7 +703,7 @@ BEGIN
 	WHERE drop_tag.tag = ANY (pu.tags) AND pu.retired_at IS NULL
 	ORDER BY pu.purpose LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is listed by purpose "%s".', drop_tag.tag, r.purpose),
 			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
@@ -711,7 +711,7 @@ BEGIN
 
 	SELECT count(*) INTO n FROM consent c WHERE drop_tag.tag = ANY (c.tags);
 	IF n > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', drop_tag.tag, n),
 			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
@@ -719,7 +719,7 @@ BEGIN
 
 	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = drop_tag.tag;
 	IF n > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is blocked by %s subject(s).', drop_tag.tag, n),
 			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';
@@ -756,31 +756,31 @@ DECLARE
 	new_version	integer;
 BEGIN
 	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose and description must not be null',
 			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
 	END IF;
 	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'marketing and automated_decision must not be null',
 			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid purpose name',
 			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
 							left(define_purpose.purpose, 120)),
 			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
 	END IF;
 	IF btrim(define_purpose.description) = '' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'purpose description must not be empty',
 			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
 			HINT = 'Describe what the profiles are used for and how.';
 	END IF;
 	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'retention must be positive',
 			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
@@ -797,7 +797,7 @@ BEGIN
 				define_purpose.recipient);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'purpose is retired',
 				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
@@ -872,14 +872,14 @@ DECLARE
 	grantee	name;			-- the role's name
 BEGIN
 	IF allow_purpose.role IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
 	PERFORM _refuse_retired(pu);
 	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = allow_purpose.role;
 	IF grantee IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = format('role with OID %s does not exist', allow_purpose.role::oid),
 			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
@@ -900,14 +900,14 @@ DECLARE
 	grantee	name;			-- the role's name
 BEGIN
 	IF disallow_purpose.role IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.disallow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
 	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = disallow_purpose.role;
 	DELETE FROM purpose_role pr WHERE pr.role_name = grantee AND pr.purpose = pu.purpose;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'role is not allowed the purpose',
 			DETAIL = format('Role "%s" was not allowed purpose "%s".', grantee, pu.purpose),
 			HINT = 'See profile_guard.purpose_role for the roles allowed each purpose.';
@@ -1003,7 +1003,7 @@ DECLARE
 	root	regclass;
 BEGIN
 	IF tbl IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table must not be null',
 			HINT = 'Pass a table name, e.g. ''public.profile''.';
 	END IF;
@@ -1015,13 +1015,13 @@ BEGIN
 	IF NOT FOUND THEN
 		root := _guarded_root(tbl);
 		IF root IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'table is guarded through its parent',
 				DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
 								tbl, root),
 				HINT = format('Call the function on %s: its classification covers the whole tree.', root);
 		END IF;
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'table is not protected',
 			DETAIL = format('Table %s is not a guarded table.', tbl),
 			HINT = format('Call profile_guard.protect(%L, subject_column) first.', tbl::text);
@@ -1167,7 +1167,7 @@ DECLARE
 	a			pg_attribute;
 BEGIN
 	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
@@ -1176,31 +1176,31 @@ BEGIN
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.oid = protect.tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'only ordinary and partitioned tables can be protected',
 			DETAIL = format('Relation %s is not a table.', protect.tbl),
 			HINT = 'Protect the table the view or foreign table reads from.';
 	END IF;
 	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'catalog tables cannot be protected',
 			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
 			HINT = 'Protect a table of an application schema.';
 	END IF;
 	IF rel.relpersistence = 't' THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'temporary tables cannot be protected',
 			DETAIL = format('Table %s is a temporary table.', protect.tbl),
 			HINT = 'Protect a permanent table.';
 	END IF;
 	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
-		RAISE EXCEPTION USING ERRCODE = '42710',
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 			MESSAGE = 'table is already protected',
 			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
 			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
 	END IF;
 	IF _guarded_root(protect.tbl) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'table is guarded through its parent',
 			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
 							protect.tbl, _guarded_root(protect.tbl)),
@@ -1208,7 +1208,7 @@ BEGIN
 						  _guarded_root(protect.tbl));
 	END IF;
 	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a table under a table that is not guarded cannot be protected',
 			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
 							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
@@ -1216,7 +1216,7 @@ BEGIN
 			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
 	END IF;
 	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid on_erase',
 			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
 			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
@@ -1228,7 +1228,7 @@ BEGIN
 	IF protect.collected_at_column IS NOT NULL THEN
 		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
-			RAISE EXCEPTION USING ERRCODE = '42804',
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 				MESSAGE = 'collected_at column must be a date or timestamp',
 				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
@@ -1236,7 +1236,7 @@ BEGIN
 		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'long shape needs both tag_column and value_column',
 			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
 			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
@@ -1244,7 +1244,7 @@ BEGIN
 	IF protect.tag_column IS NOT NULL THEN
 		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
 		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
-			RAISE EXCEPTION USING ERRCODE = '42804',
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 				MESSAGE = 'tag column must be of type text or varchar',
 				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
@@ -1258,7 +1258,7 @@ BEGIN
 						 WHERE c IS NOT NULL))
 	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
 										 protect.tag_column, protect.value_column], NULL)) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'protect needs distinct columns',
 			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
 			HINT = 'Pass different columns for subject, collected_at, tag and value.';
@@ -1368,7 +1368,7 @@ BEGIN
 				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_b) END;
 			END IF;
 			IF n <> coalesce(cardinality(tids), 0) THEN
-				RAISE EXCEPTION USING ERRCODE = '55000',
+				RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 					MESSAGE = format('could not %s every value of column "%s" of table %s',
 									 CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END, col, tbl),
 					DETAIL = format('%s of %s rows of %s were updated; a trigger or rule of the table skipped or redirected the others.',
@@ -1401,19 +1401,19 @@ DECLARE
 BEGIN
 	PERFORM _check_table_owner(g.relid);
 	IF classify.column_name IS NULL OR classify.tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'column and tag must not be null',
 			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
 	END IF;
 	IF g.tag_column IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'only wide-shape tables have classified columns',
 			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
 			HINT = 'Store rows naming defined tags; nothing needs classifying.';
 	END IF;
 	a := _get_column(g.relid, classify.column_name, 'column to classify');
 	IF classify.column_name IN (g.subject_column, g.collected_at_column) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'subject and collected_at columns cannot be classified',
 			DETAIL = format('Column "%s" of table %s is its %s column.', classify.column_name, g.relid,
 							CASE WHEN classify.column_name = g.subject_column THEN 'subject' ELSE 'collected_at' END),
@@ -1421,7 +1421,7 @@ BEGIN
 	END IF;
 	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = classify.tag;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'tag does not exist',
 			DETAIL = format('Tag "%s" is not defined.', left(classify.tag, 120)),
 			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(classify.tag, 120));
@@ -1429,13 +1429,13 @@ BEGIN
 	SELECT cc.tag INTO other FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = classify.column_name;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42710',
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 			MESSAGE = 'column is already classified',
 			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', classify.column_name, g.relid, other),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, classify.column_name);
 	END IF;
 	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
-		RAISE EXCEPTION USING ERRCODE = '42804',
+		RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 			MESSAGE = 'a sensitive tag needs a text or bytea column',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
 							classify.tag, classify.column_name, g.relid, format_type(a.atttypid, a.atttypmod)),
@@ -1443,7 +1443,7 @@ BEGIN
 	END IF;
 
 	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
-		RAISE EXCEPTION USING ERRCODE = '42804',
+		RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 			MESSAGE = 'a generated column cannot hold a sensitive tag',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
 							classify.tag, classify.column_name, g.relid),
@@ -1480,13 +1480,13 @@ DECLARE
 BEGIN
 	PERFORM _check_table_owner(g.relid);
 	IF declassify.column_name IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'column must not be null',
 			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
 	END IF;
 	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'column is not classified',
 			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
 			HINT = 'See profile_guard.classified_column for the classified columns.';
@@ -1597,7 +1597,7 @@ BEGIN
 	WHERE p.polrelid = rel AND p.polname = 'profile_guard_values';
 	IF NOT enabled THEN
 		IF ours IS NOT NULL AND may_refuse THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'row-level security of a guarded table cannot be disabled',
 				DETAIL = format('Table %s is guarded; with row-level security enabled, PostgreSQL leaves its values out of error messages.', rel),
 				HINT = format('Call profile_guard.unprotect(%L) first.', rel::text);
@@ -1667,7 +1667,7 @@ BEGIN
 		IF drop_them THEN
 			EXECUTE format('DROP STATISTICS %s', obj.name);
 		ELSE
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'extended statistics cannot cover a tag column',
 				DETAIL = format('Statistics object %s of table %s covers %s; statistics keep values.',
 								obj.name, rel, what),
@@ -1725,7 +1725,7 @@ BEGIN
 		ORDER BY a.attnum
 	LOOP
 		IF p_tag IS NULL OR gen.tag IS DISTINCT FROM p_tag THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'a generated column is computed from a tag column',
 				DETAIL = format('Generated column "%s" of table %s is computed from %s.',
 								gen.attname, rel, what),
@@ -1757,7 +1757,7 @@ BEGIN
 							AND d.refobjsubid = colno))
 		ORDER BY 1
 	LOOP
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a constraint involves a tag column',
 			DETAIL = format('%s %s of table %s involves %s of table %s; a write it refuses or cascades tells whether a subject holds a value.',
 							CASE obj.kind WHEN 'p' THEN 'Primary key' WHEN 'u' THEN 'Unique constraint'
@@ -1796,7 +1796,7 @@ BEGIN
 	IF rel <> g.relid THEN
 		roots := ARRAY(SELECT r FROM _guarded_roots(rel) r);
 		IF cardinality(roots) > 1 THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'a table cannot be below two guarded tables',
 				DETAIL = format('Table %s would be under guarded tables %s; it can be guarded as one table only.',
 								rel, array_to_string(roots, ', ')),
@@ -1862,7 +1862,7 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF NOT coalesce(_tree_change(child), false) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = format('profile_guard.%s() cannot be called directly', fn),
 			DETAIL = 'It acts on a table that ALTER TABLE attaches or detaches, while the statement runs.',
 			HINT = 'Attach or detach the table with ALTER TABLE.';
@@ -1896,7 +1896,7 @@ BEGIN
 		RETURN;
 	END IF;
 	IF root IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
 			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
 							below, parent),
@@ -1914,7 +1914,7 @@ BEGIN
 				  UNION ALL
 				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
 				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
 			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
 							below, root, root),
@@ -2083,12 +2083,12 @@ DECLARE
 	old			record;
 BEGIN
 	IF register_subject.subject IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
 	END IF;
 	IF length(register_subject.subject) NOT BETWEEN 1 AND 200 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid subject identifier',
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
 			HINT = 'Pass the value of the guarded tables'' subject column as text.';
@@ -2097,7 +2097,7 @@ BEGIN
 	-- birth registered on its first day is accepted in every time zone
 	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
 					  AS pg_catalog.date) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'birth date is in the future',
 			DETAIL = format('The birth date given for subject "%s" is later than today.', register_subject.subject),
 			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
@@ -2140,20 +2140,20 @@ DECLARE
 BEGIN
 	PERFORM _refuse_retired(pu);
 	IF grant_consent.tags IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tags must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
 			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
 						  s.subject, pu.purpose);
 	END IF;
 	IF grant_consent.separate IS NULL OR grant_consent.guardian IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'separate and guardian must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF grant_consent.expires_at IS NOT NULL AND grant_consent.expires_at <= now() THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'consent expiry must be in the future',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
 			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
@@ -2541,13 +2541,13 @@ BEGIN
 	IF suggest_classification.schema IS NOT NULL THEN
 		IF suggest_classification.schema IN ('profile_guard', 'pg_catalog', 'information_schema')
 		   OR suggest_classification.schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'schema is not an application schema',
 				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', suggest_classification.schema),
 				HINT = 'Pass an application schema, or NULL for all of them.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = suggest_classification.schema) THEN
-			RAISE EXCEPTION USING ERRCODE = '3F000',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_schema_name',
 				MESSAGE = 'schema does not exist',
 				DETAIL = format('There is no schema named "%s".', suggest_classification.schema),
 				HINT = 'Pass the name of an existing schema (see \dn), or NULL for all of them.';
@@ -2726,13 +2726,13 @@ DECLARE
 	j			jsonb;
 BEGIN
 	IF subject_report.subject IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
 	END IF;
 	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'subject is not registered',
 			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
 			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
@@ -3323,3 +3323,307 @@ CREATE EVENT TRIGGER profile_guard_ddl ON ddl_command_end
 				 'CREATE STATISTICS', 'ALTER STATISTICS',
 				 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
 	EXECUTE FUNCTION profile_guard._guard_ddl();
+
+-- ---------------------------------------------------------------------
+-- Errors name their condition instead of its five-character code
+-- (the functions above carry the same change)
+-- ---------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION check_prohibited(what text, text_to_check text)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	t	text := prohibited_topic(text_to_check);
+BEGIN
+	IF t IS NOT NULL THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('%s contains a prohibited term', coalesce(what, 'text')),
+			DETAIL = format('The %s matches a term of the prohibited topic "%s".',
+							coalesce(what, 'text'), t),
+			HINT = 'Describe the feature without obscene, gambling, superstitious, terrorist, violent or discriminatory terms (see table profile_guard.prohibited_term).';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _check_tag_name(tag text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass a dotted tag name such as ''interest.sports''.';
+	END IF;
+	IF length(tag) > 100 OR tag !~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid tag name',
+			DETAIL = format('Tag name "%s" is not a dotted lower-case identifier of at most 100 characters.',
+							left(tag, 120)),
+			HINT = 'Use names like ''interest.sports'' or ''score.churn_risk''.';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _check_tag_list(tags text[], what text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	entry	text;
+BEGIN
+	IF tags IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF cardinality(tags) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'tag list must not be empty',
+			DETAIL = format('The tag list of %s is empty.', what),
+			HINT = 'List tag names or patterns such as ARRAY[''interest.*''].';
+	END IF;
+	FOREACH entry IN ARRAY tags LOOP
+		IF entry IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+				MESSAGE = 'tag list must not contain null',
+				DETAIL = format('The tag list of %s contains a NULL entry.', what),
+				HINT = 'Remove the NULL entry from the array.';
+		END IF;
+		IF length(entry) > 100
+		   OR NOT (entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$'
+				   OR entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.\*$') THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'invalid tag name or pattern',
+				DETAIL = format('Entry "%s" of the tag list of %s is neither a dotted tag name nor a pattern "prefix.*".',
+								left(entry, 120), what),
+				HINT = 'Use tag names like ''interest.sports'' or patterns like ''interest.*''.';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM tag t WHERE tag_matches(ARRAY[entry], t.tag)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+				MESSAGE = CASE WHEN right(entry, 2) = '.*'
+							   THEN 'tag pattern matches no tag' ELSE 'tag does not exist' END,
+				DETAIL = format('Entry "%s" of the tag list of %s matches no defined tag.', entry, what),
+				HINT = 'Define the tag first with profile_guard.define_tag(tag, category).';
+		END IF;
+	END LOOP;
+	RETURN ARRAY(SELECT DISTINCT e FROM unnest(tags) AS e ORDER BY e);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _get_purpose(p_purpose text, p_for_update boolean DEFAULT false)
+RETURNS purpose
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu	purpose;
+BEGIN
+	IF p_purpose IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'purpose must not be null',
+			HINT = 'Pass the name of a purpose defined with profile_guard.define_purpose().';
+	END IF;
+	IF p_for_update THEN
+		SELECT * INTO pu FROM purpose x WHERE x.purpose = p_purpose FOR UPDATE;
+	ELSE
+		SELECT * INTO pu FROM purpose x WHERE x.purpose = p_purpose;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'purpose does not exist',
+			DETAIL = format('Purpose "%s" is not defined.', left(p_purpose, 120)),
+			HINT = format('Define it with profile_guard.define_purpose(%L, description).', left(p_purpose, 120));
+	END IF;
+	RETURN pu;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _refuse_retired(pu purpose)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF pu.retired_at IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'purpose is retired',
+			DETAIL = format('Purpose "%s" was retired.', pu.purpose),
+			HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _get_column(tbl regclass, col name, what text)
+RETURNS pg_attribute
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	a	pg_attribute;
+BEGIN
+	SELECT * INTO a FROM pg_attribute
+	WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'column does not exist',
+			DETAIL = format('Table %s has no column "%s" (given as the %s).', tbl, col, what),
+			HINT = format('See the columns of %s with \d %s.', tbl, tbl);
+	END IF;
+	RETURN a;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _check_table_owner(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	caller	oid := _invoking_role();
+	owner	oid;
+BEGIN
+	SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = tbl;
+	IF owner IS NOT NULL AND NOT pg_has_role(caller, owner, 'USAGE') THEN
+		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+			MESSAGE = format('must be owner of table %s', tbl),
+			DETAIL = 'Protecting, classifying, declassifying and unprotecting a table rewrite it and change its trigger, which only its owner may do.',
+			HINT = format('Run the call as the owner of %s, or as a member of its owning role.', tbl);
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _get_subject(p_subject text, p_for_update boolean DEFAULT false)
+RETURNS subject
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	subject;
+BEGIN
+	IF p_subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. ''42''.';
+	END IF;
+	IF p_for_update THEN
+		SELECT * INTO s FROM subject x WHERE x.subject = p_subject FOR UPDATE;
+	ELSE
+		SELECT * INTO s FROM subject x WHERE x.subject = p_subject;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered.', left(p_subject, 200)),
+			HINT = format('Call profile_guard.register_subject(%L) first.', left(p_subject, 200));
+	END IF;
+	RETURN s;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _require_tag(p_tag text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF p_tag IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'tag must not be null',
+			HINT = 'Pass a tag name such as ''interest.sports''.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = p_tag) THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'tag does not exist',
+			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
+			HINT = 'See profile_guard.tag for the defined tags.';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _consent_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND profile_guard._erasure_in_progress() THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+		MESSAGE = 'the consent ledger is append-only',
+		DETAIL = format('%s on profile_guard.consent is not allowed; a withdrawal is a new row.', TG_OP),
+		HINT = 'Call profile_guard.withdraw_consent(subject, purpose, tags) or profile_guard.request_erasure(subject).';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _erasure_log_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+		MESSAGE = 'the erasure log is append-only',
+		DETAIL = format('%s on profile_guard.erasure_log is not allowed.', TG_OP),
+		HINT = 'The sweep appends to the log; nothing else writes it.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION set_anonymise_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+	c	name;
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	FOREACH c IN ARRAY columns LOOP
+		PERFORM _get_column(tbl, c, 'column to anonymise');
+		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column cannot be nulled by anonymisation',
+				DETAIL = format('Column "%s" of table %s is its subject, collected-at or tag column; anonymisation replaces or generalises it.', c, tbl),
+				HINT = 'List only the other identifying columns.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column to anonymise is NOT NULL',
+				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
+		END IF;
+	END LOOP;
+	UPDATE guarded_table x SET anonymise_columns = columns WHERE x.relid = tbl;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION end_service()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	INSERT INTO erasure_state AS x (service_ended_at) VALUES (now())
+	ON CONFLICT (singleton) DO UPDATE SET service_ended_at = now()
+	WHERE x.service_ended_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'the service has already ended',
+			DETAIL = 'profile_guard.end_service() was called before.',
+			HINT = 'Run profile_guard.sweep() to finish the erasure.';
+	END IF;
+	UPDATE purpose x SET retired_at = now() WHERE x.retired_at IS NULL;
+	PERFORM _policy_changed();
+END
+$$;

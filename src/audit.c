@@ -165,6 +165,21 @@ pfg_audit_tag_slot(int tag_id, const char *name, int len)
 	return c->last_tag = add_tag_slot(c, tag_id, name, len);
 }
 
+/*
+ * The index of a tag's slot in the running statement's counters, made if
+ * needed, for a call site to remember (pfg_audit_count_cell_at); -1 when no
+ * statement is being counted.
+ */
+int
+pfg_audit_tag_index(int tag_id)
+{
+	PfgAuditCounters *c = PfgAuditCur;
+
+	if (c == &Sink)
+		return -1;
+	return pfg_audit_tag_slot(tag_id, NULL, 0) - c->tags;
+}
+
 /* how deep in executors (and utility statements) the backend is now */
 int
 pfg_audit_nesting(void)

@@ -27,6 +27,7 @@ extern PGDLLIMPORT PfgAuditCounters *PfgAuditCur;
 extern PfgAuditRel *pfg_audit_rel_slot(Oid relid);
 extern int	pfg_audit_nesting(void);
 extern PfgAuditTag *pfg_audit_tag_slot(int tag_id, const char *name, int len);
+extern int	pfg_audit_tag_index(int tag_id);
 
 /* _row_gate: one row examined */
 static inline void
@@ -49,6 +50,32 @@ pfg_audit_count_cell(int tag_id, bool served)
 
 	if (unlikely(t->tag_id != tag_id))
 		t = pfg_audit_tag_slot(tag_id, NULL, 0);
+	if (served)
+		t->served++;
+	else
+		t->masked++;
+}
+
+/*
+ * The same, for a call site that keeps in *hint where its tag's counters
+ * were last (a query's cell gates each count their own tag, in turn).
+ */
+static inline void
+pfg_audit_count_cell_at(int *hint, int tag_id, bool served)
+{
+	PfgAuditCounters *c = PfgAuditCur;
+	PfgAuditTag *t;
+	int			i = *hint;
+
+	if (likely(i < c->ntags && c->tags[i].tag_id == tag_id))
+		t = &c->tags[i];
+	else if ((i = pfg_audit_tag_index(tag_id)) >= 0)
+	{
+		*hint = i;
+		t = &c->tags[i];
+	}
+	else
+		t = pfg_audit_tag_slot(tag_id, NULL, 0);	/* no statement counted */
 	if (served)
 		t->served++;
 	else

@@ -38,8 +38,10 @@
 #include "settings.h"
 #include "catalog.h"
 #include "consent_cache.h"
+#include "purpose.h"
 #include "crypto_envelope.h"
 #include "erasure.h"
+#include "spi_checked.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
 
@@ -75,13 +77,12 @@ check_value_lexicon(Datum value, Oid typid)
 	args[0] = CStringGetTextDatum("tag value");
 	args[1] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
 	pfg_begin_catalog_access(&ca, false);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	rc = SPI_execute_with_args("SELECT profile_guard.check_prohibited($1, $2)",
 							   2, argtypes, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	pfg_spi_finish();
 	pfg_end_catalog_access(&ca);
 }
 

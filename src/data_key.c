@@ -38,6 +38,7 @@
 #include "invalidation.h"
 #include "key_wrap.h"
 #include "master_key.h"
+#include "spi_checked.h"
 
 #define MAX_SUBJECT_CHARS	200
 
@@ -108,16 +109,14 @@ pfg_subject_key_begin_access(PfgSavedRole *saved)
 	Oid			relid = subject_key_table(&owner);
 
 	pfg_switch_role(owner, "pg_catalog, pg_temp", saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	pfg_spi_connect();
 	return relid;
 }
 
 void
 pfg_subject_key_end_access(PfgSavedRole *saved)
 {
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	pfg_spi_finish();
 	pfg_restore_role(saved);
 }
 
@@ -176,7 +175,7 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 			1, argtypes);
 	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the data key: SPI error %d", rc);
+		elog(ERROR, "could not read the data key: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		return PFG_DATA_KEY_MISSING;
 
@@ -224,6 +223,7 @@ static void
 check_master_key_matches(const PfgMasterKey *current)
 {
 	char	   *fingerprint;
+	int			rc;
 
 	if (master_key_checked)
 		return;
@@ -232,8 +232,9 @@ check_master_key_matches(const PfgMasterKey *current)
 			"SELECT master_fingerprint FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
 			" WHERE wrapped_key IS NOT NULL LIMIT 1",
 			0, NULL);
-	if (SPI_execute_plan(check_key_plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the data keys");
+	rc = SPI_execute_plan(check_key_plan, NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the data keys: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1 &&
 		(fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) != NULL &&
 		!pfg_master_key_matches(current, fingerprint) &&
@@ -279,7 +280,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 			3, argtypes);
 	rc = SPI_execute_plan(create_key_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store a data key: SPI error %d", rc);
+		elog(ERROR, "could not store a data key: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
 	{
 		*own_xact = true;
@@ -372,7 +373,7 @@ pfg_data_key_destroy(const char *subject)
 							   " WHERE k.destroyed_at IS NULL",
 							   1, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not destroy a data key: SPI error %d", rc);
+		elog(ERROR, "could not destroy a data key: %s", SPI_result_code_string(rc));
 	pfg_subject_key_end_access(&saved);
 
 	/* wipe our copy now, and everybody's at commit */

@@ -48,6 +48,7 @@
 #include "erasure_statements.h"
 #include "owner_context.h"
 #include "subject_hash.h"
+#include "spi_checked.h"
 
 /* rows per batch when sweep() is called from SQL (one transaction) */
 #define SQL_SWEEP_CHUNK		10000
@@ -100,19 +101,15 @@ pfg_erasure_writing(Oid relid)
 static void
 spi_connect(void)
 {
-	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 }
 
 static void
 spi_finish(void)
 {
-	int			rc;
 
-	if ((rc = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+	pfg_spi_finish();
 }
 
 /* add rows to the sweep's results (few distinct keys: a list will do) */

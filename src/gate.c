@@ -51,6 +51,7 @@
 #include "tree.h"
 #include "gate.h"
 #include "consent_cache.h"
+#include "purpose.h"
 #include "owner_context.h"
 
 typedef struct GateContext

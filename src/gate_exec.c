@@ -34,6 +34,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "consent_cache.h"
+#include "purpose.h"
 #include "crypto_envelope.h"
 #include "audit.h"
 
@@ -82,40 +83,43 @@ decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
 typedef struct GateSite
 {
 	Oid			subject_type;
+	int			audit_tag;		/* where its tag's counters were last */
 	Oid			stored_type;	/* _sensitive_cell_gate's 4th argument */
 	int			checked_tag_id;
 	char	   *checked_tag;	/* NULL: none checked yet */
 } GateSite;
 
-static GateSite *
-gate_site(FunctionCallInfo fcinfo)
+static pg_noinline GateSite *
+new_gate_site(FunctionCallInfo fcinfo, const char *name)
 {
-	if (fcinfo->flinfo->fn_extra == NULL)
-	{
-		GateSite   *site = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
-												  sizeof(GateSite));
+	GateSite   *site;
 
-		site->subject_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
-		if (!OidIsValid(site->subject_type))
-			elog(ERROR, "could not determine the subject's type");
-		fcinfo->flinfo->fn_extra = site;
-	}
-	return (GateSite *) fcinfo->flinfo->fn_extra;
+	require_placed(fcinfo, name);
+	site = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GateSite));
+	site->subject_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	if (!OidIsValid(site->subject_type))
+		elog(ERROR, "could not determine the subject's type");
+	fcinfo->flinfo->fn_extra = site;
+	return site;
 }
 
-/* the subject argument is "any": its type, per call site */
-static inline Oid
-subject_type(FunctionCallInfo fcinfo)
+/*
+ * The call site's state, made on its first call, once the call is known to
+ * be one the planner hook placed (a call site's expression never changes).
+ */
+static inline GateSite *
+gate_site(FunctionCallInfo fcinfo, const char *name)
 {
-	return gate_site(fcinfo)->subject_type;
+	if (likely(fcinfo->flinfo->fn_extra != NULL))
+		return (GateSite *) fcinfo->flinfo->fn_extra;
+	return new_gate_site(fcinfo, name);
 }
 
 Datum
 profile_guard_row_gate(PG_FUNCTION_ARGS)
 {
+	GateSite   *site = gate_site(fcinfo, "_row_gate");
 	PurposeState *ps;
-
-	require_placed(fcinfo, "_row_gate");
 
 	ps = pfg_purpose_for_statement(PG_GETARG_OID(1), NULL);
 	if (ps == NULL)
@@ -126,7 +130,7 @@ profile_guard_row_gate(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 	{
-		bool		visible = pfg_subject_row_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo));
+		bool		visible = pfg_subject_row_visible(ps, PG_GETARG_DATUM(0), site->subject_type);
 
 		pfg_audit_count_row(PG_GETARG_OID(1), visible);	/* audit */
 		PG_RETURN_BOOL(visible);
@@ -169,7 +173,7 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 	tag = PG_GETARG_TEXT_PP(1);
 	tag_id = pfg_tag_id_lookup(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), NULL);
 	visible = (tag_id >= 0 &&
-			   pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo), tag_id));
+			   pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), gate_site(fcinfo, "_tag_row_gate")->subject_type, tag_id));
 	pfg_audit_count_tag_row(PG_GETARG_OID(2), tag_id, VARDATA_ANY(tag),	/* audit */
 						   VARSIZE_ANY_EXHDR(tag), visible);
 	PG_RETURN_BOOL(visible);
@@ -178,9 +182,8 @@ profile_guard_tag_row_gate(PG_FUNCTION_ARGS)
 Datum
 profile_guard_cell_gate(PG_FUNCTION_ARGS)
 {
+	GateSite   *site = gate_site(fcinfo, "_cell_gate");
 	PurposeState *ps;
-
-	require_placed(fcinfo, "_cell_gate");
 
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
@@ -188,13 +191,13 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 	if (ps == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 	if (PG_ARGISNULL(0) ||
-		!pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
+		!pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), site->subject_type,
 								PG_GETARG_INT32(1)))
 	{
-		pfg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
+		pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
-	pfg_audit_count_cell(PG_GETARG_INT32(1), true);	/* audit */
+	pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), true);	/* audit */
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
 
@@ -229,7 +232,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 		pfg_audit_count_cell(PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
-	site = gate_site(fcinfo);
+	site = gate_site(fcinfo, "_sensitive_cell_gate");
 	subject = PG_GETARG_DATUM(0);
 	tag_id = PG_GETARG_INT32(1);
 	tag = PG_GETARG_TEXT_PP(2);
@@ -312,7 +315,7 @@ profile_guard_long_value_gate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	tag = PG_GETARG_TEXT_PP(1);
-	if (!serve_long_value(ps, PG_GETARG_DATUM(0), subject_type(fcinfo),
+	if (!serve_long_value(ps, PG_GETARG_DATUM(0), gate_site(fcinfo, "_long_value_gate")->subject_type,
 						  VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag),
 						  &value, get_fn_expr_argtype(fcinfo->flinfo, 2)))
 		PG_RETURN_NULL();

@@ -16,7 +16,7 @@
  *	    4. redact.c         the names of guarded relations
  *	    5. data_key.c       the cached data keys (data_key_cache.c)
  *	  syscache (pg_authid and pg_auth_members: roles and memberships):
- *	    1. consent_cache.c  the bypass memo and the purposes' validation
+ *	    1. purpose.c        the bypass memo and the purposes' validation
  *
  *	  Registered once per backend, from _PG_init.
  *
@@ -44,7 +44,7 @@ profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* any role may be concerned: every hash value flushes all */
 	pfg_bypass_roles_invalidated();
-	pfg_consent_cache_roles_invalidated();
+	pfg_purpose_roles_invalidated();
 }
 
 void

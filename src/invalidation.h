@@ -24,7 +24,7 @@ extern void pfg_redact_relcache_invalidated(Oid relid); /* redact.c */
 extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
 
 /* roles or role memberships changed (pg_authid, pg_auth_members) */
-extern void pfg_consent_cache_roles_invalidated(void);	/* consent_cache.c */
+extern void pfg_purpose_roles_invalidated(void);	/* purpose.c */
 extern void pfg_bypass_roles_invalidated(void);	/* bypass.c */
 
 #endif							/* PROFILE_GUARD_INVALIDATION_H */

@@ -25,6 +25,7 @@
 #include "data_key.h"
 #include "key_wrap.h"
 #include "master_key.h"
+#include "spi_checked.h"
 
 PFG_SQL_FUNCTION(profile_guard_rotate_master_key);
 
@@ -69,7 +70,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 						 " WHERE subject OPERATOR(pg_catalog.=) $1",
 						 3, updargtypes);
 	if (update == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		elog(ERROR, "could not prepare the re-wrapping of data keys: %s", SPI_result_code_string(SPI_result));
 
 	selargs[0] = CStringGetTextDatum(current->fingerprint);
 	portal = SPI_cursor_open_with_args(NULL,
@@ -137,7 +138,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 			updargs[2] = CStringGetTextDatum(current->fingerprint);
 			rc = SPI_execute_plan(update, updargs, NULL, false, 0);
 			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-				elog(ERROR, "could not re-wrap a data key: SPI error %d", rc);
+				elog(ERROR, "could not re-wrap a data key: %s", SPI_result_code_string(rc));
 			rewrapped++;
 		}
 		SPI_freetuptable(batch);

@@ -37,6 +37,7 @@
 #include "catalog.h"
 #include "owner_context.h"
 #include "audit.h"
+#include "spi_checked.h"
 
 PFG_SQL_FUNCTION(profile_guard_check_guarded_sql);
 PFG_SQL_FUNCTION(profile_guard_execute_as_owner_sql);
@@ -267,8 +268,7 @@ pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 	uint64		processed;
 	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_owner_context_begin(relid, &oc);
 	OwnerWriteRelid = relid;
 	OwnerWriteNesting = pfg_audit_nesting();
@@ -287,8 +287,7 @@ pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 			 relation_name(relid), SPI_result_code_string(rc));
 	processed = SPI_processed;
 	pfg_owner_context_end(&oc);
-	if ((rc = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+	pfg_spi_finish();
 	return processed;
 }
 

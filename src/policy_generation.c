@@ -49,6 +49,7 @@
 #include "invalidation.h"
 #include "policy_generation.h"
 #include "shared_answers.h"
+#include "spi_checked.h"
 
 PFG_SQL_FUNCTION(profile_guard_policy_changed);
 PFG_SQL_FUNCTION(profile_guard_subject_changed);
@@ -217,8 +218,7 @@ pfg_policy_generation_current(void)
 	}
 	PG_TRY();
 	{
-		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+		pfg_spi_connect();
 		pfg_begin_catalog_access(&ca, false);
 		PushActiveSnapshot(pfg_policy_snapshot());
 		rc = SPI_execute("SELECT generation FROM profile_guard.policy_generation", true, 1);
@@ -235,7 +235,7 @@ pfg_policy_generation_current(void)
 			KnownGeneration = 0;
 		PopActiveSnapshot();
 		pfg_end_catalog_access(&ca);
-		SPI_finish();
+		pfg_spi_finish();
 	}
 	PG_CATCH();
 	{
@@ -451,8 +451,7 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 
 	pfg_require_preload();
 	look_up_relids();
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	if (OidIsValid(SubjectsRelid))
 	{
@@ -462,7 +461,7 @@ profile_guard_policy_changed(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not advance the policy generation: %s", SPI_result_code_string(rc));
 	}
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 
 	PolicyChangedHere = true;
 	pfg_shared_answers_note_change();
@@ -506,8 +505,7 @@ profile_guard_subject_changed(PG_FUNCTION_ARGS)
 				 errdetail("A subject identifier is 1 to 200 characters long.")));
 	look_up_relids();
 	args[0] = PG_GETARG_DATUM(0);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	rc = SPI_execute_with_args(
 		"INSERT INTO profile_guard.subject_change AS c (subject, changed_by)"
@@ -518,7 +516,7 @@ profile_guard_subject_changed(PG_FUNCTION_ARGS)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record the changed subject: %s", SPI_result_code_string(rc));
 	pfg_end_catalog_access(&ca);
-	SPI_finish();
+	pfg_spi_finish();
 
 	note_subject_changed_here(subject);
 	if (OidIsValid(SubjectsRelid))

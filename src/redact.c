@@ -235,6 +235,21 @@ pfg_redact_relcache_invalidated(Oid relid)
 			NamesKnown = false;	/* renamed, dropped, moved */
 }
 
+/* append one relation to Names (in RedactContext), growing it as needed */
+static void
+add_name(Oid relid, char *relname, int *max)
+{
+	if (NNames == *max)
+	{
+		*max *= 2;
+		Names = repalloc(Names, sizeof(GuardedName) * *max);
+	}
+	Names[NNames].relid = relid;
+	Names[NNames].relname = relname;
+	Names[NNames].nspname = get_namespace_name(get_rel_namespace(relid));
+	NNames++;
+}
+
 /*
  * Read the names of the guarded relations, and of the partitions and
  * inheritance children below them, into Names; *epoch is the policy epoch
@@ -282,15 +297,7 @@ load_names(uint64 *epoch)
 
 		if (isnull || (relname = get_rel_name(relid)) == NULL)
 			continue;
-		if (NNames == max)
-		{
-			max *= 2;
-			Names = repalloc(Names, sizeof(GuardedName) * max);
-		}
-		Names[NNames].relid = relid;
-		Names[NNames].relname = relname;
-		Names[NNames].nspname = get_namespace_name(get_rel_namespace(relid));
-		NNames++;
+		add_name(relid, relname, &max);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -312,15 +319,7 @@ load_names(uint64 *epoch)
 
 			if (relid == Names[i].relid || (relname = get_rel_name(relid)) == NULL)
 				continue;
-			if (NNames == max)
-			{
-				max *= 2;
-				Names = repalloc(Names, sizeof(GuardedName) * max);
-			}
-			Names[NNames].relid = relid;
-			Names[NNames].relname = relname;
-			Names[NNames].nspname = get_namespace_name(get_rel_namespace(relid));
-			NNames++;
+			add_name(relid, relname, &max);
 		}
 	}
 	MemoryContextSwitchTo(old);

@@ -26,6 +26,7 @@
 #include "catalog.h"
 #include "bulk_rules.h"
 #include "subject_rules.h"
+#include "spi_checked.h"
 
 /* a set of tag ids as an int[] */
 static Datum
@@ -67,8 +68,7 @@ profile_guard_subject_answer(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	pfg_spi_connect();
 	pfg_rules_forget();			/* read the definitions as of now */
 	any = pfg_rules_evaluate(purpose, subject, &visible, &valid_until);
 	{
@@ -77,7 +77,7 @@ profile_guard_subject_answer(PG_FUNCTION_ARGS)
 		visible = bms_copy(visible);
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
+	pfg_spi_finish();
 
 	if (!any)
 		PG_RETURN_NULL();
@@ -153,9 +153,8 @@ profile_guard_bulk_answers(PG_FUNCTION_ARGS)
 	ba.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ba.cxt = CurrentMemoryContext;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	pfg_spi_connect();
 	(void) pfg_rules_evaluate_all(purpose, put_bulk_answer, &ba);
-	SPI_finish();
+	pfg_spi_finish();
 	return (Datum) 0;
 }

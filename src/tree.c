@@ -32,6 +32,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "tree.h"
+#include "spi_checked.h"
 
 /*
  * The table whose change the SQL called here is acting on, while it runs.
@@ -72,8 +73,7 @@ call_tree_function(Oid child, const char *query, int nargs, Oid *argtypes, Datum
 	int			rc;
 
 	pfg_begin_catalog_access(&ca, false);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	pfg_spi_connect();
 	tree_change_child = child;
 	PG_TRY();
 	{
@@ -95,7 +95,7 @@ call_tree_function(Oid child, const char *query, int nargs, Oid *argtypes, Datum
 		if (!isnull)
 			result = DatumGetObjectId(d);
 	}
-	SPI_finish();
+	pfg_spi_finish();
 	pfg_end_catalog_access(&ca);
 	return result;
 }

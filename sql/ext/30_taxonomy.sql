@@ -190,7 +190,7 @@ DECLARE
 BEGIN
 	IF t IS NOT NULL THEN
 		RAISE EXCEPTION USING
-			ERRCODE = '22023',
+			ERRCODE = 'invalid_parameter_value',
 			MESSAGE = format('%s contains a prohibited term', coalesce(what, 'text')),
 			DETAIL = format('The %s matches a term of the prohibited topic "%s".',
 							coalesce(what, 'text'), t),
@@ -214,19 +214,19 @@ DECLARE
 	normalised	text := _lexicon_normalise(add_prohibited_term.term);
 BEGIN
 	IF normalised IS NULL OR add_prohibited_term.topic IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'term and topic must not be null',
 			HINT = 'Call profile_guard.add_prohibited_term(''term'', ''topic'').';
 	END IF;
 	IF normalised = '' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'prohibited term must not be empty',
 			DETAIL = 'The term is empty once normalised.',
 			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
 	END IF;
 	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
 										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'unknown prohibited topic',
 			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
 			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
@@ -249,12 +249,12 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass a dotted tag name such as ''interest.sports''.';
 	END IF;
 	IF length(tag) > 100 OR tag !~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid tag name',
 			DETAIL = format('Tag name "%s" is not a dotted lower-case identifier of at most 100 characters.',
 							left(tag, 120)),
@@ -282,14 +282,14 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	IF cardinality(tags) = 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'tag list must not be empty',
 			DETAIL = format('The tag list of %s is empty.', what),
 			HINT = 'List tag names or patterns such as ARRAY[''interest.*''].';
 	END IF;
 	FOREACH entry IN ARRAY tags LOOP
 		IF entry IS NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '22004',
+			RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 				MESSAGE = 'tag list must not contain null',
 				DETAIL = format('The tag list of %s contains a NULL entry.', what),
 				HINT = 'Remove the NULL entry from the array.';
@@ -297,14 +297,14 @@ BEGIN
 		IF length(entry) > 100
 		   OR NOT (entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$'
 				   OR entry ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.\*$') THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'invalid tag name or pattern',
 				DETAIL = format('Entry "%s" of the tag list of %s is neither a dotted tag name nor a pattern "prefix.*".',
 								left(entry, 120), what),
 				HINT = 'Use tag names like ''interest.sports'' or patterns like ''interest.*''.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM tag t WHERE tag_matches(ARRAY[entry], t.tag)) THEN
-			RAISE EXCEPTION USING ERRCODE = '42704',
+			RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 				MESSAGE = CASE WHEN right(entry, 2) = '.*'
 							   THEN 'tag pattern matches no tag' ELSE 'tag does not exist' END,
 				DETAIL = format('Entry "%s" of the tag list of %s matches no defined tag.', entry, what),
@@ -414,7 +414,7 @@ BEGIN
 		ORDER BY t.tag, cc.relid::text, cc.column_name
 		LIMIT 1
 	LOOP
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag sensitivity cannot change while the tag is classified',
 			DETAIL = format('Tag "%s" would become %s but is classified on column "%s" of table %s.',
 							r.tag, r.new_s, r.column_name, r.relid),
@@ -429,7 +429,7 @@ BEGIN
 		ORDER BY t.tag
 	LOOP
 		IF r.relid IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'tag sensitivity cannot change while a long-shape table holds the tag',
 				DETAIL = format('Tag "%s" would become %s but table %s stores values of it.',
 								r.tag, r.new_s, r.relid),
@@ -462,19 +462,19 @@ DECLARE
 	old			record;
 BEGIN
 	IF define_category.category IS NULL OR define_category.sensitivity IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'category and sensitivity must not be null',
 			HINT = 'Call profile_guard.define_category(''name'', ''general'' or ''sensitive'', ''description'').';
 	END IF;
 	IF define_category.category !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid category name',
 			DETAIL = format('Category name "%s" is not a lower-case identifier of at most 63 characters.',
 							left(define_category.category, 120)),
 			HINT = 'Use a name like ''household''.';
 	END IF;
 	IF define_category.sensitivity NOT IN ('general', 'sensitive') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid sensitivity',
 			DETAIL = format('Sensitivity of category "%s" must be general or sensitive.', define_category.category),
 			HINT = 'Pass ''general'' or ''sensitive''.';
@@ -487,14 +487,14 @@ BEGIN
 		VALUES (define_category.category, define_category.sensitivity, false, define_category.description);
 	ELSE
 		IF old.builtin THEN
-			RAISE EXCEPTION USING ERRCODE = '42710',
+			RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 				MESSAGE = 'built-in category cannot be redefined',
 				DETAIL = format('Category "%s" is shipped with profile_guard.', define_category.category),
 				HINT = 'Define a category with another name.';
 		END IF;
 		IF old.sensitivity = 'sensitive' AND define_category.sensitivity = 'general'
 		   AND EXISTS (SELECT 1 FROM tag t WHERE t.category = define_category.category) THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'sensitive category holding tags cannot become general',
 				DETAIL = format('Category "%s" is sensitive and holds tags.', define_category.category),
 				HINT = 'Move its tags to another category with profile_guard.define_tag() first.';
@@ -533,26 +533,26 @@ DECLARE
 BEGIN
 	PERFORM _check_tag_name(define_tag.tag);
 	IF define_tag.category IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'category must not be null',
 			DETAIL = format('Tag "%s" needs a category.', define_tag.tag),
 			HINT = format('Call profile_guard.define_tag(%L, ''preference'') with one of the categories in profile_guard.category.', define_tag.tag);
 	END IF;
 	SELECT c.sensitivity INTO cat_sens FROM category c WHERE c.category = define_tag.category;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'category does not exist',
 			DETAIL = format('Category "%s" of tag "%s" is not defined.', define_tag.category, define_tag.tag),
 			HINT = format('Define it with profile_guard.define_category(%L, ''general'' or ''sensitive'') or pick one from profile_guard.category.', define_tag.category);
 	END IF;
 	IF define_tag.sensitivity IS NOT NULL AND define_tag.sensitivity NOT IN ('general', 'sensitive') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid sensitivity',
 			DETAIL = format('Sensitivity of tag "%s" must be general or sensitive.', define_tag.tag),
 			HINT = 'Pass ''general'', ''sensitive'' or NULL for the category''s sensitivity.';
 	END IF;
 	IF define_tag.sensitivity = 'general' AND cat_sens = 'sensitive' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'a sensitive category cannot hold a general tag',
 			DETAIL = format('Tag "%s" is declared general but category "%s" is sensitive.', define_tag.tag, define_tag.category),
 			HINT = format('Omit the sensitivity: profile_guard.define_tag(%L, %L).', define_tag.tag, define_tag.category);
@@ -561,7 +561,7 @@ BEGIN
 
 	-- sources: distinct, sorted
 	IF array_position(define_tag.derived_from, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'derived_from must not contain null',
 			DETAIL = format('The source list of tag "%s" contains a NULL entry.', define_tag.tag),
 			HINT = 'Remove the NULL entry from derived_from.';
@@ -571,38 +571,38 @@ BEGIN
 	IF tag_layer IS NULL THEN
 		tag_layer := CASE WHEN cardinality(sources) = 0 THEN 'fact' ELSE 'model' END;
 	ELSIF tag_layer NOT IN ('fact', 'model', 'prediction') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid layer',
 			DETAIL = format('Layer of tag "%s" must be fact, model or prediction.', define_tag.tag),
 			HINT = 'Pass ''fact'', ''model'', ''prediction'' or NULL.';
 	END IF;
 	IF tag_layer = 'fact' AND cardinality(sources) > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'a fact tag cannot be derived from other tags',
 			DETAIL = format('Tag "%s" is declared layer fact but names sources.', define_tag.tag),
 			HINT = format('Declare it layer ''model'' or ''prediction'', or call profile_guard.define_tag(%L, %L) without derived_from.', define_tag.tag, define_tag.category);
 	END IF;
 	IF tag_layer <> 'fact' AND cardinality(sources) = 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = format('a %s tag must be derived from at least one tag', tag_layer),
 			DETAIL = format('Tag "%s" is declared layer %s but names no source.', define_tag.tag, tag_layer),
 			HINT = format('Pass derived_from => ARRAY[''source.tag''] or layer => ''fact''.');
 	END IF;
 	FOREACH src IN ARRAY sources LOOP
 		IF src = define_tag.tag THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'a tag cannot be derived from itself',
 				DETAIL = format('Tag "%s" names itself in derived_from.', define_tag.tag),
 				HINT = 'Remove the tag from its own derived_from.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = src) THEN
-			RAISE EXCEPTION USING ERRCODE = '42704',
+			RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 				MESSAGE = 'source tag does not exist',
 				DETAIL = format('Tag "%s" names source "%s", which is not defined.', define_tag.tag, src),
 				HINT = format('Define it first with profile_guard.define_tag(%L, category).', src);
 		END IF;
 		IF EXISTS (SELECT 1 FROM tag t WHERE t.tag = src AND define_tag.tag = ANY (t.all_sources)) THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'derivation cycle',
 				DETAIL = format('Tag "%s" cannot be derived from "%s", which is itself derived from "%s".',
 								define_tag.tag, src, define_tag.tag),
@@ -654,13 +654,13 @@ DECLARE
 	n		bigint;
 BEGIN
 	IF drop_tag.tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass the name of the tag to drop.';
 	END IF;
 	PERFORM 1 FROM tag t WHERE t.tag = drop_tag.tag FOR UPDATE;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'tag does not exist',
 			DETAIL = format('Tag "%s" is not defined.', left(drop_tag.tag, 120)),
 			HINT = 'See profile_guard.tag for the defined tags.';
@@ -670,7 +670,7 @@ BEGIN
 	FROM classified_column cc WHERE cc.tag = drop_tag.tag
 	ORDER BY cc.relid::text, cc.column_name LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is classified on column "%s" of table %s.', drop_tag.tag, r.column_name, r.relid),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', r.relid::text, r.column_name);
@@ -679,7 +679,7 @@ BEGIN
 	r := NULL;
 	SELECT _tag_held_by_long_table(drop_tag.tag) AS relid INTO r;
 	IF r.relid IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Table %s stores values of tag "%s".', r.relid, drop_tag.tag),
 			HINT = format('Delete the rows of tag "%s" from table %s first.', drop_tag.tag, r.relid);
@@ -687,7 +687,7 @@ BEGIN
 
 	SELECT t.tag INTO r FROM tag t WHERE drop_tag.tag = ANY (t.derived_from) ORDER BY t.tag LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is a source of tag "%s".', drop_tag.tag, r.tag),
 			HINT = format('Redefine tag "%s" without it with profile_guard.define_tag(), or drop tag "%s" first.', r.tag, r.tag);
@@ -697,7 +697,7 @@ BEGIN
 	WHERE drop_tag.tag = ANY (pu.tags) AND pu.retired_at IS NULL
 	ORDER BY pu.purpose LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is listed by purpose "%s".', drop_tag.tag, r.purpose),
 			HINT = format('Redefine purpose "%s" without it with profile_guard.define_purpose().', r.purpose);
@@ -705,7 +705,7 @@ BEGIN
 
 	SELECT count(*) INTO n FROM consent c WHERE drop_tag.tag = ANY (c.tags);
 	IF n > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is named by %s consent record(s); the consent ledger is append-only.', drop_tag.tag, n),
 			HINT = 'Keep the tag defined; remove it from purposes with profile_guard.define_purpose() so it is no longer used.';
@@ -713,7 +713,7 @@ BEGIN
 
 	SELECT count(*) INTO n FROM tag_block b WHERE b.tag = drop_tag.tag;
 	IF n > 0 THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'tag is in use',
 			DETAIL = format('Tag "%s" is blocked by %s subject(s).', drop_tag.tag, n),
 			HINT = 'Keep the tag defined, or have the subjects call profile_guard.unblock_tag(subject, tag) first.';

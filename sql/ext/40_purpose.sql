@@ -14,7 +14,7 @@ DECLARE
 	pu	purpose;
 BEGIN
 	IF p_purpose IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose must not be null',
 			HINT = 'Pass the name of a purpose defined with profile_guard.define_purpose().';
 	END IF;
@@ -24,7 +24,7 @@ BEGIN
 		SELECT * INTO pu FROM purpose x WHERE x.purpose = p_purpose;
 	END IF;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'purpose does not exist',
 			DETAIL = format('Purpose "%s" is not defined.', left(p_purpose, 120)),
 			HINT = format('Define it with profile_guard.define_purpose(%L, description).', left(p_purpose, 120));
@@ -41,7 +41,7 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF pu.retired_at IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'purpose is retired',
 			DETAIL = format('Purpose "%s" was retired.', pu.purpose),
 			HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
@@ -70,31 +70,31 @@ DECLARE
 	new_version	integer;
 BEGIN
 	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose and description must not be null',
 			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
 	END IF;
 	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'marketing and automated_decision must not be null',
 			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid purpose name',
 			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
 							left(define_purpose.purpose, 120)),
 			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
 	END IF;
 	IF btrim(define_purpose.description) = '' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'purpose description must not be empty',
 			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
 			HINT = 'Describe what the profiles are used for and how.';
 	END IF;
 	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'retention must be positive',
 			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
@@ -111,7 +111,7 @@ BEGIN
 				define_purpose.recipient);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'purpose is retired',
 				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
@@ -210,14 +210,14 @@ DECLARE
 	grantee	name;			-- the role's name
 BEGIN
 	IF allow_purpose.role IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
 	PERFORM _refuse_retired(pu);
 	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = allow_purpose.role;
 	IF grantee IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = format('role with OID %s does not exist', allow_purpose.role::oid),
 			DETAIL = format('Purpose "%s" can be allowed only to an existing role.', pu.purpose),
 			HINT = format('Call profile_guard.allow_purpose(''role_name'', %L) with an existing role.', pu.purpose);
@@ -240,14 +240,14 @@ DECLARE
 	grantee	name;			-- the role's name
 BEGIN
 	IF disallow_purpose.role IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'role must not be null',
 			HINT = format('Call profile_guard.disallow_purpose(''role_name'', %L).', pu.purpose);
 	END IF;
 	SELECT r.rolname INTO grantee FROM pg_roles r WHERE r.oid = disallow_purpose.role;
 	DELETE FROM purpose_role pr WHERE pr.role_name = grantee AND pr.purpose = pu.purpose;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'role is not allowed the purpose',
 			DETAIL = format('Role "%s" was not allowed purpose "%s".', grantee, pu.purpose),
 			HINT = 'See profile_guard.purpose_role for the roles allowed each purpose.';

@@ -18,7 +18,7 @@ BEGIN
 	SELECT * INTO a FROM pg_attribute
 	WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'column does not exist',
 			DETAIL = format('Table %s has no column "%s" (given as the %s).', tbl, col, what),
 			HINT = format('See the columns of %s with \d %s.', tbl, tbl);
@@ -104,7 +104,7 @@ DECLARE
 	root	regclass;
 BEGIN
 	IF tbl IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table must not be null',
 			HINT = 'Pass a table name, e.g. ''public.profile''.';
 	END IF;
@@ -116,13 +116,13 @@ BEGIN
 	IF NOT FOUND THEN
 		root := _guarded_root(tbl);
 		IF root IS NOT NULL THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'table is guarded through its parent',
 				DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
 								tbl, root),
 				HINT = format('Call the function on %s: its classification covers the whole tree.', root);
 		END IF;
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'table is not protected',
 			DETAIL = format('Table %s is not a guarded table.', tbl),
 			HINT = format('Call profile_guard.protect(%L, subject_column) first.', tbl::text);
@@ -155,7 +155,7 @@ DECLARE
 BEGIN
 	SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = tbl;
 	IF owner IS NOT NULL AND NOT pg_has_role(caller, owner, 'USAGE') THEN
-		RAISE EXCEPTION USING ERRCODE = '42501',
+		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
 			MESSAGE = format('must be owner of table %s', tbl),
 			DETAIL = 'Protecting, classifying, declassifying and unprotecting a table rewrite it and change its trigger, which only its owner may do.',
 			HINT = format('Run the call as the owner of %s, or as a member of its owning role.', tbl);
@@ -302,7 +302,7 @@ DECLARE
 	a			pg_attribute;
 BEGIN
 	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
 	END IF;
@@ -311,31 +311,31 @@ BEGIN
 	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.oid = protect.tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'only ordinary and partitioned tables can be protected',
 			DETAIL = format('Relation %s is not a table.', protect.tbl),
 			HINT = 'Protect the table the view or foreign table reads from.';
 	END IF;
 	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'catalog tables cannot be protected',
 			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
 			HINT = 'Protect a table of an application schema.';
 	END IF;
 	IF rel.relpersistence = 't' THEN
-		RAISE EXCEPTION USING ERRCODE = '42809',
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
 			MESSAGE = 'temporary tables cannot be protected',
 			DETAIL = format('Table %s is a temporary table.', protect.tbl),
 			HINT = 'Protect a permanent table.';
 	END IF;
 	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
-		RAISE EXCEPTION USING ERRCODE = '42710',
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 			MESSAGE = 'table is already protected',
 			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
 			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
 	END IF;
 	IF _guarded_root(protect.tbl) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'table is guarded through its parent',
 			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
 							protect.tbl, _guarded_root(protect.tbl)),
@@ -343,7 +343,7 @@ BEGIN
 						  _guarded_root(protect.tbl));
 	END IF;
 	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a table under a table that is not guarded cannot be protected',
 			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
 							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
@@ -351,7 +351,7 @@ BEGIN
 			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
 	END IF;
 	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid on_erase',
 			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
 			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
@@ -363,7 +363,7 @@ BEGIN
 	IF protect.collected_at_column IS NOT NULL THEN
 		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
-			RAISE EXCEPTION USING ERRCODE = '42804',
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 				MESSAGE = 'collected_at column must be a date or timestamp',
 				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
@@ -371,7 +371,7 @@ BEGIN
 		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'long shape needs both tag_column and value_column',
 			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
 			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
@@ -379,7 +379,7 @@ BEGIN
 	IF protect.tag_column IS NOT NULL THEN
 		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
 		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
-			RAISE EXCEPTION USING ERRCODE = '42804',
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 				MESSAGE = 'tag column must be of type text or varchar',
 				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
@@ -393,7 +393,7 @@ BEGIN
 						 WHERE c IS NOT NULL))
 	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
 										 protect.tag_column, protect.value_column], NULL)) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'protect needs distinct columns',
 			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
 			HINT = 'Pass different columns for subject, collected_at, tag and value.';
@@ -505,7 +505,7 @@ BEGIN
 				n := CASE WHEN tids IS NULL THEN 0 ELSE _execute_as_owner(part, write_sql, tids, vals_b) END;
 			END IF;
 			IF n <> coalesce(cardinality(tids), 0) THEN
-				RAISE EXCEPTION USING ERRCODE = '55000',
+				RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 					MESSAGE = format('could not %s every value of column "%s" of table %s',
 									 CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END, col, tbl),
 					DETAIL = format('%s of %s rows of %s were updated; a trigger or rule of the table skipped or redirected the others.',
@@ -538,19 +538,19 @@ DECLARE
 BEGIN
 	PERFORM _check_table_owner(g.relid);
 	IF classify.column_name IS NULL OR classify.tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'column and tag must not be null',
 			HINT = format('Call profile_guard.classify(%L, ''column'', ''tag'').', g.relid::text);
 	END IF;
 	IF g.tag_column IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'only wide-shape tables have classified columns',
 			DETAIL = format('Table %s is long shape: column "%s" names the tag of each row.', g.relid, g.tag_column),
 			HINT = 'Store rows naming defined tags; nothing needs classifying.';
 	END IF;
 	a := _get_column(g.relid, classify.column_name, 'column to classify');
 	IF classify.column_name IN (g.subject_column, g.collected_at_column) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'subject and collected_at columns cannot be classified',
 			DETAIL = format('Column "%s" of table %s is its %s column.', classify.column_name, g.relid,
 							CASE WHEN classify.column_name = g.subject_column THEN 'subject' ELSE 'collected_at' END),
@@ -558,7 +558,7 @@ BEGIN
 	END IF;
 	SELECT x.tag, x.sensitivity INTO t FROM profile_guard.tag x WHERE x.tag = classify.tag;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'tag does not exist',
 			DETAIL = format('Tag "%s" is not defined.', left(classify.tag, 120)),
 			HINT = format('Define it first with profile_guard.define_tag(%L, category).', left(classify.tag, 120));
@@ -566,13 +566,13 @@ BEGIN
 	SELECT cc.tag INTO other FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = classify.column_name;
 	IF FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42710',
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
 			MESSAGE = 'column is already classified',
 			DETAIL = format('Column "%s" of table %s is classified as tag "%s".', classify.column_name, g.relid, other),
 			HINT = format('Call profile_guard.declassify(%L, %L) first.', g.relid::text, classify.column_name);
 	END IF;
 	IF t.sensitivity = 'sensitive' AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype) THEN
-		RAISE EXCEPTION USING ERRCODE = '42804',
+		RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 			MESSAGE = 'a sensitive tag needs a text or bytea column',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is of type %s.',
 							classify.tag, classify.column_name, g.relid, format_type(a.atttypid, a.atttypmod)),
@@ -580,7 +580,7 @@ BEGIN
 	END IF;
 
 	IF a.attgenerated <> '' AND t.sensitivity = 'sensitive' THEN
-		RAISE EXCEPTION USING ERRCODE = '42804',
+		RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
 			MESSAGE = 'a generated column cannot hold a sensitive tag',
 			DETAIL = format('Tag "%s" is sensitive and is stored encrypted, but column "%s" of table %s is generated.',
 							classify.tag, classify.column_name, g.relid),
@@ -619,13 +619,13 @@ DECLARE
 BEGIN
 	PERFORM _check_table_owner(g.relid);
 	IF declassify.column_name IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'column must not be null',
 			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
 	END IF;
 	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'column is not classified',
 			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
 			HINT = 'See profile_guard.classified_column for the classified columns.';
@@ -740,7 +740,7 @@ BEGIN
 	WHERE p.polrelid = rel AND p.polname = 'profile_guard_values';
 	IF NOT enabled THEN
 		IF ours IS NOT NULL AND may_refuse THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'row-level security of a guarded table cannot be disabled',
 				DETAIL = format('Table %s is guarded; with row-level security enabled, PostgreSQL leaves its values out of error messages.', rel),
 				HINT = format('Call profile_guard.unprotect(%L) first.', rel::text);
@@ -810,7 +810,7 @@ BEGIN
 		IF drop_them THEN
 			EXECUTE format('DROP STATISTICS %s', obj.name);
 		ELSE
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'extended statistics cannot cover a tag column',
 				DETAIL = format('Statistics object %s of table %s covers %s; statistics keep values.',
 								obj.name, rel, what),
@@ -868,7 +868,7 @@ BEGIN
 		ORDER BY a.attnum
 	LOOP
 		IF p_tag IS NULL OR gen.tag IS DISTINCT FROM p_tag THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'a generated column is computed from a tag column',
 				DETAIL = format('Generated column "%s" of table %s is computed from %s.',
 								gen.attname, rel, what),
@@ -900,7 +900,7 @@ BEGIN
 							AND d.refobjsubid = colno))
 		ORDER BY 1
 	LOOP
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a constraint involves a tag column',
 			DETAIL = format('%s %s of table %s involves %s of table %s; a write it refuses or cascades tells whether a subject holds a value.',
 							CASE obj.kind WHEN 'p' THEN 'Primary key' WHEN 'u' THEN 'Unique constraint'
@@ -939,7 +939,7 @@ BEGIN
 	IF rel <> g.relid THEN
 		roots := ARRAY(SELECT r FROM _guarded_roots(rel) r);
 		IF cardinality(roots) > 1 THEN
-			RAISE EXCEPTION USING ERRCODE = '55000',
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 				MESSAGE = 'a table cannot be below two guarded tables',
 				DETAIL = format('Table %s would be under guarded tables %s; it can be guarded as one table only.',
 								rel, array_to_string(roots, ', ')),
@@ -1005,7 +1005,7 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF NOT coalesce(_tree_change(child), false) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = format('profile_guard.%s() cannot be called directly', fn),
 			DETAIL = 'It acts on a table that ALTER TABLE attaches or detaches, while the statement runs.',
 			HINT = 'Attach or detach the table with ALTER TABLE.';
@@ -1039,7 +1039,7 @@ BEGIN
 		RETURN;
 	END IF;
 	IF root IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
 			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
 							below, parent),
@@ -1057,7 +1057,7 @@ BEGIN
 				  UNION ALL
 				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
 				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
 			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
 							below, root, root),

@@ -14,7 +14,7 @@ DECLARE
 	s	subject;
 BEGIN
 	IF p_subject IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. ''42''.';
 	END IF;
@@ -24,7 +24,7 @@ BEGIN
 		SELECT * INTO s FROM subject x WHERE x.subject = p_subject;
 	END IF;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'subject is not registered',
 			DETAIL = format('Subject "%s" is not registered.', left(p_subject, 200)),
 			HINT = format('Call profile_guard.register_subject(%L) first.', left(p_subject, 200));
@@ -42,12 +42,12 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
 	IF p_tag IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tag must not be null',
 			HINT = 'Pass a tag name such as ''interest.sports''.';
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM tag t WHERE t.tag = p_tag) THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'tag does not exist',
 			DETAIL = format('Tag "%s" is not defined.', left(p_tag, 120)),
 			HINT = 'See profile_guard.tag for the defined tags.';
@@ -74,12 +74,12 @@ DECLARE
 	old			record;
 BEGIN
 	IF register_subject.subject IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.register_subject(''42'').';
 	END IF;
 	IF length(register_subject.subject) NOT BETWEEN 1 AND 200 THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'invalid subject identifier',
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
 			HINT = 'Pass the value of the guarded tables'' subject column as text.';
@@ -88,7 +88,7 @@ BEGIN
 	-- birth registered on its first day is accepted in every time zone
 	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())
 					  AS pg_catalog.date) THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'birth date is in the future',
 			DETAIL = format('The birth date given for subject "%s" is later than today.', register_subject.subject),
 			HINT = 'Pass the subject''s actual birth date, or NULL when unknown.';
@@ -133,20 +133,20 @@ DECLARE
 BEGIN
 	PERFORM _refuse_retired(pu);
 	IF grant_consent.tags IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'tags must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" lists no tags.', s.subject, pu.purpose),
 			HINT = format('List the tags consented to, e.g. profile_guard.grant_consent(%L, %L, ARRAY[''interest.*'']).',
 						  s.subject, pu.purpose);
 	END IF;
 	IF grant_consent.separate IS NULL OR grant_consent.guardian IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'separate and guardian must not be null',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" must say true or false.', s.subject, pu.purpose),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF grant_consent.expires_at IS NOT NULL AND grant_consent.expires_at <= now() THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'consent expiry must be in the future',
 			DETAIL = format('The consent of subject "%s" to purpose "%s" would already have expired.', s.subject, pu.purpose),
 			HINT = 'Pass a later expires_at, or NULL for a consent without end.';
@@ -329,7 +329,7 @@ BEGIN
 	IF TG_OP = 'UPDATE' AND profile_guard._erasure_in_progress() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
-	RAISE EXCEPTION USING ERRCODE = '55000',
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 		MESSAGE = 'the consent ledger is append-only',
 		DETAIL = format('%s on profile_guard.consent is not allowed; a withdrawal is a new row.', TG_OP),
 		HINT = 'Call profile_guard.withdraw_consent(subject, purpose, tags) or profile_guard.request_erasure(subject).';

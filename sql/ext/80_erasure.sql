@@ -100,7 +100,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
-	RAISE EXCEPTION USING ERRCODE = '55000',
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 		MESSAGE = 'the erasure log is append-only',
 		DETAIL = format('%s on profile_guard.erasure_log is not allowed.', TG_OP),
 		HINT = 'The sweep appends to the log; nothing else writes it.';
@@ -323,21 +323,21 @@ DECLARE
 BEGIN
 	PERFORM _check_table_owner(g.relid);
 	IF columns IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'columns must not be null',
 			HINT = 'Pass ''{}'' for none.';
 	END IF;
 	FOREACH c IN ARRAY columns LOOP
 		PERFORM _get_column(tbl, c, 'column to anonymise');
 		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'column cannot be nulled by anonymisation',
 				DETAIL = format('Column "%s" of table %s is its subject, collected-at or tag column; anonymisation replaces or generalises it.', c, tbl),
 				HINT = 'List only the other identifying columns.';
 		END IF;
 		IF EXISTS (SELECT 1 FROM pg_attribute a
 				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'column to anonymise is NOT NULL',
 				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
 				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
@@ -364,7 +364,7 @@ BEGIN
 	ON CONFLICT (singleton) DO UPDATE SET service_ended_at = now()
 	WHERE x.service_ended_at IS NULL;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '55000',
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'the service has already ended',
 			DETAIL = 'profile_guard.end_service() was called before.',
 			HINT = 'Run profile_guard.sweep() to finish the erasure.';

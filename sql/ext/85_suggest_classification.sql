@@ -315,13 +315,13 @@ BEGIN
 	IF suggest_classification.schema IS NOT NULL THEN
 		IF suggest_classification.schema IN ('profile_guard', 'pg_catalog', 'information_schema')
 		   OR suggest_classification.schema ~ '^pg_(toast|temp_|toast_temp_)' THEN
-			RAISE EXCEPTION USING ERRCODE = '22023',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 				MESSAGE = 'schema is not an application schema',
 				DETAIL = format('Schema "%s" holds system or profile_guard objects; its columns are never suggested.', suggest_classification.schema),
 				HINT = 'Pass an application schema, or NULL for all of them.';
 		END IF;
 		IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = suggest_classification.schema) THEN
-			RAISE EXCEPTION USING ERRCODE = '3F000',
+			RAISE EXCEPTION USING ERRCODE = 'invalid_schema_name',
 				MESSAGE = 'schema does not exist',
 				DETAIL = format('There is no schema named "%s".', suggest_classification.schema),
 				HINT = 'Pass the name of an existing schema (see \dn), or NULL for all of them.';

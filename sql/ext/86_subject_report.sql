@@ -172,13 +172,13 @@ DECLARE
 	j			jsonb;
 BEGIN
 	IF subject_report.subject IS NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22004',
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'subject must not be null',
 			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
 	END IF;
 	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION USING ERRCODE = '42704',
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'subject is not registered',
 			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
 			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';

@@ -58,6 +58,31 @@ gated=$(timed bench_app "$P" "$AGG")
 bypass=$(timed bench_bypass "SET max_parallel_workers_per_gather = 2" "$AGG")
 bypass_serial=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$AGG")
 exists_ms=$(timed bench_bypass "SET max_parallel_workers_per_gather = 0" "$EXISTS_Q")
+# what a DBA would build without us: the consents in a table of their own
+# (the latest grant per subject and purpose, indexed), row-level security
+# with EXISTS over it, and a view that masks unconsented cells with CASE
+"${PSQL[@]}" >/dev/null <<'SQL'
+CREATE TABLE rls_consent (subject bigint, purpose text, tags text[], PRIMARY KEY (subject, purpose));
+INSERT INTO rls_consent
+SELECT DISTINCT ON (c.subject, c.purpose) c.subject::bigint, c.purpose, c.tags
+FROM profile_guard.consent c WHERE c.action = 'grant' ORDER BY c.subject, c.purpose, c.consent_id DESC;
+CREATE TABLE profiles_rls (LIKE profiles_plain INCLUDING ALL);
+INSERT INTO profiles_rls SELECT * FROM profiles_plain;
+ALTER TABLE profiles_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY consented ON profiles_rls FOR SELECT TO bench_app USING (EXISTS (
+	SELECT 1 FROM rls_consent c WHERE c.subject = profiles_rls.id AND c.purpose = current_setting('app.purpose')));
+CREATE VIEW profiles_rls_masked WITH (security_barrier) AS
+SELECT p.id,
+	CASE WHEN EXISTS (SELECT 1 FROM rls_consent c WHERE c.subject = p.id AND c.purpose = current_setting('app.purpose')
+	                  AND ('interest.music' = ANY (c.tags) OR 'interest.*' = ANY (c.tags))) THEN p.music END AS music,
+	CASE WHEN EXISTS (SELECT 1 FROM rls_consent c WHERE c.subject = p.id AND c.purpose = current_setting('app.purpose')
+	                  AND 'behavior.visits' = ANY (c.tags)) THEN p.visits END AS visits
+FROM profiles_rls p;
+ALTER VIEW profiles_rls_masked OWNER TO bench_app;
+GRANT SELECT ON rls_consent, profiles_rls TO bench_app;
+VACUUM ANALYZE rls_consent, profiles_rls;
+SQL
+rls_ms=$(timed bench_app "SET app.purpose = 'recommendation'; SET max_parallel_workers_per_gather = 0" "SELECT sum(visits), count(music) FROM profiles_rls_masked")
 
 echo "2. primary-key lookups (pgbench)" >&2
 bench_pk_script "$SCALE" > "$CLUSTER_DIR/pk.sql"
@@ -108,15 +133,15 @@ key_bytes=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "SELECT count(he
 shm_bytes=$("${PSQL[@]}" -At -c "SELECT sum(allocated_size) FROM pg_shmem_allocations WHERE name LIKE 'profile_guard%'")
 
 awk -v s="$SCALE" -v r="$RUNS" -v rounds="$PGBENCH_ROUNDS" \
-	-v gated="$gated" -v bypass="$bypass" -v bypass_serial="$bypass_serial" -v ex="$exists_ms" -v load="$cache_load" \
+	-v gated="$gated" -v bypass="$bypass" -v bypass_serial="$bypass_serial" -v ex="$exists_ms" -v rls="${rls_ms:-0}" -v load="$cache_load" \
 	-v tg="$tps_gated" -v tu="$tps_ungated" -v tpl="$tps_plain" \
 	-v ip="$ins_plain" -v ig="$ins_guarded" \
 	-v eo="$enc_ours" -v ec="$enc_cbc" -v ep="$enc_pgp" -v nenc="$N_ENC" -v npgp="$N_PGP" \
 	-v rp="$read_plain" -v rs="$read_sens" -v mem="$cache_bytes" -v kmem="${key_bytes:-0}" -v shm="${shm_bytes:-0}" \
 	-v ta="$tps_audit" -v sw="${sweep_ms:-0}" -v dl="${delete_ms:-1}" -v lb="${longest_ms:-0}" -v swn="${sweep_rows:-0}" '
 function row(name, ours, base, ratio, target, pass) {
-	printf "| %s | %s | %s | %.2f | %s | %s |\n", name, ours, base, ratio, target, pass ? "pass" : "FAIL"
-	printf "%s,%s,%s,%.4f,%s,%s\n", name, ours, base, ratio, target, pass ? "pass" : "fail" >> "test/bench/results.csv"
+	printf "| %s | %s | %s | %.2f | %s | %s |\n", name, ours, base, ratio, target, target == "" ? "" : pass ? "pass" : "FAIL"
+	printf "%s,%s,%s,%.4f,%s,%s\n", name, ours, base, ratio, target, target == "" ? "" : pass ? "pass" : "fail" >> "test/bench/results.csv"
 }
 BEGIN {
 	printf "metric,ours,baseline,ratio,target,result\n" > "test/bench/results.csv"
@@ -126,6 +151,7 @@ BEGIN {
 	row("aggregate gated / bypass (parallel allowed)", gated " ms", bypass " ms", gated / bypass, "<= 1.5", gated / bypass <= 1.5)
 	row("aggregate gated / bypass (serial)", gated " ms", bypass_serial " ms", gated / bypass_serial, "<= 1.5", gated / bypass_serial <= 1.5)
 	row("hand-written EXISTS / gated", ex " ms", gated " ms", ex / gated, ">= 5", ex / gated >= 5)
+	row("row-level security (EXISTS) and a CASE-masking view / gated", rls " ms", gated " ms", rls / gated, "", 1)
 	row("pgbench PK lookups gated / same table unguarded TPS", tg, tpl, tg / tpl, ">= 0.90", tg / tpl >= 0.9)
 	row("pgbench PK lookups gated / bypass role (audited) TPS", tg, tu, tg / tu, ">= 0.90", tg / tu >= 0.9)
 	row("insert sensitive / unprotected", ig " ms", ip " ms", ig / ip, "<= 1.5", ig / ip <= 1.5)
