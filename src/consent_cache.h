@@ -10,12 +10,11 @@
 #ifndef PROFILE_GUARD_CONSENT_CACHE_H
 #define PROFILE_GUARD_CONSENT_CACHE_H
 
-#include "answers.h"
-
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/timestamp.h"
-#include "access/xact.h"
 
+#include "answers.h"
 #include "settings.h"
 
 /*
@@ -89,6 +88,36 @@ pfg_subject_answer_memo(PurposeState *ps, Datum subject, Oid typid)
 		(a->valid_until == DT_NOEND ||
 		 a->valid_until > GetCurrentStatementStartTimestamp()))
 		return a;
+
+	/*
+	 * The next row's subject, read in place in the answers published in
+	 * shared memory, when nothing of ours overrides them and the answer
+	 * holds for good (the rest: pfg_subject_answer()).
+	 */
+	if (ps->shared != NULL && ps->overrides == 0 &&
+		!pfg_policy_any_subject_changed_here())
+	{
+		uint64		off = (uint64) v - (uint64) ps->shared_min;
+
+		if (off < ps->shared_n)
+		{
+			uint64		packed = pg_atomic_read_u64(unconstify(pg_atomic_uint64 *,
+															   &ps->shared[off]));
+			int32		set = answer_set(packed);
+
+			if (answer_valid_until(packed) == DT_NOEND &&
+				set < ps->shared_sets_decoded)
+			{
+				ps->scratch.tags = set >= 0 ? ps->shared_sets[set] : NULL;
+				ps->scratch.row_visible = (ps->scratch.tags != NULL);
+				ps->scratch.valid_until = DT_NOEND;
+				ps->memo_type = typid;
+				ps->memo_value = v;
+				ps->memo_answer = &ps->scratch;
+				return &ps->scratch;
+			}
+		}
+	}
 	return pfg_subject_answer(ps, subject, typid);
 }
 

@@ -70,6 +70,7 @@ static Oid	SubjectsRelid = InvalidOid; /* the generation's table */
 static bool PolicyChangedHere = false;
 static MemoryContext ChangedHereContext = NULL;
 static HTAB *SubjectsChangedHere = NULL;
+bool		pfg_policy_subjects_changed_here = false;	/* SubjectsChangedHere != NULL */
 
 /*
  * Relcache handler (invalidation.c).  Relation ids are compared with the
@@ -130,6 +131,7 @@ policy_xact_callback(XactEvent event, void *arg)
 				pfg_policy_signals++;
 			PolicyChangedHere = false;
 			SubjectsChangedHere = NULL;
+			pfg_policy_subjects_changed_here = false;
 			if (ChangedHereContext != NULL)
 				MemoryContextReset(ChangedHereContext);
 			break;
@@ -391,12 +393,6 @@ pfg_policy_changed_here(void)
 	return PolicyChangedHere;
 }
 
-bool
-pfg_policy_any_subject_changed_here(void)
-{
-	return SubjectsChangedHere != NULL;
-}
-
 /* has this transaction changed the subject's answers? */
 bool
 pfg_policy_subject_changed_here(const char *data, uint32 len)
@@ -430,6 +426,7 @@ note_subject_changed_here(const char *subject)
 		ctl.hcxt = ChangedHereContext;
 		SubjectsChangedHere = hash_create("profile_guard subjects changed here", 64, &ctl,
 										  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		pfg_policy_subjects_changed_here = true;
 	}
 	strlcpy(key, subject, sizeof(key));
 	(void) hash_search(SubjectsChangedHere, key, HASH_ENTER, NULL);

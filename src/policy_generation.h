@@ -46,6 +46,14 @@ extern List *pfg_policy_changed_subjects(const ChangeHorizon *since);
 
 extern bool pfg_policy_changed_here(void);
 extern bool pfg_policy_subject_changed_here(const char *data, uint32 len);
-extern bool pfg_policy_any_subject_changed_here(void);
+
+/* has this transaction changed any subject's answers?  (asked per row) */
+extern bool pfg_policy_subjects_changed_here;
+
+static inline bool
+pfg_policy_any_subject_changed_here(void)
+{
+	return pfg_policy_subjects_changed_here;
+}
 
 #endif							/* PROFILE_GUARD_POLICY_GENERATION_H */
