@@ -23,7 +23,7 @@ CREATE TABLE erasure_log (
 	relation	text NOT NULL,
 	tag			text,
 	reason		text NOT NULL CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
-											   'request', 'service_end')),
+											   'request', 'service_end', 'opt_out', 'erase_tag')),
 	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
 											   'tombstone', 'destroy_key')),
 	rows		bigint NOT NULL CHECK (rows > 0),
@@ -92,6 +92,16 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'profile_guard_subject_hash'
 LANGUAGE C STRICT STABLE;
 REVOKE ALL ON FUNCTION _subject_hash(text) FROM PUBLIC;
+
+-- C: erase the stored values of one tag of one subject now, in every
+-- table that can hold it, and log them with the reason (src/erasure.c);
+-- for erase_tag() and opt_out(), which check their arguments.  Returns the
+-- rows erased.
+CREATE FUNCTION _erase_subject_tag(subject text, tag text, reason text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_erase_subject_tag'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION _erase_subject_tag(text, text, text) FROM PUBLIC;
 
 -- the ledger is append-only, for the sweep too
 CREATE FUNCTION _erasure_log_append_only()

@@ -39,6 +39,7 @@ SET search_path = profile_guard, public;
 SELECT define_tag('interest.music', 'preference');
 SELECT define_tag('health.condition', 'medical_health');
 SELECT define_purpose('rec', 'recommend', ARRAY['interest.*', 'health.condition']);
+SELECT define_purpose('ads', 'targeted ads', ARRAY['interest.*'], marketing => true);
 SELECT allow_purpose('regress_upgrade_app', 'rec');
 SELECT register_subject(s::text) FROM generate_series(1, 3) s;
 SELECT grant_consent('1', 'rec', ARRAY['interest.*', 'health.condition'], separate => true);
@@ -70,6 +71,11 @@ after=$(read_as_app)
 [[ $after == "$before" ]] || fail "reads after the update: $after"
 [[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT md5(string_agg((c.consent_id, c.subject, c.purpose, c.purpose_version, c.action, c.tags, c.separate, c.guardian, c.expires_at, c.recorded_at, c.recorded_by)::text, ',' ORDER BY consent_id)) FROM profile_guard.consent c") == "$ledger_before" ]] ||
 	fail "the consent ledger changed"
+# a marketing purpose of 1.1 is personalised (opt_out() keeps its meaning)
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT string_agg(purpose || ':' || personalised, ',' ORDER BY purpose) FROM profile_guard.purpose") == "ads:true,rec:false" ]] ||
+	fail "personalised after the update"
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT bool_and(personalised = marketing) FROM profile_guard.purpose_history") == t ]] ||
+	fail "personalised of the purpose history after the update"
 out=$("$BIN/psql" -X -q -At -d $UPGRADED -c "SET ROLE regress_upgrade_app" -c "SELECT music FROM public.profiles" 2>&1 || true)
 [[ $out == *"no purpose declared"* ]] || fail "no-purpose read after the update: $out"
 # the inheritance child: its plaintext encrypted, its writes checked
