@@ -147,6 +147,57 @@ SELECT pg_temp.err($$SELECT profile_guard.opt_out('3', erase => true)$$) LIKE '4
 RESET ROLE;
 SELECT pg_temp.state() = :'before' AS unchanged;
 
+-- erase_tag(): the subject deletes one tag.  Subject 3 holds music in both
+-- shapes, consented to recommendation.
+SET ROLE regress_rights_app;
+SELECT * FROM pg_temp.reads('recommendation');
+RESET ROLE;
+SELECT erase_tag('3', 'interest.music') AS erased;
+-- the next statement: gone from the gated read, and from the tables now
+-- (wide: the cell set to NULL, the rest of the row kept; long: the row)
+SET ROLE regress_rights_app;
+SELECT * FROM pg_temp.reads('recommendation');
+RESET ROLE;
+SELECT * FROM profiles WHERE id = 3;
+SELECT * FROM tag_rows WHERE subject = '3';
+-- blocked: not served, and not collected again, in either shape
+SELECT purpose, tag, effective, reason FROM consent_status WHERE subject = '3' ORDER BY 1, 2;
+SELECT pg_temp.err($$UPDATE public.profiles SET music = 'swing' WHERE id = 3$$) LIKE '42501:%' AS refused;
+SELECT pg_temp.err($$INSERT INTO public.tag_rows VALUES ('3', 'interest.music', 'swing')$$) LIKE '42501:%' AS refused;
+-- ledgered (subject as its keyed hash) and in the subject's events
+SELECT relation, tag, reason, action, rows, subject_hash = _subject_hash('3') AS subject_3
+FROM erasure_log WHERE reason = 'erase_tag' ORDER BY log_id;
+SELECT event, tag FROM subject_event WHERE subject = '3' AND tag IS NOT NULL ORDER BY event_id;
+-- a tag with no stored value: nothing to erase, blocked all the same
+SELECT erase_tag('2', 'behavior.visits') AS erased;
+SELECT subject, tag FROM tag_block ORDER BY 1, 2;
+-- the rules still agree
+SELECT * FROM pg_temp.rules_disagree();
+SELECT * FROM pg_temp.bulk_differences();
+-- unblock_tag: the tag may be collected again
+SELECT unblock_tag('3', 'interest.music');
+UPDATE profiles SET music = 'swing' WHERE id = 3;
+SET ROLE regress_rights_app;
+SELECT * FROM pg_temp.reads('recommendation');
+RESET ROLE;
+
+-- bad arguments and roles change nothing
+CREATE FUNCTION pg_temp.data() RETURNS text LANGUAGE sql AS $$
+	SELECT md5(concat_ws('|', (SELECT string_agg(p::text, ';' ORDER BY id) FROM public.profiles p),
+						 (SELECT string_agg(t::text, ';' ORDER BY t::text) FROM public.tag_rows t)))
+$$;
+SELECT pg_temp.state() || pg_temp.data() AS before \gset
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag(NULL, 'interest.music')$$);
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('', 'interest.music')$$);
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('nobody', 'interest.music')$$);
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('3', NULL)$$);
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('3', '')$$);
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('3', 'interest.nosuch')$$);
+SET ROLE regress_rights_app;
+SELECT pg_temp.err($$SELECT profile_guard.erase_tag('3', 'interest.music')$$) LIKE '42501:%' AS refused;
+RESET ROLE;
+SELECT pg_temp.state() || pg_temp.data() = :'before' AS unchanged;
+
 DROP EXTENSION profile_guard CASCADE;
 DROP TABLE profiles, tag_rows;
 DROP FUNCTION pg_temp.reads(text);

@@ -133,7 +133,7 @@ CREATE TABLE subject_event (
 	event_id	bigserial PRIMARY KEY,
 	subject		text NOT NULL,
 	event		text NOT NULL CHECK (event IN ('registered', 'birth_date', 'opt_out',
-							'opt_in', 'block', 'unblock', 'erasure_requested')),
+							'opt_in', 'block', 'unblock', 'erasure_requested', 'tag_erased')),
 	tag			text,
 	recorded_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	recorded_by	name NOT NULL DEFAULT current_user

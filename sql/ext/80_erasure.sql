@@ -319,6 +319,38 @@ REVOKE ALL ON FUNCTION sweep(integer, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
 
 /*
+ * erase_tag(subject, tag) RETURNS the values erased: the subject deletes
+ * one tag (§9 a 6, §11 a).  The tag is blocked first (block_tag(): no
+ * purpose serves it, none may collect it, and no derived tag that needs it
+ * is visible, until unblock_tag(); every session follows from its next
+ * statement), then its stored values are erased now, in every guarded
+ * table (_erase_subject_tag(): wide shape, the tag's cells set to NULL;
+ * long shape, its rows deleted), each table's count logged in erasure_log
+ * with reason 'erase_tag' and the subject's keyed hash; the subject's
+ * events record 'tag_erased'.
+ */
+CREATE FUNCTION erase_tag(subject text, tag text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(erase_tag.subject, true);
+	n	bigint;
+BEGIN
+	PERFORM _require_tag(erase_tag.tag);
+	PERFORM block_tag(s.subject, erase_tag.tag);
+	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
+	INSERT INTO subject_event (subject, event, tag, recorded_by)
+	VALUES (s.subject, 'tag_erased', erase_tag.tag, session_user);
+	PERFORM _subject_changed(s.subject);
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION erase_tag(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erase_tag(text, text) TO profile_guard_consent, profile_guard_admin;
+
+/*
  * set_anonymise_columns(tbl, columns): the identifying columns (besides the
  * subject column) that anonymisation sets to NULL.
  */
