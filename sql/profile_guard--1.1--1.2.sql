@@ -3442,6 +3442,100 @@ END
 $update$;
 
 -- ---------------------------------------------------------------------
+-- Transaction and consumption records, the home address and precise
+-- location are sensitive (30_taxonomy.sql): the shipped categories
+-- consumption and contact become sensitive, and with them every tag of
+-- theirs and every tag derived from one.  Their stored plaintext is
+-- encrypted, in wide and long tables and the tables below them
+-- (_convert_column, as classify() encrypts).  A wide column classified to
+-- such a tag that cannot hold ciphertext (neither text nor bytea), or a
+-- long table whose value column cannot and that holds such a tag, stops
+-- the update and names it: nothing changes until its owner alters the
+-- column's type or declassifies it.  Consents given to these tags without
+-- separate => true stop covering them (rule 3): they are used again once
+-- the subjects give separate consent.
+-- ---------------------------------------------------------------------
+
+UPDATE category SET sensitivity = 'sensitive', description = x.description
+FROM (VALUES ('contact', 'Contact channels and home address'),
+			 ('consumption', 'Transaction and consumption records, purchase habits')) x(category, description)
+WHERE category.category = x.category AND category.builtin;
+
+DO $update$
+DECLARE
+	changed	text[];
+	g		record;
+	holds	boolean;
+BEGIN
+	SELECT coalesce(array_agg(n.tag ORDER BY n.tag), '{}') INTO changed
+	FROM profile_guard._tag_closure(ARRAY(SELECT t.tag FROM profile_guard.tag t
+										  WHERE t.category IN ('contact', 'consumption'))) n
+	JOIN profile_guard.tag t ON t.tag = n.tag
+	WHERE t.sensitivity <> n.sensitivity;
+	IF cardinality(changed) = 0 THEN
+		RETURN;
+	END IF;
+	-- what cannot hold ciphertext stops the update
+	FOR g IN
+		SELECT cc.relid, cc.column_name, cc.tag, a.atttypid::regtype AS coltype
+		FROM profile_guard.classified_column cc
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = cc.relid AND a.attname = cc.column_name
+		WHERE cc.tag = ANY (changed) AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype)
+		ORDER BY cc.relid::text, cc.column_name
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a tag that becomes sensitive is classified on a column that cannot hold ciphertext',
+			DETAIL = format('Tag "%s" (category contact or consumption, sensitive from 1.2 on) is classified on column "%s" of table %s, of type %s.',
+							g.tag, g.column_name, g.relid, g.coltype),
+			HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE text, or call profile_guard.declassify(%L, %L), then update again.',
+						  g.relid, g.column_name, g.relid::text, g.column_name);
+	END LOOP;
+	FOR g IN
+		SELECT x.relid, x.subject_column, x.tag_column, x.value_column
+		FROM profile_guard.guarded_table x
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = x.relid AND a.attname = x.value_column
+		WHERE x.tag_column IS NOT NULL AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype)
+		ORDER BY x.relid::text
+	LOOP
+		PERFORM profile_guard._check_guarded(g.relid, g.subject_column, NULL, g.tag_column, true);
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s t WHERE t.%I::text OPERATOR(pg_catalog.=) ANY ($1))',
+					   g.relid, g.tag_column)
+		INTO holds USING changed;
+		IF holds THEN
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+				MESSAGE = 'a tag that becomes sensitive is held in a value column that cannot hold ciphertext',
+				DETAIL = format('Table %s holds rows of tags of category contact or consumption (sensitive from 1.2 on) in its value column "%s".',
+								g.relid, g.value_column),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE text, or delete those rows, then update again.',
+							  g.relid, g.value_column);
+		END IF;
+	END LOOP;
+	UPDATE profile_guard.tag t SET sensitivity = n.sensitivity
+	FROM profile_guard._tag_closure(changed) n
+	WHERE n.tag = t.tag AND t.sensitivity <> n.sensitivity;
+	-- the plaintext is encrypted (each guarded table with the tables below it)
+	FOR g IN
+		SELECT x.relid, x.subject_column, cc.column_name, cc.tag
+		FROM profile_guard.classified_column cc
+		JOIN profile_guard.guarded_table x ON x.relid = cc.relid
+		WHERE cc.tag = ANY (changed)
+		ORDER BY x.relid::text, cc.column_name
+	LOOP
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
+	END LOOP;
+	FOR g IN
+		SELECT x.relid, x.subject_column, x.tag_column, x.value_column
+		FROM profile_guard.guarded_table x
+		WHERE x.tag_column IS NOT NULL
+		ORDER BY x.relid::text
+	LOOP
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, true);
+	END LOOP;
+	PERFORM profile_guard._policy_changed();
+END
+$update$;
+
+-- ---------------------------------------------------------------------
 -- DDL on guarded tables and their trees is checked (50_guarded.sql)
 -- ---------------------------------------------------------------------
 
