@@ -28,6 +28,10 @@ DROP FUNCTION _decrypt_column(regclass, name, name, text);
 -- the sweep's steps (80_erasure.sql)
 DROP FUNCTION _erasure_prepare(timestamptz, boolean);
 DROP FUNCTION _erasure_finish(timestamptz);
+-- define_purpose() gains personalised (40_purpose.sql)
+DROP FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text);
+-- opt_out() gains erase (60_consent.sql)
+DROP FUNCTION opt_out(text);
 
 -- ---------------------------------------------------------------------
 -- Consent answers follow a policy generation and a log of changed
@@ -48,6 +52,17 @@ CREATE INDEX subject_change_changed_by_idx ON subject_change (changed_by);
 REVOKE ALL ON policy_generation, subject_change FROM PUBLIC;
 
 -- ---------------------------------------------------------------------
+-- Personalised purposes (10_catalog.sql): what opt_out() switches off;
+-- every marketing purpose is one, so 1.1's opt-outs keep their meaning
+-- ---------------------------------------------------------------------
+
+ALTER TABLE purpose ADD COLUMN personalised boolean NOT NULL DEFAULT false;
+UPDATE purpose SET personalised = true WHERE marketing;
+ALTER TABLE purpose ADD CONSTRAINT purpose_marketing_personalised CHECK (personalised OR NOT marketing);
+ALTER TABLE purpose_history ADD COLUMN personalised boolean NOT NULL DEFAULT false;
+UPDATE purpose_history SET personalised = true WHERE marketing;
+
+-- ---------------------------------------------------------------------
 -- Every SECURITY DEFINER function, and every helper that sets a
 -- search_path, searches pg_temp last; these functions changed in nothing
 -- else
@@ -65,7 +80,6 @@ ALTER FUNCTION _get_column(regclass, name, text) SET search_path = pg_catalog, p
 ALTER FUNCTION _check_table_owner(regclass) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _get_subject(text, boolean) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _require_tag(text) SET search_path = pg_catalog, profile_guard, pg_temp;
-ALTER FUNCTION opt_out(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION opt_in(text) SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _consent_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
 ALTER FUNCTION _erasure_log_append_only() SET search_path = pg_catalog, profile_guard, pg_temp;
@@ -122,7 +136,7 @@ RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
 LANGUAGE sql STABLE
 AS $$
 WITH p AS (
-	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.retired_at,
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
 		   pu.automated_decision AND NOT EXISTS (
 				SELECT 1 FROM profile_guard.assessment a
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
@@ -255,7 +269,7 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.unregistered THEN 'subject not registered'
 	WHEN j.erasure_requested THEN 'erasure requested'
 	WHEN p.unassessed THEN 'impact assessment missing'
-	WHEN p.marketing AND j.opted_out THEN 'opted out'
+	WHEN p.personalised AND j.opted_out THEN 'opted out'
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
 	WHEN NOT j.in_scope THEN 'tag outside the purpose'
 	WHEN j.action IS NULL THEN 'not consented'
@@ -741,11 +755,14 @@ $$;
  * version 1; any change of description, tags, retention, flags or recipient
  * bumps the version (consents to older versions stop counting, §7.1 b); an
  * identical redefinition changes nothing.  Every version is kept in
- * purpose_history.
+ * purpose_history.  personalised: information push, personalised display
+ * or targeted ads, which opt_out() switches off (§9 a 5–6); a marketing
+ * purpose is always personalised.
  */
-CREATE OR REPLACE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
+CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
 							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
-							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL)
+							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL,
+							   personalised boolean DEFAULT false)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -754,16 +771,18 @@ DECLARE
 	tag_list	text[];			-- tags, checked, distinct and sorted
 	old			record;
 	new_version	integer;
+	is_personalised boolean;
 BEGIN
 	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose and description must not be null',
 			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
 	END IF;
-	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL
+	   OR define_purpose.personalised IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-			MESSAGE = 'marketing and automated_decision must not be null',
-			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
+			MESSAGE = 'marketing, automated_decision and personalised must not be null',
+			DETAIL = format('Purpose "%s" needs every flag set to true or false.', left(define_purpose.purpose, 120)),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
@@ -786,15 +805,17 @@ BEGIN
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
 	END IF;
 	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
+	-- every marketing purpose is personalised (rule 9)
+	is_personalised := define_purpose.personalised OR define_purpose.marketing;
 
 	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
 	IF NOT FOUND THEN
 		new_version := 1;
 		INSERT INTO purpose (purpose, version, description, tags, retention,
-							 marketing, automated_decision, recipient)
+							 marketing, automated_decision, recipient, personalised)
 		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
 				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
-				define_purpose.recipient);
+				define_purpose.recipient, is_personalised);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
 			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -803,10 +824,10 @@ BEGIN
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
 		END IF;
 		IF (old.description, old.tags, old.retention, old.marketing,
-			old.automated_decision, old.recipient)
+			old.automated_decision, old.recipient, old.personalised)
 		   IS NOT DISTINCT FROM
 		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
-			define_purpose.automated_decision, define_purpose.recipient) THEN
+			define_purpose.automated_decision, define_purpose.recipient, is_personalised) THEN
 			RETURN old.version;		-- identical: nothing changes
 		END IF;
 		new_version := old.version + 1;
@@ -814,20 +835,22 @@ BEGIN
 		SET version = new_version, description = define_purpose.description, tags = tag_list,
 			retention = define_purpose.retention, marketing = define_purpose.marketing,
 			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
-			defined_at = now()
+			personalised = is_personalised, defined_at = now()
 		WHERE x.purpose = define_purpose.purpose;
 	END IF;
 
 	INSERT INTO purpose_history (purpose, version, description, tags, retention,
-								 marketing, automated_decision, recipient, defined_at)
+								 marketing, automated_decision, recipient, defined_at, personalised)
 	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
-		   x.marketing, x.automated_decision, x.recipient, x.defined_at
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised
 	FROM purpose x WHERE x.purpose = define_purpose.purpose;
 
 	PERFORM _policy_changed();
 	RETURN new_version;
 END
 $$;
+REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) TO profile_guard_admin;
 
 /*
  * record_assessment(purpose, assessor, conclusion): a personal-information
@@ -2243,8 +2266,16 @@ END
 $$;
 
 /*
- * opt_out(subject), opt_in(subject): personalised marketing off / on for
- * every marketing purpose at once.  Repeating is a no-op.
+ * opt_out(subject, erase), opt_in(subject): every personalised purpose
+ * (information push, personalised display, targeted ads; every marketing
+ * purpose is one) off / on for the subject at once (§9 a 5–6, §9 d).
+ * Repeating is a no-op.  With erase, the tags the subject holds for
+ * personalised purposes are also erased now, except those that a purpose
+ * in force that is not personalised still keeps for the subject (its use
+ * effective, or suspended as the sweep counts it: _erasure_suspended()).
+ * They are erased as erase_tag() erases (_erase_subject_tag(), logged with
+ * reason 'opt_out'), but not blocked: after opt_in() they may be collected
+ * again.
  */
 CREATE OR REPLACE FUNCTION _set_opted_out(subject text, opted_out boolean)
 RETURNS void
@@ -2262,6 +2293,46 @@ BEGIN
 	END IF;
 END
 $$;
+
+CREATE FUNCTION opt_out(subject text, erase boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(opt_out.subject, true);
+	t	text;
+BEGIN
+	IF opt_out.erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'erase must not be null',
+			DETAIL = format('The opt-out of subject "%s" needs erase set to true or false.', s.subject),
+			HINT = format('Call profile_guard.opt_out(%L), or profile_guard.opt_out(%L, erase => true) to erase the tags held for personalised purposes too.',
+						  s.subject, s.subject);
+	END IF;
+	PERFORM _set_opted_out(s.subject, true);
+	IF NOT opt_out.erase THEN
+		RETURN;
+	END IF;
+	FOR t IN
+		SELECT x.tag
+		FROM purpose pu
+		CROSS JOIN LATERAL tag_state(pu.purpose, s.subject, false) x
+		WHERE pu.personalised
+		EXCEPT
+		SELECT x.tag
+		FROM purpose pu
+		CROSS JOIN LATERAL tag_state(pu.purpose, s.subject, false) x
+		WHERE NOT pu.personalised AND pu.retired_at IS NULL
+		  AND (x.effective OR _erasure_suspended(x.reason))
+		ORDER BY 1
+	LOOP
+		PERFORM _erase_subject_tag(s.subject, t, 'opt_out');
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION opt_out(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION opt_out(text, boolean) TO profile_guard_consent, profile_guard_admin;
 
 /*
  * request_erasure(subject) RETURNS request_id: the subject asks for erasure
@@ -2296,8 +2367,63 @@ $$;
 
 -- ---------------------------------------------------------------------
 -- Erasure (80_erasure.sql): the sweep's first and last steps, created
--- again with their parameters renamed (dropped above)
+-- again with their parameters renamed (dropped above); one subject's tag
+-- erased now (_erase_subject_tag, for opt_out() and erase_tag()), with
+-- its reasons in the ledger
 -- ---------------------------------------------------------------------
+
+ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_reason_check;
+ALTER TABLE erasure_log ADD CONSTRAINT erasure_log_reason_check
+	CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
+					  'request', 'service_end', 'opt_out', 'erase_tag'));
+
+-- C: erase the stored values of one tag of one subject now, in every
+-- table that can hold it, and log them with the reason (src/erasure.c);
+-- for erase_tag() and opt_out(), which check their arguments.  Returns the
+-- rows erased.
+CREATE FUNCTION _erase_subject_tag(subject text, tag text, reason text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_erase_subject_tag'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION _erase_subject_tag(text, text, text) FROM PUBLIC;
+
+-- a subject's tag erased: a subject event of its own (10_catalog.sql)
+ALTER TABLE subject_event DROP CONSTRAINT subject_event_event_check;
+ALTER TABLE subject_event ADD CONSTRAINT subject_event_event_check
+	CHECK (event IN ('registered', 'birth_date', 'opt_out',
+					 'opt_in', 'block', 'unblock', 'erasure_requested', 'tag_erased'));
+
+/*
+ * erase_tag(subject, tag) RETURNS the values erased: the subject deletes
+ * one tag (§9 a 6, §11 a).  The tag is blocked first (block_tag(): no
+ * purpose serves it, none may collect it, and no derived tag that needs it
+ * is visible, until unblock_tag(); every session follows from its next
+ * statement), then its stored values are erased now, in every guarded
+ * table (_erase_subject_tag(): wide shape, the tag's cells set to NULL;
+ * long shape, its rows deleted), each table's count logged in erasure_log
+ * with reason 'erase_tag' and the subject's keyed hash; the subject's
+ * events record 'tag_erased'.
+ */
+CREATE FUNCTION erase_tag(subject text, tag text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(erase_tag.subject, true);
+	n	bigint;
+BEGIN
+	PERFORM _require_tag(erase_tag.tag);
+	PERFORM block_tag(s.subject, erase_tag.tag);
+	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
+	INSERT INTO subject_event (subject, event, tag, recorded_by)
+	VALUES (s.subject, 'tag_erased', erase_tag.tag, session_user);
+	PERFORM _subject_changed(s.subject);
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION erase_tag(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erase_tag(text, text) TO profile_guard_consent, profile_guard_admin;
 
 /*
  * _erasure_prepare(sweep_start, all_events): called by the sweep when it
@@ -2759,6 +2885,7 @@ BEGIN
 			'recipient', pu.recipient,
 			'retention', pu.retention::text,
 			'marketing', pu.marketing,
+			'personalised', pu.personalised,
 			'automated_decision', pu.automated_decision,
 			'ledger', (SELECT jsonb_agg(jsonb_build_object(
 							'consent_id', c.consent_id,
@@ -2962,7 +3089,7 @@ DECLARE
 	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
-	n_marketing	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.marketing);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
 	-- the roles besides superusers that can call subject_report()
 	report_desk	text := _name_list(ARRAY(
 						SELECT quote_ident(r.rolname) FROM pg_roles r
@@ -3138,13 +3265,13 @@ BEGIN
 							   ORDER BY 1))],
 	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
 
-	('§9 d', 'Subjects can switch off personalised marketing, effective at once.',
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
 	 NULL,
-	 CASE WHEN n_marketing = 0 THEN 'no active marketing purpose' END,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
 	 ARRAY[CASE WHEN NOT preloaded
 				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
-	 format('opt_out() applies to every marketing purpose at the next statement (marketing purposes: %s, subjects opted out: %s)',
-			n_marketing, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
 
 	('§9 e', 'Logs do not record tag values.',
 	 NULL, NULL,
@@ -3236,7 +3363,7 @@ BEGIN
 							   ORDER BY 1))],
 	 'the data keys of every erased subject are destroyed'),
 
-	('§11 a', 'Subjects can see and switch off single tags and personalised marketing.',
+	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
 	 NULL, no_tables,
 	 ARRAY[CASE WHEN NOT preloaded
 				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
@@ -3311,6 +3438,100 @@ BEGIN
 	LOOP
 		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
 	END LOOP;
+END
+$update$;
+
+-- ---------------------------------------------------------------------
+-- Transaction and consumption records, the home address and precise
+-- location are sensitive (30_taxonomy.sql): the shipped categories
+-- consumption and contact become sensitive, and with them every tag of
+-- theirs and every tag derived from one.  Their stored plaintext is
+-- encrypted, in wide and long tables and the tables below them
+-- (_convert_column, as classify() encrypts).  A wide column classified to
+-- such a tag that cannot hold ciphertext (neither text nor bytea), or a
+-- long table whose value column cannot and that holds such a tag, stops
+-- the update and names it: nothing changes until its owner alters the
+-- column's type or declassifies it.  Consents given to these tags without
+-- separate => true stop covering them (rule 3): they are used again once
+-- the subjects give separate consent.
+-- ---------------------------------------------------------------------
+
+UPDATE category SET sensitivity = 'sensitive', description = x.description
+FROM (VALUES ('contact', 'Contact channels and home address'),
+			 ('consumption', 'Transaction and consumption records, purchase habits')) x(category, description)
+WHERE category.category = x.category AND category.builtin;
+
+DO $update$
+DECLARE
+	changed	text[];
+	g		record;
+	holds	boolean;
+BEGIN
+	SELECT coalesce(array_agg(n.tag ORDER BY n.tag), '{}') INTO changed
+	FROM profile_guard._tag_closure(ARRAY(SELECT t.tag FROM profile_guard.tag t
+										  WHERE t.category IN ('contact', 'consumption'))) n
+	JOIN profile_guard.tag t ON t.tag = n.tag
+	WHERE t.sensitivity <> n.sensitivity;
+	IF cardinality(changed) = 0 THEN
+		RETURN;
+	END IF;
+	-- what cannot hold ciphertext stops the update
+	FOR g IN
+		SELECT cc.relid, cc.column_name, cc.tag, a.atttypid::regtype AS coltype
+		FROM profile_guard.classified_column cc
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = cc.relid AND a.attname = cc.column_name
+		WHERE cc.tag = ANY (changed) AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype)
+		ORDER BY cc.relid::text, cc.column_name
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a tag that becomes sensitive is classified on a column that cannot hold ciphertext',
+			DETAIL = format('Tag "%s" (category contact or consumption, sensitive from 1.2 on) is classified on column "%s" of table %s, of type %s.',
+							g.tag, g.column_name, g.relid, g.coltype),
+			HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE text, or call profile_guard.declassify(%L, %L), then update again.',
+						  g.relid, g.column_name, g.relid::text, g.column_name);
+	END LOOP;
+	FOR g IN
+		SELECT x.relid, x.subject_column, x.tag_column, x.value_column
+		FROM profile_guard.guarded_table x
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = x.relid AND a.attname = x.value_column
+		WHERE x.tag_column IS NOT NULL AND a.atttypid NOT IN ('text'::regtype, 'bytea'::regtype)
+		ORDER BY x.relid::text
+	LOOP
+		PERFORM profile_guard._check_guarded(g.relid, g.subject_column, NULL, g.tag_column, true);
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s t WHERE t.%I::text OPERATOR(pg_catalog.=) ANY ($1))',
+					   g.relid, g.tag_column)
+		INTO holds USING changed;
+		IF holds THEN
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+				MESSAGE = 'a tag that becomes sensitive is held in a value column that cannot hold ciphertext',
+				DETAIL = format('Table %s holds rows of tags of category contact or consumption (sensitive from 1.2 on) in its value column "%s".',
+								g.relid, g.value_column),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE text, or delete those rows, then update again.',
+							  g.relid, g.value_column);
+		END IF;
+	END LOOP;
+	UPDATE profile_guard.tag t SET sensitivity = n.sensitivity
+	FROM profile_guard._tag_closure(changed) n
+	WHERE n.tag = t.tag AND t.sensitivity <> n.sensitivity;
+	-- the plaintext is encrypted (each guarded table with the tables below it)
+	FOR g IN
+		SELECT x.relid, x.subject_column, cc.column_name, cc.tag
+		FROM profile_guard.classified_column cc
+		JOIN profile_guard.guarded_table x ON x.relid = cc.relid
+		WHERE cc.tag = ANY (changed)
+		ORDER BY x.relid::text, cc.column_name
+	LOOP
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
+	END LOOP;
+	FOR g IN
+		SELECT x.relid, x.subject_column, x.tag_column, x.value_column
+		FROM profile_guard.guarded_table x
+		WHERE x.tag_column IS NOT NULL
+		ORDER BY x.relid::text
+	LOOP
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, true);
+	END LOOP;
+	PERFORM profile_guard._policy_changed();
 END
 $update$;
 

@@ -70,6 +70,7 @@ static int	erasure_write_depth = -1;
 
 PFG_SQL_FUNCTION(profile_guard_erasure_in_progress);
 PFG_SQL_FUNCTION(profile_guard_sweep);
+PFG_SQL_FUNCTION(profile_guard_erase_subject_tag);
 
 bool
 pfg_erasure_in_progress(void)
@@ -775,6 +776,84 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 	spi_finish();
 }
 
+/* ---------- one subject's tag, now */
+
+/*
+ * Erase the stored values of one tag of one subject now, in the calling
+ * transaction (erase_tag(), opt_out() with erase): in every table that can
+ * hold the tag (erasure_statements.c) the subject's rows that hold it are
+ * read and locked in the extension's context, then erased by TID as the
+ * table's owner (wide shape: the tag's cells set to NULL; long shape: the
+ * rows deleted), and each table's count is logged in the erasure log with
+ * the reason and the subject's keyed hash, as the sweep logs.  Returns the
+ * rows affected.
+ */
+static int64
+erase_subject_tag(const char *subject, const char *tag, const char *reason)
+{
+	MemoryContext cxt;
+	Sweep	   *sweep;
+	int64		total = 0;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard erase tag",
+								ALLOCSET_DEFAULT_SIZES);
+	sweep = MemoryContextAllocZero(cxt, sizeof(Sweep));
+	sweep->cxt = cxt;
+	sweep->now = GetCurrentTransactionStartTimestamp();
+
+	spi_connect();
+	PG_TRY();
+	{
+		erasure_in_progress = true;
+		pfg_erase_tag_prepare_tables(sweep, tag);
+		for (int i = 0; i < sweep->ntables; i++)
+		{
+			SweepTable *st = &sweep->tables[i];
+			Oid			argtypes[2] = {TEXTOID, TEXTOID};
+			Datum		args[2];
+			Oid			wtypes[1] = {TIDARRAYOID};
+			Datum		wargs[1];
+			Datum	   *tids;
+			int64		n;
+			int			rc;
+
+			args[0] = CStringGetTextDatum(subject);
+			args[1] = CStringGetTextDatum(tag);
+			rc = SPI_execute_with_args(st->read_sql, 2, argtypes, args, NULL, false, 0);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "could not read the rows to erase of table \"%s\": %s",
+					 st->relation, SPI_result_code_string(rc));
+			n = (int64) SPI_processed;
+			if (n == 0)
+				continue;
+			tids = palloc(sizeof(Datum) * n);
+			for (int64 r = 0; r < n; r++)
+			{
+				bool		isnull;
+				ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+				ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
+																			SPI_tuptable->tupdesc,
+																			1, &isnull)), tid);
+				tids[r] = PointerGetDatum(tid);
+			}
+			wargs[0] = make_array(tids, NULL, n, TIDOID);
+			write_as_owner(st, st->wide ? st->cut_sql : st->delete_sql, 1, wtypes, wargs, n);
+			log_batch_row(sweep, st, tag, reason, st->wide ? "null_cell" : "delete", subject, n);
+			total += n;
+		}
+		erasure_in_progress = false;
+	}
+	PG_FINALLY();
+	{
+		erasure_in_progress = false;
+	}
+	PG_END_TRY();
+	spi_finish();
+	MemoryContextDelete(cxt);
+	return total;
+}
+
 /* ---------- SQL functions */
 
 Datum
@@ -850,4 +929,26 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
+}
+
+/*
+ * _erase_subject_tag(subject, tag, reason): erase_subject_tag() for the
+ * SQL functions that check their arguments and call it (erase_tag(),
+ * opt_out()); returns the rows affected.
+ */
+Datum
+profile_guard_erase_subject_tag(PG_FUNCTION_ARGS)
+{
+	char	   *subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	pfg_require_preload();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot erase during recovery"),
+				 errdetail("Erasure writes; this server is a standby."),
+				 errhint("Call the function on the primary.")));
+	PG_RETURN_INT64(erase_subject_tag(subject, tag, reason));
 }

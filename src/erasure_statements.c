@@ -660,3 +660,75 @@ pfg_sweep_prepare_tables(Sweep *sweep)
 		st->done = (st->read_sql == NULL);
 	}
 }
+
+/*
+ * The tables of erasing one subject's tag now (erase_tag(), opt_out()
+ * with erase), in SPI: sweep->tables holds every table that can hold the
+ * tag (a wide table with a column classified to it, every long table),
+ * each locked and checked as the sweep checks it (an error if its reads
+ * could run its owner's code), with a read of the subject's rows that hold
+ * the tag ($1: the subject, $2: the tag; their TIDs, locked) and the write
+ * that erases them by TID: the tag's cells set to NULL (wide, cut_sql: the
+ * rest of the row is not the tag), the rows deleted (long, delete_sql).
+ */
+void
+pfg_erase_tag_prepare_tables(Sweep *sweep, const char *tag)
+{
+	MemoryContext cxt = sweep->cxt;
+	List	   *defs;
+	ListCell   *lc;
+
+	defs = read_tables();
+	sweep->ntables = 0;
+	sweep->tables = MemoryContextAllocZero(cxt, sizeof(SweepTable) * (list_length(defs) + 1));
+	foreach(lc, defs)
+	{
+		TableDef   *t = lfirst(lc);
+		bool		wide = (t->tag_col == NULL);
+		SweepTable *st;
+		StringInfoData read;
+		StringInfoData cut;
+		bool		any = false;
+
+		initStringInfo(&read);
+		initStringInfo(&cut);
+		appendStringInfo(&read, "SELECT t.ctid FROM ONLY %s t WHERE t.%s::text = $1 AND ",
+						 t->qualname, t->subject_col);
+		if (wide)
+		{
+			appendStringInfo(&cut, "UPDATE ONLY %s t SET ", t->qualname);
+			appendStringInfoChar(&read, '(');
+			for (int j = 0; j < t->ncols; j++)
+			{
+				if (strcmp(t->tags[j], tag) != 0)
+					continue;
+				appendStringInfo(&read, "%st.%s IS NOT NULL", any ? " OR " : "", t->cols[j]);
+				appendStringInfo(&cut, "%s%s = NULL", any ? ", " : "", t->cols[j]);
+				any = true;
+			}
+			appendStringInfoChar(&read, ')');
+			appendStringInfoString(&cut, " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)");
+			if (!any)
+				continue;		/* the tag has no column here */
+		}
+		else
+			appendStringInfo(&read, "t.%s::text = $2", t->tag_col);
+		appendStringInfoString(&read, " FOR UPDATE OF t");
+
+		(void) pfg_check_guarded(t->relid, t->subject_name, t->collected_name, t->tag_name,
+								 RowExclusiveLock, ERROR);
+
+		st = &sweep->tables[sweep->ntables++];
+		st->relid = t->relid;
+		st->relation = MemoryContextStrdup(cxt, t->relation);
+		st->qualname = MemoryContextStrdup(cxt, t->qualname);
+		st->wide = wide;
+		st->read_sql = MemoryContextStrdup(cxt, read.data);
+		st->delete_sql = MemoryContextStrdup(cxt,
+											 psprintf("DELETE FROM ONLY %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)",
+													  t->qualname));
+		if (wide)
+			st->cut_sql = MemoryContextStrdup(cxt, cut.data);
+		elog(DEBUG1, "profile_guard erasure of a tag in \"%s\": %s", t->relation, read.data);
+	}
+}

@@ -236,7 +236,10 @@ pfg_rules_load(MemoryContext parent)
 					  "           SELECT 1 FROM profile_guard.assessment a"
 					  "           WHERE a.purpose OPERATOR(pg_catalog.=) p.purpose"
 					  "             AND a.purpose_version OPERATOR(pg_catalog.=) p.version),"
-					  "       p.tags"
+					  "       p.tags,"
+	/* a database still at 1.1 has no column personalised: marketing is */
+					  "       coalesce((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'personalised')"
+					  "                ::pg_catalog.bool, p.marketing)"
 					  "  FROM profile_guard.purpose p", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read purposes: %s", SPI_result_code_string(ret));
@@ -266,6 +269,7 @@ pfg_rules_load(MemoryContext parent)
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		p->in_scope = tagset_new(rc);
 		pfg_rules_tag_list_covers(rc, d, isnull, p->in_scope);
+		p->personalised = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 	}
 	MemoryContextSwitchTo(old);
 	return rc;
@@ -429,7 +433,8 @@ evaluate_purpose(RuleCatalog *rc, int pidx, const RulesEvent *first,
 
 	usable = !p->retired && (s->flags & SUBJECT_REGISTERED) &&
 		!(s->flags & SUBJECT_ERASURE) && !p->unassessed &&
-		!(p->marketing && ((s->flags & SUBJECT_OPTED_OUT) || age->minor));
+		!(p->personalised && (s->flags & SUBJECT_OPTED_OUT)) &&
+		!(p->marketing && age->minor);
 	if (!usable)
 		return true;
 	for (int w = 0; w < nwords; w++)

@@ -71,6 +71,7 @@ typedef struct RulePurpose
 	char	   *name;
 	int			version;
 	bool		marketing;
+	bool		personalised;	/* opt-out switches it off (every marketing one) */
 	bool		retired;
 	bool		unassessed;
 	bitmapword *in_scope;		/* tags its tag list covers (all: no list) */

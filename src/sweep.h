@@ -39,6 +39,8 @@ typedef struct SweepTable
 	bool		wide;
 	bool		anonymise;
 	char	   *delete_sql;		/* $1: TIDs */
+	char	   *cut_sql;		/* one tag erased now, wide: its cells set
+								 * to NULL; $1: TIDs */
 	char	   *anon_sql;		/* $1: TIDs, $2: new subjects (unless NULL) */
 	char	   *anon_sensitive_sql; /* long shape: also the value */
 	char		anon_subject;	/* 'n' NULL, 'i' negative integers, 't' text */

@@ -61,7 +61,11 @@ CREATE TABLE purpose (
 	automated_decision boolean NOT NULL DEFAULT false,
 	recipient	text,
 	defined_at	timestamptz NOT NULL DEFAULT now(),
-	retired_at	timestamptz
+	retired_at	timestamptz,
+	-- information push, personalised display, targeted ads: what opt_out()
+	-- switches off (rule 9); every marketing purpose is one
+	personalised boolean NOT NULL DEFAULT false,
+	CONSTRAINT purpose_marketing_personalised CHECK (personalised OR NOT marketing)
 );
 
 -- every version a purpose ever had, for consent history and audits
@@ -75,6 +79,7 @@ CREATE TABLE purpose_history (
 	automated_decision boolean NOT NULL,
 	recipient	text,
 	defined_at	timestamptz NOT NULL,
+	personalised boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (purpose, version)
 );
 
@@ -128,7 +133,7 @@ CREATE TABLE subject_event (
 	event_id	bigserial PRIMARY KEY,
 	subject		text NOT NULL,
 	event		text NOT NULL CHECK (event IN ('registered', 'birth_date', 'opt_out',
-							'opt_in', 'block', 'unblock', 'erasure_requested')),
+							'opt_in', 'block', 'unblock', 'erasure_requested', 'tag_erased')),
 	tag			text,
 	recorded_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	recorded_by	name NOT NULL DEFAULT current_user

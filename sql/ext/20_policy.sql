@@ -68,7 +68,7 @@ RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
 LANGUAGE sql STABLE
 AS $$
 WITH p AS (
-	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.retired_at,
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
 		   pu.automated_decision AND NOT EXISTS (
 				SELECT 1 FROM profile_guard.assessment a
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
@@ -201,7 +201,7 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.unregistered THEN 'subject not registered'
 	WHEN j.erasure_requested THEN 'erasure requested'
 	WHEN p.unassessed THEN 'impact assessment missing'
-	WHEN p.marketing AND j.opted_out THEN 'opted out'
+	WHEN p.personalised AND j.opted_out THEN 'opted out'
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
 	WHEN NOT j.in_scope THEN 'tag outside the purpose'
 	WHEN j.action IS NULL THEN 'not consented'

@@ -8,7 +8,9 @@
  * tag being defined and for every tag derived from it.
  */
 
--- Shipped categories (PIPL art. 28, GB/T 35273 appendix B).
+-- Shipped categories (PIPL art. 28, GB/T 35273 appendix B).  Transaction
+-- and consumption records, the home address and precise location are
+-- sensitive: so are the categories consumption and contact.
 INSERT INTO category (category, sensitivity, builtin, description) VALUES
 	('biometric', 'sensitive', true, 'Biometric features: face, fingerprint, voiceprint, gait'),
 	('religious_belief', 'sensitive', true, 'Religious belief and practice'),
@@ -23,11 +25,11 @@ INSERT INTO category (category, sensitivity, builtin, description) VALUES
 	('browsing_history', 'sensitive', true, 'Web browsing history'),
 	('precise_location', 'sensitive', true, 'Precise geographic location'),
 	('basic', 'general', true, 'Basic profile: age band, gender, language, region'),
-	('contact', 'general', true, 'Contact channels'),
+	('contact', 'sensitive', true, 'Contact channels and home address'),
 	('device', 'general', true, 'Device and software characteristics'),
 	('behavior', 'general', true, 'Behaviour within the service'),
 	('preference', 'general', true, 'Interests and preferences'),
-	('consumption', 'general', true, 'Consumption and purchase habits'),
+	('consumption', 'sensitive', true, 'Transaction and consumption records, purchase habits'),
 	('occupation', 'general', true, 'Occupation and employment'),
 	('education', 'general', true, 'Education'),
 	('social', 'general', true, 'Social relations and activity'),

@@ -55,11 +55,14 @@ REVOKE ALL ON FUNCTION _refuse_retired(purpose) FROM PUBLIC;
  * version 1; any change of description, tags, retention, flags or recipient
  * bumps the version (consents to older versions stop counting, §7.1 b); an
  * identical redefinition changes nothing.  Every version is kept in
- * purpose_history.
+ * purpose_history.  personalised: information push, personalised display
+ * or targeted ads, which opt_out() switches off (§9 a 5–6); a marketing
+ * purpose is always personalised.
  */
 CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
 							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
-							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL)
+							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL,
+							   personalised boolean DEFAULT false)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -68,16 +71,18 @@ DECLARE
 	tag_list	text[];			-- tags, checked, distinct and sorted
 	old			record;
 	new_version	integer;
+	is_personalised boolean;
 BEGIN
 	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'purpose and description must not be null',
 			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
 	END IF;
-	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL THEN
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL
+	   OR define_purpose.personalised IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-			MESSAGE = 'marketing and automated_decision must not be null',
-			DETAIL = format('Purpose "%s" needs both flags set to true or false.', left(define_purpose.purpose, 120)),
+			MESSAGE = 'marketing, automated_decision and personalised must not be null',
+			DETAIL = format('Purpose "%s" needs every flag set to true or false.', left(define_purpose.purpose, 120)),
 			HINT = 'Omit them for false.';
 	END IF;
 	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
@@ -100,15 +105,17 @@ BEGIN
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
 	END IF;
 	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
+	-- every marketing purpose is personalised (rule 9)
+	is_personalised := define_purpose.personalised OR define_purpose.marketing;
 
 	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
 	IF NOT FOUND THEN
 		new_version := 1;
 		INSERT INTO purpose (purpose, version, description, tags, retention,
-							 marketing, automated_decision, recipient)
+							 marketing, automated_decision, recipient, personalised)
 		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
 				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
-				define_purpose.recipient);
+				define_purpose.recipient, is_personalised);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
 			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -117,10 +124,10 @@ BEGIN
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
 		END IF;
 		IF (old.description, old.tags, old.retention, old.marketing,
-			old.automated_decision, old.recipient)
+			old.automated_decision, old.recipient, old.personalised)
 		   IS NOT DISTINCT FROM
 		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
-			define_purpose.automated_decision, define_purpose.recipient) THEN
+			define_purpose.automated_decision, define_purpose.recipient, is_personalised) THEN
 			RETURN old.version;		-- identical: nothing changes
 		END IF;
 		new_version := old.version + 1;
@@ -128,22 +135,22 @@ BEGIN
 		SET version = new_version, description = define_purpose.description, tags = tag_list,
 			retention = define_purpose.retention, marketing = define_purpose.marketing,
 			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
-			defined_at = now()
+			personalised = is_personalised, defined_at = now()
 		WHERE x.purpose = define_purpose.purpose;
 	END IF;
 
 	INSERT INTO purpose_history (purpose, version, description, tags, retention,
-								 marketing, automated_decision, recipient, defined_at)
+								 marketing, automated_decision, recipient, defined_at, personalised)
 	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
-		   x.marketing, x.automated_decision, x.recipient, x.defined_at
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised
 	FROM purpose x WHERE x.purpose = define_purpose.purpose;
 
 	PERFORM _policy_changed();
 	RETURN new_version;
 END
 $$;
-REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) TO profile_guard_admin;
 
 /*
  * record_assessment(purpose, assessor, conclusion): a personal-information

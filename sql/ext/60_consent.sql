@@ -1,7 +1,7 @@
 /*
  * 60_consent.sql — subjects and the consent ledger: registration, grants
- * and withdrawals (§7.1 b–d, §9 b, §9 h), tag blocks and marketing opt-out
- * (§9 a 5–6, §9 d), erasure requests (§10).  The ledger is append-only.
+ * and withdrawals (§7.1 b–d, §9 b, §9 h), tag blocks and the opt-out of
+ * personalised purposes (§9 a 5–6, §9 d), erasure requests (§10).  The ledger is append-only.
  */
 
 -- A registered subject, or an error (22004 for NULL, 42704 unknown).
@@ -245,8 +245,16 @@ REVOKE ALL ON FUNCTION unblock_tag(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION unblock_tag(text, text) TO profile_guard_consent, profile_guard_admin;
 
 /*
- * opt_out(subject), opt_in(subject): personalised marketing off / on for
- * every marketing purpose at once.  Repeating is a no-op.
+ * opt_out(subject, erase), opt_in(subject): every personalised purpose
+ * (information push, personalised display, targeted ads; every marketing
+ * purpose is one) off / on for the subject at once (§9 a 5–6, §9 d).
+ * Repeating is a no-op.  With erase, the tags the subject holds for
+ * personalised purposes are also erased now, except those that a purpose
+ * in force that is not personalised still keeps for the subject (its use
+ * effective, or suspended as the sweep counts it: _erasure_suspended()).
+ * They are erased as erase_tag() erases (_erase_subject_tag(), logged with
+ * reason 'opt_out'), but not blocked: after opt_in() they may be collected
+ * again.
  */
 CREATE FUNCTION _set_opted_out(subject text, opted_out boolean)
 RETURNS void
@@ -266,13 +274,45 @@ END
 $$;
 REVOKE ALL ON FUNCTION _set_opted_out(text, boolean) FROM PUBLIC;
 
-CREATE FUNCTION opt_out(subject text)
+CREATE FUNCTION opt_out(subject text, erase boolean DEFAULT false)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
-AS $$ SELECT profile_guard._set_opted_out(subject, true) $$;
-REVOKE ALL ON FUNCTION opt_out(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION opt_out(text) TO profile_guard_consent, profile_guard_admin;
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(opt_out.subject, true);
+	t	text;
+BEGIN
+	IF opt_out.erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'erase must not be null',
+			DETAIL = format('The opt-out of subject "%s" needs erase set to true or false.', s.subject),
+			HINT = format('Call profile_guard.opt_out(%L), or profile_guard.opt_out(%L, erase => true) to erase the tags held for personalised purposes too.',
+						  s.subject, s.subject);
+	END IF;
+	PERFORM _set_opted_out(s.subject, true);
+	IF NOT opt_out.erase THEN
+		RETURN;
+	END IF;
+	FOR t IN
+		SELECT x.tag
+		FROM purpose pu
+		CROSS JOIN LATERAL tag_state(pu.purpose, s.subject, false) x
+		WHERE pu.personalised
+		EXCEPT
+		SELECT x.tag
+		FROM purpose pu
+		CROSS JOIN LATERAL tag_state(pu.purpose, s.subject, false) x
+		WHERE NOT pu.personalised AND pu.retired_at IS NULL
+		  AND (x.effective OR _erasure_suspended(x.reason))
+		ORDER BY 1
+	LOOP
+		PERFORM _erase_subject_tag(s.subject, t, 'opt_out');
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION opt_out(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION opt_out(text, boolean) TO profile_guard_consent, profile_guard_admin;
 
 CREATE FUNCTION opt_in(subject text)
 RETURNS void

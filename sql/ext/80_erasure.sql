@@ -23,7 +23,7 @@ CREATE TABLE erasure_log (
 	relation	text NOT NULL,
 	tag			text,
 	reason		text NOT NULL CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
-											   'request', 'service_end')),
+											   'request', 'service_end', 'opt_out', 'erase_tag')),
 	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
 											   'tombstone', 'destroy_key')),
 	rows		bigint NOT NULL CHECK (rows > 0),
@@ -92,6 +92,16 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'profile_guard_subject_hash'
 LANGUAGE C STRICT STABLE;
 REVOKE ALL ON FUNCTION _subject_hash(text) FROM PUBLIC;
+
+-- C: erase the stored values of one tag of one subject now, in every
+-- table that can hold it, and log them with the reason (src/erasure.c);
+-- for erase_tag() and opt_out(), which check their arguments.  Returns the
+-- rows erased.
+CREATE FUNCTION _erase_subject_tag(subject text, tag text, reason text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_erase_subject_tag'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION _erase_subject_tag(text, text, text) FROM PUBLIC;
 
 -- the ledger is append-only, for the sweep too
 CREATE FUNCTION _erasure_log_append_only()
@@ -307,6 +317,38 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp;
 REVOKE ALL ON FUNCTION sweep(integer, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
+
+/*
+ * erase_tag(subject, tag) RETURNS the values erased: the subject deletes
+ * one tag (§9 a 6, §11 a).  The tag is blocked first (block_tag(): no
+ * purpose serves it, none may collect it, and no derived tag that needs it
+ * is visible, until unblock_tag(); every session follows from its next
+ * statement), then its stored values are erased now, in every guarded
+ * table (_erase_subject_tag(): wide shape, the tag's cells set to NULL;
+ * long shape, its rows deleted), each table's count logged in erasure_log
+ * with reason 'erase_tag' and the subject's keyed hash; the subject's
+ * events record 'tag_erased'.
+ */
+CREATE FUNCTION erase_tag(subject text, tag text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(erase_tag.subject, true);
+	n	bigint;
+BEGIN
+	PERFORM _require_tag(erase_tag.tag);
+	PERFORM block_tag(s.subject, erase_tag.tag);
+	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
+	INSERT INTO subject_event (subject, event, tag, recorded_by)
+	VALUES (s.subject, 'tag_erased', erase_tag.tag, session_user);
+	PERFORM _subject_changed(s.subject);
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION erase_tag(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erase_tag(text, text) TO profile_guard_consent, profile_guard_admin;
 
 /*
  * set_anonymise_columns(tbl, columns): the identifying columns (besides the

@@ -205,6 +205,7 @@ BEGIN
 			'recipient', pu.recipient,
 			'retention', pu.retention::text,
 			'marketing', pu.marketing,
+			'personalised', pu.personalised,
 			'automated_decision', pu.automated_decision,
 			'ledger', (SELECT jsonb_agg(jsonb_build_object(
 							'consent_id', c.consent_id,

@@ -144,7 +144,7 @@ DECLARE
 	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
-	n_marketing	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.marketing);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
 	-- the roles besides superusers that can call subject_report()
 	report_desk	text := _name_list(ARRAY(
 						SELECT quote_ident(r.rolname) FROM pg_roles r
@@ -320,13 +320,13 @@ BEGIN
 							   ORDER BY 1))],
 	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
 
-	('§9 d', 'Subjects can switch off personalised marketing, effective at once.',
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
 	 NULL,
-	 CASE WHEN n_marketing = 0 THEN 'no active marketing purpose' END,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
 	 ARRAY[CASE WHEN NOT preloaded
 				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
-	 format('opt_out() applies to every marketing purpose at the next statement (marketing purposes: %s, subjects opted out: %s)',
-			n_marketing, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
 
 	('§9 e', 'Logs do not record tag values.',
 	 NULL, NULL,
@@ -418,7 +418,7 @@ BEGIN
 							   ORDER BY 1))],
 	 'the data keys of every erased subject are destroyed'),
 
-	('§11 a', 'Subjects can see and switch off single tags and personalised marketing.',
+	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
 	 NULL, no_tables,
 	 ARRAY[CASE WHEN NOT preloaded
 				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],

@@ -588,6 +588,7 @@ BEGIN {
 				"grant_consent(" s1 ", " p1 ", ARRAY[" t1 "], separate => " (rand() < 0.5 ? "true" : "false") ")|" \
 				"withdraw_consent(" s1 ", " p1 ", " (rand() < 0.5 ? "NULL" : "ARRAY[" t1 "]") ")|" \
 				"block_tag(" s1 ", " t1 ")|unblock_tag(" s1 ", " t1 ")|opt_out(" s1 ")|opt_in(" s1 ")|" \
+				"opt_out(" s1 ", erase => " (rand() < 0.5 ? "true" : "NULL") ")|erase_tag(" s1 ", " t1 ")|" \
 				"register_subject(" s1 ", " (rand() < 0.5 ? "NULL" : "current_date - " int(rand() * 10000)) ")|" \
 				"define_tag(" t1 ", " q(pick(x, split("preference|medical_health|derived|nosuch|", x, "|"))) ")|" \
 				"define_purpose(" p1 ", " q(randword()) ", ARRAY[" t1 "])|" \

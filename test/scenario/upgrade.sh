@@ -39,6 +39,7 @@ SET search_path = profile_guard, public;
 SELECT define_tag('interest.music', 'preference');
 SELECT define_tag('health.condition', 'medical_health');
 SELECT define_purpose('rec', 'recommend', ARRAY['interest.*', 'health.condition']);
+SELECT define_purpose('ads', 'targeted ads', ARRAY['interest.*'], marketing => true);
 SELECT allow_purpose('regress_upgrade_app', 'rec');
 SELECT register_subject(s::text) FROM generate_series(1, 3) s;
 SELECT grant_consent('1', 'rec', ARRAY['interest.*', 'health.condition'], separate => true);
@@ -52,6 +53,20 @@ GRANT SELECT ON public.profiles TO regress_upgrade_app;
 -- an inheritance child, written straight into (no collection trigger yet)
 CREATE TABLE public.profiles_kid () INHERITS (public.profiles);
 INSERT INTO public.profiles_kid VALUES (1, 'swing', 'gout');
+-- tags of categories that become sensitive in 1.2 (contact, consumption),
+-- held as plaintext in both shapes
+SELECT define_tag('contact.phone', 'contact');
+SELECT define_tag('consumption.item', 'consumption');
+SELECT define_tag('score.spend', 'derived', derived_from => ARRAY['consumption.item']);
+SELECT define_purpose('crm', 'customer care');
+SELECT grant_consent('1', 'crm', ARRAY['contact.phone', 'consumption.item']);
+CREATE TABLE public.contacts (id int PRIMARY KEY, phone text);
+SELECT protect('public.contacts', 'id');
+SELECT classify('public.contacts', 'phone', 'contact.phone');
+INSERT INTO public.contacts VALUES (1, '13800000000');
+CREATE TABLE public.buys (uid int, tag text, value text);
+SELECT protect('public.buys', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO public.buys VALUES (1, 'consumption.item', 'a sofa');
 SQL
 # what the application sees, before and after
 read_as_app() {
@@ -70,6 +85,17 @@ after=$(read_as_app)
 [[ $after == "$before" ]] || fail "reads after the update: $after"
 [[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT md5(string_agg((c.consent_id, c.subject, c.purpose, c.purpose_version, c.action, c.tags, c.separate, c.guardian, c.expires_at, c.recorded_at, c.recorded_by)::text, ',' ORDER BY consent_id)) FROM profile_guard.consent c") == "$ledger_before" ]] ||
 	fail "the consent ledger changed"
+# contact and consumption are sensitive: their tags (and what derives from
+# them) too, their plaintext encrypted in both shapes
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT string_agg(tag || ':' || sensitivity, ',' ORDER BY tag) FROM profile_guard.tag WHERE tag IN ('contact.phone', 'consumption.item', 'score.spend', 'interest.music')") == "consumption.item:sensitive,contact.phone:sensitive,interest.music:general,score.spend:sensitive" ]] ||
+	fail "tag sensitivity after the update"
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT (SELECT phone LIKE 'pgt1:%' FROM public.contacts) AND (SELECT value LIKE 'pgt1:%' FROM public.buys)") == t ]] ||
+	fail "the plaintext of tags that became sensitive was not encrypted by the update"
+# a marketing purpose of 1.1 is personalised (opt_out() keeps its meaning)
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT string_agg(purpose || ':' || personalised, ',' ORDER BY purpose) FROM profile_guard.purpose") == "ads:true,crm:false,rec:false" ]] ||
+	fail "personalised after the update"
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT bool_and(personalised = marketing) FROM profile_guard.purpose_history") == t ]] ||
+	fail "personalised of the purpose history after the update"
 out=$("$BIN/psql" -X -q -At -d $UPGRADED -c "SET ROLE regress_upgrade_app" -c "SELECT music FROM public.profiles" 2>&1 || true)
 [[ $out == *"no purpose declared"* ]] || fail "no-purpose read after the update: $out"
 # the inheritance child: its plaintext encrypted, its writes checked
