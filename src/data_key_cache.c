@@ -5,8 +5,12 @@
  *	  profile_guard.key_cache_size.
  *
  *	  Subject -> unwrapped data key, in an open-addressing hash table
- *	  (simplehash) in a child of TopMemoryContext, keyed by SHA-256(subject);
- *	  its arrays are wiped before they are freed.  data_key.c fills it and
+ *	  (simplehash) in a child of TopMemoryContext, keyed by the subject's
+ *	  text (copied into an arena of the same context) under a hash seeded
+ *	  at random per backend (a chosen set of subjects cannot pile up in
+ *	  one bucket); its arrays are wiped before they are freed.  An entry
+ *	  takes 56 bytes in the table plus the subject's text: about 100 bytes
+ *	  a cached key with the table's free slots.  data_key.c fills it and
  *	  flushes it on a relcache invalidation of profile_guard.subject_key
  *	  (destroying or re-wrapping keys sends one); a key created by the
  *	  current (sub)transaction is dropped again if it aborts.
@@ -18,14 +22,26 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "data_key_cache.h"
 
+/*
+ * A subject as the cache knows it: its text (a copy in the cache's arena
+ * for an entry, the caller's for a probe) and a hash of it.
+ */
+typedef struct SubjectRef
+{
+	const char *data;
+	uint32		len;
+	uint32		hash;
+} SubjectRef;
+
 typedef struct DataKeyEntry
 {
-	PfgSubjectDigest digest;
+	SubjectRef	subject;
 	uint8		key[PFG_KEY_LEN];
 	SubTransactionId create_subid;	/* created by this (sub)xact, else
 									 * InvalidSubTransactionId */
@@ -39,24 +55,14 @@ typedef struct DataKeyEntry
  */
 #define SH_PREFIX		datakeys
 #define SH_ELEMENT_TYPE DataKeyEntry
-#define SH_KEY_TYPE		PfgSubjectDigest
-#define SH_KEY			digest
-#define SH_HASH_KEY(tb, k)	digest_hash(&(k))
-#define SH_EQUAL(tb, a, b)	(memcmp((a).bytes, (b).bytes, PFG_SHA256_LEN) == 0)
+#define SH_KEY_TYPE		SubjectRef
+#define SH_KEY			subject
+#define SH_HASH_KEY(tb, k)	((k).hash)
+#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).data, (b).data, (a).len) == 0)
 #define SH_SCOPE		static inline
 #define SH_USE_NONDEFAULT_ALLOCATOR
 #define SH_DECLARE
 #define SH_DEFINE
-
-/* a digest's first bytes are as uniform as any hash of them */
-static inline uint32
-digest_hash(const PfgSubjectDigest *d)
-{
-	uint32		h;
-
-	memcpy(&h, d->bytes, sizeof(h));
-	return h;
-}
 
 #include "lib/simplehash.h"
 
@@ -69,6 +75,12 @@ static datakeys_hash *DataKeyCache = NULL;
 static uint64 data_key_flushes = 0;
 static int	n_provisional_keys = 0;
 static bool callbacks_registered = false;
+static uint64 hash_seed;
+
+/* the arena of the subjects' texts: blocks of ARENA_BLOCK bytes */
+#define ARENA_BLOCK		65536
+static char *arena_next = NULL;
+static Size arena_left = 0;
 
 
 void
@@ -121,6 +133,8 @@ pfg_data_key_cache_flush(void)
 		DataKeyCache = NULL;
 		MemoryContextReset(DataKeyContext);
 	}
+	arena_next = NULL;
+	arena_left = 0;
 	n_provisional_keys = 0;
 	data_key_flushes++;
 }
@@ -213,6 +227,7 @@ data_key_cache_init(void)
 											   ALLOCSET_SMALL_SIZES);
 		RegisterXactCallback(data_key_xact_callback, NULL);
 		RegisterSubXactCallback(data_key_subxact_callback, NULL);
+		pfg_random_bytes((uint8 *) &hash_seed, sizeof(hash_seed));
 		callbacks_registered = true;
 	}
 	if (DataKeyCache != NULL)
@@ -221,40 +236,85 @@ data_key_cache_init(void)
 	DataKeyCache = datakeys_create(DataKeyContext, 256, NULL);
 }
 
-void
-pfg_data_key_cache_digest(const char *subject, PfgSubjectDigest *digest)
+uint32
+pfg_data_key_cache_hash(const char *subject, int len)
 {
-	if (!pfg_sha256(subject, strlen(subject), digest->bytes))
-		elog(ERROR, "could not hash a subject: %s", pfg_openssl_error());
+	if (!callbacks_registered)
+		data_key_cache_init();
+	return (uint32) hash_bytes_extended((const unsigned char *) subject, len, hash_seed);
 }
 
 bool
-pfg_data_key_cache_lookup(const PfgSubjectDigest *digest, uint8 *key)
+pfg_data_key_cache_lookup(const char *subject, int len, uint32 hash, uint8 *key)
 {
 	DataKeyEntry *entry;
+	SubjectRef	ref = {subject, (uint32) len, hash};
 
 	data_key_cache_init();
-	entry = datakeys_lookup(DataKeyCache, *digest);
+	entry = datakeys_lookup(DataKeyCache, ref);
 	if (entry == NULL)
 		return false;
 	memcpy(key, entry->key, PFG_KEY_LEN);
 	return true;
 }
 
+/* a copy of subject in the arena, which lives until the next flush */
+static const char *
+arena_copy(const char *subject, int len)
+{
+	char	   *copy;
+
+	if (arena_left < (Size) len)
+	{
+		Size		size = Max(ARENA_BLOCK, (Size) len);
+
+		arena_next = MemoryContextAlloc(DataKeyContext, size);
+		arena_left = size;
+	}
+	copy = arena_next;
+	memcpy(copy, subject, len);
+	arena_next += len;
+	arena_left -= len;
+	return copy;
+}
+
+int
+pfg_data_key_cache_room(void)
+{
+	return key_cache_size - (DataKeyCache != NULL ? (int) DataKeyCache->members : 0);
+}
+
+/* make room for n more keys at once, instead of growing step by step */
 void
-pfg_data_key_cache_insert(const PfgSubjectDigest *digest, const uint8 *key,
-						  bool provisional)
+pfg_data_key_cache_reserve(int n)
+{
+	uint64		want;
+
+	data_key_cache_init();
+	want = pg_nextpower2_64(((uint64) DataKeyCache->members + n) * 10 / 9 + 1);
+	if (want > DataKeyCache->size)
+		datakeys_grow(DataKeyCache, want);
+}
+
+void
+pfg_data_key_cache_insert(const char *subject, int len, uint32 hash,
+						  const uint8 *key, bool provisional)
 {
 	DataKeyEntry *entry;
 	bool		found;
+	SubjectRef	ref = {subject, (uint32) len, hash};
 
 	/* bound the cache: start afresh rather than grow without limit */
 	if (DataKeyCache != NULL &&
 		DataKeyCache->members >= (uint32) key_cache_size)
 		pfg_data_key_cache_flush();
 	data_key_cache_init();
-	entry = datakeys_insert(DataKeyCache, *digest, &found);
+	entry = datakeys_insert(DataKeyCache, ref, &found);
+	if (!found)
+		entry->subject.data = arena_copy(subject, len);
 	memcpy(entry->key, key, PFG_KEY_LEN);
+	if (found && entry->create_subid != InvalidSubTransactionId)
+		n_provisional_keys--;
 	entry->create_subid = InvalidSubTransactionId;
 	if (provisional)
 	{
@@ -272,13 +332,14 @@ pfg_data_key_cache_insert(const PfgSubjectDigest *digest, const uint8 *key,
 void
 pfg_data_key_cache_forget(const char *subject)
 {
-	PfgSubjectDigest digest;
+	int			len = strlen(subject);
+	SubjectRef	ref = {subject, (uint32) len, 0};
 	DataKeyEntry *entry;
 
-	pfg_data_key_cache_digest(subject, &digest);
 	if (DataKeyCache != NULL)
 	{
-		entry = datakeys_lookup(DataKeyCache, digest);
+		ref.hash = pfg_data_key_cache_hash(subject, len);
+		entry = datakeys_lookup(DataKeyCache, ref);
 		if (entry != NULL)
 			remove_entry(entry);
 	}
