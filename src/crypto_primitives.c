@@ -3,7 +3,7 @@
  * crypto_primitives.c
  *	  Owns every call into the cryptographic libraries of profile_guard:
  *	  OpenSSL (EVP and HMAC only) for SHA-256, HMAC-SHA256, constant-time
- *	  comparison, random bytes and a pool of random IVs; and AES-256-GCM
+ *	  comparison, random bytes and pools of random IVs and keys; and AES-256-GCM
  *	  encryption and authenticated decryption, through libsodium's AES-NI
  *	  implementation when the CPU has AES-NI and PCLMUL (about three times
  *	  faster on short values, as it sets up a key in a few cycles), else
@@ -135,6 +135,33 @@ pfg_random_iv(uint8 *iv)
 	pool_left -= PFG_GCM_IV_LEN;
 	memcpy(iv, pool + pool_left, PFG_GCM_IV_LEN);
 	explicit_bzero(pool + pool_left, PFG_GCM_IV_LEN);
+}
+
+/*
+ * A fresh random 256-bit key, from a pool filled as the IVs' is: one
+ * RAND_bytes call per KEY_POOL_KEYS keys, for statements that make many.
+ * Each key is wiped from the pool as it is handed out, and the pool when
+ * its process is not the one that filled it.
+ */
+#define KEY_POOL_KEYS	64
+
+void
+pfg_random_key(uint8 *key)
+{
+	static uint8 pool[PFG_KEY_LEN * KEY_POOL_KEYS];
+	static int	pool_left = 0;
+	static int	pool_pid = 0;
+
+	if (pool_left < PFG_KEY_LEN || pool_pid != MyProcPid)
+	{
+		explicit_bzero(pool, sizeof(pool));
+		pfg_random_bytes(pool, sizeof(pool));
+		pool_left = sizeof(pool);
+		pool_pid = MyProcPid;
+	}
+	pool_left -= PFG_KEY_LEN;
+	memcpy(key, pool + pool_left, PFG_KEY_LEN);
+	explicit_bzero(pool + pool_left, PFG_KEY_LEN);
 }
 
 /*

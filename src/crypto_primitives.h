@@ -61,5 +61,6 @@ extern bool pfg_gcm_key_decrypt(const PfgGcmKey *k, const uint8 *iv,
 /* these ereport when the random generator fails */
 extern void pfg_random_bytes(uint8 *buf, int len);
 extern void pfg_random_iv(uint8 *iv);
+extern void pfg_random_key(uint8 *key);	/* PFG_KEY_LEN bytes */
 
 #endif							/* PROFILE_GUARD_CRYPTO_PRIMITIVES_H */

@@ -68,6 +68,7 @@ static Oid	subject_key_owner = InvalidOid;
 /* the bulk load: when, and what the current statement did */
 #define BULK_MIN_MISSES		64
 #define BULK_MISS_RATIO		512
+#define RESERVE_AFTER		256	/* keys read before making room for the rest */
 static LocalTransactionId stmt_lxid = InvalidLocalTransactionId;
 static TimestampTz stmt_start = 0;
 static int	stmt_misses = 0;
@@ -294,7 +295,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	int			rc;
 
 	check_master_key_matches(mk);
-	pfg_random_bytes(key, PFG_KEY_LEN);
+	pfg_random_key(key);
 	SET_VARSIZE(wrapped, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
 	pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(wrapped));
 
@@ -319,6 +320,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 
 	/* another session created it first */
 	explicit_bzero(key, PFG_KEY_LEN);
+	pfg_plan_for_key_lookups();
 	status = read_data_key(subject, key, own_xact);
 	if (status == PFG_DATA_KEY_MISSING)
 		ereport(ERROR,
@@ -383,6 +385,10 @@ bulk_load_keys(void)
 	AttrNumber	a_subject,
 				a_wrapped,
 				a_fingerprint;
+	Datum	   *values;
+	bool	   *nulls;
+	int			loaded = 0;
+	int			dense = 0;
 
 	rel = table_open(subject_key_table(NULL), AccessShareLock);
 	estimate = estimated_keys(rel);
@@ -412,13 +418,12 @@ bulk_load_keys(void)
 		elog(ERROR, "profile_guard.subject_key lacks a column");
 
 	flushes = pfg_data_key_cache_flushes();
-	pfg_data_key_cache_reserve((int) Min(estimate * 1.1 + 16, (double) room));
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
 	snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		d;
 		struct varlena *subject;
 		struct varlena *wrapped;
 		struct varlena *fp;
@@ -427,14 +432,11 @@ bulk_load_keys(void)
 		char		fingerprint[PFG_FINGERPRINT_HEX_LEN + 1];
 		int			slen;
 
-		d = heap_getattr(tuple, a_wrapped, desc, &isnull);
-		if (isnull)
+		heap_deform_tuple(tuple, desc, values, nulls);
+		if (nulls[a_wrapped - 1] || nulls[a_fingerprint - 1] || nulls[a_subject - 1])
 			continue;			/* destroyed: a single read reports it */
-		wrapped = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
-		d = heap_getattr(tuple, a_fingerprint, desc, &isnull);
-		if (isnull)
-			continue;
-		fp = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+		wrapped = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_wrapped - 1]));
+		fp = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_fingerprint - 1]));
 		if (VARSIZE_ANY_EXHDR(fp) != PFG_FINGERPRINT_HEX_LEN)
 			continue;
 		memcpy(fingerprint, VARDATA_ANY(fp), PFG_FINGERPRINT_HEX_LEN);
@@ -445,24 +447,30 @@ bulk_load_keys(void)
 			mk = previous;
 		else
 			continue;			/* a single read reports the mismatch */
-		d = heap_getattr(tuple, a_subject, desc, &isnull);
-		if (isnull)
-			continue;
-		subject = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+		subject = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_subject - 1]));
 		slen = VARSIZE_ANY_EXHDR(subject);
 		if (pfg_data_key_cache_room() <= 0)
 			break;
+		/* make room at once for what the first keys say is coming */
+		if (loaded < RESERVE_AFTER)
+		{
+			dense += pfg_data_key_cache_dense_subject(VARDATA_ANY(subject), slen);
+			if (++loaded == RESERVE_AFTER)
+				pfg_data_key_cache_reserve((int) Min(estimate * 1.1 + 16, (double) room),
+										   dense >= RESERVE_AFTER * 9 / 10);
+		}
 		if (!pfg_unwrap_data_key_n((uint8 *) VARDATA_ANY(wrapped), VARSIZE_ANY_EXHDR(wrapped),
 								   VARDATA_ANY(subject), slen, mk, key))
 			continue;			/* a single read reports it */
-		pfg_data_key_cache_insert(VARDATA_ANY(subject), slen,
-								  pfg_data_key_cache_hash(VARDATA_ANY(subject), slen), key,
+		pfg_data_key_cache_insert(VARDATA_ANY(subject), slen, key,
 								  TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)));
 		explicit_bzero(key, sizeof(key));
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
+	pfree(values);
+	pfree(nulls);
 
 	/* an invalidation meanwhile: what was read may be stale */
 	if (flushes != pfg_data_key_cache_flushes())
@@ -483,14 +491,13 @@ PfgDataKeyStatus
 pfg_data_key_get(const char *subject, bool create, uint8 *key)
 {
 	int			len = strlen(subject);
-	uint32		hash = pfg_data_key_cache_hash(subject, len);
 	PfgDataKeyStatus status = PFG_DATA_KEY_MISSING;
 	uint64		flushes;
 	bool		own_xact = false;
 	bool		known_missing;
 	PfgSavedRole saved;
 
-	if (pfg_data_key_cache_lookup(subject, len, hash, key))
+	if (pfg_data_key_cache_lookup(subject, len, key))
 		return PFG_DATA_KEY_FOUND;
 
 	/* check the key source before touching the table */
@@ -498,7 +505,7 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 
 	/* many misses in this statement: every key at once */
 	if (note_miss() && bulk_load_keys() &&
-		pfg_data_key_cache_lookup(subject, len, hash, key))
+		pfg_data_key_cache_lookup(subject, len, key))
 		return PFG_DATA_KEY_FOUND;
 
 	/*
@@ -515,7 +522,8 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	{
 		pfg_subject_key_begin_access(&saved);
 		/* one subject's row: through subject_key's primary key */
-		pfg_plan_for_key_lookups();
+		if (!known_missing)
+			pfg_plan_for_key_lookups();
 		if (!known_missing)
 			status = read_data_key(subject, key, &own_xact);
 		if (status == PFG_DATA_KEY_MISSING && create)
@@ -534,7 +542,7 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	 * already be stale.
 	 */
 	if (status == PFG_DATA_KEY_FOUND && flushes == pfg_data_key_cache_flushes())
-		pfg_data_key_cache_insert(subject, len, hash, key, own_xact);
+		pfg_data_key_cache_insert(subject, len, key, own_xact);
 	return status;
 }
 

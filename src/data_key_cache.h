@@ -12,21 +12,20 @@
 
 extern void pfg_data_key_cache_define_settings(void);
 
-/* the hash under which the cache files subject (len bytes) */
-extern uint32 pfg_data_key_cache_hash(const char *subject, int len);
 /* copies the cached key into key (PFG_KEY_LEN bytes) when there is one */
-extern bool pfg_data_key_cache_lookup(const char *subject, int len, uint32 hash,
-									  uint8 *key);
+extern bool pfg_data_key_cache_lookup(const char *subject, int len, uint8 *key);
 /*
  * provisional: the key's row was written by the current transaction, so
  * the key is dropped again if the current subtransaction aborts.
  */
-extern void pfg_data_key_cache_insert(const char *subject, int len, uint32 hash,
+extern void pfg_data_key_cache_insert(const char *subject, int len,
 									  const uint8 *key, bool provisional);
 extern void pfg_data_key_cache_forget(const char *subject);
 /* how many more keys fit under profile_guard.key_cache_size; make room */
 extern int	pfg_data_key_cache_room(void);
-extern void pfg_data_key_cache_reserve(int n);
+extern void pfg_data_key_cache_reserve(int n, bool dense);
+/* is subject a dense integer, kept in an array rather than the table? */
+extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
 
 /* wipe and drop every key; the count of flushes so far */
 extern void pfg_data_key_cache_flush(void);
