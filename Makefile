@@ -60,7 +60,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/results/isolation
 # functions and the worker's entry point) are exported: the rest stay hidden.
 PG_CPPFLAGS = -Isrc -Wall -Werror '-DPGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -fvisibility=hidden
-SHLIB_LINK = -lcrypto
+SHLIB_LINK = -lcrypto -lsodium
 EXTRA_CLEAN = test/results
 
 PG_CONFIG ?= pg_config

@@ -15,6 +15,11 @@
  * stores the envelope itself; a text column stores "pgt1:" followed by the
  * envelope in base64.
  *
+ * Reading a cell is on the path of every row a query returns, so it does
+ * no more than it must: the base64 text is decoded four characters at a
+ * time into a buffer the backend keeps, the associated data is built on
+ * the stack, and the only allocation is the plaintext datum returned.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -41,6 +46,8 @@
 #define TEXT_PREFIX			"pgt1:"
 #define TEXT_PREFIX_LEN		5
 #define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
+#define AAD_STACK			1024	/* associated data up to this is on the stack */
+#define DECODE_KEEP			8192	/* decoding buffers kept between values */
 
 typedef enum EnvelopeStatus
 {
@@ -76,13 +83,16 @@ check_type(Oid typid)
 			 typid);
 }
 
-/* subject | 0x00 | tag | 0x00 | version */
+/*
+ * subject | 0x00 | tag | 0x00 | version, in stackbuf (AAD_STACK bytes) when
+ * it fits; the caller pfrees *aad when it is not stackbuf.
+ */
 static int
-envelope_aad(const char *subject, const char *tag, uint8 **aad)
+envelope_aad(const char *subject, const char *tag, uint8 *stackbuf, uint8 **aad)
 {
 	size_t		slen = strlen(subject);
 	size_t		tlen = strlen(tag);
-	uint8	   *buf = palloc(slen + tlen + 3);
+	uint8	   *buf = slen + tlen + 3 <= AAD_STACK ? stackbuf : palloc(slen + tlen + 3);
 
 	memcpy(buf, subject, slen);
 	buf[slen] = 0x00;
@@ -93,9 +103,94 @@ envelope_aad(const char *subject, const char *tag, uint8 **aad)
 	return (int) (slen + tlen + 3);
 }
 
+/* value of each base64 character, 0xff for any other byte */
+static uint8 b64_value[256];
+static bool b64_ready = false;
+
+static void
+b64_init(void)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	memset(b64_value, 0xff, sizeof(b64_value));
+	for (int i = 0; i < 64; i++)
+		b64_value[(uint8) alphabet[i]] = (uint8) i;
+	b64_ready = true;
+}
+
+/*
+ * Decode padded base64 as pg_b64_encode writes it, four characters at a
+ * time; -1 for anything else (white space, a stray character), which the
+ * caller then hands to pg_b64_decode.  dst has room for len / 4 * 3 bytes.
+ */
+static int
+b64_decode_fast(const char *src, int len, uint8 *dst)
+{
+	const uint8 *s = (const uint8 *) src;
+	uint8	   *d = dst;
+	int			pad = 0;
+
+	if (!b64_ready)
+		b64_init();
+	if (len == 0 || len % 4 != 0)
+		return -1;
+	if (src[len - 1] == '=')
+		pad = src[len - 2] == '=' ? 2 : 1;
+	for (int i = 0; i < len - 4; i += 4, d += 3)
+	{
+		uint32		a = b64_value[s[i]],
+					b = b64_value[s[i + 1]],
+					c = b64_value[s[i + 2]],
+					e = b64_value[s[i + 3]];
+		uint32		v;
+
+		if ((a | b | c | e) & 0x80)
+			return -1;
+		v = (a << 18) | (b << 12) | (c << 6) | e;
+		d[0] = (uint8) (v >> 16);
+		d[1] = (uint8) (v >> 8);
+		d[2] = (uint8) v;
+	}
+	{
+		const uint8 *q = s + len - 4;
+		uint32		a = b64_value[q[0]],
+					b = b64_value[q[1]],
+					c = pad >= 2 ? 0 : b64_value[q[2]],
+					e = pad >= 1 ? 0 : b64_value[q[3]];
+		uint32		v;
+
+		if ((a | b | c | e) & 0x80)
+			return -1;
+		v = (a << 18) | (b << 12) | (c << 6) | e;
+		*d++ = (uint8) (v >> 16);
+		if (pad < 2)
+			*d++ = (uint8) (v >> 8);
+		if (pad < 1)
+			*d++ = (uint8) v;
+	}
+	return (int) (d - dst);
+}
+
+/*
+ * A buffer of at least len bytes for a decoded envelope: one kept by the
+ * backend for short values (ciphertext, no secret), else palloc'd.
+ */
+static uint8 *
+decode_buffer(int len)
+{
+	static uint8 *kept = NULL;
+
+	if (len > DECODE_KEEP)
+		return palloc(len);
+	if (kept == NULL)
+		kept = MemoryContextAlloc(TopMemoryContext, DECODE_KEEP);
+	return kept;
+}
+
 /*
  * Find the binary envelope in a stored value.  For text, it is decoded into
- * a palloc'd buffer.
+ * a buffer of decode_buffer().
  */
 static EnvelopeStatus
 parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
@@ -114,9 +209,11 @@ parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
 		if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
 			memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
 			return ENV_NOT_OURS;
-		decoded = palloc(pg_b64_dec_len(b64len) + 1);
-		binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len,
-							   decoded, pg_b64_dec_len(b64len) + 1);
+		decoded = (char *) decode_buffer(pg_b64_dec_len(b64len) + 1);
+		binlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, (uint8 *) decoded);
+		if (binlen < 0)
+			binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len,
+								   decoded, pg_b64_dec_len(b64len) + 1);
 		if (binlen < ENVELOPE_HEADER_LEN ||
 			memcmp(decoded, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
 			return ENV_MALFORMED;
@@ -188,6 +285,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	uint64		envlen;
 	uint64		storedlen;
 	uint8		key[PFG_KEY_LEN];
+	uint8		aadbuf[AAD_STACK];
 	uint8	   *aad;
 	int			aadlen;
 	bytea	   *envdatum;
@@ -216,7 +314,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
 	env[ENVELOPE_MAGIC_LEN] = ENVELOPE_VERSION;
 	pfg_random_iv(env + ENVELOPE_IV_OFF);
-	aadlen = envelope_aad(subject, tag, &aad);
+	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
 
 	if (pfg_data_key_get(subject, true, key) == PFG_DATA_KEY_DESTROYED)
 		report_erased(subject, tag, true);
@@ -226,7 +324,8 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	explicit_bzero(key, sizeof(key));
 	if (!ok)
 		elog(ERROR, "could not encrypt a value: %s", pfg_openssl_error());
-	pfree(aad);
+	if (aad != aadbuf)
+		pfree(aad);
 
 	if (typid == BYTEAOID)
 		return PointerGetDatum(envdatum);
@@ -255,6 +354,7 @@ pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char
 	EnvelopeStatus es;
 	PfgDataKeyStatus ks;
 	uint8		key[PFG_KEY_LEN];
+	uint8		aadbuf[AAD_STACK];
 	uint8	   *aad;
 	int			aadlen;
 	struct varlena *result;
@@ -277,12 +377,13 @@ pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char
 	plainlen = envlen - ENVELOPE_HEADER_LEN;
 	result = palloc(VARHDRSZ + plainlen);
 	SET_VARSIZE(result, VARHDRSZ + plainlen);
-	aadlen = envelope_aad(subject, tag, &aad);
+	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
 	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
 						 env + ENVELOPE_HEADER_LEN, plainlen,
 						 env + ENVELOPE_TAG_OFF, (uint8 *) VARDATA(result));
 	explicit_bzero(key, sizeof(key));
-	pfree(aad);
+	if (aad != aadbuf)
+		pfree(aad);
 	if (!ok)
 	{
 		/* never let unauthenticated plaintext escape */
@@ -334,6 +435,7 @@ pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const cha
 	int			envlen;
 	EnvelopeStatus es;
 	uint8		key[PFG_KEY_LEN];
+	uint8		aadbuf[AAD_STACK];
 	uint8	   *aad;
 	int			aadlen;
 	bool		ok;
@@ -349,12 +451,13 @@ pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const cha
 	if (pfg_data_key_get(subject, false, key) != PFG_DATA_KEY_FOUND)
 		return CT_FOREIGN;
 
-	aadlen = envelope_aad(subject, tag, &aad);
+	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
 	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
 						 env + ENVELOPE_HEADER_LEN, envlen - ENVELOPE_HEADER_LEN,
 						 env + ENVELOPE_TAG_OFF, NULL);
 	explicit_bzero(key, sizeof(key));
-	pfree(aad);
+	if (aad != aadbuf)
+		pfree(aad);
 	return ok ? CT_OURS : CT_FOREIGN;
 }
 

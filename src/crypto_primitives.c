@@ -1,10 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * crypto_primitives.c
- *	  Owns every OpenSSL call of profile_guard (EVP and HMAC only):
- *	  SHA-256, HMAC-SHA256, constant-time comparison, random bytes and a
- *	  pool of random IVs, and AES-256-GCM encryption and authenticated
- *	  decryption with one cipher context per backend.
+ *	  Owns every call into the cryptographic libraries of profile_guard:
+ *	  OpenSSL (EVP and HMAC only) for SHA-256, HMAC-SHA256, constant-time
+ *	  comparison, random bytes and pools of random IVs and keys; and AES-256-GCM
+ *	  encryption and authenticated decryption, through libsodium's AES-NI
+ *	  implementation when the CPU has AES-NI and PCLMUL (about three times
+ *	  faster on short values, as it sets up a key in a few cycles), else
+ *	  through OpenSSL with one cipher context per backend.  Both compute
+ *	  the same GCM: what one encrypts the other decrypts.  A key can also be
+ *	  prepared once (its expanded schedule and GHASH powers kept, 512
+ *	  bytes), for a key that decrypts many values: the master key.
  *
  *	  The functions that take key material or data never ereport: they
  *	  return false, so that the caller wipes what it holds before it
@@ -20,8 +26,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "crypto_primitives.h"
 
@@ -129,6 +138,33 @@ pfg_random_iv(uint8 *iv)
 }
 
 /*
+ * A fresh random 256-bit key, from a pool filled as the IVs' is: one
+ * RAND_bytes call per KEY_POOL_KEYS keys, for statements that make many.
+ * Each key is wiped from the pool as it is handed out, and the pool when
+ * its process is not the one that filled it.
+ */
+#define KEY_POOL_KEYS	64
+
+void
+pfg_random_key(uint8 *key)
+{
+	static uint8 pool[PFG_KEY_LEN * KEY_POOL_KEYS];
+	static int	pool_left = 0;
+	static int	pool_pid = 0;
+
+	if (pool_left < PFG_KEY_LEN || pool_pid != MyProcPid)
+	{
+		explicit_bzero(pool, sizeof(pool));
+		pfg_random_bytes(pool, sizeof(pool));
+		pool_left = sizeof(pool);
+		pool_pid = MyProcPid;
+	}
+	pool_left -= PFG_KEY_LEN;
+	memcpy(key, pool + pool_left, PFG_KEY_LEN);
+	explicit_bzero(pool + pool_left, PFG_KEY_LEN);
+}
+
+/*
  * The cipher, fetched from the provider once, and one context per backend
  * for all operations: each operation re-initialises it with its key and
  * IV, so only the setup of the first one is paid per backend.  After a
@@ -177,6 +213,55 @@ gcm_failed(EVP_CIPHER_CTX *ctx)
 }
 
 /*
+ * profile_guard.aes_gcm_implementation: "auto" lets libsodium serve
+ * AES-256-GCM when the CPU has AES-NI and PCLMUL (libsodium says so once
+ * initialised, on first use), "openssl" keeps to OpenSSL.  Both read what
+ * the other wrote; the setting exists to compare them and to rule one out.
+ */
+typedef enum PfgGcmImplementation
+{
+	PFG_GCM_AUTO,
+	PFG_GCM_OPENSSL
+} PfgGcmImplementation;
+
+static const struct config_enum_entry gcm_implementation_options[] = {
+	{"auto", PFG_GCM_AUTO, false},
+	{"openssl", PFG_GCM_OPENSSL, false},
+	{NULL, 0, false}
+};
+
+static int	gcm_implementation = PFG_GCM_AUTO;
+static int	sodium_gcm = -1;	/* -1: not decided yet */
+
+void
+pfg_crypto_define_settings(void)
+{
+	DefineCustomEnumVariable("profile_guard.aes_gcm_implementation",
+							 "Which library computes AES-256-GCM.",
+							 "auto: libsodium when the CPU has AES-NI and PCLMUL, else OpenSSL; openssl: OpenSSL only. Both read what the other wrote.",
+							 &gcm_implementation,
+							 PFG_GCM_AUTO,
+							 gcm_implementation_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+static inline bool
+use_sodium_gcm(void)
+{
+	if (unlikely(sodium_gcm < 0))
+		sodium_gcm = sodium_init() >= 0 && crypto_aead_aes256gcm_is_available() ? 1 : 0;
+	return sodium_gcm == 1 && gcm_implementation == PFG_GCM_AUTO;
+}
+
+bool
+pfg_gcm_accelerated(void)
+{
+	return use_sodium_gcm();
+}
+
+/*
  * AES-256-GCM encryption of in[0..inlen) into out (same length) and tag.
  * The IV is PFG_GCM_IV_LEN (12) bytes, GCM's default length.
  */
@@ -186,10 +271,16 @@ pfg_gcm_encrypt(const uint8 *key, const uint8 *iv,
 				const uint8 *in, int inlen,
 				uint8 *out, uint8 *tag)
 {
-	EVP_CIPHER_CTX *ctx = gcm_context();
-	const EVP_CIPHER *cipher = gcm_cipher();
+	EVP_CIPHER_CTX *ctx;
+	const EVP_CIPHER *cipher;
 	int			len;
 
+	if (use_sodium_gcm())
+		return crypto_aead_aes256gcm_encrypt_detached(out, tag, NULL, in, inlen,
+													  aad, aadlen, NULL, iv, key) == 0;
+
+	ctx = gcm_context();
+	cipher = gcm_cipher();
 	if (ctx == NULL || cipher == NULL ||
 		EVP_EncryptInit_ex(ctx, gcm_cipher_for(ctx, cipher), NULL, key, iv) != 1 ||
 		EVP_EncryptUpdate(ctx, NULL, &len, aad, aadlen) != 1)
@@ -221,13 +312,26 @@ pfg_gcm_decrypt(const uint8 *key, const uint8 *iv,
 				const uint8 *in, int inlen,
 				const uint8 *tag, uint8 *out)
 {
-	EVP_CIPHER_CTX *ctx = gcm_context();
-	const EVP_CIPHER *cipher = gcm_cipher();
+	EVP_CIPHER_CTX *ctx;
+	const EVP_CIPHER *cipher;
 	uint8		scratch[SCRATCH_LEN];
 	uint8		tagcopy[PFG_GCM_TAG_LEN];
 	int			len;
 	bool		ok = false;
 
+	/* libsodium needs somewhere to put the plaintext */
+	if (use_sodium_gcm() && (out != NULL || inlen <= SCRATCH_LEN))
+	{
+		ok = crypto_aead_aes256gcm_decrypt_detached(out ? out : scratch, NULL,
+													in, inlen, tag, aad, aadlen,
+													iv, key) == 0;
+		if (out == NULL)
+			explicit_bzero(scratch, Min(inlen, SCRATCH_LEN));
+		return ok;
+	}
+
+	ctx = gcm_context();
+	cipher = gcm_cipher();
 	memcpy(tagcopy, tag, PFG_GCM_TAG_LEN);
 	if (ctx == NULL || cipher == NULL ||
 		EVP_DecryptInit_ex(ctx, gcm_cipher_for(ctx, cipher), NULL, key, iv) != 1 ||
@@ -269,4 +373,71 @@ done:
 		ERR_clear_error();		/* a failed tag is an answer, not an error */
 	}
 	return ok;
+}
+
+/*
+ * A prepared key: libsodium's state (the expanded key and GHASH powers)
+ * computed once, and the raw key for the OpenSSL path.
+ * The state must be 16-byte aligned; the struct is allocated with room to
+ * align it.
+ */
+struct PfgGcmKey
+{
+	void	   *chunk;			/* what was allocated */
+	bool		sodium;
+	uint8		raw[PFG_KEY_LEN];
+	crypto_aead_aes256gcm_state state;
+};
+
+PfgGcmKey *
+pfg_gcm_key_prepare(MemoryContext cxt, const uint8 *key)
+{
+	void	   *chunk = MemoryContextAllocZero(cxt, sizeof(PfgGcmKey) + 16);
+	PfgGcmKey  *k = (PfgGcmKey *) TYPEALIGN(16, chunk);
+
+	k->chunk = chunk;
+	k->sodium = use_sodium_gcm();
+	if (k->sodium)
+		crypto_aead_aes256gcm_beforenm(&k->state, key);
+	memcpy(k->raw, key, PFG_KEY_LEN);
+	return k;
+}
+
+void
+pfg_gcm_key_free(PfgGcmKey *k)
+{
+	void	   *chunk;
+
+	if (k == NULL)
+		return;
+	chunk = k->chunk;
+	explicit_bzero(k, sizeof(PfgGcmKey));
+	pfree(chunk);
+}
+
+bool
+pfg_gcm_key_encrypt(const PfgGcmKey *k, const uint8 *iv,
+					const uint8 *aad, int aadlen,
+					const uint8 *in, int inlen,
+					uint8 *out, uint8 *tag)
+{
+	if (!k->sodium || !use_sodium_gcm())
+		return pfg_gcm_encrypt(k->raw, iv, aad, aadlen, in, inlen, out, tag);
+	return crypto_aead_aes256gcm_encrypt_detached_afternm(out, tag, NULL, in, inlen,
+														  aad, aadlen, NULL, iv,
+														  &k->state) == 0;
+}
+
+/* as pfg_gcm_decrypt, out required */
+bool
+pfg_gcm_key_decrypt(const PfgGcmKey *k, const uint8 *iv,
+					const uint8 *aad, int aadlen,
+					const uint8 *in, int inlen,
+					const uint8 *tag, uint8 *out)
+{
+	if (!k->sodium || !use_sodium_gcm())
+		return pfg_gcm_decrypt(k->raw, iv, aad, aadlen, in, inlen, tag, out);
+	return crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, in, inlen, tag,
+														  aad, aadlen, iv,
+														  &k->state) == 0;
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * crypto_primitives.h
- *	  The OpenSSL calls of profile_guard (crypto_primitives.c): SHA-256,
+ *	  The calls into OpenSSL and libsodium (crypto_primitives.c): SHA-256,
  *	  HMAC-SHA256, random bytes and IVs, AES-256-GCM.
  *
  *-------------------------------------------------------------------------
@@ -35,8 +35,32 @@ extern bool pfg_gcm_decrypt(const uint8 *key, const uint8 *iv,
 							const uint8 *in, int inlen,
 							const uint8 *tag, uint8 *out);
 
+/* profile_guard.aes_gcm_implementation */
+extern void pfg_crypto_define_settings(void);
+
+/* libsodium's AES-NI path serves AES-256-GCM (else OpenSSL's) */
+extern bool pfg_gcm_accelerated(void);
+
+/*
+ * A key prepared once for many operations (about 600 bytes; the caller
+ * frees it with pfg_gcm_key_free, which wipes it).
+ */
+typedef struct PfgGcmKey PfgGcmKey;
+
+extern PfgGcmKey *pfg_gcm_key_prepare(MemoryContext cxt, const uint8 *key);
+extern void pfg_gcm_key_free(PfgGcmKey *k);
+extern bool pfg_gcm_key_encrypt(const PfgGcmKey *k, const uint8 *iv,
+								const uint8 *aad, int aadlen,
+								const uint8 *in, int inlen,
+								uint8 *out, uint8 *tag);
+extern bool pfg_gcm_key_decrypt(const PfgGcmKey *k, const uint8 *iv,
+								const uint8 *aad, int aadlen,
+								const uint8 *in, int inlen,
+								const uint8 *tag, uint8 *out);
+
 /* these ereport when the random generator fails */
 extern void pfg_random_bytes(uint8 *buf, int len);
 extern void pfg_random_iv(uint8 *iv);
+extern void pfg_random_key(uint8 *key);	/* PFG_KEY_LEN bytes */
 
 #endif							/* PROFILE_GUARD_CRYPTO_PRIMITIVES_H */

@@ -13,11 +13,26 @@
  *	  once the key was destroyed.  A relcache invalidation of subject_key
  *	  flushes the cache (destroying or re-wrapping keys sends one).
  *
+ *	  A statement that meets many subjects whose keys are not cached (a
+ *	  scan in a new connection, a bulk insert) stops reading them one by
+ *	  one: after BULK_MIN_MISSES single reads, and at least one per
+ *	  BULK_MISS_RATIO keys in the table, it reads every live key of
+ *	  subject_key in one heap scan and unwraps them (one AES-GCM of 32
+ *	  bytes each under the master key, whose key schedule is prepared
+ *	  once), if they all fit in profile_guard.key_cache_size.  A key
+ *	  created afterwards by another session is still found by a single
+ *	  read; a statement that loaded every key creates the key of a new
+ *	  subject without first looking for it (the insert resolves a race).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <limits.h>
+
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -25,9 +40,14 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "storage/bufmgr.h"
+#include "storage/proc.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "extension.h"
@@ -45,6 +65,17 @@
 /* profile_guard.subject_key and its owner, looked up on first use */
 static Oid	subject_key_relid = InvalidOid;
 static Oid	subject_key_owner = InvalidOid;
+
+/* the bulk load: when, and what the current statement did */
+#define BULK_MIN_MISSES		64
+#define BULK_MISS_RATIO		512
+#define RESERVE_AFTER		256	/* keys read before making room for the rest */
+static LocalTransactionId stmt_lxid = InvalidLocalTransactionId;
+static TimestampTz stmt_start = 0;
+static int	stmt_misses = 0;
+static int	stmt_bulk_after = 0;	/* 0: not decided yet */
+static bool stmt_bulk_loaded = false;
+static uint64 stmt_bulk_flushes = 0;	/* the cache's flush count after it */
 
 PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
 
@@ -127,7 +158,8 @@ pfg_check_subject(const char *subject)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("subject must not be empty")));
-	if (pg_mbstrlen(subject) > MAX_SUBJECT_CHARS)
+	/* a character takes at least a byte: count them only when it matters */
+	if (strlen(subject) > MAX_SUBJECT_CHARS && pg_mbstrlen(subject) > MAX_SUBJECT_CHARS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("subject identifier is too long"),
@@ -264,7 +296,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	int			rc;
 
 	check_master_key_matches(mk);
-	pfg_random_bytes(key, PFG_KEY_LEN);
+	pfg_random_key(key);
 	SET_VARSIZE(wrapped, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
 	pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(wrapped));
 
@@ -289,6 +321,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 
 	/* another session created it first */
 	explicit_bzero(key, PFG_KEY_LEN);
+	pfg_plan_for_key_lookups();
 	status = read_data_key(subject, key, own_xact);
 	if (status == PFG_DATA_KEY_MISSING)
 		ereport(ERROR,
@@ -300,32 +333,200 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 }
 
 /*
+ * Count a miss of the cache in the current statement; true when the
+ * statement should now load every key at once.
+ */
+static bool
+note_miss(void)
+{
+	if (MyProc->lxid != stmt_lxid ||
+		GetCurrentStatementStartTimestamp() != stmt_start)
+	{
+		stmt_lxid = MyProc->lxid;
+		stmt_start = GetCurrentStatementStartTimestamp();
+		stmt_misses = 0;
+		stmt_bulk_after = 0;
+		stmt_bulk_loaded = false;
+	}
+	return ++stmt_misses == BULK_MIN_MISSES ||
+		(stmt_bulk_after > 0 && stmt_misses == stmt_bulk_after);
+}
+
+/* the number of rows in subject_key, as the planner would estimate it */
+static double
+estimated_keys(Relation rel)
+{
+	BlockNumber pages = RelationGetNumberOfBlocks(rel);
+	double		tuples = rel->rd_rel->reltuples;
+	BlockNumber relpages = rel->rd_rel->relpages;
+
+	if (tuples >= 0 && relpages > 0)
+		return tuples / relpages * Max(pages, relpages);
+	return (double) pages * (BLCKSZ / 128);
+}
+
+/*
+ * Read and unwrap every live key of subject_key into the cache, once the
+ * statement has missed enough of them (see the file's comment).  Returns
+ * false when it did not load (not yet, or they would not fit).
+ */
+static bool
+bulk_load_keys(void)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	Snapshot	snapshot;
+	double		estimate;
+	int			room;
+	uint64		flushes;
+	const PfgMasterKey *current = pfg_master_key_current();
+	const PfgMasterKey *previous = pfg_master_key_previous();
+	AttrNumber	a_subject,
+				a_wrapped,
+				a_fingerprint;
+	Datum	   *values;
+	bool	   *nulls;
+	int			loaded = 0;
+	int			dense = 0;
+
+	rel = table_open(subject_key_table(NULL), AccessShareLock);
+	estimate = estimated_keys(rel);
+	room = pfg_data_key_cache_room();
+	if (stmt_bulk_after == 0)
+	{
+		/* single reads first, in proportion to what a scan costs */
+		stmt_bulk_after = (int) Min(estimate / BULK_MISS_RATIO, (double) INT_MAX / 2);
+		if (stmt_bulk_after > stmt_misses)
+		{
+			table_close(rel, AccessShareLock);
+			return false;
+		}
+	}
+	stmt_bulk_after = -1;		/* once per statement */
+	if (estimate > room)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+
+	desc = RelationGetDescr(rel);
+	a_subject = attnameAttNum(rel, "subject", false);
+	a_wrapped = attnameAttNum(rel, "wrapped_key", false);
+	a_fingerprint = attnameAttNum(rel, "master_fingerprint", false);
+	if (a_subject <= 0 || a_wrapped <= 0 || a_fingerprint <= 0)
+		elog(ERROR, "profile_guard.subject_key lacks a column");
+
+	flushes = pfg_data_key_cache_flushes();
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot());
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		struct varlena *subject;
+		struct varlena *wrapped;
+		struct varlena *fp;
+		const PfgMasterKey *mk;
+		uint8		key[PFG_KEY_LEN];
+		char		fingerprint[PFG_FINGERPRINT_HEX_LEN + 1];
+		int			slen;
+
+		heap_deform_tuple(tuple, desc, values, nulls);
+		if (nulls[a_wrapped - 1] || nulls[a_fingerprint - 1] || nulls[a_subject - 1])
+			continue;			/* destroyed: a single read reports it */
+		wrapped = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_wrapped - 1]));
+		fp = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_fingerprint - 1]));
+		if (VARSIZE_ANY_EXHDR(fp) != PFG_FINGERPRINT_HEX_LEN)
+			continue;
+		memcpy(fingerprint, VARDATA_ANY(fp), PFG_FINGERPRINT_HEX_LEN);
+		fingerprint[PFG_FINGERPRINT_HEX_LEN] = '\0';
+		if (pfg_master_key_matches(current, fingerprint))
+			mk = current;
+		else if (pfg_master_key_matches(previous, fingerprint))
+			mk = previous;
+		else
+			continue;			/* a single read reports the mismatch */
+		subject = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_subject - 1]));
+		slen = VARSIZE_ANY_EXHDR(subject);
+		if (pfg_data_key_cache_room() <= 0)
+			break;
+		/* make room at once for what the first keys say is coming */
+		if (loaded < RESERVE_AFTER)
+		{
+			dense += pfg_data_key_cache_dense_subject(VARDATA_ANY(subject), slen);
+			if (++loaded == RESERVE_AFTER)
+				pfg_data_key_cache_reserve((int) Min(estimate * 1.1 + 16, (double) room),
+										   dense >= RESERVE_AFTER * 9 / 10);
+		}
+		if (!pfg_unwrap_data_key_n((uint8 *) VARDATA_ANY(wrapped), VARSIZE_ANY_EXHDR(wrapped),
+								   VARDATA_ANY(subject), slen, mk, key))
+			continue;			/* a single read reports it */
+		pfg_data_key_cache_insert(VARDATA_ANY(subject), slen, key,
+								  TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)));
+		explicit_bzero(key, sizeof(key));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	pfree(values);
+	pfree(nulls);
+
+	/* an invalidation meanwhile: what was read may be stale */
+	if (flushes != pfg_data_key_cache_flushes())
+	{
+		pfg_data_key_cache_flush();
+		return false;
+	}
+	stmt_bulk_loaded = true;
+	stmt_bulk_flushes = pfg_data_key_cache_flushes();
+	return true;
+}
+
+/*
  * The data key of subject, into key (which the caller wipes).  With create,
  * a subject without one gets one.
  */
 PfgDataKeyStatus
 pfg_data_key_get(const char *subject, bool create, uint8 *key)
 {
-	PfgSubjectDigest digest;
-	PfgDataKeyStatus status;
+	int			len = strlen(subject);
+	PfgDataKeyStatus status = PFG_DATA_KEY_MISSING;
 	uint64		flushes;
 	bool		own_xact = false;
+	bool		known_missing;
 	PfgSavedRole saved;
 
-	pfg_data_key_cache_digest(subject, &digest);
-	if (pfg_data_key_cache_lookup(&digest, key))
+	if (pfg_data_key_cache_lookup(subject, len, key))
 		return PFG_DATA_KEY_FOUND;
 
 	/* check the key source before touching the table */
 	pfg_master_key_current();
+
+	/* many misses in this statement: every key at once */
+	if (note_miss() && bulk_load_keys() &&
+		pfg_data_key_cache_lookup(subject, len, key))
+		return PFG_DATA_KEY_FOUND;
+
+	/*
+	 * Every live key was read in this statement, and none was dropped
+	 * since: the subject had none then (or it was destroyed).  A key
+	 * another session made meanwhile makes the insert conflict, and the
+	 * winner's key is read then.
+	 */
+	known_missing = create && stmt_bulk_loaded &&
+		stmt_bulk_flushes == pfg_data_key_cache_flushes();
 
 	flushes = pfg_data_key_cache_flushes();
 	PG_TRY();
 	{
 		pfg_subject_key_begin_access(&saved);
 		/* one subject's row: through subject_key's primary key */
-		pfg_plan_for_key_lookups();
-		status = read_data_key(subject, key, &own_xact);
+		if (!known_missing)
+			pfg_plan_for_key_lookups();
+		if (!known_missing)
+			status = read_data_key(subject, key, &own_xact);
 		if (status == PFG_DATA_KEY_MISSING && create)
 			status = create_data_key(subject, key, &own_xact);
 		pfg_subject_key_end_access(&saved);
@@ -342,7 +543,7 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	 * already be stale.
 	 */
 	if (status == PFG_DATA_KEY_FOUND && flushes == pfg_data_key_cache_flushes())
-		pfg_data_key_cache_insert(&digest, key, own_xact);
+		pfg_data_key_cache_insert(subject, len, key, own_xact);
 	return status;
 }
 

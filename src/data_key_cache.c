@@ -4,9 +4,16 @@
  *	  Owns the backend-local cache of unwrapped data keys and its setting
  *	  profile_guard.key_cache_size.
  *
- *	  Subject -> unwrapped data key, in an open-addressing hash table
- *	  (simplehash) in a child of TopMemoryContext, keyed by SHA-256(subject);
- *	  its arrays are wiped before they are freed.  data_key.c fills it and
+ *	  Subject -> unwrapped data key.  Subjects that are decimal integers
+ *	  are kept in an array indexed by the integer (below); the others in an
+ *	  open-addressing hash table
+ *	  (simplehash) in a child of TopMemoryContext, keyed by the subject's
+ *	  text (copied into an arena of the same context) under a hash seeded
+ *	  at random per backend (a chosen set of subjects cannot pile up in
+ *	  one bucket); its arrays are wiped before they are freed.  An entry
+ *	  takes 64 bytes, one cache line, holding a subject of up to 16 bytes
+ *	  (a longer one takes its length more in an arena): about 100 bytes a
+ *	  cached key with the table's free slots.  data_key.c fills it and
  *	  flushes it on a relcache invalidation of profile_guard.subject_key
  *	  (destroying or re-wrapping keys sends one); a key created by the
  *	  current (sub)transaction is dropped again if it aborts.
@@ -18,45 +25,81 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "data_key_cache.h"
 
+/*
+ * A subject as the cache knows it: a hash of its text, and the text, in
+ * the entry itself when it is short (identifiers mostly are: no second
+ * cache miss to compare it), else in the cache's arena (an entry) or the
+ * caller's memory (a probe).
+ */
+#define SUBJECT_INLINE	16
+
+typedef struct SubjectRef
+{
+	uint32		hash;
+	uint32		len;
+	union
+	{
+		char		inline_text[SUBJECT_INLINE];
+		const char *text;
+	}			u;
+} SubjectRef;
+
+/* 64 bytes, and the table's array 64-byte aligned: one cache line a probe */
 typedef struct DataKeyEntry
 {
-	PfgSubjectDigest digest;
+	SubjectRef	subject;
 	uint8		key[PFG_KEY_LEN];
 	SubTransactionId create_subid;	/* created by this (sub)xact, else
 									 * InvalidSubTransactionId */
 	char		status;			/* simplehash's */
 } DataKeyEntry;
 
-/*
- * The cache is an open-addressing table (one probe touches one entry, where
- * a chained table would touch three places).  Its arrays hold key material:
- * they are wiped before they are freed, when the table grows.
- */
+StaticAssertDecl(sizeof(DataKeyEntry) == 64, "a cache entry is one cache line");
+
+static inline const char *
+ref_text(const SubjectRef *r)
+{
+	return r->len <= SUBJECT_INLINE ? r->u.inline_text : r->u.text;
+}
+
+static inline bool
+ref_equal(const SubjectRef *a, const SubjectRef *b)
+{
+	return a->len == b->len && memcmp(ref_text(a), ref_text(b), a->len) == 0;
+}
+
+static inline SubjectRef
+make_ref(const char *subject, int len, uint32 hash)
+{
+	SubjectRef	r;
+
+	r.hash = hash;
+	r.len = (uint32) len;
+	if (len <= SUBJECT_INLINE)
+		memcpy(r.u.inline_text, subject, len);
+	else
+		r.u.text = subject;
+	return r;
+}
+
 #define SH_PREFIX		datakeys
 #define SH_ELEMENT_TYPE DataKeyEntry
-#define SH_KEY_TYPE		PfgSubjectDigest
-#define SH_KEY			digest
-#define SH_HASH_KEY(tb, k)	digest_hash(&(k))
-#define SH_EQUAL(tb, a, b)	(memcmp((a).bytes, (b).bytes, PFG_SHA256_LEN) == 0)
+#define SH_KEY_TYPE		SubjectRef
+#define SH_KEY			subject
+#define SH_HASH_KEY(tb, k)	((k).hash)
+#define SH_EQUAL(tb, a, b)	ref_equal(&(a), &(b))
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->subject.hash)
 #define SH_SCOPE		static inline
 #define SH_USE_NONDEFAULT_ALLOCATOR
 #define SH_DECLARE
 #define SH_DEFINE
-
-/* a digest's first bytes are as uniform as any hash of them */
-static inline uint32
-digest_hash(const PfgSubjectDigest *d)
-{
-	uint32		h;
-
-	memcpy(&h, d->bytes, sizeof(h));
-	return h;
-}
 
 #include "lib/simplehash.h"
 
@@ -69,6 +112,29 @@ static datakeys_hash *DataKeyCache = NULL;
 static uint64 data_key_flushes = 0;
 static int	n_provisional_keys = 0;
 static bool callbacks_registered = false;
+static uint64 hash_seed;
+
+/*
+ * The dense part: subjects that are canonical decimal integers (no sign,
+ * no leading zero) below dense_size, with a committed key, are kept in an
+ * array indexed by that integer instead of the hash table: 32 bytes and a
+ * bit each, and a scan in the order of its subjects reads the array in
+ * order.  It grows to the highest such subject while that stays below
+ * twice the number of keys cached (plus DENSE_MIN), so sparse numbers go
+ * to the hash table.  Keys written by the current transaction always go
+ * to the hash table, whose callbacks drop them on abort.
+ */
+#define DENSE_MIN		4096
+#define DENSE_MAX_DIGITS 9		/* below 10^9: fits uint32 */
+static uint8 (*dense_keys)[PFG_KEY_LEN] = NULL;
+static uint64 *dense_present = NULL;	/* a bit per slot */
+static uint32 dense_size = 0;
+static uint32 dense_count = 0;
+
+/* the arena of the longer subjects' texts: blocks of ARENA_BLOCK bytes */
+#define ARENA_BLOCK		65536
+static char *arena_next = NULL;
+static Size arena_left = 0;
 
 
 void
@@ -84,24 +150,39 @@ pfg_data_key_cache_define_settings(void)
 							NULL, NULL, NULL);
 }
 
-/* a size header in front of each array, so that it can be wiped */
+/*
+ * Each array is aligned on a cache line, with its size and the chunk that
+ * holds it just in front, so that it can be wiped and freed.
+ */
+#define CACHE_LINE		64
+
+typedef struct ArrayHeader
+{
+	void	   *chunk;
+	Size		size;
+} ArrayHeader;
+
 static inline void *
 datakeys_allocate(datakeys_hash *tb, Size size)
 {
-	Size	   *chunk = MemoryContextAllocExtended(DataKeyContext,
-												  MAXALIGN(sizeof(Size)) + size,
-												  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	char	   *chunk = MemoryContextAllocExtended(DataKeyContext,
+												   size + CACHE_LINE + sizeof(ArrayHeader),
+												   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	char	   *array = (char *) TYPEALIGN(CACHE_LINE, chunk + sizeof(ArrayHeader));
+	ArrayHeader *h = (ArrayHeader *) (array - sizeof(ArrayHeader));
 
-	*chunk = size;
-	return (char *) chunk + MAXALIGN(sizeof(Size));
+	h->chunk = chunk;
+	h->size = size;
+	return array;
 }
 
 static inline void
 datakeys_free(datakeys_hash *tb, void *pointer)
 {
-	Size	   *chunk = (Size *) ((char *) pointer - MAXALIGN(sizeof(Size)));
+	ArrayHeader *h = (ArrayHeader *) ((char *) pointer - sizeof(ArrayHeader));
+	void	   *chunk = h->chunk;
 
-	explicit_bzero(pointer, *chunk);
+	explicit_bzero(pointer, h->size);
 	pfree(chunk);
 }
 
@@ -119,8 +200,17 @@ pfg_data_key_cache_flush(void)
 		explicit_bzero(DataKeyCache->data,
 					   sizeof(DataKeyEntry) * (Size) DataKeyCache->size);
 		DataKeyCache = NULL;
-		MemoryContextReset(DataKeyContext);
 	}
+	if (dense_keys != NULL)
+		explicit_bzero(dense_keys, (Size) dense_size * PFG_KEY_LEN);
+	dense_keys = NULL;
+	dense_present = NULL;
+	dense_size = 0;
+	dense_count = 0;
+	if (DataKeyContext != NULL)
+		MemoryContextReset(DataKeyContext);
+	arena_next = NULL;
+	arena_left = 0;
 	n_provisional_keys = 0;
 	data_key_flushes++;
 }
@@ -213,6 +303,7 @@ data_key_cache_init(void)
 											   ALLOCSET_SMALL_SIZES);
 		RegisterXactCallback(data_key_xact_callback, NULL);
 		RegisterSubXactCallback(data_key_subxact_callback, NULL);
+		pfg_random_bytes((uint8 *) &hash_seed, sizeof(hash_seed));
 		callbacks_registered = true;
 	}
 	if (DataKeyCache != NULL)
@@ -221,40 +312,189 @@ data_key_cache_init(void)
 	DataKeyCache = datakeys_create(DataKeyContext, 256, NULL);
 }
 
-void
-pfg_data_key_cache_digest(const char *subject, PfgSubjectDigest *digest)
+/* the subject as an index of the dense part, when it is one */
+static inline bool
+dense_index(const char *subject, int len, uint32 *n)
 {
-	if (!pfg_sha256(subject, strlen(subject), digest->bytes))
-		elog(ERROR, "could not hash a subject: %s", pfg_openssl_error());
+	uint32		v = 0;
+
+	if (len < 1 || len > DENSE_MAX_DIGITS || (subject[0] == '0' && len > 1))
+		return false;
+	for (int i = 0; i < len; i++)
+	{
+		uint32		d = (uint32) (subject[i] - '0');
+
+		if (d > 9)
+			return false;
+		v = v * 10 + d;
+	}
+	*n = v;
+	return true;
+}
+
+static inline bool
+dense_has(uint32 n)
+{
+	return n < dense_size && (dense_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
+}
+
+static inline uint32
+cached_keys(void)
+{
+	return dense_count + (DataKeyCache != NULL ? DataKeyCache->members : 0);
+}
+
+/*
+ * Make the dense part hold index n, if that keeps it within bounds; the
+ * old arrays are wiped before they are freed.
+ */
+static bool
+dense_cover(uint32 n, uint32 expected)
+{
+	uint32		limit = 2 * Max(cached_keys(), expected) + DENSE_MIN;
+	uint32		size;
+	uint8		(*keys)[PFG_KEY_LEN];
+	uint64	   *present;
+
+	if (n < dense_size)
+		return true;
+	if (n >= limit)
+		return false;
+	size = Min(Max(Max(n + 1, dense_size * 2), DENSE_MIN), limit);
+	size = TYPEALIGN(64, size);
+	keys = MemoryContextAllocExtended(DataKeyContext, (Size) size * PFG_KEY_LEN,
+									  MCXT_ALLOC_HUGE);
+	present = MemoryContextAllocZero(DataKeyContext, size / 8);
+	if (dense_keys != NULL)
+	{
+		memcpy(keys, dense_keys, (Size) dense_size * PFG_KEY_LEN);
+		memcpy(present, dense_present, dense_size / 8);
+		explicit_bzero(dense_keys, (Size) dense_size * PFG_KEY_LEN);
+		pfree(dense_keys);
+		pfree(dense_present);
+	}
+	dense_keys = keys;
+	dense_present = present;
+	dense_size = size;
+	return true;
 }
 
 bool
-pfg_data_key_cache_lookup(const PfgSubjectDigest *digest, uint8 *key)
+pfg_data_key_cache_dense_subject(const char *subject, int len)
+{
+	uint32		n;
+
+	return dense_index(subject, len, &n);
+}
+
+static uint32
+subject_hash(const char *subject, int len)
+{
+	if (!callbacks_registered)
+		data_key_cache_init();
+	return (uint32) hash_bytes_extended((const unsigned char *) subject, len, hash_seed);
+}
+
+bool
+pfg_data_key_cache_lookup(const char *subject, int len, uint8 *key)
 {
 	DataKeyEntry *entry;
+	SubjectRef	ref;
+	uint32		n;
 
+	if (dense_index(subject, len, &n) && dense_has(n))
+	{
+		memcpy(key, dense_keys[n], PFG_KEY_LEN);
+		return true;
+	}
 	data_key_cache_init();
-	entry = datakeys_lookup(DataKeyCache, *digest);
+	if (DataKeyCache->members == 0)
+		return false;
+	ref = make_ref(subject, len, subject_hash(subject, len));
+	entry = datakeys_lookup(DataKeyCache, ref);
 	if (entry == NULL)
 		return false;
 	memcpy(key, entry->key, PFG_KEY_LEN);
 	return true;
 }
 
+/* a copy of subject in the arena, which lives until the next flush */
+static const char *
+arena_copy(const char *subject, int len)
+{
+	char	   *copy;
+
+	if (arena_left < (Size) len)
+	{
+		Size		size = Max(ARENA_BLOCK, (Size) len);
+
+		arena_next = MemoryContextAlloc(DataKeyContext, size);
+		arena_left = size;
+	}
+	copy = arena_next;
+	memcpy(copy, subject, len);
+	arena_next += len;
+	arena_left -= len;
+	return copy;
+}
+
+int
+pfg_data_key_cache_room(void)
+{
+	return key_cache_size - (int) cached_keys();
+}
+
+/*
+ * Make room for n more keys at once, instead of growing step by step: in
+ * the dense part when the subjects are dense integers (their count is a
+ * guess: the dense part is made to hold that many), else in the table.
+ */
 void
-pfg_data_key_cache_insert(const PfgSubjectDigest *digest, const uint8 *key,
+pfg_data_key_cache_reserve(int n, bool dense)
+{
+	uint64		want;
+
+	data_key_cache_init();
+	if (dense)
+	{
+		(void) dense_cover((uint32) n, (uint32) n);
+		return;
+	}
+	want = pg_nextpower2_64(((uint64) DataKeyCache->members + n) * 10 / 9 + 1);
+	if (want > DataKeyCache->size)
+		datakeys_grow(DataKeyCache, want);
+}
+
+void
+pfg_data_key_cache_insert(const char *subject, int len, const uint8 *key,
 						  bool provisional)
 {
 	DataKeyEntry *entry;
 	bool		found;
+	SubjectRef	ref;
+	uint32		n;
 
 	/* bound the cache: start afresh rather than grow without limit */
-	if (DataKeyCache != NULL &&
-		DataKeyCache->members >= (uint32) key_cache_size)
+	if (cached_keys() >= (uint32) key_cache_size)
 		pfg_data_key_cache_flush();
 	data_key_cache_init();
-	entry = datakeys_insert(DataKeyCache, *digest, &found);
+	if (!provisional && dense_index(subject, len, &n) && dense_cover(n, 0))
+	{
+		memcpy(dense_keys[n], key, PFG_KEY_LEN);
+		if (!dense_has(n))
+		{
+			dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
+			dense_count++;
+		}
+		return;
+	}
+	ref = make_ref(subject, len, subject_hash(subject, len));
+	entry = datakeys_insert(DataKeyCache, ref, &found);
+	if (!found && len > SUBJECT_INLINE)
+		entry->subject.u.text = arena_copy(subject, len);
 	memcpy(entry->key, key, PFG_KEY_LEN);
+	if (found && entry->create_subid != InvalidSubTransactionId)
+		n_provisional_keys--;
 	entry->create_subid = InvalidSubTransactionId;
 	if (provisional)
 	{
@@ -272,13 +512,20 @@ pfg_data_key_cache_insert(const PfgSubjectDigest *digest, const uint8 *key,
 void
 pfg_data_key_cache_forget(const char *subject)
 {
-	PfgSubjectDigest digest;
+	int			len = strlen(subject);
 	DataKeyEntry *entry;
+	uint32		n;
 
-	pfg_data_key_cache_digest(subject, &digest);
+	if (dense_index(subject, len, &n) && dense_has(n))
+	{
+		explicit_bzero(dense_keys[n], PFG_KEY_LEN);
+		dense_present[n / 64] &= ~(UINT64CONST(1) << (n % 64));
+		dense_count--;
+	}
 	if (DataKeyCache != NULL)
 	{
-		entry = datakeys_lookup(DataKeyCache, digest);
+		entry = datakeys_lookup(DataKeyCache,
+								make_ref(subject, len, subject_hash(subject, len)));
 		if (entry != NULL)
 			remove_entry(entry);
 	}

@@ -10,24 +10,22 @@
 
 #include "crypto_primitives.h"
 
-/* SHA-256 of a subject: the cache's key */
-typedef struct PfgSubjectDigest
-{
-	uint8		bytes[PFG_SHA256_LEN];
-} PfgSubjectDigest;
-
 extern void pfg_data_key_cache_define_settings(void);
 
-extern void pfg_data_key_cache_digest(const char *subject, PfgSubjectDigest *digest);
 /* copies the cached key into key (PFG_KEY_LEN bytes) when there is one */
-extern bool pfg_data_key_cache_lookup(const PfgSubjectDigest *digest, uint8 *key);
+extern bool pfg_data_key_cache_lookup(const char *subject, int len, uint8 *key);
 /*
  * provisional: the key's row was written by the current transaction, so
  * the key is dropped again if the current subtransaction aborts.
  */
-extern void pfg_data_key_cache_insert(const PfgSubjectDigest *digest,
+extern void pfg_data_key_cache_insert(const char *subject, int len,
 									  const uint8 *key, bool provisional);
 extern void pfg_data_key_cache_forget(const char *subject);
+/* how many more keys fit under profile_guard.key_cache_size; make room */
+extern int	pfg_data_key_cache_room(void);
+extern void pfg_data_key_cache_reserve(int n, bool dense);
+/* is subject a dense integer, kept in an array rather than the table? */
+extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
 
 /* wipe and drop every key; the count of flushes so far */
 extern void pfg_data_key_cache_flush(void);

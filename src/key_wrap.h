@@ -19,5 +19,8 @@ extern void pfg_wrap_data_key(const uint8 *data_key, const char *subject,
 /* false, with data_key wiped, when wrapped does not authenticate */
 extern bool pfg_unwrap_data_key(const uint8 *wrapped, int len, const char *subject,
 								const PfgMasterKey *mk, uint8 *data_key);
+extern bool pfg_unwrap_data_key_n(const uint8 *wrapped, int len,
+								  const char *subject, int slen,
+								  const PfgMasterKey *mk, uint8 *data_key);
 
 #endif							/* PROFILE_GUARD_KEY_WRAP_H */

@@ -21,6 +21,7 @@
 
 #include "storage/fd.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "master_key.h"
 
@@ -206,6 +207,7 @@ set_master_key(PfgMasterKey *mk, uint8 *key)
 		snprintf(mk->fingerprint + 2 * i, 3, "%02x", digest[i]);
 	explicit_bzero(digest, sizeof(digest));
 	memcpy(mk->key, key, PFG_KEY_LEN);
+	mk->prepared = pfg_gcm_key_prepare(TopMemoryContext, key);
 	explicit_bzero(key, PFG_KEY_LEN);
 	mk->loaded = true;
 }

@@ -18,6 +18,7 @@ typedef struct PfgMasterKey
 {
 	bool		loaded;
 	uint8		key[PFG_KEY_LEN];
+	PfgGcmKey  *prepared;		/* key, prepared for wrapping and unwrapping */
 	char		fingerprint[PFG_FINGERPRINT_HEX_LEN + 1];
 } PfgMasterKey;
 

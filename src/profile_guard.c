@@ -17,6 +17,7 @@
 
 #include "settings.h"
 #include "master_key.h"
+#include "crypto_primitives.h"
 #include "data_key_cache.h"
 #include "audit.h"
 #include "erasure.h"
@@ -47,6 +48,7 @@ _PG_init(void)
 
 	pfg_settings_define();
 	pfg_master_key_define_settings();
+	pfg_crypto_define_settings();
 	pfg_data_key_cache_define_settings();
 	pfg_shared_answers_define_settings();
 	pfg_usage_define_settings();

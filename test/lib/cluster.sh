@@ -5,7 +5,7 @@
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PGBIN/pg_config
 PGXS_DIR=${PGBIN%/bin}/lib/pgxs
-PG_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-pgaudit libssl-dev make gcc"
+PG_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-pgaudit libssl-dev libsodium-dev make gcc"
 
 pg_install_dependencies() {
 	local missing=()

@@ -1,0 +1,117 @@
+--
+-- 41_crypto_bulk: data keys loaded in bulk when a statement meets many
+-- subjects whose keys are not cached (src/data_key.c), the two
+-- implementations of AES-256-GCM reading each other's ciphertext
+-- (src/crypto_primitives.c), and the sensitive cell gate on top of both.
+--
+CREATE EXTENSION profile_guard;
+SET client_min_messages = warning;
+SELECT current_database() AS dbname \gset
+\setenv PGDATABASE :dbname
+
+-- 300 new subjects in one statement, encrypted by OpenSSL: after 64 single
+-- look-ups the statement reads every key at once, then makes the rest
+-- without looking each up
+SET profile_guard.aes_gcm_implementation = 'openssl';
+CREATE TABLE regress_bulk_ct AS
+	SELECT i::text AS subject, 'value ' || i AS val,
+		   profile_guard._encrypt(i::text, 'health.condition', 'value ' || i) AS ct,
+		   profile_guard._encrypt(i::text, 'health.condition', convert_to('value ' || i, 'UTF8')) AS bct
+	FROM generate_series(1, 300) i;
+RESET profile_guard.aes_gcm_implementation;
+SELECT count(*) AS keys, count(DISTINCT wrapped_key) AS distinct_keys FROM profile_guard.subject_key;
+
+-- what OpenSSL wrote, the default (libsodium with AES-NI) reads, and back
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = val) AS text_ok,
+	   count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', bct) = convert_to(val, 'UTF8')) AS bytea_ok,
+	   count(*) FILTER (WHERE profile_guard._ciphertext_kind(subject, 'health.condition', ct) = 'ours') AS ours
+FROM regress_bulk_ct;
+CREATE TABLE regress_bulk_ct2 AS
+	SELECT subject, val, profile_guard._encrypt(subject, 'health.condition', val) AS ct
+	FROM regress_bulk_ct;
+SET profile_guard.aes_gcm_implementation = 'openssl';
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = val) AS text_ok,
+	   count(*) FILTER (WHERE profile_guard._ciphertext_kind(subject, 'health.medication', ct) = 'foreign') AS other_tag
+FROM regress_bulk_ct2;
+RESET profile_guard.aes_gcm_implementation;
+-- a ciphertext of another subject still fails, whichever path read its key
+SELECT profile_guard._decrypt('2', 'health.condition', ct) FROM regress_bulk_ct WHERE subject = '1';
+
+-- a new session meets 300 keys it has not cached in one statement
+\c
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = val) AS read_back
+FROM regress_bulk_ct;
+-- erasure after the bulk load: unreadable at once in this session
+SELECT profile_guard._destroy_subject_key('17');
+SELECT profile_guard._decrypt(subject, 'health.condition', ct) FROM regress_bulk_ct WHERE subject = '17';
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = val) AS others
+FROM regress_bulk_ct WHERE subject <> '17';
+-- ... and in a session that had loaded every key before another erased one
+\! psql -X -q -c "SELECT profile_guard._destroy_subject_key('18')"
+SELECT profile_guard._decrypt(subject, 'health.condition', ct) FROM regress_bulk_ct WHERE subject = '18';
+-- a new session's bulk load leaves the destroyed keys out
+\c
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = val) AS live
+FROM regress_bulk_ct WHERE subject NOT IN ('17', '18');
+SELECT profile_guard._decrypt(subject, 'health.condition', ct) FROM regress_bulk_ct WHERE subject = '17';
+SELECT profile_guard._encrypt('18', 'health.condition', 'again');
+-- a key another session makes after the bulk load is read when met
+\! psql -X -q -c "CREATE TABLE regress_bulk_late AS SELECT 'late' AS subject, profile_guard._encrypt('late', 'health.condition', 'late value') AS ct"
+SELECT profile_guard._decrypt(subject, 'health.condition', ct) AS late FROM regress_bulk_late;
+-- a bulk load in a transaction that rolls back keeps none of its own keys
+BEGIN;
+CREATE TABLE regress_bulk_gone AS
+	SELECT i, profile_guard._encrypt('gone' || i, 'health.condition', 'x') AS ct
+	FROM generate_series(1, 100) i;
+SELECT count(*) FILTER (WHERE profile_guard._decrypt('gone' || i, 'health.condition', ct) = 'x') AS in_xact
+FROM regress_bulk_gone;
+ROLLBACK;
+SELECT count(*) AS gone_keys FROM profile_guard.subject_key WHERE subject LIKE 'gone%';
+SELECT profile_guard._decrypt('gone1', 'health.condition', ct) FROM regress_bulk_ct WHERE subject = '1';
+
+-- more keys than profile_guard.key_cache_size: no bulk load, single reads
+\c
+SET profile_guard.key_cache_size = 1024;
+CREATE TABLE regress_bulk_many AS
+	SELECT i::text AS subject, profile_guard._encrypt(i::text, 'health.condition', 'many ' || i) AS ct
+	FROM generate_series(1001, 2200) i;
+\c
+SET profile_guard.key_cache_size = 1024;
+SELECT count(*) FILTER (WHERE profile_guard._decrypt(subject, 'health.condition', ct) = 'many ' || subject) AS read_back
+FROM regress_bulk_many;
+
+-- through the sensitive cell gate: values written by the trigger, read in
+-- a new session under a purpose
+CREATE ROLE regress_bulk_app LOGIN;
+DO $setup$ BEGIN
+PERFORM profile_guard.define_tag('health.condition', 'medical_health');
+PERFORM profile_guard.define_purpose('care', 'care plans', ARRAY['health.*']);
+PERFORM profile_guard.allow_purpose('regress_bulk_app', 'care');
+PERFORM profile_guard.register_subject(i::text) FROM generate_series(5001, 5200) i;
+PERFORM profile_guard.grant_consent(i::text, 'care', ARRAY['health.condition'], separate => true)
+	FROM generate_series(5001, 5200) i WHERE i % 4 <> 0;
+END $setup$;
+CREATE TABLE regress_bulk_patients (id int PRIMARY KEY, health text);
+GRANT SELECT ON regress_bulk_patients TO regress_bulk_app;
+SELECT profile_guard.protect('regress_bulk_patients', 'id');
+SELECT profile_guard.classify('regress_bulk_patients', 'health', 'health.condition');
+INSERT INTO regress_bulk_patients
+	SELECT i, 'condition ' || i FROM generate_series(5001, 5200) i WHERE i % 4 <> 0;
+SELECT count(*) AS rows, count(*) FILTER (WHERE health LIKE 'pgt1:%') AS encrypted
+FROM regress_bulk_patients;
+\c
+SET ROLE regress_bulk_app;
+SET profile_guard.purpose = 'care';
+SELECT count(*) FILTER (WHERE health = 'condition ' || id) AS decrypted FROM regress_bulk_patients;
+RESET ROLE;
+SELECT profile_guard._destroy_subject_key('5001');
+SET ROLE regress_bulk_app;
+SELECT health FROM regress_bulk_patients WHERE id = 5001;
+SELECT count(*) FILTER (WHERE health = 'condition ' || id) AS decrypted
+FROM regress_bulk_patients WHERE id <> 5001;
+RESET ROLE;
+
+DROP TABLE regress_bulk_ct, regress_bulk_ct2, regress_bulk_late, regress_bulk_many, regress_bulk_patients;
+DROP OWNED BY regress_bulk_app;
+DROP ROLE regress_bulk_app;
+DROP EXTENSION profile_guard CASCADE;

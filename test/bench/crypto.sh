@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# test/bench/crypto.sh — the cost of encrypting sensitive tags, against the
+# same statements on plaintext, on the same data in one run.  Prints a
+# Markdown table of ratios (median of RUNS runs).
+#   bash test/bench/crypto.sh            1,000,000 subjects
+#   bash test/bench/crypto.sh --quick    100,000 subjects
+#   SCALE=N RUNS=R                       override
+#   SETUP_ONLY=1                         load the data, leave the cluster running
+# Data: subjects 1..SCALE, three in four consent to the sensitive tag
+# health.condition; sens_read holds one encrypted value per consenting
+# subject, plain_read the same values in plaintext.  The reads count the
+# values under the purpose (every cell decrypted), in a new connection each
+# run (its data key cache is empty) and warm (the same statement again in
+# one backend).  The inserts write one value per consenting subject, with
+# their data keys existing, and with none existing (the keys are dropped
+# before each run, so each insert makes SCALE * 3/4 data keys).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/bench_data.sh
+
+SCALE=${SCALE:-1000000}; RUNS=${RUNS:-3}
+if [[ ${1:-} == --quick ]]; then SCALE=${SCALE_QUICK:-100000}; fi
+
+bench_cluster_start crypto || exit 1
+
+echo "generating $SCALE subjects (75% consent to the sensitive tag)..." >&2
+"${PSQL[@]}" >/dev/null <<SQL
+$(bench_profiles_sql "$SCALE" sensitive columns=)
+CREATE EXTENSION pgcrypto;
+CREATE TABLE sens_read (id bigint, health text);
+CREATE TABLE plain_read (id bigint, health text);
+CREATE TABLE sens_ins (id bigint, health text);
+CREATE TABLE plain_ins (id bigint, health text);
+SELECT profile_guard.protect(t, 'id'), profile_guard.classify(t, 'health', 'health.condition')
+  FROM unnest(ARRAY['sens_read', 'sens_ins']) t;
+INSERT INTO sens_read SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
+INSERT INTO plain_read SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
+CREATE TABLE pgp_read AS SELECT i AS id, pgp_sym_encrypt('condition-' || i, 'a passphrase') AS health
+  FROM generate_series(1, $((SCALE / 100))) i;
+GRANT SELECT ON sens_read, plain_read, pgp_read TO bench_app;
+VACUUM ANALYZE;
+SQL
+bench_setup_only
+
+P="SET profile_guard.purpose = 'recommendation'"
+ms() { sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
+# each run in a new connection: $1 = setup, $2 = the timed statement
+new_conn() {
+	for _ in $(seq "$RUNS"); do
+		"${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$1" -c '\timing on' -c "$2" | ms | tail -1
+	done | bench_median
+}
+# RUNS runs in one backend after a first one: $1 = the timed statement
+warm() {
+	local args=(-c "SET ROLE bench_app" -c "$P" -c "$1" -c '\timing on')
+	for _ in $(seq "$RUNS"); do args+=(-c "$1"); done
+	"${PSQL[@]}" -At "${args[@]}" | ms | bench_median
+}
+# as the table owner: $1 = set-up statements before each run, $2 = timed
+insert_runs() {
+	for _ in $(seq "$RUNS"); do
+		"${PSQL[@]}" -At -c "$1" -c '\timing on' -c "$2" | ms | tail -1
+	done | bench_median
+}
+
+echo "1. reads (the consent answers are published first)" >&2
+"${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "SELECT count(health) FROM sens_read WHERE id = 1" >/dev/null
+READ_S="SELECT count(health) FROM sens_read"
+READ_P="SELECT count(health) FROM plain_read"
+cells=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$READ_S" | tail -1)
+new_s=$(new_conn "SELECT 1" "$READ_S")
+new_p=$(new_conn "SELECT 1" "$READ_P")
+warm_s=$(warm "$READ_S")
+warm_p=$(warm "$READ_P")
+N_PGP=$((SCALE / 100))
+pgp=$(warm "SELECT count(pgp_sym_decrypt(health, 'a passphrase')) FROM pgp_read")
+
+echo "2. inserts" >&2
+INS_S="INSERT INTO sens_ins SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
+INS_P="INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
+ins_p=$(insert_runs "TRUNCATE plain_ins" "$INS_P")
+ins_s=$(insert_runs "TRUNCATE sens_ins" "$INS_S")
+# last: this drops every data key (sens_read becomes unreadable)
+ins_new=$(insert_runs "TRUNCATE sens_ins, profile_guard.subject_key" "$INS_S")
+
+awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -v ws="$warm_s" -v wp="$warm_p" \
+	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" '
+function row(name, ours, base, ratio, target) {
+	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
+}
+BEGIN {
+	printf "\n%d subjects, %d sensitive cells, median of %d runs\n\n", s, cells, r
+	print "| measure | profile_guard | baseline | ratio | goal |"
+	print "|---|---|---|---|---|"
+	row("read sensitive cells, new connection / plaintext", ns " ms", np " ms", ns / np, "<= 4")
+	row("read sensitive cells, warm backend / plaintext", ws " ms", wp " ms", ws / wp, "<= 4")
+	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
+	row("insert sensitive, every subject new / unprotected", inew " ms", ip " ms", inew / ip, "<= 3")
+	row("pgp_sym_decrypt per value / ours per cell (warm)", sprintf("%.3f us", pgp / npgp * 1000), sprintf("%.3f us", ws / cells * 1000), (pgp / npgp) / (ws / cells), "(reference)")
+	printf "\nper cell: new connection %.3f us, warm %.3f us (plaintext %.3f us); per new data key %.2f us\n",
+		(ns - np) / cells * 1000, (ws - wp) / cells * 1000, wp / cells * 1000, (inew - ip) / rows * 1000
+}'
