@@ -3,7 +3,9 @@
 # cost on the primary-key pgbench workload of test/bench/run.sh (gated reads
 # of three tag columns by primary key).
 #
-#   bash test/bench/audit_overhead.sh               audit = off vs all (counters always on)
+#   bash test/bench/audit_overhead.sh               audit = off vs all, the
+#        trail written to its files (audit_destination = file) and to the
+#        server log (log); the usage counters are always on
 #   BASE_SO=/path/profile_guard.so bash test/bench/audit_overhead.sh
 #        also against a build without them (e.g. the parent commit's), swapped
 #        in and out of the installation between rounds (restart each time)
@@ -13,7 +15,9 @@
 # (one subject at a time for key look-ups) first, so that the rounds measure
 # the steady state, where the audit's share is largest.
 #
-# Prints the median TPS of each configuration and the ratios.
+# Each round runs every configuration once, in turn (interleaved, so that a
+# noisy minute hits them alike); prints the median TPS of each
+# configuration and its ratio to audit = off.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -42,6 +46,18 @@ restart_with() {	# restart_with LIBRARY
 	install_so "$1"
 	pg_as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
 }
+# audit_destination is a SIGHUP setting: set, reloaded, and awaited in a new
+# session (the postmaster reloads asynchronously; new backends inherit its
+# settings)
+destination() {	# destination file|log
+	"$PGBIN/psql" -X -q -d bench -c "ALTER SYSTEM SET profile_guard.audit_destination = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
+	for _ in $(seq 100); do
+		[[ $("$PGBIN/psql" -X -At -d bench -c "SHOW profile_guard.audit_destination") == "$1" ]] && return 0
+		sleep 0.1
+	done
+	echo "audit_destination did not become $1" >&2
+	return 1
+}
 tps() {		# tps AUDIT
 	"$PGBIN/psql" -X -q -d bench -c "ALTER ROLE bench_app SET profile_guard.audit = '$1'"
 	PGOPTIONS="-c profile_guard.purpose=recommendation" "$PGBIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" \
@@ -57,17 +73,22 @@ for r in $(seq "$ROUNDS"); do
 		results[base]+="$(tps off) "
 		restart_with "$OURS"
 	fi
+	destination file || exit 1
 	results[off]+="$(tps off) "
-	results[all]+="$(tps all) "
-	echo "round $r: base ${results[base]:-} off ${results[off]} all ${results[all]}" >&2
+	results[file]+="$(tps all) "
+	destination log || exit 1
+	results[log]+="$(tps all) "
+	echo "round $r: ${BASE_SO:+base ${results[base]} }off ${results[off]} file ${results[file]} log ${results[log]}" >&2
 done
-off=$(tr ' ' '\n' <<<"${results[off]}" | grep . | bench_median)
-all=$(tr ' ' '\n' <<<"${results[all]}" | grep . | bench_median)
-echo "pgbench PK lookups, $SCALE subjects, $CLIENTS clients, ${PGBENCH_SECONDS}s x $ROUNDS rounds (median TPS)"
-echo "  audit = off (usage counters on): $off"
-echo "  audit = all:                     $all   (all / off = $(awk -v a="$all" -v o="$off" 'BEGIN {printf "%.3f", a / o}'))"
+median() { tr ' ' '\n' <<<"${results[$1]}" | grep . | bench_median; }
+off=$(median off)
+ratio() { awk -v a="$1" -v o="$off" 'BEGIN {printf "%.3f", a / o}'; }
+echo "pgbench PK lookups, $SCALE subjects, $CLIENTS clients, ${PGBENCH_SECONDS}s x $ROUNDS interleaved rounds"
+printf '%-36s %12s %10s\n' configuration "median TPS" "/ off"
+printf '%-36s %12s %10s\n' "audit = off (usage counters on)" "$off" "1.000"
+printf '%-36s %12s %10s\n' "audit = all, destination = file" "$(median file)" "$(ratio "$(median file)")"
+printf '%-36s %12s %10s\n' "audit = all, destination = log" "$(median log)" "$(ratio "$(median log)")"
 if [[ -n ${BASE_SO:-} ]]; then
-	base=$(tr ' ' '\n' <<<"${results[base]}" | grep . | bench_median)
-	echo "  without audit.c (BASE_SO):       $base   (off / base = $(awk -v a="$off" -v b="$base" 'BEGIN {printf "%.3f", a / b}'), all / base = $(awk -v a="$all" -v b="$base" 'BEGIN {printf "%.3f", a / b}'))"
+	printf '%-36s %12s %10s\n' "without audit.c (BASE_SO)" "$(median base)" "$(ratio "$(median base)")"
 fi
-echo "  audit lines written: $(grep -c 'profile_guard audit:' "$CLUSTER_DIR/server.log")"
+echo "audit lines written: $(cat "$PGDATA_DIR"/profile_guard_audit/* 2>/dev/null | wc -l) in files, $(grep -c 'profile_guard audit:' "$CLUSTER_DIR/server.log") in the server log"

@@ -17,6 +17,7 @@ RUNNER_LOG=${CLUSTER_DIR:+$CLUSTER_DIR/server.log}
 
 pg_cluster_start audit_log \
 	"profile_guard.audit = 'all'" \
+	"profile_guard.audit_destination = 'log'" \
 	"profile_guard.usage_max = 100" || exit 1
 trap 'pg_cluster_stop' EXIT
 LOG=$CLUSTER_DIR/server.log
