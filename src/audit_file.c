@@ -96,6 +96,7 @@ append_ts(StringInfo buf)
 	TimestampTz now = GetCurrentTimestamp();
 	pg_time_t	sec = timestamptz_to_time_t(now);
 	int			ms = (int) ((now % USECS_PER_SEC) / 1000);	/* after 2000 */
+	char		frac[6] = {'.', '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10, 'Z', '"'};
 
 	if (sec != TsTime)
 	{
@@ -104,7 +105,7 @@ append_ts(StringInfo buf)
 	}
 	appendStringInfoString(buf, "{\"ts\":\"");
 	appendStringInfoString(buf, TsText);
-	appendStringInfo(buf, ".%03dZ\"", ms);
+	appendBinaryStringInfo(buf, frac, 6);
 }
 
 /*

@@ -107,13 +107,41 @@ purpose_version(const char *name)
 	return version;
 }
 
+/*
+ * JSON pieces.  A line is built for every audited statement, so these
+ * append without formatting: keys are our own words (nothing to escape),
+ * numbers are converted directly, and a string with nothing to escape is
+ * copied as it is (escape_json() would produce the same text).
+ */
 static void
 json_key(StringInfo buf, const char *key, bool first)
 {
 	if (!first)
 		appendStringInfoChar(buf, ',');
-	escape_json(buf, key);
-	appendStringInfoChar(buf, ':');
+	appendStringInfoChar(buf, '"');
+	appendStringInfoString(buf, key);
+	appendStringInfoString(buf, "\":");
+}
+
+static void
+json_string(StringInfo buf, const char *value)
+{
+	const char *p;
+
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == '"' || *p == '\\')
+		{
+			escape_json(buf, value);
+			return;
+		}
+	}
+	enlargeStringInfo(buf, (p - value) + 2);
+	buf->data[buf->len++] = '"';
+	memcpy(buf->data + buf->len, value, p - value);
+	buf->len += p - value;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
 }
 
 static void
@@ -123,7 +151,23 @@ json_str(StringInfo buf, const char *key, const char *value)
 	if (value == NULL)
 		appendStringInfoString(buf, "null");
 	else
-		escape_json(buf, value);
+		json_string(buf, value);
+}
+
+static void
+json_int(StringInfo buf, int64 value)
+{
+	char		digits[MAXINT8LEN + 1];
+
+	appendBinaryStringInfo(buf, digits, pg_lltoa(value, digits));
+}
+
+/* ,"key":value */
+static void
+json_num(StringInfo buf, const char *key, int64 value)
+{
+	json_key(buf, key, false);
+	json_int(buf, value);
 }
 
 /*
@@ -143,13 +187,39 @@ relation_text(Oid relid)
 	return quote_qualified_identifier(nsp, rel);
 }
 
-static char *
+/*
+ * Role names are memorised for the two roles of a session's lines (user and
+ * session_user), until a role changes (pfg_audit_roles_invalidated).
+ */
+#define ROLE_MEMO 2
+static struct
+{
+	Oid			roleid;
+	char		name[NAMEDATALEN];
+}			RoleMemo[ROLE_MEMO];
+static int	NRoleMemo = 0;
+
+void
+pfg_audit_roles_invalidated(void)
+{
+	NRoleMemo = 0;
+}
+
+static const char *
 role_text(Oid roleid)
 {
 	char	   *name;
 
+	for (int i = 0; i < NRoleMemo; i++)
+		if (RoleMemo[i].roleid == roleid)
+			return RoleMemo[i].name;
 	if (!IsTransactionState() || (name = GetUserNameFromId(roleid, true)) == NULL)
 		return psprintf("#%u", roleid);
+	if (NRoleMemo < ROLE_MEMO)
+	{
+		RoleMemo[NRoleMemo].roleid = roleid;
+		strlcpy(RoleMemo[NRoleMemo++].name, name, NAMEDATALEN);
+	}
 	return name;
 }
 
@@ -204,18 +274,16 @@ line_head(StringInfo buf, const PfgAuditRecord *rec, const char *event)
 	int			version = rec->bypass || !IsTransactionState() ? -1 : purpose_version(rec->purpose);
 
 	json_key(buf, "event", true);
-	escape_json(buf, event);
+	json_string(buf, event);
 	json_str(buf, "user", role_text(rec->userid));
 	json_str(buf, "session_user", role_text(GetSessionUserId()));
 	json_str(buf, "purpose", rec->purpose[0] ? rec->purpose : NULL);
-	json_key(buf, "purpose_version", false);
 	if (version > 0)
-		appendStringInfo(buf, "%d", version);
+		json_num(buf, "purpose_version", version);
 	else
-		appendStringInfoString(buf, "null");
+		appendStringInfoString(buf, ",\"purpose_version\":null");
 	json_str(buf, "command", rec->command);
-	json_key(buf, "level", false);
-	appendStringInfo(buf, "%d", rec->level);
+	json_num(buf, "level", rec->level);
 }
 
 /*
@@ -239,12 +307,15 @@ pfg_audit_log_read(const PfgAuditRecord *rec)
 			appendStringInfoChar(buf, ',');
 		appendStringInfoChar(buf, '{');
 		json_key(buf, "relation", true);
-		escape_json(buf, relation_text(r->relid));
+		json_string(buf, relation_text(r->relid));
 		if (rec->bypass)
 			appendStringInfoString(buf, ",\"rows_seen\":null,\"rows_hidden\":null}");
 		else
-			appendStringInfo(buf, ",\"rows_seen\":" INT64_FORMAT ",\"rows_hidden\":" INT64_FORMAT "}",
-							 r->seen, r->hidden);
+		{
+			json_num(buf, "rows_seen", r->seen);
+			json_num(buf, "rows_hidden", r->hidden);
+			appendStringInfoChar(buf, '}');
+		}
 	}
 	appendStringInfoChar(buf, ']');
 	json_key(buf, "tags", false);
@@ -257,17 +328,25 @@ pfg_audit_log_read(const PfgAuditRecord *rec)
 			appendStringInfoChar(buf, ',');
 		appendStringInfoChar(buf, '{');
 		json_key(buf, "tag", true);
-		escape_json(buf, pfg_audit_tag_name(t));
+		json_string(buf, pfg_audit_tag_name(t));
 		if (rec->bypass)
 			appendStringInfoString(buf, ",\"cells_served\":null,\"cells_masked\":null,\"rows_hidden\":null}");
 		else
-			appendStringInfo(buf, ",\"cells_served\":" INT64_FORMAT ",\"cells_masked\":" INT64_FORMAT
-							 ",\"rows_hidden\":" INT64_FORMAT "}",
-							 t->served, t->masked, pfg_audit_tag_rows_hidden(rec, t));
+		{
+			json_num(buf, "cells_served", t->served);
+			json_num(buf, "cells_masked", t->masked);
+			json_num(buf, "rows_hidden", pfg_audit_tag_rows_hidden(rec, t));
+			appendStringInfoChar(buf, '}');
+		}
 	}
 	appendStringInfoChar(buf, ']');
-	appendStringInfo(buf, ",\"rows_processed\":" UINT64_FORMAT ",\"completed\":%s",
-					 rec->processed, rec->failed ? "false" : "true");
+	json_key(buf, "rows_processed", false);
+	{
+		char		digits[MAXINT8LEN + 1];
+
+		appendBinaryStringInfo(buf, digits, pg_ulltoa_n(rec->processed, digits));
+	}
+	appendStringInfoString(buf, rec->failed ? ",\"completed\":false" : ",\"completed\":true");
 	line_end(&line, true);
 }
 
@@ -296,7 +375,7 @@ pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,
 	{
 		if (i > 0)
 			appendStringInfoChar(buf, ',');
-		escape_json(buf, relation_text(rec->c.rels[i].relid));
+		json_string(buf, relation_text(rec->c.rels[i].relid));
 	}
 	appendStringInfoString(buf, "]");
 	json_key(buf, "tags", false);
@@ -305,10 +384,10 @@ pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,
 	{
 		if (i > 0)
 			appendStringInfoChar(buf, ',');
-		escape_json(buf, pfg_audit_tag_name(&rec->c.tags[i]));
+		json_string(buf, pfg_audit_tag_name(&rec->c.tags[i]));
 	}
 	if (tag)
-		escape_json(buf, tag);
+		json_string(buf, tag);
 	appendStringInfoChar(buf, ']');
 	line_end(&line, true);
 }
@@ -320,7 +399,8 @@ pfg_audit_log_lost(int64 statements)
 	AuditLine	line;
 	StringInfo	buf = line_begin(&line);
 
-	appendStringInfo(buf, "\"event\":\"lost\",\"statements\":" INT64_FORMAT, statements);
+	appendStringInfoString(buf, "\"event\":\"lost\"");
+	json_num(buf, "statements", statements);
 	line_end(&line, false);
 }
 

@@ -26,5 +26,6 @@ extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
 /* roles or role memberships changed (pg_authid, pg_auth_members) */
 extern void pfg_consent_cache_roles_invalidated(void);	/* consent_cache.c */
 extern void pfg_bypass_roles_invalidated(void);	/* bypass.c */
+extern void pfg_audit_roles_invalidated(void);	/* audit_log.c */
 
 #endif							/* PROFILE_GUARD_INVALIDATION_H */
