@@ -8,7 +8,8 @@
 #      including a statement whose nested lines pass the buffer's size;
 #   b. a backend killed with SIGKILL: the lines of the statements it had
 #      finished (one committed, one in its open transaction) are in the file;
-#   c. rotation: a new audit_filename, after a reload, takes the new lines,
+#   c. rotation: a new audit_filename, after a reload, takes the new lines
+#      (with audit_fsync = on),
 #      in new sessions and in a session that was open before;
 #   d. fall-back: while the file cannot be opened, the lines go to the server
 #      log with a WARNING naming the file; the next statement writes to the
@@ -169,7 +170,7 @@ before=$(cat "$DIR"/audit-*.jsonl | wc -l)
 "$PGBIN/psql" -X -q -d postgres -U regress_app >"$CLUSTER_DIR/c.out" 2>&1 <<SQL
 SET profile_guard.purpose = 'recommendation';
 SELECT sports FROM profiles WHERE id = 1;
-\\! "$PGBIN/psql" -X -q -d postgres -c "ALTER SYSTEM SET profile_guard.audit_filename = 'rotated-%Y%m%d-%H.jsonl'" -c "SELECT pg_reload_conf()" >/dev/null
+\\! "$PGBIN/psql" -X -q -d postgres -c "ALTER SYSTEM SET profile_guard.audit_filename = 'rotated-%Y%m%d-%H.jsonl'" -c "ALTER SYSTEM SET profile_guard.audit_fsync = on" -c "SELECT pg_reload_conf()" >/dev/null
 \\! sleep 1
 SELECT 1;
 SELECT 'now: ' || current_setting('profile_guard.audit_filename');
