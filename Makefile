@@ -30,6 +30,7 @@ OBJS = \
 	src/subject_hash.o \
 	src/audit.o \
 	src/audit_log.o \
+	src/audit_file.o \
 	src/usage.o \
 	src/redact.o \
 	src/erasure.o \

@@ -1,7 +1,9 @@
 -- Audit trail: one server-log line per statement that uses tags
 -- (profile_guard.audit = all), refusals (denials), and reads by roles that
--- bypass the gates (always).  The lines are LOG messages; this suite shows
--- them to the client with client_min_messages = log.
+-- bypass the gates (always).  The test runner sends the trail to the
+-- server log (profile_guard.audit_destination = log), where the lines are
+-- LOG messages; this suite shows them to the client with
+-- client_min_messages = log.  test/scenario/audit_file.sh tests the files.
 CREATE EXTENSION profile_guard;
 SET client_min_messages = warning;
 
@@ -62,8 +64,9 @@ BEGIN
 END $$;
 GRANT EXECUTE ON FUNCTION music_of(int), try_music(int) TO regress_app;
 
--- the setting
+-- the settings
 SHOW profile_guard.audit;
+SHOW profile_guard.audit_destination;
 SET ROLE regress_app;
 SET profile_guard.audit = 'all';		-- superuser only
 RESET ROLE;

@@ -8,10 +8,12 @@
  *	  One AuditStmt is kept per executing statement that touches a guarded
  *	  relation.  While the statement runs, the gate functions count rows
  *	  seen and hidden and cells served and masked into it (audit.h, backend
- *	  memory only).  As it ends, the statement writes its line to the
- *	  server log (audit_log.c; profile_guard.audit = all, and always for
- *	  roles that bypass the gates) and adds its counts to the usage
- *	  counters (usage.c).  Refusals (no or unusable purpose, collection
+ *	  memory only).  As it ends, the statement writes its line
+ *	  (audit_log.c; profile_guard.audit = all, and always for roles that
+ *	  bypass the gates) and adds its counts to the usage counters
+ *	  (usage.c).  With audit_destination = file, the lines wait in the
+ *	  backend's buffer (audit_file.c) until a top-level statement or the
+ *	  transaction ends, when this file has them written.  Refusals (no or unusable purpose, collection
  *	  without consent) are caught on their way out, logged (audit =
  *	  denials or all) and counted, then re-thrown.
  *
@@ -44,6 +46,7 @@
 #include "bypass.h"
 #include "audit.h"
 #include "audit_log.h"
+#include "audit_file.h"
 #include "usage.h"
 
 /* ---- per statement, backend memory ---- */
@@ -344,6 +347,7 @@ audit_at_exit(int code, Datum arg)
 		if (ActiveStmts != NULL)
 			AbortOutOfAnyTransaction();
 		pfg_audit_flush_lost();
+		pfg_audit_file_flush();
 	}
 	PG_CATCH();
 	{
@@ -535,6 +539,8 @@ pfg_audit_flush_lost(void)
 		pfg_audit_log_lost(DroppedLostStmts);
 		DroppedLostStmts = 0;
 	}
+	if (AuditNesting == 0)
+		pfg_audit_file_flush();
 }
 
 /* ---------------------------------------------------------------------
@@ -639,7 +645,11 @@ pfg_audit_executor_finish_abort(PfgAuditFrame *frame)
 	rethrow_noting_denial(frame->stmt);
 }
 
-/* ExecutorEnd, before the executor ends: the statement's line and counts */
+/*
+ * ExecutorEnd, before the executor ends: the statement's line and counts.
+ * A top-level statement has its lines (and those of the statements it ran)
+ * written.
+ */
 void
 pfg_audit_executor_end(QueryDesc *queryDesc)
 {
@@ -658,6 +668,8 @@ pfg_audit_executor_end(QueryDesc *queryDesc)
 			MemoryContextSwitchTo(old);
 		}
 	}
+	if (AuditNesting == 0)
+		pfg_audit_file_flush();
 }
 
 /*
@@ -717,7 +729,10 @@ pfg_audit_utility_enter(PfgAuditFrame *frame, PlannedStmt *pstmt)
 	AuditNesting++;
 }
 
-/* the utility statement has run: a bypassing role's COPY TO is reported */
+/*
+ * The utility statement has run: a bypassing role's COPY TO is reported.
+ * A top-level one has its lines (and those of what it ran) written.
+ */
 void
 pfg_audit_utility_leave(PfgAuditFrame *frame, QueryCompletion *qc)
 {
@@ -730,6 +745,8 @@ pfg_audit_utility_leave(PfgAuditFrame *frame, QueryCompletion *qc)
 		pfg_audit_log_read(&st->rec);
 		pfg_usage_add_statement(&st->rec);
 	}
+	if (AuditNesting == 0)
+		pfg_audit_file_flush();
 }
 
 void
@@ -748,12 +765,26 @@ pfg_audit_utility_abort(PfgAuditFrame *frame)
  * Statements unlink themselves as their memory goes, and the hooks restore
  * the nesting level and the counting target on the way out of an error, so
  * a transaction's end (which may come in the middle of a procedure) leaves
- * those alone.
+ * those alone.  It has the lines waiting in the audit file's buffer written
+ * (on commit and on abort: a refusal's line is written as its transaction
+ * aborts).
  */
 static void
 audit_xact_callback(XactEvent event, void *arg)
 {
 	DenialNoted = false;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pfg_audit_file_xact_end();
+			break;
+		default:
+			break;
+	}
 }
 
 /* at load: the transaction callback (the hooks are in hooks.c) */

@@ -1,14 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * audit_log.c
- *	  The audit trail's lines in the server log (rule 11 of docs/rules.md),
- *	  and the classification of refusals.
+ *	  The audit trail's lines (rule 11 of docs/rules.md): what they say,
+ *	  and where they go; and the classification of refusals.
  *
- *	  A line is "profile_guard audit: " followed by one JSON object;
- *	  docs/audit.md documents its keys.  An audited statement (audit.c)
- *	  writes a "read" (or "bypass_read") line as it ends, a "denial" line
- *	  when it is refused; a "lost" line counts the failed statements that
- *	  could not be kept for reporting.
+ *	  A line is one JSON object; docs/audit.md documents its keys.  An
+ *	  audited statement (audit.c) writes a "read" (or "bypass_read") line
+ *	  as it ends, a "denial" line when it is refused; a "lost" line counts
+ *	  the failed statements that could not be kept for reporting.  With
+ *	  profile_guard.audit_destination = file (the default) the line is
+ *	  built in place in the backend's buffer of the audit file
+ *	  (audit_file.c); with log it is a LOG message, "profile_guard audit: "
+ *	  followed by the object.
  *
  *	  A refusal is raised through pfg_refuse() (errcodes.h), which notes
  *	  its kind and tag here just before raising the error in its own
@@ -34,9 +37,9 @@
 #include "settings.h"
 #include "catalog.h"
 #include "audit_log.h"
+#include "audit_file.h"
 #include "invalidation.h"
 
-#define AUDIT_PREFIX		"profile_guard audit: "
 #define AUDIT_NAME_LEN		(NAMEDATALEN * 2)
 
 /* purpose name -> version memo, dropped when policy changes */
@@ -104,13 +107,41 @@ purpose_version(const char *name)
 	return version;
 }
 
+/*
+ * JSON pieces.  A line is built for every audited statement, so these
+ * append without formatting: keys are our own words (nothing to escape),
+ * numbers are converted directly, and a string with nothing to escape is
+ * copied as it is (escape_json() would produce the same text).
+ */
 static void
 json_key(StringInfo buf, const char *key, bool first)
 {
 	if (!first)
 		appendStringInfoChar(buf, ',');
-	escape_json(buf, key);
-	appendStringInfoChar(buf, ':');
+	appendStringInfoChar(buf, '"');
+	appendStringInfoString(buf, key);
+	appendStringInfoString(buf, "\":");
+}
+
+static void
+json_string(StringInfo buf, const char *value)
+{
+	const char *p;
+
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == '"' || *p == '\\')
+		{
+			escape_json(buf, value);
+			return;
+		}
+	}
+	enlargeStringInfo(buf, (p - value) + 2);
+	buf->data[buf->len++] = '"';
+	memcpy(buf->data + buf->len, value, p - value);
+	buf->len += p - value;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
 }
 
 static void
@@ -120,7 +151,23 @@ json_str(StringInfo buf, const char *key, const char *value)
 	if (value == NULL)
 		appendStringInfoString(buf, "null");
 	else
-		escape_json(buf, value);
+		json_string(buf, value);
+}
+
+static void
+json_int(StringInfo buf, int64 value)
+{
+	char		digits[MAXINT8LEN + 1];
+
+	appendBinaryStringInfo(buf, digits, pg_lltoa(value, digits));
+}
+
+/* ,"key":value */
+static void
+json_num(StringInfo buf, const char *key, int64 value)
+{
+	json_key(buf, key, false);
+	json_int(buf, value);
 }
 
 /*
@@ -140,14 +187,84 @@ relation_text(Oid relid)
 	return quote_qualified_identifier(nsp, rel);
 }
 
-static char *
+/*
+ * Role names are memorised for the two roles of a session's lines (user and
+ * session_user), until a role changes (pfg_audit_roles_invalidated).
+ */
+#define ROLE_MEMO 2
+static struct
+{
+	Oid			roleid;
+	char		name[NAMEDATALEN];
+}			RoleMemo[ROLE_MEMO];
+static int	NRoleMemo = 0;
+
+void
+pfg_audit_roles_invalidated(void)
+{
+	NRoleMemo = 0;
+}
+
+static const char *
 role_text(Oid roleid)
 {
 	char	   *name;
 
+	for (int i = 0; i < NRoleMemo; i++)
+		if (RoleMemo[i].roleid == roleid)
+			return RoleMemo[i].name;
 	if (!IsTransactionState() || (name = GetUserNameFromId(roleid, true)) == NULL)
 		return psprintf("#%u", roleid);
+	if (NRoleMemo < ROLE_MEMO)
+	{
+		RoleMemo[NRoleMemo].roleid = roleid;
+		strlcpy(RoleMemo[NRoleMemo++].name, name, NAMEDATALEN);
+	}
 	return name;
+}
+
+/*
+ * A line being built, in the audit file's buffer or, for the server log,
+ * in its own.  line_begin() returns the buffer, the object opened: its first
+ * key is written without a comma before it.
+ */
+typedef struct AuditLine
+{
+	StringInfo	buf;
+	StringInfoData logbuf;
+	bool		to_file;
+} AuditLine;
+
+static StringInfo
+line_begin(AuditLine *line)
+{
+	line->to_file = (pfg_audit_destination == PFG_AUDIT_TO_FILE);
+	if (line->to_file)
+		line->buf = pfg_audit_file_line_begin();
+	else
+	{
+		initStringInfo(&line->logbuf);
+		appendStringInfoString(&line->logbuf, PFG_AUDIT_LOG_PREFIX "{");
+		line->buf = &line->logbuf;
+	}
+	return line->buf;
+}
+
+/* the object closed; for the server log, the message (without CONTEXT) */
+static void
+line_end(AuditLine *line, bool hide_context)
+{
+	if (line->to_file)
+	{
+		pfg_audit_file_line_end();
+		return;
+	}
+	appendStringInfoChar(line->buf, '}');
+	ereport(LOG,
+			(errmsg_internal("%s", line->buf->data),
+			 errhidestmt(true),
+			 errhidecontext(hide_context)));
+	pfree(line->buf->data);
 }
 
 /* the part of the line common to reads and denials */
@@ -156,20 +273,17 @@ line_head(StringInfo buf, const PfgAuditRecord *rec, const char *event)
 {
 	int			version = rec->bypass || !IsTransactionState() ? -1 : purpose_version(rec->purpose);
 
-	appendStringInfoString(buf, AUDIT_PREFIX "{");
 	json_key(buf, "event", true);
-	escape_json(buf, event);
+	json_string(buf, event);
 	json_str(buf, "user", role_text(rec->userid));
 	json_str(buf, "session_user", role_text(GetSessionUserId()));
 	json_str(buf, "purpose", rec->purpose[0] ? rec->purpose : NULL);
-	json_key(buf, "purpose_version", false);
 	if (version > 0)
-		appendStringInfo(buf, "%d", version);
+		json_num(buf, "purpose_version", version);
 	else
-		appendStringInfoString(buf, "null");
+		appendStringInfoString(buf, ",\"purpose_version\":null");
 	json_str(buf, "command", rec->command);
-	json_key(buf, "level", false);
-	appendStringInfo(buf, "%d", rec->level);
+	json_num(buf, "level", rec->level);
 }
 
 /*
@@ -179,55 +293,61 @@ line_head(StringInfo buf, const PfgAuditRecord *rec, const char *event)
 void
 pfg_audit_log_read(const PfgAuditRecord *rec)
 {
-	StringInfoData buf;
+	AuditLine	line;
+	StringInfo	buf = line_begin(&line);
 
-	initStringInfo(&buf);
-	line_head(&buf, rec, rec->bypass ? "bypass_read" : "read");
-	json_key(&buf, "relations", false);
-	appendStringInfoChar(&buf, '[');
+	line_head(buf, rec, rec->bypass ? "bypass_read" : "read");
+	json_key(buf, "relations", false);
+	appendStringInfoChar(buf, '[');
 	for (int i = 0; i < rec->c.nrels; i++)
 	{
 		PfgAuditRel *r = &rec->c.rels[i];
 
 		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		appendStringInfoChar(&buf, '{');
-		json_key(&buf, "relation", true);
-		escape_json(&buf, relation_text(r->relid));
+			appendStringInfoChar(buf, ',');
+		appendStringInfoChar(buf, '{');
+		json_key(buf, "relation", true);
+		json_string(buf, relation_text(r->relid));
 		if (rec->bypass)
-			appendStringInfoString(&buf, ",\"rows_seen\":null,\"rows_hidden\":null}");
+			appendStringInfoString(buf, ",\"rows_seen\":null,\"rows_hidden\":null}");
 		else
-			appendStringInfo(&buf, ",\"rows_seen\":" INT64_FORMAT ",\"rows_hidden\":" INT64_FORMAT "}",
-							 r->seen, r->hidden);
+		{
+			json_num(buf, "rows_seen", r->seen);
+			json_num(buf, "rows_hidden", r->hidden);
+			appendStringInfoChar(buf, '}');
+		}
 	}
-	appendStringInfoChar(&buf, ']');
-	json_key(&buf, "tags", false);
-	appendStringInfoChar(&buf, '[');
+	appendStringInfoChar(buf, ']');
+	json_key(buf, "tags", false);
+	appendStringInfoChar(buf, '[');
 	for (int i = 0; i < rec->c.ntags; i++)
 	{
 		PfgAuditTag *t = &rec->c.tags[i];
 
 		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		appendStringInfoChar(&buf, '{');
-		json_key(&buf, "tag", true);
-		escape_json(&buf, pfg_audit_tag_name(t));
+			appendStringInfoChar(buf, ',');
+		appendStringInfoChar(buf, '{');
+		json_key(buf, "tag", true);
+		json_string(buf, pfg_audit_tag_name(t));
 		if (rec->bypass)
-			appendStringInfoString(&buf, ",\"cells_served\":null,\"cells_masked\":null,\"rows_hidden\":null}");
+			appendStringInfoString(buf, ",\"cells_served\":null,\"cells_masked\":null,\"rows_hidden\":null}");
 		else
-			appendStringInfo(&buf, ",\"cells_served\":" INT64_FORMAT ",\"cells_masked\":" INT64_FORMAT
-							 ",\"rows_hidden\":" INT64_FORMAT "}",
-							 t->served, t->masked, pfg_audit_tag_rows_hidden(rec, t));
+		{
+			json_num(buf, "cells_served", t->served);
+			json_num(buf, "cells_masked", t->masked);
+			json_num(buf, "rows_hidden", pfg_audit_tag_rows_hidden(rec, t));
+			appendStringInfoChar(buf, '}');
+		}
 	}
-	appendStringInfoChar(&buf, ']');
-	appendStringInfo(&buf, ",\"rows_processed\":" UINT64_FORMAT ",\"completed\":%s}",
-					 rec->processed, rec->failed ? "false" : "true");
+	appendStringInfoChar(buf, ']');
+	json_key(buf, "rows_processed", false);
+	{
+		char		digits[MAXINT8LEN + 1];
 
-	ereport(LOG,
-			(errmsg_internal("%s", buf.data),
-			 errhidestmt(true),
-			 errhidecontext(true)));
-	pfree(buf.data);
+		appendBinaryStringInfo(buf, digits, pg_ulltoa_n(rec->processed, digits));
+	}
+	appendStringInfoString(buf, rec->failed ? ",\"completed\":false" : ",\"completed\":true");
+	line_end(&line, true);
 }
 
 /*
@@ -238,50 +358,50 @@ void
 pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,
 					 const char *reason, const char *tag)
 {
-	StringInfoData buf;
+	AuditLine	line;
+	StringInfo	buf;
 	char		sqlstate[6];
 
 	if (rec->c.ntags > 0)
 		tag = NULL;				/* the statement's own tags are named */
-	initStringInfo(&buf);
-	line_head(&buf, rec, "denial");
-	json_str(&buf, "reason", reason);
+	buf = line_begin(&line);
+	line_head(buf, rec, "denial");
+	json_str(buf, "reason", reason);
 	memcpy(sqlstate, unpack_sql_state(e->sqlerrcode), 6);
-	json_str(&buf, "sqlstate", sqlstate);
-	json_key(&buf, "relations", false);
-	appendStringInfoChar(&buf, '[');
+	json_str(buf, "sqlstate", sqlstate);
+	json_key(buf, "relations", false);
+	appendStringInfoChar(buf, '[');
 	for (int i = 0; i < rec->c.nrels; i++)
 	{
 		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		escape_json(&buf, relation_text(rec->c.rels[i].relid));
+			appendStringInfoChar(buf, ',');
+		json_string(buf, relation_text(rec->c.rels[i].relid));
 	}
-	appendStringInfoString(&buf, "]");
-	json_key(&buf, "tags", false);
-	appendStringInfoChar(&buf, '[');
+	appendStringInfoString(buf, "]");
+	json_key(buf, "tags", false);
+	appendStringInfoChar(buf, '[');
 	for (int i = 0; i < rec->c.ntags; i++)
 	{
 		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		escape_json(&buf, pfg_audit_tag_name(&rec->c.tags[i]));
+			appendStringInfoChar(buf, ',');
+		json_string(buf, pfg_audit_tag_name(&rec->c.tags[i]));
 	}
 	if (tag)
-		escape_json(&buf, tag);
-	appendStringInfoString(&buf, "]}");
-	ereport(LOG,
-			(errmsg_internal("%s", buf.data),
-			 errhidestmt(true),
-			 errhidecontext(true)));
+		json_string(buf, tag);
+	appendStringInfoChar(buf, ']');
+	line_end(&line, true);
 }
 
 /* statements that failed and could not be kept for reporting */
 void
 pfg_audit_log_lost(int64 statements)
 {
-	ereport(LOG,
-			(errmsg_internal(AUDIT_PREFIX "{\"event\":\"lost\",\"statements\":" INT64_FORMAT "}",
-							 statements),
-			 errhidestmt(true)));
+	AuditLine	line;
+	StringInfo	buf = line_begin(&line);
+
+	appendStringInfoString(buf, "\"event\":\"lost\"");
+	json_num(buf, "statements", statements);
+	line_end(&line, false);
 }
 
 /* ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * audit_log.h
- *	  The audit trail's lines in the server log (audit_log.c).  Refusals
+ *	  The audit trail's lines (audit_log.c), in the audit file or the
+ *	  server log.  Refusals
  *	  are noted and classified there too; that interface is declared with
  *	  pfg_refuse() in errcodes.h, and the relcache handler in
  *	  invalidation.h.

@@ -12,11 +12,13 @@
  *	    1. catalog.c        the guarded-relation map and tags
  *	    2. policy_generation.c  the signals that policy or subjects changed,
  *	                        which the consent answers follow
- *	    3. audit.c          the memo of purpose versions
+ *	    3. audit_log.c      the memo of purpose versions
  *	    4. redact.c         the names of guarded relations
  *	    5. data_key.c       the cached data keys (data_key_cache.c)
  *	  syscache (pg_authid and pg_auth_members: roles and memberships):
- *	    1. purpose.c        the bypass memo and the purposes' validation
+ *	    1. bypass.c, purpose.c  the bypass memo and the purposes'
+ *	                        validation
+ *	    2. audit_log.c      the memo of role names
  *
  *	  Registered once per backend, from _PG_init.
  *
@@ -45,6 +47,7 @@ profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 	/* any role may be concerned: every hash value flushes all */
 	pfg_bypass_roles_invalidated();
 	pfg_purpose_roles_invalidated();
+	pfg_audit_roles_invalidated();
 }
 
 void

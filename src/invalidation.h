@@ -26,5 +26,6 @@ extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
 /* roles or role memberships changed (pg_authid, pg_auth_members) */
 extern void pfg_purpose_roles_invalidated(void);	/* purpose.c */
 extern void pfg_bypass_roles_invalidated(void);	/* bypass.c */
+extern void pfg_audit_roles_invalidated(void);	/* audit_log.c */
 
 #endif							/* PROFILE_GUARD_INVALIDATION_H */

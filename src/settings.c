@@ -2,8 +2,9 @@
  *
  * settings.c
  *	  The extension's own settings: the declared purpose, the age of
- *	  majority and the zone ages are computed in, the audit level; and the
- *	  refusal of SQL functions when the library was not preloaded.  The
+ *	  majority and the zone ages are computed in, the audit level and where
+ *	  the audit trail goes (the server log, or files: audit_file.c); and
+ *	  the refusal of SQL functions when the library was not preloaded.  The
  *	  settings of one part (key sources, sizes, the sweep's timing) are
  *	  defined by that part.
  *
@@ -23,12 +24,23 @@ uint64		pfg_purpose_generation = 0;
 int			pfg_minor_age = 18;
 char	   *pfg_age_time_zone = NULL;
 int			pfg_audit = PFG_AUDIT_OFF;
+int			pfg_audit_destination = PFG_AUDIT_TO_FILE;
+char	   *pfg_audit_directory = NULL;
+char	   *pfg_audit_filename = NULL;
+bool		pfg_audit_fsync = false;
+uint64		pfg_audit_file_generation = 0;
 bool		pfg_loaded = false;
 
 static const struct config_enum_entry audit_options[] = {
 	{"off", PFG_AUDIT_OFF, false},
 	{"denials", PFG_AUDIT_DENIALS, false},
 	{"all", PFG_AUDIT_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry audit_destination_options[] = {
+	{"log", PFG_AUDIT_TO_LOG, false},
+	{"file", PFG_AUDIT_TO_FILE, false},
 	{NULL, 0, false}
 };
 
@@ -110,6 +122,63 @@ check_age_time_zone(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * The audit trail's directory: absolute, or relative to the data directory,
+ * as log_directory is.  Canonicalised, so that it compares equal to itself
+ * however it was spelled.
+ */
+static bool
+check_audit_directory(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || **newval == '\0')
+	{
+		GUC_check_errdetail("The directory of the audit files must be named.");
+		GUC_check_errhint("Use a path relative to the data directory, such as 'profile_guard_audit', or an absolute path.");
+		return false;
+	}
+	if (strlen(*newval) >= MAXPGPATH / 2)
+	{
+		GUC_check_errdetail("The directory of the audit files is at most %d bytes long.", MAXPGPATH / 2 - 1);
+		return false;
+	}
+	canonicalize_path(*newval);
+	return true;
+}
+
+/*
+ * The audit files' name: a strftime() pattern, expanded when lines are
+ * written (audit_file.c); a file of the directory, not a path.
+ */
+static bool
+check_audit_filename(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || **newval == '\0')
+	{
+		GUC_check_errdetail("The name of the audit files must not be empty.");
+		GUC_check_errhint("Use a strftime() pattern such as 'audit-%%Y-%%m-%%d.jsonl'.");
+		return false;
+	}
+	if (strchr(*newval, '/') != NULL)
+	{
+		GUC_check_errdetail("The name of the audit files cannot contain \"/\".");
+		GUC_check_errhint("Set profile_guard.audit_directory to choose the directory.");
+		return false;
+	}
+	if (strlen(*newval) >= MAXPGPATH / 4)
+	{
+		GUC_check_errdetail("The name of the audit files is at most %d bytes long.", MAXPGPATH / 4 - 1);
+		return false;
+	}
+	return true;
+}
+
+/* a new directory or name takes effect at the next write (audit_file.c) */
+static void
+assign_audit_file(const char *newval, void *extra)
+{
+	pfg_audit_file_generation++;
+}
+
 /* the settings above, defined from _PG_init */
 void
 pfg_settings_define(void)
@@ -148,6 +217,43 @@ pfg_settings_define(void)
 							 PFG_AUDIT_OFF,
 							 audit_options,
 							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("profile_guard.audit_destination",
+							 "Where the audit trail is written: files of its own, or the server log.",
+							 "file: profile_guard.audit_directory, one JSON object per line; log: LOG messages prefixed \"profile_guard audit: \".",
+							 &pfg_audit_destination,
+							 PFG_AUDIT_TO_FILE,
+							 audit_destination_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("profile_guard.audit_directory",
+							   "The directory of the audit files.",
+							   "Absolute, or relative to the data directory; created (mode 0700) when missing.",
+							   &pfg_audit_directory,
+							   "profile_guard_audit",
+							   PGC_SIGHUP,
+							   0,
+							   check_audit_directory, assign_audit_file, NULL);
+
+	DefineCustomStringVariable("profile_guard.audit_filename",
+							   "The name of the audit files, a strftime() pattern.",
+							   "Expanded in log_timezone when lines are written: a new name starts a new file.",
+							   &pfg_audit_filename,
+							   "audit-%Y-%m-%d.jsonl",
+							   PGC_SIGHUP,
+							   0,
+							   check_audit_filename, assign_audit_file, NULL);
+
+	DefineCustomBoolVariable("profile_guard.audit_fsync",
+							 "Whether the audit file is flushed to disk at the end of each transaction that wrote to it.",
+							 "Only when the server's fsync setting is on.",
+							 &pfg_audit_fsync,
+							 false,
+							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
 }

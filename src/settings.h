@@ -16,11 +16,23 @@ typedef enum ProfileGuardAuditLevel
 	PFG_AUDIT_ALL
 } ProfileGuardAuditLevel;
 
+/* where the audit trail goes (profile_guard.audit_destination) */
+typedef enum PfgAuditDestination
+{
+	PFG_AUDIT_TO_LOG,
+	PFG_AUDIT_TO_FILE
+} PfgAuditDestination;
+
 extern char *pfg_purpose;
 extern uint64 pfg_purpose_generation;
 extern int	pfg_minor_age;
 extern char *pfg_age_time_zone;
 extern int	pfg_audit;
+extern int	pfg_audit_destination;
+extern char *pfg_audit_directory;
+extern char *pfg_audit_filename;
+extern bool pfg_audit_fsync;
+extern uint64 pfg_audit_file_generation;
 extern bool pfg_loaded;
 
 extern void pfg_require_preload(void);

@@ -26,7 +26,9 @@ failed=0
 skipped=0
 failures=()
 
-pg_cluster_start test || exit 1
+# the audit trail to the server log: sql/70_audit.sql shows its lines to
+# the client (client_min_messages = log)
+pg_cluster_start test "profile_guard.audit_destination = 'log'" || exit 1
 trap 'pg_cluster_stop' EXIT
 for db in regress_profile_guard regress_profile_guard_parallel regress_profile_guard_iso; do
 	"$PGBIN/psql" -X -q -c "CREATE DATABASE $db" postgres || exit 1
@@ -92,6 +94,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
 			failed=$((failed + 1)); failures+=("${line%% ... FAILED*}") ;;
 		esac
 	done < <(bash test/lib/check_structure.sh)
+	mkdir -p test/results
 	only_scenarios=${SCENARIOS:-}
 	[[ -z $only_scenarios && ${ONLY:-} == scenario ]] && only_scenarios=${TESTS:-}
 	for t in test/scenario/*.sh; do

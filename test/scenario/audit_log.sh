@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test/scenario/audit_log.sh — the server log of a workload run with
-# profile_guard.audit = all names the tags used and holds none of the
+# profile_guard.audit = all (and audit_destination = log: the trail in the
+# server log; test/scenario/audit_file.sh tests the files) names the tags
+# used and holds none of the
 # values: not in audit lines, not in error messages (unique, check,
 # not-null, foreign-key and input errors are provoked with known values),
 # not in STATEMENT lines.  A bypass-role read is logged with audit = off.
@@ -17,6 +19,7 @@ RUNNER_LOG=${CLUSTER_DIR:+$CLUSTER_DIR/server.log}
 
 pg_cluster_start audit_log \
 	"profile_guard.audit = 'all'" \
+	"profile_guard.audit_destination = 'log'" \
 	"profile_guard.usage_max = 100" || exit 1
 trap 'pg_cluster_stop' EXIT
 LOG=$CLUSTER_DIR/server.log

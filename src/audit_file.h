@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_file.h
+ *	  The audit trail's files (audit_file.c): the backend's buffer of lines
+ *	  and when it is written.
+ *
+ *	  A line is built in place: pfg_audit_file_line_begin() returns the
+ *	  buffer with the line's opening ("{", the keys ts, pid and database,
+ *	  and a comma) appended; the caller appends the rest of the object,
+ *	  without its closing brace, and calls pfg_audit_file_line_end().  A
+ *	  line an error interrupts is dropped whole.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_AUDIT_FILE_H
+#define PROFILE_GUARD_AUDIT_FILE_H
+
+#include "lib/stringinfo.h"
+
+/*
+ * In the server log (audit_destination = log, audit_log.c; or this file's
+ * fall-back), a line is this prefix and the JSON object.
+ */
+#define PFG_AUDIT_LOG_PREFIX	"profile_guard audit: "
+
+extern StringInfo pfg_audit_file_line_begin(void);
+extern void pfg_audit_file_line_end(void);
+
+/* the end of a top-level statement: the buffered lines are written */
+extern void pfg_audit_file_flush(void);
+
+/* the end of a transaction: written, and with audit_fsync, synced */
+extern void pfg_audit_file_xact_end(void);
+
+#endif							/* PROFILE_GUARD_AUDIT_FILE_H */
