@@ -99,20 +99,6 @@ pfg_erasure_writing(Oid relid)
 		trigger_depth() == erasure_write_depth + 1;
 }
 
-static void
-spi_connect(void)
-{
-
-	pfg_spi_connect();
-}
-
-static void
-spi_finish(void)
-{
-
-	pfg_spi_finish();
-}
-
 /* add rows to the sweep's results (few distinct keys: a list will do) */
 static void
 add_result(Sweep *sweep, const char *relation, const char *tag,
@@ -164,7 +150,7 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 	sweep->session_lock = session_lock;
 	sweep->now = GetCurrentTransactionStartTimestamp();
 
-	spi_connect();
+	pfg_spi_connect();
 	PG_TRY();
 	{
 		Oid			lockarg[1] = {INT8OID};
@@ -243,7 +229,7 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 		erasure_in_progress = false;
 	}
 	PG_END_TRY();
-	spi_finish();
+	pfg_spi_finish();
 	return sweep;
 }
 
@@ -302,6 +288,28 @@ make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
 											  typlen, typbyval, typalign));
+}
+
+/*
+ * The TIDs in the first column of the last SPI result, as a tid[] datum
+ * for a statement that erases them by TID.
+ */
+static Datum
+result_tids(int64 n)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * n);
+
+	for (int64 r = 0; r < n; r++)
+	{
+		bool		isnull;
+		ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
+																	SPI_tuptable->tupdesc,
+																	1, &isnull)), tid);
+		tids[r] = PointerGetDatum(tid);
+	}
+	return make_array(tids, NULL, n, TIDOID);
 }
 
 /*
@@ -599,7 +607,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 	if (limit < 1)
 		limit = 1;
 
-	spi_connect();
+	pfg_spi_connect();
 	nestlevel = NewGUCNestLevel();
 	PG_TRY();
 	{
@@ -687,7 +695,6 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 			forboth(ls, st->fast_sql, lt, st->fast_tags)
 			{
 				int64		due;
-				Datum	   *tids;
 				Oid			wtypes[1] = {TIDARRAYOID};
 				Datum		wargs[1];
 
@@ -698,18 +705,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 				due = (int64) SPI_processed;
 				if (due == 0)
 					continue;
-				tids = palloc(sizeof(Datum) * due);
-				for (int64 r = 0; r < due; r++)
-				{
-					bool		isnull;
-					ItemPointer tid = palloc(sizeof(ItemPointerData));
-
-					ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
-																				SPI_tuptable->tupdesc,
-																				1, &isnull)), tid);
-					tids[r] = PointerGetDatum(tid);
-				}
-				wargs[0] = make_array(tids, NULL, due, TIDOID);
+				wargs[0] = result_tids(due);
 				write_as_owner(st, st->delete_sql, 1, wtypes, wargs, due);
 				log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete",
 							  NULL, due);
@@ -726,7 +722,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 	}
 	PG_END_TRY();
 	AtEOXact_GUC(true, nestlevel);
-	spi_finish();
+	pfg_spi_finish();
 
 	sweep->batches++;
 	sweep->rows += affected;
@@ -752,7 +748,7 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 {
 	int			rc;
 
-	spi_connect();
+	pfg_spi_connect();
 	if (complete)
 	{
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
@@ -773,7 +769,7 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not release the sweep lock: %s", SPI_result_code_string(rc));
 	}
-	spi_finish();
+	pfg_spi_finish();
 }
 
 /* ---------- one subject's tag, now */
@@ -801,7 +797,7 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 	sweep->cxt = cxt;
 	sweep->now = GetCurrentTransactionStartTimestamp();
 
-	spi_connect();
+	pfg_spi_connect();
 	PG_TRY();
 	{
 		erasure_in_progress = true;
@@ -813,7 +809,6 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 			Datum		args[2];
 			Oid			wtypes[1] = {TIDARRAYOID};
 			Datum		wargs[1];
-			Datum	   *tids;
 			int64		n;
 			int			rc;
 
@@ -826,18 +821,7 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 			n = (int64) SPI_processed;
 			if (n == 0)
 				continue;
-			tids = palloc(sizeof(Datum) * n);
-			for (int64 r = 0; r < n; r++)
-			{
-				bool		isnull;
-				ItemPointer tid = palloc(sizeof(ItemPointerData));
-
-				ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
-																			SPI_tuptable->tupdesc,
-																			1, &isnull)), tid);
-				tids[r] = PointerGetDatum(tid);
-			}
-			wargs[0] = make_array(tids, NULL, n, TIDOID);
+			wargs[0] = result_tids(n);
 			write_as_owner(st, st->wide ? st->cut_sql : st->delete_sql, 1, wtypes, wargs, n);
 			log_batch_row(sweep, st, tag, reason, st->wide ? "null_cell" : "delete", subject, n);
 			total += n;
@@ -849,7 +833,7 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 		erasure_in_progress = false;
 	}
 	PG_END_TRY();
-	spi_finish();
+	pfg_spi_finish();
 	MemoryContextDelete(cxt);
 	return total;
 }
