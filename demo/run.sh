@@ -10,7 +10,7 @@ pg_build_and_install || exit 1
 pg_cluster_start demo || exit 1
 trap 'pg_cluster_stop' EXIT
 "$PGBIN/psql" -X -q -c "CREATE DATABASE demo" postgres
-"$PGBIN/psql" -X -d demo -f demo/walkthrough.sql
+"$PGBIN/psql" -X -q -d demo -f demo/walkthrough.sql
 status=$?
 "$PGBIN/psql" -X -q -d postgres -c "DROP DATABASE demo" -c "DROP ROLE IF EXISTS demo_app"
 exit $status
