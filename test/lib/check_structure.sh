@@ -11,6 +11,9 @@
 #     another without a cycle (test/lib/include_graph.pl).
 #   - only what the server looks up is exported from the library, when it
 #     is built (profile_guard.so next to the Makefile).
+#   - META.json follows the PGXN meta spec and names the control file's
+#     version and the install script the Makefile builds
+#     (test/lib/check_meta.pl).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -63,6 +66,13 @@ if [[ -f profile_guard.so ]] && command -v nm >/dev/null; then
 		echo "check only the server's entry points exported ... FAILED ($(tr '\n' ' ' <<<"$extra"))"
 		status=1
 	fi
+fi
+
+if problems=$(perl test/lib/check_meta.pl META.json profile_guard.control Makefile); then
+	echo "check META.json against the PGXN meta spec and the control file ... ok"
+else
+	echo "check META.json against the PGXN meta spec and the control file ... FAILED ($(tr '\n' ';' <<<"$problems"))"
+	status=1
 fi
 
 exit $status
