@@ -50,16 +50,19 @@ DATA = sql/profile_guard--1.0.sql sql/profile_guard--1.1.sql sql/profile_guard--
 	sql/profile_guard--1.1--1.2.sql
 PGFILEDESC = "profile_guard - personal-profile policy enforcement"
 
-# pg_regress suites run against a server started by test/run_tests.sh, which
-# preloads the library; "make installcheck" alone cannot do that.
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
-REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test --outputdir=test/results/isolation
+# "make installcheck" runs the pg_regress suites and the isolation specs
+# against a running server that preloads the library (README.md, "Testing
+# an installation"); test/run_tests.sh starts such a server and runs them
+# too.  The lists are read from the source directory, so that a VPATH build
+# (pg_buildext, debian/rules) finds them.
+REGRESS = $(patsubst $(srcdir)/sql/%.sql,%,$(sort $(wildcard $(srcdir)/sql/[0-9]*.sql)))
+REGRESS_OPTS = --outputdir=test/results
+ISOLATION = $(patsubst $(srcdir)/test/specs/%.spec,%,$(sort $(wildcard $(srcdir)/test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=test/results/isolation
 
 # Only the symbols the server looks up (_PG_init, the magic block, the SQL
 # functions and the worker's entry point) are exported: the rest stay hidden.
-PG_CPPFLAGS = -Isrc -Wall -Werror '-DPGDLLEXPORT=__attribute__((visibility("default")))'
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Werror '-DPGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -fvisibility=hidden
 SHLIB_LINK = -lcrypto -lsodium
 EXTRA_CLEAN = test/results
@@ -69,8 +72,14 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS tracks no header dependencies: rebuild every object when a header changes
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+# A VPATH build writes its objects and the assembled script under the build
+# directory, in the source's sub-directories.
+ifdef VPATH
+$(shell mkdir -p src sql test/results)
+endif
 
 # The extension script is assembled from its parts, in name order.
-$(EXT_SCRIPT): $(sort $(wildcard sql/ext/*.sql))
+$(EXT_SCRIPT): $(sort $(wildcard $(srcdir)/sql/ext/*.sql))
 	cat $^ > $@

@@ -8,11 +8,12 @@
 # non-zero on any failure.  Prints "N passed, N failed" last.
 #
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
-# cluster directory for inspection, ONLY=regress|isolation|scenario|core runs
-# one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
+# cluster directory for inspection, ONLY=regress|isolation|scenario|core|package
+# runs one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
 # ONLY=scenario: only those scenarios), SCENARIOS="audit_log pooler" only
 # those scenarios, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
-# (test/pg_core_regress.sh).
+# (test/pg_core_regress.sh).  Last, test/package.sh builds the Debian package,
+# installs it and runs make installcheck against it (Debian's PostgreSQL only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -129,6 +130,33 @@ if [[ ( -z ${ONLY:-} || ${ONLY:-} == core ) && -z ${SKIP_CORE:-} ]]; then
 		failed=$((failed + 1)); failures+=("core suite")
 	fi
 	grep -E '^(same|summary|result)' test/results/core_regress.log | tail -3 | sed 's/^/    /'
+fi
+
+# The Debian package (test/package.sh): built from the tree with debian/,
+# installed, and tested with its autopkgtest (make installcheck against the
+# installed files); then removed and the tree's build re-installed.  Only
+# with Debian's own PostgreSQL, whose files the package replaces.
+if [[ -z ${ONLY:-} || ${ONLY:-} == package ]]; then
+	if [[ $PGBIN != /usr/lib/postgresql/15/bin ]]; then
+		echo "package ... SKIPPED, not counted (PGBIN is not Debian's PostgreSQL 15)"
+		skipped=$((skipped + 1))
+	else
+		mkdir -p test/results
+		bash test/package.sh > test/results/package.log 2>&1
+		rc=$?
+		if [[ $rc -eq 0 ]]; then
+			echo "package (build, install, installcheck of postgresql-15-profile-guard) ... ok"
+			passed=$((passed + 1))
+		elif [[ $rc -eq 77 ]]; then
+			echo "package ... SKIPPED, not counted ($(tail -1 test/results/package.log))"
+			skipped=$((skipped + 1))
+		else
+			echo "package ... FAILED (test/results/package.log)"
+			tail -20 test/results/package.log | sed 's/^/    /'
+			failed=$((failed + 1)); failures+=("package")
+		fi
+		grep -E '^ *All [0-9]+ tests passed|tests failed' test/results/package.log | sed 's/^/    installcheck: /'
+	fi
 fi
 
 for f in "${failures[@]}"; do echo "failed: $f"; done
