@@ -32,6 +32,7 @@ OBJS = \
 	src/audit_log.o \
 	src/audit_file.o \
 	src/usage.o \
+	src/progress.o \
 	src/redact.o \
 	src/erasure.o \
 	src/erasure_statements.o \

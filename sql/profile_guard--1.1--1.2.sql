@@ -1316,6 +1316,54 @@ BEGIN
 END
 $$;
 
+-- the progress of long work, per backend (76_progress.sql), which
+-- _convert_column reports
+
+CREATE FUNCTION _progress(
+	OUT pid integer, OUT dbid oid, OUT userid oid, OUT command text,
+	OUT relid oid, OUT phase text, OUT done bigint, OUT total bigint,
+	OUT unit text, OUT started_at timestamptz, OUT changed_at timestamptz)
+RETURNS SETOF record
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'profile_guard_progress';
+
+-- One row per backend running one of the commands: done of total units
+-- (blocks for encrypt and decrypt, keys for rotate_master_key, rows erased
+-- for sweep, subjects for consent_build; total is NULL where it is not known
+-- in advance).  Counts only: no subject, tag or value.
+CREATE VIEW progress AS
+SELECT p.pid, d.datname, pg_catalog.pg_get_userbyid(p.userid) AS role,
+	   p.command, p.relid::pg_catalog.regclass AS relation, p.phase,
+	   p.done, p.total, p.unit,
+	   CASE WHEN p.total > 0
+			THEN pg_catalog.round(100.0 * p.done / p.total, 1) END AS percent,
+	   p.started_at, p.changed_at
+FROM _progress() p
+LEFT JOIN pg_catalog.pg_database d ON d.oid = p.dbid;
+
+-- For the extension's own PL/pgSQL (classify's conversion of stored values):
+-- report a command, the relation and units done, its end.
+CREATE FUNCTION _progress_start(command text, relid oid, phase text, total bigint)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'profile_guard_progress_start';
+CREATE FUNCTION _progress_update(relid oid, done bigint)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'profile_guard_progress_update';
+CREATE FUNCTION _progress_end()
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'profile_guard_progress_end';
+
+REVOKE ALL ON FUNCTION _progress() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _progress_start(text, oid, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _progress_update(oid, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _progress_end() FROM PUBLIC;
+REVOKE ALL ON progress FROM PUBLIC;
+GRANT SELECT ON progress TO profile_guard_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION _progress() TO profile_guard_admin, pg_monitor;
+
 /*
  * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
  * stored values of a column into our ciphertext (classify of a sensitive
@@ -1349,6 +1397,9 @@ DECLARE
 	vals_b	bytea[];
 	n		bigint;
 	total	bigint := 0;
+	blocks_total bigint;
+	blocks_done bigint := 0;
+	reporting boolean;
 BEGIN
 	-- only text and bytea columns can hold our ciphertext
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
@@ -1357,6 +1408,14 @@ BEGIN
 		RETURN 0;
 	END IF;
 	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
+	-- the view profile_guard.progress shows the blocks read so far
+	SELECT sum(pg_relation_size(pt.relid) / current_setting('block_size')::bigint)
+	INTO blocks_total
+	FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+	WHERE c.relkind = 'r';
+	reporting := _progress_start(CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END,
+								 tbl, format('%s column %s', CASE WHEN p_encrypt THEN 'encrypting' ELSE 'decrypting' END, col),
+								 coalesce(blocks_total, 0));
 	FOR part IN
 		SELECT pt.relid FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
 		WHERE c.relkind = 'r'
@@ -1400,8 +1459,15 @@ BEGIN
 			END IF;
 			total := total + n;
 			b := b + step;
+			IF reporting THEN
+				blocks_done := blocks_done + least(step, nblocks - b + step);
+				PERFORM _progress_update(part, blocks_done);
+			END IF;
 		END LOOP;
 	END LOOP;
+	IF reporting THEN
+		PERFORM _progress_end();
+	END IF;
 	RETURN total;
 END
 $$;

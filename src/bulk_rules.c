@@ -37,6 +37,7 @@
 #include "catalog.h"
 #include "rules.h"
 #include "bulk_rules.h"
+#include "progress.h"
 
 #if defined(__GNUC__)
 #define RULES_PREFETCH(p)	__builtin_prefetch(p)
@@ -818,6 +819,7 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 	MemoryContext cb_cxt;
 	bitmapword *words;
 	uint64		nsubjects = 0;
+	bool		reporting = false;
 	Size		peak;
 	instr_time	start,
 				read,
@@ -851,15 +853,21 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 		st.blocks = rules_blocks_create(st.cxt, 256, NULL);
 		words = tagset_new(st.rc);
 
+		reporting = pfg_progress_start(PFG_PROGRESS_CONSENT_BUILD, InvalidOid,
+									   "reading consents", -1, false);
 		scan_consent(&st, purpose);
 		if (st.subjects.n > 0)
 		{
+			if (reporting)
+				pfg_progress_phase("reading subjects and blocks", InvalidOid, st.subjects.n);
 			subject_index_build(&st.subjects, st.cxt);
 			scan_subject(&st);
 			scan_tag_block(&st);
 		}
 		INSTR_TIME_SET_CURRENT(read);
 		INSTR_TIME_SUBTRACT(read, start);
+		if (reporting)
+			pfg_progress_phase("evaluating", InvalidOid, st.subjects.n);
 
 		/* in the order met: entries, texts and events are read in step */
 		for (uint32 i = 0; i < st.subjects.n; i++)
@@ -869,7 +877,11 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 			TimestampTz valid_until;
 
 			if ((i & 4095) == 0)
+			{
 				CHECK_FOR_INTERRUPTS();
+				if (reporting)
+					pfg_progress_done(i);
+			}
 			if (s->flags & SUBJECT_MERGED)
 				continue;
 			if (s->flags & SUBJECT_BLOCKS)
@@ -884,6 +896,8 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 			MemoryContextSwitchTo(st.cxt);
 			MemoryContextReset(cb_cxt);
 		}
+		if (reporting)
+			pfg_progress_end();
 	}
 	MemoryContextSwitchTo(old);
 

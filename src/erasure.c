@@ -47,6 +47,7 @@
 #include "erasure.h"
 #include "erasure_statements.h"
 #include "owner_context.h"
+#include "progress.h"
 #include "subject_hash.h"
 #include "spi_checked.h"
 
@@ -859,6 +860,7 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	Sweep	   *sweep;
 	ListCell   *lc;
+	bool		reporting;
 
 	pfg_require_preload();
 	if (budget < 0 && !PG_ARGISNULL(0))
@@ -878,9 +880,14 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard sweep",
 								ALLOCSET_DEFAULT_SIZES);
+	reporting = pfg_progress_start(PFG_PROGRESS_SWEEP, InvalidOid, "preparing", -1, false);
 	sweep = pfg_sweep_begin(cxt, full, false);
+	if (reporting)
+		pfg_progress_phase("erasing", InvalidOid, -2);
 	for (int i = 0; i < sweep->ntables; i++)
 	{
+		if (reporting)
+			pfg_progress_phase(NULL, sweep->tables[i].relid, -2);
 		while (!sweep->tables[i].done && budget != 0)
 		{
 			int64		limit = SQL_SWEEP_CHUNK;
@@ -891,9 +898,15 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 				budget = Max(budget - pfg_sweep_batch(sweep, i, limit, true), 0);
 			else
 				(void) pfg_sweep_batch(sweep, i, limit, false);
+			if (reporting)
+				pfg_progress_done(sweep->rows);
 		}
 	}
+	if (reporting)
+		pfg_progress_phase("finishing", InvalidOid, -2);
 	pfg_sweep_finish(sweep, pfg_sweep_all_done(sweep));
+	if (reporting)
+		pfg_progress_end();
 
 	foreach(lc, sweep->results)
 	{

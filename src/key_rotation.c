@@ -25,6 +25,7 @@
 #include "data_key.h"
 #include "key_wrap.h"
 #include "master_key.h"
+#include "progress.h"
 #include "spi_checked.h"
 
 PFG_SQL_FUNCTION(profile_guard_rotate_master_key);
@@ -49,6 +50,9 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	SPIPlanPtr	update;
 	Portal		portal;
 	int64		rewrapped = 0;
+	int64		seen = 0;
+	bool		reporting;
+	int			rc;
 
 	pfg_require_preload();
 
@@ -65,6 +69,26 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 
 	relid = pfg_subject_key_begin_access(&saved);
 
+	selargs[0] = CStringGetTextDatum(current->fingerprint);
+
+	/* the keys to re-wrap, for the view profile_guard.progress */
+	rc = SPI_execute_with_args("SELECT pg_catalog.count(*) FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
+							   " WHERE wrapped_key IS NOT NULL"
+							   "   AND (master_fingerprint IS NULL"
+							   "        OR master_fingerprint OPERATOR(pg_catalog.<>) $1)",
+							   1, selargtypes, selargs, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count the data keys to re-wrap: %s", SPI_result_code_string(rc));
+	{
+		bool		isnull;
+
+		reporting = pfg_progress_start(PFG_PROGRESS_ROTATE_MASTER_KEY, relid,
+									   "re-wrapping data keys",
+									   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+																   SPI_tuptable->tupdesc, 1, &isnull)),
+									   false);
+	}
+
 	update = SPI_prepare("UPDATE " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
 						 "   SET wrapped_key = $2, master_fingerprint = $3"
 						 " WHERE subject OPERATOR(pg_catalog.=) $1",
@@ -72,7 +96,6 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	if (update == NULL)
 		elog(ERROR, "could not prepare the re-wrapping of data keys: %s", SPI_result_code_string(SPI_result));
 
-	selargs[0] = CStringGetTextDatum(current->fingerprint);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT subject, wrapped_key, master_fingerprint"
 									   "  FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
@@ -93,6 +116,9 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 		n = SPI_processed;
 		if (n == 0)
 			break;
+		if (reporting)
+			pfg_progress_done(seen);
+		seen += n;
 
 		for (i = 0; i < n; i++)
 		{
@@ -105,7 +131,6 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 			bytea	   *rewrapped_key;
 			uint8		key[PFG_KEY_LEN];
 			Datum		updargs[3];
-			int			rc;
 
 			if (fingerprint == NULL)
 				fingerprint = "";
@@ -145,6 +170,8 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	}
 	SPI_cursor_close(portal);
 	pfg_subject_key_end_access(&saved);
+	if (reporting)
+		pfg_progress_end();
 
 	if (rewrapped > 0)
 		CacheInvalidateRelcacheByRelid(relid);

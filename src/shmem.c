@@ -8,7 +8,8 @@
  *	       LWLock tranche "profile_guard shared answers";
  *	    2. the usage counters (usage.c), with the named LWLock tranche
  *	       "profile_guard";
- *	    3. the counts of guarded relations per database (redact.c).
+ *	    3. the counts of guarded relations per database (redact.c);
+ *	    4. the progress slots of long work, one per backend (progress.c).
  *	  The set-up runs under AddinShmemInitLock, in the postmaster (or in
  *	  every backend where shared memory is attached anew); a part that
  *	  finds its structures already there only attaches to them.  shmem.h
@@ -23,6 +24,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "progress.h"
 #include "redact.h"
 #include "shared_answers.h"
 #include "usage.h"
@@ -40,6 +42,7 @@ pfg_shmem_request(void)
 	size = add_size(size, pfg_shared_answers_shmem_size());
 	size = add_size(size, pfg_usage_shmem_size());
 	size = add_size(size, pfg_redact_shmem_size());
+	size = add_size(size, pfg_progress_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(SHARED_ANSWERS_TRANCHE, 1);
 	RequestNamedLWLockTranche(USAGE_TRANCHE, 1);
@@ -53,5 +56,6 @@ pfg_shmem_startup(void)
 	pfg_shared_answers_shmem_startup(&(GetNamedLWLockTranche(SHARED_ANSWERS_TRANCHE))->lock);
 	pfg_usage_shmem_startup(&(GetNamedLWLockTranche(USAGE_TRANCHE))->lock);
 	pfg_redact_shmem_startup();
+	pfg_progress_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -21,6 +21,9 @@
  *	    taken with the table's lock held.
  *	  - the counts of guarded relations per database (redact.c): one
  *	    spinlock, since they are read in error context.
+ *	  - the progress slots (progress.c): one per backend, written by its
+ *	    backend only and read without a lock, by a change count (as
+ *	    PostgreSQL's backend status array).
  *
  *	  Our LWLocks and spinlocks are never held together, but an entry's
  *	  spinlock under its table's lock.  The control's lock may be taken

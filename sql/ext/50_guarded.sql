@@ -463,6 +463,9 @@ DECLARE
 	vals_b	bytea[];
 	n		bigint;
 	total	bigint := 0;
+	blocks_total bigint;
+	blocks_done bigint := 0;
+	reporting boolean;
 BEGIN
 	-- only text and bytea columns can hold our ciphertext
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
@@ -471,6 +474,14 @@ BEGIN
 		RETURN 0;
 	END IF;
 	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
+	-- the view profile_guard.progress shows the blocks read so far
+	SELECT sum(pg_relation_size(pt.relid) / current_setting('block_size')::bigint)
+	INTO blocks_total
+	FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+	WHERE c.relkind = 'r';
+	reporting := _progress_start(CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END,
+								 tbl, format('%s column %s', CASE WHEN p_encrypt THEN 'encrypting' ELSE 'decrypting' END, col),
+								 coalesce(blocks_total, 0));
 	FOR part IN
 		SELECT pt.relid FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
 		WHERE c.relkind = 'r'
@@ -514,8 +525,15 @@ BEGIN
 			END IF;
 			total := total + n;
 			b := b + step;
+			IF reporting THEN
+				blocks_done := blocks_done + least(step, nblocks - b + step);
+				PERFORM _progress_update(part, blocks_done);
+			END IF;
 		END LOOP;
 	END LOOP;
+	IF reporting THEN
+		PERFORM _progress_end();
+	END IF;
 	RETURN total;
 END
 $$;
