@@ -5,7 +5,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/lib/cluster.sh
-pg_install_dependencies || exit 1
 pg_build_and_install || exit 1
 pg_cluster_start demo || exit 1
 trap 'pg_cluster_stop' EXIT

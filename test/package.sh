@@ -4,7 +4,8 @@
 # its autopkgtest (debian/tests/installcheck: make installcheck on a cluster
 # that preloads the installed library).  Then removes the package and
 # re-installs the tree's own build, so that the machine is as before.
-# Needs root (dpkg) and the packages in PG_PACKAGE_BUILD_DEPS.
+# Needs root (dpkg) and the packages in PG_PACKAGE_BUILD_DEPS
+# (test/install_dependencies.sh installs them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,8 +19,8 @@ fi
 missing=()
 for p in $PG_PACKAGE_BUILD_DEPS; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [[ ${#missing[@]} -gt 0 ]]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		{ echo "could not install ${missing[*]}"; exit 1; }
+	echo "missing ${missing[*]} (run bash test/install_dependencies.sh)"
+	exit 1
 fi
 
 version=$(sed -n '1s/^profile-guard (\([^)]*\)).*/\1/p' debian/changelog)
@@ -45,16 +46,18 @@ dpkg-deb -c "$deb" | awk '{print $6}' | grep -E 'profile_guard(\.so|\.control|--
 
 status=0
 dpkg -i "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log"; echo "the package did not install"; exit 1; }
-for f in /usr/lib/postgresql/15/lib/profile_guard.so /usr/share/postgresql/15/extension/profile_guard.control \
-	/usr/share/postgresql/15/extension/profile_guard--1.2.sql; do
-	dpkg -S "$f" >/dev/null 2>&1 || { echo "$f is not the package's"; status=1; }
+# the installed files are the package's, where this PostgreSQL looks for them
+ext_version=$(sed -n "s/^default_version = '\\(.*\\)'/\\1/p" profile_guard.control)
+for f in "$("$PG_CONFIG" --pkglibdir)/profile_guard.so" \
+	"$("$PG_CONFIG" --sharedir)/extension/profile_guard.control" \
+	"$("$PG_CONFIG" --sharedir)/extension/profile_guard--$ext_version.sql"; do
+	[[ $(dpkg -S "$f" 2>/dev/null) == postgresql-15-profile-guard:* ]] ||
+		{ echo "$f is not the package's"; status=1; }
 done
 echo "== debian/tests/installcheck against the installed package"
-(cd "$src" && PGBIN=/usr/lib/postgresql/15/bin sh debian/tests/installcheck) || status=1
+(cd "$src" && sh debian/tests/installcheck) || status=1
 
 dpkg -r postgresql-15-profile-guard >/dev/null 2>&1
 # the tree's own build, as test/run_tests.sh installed it
-PGBIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PGBIN/pg_config
 pg_build_and_install || status=1
 exit $status

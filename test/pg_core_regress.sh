@@ -10,13 +10,15 @@
 #
 # then compares the per-test results: the same tests must pass and fail in
 # both runs.  Prints a summary and exits non-zero on any difference (or if a
-# run did not complete).  Not part of test/run_tests.sh (it takes minutes):
+# run did not complete).  test/run_tests.sh runs it last but one (it takes
+# minutes; SKIP_CORE=1 leaves it out); alone:
 #
-#   PGBIN=/usr/lib/postgresql/15/bin bash test/pg_core_regress.sh
+#   bash test/pg_core_regress.sh
 #
-# Environment: PGBIN (default /usr/lib/postgresql/15/bin), PG_SRC (a
-# PostgreSQL 15 source tree; default: /tmp/postgresql-15-<installed version>,
-# else any /tmp/postgresql-15-15.*, else fetched with apt-get source),
+# Environment: PG_CONFIG or PGBIN (which PostgreSQL; default the pg_config on
+# the PATH), PG_SRC (a PostgreSQL 15 source tree; default:
+# /tmp/postgresql-15-<installed version>, else any /tmp/postgresql-15-15.*,
+# which test/install_dependencies.sh fetches with apt-get source),
 # CORE_WORK (work directory; default a new /tmp/profile_guard_core.XXXXXX,
 # kept when KEEP=1 or on failure), CORE_SCHEDULE (default parallel_schedule).
 #
@@ -28,36 +30,10 @@ ROOT=$PWD
 . test/lib/cluster.sh
 
 start_all=$SECONDS
-pg_install_dependencies || exit 1
 pg_build_and_install || exit 1
 
 # ---------- the source of the installed version
 pg_version=$("$PG_CONFIG" --version | awk '{print $2}')		# e.g. 15.20
-fetch_source() {
-	local dir=$1 deb_version
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "error: no PostgreSQL source tree found and not root to fetch one (set PG_SRC)" >&2
-		return 1
-	fi
-	command -v dpkg-source >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg-dev >/dev/null
-	# deb-src entries for apt-get source
-	for f in /etc/apt/sources.list.d/debian.sources; do
-		[[ -f $f ]] && sed -i -E 's/^Types: deb$/Types: deb deb-src/' "$f"
-	done
-	apt-get update -qq || return 1
-	mkdir -p "$dir"
-	# the installed version first, then what the archive offers, newest first
-	for v in $({ dpkg-query -W -f='${Version}\n' postgresql-15 2>/dev/null
-				 apt-cache showsrc postgresql-15 | awk '/^Version:/ {print $2}' | sort -rV; } | awk '!seen[$0]++'); do
-		if (cd "$dir" && apt-get source -qq "postgresql-15=$v" >/dev/null 2>&1); then
-			echo "fetched the source of postgresql-15 $v"
-			return 0
-		fi
-		echo "note: the source of postgresql-15 $v is not available" >&2
-	done
-	echo "error: could not fetch the source of postgresql-15" >&2
-	return 1
-}
 if [[ -z ${PG_SRC:-} ]]; then
 	if [[ -d /tmp/postgresql-15-$pg_version/src/test/regress ]]; then
 		PG_SRC=/tmp/postgresql-15-$pg_version
@@ -66,9 +42,8 @@ if [[ -z ${PG_SRC:-} ]]; then
 		PG_SRC=${PG_SRC%/src/test/regress}
 	fi
 	if [[ -z $PG_SRC ]]; then
-		fetch_source /tmp || exit 1
-		PG_SRC=$(ls -d /tmp/postgresql-15-15.*/src/test/regress 2>/dev/null | sort -V | tail -1)
-		PG_SRC=${PG_SRC%/src/test/regress}
+		echo "error: no PostgreSQL source tree in /tmp (bash test/install_dependencies.sh fetches it; or set PG_SRC)" >&2
+		exit 1
 	fi
 fi
 REG=$PG_SRC/src/test/regress

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test/run_tests.sh — the project's one test command.
 #
-# On a fresh Debian 12 machine: installs what the build and the tests need,
-# builds with -Wall -Werror, installs the extension, starts a throw-away
+# Builds with -Wall -Werror (the operating-system packages come first, from
+# test/install_dependencies.sh; this script installs none), installs the
+# extension into the PostgreSQL that pg_config names (PG_CONFIG or PGBIN, else
+# the pg_config on the PATH), installs the extension, starts a throw-away
 # cluster with shared_preload_libraries=profile_guard, runs every suite
 # (pg_regress, isolation, scenario scripts), stops the cluster and exits
 # non-zero on any failure.  Prints "N passed, N failed" last.
@@ -19,7 +21,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 . test/lib/cluster.sh
 
-pg_install_dependencies || exit 1
 pg_build_and_install || exit 1
 
 passed=0
@@ -135,10 +136,11 @@ fi
 # The Debian package (test/package.sh): built from the tree with debian/,
 # installed, and tested with its autopkgtest (make installcheck against the
 # installed files); then removed and the tree's build re-installed.  Only
-# with Debian's own PostgreSQL, whose files the package replaces.
+# with Debian's own PostgreSQL (its library directory belongs to a Debian
+# package), whose files the package replaces.
 if [[ -z ${ONLY:-} || ${ONLY:-} == package ]]; then
-	if [[ $PGBIN != /usr/lib/postgresql/15/bin ]]; then
-		echo "package ... SKIPPED, not counted (PGBIN is not Debian's PostgreSQL 15)"
+	if ! dpkg -S "$("$PG_CONFIG" --pkglibdir)" >/dev/null 2>&1; then
+		echo "package ... SKIPPED, not counted ($PG_CONFIG is not Debian's packaged PostgreSQL)"
 		skipped=$((skipped + 1))
 	else
 		mkdir -p test/results

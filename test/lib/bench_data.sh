@@ -3,13 +3,12 @@
 # consents and a wide guarded table "profiles", and small helpers.  Source it
 # after test/lib/cluster.sh; it defines functions only.
 
-# bench_cluster_start NAME [postgresql.conf lines...]: installs what is
-# missing, builds and installs the extension, starts a cluster sized for
+# bench_cluster_start NAME [postgresql.conf lines...]: builds and installs
+# the extension (test/install_dependencies.sh first, on a fresh machine), starts a cluster sized for
 # 1,000,000 subjects (stopped when the script exits) and creates the
 # database "bench".  Sets PSQL, a psql command line for that database.
 bench_cluster_start() {
 	local name=$1; shift
-	pg_install_dependencies || return 1
 	pg_build_and_install || return 1
 	pg_cluster_start "$name" "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" "$@" || return 1
 	trap 'pg_cluster_stop' EXIT

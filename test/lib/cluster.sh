@@ -1,29 +1,30 @@
 # test/lib/cluster.sh — shared by the test runner, the demo and the benchmarks:
-# installing dependencies, building, and a throw-away cluster with the
+# which PostgreSQL (pg_config), building, and a throw-away cluster with the
 # extension preloaded.  Source it; it defines functions and variables only.
+# It installs nothing: test/install_dependencies.sh does, before.
 
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=$PGBIN/pg_config
-PGXS_DIR=${PGBIN%/bin}/lib/pgxs
-PG_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-pgaudit libssl-dev libsodium-dev make gcc"
-
-pg_install_dependencies() {
-	local missing=()
-	for p in $PG_PACKAGES; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-	done
-	[[ ${#missing[@]} -eq 0 ]] && return 0
-	echo "installing: ${missing[*]}"
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "error: packages missing and not root: ${missing[*]}" >&2
-		return 1
+# Which PostgreSQL: PG_CONFIG, else PGBIN's pg_config, else the pg_config
+# on the PATH (Debian's postgresql-common points it at the newest server's).
+# Every other path comes from pg_config.
+if [[ -z ${PG_CONFIG:-} ]]; then
+	if [[ -n ${PGBIN:-} ]]; then
+		PG_CONFIG=$PGBIN/pg_config
+	else
+		PG_CONFIG=$(command -v pg_config || true)
 	fi
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
+fi
+if [[ -z $PG_CONFIG || ! -x $PG_CONFIG ]]; then
+	echo "error: no pg_config (set PG_CONFIG or PGBIN; on Debian run test/install_dependencies.sh)" >&2
+	return 1 2>/dev/null || exit 1
+fi
+PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
+PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")
+PGXS_DIR=${PGXS_DIR%/src/makefiles}
+export PG_CONFIG PGBIN
 
 pg_build_and_install() {
 	make -s PG_CONFIG="$PG_CONFIG" >/dev/null && make -s PG_CONFIG="$PG_CONFIG" install >/dev/null || {
-		echo "error: build failed" >&2
+		echo "error: build failed (on Debian, test/install_dependencies.sh installs what it needs)" >&2
 		make PG_CONFIG="$PG_CONFIG" 2>&1 | tail -30 >&2
 		return 1
 	}

@@ -57,22 +57,19 @@ ops_check_alive() {
 }
 
 # pgaudit is not part of PostgreSQL: from the Debian package
-# postgresql-15-pgaudit (installed by pg_install_dependencies), copied into the
-# PGBIN installation when that is a private copy.
+# postgresql-15-pgaudit (test/install_dependencies.sh installs it), copied
+# into the PG_CONFIG installation when that is another one (a private copy).
 ops_install_pgaudit() {
-	local libdir sharedir sys=/usr/lib/postgresql/15/lib sysshare=/usr/share/postgresql/15/extension
+	local libdir sharedir so control
 	libdir=$("$PG_CONFIG" --pkglibdir)
 	sharedir=$("$PG_CONFIG" --sharedir)/extension
 	[[ -f $libdir/pgaudit.so && -f $sharedir/pgaudit.control ]] && return 0
-	if [[ ! -f $sys/pgaudit.so ]]; then
-		[[ $(id -u) -eq 0 ]] || fail "pgaudit is not installed and we are not root"
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-pgaudit >/dev/null ||
-			fail "could not install postgresql-15-pgaudit"
-	fi
-	if [[ $libdir != "$sys" ]]; then
-		cp "$sys/pgaudit.so" "$libdir/" && cp "$sysshare"/pgaudit.control "$sysshare"/pgaudit--*.sql "$sharedir/" ||
-			fail "could not copy pgaudit into $libdir"
-	fi
+	so=$(dpkg -L postgresql-15-pgaudit 2>/dev/null | grep -m1 '/pgaudit\.so$')
+	control=$(dpkg -L postgresql-15-pgaudit 2>/dev/null | grep -m1 '/pgaudit\.control$')
+	[[ -n $so && -n $control ]] ||
+		fail "pgaudit is not installed (run bash test/install_dependencies.sh)"
+	cp "$so" "$libdir/" && cp "$control" "$(dirname "$control")"/pgaudit--*.sql "$sharedir/" ||
+		fail "could not copy pgaudit into $libdir"
 	[[ -f $libdir/pgaudit.so ]] || fail "pgaudit.so not found in $libdir"
 }
 

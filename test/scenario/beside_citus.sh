@@ -38,13 +38,8 @@ install_citus() {
 	for p in libzstd-dev liblz4-dev libcurl4-openssl-dev libkrb5-dev; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 	done
-	if [[ ${#missing[@]} -gt 0 ]]; then
-		[[ $(id -u) -eq 0 ]] || fail "packages needed to build Citus are missing: ${missing[*]}"
-		echo "installing: ${missing[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-			fail "could not install ${missing[*]}"
-	fi
+	[[ ${#missing[@]} -eq 0 ]] ||
+		fail "packages needed to build Citus are missing: ${missing[*]} (run bash test/install_dependencies.sh)"
 	if [[ ! -f $CITUS_BUILD/.built ]]; then
 		echo "building Citus $CITUS_VERSION in $CITUS_BUILD"
 		rm -rf "$CITUS_BUILD"

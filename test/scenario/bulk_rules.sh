@@ -15,7 +15,7 @@
 # seeds (default "0.1 0.6"), BULK_SUBJECTS the size (default 2000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+BIN=${PGBIN:-$(pg_config --bindir)}
 DB=regress_bulk_rules
 SUBJECTS=${BULK_SUBJECTS:-2000}
 fail() { echo "FAILED: $*" >&2; exit 1; }

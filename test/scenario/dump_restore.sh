@@ -9,7 +9,7 @@
 # preloaded (test/run_tests.sh provides them).
 set -euo pipefail
 
-BIN=/usr/lib/postgresql/15/bin
+BIN=${PGBIN:-$(pg_config --bindir)}
 SRC=regress_pg_dump_src
 PLAIN=regress_pg_dump_plain
 CUSTOM=regress_pg_dump_custom

@@ -16,7 +16,7 @@
 # Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
 # preloaded (test/run_tests.sh provides them).
 set -uo pipefail
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBIN=${PGBIN:-$(pg_config --bindir)}
 DB=regress_long_sensitive
 "$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1
 trap '"$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1; "$PGBIN/psql" -X -q -d postgres -c "DROP ROLE IF EXISTS regress_long_app" >/dev/null 2>&1' EXIT

@@ -20,22 +20,14 @@
 # so protocol-level prepared statements through the pooler are tested only
 # where the installed pgbouncer has it; the scenario says which it ran.
 #
-# Starts its own cluster and pgbouncer; installs pgbouncer when missing (root).
+# Starts its own cluster and pgbouncer (Debian's package, which
+# test/install_dependencies.sh installs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/ops.sh
 
-if ! command -v pgbouncer >/dev/null && [[ ! -x /usr/sbin/pgbouncer ]]; then
-	if [[ $(id -u) -ne 0 ]]; then
-		echo "pgbouncer is not installed and this is not root"
-		exit 77
-	fi
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null ||
-		fail "could not install pgbouncer"
-	# the package's own instance is not the one under test
-	systemctl stop pgbouncer >/dev/null 2>&1 || service pgbouncer stop >/dev/null 2>&1 || true
-fi
-PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+PGBOUNCER=$(command -v pgbouncer || dpkg -L pgbouncer 2>/dev/null | grep -m1 '/bin/pgbouncer$' || true)
+[[ -n $PGBOUNCER && -x $PGBOUNCER ]] || fail "pgbouncer is not installed (run bash test/install_dependencies.sh)"
 version=$("$PGBOUNCER" --version | sed -n 's/^[Pp]g[Bb]ouncer \([0-9.]*\).*/\1/p' | head -1)
 
 cleanup() {

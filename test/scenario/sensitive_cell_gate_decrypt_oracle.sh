@@ -16,7 +16,7 @@
 # preloaded (test/run_tests.sh provides them).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBIN=${PGBIN:-$(pg_config --bindir)}
 DB=regress_decrypt_oracle
 psql() { "$PGBIN/psql" -X -q -At "$@"; }
 cleanup() {

@@ -20,7 +20,7 @@
 # Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
 # preloaded (test/run_tests.sh provides them).
 set -uo pipefail
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBIN=${PGBIN:-$(pg_config --bindir)}
 DB=regress_stale_cache
 "$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1
 "$PGBIN/createdb" "$DB" || exit 1

@@ -11,7 +11,7 @@
 # preloaded (test/run_tests.sh provides them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+BIN=${PGBIN:-$(pg_config --bindir)}
 OLD=$(sed -n "s/^# previous version: *\([0-9.]*\).*/\1/p" profile_guard.control)
 NEW=$(sed -n "s/^default_version = '\(.*\)'/\1/p" profile_guard.control)
 UPGRADED=regress_upgrade_old
