@@ -28,7 +28,6 @@
 #include "access/sysattr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -42,7 +41,7 @@
 #include "purpose.h"
 #include "crypto_envelope.h"
 #include "erasure.h"
-#include "spi_checked.h"
+#include "lexicon.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
 
@@ -61,56 +60,47 @@ refuse_uncollectable(Relation rel, const char *subject, const char *tag)
 
 /*
  * Rule 13 for tag values: a long-shape value, or a wide-shape value held in
- * a column of a string type.  The lexicon lives in SQL, and only our
- * schema's owner may read it, so the look-up runs with that role's rights
- * (the writer may be any application role).  The error names the table,
- * the column, the tag and the topic, never the value or the term.
+ * a column of a string type, matched against the lexicon held in memory
+ * (lexicon.c).  The error names the table, the column, the tag and the
+ * topic, never the value or the term.
  */
 static void
 check_value_lexicon(Relation rel, const char *column, const char *tag, Datum value, Oid typid)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	Oid			out;
-	bool		isvarlena;
-	bool		isnull;
-	int			rc;
-	char	   *topic = NULL;
-	PfgCatalogAccess ca;
+	const char *topic;
 
-	getTypeOutputInfo(typid, &out, &isvarlena);
-	args[0] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
-	pfg_begin_catalog_access(&ca, false);
-	pfg_spi_connect();
-	rc = SPI_execute_with_args("SELECT profile_guard.prohibited_topic($1)",
-							   1, argtypes, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
+	if (typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID)
 	{
-		char	   *found = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		text	   *t = DatumGetTextPP(value);
 
-		/* in the caller's context: SPI's goes away with pfg_spi_finish */
-		topic = SPI_palloc(strlen(found) + 1);
-		strcpy(topic, found);
+		topic = pfg_lexicon_topic(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		if ((Pointer) t != DatumGetPointer(value))
+			pfree(t);
 	}
-	pfg_spi_finish();
-	pfg_end_catalog_access(&ca);
-	pfree(DatumGetPointer(args[0]));
+	else
+	{
+		Oid			out;
+		bool		isvarlena;
+		char	   *s;
+
+		getTypeOutputInfo(typid, &out, &isvarlena);
+		s = OidOutputFunctionCall(out, value);
+		topic = pfg_lexicon_topic(s, strlen(s));
+		pfree(s);
+	}
 
 	/*
 	 * A refusal of collection (audited as a denial).  Not a data exception:
 	 * the message and detail hold names only, and must reach the client
 	 * as they are.
 	 */
-	if (!isnull)
+	if (topic != NULL)
 		pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
 				  (errcode(PFG_ERRCODE_PROHIBITED_VALUE),
-				 errmsg("value of tag \"%s\" contains a prohibited term", tag),
-				 errdetail("Table \"%s\", column \"%s\": the value of tag \"%s\" matches a term of the prohibited topic \"%s\".",
-						   RelationGetRelationName(rel), column, tag, topic),
-				 errhint("Describe the subject without the terms of the prohibited topics (see tables profile_guard.prohibited_topic and profile_guard.prohibited_term).")));
+				   errmsg("value of tag \"%s\" contains a prohibited term", tag),
+				   errdetail("Table \"%s\", column \"%s\": the value of tag \"%s\" matches a term of the prohibited topic \"%s\".",
+							 RelationGetRelationName(rel), column, tag, topic),
+				   errhint("Describe the subject without the terms of the prohibited topics (see tables profile_guard.prohibited_topic and profile_guard.prohibited_term).")));
 }
 
 /* does a wide-shape column hold text the lexicon can read (text, varchar, char and domains over them)? */
