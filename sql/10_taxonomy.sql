@@ -52,6 +52,67 @@ SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_term('x', 'politics')$$
 SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_term(' - ', 'gambling')$$);
 SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_term(NULL, 'gambling')$$);
 
+-- topics are a catalog: the guideline's are shipped, each with terms in
+-- Chinese and English (those of §9 g 2 too), and cannot be removed
+SELECT topic, description FROM prohibited_topic WHERE builtin ORDER BY topic;
+SELECT count(*) AS topics_without_both_languages FROM prohibited_topic pt
+WHERE NOT EXISTS (SELECT 1 FROM prohibited_term t WHERE t.topic = pt.topic AND t.builtin AND t.term ~ '^[[:ascii:]]+$')
+   OR NOT EXISTS (SELECT 1 FROM prohibited_term t WHERE t.topic = pt.topic AND t.builtin AND t.term !~ '^[[:ascii:]]+$');
+SELECT x AS text, prohibited_topic(x) AS topic
+FROM unnest(ARRAY['spreads fake news', '散布虚假信息', 'espionage.suspect', '危害国家安全',
+	'extremism_risk', '宣扬极端言论', 'newsreader', 'state_of_mind']) AS x;
+-- the DBA adds a topic, its terms, and removes them again
+CREATE TEMP TABLE lexicon_before AS
+	SELECT md5(string_agg(format('%s|%s|%s', topic, description, builtin), ';' ORDER BY topic)) AS topics,
+		   (SELECT md5(string_agg(format('%s|%s|%s', term, topic, builtin), ';' ORDER BY term)) FROM prohibited_term) AS terms
+	FROM prohibited_topic;
+SELECT add_prohibited_topic('pyramid_selling', 'Pyramid selling schemes');
+SELECT add_prohibited_term('Pyramid Scheme', 'pyramid_selling');
+SELECT add_prohibited_term('传销', 'pyramid_selling');
+SELECT prohibited_topic('interest.pyramid_scheme') AS english, prohibited_topic('参与传销') AS chinese;
+SELECT pg_temp.err($$SELECT profile_guard.check_prohibited('tag description', 'joins pyramid schemes')$$);
+SELECT pg_temp.err($$SELECT profile_guard.check_prohibited('tag description', 'joins a pyramid scheme')$$);
+SELECT add_prohibited_topic('pyramid_selling', 'Pyramid and multi-level selling schemes');
+SELECT topic, description, builtin FROM prohibited_topic WHERE NOT builtin;
+-- refusals change nothing
+CREATE TEMP TABLE lexicon_mid AS
+	SELECT md5(string_agg(format('%s|%s|%s', topic, description, builtin), ';' ORDER BY topic)) AS topics,
+		   (SELECT md5(string_agg(format('%s|%s|%s', term, topic, builtin), ';' ORDER BY term)) FROM prohibited_term) AS terms
+	FROM prohibited_topic;
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic(NULL, 'x')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('x', NULL)$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('', 'x')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('Bad-Topic', 'x')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('x', '  ')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('gambling', 'games of chance')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic(NULL)$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic('')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic('politics')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic('terror')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic('pyramid_selling')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term(NULL)$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term(' _ ')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term('no such term')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term('Casino')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term('hoax')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_term('x', NULL)$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_term('x', '')$$);
+-- (the foreign key: PostgreSQL's message, so only its SQLSTATE)
+SELECT left(pg_temp.err($$INSERT INTO profile_guard.prohibited_term VALUES ('x', 'politics')$$), 5) AS sqlstate;
+SELECT (SELECT topics FROM lexicon_mid) = md5(string_agg(format('%s|%s|%s', topic, description, builtin), ';' ORDER BY topic)) AS topics_unchanged,
+	   (SELECT terms FROM lexicon_mid) = (SELECT md5(string_agg(format('%s|%s|%s', term, topic, builtin), ';' ORDER BY term)) FROM prohibited_term) AS terms_unchanged
+FROM prohibited_topic;
+-- a shipped term keeps its topic when re-added under another
+SELECT add_prohibited_term('casino', 'pyramid_selling');
+SELECT topic FROM prohibited_term WHERE term = 'casino';
+SELECT remove_prohibited_term('Pyramid-Scheme');
+SELECT remove_prohibited_term('传销');
+SELECT remove_prohibited_topic('pyramid_selling');
+SELECT prohibited_topic('interest.pyramid_scheme') AS english, prohibited_topic('参与传销') AS chinese;
+SELECT (SELECT topics FROM lexicon_before) = md5(string_agg(format('%s|%s|%s', topic, description, builtin), ';' ORDER BY topic)) AS topics_as_before,
+	   (SELECT terms FROM lexicon_before) = (SELECT md5(string_agg(format('%s|%s|%s', term, topic, builtin), ';' ORDER BY term)) FROM prohibited_term) AS terms_as_before
+FROM prohibited_topic;
+
 -- define_category
 SELECT define_category('household', 'general', 'Household composition');
 SELECT define_category('genetic', 'sensitive', 'Genetic data');
@@ -164,12 +225,19 @@ CREATE ROLE regress_tax_other;
 SET ROLE regress_tax_admin;
 SELECT profile_guard.define_tag('interest.cooking', 'preference');
 SELECT tag, sensitivity FROM profile_guard.tag WHERE tag = 'interest.cooking';
+SELECT profile_guard.add_prohibited_topic('pyramid_selling', 'Pyramid selling');
+SELECT profile_guard.remove_prohibited_topic('pyramid_selling');
 SET ROLE regress_tax_other;
 SELECT pg_temp.err($$SELECT profile_guard.define_tag('interest.baking', 'preference')$$);
 SELECT pg_temp.err($$SELECT profile_guard.drop_tag('interest.cooking')$$);
 SELECT pg_temp.err($$SELECT count(*) FROM profile_guard.tag$$);
 SELECT pg_temp.err($$INSERT INTO profile_guard.category VALUES ('x', 'general')$$);
+SELECT pg_temp.err($$SELECT profile_guard.add_prohibited_topic('pyramid_selling', 'Pyramid selling')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_topic('gambling')$$);
+SELECT pg_temp.err($$SELECT profile_guard.remove_prohibited_term('casino')$$);
+SELECT pg_temp.err($$DELETE FROM profile_guard.prohibited_topic$$);
 RESET ROLE;
+SELECT count(*) AS user_topics FROM prohibited_topic WHERE NOT builtin;
 -- every API function is SECURITY DEFINER with a fixed search_path, and not
 -- executable by PUBLIC
 SELECT p.proname, p.prosecdef, p.proconfig,
@@ -177,7 +245,8 @@ SELECT p.proname, p.prosecdef, p.proconfig,
 FROM pg_proc p
 WHERE p.pronamespace = 'profile_guard'::regnamespace
   AND p.proname IN ('define_category', 'define_tag', 'drop_tag', 'check_prohibited',
-					'prohibited_topic', 'add_prohibited_term')
+					'prohibited_topic', 'add_prohibited_term', 'remove_prohibited_term',
+					'add_prohibited_topic', 'remove_prohibited_topic')
 ORDER BY 1;
 
 DROP EXTENSION profile_guard CASCADE;

@@ -106,6 +106,60 @@ RESET ROLE;
 SELECT uid, tag, value FROM tags_long;
 DROP TABLE tags_long;
 
+-- wide shape: the values of text columns meet the lexicon as long-shape
+-- values do, however the row comes in; the error names the table, the
+-- column, the tag and the topic, never the value
+SELECT profile_guard.define_tag('interest.motto', 'preference');
+SELECT profile_guard.define_tag('interest.level', 'preference');
+SELECT profile_guard.grant_consent(s, 'care', ARRAY['interest.*']) FROM unnest(ARRAY['1', '3']) s;
+CREATE TABLE fans (id int PRIMARY KEY, music text, motto varchar(40), level int);
+SELECT profile_guard.protect('fans', 'id');
+SELECT profile_guard.classify('fans', 'music', 'interest.music');
+SELECT profile_guard.classify('fans', 'motto', 'interest.motto');
+SELECT profile_guard.classify('fans', 'level', 'interest.level');
+GRANT SELECT, INSERT, UPDATE ON fans TO regress_app;
+CREATE TABLE fans_staging (id int, music text, motto varchar(40), level int);
+INSERT INTO fans_staging VALUES (3, 'casino lounge', NULL, 1);
+GRANT SELECT ON fans_staging TO regress_app;
+SET ROLE regress_app;
+INSERT INTO fans VALUES (1, 'jazz', 'keep swinging', 3);
+INSERT INTO fans VALUES (3, 'casino lounge', NULL, 1);
+INSERT INTO fans VALUES (3, 'rock', '赌博之王', 1);
+INSERT INTO fans VALUES (3, 'rock', 'spreads fake news', 1);
+INSERT INTO fans SELECT * FROM fans_staging;
+INSERT INTO fans VALUES (1, 'blues', 'Terrorist chic', 3) ON CONFLICT (id) DO UPDATE SET motto = excluded.motto;
+UPDATE fans SET music = 'Porn-Star hits' WHERE id = 1;
+UPDATE fans SET music = 'swing', level = 4 WHERE id = 1;
+RESET ROLE;
+COPY fans FROM STDIN;
+3	voodoo	witchcraft rules	2
+\.
+-- replica mode does not switch the check off
+SET session_replication_role = replica;
+INSERT INTO fans VALUES (3, 'gambling hall', NULL, 1);
+RESET session_replication_role;
+-- a PL/pgSQL handler that catches the refusal stores nothing
+CREATE FUNCTION pg_temp.try_insert(m text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; d text;
+BEGIN
+	INSERT INTO fans VALUES (3, m, NULL, 1);
+	RETURN 'stored';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL;
+	RETURN st || ': ' || d;
+END $$;
+SELECT pg_temp.try_insert('sports betting tips');
+SELECT id, music, motto, level FROM fans ORDER BY id;
+-- a value stored before the lexicon grew stays; rewriting the row leaves it
+-- alone, writing it again is checked
+SELECT pg_temp.try_insert('loot box');
+SELECT profile_guard.add_prohibited_term('loot box', 'gambling');
+UPDATE fans SET level = 2 WHERE id = 3;
+UPDATE fans SET music = music WHERE id = 3;
+UPDATE fans SET music = 'Loot-Box' WHERE id = 3;
+SELECT id, music, motto, level FROM fans ORDER BY id;
+DROP TABLE fans, fans_staging;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

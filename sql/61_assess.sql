@@ -50,13 +50,15 @@ DROP ROLE regress_as_gone;
 SELECT add_prohibited_term('poker', 'gambling');
 
 CREATE TABLE public.as_profile (uid text PRIMARY KEY, sports text, health text,
-								diagnosis text, mobile text, religion text);
-SELECT protect('public.as_profile', 'uid');
+								diagnosis text, mobile text, religion text,
+								collected_at timestamptz NOT NULL DEFAULT now());
+SELECT protect('public.as_profile', 'uid', 'collected_at');
 SELECT classify('public.as_profile', 'sports', 'interest.sports');
 SELECT classify('public.as_profile', 'health', 'health.condition');
 SELECT classify('public.as_profile', 'diagnosis', 'misc.note');		-- sensitive, classified general
-CREATE TABLE public.as_rows (subject text, tag text, value text);
-SELECT protect('public.as_rows', 'subject', tag_column => 'tag', value_column => 'value');
+CREATE TABLE public.as_rows (subject text, tag text, value text,
+							 collected_at timestamptz NOT NULL DEFAULT now());
+SELECT protect('public.as_rows', 'subject', 'collected_at', tag_column => 'tag', value_column => 'value');
 
 SELECT register_subject('s1', '1990-01-01');
 SELECT register_subject('s2');											-- no birth date
@@ -150,6 +152,15 @@ DROP TABLE public.as_gone;
 SELECT clause, status, regexp_replace(detail, '[0-9]{4,}', '<oid>', 'g') AS detail
 FROM assess() WHERE clause IN ('§5 f', '§7.1');
 DELETE FROM guarded_table g WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid);
+
+-- §7.4: retention is applied to the rows' collected_at column; a table
+-- protected without one keeps its tags for ever
+CREATE TABLE public.as_nostamp (uid text, sports text);
+SELECT protect('public.as_nostamp', 'uid');
+SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';
+SELECT unprotect('public.as_nostamp');
+DROP TABLE public.as_nostamp;
+SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';
 
 -- who may run it: administrators; read-only (it changed nothing)
 CREATE ROLE regress_as_admin IN ROLE profile_guard_admin;

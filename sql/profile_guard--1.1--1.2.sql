@@ -339,7 +339,8 @@ AS 'MODULE_PATHNAME', 'profile_guard_purpose_row_gate';
 
 /*
  * add_prohibited_term(term, topic): the DBA extends the lexicon.  The term
- * is stored in normal form; re-adding an existing term changes its topic.
+ * is stored in normal form; re-adding an existing term changes its topic
+ * (a shipped term keeps its own).
  */
 CREATE OR REPLACE FUNCTION add_prohibited_term(term text, topic text)
 RETURNS void
@@ -360,12 +361,12 @@ BEGIN
 			DETAIL = 'The term is empty once normalised.',
 			HINT = 'Pass a word or phrase, e.g. profile_guard.add_prohibited_term(''casino'', ''gambling'').';
 	END IF;
-	IF add_prohibited_term.topic NOT IN ('obscene', 'gambling', 'superstition', 'terror', 'violence',
-										 'ethnicity', 'race', 'religion', 'disability', 'disease') THEN
+	IF NOT EXISTS (SELECT 1 FROM prohibited_topic pt WHERE pt.topic = add_prohibited_term.topic) THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'unknown prohibited topic',
-			DETAIL = format('Topic "%s" is not one of the topics of the guideline.', add_prohibited_term.topic),
-			HINT = 'Use one of obscene, gambling, superstition, terror, violence, ethnicity, race, religion, disability, disease.';
+			DETAIL = format('Topic "%s" is not in profile_guard.prohibited_topic.',
+							left(add_prohibited_term.topic, 120)),
+			HINT = 'Use one of the topics in table profile_guard.prohibited_topic, or add it first with profile_guard.add_prohibited_topic(''topic'', ''description'').';
 	END IF;
 	INSERT INTO prohibited_term (term, topic, builtin)
 	VALUES (normalised, add_prohibited_term.topic, false)
@@ -3291,8 +3292,14 @@ BEGIN
 	 NULL, no_purposes,
 	 ARRAY['purposes without retention: '
 		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
-							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1))],
-	 format('every active purpose has a retention period (active purposes: %s)', n_active)),
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column:
+		   -- without one a table's tags never expire
+		   'guarded tables without a collected_at column, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL ORDER BY 1))],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s)',
+			n_active, (SELECT count(*) FROM guarded_table))),
 
 	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '
@@ -3914,3 +3921,222 @@ BEGIN
 	PERFORM _policy_changed();
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- The prohibited lexicon's topics are a catalog table (10_catalog.sql,
+-- 30_taxonomy.sql): the shipped topics (those of §9 g 2 added, with their
+-- terms), a foreign key from prohibited_term in place of the check that
+-- fixed the topics, and the functions that add and remove topics and terms
+-- ---------------------------------------------------------------------
+
+-- The topics of the prohibited lexicon (rule 13): the guideline's, shipped
+-- (builtin), and those the DBA adds with add_prohibited_topic().
+CREATE TABLE prohibited_topic (
+	topic		text PRIMARY KEY CHECK (topic ~ '^[a-z][a-z0-9_]{0,62}$'),
+	description	text NOT NULL,
+	builtin		boolean NOT NULL DEFAULT false
+);
+REVOKE ALL ON prohibited_topic FROM PUBLIC;
+GRANT SELECT ON prohibited_topic TO profile_guard_admin, profile_guard_consent;
+SELECT pg_catalog.pg_extension_config_dump('prohibited_topic', 'WHERE NOT builtin');
+
+ALTER TABLE prohibited_term DROP CONSTRAINT prohibited_term_topic_check;
+
+INSERT INTO prohibited_topic (topic, description, builtin) VALUES
+	('obscene', 'Obscene and pornographic content (§7.3 b)', true),
+	('gambling', 'Gambling (§7.3 b)', true),
+	('superstition', 'Superstition and fortune telling (§7.3 b)', true),
+	('terror', 'Terrorism (§7.3 b)', true),
+	('violence', 'Violence (§7.3 b)', true),
+	('ethnicity', 'Discrimination by ethnicity or region (§7.3 b)', true),
+	('race', 'Discrimination by race (§7.3 b)', true),
+	('religion', 'Discrimination by religion (§7.3 b)', true),
+	('disability', 'Discrimination by disability (§7.3 b)', true),
+	('disease', 'Discrimination by disease (§7.3 b)', true),
+	('extremism', 'Extremism (§9 g 2)', true),
+	('national_security', 'Endangering national security (§9 g 2)', true),
+	('false_information', 'False information and rumours (§9 g 2)', true);
+
+INSERT INTO prohibited_term (term, topic, builtin) VALUES
+	-- extremism ("extremist" and 极端主义 are terror's)
+	('极端思想', 'extremism', true), ('宣扬极端', 'extremism', true),
+	('煽动极端', 'extremism', true),
+	('extremism', 'extremism', true), ('radicalisation', 'extremism', true),
+	('radicalization', 'extremism', true),
+	-- national security
+	('危害国家安全', 'national_security', true), ('颠覆国家政权', 'national_security', true),
+	('分裂国家', 'national_security', true), ('泄露国家秘密', 'national_security', true),
+	('espionage', 'national_security', true), ('state subversion', 'national_security', true),
+	('separatism', 'national_security', true),
+	-- false information
+	('虚假信息', 'false_information', true), ('造谣', 'false_information', true),
+	('传播谣言', 'false_information', true),
+	('disinformation', 'false_information', true), ('misinformation', 'false_information', true),
+	('fake news', 'false_information', true), ('hoax', 'false_information', true)
+-- a term the DBA added under the same name becomes the shipped one
+ON CONFLICT (term) DO UPDATE SET topic = excluded.topic, builtin = true;
+
+ALTER TABLE prohibited_term ADD FOREIGN KEY (topic) REFERENCES prohibited_topic;
+
+/*
+ * check_prohibited(what, text_to_check): raise 22023 when the text contains
+ * a prohibited term.  "what" names the text ("tag name", "tag description",
+ * "tag value"); the DETAIL names the topic, never the text.
+ */
+CREATE OR REPLACE FUNCTION check_prohibited(what text, text_to_check text)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	t	text := prohibited_topic(text_to_check);
+BEGIN
+	IF t IS NOT NULL THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('%s contains a prohibited term', coalesce(what, 'text')),
+			DETAIL = format('The %s matches a term of the prohibited topic "%s".',
+							coalesce(what, 'text'), t),
+			HINT = 'Describe the feature without the terms of the prohibited topics (see tables profile_guard.prohibited_topic and profile_guard.prohibited_term).';
+	END IF;
+END
+$$;
+
+/*
+ * add_prohibited_topic(topic, description): the DBA adds a topic to the
+ * lexicon (its terms follow with add_prohibited_term).  Redefining a topic
+ * of the DBA's changes its description; a shipped topic cannot be redefined.
+ */
+CREATE FUNCTION add_prohibited_topic(topic text, description text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old			record;
+BEGIN
+	IF add_prohibited_topic.topic IS NULL OR add_prohibited_topic.description IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'topic and description must not be null',
+			HINT = 'Call profile_guard.add_prohibited_topic(''topic'', ''description'').';
+	END IF;
+	IF add_prohibited_topic.topic !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid prohibited topic name',
+			DETAIL = format('Topic name "%s" is not a lower-case identifier of at most 63 characters.',
+							left(add_prohibited_topic.topic, 120)),
+			HINT = 'Use a name like ''pyramid_selling''.';
+	END IF;
+	IF btrim(add_prohibited_topic.description) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'prohibited topic description must not be empty',
+			DETAIL = format('Topic "%s" has an empty description.', add_prohibited_topic.topic),
+			HINT = 'Say what the topic covers, e.g. profile_guard.add_prohibited_topic(''pyramid_selling'', ''Pyramid selling schemes'').';
+	END IF;
+	SELECT * INTO old FROM prohibited_topic pt WHERE pt.topic = add_prohibited_topic.topic FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO prohibited_topic (topic, description, builtin)
+		VALUES (add_prohibited_topic.topic, add_prohibited_topic.description, false);
+	ELSIF old.builtin THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = 'built-in prohibited topic cannot be redefined',
+			DETAIL = format('Topic "%s" is shipped with profile_guard.', add_prohibited_topic.topic),
+			HINT = 'Add terms to it with profile_guard.add_prohibited_term(), or add a topic with another name.';
+	ELSE
+		UPDATE prohibited_topic pt SET description = add_prohibited_topic.description
+		WHERE pt.topic = add_prohibited_topic.topic;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION add_prohibited_topic(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_prohibited_topic(text, text) TO profile_guard_admin;
+
+/*
+ * remove_prohibited_topic(topic): removes a topic the DBA added, once it
+ * holds no term.  Shipped topics stay.
+ */
+CREATE FUNCTION remove_prohibited_topic(topic text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old			record;
+	terms		bigint;
+BEGIN
+	IF remove_prohibited_topic.topic IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'topic must not be null',
+			HINT = 'Call profile_guard.remove_prohibited_topic(''topic'').';
+	END IF;
+	SELECT * INTO old FROM prohibited_topic pt WHERE pt.topic = remove_prohibited_topic.topic FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'prohibited topic does not exist',
+			DETAIL = format('Topic "%s" is not in profile_guard.prohibited_topic.',
+							left(remove_prohibited_topic.topic, 120)),
+			HINT = 'The topics are listed in table profile_guard.prohibited_topic.';
+	END IF;
+	IF old.builtin THEN
+		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+			MESSAGE = 'built-in prohibited topic cannot be removed',
+			DETAIL = format('Topic "%s" is shipped with profile_guard.', remove_prohibited_topic.topic),
+			HINT = 'Only topics added with profile_guard.add_prohibited_topic() can be removed.';
+	END IF;
+	SELECT count(*) INTO terms FROM prohibited_term t WHERE t.topic = remove_prohibited_topic.topic;
+	IF terms > 0 THEN
+		RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+			MESSAGE = 'prohibited topic still has terms',
+			DETAIL = format('Topic "%s" has %s term(s).', remove_prohibited_topic.topic, terms),
+			HINT = format('Remove them first with profile_guard.remove_prohibited_term(term) (they are in profile_guard.prohibited_term where topic = %L).',
+						  remove_prohibited_topic.topic);
+	END IF;
+	DELETE FROM prohibited_topic pt WHERE pt.topic = remove_prohibited_topic.topic;
+END
+$$;
+REVOKE ALL ON FUNCTION remove_prohibited_topic(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION remove_prohibited_topic(text) TO profile_guard_admin;
+
+/*
+ * remove_prohibited_term(term): removes a term the DBA added (the term is
+ * looked up in normal form).  Shipped terms stay.
+ */
+CREATE FUNCTION remove_prohibited_term(term text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	normalised	text := _lexicon_normalise(remove_prohibited_term.term);
+	old			record;
+BEGIN
+	IF normalised IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'term must not be null',
+			HINT = 'Call profile_guard.remove_prohibited_term(''term'').';
+	END IF;
+	IF normalised = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'prohibited term must not be empty',
+			DETAIL = 'The term is empty once normalised.',
+			HINT = 'Pass a term of table profile_guard.prohibited_term.';
+	END IF;
+	SELECT * INTO old FROM prohibited_term t WHERE t.term = normalised FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'prohibited term does not exist',
+			DETAIL = format('Term "%s" is not in profile_guard.prohibited_term.', left(normalised, 120)),
+			HINT = 'The terms are listed in table profile_guard.prohibited_term.';
+	END IF;
+	IF old.builtin THEN
+		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+			MESSAGE = 'built-in prohibited term cannot be removed',
+			DETAIL = format('Term "%s" of topic "%s" is shipped with profile_guard.', normalised, old.topic),
+			HINT = 'Only terms added with profile_guard.add_prohibited_term() can be removed.';
+	END IF;
+	DELETE FROM prohibited_term t WHERE t.term = normalised;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION remove_prohibited_term(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION remove_prohibited_term(text) TO profile_guard_admin;

@@ -7,8 +7,9 @@
  *	      needs an effective consent covering the tag for some purpose in
  *	      force (sensitive tags: separate; under 14: guardian; derived:
  *	      every source),
- *	    - refuses long-shape tag rows naming an undefined tag or carrying a
- *	      prohibited value (rule 13), and
+ *	    - refuses long-shape tag rows naming an undefined tag, and tag
+ *	      values (long shape, or wide-shape text columns) that match the
+ *	      prohibited lexicon (rule 13), and
  *	    - encrypts sensitive values, recognising values that already are our
  *	      ciphertext for this subject and tag (a restore, an unchanged
  *	      rewrite) and refusing ciphertext copied from elsewhere.
@@ -27,7 +28,6 @@
 #include "access/sysattr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -41,7 +41,7 @@
 #include "purpose.h"
 #include "crypto_envelope.h"
 #include "erasure.h"
-#include "spi_checked.h"
+#include "lexicon.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
 
@@ -59,31 +59,59 @@ refuse_uncollectable(Relation rel, const char *subject, const char *tag)
 }
 
 /*
- * Rule 13 for long-shape values: the lexicon lives in SQL, and only our
- * schema's owner may read it, so the check runs with that role's rights
- * (the writer may be any application role).
+ * Rule 13 for tag values: a long-shape value, or a wide-shape value held in
+ * a column of a string type, matched against the lexicon held in memory
+ * (lexicon.c).  The error names the table, the column, the tag and the
+ * topic, never the value or the term.
  */
 static void
-check_value_lexicon(Datum value, Oid typid)
+check_value_lexicon(Relation rel, const char *column, const char *tag, Datum value, Oid typid)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-	Oid			out;
-	bool		isvarlena;
-	int			rc;
-	PfgCatalogAccess ca;
+	const char *topic;
 
-	getTypeOutputInfo(typid, &out, &isvarlena);
-	args[0] = CStringGetTextDatum("tag value");
-	args[1] = CStringGetTextDatum(OidOutputFunctionCall(out, value));
-	pfg_begin_catalog_access(&ca, false);
-	pfg_spi_connect();
-	rc = SPI_execute_with_args("SELECT profile_guard.check_prohibited($1, $2)",
-							   2, argtypes, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not check the prohibited lexicon: %s", SPI_result_code_string(rc));
-	pfg_spi_finish();
-	pfg_end_catalog_access(&ca);
+	if (typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID)
+	{
+		text	   *t = DatumGetTextPP(value);
+
+		topic = pfg_lexicon_topic(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		if ((Pointer) t != DatumGetPointer(value))
+			pfree(t);
+	}
+	else
+	{
+		Oid			out;
+		bool		isvarlena;
+		char	   *s;
+
+		getTypeOutputInfo(typid, &out, &isvarlena);
+		s = OidOutputFunctionCall(out, value);
+		topic = pfg_lexicon_topic(s, strlen(s));
+		pfree(s);
+	}
+
+	/*
+	 * A refusal of collection (audited as a denial).  Not a data exception:
+	 * the message and detail hold names only, and must reach the client
+	 * as they are.
+	 */
+	if (topic != NULL)
+		pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
+				  (errcode(PFG_ERRCODE_PROHIBITED_VALUE),
+				   errmsg("value of tag \"%s\" contains a prohibited term", tag),
+				   errdetail("Table \"%s\", column \"%s\": the value of tag \"%s\" matches a term of the prohibited topic \"%s\".",
+							 RelationGetRelationName(rel), column, tag, topic),
+				   errhint("Describe the subject without the terms of the prohibited topics (see tables profile_guard.prohibited_topic and profile_guard.prohibited_term).")));
+}
+
+/* does a wide-shape column hold text the lexicon can read (text, varchar, char and domains over them)? */
+static bool
+holds_text(Form_pg_attribute att)
+{
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(getBaseType(att->atttypid), &category, &preferred);
+	return category == TYPCATEGORY_STRING;
 }
 
 /*
@@ -330,6 +358,11 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				datumIsEqual(value, old, att->attbyval, att->attlen))
 				carry_value(rel, grel, old_subject, old_subject_null, subject_text,
 							col->tag_id, col->tag, col->sensitive, NameStr(att->attname));
+			/* rule 13: a new text value, as for the long shape */
+			if (!col->sensitive && holds_text(att) &&
+				!(has_old && !subject_moves &&
+				  datumIsEqual(value, old, att->attbyval, att->attlen)))
+				check_value_lexicon(rel, NameStr(att->attname), col->tag, value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   col->tag_id, col->tag, col->sensitive,
 								   value, att, has_old && !subject_moves, old,
@@ -433,7 +466,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
 
 			if (!sensitive && !unchanged)
-				check_value_lexicon(value, att->atttypid);
+				check_value_lexicon(rel, NameStr(att->attname), tag, value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   tag_id, tag, sensitive, value, att, has_old, old,
 								   recollect);

@@ -25,6 +25,8 @@
 #define PFG_ERRCODE_PURPOSE_UNUSABLE		ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */
 #define PFG_ERRCODE_NOT_PRELOADED			ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */
 #define PFG_ERRCODE_GATE_NOT_PLACED		ERRCODE_INSUFFICIENT_PRIVILEGE		/* 42501 */
+/* a tag value that matches the prohibited lexicon: the new row violates policy */
+#define PFG_ERRCODE_PROHIBITED_VALUE		ERRCODE_WITH_CHECK_OPTION_VIOLATION	/* 44000 */
 
 /* the kinds of refusal, as the audit trail names them */
 typedef enum PfgRefusal

@@ -43,11 +43,17 @@ CREATE TABLE tag (
 );
 ALTER SEQUENCE tag_id_seq OWNED BY tag.tag_id;
 
+-- The topics of the prohibited lexicon (rule 13): the guideline's, shipped
+-- (builtin), and those the DBA adds with add_prohibited_topic().
+CREATE TABLE prohibited_topic (
+	topic		text PRIMARY KEY CHECK (topic ~ '^[a-z][a-z0-9_]{0,62}$'),
+	description	text NOT NULL,
+	builtin		boolean NOT NULL DEFAULT false
+);
+
 CREATE TABLE prohibited_term (
 	term		text PRIMARY KEY CHECK (term = lower(term) AND length(term) > 0),
-	topic		text NOT NULL CHECK (topic IN ('obscene', 'gambling', 'superstition',
-							'terror', 'violence', 'ethnicity', 'race', 'religion',
-							'disability', 'disease')),
+	topic		text NOT NULL REFERENCES prohibited_topic,
 	builtin		boolean NOT NULL DEFAULT false
 );
 
@@ -196,14 +202,15 @@ REVOKE ALL ON ALL TABLES IN SCHEMA profile_guard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA profile_guard FROM PUBLIC;
 GRANT USAGE ON SCHEMA profile_guard TO PUBLIC;
 GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
-	purpose_role, guarded_table, classified_column, prohibited_term
-	TO profile_guard_admin, profile_guard_consent;
+	purpose_role, guarded_table, classified_column, prohibited_term,
+	prohibited_topic TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
 SELECT pg_catalog.pg_extension_config_dump('category', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('prohibited_topic', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('prohibited_term', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('tag', '');
 SELECT pg_catalog.pg_extension_config_dump('tag_id_seq', '');

@@ -280,8 +280,14 @@ BEGIN
 	 NULL, no_purposes,
 	 ARRAY['purposes without retention: '
 		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
-							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1))],
-	 format('every active purpose has a retention period (active purposes: %s)', n_active)),
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column:
+		   -- without one a table's tags never expire
+		   'guarded tables without a collected_at column, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL ORDER BY 1))],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s)',
+			n_active, (SELECT count(*) FROM guarded_table))),
 
 	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '

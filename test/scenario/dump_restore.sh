@@ -39,6 +39,10 @@ CREATE EXTENSION profile_guard;
 SET search_path = profile_guard, public;
 SELECT define_category('household', 'sensitive', 'Household composition');
 SELECT add_prohibited_term('loot box', 'gambling');
+-- a topic of the DBA's and its terms (prohibited_term refers to it)
+SELECT add_prohibited_topic('pyramid_selling', 'Pyramid selling schemes');
+SELECT add_prohibited_term('pyramid scheme', 'pyramid_selling');
+SELECT add_prohibited_term('传销', 'pyramid_selling');
 SELECT define_tag('interest.sports', 'preference', description => 'Follows sports');
 SELECT define_tag('interest.music', 'preference');
 SELECT define_tag('health.condition', 'medical_health');
@@ -81,6 +85,7 @@ snapshot() {
 	psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
 SET search_path = profile_guard, public;
 SELECT 'category', category, sensitivity, builtin, description FROM category ORDER BY category;
+SELECT 'topic', topic, description, builtin FROM prohibited_topic ORDER BY topic;
 SELECT 'term', term, topic, builtin FROM prohibited_term ORDER BY term;
 SELECT 'tag', tag, tag_id, category, sensitivity, declared_sensitivity, layer, derived_from,
 	   all_sources, description FROM tag ORDER BY tag;

@@ -1,0 +1,235 @@
+/*-------------------------------------------------------------------------
+ *
+ * lexicon.c
+ *	  The prohibited lexicon as the write path reads it (rule 13): the
+ *	  terms of profile_guard.prohibited_term, held in backend memory and
+ *	  matched against tag values without a query per value.
+ *
+ *	  The terms are read once (with the rights of our schema's owner) and
+ *	  kept until the next policy signal (policy_generation.c):
+ *	  add_prohibited_term and remove_prohibited_term advance the policy
+ *	  generation, which signals every backend once committed.  Within a
+ *	  transaction that changed the policy, the terms are read again for
+ *	  every value, so that its own changes count at once.
+ *
+ *	  Matching follows prohibited_topic() in sql/ext/30_taxonomy.sql: the
+ *	  text is lower-cased (lower() of the database's collation) and every
+ *	  run of ".", "_", "-" and white space becomes one space; a term of
+ *	  ASCII characters only matches a whole word (not preceded or followed
+ *	  by an ASCII letter or digit), any other term matches as a substring.
+ *	  Terms other than ASCII ones are tried first, in topic and term order,
+ *	  then the ASCII term that starts first in the text (the longest of
+ *	  those that start there).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "catalog.h"
+#include "lexicon.h"
+#include "policy_generation.h"
+#include "spi_checked.h"
+
+typedef struct LexiconTerm
+{
+	char	   *term;			/* in normal form */
+	int			len;
+	bool		ascii;
+	char	   *topic;
+} LexiconTerm;
+
+static MemoryContext LexiconContext = NULL;
+static LexiconTerm *Terms = NULL;
+static int	NTerms = 0;
+static bool Loaded = false;
+static uint64 LoadedSignals = 0;
+static Oid	LoadedRelid = InvalidOid;
+
+static bool
+is_separator(unsigned char c)
+{
+	return c == '.' || c == '_' || c == '-' || c == ' ' || c == '\t' ||
+		c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static bool
+is_word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * The normal form of a text, palloc'd in the current context: lower case,
+ * separators collapsed to one space, no space at either end.
+ */
+static char *
+normalise(const char *s, int len)
+{
+	text	   *lowered;
+	char	   *low;
+	int			lowlen;
+	char	   *out;
+	int			n = 0;
+	bool		space = false;
+
+	lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
+													 PointerGetDatum(cstring_to_text_with_len(s, len))));
+	low = VARDATA_ANY(lowered);
+	lowlen = VARSIZE_ANY_EXHDR(lowered);
+	out = palloc(lowlen + 1);
+	for (int i = 0; i < lowlen; i++)
+	{
+		unsigned char c = (unsigned char) low[i];
+
+		if (is_separator(c))
+		{
+			space = (n > 0);
+			continue;
+		}
+		if (space)
+		{
+			out[n++] = ' ';
+			space = false;
+		}
+		out[n++] = (char) c;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static bool
+all_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s >= 0x80)
+			return false;
+	return true;
+}
+
+/* read the terms into LexiconContext */
+static void
+load_terms(void)
+{
+	PfgCatalogAccess ca;
+	int			rc;
+	MemoryContext old;
+
+	if (LexiconContext == NULL)
+		LexiconContext = AllocSetContextCreate(TopMemoryContext,
+											   "profile_guard lexicon",
+											   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(LexiconContext);
+	Terms = NULL;
+	NTerms = 0;
+	Loaded = false;
+
+	pfg_begin_catalog_access(&ca, false);
+	pfg_spi_connect();
+	rc = SPI_execute("SELECT term, topic FROM profile_guard.prohibited_term"
+					 " ORDER BY topic, term", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the prohibited lexicon: %s", SPI_result_code_string(rc));
+	old = MemoryContextSwitchTo(LexiconContext);
+	Terms = palloc0(sizeof(LexiconTerm) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *term = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		LexiconTerm *t;
+
+		if (term == NULL || topic == NULL)
+			continue;
+		t = &Terms[NTerms];
+		t->term = normalise(term, strlen(term));
+		t->len = strlen(t->term);
+		if (t->len == 0)
+			continue;
+		t->ascii = all_ascii(t->term);
+		t->topic = pstrdup(topic);
+		NTerms++;
+	}
+	MemoryContextSwitchTo(old);
+	pfg_spi_finish();
+	pfg_end_catalog_access(&ca);
+	Loaded = true;
+}
+
+/*
+ * The terms, read again after any policy signal (compared without reading
+ * the generation: that read would consume the signal the consent cache
+ * acts on), or when the catalog is another (a re-created extension).
+ */
+static void
+refresh(void)
+{
+	uint64		signals = pfg_policy_signals;
+	Oid			relid = pfg_catalog_relid("prohibited_term");
+
+	if (Loaded && !pfg_policy_changed_here() &&
+		signals == LoadedSignals && relid == LoadedRelid)
+		return;
+	load_terms();
+	LoadedSignals = signals;
+	LoadedRelid = relid;
+}
+
+/* does the term occur in s as a whole word? */
+static const char *
+find_word(const char *s, const LexiconTerm *t)
+{
+	const char *p = s;
+
+	while ((p = strstr(p, t->term)) != NULL)
+	{
+		bool		starts = (p == s || !is_word_byte((unsigned char) p[-1]));
+		bool		ends = !is_word_byte((unsigned char) p[t->len]);
+
+		if (starts && ends)
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
+const char *
+pfg_lexicon_topic(const char *value, int len)
+{
+	char	   *norm;
+	const char *best = NULL;
+	const LexiconTerm *best_term = NULL;
+	const char *topic = NULL;
+
+	refresh();
+	if (NTerms == 0 || len == 0)
+		return NULL;
+	norm = normalise(value, len);
+	if (norm[0] != '\0')
+	{
+		for (int i = 0; i < NTerms && topic == NULL; i++)
+			if (!Terms[i].ascii && strstr(norm, Terms[i].term) != NULL)
+				topic = Terms[i].topic;
+		for (int i = 0; i < NTerms && topic == NULL; i++)
+		{
+			const char *at;
+
+			if (!Terms[i].ascii)
+				continue;
+			at = find_word(norm, &Terms[i]);
+			if (at != NULL &&
+				(best == NULL || at < best || (at == best && Terms[i].len > best_term->len)))
+			{
+				best = at;
+				best_term = &Terms[i];
+			}
+		}
+		if (topic == NULL && best_term != NULL)
+			topic = best_term->topic;
+	}
+	pfree(norm);
+	return topic;
+}
