@@ -140,14 +140,16 @@ WHERE subject_hash IN ('1', '2', '3', '4', '5', '6', encode(sha256('6'), 'hex'))
 SELECT length(_subject_hash('6')) AS hash_len, _subject_hash('6') = _subject_hash('6') AS stable,
 	   _subject_hash('6') <> _subject_hash('7') AS distinct_subjects;
 
--- request: consents are tombstones, the key is destroyed, the request done
+-- request: the key was destroyed and the consents tombstoned (the ledger
+-- above), then 6 was forgotten: no consent, key or registration is left,
+-- the request keeps only the keyed hash (sql/51_forget.sql has the rest)
 SELECT subject, count(*) AS consents, bool_and(erased_at IS NOT NULL) AS tombstones,
 	   bool_and(tags = '{}') AS nothing_left
 FROM consent GROUP BY subject ORDER BY subject;
 SELECT subject, wrapped_key IS NULL AS key_destroyed FROM subject_key ORDER BY subject;
-SELECT subject, completed_at IS NOT NULL AS completed FROM erasure_request;
--- nothing can be encrypted (or decrypted) for 6 any more
-SELECT _encrypt('6', 'health.condition', 'x');
+SELECT subject, subject_hash = _subject_hash('6') AS hash_of_6, completed_at IS NOT NULL AS completed
+FROM erasure_request;
+SELECT count(*) AS registrations_of_6 FROM subject WHERE subject = '6';
 
 -- a second sweep finds nothing more; the log has not grown
 SELECT count(*) AS log_rows FROM erasure_log \gset

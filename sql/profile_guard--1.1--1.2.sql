@@ -34,6 +34,31 @@ DROP FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, tex
 DROP FUNCTION opt_out(text);
 
 -- ---------------------------------------------------------------------
+-- A subject whose erasure request was carried out is forgotten (rule 12):
+-- its requests keep only the keyed hash of the erasure log
+-- (10_catalog.sql), the log records the forgetting, and the consent
+-- ledger lets the sweep delete the subject's tombstones (60_consent.sql).
+-- Requests completed before are forgotten by the next sweep.  A consent
+-- that stopped counting keeps its tags for
+-- profile_guard.stopped_consent_grace only (80_erasure.sql): the ledger's
+-- reason stopped_consent.
+-- ---------------------------------------------------------------------
+
+ALTER TABLE erasure_request ALTER COLUMN subject DROP NOT NULL;
+ALTER TABLE erasure_request ADD COLUMN subject_hash text CONSTRAINT erasure_request_subject_hash_check
+		CHECK (subject_hash ~ '^[0-9a-f]{64}$');
+ALTER TABLE erasure_request ADD COLUMN forgotten_by xid8;
+ALTER TABLE erasure_request ADD CONSTRAINT erasure_request_subject_check
+	CHECK (subject IS NOT NULL OR subject_hash IS NOT NULL);
+CREATE INDEX erasure_request_subject_idx ON erasure_request (subject);
+CREATE INDEX erasure_request_subject_hash_idx ON erasure_request (subject_hash)
+	WHERE subject_hash IS NOT NULL;
+
+ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_action_check;
+ALTER TABLE erasure_log ADD CONSTRAINT erasure_log_action_check
+	CHECK (action IN ('delete', 'null_cell', 'anonymise', 'tombstone', 'destroy_key', 'forget'));
+
+-- ---------------------------------------------------------------------
 -- Consent answers follow a policy generation and a log of changed
 -- subjects (10_catalog.sql)
 -- ---------------------------------------------------------------------
@@ -2442,7 +2467,8 @@ $$;
 ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_reason_check;
 ALTER TABLE erasure_log ADD CONSTRAINT erasure_log_reason_check
 	CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
-					  'request', 'service_end', 'opt_out', 'erase_tag'));
+					  'request', 'service_end', 'opt_out', 'erase_tag',
+					  'stopped_consent'));
 
 -- C: erase the stored values of one tag of one subject now, in every
 -- table that can hold it, and log them with the reason (src/erasure.c);
@@ -2493,6 +2519,47 @@ REVOKE ALL ON FUNCTION erase_tag(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION erase_tag(text, text) TO profile_guard_consent, profile_guard_admin;
 
 /*
+ * _stopped_consent_grace(): profile_guard.stopped_consent_grace as an
+ * interval, NULL when it is -1 (tags held by stopped consents are kept).
+ */
+CREATE FUNCTION _stopped_consent_grace()
+RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE WHEN s.setting::bigint >= 0 THEN justify_hours(make_interval(secs => s.setting::bigint)) END
+	FROM pg_settings s WHERE s.name = 'profile_guard.stopped_consent_grace'
+$$;
+REVOKE ALL ON FUNCTION _stopped_consent_grace() FROM PUBLIC;
+
+/*
+ * _consent_stopped_at(purpose, subject, tag, reason): when the subject's
+ * consent to the purpose for the tag stopped counting, from the catalog's
+ * history, for the two suspensions that end only by the subject's action:
+ * 'outdated version' — the purpose's first version after the newest one
+ * the subject consented to for the tag was defined; 'opted out' — the
+ * subject's last opt-out.  NULL for any other reason.
+ */
+CREATE FUNCTION _consent_stopped_at(p_purpose text, p_subject text, p_tag text, p_reason text)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE p_reason
+		WHEN 'outdated version' THEN
+			(SELECT min(ph.defined_at) FROM purpose_history ph
+			 WHERE ph.purpose = p_purpose
+			   AND ph.version > (SELECT max(c.purpose_version) FROM consent c
+								 WHERE c.subject = p_subject AND c.purpose = p_purpose
+								   AND c.action = 'grant' AND tag_matches(c.tags, p_tag)))
+		WHEN 'opted out' THEN
+			(SELECT max(e.recorded_at) FROM subject_event e
+			 WHERE e.subject = p_subject AND e.event = 'opt_out')
+	END
+$$;
+REVOKE ALL ON FUNCTION _consent_stopped_at(text, text, text, text) FROM PUBLIC;
+
+/*
  * _erasure_prepare(sweep_start, all_events): called by the sweep when it
  * starts, in its own transaction; sweep_start is the sweep's now(), and
  * all_events its full (every consent event is looked at, not only those
@@ -2510,6 +2577,7 @@ AS $$
 DECLARE
 	st			erasure_state;
 	since		timestamptz;
+	grace		interval := _stopped_consent_grace();
 	r			record;
 	n			bigint;
 	h			text;
@@ -2520,6 +2588,31 @@ BEGIN
 	-- at again: a transaction that committed late is not missed
 	since := CASE WHEN all_events OR st.swept_from IS NULL THEN '-infinity'
 				  ELSE st.swept_from - interval '1 day' END;
+
+	/*
+	 * The entries that subjects forgotten by earlier sweeps left in the log
+	 * of changed subjects (_forget_subject()): every cache that read the log
+	 * since has dropped what it knew of them.  One that has not read it
+	 * since finds the marker '' (never a subject) stamped with the newest
+	 * such transaction it did not see, and reads all its answers again.
+	 */
+	WITH f AS (
+		UPDATE erasure_request q SET forgotten_by = NULL
+		FROM (SELECT o.request_id, o.forgotten_by FROM erasure_request o
+			  WHERE o.forgotten_by IS NOT NULL) o
+		WHERE q.request_id = o.request_id
+		RETURNING o.forgotten_by
+	), d AS (
+		DELETE FROM subject_change c
+		WHERE c.changed_by IN (SELECT f.forgotten_by FROM f)
+		  AND c.subject <> ''
+		  AND NOT EXISTS (SELECT 1 FROM subject s WHERE s.subject = c.subject)
+		RETURNING c.changed_by
+	)
+	INSERT INTO subject_change AS c (subject, changed_by)
+	SELECT '', d.changed_by FROM d ORDER BY d.changed_by DESC LIMIT 1
+	ON CONFLICT (subject) DO UPDATE SET changed_by = excluded.changed_by
+	WHERE c.changed_by < excluded.changed_by;
 
 	-- small tables: DELETE is cheaper than TRUNCATE's new files
 	DELETE FROM _erasure_due;
@@ -2572,7 +2665,18 @@ BEGIN
 			  UNION ALL
 			  SELECT c.subject FROM consent c
 			  JOIN purpose pu ON pu.purpose = c.purpose
-			  WHERE pu.retired_at >= since) AS e
+			  WHERE pu.retired_at >= since
+			  -- the grace of a stopped consent ended since: a version it
+			  -- was not renewed for, an opt-out
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  JOIN purpose_history ph ON ph.purpose = c.purpose AND ph.version > c.purpose_version
+			  WHERE grace IS NOT NULL AND c.action = 'grant'
+				AND ph.defined_at + grace <= sweep_start AND ph.defined_at + grace >= since
+			  UNION ALL
+			  SELECT e.subject FROM subject_event e
+			  WHERE grace IS NOT NULL AND e.event = 'opt_out'
+				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since) AS e
 		JOIN subject s ON s.subject = e.subject
 		WHERE s.erasure_requested_at IS NULL
 	),
@@ -2585,29 +2689,55 @@ BEGIN
 	big AS (
 		SELECT sp.purpose FROM sp GROUP BY sp.purpose HAVING count(*) > 200
 	),
-	state AS (
-		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
+	state0 AS (
+		SELECT sp.purpose, x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
 		FROM sp
 		JOIN purpose pu ON pu.purpose = sp.purpose
 		CROSS JOIN LATERAL tag_state(sp.purpose, sp.subject, false) x
 		WHERE sp.purpose NOT IN (SELECT big.purpose FROM big)
 		UNION ALL
-		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
+		SELECT big.purpose, x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
 		FROM big
 		JOIN purpose pu ON pu.purpose = big.purpose
 		CROSS JOIN LATERAL tag_state(big.purpose, NULL, false) x
 		WHERE x.subject IN (SELECT cand.subject FROM cand)
+	),
+	-- a consent that stopped counting (outdated version, opted out) keeps
+	-- its tags for the grace only
+	state AS (
+		SELECT s0.*,
+			   coalesce(grace IS NOT NULL AND s0.reason IN ('outdated version', 'opted out')
+						AND _consent_stopped_at(s0.purpose, s0.subject, s0.tag, s0.reason) + grace
+							<= sweep_start, false) AS stopped
+		FROM state0 s0
+	),
+	-- per subject and tag: ended (withdrawn, expired, retired) unless a
+	-- purpose keeps it; stopped past the grace unless a purpose whose
+	-- consent covers the tag keeps it
+	judged AS (
+		SELECT s.subject, s.tag,
+			   bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'))
+			   AND NOT bool_or(NOT s.retired AND NOT s.stopped
+							   AND (s.effective OR _erasure_suspended(s.reason))) AS ended,
+			   bool_or(s.stopped)
+			   AND NOT bool_or(NOT s.retired AND NOT s.stopped
+							   AND (s.effective OR (_erasure_suspended(s.reason)
+													AND s.reason NOT IN ('not consented', 'tag outside the purpose'))))
+			   AS stopped,
+			   bool_or(s.reason = 'withdrawn') AS withdrawn,
+			   bool_or(s.reason = 'expired') AS expired
+		FROM state s
+		GROUP BY s.subject, s.tag
 	)
 	INSERT INTO _erasure_due (subject, tag, reason)
-	SELECT s.subject, s.tag,
-		   CASE WHEN bool_or(s.reason = 'withdrawn') THEN 'withdrawn'
-				WHEN bool_or(s.reason = 'expired') THEN 'expired'
+	SELECT j.subject, j.tag,
+		   CASE WHEN NOT j.ended THEN 'stopped_consent'
+				WHEN j.withdrawn THEN 'withdrawn'
+				WHEN j.expired THEN 'expired'
 				WHEN st.service_ended_at IS NOT NULL THEN 'service_end'
 				ELSE 'retired' END
-	FROM state s
-	GROUP BY s.subject, s.tag
-	HAVING NOT bool_or(NOT s.retired AND (s.effective OR _erasure_suspended(s.reason)))
-	   AND bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'));
+	FROM judged j
+	WHERE j.ended OR j.stopped;
 
 	-- retention: per tag, the shortest retention of the purposes in force
 	-- that list it; a row collected before now minus that is due unless a
@@ -2640,20 +2770,89 @@ $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 
 /*
+ * _forget_subject(subject): the catalog forgets a subject whose erasure
+ * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
+ * tombstones), blocks, events, the row of its destroyed data key and its
+ * registration (birth date, opt-out, the request's mark) are deleted; its
+ * erasure requests keep only the keyed hash of the erasure log; the log
+ * records the forgetting under that hash.  Every cache of consent answers
+ * refreshes the subject from its next statement (_subject_changed): it is
+ * then unknown, and a later registration of the same identifier starts a
+ * new record.  Called by _erasure_finish(), in the transaction that marks
+ * the request complete, while the sweep's flag lets the consent ledger
+ * change.
+ */
+CREATE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
+
+/*
  * _erasure_finish(sweep_start): called when a sweep has done all its work:
- * the requests it served are complete, and the next sweep looks at events
- * from this one's start on.
+ * the requests it served are complete, their subjects are forgotten (and
+ * so are those of requests completed before forgetting existed), and the
+ * next sweep looks at events from this one's start on.
  */
 CREATE FUNCTION _erasure_finish(sweep_start timestamptz)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
+DECLARE
+	r	record;
+BEGIN
 	UPDATE erasure_request q SET completed_at = now()
 	WHERE q.completed_at IS NULL
 	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
 						WHERE d.tag = '*' AND d.reason = 'request');
+	FOR r IN SELECT DISTINCT q.subject FROM erasure_request q
+			 WHERE q.subject IS NOT NULL AND q.completed_at IS NOT NULL
+			   AND NOT EXISTS (SELECT 1 FROM erasure_request p
+							   WHERE p.subject = q.subject AND p.completed_at IS NULL)
+			 ORDER BY q.subject
+	LOOP
+		PERFORM _forget_subject(r.subject);
+	END LOOP;
 	UPDATE erasure_state SET swept_from = sweep_start;
+END
 $$;
 REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
 
@@ -2892,12 +3091,37 @@ END
 $$;
 
 /*
+ * _erasure_requests_json(subject, hash): the erasure requests of a subject,
+ * those it made under its identifier and, when the hash is given, those of
+ * an earlier record of the same identifier that was forgotten.
+ */
+CREATE FUNCTION _erasure_requests_json(p_subject text, p_hash text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+				'request_id', r.request_id,
+				'requested_at', r.requested_at,
+				'completed_at', r.completed_at,
+				'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END,
+				'forgotten', r.subject IS NULL)
+				ORDER BY r.request_id), '[]')
+	FROM erasure_request r
+	WHERE r.subject = p_subject OR r.subject_hash = p_hash
+$$;
+REVOKE ALL ON FUNCTION _erasure_requests_json(text, text) FROM PUBLIC;
+
+/*
  * subject_report(subject) RETURNS jsonb: everything held about one person,
  * for the person's own access request (§5 d, §11): tags with their values
  * (decrypted) in every guarded table, consents with the purpose versions
  * and their state per tag (from tag_state(), the one place the rules
  * live), blocks, opt-out, the subject's own events, erasure requests and
- * the erasures done.  Executable by profile_guard_admin and
+ * the erasures done.  An identifier whose record was forgotten after its
+ * erasure (_forget_subject()) is found by the keyed hash of its requests:
+ * the report says it is not registered, holds nothing, and lists those
+ * requests and the erasure log's rows.  Executable by profile_guard_admin and
  * profile_guard_consent only: it hands out values, so it is the access
  * request desk, not a way for applications to read tags.
  */
@@ -2916,6 +3140,7 @@ DECLARE
 	erased		jsonb := NULL;
 	erased_note	text;
 	hash_fn		regprocedure;
+	h			text;
 	j			jsonb;
 BEGIN
 	IF subject_report.subject IS NULL THEN
@@ -2925,6 +3150,34 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
 	IF NOT FOUND THEN
+		/*
+		 * A forgotten subject: nothing is held but the keyed hash of its
+		 * completed erasure requests (_forget_subject()).  Looked for only
+		 * when some subject was forgotten: the hash needs the master key.
+		 */
+		IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash IS NOT NULL) THEN
+			h := _subject_hash(subject_report.subject);
+			IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash = h) THEN
+				FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+					FOR j IN SELECT * FROM _subject_rows(g, subject_report.subject) LOOP
+						tags := tags || jsonb_build_array(j);
+					END LOOP;
+				END LOOP;
+				RETURN jsonb_build_object(
+					'subject', subject_report.subject,
+					'report_generated_at', now(),
+					'registered', false,
+					'forgotten', true,
+					'tags', tags,
+					'consents', '[]'::jsonb,
+					'blocks', '[]'::jsonb,
+					'events', '[]'::jsonb,
+					'erasure_requests', _erasure_requests_json(NULL, h),
+					'erasures_done', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash'
+																 ORDER BY to_jsonb(l)::text), '[]')
+									  FROM erasure_log l WHERE l.subject_hash = h));
+			END IF;
+		END IF;
 		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'subject is not registered',
 			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
@@ -2990,11 +3243,10 @@ BEGIN
 				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
 			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
 		ELSE
-			EXECUTE format('SELECT coalesce(jsonb_agg(pg_catalog.to_jsonb(l) - ''subject_hash'''
-						   ' ORDER BY pg_catalog.to_jsonb(l)::text), ''[]'')'
-						   ' FROM profile_guard.erasure_log l WHERE l.subject_hash = %s($1)',
-						   hash_fn::oid::regproc)
-				INTO erased USING s.subject;
+			EXECUTE format('SELECT %s($1)', hash_fn::oid::regproc) INTO h USING s.subject;
+			SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash' ORDER BY to_jsonb(l)::text), '[]')
+			INTO erased
+			FROM erasure_log l WHERE l.subject_hash = h;
 		END IF;
 	END IF;
 
@@ -3014,13 +3266,7 @@ BEGIN
 																'recorded_at', e.recorded_at)
 											 ORDER BY e.event_id), '[]')
 				   FROM subject_event e WHERE e.subject = s.subject),
-		'erasure_requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-										'request_id', r.request_id,
-										'requested_at', r.requested_at,
-										'completed_at', r.completed_at,
-										'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END)
-										ORDER BY r.request_id), '[]')
-							 FROM erasure_request r WHERE r.subject = s.subject),
+		'erasure_requests', _erasure_requests_json(s.subject, h),
 		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
 									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
 		'erasures_done', erased)
@@ -3297,9 +3543,11 @@ BEGIN
 		   -- without one a table's tags never expire
 		   'guarded tables without a collected_at column, whose tags never expire: '
 		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
-							   WHERE g.collected_at_column IS NULL ORDER BY 1))],
-	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s)',
-			n_active, (SELECT count(*) FROM guarded_table))),
+							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
 
 	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '
@@ -3434,7 +3682,9 @@ BEGIN
 												 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
 								 AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
 							   ORDER BY 1))],
-	 'the data keys of every erased subject are destroyed'),
+	 (SELECT format('the data keys of every erased subject are destroyed; completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+					count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	  FROM erasure_request r WHERE r.completed_at IS NOT NULL)),
 
 	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
 	 NULL, no_tables,
@@ -3838,6 +4088,8 @@ BEGIN
 END
 $$;
 
+-- the consent ledger lets the sweep delete a forgotten subject's
+-- tombstones (60_consent.sql)
 CREATE OR REPLACE FUNCTION _consent_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -4140,3 +4392,21 @@ END
 $$;
 REVOKE ALL ON FUNCTION remove_prohibited_term(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remove_prohibited_term(text) TO profile_guard_admin;
+
+-- the consent ledger lets the sweep delete a forgotten subject's
+-- tombstones (60_consent.sql)
+CREATE OR REPLACE FUNCTION _consent_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF TG_OP IN ('UPDATE', 'DELETE') AND profile_guard._erasure_in_progress() THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+		MESSAGE = 'the consent ledger is append-only',
+		DETAIL = format('%s on profile_guard.consent is not allowed; a withdrawal is a new row.', TG_OP),
+		HINT = 'Call profile_guard.withdraw_consent(subject, purpose, tags) or profile_guard.request_erasure(subject).';
+END
+$$;

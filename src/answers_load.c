@@ -439,8 +439,9 @@ start_again(PurposeState *ps)
  * which shares its leader's locks, keeps what it read to itself instead);
  * our own answers are replaced.  Subjects this transaction changed are
  * left alone: they are read for it at each look-up, and by the others once
- * it commits (its id is in every horizon it takes).  Too many changes, or
- * no room left in the published answers, and everything is read again.
+ * it commits (its id is in every horizon it takes).  Too many changes, no
+ * room left in the published answers, or entries of forgotten subjects
+ * pruned from the log unread, and everything is read again.
  */
 void
 pfg_answers_catch_up(PurposeState *ps)
@@ -505,6 +506,15 @@ pfg_answers_catch_up(PurposeState *ps)
 		changed = pfg_policy_changed_subjects(&since);
 	if (list_length(changed) > Max(CATCH_UP_MAX_SUBJECTS, ps->nsubjects / 20))
 		again = true;
+
+	/*
+	 * '' is never a subject: the entries of forgotten subjects were pruned
+	 * from the log (_erasure_prepare()) before we read them, so whatever we
+	 * hold of them is read again with everything else.
+	 */
+	foreach(lc, changed)
+		if (*(const char *) lfirst(lc) == '\0')
+			again = true;
 	foreach(lc, changed)
 	{
 		const char *subject = (const char *) lfirst(lc);

@@ -465,7 +465,7 @@ run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
 			/* the subject only for the subject-specific reasons */
 			lsubject_null[nlog] = subject == NULL ||
 				(strcmp(reasons[i], "request") != 0 && strcmp(reasons[i], "withdrawn") != 0 &&
-				 strcmp(reasons[i], "expired") != 0);
+				 strcmp(reasons[i], "expired") != 0 && strcmp(reasons[i], "stopped_consent") != 0);
 			lsubject[nlog] = lsubject_null[nlog] ? (Datum) 0 : CStringGetTextDatum(subject);
 			nlog++;
 		}
@@ -741,8 +741,9 @@ pfg_sweep_all_done(Sweep *sweep)
 
 /*
  * End a sweep, in a transaction: when complete, the requests it served are
- * marked complete and the next sweep starts looking at events from this
- * one's start.  Releases a session sweep lock.
+ * marked complete, their subjects are forgotten (the consent ledger lets
+ * their tombstones go while the flag is set), and the next sweep starts
+ * looking at events from this one's start.  Releases a session sweep lock.
  */
 void
 pfg_sweep_finish(Sweep *sweep, bool complete)
@@ -755,10 +756,19 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		args[1] = {TimestampTzGetDatum(sweep->now)};
 
-		rc = SPI_execute_with_args("SELECT profile_guard._erasure_finish($1)",
-								   1, argtypes, args, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not finish the sweep: %s", SPI_result_code_string(rc));
+		PG_TRY();
+		{
+			erasure_in_progress = true;
+			rc = SPI_execute_with_args("SELECT profile_guard._erasure_finish($1)",
+									   1, argtypes, args, NULL, false, 0);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "could not finish the sweep: %s", SPI_result_code_string(rc));
+		}
+		PG_FINALLY();
+		{
+			erasure_in_progress = false;
+		}
+		PG_END_TRY();
 	}
 	if (sweep->session_lock)
 	{

@@ -13,7 +13,10 @@
  *	    answers (_subject_changed: consent, block, opt-out, erasure request,
  *	    registration).  A cache that has applied the log up to a horizon
  *	    reads only the rows of transactions that were still running, or had
- *	    not started, when it last looked;
+ *	    not started, when it last looked.  A subject forgotten after its
+ *	    erasure (_forget_subject) leaves its entry until the next sweep,
+ *	    which replaces it by the marker '' (never a subject): a cache that
+ *	    reads the marker reads all its answers again;
  *	  - the signals that either moved: relcache invalidations of the consent
  *	    table (policy) and of the generation's table (subjects: a table that
  *	    no plan kept for looking subjects up reads, so that none is planned

@@ -3,7 +3,9 @@
  * settings.c
  *	  The extension's own settings: the declared purpose, the age of
  *	  majority and the zone ages are computed in, the audit level and where
- *	  the audit trail goes (the server log, or files: audit_file.c); and
+ *	  the audit trail goes (the server log, or files: audit_file.c), the
+ *	  grace the sweep gives tags held only by consents that stopped
+ *	  counting (read by _erasure_prepare() in SQL); and
  *	  the refusal of SQL functions when the library was not preloaded.  The
  *	  settings of one part (key sources, sizes, the sweep's timing) are
  *	  defined by that part.
@@ -11,6 +13,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -30,6 +34,7 @@ char	   *pfg_audit_filename = NULL;
 bool		pfg_audit_fsync = false;
 uint64		pfg_audit_file_generation = 0;
 bool		pfg_loaded = false;
+int			pfg_stopped_consent_grace = 30 * 24 * 3600;	/* seconds; -1: never */
 
 static const struct config_enum_entry audit_options[] = {
 	{"off", PFG_AUDIT_OFF, false},
@@ -199,6 +204,15 @@ pfg_settings_define(void)
 							18, 1, 150,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("profile_guard.stopped_consent_grace",
+							"How long the sweep keeps tags held only by consents that stopped counting.",
+							"A consent stops counting when its purpose gets a new version it was not renewed for, or when the subject opts out of its personalised purpose; -1 keeps such tags for as long as the consent exists, 0 lets the next sweep erase them.",
+							&pfg_stopped_consent_grace,
+							30 * 24 * 3600, -1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("profile_guard.age_time_zone",

@@ -34,6 +34,8 @@ extern char *pfg_audit_filename;
 extern bool pfg_audit_fsync;
 extern uint64 pfg_audit_file_generation;
 extern bool pfg_loaded;
+/* seconds the sweep keeps tags held only by stopped consents; -1: never */
+extern int	pfg_stopped_consent_grace;
 
 extern void pfg_require_preload(void);
 

@@ -171,12 +171,24 @@ CREATE TABLE consent (
 CREATE INDEX consent_purpose_subject_idx ON consent (purpose, subject, consent_id);
 CREATE INDEX consent_subject_idx ON consent (subject);
 
+-- Once a request is carried out the subject is forgotten (rule 12): its
+-- identifier gives way to the keyed hash of the erasure log
+-- (_subject_hash()), which proves the request complete to whoever holds
+-- the master key.  forgotten_by: the transaction that forgot it, until the
+-- next sweep has pruned its entry in the log of changed subjects.
 CREATE TABLE erasure_request (
 	request_id	bigserial PRIMARY KEY,
-	subject		text NOT NULL REFERENCES subject,
+	subject		text REFERENCES subject,
 	requested_at timestamptz NOT NULL DEFAULT now(),
-	completed_at timestamptz
+	completed_at timestamptz,
+	subject_hash text CONSTRAINT erasure_request_subject_hash_check
+		CHECK (subject_hash ~ '^[0-9a-f]{64}$'),
+	forgotten_by xid8,
+	CONSTRAINT erasure_request_subject_check CHECK (subject IS NOT NULL OR subject_hash IS NOT NULL)
 );
+CREATE INDEX erasure_request_subject_idx ON erasure_request (subject);
+CREATE INDEX erasure_request_subject_hash_idx ON erasure_request (subject_hash)
+	WHERE subject_hash IS NOT NULL;
 
 -- What every cache of consent answers (in each backend and in shared
 -- memory) follows.  A policy-wide change (tags, purposes, their roles,

@@ -357,8 +357,9 @@ GRANT EXECUTE ON FUNCTION request_erasure(text) TO profile_guard_consent, profil
 /*
  * The consent ledger is append-only: updates, deletes and truncation are
  * refused, except while this backend's sweep turns consents of a subject
- * who asked for erasure into tombstones (a flag only src/erasure.c sets;
- * _erasure_in_progress() is defined in 80_erasure.sql).
+ * who asked for erasure into tombstones, and deletes them once the subject
+ * is forgotten (a flag only src/erasure.c sets; _erasure_in_progress() is
+ * defined in 80_erasure.sql).
  */
 CREATE FUNCTION _consent_append_only()
 RETURNS trigger
@@ -366,7 +367,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 BEGIN
-	IF TG_OP = 'UPDATE' AND profile_guard._erasure_in_progress() THEN
+	IF TG_OP IN ('UPDATE', 'DELETE') AND profile_guard._erasure_in_progress() THEN
 		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
 	RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',

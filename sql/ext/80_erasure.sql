@@ -23,9 +23,10 @@ CREATE TABLE erasure_log (
 	relation	text NOT NULL,
 	tag			text,
 	reason		text NOT NULL CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
-											   'request', 'service_end', 'opt_out', 'erase_tag')),
+											   'request', 'service_end', 'opt_out', 'erase_tag',
+											   'stopped_consent')),
 	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
-											   'tombstone', 'destroy_key')),
+											   'tombstone', 'destroy_key', 'forget')),
 	rows		bigint NOT NULL CHECK (rows > 0),
 	subject_hash text CHECK (subject_hash ~ '^[0-9a-f]{64}$')
 );
@@ -140,6 +141,47 @@ AS $$
 $$;
 
 /*
+ * _stopped_consent_grace(): profile_guard.stopped_consent_grace as an
+ * interval, NULL when it is -1 (tags held by stopped consents are kept).
+ */
+CREATE FUNCTION _stopped_consent_grace()
+RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE WHEN s.setting::bigint >= 0 THEN justify_hours(make_interval(secs => s.setting::bigint)) END
+	FROM pg_settings s WHERE s.name = 'profile_guard.stopped_consent_grace'
+$$;
+REVOKE ALL ON FUNCTION _stopped_consent_grace() FROM PUBLIC;
+
+/*
+ * _consent_stopped_at(purpose, subject, tag, reason): when the subject's
+ * consent to the purpose for the tag stopped counting, from the catalog's
+ * history, for the two suspensions that end only by the subject's action:
+ * 'outdated version' — the purpose's first version after the newest one
+ * the subject consented to for the tag was defined; 'opted out' — the
+ * subject's last opt-out.  NULL for any other reason.
+ */
+CREATE FUNCTION _consent_stopped_at(p_purpose text, p_subject text, p_tag text, p_reason text)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT CASE p_reason
+		WHEN 'outdated version' THEN
+			(SELECT min(ph.defined_at) FROM purpose_history ph
+			 WHERE ph.purpose = p_purpose
+			   AND ph.version > (SELECT max(c.purpose_version) FROM consent c
+								 WHERE c.subject = p_subject AND c.purpose = p_purpose
+								   AND c.action = 'grant' AND tag_matches(c.tags, p_tag)))
+		WHEN 'opted out' THEN
+			(SELECT max(e.recorded_at) FROM subject_event e
+			 WHERE e.subject = p_subject AND e.event = 'opt_out')
+	END
+$$;
+REVOKE ALL ON FUNCTION _consent_stopped_at(text, text, text, text) FROM PUBLIC;
+
+/*
  * _erasure_prepare(sweep_start, all_events): called by the sweep when it
  * starts, in its own transaction; sweep_start is the sweep's now(), and
  * all_events its full (every consent event is looked at, not only those
@@ -157,6 +199,7 @@ AS $$
 DECLARE
 	st			erasure_state;
 	since		timestamptz;
+	grace		interval := _stopped_consent_grace();
 	r			record;
 	n			bigint;
 	h			text;
@@ -167,6 +210,31 @@ BEGIN
 	-- at again: a transaction that committed late is not missed
 	since := CASE WHEN all_events OR st.swept_from IS NULL THEN '-infinity'
 				  ELSE st.swept_from - interval '1 day' END;
+
+	/*
+	 * The entries that subjects forgotten by earlier sweeps left in the log
+	 * of changed subjects (_forget_subject()): every cache that read the log
+	 * since has dropped what it knew of them.  One that has not read it
+	 * since finds the marker '' (never a subject) stamped with the newest
+	 * such transaction it did not see, and reads all its answers again.
+	 */
+	WITH f AS (
+		UPDATE erasure_request q SET forgotten_by = NULL
+		FROM (SELECT o.request_id, o.forgotten_by FROM erasure_request o
+			  WHERE o.forgotten_by IS NOT NULL) o
+		WHERE q.request_id = o.request_id
+		RETURNING o.forgotten_by
+	), d AS (
+		DELETE FROM subject_change c
+		WHERE c.changed_by IN (SELECT f.forgotten_by FROM f)
+		  AND c.subject <> ''
+		  AND NOT EXISTS (SELECT 1 FROM subject s WHERE s.subject = c.subject)
+		RETURNING c.changed_by
+	)
+	INSERT INTO subject_change AS c (subject, changed_by)
+	SELECT '', d.changed_by FROM d ORDER BY d.changed_by DESC LIMIT 1
+	ON CONFLICT (subject) DO UPDATE SET changed_by = excluded.changed_by
+	WHERE c.changed_by < excluded.changed_by;
 
 	-- small tables: DELETE is cheaper than TRUNCATE's new files
 	DELETE FROM _erasure_due;
@@ -219,7 +287,18 @@ BEGIN
 			  UNION ALL
 			  SELECT c.subject FROM consent c
 			  JOIN purpose pu ON pu.purpose = c.purpose
-			  WHERE pu.retired_at >= since) AS e
+			  WHERE pu.retired_at >= since
+			  -- the grace of a stopped consent ended since: a version it
+			  -- was not renewed for, an opt-out
+			  UNION ALL
+			  SELECT c.subject FROM consent c
+			  JOIN purpose_history ph ON ph.purpose = c.purpose AND ph.version > c.purpose_version
+			  WHERE grace IS NOT NULL AND c.action = 'grant'
+				AND ph.defined_at + grace <= sweep_start AND ph.defined_at + grace >= since
+			  UNION ALL
+			  SELECT e.subject FROM subject_event e
+			  WHERE grace IS NOT NULL AND e.event = 'opt_out'
+				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since) AS e
 		JOIN subject s ON s.subject = e.subject
 		WHERE s.erasure_requested_at IS NULL
 	),
@@ -232,29 +311,55 @@ BEGIN
 	big AS (
 		SELECT sp.purpose FROM sp GROUP BY sp.purpose HAVING count(*) > 200
 	),
-	state AS (
-		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
+	state0 AS (
+		SELECT sp.purpose, x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL AS retired
 		FROM sp
 		JOIN purpose pu ON pu.purpose = sp.purpose
 		CROSS JOIN LATERAL tag_state(sp.purpose, sp.subject, false) x
 		WHERE sp.purpose NOT IN (SELECT big.purpose FROM big)
 		UNION ALL
-		SELECT x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
+		SELECT big.purpose, x.subject, x.tag, x.effective, x.reason, pu.retired_at IS NOT NULL
 		FROM big
 		JOIN purpose pu ON pu.purpose = big.purpose
 		CROSS JOIN LATERAL tag_state(big.purpose, NULL, false) x
 		WHERE x.subject IN (SELECT cand.subject FROM cand)
+	),
+	-- a consent that stopped counting (outdated version, opted out) keeps
+	-- its tags for the grace only
+	state AS (
+		SELECT s0.*,
+			   coalesce(grace IS NOT NULL AND s0.reason IN ('outdated version', 'opted out')
+						AND _consent_stopped_at(s0.purpose, s0.subject, s0.tag, s0.reason) + grace
+							<= sweep_start, false) AS stopped
+		FROM state0 s0
+	),
+	-- per subject and tag: ended (withdrawn, expired, retired) unless a
+	-- purpose keeps it; stopped past the grace unless a purpose whose
+	-- consent covers the tag keeps it
+	judged AS (
+		SELECT s.subject, s.tag,
+			   bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'))
+			   AND NOT bool_or(NOT s.retired AND NOT s.stopped
+							   AND (s.effective OR _erasure_suspended(s.reason))) AS ended,
+			   bool_or(s.stopped)
+			   AND NOT bool_or(NOT s.retired AND NOT s.stopped
+							   AND (s.effective OR (_erasure_suspended(s.reason)
+													AND s.reason NOT IN ('not consented', 'tag outside the purpose'))))
+			   AS stopped,
+			   bool_or(s.reason = 'withdrawn') AS withdrawn,
+			   bool_or(s.reason = 'expired') AS expired
+		FROM state s
+		GROUP BY s.subject, s.tag
 	)
 	INSERT INTO _erasure_due (subject, tag, reason)
-	SELECT s.subject, s.tag,
-		   CASE WHEN bool_or(s.reason = 'withdrawn') THEN 'withdrawn'
-				WHEN bool_or(s.reason = 'expired') THEN 'expired'
+	SELECT j.subject, j.tag,
+		   CASE WHEN NOT j.ended THEN 'stopped_consent'
+				WHEN j.withdrawn THEN 'withdrawn'
+				WHEN j.expired THEN 'expired'
 				WHEN st.service_ended_at IS NOT NULL THEN 'service_end'
 				ELSE 'retired' END
-	FROM state s
-	GROUP BY s.subject, s.tag
-	HAVING NOT bool_or(NOT s.retired AND (s.effective OR _erasure_suspended(s.reason)))
-	   AND bool_or(s.reason IN ('withdrawn', 'expired', 'purpose retired'));
+	FROM judged j
+	WHERE j.ended OR j.stopped;
 
 	-- retention: per tag, the shortest retention of the purposes in force
 	-- that list it; a row collected before now minus that is due unless a
@@ -287,20 +392,89 @@ $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 
 /*
+ * _forget_subject(subject): the catalog forgets a subject whose erasure
+ * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
+ * tombstones), blocks, events, the row of its destroyed data key and its
+ * registration (birth date, opt-out, the request's mark) are deleted; its
+ * erasure requests keep only the keyed hash of the erasure log; the log
+ * records the forgetting under that hash.  Every cache of consent answers
+ * refreshes the subject from its next statement (_subject_changed): it is
+ * then unknown, and a later registration of the same identifier starts a
+ * new record.  Called by _erasure_finish(), in the transaction that marks
+ * the request complete, while the sweep's flag lets the consent ledger
+ * change.
+ */
+CREATE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
+
+/*
  * _erasure_finish(sweep_start): called when a sweep has done all its work:
- * the requests it served are complete, and the next sweep looks at events
- * from this one's start on.
+ * the requests it served are complete, their subjects are forgotten (and
+ * so are those of requests completed before forgetting existed), and the
+ * next sweep looks at events from this one's start on.
  */
 CREATE FUNCTION _erasure_finish(sweep_start timestamptz)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
+DECLARE
+	r	record;
+BEGIN
 	UPDATE erasure_request q SET completed_at = now()
 	WHERE q.completed_at IS NULL
 	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
 						WHERE d.tag = '*' AND d.reason = 'request');
+	FOR r IN SELECT DISTINCT q.subject FROM erasure_request q
+			 WHERE q.subject IS NOT NULL AND q.completed_at IS NOT NULL
+			   AND NOT EXISTS (SELECT 1 FROM erasure_request p
+							   WHERE p.subject = q.subject AND p.completed_at IS NULL)
+			 ORDER BY q.subject
+	LOOP
+		PERFORM _forget_subject(r.subject);
+	END LOOP;
 	UPDATE erasure_state SET swept_from = sweep_start;
+END
 $$;
 REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
 

@@ -145,12 +145,37 @@ $$;
 REVOKE ALL ON FUNCTION _subject_rows(guarded_table, text) FROM PUBLIC;
 
 /*
+ * _erasure_requests_json(subject, hash): the erasure requests of a subject,
+ * those it made under its identifier and, when the hash is given, those of
+ * an earlier record of the same identifier that was forgotten.
+ */
+CREATE FUNCTION _erasure_requests_json(p_subject text, p_hash text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+				'request_id', r.request_id,
+				'requested_at', r.requested_at,
+				'completed_at', r.completed_at,
+				'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END,
+				'forgotten', r.subject IS NULL)
+				ORDER BY r.request_id), '[]')
+	FROM erasure_request r
+	WHERE r.subject = p_subject OR r.subject_hash = p_hash
+$$;
+REVOKE ALL ON FUNCTION _erasure_requests_json(text, text) FROM PUBLIC;
+
+/*
  * subject_report(subject) RETURNS jsonb: everything held about one person,
  * for the person's own access request (§5 d, §11): tags with their values
  * (decrypted) in every guarded table, consents with the purpose versions
  * and their state per tag (from tag_state(), the one place the rules
  * live), blocks, opt-out, the subject's own events, erasure requests and
- * the erasures done.  Executable by profile_guard_admin and
+ * the erasures done.  An identifier whose record was forgotten after its
+ * erasure (_forget_subject()) is found by the keyed hash of its requests:
+ * the report says it is not registered, holds nothing, and lists those
+ * requests and the erasure log's rows.  Executable by profile_guard_admin and
  * profile_guard_consent only: it hands out values, so it is the access
  * request desk, not a way for applications to read tags.
  */
@@ -169,6 +194,7 @@ DECLARE
 	erased		jsonb := NULL;
 	erased_note	text;
 	hash_fn		regprocedure;
+	h			text;
 	j			jsonb;
 BEGIN
 	IF subject_report.subject IS NULL THEN
@@ -178,6 +204,34 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
 	IF NOT FOUND THEN
+		/*
+		 * A forgotten subject: nothing is held but the keyed hash of its
+		 * completed erasure requests (_forget_subject()).  Looked for only
+		 * when some subject was forgotten: the hash needs the master key.
+		 */
+		IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash IS NOT NULL) THEN
+			h := _subject_hash(subject_report.subject);
+			IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash = h) THEN
+				FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+					FOR j IN SELECT * FROM _subject_rows(g, subject_report.subject) LOOP
+						tags := tags || jsonb_build_array(j);
+					END LOOP;
+				END LOOP;
+				RETURN jsonb_build_object(
+					'subject', subject_report.subject,
+					'report_generated_at', now(),
+					'registered', false,
+					'forgotten', true,
+					'tags', tags,
+					'consents', '[]'::jsonb,
+					'blocks', '[]'::jsonb,
+					'events', '[]'::jsonb,
+					'erasure_requests', _erasure_requests_json(NULL, h),
+					'erasures_done', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash'
+																 ORDER BY to_jsonb(l)::text), '[]')
+									  FROM erasure_log l WHERE l.subject_hash = h));
+			END IF;
+		END IF;
 		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
 			MESSAGE = 'subject is not registered',
 			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
@@ -243,11 +297,10 @@ BEGIN
 				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
 			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
 		ELSE
-			EXECUTE format('SELECT coalesce(jsonb_agg(pg_catalog.to_jsonb(l) - ''subject_hash'''
-						   ' ORDER BY pg_catalog.to_jsonb(l)::text), ''[]'')'
-						   ' FROM profile_guard.erasure_log l WHERE l.subject_hash = %s($1)',
-						   hash_fn::oid::regproc)
-				INTO erased USING s.subject;
+			EXECUTE format('SELECT %s($1)', hash_fn::oid::regproc) INTO h USING s.subject;
+			SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash' ORDER BY to_jsonb(l)::text), '[]')
+			INTO erased
+			FROM erasure_log l WHERE l.subject_hash = h;
 		END IF;
 	END IF;
 
@@ -267,13 +320,7 @@ BEGIN
 																'recorded_at', e.recorded_at)
 											 ORDER BY e.event_id), '[]')
 				   FROM subject_event e WHERE e.subject = s.subject),
-		'erasure_requests', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-										'request_id', r.request_id,
-										'requested_at', r.requested_at,
-										'completed_at', r.completed_at,
-										'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END)
-										ORDER BY r.request_id), '[]')
-							 FROM erasure_request r WHERE r.subject = s.subject),
+		'erasure_requests', _erasure_requests_json(s.subject, h),
 		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
 									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
 		'erasures_done', erased)

@@ -285,9 +285,11 @@ BEGIN
 		   -- without one a table's tags never expire
 		   'guarded tables without a collected_at column, whose tags never expire: '
 		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
-							   WHERE g.collected_at_column IS NULL ORDER BY 1))],
-	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s)',
-			n_active, (SELECT count(*) FROM guarded_table))),
+							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
 
 	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '
@@ -422,7 +424,9 @@ BEGIN
 												 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
 								 AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
 							   ORDER BY 1))],
-	 'the data keys of every erased subject are destroyed'),
+	 (SELECT format('the data keys of every erased subject are destroyed; completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+					count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	  FROM erasure_request r WHERE r.completed_at IS NOT NULL)),
 
 	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
 	 NULL, no_tables,

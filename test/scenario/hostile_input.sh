@@ -509,6 +509,23 @@ run_pass superuser "" ""
 err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
 grep -q 'no purpose declared' <<< "$err" || fail "after part 1, a read without purpose was not refused: $err"
 
+# the grace of stopped consents: bad values and roles are refused, and the
+# forgetting of a subject happens only inside a sweep
+for v in "-2" "'soon'" "'1 fortnight'" "NULL" "''" "2147483648"; do
+	out=$("$PGBIN/psql" -X -q -d "$DB" -c "SET profile_guard.stopped_consent_grace = $v" 2>&1 || true)
+	grep -qE 'ERROR:' <<< "$out" || fail "stopped_consent_grace = $v was accepted"
+done
+out=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c "SET profile_guard.stopped_consent_grace = 0" 2>&1 || true)
+grep -q 'permission denied' <<< "$out" || fail "an application role could set stopped_consent_grace: $out"
+sum_before=$("$PGBIN/psql" -X -At -d "$DB" -c "SELECT md5(string_agg(s::text, ';' ORDER BY s.subject)) FROM profile_guard.subject s")
+for v in "NULL" "''" "'1'" "'nobody'" "repeat('x', 300)"; do
+	out=$("$PGBIN/psql" -X -q -d "$DB" -v VERBOSITY=verbose -c "SELECT profile_guard._forget_subject($v)" 2>&1 || true)
+	grep -qE 'ERROR:  55000' <<< "$out" || fail "_forget_subject($v) outside a sweep: $out"
+done
+sum_after=$("$PGBIN/psql" -X -At -d "$DB" -c "SELECT md5(string_agg(s::text, ';' ORDER BY s.subject)) FROM profile_guard.subject s")
+[[ $sum_before == "$sum_after" ]] || fail "a refused _forget_subject() changed the subjects"
+echo "stopped_consent_grace and _forget_subject(): bad values, roles and calls refused"
+
 # ---------------------------------------------------------------- part 2
 SEED=${HOSTILE_SEED:-20261123}
 NSTMT=${HOSTILE_STATEMENTS:-20000}
@@ -603,7 +620,8 @@ BEGIN {
 				"_sensitive_cell_gate(" s1 "::text, " int(rand() * 6) - 1 ", " t1 ", " q("pgt1:" randword()) "::text)|" \
 				"_row_mask((SELECT p FROM profiles p LIMIT 1), \047profiles\047::regclass::oid)|" \
 				"_row_mask(ROW(" int(rand() * 9) ", " q(randword()) "), " (rand() < 0.5 ? "\047profiles\047::regclass::oid" : "\047bytes\047::regclass::oid") ")|" \
-				"tag_state(" p1 ", " s1 ")|request_erasure(" s1 ")|rotate_master_key()", api, "|")) ";"
+				"tag_state(" p1 ", " s1 ")|request_erasure(" s1 ")|rotate_master_key()|" \
+				"subject_report(" s1 ")|sweep()", api, "|")) ";"
 		}
 		else
 			st = pick(x, split("SELECT count(*) FROM profile_guard.consent_status;|" \
@@ -611,6 +629,7 @@ BEGIN {
 				"SELECT profile_guard.minor_age();|SHOW profile_guard.purpose;|" \
 				"SELECT set_config(\047profile_guard.purpose\047, " q(pick(purposes, np)) ", " (rand() < 0.5 ? "true" : "false") ");|" \
 				"SELECT pg_sleep(0);|VACUUM profiles;|ANALYZE profiles;|" \
+				"SET profile_guard.stopped_consent_grace = " pick(x, split("0|-1|\0471h\047|\04730d\047", x, "|")) ";|" \
 				"SELECT * FROM profile_guard.tag_state(\047rec\047) LIMIT 3;", x, "|"))
 		print st > f
 	}

@@ -6,8 +6,9 @@
 # with "pg_ctl stop -m immediate" part-way, restarted, and the worker
 # finishes.  At every moment rows left + rows logged = rows at the start;
 # at the end exactly the due rows are gone, the other rows are all there, and
-# the log counts each erased row (and the key destruction, the tombstones)
-# exactly once.  Uses test/lib/cluster.sh with PGBIN from the environment.
+# the log counts each erased row (and the key destruction, the tombstones,
+# the forgetting) exactly once; the subject who asked is forgotten in the
+# transaction that completes the request.  Uses test/lib/cluster.sh with PGBIN from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 unset PGTEST_PORT
@@ -87,8 +88,22 @@ echo "after restart: rows left, rows logged: $("${PSQL[@]}" -F ', ' -c "SELECT (
 # the worker picks up where the crash left it
 await "SELECT count(*) = 0 FROM events WHERE collected < now() - interval '30 days' OR uid = 7" 120 ||
 	fail "the restarted worker did not finish: $("${PSQL[@]}" -c "SELECT count(*) FROM events WHERE collected < now() - interval '30 days' OR uid = 7") due rows left"
-await "SELECT completed_at IS NOT NULL FROM profile_guard.erasure_request WHERE subject = '7'" 30 ||
+await "SELECT completed_at IS NOT NULL FROM profile_guard.erasure_request
+	   WHERE subject_hash = profile_guard._subject_hash('7')" 30 ||
 	fail "the erasure request was not completed"
+# completed and forgotten in one transaction: the request keeps only the
+# hash, and no table of the catalog names subject 7 any more (the log of
+# changed subjects until the next sweep at most)
+"${PSQL[@]}" -c "SELECT subject IS NULL AND forgotten_by IS NOT NULL OR subject IS NULL AND forgotten_by IS NULL
+		FROM profile_guard.erasure_request" | grep -qx t || fail "the completed request still names its subject"
+"${PSQL[@]}" -c "SELECT NOT EXISTS (SELECT 1 FROM profile_guard.subject WHERE subject = '7')
+		AND NOT EXISTS (SELECT 1 FROM profile_guard.consent WHERE subject = '7')
+		AND NOT EXISTS (SELECT 1 FROM profile_guard.subject_event WHERE subject = '7')
+		AND NOT EXISTS (SELECT 1 FROM profile_guard.subject_key WHERE subject = '7')
+		AND NOT EXISTS (SELECT 1 FROM profile_guard.tag_block WHERE subject = '7')" | grep -qx t ||
+	fail "the catalog still holds subject 7 after its erasure was completed"
+"${PSQL[@]}" -c "SELECT count(*) = 1 FROM profile_guard.erasure_log WHERE action = 'forget'
+		AND subject_hash = profile_guard._subject_hash('7')" | grep -qx t || fail "the forgetting is not logged once"
 
 "${PSQL[@]}" -c "$invariant_q" | grep -qx t || fail "rows left + rows logged <> rows at the start"
 "${PSQL[@]}" -c "SELECT count(*) = (SELECT total - due FROM expected) FROM events" | grep -qx t ||
@@ -102,6 +117,9 @@ await "SELECT completed_at IS NOT NULL FROM profile_guard.erasure_request WHERE 
 		FROM profile_guard.erasure_log" | grep -qx t || fail "key destruction or tombstones logged more than once"
 # a manual sweep now has nothing left to do
 "${PSQL[@]}" -c "SELECT count(*) = 0 FROM profile_guard.sweep()" | grep -qx t || fail "a sweep after the worker still found work"
+# and by now a later sweep has pruned the log of changed subjects too
+"${PSQL[@]}" -c "SELECT NOT EXISTS (SELECT 1 FROM profile_guard.subject_change WHERE subject = '7')" | grep -qx t ||
+	fail "the log of changed subjects still names subject 7"
 # retention alone (the request is done): the per-tag DELETE path of sweep();
 # the worker is parked first (a reload wakes it for one more sweep, then it
 # waits an hour)
