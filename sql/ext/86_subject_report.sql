@@ -149,8 +149,9 @@ REVOKE ALL ON FUNCTION _subject_rows(guarded_table, text) FROM PUBLIC;
  * for the person's own access request (§5 d, §11): tags with their values
  * (decrypted) in every guarded table, consents with the purpose versions
  * and their state per tag (from tag_state(), the one place the rules
- * live), blocks, opt-out, the subject's own events, erasure requests and
- * the erasures done.  Executable by profile_guard_admin and
+ * live; with the purposes not based on consent, which concern every
+ * registered subject, and each purpose's legal basis), blocks, opt-out, the
+ * subject's own events, legal holds, erasure requests and the erasures done.  Executable by profile_guard_admin and
  * profile_guard_consent only: it hands out values, so it is the access
  * request desk, not a way for applications to read tags.
  */
@@ -207,6 +208,7 @@ BEGIN
 			'marketing', pu.marketing,
 			'personalised', pu.personalised,
 			'automated_decision', pu.automated_decision,
+			'legal_basis', pu.legal_basis,
 			'ledger', (SELECT jsonb_agg(jsonb_build_object(
 							'consent_id', c.consent_id,
 							'action', c.action,
@@ -225,7 +227,8 @@ BEGIN
 			ORDER BY pu.purpose), '[]')
 	INTO consents
 	FROM purpose pu
-	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose);
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+	   OR pu.legal_basis <> 'consent';
 
 	/*
 	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
@@ -274,6 +277,16 @@ BEGIN
 										'status', CASE WHEN r.completed_at IS NULL THEN 'pending' ELSE 'completed' END)
 										ORDER BY r.request_id), '[]')
 							 FROM erasure_request r WHERE r.subject = s.subject),
+		'legal_holds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+									'hold_id', h.hold_id,
+									'basis', h.basis,
+									'placed_at', h.placed_at,
+									'until', h.until,
+									'released_at', h.released_at,
+									'active', h.released_at IS NULL
+											  AND (h.until IS NULL OR h.until > statement_timestamp()))
+									ORDER BY h.hold_id), '[]')
+						FROM legal_hold h WHERE h.subject = s.subject),
 		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
 									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
 		'erasures_done', erased)
