@@ -88,6 +88,38 @@ ALTER TABLE purpose_history ADD COLUMN personalised boolean NOT NULL DEFAULT fal
 UPDATE purpose_history SET personalised = true WHERE marketing;
 
 -- ---------------------------------------------------------------------
+-- Lawful bases other than consent and legal holds (10_catalog.sql,
+-- 65_legal_hold.sql): every purpose of 1.1 is based on consent
+-- ---------------------------------------------------------------------
+
+ALTER TABLE purpose ADD COLUMN legal_basis text NOT NULL DEFAULT 'consent';
+ALTER TABLE purpose ADD CONSTRAINT purpose_legal_basis_check CHECK (legal_basis IN ('consent', 'contract',
+		'legal_obligation', 'vital_interest', 'public_interest', 'news_reporting',
+		'public_information'));
+ALTER TABLE purpose ADD CONSTRAINT purpose_basis_not_personalised CHECK (legal_basis = 'consent' OR NOT personalised);
+ALTER TABLE purpose ADD CONSTRAINT purpose_basis_tags CHECK (legal_basis = 'consent' OR tags IS NOT NULL);
+ALTER TABLE purpose_history ADD COLUMN legal_basis text NOT NULL DEFAULT 'consent';
+
+CREATE TABLE legal_hold (
+	hold_id		bigserial PRIMARY KEY,
+	subject		text NOT NULL CHECK (length(subject) BETWEEN 1 AND 200),
+	basis		text NOT NULL CHECK (length(basis) BETWEEN 1 AND 1000),
+	placed_at	timestamptz NOT NULL DEFAULT now(),
+	until		timestamptz,
+	placed_by	name NOT NULL,
+	released_at	timestamptz,
+	released_by	name,
+	deferral_logged_at timestamptz,
+	CHECK (until IS NULL OR until > placed_at),
+	CHECK ((released_at IS NULL) = (released_by IS NULL))
+);
+CREATE INDEX legal_hold_subject_idx ON legal_hold (subject);
+REVOKE ALL ON legal_hold, legal_hold_hold_id_seq FROM PUBLIC;
+GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
+SELECT pg_catalog.pg_extension_config_dump('legal_hold', '');
+SELECT pg_catalog.pg_extension_config_dump('legal_hold_hold_id_seq', '');
+
+-- ---------------------------------------------------------------------
 -- Every SECURITY DEFINER function, and every helper that sets a
 -- search_path, searches pg_temp last; these functions changed in nothing
 -- else
@@ -154,6 +186,26 @@ $$;
  * inlinable into the queries that read it (consent_status, erasure), and
  * independent of the caller's search_path.
  */
+CREATE FUNCTION _basis_subjects(p_purpose text, p_subject text)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE ROWS 1
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM purpose pu
+				   WHERE pu.purpose = p_purpose AND pu.legal_basis <> 'consent') THEN
+		RETURN;
+	ELSIF p_subject IS NOT NULL THEN
+		RETURN QUERY SELECT s.subject FROM subject s WHERE s.subject = p_subject;
+	ELSE
+		RETURN QUERY SELECT s.subject FROM subject s;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _basis_subjects(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _basis_subjects(text, text)
+	TO profile_guard_admin, profile_guard_consent;
+
 CREATE OR REPLACE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
 						  p_with_unconsented boolean DEFAULT true)
 RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
@@ -162,6 +214,7 @@ LANGUAGE sql STABLE
 AS $$
 WITH p AS (
 	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
+		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
 		   pu.automated_decision AND NOT EXISTS (
 				SELECT 1 FROM profile_guard.assessment a
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
@@ -178,14 +231,19 @@ WITH p AS (
 ev AS (
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM profile_guard.consent c
+	FROM profile_guard.consent c CROSS JOIN p
 	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
-	  AND c.subject OPERATOR(pg_catalog.=) p_subject
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject AND NOT p.standing
 	UNION ALL
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM profile_guard.consent c
-	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose AND NOT p.standing
+),
+-- a purpose based on something else than consent (rule 9a) concerns every
+-- registered subject, consent events or none
+reg AS (
+	SELECT r.subject FROM profile_guard._basis_subjects(p_purpose, p_subject) AS r(subject)
 ),
 -- each subject in question, with what the rules need to know of it
 subj AS (
@@ -197,10 +255,19 @@ subj AS (
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
 					OPERATOR(pg_catalog.>) p.today, false) AS minor,
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-					OPERATOR(pg_catalog.>) p.today, false) AS under_14
-	FROM (SELECT DISTINCT ev.subject FROM ev) AS e
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
+		   h.held AND s.subject IS NOT NULL AS held, h.held_until
+	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
 	CROSS JOIN p
 	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+	-- its active legal holds (rule 9b): held until the last ends
+	CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS held,
+			   CASE WHEN pg_catalog.bool_or(lh.until IS NULL) THEN NULL
+					ELSE pg_catalog.max(lh.until) END AS held_until
+		FROM profile_guard.legal_hold lh
+		WHERE lh.subject OPERATOR(pg_catalog.=) e.subject AND lh.released_at IS NULL
+		  AND (lh.until IS NULL OR lh.until OPERATOR(pg_catalog.>) p.now)) AS h
 ),
 -- their blocks (two branches, as for ev)
 blocks AS (
@@ -213,7 +280,8 @@ blocks AS (
 -- every tag, and whether the purpose may use it at all (once per tag)
 scope AS (
 	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
-		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
+		   coalesce(t.tag OPERATOR(pg_catalog.=) ANY (p.tags), false) AS named
 	FROM profile_guard.tag t CROSS JOIN p
 ),
 -- consents mostly repeat the same tag lists: match each distinct list once
@@ -236,24 +304,38 @@ pairs AS (
 	UNION ALL
 	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
 	FROM subj AS s
+	CROSS JOIN p
 	JOIN scope sc ON sc.in_scope
-	WHERE p_with_unconsented
+	WHERE p_with_unconsented AND NOT p.standing
 	  AND NOT EXISTS (SELECT 1 FROM latest l
 					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
 					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+	UNION ALL
+	-- not based on consent: the lawful basis stands for a grant of every
+	-- tag in scope to every registered subject
+	SELECT s.subject, sc.tag_id, 'basis', p.version, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p.standing AND NOT s.unregistered
 ),
 cell AS (
 	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
 		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
-		   s.minor, s.under_14, s.birth_date,
+		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
 		   b.tag IS NOT NULL AS blocked,
-		   -- the tag's own consent holds (scope and derivation aside)
-		   x.action OPERATOR(pg_catalog.=) 'grant'
+		   -- the tag's own consent holds (scope and derivation aside); under
+		   -- another lawful basis, a sensitive tag (every tag of a child
+		   -- under 14) only when the purpose's list names it
+		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+					 AND b.tag IS NULL
+				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
 			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
 			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
 			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
 			 AND (x.guardian OR NOT s.under_14)
-			 AND b.tag IS NULL AS consented,
+			 AND b.tag IS NULL END AS consented,
 		   x.purpose_version, x.separate, x.guardian, t.sensitivity
 	FROM pairs x
 	CROSS JOIN p
@@ -286,13 +368,15 @@ SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
 										   pg_catalog.make_interval(years => 14)) END,
 			 CASE WHEN j.minor
 				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
-										   pg_catalog.make_interval(years => p.minor_age)) END)
+										   pg_catalog.make_interval(years => p.minor_age)) END,
+			 CASE WHEN j.held THEN j.held_until END)
 FROM judged j
 CROSS JOIN p
 CROSS JOIN LATERAL (SELECT CASE
 	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
 	WHEN j.unregistered THEN 'subject not registered'
 	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
 	WHEN p.unassessed THEN 'impact assessment missing'
 	WHEN p.personalised AND j.opted_out THEN 'opted out'
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
@@ -301,6 +385,9 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
 	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
 	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
+		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
+		THEN 'sensitive tag not named by the purpose'
 	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
 		THEN 'not separate for a sensitive tag'
 	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
@@ -788,7 +875,7 @@ $$;
 CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
 							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
 							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL,
-							   personalised boolean DEFAULT false)
+							   personalised boolean DEFAULT false, legal_basis text DEFAULT 'consent')
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -818,6 +905,34 @@ BEGIN
 							left(define_purpose.purpose, 120)),
 			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
 	END IF;
+	IF define_purpose.legal_basis IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'legal basis must not be null',
+			DETAIL = format('Purpose "%s" needs a lawful basis.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit legal_basis for consent, or pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis NOT IN ('consent', 'contract', 'legal_obligation', 'vital_interest',
+										  'public_interest', 'news_reporting', 'public_information') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'unknown legal basis',
+			DETAIL = format('Purpose "%s" names a lawful basis that PIPL article 13 does not list.', define_purpose.purpose),
+			HINT = 'Pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent'
+	   AND (define_purpose.personalised OR define_purpose.marketing) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent cannot be personalised or marketing',
+			DETAIL = format('Purpose "%s" has legal basis %s; personalised display, information push and marketing rest on consent alone (rule 9a).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Define it with legal_basis => ''consent'', or with personalised and marketing false.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent' AND define_purpose.tags IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent must list its tags',
+			DETAIL = format('Purpose "%s" has legal basis %s and no tag list: without consent, only the tags the basis needs may be read (minimum necessary).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Pass tags => ARRAY[...] naming the tags it needs, each sensitive tag by its full name.';
+	END IF;
 	IF btrim(define_purpose.description) = '' THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'purpose description must not be empty',
@@ -838,10 +953,10 @@ BEGIN
 	IF NOT FOUND THEN
 		new_version := 1;
 		INSERT INTO purpose (purpose, version, description, tags, retention,
-							 marketing, automated_decision, recipient, personalised)
+							 marketing, automated_decision, recipient, personalised, legal_basis)
 		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
 				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
-				define_purpose.recipient, is_personalised);
+				define_purpose.recipient, is_personalised, define_purpose.legal_basis);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
 			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -850,10 +965,11 @@ BEGIN
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
 		END IF;
 		IF (old.description, old.tags, old.retention, old.marketing,
-			old.automated_decision, old.recipient, old.personalised)
+			old.automated_decision, old.recipient, old.personalised, old.legal_basis)
 		   IS NOT DISTINCT FROM
 		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
-			define_purpose.automated_decision, define_purpose.recipient, is_personalised) THEN
+			define_purpose.automated_decision, define_purpose.recipient, is_personalised,
+			define_purpose.legal_basis) THEN
 			RETURN old.version;		-- identical: nothing changes
 		END IF;
 		new_version := old.version + 1;
@@ -861,22 +977,25 @@ BEGIN
 		SET version = new_version, description = define_purpose.description, tags = tag_list,
 			retention = define_purpose.retention, marketing = define_purpose.marketing,
 			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
-			personalised = is_personalised, defined_at = now()
+			personalised = is_personalised, legal_basis = define_purpose.legal_basis,
+			defined_at = now()
 		WHERE x.purpose = define_purpose.purpose;
 	END IF;
 
 	INSERT INTO purpose_history (purpose, version, description, tags, retention,
-								 marketing, automated_decision, recipient, defined_at, personalised)
+								 marketing, automated_decision, recipient, defined_at, personalised,
+								 legal_basis)
 	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
-		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised,
+		   x.legal_basis
 	FROM purpose x WHERE x.purpose = define_purpose.purpose;
 
 	PERFORM _policy_changed();
 	RETURN new_version;
 END
 $$;
-REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) TO profile_guard_admin;
 
 /*
  * record_assessment(purpose, assessor, conclusion): a personal-information
@@ -2402,6 +2521,9 @@ BEGIN
 			HINT = format('Call profile_guard.opt_out(%L), or profile_guard.opt_out(%L, erase => true) to erase the tags held for personalised purposes too.',
 						  s.subject, s.subject);
 	END IF;
+	IF opt_out.erase THEN
+		PERFORM _refuse_held(s.subject, 'opt_out(erase => true)');
+	END IF;
 	PERFORM _set_opted_out(s.subject, true);
 	IF NOT opt_out.erase THEN
 		RETURN;
@@ -2468,7 +2590,10 @@ ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_reason_check;
 ALTER TABLE erasure_log ADD CONSTRAINT erasure_log_reason_check
 	CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
 					  'request', 'service_end', 'opt_out', 'erase_tag',
-					  'stopped_consent'));
+					  'stopped_consent', 'legal_hold'));
+ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_action_check;
+ALTER TABLE erasure_log ADD CONSTRAINT erasure_log_action_check
+	CHECK (action IN ('delete', 'null_cell', 'anonymise', 'tombstone', 'destroy_key', 'forget', 'defer'));
 
 -- C: erase the stored values of one tag of one subject now, in every
 -- table that can hold it, and log them with the reason (src/erasure.c);
@@ -2507,6 +2632,7 @@ DECLARE
 	n	bigint;
 BEGIN
 	PERFORM _require_tag(erase_tag.tag);
+	PERFORM _refuse_held(s.subject, 'erase_tag()');
 	PERFORM block_tag(s.subject, erase_tag.tag);
 	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
 	INSERT INTO subject_event (subject, event, tag, recorded_by)
@@ -2619,11 +2745,30 @@ BEGIN
 	DELETE FROM _erasure_keep;
 	DELETE FROM _erasure_cutoff;
 
-	-- erasure requests: everything of the subject
+	-- legal holds (rule 9b): nothing of a held subject is erased; the
+	-- ledger says so once per hold
+	FOR r IN SELECT h.hold_id, h.subject FROM legal_hold h
+			 WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > sweep_start)
+			   AND h.deferral_logged_at IS NULL
+			 ORDER BY h.hold_id
+	LOOP
+		INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+		VALUES ('profile_guard.legal_hold', NULL, 'legal_hold', 'defer', 1, _subject_hash(r.subject));
+		UPDATE legal_hold h SET deferral_logged_at = sweep_start WHERE h.hold_id = r.hold_id;
+		relation := 'profile_guard.legal_hold'; tag := NULL; reason := 'legal_hold';
+		action := 'defer'; rows := 1;
+		RETURN NEXT;
+	END LOOP;
+
+	-- erasure requests: everything of the subject (a held subject's wait
+	-- for the end of the hold)
 	FOR r IN SELECT s.subject FROM subject s
 			 WHERE s.erasure_requested_at IS NOT NULL
 			   AND EXISTS (SELECT 1 FROM erasure_request q
 						   WHERE q.subject = s.subject AND q.completed_at IS NULL)
+			   AND NOT EXISTS (SELECT 1 FROM legal_hold h
+							   WHERE h.subject = s.subject AND h.released_at IS NULL
+								 AND (h.until IS NULL OR h.until > sweep_start))
 			 ORDER BY s.subject
 	LOOP
 		h := _subject_hash(r.subject);
@@ -2653,8 +2798,9 @@ BEGIN
 	END LOOP;
 
 	-- withdrawn, expired, retired: the candidates are subjects with such an
-	-- event since the last sweep; their state for every purpose they have
-	-- consent events for decides
+	-- event since the last sweep, or whose legal hold ended since (and
+	-- none is active); their state for every purpose they have consent
+	-- events for, and every purpose not based on consent, decides
 	WITH cand AS (
 		SELECT DISTINCT e.subject
 		FROM (SELECT c.subject FROM consent c
@@ -2676,14 +2822,25 @@ BEGIN
 			  UNION ALL
 			  SELECT e.subject FROM subject_event e
 			  WHERE grace IS NOT NULL AND e.event = 'opt_out'
-				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since) AS e
+				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since
+			  UNION ALL
+			  SELECT h.subject FROM legal_hold h
+			  WHERE h.released_at >= since
+				 OR (h.until >= since AND h.until <= sweep_start)) AS e
 		JOIN subject s ON s.subject = e.subject
 		WHERE s.erasure_requested_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM legal_hold h
+						  WHERE h.subject = e.subject AND h.released_at IS NULL
+							AND (h.until IS NULL OR h.until > sweep_start))
 	),
 	sp AS (
 		SELECT c.purpose, c.subject
 		FROM consent c JOIN cand USING (subject)
 		GROUP BY c.purpose, c.subject
+		UNION
+		SELECT pu.purpose, cand.subject
+		FROM purpose pu CROSS JOIN cand
+		WHERE pu.legal_basis <> 'consent'
 	),
 	-- many candidates for one purpose (a retirement): one set-based call
 	big AS (
@@ -2765,6 +2922,13 @@ BEGIN
 	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
 	WHERE x.effective OR _erasure_suspended(x.reason)
 	GROUP BY x.subject, x.tag;
+
+	-- a held subject keeps every tag while the hold lasts
+	INSERT INTO _erasure_keep (subject, tag, keep_for)
+	SELECT DISTINCT h.subject, c.tag, NULL::interval
+	FROM legal_hold h CROSS JOIN _erasure_cutoff c
+	WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > sweep_start)
+	ON CONFLICT ON CONSTRAINT _erasure_keep_pkey DO UPDATE SET keep_for = NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
@@ -2772,8 +2936,9 @@ REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 /*
  * _forget_subject(subject): the catalog forgets a subject whose erasure
  * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
- * tombstones), blocks, events, the row of its destroyed data key and its
- * registration (birth date, opt-out, the request's mark) are deleted; its
+ * tombstones), blocks, events, ended legal holds, the row of its destroyed
+ * data key and its registration (birth date, opt-out, the request's mark)
+ * are deleted; its
  * erasure requests keep only the keyed hash of the erasure log; the log
  * records the forgetting under that hash.  Every cache of consent answers
  * refreshes the subject from its next statement (_subject_changed): it is
@@ -2811,6 +2976,8 @@ BEGIN
 	DELETE FROM consent c WHERE c.subject = p_subject;
 	DELETE FROM tag_block b WHERE b.subject = p_subject;
 	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
 	DELETE FROM subject_key k WHERE k.subject = p_subject;
 	UPDATE erasure_request q
 	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
@@ -3207,6 +3374,7 @@ BEGIN
 			'marketing', pu.marketing,
 			'personalised', pu.personalised,
 			'automated_decision', pu.automated_decision,
+			'legal_basis', pu.legal_basis,
 			'ledger', (SELECT jsonb_agg(jsonb_build_object(
 							'consent_id', c.consent_id,
 							'action', c.action,
@@ -3225,7 +3393,8 @@ BEGIN
 			ORDER BY pu.purpose), '[]')
 	INTO consents
 	FROM purpose pu
-	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose);
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+	   OR pu.legal_basis <> 'consent';
 
 	/*
 	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
@@ -3267,6 +3436,16 @@ BEGIN
 											 ORDER BY e.event_id), '[]')
 				   FROM subject_event e WHERE e.subject = s.subject),
 		'erasure_requests', _erasure_requests_json(s.subject, h),
+		'legal_holds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+									'hold_id', lh.hold_id,
+									'basis', lh.basis,
+									'placed_at', lh.placed_at,
+									'until', lh.until,
+									'released_at', lh.released_at,
+									'active', lh.released_at IS NULL
+											  AND (lh.until IS NULL OR lh.until > statement_timestamp()))
+									ORDER BY lh.hold_id), '[]')
+						FROM legal_hold lh WHERE lh.subject = s.subject),
 		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
 									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
 		'erasures_done', erased)
@@ -3403,6 +3582,8 @@ DECLARE
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
 	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
 	-- the roles besides superusers that can call subject_report()
 	report_desk	text := _name_list(ARRAY(
 						SELECT quote_ident(r.rolname) FROM pg_roles r
@@ -3427,6 +3608,13 @@ BEGIN
 				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
 	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
 			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
 
 	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
 	 NULL, no_purposes,
@@ -3548,6 +3736,15 @@ BEGIN
 				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
 	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
 			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
 
 	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '
@@ -4410,3 +4607,142 @@ BEGIN
 		HINT = 'Call profile_guard.withdraw_consent(subject, purpose, tags) or profile_guard.request_erasure(subject).';
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- consent_status shows each purpose's lawful basis (70_views.sql)
+-- ---------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW consent_status AS
+SELECT ts.subject, pu.purpose, ts.tag, ts.effective, ts.reason, pu.legal_basis
+FROM purpose pu
+CROSS JOIN LATERAL tag_state(pu.purpose) AS ts;
+
+-- ---------------------------------------------------------------------
+-- Legal holds (65_legal_hold.sql), and the reasons under which the sweep
+-- counts a tag as kept (80_erasure.sql)
+-- ---------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION _erasure_suspended(reason text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT reason IN ('outdated version', 'blocked', 'opted out', 'minor under a marketing purpose',
+					  'impact assessment missing', 'source tag not visible',
+					  'not separate for a sensitive tag', 'guardian consent missing',
+					  'tag outside the purpose', 'not consented', 'legal hold',
+					  'sensitive tag not named by the purpose')
+$$;
+
+-- Is the subject under an active legal hold now?
+CREATE FUNCTION _held(p_subject text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM legal_hold h
+				   WHERE h.subject = p_subject AND h.released_at IS NULL
+					 AND (h.until IS NULL OR h.until > statement_timestamp()))
+$$;
+REVOKE ALL ON FUNCTION _held(text) FROM PUBLIC;
+
+-- Refuse what would erase a held subject's data at once (erase_tag(),
+-- opt_out(erase => true)); 'what' names the call for the message.
+CREATE FUNCTION _refuse_held(p_subject text, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF _held(p_subject) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject is under a legal hold',
+			DETAIL = format('Subject "%s" is under a legal hold: its data is kept until the hold ends, so %s cannot erase it now.',
+							left(p_subject, 200), what),
+			HINT = 'Stop its use now with profile_guard.block_tag() or profile_guard.opt_out(); erase once profile_guard.release_legal_hold() has ended the hold.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _refuse_held(text, text) FROM PUBLIC;
+
+/*
+ * place_legal_hold(subject, basis, until) RETURNS the hold's id: the
+ * subject's data is kept and not used (but by legal_obligation purposes)
+ * until release_legal_hold() or, when given, until.  basis says which law
+ * or proceeding requires it.  Placing a second hold on a held subject is
+ * allowed: the subject stays held until the last one ends.
+ */
+CREATE FUNCTION place_legal_hold(subject text, basis text, until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	s	profile_guard.subject := _get_subject(place_legal_hold.subject, true);
+	id	bigint;
+BEGIN
+	IF place_legal_hold.basis IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'basis must not be null',
+			DETAIL = format('The legal hold of subject "%s" needs a basis.', s.subject),
+			HINT = format('Call profile_guard.place_legal_hold(%L, ''the law or proceeding that requires the data kept'').', s.subject);
+	END IF;
+	IF btrim(place_legal_hold.basis) = '' OR length(place_legal_hold.basis) > 1000 THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'basis must be 1 to 1000 characters and not blank',
+			DETAIL = format('The legal hold of subject "%s" has an empty or too long basis.', s.subject),
+			HINT = 'Name the law, regulation or proceeding that requires the data kept.';
+	END IF;
+	IF place_legal_hold.until IS NOT NULL AND place_legal_hold.until <= now() THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'hold end must be in the future',
+			DETAIL = format('The legal hold of subject "%s" would end before it is placed.', s.subject),
+			HINT = 'Pass a later until, or NULL for a hold that lasts until profile_guard.release_legal_hold().';
+	END IF;
+	INSERT INTO legal_hold (subject, basis, until, placed_by)
+	VALUES (s.subject, place_legal_hold.basis, place_legal_hold.until, session_user)
+	RETURNING hold_id INTO id;
+	PERFORM _subject_changed(s.subject);
+	RETURN id;
+END
+$$;
+REVOKE ALL ON FUNCTION place_legal_hold(text, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION place_legal_hold(text, text, timestamptz) TO profile_guard_admin;
+
+/*
+ * release_legal_hold(hold): the hold ends now.  The subject's data is used
+ * again as its consents allow (unless another hold is active), and what
+ * fell due for erasure during the hold is erased by the next sweep.
+ */
+CREATE FUNCTION release_legal_hold(hold bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	legal_hold;
+BEGIN
+	IF release_legal_hold.hold IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'hold must not be null',
+			HINT = 'Pass the id place_legal_hold() returned; see profile_guard.legal_hold.';
+	END IF;
+	SELECT * INTO h FROM legal_hold x WHERE x.hold_id = release_legal_hold.hold FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'legal hold does not exist',
+			DETAIL = format('No legal hold has id %s.', release_legal_hold.hold),
+			HINT = 'See profile_guard.legal_hold for the holds placed.';
+	END IF;
+	IF h.released_at IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'legal hold is already released',
+			DETAIL = format('Legal hold %s of subject "%s" was released before.', h.hold_id, h.subject),
+			HINT = 'See profile_guard.legal_hold for the holds still active.';
+	END IF;
+	UPDATE legal_hold x SET released_at = now(), released_by = session_user
+	WHERE x.hold_id = h.hold_id;
+	PERFORM _subject_changed(h.subject);
+END
+$$;
+REVOKE ALL ON FUNCTION release_legal_hold(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION release_legal_hold(bigint) TO profile_guard_admin;

@@ -3,9 +3,10 @@
  * bulk_rules.c
  *	  The consent rules for every subject at once (pfg_rules_evaluate_all),
  *	  for the consent cache's bulk load of a purpose: one pass of direct
- *	  heap scans over consent, subject and tag_block, under the active
- *	  snapshot, building the facts and events of rules.c for every subject
- *	  that has an event and answering each with its rule code, exactly as
+ *	  heap scans over consent, subject, tag_block and legal_hold, under the
+ *	  active snapshot, building the facts and events of rules.c for every
+ *	  subject that has an event (every registered subject, for a purpose
+ *	  not based on consent) and answering each with its rule code, exactly as
  *	  the one-subject path (subject_rules.c) would.  Owns what the pass
  *	  needs: the arena its small pieces live in, the index of subjects in
  *	  the order met, the catalog scans, the sorting of each subject's
@@ -459,7 +460,7 @@ scan_consent(BulkState *st, const char *purpose)
 			pidx = last_purpose;
 		else
 			pidx = last_purpose = pfg_rules_purpose_index(rc, key.data, key.len);
-		if (pidx < 0 || !st->target[pidx])
+		if (pidx < 0 || !st->target[pidx] || rc->purposes[pidx].standing)
 			goto next;
 
 		SCAN_COLUMNS(&cs, a_last);
@@ -518,6 +519,85 @@ scan_consent(BulkState *st, const char *purpose)
 		st->nevents++;
 next:
 		MemoryContextSwitchTo(old);
+	}
+	catalog_scan_end(&cs);
+	MemoryContextReset(st->row_cxt);
+}
+
+/*
+ * subject: an entry with no event for every registered subject, when a
+ * chosen purpose is based on something else than consent (rule 9a): those
+ * answer for every registered subject.  Entries of subjects met in consent
+ * are merged with these by subject_index_build.
+ */
+static void
+scan_registered(BulkState *st)
+{
+	CatalogScan cs;
+	AttrNumber	a_subject;
+
+	catalog_scan_begin(&cs, "subject", true);
+	a_subject = catalog_column(&cs, "subject", TEXTOID);
+	while (catalog_scan_next(&cs))
+	{
+		MemoryContext old;
+		RulesKey	key;
+		RulesSubject *s;
+
+		SCAN_COLUMNS(&cs, a_subject);
+		if (SCAN_ISNULL(&cs, a_subject))
+			continue;
+		MemoryContextReset(st->row_cxt);
+		old = MemoryContextSwitchTo(st->row_cxt);
+		key = varlena_key(SCAN_VALUE(&cs, a_subject));
+		s = arena_alloc(&st->arena, offsetof(RulesSubject, key) + key.len);
+		memset(s, 0, offsetof(RulesSubject, key));
+		s->events.purpose = -1;
+		s->len = key.len;
+		memcpy(s->key, key.data, key.len);
+		subject_append(&st->subjects, s);
+		MemoryContextSwitchTo(old);
+	}
+	catalog_scan_end(&cs);
+	MemoryContextReset(st->row_cxt);
+}
+
+/* legal_hold: the active holds of the registered subjects met (rule 9b) */
+static void
+scan_legal_hold(BulkState *st)
+{
+	CatalogScan cs;
+	AttrNumber	a_subject,
+				a_released,
+				a_until;
+
+	/* a database still at 1.1 has no holds */
+	if (!OidIsValid(pfg_catalog_relid("legal_hold")))
+		return;
+	catalog_scan_begin(&cs, "legal_hold", true);
+	a_subject = catalog_column(&cs, "subject", TEXTOID);
+	a_released = catalog_column(&cs, "released_at", TIMESTAMPTZOID);
+	a_until = catalog_column(&cs, "until", TIMESTAMPTZOID);
+	while (catalog_scan_next(&cs))
+	{
+		MemoryContext old;
+		RulesKey	key;
+		int64		pos;
+
+		SCAN_COLUMNS(&cs, Max(a_subject, Max(a_released, a_until)));
+		if (SCAN_ISNULL(&cs, a_subject))
+			continue;
+		MemoryContextReset(st->row_cxt);
+		old = MemoryContextSwitchTo(st->row_cxt);
+		key = varlena_key(SCAN_VALUE(&cs, a_subject));
+		pos = subject_find(&st->subjects, key.data, key.len);
+		MemoryContextSwitchTo(old);
+		if (pos >= 0 && (st->subjects.entries[pos]->flags & SUBJECT_REGISTERED))
+			pfg_rules_hold(st->subjects.entries[pos], !SCAN_ISNULL(&cs, a_released),
+						   !SCAN_ISNULL(&cs, a_until),
+						   SCAN_ISNULL(&cs, a_until) ? 0 :
+						   DatumGetTimestampTz(SCAN_VALUE(&cs, a_until)),
+						   st->now);
 	}
 	catalog_scan_end(&cs);
 	MemoryContextReset(st->row_cxt);
@@ -856,6 +936,8 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 		reporting = pfg_progress_start(PFG_PROGRESS_CONSENT_BUILD, InvalidOid,
 									   "reading consents", -1, false);
 		scan_consent(&st, purpose);
+		if (pfg_rules_any_standing(st.rc, st.target))
+			scan_registered(&st);
 		if (st.subjects.n > 0)
 		{
 			if (reporting)
@@ -863,6 +945,7 @@ pfg_rules_evaluate_all(const char *purpose, RulesAnswerCallback cb, void *arg)
 			subject_index_build(&st.subjects, st.cxt);
 			scan_subject(&st);
 			scan_tag_block(&st);
+			scan_legal_hold(&st);
 		}
 		INSTR_TIME_SET_CURRENT(read);
 		INSTR_TIME_SUBTRACT(read, start);

@@ -6,9 +6,13 @@
  *	  RuleCatalog), sets of tag indices and the tag lists that cover them,
  *	  a subject's ages, and the rules themselves (pfg_rules_apply: one
  *	  subject's facts and consent events, newest first, to its visible tags
- *	  and valid_until).  Where the facts and events come from is the
- *	  callers' part: subject_rules.c reads one subject's rows with two
- *	  prepared queries, bulk_rules.c every subject's with heap scans.
+ *	  and valid_until).  A purpose based on another lawful basis than
+ *	  consent (rule 9a) answers for every registered subject without an
+ *	  event, and a legal hold (rule 9b, pfg_rules_hold) keeps a subject from
+ *	  every purpose but a legal_obligation one until it ends.  Where the
+ *	  facts and events come from is the callers' part: subject_rules.c
+ *	  reads one subject's rows with prepared queries, bulk_rules.c every
+ *	  subject's with heap scans.
  *
  *	  tag_state() (sql/ext/20_policy.sql) is the specification of the rules
  *	  and stays what consent_status, the subject report and erasure use;
@@ -135,6 +139,37 @@ pfg_rules_tag_list_covers(const RuleCatalog *rc, Datum list, bool isnull,
 	}
 }
 
+/*
+ * The tags a tag list names exactly (not through a pattern), into 'out':
+ * what a purpose not based on consent may read of the sensitive tags.
+ */
+static void
+tag_list_names(const RuleCatalog *rc, Datum list, bool isnull, bitmapword *out)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	tagset_clear(out, rc->nwords);
+	if (isnull)
+		return;
+	arr = DatumGetArrayTypeP(list);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		text	   *p;
+		int			t;
+
+		if (nulls[i])
+			continue;
+		p = DatumGetTextPP(elems[i]);
+		t = pfg_rules_tag_index(rc, VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+		if (t >= 0)
+			out[TAGSET_WORD(t)] |= TAGSET_BIT(t);
+	}
+}
+
 /* ---- the definitions ---- */
 
 /*
@@ -239,7 +274,10 @@ pfg_rules_load(MemoryContext parent)
 					  "       p.tags,"
 	/* a database still at 1.1 has no column personalised: marketing is */
 					  "       coalesce((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'personalised')"
-					  "                ::pg_catalog.bool, p.marketing)"
+					  "                ::pg_catalog.bool, p.marketing),"
+	/* nor one of lawful bases: every purpose is based on consent */
+					  "       coalesce(pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'legal_basis',"
+					  "                'consent')"
 					  "  FROM profile_guard.purpose p", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read purposes: %s", SPI_result_code_string(ret));
@@ -269,7 +307,17 @@ pfg_rules_load(MemoryContext parent)
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		p->in_scope = tagset_new(rc);
 		pfg_rules_tag_list_covers(rc, d, isnull, p->in_scope);
+		p->named = tagset_new(rc);
+		tag_list_names(rc, d, isnull, p->named);
 		p->personalised = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		if (!isnull)
+		{
+			char	   *basis = TextDatumGetCString(d);
+
+			p->standing = strcmp(basis, "consent") != 0;
+			p->legal_obligation = strcmp(basis, "legal_obligation") == 0;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	return rc;
@@ -305,6 +353,34 @@ pfg_rules_choose_purposes(const RuleCatalog *rc, const char *purpose, bool **tar
 		any |= (*target)[i];
 	}
 	return any;
+}
+
+/* whether a chosen purpose is based on something else than consent */
+bool
+pfg_rules_any_standing(const RuleCatalog *rc, const bool *target)
+{
+	for (int i = 0; i < rc->npurposes; i++)
+		if (target[i] && rc->purposes[i].standing)
+			return true;
+	return false;
+}
+
+/*
+ * One legal hold of the subject, as the catalog row says: an active one
+ * (not released, until NULL or after 'now') makes it held, until the last
+ * active hold ends.
+ */
+void
+pfg_rules_hold(RulesSubject *s, bool released, bool has_until,
+			   TimestampTz until, TimestampTz now)
+{
+	TimestampTz ends = has_until ? until : DT_NOEND;
+
+	if (released || (has_until && until <= now))
+		return;
+	if (!(s->flags & SUBJECT_HELD) || ends > s->held_until)
+		s->held_until = ends;
+	s->flags |= SUBJECT_HELD;
 }
 
 /* ---- ages ---- */
@@ -430,9 +506,12 @@ evaluate_purpose(RuleCatalog *rc, int pidx, const RulesEvent *first,
 		*valid_until = age->child_until;
 	if (age->minor && age->minor_until < *valid_until)
 		*valid_until = age->minor_until;
+	if ((s->flags & SUBJECT_HELD) && s->held_until < *valid_until)
+		*valid_until = s->held_until;
 
 	usable = !p->retired && (s->flags & SUBJECT_REGISTERED) &&
 		!(s->flags & SUBJECT_ERASURE) && !p->unassessed &&
+		!((s->flags & SUBJECT_HELD) && !p->legal_obligation) &&
 		!(p->personalised && (s->flags & SUBJECT_OPTED_OUT)) &&
 		!(p->marketing && age->minor);
 	if (!usable)
@@ -443,6 +522,66 @@ evaluate_purpose(RuleCatalog *rc, int pidx, const RulesEvent *first,
 		bitmapword derived = effective & rc->derived[w];
 
 		/* derived tags: every source consented */
+		while (derived != 0)
+		{
+			int			bit = TAGSET_RIGHTMOST(derived);
+			const RuleTag *t = &rc->tags[w * BITS_PER_BITMAPWORD + bit];
+
+			if (t->lost_source || !tagset_is_subset(t->sources, consented, nwords))
+				effective &= ~((bitmapword) 1 << bit);
+			derived &= derived - 1;
+		}
+		visible[w] |= effective;
+	}
+	return true;
+}
+
+/*
+ * The answer of purpose 'pidx', based on something else than consent (rule
+ * 9a), for a registered subject: the tags in its scope, without a consent
+ * event; a sensitive tag (and, for a child under 14, any tag) only when the
+ * purpose's tag list names it.  Every other rule applies as to consent.
+ * Returns whether the subject has rows in tag_state (some tag in scope).
+ */
+static bool
+evaluate_standing(RuleCatalog *rc, int pidx, const RulesSubject *s,
+				  const bitmapword *blocks, const RulesAge *age,
+				  bitmapword *visible, TimestampTz *valid_until)
+{
+	const RulePurpose *p = &rc->purposes[pidx];
+	int			nwords = rc->nwords;
+	bitmapword *consented = rc->consented;
+	bool		usable;
+
+	if (tagset_is_empty(p->in_scope, nwords))
+		return false;
+	if (age->under_14 && age->child_until < *valid_until)
+		*valid_until = age->child_until;
+	if (age->minor && age->minor_until < *valid_until)
+		*valid_until = age->minor_until;
+	if ((s->flags & SUBJECT_HELD) && s->held_until < *valid_until)
+		*valid_until = s->held_until;
+
+	usable = !p->retired && !(s->flags & SUBJECT_ERASURE) && !p->unassessed &&
+		!((s->flags & SUBJECT_HELD) && !p->legal_obligation) &&
+		!(p->personalised && (s->flags & SUBJECT_OPTED_OUT)) &&
+		!(p->marketing && age->minor);
+	if (!usable)
+		return true;
+	for (int w = 0; w < nwords; w++)
+	{
+		bitmapword take = p->in_scope[w] &
+			(age->under_14 ? p->named[w] : (~rc->sensitive[w] | p->named[w]));
+
+		if (blocks != NULL)
+			take &= ~blocks[w];
+		consented[w] = take;
+	}
+	for (int w = 0; w < nwords; w++)
+	{
+		bitmapword effective = consented[w];
+		bitmapword derived = effective & rc->derived[w];
+
 		while (derived != 0)
 		{
 			int			bit = TAGSET_RIGHTMOST(derived);
@@ -478,14 +617,22 @@ pfg_rules_apply(RuleCatalog *rc, const bool *target, const RulesSubject *s,
 		memset(rc->seen, 0, sizeof(uint32) * Max(rc->npurposes, 1));
 		rc->serial = 1;
 	}
-	/* each purpose once, from its newest event */
+	/* each purpose based on consent once, from its newest event */
 	for (const RulesEvent *e = &s->events; e != NULL; e = e->next)
 	{
-		if (!target[e->purpose] || rc->seen[e->purpose] == rc->serial)
+		if (e->purpose < 0 || !target[e->purpose] ||
+			rc->seen[e->purpose] == rc->serial ||
+			rc->purposes[e->purpose].standing)
 			continue;
 		rc->seen[e->purpose] = rc->serial;
 		any |= evaluate_purpose(rc, e->purpose, e, s, blocks, age, now,
 								visible, valid_until);
 	}
+	/* the others, for every registered subject, with no event */
+	if (s->flags & SUBJECT_REGISTERED)
+		for (int i = 0; i < rc->npurposes; i++)
+			if (target[i] && rc->purposes[i].standing)
+				any |= evaluate_standing(rc, i, s, blocks, age, visible,
+										 valid_until);
 	return any;
 }

@@ -74,7 +74,10 @@ typedef struct RulePurpose
 	bool		personalised;	/* opt-out switches it off (every marketing one) */
 	bool		retired;
 	bool		unassessed;
+	bool		standing;		/* a lawful basis other than consent (rule 9a) */
+	bool		legal_obligation;	/* reads what a legal hold keeps (rule 9b) */
 	bitmapword *in_scope;		/* tags its tag list covers (all: no list) */
+	bitmapword *named;			/* tags its tag list names, not by a pattern */
 } RulePurpose;
 
 /* the definitions the rules read */
@@ -105,7 +108,9 @@ typedef struct RulesEvent
 	int64		consent_id;
 	TimestampTz expires_at;		/* if EVENT_EXPIRES */
 	int32		version;
-	int16		purpose;		/* index in the catalog */
+	int16		purpose;		/* index in the catalog; -1: no event (a
+								 * registered subject met for the purposes
+								 * not based on consent) */
 	uint8		flags;
 } RulesEvent;
 
@@ -119,6 +124,8 @@ typedef struct RulesSubject
 {
 	RulesEvent	events;			/* the newest (bulk: once sorted), then older */
 	DateADT		birth_date;		/* if SUBJECT_HAS_BIRTH */
+	TimestampTz held_until;		/* if SUBJECT_HELD: when the last active
+								 * hold ends (DT_NOEND: not by itself) */
 	uint32		len;			/* of key */
 	uint8		flags;
 	char		key[FLEXIBLE_ARRAY_MEMBER];	/* the subject's text (bulk only) */
@@ -131,6 +138,7 @@ typedef struct RulesSubject
 #define SUBJECT_BLOCKS		0x10	/* bulk: has blocked tags */
 #define SUBJECT_MERGED		0x20	/* bulk: a later entry of a subject, whose
 									 * events are chained to its first */
+#define SUBJECT_HELD		0x40	/* under an active legal hold */
 
 /* a subject's ages, as of today */
 typedef struct RulesAge
@@ -178,6 +186,9 @@ extern RuleCatalog *pfg_rules_load(MemoryContext parent);
 extern int	pfg_rules_purpose_index(const RuleCatalog *rc, const char *name, uint32 len);
 extern bool pfg_rules_choose_purposes(const RuleCatalog *rc, const char *purpose,
 									  bool **target);
+extern bool pfg_rules_any_standing(const RuleCatalog *rc, const bool *target);
+extern void pfg_rules_hold(RulesSubject *s, bool released, bool has_until,
+						   TimestampTz until, TimestampTz now);
 
 /* ---- ages ---- */
 

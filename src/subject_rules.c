@@ -4,9 +4,10 @@
  *	  The consent rules for one subject (pfg_rules_evaluate), for a subject
  *	  the consent cache meets alone: the subject's own rows, read with two
  *	  small prepared queries (its consent events; its facts and blocked
- *	  tags), turned into the facts and events of rules.c and answered by its
- *	  rule code.  Owns the definitions this path reads, loaded once per
- *	  policy generation (pfg_rules_forget drops them), and the two plans.
+ *	  tags), and its legal holds with a third, turned into the facts and
+ *	  events of rules.c and answered by its rule code.  Owns the definitions
+ *	  this path reads, loaded once per policy generation (pfg_rules_forget
+ *	  drops them), and the plans.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +31,7 @@ static RuleCatalog *Rules = NULL;
 
 static SPIPlanPtr FactsPlan = NULL;
 static SPIPlanPtr EventsPlan = NULL;
+static SPIPlanPtr HoldsPlan = NULL;
 
 /* drop the definitions: the next evaluation reads them again */
 void
@@ -127,7 +129,7 @@ pfg_rules_evaluate(const char *purpose, const char *subject,
 		name = DatumGetTextPP(d);
 		pidx = pfg_rules_purpose_index(rc, VARDATA_ANY(name),
 									   VARSIZE_ANY_EXHDR(name));
-		if (pidx < 0 || !target[pidx])
+		if (pidx < 0 || !target[pidx] || rc->purposes[pidx].standing)
 			continue;
 		d = SPI_getbinval(tup, desc, 2, &isnull);
 		covers = tagset_new(rc);
@@ -161,7 +163,12 @@ pfg_rules_evaluate(const char *purpose, const char *subject,
 		prev = e;
 	}
 	if (prev == NULL)
-		return false;			/* no event */
+	{
+		/* no event: only a purpose not based on consent may answer */
+		if (!pfg_rules_any_standing(rc, target))
+			return false;
+		s.events.purpose = -1;
+	}
 
 	ret = SPI_execute_plan(FactsPlan, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -211,6 +218,38 @@ pfg_rules_evaluate(const char *purpose, const char *subject,
 					blocks = tagset_new(rc);
 				blocks[TAGSET_WORD(t)] |= TAGSET_BIT(t);
 			}
+		}
+	}
+
+	/* its legal holds (a database still at 1.1 has none) */
+	if ((s.flags & SUBJECT_REGISTERED) &&
+		(HoldsPlan != NULL || OidIsValid(pfg_catalog_relid("legal_hold"))))
+	{
+		if (HoldsPlan == NULL)
+		{
+			Oid			argtypes[1] = {TEXTOID};
+
+			HoldsPlan = pfg_keep_catalog_plan(
+				"SELECT h.released_at IS NOT NULL, h.until"
+				"  FROM profile_guard.legal_hold h"
+				" WHERE h.subject OPERATOR(pg_catalog.=) $1",
+				1, argtypes);
+		}
+		ret = SPI_execute_plan(HoldsPlan, args, NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read legal holds: %s", SPI_result_code_string(ret));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			bool		released;
+			Datum		until;
+
+			released = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+			until = SPI_getbinval(tup, desc, 2, &isnull);
+			pfg_rules_hold(&s, released, !isnull,
+						   isnull ? 0 : DatumGetTimestampTz(until), now);
 		}
 	}
 

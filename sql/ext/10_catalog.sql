@@ -71,7 +71,15 @@ CREATE TABLE purpose (
 	-- information push, personalised display, targeted ads: what opt_out()
 	-- switches off (rule 9); every marketing purpose is one
 	personalised boolean NOT NULL DEFAULT false,
-	CONSTRAINT purpose_marketing_personalised CHECK (personalised OR NOT marketing)
+	CONSTRAINT purpose_marketing_personalised CHECK (personalised OR NOT marketing),
+	-- the lawful basis of PIPL art. 13 (1)-(7) (rule 9a): a purpose not based
+	-- on consent is never personalised and always lists its tags
+	legal_basis	text NOT NULL DEFAULT 'consent',
+	CONSTRAINT purpose_legal_basis_check CHECK (legal_basis IN ('consent', 'contract',
+		'legal_obligation', 'vital_interest', 'public_interest', 'news_reporting',
+		'public_information')),
+	CONSTRAINT purpose_basis_not_personalised CHECK (legal_basis = 'consent' OR NOT personalised),
+	CONSTRAINT purpose_basis_tags CHECK (legal_basis = 'consent' OR tags IS NOT NULL)
 );
 
 -- every version a purpose ever had, for consent history and audits
@@ -86,7 +94,8 @@ CREATE TABLE purpose_history (
 	recipient	text,
 	defined_at	timestamptz NOT NULL,
 	personalised boolean NOT NULL DEFAULT false,
-	PRIMARY KEY (purpose, version)
+	PRIMARY KEY (purpose, version),
+	legal_basis	text NOT NULL DEFAULT 'consent'
 );
 
 CREATE TABLE assessment (
@@ -190,6 +199,27 @@ CREATE INDEX erasure_request_subject_idx ON erasure_request (subject);
 CREATE INDEX erasure_request_subject_hash_idx ON erasure_request (subject_hash)
 	WHERE subject_hash IS NOT NULL;
 
+-- Legal holds (rule 9b, §7.4): while a hold is active (not released, and
+-- until is NULL or still ahead) the subject's data is kept but not used: no
+-- purpose except a legal_obligation one reads it, and the sweep erases
+-- nothing of it (it writes one ledger row per hold, deferral_logged_at).
+-- No foreign key to subject: a hold outlives nothing it refers to, and the
+-- subject row's life belongs to erasure.
+CREATE TABLE legal_hold (
+	hold_id		bigserial PRIMARY KEY,
+	subject		text NOT NULL CHECK (length(subject) BETWEEN 1 AND 200),
+	basis		text NOT NULL CHECK (length(basis) BETWEEN 1 AND 1000),
+	placed_at	timestamptz NOT NULL DEFAULT now(),
+	until		timestamptz,
+	placed_by	name NOT NULL,
+	released_at	timestamptz,
+	released_by	name,
+	deferral_logged_at timestamptz,
+	CHECK (until IS NULL OR until > placed_at),
+	CHECK ((released_at IS NULL) = (released_by IS NULL))
+);
+CREATE INDEX legal_hold_subject_idx ON legal_hold (subject);
+
 -- What every cache of consent answers (in each backend and in shared
 -- memory) follows.  A policy-wide change (tags, purposes, their roles,
 -- classification) advances the generation: cached answers are rebuilt.  A
@@ -218,6 +248,7 @@ GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
 	prohibited_topic TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
+GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
@@ -241,3 +272,5 @@ SELECT pg_catalog.pg_extension_config_dump('consent', '');
 SELECT pg_catalog.pg_extension_config_dump('consent_consent_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('erasure_request', '');
 SELECT pg_catalog.pg_extension_config_dump('erasure_request_request_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('legal_hold', '');
+SELECT pg_catalog.pg_extension_config_dump('legal_hold_hold_id_seq', '');

@@ -47,10 +47,37 @@ AS $$
 $$;
 
 /*
+ * The subjects a purpose based on something else than consent (rule 9a)
+ * concerns: every registered subject (only p_subject when given); none for
+ * a purpose based on consent.  A function of its own, estimated at one row,
+ * so that the plans of tag_state() stay sized by the consent events they
+ * read rather than by the whole subject table.
+ */
+CREATE FUNCTION _basis_subjects(p_purpose text, p_subject text)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE ROWS 1
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM purpose pu
+				   WHERE pu.purpose = p_purpose AND pu.legal_basis <> 'consent') THEN
+		RETURN;
+	ELSIF p_subject IS NOT NULL THEN
+		RETURN QUERY SELECT s.subject FROM subject s WHERE s.subject = p_subject;
+	ELSE
+		RETURN QUERY SELECT s.subject FROM subject s;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _basis_subjects(text, text) FROM PUBLIC;
+
+/*
  * tag_state(purpose, subject, with_unconsented)
  *
  * One row per subject and tag for the subjects that have any consent event
- * for the purpose (only p_subject when given).  Tags covered by a consent
+ * for the purpose (only p_subject when given); for a purpose based on
+ * another lawful basis than consent (rule 9a), for every registered
+ * subject and every tag in the purpose's scope, consent events aside.  Tags covered by a consent
  * event are always listed; with p_with_unconsented, the purpose's other tags
  * are listed too (reason "not consented").  effective is true when the tag
  * may be served; otherwise reason says why, the first failing rule winning.
@@ -69,6 +96,7 @@ LANGUAGE sql STABLE
 AS $$
 WITH p AS (
 	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
+		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
 		   pu.automated_decision AND NOT EXISTS (
 				SELECT 1 FROM profile_guard.assessment a
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
@@ -85,14 +113,19 @@ WITH p AS (
 ev AS (
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM profile_guard.consent c
+	FROM profile_guard.consent c CROSS JOIN p
 	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
-	  AND c.subject OPERATOR(pg_catalog.=) p_subject
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject AND NOT p.standing
 	UNION ALL
 	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
 		   c.purpose_version, c.separate, c.guardian, c.expires_at
-	FROM profile_guard.consent c
-	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose AND NOT p.standing
+),
+-- a purpose based on something else than consent (rule 9a) concerns every
+-- registered subject, consent events or none
+reg AS (
+	SELECT r.subject FROM profile_guard._basis_subjects(p_purpose, p_subject) AS r(subject)
 ),
 -- each subject in question, with what the rules need to know of it
 subj AS (
@@ -104,10 +137,19 @@ subj AS (
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
 					OPERATOR(pg_catalog.>) p.today, false) AS minor,
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-					OPERATOR(pg_catalog.>) p.today, false) AS under_14
-	FROM (SELECT DISTINCT ev.subject FROM ev) AS e
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
+		   h.held AND s.subject IS NOT NULL AS held, h.held_until
+	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
 	CROSS JOIN p
 	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+	-- its active legal holds (rule 9b): held until the last ends
+	CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS held,
+			   CASE WHEN pg_catalog.bool_or(lh.until IS NULL) THEN NULL
+					ELSE pg_catalog.max(lh.until) END AS held_until
+		FROM profile_guard.legal_hold lh
+		WHERE lh.subject OPERATOR(pg_catalog.=) e.subject AND lh.released_at IS NULL
+		  AND (lh.until IS NULL OR lh.until OPERATOR(pg_catalog.>) p.now)) AS h
 ),
 -- their blocks (two branches, as for ev)
 blocks AS (
@@ -120,7 +162,8 @@ blocks AS (
 -- every tag, and whether the purpose may use it at all (once per tag)
 scope AS (
 	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
-		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
+		   coalesce(t.tag OPERATOR(pg_catalog.=) ANY (p.tags), false) AS named
 	FROM profile_guard.tag t CROSS JOIN p
 ),
 -- consents mostly repeat the same tag lists: match each distinct list once
@@ -143,24 +186,38 @@ pairs AS (
 	UNION ALL
 	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
 	FROM subj AS s
+	CROSS JOIN p
 	JOIN scope sc ON sc.in_scope
-	WHERE p_with_unconsented
+	WHERE p_with_unconsented AND NOT p.standing
 	  AND NOT EXISTS (SELECT 1 FROM latest l
 					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
 					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+	UNION ALL
+	-- not based on consent: the lawful basis stands for a grant of every
+	-- tag in scope to every registered subject
+	SELECT s.subject, sc.tag_id, 'basis', p.version, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p.standing AND NOT s.unregistered
 ),
 cell AS (
 	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
 		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
-		   s.minor, s.under_14, s.birth_date,
+		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
 		   b.tag IS NOT NULL AS blocked,
-		   -- the tag's own consent holds (scope and derivation aside)
-		   x.action OPERATOR(pg_catalog.=) 'grant'
+		   -- the tag's own consent holds (scope and derivation aside); under
+		   -- another lawful basis, a sensitive tag (every tag of a child
+		   -- under 14) only when the purpose's list names it
+		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+					 AND b.tag IS NULL
+				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
 			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
 			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
 			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
 			 AND (x.guardian OR NOT s.under_14)
-			 AND b.tag IS NULL AS consented,
+			 AND b.tag IS NULL END AS consented,
 		   x.purpose_version, x.separate, x.guardian, t.sensitivity
 	FROM pairs x
 	CROSS JOIN p
@@ -193,13 +250,15 @@ SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
 										   pg_catalog.make_interval(years => 14)) END,
 			 CASE WHEN j.minor
 				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
-										   pg_catalog.make_interval(years => p.minor_age)) END)
+										   pg_catalog.make_interval(years => p.minor_age)) END,
+			 CASE WHEN j.held THEN j.held_until END)
 FROM judged j
 CROSS JOIN p
 CROSS JOIN LATERAL (SELECT CASE
 	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
 	WHEN j.unregistered THEN 'subject not registered'
 	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
 	WHEN p.unassessed THEN 'impact assessment missing'
 	WHEN p.personalised AND j.opted_out THEN 'opted out'
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
@@ -208,6 +267,9 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
 	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
 	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
+		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
+		THEN 'sensitive tag not named by the purpose'
 	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
 		THEN 'not separate for a sensitive tag'
 	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'

@@ -57,12 +57,16 @@ REVOKE ALL ON FUNCTION _refuse_retired(purpose) FROM PUBLIC;
  * identical redefinition changes nothing.  Every version is kept in
  * purpose_history.  personalised: information push, personalised display
  * or targeted ads, which opt_out() switches off (§9 a 5–6); a marketing
- * purpose is always personalised.
+ * purpose is always personalised.  legal_basis (rule 9a, PIPL art. 13
+ * (1)–(7)): consent, or another basis under which the purpose reads the
+ * tags of its list for every registered subject without a consent record;
+ * such a purpose is never personalised nor marketing, and must list its
+ * tags (minimum necessary), naming each sensitive tag it needs.
  */
 CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
 							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
 							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL,
-							   personalised boolean DEFAULT false)
+							   personalised boolean DEFAULT false, legal_basis text DEFAULT 'consent')
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -92,6 +96,34 @@ BEGIN
 							left(define_purpose.purpose, 120)),
 			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
 	END IF;
+	IF define_purpose.legal_basis IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'legal basis must not be null',
+			DETAIL = format('Purpose "%s" needs a lawful basis.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit legal_basis for consent, or pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis NOT IN ('consent', 'contract', 'legal_obligation', 'vital_interest',
+										  'public_interest', 'news_reporting', 'public_information') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'unknown legal basis',
+			DETAIL = format('Purpose "%s" names a lawful basis that PIPL article 13 does not list.', define_purpose.purpose),
+			HINT = 'Pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent'
+	   AND (define_purpose.personalised OR define_purpose.marketing) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent cannot be personalised or marketing',
+			DETAIL = format('Purpose "%s" has legal basis %s; personalised display, information push and marketing rest on consent alone (rule 9a).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Define it with legal_basis => ''consent'', or with personalised and marketing false.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent' AND define_purpose.tags IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent must list its tags',
+			DETAIL = format('Purpose "%s" has legal basis %s and no tag list: without consent, only the tags the basis needs may be read (minimum necessary).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Pass tags => ARRAY[...] naming the tags it needs, each sensitive tag by its full name.';
+	END IF;
 	IF btrim(define_purpose.description) = '' THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'purpose description must not be empty',
@@ -112,10 +144,10 @@ BEGIN
 	IF NOT FOUND THEN
 		new_version := 1;
 		INSERT INTO purpose (purpose, version, description, tags, retention,
-							 marketing, automated_decision, recipient, personalised)
+							 marketing, automated_decision, recipient, personalised, legal_basis)
 		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
 				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
-				define_purpose.recipient, is_personalised);
+				define_purpose.recipient, is_personalised, define_purpose.legal_basis);
 	ELSE
 		IF old.retired_at IS NOT NULL THEN
 			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -124,10 +156,11 @@ BEGIN
 				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
 		END IF;
 		IF (old.description, old.tags, old.retention, old.marketing,
-			old.automated_decision, old.recipient, old.personalised)
+			old.automated_decision, old.recipient, old.personalised, old.legal_basis)
 		   IS NOT DISTINCT FROM
 		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
-			define_purpose.automated_decision, define_purpose.recipient, is_personalised) THEN
+			define_purpose.automated_decision, define_purpose.recipient, is_personalised,
+			define_purpose.legal_basis) THEN
 			RETURN old.version;		-- identical: nothing changes
 		END IF;
 		new_version := old.version + 1;
@@ -135,22 +168,25 @@ BEGIN
 		SET version = new_version, description = define_purpose.description, tags = tag_list,
 			retention = define_purpose.retention, marketing = define_purpose.marketing,
 			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
-			personalised = is_personalised, defined_at = now()
+			personalised = is_personalised, legal_basis = define_purpose.legal_basis,
+			defined_at = now()
 		WHERE x.purpose = define_purpose.purpose;
 	END IF;
 
 	INSERT INTO purpose_history (purpose, version, description, tags, retention,
-								 marketing, automated_decision, recipient, defined_at, personalised)
+								 marketing, automated_decision, recipient, defined_at, personalised,
+								 legal_basis)
 	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
-		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised,
+		   x.legal_basis
 	FROM purpose x WHERE x.purpose = define_purpose.purpose;
 
 	PERFORM _policy_changed();
 	RETURN new_version;
 END
 $$;
-REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) TO profile_guard_admin;
 
 /*
  * record_assessment(purpose, assessor, conclusion): a personal-information

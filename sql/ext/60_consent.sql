@@ -290,6 +290,9 @@ BEGIN
 			HINT = format('Call profile_guard.opt_out(%L), or profile_guard.opt_out(%L, erase => true) to erase the tags held for personalised purposes too.',
 						  s.subject, s.subject);
 	END IF;
+	IF opt_out.erase THEN
+		PERFORM _refuse_held(s.subject, 'opt_out(erase => true)');
+	END IF;
 	PERFORM _set_opted_out(s.subject, true);
 	IF NOT opt_out.erase THEN
 		RETURN;

@@ -4,10 +4,12 @@
  * consents_needing_renewal (§7.1 b: purpose changed; consents about to end).
  */
 
--- Per subject, purpose and tag: may the tag be used, and if not, why.
--- Lists the subjects with any consent event for the purpose.
+-- Per subject, purpose and tag: may the tag be used, and if not, why, and
+-- the purpose's lawful basis.  Lists the subjects with any consent event
+-- for the purpose (every registered subject for a purpose not based on
+-- consent).
 CREATE VIEW consent_status AS
-SELECT ts.subject, pu.purpose, ts.tag, ts.effective, ts.reason
+SELECT ts.subject, pu.purpose, ts.tag, ts.effective, ts.reason, pu.legal_basis
 FROM purpose pu
 CROSS JOIN LATERAL tag_state(pu.purpose) AS ts;
 
@@ -49,4 +51,6 @@ GRANT SELECT ON consent_status, consents_needing_renewal
 	TO profile_guard_admin, profile_guard_consent;
 -- functions called by a view are checked against the view's user
 GRANT EXECUTE ON FUNCTION tag_state(text, text, boolean)
+	TO profile_guard_admin, profile_guard_consent;
+GRANT EXECUTE ON FUNCTION _basis_subjects(text, text)
 	TO profile_guard_admin, profile_guard_consent;

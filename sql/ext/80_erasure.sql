@@ -13,6 +13,10 @@
  *   service_end withdrawn / has expired / the purpose was retired;
  *   retention   a row older than every retention of the purposes in force
  *               that may keep the tag for the subject.
+ * Nothing of a subject under an active legal hold is due (rule 9b): the
+ * first sweep that meets a hold logs it once (reason legal_hold, action
+ * defer), and what fell due meanwhile is erased by the first sweep after
+ * the hold ends.
  */
 
 -- the ledger: one row per batch, relation, tag, reason, action (and subject
@@ -24,9 +28,9 @@ CREATE TABLE erasure_log (
 	tag			text,
 	reason		text NOT NULL CHECK (reason IN ('retired', 'retention', 'withdrawn', 'expired',
 											   'request', 'service_end', 'opt_out', 'erase_tag',
-											   'stopped_consent')),
+											   'stopped_consent', 'legal_hold')),
 	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
-											   'tombstone', 'destroy_key', 'forget')),
+											   'tombstone', 'destroy_key', 'forget', 'defer')),
 	rows		bigint NOT NULL CHECK (rows > 0),
 	subject_hash text CHECK (subject_hash ~ '^[0-9a-f]{64}$')
 );
@@ -137,7 +141,8 @@ AS $$
 	SELECT reason IN ('outdated version', 'blocked', 'opted out', 'minor under a marketing purpose',
 					  'impact assessment missing', 'source tag not visible',
 					  'not separate for a sensitive tag', 'guardian consent missing',
-					  'tag outside the purpose', 'not consented')
+					  'tag outside the purpose', 'not consented', 'legal hold',
+					  'sensitive tag not named by the purpose')
 $$;
 
 /*
@@ -241,11 +246,30 @@ BEGIN
 	DELETE FROM _erasure_keep;
 	DELETE FROM _erasure_cutoff;
 
-	-- erasure requests: everything of the subject
+	-- legal holds (rule 9b): nothing of a held subject is erased; the
+	-- ledger says so once per hold
+	FOR r IN SELECT h.hold_id, h.subject FROM legal_hold h
+			 WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > sweep_start)
+			   AND h.deferral_logged_at IS NULL
+			 ORDER BY h.hold_id
+	LOOP
+		INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+		VALUES ('profile_guard.legal_hold', NULL, 'legal_hold', 'defer', 1, _subject_hash(r.subject));
+		UPDATE legal_hold h SET deferral_logged_at = sweep_start WHERE h.hold_id = r.hold_id;
+		relation := 'profile_guard.legal_hold'; tag := NULL; reason := 'legal_hold';
+		action := 'defer'; rows := 1;
+		RETURN NEXT;
+	END LOOP;
+
+	-- erasure requests: everything of the subject (a held subject's wait
+	-- for the end of the hold)
 	FOR r IN SELECT s.subject FROM subject s
 			 WHERE s.erasure_requested_at IS NOT NULL
 			   AND EXISTS (SELECT 1 FROM erasure_request q
 						   WHERE q.subject = s.subject AND q.completed_at IS NULL)
+			   AND NOT EXISTS (SELECT 1 FROM legal_hold h
+							   WHERE h.subject = s.subject AND h.released_at IS NULL
+								 AND (h.until IS NULL OR h.until > sweep_start))
 			 ORDER BY s.subject
 	LOOP
 		h := _subject_hash(r.subject);
@@ -275,8 +299,9 @@ BEGIN
 	END LOOP;
 
 	-- withdrawn, expired, retired: the candidates are subjects with such an
-	-- event since the last sweep; their state for every purpose they have
-	-- consent events for decides
+	-- event since the last sweep, or whose legal hold ended since (and
+	-- none is active); their state for every purpose they have consent
+	-- events for, and every purpose not based on consent, decides
 	WITH cand AS (
 		SELECT DISTINCT e.subject
 		FROM (SELECT c.subject FROM consent c
@@ -298,14 +323,25 @@ BEGIN
 			  UNION ALL
 			  SELECT e.subject FROM subject_event e
 			  WHERE grace IS NOT NULL AND e.event = 'opt_out'
-				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since) AS e
+				AND e.recorded_at + grace <= sweep_start AND e.recorded_at + grace >= since
+			  UNION ALL
+			  SELECT h.subject FROM legal_hold h
+			  WHERE h.released_at >= since
+				 OR (h.until >= since AND h.until <= sweep_start)) AS e
 		JOIN subject s ON s.subject = e.subject
 		WHERE s.erasure_requested_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM legal_hold h
+						  WHERE h.subject = e.subject AND h.released_at IS NULL
+							AND (h.until IS NULL OR h.until > sweep_start))
 	),
 	sp AS (
 		SELECT c.purpose, c.subject
 		FROM consent c JOIN cand USING (subject)
 		GROUP BY c.purpose, c.subject
+		UNION
+		SELECT pu.purpose, cand.subject
+		FROM purpose pu CROSS JOIN cand
+		WHERE pu.legal_basis <> 'consent'
 	),
 	-- many candidates for one purpose (a retirement): one set-based call
 	big AS (
@@ -387,6 +423,13 @@ BEGIN
 	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
 	WHERE x.effective OR _erasure_suspended(x.reason)
 	GROUP BY x.subject, x.tag;
+
+	-- a held subject keeps every tag while the hold lasts
+	INSERT INTO _erasure_keep (subject, tag, keep_for)
+	SELECT DISTINCT h.subject, c.tag, NULL::interval
+	FROM legal_hold h CROSS JOIN _erasure_cutoff c
+	WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > sweep_start)
+	ON CONFLICT ON CONSTRAINT _erasure_keep_pkey DO UPDATE SET keep_for = NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
@@ -394,8 +437,9 @@ REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 /*
  * _forget_subject(subject): the catalog forgets a subject whose erasure
  * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
- * tombstones), blocks, events, the row of its destroyed data key and its
- * registration (birth date, opt-out, the request's mark) are deleted; its
+ * tombstones), blocks, events, ended legal holds, the row of its destroyed
+ * data key and its registration (birth date, opt-out, the request's mark)
+ * are deleted; its
  * erasure requests keep only the keyed hash of the erasure log; the log
  * records the forgetting under that hash.  Every cache of consent answers
  * refreshes the subject from its next statement (_subject_changed): it is
@@ -433,6 +477,8 @@ BEGIN
 	DELETE FROM consent c WHERE c.subject = p_subject;
 	DELETE FROM tag_block b WHERE b.subject = p_subject;
 	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
 	DELETE FROM subject_key k WHERE k.subject = p_subject;
 	UPDATE erasure_request q
 	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
@@ -513,6 +559,7 @@ DECLARE
 	n	bigint;
 BEGIN
 	PERFORM _require_tag(erase_tag.tag);
+	PERFORM _refuse_held(s.subject, 'erase_tag()');
 	PERFORM block_tag(s.subject, erase_tag.tag);
 	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
 	INSERT INTO subject_event (subject, event, tag, recorded_by)

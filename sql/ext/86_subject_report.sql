@@ -171,10 +171,12 @@ REVOKE ALL ON FUNCTION _erasure_requests_json(text, text) FROM PUBLIC;
  * for the person's own access request (§5 d, §11): tags with their values
  * (decrypted) in every guarded table, consents with the purpose versions
  * and their state per tag (from tag_state(), the one place the rules
- * live), blocks, opt-out, the subject's own events, erasure requests and
- * the erasures done.  An identifier whose record was forgotten after its
- * erasure (_forget_subject()) is found by the keyed hash of its requests:
- * the report says it is not registered, holds nothing, and lists those
+ * live; with the purposes not based on consent, which concern every
+ * registered subject, and each purpose's legal basis), blocks, opt-out, the
+ * subject's own events, legal holds, erasure requests and the erasures
+ * done.  An identifier whose record was forgotten after its erasure
+ * (_forget_subject()) is found by the keyed hash of its requests: the
+ * report says it is not registered, holds nothing, and lists those
  * requests and the erasure log's rows.  Executable by profile_guard_admin and
  * profile_guard_consent only: it hands out values, so it is the access
  * request desk, not a way for applications to read tags.
@@ -261,6 +263,7 @@ BEGIN
 			'marketing', pu.marketing,
 			'personalised', pu.personalised,
 			'automated_decision', pu.automated_decision,
+			'legal_basis', pu.legal_basis,
 			'ledger', (SELECT jsonb_agg(jsonb_build_object(
 							'consent_id', c.consent_id,
 							'action', c.action,
@@ -279,7 +282,8 @@ BEGIN
 			ORDER BY pu.purpose), '[]')
 	INTO consents
 	FROM purpose pu
-	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose);
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+	   OR pu.legal_basis <> 'consent';
 
 	/*
 	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
@@ -321,6 +325,16 @@ BEGIN
 											 ORDER BY e.event_id), '[]')
 				   FROM subject_event e WHERE e.subject = s.subject),
 		'erasure_requests', _erasure_requests_json(s.subject, h),
+		'legal_holds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+									'hold_id', lh.hold_id,
+									'basis', lh.basis,
+									'placed_at', lh.placed_at,
+									'until', lh.until,
+									'released_at', lh.released_at,
+									'active', lh.released_at IS NULL
+											  AND (lh.until IS NULL OR lh.until > statement_timestamp()))
+									ORDER BY lh.hold_id), '[]')
+						FROM legal_hold lh WHERE lh.subject = s.subject),
 		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
 									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
 		'erasures_done', erased)

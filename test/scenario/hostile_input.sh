@@ -232,6 +232,15 @@ NULL::integer
 -2147483648
 100000
 EOF
+# bigint: ids of legal holds (none, released, current, out of range)
+read -r -d '' V_BIGINT <<'EOF' || true
+NULL::bigint
+0::bigint
+-1::bigint
+1::bigint
+9223372036854775807::bigint
+(SELECT max(hold_id) FROM profile_guard.legal_hold)
+EOF
 read -r -d '' V_OID <<'EOF' || true
 NULL::oid
 0::oid
@@ -283,11 +292,12 @@ EOF
 # the pools as "type<TAB>expression" lines, for the generator
 {
 	for t in text 'text[]' name regclass regrole date interval boolean 'timestamp with time zone' \
-		integer oid bytea '"any"' anyelement profile_guard.purpose; do
+		integer bigint oid bytea '"any"' anyelement profile_guard.purpose; do
 		case "$t" in
 			text) v=$V_TEXT ;; 'text[]') v=$V_TEXTARR ;; name) v=$V_NAME ;; regclass) v=$V_REGCLASS ;;
 			regrole) v=$V_REGROLE ;; date) v=$V_DATE ;; interval) v=$V_INTERVAL ;; boolean) v=$V_BOOL ;;
-			'timestamp with time zone') v=$V_TSTZ ;; integer) v=$V_INT ;; oid) v=$V_OID ;; bytea) v=$V_BYTEA ;;
+			'timestamp with time zone') v=$V_TSTZ ;; integer) v=$V_INT ;; bigint) v=$V_BIGINT ;;
+			oid) v=$V_OID ;; bytea) v=$V_BYTEA ;;
 			'"any"'|anyelement) v=$V_ANY ;; profile_guard.purpose) v=$V_PURPOSEROW ;;
 		esac
 		while IFS= read -r e; do [[ -n $e ]] && printf '%s\t%s\n' "$t" "$e"; done <<< "$v"
@@ -394,6 +404,7 @@ function benign(n, t) {
 	if (t == "interval") return "\0471 year\047::interval"
 	if (t == "boolean") return "false"
 	if (t == "integer") return "1"
+	if (t == "bigint") return "1::bigint"
 	if (t == "oid") return "\047profiles\047::regclass::oid"
 	if (t == "bytea") return "\047\\x00\047::bytea"
 	if (t == "\"any\"") return "1"
@@ -621,6 +632,10 @@ BEGIN {
 				"_row_mask((SELECT p FROM profiles p LIMIT 1), \047profiles\047::regclass::oid)|" \
 				"_row_mask(ROW(" int(rand() * 9) ", " q(randword()) "), " (rand() < 0.5 ? "\047profiles\047::regclass::oid" : "\047bytes\047::regclass::oid") ")|" \
 				"tag_state(" p1 ", " s1 ")|request_erasure(" s1 ")|rotate_master_key()|" \
+				"define_purpose(" p1 ", " q(randword()) ", ARRAY[" t1 "], legal_basis => " \
+				q(pick(x, split("contract|legal_obligation|consent|nosuch|", x, "|"))) ")|" \
+				"place_legal_hold(" s1 ", " q(randword()) ", " (rand() < 0.5 ? "NULL" : "now() + interval \0471 second\047") ")|" \
+				"release_legal_hold(" int(rand() * 6) - 1 ")|" \
 				"subject_report(" s1 ")|sweep()", api, "|")) ";"
 		}
 		else
