@@ -463,14 +463,16 @@ pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 					rows_relid = grel->relid;
 				continue;
 			}
-			for (int i = 0; i < grel->ncolumns; i++)
+			/* the message names the first tag column read, in table order */
+			for (int i = 0, first = 0; i < grel->ncolumns; i++)
 			{
 				AttrNumber	a = grel->columns[i].attnum;
 
-				if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols))
+				if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols) &&
+					(first == 0 || a < first))
 				{
 					tag = grel->columns[i].tag;
-					break;
+					first = a;
 				}
 			}
 			(void) pfg_purpose_now(grel->relid, tag);
