@@ -150,6 +150,9 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 	sweep->cxt = cxt;
 	sweep->session_lock = session_lock;
 	sweep->now = GetCurrentTransactionStartTimestamp();
+	/* the view profile_guard.progress; a session sweep spans transactions */
+	sweep->reporting = pfg_progress_start(PFG_PROGRESS_SWEEP, InvalidOid, "preparing", -1,
+										  session_lock);
 
 	pfg_spi_connect();
 	PG_TRY();
@@ -231,6 +234,8 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 	}
 	PG_END_TRY();
 	pfg_spi_finish();
+	if (sweep->reporting)
+		pfg_progress_phase("erasing", InvalidOid, -2);
 	return sweep;
 }
 
@@ -607,6 +612,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		return 0;
 	if (limit < 1)
 		limit = 1;
+	if (sweep->reporting)
+		pfg_progress_phase(NULL, st->relid, -2);
 
 	pfg_spi_connect();
 	nestlevel = NewGUCNestLevel();
@@ -727,6 +734,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 
 	sweep->batches++;
 	sweep->rows += affected;
+	if (sweep->reporting)
+		pfg_progress_done(sweep->rows);
 	return affected;
 }
 
@@ -750,6 +759,8 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 {
 	int			rc;
 
+	if (sweep->reporting)
+		pfg_progress_phase("finishing", InvalidOid, -2);
 	pfg_spi_connect();
 	if (complete)
 	{
@@ -781,6 +792,8 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 			elog(ERROR, "could not release the sweep lock: %s", SPI_result_code_string(rc));
 	}
 	pfg_spi_finish();
+	if (sweep->reporting)
+		pfg_progress_end();
 }
 
 /* ---------- one subject's tag, now */
@@ -870,7 +883,6 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	Sweep	   *sweep;
 	ListCell   *lc;
-	bool		reporting;
 
 	pfg_require_preload();
 	if (budget < 0 && !PG_ARGISNULL(0))
@@ -890,14 +902,9 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard sweep",
 								ALLOCSET_DEFAULT_SIZES);
-	reporting = pfg_progress_start(PFG_PROGRESS_SWEEP, InvalidOid, "preparing", -1, false);
 	sweep = pfg_sweep_begin(cxt, full, false);
-	if (reporting)
-		pfg_progress_phase("erasing", InvalidOid, -2);
 	for (int i = 0; i < sweep->ntables; i++)
 	{
-		if (reporting)
-			pfg_progress_phase(NULL, sweep->tables[i].relid, -2);
 		while (!sweep->tables[i].done && budget != 0)
 		{
 			int64		limit = SQL_SWEEP_CHUNK;
@@ -908,15 +915,9 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 				budget = Max(budget - pfg_sweep_batch(sweep, i, limit, true), 0);
 			else
 				(void) pfg_sweep_batch(sweep, i, limit, false);
-			if (reporting)
-				pfg_progress_done(sweep->rows);
 		}
 	}
-	if (reporting)
-		pfg_progress_phase("finishing", InvalidOid, -2);
 	pfg_sweep_finish(sweep, pfg_sweep_all_done(sweep));
-	if (reporting)
-		pfg_progress_end();
 
 	foreach(lc, sweep->results)
 	{

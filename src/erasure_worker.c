@@ -38,7 +38,6 @@
 #include "catalog.h"
 #include "erasure.h"
 #include "erasure_worker.h"
-#include "progress.h"
 
 #define WORKER_RESTART_SECONDS 10
 
@@ -136,7 +135,6 @@ run_sweep(MemoryContext cxt, bool *warned)
 	bool		present;
 	char		activity[256];
 	TimestampTz started = GetCurrentTimestamp();
-	bool		reporting;
 	int64		longest = 0;	/* microseconds, a batch from start to commit */
 
 	begin_transaction("profile_guard sweep: preparing");
@@ -155,17 +153,11 @@ run_sweep(MemoryContext cxt, bool *warned)
 		return;
 	}
 	*warned = false;
-	/* the view profile_guard.progress, across the batches' transactions */
-	reporting = pfg_progress_start(PFG_PROGRESS_SWEEP, InvalidOid, "preparing", -1, true);
 	sweep = pfg_sweep_begin(cxt, false, true);
 	end_transaction();
-	if (reporting)
-		pfg_progress_phase("erasing", InvalidOid, -2);
 
 	for (int i = 0; i < sweep->ntables; i++)
 	{
-		if (reporting)
-			pfg_progress_phase(NULL, sweep->tables[i].relid, -2);
 		while (!sweep->tables[i].done)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -181,19 +173,13 @@ run_sweep(MemoryContext cxt, bool *warned)
 				(void) pfg_sweep_batch(sweep, i, sweep_batch, false);
 				end_transaction();
 				longest = Max(longest, GetCurrentTimestamp() - batch_start);
-				if (reporting)
-					pfg_progress_done(sweep->rows);
 			}
 		}
 	}
 
-	if (reporting)
-		pfg_progress_phase("finishing", InvalidOid, -2);
 	begin_transaction("profile_guard sweep: finishing");
 	pfg_sweep_finish(sweep, true);
 	end_transaction();
-	if (reporting)
-		pfg_progress_end();
 
 	if (sweep->rows > 0 || sweep->results != NIL)
 		ereport(LOG,

@@ -30,6 +30,13 @@
 
 PFG_SQL_FUNCTION(profile_guard_rotate_master_key);
 
+/* the live data keys not wrapped under the master key whose fingerprint is $1 */
+#define KEYS_TO_REWRAP \
+	" FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE \
+	" WHERE wrapped_key IS NOT NULL" \
+	"   AND (master_fingerprint IS NULL" \
+	"        OR master_fingerprint OPERATOR(pg_catalog.<>) $1)"
+
 /*
  * Re-wrap every live data key under the current master key.  Keys already
  * under it are left alone; keys under profile_guard.previous_master_key_file
@@ -72,10 +79,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	selargs[0] = CStringGetTextDatum(current->fingerprint);
 
 	/* the keys to re-wrap, for the view profile_guard.progress */
-	rc = SPI_execute_with_args("SELECT pg_catalog.count(*) FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
-							   " WHERE wrapped_key IS NOT NULL"
-							   "   AND (master_fingerprint IS NULL"
-							   "        OR master_fingerprint OPERATOR(pg_catalog.<>) $1)",
+	rc = SPI_execute_with_args("SELECT pg_catalog.count(*)" KEYS_TO_REWRAP,
 							   1, selargtypes, selargs, NULL, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not count the data keys to re-wrap: %s", SPI_result_code_string(rc));
@@ -98,11 +102,7 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT subject, wrapped_key, master_fingerprint"
-									   "  FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
-									   " WHERE wrapped_key IS NOT NULL"
-									   "   AND (master_fingerprint IS NULL"
-									   "        OR master_fingerprint OPERATOR(pg_catalog.<>) $1)"
-									   "   FOR UPDATE",
+									   KEYS_TO_REWRAP " FOR UPDATE",
 									   1, selargtypes, selargs, NULL, false, 0);
 
 	for (;;)

@@ -240,17 +240,6 @@ pfg_progress_done(int64 done)
 	END_SLOT_WRITE(slot);
 }
 
-/* add 'units' to what is done */
-void
-pfg_progress_add(int64 units)
-{
-	ProgressSlot *slot = my_slot();
-
-	if (!running || slot == NULL)
-		return;
-	pfg_progress_done(slot->done + units);
-}
-
 void
 pfg_progress_end(void)
 {

@@ -30,7 +30,6 @@ extern bool pfg_progress_start(PfgProgressCommand command, Oid relid,
 							   bool across_transactions);
 extern void pfg_progress_phase(const char *phase, Oid relid, int64 total);
 extern void pfg_progress_done(int64 done);
-extern void pfg_progress_add(int64 units);
 extern void pfg_progress_end(void);
 
 #endif							/* PROFILE_GUARD_PROGRESS_H */

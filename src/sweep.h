@@ -74,6 +74,7 @@ typedef struct Sweep
 	MemoryContext cxt;
 	TimestampTz now;			/* the moment retention is measured at */
 	bool		session_lock;	/* holds the sweep lock across transactions */
+	bool		reporting;		/* shown in profile_guard.progress (progress.c) */
 	bool		service_ended;
 	bool		have_due;
 	bool		have_keep;
