@@ -22,7 +22,10 @@
  *	  once), if they all fit in profile_guard.key_cache_size.  A key
  *	  created afterwards by another session is still found by a single
  *	  read; a statement that loaded every key creates the key of a new
- *	  subject without first looking for it (the insert resolves a race).
+ *	  subject without first looking for it, and writes its row straight
+ *	  into the heap and indexes (a speculative insert, as ON CONFLICT
+ *	  makes one) instead of through SPI; a race with another transaction
+ *	  making the same key falls back to the SPI insert, which resolves it.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,10 +33,13 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -43,7 +49,10 @@
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "executor/tuptable.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -333,6 +342,117 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 }
 
 /*
+ * The new key row, written straight into subject_key's heap and indexes
+ * the way INSERT … ON CONFLICT DO NOTHING writes it, without the executor:
+ * no plan, no role switch, no SPI.  The heap tuple is inserted
+ * speculatively and the indexes checked without waiting; if the primary
+ * key already holds the subject, committed or not (another transaction
+ * made its key meanwhile), the tuple is killed and the caller takes the
+ * SPI path, which waits for that transaction and reads the winner's key.
+ * Only for a statement that read every key and found none for the
+ * subject (see pfg_data_key_get), once the master key was checked,
+ * outside parallel mode, and while subject_key has no trigger and only
+ * plain, immediate indexes (a DBA's expression or partial index sends
+ * every key through create_data_key).  Returns false to ask for
+ * create_data_key.
+ */
+static bool
+insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
+{
+	Relation	rel;
+	CatalogIndexState indstate;
+	TupleTableSlot *slot;
+	const PfgMasterKey *mk = pfg_master_key_current();
+	bytea	   *wrapped;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, true};
+	HeapTuple	tuple;
+	TransactionId xid;
+	uint32		token;
+	bool		has_pk = false;
+	bool		conflict = false;
+	int			i;
+
+	if (!master_key_checked || IsInParallelMode())
+		return false;
+
+	rel = table_open(subject_key_table(NULL), RowExclusiveLock);
+	indstate = CatalogOpenIndexes(rel);
+	for (i = 0; i < indstate->ri_NumIndices; i++)
+	{
+		IndexInfo  *info = indstate->ri_IndexRelationInfo[i];
+		Form_pg_index index = indstate->ri_IndexRelationDescs[i]->rd_index;
+
+		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL ||
+			info->ii_ExclusionOps != NULL || !index->indimmediate)
+			break;
+		if (index->indisprimary && info->ii_NumIndexKeyAttrs == 1 &&
+			info->ii_IndexAttrNumbers[0] == 1)
+			has_pk = true;
+	}
+	if (i < indstate->ri_NumIndices || !has_pk || rel->trigdesc != NULL ||
+		RelationGetDescr(rel)->natts != lengthof(values))
+	{
+		CatalogCloseIndexes(indstate);
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+
+	pfg_random_key(key);
+	wrapped = palloc(VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+	SET_VARSIZE(wrapped, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+	pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(wrapped));
+	values[0] = CStringGetTextDatum(subject);
+	values[1] = PointerGetDatum(wrapped);
+	values[2] = CStringGetTextDatum(mk->fingerprint);
+	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[4] = (Datum) 0;		/* destroyed_at */
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+
+	xid = GetCurrentTransactionId();
+	token = SpeculativeInsertionLockAcquire(xid);
+	HeapTupleHeaderSetSpeculativeToken(tuple->t_data, token);
+	heap_insert(rel, tuple, GetCurrentCommandId(true), HEAP_INSERT_SPECULATIVE, NULL);
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tuple, slot, false);
+	for (i = 0; i < indstate->ri_NumIndices; i++)
+	{
+		Relation	index = indstate->ri_IndexRelationDescs[i];
+		Datum		index_values[INDEX_MAX_KEYS];
+		bool		index_nulls[INDEX_MAX_KEYS];
+
+		FormIndexDatum(indstate->ri_IndexRelationInfo[i], slot, NULL,
+					   index_values, index_nulls);
+		if (!index_insert(index, index_values, index_nulls, &tuple->t_self, rel,
+						  index->rd_index->indisunique ? UNIQUE_CHECK_PARTIAL : UNIQUE_CHECK_NO,
+						  false, indstate->ri_IndexRelationInfo[i]) &&
+			index->rd_index->indisunique)
+			conflict = true;
+	}
+	if (conflict)
+		heap_abort_speculative(rel, &tuple->t_self);
+	else
+		heap_finish_speculative(rel, &tuple->t_self);
+	SpeculativeInsertionLockRelease(xid);
+	if (!conflict)
+		pgstat_count_heap_insert(rel, 1);
+
+	ExecDropSingleTupleTableSlot(slot);
+	heap_freetuple(tuple);
+	pfree(wrapped);
+	CatalogCloseIndexes(indstate);
+	table_close(rel, RowExclusiveLock);
+	if (conflict)
+	{
+		explicit_bzero(key, PFG_KEY_LEN);
+		return false;
+	}
+	*own_xact = true;
+	return true;
+}
+
+/*
  * Count a miss of the cache in the current statement; true when the
  * statement should now load every key at once.
  */
@@ -521,15 +641,21 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	flushes = pfg_data_key_cache_flushes();
 	PG_TRY();
 	{
-		pfg_subject_key_begin_access(&saved);
-		/* one subject's row: through subject_key's primary key */
-		if (!known_missing)
-			pfg_plan_for_key_lookups();
-		if (!known_missing)
-			status = read_data_key(subject, key, &own_xact);
-		if (status == PFG_DATA_KEY_MISSING && create)
-			status = create_data_key(subject, key, &own_xact);
-		pfg_subject_key_end_access(&saved);
+		if (known_missing && insert_key_directly(subject, key, &own_xact))
+			status = PFG_DATA_KEY_FOUND;
+		else
+		{
+			pfg_subject_key_begin_access(&saved);
+			/* one subject's row: through subject_key's primary key */
+			if (!known_missing)
+			{
+				pfg_plan_for_key_lookups();
+				status = read_data_key(subject, key, &own_xact);
+			}
+			if (status == PFG_DATA_KEY_MISSING && create)
+				status = create_data_key(subject, key, &own_xact);
+			pfg_subject_key_end_access(&saved);
+		}
 	}
 	PG_CATCH();
 	{
