@@ -32,6 +32,8 @@ OBJS = \
 	src/audit.o \
 	src/audit_log.o \
 	src/audit_file.o \
+	src/audit_ring.o \
+	src/audit_writer.o \
 	src/usage.o \
 	src/progress.o \
 	src/redact.o \
@@ -63,7 +65,7 @@ ISOLATION = $(patsubst $(srcdir)/test/specs/%.spec,%,$(sort $(wildcard $(srcdir)
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=test/results/isolation
 
 # Only the symbols the server looks up (_PG_init, the magic block, the SQL
-# functions and the worker's entry point) are exported: the rest stay hidden.
+# functions and the entry points of the two workers) are exported: the rest stay hidden.
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Werror '-DPGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -fvisibility=hidden
 SHLIB_LINK = -lcrypto -lsodium

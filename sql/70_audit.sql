@@ -168,9 +168,28 @@ SELECT count(*) FILTER (WHERE tag = 'interest.sports') AS sports,
 FROM tag_rows;
 RESET ROLE;
 
+-- a line names the relation by its name at the time: renamed, moved to
+-- another schema, that schema renamed
+SET client_min_messages = warning;
+ALTER TABLE tag_rows RENAME TO tag_rows_renamed;
+CREATE SCHEMA audit_named;
+GRANT USAGE ON SCHEMA audit_named TO regress_app;
+ALTER TABLE tag_rows_renamed SET SCHEMA audit_named;
+SET client_min_messages = log;
+SET ROLE regress_app;
+SELECT count(*) FROM audit_named.tag_rows_renamed WHERE uid = 1;
+RESET ROLE;
+SET client_min_messages = warning;
+ALTER SCHEMA audit_named RENAME TO audit_renamed;
+SET client_min_messages = log;
+SET ROLE regress_app;
+SELECT count(*) FROM audit_renamed.tag_rows_renamed WHERE uid = 1;
+RESET ROLE;
+
 SET client_min_messages = warning;
 DROP FUNCTION music_of(int), try_music(int);
 DROP PROCEDURE read_across_transactions();
-DROP TABLE profiles, tag_rows;
+DROP TABLE profiles, audit_renamed.tag_rows_renamed;
+DROP SCHEMA audit_renamed;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app, regress_root;

@@ -7,11 +7,14 @@
  *
  *	  Each line is one JSON object (JSON Lines) that opens with the keys
  *	  "ts", "pid" and "database"; audit_log.c writes the rest.  A backend
- *	  keeps its lines in a buffer in TopMemoryContext and appends them with
- *	  one write() to a file opened with O_APPEND, so that the lines of
- *	  concurrent backends never interleave: at the end of every top-level
- *	  statement and of every transaction (audit.c calls), when the buffer
- *	  passes PFG_AUDIT_FILE_FLUSH_SIZE, and as the backend exits.
+ *	  keeps its lines in a buffer in TopMemoryContext and hands them on at
+ *	  the end of every top-level statement and of every transaction
+ *	  (audit.c calls), when the buffer passes PFG_AUDIT_FILE_FLUSH_SIZE,
+ *	  and as the backend exits: into the shared buffer that the audit
+ *	  writer empties (audit_ring.c, audit_writer.c), or, when that is off,
+ *	  full or without its writer, or with audit_fsync on, with one write()
+ *	  of its own.  The file is opened with O_APPEND, so that the lines of
+ *	  concurrent writers never interleave.
  *
  *	  The file's name is profile_guard.audit_filename expanded by strftime()
  *	  in log_timezone at the time of the write, in
@@ -44,6 +47,7 @@
 #include "extension.h"
 #include "settings.h"
 #include "audit_file.h"
+#include "audit_ring.h"
 
 /* buffered lines past this size are written at once */
 #define PFG_AUDIT_FILE_FLUSH_SIZE	65536
@@ -293,16 +297,62 @@ write_to_server_log(const char *data, int len, const char *path, int err,
 }
 
 /*
- * Write the buffered lines: one write() with O_APPEND, so that they land
- * whole and together whatever other backends append.
+ * Append lines to the file: one write() with O_APPEND, so that they land
+ * whole and together whatever other processes append.  What cannot be
+ * written goes to the server log.
+ */
+void
+pfg_audit_file_write(const char *data, int len)
+{
+	const char *path = current_path();
+	ssize_t		written;
+
+	if (Fd >= 0 && strcmp(path, OpenPath) != 0)
+		close_file();
+	if (Fd < 0 && !open_file(path))
+	{
+		write_to_server_log(data, len, path, errno, true);
+		return;
+	}
+	do
+	{
+		errno = 0;
+		written = write(Fd, data, len);
+	} while (written < 0 && errno == EINTR);
+	if (written == len)
+		SyncPending = true;
+	else
+	{
+		/* a short write sets no errno: then the disk is full */
+		int			err = errno ? errno : ENOSPC;
+		int			whole = 0;
+		char		failed[MAXPGPATH];
+
+		/* the lines written whole stay; the rest goes to the log */
+		for (int i = (int) written - 1; i >= 0; i--)
+		{
+			if (data[i] == '\n')
+			{
+				whole = i + 1;
+				break;
+			}
+		}
+		strlcpy(failed, OpenPath, sizeof(failed));
+		close_file();
+		write_to_server_log(data + whole, len - whole, failed, err, false);
+	}
+}
+
+/*
+ * Write the buffered lines: into the audit writer's shared buffer
+ * (audit_ring.c) when it takes them, else to the file.  With audit_fsync
+ * the backend writes, and syncs at the end of the transaction, itself.
  */
 void
 pfg_audit_file_flush(void)
 {
-	const char *path;
 	const char *data;
 	int			len;
-	ssize_t		written;
 
 	if (!PendingReady)
 		return;
@@ -320,41 +370,8 @@ pfg_audit_file_flush(void)
 	len = Pending.len;
 	Pending.len = 0;
 
-	path = current_path();
-	if (Fd >= 0 && strcmp(path, OpenPath) != 0)
-		close_file();
-	if (Fd < 0 && !open_file(path))
-		write_to_server_log(data, len, path, errno, true);
-	else
-	{
-		do
-		{
-			errno = 0;
-			written = write(Fd, data, len);
-		} while (written < 0 && errno == EINTR);
-		if (written == len)
-			SyncPending = true;
-		else
-		{
-			/* a short write sets no errno: then the disk is full */
-			int			err = errno ? errno : ENOSPC;
-			int			whole = 0;
-			char		failed[MAXPGPATH];
-
-			/* the lines written whole stay; the rest goes to the log */
-			for (int i = (int) written - 1; i >= 0; i--)
-			{
-				if (data[i] == '\n')
-				{
-					whole = i + 1;
-					break;
-				}
-			}
-			strlcpy(failed, OpenPath, sizeof(failed));
-			close_file();
-			write_to_server_log(data + whole, len - whole, failed, err, false);
-		}
-	}
+	if (pfg_audit_fsync || !pfg_audit_ring_put(data, len))
+		pfg_audit_file_write(data, len);
 
 	/* a buffer grown for one large statement does not stay large */
 	if (Pending.maxlen > 4 * PFG_AUDIT_FILE_FLUSH_SIZE)
@@ -364,6 +381,18 @@ pfg_audit_file_flush(void)
 	}
 	else
 		Pending.data[0] = '\0';
+}
+
+int
+pfg_audit_file_fd(void)
+{
+	return Fd;
+}
+
+void
+pfg_audit_file_close(void)
+{
+	close_file();
 }
 
 /* the transaction ends: the lines are written, and synced if asked */

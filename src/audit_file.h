@@ -32,4 +32,9 @@ extern void pfg_audit_file_flush(void);
 /* the end of a transaction: written, and with audit_fsync, synced */
 extern void pfg_audit_file_xact_end(void);
 
+/* the audit writer (audit_writer.c): its batches, its file */
+extern void pfg_audit_file_write(const char *data, int len);
+extern int	pfg_audit_file_fd(void);	/* -1 when none is open */
+extern void pfg_audit_file_close(void);
+
 #endif							/* PROFILE_GUARD_AUDIT_FILE_H */

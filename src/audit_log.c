@@ -57,12 +57,35 @@ static Oid	VersionSentinel = InvalidOid;	/* profile_guard.consent */
  * ---------------------------------------------------------------------
  */
 
+/* relation OID -> its quoted, schema-qualified name, for the lines */
+#define RELATION_MEMO 8
+static struct
+{
+	Oid			relid;
+	char		text[AUDIT_NAME_LEN * 2 + 8];
+}			RelationMemo[RELATION_MEMO];
+static int	NRelationMemo = 0;
+
 void
 pfg_audit_relcache_invalidated(Oid relid)
 {
 	/* a change of policy (signalled on the consent table) may bump a version */
 	if (relid == InvalidOid || relid == VersionSentinel)
 		NVersionMemo = 0;
+	/* a relation renamed or moved to another schema */
+	for (int i = 0; i < NRelationMemo; i++)
+		if (relid == InvalidOid || RelationMemo[i].relid == relid)
+		{
+			NRelationMemo = 0;
+			break;
+		}
+}
+
+/* a schema renamed: every name may have changed */
+void
+pfg_audit_schemas_invalidated(void)
+{
+	NRelationMemo = 0;
 }
 
 static int
@@ -175,16 +198,26 @@ json_num(StringInfo buf, const char *key, int64 value)
  * last, failed statement read as it exits) no catalog can be read: then
  * "#" and the OID.
  */
-static char *
+static const char *
 relation_text(Oid relid)
 {
 	char	   *rel;
 	char	   *nsp;
+	const char *text;
 
+	for (int i = 0; i < NRelationMemo; i++)
+		if (RelationMemo[i].relid == relid)
+			return RelationMemo[i].text;
 	if (!IsTransactionState() || (rel = get_rel_name(relid)) == NULL)
 		return psprintf("#%u", relid);
 	nsp = get_namespace_name(get_rel_namespace(relid));
-	return quote_qualified_identifier(nsp, rel);
+	text = quote_qualified_identifier(nsp, rel);
+	if (NRelationMemo < RELATION_MEMO && strlen(text) < sizeof(RelationMemo[0].text))
+	{
+		RelationMemo[NRelationMemo].relid = relid;
+		strlcpy(RelationMemo[NRelationMemo++].text, text, sizeof(RelationMemo[0].text));
+	}
+	return text;
 }
 
 /*

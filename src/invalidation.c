@@ -12,13 +12,16 @@
  *	    1. catalog.c        the guarded-relation map and tags
  *	    2. policy_generation.c  the signals that policy or subjects changed,
  *	                        which the consent answers follow
- *	    3. audit_log.c      the memo of purpose versions
+ *	    3. audit_log.c      the memos of purpose versions and relation
+ *	                        names
  *	    4. redact.c         the names of guarded relations
  *	    5. data_key.c       the cached data keys (data_key_cache.c)
  *	  syscache (pg_authid and pg_auth_members: roles and memberships):
  *	    1. bypass.c, purpose.c  the bypass memo and the purposes'
  *	                        validation
  *	    2. audit_log.c      the memo of role names
+ *	  syscache (pg_namespace: schemas):
+ *	    1. audit_log.c      the memo of relation names
  *
  *	  Registered once per backend, from _PG_init.
  *
@@ -44,6 +47,11 @@ profile_guard_relcache_callback(Datum arg, Oid relid)
 static void
 profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
+	if (cacheid == NAMESPACEOID)
+	{
+		pfg_audit_schemas_invalidated();
+		return;
+	}
 	/* any role may be concerned: every hash value flushes all */
 	pfg_bypass_roles_invalidated();
 	pfg_purpose_roles_invalidated();
@@ -56,4 +64,5 @@ pfg_invalidation_init(void)
 	CacheRegisterRelcacheCallback(profile_guard_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, profile_guard_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, profile_guard_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, profile_guard_syscache_callback, (Datum) 0);
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * invalidation.h
- *	  The one relcache and one syscache callback of profile_guard
+ *	  The one relcache and one syscache callback function of profile_guard
  *	  (invalidation.c), and the handlers of each file they call.
  *
  *-------------------------------------------------------------------------
@@ -27,5 +27,8 @@ extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
 extern void pfg_purpose_roles_invalidated(void);	/* purpose.c */
 extern void pfg_bypass_roles_invalidated(void);	/* bypass.c */
 extern void pfg_audit_roles_invalidated(void);	/* audit_log.c */
+
+/* a schema changed (pg_namespace): its name may be another */
+extern void pfg_audit_schemas_invalidated(void);	/* audit_log.c */
 
 #endif							/* PROFILE_GUARD_INVALIDATION_H */

@@ -20,6 +20,8 @@
 #include "crypto_primitives.h"
 #include "data_key_cache.h"
 #include "audit.h"
+#include "audit_ring.h"
+#include "audit_writer.h"
 #include "erasure.h"
 #include "erasure_worker.h"
 #include "hooks.h"
@@ -53,10 +55,12 @@ _PG_init(void)
 	pfg_shared_answers_define_settings();
 	pfg_usage_define_settings();
 	pfg_erasure_define_settings();
+	pfg_audit_ring_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
 
 	pfg_erasure_worker_register();
+	pfg_audit_writer_register();
 
 	/* transaction callbacks, run in the reverse order of registration */
 	pfg_invalidation_init();

@@ -9,7 +9,8 @@
  *	    2. the usage counters (usage.c), with the named LWLock tranche
  *	       "profile_guard";
  *	    3. the counts of guarded relations per database (redact.c);
- *	    4. the progress slots of long work, one per backend (progress.c).
+ *	    4. the progress slots of long work, one per backend (progress.c);
+ *	    5. the shared buffer of audit lines (audit_ring.c).
  *	  The set-up runs under AddinShmemInitLock, in the postmaster (or in
  *	  every backend where shared memory is attached anew); a part that
  *	  finds its structures already there only attaches to them.  shmem.h
@@ -24,6 +25,7 @@
 #include "storage/shmem.h"
 
 #include "shmem.h"
+#include "audit_ring.h"
 #include "progress.h"
 #include "redact.h"
 #include "shared_answers.h"
@@ -43,6 +45,7 @@ pfg_shmem_request(void)
 	size = add_size(size, pfg_usage_shmem_size());
 	size = add_size(size, pfg_redact_shmem_size());
 	size = add_size(size, pfg_progress_shmem_size());
+	size = add_size(size, pfg_audit_ring_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(SHARED_ANSWERS_TRANCHE, 1);
 	RequestNamedLWLockTranche(USAGE_TRANCHE, 1);
@@ -57,5 +60,6 @@ pfg_shmem_startup(void)
 	pfg_usage_shmem_startup(&(GetNamedLWLockTranche(USAGE_TRANCHE))->lock);
 	pfg_redact_shmem_startup();
 	pfg_progress_shmem_startup();
+	pfg_audit_ring_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -59,7 +59,7 @@ if [[ -f profile_guard.so ]] && command -v nm >/dev/null; then
 	# _PG_init, the magic block, the worker's entry point, and each SQL
 	# function with its info function
 	extra=$(nm -D --defined-only profile_guard.so | awk '{print $3}' |
-		grep -vE '^(_PG_init|Pg_magic_func|pfg_erasure_worker_main|pg_finfo_profile_guard_[a-z0-9_]+|profile_guard_[a-z0-9_]+)$')
+		grep -vE '^(_PG_init|Pg_magic_func|pfg_erasure_worker_main|pfg_audit_writer_main|pg_finfo_profile_guard_[a-z0-9_]+|profile_guard_[a-z0-9_]+)$')
 	if [[ -z $extra ]]; then
 		echo "check only the server's entry points exported ... ok"
 	else

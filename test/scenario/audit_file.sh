@@ -6,8 +6,13 @@
 #      with "ts", "pid" and "database" (none interleaved with another), and
 #      the file holds exactly the read and denial lines the sessions made,
 #      including a statement whose nested lines pass the buffer's size;
-#   b. a backend killed with SIGKILL: the lines of the statements it had
-#      finished (one committed, one in its open transaction) are in the file;
+#      The lines reach the file through the audit writer's shared buffer;
+#      the checks wait until the files stop growing;
+#   b. a backend killed with SIGKILL while the audit writer is held stopped
+#      (SIGSTOP), so that the lines are still in the shared buffer when the
+#      server crashes: the writer, let go, writes them as it quits, and the
+#      lines of the statements the backend had finished (one committed, one
+#      in its open transaction) are in the file;
 #   c. rotation: a new audit_filename, after a reload, takes the new lines
 #      (with audit_fsync = on),
 #      in new sessions and in a session that was open before;
@@ -38,6 +43,23 @@ check() {		# check DESCRIPTION COMMAND...
 }
 expect() {		# expect DESCRIPTION EXPECTED ACTUAL
 	if [[ $2 == "$3" ]]; then echo "ok: $1 ($3)"; else echo "FAILED: $1: expected $2, got $3"; fail=1; fi
+}
+# settle: wait until the audit writer has written what it holds (the lines
+# in every audit file are the same five times in a row, 0.2 s apart; at
+# most 30 s)
+settle() {
+	local last=-1 now same=0
+	for _ in $(seq 150); do
+		now=$({ cat "$DIR"/*.jsonl "$PGDATA_DIR"/blocked_audit/*.jsonl 2>/dev/null || true; } | wc -l)
+		if [[ $now == "$last" ]]; then
+			same=$((same + 1))
+			[[ $same -ge 5 ]] && return 0
+		else
+			same=0
+		fi
+		last=$now
+		sleep 0.2
+	done
 }
 
 # summary FILE...: every line parsed as one JSON object; prints "lines N",
@@ -116,7 +138,12 @@ for s in $(seq "$SESSIONS"); do
 	pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
+settle
 
+# the writer has no database, so it is not in pg_stat_activity: found
+# among the postmaster's children by its process title
+writer=$(pgrep -P "$(head -1 "$PGDATA_DIR/postmaster.pid")" -f 'profile_guard audit writer' || true)
+check "the audit writer runs (pid ${writer:-none})" test -n "$writer"
 check "the audit directory was made, mode 0700, its file mode 0600" \
 	bash -c "[[ \$(stat -c %a '$DIR') == 700 ]] && ls '$DIR'/audit-*.jsonl >/dev/null && [[ \$(stat -c %a '$DIR'/audit-*.jsonl | sort -u) == 600 ]]"
 summary "$DIR"/audit-*.jsonl > "$CLUSTER_DIR/a.sum"
@@ -135,7 +162,8 @@ check "no value in the audit file" \
 check "no audit line in the server log" \
 	bash -c "! grep -q 'profile_guard audit:' '$LOG'"
 
-# ---------- b: a backend killed with SIGKILL
+# ---------- b: a backend killed with SIGKILL, its lines still in the buffer
+[[ -n $writer ]] && kill -STOP "$writer"
 "$PGBIN/psql" -X -q -d postgres -U regress_app >/dev/null 2>&1 <<'SQL' &
 SET profile_guard.purpose = 'recommendation';
 SELECT sports FROM profiles WHERE id = 1;
@@ -152,13 +180,21 @@ for _ in $(seq 100); do
 done
 check "the session to kill is sleeping (pid ${pid:-none})" test -n "$pid"
 if [[ -n $pid ]]; then
+	summary "$DIR"/audit-*.jsonl > "$CLUSTER_DIR/b0.sum"
+	expect "while the writer is stopped, the lines stay in the buffer" 0 \
+		"$(count "^read regress_app 0 $pid\$" < "$CLUSTER_DIR/b0.sum")"
 	kill -KILL "$pid"
+	# the postmaster tells every process to quit (SIGQUIT): the writer
+	# gets it once let go, and kills what is left after 5 s
+	sleep 0.5
+	[[ -n $writer ]] && kill -CONT "$writer"
 	wait "$BG" || true
 	# the postmaster restarts every backend; wait until it is back
 	for _ in $(seq 300); do
 		"$PGBIN/psql" -X -At -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break
 		sleep 0.2
 	done
+	settle
 	summary "$DIR"/audit-*.jsonl > "$CLUSTER_DIR/b.sum"
 	expect "the killed backend's finished statements are in the file (committed, and in its open transaction)" 2 \
 		"$(count "^read regress_app 0 $pid\$" < "$CLUSTER_DIR/b.sum")"
@@ -166,6 +202,7 @@ if [[ -n $pid ]]; then
 fi
 
 # ---------- c: rotation by a new audit_filename
+settle
 before=$(cat "$DIR"/audit-*.jsonl | wc -l)
 "$PGBIN/psql" -X -q -d postgres -U regress_app >"$CLUSTER_DIR/c.out" 2>&1 <<SQL
 SET profile_guard.purpose = 'recommendation';
@@ -186,6 +223,7 @@ SET profile_guard.purpose = 'recommendation';
 SELECT sports FROM profiles WHERE id = 3;
 SELECT music FROM profiles WHERE id = 4;
 SQL
+settle
 expect "the old file got the line before the reload only" $((before + 1)) "$(cat "$DIR"/audit-*.jsonl | wc -l)"
 if ls "$DIR"/rotated-*.jsonl >/dev/null 2>&1; then
 	summary "$DIR"/rotated-*.jsonl > "$CLUSTER_DIR/c.sum"
@@ -213,6 +251,7 @@ SELECT music FROM profiles WHERE id = 6;
 \\! rm -f "$PGDATA_DIR/blocked_audit"
 SELECT sports FROM profiles WHERE id = 7;
 SQL
+settle
 log_lines > "$CLUSTER_DIR/d.jsonl"
 summary "$CLUSTER_DIR/d.jsonl" > "$CLUSTER_DIR/d.sum"
 expect "the two lines written while blocked are in the server log" 2 "$(count '^read regress_app 0 ' < "$CLUSTER_DIR/d.sum")"
