@@ -11,6 +11,9 @@ CREATE EXTENSION profile_guard;
 SET search_path = public, profile_guard;
 SET client_min_messages = warning;
 \set SHOW_CONTEXT never
+-- the rule checks below compare every subject and purpose in large
+-- queries: compiling them with JIT costs seconds and tests nothing here
+SET jit = off;
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE st text; m text; d text; h text;
 BEGIN
