@@ -19,6 +19,7 @@ OBJS = \
 	src/rules_sql.o \
 	src/gate.o \
 	src/gate_exec.o \
+	src/transport.o \
 	src/collect.o \
 	src/lexicon.o \
 	src/crypto_primitives.o \

@@ -4746,3 +4746,712 @@ END
 $$;
 REVOKE ALL ON FUNCTION release_legal_hold(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION release_legal_hold(bigint) TO profile_guard_admin;
+
+-- ---------------------------------------------------------------------
+-- Secure transport, unknown ages, the privacy notice, assess() clause by
+-- clause.  profile_guard.secure_transport is enforced in C by the gates;
+-- profile_guard.unknown_age is read by the rules in C and by tag_state().
+-- ---------------------------------------------------------------------
+
+-- How the minors' rules treat a subject without a birth date
+-- (profile_guard.unknown_age): 'adult', 'minor' or 'child' (under 14).
+CREATE FUNCTION unknown_age()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.unknown_age', true), ''), 'adult')
+$$;
+
+CREATE OR REPLACE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
+						  p_with_unconsented boolean DEFAULT true)
+RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
+			   reason text, valid_until timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH p AS (
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
+		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
+		   pu.automated_decision AND NOT EXISTS (
+				SELECT 1 FROM profile_guard.assessment a
+				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
+				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
+		   pg_catalog.statement_timestamp() AS now,
+		   profile_guard.age_today() AS today,
+		   profile_guard.age_time_zone() AS age_zone,
+		   profile_guard.minor_age() AS minor_age,
+		   profile_guard.unknown_age() AS unknown_age
+	FROM profile_guard.purpose pu
+	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
+),
+-- two branches so that a one-subject call uses the index even with a
+-- generic plan (only one branch runs: the other's one-time filter is false)
+ev AS (
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject AND NOT p.standing
+	UNION ALL
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose AND NOT p.standing
+),
+-- a purpose based on something else than consent (rule 9a) concerns every
+-- registered subject, consent events or none
+reg AS (
+	SELECT r.subject FROM profile_guard._basis_subjects(p_purpose, p_subject) AS r(subject)
+),
+-- each subject in question, with what the rules need to know of it
+subj AS (
+	SELECT e.subject,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   s.birth_date,
+		   -- without a birth date, as profile_guard.unknown_age says
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.<>) 'adult') AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.=) 'child') AS under_14,
+		   h.held AND s.subject IS NOT NULL AS held, h.held_until
+	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
+	CROSS JOIN p
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+	-- its active legal holds (rule 9b): held until the last ends
+	CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS held,
+			   CASE WHEN pg_catalog.bool_or(lh.until IS NULL) THEN NULL
+					ELSE pg_catalog.max(lh.until) END AS held_until
+		FROM profile_guard.legal_hold lh
+		WHERE lh.subject OPERATOR(pg_catalog.=) e.subject AND lh.released_at IS NULL
+		  AND (lh.until IS NULL OR lh.until OPERATOR(pg_catalog.>) p.now)) AS h
+),
+-- their blocks (two branches, as for ev)
+blocks AS (
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NOT NULL AND b.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NULL
+),
+-- every tag, and whether the purpose may use it at all (once per tag)
+scope AS (
+	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
+		   coalesce(t.tag OPERATOR(pg_catalog.=) ANY (p.tags), false) AS named
+	FROM profile_guard.tag t CROSS JOIN p
+),
+-- consents mostly repeat the same tag lists: match each distinct list once
+pattern_tag AS (
+	SELECT l.tags, t.tag_id
+	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(l.tags, t.tag)
+),
+latest AS (
+	SELECT DISTINCT ON (ev.subject, pt.tag_id)
+		   ev.subject, pt.tag_id, ev.action, ev.purpose_version, ev.separate,
+		   ev.guardian, ev.expires_at
+	FROM ev JOIN pattern_tag pt ON pt.tags OPERATOR(pg_catalog.=) ev.tags
+	ORDER BY ev.subject, pt.tag_id, ev.consent_id DESC
+),
+pairs AS (
+	SELECT l.subject, l.tag_id, l.action, l.purpose_version, l.separate,
+		   l.guardian, l.expires_at
+	FROM latest l
+	UNION ALL
+	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p_with_unconsented AND NOT p.standing
+	  AND NOT EXISTS (SELECT 1 FROM latest l
+					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
+					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+	UNION ALL
+	-- not based on consent: the lawful basis stands for a grant of every
+	-- tag in scope to every registered subject
+	SELECT s.subject, sc.tag_id, 'basis', p.version, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p.standing AND NOT s.unregistered
+),
+cell AS (
+	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
+		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
+		   b.tag IS NOT NULL AS blocked,
+		   -- the tag's own consent holds (scope and derivation aside); under
+		   -- another lawful basis, a sensitive tag (every tag of a child
+		   -- under 14) only when the purpose's list names it
+		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+					 AND b.tag IS NULL
+				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
+			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+			 AND (x.guardian OR NOT s.under_14)
+			 AND b.tag IS NULL END AS consented,
+		   x.purpose_version, x.separate, x.guardian, t.sensitivity
+	FROM pairs x
+	CROSS JOIN p
+	JOIN scope t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	JOIN subj s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN blocks b ON b.subject OPERATOR(pg_catalog.=) x.subject
+					  AND b.tag OPERATOR(pg_catalog.=) t.tag
+),
+-- rule 4 needs, per subject holding a derived tag, what it consented to
+derived_holder AS (
+	SELECT DISTINCT c.subject FROM cell c
+	WHERE c.all_sources OPERATOR(pg_catalog.<>) '{}'
+),
+consented_sets AS (
+	SELECT c.subject,
+		   pg_catalog.array_agg(c.tag) FILTER (WHERE c.consented) AS consented_tags
+	FROM cell c
+	JOIN derived_holder d ON d.subject OPERATOR(pg_catalog.=) c.subject
+	GROUP BY c.subject
+),
+judged AS (
+	SELECT c.*, cs.consented_tags
+	FROM cell c
+	LEFT JOIN consented_sets cs ON cs.subject OPERATOR(pg_catalog.=) c.subject
+)
+SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
+	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
+			 CASE WHEN j.under_14
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => 14)) END,
+			 CASE WHEN j.minor
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => p.minor_age)) END,
+			 CASE WHEN j.held THEN j.held_until END)
+FROM judged j
+CROSS JOIN p
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
+	WHEN j.unregistered THEN 'subject not registered'
+	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
+	WHEN p.unassessed THEN 'impact assessment missing'
+	WHEN p.personalised AND j.opted_out THEN 'opted out'
+	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
+	WHEN NOT j.in_scope THEN 'tag outside the purpose'
+	WHEN j.action IS NULL THEN 'not consented'
+	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
+	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
+		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
+		THEN 'sensitive tag not named by the purpose'
+	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
+		THEN 'not separate for a sensitive tag'
+	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
+	WHEN j.blocked THEN 'blocked'
+	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))
+		THEN 'source tag not visible'
+	END AS reason) AS r
+$$;
+
+REVOKE ALL ON FUNCTION tag_state(text, text, boolean) FROM PUBLIC;
+
+-- the privacy notice, generated from the catalog (sql/ext/88_privacy_notice.sql)
+CREATE FUNCTION privacy_notice(purpose text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET IntervalStyle = 'postgres'
+AS $$
+DECLARE
+	notices		jsonb;
+BEGIN
+	IF privacy_notice.purpose IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM profile_guard.purpose p WHERE p.purpose = privacy_notice.purpose) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'purpose is not defined',
+			DETAIL = format('No purpose named "%s" is defined, so there is nothing to disclose for it.',
+							left(privacy_notice.purpose, 200)),
+			HINT = 'Call profile_guard.privacy_notice() without an argument for every active purpose, or define the purpose with profile_guard.define_purpose().';
+	END IF;
+
+	SELECT coalesce(jsonb_agg(n ORDER BY n->>'purpose'), '[]'::jsonb) INTO notices
+	FROM (
+		SELECT jsonb_build_object(
+			'purpose', p.purpose,
+			'description', p.description,
+			'version', p.version,
+			'status', CASE WHEN p.retired_at IS NULL THEN 'active' ELSE 'retired' END,
+			'note', CASE WHEN p.retired_at IS NOT NULL
+						 THEN 'This purpose is retired: its tags are no longer used for it, and are erased on schedule.' END,
+			'legal_basis', p.legal_basis,
+			'consent_needed', p.legal_basis = 'consent',
+			'personalised', p.personalised,
+			'marketing', p.marketing,
+			'automated_decision', p.automated_decision,
+			'minors', CASE WHEN p.marketing
+						   THEN format('Not used for anyone younger than %s.', minor_age())
+						   ELSE format('Tags of a child under 14 are used only with a guardian''s separate consent; anyone younger than %s counts as a minor.', minor_age()) END,
+			'tags_listed', p.tags IS NOT NULL AND NOT '*' = ANY (p.tags),
+			'tags', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+										'tag', t.tag,
+										'category', t.category,
+										'sensitive', t.sensitivity = 'sensitive',
+										'description', t.description)
+									 ORDER BY t.tag), '[]'::jsonb)
+					 FROM tag t WHERE tag_matches(p.tags, t.tag)),
+			'separate_consent_needed',
+				p.legal_basis = 'consent'
+				AND EXISTS (SELECT 1 FROM tag t
+							WHERE t.sensitivity = 'sensitive' AND tag_matches(p.tags, t.tag)),
+			'separate_consent_tags',
+				(SELECT coalesce(jsonb_agg(t.tag ORDER BY t.tag), '[]'::jsonb) FROM tag t
+				 WHERE t.sensitivity = 'sensitive' AND tag_matches(p.tags, t.tag)),
+			'retention', CASE WHEN p.retention IS NOT NULL THEN p.retention::text END,
+			'recipient', p.recipient,
+			'how_to', jsonb_build_object(
+				'withdraw', CASE WHEN p.legal_basis = 'consent'
+								 THEN format('profile_guard.withdraw_consent(subject, %L)', p.purpose) END,
+				'opt_out', CASE WHEN p.personalised THEN 'profile_guard.opt_out(subject)' END,
+				'block_tag', 'profile_guard.block_tag(subject, tag)',
+				'erase_tag', 'profile_guard.erase_tag(subject, tag)',
+				'request_erasure', 'profile_guard.request_erasure(subject)',
+				'access', 'profile_guard.subject_report(subject)')) AS n
+		FROM profile_guard.purpose p
+		WHERE (privacy_notice.purpose IS NULL AND p.retired_at IS NULL)
+		   OR p.purpose = privacy_notice.purpose
+	) AS x(n);
+
+	RETURN jsonb_build_object('purposes', notices);
+END
+$$;
+REVOKE ALL ON FUNCTION privacy_notice(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION privacy_notice(text) TO profile_guard_admin, profile_guard_consent;
+
+-- assess(): secure transport (§8), honest §6, §10, §11 (sql/ext/87_assess.sql)
+CREATE FUNCTION _assess_graded()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	setting		text := coalesce(current_setting('profile_guard.secure_transport', true), 'sensitive');
+	ssl_on		boolean := current_setting('ssl') = 'on';
+	plain_lines	text;
+	shredding	text;
+	unshredded	text;
+BEGIN
+	-- lines of pg_hba.conf that let a client in over TCP without SSL
+	SELECT _name_list(array_agg(format('line %s (%s %s %s %s)', h.line_number, h.type,
+									   array_to_string(h.database, ','), array_to_string(h.user_name, ','),
+									   coalesce(h.address, 'all'))
+								ORDER BY h.line_number))
+	INTO plain_lines
+	FROM pg_hba_file_rules h
+	WHERE h.type IN ('host', 'hostnossl') AND h.error IS NULL AND h.auth_method <> 'reject';
+
+	clause := '§8 (secure transport)';
+	requirement := 'Profiles are transferred securely: tags leave the database only over encrypted connections.';
+	IF plain_lines IS NULL THEN
+		status := 'met';
+		detail := format('no pg_hba.conf line lets a client in over plain TCP; profile_guard.secure_transport = %s, ssl = %s',
+						 setting, CASE WHEN ssl_on THEN 'on' ELSE 'off' END);
+	ELSIF setting = 'off' THEN
+		status := 'not_met';
+		detail := format('profile_guard.secure_transport = off: every tag, sensitive ones included, is served over plain TCP through %s',
+						 plain_lines);
+	ELSIF setting = 'sensitive' THEN
+		status := 'partly';
+		detail := format('sensitive tags are served only over SSL or the local socket; general tags cross plain TCP through %s (set profile_guard.secure_transport = all, or use hostssl lines)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read sensitive tags at all' ELSE '' END);
+	ELSE
+		status := 'met';
+		detail := format('profile_guard.secure_transport = all: no tag is served over plain TCP (lines that allow it: %s)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read tags at all' ELSE '' END);
+	END IF;
+	RETURN NEXT;
+
+	clause := '§10';
+	requirement := 'When profiles are erased, their data cannot be recovered.';
+	unshredded := 'erasures completed while the subject''s data key still exists (backups stay readable): '
+		|| _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
+							WHERE r.completed_at IS NOT NULL
+							  AND NOT EXISTS (SELECT 1 FROM subject_key k
+											  WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
+							  AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
+							ORDER BY 1));
+	SELECT format('completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+				  count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	INTO shredding
+	FROM erasure_request r WHERE r.completed_at IS NOT NULL;
+	IF unshredded IS NOT NULL THEN
+		status := 'not_met';
+		detail := unshredded;
+	ELSE
+		status := 'partly';
+		detail := 'crypto-shredding covers sensitive tags only: destroying an erased subject''s data key makes its sensitive tags unreadable everywhere, backups and replicas included; general tags are stored in plaintext and survive erasure in base backups, archived WAL and the WAL and history of replicas until those are rotated out; '
+				  || shredding;
+	END IF;
+	RETURN NEXT;
+END
+$$;
+REVOKE ALL ON FUNCTION _assess_graded() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT r.clause, r.requirement, r.status, r.detail
+	FROM (
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the published privacy notice with profile_guard.privacy_notice(), which states from the catalog what each active purpose uses (description, tags, retention, recipient, separate consent); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§5 f (sensitive)', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6', 'Data used to build profiles and train their models (training data) comes from lawful sources, recorded and reviewed.',
+	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
+	 NULL, NULL, NULL),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column:
+		   -- without one a table's tags never expire
+		   'guarded tables without a collected_at column, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
+
+	('§9 a (recipients)', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
+	 NULL,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   CASE WHEN unknown_age() = 'adult' AND n_no_birth > 0
+				THEN format('registered subjects without a birth date, treated as adults (profile_guard.unknown_age = adult): %s', n_no_birth) END],
+	 format('profile_guard.minor_age = %s; registered subjects without a birth date: %s, treated as %s (profile_guard.unknown_age = %s)',
+			minor_age(), n_no_birth,
+			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
+			unknown_age())),
+
+	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag(), erase_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 a (access)', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 a (erasure)', 'Subjects can have their tags and their profile erased.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: erasure requests do not stop use' END],
+	 format('erase_tag() and request_erasure() stop use at the next statement; the sweep makes the erasure physical (requests pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 b', 'A person''s identity is verified before they see, change or delete their profile.',
+	 'the database cannot verify who a request comes from: check that the application or desk verifies the person before calling subject_report(), block_tag(), erase_tag(), withdraw_consent(), opt_out() or request_erasure() for a subject',
+	 NULL, NULL, NULL),
+
+	('§11 c', 'Identity verification for profile management can be switched on and is on.',
+	 'outside the database: check the setting of the application that verifies identities',
+	 NULL, NULL, NULL),
+
+	('§11 d', 'Subjects have a channel for complaints about profiling, answered in time.',
+	 'the database has no complaint channel: check the complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	UNION ALL
+	SELECT g.clause, g.requirement, g.status, g.detail FROM _assess_graded() AS g
+	) AS r
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(r.clause FROM '[0-9]+')::integer, r.clause;
+END
+$$;
+REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;

@@ -69,6 +69,7 @@ pfg_answers_key(PurposeState *ps, AnswersKey *key)
 {
 	key->purpose = ps->name;
 	key->minor_age = pfg_minor_age;
+	key->unknown_age = pfg_unknown_age;
 	key->age_time_zone = pfg_age_time_zone;
 	key->consent_relid = ps->consent_relid;
 	key->generation = ps->generation;

@@ -829,7 +829,7 @@ bulk_age(BulkState *st, const RulesSubject *s)
 	bool		found;
 
 	if (!(s->flags & SUBJECT_HAS_BIRTH))
-		return &NoAge;
+		return pfg_rules_unknown_age();
 	if (st->last_age != NULL && st->last_age->birth_date == s->birth_date)
 		return &st->last_age->age;
 	e = rules_age_insert(st->ages, s->birth_date, &found);

@@ -54,13 +54,14 @@ static int	NPurposes = 0;
 /* what every cached answer was built under */
 static uint64 CachedGeneration = 0;
 static int	CachedMinorAge = -1;	/* mirrored in pfg_answers_seen */
+static int	CachedUnknownAge = -1;	/* mirrored in pfg_answers_seen */
 static char CachedAgeTimeZone[NAMEDATALEN];
 
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 static uint64 Basis = 0;		/* advances whenever all are dropped */
 
 /* what the gates compare inline (consent_cache.h) */
-PfgAnswersSeen pfg_answers_seen = {0, 0, -1, NULL};
+PfgAnswersSeen pfg_answers_seen = {0, 0, -1, -1, NULL};
 
 static void
 free_purpose(PurposeState *ps)
@@ -93,7 +94,8 @@ answers_may_be_stale(void)
 
 /*
  * Bring the cached answers up to date, at most once per signal: a new
- * policy generation, age of majority or age time zone rebuilds them all;
+ * policy generation, age of majority, treatment of unknown ages or age
+ * time zone rebuilds them all;
  * changed subjects are read again one by one.
  */
 static void
@@ -104,6 +106,7 @@ sync_answers(void)
 	pfg_answers_seen.signals = pfg_policy_signals;
 	pfg_answers_seen.age_time_zone = pfg_age_time_zone;
 	settings_moved = CachedMinorAge != pfg_minor_age ||
+		CachedUnknownAge != pfg_unknown_age ||
 		strcmp(CachedAgeTimeZone, pfg_age_time_zone) != 0;
 	if (pfg_policy_generation_signalled() || settings_moved)
 	{
@@ -120,6 +123,8 @@ sync_answers(void)
 			ConsentRelid = catalog;
 			CachedMinorAge = pfg_minor_age;
 			pfg_answers_seen.minor_age = CachedMinorAge;
+			CachedUnknownAge = pfg_unknown_age;
+			pfg_answers_seen.unknown_age = CachedUnknownAge;
 			strlcpy(CachedAgeTimeZone, pfg_age_time_zone,
 					sizeof(CachedAgeTimeZone));
 		}

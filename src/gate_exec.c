@@ -12,9 +12,13 @@
  *	                                         every row without one
  *	  They use the purpose in force when the statement started (the same
  *	  for the whole statement), so cached plans follow purpose and consent
- *	  changes.  They answer only where the planner hook placed them: a
- *	  call written by hand (any role, any subject) is refused with 42501
- *	  before it looks anything up or counts anything.
+ *	  changes.  Before serving a cell (a long-shape tag row's value) they
+ *	  refuse the statement if the connection may not carry it
+ *	  (transport.c); the long shape's row gate does not, as it runs before
+ *	  the statement's own filters (on the tag, say) could pass the row by.
+ *	  They answer only where the planner hook placed them: a call written
+ *	  by hand (any role, any subject) is refused with 42501 before it looks
+ *	  anything up or counts anything.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +41,7 @@
 #include "purpose.h"
 #include "crypto_envelope.h"
 #include "audit.h"
+#include "transport.h"
 
 PFG_SQL_FUNCTION(profile_guard_row_gate);
 PFG_SQL_FUNCTION(profile_guard_tag_row_gate);
@@ -197,6 +202,7 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 		pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), false);	/* audit */
 		PG_RETURN_NULL();
 	}
+	pfg_transport_require(PG_GETARG_INT32(1), false, InvalidOid, 0, false);
 	pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), true);	/* audit */
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
@@ -267,6 +273,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 		pfg_audit_count_cell(tag_id, false); /* audit */
 		PG_RETURN_NULL();
 	}
+	pfg_transport_require(tag_id, true, InvalidOid, 0, false);
 	pfg_audit_count_cell(tag_id, true);	/* audit */
 	subject_text = pfg_subject_text(subject, site->subject_type);
 	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject_text,
@@ -276,16 +283,19 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 /*
  * A long-shape tag row's value as the purpose may see it, in *value: false
  * when the tag is unknown or not visible, the plaintext for a sensitive tag.
+ * relid: the table, when the caller knows it.
  */
 static bool
 serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
-				 const char *tag, int taglen, Datum *value, Oid value_typid)
+				 const char *tag, int taglen, Datum *value, Oid value_typid,
+				 Oid relid)
 {
 	bool		sensitive = false;
 	int			tag_id = pfg_tag_id_lookup(tag, taglen, &sensitive);
 
 	if (tag_id < 0 || !pfg_subject_tag_visible(ps, subject, subject_typid, tag_id))
 		return false;
+	pfg_transport_require(tag_id, sensitive, relid, 0, true);
 	if (sensitive)
 		*value = decrypt_cell(*value, value_typid, pfg_subject_text(subject, subject_typid),
 							  pnstrdup(tag, taglen));
@@ -317,7 +327,7 @@ profile_guard_long_value_gate(PG_FUNCTION_ARGS)
 	tag = PG_GETARG_TEXT_PP(1);
 	if (!serve_long_value(ps, PG_GETARG_DATUM(0), gate_site(fcinfo, "_long_value_gate")->subject_type,
 						  VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag),
-						  &value, get_fn_expr_argtype(fcinfo->flinfo, 2)))
+						  &value, get_fn_expr_argtype(fcinfo->flinfo, 2), InvalidOid))
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(value);
 }
@@ -386,6 +396,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 			pfg_audit_count_cell(grel->columns[i].tag_id, false);	/* audit */
 			continue;
 		}
+		pfg_transport_require(grel->columns[i].tag_id, grel->columns[i].sensitive,
+							  relid, grel->columns[i].attnum, false);
 		pfg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
 		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
@@ -404,7 +416,7 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		if (subject_null || tag == NULL ||
 			!serve_long_value(ps, subject, subject_typid,
 							  VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag),
-							  &values[voff], TupleDescAttr(desc, voff)->atttypid))
+							  &values[voff], TupleDescAttr(desc, voff)->atttypid, relid))
 			nulls[voff] = true;
 	}
 	result = heap_form_tuple(desc, values, nulls);

@@ -438,6 +438,28 @@ pfg_rules_compute_age(DateADT birth, DateADT today, RulesAge *age)
 		age->minor_until = as_timestamptz(at_minor);
 }
 
+/*
+ * The ages of a subject without a birth date, as profile_guard.unknown_age
+ * says (tag_state() reads the same setting): an adult, a minor or a child
+ * under 14, for as long as no birth date is recorded.
+ */
+const RulesAge *
+pfg_rules_unknown_age(void)
+{
+	static const RulesAge minor = {true, false, DT_NOEND, DT_NOEND};
+	static const RulesAge child = {true, true, DT_NOEND, DT_NOEND};
+
+	switch (pfg_unknown_age)
+	{
+		case PFG_UNKNOWN_AGE_MINOR:
+			return &minor;
+		case PFG_UNKNOWN_AGE_CHILD:
+			return &child;
+		default:
+			return &NoAge;
+	}
+}
+
 /* ---- the rules ---- */
 
 /*

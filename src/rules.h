@@ -194,6 +194,7 @@ extern void pfg_rules_hold(RulesSubject *s, bool released, bool has_until,
 
 extern DateADT pfg_rules_date_in_age_zone(TimestampTz t);
 extern void pfg_rules_compute_age(DateADT birth, DateADT today, RulesAge *age);
+extern const RulesAge *pfg_rules_unknown_age(void);
 
 /* ---- the rules ---- */
 

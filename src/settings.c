@@ -2,7 +2,9 @@
  *
  * settings.c
  *	  The extension's own settings: the declared purpose, the age of
- *	  majority and the zone ages are computed in, the audit level and where
+ *	  majority, the zone ages are computed in and how a subject without a
+ *	  birth date counts, which tags are served only over a secure
+ *	  connection (transport.c), the audit level and where
  *	  the audit trail goes (the server log, or files: audit_file.c), the
  *	  grace the sweep gives tags held only by consents that stopped
  *	  counting (read by _erasure_prepare() in SQL); and
@@ -27,6 +29,8 @@ char	   *pfg_purpose = NULL;
 uint64		pfg_purpose_generation = 0;
 int			pfg_minor_age = 18;
 char	   *pfg_age_time_zone = NULL;
+int			pfg_unknown_age = PFG_UNKNOWN_AGE_ADULT;
+int			pfg_secure_transport = PFG_SECURE_TRANSPORT_SENSITIVE;
 int			pfg_audit = PFG_AUDIT_OFF;
 int			pfg_audit_destination = PFG_AUDIT_TO_FILE;
 char	   *pfg_audit_directory = NULL;
@@ -40,6 +44,20 @@ static const struct config_enum_entry audit_options[] = {
 	{"off", PFG_AUDIT_OFF, false},
 	{"denials", PFG_AUDIT_DENIALS, false},
 	{"all", PFG_AUDIT_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry unknown_age_options[] = {
+	{"adult", PFG_UNKNOWN_AGE_ADULT, false},
+	{"minor", PFG_UNKNOWN_AGE_MINOR, false},
+	{"child", PFG_UNKNOWN_AGE_CHILD, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry secure_transport_options[] = {
+	{"off", PFG_SECURE_TRANSPORT_OFF, false},
+	{"sensitive", PFG_SECURE_TRANSPORT_SENSITIVE, false},
+	{"all", PFG_SECURE_TRANSPORT_ALL, false},
 	{NULL, 0, false}
 };
 
@@ -223,6 +241,26 @@ pfg_settings_define(void)
 							   PGC_SUSET,
 							   0,
 							   check_age_time_zone, NULL, NULL);
+
+	DefineCustomEnumVariable("profile_guard.unknown_age",
+							 "How the minors' rules treat a registered subject without a birth date.",
+							 "adult: as an adult; minor: as a minor (no marketing purpose sees it); child: as a child under 14 (every tag sensitive, guardian consent given separately).",
+							 &pfg_unknown_age,
+							 PFG_UNKNOWN_AGE_ADULT,
+							 unknown_age_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("profile_guard.secure_transport",
+							 "Which tags are served only over SSL or a local socket.",
+							 "off: every connection; sensitive: sensitive tags only over SSL or a local socket; all: every tag.  A statement that would serve such a tag over plain TCP is refused.",
+							 &pfg_secure_transport,
+							 PFG_SECURE_TRANSPORT_SENSITIVE,
+							 secure_transport_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",

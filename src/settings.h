@@ -23,10 +23,28 @@ typedef enum PfgAuditDestination
 	PFG_AUDIT_TO_FILE
 } PfgAuditDestination;
 
+/* which tags are served only over SSL or a local socket (profile_guard.secure_transport) */
+typedef enum PfgSecureTransport
+{
+	PFG_SECURE_TRANSPORT_OFF,
+	PFG_SECURE_TRANSPORT_SENSITIVE,
+	PFG_SECURE_TRANSPORT_ALL
+} PfgSecureTransport;
+
+/* how the minors' rules treat a subject without a birth date (profile_guard.unknown_age) */
+typedef enum PfgUnknownAge
+{
+	PFG_UNKNOWN_AGE_ADULT,
+	PFG_UNKNOWN_AGE_MINOR,
+	PFG_UNKNOWN_AGE_CHILD
+} PfgUnknownAge;
+
 extern char *pfg_purpose;
 extern uint64 pfg_purpose_generation;
 extern int	pfg_minor_age;
 extern char *pfg_age_time_zone;
+extern int	pfg_unknown_age;
+extern int	pfg_secure_transport;
 extern int	pfg_audit;
 extern int	pfg_audit_destination;
 extern char *pfg_audit_directory;

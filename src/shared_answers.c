@@ -65,6 +65,7 @@ typedef struct AnswerSlot
 	Oid			dbid;
 	Oid			consent_relid;	/* the catalog it was read from */
 	int			minor_age;
+	int			unknown_age;
 	char		age_time_zone[NAMEDATALEN];
 	char		purpose[NAMEDATALEN * 2];
 	uint64		generation;		/* the policy generation loaded */
@@ -296,6 +297,7 @@ slot_matches(AnswerSlot *s, const AnswersKey *key)
 		s->consent_relid == key->consent_relid &&
 		s->generation == key->generation && !s->retired &&
 		s->minor_age == key->minor_age &&
+		s->unknown_age == key->unknown_age &&
 		strcmp(s->age_time_zone, key->age_time_zone) == 0 &&
 		strcmp(s->purpose, key->purpose) == 0;
 }
@@ -505,6 +507,7 @@ pfg_shared_answers_begin_load(const AnswersKey *key)
 		s->dbid = MyDatabaseId;
 		s->consent_relid = key->consent_relid;
 		s->minor_age = key->minor_age;
+		s->unknown_age = key->unknown_age;
 		strlcpy(s->age_time_zone, key->age_time_zone, sizeof(s->age_time_zone));
 		strlcpy(s->purpose, key->purpose, sizeof(s->purpose));
 		s->generation = key->generation;

@@ -127,14 +127,15 @@ answers_blob_size(int horizon_capacity, int sets_capacity, int set_words,
 }
 
 /*
- * whose answers: a purpose, under an age of majority and the time zone
- * ages are computed in, in one catalog (a re-created extension has a new
+ * whose answers: a purpose, under an age of majority, a treatment of
+ * unknown ages and the time zone ages are computed in, in one catalog (a re-created extension has a new
  * consent table) at one policy generation
  */
 typedef struct AnswersKey
 {
 	const char *purpose;
 	int			minor_age;
+	int			unknown_age;
 	const char *age_time_zone;
 	Oid			consent_relid;
 	uint64		generation;

@@ -257,6 +257,8 @@ pfg_rules_evaluate(const char *purpose, const char *subject,
 		pfg_rules_compute_age(s.birth_date,
 							  pfg_rules_date_in_age_zone(GetCurrentTransactionStartTimestamp()),
 							  &age);
+	else
+		age = *pfg_rules_unknown_age();
 	words = tagset_new(rc);
 	any = pfg_rules_apply(rc, target, &s, blocks, &age, now, words, valid_until);
 	*visible = pfg_rules_tagset_ids(rc, words);

@@ -38,6 +38,15 @@ AS $$
 	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.age_time_zone', true), ''), 'UTC')
 $$;
 
+-- How the minors' rules treat a subject without a birth date
+-- (profile_guard.unknown_age): 'adult', 'minor' or 'child' (under 14).
+CREATE FUNCTION unknown_age()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.unknown_age', true), ''), 'adult')
+$$;
+
 CREATE FUNCTION age_today()
 RETURNS date
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -82,7 +91,9 @@ REVOKE ALL ON FUNCTION _basis_subjects(text, text) FROM PUBLIC;
  * are listed too (reason "not consented").  effective is true when the tag
  * may be served; otherwise reason says why, the first failing rule winning.
  * valid_until is the next moment the answer can change by itself (a consent
- * expiring, a birthday crossing an age threshold).
+ * expiring, a birthday crossing an age threshold).  A subject without a
+ * birth date is an adult, a minor or a child under 14 as
+ * profile_guard.unknown_age says.
  *
  * No SET clause, and every name qualified: that keeps the function
  * inlinable into the queries that read it (consent_status, erasure), and
@@ -104,7 +115,8 @@ WITH p AS (
 		   pg_catalog.statement_timestamp() AS now,
 		   profile_guard.age_today() AS today,
 		   profile_guard.age_time_zone() AS age_zone,
-		   profile_guard.minor_age() AS minor_age
+		   profile_guard.minor_age() AS minor_age,
+		   profile_guard.unknown_age() AS unknown_age
 	FROM profile_guard.purpose pu
 	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
 ),
@@ -134,10 +146,13 @@ subj AS (
 		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
 		   coalesce(s.opted_out, false) AS opted_out,
 		   s.birth_date,
+		   -- without a birth date, as profile_guard.unknown_age says
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
-					OPERATOR(pg_catalog.>) p.today, false) AS minor,
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.<>) 'adult') AS minor,
 		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
-					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.=) 'child') AS under_14,
 		   h.held AND s.subject IS NOT NULL AS held, h.held_until
 	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
 	CROSS JOIN p

@@ -118,14 +118,95 @@ $$;
 REVOKE ALL ON FUNCTION _assess_verdict(text, text, text[], text) FROM PUBLIC;
 
 /*
+ * _assess_graded(): the clauses of assess() that can be met in part, with
+ * their status computed here rather than by _assess_verdict():
+ *   §8 (secure transport)  profile_guard.secure_transport, ssl, and the
+ *                          pg_hba.conf lines that let clients in over plain
+ *                          TCP (host, hostnossl: not hostssl or hostgssenc)
+ *   §10                    crypto-shredding covers sensitive tags only
+ */
+CREATE FUNCTION _assess_graded()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	setting		text := coalesce(current_setting('profile_guard.secure_transport', true), 'sensitive');
+	ssl_on		boolean := current_setting('ssl') = 'on';
+	plain_lines	text;
+	shredding	text;
+	unshredded	text;
+BEGIN
+	-- lines of pg_hba.conf that let a client in over TCP without SSL
+	SELECT _name_list(array_agg(format('line %s (%s %s %s %s)', h.line_number, h.type,
+									   array_to_string(h.database, ','), array_to_string(h.user_name, ','),
+									   coalesce(h.address, 'all'))
+								ORDER BY h.line_number))
+	INTO plain_lines
+	FROM pg_hba_file_rules h
+	WHERE h.type IN ('host', 'hostnossl') AND h.error IS NULL AND h.auth_method <> 'reject';
+
+	clause := '§8 (secure transport)';
+	requirement := 'Profiles are transferred securely: tags leave the database only over encrypted connections.';
+	IF plain_lines IS NULL THEN
+		status := 'met';
+		detail := format('no pg_hba.conf line lets a client in over plain TCP; profile_guard.secure_transport = %s, ssl = %s',
+						 setting, CASE WHEN ssl_on THEN 'on' ELSE 'off' END);
+	ELSIF setting = 'off' THEN
+		status := 'not_met';
+		detail := format('profile_guard.secure_transport = off: every tag, sensitive ones included, is served over plain TCP through %s',
+						 plain_lines);
+	ELSIF setting = 'sensitive' THEN
+		status := 'partly';
+		detail := format('sensitive tags are served only over SSL or the local socket; general tags cross plain TCP through %s (set profile_guard.secure_transport = all, or use hostssl lines)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read sensitive tags at all' ELSE '' END);
+	ELSE
+		status := 'met';
+		detail := format('profile_guard.secure_transport = all: no tag is served over plain TCP (lines that allow it: %s)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read tags at all' ELSE '' END);
+	END IF;
+	RETURN NEXT;
+
+	clause := '§10';
+	requirement := 'When profiles are erased, their data cannot be recovered.';
+	unshredded := 'erasures completed while the subject''s data key still exists (backups stay readable): '
+		|| _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
+							WHERE r.completed_at IS NOT NULL
+							  AND NOT EXISTS (SELECT 1 FROM subject_key k
+											  WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
+							  AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
+							ORDER BY 1));
+	SELECT format('completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+				  count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	INTO shredding
+	FROM erasure_request r WHERE r.completed_at IS NOT NULL;
+	IF unshredded IS NOT NULL THEN
+		status := 'not_met';
+		detail := unshredded;
+	ELSE
+		status := 'partly';
+		detail := 'crypto-shredding covers sensitive tags only: destroying an erased subject''s data key makes its sensitive tags unreadable everywhere, backups and replicas included; general tags are stored in plaintext and survive erasure in base backups, archived WAL and the WAL and history of replicas until those are rotated out; '
+				  || shredding;
+	END IF;
+	RETURN NEXT;
+END
+$$;
+REVOKE ALL ON FUNCTION _assess_graded() FROM PUBLIC;
+
+/*
  * assess(): the database checked against the guideline, one row per
- * clause, in clause order.  status is met, not_met, not_applicable or
- * manual (a person must check it; detail says what); detail names the
- * objects at fault.  docs/accountability.md lists what each clause checks.
+ * clause, in clause order.  status is met, partly (what the database
+ * enforces falls short of the clause; detail says where), not_met,
+ * not_applicable or manual (a person must check it; detail says what);
+ * detail names the objects at fault.  docs/accountability.md lists what
+ * each clause checks.
  *
  * Each clause is one row below: its number, its requirement, and the
- * detail of each status, as _assess_verdict() takes them.  What several
- * clauses look at is computed first.
+ * detail of each status, as _assess_verdict() takes them; the clauses
+ * graded partly when they are (§8 secure transport, §10) come from
+ * _assess_graded().  What several clauses look at is computed first.
  */
 CREATE FUNCTION assess()
 RETURNS TABLE (clause text, requirement text, status text, detail text)
@@ -145,6 +226,7 @@ DECLARE
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
 	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
 	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
 						   AND (h.until IS NULL OR h.until > statement_timestamp()));
 	-- the roles besides superusers that can call subject_report()
@@ -157,6 +239,8 @@ DECLARE
 						ORDER BY 1));
 BEGIN
 	RETURN QUERY
+	SELECT r.clause, r.requirement, r.status, r.detail
+	FROM (
 	SELECT checks.clause, checks.requirement, v.status, v.detail
 	FROM (VALUES
 	('§5 a', 'Profiles are used only for explicit, declared purposes.',
@@ -188,7 +272,7 @@ BEGIN
 	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
 
 	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
-	 'compare the privacy notice with the active purposes in profile_guard.purpose (description, tags, recipient); subject_report() answers individual requests',
+	 'compare the published privacy notice with profile_guard.privacy_notice(), which states from the catalog what each active purpose uses (description, tags, retention, recipient, separate consent); subject_report() answers individual requests',
 	 NULL, NULL, NULL),
 
 	('§5 e', 'Profiles are protected by technical security measures.',
@@ -223,7 +307,7 @@ BEGIN
 	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
 			n_guarded, (SELECT count(*) FROM classified_column))),
 
-	('§6', 'Sensitive personal information is recognised as sensitive.',
+	('§5 f (sensitive)', 'Sensitive personal information is recognised as sensitive.',
 	 NULL,
 	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
 	 ARRAY['columns named like sensitive information but classified as a general tag: '
@@ -235,6 +319,10 @@ BEGIN
 							   ORDER BY 1))],
 	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
 			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6', 'Data used to build profiles and train their models (training data) comes from lawful sources, recorded and reviewed.',
+	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
+	 NULL, NULL, NULL),
 
 	('§7.1', 'Tags are collected only with consent covering them.',
 	 NULL, no_tables,
@@ -309,7 +397,7 @@ BEGIN
 	 'no active legal hold',
 	 NULL, NULL),
 
-	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	('§9 a (recipients)', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
 	 'check the agreements with the recipients of: '
 	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
 						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
@@ -424,58 +512,51 @@ BEGIN
 	 NULL,
 	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
 	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
-		   (SELECT format('subjects with consents but no birth date, whose age cannot be checked: %s', count(*))
-			FROM subject s
-			WHERE s.birth_date IS NULL
-			  AND EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.action = 'grant')
-			HAVING count(*) > 0)],
-	 format('every consenting subject has a birth date; profile_guard.minor_age = %s', minor_age())),
+		   CASE WHEN unknown_age() = 'adult' AND n_no_birth > 0
+				THEN format('registered subjects without a birth date, treated as adults (profile_guard.unknown_age = adult): %s', n_no_birth) END],
+	 format('profile_guard.minor_age = %s; registered subjects without a birth date: %s, treated as %s (profile_guard.unknown_age = %s)',
+			minor_age(), n_no_birth,
+			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
+			unknown_age())),
 
-	('§10', 'When profiles are erased, their data cannot be recovered.',
-	 NULL,
-	 CASE WHEN NOT EXISTS (SELECT 1 FROM erasure_request r WHERE r.completed_at IS NOT NULL)
-		  THEN 'no erasure completed yet' END,
-	 ARRAY['erasures completed while the subject''s data key still exists (backups stay readable): '
-		   || _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
-							   WHERE r.completed_at IS NOT NULL
-								 AND NOT EXISTS (SELECT 1 FROM subject_key k
-												 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
-								 AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
-							   ORDER BY 1))],
-	 (SELECT format('the data keys of every erased subject are destroyed; completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
-					count(*) FILTER (WHERE r.subject IS NULL), count(*))
-	  FROM erasure_request r WHERE r.completed_at IS NOT NULL)),
-
-	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
+	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
 	 NULL, no_tables,
 	 ARRAY[CASE WHEN NOT preloaded
 				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
-	 format('block_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+	 format('block_tag(), erase_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
 			(SELECT count(*) FROM tag_block))),
 
-	('§11 b', 'Subjects can obtain what is held about them.',
+	('§11 a (access)', 'Subjects can obtain what is held about them.',
 	 NULL, NULL,
 	 ARRAY[CASE WHEN report_desk IS NULL
 				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
 	 'subject_report() can be called by: ' || report_desk),
 
-	('§11 c', 'Subjects can have their profile erased; requests are carried out within 15 days.',
+	('§11 a (erasure)', 'Subjects can have their tags and their profile erased.',
 	 NULL, NULL,
-	 ARRAY['erasure requests pending for more than 15 days: '
-		   || _name_list(ARRAY(SELECT format('request %s (%s days)', r.request_id, date_part('day', now() - r.requested_at))
-							   FROM erasure_request r
-							   WHERE r.completed_at IS NULL AND r.requested_at < now() - interval '15 days'
-							   ORDER BY r.requested_at, r.request_id))],
-	 format('no erasure request is pending for more than 15 days; use stops at the request (pending: %s)',
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: erasure requests do not stop use' END],
+	 format('erase_tag() and request_erasure() stop use at the next statement; the sweep makes the erasure physical (requests pending: %s)',
 			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
 
-	('§11 d', 'Subjects have a channel for requests and complaints, answered in time.',
-	 'check the request and complaint process and its response times; subject_event records the requests made through the API',
+	('§11 b', 'A person''s identity is verified before they see, change or delete their profile.',
+	 'the database cannot verify who a request comes from: check that the application or desk verifies the person before calling subject_report(), block_tag(), erase_tag(), withdraw_consent(), opt_out() or request_erasure() for a subject',
+	 NULL, NULL, NULL),
+
+	('§11 c', 'Identity verification for profile management can be switched on and is on.',
+	 'outside the database: check the setting of the application that verifies identities',
+	 NULL, NULL, NULL),
+
+	('§11 d', 'Subjects have a channel for complaints about profiling, answered in time.',
+	 'the database has no complaint channel: check the complaint process and its response times; subject_event records the requests made through the API',
 	 NULL, NULL, NULL)
 	) AS checks (clause, requirement, manual, not_applicable, faults, met)
 	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	UNION ALL
+	SELECT g.clause, g.requirement, g.status, g.detail FROM _assess_graded() AS g
+	) AS r
 	-- in clause order: by section number, then by the rest of the clause
-	ORDER BY substring(checks.clause FROM '[0-9]+')::integer, checks.clause;
+	ORDER BY substring(r.clause FROM '[0-9]+')::integer, r.clause;
 END
 $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;

@@ -19,10 +19,12 @@
 #
 # Part 2, randomised: a generator (awk, fixed seed, printed; override with
 # HOSTILE_SEED, HOSTILE_STATEMENTS) writes thousands of mixed statements —
-# API calls with random arguments, SET/RESET of the purpose to random
-# values, SET ROLE, transactions and savepoints, reads of the guarded tables
-# in many shapes, writes, cursors, COPY, direct gate function calls — run in
-# several sessions.  The server must stay up with no crashed backend.
+# API calls with random arguments (privacy_notice() among them), SET/RESET
+# of the purpose to random values, SET of profile_guard.unknown_age and
+# profile_guard.secure_transport to good and bad values, SET ROLE,
+# transactions and savepoints, reads of the guarded tables in many shapes,
+# writes, cursors, COPY, direct gate function calls — run in several
+# sessions.  The server must stay up with no crashed backend.
 #
 # Starts its own cluster.  Needs the PostgreSQL installation of PGBIN with
 # profile_guard installed.
@@ -636,7 +638,7 @@ BEGIN {
 				q(pick(x, split("contract|legal_obligation|consent|nosuch|", x, "|"))) ")|" \
 				"place_legal_hold(" s1 ", " q(randword()) ", " (rand() < 0.5 ? "NULL" : "now() + interval \0471 second\047") ")|" \
 				"release_legal_hold(" int(rand() * 6) - 1 ")|" \
-				"subject_report(" s1 ")|sweep()", api, "|")) ";"
+				"subject_report(" s1 ")|privacy_notice(" (rand() < 0.2 ? "NULL" : p1) ")|sweep()", api, "|")) ";"
 		}
 		else
 			st = pick(x, split("SELECT count(*) FROM profile_guard.consent_status;|" \
@@ -645,6 +647,8 @@ BEGIN {
 				"SELECT set_config(\047profile_guard.purpose\047, " q(pick(purposes, np)) ", " (rand() < 0.5 ? "true" : "false") ");|" \
 				"SELECT pg_sleep(0);|VACUUM profiles;|ANALYZE profiles;|" \
 				"SET profile_guard.stopped_consent_grace = " pick(x, split("0|-1|\0471h\047|\04730d\047", x, "|")) ";|" \
+				"SET profile_guard.unknown_age = " pick(x, split("adult|minor|child|\047\047|nosuch", x, "|")) ";|" \
+				"SET profile_guard.secure_transport = " pick(x, split("off|sensitive|all|\047\047|nosuch", x, "|")) ";|" \
 				"SELECT * FROM profile_guard.tag_state(\047rec\047) LIMIT 3;", x, "|"))
 		print st > f
 	}
