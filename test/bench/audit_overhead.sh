@@ -9,6 +9,10 @@
 #   BASE_SO=/path/profile_guard.so bash test/bench/audit_overhead.sh
 #        also against a build without them (e.g. the parent commit's), swapped
 #        in and out of the installation between rounds (restart each time)
+#   DIRECT=1 bash test/bench/audit_overhead.sh
+#        also the files written by each backend itself, one write() per
+#        statement (audit_buffer_size = 0, a restart each round), against
+#        the audit writer
 #   SCALE=N (5000) ROUNDS=R (3) PGBENCH_SECONDS=S (10) CLIENTS=C (2)
 #
 # The scale is small on purpose: every backend warms its consent cache
@@ -47,6 +51,10 @@ restart_with() {	# restart_with LIBRARY
 	pg_as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w -m fast stop >/dev/null
 	install_so "$1"
 	pg_as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+}
+buffer_size() {	# buffer_size SIZE: audit_buffer_size, with a restart
+	"$PGBIN/psql" -X -q -d bench -c "ALTER SYSTEM SET profile_guard.audit_buffer_size = '$1'" >/dev/null
+	pg_as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w -m fast restart >/dev/null
 }
 # audit_destination is a SIGHUP setting: set, reloaded, and awaited in a new
 # session (the postmaster reloads asynchronously; new backends inherit its
@@ -106,11 +114,16 @@ for r in $(seq "$ROUNDS"); do
 		restart_with "$OURS"
 	fi
 	destination file || exit 1
+	if [[ -n ${DIRECT:-} ]]; then
+		buffer_size 0
+		run direct all
+		buffer_size 1MB
+	fi
 	run off off
 	run file all
 	destination log || exit 1
 	run log all
-	echo "round $r: ${BASE_SO:+base ${results[base]} }off ${results[off]} file ${results[file]} log ${results[log]}" >&2
+	echo "round $r: ${BASE_SO:+base ${results[base]} }off ${results[off]} file ${results[file]} ${DIRECT:+direct ${results[direct]} }log ${results[log]}" >&2
 done
 median() { tr ' ' '\n' <<<"${results[$1]}" | grep . | bench_median; }
 median_cpu() { tr ' ' '\n' <<<"${cpu[$1]}" | grep . | bench_median; }
@@ -126,6 +139,7 @@ echo "pgbench PK lookups, $SCALE subjects, $CLIENTS clients, ${PGBENCH_SECONDS}s
 printf '%-36s %12s %8s %14s %8s\n' configuration "TPS" "/ off" "CPU µs/tx" "- off"
 row "audit = off (usage counters on)" off
 row "audit = all, destination = file" file
+[[ -n ${DIRECT:-} ]] && row "  the same, written by each backend" direct
 row "audit = all, destination = log" log
 [[ -n ${BASE_SO:-} ]] && row "without audit.c (BASE_SO)" base
 echo "audit lines written: $(cat "$PGDATA_DIR"/profile_guard_audit/* 2>/dev/null | wc -l) in files, $(grep -c 'profile_guard audit:' "$CLUSTER_DIR/server.log") in the server log"
