@@ -2,7 +2,8 @@
  *
  * settings.c
  *	  The extension's own settings: the declared purpose, the age of
- *	  majority and the zone ages are computed in, the audit level and where
+ *	  majority and the zone ages are computed in, the home country (which
+ *	  makes a recipient abroad), the audit level and where
  *	  the audit trail goes (the server log, or files: audit_file.c), the
  *	  grace the sweep gives tags held only by consents that stopped
  *	  counting (read by _erasure_prepare() in SQL); and
@@ -27,6 +28,7 @@ char	   *pfg_purpose = NULL;
 uint64		pfg_purpose_generation = 0;
 int			pfg_minor_age = 18;
 char	   *pfg_age_time_zone = NULL;
+char	   *pfg_home_country = NULL;
 int			pfg_audit = PFG_AUDIT_OFF;
 int			pfg_audit_destination = PFG_AUDIT_TO_FILE;
 char	   *pfg_audit_directory = NULL;
@@ -128,6 +130,25 @@ check_age_time_zone(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * The home country (ISO 3166-1 alpha-2, two upper-case letters): a purpose
+ * whose recipient is in another country is cross-border (PIPL art. 38-39).
+ */
+static bool
+check_home_country(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || strlen(v) != 2 || v[0] < 'A' || v[0] > 'Z' ||
+		v[1] < 'A' || v[1] > 'Z')
+	{
+		GUC_check_errdetail("The home country is an ISO 3166-1 alpha-2 code: two upper-case letters.");
+		GUC_check_errhint("Use a code such as 'CN'.");
+		return false;
+	}
+	return true;
+}
+
+/*
  * The audit trail's directory: absolute, or relative to the data directory,
  * as log_directory is.  Canonicalised, so that it compares equal to itself
  * however it was spelled.
@@ -223,6 +244,15 @@ pfg_settings_define(void)
 							   PGC_SUSET,
 							   0,
 							   check_age_time_zone, NULL, NULL);
+
+	DefineCustomStringVariable("profile_guard.home_country",
+							   "The country the data is held in (ISO 3166-1 alpha-2).",
+							   "A purpose whose recipient is in another country is cross-border: every tag needs separate consent and the purpose a recorded assessment.",
+							   &pfg_home_country,
+							   "CN",
+							   PGC_SIGHUP,
+							   0,
+							   check_home_country, NULL, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",

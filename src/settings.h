@@ -27,6 +27,7 @@ extern char *pfg_purpose;
 extern uint64 pfg_purpose_generation;
 extern int	pfg_minor_age;
 extern char *pfg_age_time_zone;
+extern char *pfg_home_country;
 extern int	pfg_audit;
 extern int	pfg_audit_destination;
 extern char *pfg_audit_directory;

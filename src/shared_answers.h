@@ -127,8 +127,8 @@ answers_blob_size(int horizon_capacity, int sets_capacity, int set_words,
 }
 
 /*
- * whose answers: a purpose, under an age of majority and the time zone
- * ages are computed in, in one catalog (a re-created extension has a new
+ * whose answers: a purpose, under an age of majority, the time zone
+ * ages are computed in and the home country, in one catalog (a re-created extension has a new
  * consent table) at one policy generation
  */
 typedef struct AnswersKey
@@ -136,6 +136,7 @@ typedef struct AnswersKey
 	const char *purpose;
 	int			minor_age;
 	const char *age_time_zone;
+	const char *home_country;	/* makes a recipient abroad or not */
 	Oid			consent_relid;
 	uint64		generation;
 } AnswersKey;

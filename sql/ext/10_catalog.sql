@@ -57,6 +57,16 @@ CREATE TABLE prohibited_term (
 	builtin		boolean NOT NULL DEFAULT false
 );
 
+-- The parties a purpose provides profiles to (§8), defined with
+-- define_recipient(); one whose country is not profile_guard.home_country
+-- makes its purposes cross-border (PIPL art. 38-39).
+CREATE TABLE recipient (
+	recipient	text PRIMARY KEY,
+	country		text NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+	description	text,
+	defined_at	timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE purpose (
 	purpose		text PRIMARY KEY,
 	version		integer NOT NULL DEFAULT 1,
@@ -65,7 +75,7 @@ CREATE TABLE purpose (
 	retention	interval,
 	marketing	boolean NOT NULL DEFAULT false,
 	automated_decision boolean NOT NULL DEFAULT false,
-	recipient	text,
+	recipient	text REFERENCES recipient,
 	defined_at	timestamptz NOT NULL DEFAULT now(),
 	retired_at	timestamptz,
 	-- information push, personalised display, targeted ads: what opt_out()
@@ -249,6 +259,7 @@ GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
 GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
+GRANT SELECT ON recipient TO profile_guard_admin, profile_guard_consent;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
@@ -274,3 +285,4 @@ SELECT pg_catalog.pg_extension_config_dump('erasure_request', '');
 SELECT pg_catalog.pg_extension_config_dump('erasure_request_request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('legal_hold', '');
 SELECT pg_catalog.pg_extension_config_dump('legal_hold_hold_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('recipient', '');

@@ -145,6 +145,7 @@ DECLARE
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
 	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
 	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
 						   AND (h.until IS NULL OR h.until > statement_timestamp()));
 	-- the roles besides superusers that can call subject_report()
@@ -315,6 +316,21 @@ BEGIN
 						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
 	 'no active purpose names a recipient',
 	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
 
 	('§9 a', 'A changed purpose is used only after the subject consents again.',
 	 NULL, no_purposes,
