@@ -4748,6 +4748,10 @@ REVOKE ALL ON FUNCTION release_legal_hold(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION release_legal_hold(bigint) TO profile_guard_admin;
 
 
+
+
+
+
 -- ---------------------------------------------------------------------
 -- Recipients and cross-border transfer (PIPL art. 38-39, §8)
 -- A purpose's recipient names a recipient defined with define_recipient()
@@ -5382,6 +5386,473 @@ $$;
 REVOKE ALL ON FUNCTION subject_report(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION subject_report(text) TO profile_guard_admin, profile_guard_consent;
 
+-- ---------------------------------------------------------------------
+-- Anonymisation that deserves the name (rule 12, docs/erasure.md): every
+-- column of a table anonymised at erasure is classified, identifying
+-- (anonymise_columns) or declared not identifying (keep_columns, new);
+-- protect() refuses on_erase => 'anonymise' otherwise (it gains
+-- anonymise_columns and keep_columns).  Tables protected so in 1.1 keep
+-- working: their undeclared columns are set to NULL by the sweep as
+-- identifying, and assess() reports them (§10 (anonymisation)) until they
+-- are declared with set_anonymise_columns() or set_keep_columns().
+-- ---------------------------------------------------------------------
+
+ALTER TABLE guarded_table ADD COLUMN keep_columns name[] NOT NULL DEFAULT '{}';
+DROP FUNCTION protect(regclass, name, name, name, name, text);
+
+CREATE FUNCTION _anonymisation_undeclared(tbl regclass, rel regclass DEFAULT NULL)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
+	FROM guarded_table g
+	JOIN pg_attribute a ON a.attrelid = coalesce(rel, tbl) AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE g.relid = tbl
+	  AND a.attname IS DISTINCT FROM g.subject_column
+	  AND a.attname IS DISTINCT FROM g.collected_at_column
+	  AND a.attname IS DISTINCT FROM g.tag_column
+	  AND a.attname IS DISTINCT FROM g.value_column
+	  AND a.attname <> ALL (g.anonymise_columns)
+	  AND a.attname <> ALL (g.keep_columns)
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc
+					  WHERE cc.relid = g.relid AND cc.column_name = a.attname)
+$$;
+REVOKE ALL ON FUNCTION _anonymisation_undeclared(regclass, regclass) FROM PUBLIC;
+
+CREATE FUNCTION _check_anonymise_lists(tbl regclass, g guarded_table, anonymise_columns name[],
+									   keep_columns name[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	c	name;
+BEGIN
+	IF anonymise_columns IS NULL OR keep_columns IS NULL
+	   OR array_position(anonymise_columns, NULL) IS NOT NULL
+	   OR array_position(keep_columns, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'column lists must not be null or hold nulls',
+			DETAIL = format('Table %s needs its identifying and kept columns named.', tbl),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	FOREACH c IN ARRAY anonymise_columns || keep_columns LOOP
+		PERFORM _get_column(tbl, c, 'column declared for anonymisation');
+		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column OR c = g.value_column THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column cannot be declared for anonymisation',
+				DETAIL = format('Column "%s" of table %s is its subject, collected-at, tag or value column; anonymisation replaces, generalises or judges it by its tag.', c, tbl),
+				HINT = 'Declare only the other columns.';
+		END IF;
+	END LOOP;
+	FOREACH c IN ARRAY anonymise_columns LOOP
+		IF c = ANY (keep_columns) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column declared both identifying and not identifying',
+				DETAIL = format('Column "%s" of table %s is in anonymise_columns and in keep_columns.', c, tbl),
+				HINT = 'Name each column in one list only.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column to anonymise is NOT NULL',
+				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_anonymise_lists(regclass, guarded_table, name[], name[]) FROM PUBLIC;
+
+CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
+						keep_columns name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	PERFORM _check_table_owner(protect.tbl);
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = protect.tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'catalog tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
+			HINT = 'Protect a permanent table.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
+	END IF;
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							protect.tbl, _guarded_root(protect.tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(protect.tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
+	END IF;
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
+	END IF;
+	-- anonymisation only where it holds (rule 12)
+	IF protect.on_erase = 'delete'
+	   AND (cardinality(protect.anonymise_columns) > 0 OR cardinality(protect.keep_columns) > 0) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'anonymise_columns and keep_columns are for on_erase anonymise',
+			DETAIL = format('Table %s deletes its rows at erasure; nothing of them is kept.', protect.tbl),
+			HINT = 'Omit them, or pass on_erase => ''anonymise''.';
+	END IF;
+	IF protect.on_erase = 'anonymise' THEN
+		PERFORM _check_anonymise_lists(protect.tbl,
+			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+				protect.value_column, protect.on_erase, '{}', now(), '{}')::guarded_table,
+			protect.anonymise_columns, protect.keep_columns);
+		IF EXISTS (SELECT 1 FROM pg_attribute x
+				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+					 AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+										   coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+					 AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'anonymisation cannot be guaranteed for this table',
+				DETAIL = format('Columns %s of table %s are declared neither identifying nor not identifying: anonymised rows could still identify their subject.',
+								(SELECT string_agg(format('"%s"', x.attname), ', ' ORDER BY x.attnum)
+								 FROM pg_attribute x
+								 WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+								   AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+														 coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+								   AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)),
+								protect.tbl),
+				HINT = 'Pass anonymise_columns => ARRAY[...] (identifying, set to NULL) and keep_columns => ARRAY[...] (not identifying; the tag columns to classify too), or on_erase => ''delete''.';
+		END IF;
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	-- long shape: nothing may show or betray the values of the value column
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns)
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
+			coalesce(protect.keep_columns, '{}'));
+
+	-- long shape: the value column holds tag values
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
+	END IF;
+
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
+
+	PERFORM _policy_changed(protect.tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) TO profile_guard_admin;
+
+CREATE FUNCTION _warn_anonymisation(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := coalesce((SELECT g.relid FROM guarded_table g WHERE g.relid = rel),
+								 _guarded_root(rel));
+	cols	name[];
+BEGIN
+	IF root IS NULL OR NOT EXISTS (SELECT 1 FROM guarded_table g
+								   WHERE g.relid = root AND g.on_erase = 'anonymise') THEN
+		RETURN;
+	END IF;
+	cols := _anonymisation_undeclared(root, rel);
+	IF cardinality(cols) > 0 THEN
+		RAISE WARNING USING
+			MESSAGE = format('columns of table %s are not declared for anonymisation', rel),
+			DETAIL = format('Columns %s are declared neither identifying nor not identifying; the sweep sets them to NULL when it anonymises a row, and assess() reports them.',
+							(SELECT string_agg(format('"%s"', c), ', ') FROM unnest(cols) c)),
+			HINT = format('Declare them: SELECT profile_guard.set_anonymise_columns(%L, ...) or profile_guard.set_keep_columns(%L, ...).',
+						  root::text, root::text);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _warn_anonymisation(regclass) FROM PUBLIC;
+
+CREATE FUNCTION set_keep_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	PERFORM _check_anonymise_lists(tbl, g,
+								   ARRAY(SELECT a FROM unnest(g.anonymise_columns) a WHERE a <> ALL (columns)),
+								   columns);
+	UPDATE guarded_table x
+	SET keep_columns = columns,
+		anonymise_columns = ARRAY(SELECT a FROM unnest(x.anonymise_columns) a WHERE a <> ALL (columns))
+	WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_keep_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_keep_columns(regclass, name[]) TO profile_guard_admin;
+
+CREATE OR REPLACE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns, own.keep_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns, g.keep_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _before_attach(regclass, regclass, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _adopt_detached(child regclass, root regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	PERFORM _check_tree_change('_adopt_detached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF NOT FOUND OR _guarded_root(child) IS NOT NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns)
+	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
+			g.value_column, g.on_erase, g.anonymise_columns, g.keep_columns);
+	INSERT INTO classified_column (relid, column_name, tag)
+	SELECT child, cc.column_name, cc.tag FROM classified_column cc
+	WHERE cc.relid = root
+	  AND EXISTS (SELECT 1 FROM pg_attribute a
+				  WHERE a.attrelid = child AND a.attname = cc.column_name AND NOT a.attisdropped);
+	PERFORM _install_collect_trigger(child);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _adopt_detached(regclass, regclass) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _guard_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel		regclass;
+BEGIN
+	IF NOT _guards_any() THEN
+		RETURN;
+	END IF;
+	IF tg_tag = 'DROP POLICY' THEN
+		-- dropped objects are not listed: the policies of every guarded table
+		FOR rel IN
+			SELECT pt.relid FROM guarded_table x, _relations(x.relid) pt(relid)
+			ORDER BY 1
+		LOOP
+			PERFORM _sync_row_security(rel, false, false);
+		END LOOP;
+		RETURN;
+	END IF;
+	FOR rel IN
+		WITH touched AS (
+			SELECT CASE
+					 WHEN e.classid = 'pg_class'::regclass
+					   THEN coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = e.objid), e.objid)
+					 WHEN e.classid = 'pg_policy'::regclass
+					   THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = e.objid)
+					 WHEN e.classid = 'pg_statistic_ext'::regclass
+					   THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = e.objid)
+				   END AS relid
+			FROM pg_event_trigger_ddl_commands() e)
+		SELECT t.relid FROM touched t WHERE t.relid IS NOT NULL
+		UNION
+		SELECT k.confrelid FROM touched t JOIN pg_constraint k ON k.conrelid = t.relid AND k.contype = 'f'
+		ORDER BY 1
+	LOOP
+		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
+		-- a column added to a table anonymised at erasure is identifying
+		-- until declared otherwise: say so (the sweep sets it to NULL)
+		IF tg_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
+			PERFORM _warn_anonymisation(rel);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION set_anonymise_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+	c	name;
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	PERFORM _check_anonymise_lists(tbl, g, columns,
+								   ARRAY(SELECT k FROM unnest(g.keep_columns) k WHERE k <> ALL (columns)));
+	-- a column declared identifying is no longer declared kept
+	UPDATE guarded_table x
+	SET anonymise_columns = columns,
+		keep_columns = ARRAY(SELECT k FROM unnest(x.keep_columns) k WHERE k <> ALL (columns))
+	WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_anonymise_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_anonymise_columns(regclass, name[]) TO profile_guard_admin;
+
 CREATE OR REPLACE FUNCTION assess()
 RETURNS TABLE (clause text, requirement text, status text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -5400,6 +5871,8 @@ DECLARE
 	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
 	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
 	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
 	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
 						   AND (h.until IS NULL OR h.until > statement_timestamp()));
@@ -5716,6 +6189,20 @@ BEGIN
 	 (SELECT format('the data keys of every erased subject are destroyed; completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
 					count(*) FILTER (WHERE r.subject IS NULL), count(*))
 	  FROM erasure_request r WHERE r.completed_at IS NOT NULL)),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
 
 	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
 	 NULL, no_tables,

@@ -134,7 +134,10 @@ CREATE TABLE guarded_table (
 	on_erase	text NOT NULL DEFAULT 'delete' CHECK (on_erase IN ('delete', 'anonymise')),
 	anonymise_columns name[] NOT NULL DEFAULT '{}',
 	protected_at timestamptz NOT NULL DEFAULT now(),
-	CHECK ((tag_column IS NULL) = (value_column IS NULL))
+	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
+	-- on_erase anonymise: the columns declared not identifying, kept (tag
+	-- columns are kept only as their tag's category allows: docs/erasure.md)
+	keep_columns name[] NOT NULL DEFAULT '{}'
 );
 
 CREATE TABLE classified_column (
