@@ -239,6 +239,24 @@ BEGIN
 	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
 			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
 
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+		  THEN 'no de-identified view and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+
 	('§7.1', 'Tags are collected only with consent covering them.',
 	 NULL, no_tables,
 	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '

@@ -396,6 +396,8 @@ function benign(n, t) {
 		if (n ~ /on_erase/) return "\047delete\047"
 		if (n ~ /country/) return "\047DE\047"
 		if (n ~ /recipient/) return "\047acme\047"
+		if (n ~ /kind/) return "\047purchase\047"
+		if (n ~ /source/) return "\047vendor\047"
 		return "\047benign\047"
 	}
 	if (t == "text[]") return "ARRAY[\047interest.sports\047]"
@@ -640,6 +642,8 @@ BEGIN {
 				"release_legal_hold(" int(rand() * 6) - 1 ")|" \
 				"define_recipient(" q(pick(x, split("acme|globex|" randword(), x, "|"))) ", " \
 				q(pick(x, split("CN|DE|US|cn|" randword(), x, "|"))) ")|" \
+				"define_data_source(" q(pick(x, split("app|vendor|" randword(), x, "|"))) ", " \
+				q(pick(x, split("purchase|own_collection|" randword(), x, "|"))) ")|" \
 				"subject_report(" s1 ")|sweep()", api, "|")) ";"
 		}
 		else
