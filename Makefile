@@ -30,6 +30,7 @@ OBJS = \
 	src/crypto_envelope.o \
 	src/key_rotation.o \
 	src/subject_hash.o \
+	src/pseudonym.o \
 	src/audit.o \
 	src/audit_log.o \
 	src/audit_file.o \

@@ -31,6 +31,8 @@ SELECT define_tag('health.condition', 'medical_health');
 -- a new purpose is version 1, with a history row
 SELECT define_purpose('recommendation', 'Recommend content from interests',
 					  tags => ARRAY['interest.*', 'interest.sports', 'interest.*']);
+-- a recipient is defined before a purpose names it (56_recipients)
+SELECT define_recipient('ACME Ltd');
 SELECT define_purpose('share:acme', 'Share segments with ACME', recipient => 'ACME Ltd');
 SELECT purpose, version, description, tags, retention, marketing, automated_decision,
 	   recipient, retired_at IS NULL AS active

@@ -81,7 +81,8 @@ SELECT pg_temp.guarded() = :'before' AS unchanged;
 
 -- wide and long shapes
 SELECT protect('public.profile', 'user_id', 'collected');
-SELECT protect('public.profile_long', 'uid', 'at', 'tag', 'value', on_erase => 'anonymise');
+SELECT protect('public.profile_long', 'uid', 'at', 'tag', 'value', on_erase => 'anonymise',
+			   keep_columns => ARRAY['kind']);
 SELECT relid, subject_column, collected_at_column, tag_column, value_column, on_erase,
 	   anonymise_columns
 FROM guarded_table ORDER BY relid::text;

@@ -71,7 +71,8 @@ INSERT INTO l VALUES
 
 -- wide, on_erase anonymise (email identifies)
 CREATE TABLE wa (id int PRIMARY KEY, email text, collected timestamptz, sports text, health text);
-SELECT protect('wa', 'id', 'collected', on_erase => 'anonymise');
+SELECT protect('wa', 'id', 'collected', on_erase => 'anonymise', anonymise_columns => ARRAY['email'],
+			   keep_columns => ARRAY['sports', 'health']);
 SELECT classify('wa', 'sports', 'interest.sports');
 SELECT classify('wa', 'health', 'health.condition');
 SELECT set_anonymise_columns('wa', ARRAY['email']);
@@ -83,7 +84,8 @@ INSERT INTO wa VALUES
 
 -- long, on_erase anonymise (device identifies); text subjects, date column
 CREATE TABLE la (uid text NOT NULL, tag text, value text, collected date, device text);
-SELECT protect('la', 'uid', 'collected', 'tag', 'value', on_erase => 'anonymise');
+SELECT protect('la', 'uid', 'collected', 'tag', 'value', on_erase => 'anonymise',
+			   anonymise_columns => ARRAY['device']);
 SELECT set_anonymise_columns('la', ARRAY['device']);
 INSERT INTO la VALUES
 	('1', 'interest.music', 'jazz', current_date, 'phone-1'),

@@ -52,6 +52,7 @@ SELECT define_purpose('ads', 'Personalised ads', ARRAY['interest.*'], interval '
 SELECT define_purpose('credit', 'Credit scoring', ARRAY['interest.sports'], interval '1 year',
 					  automated_decision => true);
 SELECT define_purpose('feed', 'News feed', ARRAY['interest.sports'], interval '30 days');
+SELECT define_recipient('Acme Ltd');
 SELECT define_purpose('share:acme', 'Segments for a partner', ARRAY['interest.sports'], interval '30 days',
 					  recipient => 'Acme Ltd');
 SELECT allow_purpose('regress_as_app', 'rec');

@@ -5455,3 +5455,2392 @@ END
 $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
+
+
+
+
+
+
+
+-- ---------------------------------------------------------------------
+-- Recipients and cross-border transfer (PIPL art. 38-39, §8)
+-- A purpose's recipient names a recipient defined with define_recipient()
+-- (10_catalog.sql, 40_purpose.sql).  The free-text recipients of 1.1
+-- become recipients in the home country (profile_guard.home_country, 'CN'
+-- unless set): the update says which, and the DBA corrects the country of
+-- those abroad with define_recipient().  A recipient outside the home
+-- country makes its purposes cross-border: every tag needs separate consent
+-- and the purpose an assessment of its current version (tag_state(), and
+-- the rules in C).
+-- ---------------------------------------------------------------------
+
+CREATE TABLE recipient (
+	recipient	text PRIMARY KEY,
+	country		text NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+	description	text,
+	defined_at	timestamptz NOT NULL DEFAULT now()
+);
+DO $recipients$
+DECLARE
+	home	text := coalesce(NULLIF(pg_catalog.current_setting('profile_guard.home_country', true), ''), 'CN');
+	names	text;
+BEGIN
+	INSERT INTO profile_guard.recipient (recipient, country, description)
+	SELECT DISTINCT p.recipient, home, 'defined by the update to 1.2 from a purpose''s recipient'
+	FROM profile_guard.purpose p WHERE p.recipient IS NOT NULL;
+	SELECT string_agg(format('%L', r.recipient), ', ' ORDER BY r.recipient) INTO names
+	FROM profile_guard.recipient r;
+	IF names IS NOT NULL THEN
+		RAISE NOTICE 'purposes'' recipients defined as recipients in country %: %', home, names
+			USING HINT = 'Set the country of a recipient abroad with profile_guard.define_recipient(recipient, country).';
+	END IF;
+END
+$recipients$;
+ALTER TABLE purpose ADD CONSTRAINT purpose_recipient_fkey FOREIGN KEY (recipient) REFERENCES recipient;
+GRANT SELECT ON recipient TO profile_guard_admin, profile_guard_consent;
+SELECT pg_catalog.pg_extension_config_dump('recipient', '');
+
+CREATE FUNCTION home_country()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.home_country', true), ''), 'CN')
+$$;
+
+CREATE FUNCTION _cross_border(p_recipient text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce((SELECT r.country OPERATOR(pg_catalog.<>) profile_guard.home_country()
+					 FROM profile_guard.recipient r
+					 WHERE r.recipient OPERATOR(pg_catalog.=) p_recipient), false)
+$$;
+
+CREATE OR REPLACE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
+						  p_with_unconsented boolean DEFAULT true)
+RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
+			   reason text, valid_until timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH p AS (
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
+		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
+		   profile_guard._cross_border(pu.recipient) AS cross_border,
+		   (pu.automated_decision OR profile_guard._cross_border(pu.recipient)) AND NOT EXISTS (
+				SELECT 1 FROM profile_guard.assessment a
+				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
+				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
+		   pg_catalog.statement_timestamp() AS now,
+		   profile_guard.age_today() AS today,
+		   profile_guard.age_time_zone() AS age_zone,
+		   profile_guard.minor_age() AS minor_age
+	FROM profile_guard.purpose pu
+	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
+),
+-- two branches so that a one-subject call uses the index even with a
+-- generic plan (only one branch runs: the other's one-time filter is false)
+ev AS (
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject AND NOT p.standing
+	UNION ALL
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose AND NOT p.standing
+),
+-- a purpose based on something else than consent (rule 9a) concerns every
+-- registered subject, consent events or none
+reg AS (
+	SELECT r.subject FROM profile_guard._basis_subjects(p_purpose, p_subject) AS r(subject)
+),
+-- each subject in question, with what the rules need to know of it
+subj AS (
+	SELECT e.subject,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   s.birth_date,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today, false) AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today, false) AS under_14,
+		   h.held AND s.subject IS NOT NULL AS held, h.held_until
+	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
+	CROSS JOIN p
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+	-- its active legal holds (rule 9b): held until the last ends
+	CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS held,
+			   CASE WHEN pg_catalog.bool_or(lh.until IS NULL) THEN NULL
+					ELSE pg_catalog.max(lh.until) END AS held_until
+		FROM profile_guard.legal_hold lh
+		WHERE lh.subject OPERATOR(pg_catalog.=) e.subject AND lh.released_at IS NULL
+		  AND (lh.until IS NULL OR lh.until OPERATOR(pg_catalog.>) p.now)) AS h
+),
+-- their blocks (two branches, as for ev)
+blocks AS (
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NOT NULL AND b.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NULL
+),
+-- every tag, and whether the purpose may use it at all (once per tag)
+scope AS (
+	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
+		   coalesce(t.tag OPERATOR(pg_catalog.=) ANY (p.tags), false) AS named
+	FROM profile_guard.tag t CROSS JOIN p
+),
+-- consents mostly repeat the same tag lists: match each distinct list once
+pattern_tag AS (
+	SELECT l.tags, t.tag_id
+	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(l.tags, t.tag)
+),
+latest AS (
+	SELECT DISTINCT ON (ev.subject, pt.tag_id)
+		   ev.subject, pt.tag_id, ev.action, ev.purpose_version, ev.separate,
+		   ev.guardian, ev.expires_at
+	FROM ev JOIN pattern_tag pt ON pt.tags OPERATOR(pg_catalog.=) ev.tags
+	ORDER BY ev.subject, pt.tag_id, ev.consent_id DESC
+),
+pairs AS (
+	SELECT l.subject, l.tag_id, l.action, l.purpose_version, l.separate,
+		   l.guardian, l.expires_at
+	FROM latest l
+	UNION ALL
+	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p_with_unconsented AND NOT p.standing
+	  AND NOT EXISTS (SELECT 1 FROM latest l
+					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
+					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+	UNION ALL
+	-- not based on consent: the lawful basis stands for a grant of every
+	-- tag in scope to every registered subject
+	SELECT s.subject, sc.tag_id, 'basis', p.version, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p.standing AND NOT s.unregistered
+),
+cell AS (
+	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out, p.cross_border,
+		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
+		   b.tag IS NOT NULL AS blocked,
+		   -- the tag's own consent holds (scope and derivation aside); under
+		   -- another lawful basis, a sensitive tag (every tag of a child
+		   -- under 14 or of a cross-border purpose) only when the purpose's
+		   -- list names it
+		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								  AND NOT p.cross_border))
+					 AND b.tag IS NULL
+				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
+			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								 AND NOT p.cross_border))
+			 AND (x.guardian OR NOT s.under_14)
+			 AND b.tag IS NULL END AS consented,
+		   x.purpose_version, x.separate, x.guardian, t.sensitivity
+	FROM pairs x
+	CROSS JOIN p
+	JOIN scope t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	JOIN subj s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN blocks b ON b.subject OPERATOR(pg_catalog.=) x.subject
+					  AND b.tag OPERATOR(pg_catalog.=) t.tag
+),
+-- rule 4 needs, per subject holding a derived tag, what it consented to
+derived_holder AS (
+	SELECT DISTINCT c.subject FROM cell c
+	WHERE c.all_sources OPERATOR(pg_catalog.<>) '{}'
+),
+consented_sets AS (
+	SELECT c.subject,
+		   pg_catalog.array_agg(c.tag) FILTER (WHERE c.consented) AS consented_tags
+	FROM cell c
+	JOIN derived_holder d ON d.subject OPERATOR(pg_catalog.=) c.subject
+	GROUP BY c.subject
+),
+judged AS (
+	SELECT c.*, cs.consented_tags
+	FROM cell c
+	LEFT JOIN consented_sets cs ON cs.subject OPERATOR(pg_catalog.=) c.subject
+)
+SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
+	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
+			 CASE WHEN j.under_14
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => 14)) END,
+			 CASE WHEN j.minor
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => p.minor_age)) END,
+			 CASE WHEN j.held THEN j.held_until END)
+FROM judged j
+CROSS JOIN p
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
+	WHEN j.unregistered THEN 'subject not registered'
+	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
+	WHEN p.unassessed AND p.cross_border THEN 'transfer assessment missing'
+	WHEN p.unassessed THEN 'impact assessment missing'
+	WHEN p.personalised AND j.opted_out THEN 'opted out'
+	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
+	WHEN NOT j.in_scope THEN 'tag outside the purpose'
+	WHEN j.action IS NULL THEN 'not consented'
+	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
+	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
+		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
+		THEN 'sensitive tag not named by the purpose'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named AND j.cross_border
+		THEN 'tag of a cross-border purpose not named by it'
+	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
+		THEN 'not separate for a sensitive tag'
+	WHEN j.cross_border AND NOT j.separate
+		THEN 'not separate for a cross-border purpose'
+	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
+	WHEN j.blocked THEN 'blocked'
+	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))
+		THEN 'source tag not visible'
+	END AS reason) AS r
+$$;
+
+CREATE FUNCTION define_recipient(recipient text, country text DEFAULT 'CN', description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old		profile_guard.recipient;
+BEGIN
+	IF define_recipient.recipient IS NULL OR define_recipient.country IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'recipient and country must not be null',
+			HINT = 'Call profile_guard.define_recipient(''name'', ''CN'').';
+	END IF;
+	IF length(define_recipient.recipient) NOT BETWEEN 1 AND 200 OR btrim(define_recipient.recipient) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid recipient name',
+			DETAIL = 'A recipient name is 1 to 200 characters long and not blank.',
+			HINT = 'Use names like ''acme'' or ''Acme Analytics Ltd''.';
+	END IF;
+	IF define_recipient.country !~ '^[A-Z]{2}$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid country code',
+			DETAIL = format('Recipient "%s" needs an ISO 3166-1 alpha-2 country code: two upper-case letters.',
+							left(define_recipient.recipient, 120)),
+			HINT = 'Pass a code such as ''CN'' or ''DE''.';
+	END IF;
+	SELECT * INTO old FROM profile_guard.recipient r WHERE r.recipient = define_recipient.recipient FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO profile_guard.recipient (recipient, country, description)
+		VALUES (define_recipient.recipient, define_recipient.country, define_recipient.description);
+	ELSIF (old.country, old.description) IS NOT DISTINCT FROM
+		  (define_recipient.country, define_recipient.description) THEN
+		RETURN;				-- identical: nothing changes
+	ELSE
+		UPDATE profile_guard.recipient r
+		SET country = define_recipient.country, description = define_recipient.description,
+			defined_at = now()
+		WHERE r.recipient = define_recipient.recipient;
+		IF old.country <> define_recipient.country THEN
+			-- its purposes change: a new version each (rule 5)
+			UPDATE purpose p SET version = p.version + 1, defined_at = now()
+			WHERE p.recipient = define_recipient.recipient AND p.retired_at IS NULL;
+			INSERT INTO purpose_history (purpose, version, description, tags, retention,
+										 marketing, automated_decision, recipient, defined_at,
+										 personalised, legal_basis)
+			SELECT p.purpose, p.version, p.description, p.tags, p.retention,
+				   p.marketing, p.automated_decision, p.recipient, p.defined_at,
+				   p.personalised, p.legal_basis
+			FROM purpose p
+			WHERE p.recipient = define_recipient.recipient AND p.retired_at IS NULL;
+		END IF;
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION define_recipient(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_recipient(text, text, text) TO profile_guard_admin;
+
+CREATE OR REPLACE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
+							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
+							   automated_decision boolean DEFAULT false, recipient text DEFAULT NULL,
+							   personalised boolean DEFAULT false, legal_basis text DEFAULT 'consent')
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	tag_list	text[];			-- tags, checked, distinct and sorted
+	old			record;
+	new_version	integer;
+	is_personalised boolean;
+BEGIN
+	IF define_purpose.purpose IS NULL OR define_purpose.description IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'purpose and description must not be null',
+			HINT = 'Call profile_guard.define_purpose(''name'', ''what the profiles are used for'').';
+	END IF;
+	IF define_purpose.marketing IS NULL OR define_purpose.automated_decision IS NULL
+	   OR define_purpose.personalised IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'marketing, automated_decision and personalised must not be null',
+			DETAIL = format('Purpose "%s" needs every flag set to true or false.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit them for false.';
+	END IF;
+	IF length(define_purpose.purpose) > 100 OR define_purpose.purpose !~ '^[a-z][a-z0-9_.:-]*$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid purpose name',
+			DETAIL = format('Purpose name "%s" must start with a lower-case letter, consist of lower-case letters, digits, "_", ".", ":" and "-", and be at most 100 characters long.',
+							left(define_purpose.purpose, 120)),
+			HINT = 'Use names like ''recommendation'' or ''share:acme''.';
+	END IF;
+	IF define_purpose.legal_basis IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'legal basis must not be null',
+			DETAIL = format('Purpose "%s" needs a lawful basis.', left(define_purpose.purpose, 120)),
+			HINT = 'Omit legal_basis for consent, or pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis NOT IN ('consent', 'contract', 'legal_obligation', 'vital_interest',
+										  'public_interest', 'news_reporting', 'public_information') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'unknown legal basis',
+			DETAIL = format('Purpose "%s" names a lawful basis that PIPL article 13 does not list.', define_purpose.purpose),
+			HINT = 'Pass one of consent, contract, legal_obligation, vital_interest, public_interest, news_reporting, public_information.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent'
+	   AND (define_purpose.personalised OR define_purpose.marketing) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent cannot be personalised or marketing',
+			DETAIL = format('Purpose "%s" has legal basis %s; personalised display, information push and marketing rest on consent alone (rule 9a).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Define it with legal_basis => ''consent'', or with personalised and marketing false.';
+	END IF;
+	IF define_purpose.legal_basis <> 'consent' AND define_purpose.tags IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a purpose not based on consent must list its tags',
+			DETAIL = format('Purpose "%s" has legal basis %s and no tag list: without consent, only the tags the basis needs may be read (minimum necessary).',
+							define_purpose.purpose, define_purpose.legal_basis),
+			HINT = 'Pass tags => ARRAY[...] naming the tags it needs, each sensitive tag by its full name.';
+	END IF;
+	IF btrim(define_purpose.description) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'purpose description must not be empty',
+			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
+			HINT = 'Describe what the profiles are used for and how.';
+	END IF;
+	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'retention must be positive',
+			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
+			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
+	END IF;
+	IF define_purpose.recipient IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM profile_guard.recipient r
+					   WHERE r.recipient = define_purpose.recipient) THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'recipient is not defined',
+			DETAIL = format('Purpose "%s" names recipient "%s", which was never defined.',
+							define_purpose.purpose, left(define_purpose.recipient, 120)),
+			HINT = format('Call profile_guard.define_recipient(%L, country) first.',
+						  left(define_purpose.recipient, 120));
+	END IF;
+	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
+	-- every marketing purpose is personalised (rule 9)
+	is_personalised := define_purpose.personalised OR define_purpose.marketing;
+
+	SELECT * INTO old FROM purpose x WHERE x.purpose = define_purpose.purpose FOR UPDATE;
+	IF NOT FOUND THEN
+		new_version := 1;
+		INSERT INTO purpose (purpose, version, description, tags, retention,
+							 marketing, automated_decision, recipient, personalised, legal_basis)
+		VALUES (define_purpose.purpose, new_version, define_purpose.description, tag_list,
+				define_purpose.retention, define_purpose.marketing, define_purpose.automated_decision,
+				define_purpose.recipient, is_personalised, define_purpose.legal_basis);
+	ELSE
+		IF old.retired_at IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+				MESSAGE = 'purpose is retired',
+				DETAIL = format('Purpose "%s" was retired and cannot be redefined.', define_purpose.purpose),
+				HINT = 'Define a purpose with a new name with profile_guard.define_purpose().';
+		END IF;
+		IF (old.description, old.tags, old.retention, old.marketing,
+			old.automated_decision, old.recipient, old.personalised, old.legal_basis)
+		   IS NOT DISTINCT FROM
+		   (define_purpose.description, tag_list, define_purpose.retention, define_purpose.marketing,
+			define_purpose.automated_decision, define_purpose.recipient, is_personalised,
+			define_purpose.legal_basis) THEN
+			RETURN old.version;		-- identical: nothing changes
+		END IF;
+		new_version := old.version + 1;
+		UPDATE purpose x
+		SET version = new_version, description = define_purpose.description, tags = tag_list,
+			retention = define_purpose.retention, marketing = define_purpose.marketing,
+			automated_decision = define_purpose.automated_decision, recipient = define_purpose.recipient,
+			personalised = is_personalised, legal_basis = define_purpose.legal_basis,
+			defined_at = now()
+		WHERE x.purpose = define_purpose.purpose;
+	END IF;
+
+	INSERT INTO purpose_history (purpose, version, description, tags, retention,
+								 marketing, automated_decision, recipient, defined_at, personalised,
+								 legal_basis)
+	SELECT x.purpose, x.version, x.description, x.tags, x.retention,
+		   x.marketing, x.automated_decision, x.recipient, x.defined_at, x.personalised,
+		   x.legal_basis
+	FROM purpose x WHERE x.purpose = define_purpose.purpose;
+
+	PERFORM _policy_changed();
+	RETURN new_version;
+END
+$$;
+REVOKE ALL ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_purpose(text, text, text[], interval, boolean, boolean, text, boolean, text) TO profile_guard_admin;
+
+CREATE OR REPLACE FUNCTION subject_report(subject text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET intervalstyle = 'postgres'
+AS $$
+DECLARE
+	s			profile_guard.subject;
+	g			profile_guard.guarded_table;
+	tags		jsonb := '[]';
+	consents	jsonb;
+	erased		jsonb := NULL;
+	erased_note	text;
+	hash_fn		regprocedure;
+	h			text;
+	j			jsonb;
+BEGIN
+	IF subject_report.subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
+	END IF;
+	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
+	IF NOT FOUND THEN
+		/*
+		 * A forgotten subject: nothing is held but the keyed hash of its
+		 * completed erasure requests (_forget_subject()).  Looked for only
+		 * when some subject was forgotten: the hash needs the master key.
+		 */
+		IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash IS NOT NULL) THEN
+			h := _subject_hash(subject_report.subject);
+			IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash = h) THEN
+				FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+					FOR j IN SELECT * FROM _subject_rows(g, subject_report.subject) LOOP
+						tags := tags || jsonb_build_array(j);
+					END LOOP;
+				END LOOP;
+				RETURN jsonb_build_object(
+					'subject', subject_report.subject,
+					'report_generated_at', now(),
+					'registered', false,
+					'forgotten', true,
+					'tags', tags,
+					'consents', '[]'::jsonb,
+					'recipients', '[]'::jsonb,
+					'blocks', '[]'::jsonb,
+					'events', '[]'::jsonb,
+					'erasure_requests', _erasure_requests_json(NULL, h),
+					'erasures_done', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash'
+																 ORDER BY to_jsonb(l)::text), '[]')
+									  FROM erasure_log l WHERE l.subject_hash = h));
+			END IF;
+		END IF;
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
+			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
+	END IF;
+
+	-- tags held, table by table
+	FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+		FOR j IN SELECT * FROM _subject_rows(g, s.subject) LOOP
+			IF j->>'stored' = 'not decryptable' AND EXISTS (
+					SELECT 1 FROM subject_key k
+					WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL) THEN
+				j := j || '{"stored": "data key destroyed"}';
+			END IF;
+			tags := tags || jsonb_build_array(j);
+		END LOOP;
+	END LOOP;
+
+	-- consents per purpose: the ledger and what it means now
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+			'purpose', pu.purpose,
+			'description', pu.description,
+			'current_version', pu.version,
+			'retired', pu.retired_at IS NOT NULL,
+			'recipient', pu.recipient,
+			'retention', pu.retention::text,
+			'marketing', pu.marketing,
+			'personalised', pu.personalised,
+			'automated_decision', pu.automated_decision,
+			'legal_basis', pu.legal_basis,
+			'ledger', (SELECT jsonb_agg(jsonb_build_object(
+							'consent_id', c.consent_id,
+							'action', c.action,
+							'purpose_version', c.purpose_version,
+							'tags', to_jsonb(c.tags),
+							'separate', c.separate,
+							'guardian', c.guardian,
+							'expires_at', c.expires_at,
+							'recorded_at', c.recorded_at) ORDER BY c.consent_id)
+					   FROM consent c
+					   WHERE c.subject = s.subject AND c.purpose = pu.purpose),
+			'tag_state', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+							'tag', ts.tag, 'effective', ts.effective, 'reason', ts.reason)
+							ORDER BY ts.tag), '[]')
+						  FROM tag_state(pu.purpose, s.subject, false) AS ts))
+			ORDER BY pu.purpose), '[]')
+	INTO consents
+	FROM purpose pu
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+	   OR pu.legal_basis <> 'consent';
+
+	/*
+	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
+	 * names subjects only by a keyed hash, computed by
+	 * profile_guard._subject_hash(text).  Both are looked up by name at run
+	 * time, so this report works before (and without) the erasure engine.
+	 */
+	IF to_regclass('profile_guard.erasure_log') IS NULL THEN
+		erased_note := 'the erasure log (profile_guard.erasure_log) is not installed';
+	ELSE
+		hash_fn := to_regprocedure('profile_guard._subject_hash(text)');
+		IF hash_fn IS NULL OR NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				WHERE a.attrelid = 'profile_guard.erasure_log'::regclass
+				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
+			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
+		ELSE
+			EXECUTE format('SELECT %s($1)', hash_fn::oid::regproc) INTO h USING s.subject;
+			SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash' ORDER BY to_jsonb(l)::text), '[]')
+			INTO erased
+			FROM erasure_log l WHERE l.subject_hash = h;
+		END IF;
+	END IF;
+
+	RETURN jsonb_build_object(
+		'subject', s.subject,
+		'report_generated_at', now(),
+		'registered_at', s.registered_at,
+		'birth_date', s.birth_date,
+		'opted_out', s.opted_out,
+		'erasure_requested_at', s.erasure_requested_at,
+		'tags', tags,
+		'consents', consents,
+		-- the recipients of the purposes the subject consented to (or that
+		-- concern it without consent), with the tags usable for each; the
+		-- catalog keeps no per-subject record of what was provided
+		'recipients', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+								'recipient', x.recipient,
+								'country', x.country,
+								'cross_border', x.country <> home_country(),
+								'purposes', x.purposes,
+								'usable_tags', x.usable_tags) ORDER BY x.recipient), '[]')
+					   FROM (SELECT r.recipient, r.country,
+									jsonb_agg(DISTINCT pu.purpose) AS purposes,
+									(SELECT count(DISTINCT ts.tag)
+									 FROM purpose pu2
+									 CROSS JOIN LATERAL tag_state(pu2.purpose, s.subject, false) AS ts
+									 WHERE pu2.recipient = r.recipient AND pu2.retired_at IS NULL
+									   AND ts.effective) AS usable_tags
+							 FROM recipient r
+							 JOIN purpose pu ON pu.recipient = r.recipient
+							 WHERE EXISTS (SELECT 1 FROM consent c
+										   WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+								OR pu.legal_basis <> 'consent'
+							 GROUP BY r.recipient, r.country) AS x),
+		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
+											 ORDER BY b.tag), '[]')
+				   FROM tag_block b WHERE b.subject = s.subject),
+		'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('event', e.event, 'tag', e.tag,
+																'recorded_at', e.recorded_at)
+											 ORDER BY e.event_id), '[]')
+				   FROM subject_event e WHERE e.subject = s.subject),
+		'erasure_requests', _erasure_requests_json(s.subject, h),
+		'legal_holds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+									'hold_id', lh.hold_id,
+									'basis', lh.basis,
+									'placed_at', lh.placed_at,
+									'until', lh.until,
+									'released_at', lh.released_at,
+									'active', lh.released_at IS NULL
+											  AND (lh.until IS NULL OR lh.until > statement_timestamp()))
+									ORDER BY lh.hold_id), '[]')
+						FROM legal_hold lh WHERE lh.subject = s.subject),
+		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
+									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
+		'erasures_done', erased)
+		|| CASE WHEN erased_note IS NULL THEN '{}'::jsonb
+				ELSE jsonb_build_object('erasures_done_note', erased_note) END;
+END
+$$;
+REVOKE ALL ON FUNCTION subject_report(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION subject_report(text) TO profile_guard_admin, profile_guard_consent;
+
+-- ---------------------------------------------------------------------
+-- Anonymisation that deserves the name (rule 12, docs/erasure.md): every
+-- column of a table anonymised at erasure is classified, identifying
+-- (anonymise_columns) or declared not identifying (keep_columns, new);
+-- protect() refuses on_erase => 'anonymise' otherwise (it gains
+-- anonymise_columns and keep_columns).  Tables protected so in 1.1 keep
+-- working: their undeclared columns are set to NULL by the sweep as
+-- identifying, and assess() reports them (§10 (anonymisation)) until they
+-- are declared with set_anonymise_columns() or set_keep_columns().
+-- ---------------------------------------------------------------------
+
+ALTER TABLE guarded_table ADD COLUMN keep_columns name[] NOT NULL DEFAULT '{}';
+DROP FUNCTION protect(regclass, name, name, name, name, text);
+
+CREATE FUNCTION _anonymisation_undeclared(tbl regclass, rel regclass DEFAULT NULL)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
+	FROM guarded_table g
+	JOIN pg_attribute a ON a.attrelid = coalesce(rel, tbl) AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE g.relid = tbl
+	  AND a.attname IS DISTINCT FROM g.subject_column
+	  AND a.attname IS DISTINCT FROM g.collected_at_column
+	  AND a.attname IS DISTINCT FROM g.tag_column
+	  AND a.attname IS DISTINCT FROM g.value_column
+	  AND a.attname <> ALL (g.anonymise_columns)
+	  AND a.attname <> ALL (g.keep_columns)
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc
+					  WHERE cc.relid = g.relid AND cc.column_name = a.attname)
+$$;
+REVOKE ALL ON FUNCTION _anonymisation_undeclared(regclass, regclass) FROM PUBLIC;
+
+CREATE FUNCTION _check_anonymise_lists(tbl regclass, g guarded_table, anonymise_columns name[],
+									   keep_columns name[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	c	name;
+BEGIN
+	IF anonymise_columns IS NULL OR keep_columns IS NULL
+	   OR array_position(anonymise_columns, NULL) IS NOT NULL
+	   OR array_position(keep_columns, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'column lists must not be null or hold nulls',
+			DETAIL = format('Table %s needs its identifying and kept columns named.', tbl),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	FOREACH c IN ARRAY anonymise_columns || keep_columns LOOP
+		PERFORM _get_column(tbl, c, 'column declared for anonymisation');
+		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column OR c = g.value_column THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column cannot be declared for anonymisation',
+				DETAIL = format('Column "%s" of table %s is its subject, collected-at, tag or value column; anonymisation replaces, generalises or judges it by its tag.', c, tbl),
+				HINT = 'Declare only the other columns.';
+		END IF;
+	END LOOP;
+	FOREACH c IN ARRAY anonymise_columns LOOP
+		IF c = ANY (keep_columns) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column declared both identifying and not identifying',
+				DETAIL = format('Column "%s" of table %s is in anonymise_columns and in keep_columns.', c, tbl),
+				HINT = 'Name each column in one list only.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column to anonymise is NOT NULL',
+				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_anonymise_lists(regclass, guarded_table, name[], name[]) FROM PUBLIC;
+
+CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
+						keep_columns name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	PERFORM _check_table_owner(protect.tbl);
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = protect.tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'catalog tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
+			HINT = 'Protect a permanent table.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
+	END IF;
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							protect.tbl, _guarded_root(protect.tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(protect.tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
+	END IF;
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
+	END IF;
+	-- anonymisation only where it holds (rule 12)
+	IF protect.on_erase = 'delete'
+	   AND (cardinality(protect.anonymise_columns) > 0 OR cardinality(protect.keep_columns) > 0) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'anonymise_columns and keep_columns are for on_erase anonymise',
+			DETAIL = format('Table %s deletes its rows at erasure; nothing of them is kept.', protect.tbl),
+			HINT = 'Omit them, or pass on_erase => ''anonymise''.';
+	END IF;
+	IF protect.on_erase = 'anonymise' THEN
+		PERFORM _check_anonymise_lists(protect.tbl,
+			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+				protect.value_column, protect.on_erase, '{}', now(), '{}')::guarded_table,
+			protect.anonymise_columns, protect.keep_columns);
+		IF EXISTS (SELECT 1 FROM pg_attribute x
+				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+					 AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+										   coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+					 AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'anonymisation cannot be guaranteed for this table',
+				DETAIL = format('Columns %s of table %s are declared neither identifying nor not identifying: anonymised rows could still identify their subject.',
+								(SELECT string_agg(format('"%s"', x.attname), ', ' ORDER BY x.attnum)
+								 FROM pg_attribute x
+								 WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+								   AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+														 coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+								   AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)),
+								protect.tbl),
+				HINT = 'Pass anonymise_columns => ARRAY[...] (identifying, set to NULL) and keep_columns => ARRAY[...] (not identifying; the tag columns to classify too), or on_erase => ''delete''.';
+		END IF;
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	-- long shape: nothing may show or betray the values of the value column
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns)
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
+			coalesce(protect.keep_columns, '{}'));
+
+	-- long shape: the value column holds tag values
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
+	END IF;
+
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
+
+	PERFORM _policy_changed(protect.tbl);
+END
+$$;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) TO profile_guard_admin;
+
+CREATE FUNCTION _warn_anonymisation(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := coalesce((SELECT g.relid FROM guarded_table g WHERE g.relid = rel),
+								 _guarded_root(rel));
+	cols	name[];
+BEGIN
+	IF root IS NULL OR NOT EXISTS (SELECT 1 FROM guarded_table g
+								   WHERE g.relid = root AND g.on_erase = 'anonymise') THEN
+		RETURN;
+	END IF;
+	cols := _anonymisation_undeclared(root, rel);
+	IF cardinality(cols) > 0 THEN
+		RAISE WARNING USING
+			MESSAGE = format('columns of table %s are not declared for anonymisation', rel),
+			DETAIL = format('Columns %s are declared neither identifying nor not identifying; the sweep sets them to NULL when it anonymises a row, and assess() reports them.',
+							(SELECT string_agg(format('"%s"', c), ', ') FROM unnest(cols) c)),
+			HINT = format('Declare them: SELECT profile_guard.set_anonymise_columns(%L, ...) or profile_guard.set_keep_columns(%L, ...).',
+						  root::text, root::text);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _warn_anonymisation(regclass) FROM PUBLIC;
+
+CREATE FUNCTION set_keep_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	PERFORM _check_anonymise_lists(tbl, g,
+								   ARRAY(SELECT a FROM unnest(g.anonymise_columns) a WHERE a <> ALL (columns)),
+								   columns);
+	UPDATE guarded_table x
+	SET keep_columns = columns,
+		anonymise_columns = ARRAY(SELECT a FROM unnest(x.anonymise_columns) a WHERE a <> ALL (columns))
+	WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_keep_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_keep_columns(regclass, name[]) TO profile_guard_admin;
+
+-- ---------------------------------------------------------------------
+-- De-identified views and data sources (§4 a, §6; 88_deidentified.sql):
+-- deidentified_view(), the pseudonyms of src/pseudonym.c, and the sources
+-- guarded tables were built from, which assess() checks (§6 (data sources)).
+-- ---------------------------------------------------------------------
+
+-- The sources guarded tables were built from (§6 b–c): open-source data,
+-- data bought, data from a cooperation, or the service's own collection,
+-- each with its licence or contract and when it was last reviewed.
+CREATE TABLE data_source (
+	source		text PRIMARY KEY,
+	kind		text NOT NULL CHECK (kind IN ('open_source', 'purchase', 'cooperation', 'own_collection')),
+	licence_or_contract text,
+	reviewed_at	date,
+	defined_at	timestamptz NOT NULL DEFAULT now()
+);
+
+-- which sources each guarded table was built from (set_data_sources())
+CREATE TABLE table_data_source (
+	relid		regclass NOT NULL REFERENCES guarded_table ON DELETE CASCADE,
+	source		text NOT NULL REFERENCES data_source,
+	PRIMARY KEY (relid, source)
+);
+
+-- the de-identified views made by deidentified_view()
+CREATE TABLE deidentified_view (
+	view_relid	regclass PRIMARY KEY,
+	relid		regclass NOT NULL,
+	recipient	text NOT NULL REFERENCES recipient,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+
+GRANT SELECT ON data_source, table_data_source, deidentified_view
+	TO profile_guard_admin, profile_guard_consent;
+SELECT pg_catalog.pg_extension_config_dump('data_source', '');
+SELECT pg_catalog.pg_extension_config_dump('table_data_source', '');
+SELECT pg_catalog.pg_extension_config_dump('deidentified_view', '');
+
+CREATE FUNCTION define_data_source(source text, kind text, licence_or_contract text DEFAULT NULL,
+								   reviewed_at date DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF define_data_source.source IS NULL OR define_data_source.kind IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'source and kind must not be null',
+			HINT = 'Call profile_guard.define_data_source(''name'', ''own_collection'').';
+	END IF;
+	IF length(define_data_source.source) NOT BETWEEN 1 AND 200 OR btrim(define_data_source.source) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid data source name',
+			DETAIL = 'A data source name is 1 to 200 characters long and not blank.',
+			HINT = 'Use names like ''app_events'' or ''vendor_x_2024''.';
+	END IF;
+	IF define_data_source.kind NOT IN ('open_source', 'purchase', 'cooperation', 'own_collection') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'unknown kind of data source',
+			DETAIL = format('Data source "%s" needs a kind of §6 b-c.', left(define_data_source.source, 120)),
+			HINT = 'Pass one of open_source, purchase, cooperation, own_collection.';
+	END IF;
+	IF define_data_source.reviewed_at > current_date THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'review date is in the future',
+			DETAIL = format('Data source "%s" cannot have been reviewed after today.', left(define_data_source.source, 120)),
+			HINT = 'Pass the date of the review, or NULL.';
+	END IF;
+	INSERT INTO data_source (source, kind, licence_or_contract, reviewed_at)
+	VALUES (define_data_source.source, define_data_source.kind, define_data_source.licence_or_contract,
+			define_data_source.reviewed_at)
+	ON CONFLICT ON CONSTRAINT data_source_pkey DO UPDATE
+	SET kind = excluded.kind, licence_or_contract = excluded.licence_or_contract,
+		reviewed_at = excluded.reviewed_at, defined_at = now();
+END
+$$;
+REVOKE ALL ON FUNCTION define_data_source(text, text, text, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_data_source(text, text, text, date) TO profile_guard_admin;
+
+CREATE FUNCTION set_data_sources(tbl regclass, sources text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+	missing	text;
+BEGIN
+	IF sources IS NULL OR array_position(sources, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'sources must not be null or hold nulls',
+			DETAIL = format('Table %s needs its data sources named.', tbl),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	SELECT string_agg(format('"%s"', left(s, 120)), ', ' ORDER BY s) INTO missing
+	FROM unnest(sources) s
+	WHERE NOT EXISTS (SELECT 1 FROM data_source d WHERE d.source = s);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'data source is not defined',
+			DETAIL = format('Table %s names data sources %s, which were never defined.', tbl, missing),
+			HINT = 'Call profile_guard.define_data_source(source, kind, licence_or_contract, reviewed_at) first.';
+	END IF;
+	DELETE FROM table_data_source x WHERE x.relid = g.relid;
+	INSERT INTO table_data_source (relid, source)
+	SELECT DISTINCT g.relid, s FROM unnest(sources) s;
+END
+$$;
+REVOKE ALL ON FUNCTION set_data_sources(regclass, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_data_sources(regclass, text[]) TO profile_guard_admin;
+
+CREATE FUNCTION _identifying_tag(tag text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM profile_guard.tag tg
+				   WHERE tg.tag = _identifying_tag.tag
+					 AND tg.category IN ('contact', 'device', 'basic', 'precise_location', 'whereabouts'))
+$$;
+
+CREATE FUNCTION _pseudonym(subject text, recipient text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'profile_guard_pseudonym'
+LANGUAGE C STRICT STABLE;
+
+CREATE FUNCTION deidentified_view(tbl regclass, view_name name, recipient text)
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table;
+	nsp		name;
+	owner	name;
+	cols	text;
+	q		text;
+	v		regclass;
+BEGIN
+	IF tbl IS NULL OR view_name IS NULL OR deidentified_view.recipient IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table, view name and recipient must not be null',
+			HINT = 'Call profile_guard.deidentified_view(''table'', ''view_name'', ''recipient'').';
+	END IF;
+	g := _get_guarded(tbl);
+	PERFORM _check_table_owner(tbl);
+	IF NOT EXISTS (SELECT 1 FROM profile_guard.recipient r WHERE r.recipient = deidentified_view.recipient) THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'recipient is not defined',
+			DETAIL = format('The view of table %s is for recipient "%s", which was never defined.',
+							tbl, left(deidentified_view.recipient, 120)),
+			HINT = format('Call profile_guard.define_recipient(%L, country) first.',
+						  left(deidentified_view.recipient, 120));
+	END IF;
+	SELECT n.nspname, pg_get_userbyid(c.relowner) INTO nsp, owner
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+	IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			   WHERE n.nspname = nsp AND c.relname = view_name) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
+			MESSAGE = format('relation "%s" already exists', view_name),
+			DETAIL = format('The de-identified view of table %s is created in its schema %s, which has a relation of that name.',
+							tbl, quote_ident(nsp)),
+			HINT = 'Choose another view name.';
+	END IF;
+	IF g.tag_column IS NULL THEN
+		SELECT string_agg(format('t.%I', cc.column_name), ', ' ORDER BY a.attnum) INTO cols
+		FROM classified_column cc
+		JOIN tag tg ON tg.tag = cc.tag
+		JOIN pg_attribute a ON a.attrelid = tbl AND a.attname = cc.column_name
+		WHERE cc.relid = g.relid
+		  AND tg.category NOT IN ('contact', 'device', 'basic', 'precise_location', 'whereabouts')
+		  AND cc.column_name <> ALL (g.anonymise_columns);
+		IF cols IS NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+				MESSAGE = 'table has no tag a de-identified view may show',
+				DETAIL = format('Table %s has no classified column of a category that does not identify a person directly.', tbl),
+				HINT = format('Classify its tag columns with profile_guard.classify(%L, column, tag) first.', tbl::text);
+		END IF;
+		q := format('SELECT profile_guard._pseudonym(t.%I::text, %L) AS subject_pseudonym, %s FROM %s t',
+					g.subject_column, deidentified_view.recipient, cols, tbl);
+	ELSE
+		q := format('SELECT profile_guard._pseudonym(t.%I::text, %L) AS subject_pseudonym, t.%I AS tag, t.%I AS value'
+					' FROM %s t WHERE NOT profile_guard._identifying_tag(t.%I::text)',
+					g.subject_column, deidentified_view.recipient, g.tag_column, g.value_column, tbl,
+					g.tag_column);
+	END IF;
+	EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS %s', nsp, view_name, q);
+	v := format('%I.%I', nsp, view_name)::regclass;
+	EXECUTE format('ALTER VIEW %s OWNER TO %I', v, owner);
+	INSERT INTO profile_guard.deidentified_view (view_relid, relid, recipient)
+	VALUES (v, g.relid, deidentified_view.recipient);
+	RETURN v;
+END
+$$;
+REVOKE ALL ON FUNCTION deidentified_view(regclass, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION deidentified_view(regclass, name, text) TO profile_guard_admin;
+
+CREATE OR REPLACE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns, own.keep_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns, g.keep_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _before_attach(regclass, regclass, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _adopt_detached(child regclass, root regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	PERFORM _check_tree_change('_adopt_detached', child);
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF NOT FOUND OR _guarded_root(child) IS NOT NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns)
+	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
+			g.value_column, g.on_erase, g.anonymise_columns, g.keep_columns);
+	INSERT INTO classified_column (relid, column_name, tag)
+	SELECT child, cc.column_name, cc.tag FROM classified_column cc
+	WHERE cc.relid = root
+	  AND EXISTS (SELECT 1 FROM pg_attribute a
+				  WHERE a.attrelid = child AND a.attname = cc.column_name AND NOT a.attisdropped);
+	PERFORM _install_collect_trigger(child);
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(child) pt(relid);
+	PERFORM _policy_changed(child);
+END
+$$;
+REVOKE ALL ON FUNCTION _adopt_detached(regclass, regclass) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _guard_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel		regclass;
+BEGIN
+	IF NOT _guards_any() THEN
+		RETURN;
+	END IF;
+	IF tg_tag = 'DROP POLICY' THEN
+		-- dropped objects are not listed: the policies of every guarded table
+		FOR rel IN
+			SELECT pt.relid FROM guarded_table x, _relations(x.relid) pt(relid)
+			ORDER BY 1
+		LOOP
+			PERFORM _sync_row_security(rel, false, false);
+		END LOOP;
+		RETURN;
+	END IF;
+	FOR rel IN
+		WITH touched AS (
+			SELECT CASE
+					 WHEN e.classid = 'pg_class'::regclass
+					   THEN coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = e.objid), e.objid)
+					 WHEN e.classid = 'pg_policy'::regclass
+					   THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = e.objid)
+					 WHEN e.classid = 'pg_statistic_ext'::regclass
+					   THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = e.objid)
+				   END AS relid
+			FROM pg_event_trigger_ddl_commands() e)
+		SELECT t.relid FROM touched t WHERE t.relid IS NOT NULL
+		UNION
+		SELECT k.confrelid FROM touched t JOIN pg_constraint k ON k.conrelid = t.relid AND k.contype = 'f'
+		ORDER BY 1
+	LOOP
+		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
+		-- a column added to a table anonymised at erasure is identifying
+		-- until declared otherwise: say so (the sweep sets it to NULL)
+		IF tg_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
+			PERFORM _warn_anonymisation(rel);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION set_anonymise_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+	c	name;
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	PERFORM _check_anonymise_lists(tbl, g, columns,
+								   ARRAY(SELECT k FROM unnest(g.keep_columns) k WHERE k <> ALL (columns)));
+	-- a column declared identifying is no longer declared kept
+	UPDATE guarded_table x
+	SET anonymise_columns = columns,
+		keep_columns = ARRAY(SELECT k FROM unnest(x.keep_columns) k WHERE k <> ALL (columns))
+	WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_anonymise_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_anonymise_columns(regclass, name[]) TO profile_guard_admin;
+
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the privacy notice with the active purposes in profile_guard.purpose (description, tags, recipient); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§6', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+		  THEN 'no de-identified view and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column:
+		   -- without one a table's tags never expire
+		   'guarded tables without a collected_at column, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
+
+	('§8', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
+	 NULL,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   (SELECT format('subjects with consents but no birth date, whose age cannot be checked: %s', count(*))
+			FROM subject s
+			WHERE s.birth_date IS NULL
+			  AND EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.action = 'grant')
+			HAVING count(*) > 0)],
+	 format('every consenting subject has a birth date; profile_guard.minor_age = %s', minor_age())),
+
+	('§10', 'When profiles are erased, their data cannot be recovered.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM erasure_request r WHERE r.completed_at IS NOT NULL)
+		  THEN 'no erasure completed yet' END,
+	 ARRAY['erasures completed while the subject''s data key still exists (backups stay readable): '
+		   || _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
+							   WHERE r.completed_at IS NOT NULL
+								 AND NOT EXISTS (SELECT 1 FROM subject_key k
+												 WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
+								 AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
+							   ORDER BY 1))],
+	 (SELECT format('the data keys of every erased subject are destroyed; completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+					count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	  FROM erasure_request r WHERE r.completed_at IS NOT NULL)),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
+
+	('§11 a', 'Subjects can see and switch off single tags and personalised purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 b', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 c', 'Subjects can have their profile erased; requests are carried out within 15 days.',
+	 NULL, NULL,
+	 ARRAY['erasure requests pending for more than 15 days: '
+		   || _name_list(ARRAY(SELECT format('request %s (%s days)', r.request_id, date_part('day', now() - r.requested_at))
+							   FROM erasure_request r
+							   WHERE r.completed_at IS NULL AND r.requested_at < now() - interval '15 days'
+							   ORDER BY r.requested_at, r.request_id))],
+	 format('no erasure request is pending for more than 15 days; use stops at the request (pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 d', 'Subjects have a channel for requests and complaints, answered in time.',
+	 'check the request and complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(checks.clause FROM '[0-9]+')::integer, checks.clause;
+END
+$$;
+REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
+
+-- tag_state() and assess() as both the unknown-age and secure-transport
+-- changes and the recipient, anonymisation and data-source changes above
+-- leave them (each of those sections replaced them on its own)
+CREATE OR REPLACE FUNCTION tag_state(p_purpose text, p_subject text DEFAULT NULL,
+						  p_with_unconsented boolean DEFAULT true)
+RETURNS TABLE (subject text, tag text, tag_id integer, effective boolean,
+			   reason text, valid_until timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH p AS (
+	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
+		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
+		   profile_guard._cross_border(pu.recipient) AS cross_border,
+		   (pu.automated_decision OR profile_guard._cross_border(pu.recipient)) AND NOT EXISTS (
+				SELECT 1 FROM profile_guard.assessment a
+				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
+				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
+		   pg_catalog.statement_timestamp() AS now,
+		   profile_guard.age_today() AS today,
+		   profile_guard.age_time_zone() AS age_zone,
+		   profile_guard.minor_age() AS minor_age,
+		   profile_guard.unknown_age() AS unknown_age
+	FROM profile_guard.purpose pu
+	WHERE pu.purpose OPERATOR(pg_catalog.=) p_purpose
+),
+-- two branches so that a one-subject call uses the index even with a
+-- generic plan (only one branch runs: the other's one-time filter is false)
+ev AS (
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NOT NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose
+	  AND c.subject OPERATOR(pg_catalog.=) p_subject AND NOT p.standing
+	UNION ALL
+	SELECT c.consent_id, c.subject, coalesce(c.tags, '{*}') AS tags, c.action,
+		   c.purpose_version, c.separate, c.guardian, c.expires_at
+	FROM profile_guard.consent c CROSS JOIN p
+	WHERE p_subject IS NULL AND c.purpose OPERATOR(pg_catalog.=) p_purpose AND NOT p.standing
+),
+-- a purpose based on something else than consent (rule 9a) concerns every
+-- registered subject, consent events or none
+reg AS (
+	SELECT r.subject FROM profile_guard._basis_subjects(p_purpose, p_subject) AS r(subject)
+),
+-- each subject in question, with what the rules need to know of it
+subj AS (
+	SELECT e.subject,
+		   s.subject IS NULL AS unregistered,
+		   s.erasure_requested_at IS NOT NULL AS erasure_requested,
+		   coalesce(s.opted_out, false) AS opted_out,
+		   s.birth_date,
+		   -- without a birth date, as profile_guard.unknown_age says
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => p.minor_age)
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.<>) 'adult') AS minor,
+		   coalesce(s.birth_date OPERATOR(pg_catalog.+) pg_catalog.make_interval(years => 14)
+					OPERATOR(pg_catalog.>) p.today,
+					p.unknown_age OPERATOR(pg_catalog.=) 'child') AS under_14,
+		   h.held AND s.subject IS NOT NULL AS held, h.held_until
+	FROM (SELECT ev.subject FROM ev UNION SELECT reg.subject FROM reg) AS e
+	CROSS JOIN p
+	LEFT JOIN profile_guard.subject s ON s.subject OPERATOR(pg_catalog.=) e.subject
+	-- its active legal holds (rule 9b): held until the last ends
+	CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS held,
+			   CASE WHEN pg_catalog.bool_or(lh.until IS NULL) THEN NULL
+					ELSE pg_catalog.max(lh.until) END AS held_until
+		FROM profile_guard.legal_hold lh
+		WHERE lh.subject OPERATOR(pg_catalog.=) e.subject AND lh.released_at IS NULL
+		  AND (lh.until IS NULL OR lh.until OPERATOR(pg_catalog.>) p.now)) AS h
+),
+-- their blocks (two branches, as for ev)
+blocks AS (
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NOT NULL AND b.subject OPERATOR(pg_catalog.=) p_subject
+	UNION ALL
+	SELECT b.subject, b.tag FROM profile_guard.tag_block b
+	WHERE p_subject IS NULL
+),
+-- every tag, and whether the purpose may use it at all (once per tag)
+scope AS (
+	SELECT t.tag_id, t.tag, t.all_sources, t.sensitivity,
+		   profile_guard.tag_matches(p.tags, t.tag) AS in_scope,
+		   coalesce(t.tag OPERATOR(pg_catalog.=) ANY (p.tags), false) AS named
+	FROM profile_guard.tag t CROSS JOIN p
+),
+-- consents mostly repeat the same tag lists: match each distinct list once
+pattern_tag AS (
+	SELECT l.tags, t.tag_id
+	FROM (SELECT DISTINCT ev.tags FROM ev) AS l
+	JOIN profile_guard.tag t ON profile_guard.tag_matches(l.tags, t.tag)
+),
+latest AS (
+	SELECT DISTINCT ON (ev.subject, pt.tag_id)
+		   ev.subject, pt.tag_id, ev.action, ev.purpose_version, ev.separate,
+		   ev.guardian, ev.expires_at
+	FROM ev JOIN pattern_tag pt ON pt.tags OPERATOR(pg_catalog.=) ev.tags
+	ORDER BY ev.subject, pt.tag_id, ev.consent_id DESC
+),
+pairs AS (
+	SELECT l.subject, l.tag_id, l.action, l.purpose_version, l.separate,
+		   l.guardian, l.expires_at
+	FROM latest l
+	UNION ALL
+	SELECT s.subject, sc.tag_id, NULL, NULL, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p_with_unconsented AND NOT p.standing
+	  AND NOT EXISTS (SELECT 1 FROM latest l
+					  WHERE l.subject OPERATOR(pg_catalog.=) s.subject
+					    AND l.tag_id OPERATOR(pg_catalog.=) sc.tag_id)
+	UNION ALL
+	-- not based on consent: the lawful basis stands for a grant of every
+	-- tag in scope to every registered subject
+	SELECT s.subject, sc.tag_id, 'basis', p.version, NULL, NULL, NULL
+	FROM subj AS s
+	CROSS JOIN p
+	JOIN scope sc ON sc.in_scope
+	WHERE p.standing AND NOT s.unregistered
+),
+cell AS (
+	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out, p.cross_border,
+		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
+		   b.tag IS NOT NULL AS blocked,
+		   -- the tag's own consent holds (scope and derivation aside); under
+		   -- another lawful basis, a sensitive tag (every tag of a child
+		   -- under 14 or of a cross-border purpose) only when the purpose's
+		   -- list names it
+		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								  AND NOT p.cross_border))
+					 AND b.tag IS NULL
+				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
+			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
+			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								 AND NOT p.cross_border))
+			 AND (x.guardian OR NOT s.under_14)
+			 AND b.tag IS NULL END AS consented,
+		   x.purpose_version, x.separate, x.guardian, t.sensitivity
+	FROM pairs x
+	CROSS JOIN p
+	JOIN scope t ON t.tag_id OPERATOR(pg_catalog.=) x.tag_id
+	JOIN subj s ON s.subject OPERATOR(pg_catalog.=) x.subject
+	LEFT JOIN blocks b ON b.subject OPERATOR(pg_catalog.=) x.subject
+					  AND b.tag OPERATOR(pg_catalog.=) t.tag
+),
+-- rule 4 needs, per subject holding a derived tag, what it consented to
+derived_holder AS (
+	SELECT DISTINCT c.subject FROM cell c
+	WHERE c.all_sources OPERATOR(pg_catalog.<>) '{}'
+),
+consented_sets AS (
+	SELECT c.subject,
+		   pg_catalog.array_agg(c.tag) FILTER (WHERE c.consented) AS consented_tags
+	FROM cell c
+	JOIN derived_holder d ON d.subject OPERATOR(pg_catalog.=) c.subject
+	GROUP BY c.subject
+),
+judged AS (
+	SELECT c.*, cs.consented_tags
+	FROM cell c
+	LEFT JOIN consented_sets cs ON cs.subject OPERATOR(pg_catalog.=) c.subject
+)
+SELECT j.subject, j.tag, j.tag_id, r.reason IS NULL, r.reason,
+	   LEAST(CASE WHEN j.expires_at OPERATOR(pg_catalog.>) p.now THEN j.expires_at END,
+			 CASE WHEN j.under_14
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => 14)) END,
+			 CASE WHEN j.minor
+				  THEN pg_catalog.timezone(p.age_zone, j.birth_date OPERATOR(pg_catalog.+)
+										   pg_catalog.make_interval(years => p.minor_age)) END,
+			 CASE WHEN j.held THEN j.held_until END)
+FROM judged j
+CROSS JOIN p
+CROSS JOIN LATERAL (SELECT CASE
+	WHEN p.retired_at IS NOT NULL THEN 'purpose retired'
+	WHEN j.unregistered THEN 'subject not registered'
+	WHEN j.erasure_requested THEN 'erasure requested'
+	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
+	WHEN p.unassessed AND p.cross_border THEN 'transfer assessment missing'
+	WHEN p.unassessed THEN 'impact assessment missing'
+	WHEN p.personalised AND j.opted_out THEN 'opted out'
+	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
+	WHEN NOT j.in_scope THEN 'tag outside the purpose'
+	WHEN j.action IS NULL THEN 'not consented'
+	WHEN j.action OPERATOR(pg_catalog.=) 'withdraw' THEN 'withdrawn'
+	WHEN j.expires_at OPERATOR(pg_catalog.<=) p.now THEN 'expired'
+	WHEN j.purpose_version OPERATOR(pg_catalog.<) p.version THEN 'outdated version'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
+		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
+		THEN 'sensitive tag not named by the purpose'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named AND j.cross_border
+		THEN 'tag of a cross-border purpose not named by it'
+	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
+		THEN 'not separate for a sensitive tag'
+	WHEN j.cross_border AND NOT j.separate
+		THEN 'not separate for a cross-border purpose'
+	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
+	WHEN j.blocked THEN 'blocked'
+	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))
+		THEN 'source tag not visible'
+	END AS reason) AS r
+$$;
+
+CREATE OR REPLACE FUNCTION _assess_graded()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	setting		text := coalesce(current_setting('profile_guard.secure_transport', true), 'sensitive');
+	ssl_on		boolean := current_setting('ssl') = 'on';
+	plain_lines	text;
+	shredding	text;
+	unshredded	text;
+BEGIN
+	-- lines of pg_hba.conf that let a client in over TCP without SSL
+	SELECT _name_list(array_agg(format('line %s (%s %s %s %s)', h.line_number, h.type,
+									   array_to_string(h.database, ','), array_to_string(h.user_name, ','),
+									   coalesce(h.address, 'all'))
+								ORDER BY h.line_number))
+	INTO plain_lines
+	FROM pg_hba_file_rules h
+	WHERE h.type IN ('host', 'hostnossl') AND h.error IS NULL AND h.auth_method <> 'reject';
+
+	clause := '§8 (secure transport)';
+	requirement := 'Profiles are transferred securely: tags leave the database only over encrypted connections.';
+	IF plain_lines IS NULL THEN
+		status := 'met';
+		detail := format('no pg_hba.conf line lets a client in over plain TCP; profile_guard.secure_transport = %s, ssl = %s',
+						 setting, CASE WHEN ssl_on THEN 'on' ELSE 'off' END);
+	ELSIF setting = 'off' THEN
+		status := 'not_met';
+		detail := format('profile_guard.secure_transport = off: every tag, sensitive ones included, is served over plain TCP through %s',
+						 plain_lines);
+	ELSIF setting = 'sensitive' THEN
+		status := 'partly';
+		detail := format('sensitive tags are served only over SSL or the local socket; general tags cross plain TCP through %s (set profile_guard.secure_transport = all, or use hostssl lines)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read sensitive tags at all' ELSE '' END);
+	ELSE
+		status := 'met';
+		detail := format('profile_guard.secure_transport = all: no tag is served over plain TCP (lines that allow it: %s)%s',
+						 plain_lines,
+						 CASE WHEN NOT ssl_on THEN '; ssl = off: remote clients cannot read tags at all' ELSE '' END);
+	END IF;
+	RETURN NEXT;
+
+	clause := '§10';
+	requirement := 'When profiles are erased, their data cannot be recovered.';
+	unshredded := 'erasures completed while the subject''s data key still exists (backups stay readable): '
+		|| _name_list(ARRAY(SELECT format('request %s', r.request_id) FROM erasure_request r
+							WHERE r.completed_at IS NOT NULL
+							  AND NOT EXISTS (SELECT 1 FROM subject_key k
+											  WHERE k.subject = r.subject AND k.destroyed_at IS NOT NULL)
+							  AND EXISTS (SELECT 1 FROM subject_key k WHERE k.subject = r.subject)
+							ORDER BY 1));
+	SELECT format('completed requests whose subject the catalog keeps only as a keyed hash: %s of %s (the others are forgotten by the next sweep)',
+				  count(*) FILTER (WHERE r.subject IS NULL), count(*))
+	INTO shredding
+	FROM erasure_request r WHERE r.completed_at IS NOT NULL;
+	IF unshredded IS NOT NULL THEN
+		status := 'not_met';
+		detail := unshredded;
+	ELSE
+		status := 'partly';
+		detail := 'crypto-shredding covers sensitive tags only: destroying an erased subject''s data key makes its sensitive tags unreadable everywhere, backups and replicas included; general tags are stored in plaintext and survive erasure in base backups, archived WAL and the WAL and history of replicas until those are rotated out; '
+				  || shredding;
+	END IF;
+	RETURN NEXT;
+END
+$$;
+REVOKE ALL ON FUNCTION _assess_graded() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT r.clause, r.requirement, r.status, r.detail
+	FROM (
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the published privacy notice with profile_guard.privacy_notice(), which states from the catalog what each active purpose uses (description, tags, retention, recipient, separate consent); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§5 f (sensitive)', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6', 'Data used to build profiles and train their models (training data) comes from lawful sources, recorded and reviewed.',
+	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
+	 NULL, NULL, NULL),
+
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+		  THEN 'no de-identified view and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column:
+		   -- without one a table's tags never expire
+		   'guarded tables without a collected_at column, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
+
+	('§9 a (recipients)', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
+	 NULL,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   CASE WHEN unknown_age() = 'adult' AND n_no_birth > 0
+				THEN format('registered subjects without a birth date, treated as adults (profile_guard.unknown_age = adult): %s', n_no_birth) END],
+	 format('profile_guard.minor_age = %s; registered subjects without a birth date: %s, treated as %s (profile_guard.unknown_age = %s)',
+			minor_age(), n_no_birth,
+			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
+			unknown_age())),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
+
+	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag(), erase_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 a (access)', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 a (erasure)', 'Subjects can have their tags and their profile erased.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: erasure requests do not stop use' END],
+	 format('erase_tag() and request_erasure() stop use at the next statement; the sweep makes the erasure physical (requests pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 b', 'A person''s identity is verified before they see, change or delete their profile.',
+	 'the database cannot verify who a request comes from: check that the application or desk verifies the person before calling subject_report(), block_tag(), erase_tag(), withdraw_consent(), opt_out() or request_erasure() for a subject',
+	 NULL, NULL, NULL),
+
+	('§11 c', 'Identity verification for profile management can be switched on and is on.',
+	 'outside the database: check the setting of the application that verifies identities',
+	 NULL, NULL, NULL),
+
+	('§11 d', 'Subjects have a channel for complaints about profiling, answered in time.',
+	 'the database has no complaint channel: check the complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	UNION ALL
+	SELECT g.clause, g.requirement, g.status, g.detail FROM _assess_graded() AS g
+	) AS r
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(r.clause FROM '[0-9]+')::integer, r.clause;
+END
+$$;
+REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;

@@ -71,6 +71,7 @@ pfg_answers_key(PurposeState *ps, AnswersKey *key)
 	key->minor_age = pfg_minor_age;
 	key->unknown_age = pfg_unknown_age;
 	key->age_time_zone = pfg_age_time_zone;
+	key->home_country = pfg_home_country;
 	key->consent_relid = ps->consent_relid;
 	key->generation = ps->generation;
 	return key;

@@ -56,12 +56,13 @@ static uint64 CachedGeneration = 0;
 static int	CachedMinorAge = -1;	/* mirrored in pfg_answers_seen */
 static int	CachedUnknownAge = -1;	/* mirrored in pfg_answers_seen */
 static char CachedAgeTimeZone[NAMEDATALEN];
+static char CachedHomeCountry[8];
 
 static Oid	ConsentRelid = InvalidOid;	/* identifies the catalog */
 static uint64 Basis = 0;		/* advances whenever all are dropped */
 
 /* what the gates compare inline (consent_cache.h) */
-PfgAnswersSeen pfg_answers_seen = {0, 0, -1, -1, NULL};
+PfgAnswersSeen pfg_answers_seen = {0, 0, -1, -1, NULL, NULL};
 
 static void
 free_purpose(PurposeState *ps)
@@ -94,8 +95,8 @@ answers_may_be_stale(void)
 
 /*
  * Bring the cached answers up to date, at most once per signal: a new
- * policy generation, age of majority, treatment of unknown ages or age
- * time zone rebuilds them all;
+ * policy generation, age of majority, treatment of unknown ages, age
+ * time zone or home country rebuilds them all;
  * changed subjects are read again one by one.
  */
 static void
@@ -105,9 +106,11 @@ sync_answers(void)
 
 	pfg_answers_seen.signals = pfg_policy_signals;
 	pfg_answers_seen.age_time_zone = pfg_age_time_zone;
+	pfg_answers_seen.home_country = pfg_home_country;
 	settings_moved = CachedMinorAge != pfg_minor_age ||
 		CachedUnknownAge != pfg_unknown_age ||
-		strcmp(CachedAgeTimeZone, pfg_age_time_zone) != 0;
+		strcmp(CachedAgeTimeZone, pfg_age_time_zone) != 0 ||
+		strcmp(CachedHomeCountry, pfg_home_country) != 0;
 	if (pfg_policy_generation_signalled() || settings_moved)
 	{
 		uint64		generation = pfg_policy_generation_current();
@@ -127,6 +130,8 @@ sync_answers(void)
 			pfg_answers_seen.unknown_age = CachedUnknownAge;
 			strlcpy(CachedAgeTimeZone, pfg_age_time_zone,
 					sizeof(CachedAgeTimeZone));
+			strlcpy(CachedHomeCountry, pfg_home_country,
+					sizeof(CachedHomeCountry));
 		}
 	}
 	if (pfg_policy_subjects_signalled())

@@ -22,7 +22,8 @@
  * consent_cache.c and compared inline on every gate call: answers handed
  * out while drops was N stay valid while it is N and nothing else moved
  * (a policy signal, the age of majority, how a subject without a birth
- * date counts, the age time zone: a setting
+ * date counts, the age time zone, the home country, which makes a
+ * recipient's purpose cross-border: a setting
  * assigned again, even to the same value, is a new string).
  */
 typedef struct PfgAnswersSeen
@@ -32,6 +33,7 @@ typedef struct PfgAnswersSeen
 	int			minor_age;		/* profile_guard.minor_age they follow */
 	int			unknown_age;	/* profile_guard.unknown_age they follow */
 	const char *age_time_zone;	/* the setting's value last seen */
+	const char *home_country;	/* profile_guard.home_country, likewise */
 } PfgAnswersSeen;
 
 extern PfgAnswersSeen pfg_answers_seen;
@@ -42,7 +44,8 @@ pfg_answers_unmoved(void)
 	return pfg_policy_signals == pfg_answers_seen.signals &&
 		pfg_minor_age == pfg_answers_seen.minor_age &&
 		pfg_unknown_age == pfg_answers_seen.unknown_age &&
-		pfg_age_time_zone == pfg_answers_seen.age_time_zone;
+		pfg_age_time_zone == pfg_answers_seen.age_time_zone &&
+		pfg_home_country == pfg_answers_seen.home_country;
 }
 
 /* for purpose.c */

@@ -49,12 +49,32 @@ typedef struct TableDef
 	char	  **cols;			/* quoted */
 	char	  **tags;			/* tag names */
 	bool	   *sensitive;
+	char	   *generalise;		/* wide, anonymised: per tag column, what stays
+								 * (PFG_KEEP_...) */
 	BlockNumber nblocks;
 	double		tuples_per_block;
 	char	   *subject_name;	/* unquoted, for the checks */
 	char	   *collected_name;
 	char	   *tag_name;
 } TableDef;
+
+/*
+ * What anonymisation keeps of a tag column (docs/erasure.md): nothing (a
+ * tag of an identifying category), an integer to a multiple of ten, another
+ * number to one decimal, a date or time to its month, or the value.
+ */
+#define PFG_KEEP_NOTHING	'n'
+#define PFG_KEEP_TENS		'i'
+#define PFG_KEEP_ONE_DECIMAL 'f'
+#define PFG_KEEP_MONTH		'd'
+#define PFG_KEEP_VALUE		'k'
+
+/*
+ * The categories whose tags identify a person directly (rule 12): removed
+ * by anonymisation, left out of de-identified views.  An SQL list.
+ */
+#define PFG_IDENTIFYING_CATEGORIES \
+	"('contact', 'device', 'basic', 'precise_location', 'whereabouts')"
 
 /* the retention cutoff of a tag, as an SQL literal, or NULL */
 static const char *
@@ -292,7 +312,8 @@ build_read_sql(Sweep *sweep, TableDef *t)
 		appendStringInfoString(&b, ", NULL::text, NULL::boolean");
 	else if (t->anonymise)
 		appendStringInfo(&b, ", t.%s::text, EXISTS (SELECT 1 FROM profile_guard.tag s"
-						 " WHERE s.tag = t.%s::text AND s.sensitivity = 'sensitive')",
+						 " WHERE s.tag = t.%s::text AND (s.sensitivity = 'sensitive'"
+						 " OR s.category IN " PFG_IDENTIFYING_CATEGORIES "))",
 						 t->tag_col, t->tag_col);
 	else
 		appendStringInfo(&b, ", t.%s::text, NULL::boolean", t->tag_col);
@@ -416,12 +437,26 @@ build_write_sql(SweepTable *st, TableDef *t)
 	if (t->collected_col)
 		appendStringInfo(&b, ", %s = pg_catalog.date_trunc('month', t.%s)",
 						 t->collected_col, t->collected_col);
-	/* ciphertext is bound to the subject: cut from it, it is gone */
+	/*
+	 * ciphertext is bound to the subject: cut from it, it is gone; tags of
+	 * identifying categories go too, the others are generalised
+	 */
 	if (t->tag_col == NULL)
 	{
 		for (int i = 0; i < t->ncols; i++)
-			if (t->sensitive[i])
-				appendStringInfo(&b, ", %s = NULL", t->cols[i]);
+		{
+			const char *c = t->cols[i];
+
+			if (t->sensitive[i] || t->generalise[i] == PFG_KEEP_NOTHING)
+				appendStringInfo(&b, ", %s = NULL", c);
+			else if (t->generalise[i] == PFG_KEEP_TENS)
+				appendStringInfo(&b, ", %s = t.%s OPERATOR(pg_catalog.-) (t.%s OPERATOR(pg_catalog.%%) 10)",
+								 c, c, c);
+			else if (t->generalise[i] == PFG_KEEP_ONE_DECIMAL)
+				appendStringInfo(&b, ", %s = pg_catalog.round(t.%s::pg_catalog.numeric, 1)", c, c);
+			else if (t->generalise[i] == PFG_KEEP_MONTH)
+				appendStringInfo(&b, ", %s = pg_catalog.date_trunc('month', t.%s)", c, c);
+		}
 	}
 	st->anon_sql = psprintf("%s%s", b.data,
 							st->anon_subject == 'n' ?
@@ -487,8 +522,14 @@ read_tables(void)
 		"       n.nspname || '.' || c.relname,"
 		"       quote_ident(g.subject_column), a.atttypid, a.attnotnull,"
 		"       quote_ident(g.collected_at_column), quote_ident(g.tag_column),"
-		"       quote_ident(g.value_column), g.on_erase = 'anonymise',"
-		"       ARRAY(SELECT quote_ident(x) FROM unnest(g.anonymise_columns) x),"
+		"       quote_ident(g.value_column), g.on_erase = 'anonymise' AND NOT u.notnull,"
+	/*
+	 * set to NULL: the columns declared identifying and, as identifying,
+	 * those declared nothing of (_anonymisation_undeclared(); a database
+	 * still at 1.1 declares none kept); a NOT NULL one of those makes the
+	 * sweep delete the rows instead
+	 */
+		"       ARRAY(SELECT quote_ident(x) FROM unnest(g.anonymise_columns || u.cols) x),"
 		"       ARRAY(SELECT quote_ident(cc.column_name) FROM profile_guard.classified_column cc"
 		"             WHERE cc.relid = g.relid ORDER BY cc.column_name),"
 		"       ARRAY(SELECT cc.tag FROM profile_guard.classified_column cc"
@@ -500,9 +541,35 @@ read_tables(void)
 		"       pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int,"
 		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
 		"            THEN c.reltuples / c.relpages ELSE 100 END,"
-		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
+		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text,"
+		"       ARRAY(SELECT CASE"
+		"                    WHEN tg.category IN " PFG_IDENTIFYING_CATEGORIES " THEN 'n'"
+		"                    WHEN ca.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'i'"
+		"                    WHEN ca.atttypid IN ('numeric'::regtype, 'float4'::regtype, 'float8'::regtype) THEN 'f'"
+		"                    WHEN ca.atttypid IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN 'd'"
+		"                    ELSE 'k' END"
+		"             FROM profile_guard.classified_column cc"
+		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
+		"             LEFT JOIN pg_catalog.pg_attribute ca ON ca.attrelid = t.relid"
+		"                                                 AND ca.attname = cc.column_name"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name)::text[]"
 		"  FROM tree t"
 		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
+		"  CROSS JOIN LATERAL ("
+		"       SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') AS cols,"
+		"              coalesce(bool_or(a.attnotnull), false) AS notnull"
+		"         FROM pg_catalog.pg_attribute a"
+		"        WHERE g.on_erase = 'anonymise' AND a.attrelid = t.relid"
+		"          AND a.attnum > 0 AND NOT a.attisdropped"
+		"          AND a.attname IS DISTINCT FROM g.subject_column"
+		"          AND a.attname IS DISTINCT FROM g.collected_at_column"
+		"          AND a.attname IS DISTINCT FROM g.tag_column"
+		"          AND a.attname IS DISTINCT FROM g.value_column"
+		"          AND a.attname <> ALL (g.anonymise_columns)"
+		"          AND a.attname::text <> ALL (ARRAY(SELECT pg_catalog.jsonb_array_elements_text("
+		"                 pg_catalog.to_jsonb(g) -> 'keep_columns')))"
+		"          AND NOT EXISTS (SELECT 1 FROM profile_guard.classified_column cc"
+		"                          WHERE cc.relid = g.relid AND cc.column_name = a.attname)) u"
 		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
 		"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
@@ -561,6 +628,11 @@ read_tables(void)
 		t->subject_name = SPI_getvalue(tup, desc, 18);
 		t->collected_name = SPI_getvalue(tup, desc, 19);
 		t->tag_name = SPI_getvalue(tup, desc, 20);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 21, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		t->generalise = palloc(sizeof(char) * (n + 1));
+		for (int j = 0; j < n; j++)
+			t->generalise[j] = *TextDatumGetCString(elems[j]);
 
 		defs = lappend(defs, t);
 	}

@@ -4,8 +4,9 @@
  *	  The declared purpose: which one gates the running statement (the
  *	  setting profile_guard.purpose, as it was when the statement started),
  *	  and whether the current role may use it: it exists, is not retired,
- *	  is allowed to the role and, when it makes automated decisions, has an
- *	  impact assessment of its current version.  A purpose that passes
+ *	  is allowed to the role and, when it makes automated decisions or
+ *	  provides profiles to a recipient abroad, has an assessment of its
+ *	  current version.  A purpose that passes
  *	  yields its answers (consent_cache.c), which the gates then ask row by
  *	  row.  Superusers and BYPASSRLS roles are not gated at all.
  *
@@ -48,6 +49,7 @@ typedef struct PurposeDefinition
 	bool		marketing;
 	bool		retired;
 	bool		unassessed;		/* automated decision without assessment */
+	bool		transfer_unassessed;	/* cross-border without assessment */
 	int			nroles;
 	Oid		   *roles;			/* roles allowed to declare it */
 	Oid			validated_for;	/* role that passed validation, or Invalid */
@@ -77,24 +79,39 @@ static void
 load_definition(PurposeDefinition *def)
 {
 	PfgCatalogAccess ca;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
 	int			rc;
+	bool		recipients = OidIsValid(pfg_catalog_relid("recipient"));
 
 	args[0] = CStringGetTextDatum(def->name);
+	args[1] = CStringGetTextDatum(pfg_home_country);
 	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	PushActiveSnapshot(pfg_policy_snapshot());
 	{
+		/*
+		 * cross-border: the recipient is in another country than
+		 * profile_guard.home_country ($2); a database still at 1.1 has no
+		 * recipients
+		 */
 		rc = SPI_execute_with_args(
-			"SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
-			"       p.automated_decision AND NOT EXISTS ("
-			"           SELECT 1 FROM profile_guard.assessment a"
-			"           WHERE a.purpose = p.purpose AND a.purpose_version = p.version),"
-			"       ARRAY(SELECT r.role_name::text FROM profile_guard.purpose_role r"
-			"             WHERE r.purpose = p.purpose)"
-			"  FROM profile_guard.purpose p WHERE p.purpose = $1",
-			1, argtypes, args, NULL, true, 1);
+			psprintf("SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
+					 "       p.automated_decision AND NOT x.assessed,"
+					 "       ARRAY(SELECT r.role_name::text FROM profile_guard.purpose_role r"
+					 "             WHERE r.purpose = p.purpose),"
+					 "       x.abroad AND NOT x.assessed"
+					 "  FROM profile_guard.purpose p"
+					 "  CROSS JOIN LATERAL (SELECT EXISTS ("
+					 "           SELECT 1 FROM profile_guard.assessment a"
+					 "           WHERE a.purpose = p.purpose AND a.purpose_version = p.version)"
+					 "         AS assessed, %s AS abroad) x"
+					 " WHERE p.purpose = $1",
+					 recipients ?
+					 "coalesce((SELECT r.country <> $2 FROM profile_guard.recipient r"
+					 "          WHERE r.recipient = p.recipient), false)" :
+					 "$2 IS NULL AND false"),
+			2, argtypes, args, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read purpose: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
@@ -112,6 +129,8 @@ load_definition(PurposeDefinition *def)
 			def->marketing = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 			def->retired = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
 			def->unassessed = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+			def->transfer_unassessed = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) &&
+				!isnull;
 			roles = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull));
 			deconstruct_array(roles, TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &nulls, &nelems);
@@ -256,6 +275,14 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 				 errmsg("purpose \"%s\" makes automated decisions and has no impact assessment for version %d",
 						name, def->version),
 				 errdetail("Automated-decision purposes need a personal-information impact assessment of their current version."),
+				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
+						 name)));
+	if (def->transfer_unassessed)
+		pfg_refuse(PFG_REFUSAL_PURPOSE_UNUSABLE, tag,
+				  (errcode(PFG_ERRCODE_PURPOSE_UNUSABLE),
+				 errmsg("purpose \"%s\" provides profiles abroad and has no assessment for version %d",
+						name, def->version),
+				 errdetail("A purpose whose recipient is outside profile_guard.home_country needs a recorded assessment of its current version (PIPL articles 38-39)."),
 				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
 						 name)));
 	def->validated_for = user;

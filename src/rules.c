@@ -266,19 +266,40 @@ pfg_rules_load(MemoryContext parent)
 	}
 	MemoryContextSwitchTo(old);
 
-	ret = SPI_execute("SELECT p.purpose, p.version, p.marketing, p.retired_at IS NOT NULL,"
-					  "       p.automated_decision AND NOT EXISTS ("
-					  "           SELECT 1 FROM profile_guard.assessment a"
-					  "           WHERE a.purpose OPERATOR(pg_catalog.=) p.purpose"
-					  "             AND a.purpose_version OPERATOR(pg_catalog.=) p.version),"
-					  "       p.tags,"
-	/* a database still at 1.1 has no column personalised: marketing is */
-					  "       coalesce((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'personalised')"
-					  "                ::pg_catalog.bool, p.marketing),"
-	/* nor one of lawful bases: every purpose is based on consent */
-					  "       coalesce(pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'legal_basis',"
-					  "                'consent')"
-					  "  FROM profile_guard.purpose p", true, 0);
+	/*
+	 * A purpose is cross-border when its recipient is in another country
+	 * than profile_guard.home_country ($1); a database still at 1.1 has no
+	 * recipients, so none is.
+	 */
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1];
+		bool		recipients = OidIsValid(pfg_catalog_relid("recipient"));
+
+		args[0] = CStringGetTextDatum(pfg_home_country);
+		ret = SPI_execute_with_args(
+			psprintf("SELECT p.purpose, p.version, p.marketing, p.retired_at IS NOT NULL,"
+					 "       (p.automated_decision OR x.abroad) AND NOT EXISTS ("
+					 "           SELECT 1 FROM profile_guard.assessment a"
+					 "           WHERE a.purpose OPERATOR(pg_catalog.=) p.purpose"
+					 "             AND a.purpose_version OPERATOR(pg_catalog.=) p.version),"
+					 "       p.tags,"
+			/* a database still at 1.1 has no column personalised: marketing is */
+					 "       coalesce((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'personalised')"
+					 "                ::pg_catalog.bool, p.marketing),"
+			/* nor one of lawful bases: every purpose is based on consent */
+					 "       coalesce(pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'legal_basis',"
+					 "                'consent'),"
+					 "       x.abroad"
+					 "  FROM profile_guard.purpose p"
+					 "  CROSS JOIN LATERAL (SELECT %s AS abroad) x",
+					 recipients ?
+					 "coalesce((SELECT r.country OPERATOR(pg_catalog.<>) $1"
+					 "          FROM profile_guard.recipient r"
+					 "          WHERE r.recipient OPERATOR(pg_catalog.=) p.recipient), false)" :
+					 "$1 IS NULL AND false"),
+			1, argtypes, args, NULL, true, 0);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read purposes: %s", SPI_result_code_string(ret));
 	old = MemoryContextSwitchTo(cxt);
@@ -318,6 +339,7 @@ pfg_rules_load(MemoryContext parent)
 			p->standing = strcmp(basis, "consent") != 0;
 			p->legal_obligation = strcmp(basis, "legal_obligation") == 0;
 		}
+		p->cross_border = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)) && !isnull;
 	}
 	MemoryContextSwitchTo(old);
 	return rc;
@@ -506,9 +528,12 @@ evaluate_purpose(RuleCatalog *rc, int pidx, const RulesEvent *first,
 			assigned[w] |= take;
 			if (!holds)
 				continue;
-			/* sensitive tags, and every tag of a child, need separate consent */
+			/*
+			 * sensitive tags, every tag of a child, and every tag of a
+			 * cross-border purpose need separate consent
+			 */
 			if (!(e->flags & EVENT_SEPARATE))
-				take = age->under_14 ? 0 : take & ~rc->sensitive[w];
+				take = (age->under_14 || p->cross_border) ? 0 : take & ~rc->sensitive[w];
 			if (blocks != NULL)
 				take &= ~blocks[w];
 			consented[w] |= take;
@@ -561,7 +586,8 @@ evaluate_purpose(RuleCatalog *rc, int pidx, const RulesEvent *first,
 /*
  * The answer of purpose 'pidx', based on something else than consent (rule
  * 9a), for a registered subject: the tags in its scope, without a consent
- * event; a sensitive tag (and, for a child under 14, any tag) only when the
+ * event; a sensitive tag (and, for a child under 14 or a cross-border
+ * purpose, any tag) only when the
  * purpose's tag list names it.  Every other rule applies as to consent.
  * Returns whether the subject has rows in tag_state (some tag in scope).
  */
@@ -593,7 +619,8 @@ evaluate_standing(RuleCatalog *rc, int pidx, const RulesSubject *s,
 	for (int w = 0; w < nwords; w++)
 	{
 		bitmapword take = p->in_scope[w] &
-			(age->under_14 ? p->named[w] : (~rc->sensitive[w] | p->named[w]));
+			((age->under_14 || p->cross_border) ? p->named[w] :
+			 (~rc->sensitive[w] | p->named[w]));
 
 		if (blocks != NULL)
 			take &= ~blocks[w];

@@ -73,7 +73,10 @@ typedef struct RulePurpose
 	bool		marketing;
 	bool		personalised;	/* opt-out switches it off (every marketing one) */
 	bool		retired;
-	bool		unassessed;
+	bool		unassessed;		/* needs an assessment of its version: automated
+								 * decisions, cross-border */
+	bool		cross_border;	/* its recipient is abroad: every tag needs
+								 * separate consent */
 	bool		standing;		/* a lawful basis other than consent (rule 9a) */
 	bool		legal_obligation;	/* reads what a legal hold keeps (rule 9b) */
 	bitmapword *in_scope;		/* tags its tag list covers (all: no list) */

@@ -3,8 +3,9 @@
  * settings.c
  *	  The extension's own settings: the declared purpose, the age of
  *	  majority, the zone ages are computed in and how a subject without a
- *	  birth date counts, which tags are served only over a secure
- *	  connection (transport.c), the audit level and where
+ *	  birth date counts, the home country (which makes a recipient
+ *	  abroad), which tags are served only over a secure connection
+ *	  (transport.c), the audit level and where
  *	  the audit trail goes (the server log, or files: audit_file.c), the
  *	  grace the sweep gives tags held only by consents that stopped
  *	  counting (read by _erasure_prepare() in SQL); and
@@ -31,6 +32,7 @@ int			pfg_minor_age = 18;
 char	   *pfg_age_time_zone = NULL;
 int			pfg_unknown_age = PFG_UNKNOWN_AGE_ADULT;
 int			pfg_secure_transport = PFG_SECURE_TRANSPORT_SENSITIVE;
+char	   *pfg_home_country = NULL;
 int			pfg_audit = PFG_AUDIT_OFF;
 int			pfg_audit_destination = PFG_AUDIT_TO_FILE;
 char	   *pfg_audit_directory = NULL;
@@ -140,6 +142,25 @@ check_age_time_zone(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errdetail("Time zone \"%s\" is not known to the server.", *newval);
 		GUC_check_errhint("Use a name from pg_timezone_names, such as 'UTC' or 'Asia/Shanghai'.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The home country (ISO 3166-1 alpha-2, two upper-case letters): a purpose
+ * whose recipient is in another country is cross-border (PIPL art. 38-39).
+ */
+static bool
+check_home_country(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || strlen(v) != 2 || v[0] < 'A' || v[0] > 'Z' ||
+		v[1] < 'A' || v[1] > 'Z')
+	{
+		GUC_check_errdetail("The home country is an ISO 3166-1 alpha-2 code: two upper-case letters.");
+		GUC_check_errhint("Use a code such as 'CN'.");
 		return false;
 	}
 	return true;
@@ -261,6 +282,15 @@ pfg_settings_define(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("profile_guard.home_country",
+							   "The country the data is held in (ISO 3166-1 alpha-2).",
+							   "A purpose whose recipient is in another country is cross-border: every tag needs separate consent and the purpose a recorded assessment.",
+							   &pfg_home_country,
+							   "CN",
+							   PGC_SIGHUP,
+							   0,
+							   check_home_country, NULL, NULL);
 
 	DefineCustomEnumVariable("profile_guard.audit",
 							 "Which uses of profile tags are written to the server log.",

@@ -45,6 +45,7 @@ extern int	pfg_minor_age;
 extern char *pfg_age_time_zone;
 extern int	pfg_unknown_age;
 extern int	pfg_secure_transport;
+extern char *pfg_home_country;
 extern int	pfg_audit;
 extern int	pfg_audit_destination;
 extern char *pfg_audit_directory;

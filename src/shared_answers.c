@@ -67,6 +67,7 @@ typedef struct AnswerSlot
 	int			minor_age;
 	int			unknown_age;
 	char		age_time_zone[NAMEDATALEN];
+	char		home_country[8];
 	char		purpose[NAMEDATALEN * 2];
 	uint64		generation;		/* the policy generation loaded */
 	bool		retired;		/* could not take a patch: load again */
@@ -287,7 +288,8 @@ ensure_area(void)
 }
 
 /*
- * Answers are for one purpose, age of majority and catalog (a re-created
+ * Answers are for one purpose, age of majority, age time zone, home
+ * country and catalog (a re-created
  * extension has a new consent table) of one database, at one generation.
  */
 static bool
@@ -299,6 +301,7 @@ slot_matches(AnswerSlot *s, const AnswersKey *key)
 		s->minor_age == key->minor_age &&
 		s->unknown_age == key->unknown_age &&
 		strcmp(s->age_time_zone, key->age_time_zone) == 0 &&
+		strcmp(s->home_country, key->home_country) == 0 &&
 		strcmp(s->purpose, key->purpose) == 0;
 }
 
@@ -509,6 +512,7 @@ pfg_shared_answers_begin_load(const AnswersKey *key)
 		s->minor_age = key->minor_age;
 		s->unknown_age = key->unknown_age;
 		strlcpy(s->age_time_zone, key->age_time_zone, sizeof(s->age_time_zone));
+		strlcpy(s->home_country, key->home_country, sizeof(s->home_country));
 		strlcpy(s->purpose, key->purpose, sizeof(s->purpose));
 		s->generation = key->generation;
 		s->retired = false;

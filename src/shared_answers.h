@@ -128,7 +128,8 @@ answers_blob_size(int horizon_capacity, int sets_capacity, int set_words,
 
 /*
  * whose answers: a purpose, under an age of majority, a treatment of
- * unknown ages and the time zone ages are computed in, in one catalog (a re-created extension has a new
+ * unknown ages, the time zone ages are computed in and the home country,
+ * in one catalog (a re-created extension has a new
  * consent table) at one policy generation
  */
 typedef struct AnswersKey
@@ -137,6 +138,7 @@ typedef struct AnswersKey
 	int			minor_age;
 	int			unknown_age;
 	const char *age_time_zone;
+	const char *home_country;	/* makes a recipient abroad or not */
 	Oid			consent_relid;
 	uint64		generation;
 } AnswersKey;

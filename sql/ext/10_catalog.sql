@@ -57,6 +57,16 @@ CREATE TABLE prohibited_term (
 	builtin		boolean NOT NULL DEFAULT false
 );
 
+-- The parties a purpose provides profiles to (§8), defined with
+-- define_recipient(); one whose country is not profile_guard.home_country
+-- makes its purposes cross-border (PIPL art. 38-39).
+CREATE TABLE recipient (
+	recipient	text PRIMARY KEY,
+	country		text NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+	description	text,
+	defined_at	timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE purpose (
 	purpose		text PRIMARY KEY,
 	version		integer NOT NULL DEFAULT 1,
@@ -65,7 +75,7 @@ CREATE TABLE purpose (
 	retention	interval,
 	marketing	boolean NOT NULL DEFAULT false,
 	automated_decision boolean NOT NULL DEFAULT false,
-	recipient	text,
+	recipient	text REFERENCES recipient,
 	defined_at	timestamptz NOT NULL DEFAULT now(),
 	retired_at	timestamptz,
 	-- information push, personalised display, targeted ads: what opt_out()
@@ -124,7 +134,10 @@ CREATE TABLE guarded_table (
 	on_erase	text NOT NULL DEFAULT 'delete' CHECK (on_erase IN ('delete', 'anonymise')),
 	anonymise_columns name[] NOT NULL DEFAULT '{}',
 	protected_at timestamptz NOT NULL DEFAULT now(),
-	CHECK ((tag_column IS NULL) = (value_column IS NULL))
+	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
+	-- on_erase anonymise: the columns declared not identifying, kept (tag
+	-- columns are kept only as their tag's category allows: docs/erasure.md)
+	keep_columns name[] NOT NULL DEFAULT '{}'
 );
 
 CREATE TABLE classified_column (
@@ -249,6 +262,7 @@ GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
 GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
+GRANT SELECT ON recipient TO profile_guard_admin, profile_guard_consent;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
@@ -274,3 +288,4 @@ SELECT pg_catalog.pg_extension_config_dump('erasure_request', '');
 SELECT pg_catalog.pg_extension_config_dump('erasure_request_request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('legal_hold', '');
 SELECT pg_catalog.pg_extension_config_dump('legal_hold_hold_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('recipient', '');

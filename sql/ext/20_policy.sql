@@ -29,6 +29,26 @@ AS $$
 	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.minor_age', true), '')::integer, 18)
 $$;
 
+-- The home country (profile_guard.home_country): a purpose whose recipient
+-- is in another country is cross-border.
+CREATE FUNCTION home_country()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce(NULLIF(pg_catalog.current_setting('profile_guard.home_country', true), ''), 'CN')
+$$;
+
+-- Is a purpose cross-border: does it name a recipient outside the home
+-- country?
+CREATE FUNCTION _cross_border(p_recipient text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT coalesce((SELECT r.country OPERATOR(pg_catalog.<>) profile_guard.home_country()
+					 FROM profile_guard.recipient r
+					 WHERE r.recipient OPERATOR(pg_catalog.=) p_recipient), false)
+$$;
+
 -- The time zone ages are computed in (profile_guard.age_time_zone), and
 -- today's date there.
 CREATE FUNCTION age_time_zone()
@@ -108,7 +128,8 @@ AS $$
 WITH p AS (
 	SELECT pu.purpose, pu.version, pu.tags, pu.marketing, pu.personalised, pu.retired_at,
 		   pu.legal_basis, pu.legal_basis OPERATOR(pg_catalog.<>) 'consent' AS standing,
-		   pu.automated_decision AND NOT EXISTS (
+		   profile_guard._cross_border(pu.recipient) AS cross_border,
+		   (pu.automated_decision OR profile_guard._cross_border(pu.recipient)) AND NOT EXISTS (
 				SELECT 1 FROM profile_guard.assessment a
 				WHERE a.purpose OPERATOR(pg_catalog.=) pu.purpose
 				  AND a.purpose_version OPERATOR(pg_catalog.=) pu.version) AS unassessed,
@@ -218,19 +239,22 @@ pairs AS (
 ),
 cell AS (
 	SELECT x.subject, t.tag, t.tag_id, t.all_sources, x.action, x.expires_at,
-		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out,
+		   t.in_scope, s.unregistered, s.erasure_requested, s.opted_out, p.cross_border,
 		   s.minor, s.under_14, s.birth_date, s.held, s.held_until, t.named,
 		   b.tag IS NOT NULL AS blocked,
 		   -- the tag's own consent holds (scope and derivation aside); under
 		   -- another lawful basis, a sensitive tag (every tag of a child
-		   -- under 14) only when the purpose's list names it
+		   -- under 14 or of a cross-border purpose) only when the purpose's
+		   -- list names it
 		   CASE WHEN x.action OPERATOR(pg_catalog.=) 'basis'
-				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+				THEN (t.named OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								  AND NOT p.cross_border))
 					 AND b.tag IS NULL
 				ELSE x.action OPERATOR(pg_catalog.=) 'grant'
 			 AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) p.now)
 			 AND x.purpose_version OPERATOR(pg_catalog.>=) p.version
-			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14))
+			 AND (x.separate OR (t.sensitivity OPERATOR(pg_catalog.=) 'general' AND NOT s.under_14
+								 AND NOT p.cross_border))
 			 AND (x.guardian OR NOT s.under_14)
 			 AND b.tag IS NULL END AS consented,
 		   x.purpose_version, x.separate, x.guardian, t.sensitivity
@@ -274,6 +298,7 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.unregistered THEN 'subject not registered'
 	WHEN j.erasure_requested THEN 'erasure requested'
 	WHEN j.held AND p.legal_basis OPERATOR(pg_catalog.<>) 'legal_obligation' THEN 'legal hold'
+	WHEN p.unassessed AND p.cross_border THEN 'transfer assessment missing'
 	WHEN p.unassessed THEN 'impact assessment missing'
 	WHEN p.personalised AND j.opted_out THEN 'opted out'
 	WHEN p.marketing AND j.minor THEN 'minor under a marketing purpose'
@@ -285,8 +310,12 @@ CROSS JOIN LATERAL (SELECT CASE
 	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named
 		 AND (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14)
 		THEN 'sensitive tag not named by the purpose'
+	WHEN j.action OPERATOR(pg_catalog.=) 'basis' AND NOT j.named AND j.cross_border
+		THEN 'tag of a cross-border purpose not named by it'
 	WHEN (j.sensitivity OPERATOR(pg_catalog.=) 'sensitive' OR j.under_14) AND NOT j.separate
 		THEN 'not separate for a sensitive tag'
+	WHEN j.cross_border AND NOT j.separate
+		THEN 'not separate for a cross-border purpose'
 	WHEN j.under_14 AND NOT j.guardian THEN 'guardian consent missing'
 	WHEN j.blocked THEN 'blocked'
 	WHEN NOT (j.all_sources OPERATOR(pg_catalog.<@) coalesce(j.consented_tags, '{}'))

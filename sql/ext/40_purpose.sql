@@ -51,6 +51,73 @@ $$;
 REVOKE ALL ON FUNCTION _refuse_retired(purpose) FROM PUBLIC;
 
 /*
+ * define_recipient(recipient, country, description): a party purposes
+ * provide profiles to (§8), in a country (ISO 3166-1 alpha-2).  Defining it
+ * again updates it.  A recipient outside profile_guard.home_country makes
+ * its purposes cross-border (PIPL art. 38-39): every tag needs separate
+ * consent and the purpose an assessment of its current version.  A change
+ * of country gives every active purpose naming the recipient a new version
+ * (rule 5): its consents and its assessment must be given again.
+ */
+CREATE FUNCTION define_recipient(recipient text, country text DEFAULT 'CN', description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	old		profile_guard.recipient;
+BEGIN
+	IF define_recipient.recipient IS NULL OR define_recipient.country IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'recipient and country must not be null',
+			HINT = 'Call profile_guard.define_recipient(''name'', ''CN'').';
+	END IF;
+	IF length(define_recipient.recipient) NOT BETWEEN 1 AND 200 OR btrim(define_recipient.recipient) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid recipient name',
+			DETAIL = 'A recipient name is 1 to 200 characters long and not blank.',
+			HINT = 'Use names like ''acme'' or ''Acme Analytics Ltd''.';
+	END IF;
+	IF define_recipient.country !~ '^[A-Z]{2}$' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid country code',
+			DETAIL = format('Recipient "%s" needs an ISO 3166-1 alpha-2 country code: two upper-case letters.',
+							left(define_recipient.recipient, 120)),
+			HINT = 'Pass a code such as ''CN'' or ''DE''.';
+	END IF;
+	SELECT * INTO old FROM profile_guard.recipient r WHERE r.recipient = define_recipient.recipient FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO profile_guard.recipient (recipient, country, description)
+		VALUES (define_recipient.recipient, define_recipient.country, define_recipient.description);
+	ELSIF (old.country, old.description) IS NOT DISTINCT FROM
+		  (define_recipient.country, define_recipient.description) THEN
+		RETURN;				-- identical: nothing changes
+	ELSE
+		UPDATE profile_guard.recipient r
+		SET country = define_recipient.country, description = define_recipient.description,
+			defined_at = now()
+		WHERE r.recipient = define_recipient.recipient;
+		IF old.country <> define_recipient.country THEN
+			-- its purposes change: a new version each (rule 5)
+			UPDATE purpose p SET version = p.version + 1, defined_at = now()
+			WHERE p.recipient = define_recipient.recipient AND p.retired_at IS NULL;
+			INSERT INTO purpose_history (purpose, version, description, tags, retention,
+										 marketing, automated_decision, recipient, defined_at,
+										 personalised, legal_basis)
+			SELECT p.purpose, p.version, p.description, p.tags, p.retention,
+				   p.marketing, p.automated_decision, p.recipient, p.defined_at,
+				   p.personalised, p.legal_basis
+			FROM purpose p
+			WHERE p.recipient = define_recipient.recipient AND p.retired_at IS NULL;
+		END IF;
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION define_recipient(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION define_recipient(text, text, text) TO profile_guard_admin;
+
+/*
  * define_purpose(...) RETURNS the purpose's version.  A new purpose is
  * version 1; any change of description, tags, retention, flags or recipient
  * bumps the version (consents to older versions stop counting, §7.1 b); an
@@ -62,6 +129,7 @@ REVOKE ALL ON FUNCTION _refuse_retired(purpose) FROM PUBLIC;
  * tags of its list for every registered subject without a consent record;
  * such a purpose is never personalised nor marketing, and must list its
  * tags (minimum necessary), naming each sensitive tag it needs.
+ * recipient: a recipient defined with define_recipient(), or NULL.
  */
 CREATE FUNCTION define_purpose(purpose text, description text, tags text[] DEFAULT NULL,
 							   retention interval DEFAULT NULL, marketing boolean DEFAULT false,
@@ -135,6 +203,16 @@ BEGIN
 			MESSAGE = 'retention must be positive',
 			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
+	END IF;
+	IF define_purpose.recipient IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM profile_guard.recipient r
+					   WHERE r.recipient = define_purpose.recipient) THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'recipient is not defined',
+			DETAIL = format('Purpose "%s" names recipient "%s", which was never defined.',
+							define_purpose.purpose, left(define_purpose.recipient, 120)),
+			HINT = format('Call profile_guard.define_recipient(%L, country) first.',
+						  left(define_purpose.recipient, 120));
 	END IF;
 	tag_list := _check_tag_list(define_purpose.tags, format('purpose "%s"', define_purpose.purpose));
 	-- every marketing purpose is personalised (rule 9)

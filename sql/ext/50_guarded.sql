@@ -285,14 +285,100 @@ $$;
 REVOKE ALL ON FUNCTION _install_collect_trigger(regclass) FROM PUBLIC;
 
 /*
+ * _anonymisation_undeclared(tbl, rel): the columns of rel (tbl, or one of
+ * its partitions or inheritance children) that guarded table tbl declares
+ * nothing of for anonymisation: not its subject, collected-at, tag or value
+ * column, not classified, not identifying (anonymise_columns) nor declared
+ * not identifying (keep_columns).  In column order.  Anonymised rows could
+ * still identify their subject through them: the sweep sets them to NULL
+ * as identifying, and assess() reports them (§10 (anonymisation)).
+ */
+CREATE FUNCTION _anonymisation_undeclared(tbl regclass, rel regclass DEFAULT NULL)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
+	FROM guarded_table g
+	JOIN pg_attribute a ON a.attrelid = coalesce(rel, tbl) AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE g.relid = tbl
+	  AND a.attname IS DISTINCT FROM g.subject_column
+	  AND a.attname IS DISTINCT FROM g.collected_at_column
+	  AND a.attname IS DISTINCT FROM g.tag_column
+	  AND a.attname IS DISTINCT FROM g.value_column
+	  AND a.attname <> ALL (g.anonymise_columns)
+	  AND a.attname <> ALL (g.keep_columns)
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc
+					  WHERE cc.relid = g.relid AND cc.column_name = a.attname)
+$$;
+REVOKE ALL ON FUNCTION _anonymisation_undeclared(regclass, regclass) FROM PUBLIC;
+
+/*
+ * _check_anonymise_lists(tbl, g, anonymise_columns, keep_columns): the
+ * columns declared identifying and not identifying exist, are none of the
+ * subject, collected-at, tag and value columns, do not overlap, and the
+ * identifying ones can be set to NULL.  g: the table's guarded_table row
+ * (or what protect() will insert).
+ */
+CREATE FUNCTION _check_anonymise_lists(tbl regclass, g guarded_table, anonymise_columns name[],
+									   keep_columns name[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	c	name;
+BEGIN
+	IF anonymise_columns IS NULL OR keep_columns IS NULL
+	   OR array_position(anonymise_columns, NULL) IS NOT NULL
+	   OR array_position(keep_columns, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'column lists must not be null or hold nulls',
+			DETAIL = format('Table %s needs its identifying and kept columns named.', tbl),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	FOREACH c IN ARRAY anonymise_columns || keep_columns LOOP
+		PERFORM _get_column(tbl, c, 'column declared for anonymisation');
+		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column OR c = g.value_column THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column cannot be declared for anonymisation',
+				DETAIL = format('Column "%s" of table %s is its subject, collected-at, tag or value column; anonymisation replaces, generalises or judges it by its tag.', c, tbl),
+				HINT = 'Declare only the other columns.';
+		END IF;
+	END LOOP;
+	FOREACH c IN ARRAY anonymise_columns LOOP
+		IF c = ANY (keep_columns) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column declared both identifying and not identifying',
+				DETAIL = format('Column "%s" of table %s is in anonymise_columns and in keep_columns.', c, tbl),
+				HINT = 'Name each column in one list only.';
+		END IF;
+		IF EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'column to anonymise is NOT NULL',
+				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
+				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_anonymise_lists(regclass, guarded_table, name[], name[]) FROM PUBLIC;
+
+/*
  * protect(tbl, subject_column, collected_at_column, tag_column,
- *         value_column, on_erase): put a table under policy.  Wide shape
- * (tag_column NULL): tag columns are classified one by one; long shape:
- * one row per subject and tag, the tag named in tag_column.
+ *         value_column, on_erase, anonymise_columns, keep_columns): put a
+ * table under policy.  Wide shape (tag_column NULL): tag columns are
+ * classified one by one; long shape: one row per subject and tag, the tag
+ * named in tag_column.  on_erase => 'anonymise' is accepted only when every
+ * other column is declared: identifying (anonymise_columns, set to NULL)
+ * or not identifying (keep_columns, kept; the wide shape's tag columns, to
+ * be classified, are declared here and kept only as their tag allows).
  */
 CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
 						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
-						on_erase text DEFAULT 'delete')
+						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
+						keep_columns name[] DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -387,6 +473,37 @@ BEGIN
 		END IF;
 		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
 	END IF;
+	-- anonymisation only where it holds (rule 12)
+	IF protect.on_erase = 'delete'
+	   AND (cardinality(protect.anonymise_columns) > 0 OR cardinality(protect.keep_columns) > 0) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'anonymise_columns and keep_columns are for on_erase anonymise',
+			DETAIL = format('Table %s deletes its rows at erasure; nothing of them is kept.', protect.tbl),
+			HINT = 'Omit them, or pass on_erase => ''anonymise''.';
+	END IF;
+	IF protect.on_erase = 'anonymise' THEN
+		PERFORM _check_anonymise_lists(protect.tbl,
+			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+				protect.value_column, protect.on_erase, '{}', now(), '{}')::guarded_table,
+			protect.anonymise_columns, protect.keep_columns);
+		IF EXISTS (SELECT 1 FROM pg_attribute x
+				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+					 AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+										   coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+					 AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'anonymisation cannot be guaranteed for this table',
+				DETAIL = format('Columns %s of table %s are declared neither identifying nor not identifying: anonymised rows could still identify their subject.',
+								(SELECT string_agg(format('"%s"', x.attname), ', ' ORDER BY x.attnum)
+								 FROM pg_attribute x
+								 WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+								   AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+														 coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+								   AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)),
+								protect.tbl),
+				HINT = 'Pass anonymise_columns => ARRAY[...] (identifying, set to NULL) and keep_columns => ARRAY[...] (not identifying; the tag columns to classify too), or on_erase => ''delete''.';
+		END IF;
+	END IF;
 	IF cardinality(ARRAY(SELECT DISTINCT c
 						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
 										   protect.tag_column, protect.value_column]) c
@@ -406,9 +523,10 @@ BEGIN
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase)
+							   value_column, on_erase, anonymise_columns, keep_columns)
 	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
-			protect.value_column, protect.on_erase);
+			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
+			coalesce(protect.keep_columns, '{}'));
 
 	-- long shape: the value column holds tag values
 	IF protect.value_column IS NOT NULL THEN
@@ -427,8 +545,8 @@ BEGIN
 	PERFORM _policy_changed(protect.tbl);
 END
 $$;
-REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) TO profile_guard_admin;
 
 /*
  * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
@@ -1067,9 +1185,9 @@ BEGIN
 	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
 	IF below <> child
 	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
-		   own.on_erase, own.anonymise_columns)
+		   own.on_erase, own.anonymise_columns, own.keep_columns)
 		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
-							g.on_erase, g.anonymise_columns)
+							g.on_erase, g.anonymise_columns, g.keep_columns)
 	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
 				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
 				  UNION ALL
@@ -1151,9 +1269,9 @@ BEGIN
 		RETURN;
 	END IF;
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase, anonymise_columns)
+							   value_column, on_erase, anonymise_columns, keep_columns)
 	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
-			g.value_column, g.on_erase, g.anonymise_columns);
+			g.value_column, g.on_erase, g.anonymise_columns, g.keep_columns);
 	INSERT INTO classified_column (relid, column_name, tag)
 	SELECT child, cc.column_name, cc.tag FROM classified_column cc
 	WHERE cc.relid = root
@@ -1180,6 +1298,35 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'profile_guard_guards_any'
 LANGUAGE C STABLE;
 REVOKE ALL ON FUNCTION _guards_any() FROM PUBLIC;
+
+-- A WARNING when rel (a guarded table anonymised at erasure, or under one)
+-- has columns declared nothing of for anonymisation.
+CREATE FUNCTION _warn_anonymisation(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := coalesce((SELECT g.relid FROM guarded_table g WHERE g.relid = rel),
+								 _guarded_root(rel));
+	cols	name[];
+BEGIN
+	IF root IS NULL OR NOT EXISTS (SELECT 1 FROM guarded_table g
+								   WHERE g.relid = root AND g.on_erase = 'anonymise') THEN
+		RETURN;
+	END IF;
+	cols := _anonymisation_undeclared(root, rel);
+	IF cardinality(cols) > 0 THEN
+		RAISE WARNING USING
+			MESSAGE = format('columns of table %s are not declared for anonymisation', rel),
+			DETAIL = format('Columns %s are declared neither identifying nor not identifying; the sweep sets them to NULL when it anonymises a row, and assess() reports them.',
+							(SELECT string_agg(format('"%s"', c), ', ') FROM unnest(cols) c)),
+			HINT = format('Declare them: SELECT profile_guard.set_anonymise_columns(%L, ...) or profile_guard.set_keep_columns(%L, ...).',
+						  root::text, root::text);
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _warn_anonymisation(regclass) FROM PUBLIC;
 
 CREATE FUNCTION _guard_ddl()
 RETURNS event_trigger
@@ -1219,6 +1366,11 @@ BEGIN
 		ORDER BY 1
 	LOOP
 		PERFORM _check_guarded_relation(rel, tg_tag = 'CREATE TABLE', tg_tag = 'ALTER TABLE');
+		-- a column added to a table anonymised at erasure is identifying
+		-- until declared otherwise: say so (the sweep sets it to NULL)
+		IF tg_tag IN ('ALTER TABLE', 'CREATE TABLE') THEN
+			PERFORM _warn_anonymisation(rel);
+		END IF;
 	END LOOP;
 END
 $$;

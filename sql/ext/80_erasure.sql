@@ -590,27 +590,49 @@ BEGIN
 			MESSAGE = 'columns must not be null',
 			HINT = 'Pass ''{}'' for none.';
 	END IF;
-	FOREACH c IN ARRAY columns LOOP
-		PERFORM _get_column(tbl, c, 'column to anonymise');
-		IF c = g.subject_column OR c = g.collected_at_column OR c = g.tag_column THEN
-			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-				MESSAGE = 'column cannot be nulled by anonymisation',
-				DETAIL = format('Column "%s" of table %s is its subject, collected-at or tag column; anonymisation replaces or generalises it.', c, tbl),
-				HINT = 'List only the other identifying columns.';
-		END IF;
-		IF EXISTS (SELECT 1 FROM pg_attribute a
-				   WHERE a.attrelid = tbl AND a.attname = c AND a.attnotnull) THEN
-			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-				MESSAGE = 'column to anonymise is NOT NULL',
-				DETAIL = format('Column "%s" of table %s cannot be set to NULL.', c, tbl),
-				HINT = format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL, then retry.', tbl, c);
-		END IF;
-	END LOOP;
-	UPDATE guarded_table x SET anonymise_columns = columns WHERE x.relid = tbl;
+	PERFORM _check_anonymise_lists(tbl, g, columns,
+								   ARRAY(SELECT k FROM unnest(g.keep_columns) k WHERE k <> ALL (columns)));
+	-- a column declared identifying is no longer declared kept
+	UPDATE guarded_table x
+	SET anonymise_columns = columns,
+		keep_columns = ARRAY(SELECT k FROM unnest(x.keep_columns) k WHERE k <> ALL (columns))
+	WHERE x.relid = tbl;
 END
 $$;
 REVOKE ALL ON FUNCTION set_anonymise_columns(regclass, name[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION set_anonymise_columns(regclass, name[]) TO profile_guard_admin;
+
+/*
+ * set_keep_columns(tbl, columns): the columns declared not identifying,
+ * which anonymisation keeps (a classified column is kept only as its tag's
+ * category allows: docs/erasure.md).  A column listed here is no longer
+ * identifying.
+ */
+CREATE FUNCTION set_keep_columns(tbl regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	profile_guard.guarded_table := _get_guarded(tbl, true);
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF columns IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'columns must not be null',
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	PERFORM _check_anonymise_lists(tbl, g,
+								   ARRAY(SELECT a FROM unnest(g.anonymise_columns) a WHERE a <> ALL (columns)),
+								   columns);
+	UPDATE guarded_table x
+	SET keep_columns = columns,
+		anonymise_columns = ARRAY(SELECT a FROM unnest(x.anonymise_columns) a WHERE a <> ALL (columns))
+	WHERE x.relid = tbl;
+END
+$$;
+REVOKE ALL ON FUNCTION set_keep_columns(regclass, name[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_keep_columns(regclass, name[]) TO profile_guard_admin;
 
 /*
  * end_service(): the personal-profile service ends (§7.4): every purpose in

@@ -226,6 +226,7 @@ BEGIN
 					'forgotten', true,
 					'tags', tags,
 					'consents', '[]'::jsonb,
+					'recipients', '[]'::jsonb,
 					'blocks', '[]'::jsonb,
 					'events', '[]'::jsonb,
 					'erasure_requests', _erasure_requests_json(NULL, h),
@@ -317,6 +318,28 @@ BEGIN
 		'erasure_requested_at', s.erasure_requested_at,
 		'tags', tags,
 		'consents', consents,
+		-- the recipients of the purposes the subject consented to (or that
+		-- concern it without consent), with the tags usable for each; the
+		-- catalog keeps no per-subject record of what was provided
+		'recipients', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+								'recipient', x.recipient,
+								'country', x.country,
+								'cross_border', x.country <> home_country(),
+								'purposes', x.purposes,
+								'usable_tags', x.usable_tags) ORDER BY x.recipient), '[]')
+					   FROM (SELECT r.recipient, r.country,
+									jsonb_agg(DISTINCT pu.purpose) AS purposes,
+									(SELECT count(DISTINCT ts.tag)
+									 FROM purpose pu2
+									 CROSS JOIN LATERAL tag_state(pu2.purpose, s.subject, false) AS ts
+									 WHERE pu2.recipient = r.recipient AND pu2.retired_at IS NULL
+									   AND ts.effective) AS usable_tags
+							 FROM recipient r
+							 JOIN purpose pu ON pu.recipient = r.recipient
+							 WHERE EXISTS (SELECT 1 FROM consent c
+										   WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+								OR pu.legal_basis <> 'consent'
+							 GROUP BY r.recipient, r.country) AS x),
 		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
 											 ORDER BY b.tag), '[]')
 				   FROM tag_block b WHERE b.subject = s.subject),

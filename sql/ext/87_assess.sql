@@ -227,6 +227,9 @@ DECLARE
 	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
 	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
 	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
 	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
 						   AND (h.until IS NULL OR h.until > statement_timestamp()));
 	-- the roles besides superusers that can call subject_report()
@@ -324,6 +327,24 @@ BEGIN
 	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
 	 NULL, NULL, NULL),
 
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+		  THEN 'no de-identified view and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+
 	('§7.1', 'Tags are collected only with consent covering them.',
 	 NULL, no_tables,
 	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
@@ -403,6 +424,21 @@ BEGIN
 						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
 	 'no active purpose names a recipient',
 	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
 
 	('§9 a', 'A changed purpose is used only after the subject consents again.',
 	 NULL, no_purposes,
@@ -518,6 +554,20 @@ BEGIN
 			minor_age(), n_no_birth,
 			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
 			unknown_age())),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
 
 	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
 	 NULL, no_tables,

@@ -78,6 +78,15 @@ SELECT classify('public.profile', 'sports', 'interest.sports');
 SELECT classify('public.profile', 'health', 'health.condition');
 SELECT protect('public.profile_long', 'uid', tag_column => 'tag', value_column => 'value',
 			   on_erase => 'anonymise');
+-- a recipient abroad, its assessed purpose, a de-identified view for it,
+-- and the data sources of the table
+SELECT define_recipient('acme', 'DE', 'Acme GmbH');
+SELECT define_purpose('share:acme', 'Share interests', tags => ARRAY['interest.*'], recipient => 'acme');
+SELECT record_assessment('share:acme', 'DPO', 'Transfer assessed');
+SELECT deidentified_view('public.profile', 'profile_for_acme', 'acme');
+SELECT define_data_source('app', 'own_collection', 'privacy notice', '2024-01-15');
+SELECT set_data_sources('public.profile', ARRAY['app']);
+SELECT set_keep_columns('public.profile_long', '{}');
 SQL
 
 # what must survive
@@ -103,6 +112,12 @@ SELECT 'erasure', request_id, subject, completed_at FROM erasure_request ORDER B
 SELECT 'guarded', relid, subject_column, collected_at_column, tag_column, value_column, on_erase
 FROM guarded_table ORDER BY relid::text;
 SELECT 'classified', relid, column_name, tag FROM classified_column ORDER BY relid::text, column_name;
+SELECT 'recipient', recipient, country, description FROM recipient ORDER BY 2;
+SELECT 'data_source', source, kind, licence_or_contract, reviewed_at FROM data_source ORDER BY 2;
+SELECT 'table_data_source', relid, source FROM table_data_source ORDER BY 2, 3;
+SELECT 'deidentified_view', view_relid, relid, recipient FROM deidentified_view ORDER BY view_relid::text;
+SELECT 'keep', relid, anonymise_columns, keep_columns FROM guarded_table ORDER BY relid::text;
+SELECT 'view', pg_get_viewdef('public.profile_for_acme'::regclass);
 SELECT 'stats', attrelid::regclass, attname, attstattarget FROM pg_attribute
 WHERE attrelid IN ('public.profile'::regclass, 'public.profile_long'::regclass)
   AND attnum > 0 AND NOT attisdropped ORDER BY 2, 3;

@@ -396,6 +396,10 @@ function benign(n, t) {
 		if (n ~ /sensitivity/) return "\047general\047"
 		if (n ~ /topic/) return "\047gambling\047"
 		if (n ~ /on_erase/) return "\047delete\047"
+		if (n ~ /country/) return "\047DE\047"
+		if (n ~ /recipient/) return "\047acme\047"
+		if (n ~ /kind/) return "\047purchase\047"
+		if (n ~ /source/) return "\047vendor\047"
 		return "\047benign\047"
 	}
 	if (t == "text[]") return "ARRAY[\047interest.sports\047]"
@@ -638,6 +642,10 @@ BEGIN {
 				q(pick(x, split("contract|legal_obligation|consent|nosuch|", x, "|"))) ")|" \
 				"place_legal_hold(" s1 ", " q(randword()) ", " (rand() < 0.5 ? "NULL" : "now() + interval \0471 second\047") ")|" \
 				"release_legal_hold(" int(rand() * 6) - 1 ")|" \
+				"define_recipient(" q(pick(x, split("acme|globex|" randword(), x, "|"))) ", " \
+				q(pick(x, split("CN|DE|US|cn|" randword(), x, "|"))) ")|" \
+				"define_data_source(" q(pick(x, split("app|vendor|" randword(), x, "|"))) ", " \
+				q(pick(x, split("purchase|own_collection|" randword(), x, "|"))) ")|" \
 				"subject_report(" s1 ")|privacy_notice(" (rand() < 0.2 ? "NULL" : p1) ")|sweep()", api, "|")) ";"
 		}
 		else
