@@ -28,6 +28,7 @@ SELECT define_tag('interest.music', 'preference');
 SELECT define_tag('health.condition', 'medical_health');
 SELECT define_tag('score.churn', 'derived', derived_from => ARRAY['interest.sports'], layer => 'model');
 SELECT define_purpose('ads', 'Personalised ads', ARRAY['interest.*'], interval '90 days', marketing => true);
+SELECT define_recipient('Clinic Partner', 'CN', 'the clinic that runs the care programme');
 SELECT define_purpose('care', 'Care recommendations', ARRAY['interest.sports', 'health.condition'],
 					  interval '1 year', recipient => 'Clinic Partner');
 SELECT define_purpose('billing', 'Billing', ARRAY['score.churn'], legal_basis => 'contract');
@@ -40,6 +41,9 @@ SELECT jsonb_pretty(privacy_notice('ads'));
 SELECT n->'tags' AS tags, n->'separate_consent_needed' AS separate, n->'separate_consent_tags' AS separate_tags,
 	   n->>'recipient' AS recipient, n->>'retention' AS retention, n->'how_to'->>'withdraw' AS withdraw,
 	   n->'how_to'->>'opt_out' AS opt_out
+FROM jsonb_array_elements(privacy_notice('care')->'purposes') n;
+-- the recipient's country, and whether it makes the purpose cross-border
+SELECT n->>'recipient' AS recipient, n->>'recipient_country' AS country, n->'cross_border' AS cross_border
 FROM jsonb_array_elements(privacy_notice('care')->'purposes') n;
 -- another lawful basis: no consent to withdraw
 SELECT n->>'legal_basis' AS basis, n->'consent_needed' AS consent_needed, n->'how_to'->'withdraw' AS withdraw

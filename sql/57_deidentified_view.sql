@@ -135,7 +135,7 @@ RESET profile_guard.purpose;
 RESET ROLE;
 
 -- 3. data sources and assess() §6 (data sources)
-SELECT clause, status, detail FROM assess() WHERE clause LIKE '§6%';
+SELECT clause, status, detail FROM assess() WHERE clause = '§6 (data sources)';
 SELECT pg_temp.state() AS before \gset
 SELECT pg_temp.err($$SELECT profile_guard.define_data_source(NULL, 'purchase')$$);
 SELECT pg_temp.err($$SELECT profile_guard.define_data_source('vendor', 'stolen')$$);
@@ -149,9 +149,9 @@ SELECT define_data_source('app', 'own_collection', 'privacy notice v3', '2024-01
 SELECT define_data_source('vendor', 'purchase', 'contract 7');
 SELECT set_data_sources('people', ARRAY['app', 'vendor']);
 SELECT set_data_sources('facts', ARRAY['app']);
-SELECT clause, status, detail FROM assess() WHERE clause LIKE '§6%';
+SELECT clause, status, detail FROM assess() WHERE clause = '§6 (data sources)';
 SELECT define_data_source('vendor', 'purchase', 'contract 7', '2024-02-01');
-SELECT clause, status, detail FROM assess() WHERE clause LIKE '§6%';
+SELECT clause, status, detail FROM assess() WHERE clause = '§6 (data sources)';
 
 DROP VIEW people_for_lab, people_for_acme, facts_for_lab;
 DROP TABLE people, facts;

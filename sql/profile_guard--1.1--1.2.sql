@@ -5012,6 +5012,8 @@ BEGIN
 				 WHERE t.sensitivity = 'sensitive' AND tag_matches(p.tags, t.tag)),
 			'retention', CASE WHEN p.retention IS NOT NULL THEN p.retention::text END,
 			'recipient', p.recipient,
+			'recipient_country', (SELECT r.country FROM recipient r WHERE r.recipient = p.recipient),
+			'cross_border', p.recipient IS NOT NULL AND _cross_border(p.recipient),
 			'how_to', jsonb_build_object(
 				'withdraw', CASE WHEN p.legal_basis = 'consent'
 								 THEN format('profile_guard.withdraw_consent(subject, %L)', p.purpose) END,

@@ -15,7 +15,8 @@
  * active purpose when purpose is NULL: its description, version, lawful
  * basis and flags, the tags it may use (its patterns expanded to the
  * defined tags) with their categories and sensitivity, its retention and
- * recipient, whether separate consent is needed, and how a person
+ * recipient (with its country, and whether that makes the purpose
+ * cross-border), whether separate consent is needed, and how a person
  * withdraws, opts out, blocks or erases a tag and requests erasure.
  */
 CREATE FUNCTION privacy_notice(purpose text DEFAULT NULL)
@@ -70,6 +71,8 @@ BEGIN
 				 WHERE t.sensitivity = 'sensitive' AND tag_matches(p.tags, t.tag)),
 			'retention', CASE WHEN p.retention IS NOT NULL THEN p.retention::text END,
 			'recipient', p.recipient,
+			'recipient_country', (SELECT r.country FROM recipient r WHERE r.recipient = p.recipient),
+			'cross_border', p.recipient IS NOT NULL AND _cross_border(p.recipient),
 			'how_to', jsonb_build_object(
 				'withdraw', CASE WHEN p.legal_basis = 'consent'
 								 THEN format('profile_guard.withdraw_consent(subject, %L)', p.purpose) END,
