@@ -1,0 +1,89 @@
+# t/lib/ProfileGuardTest.pm — what every TAP test of profile_guard needs: a
+# node (PostgreSQL::Test::Cluster) that preloads the extension with a master
+# key of its own (the settings test/lib/cluster.sh's pg_cluster_start gives
+# its clusters), creating the extension in a database, and psql with its
+# output and errors in one string, in order, as a shell script's
+# "$(psql ... 2>&1)" sees them.
+package ProfileGuardTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+
+our @EXPORT = qw(pfg_node pfg_key_file pfg_new_key_file pfg_create_extension
+  pfg_psql pfg_root);
+
+# the source tree (the tests run from it: prove t/...)
+sub pfg_root
+{
+	return $ENV{PFG_ROOT} // '.';
+}
+
+# a 256-bit master key in hex, readable by its owner only
+sub pfg_new_key_file
+{
+	my ($path) = @_;
+	open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+	read($rnd, my $bytes, 32) == 32 or die "short read from /dev/urandom";
+	close $rnd;
+	open my $fh, '>', $path or die "$path: $!";
+	print $fh unpack('H*', $bytes);
+	close $fh;
+	chmod 0600, $path or die "chmod $path: $!";
+	return $path;
+}
+
+# the master key file pfg_node gave a node
+sub pfg_key_file
+{
+	my ($node) = @_;
+	return $node->basedir . '/master.key';
+}
+
+# pfg_node(NAME, conf => [lines], preload => 'libraries', start => 0|1):
+# initdb (UTF8, C locale), a master key, profile_guard preloaded, started.
+sub pfg_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(extra => [ '-E', 'UTF8', '--locale=C' ], %{ $opt{init} // {} });
+	my $key = pfg_new_key_file(pfg_key_file($node));
+	my $preload = $opt{preload} // 'profile_guard';
+	$node->append_conf('postgresql.conf', join("\n",
+		"shared_preload_libraries = '$preload'",
+		"profile_guard.master_key_file = '$key'",
+		"max_prepared_transactions = 10",
+		"log_line_prefix = '%m [%p] %u\@%d '",
+		@{ $opt{conf} // [] }) . "\n");
+	$node->start unless defined $opt{start} && !$opt{start};
+	return $node;
+}
+
+# CREATE EXTENSION profile_guard in DB (created first unless it is postgres)
+sub pfg_create_extension
+{
+	my ($node, $db) = @_;
+	$db //= 'postgres';
+	$node->safe_psql('postgres', "CREATE DATABASE $db") if $db ne 'postgres';
+	$node->safe_psql($db, 'CREATE EXTENSION profile_guard');
+	return;
+}
+
+# pfg_psql(NODE, DB, SQL, psql options...): runs SQL (on standard input)
+# with psql -X -q -At; in list context (exit code, output), else the output:
+# standard output and errors together, in the order psql wrote them.
+sub pfg_psql
+{
+	my ($node, $db, $sql, @args) = @_;
+	my $out = '';
+	IPC::Run::run([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db), @args ],
+		'<', \$sql, '>&', \$out);
+	my $rc = $? >> 8;
+	chomp $out;
+	return wantarray ? ($rc, $out) : $out;
+}
+
+1;
