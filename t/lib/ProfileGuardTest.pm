@@ -74,7 +74,8 @@ sub pfg_create_extension
 
 # pfg_psql(NODE, DB, SQL, psql options...): runs SQL (on standard input)
 # with psql -X -q -At; in list context (exit code, output), else the output:
-# standard output and errors together, in the order psql wrote them.
+# standard output and errors together, in the order psql wrote them,
+# without the trailing newlines.
 sub pfg_psql
 {
 	my ($node, $db, $sql, @args) = @_;
@@ -82,7 +83,7 @@ sub pfg_psql
 	IPC::Run::run([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db), @args ],
 		'<', \$sql, '>&', \$out);
 	my $rc = $? >> 8;
-	chomp $out;
+	$out =~ s/\n+\z//;		# as "$(...)" does
 	return wantarray ? ($rc, $out) : $out;
 }
 
