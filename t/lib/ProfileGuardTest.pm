@@ -10,11 +10,12 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(pfg_node pfg_key_file pfg_new_key_file pfg_create_extension
-  pfg_psql pfg_root);
+  pfg_psql pfg_await pfg_root);
 
 # the source tree (the tests run from it: prove t/...)
 sub pfg_root
@@ -85,6 +86,20 @@ sub pfg_psql
 	my $rc = $? >> 8;
 	$out =~ s/\n+\z//;		# as "$(...)" does
 	return wantarray ? ($rc, $out) : $out;
+}
+
+# pfg_await(NODE, DB, QUERY, SECONDS): true once QUERY prints "t", false
+# after SECONDS (a bounded poll, every 0.1 s)
+sub pfg_await
+{
+	my ($node, $db, $query, $seconds) = @_;
+	for (1 .. ($seconds // 30) * 10)
+	{
+		my ($rc, $out) = pfg_psql($node, $db, $query);
+		return 1 if $rc == 0 && $out eq 't';
+		usleep(100_000);
+	}
+	return 0;
 }
 
 1;
