@@ -13,9 +13,10 @@ use IPC::Run;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Test::More;
 
 our @EXPORT = qw(pfg_node pfg_key_file pfg_new_key_file pfg_create_extension
-  pfg_psql pfg_await pfg_root);
+  pfg_psql pfg_await pfg_check_alive pfg_root);
 
 # the source tree (the tests run from it: prove t/...)
 sub pfg_root
@@ -100,6 +101,22 @@ sub pfg_await
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# pfg_check_alive(NODE, WHAT): two checks, that the server answers and that
+# its log shows no crashed backend (test/lib/ops.sh's ops_check_alive)
+sub pfg_check_alive
+{
+	my ($node, $what) = @_;
+	$what //= 'server';
+	my ($rc) = pfg_psql($node, 'postgres', 'SELECT 1');
+	is($rc, 0, "$what is up");
+	my @crashes = grep {
+		/terminated by signal|was terminated by exception|server process .* exited with exit code [^0]|PANIC/
+	} split /\n/, slurp_file($node->logfile);
+	is(scalar @crashes, 0, "$what log shows no crashed backend")
+	  or diag(join("\n", @crashes));
+	return;
 }
 
 1;
