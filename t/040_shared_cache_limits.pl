@@ -17,7 +17,7 @@ my $node = pfg_node('shared_limits',
 	conf => ["profile_guard.shared_cache_size = '1MB'"]);
 
 my ($rc, $out) = pfg_psql($node, 'postgres',
-	"CREATE ROLE regress_limits_app;\nCREATE DATABASE texts;");
+	"CREATE ROLE regress_limits_app;\nCREATE DATABASE texts;", '-v', 'ON_ERROR_STOP=1');
 is($rc, 0, 'roles and databases') or diag($out);
 
 # the same data in both databases; subjects are "1".."100000" in postgres
@@ -110,7 +110,7 @@ SQL
 }
 is(points(), 'u1=m1 u2=m2 u41=m41', '64MB, text subjects, key look-ups');
 ($rc, $out) = pfg_psql($node, 'texts',
-	"SELECT profile_guard.withdraw_consent('u2', 'recommendation')");
+	"SELECT profile_guard.withdraw_consent('u2', 'recommendation')", '-v', 'ON_ERROR_STOP=1');
 is($rc, 0, 'withdraw u2') or diag($out);
 is(points(), 'u1=m1 u41=m41', '64MB, text subjects, after a withdrawal');
 is(scan('texts'), '74999 74999 0', '64MB, text subjects, after a withdrawal, attached');

@@ -77,7 +77,8 @@ sub pfg_create_extension
 # pfg_psql(NODE, DB, SQL, psql options...): runs SQL (on standard input)
 # with psql -X -q -At; in list context (exit code, output), else the output:
 # standard output and errors together, in the order psql wrote them,
-# without the trailing newlines.
+# without the trailing newlines.  As with psql -f, the exit code is 0 after
+# an SQL error unless the options include -v ON_ERROR_STOP=1.
 sub pfg_psql
 {
 	my ($node, $db, $sql, @args) = @_;
