@@ -46,7 +46,8 @@ sub pfg_key_file
 }
 
 # pfg_node(NAME, conf => [lines], preload => 'libraries', start => 0|1):
-# initdb (UTF8, C locale), a master key, profile_guard preloaded, started.
+# initdb (UTF8, C locale), a master key, profile_guard preloaded, the
+# settings of test/lib/cluster.sh's clusters, started.
 sub pfg_node
 {
 	my ($name, %opt) = @_;
@@ -59,6 +60,9 @@ sub pfg_node
 		"profile_guard.master_key_file = '$key'",
 		"max_prepared_transactions = 10",
 		"log_line_prefix = '%m [%p] %u\@%d '",
+		# PostgreSQL::Test::Cluster logs every statement: the values in
+		# them would be in the log that tests search for leaked values
+		"log_statement = none",
 		@{ $opt{conf} // [] }) . "\n");
 	$node->start unless defined $opt{start} && !$opt{start};
 	return $node;
