@@ -137,10 +137,10 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 	rm -rf "$tap_dir"
 	mkdir -p "$tap_dir"
 	[[ $(id -u) -eq 0 ]] && chown postgres "$tap_dir"
-	# pgaudit into the installation (t/110_coexist.pl preloads it): as the
-	# user that may write there, before the tests run as another
-	( . test/lib/ops.sh && ops_install_pgaudit ) ||
-		echo "warning: pgaudit could not be installed; t/110_coexist.pl will fail"
+	# pgaudit, locales, message catalogues: as the user that may install
+	# them, before the tests run as another (test/lib/tap_prepare.sh)
+	. test/lib/tap_prepare.sh
+	tap_prepare
 	if [[ -z $only_tap ]]; then
 		only_tap=$(ls t/*.pl 2>/dev/null | tr '\n' ' ')
 	fi
