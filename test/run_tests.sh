@@ -156,6 +156,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 			PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 			PERL5LIB="$PGXS_DIR/src/test/perl:$ROOT/t/lib${PERL5LIB:+:$PERL5LIB}" \
 			TESTDIR="$tap_dir" PFG_ROOT="$ROOT" \
+			PFG_RUNNER_LOG="${CLUSTER_DIR:+$CLUSTER_DIR/server.log}" \
 			prove -v "$t" > "$tap_dir/$name.log" 2>&1
 		if [[ $? -eq 0 ]]; then
 			echo "tap $name ... ok"; passed=$((passed + 1))
