@@ -78,17 +78,18 @@ sub pfg_create_extension
 	return;
 }
 
-# pfg_psql(NODE, DB, SQL, psql options...): runs SQL (on standard input)
-# with psql -X -q -At; in list context (exit code, output), else the output:
-# standard output and errors together, in the order psql wrote them,
-# without the trailing newlines.  As with psql -f, the exit code is 0 after
-# an SQL error unless the options include -v ON_ERROR_STOP=1.
+# pfg_psql(NODE, DB, SQL, psql options...): runs SQL (on standard input;
+# undef: none, for options such as -c) with psql -X -q -At; in list context
+# (exit code, output), else the output: standard output and errors
+# together, in the order psql wrote them, without the trailing newlines.
+# As with psql -f, the exit code is 0 after an SQL error unless the options
+# include -v ON_ERROR_STOP=1.
 sub pfg_psql
 {
 	my ($node, $db, $sql, @args) = @_;
 	my $out = '';
 	IPC::Run::run([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db), @args ],
-		'<', \$sql, '>&', \$out);
+		'<', (defined $sql ? \$sql : '/dev/null'), '>&', \$out);
 	my $rc = $? >> 8;
 	$out =~ s/\n+\z//;		# as "$(...)" does
 	return wantarray ? ($rc, $out) : $out;
