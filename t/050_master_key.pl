@@ -11,7 +11,7 @@ use Test::More;
 use ProfileGuardTest;
 
 my $node = pfg_node('master_key');
-my $dir = $node->basedir;
+my $dir = pfg_dir($node);
 
 # the stored bytes of the guarded table and of the data keys
 sub stored

@@ -81,7 +81,7 @@ ok($gated =~ /^rec\|6\|fay\|chess\|folk\|SECRET-diabetes-6$/m
 	'the source reads as expected') or diag($gated);
 unlike($raw, qr/SECRET/, 'the source stores no sensitive value as plaintext');
 
-my $dir = $src->basedir;
+my $dir = pfg_dir($src);
 $src->command_ok([ 'pg_dump', '-d', $src->connstr($db), '-f', "$dir/dump.sql" ], 'plain dump');
 $src->command_ok([ 'pg_dump', '-d', $src->connstr($db), '-Fc', '-f', "$dir/dump.custom" ], 'custom dump');
 $src->command_ok([ 'pg_dumpall', '-d', $src->connstr('postgres'), '--globals-only', '-f', "$dir/globals.sql" ],

@@ -20,7 +20,7 @@ use ProfileGuardTest;
 
 my $node = pfg_node('audit_log', conf => [ "profile_guard.audit = 'all'",
 	"profile_guard.audit_destination = 'log'", 'profile_guard.usage_max = 100' ]);
-my $dir = $node->basedir;
+my $dir = pfg_dir($node);
 my ($rc, $out);
 
 $node->safe_psql('postgres', <<'SQL');

@@ -42,7 +42,7 @@ my ($rc, $out) = pfg_psql($node, $db, '', '-v', 'ON_ERROR_STOP=1',
 is($rc, 0, 'the fixture loads') or diag($out);
 
 # ---- pgbouncer: transaction pooling, two server connections ----
-my $dir = $node->basedir;
+my $dir = pfg_dir($node);
 my $host = $node->host;
 my $port = $node->port;
 my $pgb_port = PostgreSQL::Test::Cluster::get_free_port();

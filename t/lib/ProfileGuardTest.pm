@@ -9,13 +9,14 @@ package ProfileGuardTest;
 use strict;
 use warnings;
 use Exporter 'import';
+use File::Spec;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(pfg_node pfg_key_file pfg_new_key_file pfg_create_extension
+our @EXPORT = qw(pfg_node pfg_dir pfg_key_file pfg_new_key_file pfg_create_extension
   pfg_psql pfg_await pfg_check_alive pfg_root);
 
 # the source tree (the tests run from it: prove t/...)
@@ -38,11 +39,19 @@ sub pfg_new_key_file
 	return $path;
 }
 
+# a node's directory as an absolute path, for files the server reads
+# (PostgreSQL::Test::Cluster's is relative when TESTDIR is not set)
+sub pfg_dir
+{
+	my ($node) = @_;
+	return File::Spec->rel2abs($node->basedir);
+}
+
 # the master key file pfg_node gave a node
 sub pfg_key_file
 {
 	my ($node) = @_;
-	return $node->basedir . '/master.key';
+	return pfg_dir($node) . '/master.key';
 }
 
 # pfg_node(NAME, conf => [lines], preload => 'libraries', start => 0|1):
