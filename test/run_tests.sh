@@ -12,8 +12,9 @@
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
 # cluster directory for inspection, ONLY=regress|isolation|scenario|tap|core|package
 # runs one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
-# ONLY=scenario: only those scenarios), SCENARIOS="audit_log pooler" only
-# those scenarios, TAP_TESTS="t/010_x.pl 020_y" only those TAP tests, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
+# ONLY=scenario: only those scenarios), SCENARIOS="upgrade dump_restore" only
+# those scenarios, TAP_TESTS="t/050_master_key.pl 130_pooler" only those TAP
+# tests, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
 # (test/pg_core_regress.sh).  Last, test/package.sh builds the Debian package,
 # installs it and runs make installcheck against it (Debian's PostgreSQL only).
 set -uo pipefail
@@ -137,8 +138,8 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 	rm -rf "$tap_dir"
 	mkdir -p "$tap_dir"
 	[[ $(id -u) -eq 0 ]] && chown postgres "$tap_dir"
-	# pgaudit, locales, message catalogues: as the user that may install
-	# them, before the tests run as another (test/lib/tap_prepare.sh)
+	# pgaudit, locales, message catalogues, Citus: as the user that may
+	# install them, before the tests run as another (test/lib/tap_prepare.sh)
 	. test/lib/tap_prepare.sh
 	tap_prepare
 	if [[ -z $only_tap ]]; then
@@ -167,7 +168,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 			echo "tap $name ... ok"; passed=$((passed + 1))
 		else
 			echo "tap $name ... FAILED (test/results/tap/$name.log, test/results/tap/tmp_check/log/)"
-			grep -E '^(not ok|#)' "$tap_dir/$name.log" | tail -20 | sed 's/^/    /'
+			grep -aE '^(not ok|#)' "$tap_dir/$name.log" | tail -20 | sed 's/^/    /'
 			failed=$((failed + 1)); failures+=("tap $name")
 		fi
 	done
