@@ -89,3 +89,15 @@ endif
 # The extension script is assembled from its parts, in name order.
 $(EXT_SCRIPT): $(sort $(wildcard $(srcdir)/sql/ext/*.sql))
 	cat $^ > $@
+
+# "make prove-installcheck" runs the TAP tests (t/*.pl) with PGXS's
+# prove_installcheck against the installed extension; each test starts its
+# own nodes, so run it as a user initdb accepts (not root).  They are not
+# part of "make installcheck" (no TAP_TESTS = 1): that is the Debian
+# package's autopkgtest, which runs as root.  test/run_tests.sh (ONLY=tap)
+# runs them too, as the postgres OS user when it runs as root.
+PROVE_FLAGS = -I $(srcdir)/t/lib
+EXTRA_CLEAN += tmp_check
+.PHONY: prove-installcheck
+prove-installcheck:
+	$(prove_installcheck)

@@ -6,20 +6,25 @@
 # extension into the PostgreSQL that pg_config names (PG_CONFIG or PGBIN, else
 # the pg_config on the PATH), installs the extension, starts a throw-away
 # cluster with shared_preload_libraries=profile_guard, runs every suite
-# (pg_regress, isolation, scenario scripts), stops the cluster and exits
-# non-zero on any failure.  Prints "N passed, N failed" last.
+# (pg_regress, isolation, scenario scripts, TAP tests), stops the cluster and
+# exits non-zero on any failure.  Prints "N passed, N failed" last.
 #
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
-# cluster directory for inspection, ONLY=regress|isolation|scenario|core|package
+# cluster directory for inspection, ONLY=regress|isolation|scenario|tap|core|package
 # runs one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
-# ONLY=scenario: only those scenarios), SCENARIOS="audit_log pooler" only
-# those scenarios, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
+# ONLY=scenario: only those scenarios), SCENARIOS="upgrade dump_restore" only
+# those scenarios, TAP_TESTS="t/050_master_key.pl 130_pooler" only those TAP
+# tests, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
 # (test/pg_core_regress.sh).  Last, test/package.sh builds the Debian package,
 # installs it and runs make installcheck against it (Debian's PostgreSQL only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . test/lib/cluster.sh
+# the TAP tests to run; unset, so that no make below sees it (PGXS reads a
+# variable of that name as "run the TAP tests in make installcheck")
+only_tap=${TAP_TESTS:-}
+unset TAP_TESTS
 
 pg_build_and_install || exit 1
 
@@ -30,11 +35,14 @@ failures=()
 
 # the audit trail to the server log: sql/70_audit.sql shows its lines to
 # the client (client_min_messages = log)
-pg_cluster_start test "profile_guard.audit_destination = 'log'" || exit 1
-trap 'pg_cluster_stop' EXIT
-for db in regress_profile_guard regress_profile_guard_parallel regress_profile_guard_iso; do
-	"$PGBIN/psql" -X -q -c "CREATE DATABASE $db" postgres || exit 1
-done
+# (the TAP tests start their own nodes)
+if [[ ${ONLY:-} != tap ]]; then
+	pg_cluster_start test "profile_guard.audit_destination = 'log'" || exit 1
+	trap 'pg_cluster_stop' EXIT
+	for db in regress_profile_guard regress_profile_guard_parallel regress_profile_guard_iso; do
+		"$PGBIN/psql" -X -q -c "CREATE DATABASE $db" postgres || exit 1
+	done
+fi
 
 count_pg_regress() {
 	# pg_regress ends with "All N tests passed." or "M of N tests failed."
@@ -115,6 +123,53 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
 			echo "scenario $name ... FAILED (test/results/scenario_$name.log)"
 			tail -20 "test/results/scenario_$name.log" | sed 's/^/    /'
 			failed=$((failed + 1)); failures+=("scenario $name")
+		fi
+	done
+fi
+
+# The TAP tests (t/*.pl, README.md "Testing"): Perl scripts on
+# PostgreSQL::Test::Cluster and Test::More (the PGXS tree's src/test/perl),
+# run with prove, each starting the nodes it needs.  initdb refuses root, so
+# as root they run as the postgres OS user, in test/results/tap (their
+# tmp_check: nodes and regress_log_* files; NAME.log: prove's output).  Each
+# file counts as one test.
+if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
+	tap_dir=$ROOT/test/results/tap
+	rm -rf "$tap_dir"
+	mkdir -p "$tap_dir"
+	[[ $(id -u) -eq 0 ]] && chown postgres "$tap_dir"
+	# pgaudit, locales, message catalogues, Citus: as the user that may
+	# install them, before the tests run as another (test/lib/tap_prepare.sh)
+	. test/lib/tap_prepare.sh
+	tap_prepare
+	if [[ -z $only_tap ]]; then
+		only_tap=$(ls t/*.pl 2>/dev/null | tr '\n' ' ')
+	fi
+	for t in $only_tap; do
+		[[ $t == */* ]] || t=t/$t
+		[[ $t == *.pl ]] || t=$t.pl
+		name=$(basename "$t" .pl)
+		if [[ ! -e $t ]]; then
+			echo "tap $name ... FAILED (no such test: $t)"
+			failed=$((failed + 1)); failures+=("tap $name"); continue
+		fi
+		pg_as_owner env PATH="$PGBIN:$PATH" \
+			PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+			PERL5LIB="$PGXS_DIR/src/test/perl:$ROOT/t/lib${PERL5LIB:+:$PERL5LIB}" \
+			TESTDIR="$tap_dir" PFG_ROOT="$ROOT" \
+			PFG_RUNNER_LOG="${CLUSTER_DIR:+$CLUSTER_DIR/server.log}" \
+			prove -v "$t" > "$tap_dir/$name.log" 2>&1
+		rc=$?
+		if [[ $rc -eq 0 ]] && grep -q "^$t \.* skipped: " "$tap_dir/$name.log"; then
+			# plan skip_all: what the test needs is not here; neither passed nor failed
+			echo "tap $name ... SKIPPED, not counted ($(grep -m1 -o 'skipped: .*' "$tap_dir/$name.log"))"
+			skipped=$((skipped + 1))
+		elif [[ $rc -eq 0 ]]; then
+			echo "tap $name ... ok"; passed=$((passed + 1))
+		else
+			echo "tap $name ... FAILED (test/results/tap/$name.log, test/results/tap/tmp_check/log/)"
+			grep -aE '^(not ok|#)' "$tap_dir/$name.log" | tail -20 | sed 's/^/    /'
+			failed=$((failed + 1)); failures+=("tap $name")
 		fi
 	done
 fi

@@ -1,6 +1,4 @@
-#!/usr/bin/env bash
-# test/scenario/long_shape_sensitive_read.sh — a fixed bug, kept as a regression
-# test (run by CI).
+# t/030_long_shape_sensitive_read.pl — a fixed bug, kept as a regression test.
 #
 # Bug (wrong result): in a long-shape guarded table (protect(..., tag_column,
 # value_column)) the trigger encrypts the value of a sensitive tag, but the
@@ -12,17 +10,17 @@
 # a SQL function, a prepared statement, a cursor, whole-row references,
 # COPY (query) TO or CREATE TABLE AS, while the consented value decrypts in
 # each.
-#
-# Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
-# preloaded (test/run_tests.sh provides them).
-set -uo pipefail
-PGBIN=${PGBIN:-$(pg_config --bindir)}
-DB=regress_long_sensitive
-"$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1
-trap '"$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1; "$PGBIN/psql" -X -q -d postgres -c "DROP ROLE IF EXISTS regress_long_app" >/dev/null 2>&1' EXIT
-"$PGBIN/createdb" "$DB" || exit 1
-"$PGBIN/psql" -X -q -d "$DB" -c 'CREATE EXTENSION profile_guard' >/dev/null || exit 1
-out=$("$PGBIN/psql" -X -q -At -d "$DB" 2>&1 <<'SQL'
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
+
+my $node = pfg_node('long_sensitive');
+my $db = 'regress_long_sensitive';
+pfg_create_extension($node, $db);
+
+my $out = pfg_psql($node, $db, <<'SQL');
 SET client_min_messages = warning;
 SELECT profile_guard.define_tag('health.condition', 'medical_health') \gset
 SELECT profile_guard.define_purpose('rec', 'r', ARRAY['health.condition']) \gset
@@ -63,16 +61,19 @@ CREATE TABLE scratch.copy_of AS SELECT * FROM tags;
 SELECT 'ctas: ' || coalesce(value, '-') FROM scratch.copy_of ORDER BY uid;
 SELECT 'probe: ' || count(*) FROM tags WHERE value = 'SECRET-2';
 SQL
-)
-echo "$out"
-status=0
-grep -qx 'consented read: asthma' <<< "$out" ||
-	{ echo "FAIL: a consented read of a sensitive long-shape value does not return the value"; status=1; }
-for way in 'view: asthma' 'cte: asthma' 'function: asthma' 'ctas: asthma' 'probe: 0'; do
-	grep -qx "$way" <<< "$out" || { echo "FAIL: expected \"$way\""; status=1; }
-done
-[[ $(grep -c 'asthma' <<< "$out") -ge 8 ]] || { echo "FAIL: the consented value is missing from some way of reading"; status=1; }
-grep -q 'SECRET-2' <<< "$out" && { echo "FAIL: a value without separate consent was served"; status=1; }
-[[ $(grep -c 'pgt1:' <<< "$out") -eq 0 ]] || { echo "FAIL: the application saw ciphertext"; status=1; }
-[[ $status -eq 0 ]] && echo "long_shape_sensitive_read: ok"
-exit $status
+note($out);
+like($out, qr/^consented read: asthma$/m,
+	'a consented read of a sensitive long-shape value returns the value');
+for my $way ('view: asthma', 'cte: asthma', 'function: asthma', 'ctas: asthma', 'probe: 0')
+{
+	like($out, qr/^\Q$way\E$/m, "expected \"$way\"");
+}
+my $lines_with_value = grep { /asthma/ } split /\n/, $out;
+cmp_ok($lines_with_value, '>=', 8,
+	'the consented value is there in every way of reading');
+unlike($out, qr/SECRET-2/, 'no value without separate consent is served');
+my $ciphertext_lines = grep { /pgt1:/ } split /\n/, $out;
+is($ciphertext_lines, 0, 'the application sees no ciphertext');
+
+$node->stop;
+done_testing();

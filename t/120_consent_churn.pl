@@ -1,5 +1,4 @@
-#!/usr/bin/env bash
-# test/scenario/consent_churn.sh — hundreds of consent changes of every kind
+# t/120_consent_churn.pl — hundreds of consent changes of every kind
 # (grant, withdraw, block, unblock, opt-out, opt-in, sign-up, birth date,
 # erasure request), each in its own transaction from one session, while
 # long-lived sessions keep reading with warm answers (one after every change,
@@ -7,16 +6,16 @@
 # the gated reads under two purposes are compared with the oracle:
 # tag_state(), the SQL statement of the rules.
 #
-# Starts its own cluster.  CHURN_CHANGES=N (default 400), CHURN_SEED=S.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-. test/lib/cluster.sh
+# A node of its own.  CHURN_CHANGES=N (default 400), CHURN_SEED=S.
+use strict;
+use warnings;
+use IPC::Open2;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
 
-pg_cluster_start churn || exit 1
-trap 'pg_cluster_stop' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null <<'SQL' || fail "setup"
+my $node = pfg_node('churn');
+my ($rc, $out) = pfg_psql($node, 'postgres', <<'SQL', '-v', 'ON_ERROR_STOP=1');
 SET client_min_messages = warning;
 CREATE ROLE regress_churn_app;
 CREATE EXTENSION profile_guard;
@@ -49,23 +48,20 @@ SELECT profile_guard.classify('t', 'sports', 'interest.sports');
 SELECT profile_guard.classify('t', 'health', 'health.condition');
 GRANT SELECT ON t TO regress_churn_app;
 SQL
+is($rc, 0, 'setup') or diag($out);
 
-export CHURN_CHANGES=${CHURN_CHANGES:-400} CHURN_SEED=${CHURN_SEED:-$RANDOM}
-echo "seed $CHURN_SEED, $CHURN_CHANGES changes"
-perl - "$PGBIN/psql" <<'PERL'
-use strict;
-use warnings;
-use IPC::Open2;
-
-my $psql = shift;
-srand($ENV{CHURN_SEED});
-my $changes = $ENV{CHURN_CHANGES};
+my $changes = $ENV{CHURN_CHANGES} // 400;
+my $seed = $ENV{CHURN_SEED} // int(rand(32768));
+note("seed $seed, $changes changes");
+srand($seed);
 my $marker = 0;
+my $connstr = $node->connstr('postgres');
 
 sub session
 {
-	my ($pid, $out, $in);
-	$pid = open2($out, $in, "$psql -X -q -At -v ON_ERROR_STOP=0 -d postgres 2>&1");
+	my ($out, $in);
+	# errors too: a change that fails shows ERROR
+	open2($out, $in, qq{psql -X -q -At -v ON_ERROR_STOP=0 -d "$connstr" 2>&1});
 	return { out => $out, in => $in };
 }
 
@@ -115,7 +111,8 @@ sub read_as
 my $next_subject = 3001;
 my @tags = ('interest.music', 'interest.sports', 'health.condition');
 my %kinds;
-for my $n (1 .. $changes)
+my $agreed = 1;
+CHANGE: for my $n (1 .. $changes)
 {
 	my $subject = 1 + int(rand(3000));
 	my $tag = $tags[int(rand(@tags))];
@@ -153,7 +150,13 @@ for my $n (1 .. $changes)
 	else { ($kind, $sql) = ('erasure', "SELECT profile_guard.request_erasure('$subject');"); }
 	$kinds{$kind}++;
 	my $res = run($admin, $sql);
-	die "change $n ($kind) failed: $res\n" if $res =~ /ERROR/;
+	if ($res =~ /ERROR/)
+	{
+		fail("change $n ($kind) failed");
+		diag($res);
+		$agreed = 0;
+		last;
+	}
 
 	# reader 0 after every change; reader 1 every tenth; reader 2 inside
 	# a repeatable-read transaction that spans ten changes
@@ -167,15 +170,17 @@ for my $n (1 .. $changes)
 		for my $i (@now)
 		{
 			my $got = read_as($readers[$i], $p);
-			die "change $n ($kind: $sql) under $p: reader $i read $got, the oracle says $want\n"
-			  if $got ne $want;
+			next if $got eq $want;
+			is($got, $want, "change $n ($kind: $sql) under $p: reader $i reads what the oracle says");
+			$agreed = 0;
+			last CHANGE;
 		}
 	}
 	run($readers[2], "COMMIT;") if $n % 10 == 0;
 }
-print join(', ', map { "$_ $kinds{$_}" } sort keys %kinds), "\n";
-print "every read after every change agreed with the oracle\n";
-PERL
-rc=$?
-[[ $rc -eq 0 ]] || fail "churn (seed $CHURN_SEED)"
-echo ok
+note(join(', ', map { "$_ $kinds{$_}" } sort keys %kinds));
+ok($agreed, 'every read after every change agreed with the oracle');
+close $_->{in} for $admin, @readers;
+
+$node->stop;
+done_testing();

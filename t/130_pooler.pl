@@ -1,5 +1,4 @@
-#!/usr/bin/env bash
-# test/scenario/pooler.sh — the purpose on a pooled connection.  A pooler in
+# t/130_pooler.pl — the purpose on a pooled connection.  A pooler in
 # transaction mode hands one server session to many clients in turn, so a
 # purpose declared for one transaction must not leak into the next.  One
 # psql session plays the pooled connection:
@@ -16,25 +15,23 @@
 #   - RESET and DISCARD ALL (pgbouncer's server_reset_query) clear it;
 #   - a statement prepared under one transaction's purpose is gated by the
 #     purpose in force when it is executed.
-#
-# Starts its own cluster.  Needs the PostgreSQL installation of PGBIN with
-# profile_guard installed.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-. test/lib/ops.sh
-trap ops_stop_all EXIT
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
 
-DB=regress_pooler
-ops_start C pooler
-export PGHOST=$C_HOST PGPORT=$C_PORT
-"$PGBIN/createdb" "$DB"
-q -d "$DB" -c 'CREATE EXTENSION profile_guard' >/dev/null
-q -d "$DB" -f test/lib/ops_fixture.sql >/dev/null || fail "loading the fixture failed"
+my $db = 'regress_pooler';
+my $node = pfg_node('pooler');
+pfg_create_extension($node, $db);
+my ($rc, $out) = pfg_psql($node, $db, '', '-v', 'ON_ERROR_STOP=1',
+	'-f', pfg_root() . '/test/lib/ops_fixture.sql');
+is($rc, 0, 'the fixture loads') or diag($out);
 
 # Each probe prints the purpose in force and what a tag read gives:
 # "purpose=<p> rows=<n>" or the error.  health is read so that the sensitive
 # path (decryption) is exercised too.
-SCRIPT=$(cat <<'SQL'
+my $script = <<'SQL';
 \set VERBOSITY terse
 \set probe 'SELECT ''purpose='' || current_setting(''profile_guard.purpose'') || '' rows='' || count(*) || '' health='' || count(health) FROM profiles WHERE sports IS NOT NULL OR music IS NOT NULL OR health IS NOT NULL;'
 \echo == 1 SET LOCAL, COMMIT
@@ -129,9 +126,8 @@ FETCH ALL FROM hc;
 CLOSE hc;
 :probe
 SQL
-)
 
-EXPECTED=$(cat <<'OUT'
+my $expected = <<'OUT';
 == 1 SET LOCAL, COMMIT
 purpose=rec rows=4 health=2
 
@@ -178,13 +174,14 @@ ERROR:  no purpose declared for reading profile tags
 6|SECRET-diabetes-6
 ERROR:  no purpose declared for reading profile tags
 OUT
-)
+chomp $expected;
 
-out=$("$PGBIN/psql" -X -q -At -d "$DB" -U regress_ops_app <<< "$SCRIPT" 2>&1 | sed -E 's/^psql:<stdin>:[0-9]+: //')
-if ! diff -u <(echo "$EXPECTED") <(echo "$out"); then
-	fail "the purpose on one connection behaves unexpectedly (diff above: - expected, + actual)"
-fi
+$out = pfg_psql($node, $db, $script, '-U', 'regress_ops_app');
+$out =~ s/^psql:<stdin>:[0-9]+: //mg;
+is($out, $expected, 'the purpose on one connection behaves as expected');
 # the table survived the injection attempt in step 12
-[[ $(qa -d "$DB" -c 'SELECT count(*) FROM profiles') == 6 ]] || fail "profiles lost rows"
-ops_check_alive "$C_HOST" "$C_PORT" "$C_DIR/server.log"
-echo "pooler: SET LOCAL never leaks past COMMIT/ROLLBACK; RESET and DISCARD ALL clear; session SET replaced only inside the transaction"
+is($node->safe_psql($db, 'SELECT count(*) FROM profiles'), '6', 'profiles lost no rows');
+pfg_check_alive($node);
+
+$node->stop;
+done_testing();

@@ -1,5 +1,4 @@
-#!/usr/bin/env bash
-# test/scenario/bulk_rules.sh — the rules in C for every subject at once
+# t/100_bulk_rules.pl — the rules in C for every subject at once
 # (pfg_rules_evaluate_all, through _bulk_answers(), what the consent cache
 # loads in bulk) answer exactly as tag_state() and as the one-subject path,
 # on a catalog built to be awkward: consents written directly (subjects with
@@ -10,32 +9,28 @@
 # erasure requests, retired, versioned, marketing and unassessed purposes.
 # Also: an empty catalog and an unknown purpose answer nothing.
 #
-# Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
-# preloaded (test/run_tests.sh provides them).  BULK_SEEDS overrides the
-# seeds (default "0.1 0.6"), BULK_SUBJECTS the size (default 2000).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-BIN=${PGBIN:-$(pg_config --bindir)}
-DB=regress_bulk_rules
-SUBJECTS=${BULK_SUBJECTS:-2000}
-fail() { echo "FAILED: $*" >&2; exit 1; }
-cleanup() { "$BIN/dropdb" --if-exists "$DB" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-PSQL=("$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$DB")
+# BULK_SEEDS overrides the seeds (default "0.1 0.6"), BULK_SUBJECTS the size
+# (default 2000).
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
+
+my $db = 'regress_bulk_rules';
+my $subjects = $ENV{BULK_SUBJECTS} // 2000;
+my $node = pfg_node('bulk_rules');
 
 # an empty catalog, an unknown purpose
-cleanup
-"$BIN/createdb" "$DB"
-"${PSQL[@]}" -c "CREATE EXTENSION profile_guard"
-out=$("${PSQL[@]}" -c "SELECT count(*) FROM profile_guard._bulk_answers(NULL)" \
-	-c "SELECT count(*) FROM profile_guard._bulk_answers('nosuch')")
-[[ $out == $'0\n0' ]] || fail "empty catalog: $out"
-echo "empty catalog ok"
+pfg_create_extension($node, $db);
+is($node->safe_psql($db, "SELECT count(*) FROM profile_guard._bulk_answers(NULL);
+SELECT count(*) FROM profile_guard._bulk_answers('nosuch')"), "0\n0", 'empty catalog');
 
-for seed in ${BULK_SEEDS:-0.1 0.6}; do
-	cleanup
-	"$BIN/createdb" "$DB"
-	"${PSQL[@]}" -v seed="$seed" -v n="$SUBJECTS" >/dev/null <<'SQL'
+for my $seed (split ' ', $ENV{BULK_SEEDS} // '0.1 0.6')
+{
+	$node->safe_psql('postgres', "DROP DATABASE $db");
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	my ($rc, $out) = pfg_psql($node, $db, <<'SQL', '-v', 'ON_ERROR_STOP=1',
 SET client_min_messages = warning;
 CREATE EXTENSION profile_guard;
 SELECT setseed(:seed);
@@ -114,10 +109,13 @@ ON CONFLICT DO NOTHING;
 RESET session_replication_role;
 SELECT profile_guard.retire_purpose('old');
 SQL
+		'-v', "seed=$seed", '-v', "n=$subjects");
+	is($rc, 0, "seed $seed: the catalog") or diag($out);
 	# every purpose and NULL: the bulk answers are tag_state()'s, both ways,
 	# and the one-subject path's
-	out=$("${PSQL[@]}" <<'SQL'
-\i test/lib/rules_check.sql
+	my $rules_check = pfg_root() . '/test/lib/rules_check.sql';
+	$out = $node->safe_psql($db, <<"SQL");
+\\i $rules_check
 SELECT string_agg(coalesce(purpose, '(collect)') || ':' || subjects || ':' || only_tag_state || ':' || only_bulk, ' ')
 FROM pg_temp.bulk_differences();
 SELECT count(*) FROM (SELECT p.purpose, b.*
@@ -127,15 +125,19 @@ SELECT count(*) FROM (SELECT p.purpose, b.*
 WHERE s.tag_ids IS DISTINCT FROM x.tag_ids OR s.valid_until IS DISTINCT FROM x.valid_until;
 SELECT count(*) FROM (SELECT DISTINCT tag_ids FROM profile_guard._bulk_answers(NULL)) d;
 SQL
-)
-	counts=$(sed -n 1p <<<"$out"); paths=$(sed -n 2p <<<"$out"); sets=$(sed -n 3p <<<"$out")
-	echo "seed $seed: $counts; one-subject differences $paths; distinct tag sets $sets"
-	for c in $counts; do
-		IFS=: read -r p n a b <<<"$c"
-		[[ $a == 0 && $b == 0 ]] || fail "seed $seed, purpose $p: $a answers only in tag_state, $b only in bulk"
-		[[ $n -gt 0 ]] || fail "seed $seed, purpose $p: no subject answered"
-	done
-	[[ $paths == 0 ]] || fail "seed $seed: $paths answers differ between the bulk and the one-subject path"
-	[[ $sets -gt 10 ]] || fail "seed $seed: only $sets distinct answers (the data tests too little)"
-done
-echo "bulk rules ok"
+	my ($counts, $paths, $sets) = split /\n/, $out;
+	note("seed $seed: $counts; one-subject differences $paths; distinct tag sets $sets");
+	for my $c (split ' ', $counts)
+	{
+		my ($p, $n, $only_tag_state, $only_bulk) = split /:/, $c;
+		ok($only_tag_state eq '0' && $only_bulk eq '0',
+			"seed $seed, purpose $p: the same answers in tag_state and in bulk")
+		  or diag("$only_tag_state answers only in tag_state, $only_bulk only in bulk");
+		cmp_ok($n, '>', 0, "seed $seed, purpose $p: subjects answered");
+	}
+	is($paths, '0', "seed $seed: no answer differs between the bulk and the one-subject path");
+	cmp_ok($sets, '>', 10, "seed $seed: more than 10 distinct answers (the data tests enough)");
+}
+
+$node->stop;
+done_testing();

@@ -1,6 +1,5 @@
-#!/usr/bin/env bash
-# test/scenario/stale_cache_after_create_extension.sh — a fixed bug, kept as a regression test (run by
-# CI).
+# t/020_stale_cache_after_create_extension.pl — a fixed bug, kept as a
+# regression test.
 #
 # Bug: in the session that runs CREATE EXTENSION profile_guard while a
 # ddl_command_end event trigger that runs a query exists in the database
@@ -16,17 +15,17 @@
 # when classified_column already exists but consent does not yet, so
 # ConsentRelid stays InvalidOid and guard_relcache_callback() never matches
 # the sentinel invalidation that _policy_changed() sends.
-#
-# Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
-# preloaded (test/run_tests.sh provides them).
-set -uo pipefail
-PGBIN=${PGBIN:-$(pg_config --bindir)}
-DB=regress_stale_cache
-"$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1
-"$PGBIN/createdb" "$DB" || exit 1
-trap '"$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1; "$PGBIN/psql" -X -q -d postgres -c "DROP ROLE IF EXISTS regress_stale_app" >/dev/null 2>&1' EXIT
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
 
-out=$("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$DB" 2>&1 <<'SQL'
+my $node = pfg_node('stale_cache');
+my $db = 'regress_stale_cache';
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+
+my $out = pfg_psql($node, $db, <<'SQL', '-v', 'ON_ERROR_STOP=1');
 SET client_min_messages = warning;
 -- any ddl_command_end event trigger that runs a query (pgaudit installs one)
 CREATE FUNCTION evt() RETURNS event_trigger LANGUAGE plpgsql AS
@@ -50,14 +49,14 @@ SELECT 'stored encrypted: ' || (health LIKE 'pgt1:%') FROM p WHERE id = 1;
 \echo -- insert for subject 2 (no consent): must be refused
 INSERT INTO p VALUES (2, 'SECRET-2');
 SQL
-)
-echo "$out"
-status=0
-grep -q 'stored encrypted: true' <<< "$out" || { echo "FAIL: the sensitive value was stored as plaintext"; status=1; }
-grep -q 'no consent to collect' <<< "$out" || { echo "FAIL: a tag without consent was collected"; status=1; }
-# the read gate, in a session of the same kind (event trigger + CREATE EXTENSION in it)
-"$PGBIN/psql" -X -q -d "$DB" -c 'DROP EXTENSION profile_guard CASCADE; DROP TABLE IF EXISTS p' >/dev/null 2>&1
-out=$("$PGBIN/psql" -X -q -At -d "$DB" 2>&1 <<'SQL'
+note($out);
+like($out, qr/stored encrypted: true/, 'the sensitive value is stored encrypted');
+like($out, qr/no consent to collect/, 'a tag without consent is not collected');
+
+# the read gate, in a session of the same kind (event trigger + CREATE
+# EXTENSION in it)
+pfg_psql($node, $db, 'DROP EXTENSION profile_guard CASCADE; DROP TABLE IF EXISTS p');
+$out = pfg_psql($node, $db, <<'SQL');
 SET client_min_messages = warning;
 CREATE EXTENSION profile_guard;
 SELECT profile_guard.define_tag('interest.music', 'preference') \gset
@@ -69,8 +68,9 @@ GRANT SELECT ON p TO regress_stale_app;
 SET ROLE regress_stale_app;
 SELECT 'read without purpose: ' || music FROM p;
 SQL
-)
-echo "$out"
-grep -q 'read without purpose: jazz' <<< "$out" && { echo "FAIL: a tag was read without a declared purpose (gate bypass)"; status=1; }
-[[ $status -eq 0 ]] && echo "stale_cache_after_create_extension: ok"
-exit $status
+note($out);
+unlike($out, qr/read without purpose: jazz/,
+	'a tag is not read without a declared purpose (no gate bypass)');
+
+$node->stop;
+done_testing();
