@@ -1,5 +1,5 @@
 -- Values of guarded tables never appear in error messages: the client's
--- copy and the server log's (test/scenario/audit_log.sh greps the log for
+-- copy and the server log's (t/150_audit_log.pl greps the log for
 -- the values used here, all spelled SECRET...).
 CREATE EXTENSION profile_guard;
 SET client_min_messages = warning;

@@ -9,7 +9,7 @@
 -- Run it in a session of its own, after CREATE EXTENSION profile_guard in
 -- another session: a session that created the extension while a
 -- ddl_command_end event trigger exists (pgaudit has one) keeps a stale
--- guard cache (test/pending/stale_cache_after_create_extension.sh).
+-- guard cache (t/020_stale_cache_after_create_extension.pl).
 SET client_min_messages = warning;
 
 DO $setup$ BEGIN
