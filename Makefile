@@ -20,6 +20,7 @@ OBJS = \
 	src/gate.o \
 	src/gate_exec.o \
 	src/collect.o \
+	src/collection_stamp.o \
 	src/lexicon.o \
 	src/crypto_primitives.o \
 	src/master_key.o \

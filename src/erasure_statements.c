@@ -40,6 +40,8 @@ typedef struct TableDef
 	Oid			subject_type;
 	bool		subject_notnull;
 	char	   *collected_col;	/* quoted, or NULL */
+	Oid			root;			/* the guarded table it is guarded as */
+	bool		stamped;		/* no collected-at column: collection stamps */
 	char	   *tag_col;		/* quoted, or NULL (wide) */
 	char	   *value_col;
 	bool		anonymise;
@@ -55,6 +57,25 @@ typedef struct TableDef
 	char	   *collected_name;
 	char	   *tag_name;
 } TableDef;
+
+/*
+ * When the tag of a row was collected, as SQL, or NULL if the table cannot
+ * say: its collected-at column, or for a table without one the stamp of
+ * the row's subject and tag (profile_guard.collection_stamp, by primary
+ * key; NULL, so never due, when there is none).
+ */
+static char *
+collected_sql(TableDef *t, const char *subj, const char *tag)
+{
+	if (t->collected_col != NULL)
+		return psprintf("t.%s", t->collected_col);
+	if (!t->stamped)
+		return NULL;
+	return psprintf("(SELECT s.collected_at FROM profile_guard.collection_stamp s"
+					" WHERE s.relid OPERATOR(pg_catalog.=) %u::pg_catalog.regclass"
+					" AND s.subject OPERATOR(pg_catalog.=) %s AND s.tag OPERATOR(pg_catalog.=) %s)",
+					t->root, subj, tag);
+}
 
 /* the retention cutoff of a tag, as an SQL literal, or NULL */
 static const char *
@@ -175,17 +196,22 @@ reason_sql(Sweep *sweep, TableDef *t, int i)
 {
 	StringInfoData b;
 	char	   *subj = psprintf("t.%s::text", t->subject_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
 
 	initStringInfo(&b);
 	if (t->tag_col == NULL)
 	{
+		char	   *tag = quote_literal_cstr(t->tags[i]);
+
 		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
-		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
+		append_reason(&b, sweep, subj, tag, t->tags[i], collected_sql(t, subj, tag));
 		appendStringInfoString(&b, " END");
 	}
 	else
-		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
+	{
+		char	   *tag = psprintf("t.%s::text", t->tag_col);
+
+		append_reason(&b, sweep, subj, tag, NULL, collected_sql(t, subj, tag));
+	}
 	return b.data;
 }
 
@@ -212,7 +238,7 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 	bool		wide = (t->tag_col == NULL);
 	char	   *subj = psprintf("t.%s::text", t->subject_col);
 	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+	char	   *coll = collected_sql(t, subj, tag);
 	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
 		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
 	bool		any = false;
@@ -500,7 +526,9 @@ read_tables(void)
 		"       pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int,"
 		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
 		"            THEN c.reltuples / c.relpages ELSE 100 END,"
-		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text"
+		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text,"
+		"       t.root, g.collected_at_column IS NULL AND"
+		"       pg_catalog.to_regclass('profile_guard.collection_stamp') IS NOT NULL"
 		"  FROM tree t"
 		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
 		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
@@ -561,6 +589,8 @@ read_tables(void)
 		t->subject_name = SPI_getvalue(tup, desc, 18);
 		t->collected_name = SPI_getvalue(tup, desc, 19);
 		t->tag_name = SPI_getvalue(tup, desc, 20);
+		t->root = DatumGetObjectId(SPI_getbinval(tup, desc, 21, &isnull));
+		t->stamped = DatumGetBool(SPI_getbinval(tup, desc, 22, &isnull));
 
 		defs = lappend(defs, t);
 	}
@@ -598,7 +628,7 @@ pfg_sweep_prepare_tables(Sweep *sweep)
 
 		/* can anything be due here? */
 		anything = sweep->service_ended || sweep->have_due;
-		if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
+		if ((t->collected_col != NULL || t->stamped) && sweep->cutoff_tags != NIL)
 		{
 			if (!wide)
 				anything = true;

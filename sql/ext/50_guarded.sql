@@ -285,6 +285,48 @@ $$;
 REVOKE ALL ON FUNCTION _install_collect_trigger(regclass) FROM PUBLIC;
 
 /*
+ * _stamp_existing(tbl, col): the values a guarded table without a
+ * collected_at column held before it was protected (long shape, col NULL:
+ * every tag row) or before col was classified (wide shape) are stamped as
+ * collected now (collection_stamp, docs/erasure.md), so that retention
+ * applies to them from now on; a pair stamped already keeps its stamp.  The
+ * read (the table and its partitions and children) runs no code of the
+ * owner's: the subject and tag columns are of built-in types (protect()
+ * checked them).
+ */
+CREATE FUNCTION _stamp_existing(tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	guarded_table;
+BEGIN
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
+	IF NOT FOUND OR g.collected_at_column IS NOT NULL THEN
+		RETURN;
+	END IF;
+	IF g.tag_column IS NOT NULL THEN
+		EXECUTE format('INSERT INTO profile_guard.collection_stamp (relid, subject, tag, collected_at)'
+					   ' SELECT DISTINCT $1, t.%I::text, t.%I::text, now() FROM %s t'
+					   ' WHERE t.%I IS NOT NULL AND t.%I IS NOT NULL'
+					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
+					   g.subject_column, g.tag_column, g.relid, g.subject_column, g.tag_column)
+		USING g.relid;
+	ELSIF col IS NOT NULL THEN
+		EXECUTE format('INSERT INTO profile_guard.collection_stamp (relid, subject, tag, collected_at)'
+					   ' SELECT DISTINCT $1, t.%I::text, cc.tag, now() FROM %s t'
+					   ' JOIN profile_guard.classified_column cc ON cc.relid = $1 AND cc.column_name = $2'
+					   ' WHERE t.%I IS NOT NULL AND t.%I IS NOT NULL'
+					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
+					   g.subject_column, g.relid, g.subject_column, col)
+		USING g.relid, col;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _stamp_existing(regclass, name) FROM PUBLIC;
+
+/*
  * protect(tbl, subject_column, collected_at_column, tag_column,
  *         value_column, on_erase): put a table under policy.  Wide shape
  * (tag_column NULL): tag columns are classified one by one; long shape:
@@ -414,6 +456,9 @@ BEGIN
 	IF protect.value_column IS NOT NULL THEN
 		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
+	-- long shape without a collected_at column: the rows it holds are
+	-- collected now, for retention (collection_stamp)
+	PERFORM _stamp_existing(protect.tbl, NULL);
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
 	-- lexicon, encryption, on the table and on every inheritance child
@@ -610,6 +655,8 @@ BEGIN
 	FROM _relations(g.relid) pt(relid);
 
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
+	-- no collected_at column: the values it holds are collected now
+	PERFORM _stamp_existing(g.relid, classify.column_name);
 	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
 
@@ -652,6 +699,10 @@ BEGIN
 	SELECT cc.tag INTO tag_name FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	-- the tag's stamps go with its last column in the table
+	DELETE FROM collection_stamp s
+	WHERE s.relid = g.relid AND s.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
 	-- a generated column stays classified while its source is
 	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
 	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
@@ -690,6 +741,7 @@ BEGIN
 	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
 	FROM classified_column cc WHERE cc.relid = g.relid;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM collection_stamp s WHERE s.relid = g.relid;
 	DELETE FROM guarded_table x WHERE x.relid = g.relid;
 	PERFORM _policy_changed(g.relid);
 	FOREACH col IN ARRAY all_cols LOOP
@@ -1081,6 +1133,11 @@ BEGIN
 							below, root, root),
 			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
 	END IF;
+	-- its collection stamps are the tree's now
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c WHERE c.relid = child
+	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	DELETE FROM collection_stamp c WHERE c.relid = child;
 	DELETE FROM guarded_table x WHERE x.relid = child;
 	IF partition THEN
 		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);

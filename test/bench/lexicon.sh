@@ -12,7 +12,10 @@
 #   - int: a general tag in an integer column (not checked: not text),
 #   - sensitive: a sensitive tag (encrypted, not checked),
 #   - long: a general tag value in a long-shape table (checked),
-# each also into an unprotected table of the same shape.
+#   - collected: as text, in a table protected with a collected_at column,
+# each also into an unprotected table of the same shape.  Every guarded table
+# but the last is protected without a collected_at column: its writes are
+# stamped in profile_guard.collection_stamp (docs/erasure.md).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -34,11 +37,15 @@ CREATE TABLE g_sens (id bigint, health text);
 CREATE TABLE p_sens (id bigint, health text);
 CREATE TABLE g_long (id bigint, tag text, value text);
 CREATE TABLE p_long (id bigint, tag text, value text);
+CREATE TABLE g_collected (id bigint, music text, collected timestamptz NOT NULL DEFAULT now());
+CREATE TABLE p_collected (id bigint, music text, collected timestamptz NOT NULL DEFAULT now());
 SELECT profile_guard.protect(t, 'id') FROM unnest(ARRAY['g_text', 'g_int', 'g_sens']) t;
 SELECT profile_guard.classify('g_text', 'music', 'interest.music');
 SELECT profile_guard.classify('g_int', 'visits', 'behavior.visits');
 SELECT profile_guard.classify('g_sens', 'health', 'health.condition');
 SELECT profile_guard.protect('g_long', 'id', tag_column => 'tag', value_column => 'value');
+SELECT profile_guard.protect('g_collected', 'id', 'collected');
+SELECT profile_guard.classify('g_collected', 'music', 'interest.music');
 VACUUM ANALYZE;
 SQL
 
@@ -53,12 +60,13 @@ ins() {	# $1 table, $2 columns' values
 
 echo "| insert ($((SCALE * 3 / 4)) rows) | guarded | unprotected | ratio |"
 echo "|---|---|---|---|"
-for kind in text int sens long; do
+for kind in text int sens long collected; do
 	case $kind in
 		text) v="'music-style-' || i" ;;
 		int) v="i % 100" ;;
 		sens) v="'condition-' || i" ;;
 		long) v="'interest.music', 'music-style-' || i" ;;
+		collected) v="'music-style-' || i" ;;
 	esac
 	g=$(ins "g_$kind" "$v"); p=$(ins "p_$kind" "$v")
 	awk -v k="$kind" -v g="$g" -v p="$p" 'BEGIN { printf "| %s | %.0f ms | %.0f ms | %.2f |\n", k, g, p, g / p }'
