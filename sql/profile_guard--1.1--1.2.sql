@@ -4759,6 +4759,13 @@ CREATE TABLE collection_stamp (
 REVOKE ALL ON collection_stamp FROM PUBLIC;
 GRANT SELECT ON collection_stamp TO profile_guard_admin;
 SELECT pg_catalog.pg_extension_config_dump('collection_stamp', '');
+-- Stamps are chosen per table, off by default for their cost on writes:
+-- the tables protected before this update take none (their rows keep no
+-- age-based retention until set_collection_stamps(tbl, true)).  Last, as
+-- in a fresh install.
+ALTER TABLE guarded_table ADD COLUMN stamp_collection boolean NOT NULL DEFAULT false;
+ALTER TABLE guarded_table ADD CONSTRAINT guarded_table_stamp_collection_check
+	CHECK (NOT stamp_collection OR collected_at_column IS NULL);
 
 -- erase_tag() ledgers a request that found nothing (rows 0)
 ALTER TABLE erasure_log DROP CONSTRAINT erasure_log_rows_check;
@@ -4855,7 +4862,7 @@ DECLARE
 	g	guarded_table;
 BEGIN
 	SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
-	IF NOT FOUND OR g.collected_at_column IS NOT NULL THEN
+	IF NOT FOUND OR g.collected_at_column IS NOT NULL OR NOT g.stamp_collection THEN
 		RETURN;
 	END IF;
 	IF g.tag_column IS NOT NULL THEN
@@ -4873,14 +4880,20 @@ BEGIN
 					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
 					   g.subject_column, g.relid, g.subject_column, col)
 		USING g.relid, col;
+	ELSE
+		PERFORM _stamp_existing(g.relid, cc.column_name)
+		FROM classified_column cc WHERE cc.relid = g.relid
+		ORDER BY cc.column_name;
 	END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION _stamp_existing(regclass, name) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+-- protect() takes stamp_collection: a new signature
+DROP FUNCTION protect(regclass, name, name, name, name, text);
+CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
 						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
-						on_erase text DEFAULT 'delete')
+						on_erase text DEFAULT 'delete', stamp_collection boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -4893,6 +4906,11 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	IF protect.stamp_collection IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'stamp_collection must not be null',
+			HINT = 'Pass stamp_collection => true or false (the default).';
 	END IF;
 	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
@@ -4957,6 +4975,13 @@ BEGIN
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
 		END IF;
+		IF protect.stamp_collection THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'a table with a collected_at column takes no collection stamps',
+				DETAIL = format('Table %s would be protected with collected_at column "%s" and stamp_collection.',
+								protect.tbl, protect.collected_at_column),
+				HINT = 'Leave stamp_collection false: the collected_at column already gives the table its retention.';
+		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -4994,16 +5019,16 @@ BEGIN
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase)
+							   value_column, on_erase, stamp_collection)
 	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
-			protect.value_column, protect.on_erase);
+			protect.value_column, protect.on_erase, protect.stamp_collection);
 
 	-- long shape: the value column holds tag values
 	IF protect.value_column IS NOT NULL THEN
 		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
-	-- long shape without a collected_at column: the rows it holds are
-	-- collected now, for retention (collection_stamp)
+	-- long shape with collection stamps: the rows it holds are collected
+	-- now, for retention (collection_stamp)
 	PERFORM _stamp_existing(protect.tbl, NULL);
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
@@ -5018,8 +5043,8 @@ BEGIN
 	PERFORM _policy_changed(protect.tbl);
 END
 $$;
-REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, boolean) TO profile_guard_admin;
 
 CREATE OR REPLACE FUNCTION classify(tbl regclass, column_name name, tag text)
 RETURNS void
@@ -5088,7 +5113,7 @@ BEGIN
 	FROM _relations(g.relid) pt(relid);
 
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
-	-- no collected_at column: the values it holds are collected now
+	-- collection stamps: the values it holds are collected now
 	PERFORM _stamp_existing(g.relid, classify.column_name);
 	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
@@ -5245,9 +5270,10 @@ BEGIN
 							below, root, root),
 			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
 	END IF;
-	-- its collection stamps are the tree's now
+	-- its collection stamps are the tree's now, if the tree takes stamps
 	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
-	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c WHERE c.relid = child
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
+	WHERE c.relid = child AND g.stamp_collection
 	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
 	DELETE FROM collection_stamp c WHERE c.relid = child;
 	DELETE FROM guarded_table x WHERE x.relid = child;
@@ -5327,7 +5353,8 @@ BEGIN
 	END LOOP;
 	-- the collection stamps whose retention the sweep carried out (those of
 	-- held or still kept tags stay), and those of tables no longer guarded
-	-- without a collected_at column (unprotected, dropped)
+	-- with collection stamps (unprotected, dropped, stamps switched off
+	-- while a write was stamping)
 	DELETE FROM collection_stamp cs
 	USING _erasure_cutoff c
 	WHERE c.tag = cs.tag AND cs.collected_at <= c.cutoff
@@ -5336,7 +5363,7 @@ BEGIN
 						AND (k.keep_for IS NULL OR cs.collected_at > sweep_start - k.keep_for));
 	DELETE FROM collection_stamp cs
 	WHERE NOT EXISTS (SELECT 1 FROM guarded_table g JOIN pg_class c ON c.oid = g.relid
-					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL);
+					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL AND g.stamp_collection);
 	UPDATE erasure_state SET swept_from = sweep_start;
 END
 $$;
@@ -5532,12 +5559,17 @@ BEGIN
 		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
 							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
 		   -- the sweep applies retention to the rows' collected_at column
-		   -- or, in a table without one, to the collection stamps
+		   -- or, in a table without one, to its collection stamps if it
+		   -- has them: otherwise its tags never expire
+		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
+		   || ' (protect them with a collected_at_column, or call profile_guard.set_collection_stamps(tbl, true): each write then also stamps its subjects and tags, several times the cost of an insert)',
 		   CASE WHEN _stopped_consent_grace() IS NULL
 				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
 	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
 			n_active, (SELECT count(*) FROM guarded_table),
-			(SELECT count(*) FROM guarded_table g WHERE g.collected_at_column IS NULL),
+			(SELECT count(*) FROM guarded_table g WHERE g.collected_at_column IS NULL AND g.stamp_collection),
 			current_setting('profile_guard.stopped_consent_grace', true))),
 
 	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
@@ -5721,11 +5753,47 @@ $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
 
--- The tables protected without a collected_at column before this update:
--- every (subject, tag) they hold is stamped as collected at the update's
--- now(), so their retention runs from the update on.
-SELECT _stamp_existing(g.relid, NULL) FROM guarded_table g
-WHERE g.collected_at_column IS NULL AND g.tag_column IS NOT NULL;
-SELECT _stamp_existing(g.relid, cc.column_name)
-FROM guarded_table g JOIN classified_column cc ON cc.relid = g.relid
-WHERE g.collected_at_column IS NULL AND g.tag_column IS NULL;
+/*
+ * set_collection_stamps(tbl, enabled): switch the collection stamps of a
+ * guarded table without a collected_at column on or off (docs/erasure.md,
+ * "Collection stamps").  On: what the table holds is stamped as collected
+ * now, and its writes are stamped from now on (their cost); off: its
+ * stamps are deleted, and its rows have no age-based retention.  Switching
+ * to the state the table is in changes nothing.  A table with a
+ * collected_at column takes no stamps (22023, either way).
+ */
+CREATE FUNCTION set_collection_stamps(tbl regclass, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	IF set_collection_stamps.tbl IS NULL OR set_collection_stamps.enabled IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table and enabled must not be null',
+			HINT = 'Call profile_guard.set_collection_stamps(''table'', true) or (''table'', false).';
+	END IF;
+	g := _get_guarded(set_collection_stamps.tbl, true);
+	PERFORM _check_table_owner(g.relid);
+	IF g.collected_at_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a table with a collected_at column takes no collection stamps',
+			DETAIL = format('Table %s is protected with collected_at column "%s".', g.relid, g.collected_at_column),
+			HINT = 'Nothing to switch: the collected_at column already gives the table its retention.';
+	END IF;
+	IF g.stamp_collection = set_collection_stamps.enabled THEN
+		RETURN;
+	END IF;
+	UPDATE guarded_table x SET stamp_collection = set_collection_stamps.enabled WHERE x.relid = g.relid;
+	IF set_collection_stamps.enabled THEN
+		PERFORM _stamp_existing(g.relid, NULL);
+	ELSE
+		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	END IF;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION set_collection_stamps(regclass, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_collection_stamps(regclass, boolean) TO profile_guard_admin;

@@ -50,6 +50,7 @@
 #define Anum_guarded_table_collected_at_column 3
 #define Anum_guarded_table_tag_column		4
 #define Anum_guarded_table_value_column		5
+#define Anum_guarded_table_stamp_collection	9
 #define Anum_classified_column_relid		1
 #define Anum_classified_column_column_name	2
 #define Anum_classified_column_tag			3
@@ -271,8 +272,20 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 		g->subject_attnum = get_attnum(relid, subject);
 		g->subject_type = get_atttype(relid, g->subject_attnum);
 		g->root = relid;
+		/*
+		 * collection stamps: chosen per table (stamp_collection, absent
+		 * before 1.2), for a table without a collected-at column
+		 */
 		(void) heap_getattr(tup, Anum_guarded_table_collected_at_column, desc, &isnull);
 		g->stamped = isnull;
+		if (desc->natts < Anum_guarded_table_stamp_collection)
+			g->stamped = false;
+		else
+		{
+			Datum		d = heap_getattr(tup, Anum_guarded_table_stamp_collection, desc, &isnull);
+
+			g->stamped = g->stamped && !isnull && DatumGetBool(d);
+		}
 		tagcol = text_attr(tup, desc, Anum_guarded_table_tag_column, &isnull);
 		if (tagcol)
 		{

@@ -32,7 +32,7 @@ typedef struct GuardedRelation
 	GuardedColumn *columns;
 	Bitmapset  *tag_attnums;	/* attnums of every tag-bearing column */
 	Oid			root;			/* the guarded table it is guarded as */
-	bool		stamped;		/* no collected-at column: collection stamps */
+	bool		stamped;		/* collection stamps (stamp_collection) */
 } GuardedRelation;
 
 extern Oid	pfg_schema_oid(void);

@@ -13,7 +13,8 @@
  *	      prohibited lexicon (rule 13) but for the topics exempted for
  *	      their tag's category,
  *	    - stamps the (subject, tag) pairs it collects in a table without
- *	      a collected-at column (collection_stamp.c), and
+ *	      a collected-at column that has collection stamps switched on
+ *	      (collection_stamp.c), and
  *	    - encrypts sensitive values, recognising values that already are our
  *	      ciphertext for this subject and tag (a restore, an unchanged
  *	      rewrite) and refusing ciphertext copied from elsewhere.
@@ -201,7 +202,8 @@ assigns(TriggerData *trigdata, AttrNumber attnum)
  * and tag), if any; 'recollect' says the UPDATE assigns the value (or the
  * row's subject or tag), which collects it again even when it is unchanged.
  * stamp_root: the guarded table whose collection stamps record it
- * (collection_stamp.c), or InvalidOid when a collected-at column does.
+ * (collection_stamp.c), or InvalidOid when it has none (a collected-at
+ * column, or stamps switched off).
  * lexicon_column: for a sensitive value held as text, the column to name
  * when its plaintext matches the lexicon (rule 13: checked before it is
  * encrypted; general values are checked by the caller), or NULL.

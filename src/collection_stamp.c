@@ -2,7 +2,8 @@
  *
  * collection_stamp.c
  *	  Owns the collection stamps of guarded tables protected without a
- *	  collected-at column: profile_guard.collection_stamp holds, per guarded
+ *	  collected-at column that have them switched on (stamp_collection,
+ *	  off by default): profile_guard.collection_stamp holds, per guarded
  *	  table, subject and tag, when the tag was last collected, for the
  *	  sweep's retention (docs/erasure.md).  The write path (collect.c)
  *	  reports each (subject, tag) a row writes; the pairs are kept in a hash

@@ -25,6 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "catalog.h"
 #include "sweep.h"
 #include "erasure_statements.h"
 #include "owner_context.h"
@@ -41,7 +42,7 @@ typedef struct TableDef
 	bool		subject_notnull;
 	char	   *collected_col;	/* quoted, or NULL */
 	Oid			root;			/* the guarded table it is guarded as */
-	bool		stamped;		/* no collected-at column: collection stamps */
+	bool		stamped;		/* collection stamps (stamp_collection) */
 	char	   *tag_col;		/* quoted, or NULL (wide) */
 	char	   *value_col;
 	bool		anonymise;
@@ -60,9 +61,10 @@ typedef struct TableDef
 
 /*
  * When the tag of a row was collected, as SQL, or NULL if the table cannot
- * say: its collected-at column, or for a table without one the stamp of
- * the row's subject and tag (profile_guard.collection_stamp, by primary
- * key; NULL, so never due, when there is none).
+ * say: its collected-at column, or for a table without one that has
+ * collection stamps switched on the stamp of the row's subject and tag
+ * (profile_guard.collection_stamp, by primary key; NULL, so never due,
+ * when there is none).  A table with neither has no age-based retention.
  */
 static char *
 collected_sql(TableDef *t, const char *subj, const char *tag)
@@ -499,8 +501,15 @@ read_tables(void)
 {
 	int			rc;
 	List	   *defs = NIL;
+	const char *stamped;
 
-	rc = SPI_execute(
+	/*
+	 * collection stamps: a table without a collected-at column that has
+	 * them switched on (stamp_collection and the stamps came with 1.2)
+	 */
+	stamped = OidIsValid(pfg_catalog_relid("collection_stamp")) ?
+		"g.collected_at_column IS NULL AND g.stamp_collection" : "false";
+	rc = SPI_execute(psprintf(
 		"WITH RECURSIVE tree(root, relid) AS ("
 		"  SELECT x.relid::oid, x.relid::oid FROM profile_guard.guarded_table x"
 		"  UNION"
@@ -527,8 +536,7 @@ read_tables(void)
 		"       CASE WHEN c.relpages > 0 AND c.reltuples > 0"
 		"            THEN c.reltuples / c.relpages ELSE 100 END,"
 		"       g.subject_column::text, g.collected_at_column::text, g.tag_column::text,"
-		"       t.root, g.collected_at_column IS NULL AND"
-		"       pg_catalog.to_regclass('profile_guard.collection_stamp') IS NOT NULL"
+		"       t.root, %s"
 		"  FROM tree t"
 		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
 		"  JOIN pg_catalog.pg_class c ON c.oid = t.relid"
@@ -536,7 +544,7 @@ read_tables(void)
 		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
 		"                                AND a.attname = g.subject_column"
 		" WHERE c.relkind <> " CppAsString2(RELKIND_PARTITIONED_TABLE)
-		" ORDER BY t.root, t.relid",
+		" ORDER BY t.root, t.relid", stamped),
 		true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));

@@ -134,7 +134,12 @@ CREATE TABLE guarded_table (
 	on_erase	text NOT NULL DEFAULT 'delete' CHECK (on_erase IN ('delete', 'anonymise')),
 	anonymise_columns name[] NOT NULL DEFAULT '{}',
 	protected_at timestamptz NOT NULL DEFAULT now(),
-	CHECK ((tag_column IS NULL) = (value_column IS NULL))
+	-- no collected_at column: the write path stamps its collections
+	-- (collection_stamp) for retention; off by default, for its cost
+	stamp_collection boolean NOT NULL DEFAULT false,
+	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
+	CONSTRAINT guarded_table_stamp_collection_check
+		CHECK (NOT stamp_collection OR collected_at_column IS NULL)
 );
 
 CREATE TABLE classified_column (
@@ -146,9 +151,9 @@ CREATE TABLE classified_column (
 );
 
 -- When each subject's tags were last collected in a guarded table
--- protected without a collected_at column (docs/erasure.md, "Collection
--- stamps"): written by the write path (src/collection_stamp.c), read by the
--- sweep's retention.  relid is a regclass, as in classified_column, so a
+-- protected without a collected_at column and with stamp_collection
+-- (docs/erasure.md, "Collection stamps"): written by the write path
+-- (src/collection_stamp.c), read by the sweep's retention.  relid is a regclass, as in classified_column, so a
 -- dump restores it by name.  No foreign key, so that the write path checks
 -- nothing per stamp: unprotect() and the sweep delete the stamps of tables
 -- no longer guarded.  Room on each page for HOT updates of collected_at.

@@ -285,11 +285,13 @@ $$;
 REVOKE ALL ON FUNCTION _install_collect_trigger(regclass) FROM PUBLIC;
 
 /*
- * _stamp_existing(tbl, col): the values a guarded table without a
- * collected_at column held before it was protected (long shape, col NULL:
- * every tag row) or before col was classified (wide shape) are stamped as
- * collected now (collection_stamp, docs/erasure.md), so that retention
- * applies to them from now on; a pair stamped already keeps its stamp.  The
+ * _stamp_existing(tbl, col): the values a guarded table with collection
+ * stamps (stamp_collection, no collected_at column) holds when its stamps
+ * are switched on or it is protected (long shape, col NULL: every tag row;
+ * wide shape, col NULL: every classified column) or when col is classified
+ * (wide shape) are stamped as collected now (collection_stamp,
+ * docs/erasure.md), so that retention applies to them from now on; a pair
+ * stamped already keeps its stamp.  A table without stamps: nothing.  The
  * read (the table and its partitions and children) runs no code of the
  * owner's: the subject and tag columns are of built-in types (protect()
  * checked them).
@@ -303,7 +305,7 @@ DECLARE
 	g	guarded_table;
 BEGIN
 	SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
-	IF NOT FOUND OR g.collected_at_column IS NOT NULL THEN
+	IF NOT FOUND OR g.collected_at_column IS NOT NULL OR NOT g.stamp_collection THEN
 		RETURN;
 	END IF;
 	IF g.tag_column IS NOT NULL THEN
@@ -321,6 +323,10 @@ BEGIN
 					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
 					   g.subject_column, g.relid, g.subject_column, col)
 		USING g.relid, col;
+	ELSE
+		PERFORM _stamp_existing(g.relid, cc.column_name)
+		FROM classified_column cc WHERE cc.relid = g.relid
+		ORDER BY cc.column_name;
 	END IF;
 END
 $$;
@@ -328,13 +334,16 @@ REVOKE ALL ON FUNCTION _stamp_existing(regclass, name) FROM PUBLIC;
 
 /*
  * protect(tbl, subject_column, collected_at_column, tag_column,
- *         value_column, on_erase): put a table under policy.  Wide shape
- * (tag_column NULL): tag columns are classified one by one; long shape:
- * one row per subject and tag, the tag named in tag_column.
+ *         value_column, on_erase, stamp_collection): put a table under
+ * policy.  Wide shape (tag_column NULL): tag columns are classified one by
+ * one; long shape: one row per subject and tag, the tag named in
+ * tag_column.  stamp_collection: a table without a collected_at column has
+ * its collections stamped for retention (collection_stamp; a cost on every
+ * write, so off by default; set_collection_stamps() switches it later).
  */
 CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
 						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
-						on_erase text DEFAULT 'delete')
+						on_erase text DEFAULT 'delete', stamp_collection boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -347,6 +356,11 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	IF protect.stamp_collection IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'stamp_collection must not be null',
+			HINT = 'Pass stamp_collection => true or false (the default).';
 	END IF;
 	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
@@ -411,6 +425,13 @@ BEGIN
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
 		END IF;
+		IF protect.stamp_collection THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'a table with a collected_at column takes no collection stamps',
+				DETAIL = format('Table %s would be protected with collected_at column "%s" and stamp_collection.',
+								protect.tbl, protect.collected_at_column),
+				HINT = 'Leave stamp_collection false: the collected_at column already gives the table its retention.';
+		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -448,16 +469,16 @@ BEGIN
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase)
+							   value_column, on_erase, stamp_collection)
 	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
-			protect.value_column, protect.on_erase);
+			protect.value_column, protect.on_erase, protect.stamp_collection);
 
 	-- long shape: the value column holds tag values
 	IF protect.value_column IS NOT NULL THEN
 		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
-	-- long shape without a collected_at column: the rows it holds are
-	-- collected now, for retention (collection_stamp)
+	-- long shape with collection stamps: the rows it holds are collected
+	-- now, for retention (collection_stamp)
 	PERFORM _stamp_existing(protect.tbl, NULL);
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
@@ -472,8 +493,8 @@ BEGIN
 	PERFORM _policy_changed(protect.tbl);
 END
 $$;
-REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, boolean) TO profile_guard_admin;
 
 /*
  * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
@@ -655,7 +676,7 @@ BEGIN
 	FROM _relations(g.relid) pt(relid);
 
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
-	-- no collected_at column: the values it holds are collected now
+	-- collection stamps: the values it holds are collected now
 	PERFORM _stamp_existing(g.relid, classify.column_name);
 	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
@@ -770,6 +791,51 @@ END
 $$;
 REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION unprotect(regclass) TO profile_guard_admin;
+
+/*
+ * set_collection_stamps(tbl, enabled): switch the collection stamps of a
+ * guarded table without a collected_at column on or off (docs/erasure.md,
+ * "Collection stamps").  On: what the table holds is stamped as collected
+ * now, and its writes are stamped from now on (their cost); off: its
+ * stamps are deleted, and its rows have no age-based retention.  Switching
+ * to the state the table is in changes nothing.  A table with a
+ * collected_at column takes no stamps (22023, either way).
+ */
+CREATE FUNCTION set_collection_stamps(tbl regclass, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	IF set_collection_stamps.tbl IS NULL OR set_collection_stamps.enabled IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table and enabled must not be null',
+			HINT = 'Call profile_guard.set_collection_stamps(''table'', true) or (''table'', false).';
+	END IF;
+	g := _get_guarded(set_collection_stamps.tbl, true);
+	PERFORM _check_table_owner(g.relid);
+	IF g.collected_at_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a table with a collected_at column takes no collection stamps',
+			DETAIL = format('Table %s is protected with collected_at column "%s".', g.relid, g.collected_at_column),
+			HINT = 'Nothing to switch: the collected_at column already gives the table its retention.';
+	END IF;
+	IF g.stamp_collection = set_collection_stamps.enabled THEN
+		RETURN;
+	END IF;
+	UPDATE guarded_table x SET stamp_collection = set_collection_stamps.enabled WHERE x.relid = g.relid;
+	IF set_collection_stamps.enabled THEN
+		PERFORM _stamp_existing(g.relid, NULL);
+	ELSE
+		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	END IF;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION set_collection_stamps(regclass, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_collection_stamps(regclass, boolean) TO profile_guard_admin;
 
 /*
  * Values in error data.  PostgreSQL leaves the values of a row or a key out
@@ -1133,9 +1199,10 @@ BEGIN
 							below, root, root),
 			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
 	END IF;
-	-- its collection stamps are the tree's now
+	-- its collection stamps are the tree's now, if the tree takes stamps
 	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
-	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c WHERE c.relid = child
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
+	WHERE c.relid = child AND g.stamp_collection
 	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
 	DELETE FROM collection_stamp c WHERE c.relid = child;
 	DELETE FROM guarded_table x WHERE x.relid = child;

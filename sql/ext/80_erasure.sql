@@ -522,7 +522,8 @@ BEGIN
 	END LOOP;
 	-- the collection stamps whose retention the sweep carried out (those of
 	-- held or still kept tags stay), and those of tables no longer guarded
-	-- without a collected_at column (unprotected, dropped)
+	-- with collection stamps (unprotected, dropped, stamps switched off
+	-- while a write was stamping)
 	DELETE FROM collection_stamp cs
 	USING _erasure_cutoff c
 	WHERE c.tag = cs.tag AND cs.collected_at <= c.cutoff
@@ -531,7 +532,7 @@ BEGIN
 						AND (k.keep_for IS NULL OR cs.collected_at > sweep_start - k.keep_for));
 	DELETE FROM collection_stamp cs
 	WHERE NOT EXISTS (SELECT 1 FROM guarded_table g JOIN pg_class c ON c.oid = g.relid
-					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL);
+					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL AND g.stamp_collection);
 	UPDATE erasure_state SET swept_from = sweep_start;
 END
 $$;

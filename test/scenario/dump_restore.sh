@@ -80,9 +80,10 @@ SELECT protect('public.profile', 'user_id', 'collected');
 SELECT classify('public.profile', 'sports', 'interest.sports');
 SELECT classify('public.profile', 'health', 'health.condition');
 SELECT protect('public.profile_long', 'uid', tag_column => 'tag', value_column => 'value',
-			   on_erase => 'anonymise');
--- a table without a collected_at column: its collection stamps (set to a
--- fixed time) survive, keyed by the table's name
+			   on_erase => 'anonymise', stamp_collection => true);
+-- a table without a collected_at column, with collection stamps: the
+-- choice and its stamps (set to a fixed time) survive, keyed by the
+-- table's name
 INSERT INTO public.profile_long VALUES (1, 'interest.sports', 'tennis'), (1, 'interest.sports', 'golf');
 UPDATE collection_stamp SET collected_at = '2020-01-02 12:00:00+00' WHERE subject = '1';
 SQL
@@ -108,7 +109,8 @@ SELECT 'block', subject, tag FROM tag_block ORDER BY 2, 3;
 SELECT 'consent', consent_id, subject, purpose, purpose_version, action, tags, separate, guardian,
 	   expires_at FROM consent ORDER BY consent_id;
 SELECT 'erasure', request_id, subject, completed_at FROM erasure_request ORDER BY request_id;
-SELECT 'guarded', relid, subject_column, collected_at_column, tag_column, value_column, on_erase
+SELECT 'guarded', relid, subject_column, collected_at_column, tag_column, value_column, on_erase,
+	   stamp_collection
 FROM guarded_table ORDER BY relid::text;
 SELECT 'classified', relid, column_name, tag FROM classified_column ORDER BY relid::text, column_name;
 SELECT 'stamp', relid, subject, tag, collected_at FROM collection_stamp ORDER BY relid::text, subject, tag;
