@@ -21,6 +21,7 @@ OBJS = \
 	src/gate_exec.o \
 	src/transport.o \
 	src/collect.o \
+	src/collection_stamp.o \
 	src/lexicon.o \
 	src/crypto_primitives.o \
 	src/master_key.o \

@@ -170,6 +170,9 @@ FROM erasure_log WHERE reason = 'erase_tag' ORDER BY log_id;
 SELECT event, tag FROM subject_event WHERE subject = '3' AND tag IS NOT NULL ORDER BY event_id;
 -- a tag with no stored value: nothing to erase, blocked all the same
 SELECT erase_tag('2', 'behavior.visits') AS erased;
+-- and the request is still ledgered: one row, relation '*', rows 0
+SELECT relation, tag, reason, action, rows, subject_hash = _subject_hash('2') AS subject_2
+FROM erasure_log WHERE reason = 'erase_tag' ORDER BY log_id;
 SELECT subject, tag FROM tag_block ORDER BY 1, 2;
 -- the rules still agree
 SELECT * FROM pg_temp.rules_disagree();

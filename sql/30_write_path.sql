@@ -160,6 +160,37 @@ UPDATE fans SET music = 'Loot-Box' WHERE id = 3;
 SELECT id, music, motto, level FROM fans ORDER BY id;
 DROP TABLE fans, fans_staging;
 
+-- sensitive values meet the lexicon too: their plaintext, before it is
+-- encrypted, in both shapes; the error names the table, the column, the tag
+-- and the topic, never the value
+CREATE TABLE charts (id int, health text);
+SELECT profile_guard.protect('charts', 'id');
+SELECT profile_guard.classify('charts', 'health', 'health.condition');
+CREATE TABLE charts_long (uid int, tag text, value text);
+SELECT profile_guard.protect('charts_long', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO charts VALUES (1, 'asthma, casino regular');
+INSERT INTO charts_long VALUES (7, 'health.condition', 'leper colony visits');
+INSERT INTO charts VALUES (1, 'asthma');
+-- a topic exempted for a category does not apply to the values of its tags
+SELECT profile_guard.exempt_prohibited_topic('disease', 'medical_health');
+SELECT profile_guard.exempt_prohibited_topic('disease', 'medical_health');
+SELECT topic, category FROM profile_guard.prohibited_topic_exemption;
+INSERT INTO charts_long VALUES (7, 'health.condition', 'leper colony visits');
+INSERT INTO charts VALUES (1, 'casino regular');
+-- tag names and descriptions are still checked against every topic
+SELECT profile_guard.define_tag('health.leper', 'medical_health');
+SELECT profile_guard.unexempt_prohibited_topic('disease', 'medical_health');
+INSERT INTO charts_long VALUES (7, 'health.condition', 'plague carrier');
+-- bad arguments change nothing
+SELECT profile_guard.exempt_prohibited_topic('nosuch', 'medical_health');
+SELECT profile_guard.exempt_prohibited_topic('disease', 'nosuch');
+SELECT profile_guard.exempt_prohibited_topic(NULL, 'medical_health');
+SELECT profile_guard.unexempt_prohibited_topic('disease', 'medical_health');
+SELECT count(*) AS exemptions FROM profile_guard.prohibited_topic_exemption;
+SELECT id, health LIKE 'pgt1:%' AS encrypted FROM charts ORDER BY id;
+SELECT uid, tag, value LIKE 'pgt1:%' AS encrypted FROM charts_long ORDER BY uid;
+DROP TABLE charts, charts_long;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

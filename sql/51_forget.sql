@@ -46,11 +46,12 @@ SELECT allow_purpose('regress_forget_app', 'push');
 CREATE TABLE wp (id text PRIMARY KEY, sports text, music text, health text);
 CREATE TABLE lp (subject text, tag text, value text);
 GRANT SELECT ON wp, lp TO regress_forget_app;
-SELECT protect('wp', 'id');
+-- with collection stamps, which name the person too
+SELECT protect('wp', 'id', stamp_collection => true);
 SELECT classify('wp', 'sports', 'interest.sports');
 SELECT classify('wp', 'music', 'interest.music');
 SELECT classify('wp', 'health', 'health.condition');
-SELECT protect('lp', 'subject', tag_column => 'tag', value_column => 'value');
+SELECT protect('lp', 'subject', tag_column => 'tag', value_column => 'value', stamp_collection => true);
 
 -- the person to forget, with a birth date, and a neighbour who stays
 SELECT (current_date - 9000)::text AS bd \gset

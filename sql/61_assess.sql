@@ -166,10 +166,14 @@ SELECT clause, status, regexp_replace(detail, '[0-9]{4,}', '<oid>', 'g') AS deta
 FROM assess() WHERE clause IN ('§5 f', '§7.1');
 DELETE FROM guarded_table g WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid);
 
--- §7.4: retention is applied to the rows' collected_at column; a table
--- protected without one keeps its tags for ever
+-- §7.4: retention is applied to the rows' collected_at column or, in a
+-- table protected without one, to its collection stamps if it has them
+-- switched on (they are off by default): without either its tags never
+-- expire
 CREATE TABLE public.as_nostamp (uid text, sports text);
 SELECT protect('public.as_nostamp', 'uid');
+SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';
+SELECT set_collection_stamps('public.as_nostamp', true);
 SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';
 SELECT unprotect('public.as_nostamp');
 DROP TABLE public.as_nostamp;

@@ -47,8 +47,10 @@
 /* attribute numbers of the catalog tables we read (sql/ext/10_catalog.sql) */
 #define Anum_guarded_table_relid			1
 #define Anum_guarded_table_subject_column	2
+#define Anum_guarded_table_collected_at_column 3
 #define Anum_guarded_table_tag_column		4
 #define Anum_guarded_table_value_column		5
+#define Anum_guarded_table_stamp_collection	9
 #define Anum_classified_column_relid		1
 #define Anum_classified_column_column_name	2
 #define Anum_classified_column_tag			3
@@ -269,6 +271,21 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 		memset(((char *) g) + sizeof(Oid), 0, sizeof(GuardedRelation) - sizeof(Oid));
 		g->subject_attnum = get_attnum(relid, subject);
 		g->subject_type = get_atttype(relid, g->subject_attnum);
+		g->root = relid;
+		/*
+		 * collection stamps: chosen per table (stamp_collection, absent
+		 * before 1.2), for a table without a collected-at column
+		 */
+		(void) heap_getattr(tup, Anum_guarded_table_collected_at_column, desc, &isnull);
+		g->stamped = isnull;
+		if (desc->natts < Anum_guarded_table_stamp_collection)
+			g->stamped = false;
+		else
+		{
+			Datum		d = heap_getattr(tup, Anum_guarded_table_stamp_collection, desc, &isnull);
+
+			g->stamped = g->stamped && !isnull && DatumGetBool(d);
+		}
 		tagcol = text_attr(tup, desc, Anum_guarded_table_tag_column, &isnull);
 		if (tagcol)
 		{
@@ -451,6 +468,8 @@ derive_from_parents(Oid relid)
 		g->relid = relid;
 		g->subject_attnum = child_attnum(parent, copy.subject_attnum, relid);
 		g->subject_type = copy.subject_type;
+		g->root = copy.root;
+		g->stamped = copy.stamped;
 		g->tag_attnum = child_attnum(parent, copy.tag_attnum, relid);
 		if (g->tag_attnum != InvalidAttrNumber)
 			g->tag_attnums = bms_add_member(g->tag_attnums, g->tag_attnum);
@@ -527,6 +546,8 @@ derived_guarded_relation(Oid relid)
 		entry = hash_search(DerivedRelations, &relid, HASH_ENTER, NULL);
 		entry->subject_attnum = g->subject_attnum;
 		entry->subject_type = g->subject_type;
+		entry->root = g->root;
+		entry->stamped = g->stamped;
 		entry->tag_attnum = g->tag_attnum;
 		entry->value_attnum = g->value_attnum;
 		entry->ncolumns = g->ncolumns;

@@ -31,6 +31,8 @@ typedef struct GuardedRelation
 	int			ncolumns;		/* wide shape: classified columns */
 	GuardedColumn *columns;
 	Bitmapset  *tag_attnums;	/* attnums of every tag-bearing column */
+	Oid			root;			/* the guarded table it is guarded as */
+	bool		stamped;		/* collection stamps (stamp_collection) */
 } GuardedRelation;
 
 extern Oid	pfg_schema_oid(void);

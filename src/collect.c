@@ -8,8 +8,13 @@
  *	      force (sensitive tags: separate; under 14: guardian; derived:
  *	      every source),
  *	    - refuses long-shape tag rows naming an undefined tag, and tag
- *	      values (long shape, or wide-shape text columns) that match the
- *	      prohibited lexicon (rule 13), and
+ *	      values (long shape, or wide-shape text columns; sensitive ones
+ *	      held as text before they are encrypted) that match the
+ *	      prohibited lexicon (rule 13) but for the topics exempted for
+ *	      their tag's category,
+ *	    - stamps the (subject, tag) pairs it collects in a table without
+ *	      a collected-at column that has collection stamps switched on
+ *	      (collection_stamp.c), and
  *	    - encrypts sensitive values, recognising values that already are our
  *	      ciphertext for this subject and tag (a restore, an unchanged
  *	      rewrite) and refusing ciphertext copied from elsewhere.
@@ -42,6 +47,7 @@
 #include "crypto_envelope.h"
 #include "erasure.h"
 #include "lexicon.h"
+#include "collection_stamp.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
 
@@ -73,7 +79,7 @@ check_value_lexicon(Relation rel, const char *column, const char *tag, Datum val
 	{
 		text	   *t = DatumGetTextPP(value);
 
-		topic = pfg_lexicon_topic(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		topic = pfg_lexicon_topic(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), tag);
 		if ((Pointer) t != DatumGetPointer(value))
 			pfree(t);
 	}
@@ -85,7 +91,7 @@ check_value_lexicon(Relation rel, const char *column, const char *tag, Datum val
 
 		getTypeOutputInfo(typid, &out, &isvarlena);
 		s = OidOutputFunctionCall(out, value);
-		topic = pfg_lexicon_topic(s, strlen(s));
+		topic = pfg_lexicon_topic(s, strlen(s), tag);
 		pfree(s);
 	}
 
@@ -195,12 +201,18 @@ assigns(TriggerData *trigdata, AttrNumber attnum)
  * the datum to store.  'old' is the value the row had (UPDATE, same subject
  * and tag), if any; 'recollect' says the UPDATE assigns the value (or the
  * row's subject or tag), which collects it again even when it is unchanged.
+ * stamp_root: the guarded table whose collection stamps record it
+ * (collection_stamp.c), or InvalidOid when it has none (a collected-at
+ * column, or stamps switched off).
+ * lexicon_column: for a sensitive value held as text, the column to name
+ * when its plaintext matches the lexicon (rule 13: checked before it is
+ * encrypted; general values are checked by the caller), or NULL.
  */
 static Datum
 collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject_text,
 			  int tag_id, const char *tag, bool sensitive,
 			  Datum value, Form_pg_attribute att, bool has_old, Datum old,
-			  bool recollect)
+			  bool recollect, Oid stamp_root, const char *lexicon_column)
 {
 	bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
 
@@ -229,12 +241,16 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 						 errhint("Write the plaintext value; it is encrypted on the way in.")));
 				break;
 			case CT_PLAINTEXT:
+				if (lexicon_column != NULL && !unchanged)
+					check_value_lexicon(rel, lexicon_column, tag, value, att->atttypid);
 				break;
 		}
 	}
 
 	if (!pfg_subject_tag_collectable(subject, subject_type, tag_id))
 		refuse_uncollectable(rel, subject_text, tag);
+	if (OidIsValid(stamp_root))
+		pfg_stamp_collected(stamp_root, subject_text, tag);
 
 	if (sensitive)
 		return pfg_crypto_encrypt_datum(value, att->atttypid, subject_text, tag);
@@ -263,6 +279,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	bool		old_subject_null = true;
 	bool		subject_moves = false;	/* the UPDATE changes the subject */
 	bool		subject_assigned = false;
+	Oid			stamp_root;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -290,6 +307,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	grel = pfg_guarded_relation(RelationGetRelid(rel));
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
+	stamp_root = grel->stamped ? grel->root : InvalidOid;
 
 	subject = heap_getattr(newtup, grel->subject_attnum, desc, &subject_null);
 	if (oldtup)
@@ -366,7 +384,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   col->tag_id, col->tag, col->sensitive,
 								   value, att, has_old && !subject_moves, old,
-								   assigned || subject_assigned);
+								   assigned || subject_assigned, stamp_root,
+								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
 				replvalues[col->attnum - 1] = stored;
@@ -457,9 +476,13 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		if (isnull)
 		{
 			/* a tag row without a value still says the subject has the tag */
-			if ((oldtup == NULL || recollect) &&
-				!pfg_subject_tag_collectable(subject, grel->subject_type, tag_id))
-				refuse_uncollectable(rel, subject_text, tag);
+			if (oldtup == NULL || recollect)
+			{
+				if (!pfg_subject_tag_collectable(subject, grel->subject_type, tag_id))
+					refuse_uncollectable(rel, subject_text, tag);
+				if (OidIsValid(stamp_root))
+					pfg_stamp_collected(stamp_root, subject_text, tag);
+			}
 		}
 		else
 		{
@@ -469,7 +492,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				check_value_lexicon(rel, NameStr(att->attname), tag, value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   tag_id, tag, sensitive, value, att, has_old, old,
-								   recollect);
+								   recollect, stamp_root,
+								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
 				replvalues[grel->value_attnum - 1] = stored;

@@ -805,8 +805,9 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
  * read and locked in the extension's context, then erased by TID as the
  * table's owner (wide shape: the tag's cells set to NULL; long shape: the
  * rows deleted), and each table's count is logged in the erasure log with
- * the reason and the subject's keyed hash, as the sweep logs.  Returns the
- * rows affected.
+ * the reason and the subject's keyed hash, as the sweep logs; the
+ * subject's collection stamps of the tag are deleted.  Returns the rows
+ * affected.
  */
 static int64
 erase_subject_tag(const char *subject, const char *tag, const char *reason)
@@ -849,6 +850,23 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 			write_as_owner(st, st->wide ? st->cut_sql : st->delete_sql, 1, wtypes, wargs, n);
 			log_batch_row(sweep, st, tag, reason, st->wide ? "null_cell" : "delete", subject, n);
 			total += n;
+		}
+		/* nothing is left to be retained: its collection stamps go too */
+		if (OidIsValid(pfg_catalog_relid("collection_stamp")))
+		{
+			Oid			argtypes[2] = {TEXTOID, TEXTOID};
+			Datum		args[2];
+			int			rc;
+
+			args[0] = CStringGetTextDatum(subject);
+			args[1] = CStringGetTextDatum(tag);
+			rc = SPI_execute_with_args("DELETE FROM profile_guard.collection_stamp s"
+									   " WHERE s.subject OPERATOR(pg_catalog.=) $1"
+									   " AND s.tag OPERATOR(pg_catalog.=) $2",
+									   2, argtypes, args, NULL, false, 0);
+			if (rc != SPI_OK_DELETE)
+				elog(ERROR, "could not delete the collection stamps: %s",
+					 SPI_result_code_string(rc));
 		}
 		erasure_in_progress = false;
 	}

@@ -25,6 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "catalog.h"
 #include "sweep.h"
 #include "erasure_statements.h"
 #include "owner_context.h"
@@ -40,6 +41,8 @@ typedef struct TableDef
 	Oid			subject_type;
 	bool		subject_notnull;
 	char	   *collected_col;	/* quoted, or NULL */
+	Oid			root;			/* the guarded table it is guarded as */
+	bool		stamped;		/* collection stamps (stamp_collection) */
 	char	   *tag_col;		/* quoted, or NULL (wide) */
 	char	   *value_col;
 	bool		anonymise;
@@ -75,6 +78,26 @@ typedef struct TableDef
  */
 #define PFG_IDENTIFYING_CATEGORIES \
 	"('contact', 'device', 'basic', 'precise_location', 'whereabouts')"
+
+/*
+ * When the tag of a row was collected, as SQL, or NULL if the table cannot
+ * say: its collected-at column, or for a table without one that has
+ * collection stamps switched on the stamp of the row's subject and tag
+ * (profile_guard.collection_stamp, by primary key; NULL, so never due,
+ * when there is none).  A table with neither has no age-based retention.
+ */
+static char *
+collected_sql(TableDef *t, const char *subj, const char *tag)
+{
+	if (t->collected_col != NULL)
+		return psprintf("t.%s", t->collected_col);
+	if (!t->stamped)
+		return NULL;
+	return psprintf("(SELECT s.collected_at FROM profile_guard.collection_stamp s"
+					" WHERE s.relid OPERATOR(pg_catalog.=) %u::pg_catalog.regclass"
+					" AND s.subject OPERATOR(pg_catalog.=) %s AND s.tag OPERATOR(pg_catalog.=) %s)",
+					t->root, subj, tag);
+}
 
 /* the retention cutoff of a tag, as an SQL literal, or NULL */
 static const char *
@@ -195,17 +218,22 @@ reason_sql(Sweep *sweep, TableDef *t, int i)
 {
 	StringInfoData b;
 	char	   *subj = psprintf("t.%s::text", t->subject_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
 
 	initStringInfo(&b);
 	if (t->tag_col == NULL)
 	{
+		char	   *tag = quote_literal_cstr(t->tags[i]);
+
 		appendStringInfo(&b, "CASE WHEN t.%s IS NOT NULL THEN ", t->cols[i]);
-		append_reason(&b, sweep, subj, quote_literal_cstr(t->tags[i]), t->tags[i], coll);
+		append_reason(&b, sweep, subj, tag, t->tags[i], collected_sql(t, subj, tag));
 		appendStringInfoString(&b, " END");
 	}
 	else
-		append_reason(&b, sweep, subj, psprintf("t.%s::text", t->tag_col), NULL, coll);
+	{
+		char	   *tag = psprintf("t.%s::text", t->tag_col);
+
+		append_reason(&b, sweep, subj, tag, NULL, collected_sql(t, subj, tag));
+	}
 	return b.data;
 }
 
@@ -232,7 +260,7 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 	bool		wide = (t->tag_col == NULL);
 	char	   *subj = psprintf("t.%s::text", t->subject_col);
 	char	   *tag = wide ? quote_literal_cstr(t->tags[i]) : psprintf("t.%s::text", t->tag_col);
-	char	   *coll = t->collected_col ? psprintf("t.%s", t->collected_col) : NULL;
+	char	   *coll = collected_sql(t, subj, tag);
 	bool		ret = coll != NULL && sweep->cutoff_tags != NIL &&
 		(!wide || cutoff_of(sweep, t->tags[i]) != NULL);
 	bool		any = false;
@@ -508,8 +536,15 @@ read_tables(void)
 {
 	int			rc;
 	List	   *defs = NIL;
+	const char *stamped;
 
-	rc = SPI_execute(
+	/*
+	 * collection stamps: a table without a collected-at column that has
+	 * them switched on (stamp_collection and the stamps came with 1.2)
+	 */
+	stamped = OidIsValid(pfg_catalog_relid("collection_stamp")) ?
+		"g.collected_at_column IS NULL AND g.stamp_collection" : "false";
+	rc = SPI_execute(psprintf(
 		"WITH RECURSIVE tree(root, relid) AS ("
 		"  SELECT x.relid::oid, x.relid::oid FROM profile_guard.guarded_table x"
 		"  UNION"
@@ -552,7 +587,8 @@ read_tables(void)
 		"             JOIN profile_guard.tag tg ON tg.tag = cc.tag"
 		"             LEFT JOIN pg_catalog.pg_attribute ca ON ca.attrelid = t.relid"
 		"                                                 AND ca.attname = cc.column_name"
-		"             WHERE cc.relid = g.relid ORDER BY cc.column_name)::text[]"
+		"             WHERE cc.relid = g.relid ORDER BY cc.column_name)::text[],"
+		"       t.root, %s"
 		"  FROM tree t"
 		"  JOIN profile_guard.guarded_table g ON g.relid = t.root"
 		"  CROSS JOIN LATERAL ("
@@ -575,7 +611,7 @@ read_tables(void)
 		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid"
 		"                                AND a.attname = g.subject_column"
 		" WHERE c.relkind <> " CppAsString2(RELKIND_PARTITIONED_TABLE)
-		" ORDER BY t.root, t.relid",
+		" ORDER BY t.root, t.relid", stamped),
 		true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
@@ -633,6 +669,8 @@ read_tables(void)
 		t->generalise = palloc(sizeof(char) * (n + 1));
 		for (int j = 0; j < n; j++)
 			t->generalise[j] = *TextDatumGetCString(elems[j]);
+		t->root = DatumGetObjectId(SPI_getbinval(tup, desc, 22, &isnull));
+		t->stamped = DatumGetBool(SPI_getbinval(tup, desc, 23, &isnull));
 
 		defs = lappend(defs, t);
 	}
@@ -670,7 +708,7 @@ pfg_sweep_prepare_tables(Sweep *sweep)
 
 		/* can anything be due here? */
 		anything = sweep->service_ended || sweep->have_due;
-		if (t->collected_col != NULL && sweep->cutoff_tags != NIL)
+		if ((t->collected_col != NULL || t->stamped) && sweep->cutoff_tags != NIL)
 		{
 			if (!wide)
 				anything = true;

@@ -19,7 +19,8 @@
  *	  by an ASCII letter or digit), any other term matches as a substring.
  *	  Terms other than ASCII ones are tried first, in topic and term order,
  *	  then the ASCII term that starts first in the text (the longest of
- *	  those that start there).
+ *	  those that start there).  The terms of a topic exempted for the
+ *	  category of the value's tag (prohibited_topic_exemption) are skipped.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,11 +42,24 @@ typedef struct LexiconTerm
 	int			len;
 	bool		ascii;
 	char	   *topic;
+	int			topicno;		/* index into Topics */
 } LexiconTerm;
+
+/* a topic exempted for the tags of a category, read as (topic, tag) pairs */
+typedef struct LexiconExemption
+{
+	int			topicno;
+	char	   *tag;
+} LexiconExemption;
 
 static MemoryContext LexiconContext = NULL;
 static LexiconTerm *Terms = NULL;
 static int	NTerms = 0;
+static char **Topics = NULL;	/* distinct topics of Terms */
+static int	NTopics = 0;
+static LexiconExemption *Exemptions = NULL;
+static int	NExemptions = 0;
+static bool *TopicExempt = NULL;	/* per call: topics exempted for the tag */
 static bool Loaded = false;
 static uint64 LoadedSignals = 0;
 static Oid	LoadedRelid = InvalidOid;
@@ -126,6 +140,11 @@ load_terms(void)
 	MemoryContextReset(LexiconContext);
 	Terms = NULL;
 	NTerms = 0;
+	Topics = NULL;
+	NTopics = 0;
+	Exemptions = NULL;
+	NExemptions = 0;
+	TopicExempt = NULL;
 	Loaded = false;
 
 	pfg_begin_catalog_access(&ca, false);
@@ -150,10 +169,49 @@ load_terms(void)
 		if (t->len == 0)
 			continue;
 		t->ascii = all_ascii(t->term);
-		t->topic = pstrdup(topic);
+		/* ordered by topic: a new topic starts a new entry */
+		if (NTopics == 0 || strcmp(Topics[NTopics - 1], topic) != 0)
+		{
+			if (Topics == NULL)
+				Topics = palloc(sizeof(char *) * (SPI_processed + 1));
+			Topics[NTopics++] = pstrdup(topic);
+		}
+		t->topic = Topics[NTopics - 1];
+		t->topicno = NTopics - 1;
 		NTerms++;
 	}
+	TopicExempt = palloc0(sizeof(bool) * (NTopics + 1));
 	MemoryContextSwitchTo(old);
+
+	/* the exemptions, per tag (none in a catalog of a version without them) */
+	if (NTopics > 0 && OidIsValid(pfg_catalog_relid("prohibited_topic_exemption")))
+	{
+		rc = SPI_execute("SELECT e.topic, t.tag FROM profile_guard.prohibited_topic_exemption e"
+						 " JOIN profile_guard.tag t ON t.category = e.category"
+						 " ORDER BY 1, 2", true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the prohibited topic exemptions: %s",
+				 SPI_result_code_string(rc));
+		old = MemoryContextSwitchTo(LexiconContext);
+		Exemptions = palloc0(sizeof(LexiconExemption) * (SPI_processed + 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			char	   *tag = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+			for (int j = 0; j < NTopics; j++)
+			{
+				if (strcmp(Topics[j], topic) == 0)
+				{
+					Exemptions[NExemptions].topicno = j;
+					Exemptions[NExemptions].tag = pstrdup(tag);
+					NExemptions++;
+					break;
+				}
+			}
+		}
+		MemoryContextSwitchTo(old);
+	}
 	pfg_spi_finish();
 	pfg_end_catalog_access(&ca);
 	Loaded = true;
@@ -197,27 +255,37 @@ find_word(const char *s, const LexiconTerm *t)
 }
 
 const char *
-pfg_lexicon_topic(const char *value, int len)
+pfg_lexicon_topic(const char *value, int len, const char *tag)
 {
 	char	   *norm;
 	const char *best = NULL;
 	const LexiconTerm *best_term = NULL;
 	const char *topic = NULL;
+	bool		any_exempt = false;
 
 	refresh();
 	if (NTerms == 0 || len == 0)
 		return NULL;
+	/* the topics exempted for the tag's category */
+	if (NExemptions > 0)
+	{
+		memset(TopicExempt, 0, sizeof(bool) * NTopics);
+		for (int i = 0; i < NExemptions; i++)
+			if (tag != NULL && strcmp(Exemptions[i].tag, tag) == 0)
+				TopicExempt[Exemptions[i].topicno] = any_exempt = true;
+	}
 	norm = normalise(value, len);
 	if (norm[0] != '\0')
 	{
 		for (int i = 0; i < NTerms && topic == NULL; i++)
-			if (!Terms[i].ascii && strstr(norm, Terms[i].term) != NULL)
+			if (!Terms[i].ascii && !(any_exempt && TopicExempt[Terms[i].topicno]) &&
+				strstr(norm, Terms[i].term) != NULL)
 				topic = Terms[i].topic;
 		for (int i = 0; i < NTerms && topic == NULL; i++)
 		{
 			const char *at;
 
-			if (!Terms[i].ascii)
+			if (!Terms[i].ascii || (any_exempt && TopicExempt[Terms[i].topicno]))
 				continue;
 			at = find_word(norm, &Terms[i]);
 			if (at != NULL &&

@@ -67,6 +67,16 @@ CREATE TABLE recipient (
 	defined_at	timestamptz NOT NULL DEFAULT now()
 );
 
+-- Categories a prohibited topic does not apply to (rule 13): the values of
+-- tags of such a category are not checked against the topic's terms (a
+-- medical tag's value may name a disease).
+CREATE TABLE prohibited_topic_exemption (
+	topic		text NOT NULL REFERENCES prohibited_topic ON DELETE CASCADE,
+	category	text NOT NULL REFERENCES category ON DELETE CASCADE,
+	exempted_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (topic, category)
+);
+
 CREATE TABLE purpose (
 	purpose		text PRIMARY KEY,
 	version		integer NOT NULL DEFAULT 1,
@@ -134,10 +144,15 @@ CREATE TABLE guarded_table (
 	on_erase	text NOT NULL DEFAULT 'delete' CHECK (on_erase IN ('delete', 'anonymise')),
 	anonymise_columns name[] NOT NULL DEFAULT '{}',
 	protected_at timestamptz NOT NULL DEFAULT now(),
-	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
 	-- on_erase anonymise: the columns declared not identifying, kept (tag
 	-- columns are kept only as their tag's category allows: docs/erasure.md)
-	keep_columns name[] NOT NULL DEFAULT '{}'
+	keep_columns name[] NOT NULL DEFAULT '{}',
+	-- no collected_at column: the write path stamps its collections
+	-- (collection_stamp) for retention; off by default, for its cost
+	stamp_collection boolean NOT NULL DEFAULT false,
+	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
+	CONSTRAINT guarded_table_stamp_collection_check
+		CHECK (NOT stamp_collection OR collected_at_column IS NULL)
 );
 
 CREATE TABLE classified_column (
@@ -147,6 +162,21 @@ CREATE TABLE classified_column (
 	classified_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (relid, column_name)
 );
+
+-- When each subject's tags were last collected in a guarded table
+-- protected without a collected_at column and with stamp_collection
+-- (docs/erasure.md, "Collection stamps"): written by the write path
+-- (src/collection_stamp.c), read by the sweep's retention.  relid is a regclass, as in classified_column, so a
+-- dump restores it by name.  No foreign key, so that the write path checks
+-- nothing per stamp: unprotect() and the sweep delete the stamps of tables
+-- no longer guarded.  Room on each page for HOT updates of collected_at.
+CREATE TABLE collection_stamp (
+	relid		regclass NOT NULL,
+	subject		text NOT NULL,
+	tag			text NOT NULL,
+	collected_at timestamptz NOT NULL,
+	PRIMARY KEY (relid, subject, tag)
+) WITH (fillfactor = 80);
 
 CREATE TABLE subject (
 	subject		text PRIMARY KEY CHECK (length(subject) BETWEEN 1 AND 200),
@@ -258,17 +288,19 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA profile_guard FROM PUBLIC;
 GRANT USAGE ON SCHEMA profile_guard TO PUBLIC;
 GRANT SELECT ON category, tag, purpose, purpose_history, assessment,
 	purpose_role, guarded_table, classified_column, prohibited_term,
-	prohibited_topic TO profile_guard_admin, profile_guard_consent;
+	prohibited_topic, prohibited_topic_exemption TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON recipient TO profile_guard_admin, profile_guard_consent;
+GRANT SELECT ON collection_stamp TO profile_guard_admin;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
 SELECT pg_catalog.pg_extension_config_dump('category', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('prohibited_topic', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('prohibited_term', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('prohibited_topic_exemption', '');
 SELECT pg_catalog.pg_extension_config_dump('tag', '');
 SELECT pg_catalog.pg_extension_config_dump('tag_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('purpose', '');
@@ -278,6 +310,7 @@ SELECT pg_catalog.pg_extension_config_dump('assessment_assessment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('purpose_role', '');
 SELECT pg_catalog.pg_extension_config_dump('guarded_table', '');
 SELECT pg_catalog.pg_extension_config_dump('classified_column', '');
+SELECT pg_catalog.pg_extension_config_dump('collection_stamp', '');
 SELECT pg_catalog.pg_extension_config_dump('subject', '');
 SELECT pg_catalog.pg_extension_config_dump('subject_event', '');
 SELECT pg_catalog.pg_extension_config_dump('subject_event_event_id_seq', '');

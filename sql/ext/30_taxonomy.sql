@@ -329,6 +329,76 @@ REVOKE ALL ON FUNCTION remove_prohibited_topic(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remove_prohibited_topic(text) TO profile_guard_admin;
 
 /*
+ * exempt_prohibited_topic(topic, category): the values of tags of the
+ * category are no longer checked against the topic's terms (rule 13, e.g.
+ * a disease named by a medical_health tag).  Tag names and descriptions
+ * still are.  Exempting again changes nothing.
+ */
+CREATE FUNCTION exempt_prohibited_topic(topic text, category text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF exempt_prohibited_topic.topic IS NULL OR exempt_prohibited_topic.category IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'topic and category must not be null',
+			HINT = 'Call profile_guard.exempt_prohibited_topic(''topic'', ''category'').';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM prohibited_topic pt WHERE pt.topic = exempt_prohibited_topic.topic) THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'prohibited topic does not exist',
+			DETAIL = format('Topic "%s" is not in profile_guard.prohibited_topic.',
+							left(exempt_prohibited_topic.topic, 120)),
+			HINT = 'The topics are listed in table profile_guard.prohibited_topic.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM profile_guard.category c WHERE c.category = exempt_prohibited_topic.category) THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'category does not exist',
+			DETAIL = format('Category "%s" is not in profile_guard.category.',
+							left(exempt_prohibited_topic.category, 120)),
+			HINT = 'The categories are listed in table profile_guard.category.';
+	END IF;
+	INSERT INTO prohibited_topic_exemption (topic, category)
+	VALUES (exempt_prohibited_topic.topic, exempt_prohibited_topic.category)
+	ON CONFLICT ON CONSTRAINT prohibited_topic_exemption_pkey DO NOTHING;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION exempt_prohibited_topic(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION exempt_prohibited_topic(text, text) TO profile_guard_admin;
+
+/*
+ * unexempt_prohibited_topic(topic, category): the topic applies to the
+ * values of tags of the category again (for values written from now on).
+ */
+CREATE FUNCTION unexempt_prohibited_topic(topic text, category text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	IF unexempt_prohibited_topic.topic IS NULL OR unexempt_prohibited_topic.category IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'topic and category must not be null',
+			HINT = 'Call profile_guard.unexempt_prohibited_topic(''topic'', ''category'').';
+	END IF;
+	DELETE FROM prohibited_topic_exemption e
+	WHERE e.topic = unexempt_prohibited_topic.topic AND e.category = unexempt_prohibited_topic.category;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'prohibited topic is not exempted for the category',
+			DETAIL = format('Topic "%s" applies to category "%s" already.',
+							left(unexempt_prohibited_topic.topic, 120), left(unexempt_prohibited_topic.category, 120)),
+			HINT = 'The exemptions are listed in table profile_guard.prohibited_topic_exemption.';
+	END IF;
+	PERFORM _policy_changed();
+END
+$$;
+REVOKE ALL ON FUNCTION unexempt_prohibited_topic(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION unexempt_prohibited_topic(text, text) TO profile_guard_admin;
+
+/*
  * add_prohibited_term(term, topic): the DBA extends the lexicon.  The term
  * is stored in normal form; re-adding an existing term changes its topic
  * (a shipped term keeps its own).

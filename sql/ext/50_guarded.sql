@@ -366,19 +366,71 @@ $$;
 REVOKE ALL ON FUNCTION _check_anonymise_lists(regclass, guarded_table, name[], name[]) FROM PUBLIC;
 
 /*
+ * _stamp_existing(tbl, col): the values a guarded table with collection
+ * stamps (stamp_collection, no collected_at column) holds when its stamps
+ * are switched on or it is protected (long shape, col NULL: every tag row;
+ * wide shape, col NULL: every classified column) or when col is classified
+ * (wide shape) are stamped as collected now (collection_stamp,
+ * docs/erasure.md), so that retention applies to them from now on; a pair
+ * stamped already keeps its stamp.  A table without stamps: nothing.  The
+ * read (the table and its partitions and children) runs no code of the
+ * owner's: the subject and tag columns are of built-in types (protect()
+ * checked them).
+ */
+CREATE FUNCTION _stamp_existing(tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g	guarded_table;
+BEGIN
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = tbl;
+	IF NOT FOUND OR g.collected_at_column IS NOT NULL OR NOT g.stamp_collection THEN
+		RETURN;
+	END IF;
+	IF g.tag_column IS NOT NULL THEN
+		EXECUTE format('INSERT INTO profile_guard.collection_stamp (relid, subject, tag, collected_at)'
+					   ' SELECT DISTINCT $1, t.%I::text, t.%I::text, now() FROM %s t'
+					   ' WHERE t.%I IS NOT NULL AND t.%I IS NOT NULL'
+					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
+					   g.subject_column, g.tag_column, g.relid, g.subject_column, g.tag_column)
+		USING g.relid;
+	ELSIF col IS NOT NULL THEN
+		EXECUTE format('INSERT INTO profile_guard.collection_stamp (relid, subject, tag, collected_at)'
+					   ' SELECT DISTINCT $1, t.%I::text, cc.tag, now() FROM %s t'
+					   ' JOIN profile_guard.classified_column cc ON cc.relid = $1 AND cc.column_name = $2'
+					   ' WHERE t.%I IS NOT NULL AND t.%I IS NOT NULL'
+					   ' ON CONFLICT (relid, subject, tag) DO NOTHING',
+					   g.subject_column, g.relid, g.subject_column, col)
+		USING g.relid, col;
+	ELSE
+		PERFORM _stamp_existing(g.relid, cc.column_name)
+		FROM classified_column cc WHERE cc.relid = g.relid
+		ORDER BY cc.column_name;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _stamp_existing(regclass, name) FROM PUBLIC;
+
+/*
  * protect(tbl, subject_column, collected_at_column, tag_column,
- *         value_column, on_erase, anonymise_columns, keep_columns): put a
- * table under policy.  Wide shape (tag_column NULL): tag columns are
- * classified one by one; long shape: one row per subject and tag, the tag
- * named in tag_column.  on_erase => 'anonymise' is accepted only when every
- * other column is declared: identifying (anonymise_columns, set to NULL)
- * or not identifying (keep_columns, kept; the wide shape's tag columns, to
- * be classified, are declared here and kept only as their tag allows).
+ *         value_column, on_erase, anonymise_columns, keep_columns,
+ *         stamp_collection): put a table under policy.  Wide shape
+ * (tag_column NULL): tag columns are classified one by one; long shape:
+ * one row per subject and tag, the tag named in tag_column.
+ * on_erase => 'anonymise' is accepted only when every other column is
+ * declared: identifying (anonymise_columns, set to NULL) or not
+ * identifying (keep_columns, kept; the wide shape's tag columns, to be
+ * classified, are declared here and kept only as their tag allows).
+ * stamp_collection: a table without a collected_at column has its
+ * collections stamped for retention (collection_stamp; a cost on every
+ * write, so off by default; set_collection_stamps() switches it later).
  */
 CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
 						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
 						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
-						keep_columns name[] DEFAULT '{}')
+						keep_columns name[] DEFAULT '{}', stamp_collection boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -391,6 +443,11 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'table, subject column and on_erase must not be null',
 			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	IF protect.stamp_collection IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'stamp_collection must not be null',
+			HINT = 'Pass stamp_collection => true or false (the default).';
 	END IF;
 	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
@@ -454,6 +511,13 @@ BEGIN
 				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+		IF protect.stamp_collection THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'a table with a collected_at column takes no collection stamps',
+				DETAIL = format('Table %s would be protected with collected_at column "%s" and stamp_collection.',
+								protect.tbl, protect.collected_at_column),
+				HINT = 'Leave stamp_collection false: the collected_at column already gives the table its retention.';
 		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
@@ -523,15 +587,18 @@ BEGIN
 	END IF;
 
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase, anonymise_columns, keep_columns)
+							   value_column, on_erase, anonymise_columns, keep_columns, stamp_collection)
 	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
 			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
-			coalesce(protect.keep_columns, '{}'));
+			coalesce(protect.keep_columns, '{}'), protect.stamp_collection);
 
 	-- long shape: the value column holds tag values
 	IF protect.value_column IS NOT NULL THEN
 		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
 	END IF;
+	-- long shape with collection stamps: the rows it holds are collected
+	-- now, for retention (collection_stamp)
+	PERFORM _stamp_existing(protect.tbl, NULL);
 
 	-- the write path (src/collect.c): consent to collect, the prohibited
 	-- lexicon, encryption, on the table and on every inheritance child
@@ -545,8 +612,8 @@ BEGIN
 	PERFORM _policy_changed(protect.tbl);
 END
 $$;
-REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[]) TO profile_guard_admin;
+REVOKE ALL ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION protect(regclass, name, name, name, name, text, name[], name[], boolean) TO profile_guard_admin;
 
 /*
  * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
@@ -728,6 +795,8 @@ BEGIN
 	FROM _relations(g.relid) pt(relid);
 
 	INSERT INTO classified_column (relid, column_name, tag) VALUES (g.relid, classify.column_name, classify.tag);
+	-- collection stamps: the values it holds are collected now
+	PERFORM _stamp_existing(g.relid, classify.column_name);
 	PERFORM _set_statistics(g.relid, classify.column_name, 0);
 	PERFORM _policy_changed(g.relid);
 
@@ -770,6 +839,10 @@ BEGIN
 	SELECT cc.tag INTO tag_name FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	-- the tag's stamps go with its last column in the table
+	DELETE FROM collection_stamp s
+	WHERE s.relid = g.relid AND s.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
 	-- a generated column stays classified while its source is
 	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
 	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
@@ -808,6 +881,7 @@ BEGIN
 	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
 	FROM classified_column cc WHERE cc.relid = g.relid;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM collection_stamp s WHERE s.relid = g.relid;
 	DELETE FROM guarded_table x WHERE x.relid = g.relid;
 	PERFORM _policy_changed(g.relid);
 	FOREACH col IN ARRAY all_cols LOOP
@@ -836,6 +910,51 @@ END
 $$;
 REVOKE ALL ON FUNCTION unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION unprotect(regclass) TO profile_guard_admin;
+
+/*
+ * set_collection_stamps(tbl, enabled): switch the collection stamps of a
+ * guarded table without a collected_at column on or off (docs/erasure.md,
+ * "Collection stamps").  On: what the table holds is stamped as collected
+ * now, and its writes are stamped from now on (their cost); off: its
+ * stamps are deleted, and its rows have no age-based retention.  Switching
+ * to the state the table is in changes nothing.  A table with a
+ * collected_at column takes no stamps (22023, either way).
+ */
+CREATE FUNCTION set_collection_stamps(tbl regclass, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	IF set_collection_stamps.tbl IS NULL OR set_collection_stamps.enabled IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table and enabled must not be null',
+			HINT = 'Call profile_guard.set_collection_stamps(''table'', true) or (''table'', false).';
+	END IF;
+	g := _get_guarded(set_collection_stamps.tbl, true);
+	PERFORM _check_table_owner(g.relid);
+	IF g.collected_at_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a table with a collected_at column takes no collection stamps',
+			DETAIL = format('Table %s is protected with collected_at column "%s".', g.relid, g.collected_at_column),
+			HINT = 'Nothing to switch: the collected_at column already gives the table its retention.';
+	END IF;
+	IF g.stamp_collection = set_collection_stamps.enabled THEN
+		RETURN;
+	END IF;
+	UPDATE guarded_table x SET stamp_collection = set_collection_stamps.enabled WHERE x.relid = g.relid;
+	IF set_collection_stamps.enabled THEN
+		PERFORM _stamp_existing(g.relid, NULL);
+	ELSE
+		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	END IF;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+REVOKE ALL ON FUNCTION set_collection_stamps(regclass, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_collection_stamps(regclass, boolean) TO profile_guard_admin;
 
 /*
  * Values in error data.  PostgreSQL leaves the values of a row or a key out
@@ -1199,6 +1318,12 @@ BEGIN
 							below, root, root),
 			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
 	END IF;
+	-- its collection stamps are the tree's now, if the tree takes stamps
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
+	WHERE c.relid = child AND g.stamp_collection
+	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	DELETE FROM collection_stamp c WHERE c.relid = child;
 	DELETE FROM guarded_table x WHERE x.relid = child;
 	IF partition THEN
 		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
@@ -1269,9 +1394,9 @@ BEGIN
 		RETURN;
 	END IF;
 	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
-							   value_column, on_erase, anonymise_columns, keep_columns)
+							   value_column, on_erase, anonymise_columns, keep_columns, stamp_collection)
 	VALUES (child, g.subject_column, g.collected_at_column, g.tag_column,
-			g.value_column, g.on_erase, g.anonymise_columns, g.keep_columns);
+			g.value_column, g.on_erase, g.anonymise_columns, g.keep_columns, g.stamp_collection);
 	INSERT INTO classified_column (relid, column_name, tag)
 	SELECT child, cc.column_name, cc.tag FROM classified_column cc
 	WHERE cc.relid = root

@@ -31,7 +31,7 @@ CREATE TABLE erasure_log (
 											   'stopped_consent', 'legal_hold')),
 	action		text NOT NULL CHECK (action IN ('delete', 'null_cell', 'anonymise',
 											   'tombstone', 'destroy_key', 'forget', 'defer')),
-	rows		bigint NOT NULL CHECK (rows > 0),
+	rows		bigint NOT NULL CHECK (rows >= 0),	-- 0: erase_tag() found nothing
 	subject_hash text CHECK (subject_hash ~ '^[0-9a-f]{64}$')
 );
 CREATE INDEX erasure_log_subject_idx ON erasure_log (subject_hash) WHERE subject_hash IS NOT NULL;
@@ -479,6 +479,7 @@ BEGIN
 	DELETE FROM subject_event e WHERE e.subject = p_subject;
 	-- a request is carried out only once every hold has ended
 	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
 	DELETE FROM subject_key k WHERE k.subject = p_subject;
 	UPDATE erasure_request q
 	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
@@ -519,6 +520,19 @@ BEGIN
 	LOOP
 		PERFORM _forget_subject(r.subject);
 	END LOOP;
+	-- the collection stamps whose retention the sweep carried out (those of
+	-- held or still kept tags stay), and those of tables no longer guarded
+	-- with collection stamps (unprotected, dropped, stamps switched off
+	-- while a write was stamping)
+	DELETE FROM collection_stamp cs
+	USING _erasure_cutoff c
+	WHERE c.tag = cs.tag AND cs.collected_at <= c.cutoff
+	  AND NOT EXISTS (SELECT 1 FROM _erasure_keep k
+					  WHERE k.subject = cs.subject AND k.tag = cs.tag
+						AND (k.keep_for IS NULL OR cs.collected_at > sweep_start - k.keep_for));
+	DELETE FROM collection_stamp cs
+	WHERE NOT EXISTS (SELECT 1 FROM guarded_table g JOIN pg_class c ON c.oid = g.relid
+					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL AND g.stamp_collection);
 	UPDATE erasure_state SET swept_from = sweep_start;
 END
 $$;
@@ -546,8 +560,10 @@ GRANT EXECUTE ON FUNCTION sweep(integer, boolean) TO profile_guard_admin;
  * statement), then its stored values are erased now, in every guarded
  * table (_erase_subject_tag(): wide shape, the tag's cells set to NULL;
  * long shape, its rows deleted), each table's count logged in erasure_log
- * with reason 'erase_tag' and the subject's keyed hash; the subject's
- * events record 'tag_erased'.
+ * with reason 'erase_tag' and the subject's keyed hash (when no table held
+ * a value, one row with relation '*' and rows 0 evidences the request);
+ * its collection stamps of the tag are deleted; the subject's events record
+ * 'tag_erased'.
  */
 CREATE FUNCTION erase_tag(subject text, tag text)
 RETURNS bigint
@@ -562,6 +578,10 @@ BEGIN
 	PERFORM _refuse_held(s.subject, 'erase_tag()');
 	PERFORM block_tag(s.subject, erase_tag.tag);
 	n := _erase_subject_tag(s.subject, erase_tag.tag, 'erase_tag');
+	IF n = 0 THEN
+		INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+		VALUES ('*', erase_tag.tag, 'erase_tag', 'delete', 0, _subject_hash(s.subject));
+	END IF;
 	INSERT INTO subject_event (subject, event, tag, recorded_by)
 	VALUES (s.subject, 'tag_erased', erase_tag.tag, session_user);
 	PERFORM _subject_changed(s.subject);

@@ -399,15 +399,19 @@ BEGIN
 	 ARRAY['purposes without retention: '
 		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
 							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
-		   -- the sweep applies retention to the rows' collected_at column:
-		   -- without one a table's tags never expire
-		   'guarded tables without a collected_at column, whose tags never expire: '
+		   -- the sweep applies retention to the rows' collected_at column
+		   -- or, in a table without one, to its collection stamps if it
+		   -- has them: otherwise its tags never expire
+		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
 		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
-							   WHERE g.collected_at_column IS NULL ORDER BY 1)),
+							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
+		   || ' (protect them with a collected_at_column, or call profile_guard.set_collection_stamps(tbl, true): each write then also stamps its subjects and tags, several times the cost of an insert)',
 		   CASE WHEN _stopped_consent_grace() IS NULL
 				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
-	 format('every active purpose has a retention period, applied on every guarded table (active purposes: %s, guarded tables: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
-			n_active, (SELECT count(*) FROM guarded_table), current_setting('profile_guard.stopped_consent_grace', true))),
+	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table),
+			(SELECT count(*) FROM guarded_table g WHERE g.collected_at_column IS NULL AND g.stamp_collection),
+			current_setting('profile_guard.stopped_consent_grace', true))),
 
 	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
 	 CASE WHEN n_holds > 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/scenario/dump_restore.sh — pg_dump carries the policy: taxonomy,
 # purposes (with history, assessments, roles), subjects, the consent ledger,
-# blocks, guarded tables and classifications survive a plain and a custom
+# blocks, guarded tables, classifications, collection stamps and lexicon
+# exemptions survive a plain and a custom
 # format dump and restore into fresh databases, and consent_status answers
 # the same there.
 #
@@ -43,6 +44,8 @@ SELECT add_prohibited_term('loot box', 'gambling');
 SELECT add_prohibited_topic('pyramid_selling', 'Pyramid selling schemes');
 SELECT add_prohibited_term('pyramid scheme', 'pyramid_selling');
 SELECT add_prohibited_term('传销', 'pyramid_selling');
+-- a topic exempted for a category (a shipped topic, a category of the DBA's)
+SELECT exempt_prohibited_topic('disease', 'household');
 SELECT define_tag('interest.sports', 'preference', description => 'Follows sports');
 SELECT define_tag('interest.music', 'preference');
 SELECT define_tag('health.condition', 'medical_health');
@@ -77,7 +80,7 @@ SELECT protect('public.profile', 'user_id', 'collected');
 SELECT classify('public.profile', 'sports', 'interest.sports');
 SELECT classify('public.profile', 'health', 'health.condition');
 SELECT protect('public.profile_long', 'uid', tag_column => 'tag', value_column => 'value',
-			   on_erase => 'anonymise');
+			   on_erase => 'anonymise', stamp_collection => true);
 -- a recipient abroad, its assessed purpose, a de-identified view for it,
 -- and the data sources of the table
 SELECT define_recipient('acme', 'DE', 'Acme GmbH');
@@ -87,6 +90,11 @@ SELECT deidentified_view('public.profile', 'profile_for_acme', 'acme');
 SELECT define_data_source('app', 'own_collection', 'privacy notice', '2024-01-15');
 SELECT set_data_sources('public.profile', ARRAY['app']);
 SELECT set_keep_columns('public.profile_long', '{}');
+-- a table without a collected_at column, with collection stamps: the
+-- choice and its stamps (set to a fixed time) survive, keyed by the
+-- table's name
+INSERT INTO public.profile_long VALUES (1, 'interest.sports', 'tennis'), (1, 'interest.sports', 'golf');
+UPDATE collection_stamp SET collected_at = '2020-01-02 12:00:00+00' WHERE subject = '1';
 SQL
 
 # what must survive
@@ -96,6 +104,7 @@ SET search_path = profile_guard, public;
 SELECT 'category', category, sensitivity, builtin, description FROM category ORDER BY category;
 SELECT 'topic', topic, description, builtin FROM prohibited_topic ORDER BY topic;
 SELECT 'term', term, topic, builtin FROM prohibited_term ORDER BY term;
+SELECT 'exemption', topic, category FROM prohibited_topic_exemption ORDER BY 2, 3;
 SELECT 'tag', tag, tag_id, category, sensitivity, declared_sensitivity, layer, derived_from,
 	   all_sources, description FROM tag ORDER BY tag;
 SELECT 'purpose', purpose, version, description, tags, retention, marketing, automated_decision,
@@ -109,7 +118,8 @@ SELECT 'block', subject, tag FROM tag_block ORDER BY 2, 3;
 SELECT 'consent', consent_id, subject, purpose, purpose_version, action, tags, separate, guardian,
 	   expires_at FROM consent ORDER BY consent_id;
 SELECT 'erasure', request_id, subject, completed_at FROM erasure_request ORDER BY request_id;
-SELECT 'guarded', relid, subject_column, collected_at_column, tag_column, value_column, on_erase
+SELECT 'guarded', relid, subject_column, collected_at_column, tag_column, value_column, on_erase,
+	   stamp_collection
 FROM guarded_table ORDER BY relid::text;
 SELECT 'classified', relid, column_name, tag FROM classified_column ORDER BY relid::text, column_name;
 SELECT 'recipient', recipient, country, description FROM recipient ORDER BY 2;
@@ -118,6 +128,8 @@ SELECT 'table_data_source', relid, source FROM table_data_source ORDER BY 2, 3;
 SELECT 'deidentified_view', view_relid, relid, recipient FROM deidentified_view ORDER BY view_relid::text;
 SELECT 'keep', relid, anonymise_columns, keep_columns FROM guarded_table ORDER BY relid::text;
 SELECT 'view', pg_get_viewdef('public.profile_for_acme'::regclass);
+SELECT 'stamp', relid, subject, tag, collected_at FROM collection_stamp ORDER BY relid::text, subject, tag;
+SELECT 'long_rows', count(*) FROM public.profile_long;
 SELECT 'stats', attrelid::regclass, attname, attstattarget FROM pg_attribute
 WHERE attrelid IN ('public.profile'::regclass, 'public.profile_long'::regclass)
   AND attnum > 0 AND NOT attisdropped ORDER BY 2, 3;
@@ -131,6 +143,10 @@ SQL
 snapshot "$SRC" > "$WORK/src.txt"
 grep -q '^classified|profile|health|health.condition$' "$WORK/src.txt" || {
 	echo "error: the source snapshot lacks the classification" >&2; cat "$WORK/src.txt" >&2; exit 1; }
+grep -q '^exemption|disease|household$' "$WORK/src.txt" || {
+	echo "error: the source snapshot lacks the lexicon exemption" >&2; cat "$WORK/src.txt" >&2; exit 1; }
+grep -q '^stamp|profile_long|1|interest.sports|2020-01-02' "$WORK/src.txt" || {
+	echo "error: the source snapshot lacks the collection stamps" >&2; cat "$WORK/src.txt" >&2; exit 1; }
 
 # plain format
 "$BIN/pg_dump" -d "$SRC" -f "$WORK/dump.sql"

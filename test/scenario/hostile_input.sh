@@ -56,6 +56,9 @@ SELECT profile_guard.classify('bytes', 'blob', 'health.condition');
 INSERT INTO bytes VALUES ('1', '\x0102');
 CREATE TABLE "Weird ""Name""" ("Col ""x""" text, "ID" int);
 CREATE TABLE plain_t (id int, a text);
+-- a guarded table with a collected_at column: it takes no collection stamps
+CREATE TABLE dated (id int, seen timestamptz NOT NULL DEFAULT now(), a text);
+SELECT profile_guard.protect('dated', 'id', 'seen');
 CREATE VIEW v_profiles AS SELECT * FROM profiles;
 CREATE MATERIALIZED VIEW mv AS SELECT 1 AS id, 'x'::text AS a;
 CREATE TABLE parted (id int, a text) PARTITION BY RANGE (id);
@@ -186,6 +189,7 @@ NULL::regclass
 'plain_t'::regclass
 'long_tags'::regclass
 'bytes'::regclass
+'dated'::regclass
 EOF
 read -r -d '' V_REGROLE <<'EOF' || true
 NULL::regrole
@@ -366,6 +370,38 @@ ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 0"
 grep -q 'SECRET' "$WORK/part0.out" && fail "part 0: a foreign or altered ciphertext was decrypted"
 echo "part 0: $(grep -cE "^(SELECT|COPY)" "$WORK/part0.sql") reads of 23 malformed stored ciphertexts: $(grep -c 'ERROR' "$WORK/part0.out") clean errors, $(grep -vc 'ERROR' "$WORK/part0.out") results, no crash"
 sed -E 's/^psql:[^:]*:[0-9]+: //' "$WORK/part0.out" | grep ERROR | cut -c1-70 | sort | uniq -c | sed 's/^/    /'
+
+# set_collection_stamps() (before part 1, whose superuser pass may
+# unprotect these tables): NULLs, tables that are not guarded (or only
+# through their parent), a table with a collected_at column and roles
+# without the grant are refused with their SQLSTATE, and change neither a
+# table's choice nor the stamps
+stamps_state() {
+	qa -d "$DB" -c "SELECT (SELECT string_agg(format('%s=%s', relid, stamp_collection), ',' ORDER BY relid::text)
+					 FROM profile_guard.guarded_table) || ';' || (SELECT count(*) FROM profile_guard.collection_stamp)"
+}
+sum_before=$(stamps_state)
+while IFS='|' read -r who args code; do
+	out=$("$PGBIN/psql" -X -q -d "$DB" ${who:+-U "$who"} -v VERBOSITY=verbose \
+		-c "SELECT profile_guard.set_collection_stamps($args)" 2>&1 || true)
+	grep -qE "ERROR:  $code" <<< "$out" || fail "set_collection_stamps($args) as ${who:-the superuser}: $out"
+done <<'EOF'
+|NULL, true|22004
+|NULL, NULL|22004
+|'profiles', NULL|22004
+|'plain_t', true|55000
+|'parted_1', false|55000
+|'v_profiles', true|55000
+|'mv', true|55000
+|'profile_guard.consent', true|55000
+|0::oid::regclass, true|55000
+|'dated', true|22023
+|'dated', false|22023
+regress_ops_app|'profiles', true|42501
+regress_ops_never|'long_tags', false|42501
+EOF
+[[ $(stamps_state) == "$sum_before" ]] || fail "a refused set_collection_stamps() changed a table's choice or the stamps"
+echo "set_collection_stamps(): bad tables, NULLs and roles refused, nothing changed"
 
 # ---------------------------------------------------------------- part 1
 FUNCS=$(qa -d "$DB" -F $'\t' <<'SQL'
@@ -646,6 +682,8 @@ BEGIN {
 				q(pick(x, split("CN|DE|US|cn|" randword(), x, "|"))) ")|" \
 				"define_data_source(" q(pick(x, split("app|vendor|" randword(), x, "|"))) ", " \
 				q(pick(x, split("purchase|own_collection|" randword(), x, "|"))) ")|" \
+				"set_collection_stamps(" q(pick(x, split("profiles|long_tags|bytes|dated|plain_t|parted|" randword(), x, "|"))) ", " \
+					pick(x, split("true|false|NULL", x, "|")) ")|" \
 				"subject_report(" s1 ")|privacy_notice(" (rand() < 0.2 ? "NULL" : p1) ")|sweep()", api, "|")) ";"
 		}
 		else

@@ -96,6 +96,10 @@ after=$(read_as_app)
 	fail "personalised after the update"
 [[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT bool_and(personalised = marketing) FROM profile_guard.purpose_history") == t ]] ||
 	fail "personalised of the purpose history after the update"
+# collection stamps are chosen per table, off by default: the tables
+# protected at the previous version take none
+[[ $("$BIN/psql" -X -At -d $UPGRADED -c "SELECT (SELECT count(*) FROM profile_guard.guarded_table WHERE stamp_collection) + (SELECT count(*) FROM profile_guard.collection_stamp)") == 0 ]] ||
+	fail "the update switched on collection stamps or stamped tables"
 out=$("$BIN/psql" -X -q -At -d $UPGRADED -c "SET ROLE regress_upgrade_app" -c "SELECT music FROM public.profiles" 2>&1 || true)
 [[ $out == *"no purpose declared"* ]] || fail "no-purpose read after the update: $out"
 # the inheritance child: its plaintext encrypted, its writes checked

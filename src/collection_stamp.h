@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * collection_stamp.h
+ *	  When the write path collected a subject's tag in a guarded table
+ *	  without a collected-at column (collection_stamp.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_COLLECTION_STAMP_H
+#define PROFILE_GUARD_COLLECTION_STAMP_H
+
+/*
+ * Remember that the running transaction collects tag 'tag' of subject
+ * 'subject' (as text) in guarded table 'root'; profile_guard.collection_stamp
+ * gets it, stamped with the transaction's start, before the transaction
+ * commits.
+ */
+extern void pfg_stamp_collected(Oid root, const char *subject, const char *tag);
+
+#endif							/* PROFILE_GUARD_COLLECTION_STAMP_H */
