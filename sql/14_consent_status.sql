@@ -3,6 +3,9 @@
 -- one subject per reason of tag_state()
 --
 CREATE EXTENSION profile_guard;
+-- the rule checks compare many subjects in large queries: JIT compiling
+-- them costs seconds and tests nothing here
+SET jit = off;
 SET search_path = profile_guard, public;
 \set SHOW_CONTEXT never
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -2,9 +2,10 @@
 -- 57_deidentified_view: de-identified views for training or sharing (§4 a,
 -- §6) and data sources (§6 b–c).  A view serves the consented tags under
 -- the reader's purpose, through the read gate on every path (no purpose, a
--- purpose without consent, prepared statements, whole-row references,
--- COPY, CREATE TABLE AS, functions); the subject becomes a pseudonym keyed
--- per recipient; identifiers and untagged columns are left out.
+-- purpose without consent, prepared statements, cursors, CTEs, WHERE
+-- probes, whole-row references, COPY, CREATE TABLE AS, functions); the
+-- subject becomes a pseudonym keyed per recipient; identifiers and untagged
+-- columns are left out.
 --
 CREATE EXTENSION profile_guard;
 SET search_path = public, profile_guard;
@@ -121,6 +122,16 @@ SET profile_guard.purpose = 'other';
 SELECT * FROM pg_temp.through_function();
 RESET profile_guard.purpose;
 SELECT pg_temp.err($$SELECT * FROM pg_temp.through_function()$$);
+-- a cursor, a CTE and a WHERE probe on a cell the purpose may not see
+SET profile_guard.purpose = 'other';
+BEGIN;
+DECLARE c CURSOR FOR SELECT sports, music, health FROM people_for_lab ORDER BY sports;
+FETCH ALL FROM c;
+COMMIT;
+WITH w AS (SELECT health FROM people_for_lab) SELECT count(health) AS health_cells FROM w;
+SELECT count(*) AS asthma_rows FROM people_for_lab WHERE health = 'asthma';
+SET profile_guard.purpose = 'training';
+SELECT count(*) AS asthma_rows FROM people_for_lab WHERE health = 'asthma';
 DROP TABLE copied;
 DROP FUNCTION pg_temp.through_function();
 RESET ROLE;

@@ -8112,7 +8112,7 @@ BEGIN
 	IF protect.on_erase = 'anonymise' THEN
 		PERFORM _check_anonymise_lists(protect.tbl,
 			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
-				protect.value_column, protect.on_erase, '{}', now(), '{}')::guarded_table,
+				protect.value_column, protect.on_erase, '{}', now(), '{}', protect.stamp_collection)::guarded_table,
 			protect.anonymise_columns, protect.keep_columns);
 		IF EXISTS (SELECT 1 FROM pg_attribute x
 				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped

@@ -27,6 +27,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -50,7 +51,6 @@
 #define Anum_guarded_table_collected_at_column 3
 #define Anum_guarded_table_tag_column		4
 #define Anum_guarded_table_value_column		5
-#define Anum_guarded_table_stamp_collection	9
 #define Anum_classified_column_relid		1
 #define Anum_classified_column_column_name	2
 #define Anum_classified_column_tag			3
@@ -200,6 +200,7 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 				classified_relid,
 				tag_relid;
 	HASHCTL		ctl;
+	AttrNumber	stamp_attnum;
 	HTAB	   *tags;
 	Relation	rel;
 	SysScanDesc scan;
@@ -255,6 +256,8 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 
 	rel = table_open(guarded_relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
+	/* found by name: it came with 1.2, after the columns of 1.1 */
+	stamp_attnum = attnameAttNum(rel, "stamp_collection", false);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -278,11 +281,11 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 		 */
 		(void) heap_getattr(tup, Anum_guarded_table_collected_at_column, desc, &isnull);
 		g->stamped = isnull;
-		if (desc->natts < Anum_guarded_table_stamp_collection)
+		if (stamp_attnum <= 0)
 			g->stamped = false;
 		else
 		{
-			Datum		d = heap_getattr(tup, Anum_guarded_table_stamp_collection, desc, &isnull);
+			Datum		d = heap_getattr(tup, stamp_attnum, desc, &isnull);
 
 			g->stamped = g->stamped && !isnull && DatumGetBool(d);
 		}

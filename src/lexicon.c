@@ -13,13 +13,15 @@
  *	  every value, so that its own changes count at once.
  *
  *	  Matching follows prohibited_topic() in sql/ext/30_taxonomy.sql: the
- *	  text is lower-cased (lower() of the database's collation) and every
+ *	  text is lower-cased (lower() of the database's collation; plain ASCII
+ *	  text without "I", byte by byte, which gives the same) and every
  *	  run of ".", "_", "-" and white space becomes one space; a term of
  *	  ASCII characters only matches a whole word (not preceded or followed
  *	  by an ASCII letter or digit), any other term matches as a substring.
  *	  Terms other than ASCII ones are tried first, in topic and term order,
  *	  then the ASCII term that starts first in the text (the longest of
- *	  those that start there).  The terms of a topic exempted for the
+ *	  those that start there); a term whose first byte the text does not
+ *	  hold is not searched for.  The terms of a topic exempted for the
  *	  category of the value's tag (prohibited_topic_exemption) are skipped.
  *
  *-------------------------------------------------------------------------
@@ -81,6 +83,20 @@ is_word_byte(unsigned char c)
  * The normal form of a text, palloc'd in the current context: lower case,
  * separators collapsed to one space, no space at either end.
  */
+/*
+ * Is s plain ASCII without "I", so that lower() of any collation maps it
+ * byte by byte to its ASCII lower case?  ("I" lowers to a dotless i in
+ * Turkish and Azerbaijani collations.)
+ */
+static bool
+ascii_lowers_plainly(const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if ((unsigned char) s[i] >= 0x80 || s[i] == 'I' || s[i] == '\0')
+			return false;
+	return true;
+}
+
 static char *
 normalise(const char *s, int len)
 {
@@ -90,11 +106,23 @@ normalise(const char *s, int len)
 	char	   *out;
 	int			n = 0;
 	bool		space = false;
+	bool		plain = ascii_lowers_plainly(s, len);
 
-	lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
-													 PointerGetDatum(cstring_to_text_with_len(s, len))));
-	low = VARDATA_ANY(lowered);
-	lowlen = VARSIZE_ANY_EXHDR(lowered);
+	if (plain)
+	{
+		/* what lower() gives for it in every collation, without its cost */
+		low = palloc(len + 1);
+		for (int i = 0; i < len; i++)
+			low[i] = pg_ascii_tolower((unsigned char) s[i]);
+		lowlen = len;
+	}
+	else
+	{
+		lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
+														 PointerGetDatum(cstring_to_text_with_len(s, len))));
+		low = VARDATA_ANY(lowered);
+		lowlen = VARSIZE_ANY_EXHDR(lowered);
+	}
 	out = palloc(lowlen + 1);
 	for (int i = 0; i < lowlen; i++)
 	{
@@ -113,6 +141,8 @@ normalise(const char *s, int len)
 		out[n++] = (char) c;
 	}
 	out[n] = '\0';
+	if (plain)
+		pfree(low);
 	return out;
 }
 
@@ -277,15 +307,22 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 	norm = normalise(value, len);
 	if (norm[0] != '\0')
 	{
+		/* the bytes the text holds: a term whose first byte is not there cannot match */
+		bool		present[256] = {false};
+
+		for (const unsigned char *c = (const unsigned char *) norm; *c; c++)
+			present[*c] = true;
 		for (int i = 0; i < NTerms && topic == NULL; i++)
 			if (!Terms[i].ascii && !(any_exempt && TopicExempt[Terms[i].topicno]) &&
+				present[(unsigned char) Terms[i].term[0]] &&
 				strstr(norm, Terms[i].term) != NULL)
 				topic = Terms[i].topic;
 		for (int i = 0; i < NTerms && topic == NULL; i++)
 		{
 			const char *at;
 
-			if (!Terms[i].ascii || (any_exempt && TopicExempt[Terms[i].topicno]))
+			if (!Terms[i].ascii || (any_exempt && TopicExempt[Terms[i].topicno]) ||
+				!present[(unsigned char) Terms[i].term[0]])
 				continue;
 			at = find_word(norm, &Terms[i]);
 			if (at != NULL &&
