@@ -12,7 +12,7 @@
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
 # cluster directory for inspection, ONLY=regress|isolation|scenario|tap|core|package
 # runs one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
-# ONLY=scenario: only those scenarios), SCENARIOS="upgrade hostile_input" only
+# ONLY=scenario: only those scenarios), SCENARIOS="hostile_input" only
 # those scenarios, TAP_TESTS="t/050_master_key.pl 130_pooler" only those TAP
 # tests, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
 # (test/pg_core_regress.sh).  Last, test/package.sh builds the Debian package,
