@@ -1,6 +1,6 @@
 -- profile_guard--1.0--1.1.sql: assembled by the Makefile from this file,
 -- the changed parts of sql/ext (functions re-created with OR REPLACE) and the
--- new parts (appended as they are).  t/250_upgrade.pl checks that an
+-- new parts (appended as they are).  test/scenario/upgrade.sh checks that an
 -- updated database has exactly the objects of a fresh 1.1 install.
 
 \echo Use "ALTER EXTENSION profile_guard UPDATE TO '1.1'" to load this file. \quit
