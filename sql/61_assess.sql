@@ -19,7 +19,7 @@ END $$;
 
 -- §8 (secure transport) reads pg_hba.conf and ssl, which are the test
 -- server's own: its status and detail are checked by
--- test/scenario/secure_transport.sh, and shown here as a placeholder
+-- t/220_secure_transport.pl, and shown here as a placeholder
 CREATE FUNCTION pg_temp.assessed() RETURNS TABLE (clause text, requirement text, status text, detail text)
 LANGUAGE sql AS $$
 	SELECT a.clause, a.requirement,

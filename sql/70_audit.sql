@@ -3,7 +3,7 @@
 -- bypass the gates (always).  The test runner sends the trail to the
 -- server log (profile_guard.audit_destination = log), where the lines are
 -- LOG messages; this suite shows them to the client with
--- client_min_messages = log.  test/scenario/audit_file.sh tests the files.
+-- client_min_messages = log.  t/230_audit_file.pl tests the files.
 CREATE EXTENSION profile_guard;
 SET client_min_messages = warning;
 

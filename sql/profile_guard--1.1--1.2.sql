@@ -10,7 +10,7 @@
  * FUNCTION first when its parameter names, defaults or result change);
  * ALTER FUNCTION for a setting alone; GRANT or REVOKE for a privilege; a
  * new table, index or trigger as sql/ext creates it.  A function that
- * changes back to its 1.1 text leaves this file.  test/scenario/upgrade.sh
+ * changes back to its 1.1 text leaves this file.  t/250_upgrade.pl
  * fails when an updated database differs from a fresh install.
  */
 

@@ -1,7 +1,7 @@
 # t/090_restore_cluster.pl — a dump of a database with guarded tables,
 # sensitive ciphertext and a consent history restores into a FRESH cluster
 # that has the same master key, and enforces and decrypts exactly as before
-# (test/scenario/dump_restore.sh checks the policy catalog within one
+# (t/240_dump_restore.pl checks the policy catalog within one
 # cluster; this one checks data, ciphertext and keys across clusters):
 #
 #   - plain (psql) and custom (pg_restore) formats; the guarded tables sit in

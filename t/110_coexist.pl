@@ -12,7 +12,7 @@
 #
 # Nodes of its own (the library list is fixed at server start); needs pgaudit
 # in the installation (test/run_tests.sh copies it from postgresql-15-pgaudit,
-# test/lib/ops.sh's ops_install_pgaudit).
+# test/lib/tap_prepare.sh's tap_install_pgaudit).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;

@@ -1,6 +1,6 @@
 # t/150_audit_log.pl — the server log of a workload run with
 # profile_guard.audit = all (and audit_destination = log: the trail in the
-# server log; test/scenario/audit_file.sh tests the files) names the tags
+# server log; t/230_audit_file.pl tests the files) names the tags
 # used and holds none of the values: not in audit lines, not in error
 # messages (unique, check, not-null, foreign-key and input errors are
 # provoked with known values), not in STATEMENT lines.  A bypass-role read

@@ -11,9 +11,11 @@
 #
 # Environment: PGTEST_PORT (default: a free port from 55432), KEEP=1 keeps the
 # cluster directory for inspection, ONLY=regress|isolation|scenario|tap|core|package
-# runs one suite, TESTS="01_x 02_y" runs only those pg_regress tests (with
-# ONLY=scenario: only those scenarios), SCENARIOS="upgrade dump_restore" only
-# those scenarios, TAP_TESTS="t/050_master_key.pl 130_pooler" only those TAP
+# runs one suite (ONLY=scenario: the structure checks of
+# test/lib/check_structure.sh and any test/scenario/*.sh, of which there are
+# none now), TESTS="01_x 02_y" runs only those pg_regress tests (with
+# ONLY=scenario: only those scenarios), SCENARIOS="a b" only those
+# scenarios, TAP_TESTS="t/050_master_key.pl 130_pooler" only those TAP
 # tests, SKIP_CORE=1 leaves out PostgreSQL's own regression suite
 # (test/pg_core_regress.sh).  Last, test/package.sh builds the Debian package,
 # installs it and runs make installcheck against it (Debian's PostgreSQL only).

@@ -119,7 +119,7 @@ sub pfg_await
 }
 
 # pfg_check_alive(NODE, WHAT): two checks, that the server answers and that
-# its log shows no crashed backend (test/lib/ops.sh's ops_check_alive)
+# its log shows no crashed backend (as the shell scenarios' ops_check_alive did)
 sub pfg_check_alive
 {
 	my ($node, $what) = @_;

@@ -15,7 +15,7 @@ tap_have_locale() {
 
 tap_prepare() {
 	local l dir domain mo pkg localedir major
-	( . test/lib/ops.sh && ops_install_pgaudit ) ||
+	tap_install_pgaudit ||
 		echo "warning: pgaudit could not be installed; t/110_coexist.pl will fail"
 	tap_install_citus ||
 		echo "warning: Citus could not be installed; t/200_beside_citus.pl will fail"
@@ -47,6 +47,24 @@ tap_prepare() {
 			fi
 		done
 	done
+}
+
+# pgaudit, from Debian's postgresql-15-pgaudit (test/install_dependencies.sh
+# installs it), copied into the PG_CONFIG installation when that is another
+# one (a private copy)
+tap_install_pgaudit() {
+	local libdir sharedir so control
+	libdir=$("$PG_CONFIG" --pkglibdir)
+	sharedir=$("$PG_CONFIG" --sharedir)/extension
+	[[ -f $libdir/pgaudit.so && -f $sharedir/pgaudit.control ]] && return 0
+	so=$(dpkg -L postgresql-15-pgaudit 2>/dev/null | grep -m1 '/pgaudit\.so$')
+	control=$(dpkg -L postgresql-15-pgaudit 2>/dev/null | grep -m1 '/pgaudit\.control$')
+	if [[ -z $so || -z $control ]]; then
+		echo "pgaudit is not installed (run bash test/install_dependencies.sh)"
+		return 1
+	fi
+	cp "$so" "$libdir/" && cp "$control" "$(dirname "$control")"/pgaudit--*.sql "$sharedir/" || return 1
+	[[ -f $libdir/pgaudit.so ]]
 }
 
 # Citus 13.2 from the vendored source in ../shared/vendor (beside the

@@ -1,41 +1,24 @@
-#!/usr/bin/env bash
-# test/scenario/dump_restore.sh — pg_dump carries the policy: taxonomy,
+# t/240_dump_restore.pl — pg_dump carries the policy: taxonomy,
 # purposes (with history, assessments, roles), subjects, the consent ledger,
 # blocks, guarded tables, classifications, collection stamps and lexicon
 # exemptions survive a plain and a custom
 # format dump and restore into fresh databases, and consent_status answers
-# the same there.
-#
-# Needs PGHOST/PGPORT/PGUSER of a running cluster with profile_guard
-# preloaded (test/run_tests.sh provides them).
-set -euo pipefail
+# the same there.  On a node of its own (t/090_restore_cluster.pl restores
+# into another cluster).
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
 
-BIN=${PGBIN:-$(pg_config --bindir)}
-SRC=regress_pg_dump_src
-PLAIN=regress_pg_dump_plain
-CUSTOM=regress_pg_dump_custom
-WORK=$(mktemp -d /tmp/profile_guard_dump.XXXXXX)
-chmod 755 "$WORK"
+my $node = pfg_node('dump_restore');
+my $dir = pfg_dir($node);
+my ($src, $plain, $custom) = qw(regress_pg_dump_src regress_pg_dump_plain regress_pg_dump_custom);
 
-cleanup() {
-	for db in $SRC $PLAIN $CUSTOM; do
-		"$BIN/dropdb" --if-exists "$db" >/dev/null 2>&1 || true
-	done
-	psql -X -q -d postgres -c 'DROP ROLE IF EXISTS regress_dump_app' >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-cleanup_dbs_first() {
-	for db in $SRC $PLAIN $CUSTOM; do
-		"$BIN/dropdb" --if-exists "$db" >/dev/null 2>&1 || true
-	done
-}
-cleanup_dbs_first
-
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP ROLE IF EXISTS regress_dump_app' \
-	-c 'CREATE ROLE regress_dump_app'
-"$BIN/createdb" "$SRC"
-psql -X -q -v ON_ERROR_STOP=1 -d "$SRC" >/dev/null <<'SQL'
+$node->safe_psql('postgres', "SET client_min_messages = warning;\nCREATE ROLE regress_dump_app");
+$node->safe_psql('postgres', "CREATE DATABASE $src");
+$node->safe_psql($src, <<'SQL');
 CREATE EXTENSION profile_guard;
 SET search_path = profile_guard, public;
 SELECT define_category('household', 'sensitive', 'Household composition');
@@ -98,8 +81,10 @@ UPDATE collection_stamp SET collected_at = '2020-01-02 12:00:00+00' WHERE subjec
 SQL
 
 # what must survive
-snapshot() {
-	psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+sub snapshot
+{
+	my ($db) = @_;
+	return $node->safe_psql($db, <<'SQL');
 SET search_path = profile_guard, public;
 SELECT 'category', category, sensitivity, builtin, description FROM category ORDER BY category;
 SELECT 'topic', topic, description, builtin FROM prohibited_topic ORDER BY topic;
@@ -140,39 +125,33 @@ SELECT 'next_consent_id', nextval('consent_consent_id_seq') > (SELECT max(consen
 SQL
 }
 
-snapshot "$SRC" > "$WORK/src.txt"
-grep -q '^classified|profile|health|health.condition$' "$WORK/src.txt" || {
-	echo "error: the source snapshot lacks the classification" >&2; cat "$WORK/src.txt" >&2; exit 1; }
-grep -q '^exemption|disease|household$' "$WORK/src.txt" || {
-	echo "error: the source snapshot lacks the lexicon exemption" >&2; cat "$WORK/src.txt" >&2; exit 1; }
-grep -q '^stamp|profile_long|1|interest.sports|2020-01-02' "$WORK/src.txt" || {
-	echo "error: the source snapshot lacks the collection stamps" >&2; cat "$WORK/src.txt" >&2; exit 1; }
+my $src_snap = snapshot($src);
+like($src_snap, qr/^classified\|profile\|health\|health\.condition$/m,
+	'the source snapshot has the classification');
+like($src_snap, qr/^exemption\|disease\|household$/m, 'the source snapshot has the lexicon exemption');
+like($src_snap, qr/^stamp\|profile_long\|1\|interest\.sports\|2020-01-02/m,
+	'the source snapshot has the collection stamps');
 
 # plain format
-"$BIN/pg_dump" -d "$SRC" -f "$WORK/dump.sql"
-"$BIN/createdb" "$PLAIN"
-psql -X -q -v ON_ERROR_STOP=1 -d "$PLAIN" -f "$WORK/dump.sql" > "$WORK/restore_plain.log" 2>&1 || {
-	echo "error: restoring the plain dump failed" >&2; cat "$WORK/restore_plain.log" >&2; exit 1; }
-snapshot "$PLAIN" > "$WORK/plain.txt"
+$node->command_ok([ 'pg_dump', '-d', $node->connstr($src), '-f', "$dir/dump.sql" ], 'plain dump');
+$node->safe_psql('postgres', "CREATE DATABASE $plain");
+my ($rc, $out) = pfg_psql($node, $plain, undef, '-v', 'ON_ERROR_STOP=1', '-f', "$dir/dump.sql");
+is($rc, 0, 'the plain dump restores') or diag($out);
+is(snapshot($plain), $src_snap, 'the plain-format dump restores the same policy');
 
 # custom format
-"$BIN/pg_dump" -Fc -d "$SRC" -f "$WORK/dump.custom"
-"$BIN/createdb" "$CUSTOM"
-"$BIN/pg_restore" --exit-on-error -d "$CUSTOM" "$WORK/dump.custom" > "$WORK/restore_custom.log" 2>&1 || {
-	echo "error: restoring the custom dump failed" >&2; cat "$WORK/restore_custom.log" >&2; exit 1; }
-snapshot "$CUSTOM" > "$WORK/custom.txt"
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr($src), '-f', "$dir/dump.custom" ], 'custom dump');
+$node->safe_psql('postgres', "CREATE DATABASE $custom");
+$out = '';
+my $ok = IPC::Run::run([ 'pg_restore', '--exit-on-error', '-d', $node->connstr($custom), "$dir/dump.custom" ],
+	'>&', \$out);
+ok($ok, 'the custom dump restores') or diag($out);
+is(snapshot($custom), $src_snap, 'the custom-format dump restores the same policy');
 
-status=0
-for f in plain custom; do
-	if ! diff -u "$WORK/src.txt" "$WORK/$f.txt"; then
-		echo "error: the $f-format dump does not restore the same policy" >&2
-		status=1
-	fi
-done
 # the restored consent ledger is still append-only
-if psql -X -q -d "$CUSTOM" -c 'DELETE FROM profile_guard.consent' >/dev/null 2>&1; then
-	echo "error: the restored consent ledger accepted a DELETE" >&2
-	status=1
-fi
-[[ $status -eq 0 ]] && echo "dump_restore: $(wc -l < "$WORK/src.txt") catalog lines identical after plain and custom restore"
-exit $status
+($rc) = pfg_psql($node, $custom, undef, '-c', 'DELETE FROM profile_guard.consent');
+isnt($rc, 0, 'the restored consent ledger refuses a DELETE');
+
+note(scalar(split /\n/, $src_snap) . ' catalog lines compared');
+$node->stop;
+done_testing();

@@ -1,5 +1,4 @@
-#!/usr/bin/env bash
-# test/scenario/hostile_input.sh — bad input never crashes the server and a
+# t/260_hostile_input.pl — bad input never crashes the server and a
 # failed call changes nothing.
 #
 # Part 0: malformed ciphertext stored in guarded tables (trigger disabled)
@@ -26,24 +25,64 @@
 # writes, cursors, COPY, direct gate function calls — run in several
 # sessions.  The server must stay up with no crashed backend.
 #
-# Starts its own cluster.  Needs the PostgreSQL installation of PGBIN with
-# profile_guard installed.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-. test/lib/ops.sh
-trap ops_stop_all EXIT
-start=$SECONDS
+# A node of its own.  The generators are the awk programs of the shell
+# scenario this test replaces, run as they were.
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ProfileGuardTest;
 
-DB=regress_hostile
-ops_start C hostile "log_min_messages = warning" "log_min_error_statement = panic"
-export PGHOST=$C_HOST PGPORT=$C_PORT
-LOG=$C_DIR/server.log
-WORK=$C_DIR/work
-mkdir -p "$WORK"
-"$PGBIN/createdb" "$DB"
-q -d "$DB" -c 'CREATE EXTENSION profile_guard' >/dev/null
-q -d "$DB" -f test/lib/ops_fixture.sql >/dev/null || fail "loading the fixture failed"
-q -d "$DB" >/dev/null <<'SQL' || fail "the extra set-up failed"
+my $start = time;
+my $db = 'regress_hostile';
+my $node = pfg_node('hostile', conf => [ 'log_min_messages = warning', 'log_min_error_statement = panic' ]);
+my $work = pfg_dir($node) . '/work';
+mkdir $work or die "$work: $!";
+my $log = $node->logfile;
+
+sub spew
+{
+	my ($path, $text) = @_;
+	open my $fh, '>', $path or die "$path: $!";
+	print $fh $text;
+	close $fh;
+	return;
+}
+# psql on the test database (no error stops it); in list context (exit
+# code, output), else the output, as pfg_psql gives them
+sub on_db { return pfg_psql($node, $db, @_); }
+# psql -f FILE on the test database, its output and errors into OUT
+sub psql_file
+{
+	my ($file, $out, @args) = @_;
+	IPC::Run::run([ 'psql', '-X', '-q', '-d', $node->connstr($db), @args, '-f', $file ],
+		'<', '/dev/null', '>', $out, '2>&1');
+	return $? >> 8;
+}
+# awk PROGRAM with its -v assignments on INPUT, output into OUT
+sub awk
+{
+	my ($program, $vars, $input, $out) = @_;
+	my $err = '';
+	IPC::Run::run([ 'awk', (map { ('-v', $_) } @$vars), $program ], '<', \$input, '>', $out, '2>', \$err)
+	  or BAIL_OUT("awk: $err");
+	return;
+}
+# pfg_check_alive, and a stop at the first failure (as the scenario did)
+sub check_alive
+{
+	my ($what) = @_;
+	pfg_check_alive($node, $what);
+	BAIL_OUT("$what: the server is down or a backend crashed ($log)")
+	  unless Test::More->builder->is_passing;
+	return;
+}
+
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+$node->safe_psql($db, 'CREATE EXTENSION profile_guard');
+$node->safe_psql($db, slurp_file(pfg_root() . '/test/lib/ops_fixture.sql'));
+$node->safe_psql($db, <<'SQL');
 SET client_min_messages = warning;
 -- objects of every kind to pass where a table is expected
 CREATE TABLE long_tags (uid bigint, tag text, value text);
@@ -112,8 +151,7 @@ SQL
 
 # ---------------------------------------------------------------- values
 # SQL expressions per argument type; each is a complete, typed expression.
-MB="repeat('x', 1048576)"
-read -r -d '' V_TEXT <<'EOF' || true
+my $V_TEXT = <<'EOF';
 NULL::text
 ''::text
 repeat('x', 1048576)
@@ -141,7 +179,7 @@ E'tab\tnew\nline'
 'pgt1:' || encode('\x504754ff'::bytea || decode(repeat('11', 40), 'hex'), 'base64')
 'pgt1:' || repeat('QUJD', 300000)
 EOF
-read -r -d '' V_TEXTARR <<'EOF' || true
+my $V_TEXTARR = <<'EOF';
 NULL::text[]
 '{}'::text[]
 ARRAY[NULL]::text[]
@@ -156,7 +194,7 @@ ARRAY['interest.*', NULL]
 (SELECT array_agg('interest.t' || g) FROM generate_series(1, 10000) g)
 ARRAY['interest.sports', 'interest.sports']
 EOF
-read -r -d '' V_NAME <<'EOF' || true
+my $V_NAME = <<'EOF';
 NULL::name
 ''::name
 repeat('n', 200)::name
@@ -169,7 +207,7 @@ repeat('n', 200)::name
 '........pg.dropped.2........'::name
 'Col "x"'::name
 EOF
-read -r -d '' V_REGCLASS <<'EOF' || true
+my $V_REGCLASS = <<'EOF';
 NULL::regclass
 0::oid::regclass
 4294967295::oid::regclass
@@ -191,7 +229,7 @@ NULL::regclass
 'bytes'::regclass
 'dated'::regclass
 EOF
-read -r -d '' V_REGROLE <<'EOF' || true
+my $V_REGROLE = <<'EOF';
 NULL::regrole
 0::oid::regrole
 4294967295::oid::regrole
@@ -200,7 +238,7 @@ NULL::regrole
 'pg_database_owner'::regrole
 'profile_guard_admin'::regrole
 EOF
-read -r -d '' V_DATE <<'EOF' || true
+my $V_DATE = <<'EOF';
 NULL::date
 'infinity'::date
 '-infinity'::date
@@ -209,7 +247,7 @@ NULL::date
 current_date + 1
 current_date - 3650
 EOF
-read -r -d '' V_INTERVAL <<'EOF' || true
+my $V_INTERVAL = <<'EOF';
 NULL::interval
 '-1 day'::interval
 '0'::interval
@@ -217,12 +255,12 @@ NULL::interval
 '-178000000 years'::interval
 '1 microsecond'::interval
 EOF
-read -r -d '' V_BOOL <<'EOF' || true
+my $V_BOOL = <<'EOF';
 NULL::boolean
 true
 false
 EOF
-read -r -d '' V_TSTZ <<'EOF' || true
+my $V_TSTZ = <<'EOF';
 NULL::timestamptz
 'infinity'::timestamptz
 '-infinity'::timestamptz
@@ -230,7 +268,7 @@ NULL::timestamptz
 '294276-12-31 23:59:59+00'::timestamptz
 now() + '1 second'::interval
 EOF
-read -r -d '' V_INT <<'EOF' || true
+my $V_INT = <<'EOF';
 NULL::integer
 0
 -1
@@ -238,8 +276,7 @@ NULL::integer
 -2147483648
 100000
 EOF
-# bigint: ids of legal holds (none, released, current, out of range)
-read -r -d '' V_BIGINT <<'EOF' || true
+my $V_BIGINT = <<'EOF';
 NULL::bigint
 0::bigint
 -1::bigint
@@ -247,7 +284,7 @@ NULL::bigint
 9223372036854775807::bigint
 (SELECT max(hold_id) FROM profile_guard.legal_hold)
 EOF
-read -r -d '' V_OID <<'EOF' || true
+my $V_OID = <<'EOF';
 NULL::oid
 0::oid
 4294967295::oid
@@ -257,7 +294,7 @@ NULL::oid
 'long_tags'::regclass::oid
 'bytes'::regclass::oid
 EOF
-read -r -d '' V_BYTEA <<'EOF' || true
+my $V_BYTEA = <<'EOF';
 NULL::bytea
 ''::bytea
 '\x504754'::bytea
@@ -268,8 +305,7 @@ NULL::bytea
 decode(repeat('ab', 1048576), 'hex')
 convert_to('pgt1:abc', 'UTF8')
 EOF
-# "any" and anyelement
-read -r -d '' V_ANY <<'EOF' || true
+my $V_ANY = <<'EOF';
 NULL::text
 NULL::integer
 1
@@ -290,31 +326,39 @@ point(1, 2)
 (SELECT c FROM pg_class c LIMIT 1)
 ROW(NULL::int)
 EOF
-read -r -d '' V_PURPOSEROW <<'EOF' || true
+my $V_PURPOSEROW = <<'EOF';
 NULL::profile_guard.purpose
 (SELECT p FROM profile_guard.purpose p LIMIT 1)
 EOF
-
+my @pool_order = (
+	[ 'text', $V_TEXT ],
+	[ 'text[]', $V_TEXTARR ],
+	[ 'name', $V_NAME ],
+	[ 'regclass', $V_REGCLASS ],
+	[ 'regrole', $V_REGROLE ],
+	[ 'date', $V_DATE ],
+	[ 'interval', $V_INTERVAL ],
+	[ 'boolean', $V_BOOL ],
+	[ 'timestamp with time zone', $V_TSTZ ],
+	[ 'integer', $V_INT ],
+	[ 'bigint', $V_BIGINT ],
+	[ 'oid', $V_OID ],
+	[ 'bytea', $V_BYTEA ],
+	[ '"any"', $V_ANY ],
+	[ 'anyelement', $V_ANY ],
+	[ 'profile_guard.purpose', $V_PURPOSEROW ],
+);
 # the pools as "type<TAB>expression" lines, for the generator
-{
-	for t in text 'text[]' name regclass regrole date interval boolean 'timestamp with time zone' \
-		integer bigint oid bytea '"any"' anyelement profile_guard.purpose; do
-		case "$t" in
-			text) v=$V_TEXT ;; 'text[]') v=$V_TEXTARR ;; name) v=$V_NAME ;; regclass) v=$V_REGCLASS ;;
-			regrole) v=$V_REGROLE ;; date) v=$V_DATE ;; interval) v=$V_INTERVAL ;; boolean) v=$V_BOOL ;;
-			'timestamp with time zone') v=$V_TSTZ ;; integer) v=$V_INT ;; bigint) v=$V_BIGINT ;;
-			oid) v=$V_OID ;; bytea) v=$V_BYTEA ;;
-			'"any"'|anyelement) v=$V_ANY ;; profile_guard.purpose) v=$V_PURPOSEROW ;;
-		esac
-		while IFS= read -r e; do [[ -n $e ]] && printf '%s\t%s\n' "$t" "$e"; done <<< "$v"
-	done
-} > "$WORK/pools.tsv"
+spew("$work/pools.tsv", join('', map {
+	my ($type, $values) = @$_;
+	map { "$type\t$_\n" } grep { $_ ne '' } split /\n/, $values
+} @pool_order));
 
 # ---------------------------------------------------------------- part 0
 # Malformed ciphertext at rest (written with the trigger disabled, as a
 # careless superuser or a corrupted restore would): every way of reading it
 # through the gate must error cleanly or return a value, never crash.
-q -d "$DB" >/dev/null <<'SQL' || fail "setting up stored malformed ciphertext failed"
+$node->safe_psql($db, <<'SQL');
 SET client_min_messages = warning;
 CREATE TABLE mal (k int, id int, health text);
 CREATE TABLE malb (k int, uid text, blob bytea);
@@ -348,63 +392,69 @@ SELECT row_number() OVER (), '1', v FROM unnest(ARRAY[
 ALTER TABLE mal ENABLE ALWAYS TRIGGER profile_guard_collect;
 ALTER TABLE malb ENABLE ALWAYS TRIGGER profile_guard_collect;
 SQL
+my $part0 = "\\set VERBOSITY terse\nSET profile_guard.purpose = 'rec';\n";
+for my $k (1 .. 15)
 {
-	echo '\set VERBOSITY terse'
-	echo "SET profile_guard.purpose = 'rec';"
-	for k in $(seq 1 15); do
-		echo "SELECT 'mal $k', length(health) FROM mal WHERE k = $k;"
-		echo "SELECT 'mal row $k', length(m::text) FROM mal m WHERE k = $k;"
-		echo "SELECT 'mal json $k', length(row_to_json(m)::text) FROM mal m WHERE k = $k;"
-	done
-	for k in $(seq 1 8); do
-		echo "SELECT 'malb $k', length(blob) FROM malb WHERE k = $k;"
-		echo "SELECT 'malb row $k', length(b::text) FROM malb b WHERE k = $k;"
-	done
-	echo "COPY mal TO STDOUT;"
-	echo "SELECT count(*) FROM mal WHERE health IS NOT NULL;"
-	echo '\echo END-OF-PART-0'
-} > "$WORK/part0.sql"
-"$PGBIN/psql" -X -q -At -d "$DB" -U regress_ops_app -f "$WORK/part0.sql" > "$WORK/part0.out" 2>&1 || true
-grep -q END-OF-PART-0 "$WORK/part0.out" || { tail -n 5 "$WORK/part0.out" >&2; fail "part 0: reading malformed ciphertext stopped the session"; }
-ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 0"
-grep -q 'SECRET' "$WORK/part0.out" && fail "part 0: a foreign or altered ciphertext was decrypted"
-echo "part 0: $(grep -cE "^(SELECT|COPY)" "$WORK/part0.sql") reads of 23 malformed stored ciphertexts: $(grep -c 'ERROR' "$WORK/part0.out") clean errors, $(grep -vc 'ERROR' "$WORK/part0.out") results, no crash"
-sed -E 's/^psql:[^:]*:[0-9]+: //' "$WORK/part0.out" | grep ERROR | cut -c1-70 | sort | uniq -c | sed 's/^/    /'
+	$part0 .= "SELECT 'mal $k', length(health) FROM mal WHERE k = $k;\n"
+	  . "SELECT 'mal row $k', length(m::text) FROM mal m WHERE k = $k;\n"
+	  . "SELECT 'mal json $k', length(row_to_json(m)::text) FROM mal m WHERE k = $k;\n";
+}
+for my $k (1 .. 8)
+{
+	$part0 .= "SELECT 'malb $k', length(blob) FROM malb WHERE k = $k;\n"
+	  . "SELECT 'malb row $k', length(b::text) FROM malb b WHERE k = $k;\n";
+}
+$part0 .= "COPY mal TO STDOUT;\nSELECT count(*) FROM mal WHERE health IS NOT NULL;\n\\echo END-OF-PART-0\n";
+spew("$work/part0.sql", $part0);
+psql_file("$work/part0.sql", "$work/part0.out", '-At', '-U', 'regress_ops_app');
+my $out = slurp_file("$work/part0.out");
+like($out, qr/END-OF-PART-0/, 'part 0: reading malformed ciphertext does not stop the session')
+  or BAIL_OUT('part 0 stopped: ' . join("\n", (split /\n/, $out)[-5 .. -1]));
+check_alive('server after part 0');
+unlike($out, qr/SECRET/, 'part 0: no foreign or altered ciphertext is decrypted');
+my @out_lines = split /\n/, $out;
+note(sprintf('part 0: %d reads of 23 malformed stored ciphertexts: %d clean errors, %d results, no crash',
+	scalar(grep { /^(SELECT|COPY)/ } split /\n/, $part0),
+	scalar(grep { /ERROR/ } @out_lines), scalar(grep { !/ERROR/ } @out_lines)));
 
 # set_collection_stamps() (before part 1, whose superuser pass may
 # unprotect these tables): NULLs, tables that are not guarded (or only
 # through their parent), a table with a collected_at column and roles
 # without the grant are refused with their SQLSTATE, and change neither a
 # table's choice nor the stamps
-stamps_state() {
-	qa -d "$DB" -c "SELECT (SELECT string_agg(format('%s=%s', relid, stamp_collection), ',' ORDER BY relid::text)
-					 FROM profile_guard.guarded_table) || ';' || (SELECT count(*) FROM profile_guard.collection_stamp)"
+sub stamps_state
+{
+	return $node->safe_psql($db, "SELECT (SELECT string_agg(format('%s=%s', relid, stamp_collection), ',' ORDER BY relid::text)
+					 FROM profile_guard.guarded_table) || ';' || (SELECT count(*) FROM profile_guard.collection_stamp)");
 }
-sum_before=$(stamps_state)
-while IFS='|' read -r who args code; do
-	out=$("$PGBIN/psql" -X -q -d "$DB" ${who:+-U "$who"} -v VERBOSITY=verbose \
-		-c "SELECT profile_guard.set_collection_stamps($args)" 2>&1 || true)
-	grep -qE "ERROR:  $code" <<< "$out" || fail "set_collection_stamps($args) as ${who:-the superuser}: $out"
-done <<'EOF'
-|NULL, true|22004
-|NULL, NULL|22004
-|'profiles', NULL|22004
-|'plain_t', true|55000
-|'parted_1', false|55000
-|'v_profiles', true|55000
-|'mv', true|55000
-|'profile_guard.consent', true|55000
-|0::oid::regclass, true|55000
-|'dated', true|22023
-|'dated', false|22023
-regress_ops_app|'profiles', true|42501
-regress_ops_never|'long_tags', false|42501
-EOF
-[[ $(stamps_state) == "$sum_before" ]] || fail "a refused set_collection_stamps() changed a table's choice or the stamps"
-echo "set_collection_stamps(): bad tables, NULLs and roles refused, nothing changed"
+my @stamp_calls = (
+	[ '', 'NULL, true', '22004' ],
+	[ '', 'NULL, NULL', '22004' ],
+	[ '', '\'profiles\', NULL', '22004' ],
+	[ '', '\'plain_t\', true', '55000' ],
+	[ '', '\'parted_1\', false', '55000' ],
+	[ '', '\'v_profiles\', true', '55000' ],
+	[ '', '\'mv\', true', '55000' ],
+	[ '', '\'profile_guard.consent\', true', '55000' ],
+	[ '', '0::oid::regclass, true', '55000' ],
+	[ '', '\'dated\', true', '22023' ],
+	[ '', '\'dated\', false', '22023' ],
+	[ 'regress_ops_app', '\'profiles\', true', '42501' ],
+	[ 'regress_ops_never', '\'long_tags\', false', '42501' ],
+);
+my $stamps_before = stamps_state();
+for my $c (@stamp_calls)
+{
+	my ($who, $args, $code) = @$c;
+	$out = on_db(undef, ($who ne '' ? ('-U', $who) : ()), '-v', 'VERBOSITY=verbose',
+		'-c', "SELECT profile_guard.set_collection_stamps($args)");
+	like($out, qr/ERROR:  $code/, "set_collection_stamps($args) as " . ($who || 'the superuser') . ": $code");
+}
+is(stamps_state(), $stamps_before,
+	"a refused set_collection_stamps() changes neither a table's choice nor the stamps");
 
 # ---------------------------------------------------------------- part 1
-FUNCS=$(qa -d "$DB" -F $'\t' <<'SQL'
+my $funcs = $node->safe_psql($db, <<'SQL', extra_params => [ '-F', "\t" ]);
 SELECT p.proname,
 	   coalesce((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
 				 FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, i)), ''),
@@ -414,15 +464,15 @@ FROM pg_proc p
 WHERE p.pronamespace = 'profile_guard'::regnamespace AND p.prorettype <> 'trigger'::regtype
 ORDER BY p.oid;
 SQL
-)
-nfuncs=$(wc -l <<< "$FUNCS")
-[[ $nfuncs -ge 40 ]] || fail "only $nfuncs functions found in schema profile_guard"
+my $nfuncs = scalar(split /\n/, $funcs);
+cmp_ok($nfuncs, '>=', 40, "at least 40 functions found in schema profile_guard ($nfuncs)")
+  or BAIL_OUT('too few functions');
 
 # Calls, one per line: "<who>\t<function>(<args>)", who = all | super.
 # Every function: all arguments NULL, then each argument in turn through its
 # pool with the others valid (chosen by argument name).  Roles without the
 # privilege to execute a function get only its all-NULL call (to be refused).
-awk -F '\t' -v pools="$WORK/pools.tsv" '
+awk(<<'AWK', [ 'FS=\t', "pools=$work/pools.tsv" ], "$funcs\n", "$work/calls.tsv");
 function benign(n, t) {
 	if (t == "text") {
 		if (n ~ /subject/) return "\0471\047"
@@ -475,14 +525,15 @@ BEGIN {
 				args = args (j > 1 ? ", " : "") (j == i ? pool[T[i], k] : benign(N[j], T[j]))
 			print who "\t" name "(" args ")"
 		}
-}' <<< "$FUNCS" > "$WORK/calls.tsv"
+}
+AWK
+my @calls = split /\n/, slurp_file("$work/calls.tsv");
 
-# The psql script of one pass ($1 = role, '' = the superuser; $2 = purpose):
-# after a failing call, checksum and canary must equal those before it; after
-# a successful call they are taken anew.  Calls are numbered by their line
-# in calls.tsv.
-pass_script() {
-	awk -F '\t' -v role="$1" -v purpose="$2" '
+# The psql script of one pass (role, '' = the superuser; purpose): after a
+# failing call, checksum and canary must equal those before it; after a
+# successful call they are taken anew.  Calls are numbered by their line in
+# calls.tsv.
+my $pass_awk = <<'AWK';
 	BEGIN {
 		print "\\set VERBOSITY terse"
 		print "SET client_min_messages = error;"
@@ -518,73 +569,92 @@ pass_script() {
 		print "\\set sum :sum2"
 		print "\\set canary :canary2"
 	}
-	END { print "\\echo END-OF-PASS" }' "$WORK/calls.tsv"
+	END { print "\\echo END-OF-PASS" }
+AWK
+
+sub call_text
+{
+	my ($k, $len) = @_;
+	my $c = (split /\t/, $calls[ $k - 1 ] // '', 2)[1] // '';
+	return substr($c, 0, $len // 200);
 }
 
-call_text() { sed -n "${1}p" "$WORK/calls.tsv" | cut -f2 | cut -c1-${2:-200}; }
-
-run_pass() {	# $1 = label, $2 = role, $3 = purpose
-	local label=$1 t=$SECONDS rc=0 changed succeeded errors n k
-	pass_script "$2" "$3" > "$WORK/pass_$label.sql"
-	n=$(grep -c '^\\echo call' "$WORK/pass_$label.sql")
-	"$PGBIN/psql" -X -q -d "$DB" -f "$WORK/pass_$label.sql" > "$WORK/pass_$label.out" 2>&1 || rc=$?
-	if ! grep -q END-OF-PASS "$WORK/pass_$label.out"; then
-		echo "last lines of the pass:" >&2; tail -n 5 "$WORK/pass_$label.out" | cut -c1-300 >&2
-		k=$(grep -o '^call [0-9]*' "$WORK/pass_$label.out" | tail -1 | awk '{print $2}')
-		fail "pass $label stopped (psql exit $rc) at call $k: $(call_text "$k" 300)"
-	fi
-	ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after pass $label"
-	changed=$(grep -c '^CHANGED-AFTER-FAILED-CALL' "$WORK/pass_$label.out" || true)
-	if [[ $changed -gt 0 ]]; then
-		grep '^CHANGED-AFTER-FAILED-CALL' "$WORK/pass_$label.out" | head -5 | while read -r _ k; do
-			echo "  call $k: $(call_text "$k")" >&2
-		done
-		fail "pass $label: $changed calls that failed (or ran without privilege) changed the catalog, the data or a gated read"
-	fi
-	succeeded=$(grep -c '^SUCCEEDED' "$WORK/pass_$label.out" || true)
-	errors=$(grep -c 'ERROR:' "$WORK/pass_$label.out" || true)
-	echo "pass $label: $n calls, $succeeded succeeded, $((n - succeeded)) failed cleanly ($errors errors), no failed call changed anything; $((SECONDS - t)) s"
+sub run_pass
+{
+	my ($label, $role, $purpose) = @_;
+	my $t = time;
+	my $calls_text = slurp_file("$work/calls.tsv");
+	awk($pass_awk, [ 'FS=\t', "role=$role", "purpose=$purpose" ], $calls_text, "$work/pass_$label.sql");
+	my $n = scalar(grep { /^\\echo call/ } split /\n/, slurp_file("$work/pass_$label.sql"));
+	my $rc = psql_file("$work/pass_$label.sql", "$work/pass_$label.out");
+	my $pout = slurp_file("$work/pass_$label.out");
+	my @lines = split /\n/, $pout;
+	if ($pout !~ /END-OF-PASS/)
+	{
+		my ($k) = (reverse map { /^call ([0-9]+)/ ? $1 : () } @lines);
+		diag('last lines of the pass:');
+		diag(substr($_, 0, 300)) for @lines[ ($#lines > 4 ? $#lines - 4 : 0) .. $#lines ];
+		fail("pass $label stopped (psql exit $rc) at call " . ($k // '?') . ': ' . call_text($k // 0, 300));
+		BAIL_OUT("pass $label stopped");
+	}
+	pass("pass $label ran to its end");
+	check_alive("server after pass $label");
+	my @changed = map { /^CHANGED-AFTER-FAILED-CALL (\d+)/ ? $1 : () } @lines;
+	is(scalar @changed, 0,
+		"pass $label: no call that failed (or ran without privilege) changed the catalog, the data or a gated read")
+	  or diag(join("\n", map { "  call $_: " . call_text($_) } @changed[ 0 .. ($#changed > 4 ? 4 : $#changed) ]));
+	my $succeeded = scalar grep { /^SUCCEEDED/ } @lines;
+	my $errors = scalar grep { /ERROR:/ } @lines;
+	note("pass $label: $n calls, $succeeded succeeded, " . ($n - $succeeded)
+		. " failed cleanly ($errors errors); " . (time - $t) . ' s');
 	# internal errors (elog) on user input: reported, with the call, not failed
-	grep -B1 -E 'ERROR:  (cache lookup failed|unrecognized|could not find|invalid memory alloc|unexpected|wrong number)' \
-		"$WORK/pass_$label.out" | grep -o '^call [0-9]*' | while read -r _ k; do
-		echo "    internal error: $(grep -A1 "^call $k\$" "$WORK/pass_$label.out" | tail -1 | sed -E 's/^psql:[^:]*:[0-9]+: //' | cut -c1-80) <- $(call_text "$k" 100)"
-	done || true
+	for my $i (1 .. $#lines)
+	{
+		next unless $lines[$i] =~ /ERROR:  (cache lookup failed|unrecognized|could not find|invalid memory alloc|unexpected|wrong number)/;
+		next unless $lines[ $i - 1 ] =~ /^call ([0-9]+)/;
+		my $k = $1;
+		(my $e = $lines[$i]) =~ s/^psql:[^:]*:[0-9]+: //;
+		note('    internal error: ' . substr($e, 0, 80) . ' <- ' . call_text($k, 100));
+	}
+	return;
 }
 
-echo "part 1: $nfuncs functions, $(wc -l < "$WORK/calls.tsv") calls (roles may not execute most: they get the all-NULL call of those)"
+note("part 1: $nfuncs functions, " . scalar(@calls)
+	. ' calls (roles may not execute most: they get the all-NULL call of those)');
 # the superuser pass last: its successful calls may legitimately change
 # what the others read (end_service() retires every purpose, sweep() erases)
-run_pass app regress_ops_app rec
-run_pass noprivilege regress_ops_other ""
-run_pass superuser "" ""
+run_pass('app', 'regress_ops_app', 'rec');
+run_pass('noprivilege', 'regress_ops_other', '');
+run_pass('superuser', '', '');
 
 # the gate still holds after all that, in a new session
-err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
-grep -q 'no purpose declared' <<< "$err" || fail "after part 1, a read without purpose was not refused: $err"
+like(scalar on_db(undef, '-U', 'regress_ops_app', '-c', 'SELECT health FROM profiles'),
+	qr/no purpose declared/, 'after part 1, a read without purpose is refused');
 
 # the grace of stopped consents: bad values and roles are refused, and the
 # forgetting of a subject happens only inside a sweep
-for v in "-2" "'soon'" "'1 fortnight'" "NULL" "''" "2147483648"; do
-	out=$("$PGBIN/psql" -X -q -d "$DB" -c "SET profile_guard.stopped_consent_grace = $v" 2>&1 || true)
-	grep -qE 'ERROR:' <<< "$out" || fail "stopped_consent_grace = $v was accepted"
-done
-out=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c "SET profile_guard.stopped_consent_grace = 0" 2>&1 || true)
-grep -q 'permission denied' <<< "$out" || fail "an application role could set stopped_consent_grace: $out"
-sum_before=$("$PGBIN/psql" -X -At -d "$DB" -c "SELECT md5(string_agg(s::text, ';' ORDER BY s.subject)) FROM profile_guard.subject s")
-for v in "NULL" "''" "'1'" "'nobody'" "repeat('x', 300)"; do
-	out=$("$PGBIN/psql" -X -q -d "$DB" -v VERBOSITY=verbose -c "SELECT profile_guard._forget_subject($v)" 2>&1 || true)
-	grep -qE 'ERROR:  55000' <<< "$out" || fail "_forget_subject($v) outside a sweep: $out"
-done
-sum_after=$("$PGBIN/psql" -X -At -d "$DB" -c "SELECT md5(string_agg(s::text, ';' ORDER BY s.subject)) FROM profile_guard.subject s")
-[[ $sum_before == "$sum_after" ]] || fail "a refused _forget_subject() changed the subjects"
-echo "stopped_consent_grace and _forget_subject(): bad values, roles and calls refused"
+for my $v ('-2', "'soon'", "'1 fortnight'", 'NULL', "''", '2147483648')
+{
+	like(scalar on_db(undef, '-c', "SET profile_guard.stopped_consent_grace = $v"), qr/ERROR:/,
+		"stopped_consent_grace = $v is refused");
+}
+like(scalar on_db(undef, '-U', 'regress_ops_app', '-c', 'SET profile_guard.stopped_consent_grace = 0'),
+	qr/permission denied/, 'an application role cannot set stopped_consent_grace');
+my $subjects = "SELECT md5(string_agg(s::text, ';' ORDER BY s.subject)) FROM profile_guard.subject s";
+my $sum_before = $node->safe_psql($db, $subjects);
+for my $v ('NULL', "''", "'1'", "'nobody'", "repeat('x', 300)")
+{
+	like(scalar on_db(undef, '-v', 'VERBOSITY=verbose', '-c', "SELECT profile_guard._forget_subject($v)"),
+		qr/ERROR:  55000/, "_forget_subject($v) outside a sweep is refused");
+}
+is($node->safe_psql($db, $subjects), $sum_before, 'a refused _forget_subject() changes no subject');
 
 # ---------------------------------------------------------------- part 2
-SEED=${HOSTILE_SEED:-20261123}
-NSTMT=${HOSTILE_STATEMENTS:-20000}
-NSESS=6
-echo "part 2: seed $SEED, $NSTMT generated statements in $NSESS sessions"
-awk -v seed="$SEED" -v n="$NSTMT" -v nsess="$NSESS" -v dir="$WORK" '
+my $seed = $ENV{HOSTILE_SEED} // 20261123;
+my $nstmt = $ENV{HOSTILE_STATEMENTS} // 20000;
+my $nsess = 6;
+note("part 2: seed $seed, $nstmt generated statements in $nsess sessions");
+awk(<<'AWK', [ "seed=$seed", "n=$nstmt", "nsess=$nsess", "dir=$work" ], '', '/dev/null');
 function pick(a, k) { return a[int(rand() * k) + 1] }
 function q(s) { gsub(/\047/, "\047\047", s); return "\047" s "\047" }
 function randword(   w, i, k, c) {
@@ -699,38 +769,43 @@ BEGIN {
 		print st > f
 	}
 	for (s = 0; s < nsess; s++) { f = dir "/random_" s ".sql"; print "ROLLBACK;" > f; print "\\echo END-OF-SESSION" > f; close(f) }
-}' /dev/null
-t=$SECONDS
-pids=()
-for ((s = 0; s < NSESS; s++)); do
-	"$PGBIN/psql" -X -q -d "$DB" -f "$WORK/random_$s.sql" > "$WORK/random_$s.out" 2>&1 &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p" || true; done
-for ((s = 0; s < NSESS; s++)); do
-	grep -q END-OF-SESSION "$WORK/random_$s.out" || {
-		tail -n 5 "$WORK/random_$s.out" >&2
-		fail "random session $s did not finish (statements: $WORK/random_$s.sql)"
-	}
-done
-ops_check_alive "$C_HOST" "$C_PORT" "$LOG" "server after part 2"
-nerr=$(cat "$WORK"/random_*.out | grep -c 'ERROR:' || true)
-echo "part 2: $NSTMT statements in $((SECONDS - t)) s, $nerr errors, server up, no crashed backend"
-# (awk rather than head: it reads to the end, so sort never dies of SIGPIPE,
-# which pipefail and set -e would turn into a silent exit)
-cat "$WORK"/random_*.out | grep -oE 'ERROR:  [^"]{0,60}' | sort | uniq -c | sort -rn | awk 'NR <= 12 { print "    " $0 }'
-if cat "$WORK"/random_*.out | grep -E 'ERROR:  (cache lookup failed|invalid memory alloc|unrecognized node|could not find|unexpected)' | head -3; then
-	fail "part 2 hit internal errors (above)"
-fi
+}
+AWK
+my $t = time;
+my @runs = map {
+	IPC::Run::start([ 'psql', '-X', '-q', '-d', $node->connstr($db), '-f', "$work/random_$_.sql" ],
+		'<', '/dev/null', '>', "$work/random_$_.out", '2>&1')
+} 0 .. $nsess - 1;
+$_->finish for @runs;
+my $random_out = '';
+for my $s (0 .. $nsess - 1)
+{
+	my $o = slurp_file("$work/random_$s.out");
+	$random_out .= $o;
+	like($o, qr/END-OF-SESSION/, "random session $s finishes (statements: $work/random_$s.sql)")
+	  or BAIL_OUT("random session $s did not finish");
+}
+check_alive('server after part 2');
+my @errs = $random_out =~ /(ERROR:  [^"\n]{0,60})/g;
+note("part 2: $nstmt statements in " . (time - $t) . ' s, ' . scalar(@errs) . ' errors, server up, no crashed backend');
+my %kinds;
+$kinds{$_}++ for @errs;
+note(sprintf('    %7d %s', $kinds{$_}, $_))
+  for (sort { $kinds{$b} <=> $kinds{$a} || $a cmp $b } keys %kinds)[ 0 .. (keys %kinds > 12 ? 11 : keys(%kinds) - 1) ];
+my @internal = grep { /ERROR:  (cache lookup failed|invalid memory alloc|unrecognized node|could not find|unexpected)/ }
+  split /\n/, $random_out;
+is(scalar @internal, 0, 'part 2 hits no internal error') or diag(join("\n", @internal[ 0 .. ($#internal > 2 ? 2 : $#internal) ]));
 
 # the gate still holds
-err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_app -c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
-grep -q 'no purpose declared' <<< "$err" || fail "after part 2, a read without purpose was not refused: $err"
-err=$("$PGBIN/psql" -X -q -d "$DB" -U regress_ops_never -c "SET profile_guard.purpose = 'rec'" \
-	-c 'SELECT health FROM profiles' 2>&1 >/dev/null || true)
+like(scalar on_db(undef, '-U', 'regress_ops_app', '-c', 'SELECT health FROM profiles'),
+	qr/no purpose declared/, 'after part 2, a read without purpose is refused');
 # (the superuser pass may have ended the service: then rec is retired first)
-grep -qE 'may not use purpose|purpose "rec" is retired' <<< "$err" ||
-	fail "after part 2, a role never allowed purpose rec was not refused: $err"
-[[ $(qa -d "$DB" -c "SELECT count(*) FROM profiles WHERE health IS NOT NULL AND health NOT LIKE 'pgt1:%'") == 0 ]] ||
-	fail "after part 2, a sensitive value is stored as plaintext"
-echo "hostile_input: no crash, failed calls change nothing; $((SECONDS - start)) s"
+like(scalar on_db(undef, '-U', 'regress_ops_never', '-c', "SET profile_guard.purpose = 'rec'",
+		'-c', 'SELECT health FROM profiles'),
+	qr/may not use purpose|purpose "rec" is retired/, 'after part 2, a role never allowed purpose rec is refused');
+is($node->safe_psql($db, "SELECT count(*) FROM profiles WHERE health IS NOT NULL AND health NOT LIKE 'pgt1:%'"),
+	'0', 'after part 2, no sensitive value is stored as plaintext');
+note('hostile_input: ' . (time - $start) . ' s');
+
+$node->stop;
+done_testing();
