@@ -30,6 +30,15 @@ unset TAP_TESTS
 
 pg_build_and_install || exit 1
 
+# Citus for t/200_beside_citus.pl: built (once per installation; minutes)
+# while the other suites run, installed before the TAP tests start
+citus_build=
+if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
+	mkdir -p test/results
+	( . test/lib/tap_prepare.sh && tap_install_citus ) > test/results/citus_build.log 2>&1 &
+	citus_build=$!
+fi
+
 passed=0
 failed=0
 skipped=0
@@ -143,6 +152,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 	# pgaudit, locales, message catalogues, Citus: as the user that may
 	# install them, before the tests run as another (test/lib/tap_prepare.sh)
 	. test/lib/tap_prepare.sh
+	[[ -n $citus_build ]] && { wait "$citus_build"; cat test/results/citus_build.log; }
 	tap_prepare
 	if [[ -z $only_tap ]]; then
 		only_tap=$(ls t/*.pl 2>/dev/null | tr '\n' ' ')
