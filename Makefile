@@ -34,6 +34,7 @@ OBJS = \
 	src/pseudonym.o \
 	src/audit.o \
 	src/audit_log.o \
+	src/audit_binary.o \
 	src/audit_file.o \
 	src/audit_ring.o \
 	src/audit_writer.o \

@@ -6,15 +6,17 @@
  *	  and the fall-back to the server log when the file cannot be written.
  *
  *	  Each line is one JSON object (JSON Lines) that opens with the keys
- *	  "ts", "pid" and "database"; audit_log.c writes the rest.  A backend
- *	  keeps its lines in a buffer in TopMemoryContext and hands them on at
- *	  the end of every top-level statement and of every transaction
- *	  (audit.c calls), when the buffer passes PFG_AUDIT_FILE_FLUSH_SIZE,
- *	  and as the backend exits: into the shared buffer that the audit
- *	  writer empties (audit_ring.c, audit_writer.c), or, when that is off,
- *	  full or without its writer, or with audit_fsync on, with one write()
- *	  of its own.  The file is opened with O_APPEND, so that the lines of
- *	  concurrent writers never interleave.
+ *	  "ts", "pid" and "database".  A backend keeps its lines as binary
+ *	  records (audit_binary.c; audit_log.c builds them) in a buffer in
+ *	  TopMemoryContext and hands them on at the end of every top-level
+ *	  statement and of every transaction (audit.c calls), when the buffer
+ *	  passes PFG_AUDIT_FILE_FLUSH_SIZE, and as the backend exits: into the
+ *	  shared buffer that the audit writer empties and formats
+ *	  (audit_ring.c, audit_writer.c), or, when that is off, full or
+ *	  without its writer, or with audit_fsync on, formatted by the same
+ *	  function and written with one write() of its own.  The file is
+ *	  opened with O_APPEND, so that the lines of concurrent writers never
+ *	  interleave.
  *
  *	  The file's name is profile_guard.audit_filename expanded by strftime()
  *	  in log_timezone at the time of the write, in
@@ -34,18 +36,16 @@
 #include <unistd.h>
 
 #include "access/xact.h"
-#include "commands/dbcommands.h"
 #include "common/file_perm.h"
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/timestamp.h"
 
 #include "extension.h"
 #include "settings.h"
+#include "audit_binary.h"
 #include "audit_file.h"
 #include "audit_ring.h"
 
@@ -57,6 +57,10 @@ static StringInfoData Pending;
 static bool PendingReady = false;
 static int	LineStart = -1;
 
+/* the lines formatted from them, when the backend writes them itself */
+static StringInfoData Text;
+static bool TextReady = false;
+
 /* the open file */
 static int	Fd = -1;
 static char OpenPath[MAXPGPATH];
@@ -67,14 +71,6 @@ static char Path[MAXPGPATH];
 static char PathDirectory[MAXPGPATH];
 static pg_time_t PathTime = -1;
 static uint64 PathGeneration = 0;
-
-/* the key "ts" to the second, as last formatted */
-static char TsText[32];
-static pg_time_t TsTime = -1;
-
-/* ,"pid":N,"database":"name", (the same for every line of the backend) */
-static StringInfoData Ident;
-static bool IdentReady = false;
 
 static void audit_file_at_exit(int code, Datum arg);
 
@@ -93,58 +89,6 @@ init_backend_buffer(StringInfo buf)
  * ---------------------------------------------------------------------
  */
 
-/* the key "ts": UTC, to the millisecond, ISO 8601 */
-static void
-append_ts(StringInfo buf)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	pg_time_t	sec = timestamptz_to_time_t(now);
-	int			ms = (int) ((now % USECS_PER_SEC) / 1000);	/* after 2000 */
-	char		frac[6] = {'.', '0' + ms / 100, '0' + ms / 10 % 10, '0' + ms % 10, 'Z', '"'};
-
-	if (sec != TsTime)
-	{
-		pg_strftime(TsText, sizeof(TsText), "%Y-%m-%dT%H:%M:%S", pg_gmtime(&sec));
-		TsTime = sec;
-	}
-	appendStringInfoString(buf, "{\"ts\":\"");
-	appendStringInfoString(buf, TsText);
-	appendBinaryStringInfo(buf, frac, 6);
-}
-
-/*
- * The keys "pid" and "database".  The database's name is read once, in a
- * transaction; a line written outside one before that (a backend exiting)
- * names it by "#" and its OID, as audit_log.c names roles and relations.
- */
-static void
-append_ident(StringInfo buf)
-{
-	if (!IdentReady)
-	{
-		char	   *name = NULL;
-
-		if (OidIsValid(MyDatabaseId))
-		{
-			if (!IsTransactionState())
-			{
-				appendStringInfo(buf, ",\"pid\":%d,\"database\":\"#%u\",", MyProcPid, MyDatabaseId);
-				return;
-			}
-			name = get_database_name(MyDatabaseId);
-		}
-		init_backend_buffer(&Ident);
-		appendStringInfo(&Ident, ",\"pid\":%d,\"database\":", MyProcPid);
-		if (name)
-			escape_json(&Ident, name);
-		else
-			appendStringInfoString(&Ident, "null");
-		appendStringInfoChar(&Ident, ',');
-		IdentReady = true;
-	}
-	appendBinaryStringInfo(buf, Ident.data, Ident.len);
-}
-
 /* a line that an error interrupted is dropped whole */
 static void
 drop_partial_line(void)
@@ -154,10 +98,7 @@ drop_partial_line(void)
 	LineStart = -1;
 }
 
-/*
- * A line begins: the buffer, with the line's opening appended (audit_file.h
- * says what follows).
- */
+/* a line's record begins: the buffer to append it to */
 StringInfo
 pfg_audit_file_line_begin(void)
 {
@@ -170,15 +111,12 @@ pfg_audit_file_line_begin(void)
 	if (LineStart >= 0)
 		drop_partial_line();
 	LineStart = Pending.len;
-	append_ts(&Pending);
-	append_ident(&Pending);
 	return &Pending;
 }
 
 void
 pfg_audit_file_line_end(void)
 {
-	appendStringInfoString(&Pending, "}\n");
 	LineStart = -1;
 	if (Pending.len >= PFG_AUDIT_FILE_FLUSH_SIZE)
 		pfg_audit_file_flush();
@@ -343,6 +281,25 @@ pfg_audit_file_write(const char *data, int len)
 	}
 }
 
+/* records formatted here, and written as the audit writer writes them */
+static void
+write_records(const char *data, int len)
+{
+	if (!TextReady)
+	{
+		init_backend_buffer(&Text);
+		TextReady = true;
+	}
+	resetStringInfo(&Text);
+	pfg_audit_bin_to_text(data, len, true, &Text);
+	pfg_audit_file_write(Text.data, Text.len);
+	if (Text.maxlen > 4 * PFG_AUDIT_FILE_FLUSH_SIZE)
+	{
+		pfree(Text.data);
+		TextReady = false;
+	}
+}
+
 /*
  * Write the buffered lines: into the audit writer's shared buffer
  * (audit_ring.c) when it takes them, else to the file.  With audit_fsync
@@ -371,7 +328,7 @@ pfg_audit_file_flush(void)
 	Pending.len = 0;
 
 	if (pfg_audit_fsync || !pfg_audit_ring_put(data, len))
-		pfg_audit_file_write(data, len);
+		write_records(data, len);
 
 	/* a buffer grown for one large statement does not stay large */
 	if (Pending.maxlen > 4 * PFG_AUDIT_FILE_FLUSH_SIZE)

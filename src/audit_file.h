@@ -4,11 +4,10 @@
  *	  The audit trail's files (audit_file.c): the backend's buffer of lines
  *	  and when it is written.
  *
- *	  A line is built in place: pfg_audit_file_line_begin() returns the
- *	  buffer with the line's opening ("{", the keys ts, pid and database,
- *	  and a comma) appended; the caller appends the rest of the object,
- *	  without its closing brace, and calls pfg_audit_file_line_end().  A
- *	  line an error interrupts is dropped whole.
+ *	  A line's binary record (audit_binary.h) is built in place:
+ *	  pfg_audit_file_line_begin() returns the buffer, the caller appends
+ *	  the record and calls pfg_audit_file_line_end().  A record an error
+ *	  interrupts is dropped whole.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +31,7 @@ extern void pfg_audit_file_flush(void);
 /* the end of a transaction: written, and with audit_fsync, synced */
 extern void pfg_audit_file_xact_end(void);
 
-/* the audit writer (audit_writer.c): its batches, its file */
+/* lines formatted (audit_writer.c: its batches), appended to the file */
 extern void pfg_audit_file_write(const char *data, int len);
 extern int	pfg_audit_file_fd(void);	/* -1 when none is open */
 extern void pfg_audit_file_close(void);

@@ -7,10 +7,13 @@
  *	  A line is one JSON object; docs/audit.md documents its keys.  An
  *	  audited statement (audit.c) writes a "read" (or "bypass_read") line
  *	  as it ends, a "denial" line when it is refused; a "lost" line counts
- *	  the failed statements that could not be kept for reporting.  With
- *	  profile_guard.audit_destination = file (the default) the line is
+ *	  the failed statements that could not be kept for reporting.  The
+ *	  backend only writes the line's binary record (audit_binary.c): the
+ *	  counts, and the names it memorises here.  With
+ *	  profile_guard.audit_destination = file (the default) the record is
  *	  built in place in the backend's buffer of the audit file
- *	  (audit_file.c); with log it is a LOG message, "profile_guard audit: "
+ *	  (audit_file.c), and formatted by whoever writes the file; with log it
+ *	  is formatted at once into a LOG message, "profile_guard audit: "
  *	  followed by the object.
  *
  *	  A refusal is raised through pfg_refuse() (errcodes.h), which notes
@@ -26,10 +29,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -37,6 +40,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "audit_log.h"
+#include "audit_binary.h"
 #include "audit_file.h"
 #include "invalidation.h"
 
@@ -131,69 +135,6 @@ purpose_version(const char *name)
 }
 
 /*
- * JSON pieces.  A line is built for every audited statement, so these
- * append without formatting: keys are our own words (nothing to escape),
- * numbers are converted directly, and a string with nothing to escape is
- * copied as it is (escape_json() would produce the same text).
- */
-static void
-json_key(StringInfo buf, const char *key, bool first)
-{
-	if (!first)
-		appendStringInfoChar(buf, ',');
-	appendStringInfoChar(buf, '"');
-	appendStringInfoString(buf, key);
-	appendStringInfoString(buf, "\":");
-}
-
-static void
-json_string(StringInfo buf, const char *value)
-{
-	const char *p;
-
-	for (p = value; *p; p++)
-	{
-		if ((unsigned char) *p < 0x20 || *p == '"' || *p == '\\')
-		{
-			escape_json(buf, value);
-			return;
-		}
-	}
-	enlargeStringInfo(buf, (p - value) + 2);
-	buf->data[buf->len++] = '"';
-	memcpy(buf->data + buf->len, value, p - value);
-	buf->len += p - value;
-	buf->data[buf->len++] = '"';
-	buf->data[buf->len] = '\0';
-}
-
-static void
-json_str(StringInfo buf, const char *key, const char *value)
-{
-	json_key(buf, key, false);
-	if (value == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		json_string(buf, value);
-}
-
-static void
-json_int(StringInfo buf, int64 value)
-{
-	char		digits[MAXINT8LEN + 1];
-
-	appendBinaryStringInfo(buf, digits, pg_lltoa(value, digits));
-}
-
-/* ,"key":value */
-static void
-json_num(StringInfo buf, const char *key, int64 value)
-{
-	json_key(buf, key, false);
-	json_int(buf, value);
-}
-
-/*
  * Names for the line.  Outside a transaction (a backend writing what its
  * last, failed statement read as it exits) no catalog can be read: then
  * "#" and the OID.
@@ -257,19 +198,47 @@ role_text(Oid roleid)
 }
 
 /*
- * A line being built, in the audit file's buffer or, for the server log,
- * in its own.  line_begin() returns the buffer, the object opened: its first
- * key is written without a comma before it.
+ * The database's name, read once, in a transaction; a line written outside
+ * one before that (a backend exiting) names it by "#" and its OID, as roles
+ * and relations are named.  NULL: no database.
+ */
+static char DatabaseName[NAMEDATALEN];
+static bool DatabaseNameReady = false;
+
+static const char *
+database_text(void)
+{
+	char	   *name;
+
+	if (DatabaseNameReady)
+		return DatabaseName;
+	if (!OidIsValid(MyDatabaseId))
+		return NULL;
+	if (!IsTransactionState())
+		return psprintf("#%u", MyDatabaseId);
+	name = get_database_name(MyDatabaseId);
+	if (name == NULL)
+		return NULL;
+	strlcpy(DatabaseName, name, sizeof(DatabaseName));
+	DatabaseNameReady = true;
+	return DatabaseName;
+}
+
+/*
+ * A line being built: its binary record (audit_binary.h), in the audit
+ * file's buffer or, for the server log, in a buffer of its own, formatted
+ * there at once.
  */
 typedef struct AuditLine
 {
 	StringInfo	buf;
 	StringInfoData logbuf;
 	bool		to_file;
+	int			start;
 } AuditLine;
 
 static StringInfo
-line_begin(AuditLine *line)
+line_begin(AuditLine *line, const PfgAuditBinHeader *header)
 {
 	line->to_file = (pfg_audit_destination == PFG_AUDIT_TO_FILE);
 	if (line->to_file)
@@ -277,46 +246,56 @@ line_begin(AuditLine *line)
 	else
 	{
 		initStringInfo(&line->logbuf);
-		appendStringInfoString(&line->logbuf, PFG_AUDIT_LOG_PREFIX "{");
 		line->buf = &line->logbuf;
 	}
+	line->start = pfg_audit_bin_begin(line->buf, header);
+	pfg_audit_bin_str(line->buf, database_text());
 	return line->buf;
 }
 
-/* the object closed; for the server log, the message (without CONTEXT) */
+/* the record ended; for the server log, the message (without CONTEXT) */
 static void
 line_end(AuditLine *line, bool hide_context)
 {
+	StringInfoData text;
+
+	pfg_audit_bin_end(line->buf, line->start);
 	if (line->to_file)
 	{
 		pfg_audit_file_line_end();
 		return;
 	}
-	appendStringInfoChar(line->buf, '}');
+	initStringInfo(&text);
+	appendStringInfoString(&text, PFG_AUDIT_LOG_PREFIX);
+	pfg_audit_bin_to_text(line->buf->data, line->buf->len, false, &text);
 	ereport(LOG,
-			(errmsg_internal("%s", line->buf->data),
+			(errmsg_internal("%s", text.data),
 			 errhidestmt(true),
 			 errhidecontext(hide_context)));
+	pfree(text.data);
 	pfree(line->buf->data);
 }
 
-/* the part of the line common to reads and denials */
+/* the header of reads and denials */
 static void
-line_head(StringInfo buf, const PfgAuditRecord *rec, const char *event)
+line_header(PfgAuditBinHeader *h, const PfgAuditRecord *rec, PfgAuditEvent event)
 {
-	int			version = rec->bypass || !IsTransactionState() ? -1 : purpose_version(rec->purpose);
+	memset(h, 0, sizeof(*h));
+	h->event = event;
+	h->level = rec->level;
+	h->nrels = rec->c.nrels;
+	h->ntags = rec->c.ntags;
+	h->purpose_version = rec->bypass || !IsTransactionState() ? -1 : purpose_version(rec->purpose);
+}
 
-	json_key(buf, "event", true);
-	json_string(buf, event);
-	json_str(buf, "user", role_text(rec->userid));
-	json_str(buf, "session_user", role_text(GetSessionUserId()));
-	json_str(buf, "purpose", rec->purpose[0] ? rec->purpose : NULL);
-	if (version > 0)
-		json_num(buf, "purpose_version", version);
-	else
-		appendStringInfoString(buf, ",\"purpose_version\":null");
-	json_str(buf, "command", rec->command);
-	json_num(buf, "level", rec->level);
+/* the strings common to reads and denials */
+static void
+line_head(StringInfo buf, const PfgAuditRecord *rec)
+{
+	pfg_audit_bin_str(buf, role_text(rec->userid));
+	pfg_audit_bin_str(buf, role_text(GetSessionUserId()));
+	pfg_audit_bin_str(buf, rec->purpose[0] ? rec->purpose : NULL);
+	pfg_audit_bin_str(buf, rec->command);
 }
 
 /*
@@ -327,59 +306,37 @@ void
 pfg_audit_log_read(const PfgAuditRecord *rec)
 {
 	AuditLine	line;
-	StringInfo	buf = line_begin(&line);
+	PfgAuditBinHeader h;
+	StringInfo	buf;
 
-	line_head(buf, rec, rec->bypass ? "bypass_read" : "read");
-	json_key(buf, "relations", false);
-	appendStringInfoChar(buf, '[');
+	line_header(&h, rec, rec->bypass ? PFG_AUDIT_EVENT_BYPASS_READ : PFG_AUDIT_EVENT_READ);
+	h.count = rec->processed;
+	h.flags = rec->failed ? 0 : PFG_AUDIT_BIN_COMPLETED;
+	buf = line_begin(&line, &h);
+	line_head(buf, rec);
 	for (int i = 0; i < rec->c.nrels; i++)
 	{
 		PfgAuditRel *r = &rec->c.rels[i];
 
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		appendStringInfoChar(buf, '{');
-		json_key(buf, "relation", true);
-		json_string(buf, relation_text(r->relid));
-		if (rec->bypass)
-			appendStringInfoString(buf, ",\"rows_seen\":null,\"rows_hidden\":null}");
-		else
+		pfg_audit_bin_str(buf, relation_text(r->relid));
+		if (!rec->bypass)
 		{
-			json_num(buf, "rows_seen", r->seen);
-			json_num(buf, "rows_hidden", r->hidden);
-			appendStringInfoChar(buf, '}');
+			pfg_audit_bin_num(buf, r->seen);
+			pfg_audit_bin_num(buf, r->hidden);
 		}
 	}
-	appendStringInfoChar(buf, ']');
-	json_key(buf, "tags", false);
-	appendStringInfoChar(buf, '[');
 	for (int i = 0; i < rec->c.ntags; i++)
 	{
 		PfgAuditTag *t = &rec->c.tags[i];
 
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		appendStringInfoChar(buf, '{');
-		json_key(buf, "tag", true);
-		json_string(buf, pfg_audit_tag_name(t));
-		if (rec->bypass)
-			appendStringInfoString(buf, ",\"cells_served\":null,\"cells_masked\":null,\"rows_hidden\":null}");
-		else
+		pfg_audit_bin_str(buf, pfg_audit_tag_name(t));
+		if (!rec->bypass)
 		{
-			json_num(buf, "cells_served", t->served);
-			json_num(buf, "cells_masked", t->masked);
-			json_num(buf, "rows_hidden", pfg_audit_tag_rows_hidden(rec, t));
-			appendStringInfoChar(buf, '}');
+			pfg_audit_bin_num(buf, t->served);
+			pfg_audit_bin_num(buf, t->masked);
+			pfg_audit_bin_num(buf, pfg_audit_tag_rows_hidden(rec, t));
 		}
 	}
-	appendStringInfoChar(buf, ']');
-	json_key(buf, "rows_processed", false);
-	{
-		char		digits[MAXINT8LEN + 1];
-
-		appendBinaryStringInfo(buf, digits, pg_ulltoa_n(rec->processed, digits));
-	}
-	appendStringInfoString(buf, rec->failed ? ",\"completed\":false" : ",\"completed\":true");
 	line_end(&line, true);
 }
 
@@ -392,36 +349,25 @@ pfg_audit_log_denial(const PfgAuditRecord *rec, const ErrorData *e,
 					 const char *reason, const char *tag)
 {
 	AuditLine	line;
+	PfgAuditBinHeader h;
 	StringInfo	buf;
 	char		sqlstate[6];
 
 	if (rec->c.ntags > 0)
 		tag = NULL;				/* the statement's own tags are named */
-	buf = line_begin(&line);
-	line_head(buf, rec, "denial");
-	json_str(buf, "reason", reason);
+	line_header(&h, rec, PFG_AUDIT_EVENT_DENIAL);
+	h.flags = tag ? PFG_AUDIT_BIN_EXTRA_TAG : 0;
+	buf = line_begin(&line, &h);
+	line_head(buf, rec);
+	pfg_audit_bin_str(buf, reason);
 	memcpy(sqlstate, unpack_sql_state(e->sqlerrcode), 6);
-	json_str(buf, "sqlstate", sqlstate);
-	json_key(buf, "relations", false);
-	appendStringInfoChar(buf, '[');
+	pfg_audit_bin_str(buf, sqlstate);
 	for (int i = 0; i < rec->c.nrels; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		json_string(buf, relation_text(rec->c.rels[i].relid));
-	}
-	appendStringInfoString(buf, "]");
-	json_key(buf, "tags", false);
-	appendStringInfoChar(buf, '[');
+		pfg_audit_bin_str(buf, relation_text(rec->c.rels[i].relid));
 	for (int i = 0; i < rec->c.ntags; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		json_string(buf, pfg_audit_tag_name(&rec->c.tags[i]));
-	}
+		pfg_audit_bin_str(buf, pfg_audit_tag_name(&rec->c.tags[i]));
 	if (tag)
-		json_string(buf, tag);
-	appendStringInfoChar(buf, ']');
+		pfg_audit_bin_str(buf, tag);
 	line_end(&line, true);
 }
 
@@ -430,10 +376,12 @@ void
 pfg_audit_log_lost(int64 statements)
 {
 	AuditLine	line;
-	StringInfo	buf = line_begin(&line);
+	PfgAuditBinHeader h;
 
-	appendStringInfoString(buf, "\"event\":\"lost\"");
-	json_num(buf, "statements", statements);
+	memset(&h, 0, sizeof(h));
+	h.event = PFG_AUDIT_EVENT_LOST;
+	h.count = statements;
+	line_begin(&line, &h);
 	line_end(&line, false);
 }
 

@@ -3,9 +3,10 @@
  * audit_ring.c
  *	  The shared buffer of audit lines, in shared memory, and its setting
  *	  profile_guard.audit_buffer_size.  At the end of a statement a backend
- *	  copies its lines into the buffer instead of making a write() of its
- *	  own; the audit writer (audit_writer.c) takes them out in the order
- *	  they were put and appends them to the audit file.
+ *	  copies its lines, as binary records (audit_binary.c), into the buffer
+ *	  instead of making a write() of its own; the audit writer
+ *	  (audit_writer.c) takes them out in the order they were put, formats
+ *	  them and appends them to the audit file.  This file only moves bytes.
  *
  *	  The buffer is a ring of entries, each a header (length, state) and
  *	  the lines of one statement, 8-byte aligned.  A backend reserves room
@@ -19,7 +20,7 @@
  *
  *	  When the server crashes the writer is told to quit at once (SIGQUIT)
  *	  while shared memory is still there: it writes what is complete and
- *	  not yet written (pfg_audit_ring_drain_to_fd), so a backend killed
+ *	  not yet written (pfg_audit_ring_drain), so a backend killed
  *	  after its statement ended loses none of that statement's lines.
  *
  *-------------------------------------------------------------------------
@@ -253,7 +254,7 @@ pfg_audit_ring_release(uint64 position)
 }
 
 void
-pfg_audit_ring_drain_to_fd(int fd)
+pfg_audit_ring_drain(void (*write_entry) (const char *data, uint32 len, int fd), int fd)
 {
 	uint64		position;
 	uint64		end;
@@ -268,25 +269,12 @@ pfg_audit_ring_drain_to_fd(int fd)
 	while (position < end)
 	{
 		RingEntry  *entry = entry_at(position);
-		const char *data = (const char *) entry + sizeof(RingEntry);
 		uint32		len = entry->len;
 
 		if (len > size)
 			break;				/* not an entry: stop rather than guess */
 		if (entry->state == ENTRY_COMPLETE)
-		{
-			while (len > 0)
-			{
-				ssize_t		written = write(fd, data, len);
-
-				if (written < 0 && errno == EINTR)
-					continue;
-				if (written <= 0)
-					return;
-				data += written;
-				len -= written;
-			}
-		}
+			write_entry((const char *) entry + sizeof(RingEntry), len, fd);
 		position += ENTRY_SIZE(entry->len);
 	}
 }

@@ -40,10 +40,12 @@ extern uint64 pfg_audit_ring_take(StringInfo out, bool wait_all);
 extern void pfg_audit_ring_release(uint64 position);
 
 /*
- * The writer, told to quit at once (the server crashed): writes every
- * line not yet released whose copy was complete to fd, skipping a line a
- * killed backend left half-copied.  Only write(): safe in a signal handler.
+ * The writer, told to quit at once (the server crashed): hands every entry
+ * not yet released whose copy was complete to write_entry(), with fd,
+ * skipping an entry a killed backend left half-copied.  Takes no lock and
+ * allocates nothing: safe in a signal handler if write_entry() is.
  */
-extern void pfg_audit_ring_drain_to_fd(int fd);
+extern void pfg_audit_ring_drain(void (*write_entry) (const char *data, uint32 len, int fd),
+								 int fd);
 
 #endif							/* PROFILE_GUARD_AUDIT_RING_H */

@@ -2,9 +2,9 @@
  *
  * audit_writer.c
  *	  The audit writer: a background worker, started with the server when
- *	  profile_guard.audit_buffer_size is not 0, that takes the lines
- *	  backends put into the shared buffer (audit_ring.c) and appends them
- *	  to the audit file (audit_file.c: its name, rotation and fall-back to
+ *	  profile_guard.audit_buffer_size is not 0, that takes the binary
+ *	  records backends put into the shared buffer (audit_ring.c), formats
+ *	  them as lines (audit_binary.c) and appends them to the audit file (audit_file.c: its name, rotation and fall-back to
  *	  the server log), at least every WRITER_DELAY_MS milliseconds and as
  *	  soon as the buffer is half full.  It needs no database.
  *
@@ -13,8 +13,9 @@
  *	  death: backends are told to write their lines themselves from now
  *	  on, everything in the buffer is written, and the worker exits.
  *	  SIGQUIT (a crash, or an immediate shutdown): every complete entry not
- *	  yet written goes to the open file with bare write() calls, and the
- *	  worker exits at once.  SIGQUIT is held off while a batch is written
+ *	  yet written is formatted in the handler (in a static buffer, with no
+ *	  allocation) and goes to the open file with bare write() calls, and
+ *	  the worker exits at once.  SIGQUIT is held off while a batch is written
  *	  and given back, so no line is written twice.  docs/audit.md says what
  *	  a crash can lose.
  *
@@ -34,6 +35,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "audit_binary.h"
 #include "audit_file.h"
 #include "audit_ring.h"
 #include "audit_writer.h"
@@ -43,7 +45,8 @@
 
 PGDLLEXPORT void pfg_audit_writer_main(Datum main_arg);
 
-static StringInfoData Batch;
+static StringInfoData Batch;	/* records taken from the buffer */
+static StringInfoData Text;		/* their lines */
 
 /* in _PG_init, when preloaded */
 void
@@ -71,7 +74,7 @@ writer_quit(SIGNAL_ARGS)
 	int			fd = pfg_audit_file_fd();
 
 	if (fd >= 0)
-		pfg_audit_ring_drain_to_fd(fd);
+		pfg_audit_ring_drain(pfg_audit_bin_to_fd, fd);
 	_exit(2);
 }
 
@@ -84,13 +87,15 @@ write_batch(bool wait_all)
 	uint64		position;
 
 	resetStringInfo(&Batch);
+	resetStringInfo(&Text);
 	position = pfg_audit_ring_take(&Batch, wait_all);
+	pfg_audit_bin_to_text(Batch.data, Batch.len, true, &Text);
 
 	sigemptyset(&quit);
 	sigaddset(&quit, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &quit, &saved);
-	if (Batch.len > 0)
-		pfg_audit_file_write(Batch.data, Batch.len);
+	if (Text.len > 0)
+		pfg_audit_file_write(Text.data, Text.len);
 	pfg_audit_ring_release(position);
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 
@@ -99,6 +104,11 @@ write_batch(bool wait_all)
 	{
 		pfree(Batch.data);
 		initStringInfo(&Batch);
+	}
+	if (Text.maxlen > 4 * 1024 * 1024)
+	{
+		pfree(Text.data);
+		initStringInfo(&Text);
 	}
 }
 
@@ -112,6 +122,7 @@ pfg_audit_writer_main(Datum main_arg)
 
 	MemoryContextSwitchTo(TopMemoryContext);
 	initStringInfo(&Batch);
+	initStringInfo(&Text);
 	pfg_audit_ring_attach_writer(MyLatch);
 
 	for (;;)

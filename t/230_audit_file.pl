@@ -17,7 +17,10 @@
 #      in new sessions and in a session that was open before;
 #   d. fall-back: while the file cannot be opened, the lines go to the server
 #      log with a WARNING naming the file; the next statement writes to the
-#      file again once it can.
+#      file again once it can;
+#   e. one formatting: a relation whose name needs escaping, read through
+#      the audit writer, by a backend writing its own line (audit_fsync =
+#      on) and to the server log, gives the same line each time.
 #
 # Matches only the extension's own JSON keys, SQLSTATEs and paths, never a
 # server message's wording (any lc_messages), and finds files by pattern
@@ -302,6 +305,40 @@ else
 {
 	fail('once it can, the next statement writes to the file (directory made)');
 }
+
+note('e: every path formats the same line');
+# a relation whose name needs escaping in JSON (a quote, a backslash, a tab,
+# a control character), read through the audit writer, by the backend
+# itself (audit_fsync = on, still set from part c) and to the server log:
+# the lines are the same but for the keys only the file has
+su(<<'SQL');
+SET client_min_messages = warning;
+DO $$ BEGIN
+EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, sports text)', E'odd"\\\t\x01');
+EXECUTE format('GRANT SELECT ON %I TO regress_app', E'odd"\\\t\x01');
+PERFORM profile_guard.protect(quote_ident(E'odd"\\\t\x01')::regclass, 'id');
+PERFORM profile_guard.classify(quote_ident(E'odd"\\\t\x01')::regclass, 'sports', 'interest.sports');
+EXECUTE format('INSERT INTO %I VALUES (1, ''SECRETSPORT1'')', E'odd"\\\t\x01');
+END $$;
+SQL
+my $odd_read = "SET profile_guard.purpose = 'recommendation';\n"
+  . "SELECT sports FROM \"odd\"\"\\\t\x01\" WHERE id = 1;\n";
+app($odd_read);
+su("ALTER SYSTEM SET profile_guard.audit_fsync = off;\nSELECT pg_reload_conf()");
+pfg_await($node, 'postgres', "SELECT current_setting('profile_guard.audit_fsync') = 'off'", 5);
+app($odd_read);
+su("ALTER SYSTEM SET profile_guard.audit_destination = 'log';\nSELECT pg_reload_conf()");
+pfg_await($node, 'postgres', "SELECT current_setting('profile_guard.audit_destination') = 'log'", 5);
+app($odd_read);
+settle();
+my @odd_file = grep { /odd/ } split /\n/, join('', map { slurp_file($_) } files("$data/blocked_audit/*.jsonl"));
+my @odd_log = grep { /odd/ } (slurp_file($log) =~ /profile_guard audit: (\{.*)/g);
+is(scalar(@odd_file) . ' ' . scalar(@odd_log), '2 1', 'two lines in the file, one in the server log');
+my @rests = ((map { /^\{"ts":"[^"]*","pid":\d+,"database":"postgres",(.*)$/ ? "{$1" : "no keys: $_" } @odd_file), @odd_log);
+is($rests[0], $rests[1], 'the backend and the audit writer write the same line');
+is($rests[0], $rests[2], 'the server log has the same object');
+my $odd = eval { decode_json($rests[2]) } // {};
+is($odd->{relations}[0]{relation} // '', "public.\"odd\"\"\\\t\x01\"", 'the name escaped, and read back whole');
 
 if (!Test::More->builder->is_passing)
 {

@@ -13,6 +13,10 @@
 #        also the files written by each backend itself, one write() per
 #        statement (audit_buffer_size = 0, a restart each round), against
 #        the audit writer
+#   OLD_SO=/path/profile_guard.so bash test/bench/audit_overhead.sh
+#        also the files through the audit writer with another build (e.g.
+#        the parent commit's: lines formatted by the backends rather than
+#        by the writer), swapped in like BASE_SO
 #   SCALE=N (5000) ROUNDS=R (3) PGBENCH_SECONDS=S (10) CLIENTS=C (2)
 #
 # The scale is small on purpose: every backend warms its consent cache
@@ -119,11 +123,16 @@ for r in $(seq "$ROUNDS"); do
 		run direct all
 		buffer_size 1MB
 	fi
+	if [[ -n ${OLD_SO:-} ]]; then
+		restart_with "$OLD_SO"
+		run old all
+		restart_with "$OURS"
+	fi
 	run off off
 	run file all
 	destination log || exit 1
 	run log all
-	echo "round $r: ${BASE_SO:+base ${results[base]} }off ${results[off]} file ${results[file]} ${DIRECT:+direct ${results[direct]} }log ${results[log]}" >&2
+	echo "round $r: ${BASE_SO:+base ${results[base]} }off ${results[off]} file ${results[file]} ${OLD_SO:+old ${results[old]} }${DIRECT:+direct ${results[direct]} }log ${results[log]} (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 done
 median() { tr ' ' '\n' <<<"${results[$1]}" | grep . | bench_median; }
 median_cpu() { tr ' ' '\n' <<<"${cpu[$1]}" | grep . | bench_median; }
@@ -139,6 +148,7 @@ echo "pgbench PK lookups, $SCALE subjects, $CLIENTS clients, ${PGBENCH_SECONDS}s
 printf '%-36s %12s %8s %14s %8s\n' configuration "TPS" "/ off" "CPU µs/tx" "- off"
 row "audit = off (usage counters on)" off
 row "audit = all, destination = file" file
+[[ -n ${OLD_SO:-} ]] && row "  the same, with OLD_SO" old
 [[ -n ${DIRECT:-} ]] && row "  the same, written by each backend" direct
 row "audit = all, destination = log" log
 [[ -n ${BASE_SO:-} ]] && row "without audit.c (BASE_SO)" base
