@@ -145,6 +145,52 @@ $$;
 REVOKE ALL ON FUNCTION _subject_rows(guarded_table, text) FROM PUBLIC;
 
 /*
+ * What was provided to recipients, per person (rule 10a): under a purpose
+ * that names a recipient, the cells the gates served, counted per subject,
+ * purpose and month (UTC; the first day of the month).  The subject is kept
+ * only as its keyed hash (_subject_hash()): the record holds no identifier
+ * and outlives the person's erasure, as evidence of what was provided.
+ * Written by recipient_use.c before each commit; read by subject_report().
+ */
+CREATE TABLE recipient_use (
+	subject_hash text NOT NULL,
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	cells		bigint NOT NULL CHECK (cells > 0),
+	PRIMARY KEY (subject_hash, purpose, recipient, month)
+);
+GRANT SELECT ON recipient_use TO profile_guard_admin;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use', '');
+
+/*
+ * _provided_json(hash): the recipients a subject's cells were provided to,
+ * with counts and months, never values.
+ */
+CREATE FUNCTION _provided_json(p_hash text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+				'recipient', u.recipient,
+				'country', r.country,
+				'cross_border', r.country IS NOT NULL AND r.country <> home_country(),
+				'purpose', u.purpose,
+				'cells', u.cells,
+				'first_month', u.first_month,
+				'last_month', u.last_month) ORDER BY u.recipient, u.purpose), '[]')
+	FROM (SELECT x.recipient, x.purpose, sum(x.cells) AS cells,
+				 to_char(min(x.month), 'YYYY-MM') AS first_month,
+				 to_char(max(x.month), 'YYYY-MM') AS last_month
+		  FROM recipient_use x
+		  WHERE x.subject_hash = p_hash
+		  GROUP BY x.recipient, x.purpose) u
+	LEFT JOIN recipient r ON r.recipient = u.recipient
+$$;
+REVOKE ALL ON FUNCTION _provided_json(text) FROM PUBLIC;
+
+/*
  * _erasure_requests_json(subject, hash): the erasure requests of a subject,
  * those it made under its identifier and, when the hash is given, those of
  * an earlier record of the same identifier that was forgotten.
@@ -227,6 +273,7 @@ BEGIN
 					'tags', tags,
 					'consents', '[]'::jsonb,
 					'recipients', '[]'::jsonb,
+					'provided_to', _provided_json(h),
 					'blocks', '[]'::jsonb,
 					'events', '[]'::jsonb,
 					'erasure_requests', _erasure_requests_json(NULL, h),
@@ -319,8 +366,7 @@ BEGIN
 		'tags', tags,
 		'consents', consents,
 		-- the recipients of the purposes the subject consented to (or that
-		-- concern it without consent), with the tags usable for each; the
-		-- catalog keeps no per-subject record of what was provided
+		-- concern it without consent), with the tags usable for each
 		'recipients', (SELECT coalesce(jsonb_agg(jsonb_build_object(
 								'recipient', x.recipient,
 								'country', x.country,
@@ -340,6 +386,9 @@ BEGIN
 										   WHERE c.subject = s.subject AND c.purpose = pu.purpose)
 								OR pu.legal_basis <> 'consent'
 							 GROUP BY r.recipient, r.country) AS x),
+		-- the recipients its cells were actually provided to (rule 10a)
+		'provided_to', CASE WHEN EXISTS (SELECT 1 FROM recipient_use)
+							THEN _provided_json(_subject_hash(s.subject)) ELSE '[]'::jsonb END,
 		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
 											 ORDER BY b.tag), '[]')
 				   FROM tag_block b WHERE b.subject = s.subject),
