@@ -21,8 +21,10 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN st || ': ' || m || E'\n  DETAIL: ' || coalesce(nullif(d, ''), '-')
 		|| E'\n  HINT: ' || coalesce(nullif(h, ''), '-');
 END $$;
--- the cells recorded per subject (1..4) and purpose, in one line
+-- the cells recorded per subject (1..4) and purpose, in one line, once the
+-- log is merged
 CREATE FUNCTION pg_temp.used() RETURNS text LANGUAGE sql AS $$
+	SELECT profile_guard._merge_recipient_use();
 	SELECT coalesce(string_agg(format('%s:%s=%s', s, u.purpose, u.cells), ' ' ORDER BY s, u.purpose), '-')
 	FROM generate_series(1, 4) s
 	JOIN (SELECT subject_hash, purpose, sum(cells) AS cells FROM profile_guard.recipient_use
@@ -68,7 +70,12 @@ SET ROLE regress_use_app;
 SET profile_guard.purpose = 'share:acme';
 SELECT * FROM profiles ORDER BY id;
 RESET ROLE;
+-- each statement appended one row to the log: the subjects and their cells
+SELECT purpose, recipient, month = date_trunc('month', now() AT TIME ZONE 'UTC')::date AS this_month,
+	   (SELECT string_agg(x.s || '=' || x.c, ' ' ORDER BY x.s) FROM unnest(subjects, cells) x(s, c)) AS cells
+FROM recipient_use_log;
 SELECT pg_temp.used();
+SELECT count(*) AS log_rows_after_merge FROM recipient_use_log;
 -- the record holds no identifier and no value, and the month in UTC
 SELECT count(*) AS rows, count(*) FILTER (WHERE subject_hash ~ '^[0-9a-f]{64}$') AS hashed,
 	   bool_and(month = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS this_month,
@@ -77,6 +84,8 @@ FROM recipient_use;
 SELECT count(*) AS names_a_subject_or_value FROM recipient_use u
 WHERE u::text ~ '(golf|chess|judo|asthma|flu)' OR u.subject_hash IN ('1', '2', '3');
 TRUNCATE recipient_use;
+-- nobody but the extension reads the log, which names subjects
+SELECT has_table_privilege('profile_guard_admin', 'profile_guard.recipient_use_log', 'SELECT') AS admin_reads_log;
 
 -- 3. every read path is counted: 1 and 2 two cells each, 3 one (sports)
 CREATE VIEW acme_view AS SELECT id, sports, health FROM profiles;
@@ -183,6 +192,22 @@ SELECT jsonb_pretty(jsonb_set(subject_report('1')->'provided_to', '{0,first_mont
 					#- '{0,last_month}') AS provided_to;
 SELECT (subject_report('1')->'provided_to'->0->>'first_month') = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') AS this_month;
 SELECT subject_report('4')->'provided_to' AS subject_4;
+-- what is not merged yet is reported too
+SET ROLE regress_use_app;
+SET profile_guard.purpose = 'share:acme';
+SELECT sports FROM profiles WHERE id = 1;
+RESET profile_guard.purpose;
+RESET ROLE;
+SELECT count(*) AS log_rows FROM recipient_use_log;
+SELECT subject_report('1')->'provided_to'->0->'cells' AS cells_1;
+
+-- the sweep merges the log; a forgotten person's record stays, by hash only
+SELECT request_erasure('2') > 0 AS requested;
+SELECT count(*) > 0 AS swept FROM sweep();
+SELECT count(*) AS log_rows FROM recipient_use_log;
+SELECT pg_temp.used() AS "after the sweep";
+SELECT r->'forgotten' AS forgotten, r->'provided_to'->0->'cells' AS cells_2
+FROM subject_report('2') r;
 
 -- 8. data sources of a purpose (§6 b-c)
 SELECT define_data_source('app_events', 'own_collection', NULL, DATE '2020-01-01');

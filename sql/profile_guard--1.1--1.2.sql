@@ -9862,6 +9862,7 @@ REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
 
 
+
 -- ---------------------------------------------------------------------
 -- What was provided to recipients, per person (rule 10a), and the data
 -- sources of purposes (§6 b–c).
@@ -9873,7 +9874,7 @@ GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
  * purpose and month (UTC; the first day of the month).  The subject is kept
  * only as its keyed hash (_subject_hash()): the record holds no identifier
  * and outlives the person's erasure, as evidence of what was provided.
- * Written by recipient_use.c before each commit; read by subject_report().
+ * Merged by the sweep from recipient_use_log; read by subject_report().
  */
 CREATE TABLE recipient_use (
 	subject_hash text NOT NULL,
@@ -9886,6 +9887,27 @@ CREATE TABLE recipient_use (
 GRANT SELECT ON recipient_use TO profile_guard_admin;
 SELECT pg_catalog.pg_extension_config_dump('recipient_use', '');
 
+/*
+ * What the read path appends before each commit (recipient_use.c): per
+ * transaction and purpose, the subjects served and their cells, as two
+ * arrays; no index, so a read pays one row, not one per subject.  It names
+ * subjects by identifier until the sweep merges it into recipient_use
+ * (_merge_recipient_use()); readable by the extension's owner only.
+ */
+CREATE TABLE recipient_use_log (
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	subjects	text[] NOT NULL,
+	cells		bigint[] NOT NULL,
+	CHECK (cardinality(subjects) = cardinality(cells))
+);
+-- the arrays are stored as they are: compressing them cost the read path
+-- more than writing them
+ALTER TABLE recipient_use_log ALTER COLUMN subjects SET STORAGE EXTERNAL,
+	ALTER COLUMN cells SET STORAGE EXTERNAL;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use_log', '');
+
 -- which sources each purpose's profiles or models were built from
 -- (set_purpose_data_sources())
 CREATE TABLE purpose_data_source (
@@ -9897,10 +9919,42 @@ GRANT SELECT ON purpose_data_source TO profile_guard_admin, profile_guard_consen
 SELECT pg_catalog.pg_extension_config_dump('purpose_data_source', '');
 
 /*
- * _provided_json(hash): the recipients a subject's cells were provided to,
- * with counts and months, never values.
+ * _merge_recipient_use(): moves the log's rows into recipient_use, under
+ * the subjects' keyed hashes, adding up the counts.  Rows committed while
+ * it runs are not seen and stay for the next merge.  Returns the subjects
+ * merged.
  */
-CREATE FUNCTION _provided_json(p_hash text)
+CREATE FUNCTION _merge_recipient_use()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM recipient_use_log l RETURNING l.purpose, l.recipient, l.month, l.subjects, l.cells
+	), merged AS (
+		INSERT INTO recipient_use AS u (subject_hash, purpose, recipient, month, cells)
+		SELECT _subject_hash(x.subject), t.purpose, t.recipient, t.month, sum(x.cells)
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects, t.cells) AS x(subject, cells)
+		GROUP BY 1, 2, 3, 4
+		ON CONFLICT (subject_hash, purpose, recipient, month)
+		DO UPDATE SET cells = u.cells + excluded.cells
+		RETURNING 1
+	)
+	SELECT count(*) INTO n FROM merged;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_recipient_use() FROM PUBLIC;
+
+/*
+ * _provided_json(hash, subject): the recipients a subject's cells were
+ * provided to, with counts and months, never values: the merged record
+ * (by hash) and the log not merged yet (by identifier, when given).
+ */
+CREATE FUNCTION _provided_json(p_hash text, p_subject text)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -9916,12 +9970,136 @@ AS $$
 	FROM (SELECT x.recipient, x.purpose, sum(x.cells) AS cells,
 				 to_char(min(x.month), 'YYYY-MM') AS first_month,
 				 to_char(max(x.month), 'YYYY-MM') AS last_month
-		  FROM recipient_use x
-		  WHERE x.subject_hash = p_hash
+		  FROM (SELECT m.recipient, m.purpose, m.month, m.cells
+				FROM recipient_use m WHERE m.subject_hash = p_hash
+				UNION ALL
+				SELECT l.recipient, l.purpose, l.month, e.cells
+				FROM recipient_use_log l
+				CROSS JOIN LATERAL unnest(l.subjects, l.cells) AS e(subject, cells)
+				WHERE l.subjects @> ARRAY[p_subject] AND e.subject = p_subject) x
 		  GROUP BY x.recipient, x.purpose) u
 	LEFT JOIN recipient r ON r.recipient = u.recipient
 $$;
-REVOKE ALL ON FUNCTION _provided_json(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _provided_json(text, text) FROM PUBLIC;
+
+/*
+ * _forget_subject(subject): the catalog forgets a subject whose erasure
+ * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
+ * tombstones), blocks, events, ended legal holds, the row of its destroyed
+ * data key and its registration (birth date, opt-out, the request's mark)
+ * are deleted; what was provided of it to recipients is kept under the hash
+ * (the log merged first if it still names the subject); its
+ * erasure requests keep only the keyed hash of the erasure log; the log
+ * records the forgetting under that hash.  Every cache of consent answers
+ * refreshes the subject from its next statement (_subject_changed): it is
+ * then unknown, and a later registration of the same identifier starts a
+ * new record.  Called by _erasure_finish(), in the transaction that marks
+ * the request complete, while the sweep's flag lets the consent ledger
+ * change.
+ */
+CREATE OR REPLACE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
+	-- what was provided to recipients stays, under the hash only
+	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN
+		PERFORM _merge_recipient_use();
+	END IF;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
+
+/*
+ * _erasure_finish(sweep_start): called when a sweep has done all its work:
+ * the record of what was provided to recipients is merged from its log,
+ * the requests it served are complete, their subjects are forgotten (and
+ * so are those of requests completed before forgetting existed), and the
+ * next sweep looks at events from this one's start on.
+ */
+CREATE OR REPLACE FUNCTION _erasure_finish(sweep_start timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	-- what was provided to recipients, under the subjects' hashes (the
+	-- hashes need the master key: without one the log waits, still read
+	-- by subject_report())
+	BEGIN
+		PERFORM _merge_recipient_use();
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'the record of cells provided to recipients was not merged: %', SQLERRM
+			USING HINT = 'Its log is kept and merged by a later sweep; check profile_guard.master_key_file or master_key_command.';
+	END;
+	UPDATE erasure_request q SET completed_at = now()
+	WHERE q.completed_at IS NULL
+	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
+						WHERE d.tag = '*' AND d.reason = 'request');
+	FOR r IN SELECT DISTINCT q.subject FROM erasure_request q
+			 WHERE q.subject IS NOT NULL AND q.completed_at IS NOT NULL
+			   AND NOT EXISTS (SELECT 1 FROM erasure_request p
+							   WHERE p.subject = q.subject AND p.completed_at IS NULL)
+			 ORDER BY q.subject
+	LOOP
+		PERFORM _forget_subject(r.subject);
+	END LOOP;
+	-- the collection stamps whose retention the sweep carried out (those of
+	-- held or still kept tags stay), and those of tables no longer guarded
+	-- with collection stamps (unprotected, dropped, stamps switched off
+	-- while a write was stamping)
+	DELETE FROM collection_stamp cs
+	USING _erasure_cutoff c
+	WHERE c.tag = cs.tag AND cs.collected_at <= c.cutoff
+	  AND NOT EXISTS (SELECT 1 FROM _erasure_keep k
+					  WHERE k.subject = cs.subject AND k.tag = cs.tag
+						AND (k.keep_for IS NULL OR cs.collected_at > sweep_start - k.keep_for));
+	DELETE FROM collection_stamp cs
+	WHERE NOT EXISTS (SELECT 1 FROM guarded_table g JOIN pg_class c ON c.oid = g.relid
+					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL AND g.stamp_collection);
+	UPDATE erasure_state SET swept_from = sweep_start;
+END
+$$;
+REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
 
 /*
  * _check_data_sources(sources, named_by): raises unless sources is an array
@@ -10059,7 +10237,7 @@ BEGIN
 					'tags', tags,
 					'consents', '[]'::jsonb,
 					'recipients', '[]'::jsonb,
-					'provided_to', _provided_json(h),
+					'provided_to', _provided_json(h, NULL),
 					'blocks', '[]'::jsonb,
 					'events', '[]'::jsonb,
 					'erasure_requests', _erasure_requests_json(NULL, h),
@@ -10173,8 +10351,8 @@ BEGIN
 								OR pu.legal_basis <> 'consent'
 							 GROUP BY r.recipient, r.country) AS x),
 		-- the recipients its cells were actually provided to (rule 10a)
-		'provided_to', CASE WHEN EXISTS (SELECT 1 FROM recipient_use)
-							THEN _provided_json(_subject_hash(s.subject)) ELSE '[]'::jsonb END,
+		'provided_to', _provided_json(CASE WHEN EXISTS (SELECT 1 FROM recipient_use)
+												THEN _subject_hash(s.subject) END, s.subject),
 		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
 											 ORDER BY b.tag), '[]')
 				   FROM tag_block b WHERE b.subject = s.subject),

@@ -4,9 +4,12 @@
  *	  Owns the record of what was provided to recipients, per person
  *	  (rule 10a of docs/rules.md): under a purpose that names a recipient,
  *	  each cell a gate serves notes its subject; the notes are counted per
- *	  (purpose, subject) and added to profile_guard.recipient_use, under the
- *	  subject's keyed hash (subject_hash.c) and the month, before the
- *	  transaction commits.  subject_report() reads them back.
+ *	  (purpose, subject), and before the transaction commits each purpose's
+ *	  counts are appended to profile_guard.recipient_use_log as one row (the
+ *	  subjects and their counts as two arrays, no index to update).  The
+ *	  sweep merges the log into profile_guard.recipient_use, one row per
+ *	  subject's keyed hash, purpose and month (_merge_recipient_use());
+ *	  subject_report() reads both.
  *
  *	  Cells served in a transaction that then aborts were served all the
  *	  same: their notes outlive the transaction and are written with the
@@ -23,6 +26,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -33,7 +37,6 @@
 #include "consent_cache.h"
 #include "recipient_use.h"
 #include "spi_checked.h"
-#include "subject_hash.h"
 
 typedef struct UseKey
 {
@@ -61,6 +64,14 @@ static HTAB *PendingUse = NULL;
 static UsePurpose *Purposes = NULL;
 static bool callback_registered = false;
 
+/*
+ * The entry noted last: the cells of one row are served one after another,
+ * so an integer subject is looked up once a row
+ */
+static UseEntry *LastEntry = NULL;
+static Datum LastSubject;
+static Oid	LastType = InvalidOid;
+
 static uint32
 use_hash(const void *key, Size keysize)
 {
@@ -84,41 +95,37 @@ use_match(const void *key1, const void *key2, Size keysize)
 static void
 forget_pending(void)
 {
+	LastEntry = NULL;
 	PendingUse = NULL;
 	Purposes = NULL;
 	MemoryContextReset(UseContext);
 }
 
 /*
- * Add the pending notes to profile_guard.recipient_use, in SPI, with the
- * rights of our schema's owner.  Only in a read-write transaction: in any
- * other the notes wait for the next.
+ * Append the pending notes to profile_guard.recipient_use_log, one row per
+ * purpose, in SPI, with the rights of our schema's owner.  Only in a
+ * read-write transaction: in any other the notes wait for the next.
  */
 static void
 flush_pending(void)
 {
-	HASH_SEQ_STATUS seq;
-	UseEntry   *e;
-	long		n;
-	Datum	   *hashes;
-	Datum	   *purposes;
-	Datum	   *recipients;
-	Datum	   *cells;
-	int			i = 0;
-	Oid			argtypes[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum		args[4];
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
 	PfgCatalogAccess ca;
-	int			rc;
 	MemoryContext cxt;
 	MemoryContext old;
 	bool		pushed;
+	long		n;
+	Datum	   *subjects;
+	Datum	   *cells;
+	List	   *rows = NIL;
+	ListCell   *lc;
 
 	if (PendingUse == NULL || (n = hash_get_num_entries(PendingUse)) == 0)
 		return;
 	if (XactReadOnly || IsInParallelMode())
 		return;
 	/* the extension was dropped, or is at a version without the record */
-	if (!OidIsValid(pfg_catalog_relid("recipient_use")))
+	if (!OidIsValid(pfg_catalog_relid("recipient_use_log")))
 	{
 		forget_pending();
 		return;
@@ -127,27 +134,34 @@ flush_pending(void)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard recipient use flush",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	hashes = palloc(sizeof(Datum) * n);
-	purposes = palloc(sizeof(Datum) * n);
-	recipients = palloc(sizeof(Datum) * n);
+	subjects = palloc(sizeof(Datum) * n);
 	cells = palloc(sizeof(Datum) * n);
-	hash_seq_init(&seq, PendingUse);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	for (UsePurpose *p = Purposes; p != NULL; p = p->next)
 	{
-		char		h[PFG_SUBJECT_HASH_HEX + 1];
+		HASH_SEQ_STATUS seq;
+		UseEntry   *e;
+		int			i = 0;
+		Datum	   *args;
 
-		pfg_subject_hash(e->key.subject, h);
-		hashes[i] = CStringGetTextDatum(h);
-		purposes[i] = CStringGetTextDatum(e->key.purpose);
-		recipients[i] = CStringGetTextDatum(e->recipient);
-		cells[i] = Int64GetDatum(e->cells);
-		i++;
+		hash_seq_init(&seq, PendingUse);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			if (e->key.purpose != p->purpose)
+				continue;
+			subjects[i] = CStringGetTextDatum(e->key.subject);
+			cells[i] = Int64GetDatum(e->cells);
+			i++;
+		}
+		if (i == 0)
+			continue;
+		args = palloc(sizeof(Datum) * 4);
+		args[0] = CStringGetTextDatum(p->purpose);
+		args[1] = CStringGetTextDatum(p->recipient);
+		args[2] = PointerGetDatum(construct_array(subjects, i, TEXTOID, -1, false, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(cells, i, INT8OID, sizeof(int64),
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		rows = lappend(rows, args);
 	}
-	args[0] = PointerGetDatum(construct_array(hashes, i, TEXTOID, -1, false, TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(purposes, i, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(recipients, i, TEXTOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(cells, i, INT8OID, sizeof(int64),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	/* written once: should the write fail, the transaction aborts anyway */
 	forget_pending();
@@ -157,20 +171,20 @@ flush_pending(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
-	rc = SPI_execute_with_args("INSERT INTO profile_guard.recipient_use AS u"
-							   " (subject_hash, purpose, recipient, month, cells)"
-							   " SELECT x.h, x.p, x.r,"
-							   "        pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date,"
-							   "        x.c"
-							   "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							   "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
-							   "        x(h, p, r, c)"
-							   " ON CONFLICT (subject_hash, purpose, recipient, month)"
-							   " DO UPDATE SET cells = u.cells + excluded.cells",
-							   4, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not write the record of provided cells: %s",
-			 SPI_result_code_string(rc));
+	foreach(lc, rows)
+	{
+		Datum	   *args = (Datum *) lfirst(lc);
+		int			rc;
+
+		rc = SPI_execute_with_args("INSERT INTO profile_guard.recipient_use_log"
+								   " (purpose, recipient, month, subjects, cells)"
+								   " VALUES ($1, $2, pg_catalog.date_trunc('month',"
+								   "         pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date, $3, $4)",
+								   4, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not write the record of provided cells: %s",
+				 SPI_result_code_string(rc));
+	}
 	pfg_end_catalog_access(&ca);
 	pfg_spi_finish();
 	if (pushed)
@@ -250,15 +264,25 @@ pfg_recipient_use_note(const char *purpose, const char *recipient,
 	}
 
 	p = intern_purpose(purpose, recipient);
+	if (LastEntry != NULL && LastEntry->key.purpose == p->purpose &&
+		LastType == typid && LastSubject == subject &&
+		(typid == INT4OID || typid == INT8OID))
+	{
+		LastEntry->cells++;
+		return;
+	}
 	key.purpose = p->purpose;
 	key.subject = pfg_subject_text(subject, typid);
-	e = hash_search(PendingUse, &key, HASH_FIND, &found);
+	e = hash_search(PendingUse, &key, HASH_ENTER, &found);
 	if (!found)
 	{
-		key.subject = MemoryContextStrdup(UseContext, key.subject);
-		e = hash_search(PendingUse, &key, HASH_ENTER, NULL);
+		/* the key's string is the caller's: keep a copy of it */
+		e->key.subject = MemoryContextStrdup(UseContext, key.subject);
 		e->recipient = p->recipient;
 		e->cells = 0;
 	}
 	e->cells++;
+	LastEntry = e;
+	LastSubject = subject;
+	LastType = typid;
 }

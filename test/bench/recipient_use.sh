@@ -8,6 +8,7 @@
 #   bash test/bench/recipient_use.sh            1,000,000 subjects
 #   bash test/bench/recipient_use.sh --quick    100,000 subjects
 #   SCALE=N RUNS=R                              override
+#   SETUP_ONLY=1                                load the data, leave the cluster running
 # Data: bench_profiles_sql's set; purpose share:acme is a copy of
 # recommendation with recipient acme, and every consent of recommendation
 # is given to it too.  Reads: every consented row's three tags (3 cells a
@@ -35,6 +36,7 @@ SELECT subject, 'share:acme', 1, 'grant', tags FROM profile_guard.consent WHERE 
 SELECT profile_guard._policy_changed();
 VACUUM ANALYZE;
 SQL
+bench_setup_only
 
 ms() { sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; }
 # $1 = purpose, $2 = the timed statement; each run in a new connection,
