@@ -8,6 +8,7 @@ OBJS = \
 	src/catalog.o \
 	src/bypass.o \
 	src/purpose.o \
+	src/recipient_use.o \
 	src/consent_cache.o \
 	src/answers_load.o \
 	src/answers_publish.o \

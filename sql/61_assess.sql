@@ -123,6 +123,9 @@ SELECT clause, status, detail FROM pg_temp.assessed();
 SELECT define_purpose('rec', 'Recommendations', ARRAY['interest.*', 'health.condition', 'contact.mobile'],
 					  interval '1 year');
 SELECT record_assessment('credit', 'dpo@example.com', 'risks mitigated');
+-- the credit model's training data traced to a reviewed source (§6 b-c)
+SELECT define_data_source('bureau_2025', 'purchase', 'contract B-2025-3', DATE '2025-01-15');
+SELECT set_purpose_data_sources('credit', ARRAY['bureau_2025']);
 SELECT allow_purpose('regress_as_app', p) FROM unnest(ARRAY['ads', 'credit', 'feed', 'share:acme']) p;
 CREATE ROLE regress_as_gone;
 SELECT disallow_purpose('regress_as_gone', 'ads');

@@ -9861,3 +9861,955 @@ $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
 
+
+
+-- ---------------------------------------------------------------------
+-- What was provided to recipients, per person (rule 10a), and the data
+-- sources of purposes (§6 b–c).
+-- ---------------------------------------------------------------------
+
+/*
+ * What was provided to recipients, per person (rule 10a): under a purpose
+ * that names a recipient, the cells the gates served, counted per subject,
+ * purpose and month (UTC; the first day of the month).  The subject is kept
+ * only as its keyed hash (_subject_hash()): the record holds no identifier
+ * and outlives the person's erasure, as evidence of what was provided.
+ * Merged by the sweep from recipient_use_log; read by subject_report().
+ */
+CREATE TABLE recipient_use (
+	subject_hash text NOT NULL,
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	cells		bigint NOT NULL CHECK (cells > 0),
+	PRIMARY KEY (subject_hash, purpose, recipient, month)
+);
+GRANT SELECT ON recipient_use TO profile_guard_admin;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use', '');
+
+/*
+ * What the read path appends before each commit (recipient_use.c): per
+ * transaction and purpose, the subjects served and their cells, as two
+ * arrays; no index, so a read pays one row, not one per subject.  It names
+ * subjects by identifier until the sweep merges it into recipient_use
+ * (_merge_recipient_use()); readable by the extension's owner only.
+ */
+CREATE TABLE recipient_use_log (
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	subjects	text[] NOT NULL,
+	cells		bigint[] NOT NULL,
+	CHECK (cardinality(subjects) = cardinality(cells))
+);
+-- the arrays are stored as they are: compressing them cost the read path
+-- more than writing them
+ALTER TABLE recipient_use_log ALTER COLUMN subjects SET STORAGE EXTERNAL,
+	ALTER COLUMN cells SET STORAGE EXTERNAL;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use_log', '');
+
+-- which sources each purpose's profiles or models were built from
+-- (set_purpose_data_sources())
+CREATE TABLE purpose_data_source (
+	purpose		text NOT NULL REFERENCES purpose ON DELETE CASCADE,
+	source		text NOT NULL REFERENCES data_source,
+	PRIMARY KEY (purpose, source)
+);
+GRANT SELECT ON purpose_data_source TO profile_guard_admin, profile_guard_consent;
+SELECT pg_catalog.pg_extension_config_dump('purpose_data_source', '');
+
+/*
+ * _merge_recipient_use(): moves the log's rows into recipient_use, under
+ * the subjects' keyed hashes, adding up the counts.  Rows committed while
+ * it runs are not seen and stay for the next merge.  Returns the subjects
+ * merged.
+ */
+CREATE FUNCTION _merge_recipient_use()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM recipient_use_log l RETURNING l.purpose, l.recipient, l.month, l.subjects, l.cells
+	), merged AS (
+		INSERT INTO recipient_use AS u (subject_hash, purpose, recipient, month, cells)
+		SELECT _subject_hash(x.subject), t.purpose, t.recipient, t.month, sum(x.cells)
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects, t.cells) AS x(subject, cells)
+		GROUP BY 1, 2, 3, 4
+		ON CONFLICT (subject_hash, purpose, recipient, month)
+		DO UPDATE SET cells = u.cells + excluded.cells
+		RETURNING 1
+	)
+	SELECT count(*) INTO n FROM merged;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_recipient_use() FROM PUBLIC;
+
+/*
+ * _provided_json(hash, subject): the recipients a subject's cells were
+ * provided to, with counts and months, never values: the merged record
+ * (by hash) and the log not merged yet (by identifier, when given).
+ */
+CREATE FUNCTION _provided_json(p_hash text, p_subject text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+				'recipient', u.recipient,
+				'country', r.country,
+				'cross_border', r.country IS NOT NULL AND r.country <> home_country(),
+				'purpose', u.purpose,
+				'cells', u.cells,
+				'first_month', u.first_month,
+				'last_month', u.last_month) ORDER BY u.recipient, u.purpose), '[]')
+	FROM (SELECT x.recipient, x.purpose, sum(x.cells) AS cells,
+				 to_char(min(x.month), 'YYYY-MM') AS first_month,
+				 to_char(max(x.month), 'YYYY-MM') AS last_month
+		  FROM (SELECT m.recipient, m.purpose, m.month, m.cells
+				FROM recipient_use m WHERE m.subject_hash = p_hash
+				UNION ALL
+				SELECT l.recipient, l.purpose, l.month, e.cells
+				FROM recipient_use_log l
+				CROSS JOIN LATERAL unnest(l.subjects, l.cells) AS e(subject, cells)
+				WHERE l.subjects @> ARRAY[p_subject] AND e.subject = p_subject) x
+		  GROUP BY x.recipient, x.purpose) u
+	LEFT JOIN recipient r ON r.recipient = u.recipient
+$$;
+REVOKE ALL ON FUNCTION _provided_json(text, text) FROM PUBLIC;
+
+/*
+ * _forget_subject(subject): the catalog forgets a subject whose erasure
+ * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
+ * tombstones), blocks, events, ended legal holds, the row of its destroyed
+ * data key and its registration (birth date, opt-out, the request's mark)
+ * are deleted; what was provided of it to recipients is kept under the hash
+ * (the log merged first if it still names the subject); its
+ * erasure requests keep only the keyed hash of the erasure log; the log
+ * records the forgetting under that hash.  Every cache of consent answers
+ * refreshes the subject from its next statement (_subject_changed): it is
+ * then unknown, and a later registration of the same identifier starts a
+ * new record.  Called by _erasure_finish(), in the transaction that marks
+ * the request complete, while the sweep's flag lets the consent ledger
+ * change.
+ */
+CREATE OR REPLACE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
+	-- what was provided to recipients stays, under the hash only
+	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN
+		PERFORM _merge_recipient_use();
+	END IF;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
+
+/*
+ * _erasure_finish(sweep_start): called when a sweep has done all its work:
+ * the record of what was provided to recipients is merged from its log,
+ * the requests it served are complete, their subjects are forgotten (and
+ * so are those of requests completed before forgetting existed), and the
+ * next sweep looks at events from this one's start on.
+ */
+CREATE OR REPLACE FUNCTION _erasure_finish(sweep_start timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	-- what was provided to recipients, under the subjects' hashes (the
+	-- hashes need the master key: without one the log waits, still read
+	-- by subject_report())
+	BEGIN
+		PERFORM _merge_recipient_use();
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'the record of cells provided to recipients was not merged: %', SQLERRM
+			USING HINT = 'Its log is kept and merged by a later sweep; check profile_guard.master_key_file or master_key_command.';
+	END;
+	UPDATE erasure_request q SET completed_at = now()
+	WHERE q.completed_at IS NULL
+	  AND q.subject IN (SELECT d.subject FROM _erasure_due d
+						WHERE d.tag = '*' AND d.reason = 'request');
+	FOR r IN SELECT DISTINCT q.subject FROM erasure_request q
+			 WHERE q.subject IS NOT NULL AND q.completed_at IS NOT NULL
+			   AND NOT EXISTS (SELECT 1 FROM erasure_request p
+							   WHERE p.subject = q.subject AND p.completed_at IS NULL)
+			 ORDER BY q.subject
+	LOOP
+		PERFORM _forget_subject(r.subject);
+	END LOOP;
+	-- the collection stamps whose retention the sweep carried out (those of
+	-- held or still kept tags stay), and those of tables no longer guarded
+	-- with collection stamps (unprotected, dropped, stamps switched off
+	-- while a write was stamping)
+	DELETE FROM collection_stamp cs
+	USING _erasure_cutoff c
+	WHERE c.tag = cs.tag AND cs.collected_at <= c.cutoff
+	  AND NOT EXISTS (SELECT 1 FROM _erasure_keep k
+					  WHERE k.subject = cs.subject AND k.tag = cs.tag
+						AND (k.keep_for IS NULL OR cs.collected_at > sweep_start - k.keep_for));
+	DELETE FROM collection_stamp cs
+	WHERE NOT EXISTS (SELECT 1 FROM guarded_table g JOIN pg_class c ON c.oid = g.relid
+					  WHERE g.relid = cs.relid AND g.collected_at_column IS NULL AND g.stamp_collection);
+	UPDATE erasure_state SET swept_from = sweep_start;
+END
+$$;
+REVOKE ALL ON FUNCTION _erasure_finish(timestamptz) FROM PUBLIC;
+
+/*
+ * _check_data_sources(sources, named_by): raises unless sources is an array
+ * of defined data sources; named_by ("Table t", "Purpose p") for the error.
+ */
+CREATE FUNCTION _check_data_sources(sources text[], named_by text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	missing	text;
+BEGIN
+	IF sources IS NULL OR array_position(sources, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'sources must not be null or hold nulls',
+			DETAIL = format('%s needs its data sources named.', named_by),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	SELECT string_agg(format('"%s"', left(s, 120)), ', ' ORDER BY s) INTO missing
+	FROM unnest(sources) s
+	WHERE NOT EXISTS (SELECT 1 FROM data_source d WHERE d.source = s);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'data source is not defined',
+			DETAIL = format('%s names data sources %s, which were never defined.', named_by, missing),
+			HINT = 'Call profile_guard.define_data_source(source, kind, licence_or_contract, reviewed_at) first.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_data_sources(text[], text) FROM PUBLIC;
+
+/*
+ * set_data_sources(tbl, sources): the sources guarded table tbl was built
+ * from (replacing those named before; '{}' for none).
+ */
+CREATE OR REPLACE FUNCTION set_data_sources(tbl regclass, sources text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+BEGIN
+	PERFORM _check_data_sources(sources, format('Table %s', tbl));
+	DELETE FROM table_data_source x WHERE x.relid = g.relid;
+	INSERT INTO table_data_source (relid, source)
+	SELECT DISTINCT g.relid, s FROM unnest(sources) s;
+END
+$$;
+REVOKE ALL ON FUNCTION set_data_sources(regclass, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_data_sources(regclass, text[]) TO profile_guard_admin;
+
+/*
+ * set_purpose_data_sources(purpose, sources): the sources a purpose's
+ * profiles or models were built from (replacing those named before; '{}'
+ * for none).  A retired purpose keeps its record: its sources can still be
+ * named.
+ */
+CREATE FUNCTION set_purpose_data_sources(purpose text, sources text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(set_purpose_data_sources.purpose, true);
+BEGIN
+	PERFORM _check_data_sources(sources, format('Purpose "%s"', pu.purpose));
+	DELETE FROM purpose_data_source x WHERE x.purpose = pu.purpose;
+	INSERT INTO purpose_data_source (purpose, source)
+	SELECT DISTINCT pu.purpose, s FROM unnest(sources) s;
+END
+$$;
+REVOKE ALL ON FUNCTION set_purpose_data_sources(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_purpose_data_sources(text, text[]) TO profile_guard_admin;
+
+/*
+ * subject_report(subject) RETURNS jsonb: everything held about one person,
+ * for the person's own access request (§5 d, §11): tags with their values
+ * (decrypted) in every guarded table, consents with the purpose versions
+ * and their state per tag (from tag_state(), the one place the rules
+ * live; with the purposes not based on consent, which concern every
+ * registered subject, and each purpose's legal basis), blocks, opt-out, the
+ * subject's own events, legal holds, erasure requests and the erasures
+ * done.  An identifier whose record was forgotten after its erasure
+ * (_forget_subject()) is found by the keyed hash of its requests: the
+ * report says it is not registered, holds nothing, and lists those
+ * requests and the erasure log's rows.  Executable by profile_guard_admin and
+ * profile_guard_consent only: it hands out values, so it is the access
+ * request desk, not a way for applications to read tags.
+ */
+CREATE OR REPLACE FUNCTION subject_report(subject text)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET intervalstyle = 'postgres'
+AS $$
+DECLARE
+	s			profile_guard.subject;
+	g			profile_guard.guarded_table;
+	tags		jsonb := '[]';
+	consents	jsonb;
+	erased		jsonb := NULL;
+	erased_note	text;
+	hash_fn		regprocedure;
+	h			text;
+	j			jsonb;
+BEGIN
+	IF subject_report.subject IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'subject must not be null',
+			HINT = 'Pass the subject identifier as text, e.g. profile_guard.subject_report(''42'').';
+	END IF;
+	SELECT * INTO s FROM profile_guard.subject x WHERE x.subject = subject_report.subject;
+	IF NOT FOUND THEN
+		/*
+		 * A forgotten subject: nothing is held but the keyed hash of its
+		 * completed erasure requests (_forget_subject()).  Looked for only
+		 * when some subject was forgotten: the hash needs the master key.
+		 */
+		IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash IS NOT NULL) THEN
+			h := _subject_hash(subject_report.subject);
+			IF EXISTS (SELECT 1 FROM erasure_request r WHERE r.subject_hash = h) THEN
+				FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+					FOR j IN SELECT * FROM _subject_rows(g, subject_report.subject) LOOP
+						tags := tags || jsonb_build_array(j);
+					END LOOP;
+				END LOOP;
+				RETURN jsonb_build_object(
+					'subject', subject_report.subject,
+					'report_generated_at', now(),
+					'registered', false,
+					'forgotten', true,
+					'tags', tags,
+					'consents', '[]'::jsonb,
+					'recipients', '[]'::jsonb,
+					'provided_to', _provided_json(h, NULL),
+					'blocks', '[]'::jsonb,
+					'events', '[]'::jsonb,
+					'erasure_requests', _erasure_requests_json(NULL, h),
+					'erasures_done', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash'
+																 ORDER BY to_jsonb(l)::text), '[]')
+									  FROM erasure_log l WHERE l.subject_hash = h));
+			END IF;
+		END IF;
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'subject is not registered',
+			DETAIL = format('Subject "%s" is not registered, so nothing is held about it under profile_guard.', left(subject_report.subject, 200)),
+			HINT = 'Check the identifier: it is the value of the guarded tables'' subject column, as text (see profile_guard.subject).';
+	END IF;
+
+	-- tags held, table by table
+	FOR g IN SELECT * FROM guarded_table x ORDER BY x.relid::text LOOP
+		FOR j IN SELECT * FROM _subject_rows(g, s.subject) LOOP
+			IF j->>'stored' = 'not decryptable' AND EXISTS (
+					SELECT 1 FROM subject_key k
+					WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL) THEN
+				j := j || '{"stored": "data key destroyed"}';
+			END IF;
+			tags := tags || jsonb_build_array(j);
+		END LOOP;
+	END LOOP;
+
+	-- consents per purpose: the ledger and what it means now
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+			'purpose', pu.purpose,
+			'description', pu.description,
+			'current_version', pu.version,
+			'retired', pu.retired_at IS NOT NULL,
+			'recipient', pu.recipient,
+			'retention', pu.retention::text,
+			'marketing', pu.marketing,
+			'personalised', pu.personalised,
+			'automated_decision', pu.automated_decision,
+			'legal_basis', pu.legal_basis,
+			'ledger', (SELECT jsonb_agg(jsonb_build_object(
+							'consent_id', c.consent_id,
+							'action', c.action,
+							'purpose_version', c.purpose_version,
+							'tags', to_jsonb(c.tags),
+							'separate', c.separate,
+							'guardian', c.guardian,
+							'expires_at', c.expires_at,
+							'recorded_at', c.recorded_at) ORDER BY c.consent_id)
+					   FROM consent c
+					   WHERE c.subject = s.subject AND c.purpose = pu.purpose),
+			'tag_state', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+							'tag', ts.tag, 'effective', ts.effective, 'reason', ts.reason)
+							ORDER BY ts.tag), '[]')
+						  FROM tag_state(pu.purpose, s.subject, false) AS ts))
+			ORDER BY pu.purpose), '[]')
+	INTO consents
+	FROM purpose pu
+	WHERE EXISTS (SELECT 1 FROM consent c WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+	   OR pu.legal_basis <> 'consent';
+
+	/*
+	 * Erasures done: the erasure engine's ledger, profile_guard.erasure_log,
+	 * names subjects only by a keyed hash, computed by
+	 * profile_guard._subject_hash(text).  Both are looked up by name at run
+	 * time, so this report works before (and without) the erasure engine.
+	 */
+	IF to_regclass('profile_guard.erasure_log') IS NULL THEN
+		erased_note := 'the erasure log (profile_guard.erasure_log) is not installed';
+	ELSE
+		hash_fn := to_regprocedure('profile_guard._subject_hash(text)');
+		IF hash_fn IS NULL OR NOT EXISTS (
+				SELECT 1 FROM pg_attribute a
+				WHERE a.attrelid = 'profile_guard.erasure_log'::regclass
+				  AND a.attname = 'subject_hash' AND NOT a.attisdropped) THEN
+			erased_note := 'the erasure log has no subject_hash column or profile_guard._subject_hash(text) is missing';
+		ELSE
+			EXECUTE format('SELECT %s($1)', hash_fn::oid::regproc) INTO h USING s.subject;
+			SELECT coalesce(jsonb_agg(to_jsonb(l) - 'subject_hash' ORDER BY to_jsonb(l)::text), '[]')
+			INTO erased
+			FROM erasure_log l WHERE l.subject_hash = h;
+		END IF;
+	END IF;
+
+	RETURN jsonb_build_object(
+		'subject', s.subject,
+		'report_generated_at', now(),
+		'registered_at', s.registered_at,
+		'birth_date', s.birth_date,
+		'opted_out', s.opted_out,
+		'erasure_requested_at', s.erasure_requested_at,
+		'tags', tags,
+		'consents', consents,
+		-- the recipients of the purposes the subject consented to (or that
+		-- concern it without consent), with the tags usable for each
+		'recipients', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+								'recipient', x.recipient,
+								'country', x.country,
+								'cross_border', x.country <> home_country(),
+								'purposes', x.purposes,
+								'usable_tags', x.usable_tags) ORDER BY x.recipient), '[]')
+					   FROM (SELECT r.recipient, r.country,
+									jsonb_agg(DISTINCT pu.purpose) AS purposes,
+									(SELECT count(DISTINCT ts.tag)
+									 FROM purpose pu2
+									 CROSS JOIN LATERAL tag_state(pu2.purpose, s.subject, false) AS ts
+									 WHERE pu2.recipient = r.recipient AND pu2.retired_at IS NULL
+									   AND ts.effective) AS usable_tags
+							 FROM recipient r
+							 JOIN purpose pu ON pu.recipient = r.recipient
+							 WHERE EXISTS (SELECT 1 FROM consent c
+										   WHERE c.subject = s.subject AND c.purpose = pu.purpose)
+								OR pu.legal_basis <> 'consent'
+							 GROUP BY r.recipient, r.country) AS x),
+		-- the recipients its cells were actually provided to (rule 10a)
+		'provided_to', _provided_json(CASE WHEN EXISTS (SELECT 1 FROM recipient_use)
+												THEN _subject_hash(s.subject) END, s.subject),
+		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
+											 ORDER BY b.tag), '[]')
+				   FROM tag_block b WHERE b.subject = s.subject),
+		'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('event', e.event, 'tag', e.tag,
+																'recorded_at', e.recorded_at)
+											 ORDER BY e.event_id), '[]')
+				   FROM subject_event e WHERE e.subject = s.subject),
+		'erasure_requests', _erasure_requests_json(s.subject, h),
+		'legal_holds', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+									'hold_id', lh.hold_id,
+									'basis', lh.basis,
+									'placed_at', lh.placed_at,
+									'until', lh.until,
+									'released_at', lh.released_at,
+									'active', lh.released_at IS NULL
+											  AND (lh.until IS NULL OR lh.until > statement_timestamp()))
+									ORDER BY lh.hold_id), '[]')
+						FROM legal_hold lh WHERE lh.subject = s.subject),
+		'data_key_destroyed', EXISTS (SELECT 1 FROM subject_key k
+									  WHERE k.subject = s.subject AND k.destroyed_at IS NOT NULL),
+		'erasures_done', erased)
+		|| CASE WHEN erased_note IS NULL THEN '{}'::jsonb
+				ELSE jsonb_build_object('erasures_done_note', erased_note) END;
+END
+$$;
+REVOKE ALL ON FUNCTION subject_report(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION subject_report(text) TO profile_guard_admin, profile_guard_consent;
+
+/*
+ * assess(): the database checked against the guideline, one row per
+ * clause, in clause order.  status is met, partly (what the database
+ * enforces falls short of the clause; detail says where), not_met,
+ * not_applicable or manual (a person must check it; detail says what);
+ * detail names the objects at fault.  docs/accountability.md lists what
+ * each clause checks.
+ *
+ * Each clause is one row below: its number, its requirement, and the
+ * detail of each status, as _assess_verdict() takes them; the clauses
+ * graded partly when they are (§8 secure transport, §10) come from
+ * _assess_graded().  What several clauses look at is computed first.
+ */
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT r.clause, r.requirement, r.status, r.detail
+	FROM (
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the published privacy notice with profile_guard.privacy_notice(), which states from the catalog what each active purpose uses (description, tags, retention, recipient, separate consent); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§5 f (sensitive)', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6', 'Data used to build profiles and train their models (training data) comes from lawful sources, recorded and reviewed.',
+	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
+	 NULL, NULL, NULL),
+
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+			   AND NOT EXISTS (SELECT 1 FROM purpose_data_source)
+			   AND NOT EXISTS (SELECT 1 FROM purpose p WHERE p.automated_decision AND p.retired_at IS NULL)
+		  THEN 'no de-identified view, no automated-decision purpose and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'automated-decision purposes whose model names no data source (set_purpose_data_sources()): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.automated_decision AND p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_data_source s WHERE s.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1)),
+		   'purposes built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.purpose, s.source) FROM purpose_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view and every automated-decision purpose names its data sources, all reviewed (sources: %s, de-identified views: %s, automated-decision purposes: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid),
+			(SELECT count(*) FROM purpose p WHERE p.automated_decision AND p.retired_at IS NULL))),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column
+		   -- or, in a table without one, to its collection stamps if it
+		   -- has them: otherwise its tags never expire
+		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
+		   || ' (protect them with a collected_at_column, or call profile_guard.set_collection_stamps(tbl, true): each write then also stamps its subjects and tags, several times the cost of an insert)',
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table),
+			(SELECT count(*) FROM guarded_table g WHERE g.collected_at_column IS NULL AND g.stamp_collection),
+			current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
+
+	('§9 a (recipients)', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
+	 NULL,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   CASE WHEN unknown_age() = 'adult' AND n_no_birth > 0
+				THEN format('registered subjects without a birth date, treated as adults (profile_guard.unknown_age = adult): %s', n_no_birth) END],
+	 format('profile_guard.minor_age = %s; registered subjects without a birth date: %s, treated as %s (profile_guard.unknown_age = %s)',
+			minor_age(), n_no_birth,
+			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
+			unknown_age())),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
+
+	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag(), erase_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 a (access)', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 a (erasure)', 'Subjects can have their tags and their profile erased.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: erasure requests do not stop use' END],
+	 format('erase_tag() and request_erasure() stop use at the next statement; the sweep makes the erasure physical (requests pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 b', 'A person''s identity is verified before they see, change or delete their profile.',
+	 'the database cannot verify who a request comes from: check that the application or desk verifies the person before calling subject_report(), block_tag(), erase_tag(), withdraw_consent(), opt_out() or request_erasure() for a subject',
+	 NULL, NULL, NULL),
+
+	('§11 c', 'Identity verification for profile management can be switched on and is on.',
+	 'outside the database: check the setting of the application that verifies identities',
+	 NULL, NULL, NULL),
+
+	('§11 d', 'Subjects have a channel for complaints about profiling, answered in time.',
+	 'the database has no complaint channel: check the complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	UNION ALL
+	SELECT g.clause, g.requirement, g.status, g.detail FROM _assess_graded() AS g
+	) AS r
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(r.clause FROM '[0-9]+')::integer, r.clause;
+END
+$$;
+REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;

@@ -42,6 +42,7 @@
 #include "crypto_envelope.h"
 #include "audit.h"
 #include "transport.h"
+#include "recipient_use.h"
 
 PFG_SQL_FUNCTION(profile_guard_row_gate);
 PFG_SQL_FUNCTION(profile_guard_tag_row_gate);
@@ -79,6 +80,19 @@ decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
 	if (!pfg_crypto_is_envelope(stored, typid))
 		return stored;			/* plaintext: written before classify */
 	return pfg_crypto_decrypt_datum(stored, typid, subject, tag);
+}
+
+/*
+ * A cell of 'subject' is served: under a purpose that provides data to a
+ * recipient, it is recorded for the person (recipient_use.c).  The purpose
+ * is the one the gate resolved last.
+ */
+static inline void
+note_served(Datum subject, Oid subject_typid)
+{
+	if (unlikely(pfg_purpose_last.recipient != NULL))
+		pfg_recipient_use_note(pfg_purpose_last.name, pfg_purpose_last.recipient,
+							   subject, subject_typid);
 }
 
 /*
@@ -204,6 +218,7 @@ profile_guard_cell_gate(PG_FUNCTION_ARGS)
 	}
 	pfg_transport_require(PG_GETARG_INT32(1), false, InvalidOid, 0, false);
 	pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), true);	/* audit */
+	note_served(PG_GETARG_DATUM(0), site->subject_type);
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
 
@@ -275,6 +290,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	}
 	pfg_transport_require(tag_id, true, InvalidOid, 0, false);
 	pfg_audit_count_cell(tag_id, true);	/* audit */
+	note_served(subject, site->subject_type);
 	subject_text = pfg_subject_text(subject, site->subject_type);
 	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject_text,
 								 site->checked_tag));
@@ -296,6 +312,7 @@ serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
 	if (tag_id < 0 || !pfg_subject_tag_visible(ps, subject, subject_typid, tag_id))
 		return false;
 	pfg_transport_require(tag_id, sensitive, relid, 0, true);
+	note_served(subject, subject_typid);
 	if (sensitive)
 		*value = decrypt_cell(*value, value_typid, pfg_subject_text(subject, subject_typid),
 							  pnstrdup(tag, taglen));
@@ -399,6 +416,7 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		pfg_transport_require(grel->columns[i].tag_id, grel->columns[i].sensitive,
 							  relid, grel->columns[i].attnum, false);
 		pfg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
+		note_served(subject, subject_typid);
 		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
 									   pfg_subject_text(subject, subject_typid),

@@ -50,6 +50,7 @@ typedef struct PurposeDefinition
 	bool		retired;
 	bool		unassessed;		/* automated decision without assessment */
 	bool		transfer_unassessed;	/* cross-border without assessment */
+	char	   *recipient;		/* whose cells are recorded (recipient_use.c), or NULL */
 	int			nroles;
 	Oid		   *roles;			/* roles allowed to declare it */
 	Oid			validated_for;	/* role that passed validation, or Invalid */
@@ -63,7 +64,7 @@ static int	NDefinitions = 0;
 static uint64 DefinitionsBasis = 0; /* the answers' basis they were read under */
 
 /* the purpose resolved last (purpose.h checks it inline) */
-PfgPurposeLast pfg_purpose_last = {NULL, 0, 0, InvalidOid};
+PfgPurposeLast pfg_purpose_last = {NULL, NULL, NULL, 0, 0, InvalidOid};
 
 void
 pfg_purpose_roles_invalidated(void)
@@ -83,6 +84,7 @@ load_definition(PurposeDefinition *def)
 	Datum		args[2];
 	int			rc;
 	bool		recipients = OidIsValid(pfg_catalog_relid("recipient"));
+	bool		recipient_use = OidIsValid(pfg_catalog_relid("recipient_use"));
 
 	args[0] = CStringGetTextDatum(def->name);
 	args[1] = CStringGetTextDatum(pfg_home_country);
@@ -93,20 +95,23 @@ load_definition(PurposeDefinition *def)
 		/*
 		 * cross-border: the recipient is in another country than
 		 * profile_guard.home_country ($2); a database still at 1.1 has no
-		 * recipients
+		 * recipients.  The recipient is kept when its cells are recorded
+		 * (recipient_use.c; not before the 1.2 catalog has the record).
 		 */
 		rc = SPI_execute_with_args(
 			psprintf("SELECT p.version, p.marketing, p.retired_at IS NOT NULL,"
 					 "       p.automated_decision AND NOT x.assessed,"
 					 "       ARRAY(SELECT r.role_name::text FROM profile_guard.purpose_role r"
 					 "             WHERE r.purpose = p.purpose),"
-					 "       x.abroad AND NOT x.assessed"
+					 "       x.abroad AND NOT x.assessed,"
+					 "       CASE WHEN %s THEN p.recipient END"
 					 "  FROM profile_guard.purpose p"
 					 "  CROSS JOIN LATERAL (SELECT EXISTS ("
 					 "           SELECT 1 FROM profile_guard.assessment a"
 					 "           WHERE a.purpose = p.purpose AND a.purpose_version = p.version)"
 					 "         AS assessed, %s AS abroad) x"
 					 " WHERE p.purpose = $1",
+					 recipient_use ? "true" : "false",
 					 recipients ?
 					 "coalesce((SELECT r.country <> $2 FROM profile_guard.recipient r"
 					 "          WHERE r.recipient = p.recipient), false)" :
@@ -131,6 +136,13 @@ load_definition(PurposeDefinition *def)
 			def->unassessed = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 			def->transfer_unassessed = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) &&
 				!isnull;
+			{
+				Datum		recipient = SPI_getbinval(tup, desc, 7, &isnull);
+
+				if (!isnull)
+					def->recipient = MemoryContextStrdup(DefinitionsContext,
+														 TextDatumGetCString(recipient));
+			}
 			roles = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull));
 			deconstruct_array(roles, TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &nulls, &nelems);
@@ -154,6 +166,8 @@ static void
 forget_definitions(void)
 {
 	pfg_purpose_last.answers = NULL;
+	pfg_purpose_last.name = NULL;
+	pfg_purpose_last.recipient = NULL;
 	NDefinitions = 0;
 	if (DefinitionsContext != NULL)
 		MemoryContextReset(DefinitionsContext);
@@ -195,9 +209,11 @@ definition_of(const char *name)
 
 /* the purpose validated last, for the next call */
 static void
-remember(uint64 generation, Oid user, PurposeState *answers)
+remember(uint64 generation, Oid user, PurposeState *answers, PurposeDefinition *def)
 {
 	pfg_purpose_last.answers = answers;
+	pfg_purpose_last.name = def->name;
+	pfg_purpose_last.recipient = def->recipient;
 	pfg_purpose_last.generation = generation;
 	pfg_purpose_last.drops = pfg_consent_answers_drops();
 	pfg_purpose_last.user = user;
@@ -239,7 +255,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 	def = definition_of(name);
 	if (def->validated_for == user)
 	{
-		remember(generation, user, answers);
+		remember(generation, user, answers, def);
 		return answers;
 	}
 
@@ -286,7 +302,7 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 				 errhint("Record one: SELECT profile_guard.record_assessment('%s', 'assessor', 'conclusion').",
 						 name)));
 	def->validated_for = user;
-	remember(generation, user, answers);
+	remember(generation, user, answers, def);
 	return answers;
 }
 

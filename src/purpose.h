@@ -17,7 +17,8 @@
 #include "settings.h"
 
 /*
- * The purpose resolved last: its answers, the value of the setting it
+ * The purpose resolved last: its answers, name and recipient (when its
+ * cells are recorded, recipient_use.c), the value of the setting it
  * resolved (pfg_purpose_generation, or the one fixed for the statement),
  * the role it was validated for, and the answers' drops counter then.
  * Cleared when definitions are read again or roles change.
@@ -25,6 +26,8 @@
 typedef struct PfgPurposeLast
 {
 	PurposeState *answers;		/* NULL: none */
+	const char *name;			/* the purpose's name */
+	const char *recipient;		/* its recipient when its cells are recorded, or NULL */
 	uint64		generation;
 	uint64		drops;
 	Oid			user;

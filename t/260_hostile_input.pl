@@ -18,7 +18,8 @@
 #
 # Part 2, randomised: a generator (awk, fixed seed, printed; override with
 # HOSTILE_SEED, HOSTILE_STATEMENTS) writes thousands of mixed statements —
-# API calls with random arguments (privacy_notice() among them), SET/RESET
+# API calls with random arguments (privacy_notice() and
+# set_purpose_data_sources() among them), SET/RESET
 # of the purpose to random values, SET of profile_guard.unknown_age and
 # profile_guard.secure_transport to good and bad values, SET ROLE,
 # transactions and savepoints, reads of the guarded tables in many shapes,
@@ -752,6 +753,7 @@ BEGIN {
 				q(pick(x, split("CN|DE|US|cn|" randword(), x, "|"))) ")|" \
 				"define_data_source(" q(pick(x, split("app|vendor|" randword(), x, "|"))) ", " \
 				q(pick(x, split("purchase|own_collection|" randword(), x, "|"))) ")|" \
+				"set_purpose_data_sources(" p1 ", ARRAY[" q(pick(x, split("app|vendor|" randword(), x, "|"))) "])|" \
 				"set_collection_stamps(" q(pick(x, split("profiles|long_tags|bytes|dated|plain_t|parted|" randword(), x, "|"))) ", " \
 					pick(x, split("true|false|NULL", x, "|")) ")|" \
 				"subject_report(" s1 ")|privacy_notice(" (rand() < 0.2 ? "NULL" : p1) ")|sweep()", api, "|")) ";"

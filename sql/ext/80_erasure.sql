@@ -439,7 +439,8 @@ REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
  * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
  * tombstones), blocks, events, ended legal holds, the row of its destroyed
  * data key and its registration (birth date, opt-out, the request's mark)
- * are deleted; its
+ * are deleted; what was provided of it to recipients is kept under the hash
+ * (the log merged first if it still names the subject); its
  * erasure requests keep only the keyed hash of the erasure log; the log
  * records the forgetting under that hash.  Every cache of consent answers
  * refreshes the subject from its next statement (_subject_changed): it is
@@ -480,6 +481,10 @@ BEGIN
 	-- a request is carried out only once every hold has ended
 	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
 	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
+	-- what was provided to recipients stays, under the hash only
+	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN
+		PERFORM _merge_recipient_use();
+	END IF;
 	DELETE FROM subject_key k WHERE k.subject = p_subject;
 	UPDATE erasure_request q
 	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
@@ -496,6 +501,7 @@ REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
 
 /*
  * _erasure_finish(sweep_start): called when a sweep has done all its work:
+ * the record of what was provided to recipients is merged from its log,
  * the requests it served are complete, their subjects are forgotten (and
  * so are those of requests completed before forgetting existed), and the
  * next sweep looks at events from this one's start on.
@@ -508,6 +514,15 @@ AS $$
 DECLARE
 	r	record;
 BEGIN
+	-- what was provided to recipients, under the subjects' hashes (the
+	-- hashes need the master key: without one the log waits, still read
+	-- by subject_report())
+	BEGIN
+		PERFORM _merge_recipient_use();
+	EXCEPTION WHEN OTHERS THEN
+		RAISE WARNING 'the record of cells provided to recipients was not merged: %', SQLERRM
+			USING HINT = 'Its log is kept and merged by a later sweep; check profile_guard.master_key_file or master_key_command.';
+	END;
 	UPDATE erasure_request q SET completed_at = now()
 	WHERE q.completed_at IS NULL
 	  AND q.subject IN (SELECT d.subject FROM _erasure_due d

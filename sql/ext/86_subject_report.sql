@@ -145,6 +145,110 @@ $$;
 REVOKE ALL ON FUNCTION _subject_rows(guarded_table, text) FROM PUBLIC;
 
 /*
+ * What was provided to recipients, per person (rule 10a): under a purpose
+ * that names a recipient, the cells the gates served, counted per subject,
+ * purpose and month (UTC; the first day of the month).  The subject is kept
+ * only as its keyed hash (_subject_hash()): the record holds no identifier
+ * and outlives the person's erasure, as evidence of what was provided.
+ * Merged by the sweep from recipient_use_log; read by subject_report().
+ */
+CREATE TABLE recipient_use (
+	subject_hash text NOT NULL,
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	cells		bigint NOT NULL CHECK (cells > 0),
+	PRIMARY KEY (subject_hash, purpose, recipient, month)
+);
+GRANT SELECT ON recipient_use TO profile_guard_admin;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use', '');
+
+/*
+ * What the read path appends before each commit (recipient_use.c): per
+ * transaction and purpose, the subjects served and their cells, as two
+ * arrays; no index, so a read pays one row, not one per subject.  It names
+ * subjects by identifier until the sweep merges it into recipient_use
+ * (_merge_recipient_use()); readable by the extension's owner only.
+ */
+CREATE TABLE recipient_use_log (
+	purpose		text NOT NULL,
+	recipient	text NOT NULL,
+	month		date NOT NULL,
+	subjects	text[] NOT NULL,
+	cells		bigint[] NOT NULL,
+	CHECK (cardinality(subjects) = cardinality(cells))
+);
+-- the arrays are stored as they are: compressing them cost the read path
+-- more than writing them
+ALTER TABLE recipient_use_log ALTER COLUMN subjects SET STORAGE EXTERNAL,
+	ALTER COLUMN cells SET STORAGE EXTERNAL;
+SELECT pg_catalog.pg_extension_config_dump('recipient_use_log', '');
+
+/*
+ * _merge_recipient_use(): moves the log's rows into recipient_use, under
+ * the subjects' keyed hashes, adding up the counts.  Rows committed while
+ * it runs are not seen and stay for the next merge.  Returns the subjects
+ * merged.
+ */
+CREATE FUNCTION _merge_recipient_use()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM recipient_use_log l RETURNING l.purpose, l.recipient, l.month, l.subjects, l.cells
+	), merged AS (
+		INSERT INTO recipient_use AS u (subject_hash, purpose, recipient, month, cells)
+		SELECT _subject_hash(x.subject), t.purpose, t.recipient, t.month, sum(x.cells)
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects, t.cells) AS x(subject, cells)
+		GROUP BY 1, 2, 3, 4
+		ON CONFLICT (subject_hash, purpose, recipient, month)
+		DO UPDATE SET cells = u.cells + excluded.cells
+		RETURNING 1
+	)
+	SELECT count(*) INTO n FROM merged;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_recipient_use() FROM PUBLIC;
+
+/*
+ * _provided_json(hash, subject): the recipients a subject's cells were
+ * provided to, with counts and months, never values: the merged record
+ * (by hash) and the log not merged yet (by identifier, when given).
+ */
+CREATE FUNCTION _provided_json(p_hash text, p_subject text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+				'recipient', u.recipient,
+				'country', r.country,
+				'cross_border', r.country IS NOT NULL AND r.country <> home_country(),
+				'purpose', u.purpose,
+				'cells', u.cells,
+				'first_month', u.first_month,
+				'last_month', u.last_month) ORDER BY u.recipient, u.purpose), '[]')
+	FROM (SELECT x.recipient, x.purpose, sum(x.cells) AS cells,
+				 to_char(min(x.month), 'YYYY-MM') AS first_month,
+				 to_char(max(x.month), 'YYYY-MM') AS last_month
+		  FROM (SELECT m.recipient, m.purpose, m.month, m.cells
+				FROM recipient_use m WHERE m.subject_hash = p_hash
+				UNION ALL
+				SELECT l.recipient, l.purpose, l.month, e.cells
+				FROM recipient_use_log l
+				CROSS JOIN LATERAL unnest(l.subjects, l.cells) AS e(subject, cells)
+				WHERE l.subjects @> ARRAY[p_subject] AND e.subject = p_subject) x
+		  GROUP BY x.recipient, x.purpose) u
+	LEFT JOIN recipient r ON r.recipient = u.recipient
+$$;
+REVOKE ALL ON FUNCTION _provided_json(text, text) FROM PUBLIC;
+
+/*
  * _erasure_requests_json(subject, hash): the erasure requests of a subject,
  * those it made under its identifier and, when the hash is given, those of
  * an earlier record of the same identifier that was forgotten.
@@ -227,6 +331,7 @@ BEGIN
 					'tags', tags,
 					'consents', '[]'::jsonb,
 					'recipients', '[]'::jsonb,
+					'provided_to', _provided_json(h, NULL),
 					'blocks', '[]'::jsonb,
 					'events', '[]'::jsonb,
 					'erasure_requests', _erasure_requests_json(NULL, h),
@@ -319,8 +424,7 @@ BEGIN
 		'tags', tags,
 		'consents', consents,
 		-- the recipients of the purposes the subject consented to (or that
-		-- concern it without consent), with the tags usable for each; the
-		-- catalog keeps no per-subject record of what was provided
+		-- concern it without consent), with the tags usable for each
 		'recipients', (SELECT coalesce(jsonb_agg(jsonb_build_object(
 								'recipient', x.recipient,
 								'country', x.country,
@@ -340,6 +444,9 @@ BEGIN
 										   WHERE c.subject = s.subject AND c.purpose = pu.purpose)
 								OR pu.legal_basis <> 'consent'
 							 GROUP BY r.recipient, r.country) AS x),
+		-- the recipients its cells were actually provided to (rule 10a)
+		'provided_to', _provided_json(CASE WHEN EXISTS (SELECT 1 FROM recipient_use)
+												THEN _subject_hash(s.subject) END, s.subject),
 		'blocks', (SELECT coalesce(jsonb_agg(jsonb_build_object('tag', b.tag, 'blocked_at', b.blocked_at)
 											 ORDER BY b.tag), '[]')
 				   FROM tag_block b WHERE b.subject = s.subject),

@@ -331,19 +331,31 @@ BEGIN
 	 NULL,
 	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
 			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
-		  THEN 'no de-identified view and no data source declared' END,
+			   AND NOT EXISTS (SELECT 1 FROM purpose_data_source)
+			   AND NOT EXISTS (SELECT 1 FROM purpose p WHERE p.automated_decision AND p.retired_at IS NULL)
+		  THEN 'no de-identified view, no automated-decision purpose and no data source declared' END,
 	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
 		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
 							   JOIN pg_class c ON c.oid = d.view_relid
 							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
 							   ORDER BY 1)),
+		   'automated-decision purposes whose model names no data source (set_purpose_data_sources()): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.automated_decision AND p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_data_source s WHERE s.purpose = p.purpose)
+							   ORDER BY 1)),
 		   'guarded tables built from a data source whose licence or contract was never reviewed: '
 		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
 							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1)),
+		   'purposes built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.purpose, s.source) FROM purpose_data_source s
+							   JOIN data_source ds ON ds.source = s.source
 							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
-	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+	 format('every guarded table read by a de-identified view and every automated-decision purpose names its data sources, all reviewed (sources: %s, de-identified views: %s, automated-decision purposes: %s)',
 			(SELECT count(*) FROM data_source),
-			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid),
+			(SELECT count(*) FROM purpose p WHERE p.automated_decision AND p.retired_at IS NULL))),
 
 	('§7.1', 'Tags are collected only with consent covering them.',
 	 NULL, no_tables,

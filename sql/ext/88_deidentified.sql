@@ -22,6 +22,14 @@ CREATE TABLE table_data_source (
 	PRIMARY KEY (relid, source)
 );
 
+-- which sources each purpose's profiles or models were built from
+-- (set_purpose_data_sources())
+CREATE TABLE purpose_data_source (
+	purpose		text NOT NULL REFERENCES purpose ON DELETE CASCADE,
+	source		text NOT NULL REFERENCES data_source,
+	PRIMARY KEY (purpose, source)
+);
+
 -- the de-identified views made by deidentified_view()
 CREATE TABLE deidentified_view (
 	view_relid	regclass PRIMARY KEY,
@@ -30,10 +38,11 @@ CREATE TABLE deidentified_view (
 	created_at	timestamptz NOT NULL DEFAULT now()
 );
 
-GRANT SELECT ON data_source, table_data_source, deidentified_view
+GRANT SELECT ON data_source, table_data_source, purpose_data_source, deidentified_view
 	TO profile_guard_admin, profile_guard_consent;
 SELECT pg_catalog.pg_extension_config_dump('data_source', '');
 SELECT pg_catalog.pg_extension_config_dump('table_data_source', '');
+SELECT pg_catalog.pg_extension_config_dump('purpose_data_source', '');
 SELECT pg_catalog.pg_extension_config_dump('deidentified_view', '');
 
 /*
@@ -83,6 +92,37 @@ REVOKE ALL ON FUNCTION define_data_source(text, text, text, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION define_data_source(text, text, text, date) TO profile_guard_admin;
 
 /*
+ * _check_data_sources(sources, named_by): raises unless sources is an array
+ * of defined data sources; named_by ("Table t", "Purpose p") for the error.
+ */
+CREATE FUNCTION _check_data_sources(sources text[], named_by text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	missing	text;
+BEGIN
+	IF sources IS NULL OR array_position(sources, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'sources must not be null or hold nulls',
+			DETAIL = format('%s needs its data sources named.', named_by),
+			HINT = 'Pass ''{}'' for none.';
+	END IF;
+	SELECT string_agg(format('"%s"', left(s, 120)), ', ' ORDER BY s) INTO missing
+	FROM unnest(sources) s
+	WHERE NOT EXISTS (SELECT 1 FROM data_source d WHERE d.source = s);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+			MESSAGE = 'data source is not defined',
+			DETAIL = format('%s names data sources %s, which were never defined.', named_by, missing),
+			HINT = 'Call profile_guard.define_data_source(source, kind, licence_or_contract, reviewed_at) first.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION _check_data_sources(text[], text) FROM PUBLIC;
+
+/*
  * set_data_sources(tbl, sources): the sources guarded table tbl was built
  * from (replacing those named before; '{}' for none).
  */
@@ -93,23 +133,8 @@ SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
 	g		profile_guard.guarded_table := _get_guarded(tbl, true);
-	missing	text;
 BEGIN
-	IF sources IS NULL OR array_position(sources, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-			MESSAGE = 'sources must not be null or hold nulls',
-			DETAIL = format('Table %s needs its data sources named.', tbl),
-			HINT = 'Pass ''{}'' for none.';
-	END IF;
-	SELECT string_agg(format('"%s"', left(s, 120)), ', ' ORDER BY s) INTO missing
-	FROM unnest(sources) s
-	WHERE NOT EXISTS (SELECT 1 FROM data_source d WHERE d.source = s);
-	IF missing IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-			MESSAGE = 'data source is not defined',
-			DETAIL = format('Table %s names data sources %s, which were never defined.', tbl, missing),
-			HINT = 'Call profile_guard.define_data_source(source, kind, licence_or_contract, reviewed_at) first.';
-	END IF;
+	PERFORM _check_data_sources(sources, format('Table %s', tbl));
 	DELETE FROM table_data_source x WHERE x.relid = g.relid;
 	INSERT INTO table_data_source (relid, source)
 	SELECT DISTINCT g.relid, s FROM unnest(sources) s;
@@ -117,6 +142,29 @@ END
 $$;
 REVOKE ALL ON FUNCTION set_data_sources(regclass, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION set_data_sources(regclass, text[]) TO profile_guard_admin;
+
+/*
+ * set_purpose_data_sources(purpose, sources): the sources a purpose's
+ * profiles or models were built from (replacing those named before; '{}'
+ * for none).  A retired purpose keeps its record: its sources can still be
+ * named.
+ */
+CREATE FUNCTION set_purpose_data_sources(purpose text, sources text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	pu		profile_guard.purpose := _get_purpose(set_purpose_data_sources.purpose, true);
+BEGIN
+	PERFORM _check_data_sources(sources, format('Purpose "%s"', pu.purpose));
+	DELETE FROM purpose_data_source x WHERE x.purpose = pu.purpose;
+	INSERT INTO purpose_data_source (purpose, source)
+	SELECT DISTINCT pu.purpose, s FROM unnest(sources) s;
+END
+$$;
+REVOKE ALL ON FUNCTION set_purpose_data_sources(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_purpose_data_sources(text, text[]) TO profile_guard_admin;
 
 -- Is a tag of a category that identifies a person directly?  For the
 -- long-shape de-identified views, whose readers may not read the catalog.
