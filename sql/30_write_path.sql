@@ -191,6 +191,73 @@ SELECT id, health LIKE 'pgt1:%' AS encrypted FROM charts ORDER BY id;
 SELECT uid, tag, value LIKE 'pgt1:%' AS encrypted FROM charts_long ORDER BY uid;
 DROP TABLE charts, charts_long;
 
+-- the read gate serves a sensitive cell's plaintext, in text and bytea,
+-- short or toasted, and reports a stored value that is not a well-formed
+-- ciphertext of its own cell, whatever its form
+SET profile_guard.purpose = 'care';
+CREATE TABLE cells (id int, txt text, bin bytea);
+GRANT SELECT ON cells TO regress_app;
+SELECT profile_guard.protect('cells', 'id');
+SELECT profile_guard.classify('cells', 'txt', 'health.condition');
+SELECT profile_guard.classify('cells', 'bin', 'health.condition');
+INSERT INTO cells VALUES (1, 'short-value', '\x0102'), (7, repeat('long value ', 2000), '\x03');
+SELECT id, txt LIKE 'pgt1:%' AS encrypted, length(txt) > 20000 AS long, substr(bin, 1, 3) AS magic FROM cells ORDER BY id;
+SET ROLE regress_app;
+SELECT id, length(txt), md5(txt), bin FROM cells ORDER BY id;
+RESET ROLE;
+ALTER TABLE cells DISABLE TRIGGER profile_guard_collect;
+CREATE TEMP TABLE kept AS SELECT * FROM cells;
+CREATE FUNCTION pg_temp.env(t text) RETURNS bytea LANGUAGE sql AS $$ SELECT decode(substr(t, 6), 'base64') $$;
+CREATE FUNCTION pg_temp.restore() RETURNS void LANGUAGE sql AS $$ UPDATE cells c SET txt = k.txt, bin = k.bin FROM kept k WHERE k.id = c.id $$;
+-- base64 in lines, as encode() writes it, is not the stored form: reported
+UPDATE cells SET txt = 'pgt1:' || encode(pg_temp.env(txt), 'base64');
+SELECT id, position(E'\n' IN txt) > 0 AS in_lines FROM cells ORDER BY id;
+SET ROLE regress_app;
+SELECT id, length(txt), md5(txt) FROM cells ORDER BY id;
+RESET ROLE;
+SELECT pg_temp.restore();
+-- a flipped bit of the ciphertext, of the GCM tag, of the version
+UPDATE cells SET txt = 'pgt1:' || encode(set_byte(pg_temp.env(txt), 40, get_byte(pg_temp.env(txt), 40) # 1), 'base64') WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+SELECT bin FROM cells WHERE id = 1;
+RESET ROLE;
+SELECT pg_temp.restore();
+UPDATE cells SET bin = set_byte(bin, 20, get_byte(bin, 20) # 1) WHERE id = 1;
+SET ROLE regress_app;
+SELECT bin FROM cells WHERE id = 1;
+RESET ROLE;
+SELECT pg_temp.restore();
+UPDATE cells SET txt = 'pgt1:' || encode(set_byte(pg_temp.env(txt), 3, 2), 'base64') WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+-- not base64, too short to be an envelope
+UPDATE cells SET txt = 'pgt1:' || repeat('*', 60) WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+UPDATE cells SET txt = 'pgt1:QUJD' WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+-- swapped between subjects, short one way and toasted the other
+UPDATE cells c SET txt = k.txt FROM kept k WHERE k.id = 8 - c.id;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+SELECT length(txt) FROM cells WHERE id = 7;
+RESET ROLE;
+-- a stored value that is not our ciphertext is served as it is
+UPDATE cells SET txt = 'plain words', bin = '\x0a0b' WHERE id = 1;
+SET ROLE regress_app;
+SELECT id, txt, bin FROM cells WHERE id = 1;
+RESET ROLE;
+SELECT pg_temp.restore();
+SET ROLE regress_app;
+SELECT id, length(txt), md5(txt), bin FROM cells ORDER BY id;
+RESET ROLE;
+DROP TABLE cells;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

@@ -225,6 +225,8 @@ pfg_consent_answers_drops(void)
  * 'buf' must hold SUBJECT_BUF_SIZE bytes.
  */
 #define SUBJECT_BUF_SIZE (Max(MAXINT8LEN + 1, 2 * UUID_LEN + 5))
+StaticAssertDecl(SUBJECT_BUF_SIZE <= PFG_SUBJECT_BUF_SIZE,
+				 "PFG_SUBJECT_BUF_SIZE holds a subject's text form");
 
 static SubjectKey
 subject_key(Datum subject, Oid typid, char *buf)
@@ -296,6 +298,20 @@ pfg_subject_text(Datum subject, Oid typid)
 	SubjectKey	k = subject_key(subject, typid, buf);
 
 	return pnstrdup(k.data, k.len);
+}
+
+/*
+ * The same, not terminated, in buf (PFG_SUBJECT_BUF_SIZE bytes) or in the
+ * datum itself (text) or in palloc'd memory (other types): the gates' form,
+ * with no allocation for integer, uuid and text subjects.
+ */
+const char *
+pfg_subject_chars(Datum subject, Oid typid, char *buf, int *len)
+{
+	SubjectKey	k = subject_key(subject, typid, buf);
+
+	*len = k.len;
+	return k.data;
 }
 
 /*

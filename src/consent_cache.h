@@ -68,6 +68,8 @@ pfg_consent_answers_current(uint64 drops)
 /* for the gates */
 extern const SubjectAnswer *pfg_subject_answer(PurposeState *ps, Datum subject, Oid typid);
 extern char *pfg_subject_text(Datum subject, Oid typid);
+#define PFG_SUBJECT_BUF_SIZE 40
+extern const char *pfg_subject_chars(Datum subject, Oid typid, char *buf, int *len);
 extern bool pfg_subject_tag_collectable(Datum subject, Oid typid, int tag_id);
 
 /*

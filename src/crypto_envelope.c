@@ -19,6 +19,12 @@
  * no more than it must: the base64 text is decoded four characters at a
  * time into a buffer the backend keeps, the associated data is built on
  * the stack, and the only allocation is the plaintext datum returned.
+ * The gates' entry, pfg_crypto_decrypt_cell(), takes the subject and tag
+ * with their lengths (no terminated copies), tells plaintext from
+ * ciphertext in the same pass as it finds the envelope, and asks the data
+ * key cache directly; whatever is not the common case (a toasted value, a
+ * key not cached, a malformed envelope) goes the general way below, which
+ * reports it.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +42,7 @@
 #include "crypto_envelope.h"
 #include "crypto_primitives.h"
 #include "data_key.h"
+#include "data_key_cache.h"
 
 #define ENVELOPE_MAGIC		"PGT"
 #define ENVELOPE_MAGIC_LEN	3
@@ -47,6 +54,7 @@
 #define TEXT_PREFIX_LEN		5
 #define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
 #define AAD_STACK			1024	/* associated data up to this is on the stack */
+#define CELL_ENV_STACK		512 /* a cell's envelope up to this decodes on the stack */
 #define DECODE_KEEP			8192	/* decoding buffers kept between values */
 
 typedef enum EnvelopeStatus
@@ -103,8 +111,14 @@ envelope_aad(const char *subject, const char *tag, uint8 *stackbuf, uint8 **aad)
 	return (int) (slen + tlen + 3);
 }
 
-/* value of each base64 character, 0xff for any other byte */
-static uint8 b64_value[256];
+/*
+ * Each base64 character's value, already shifted to its place in a group
+ * of four (b64_value[i] for the i-th character of the group), so that a
+ * group is four look-ups OR'ed; any other byte has B64_BAD, which no OR of
+ * valid values sets.
+ */
+#define B64_BAD		0xFF000000
+static uint32 b64_value[4][256];
 static bool b64_ready = false;
 
 static void
@@ -113,9 +127,12 @@ b64_init(void)
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-	memset(b64_value, 0xff, sizeof(b64_value));
-	for (int i = 0; i < 64; i++)
-		b64_value[(uint8) alphabet[i]] = (uint8) i;
+	for (int i = 0; i < 4; i++)
+		for (int c = 0; c < 256; c++)
+			b64_value[i][c] = B64_BAD;
+	for (int c = 0; c < 64; c++)
+		for (int i = 0; i < 4; i++)
+			b64_value[i][(uint8) alphabet[c]] = (uint32) c << (18 - 6 * i);
 	b64_ready = true;
 }
 
@@ -129,9 +146,10 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 {
 	const uint8 *s = (const uint8 *) src;
 	uint8	   *d = dst;
+	uint32		bad = 0;
 	int			pad = 0;
 
-	if (!b64_ready)
+	if (unlikely(!b64_ready))
 		b64_init();
 	if (len == 0 || len % 4 != 0)
 		return -1;
@@ -139,36 +157,29 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 		pad = src[len - 2] == '=' ? 2 : 1;
 	for (int i = 0; i < len - 4; i += 4, d += 3)
 	{
-		uint32		a = b64_value[s[i]],
-					b = b64_value[s[i + 1]],
-					c = b64_value[s[i + 2]],
-					e = b64_value[s[i + 3]];
-		uint32		v;
+		uint32		v = b64_value[0][s[i]] | b64_value[1][s[i + 1]] |
+			b64_value[2][s[i + 2]] | b64_value[3][s[i + 3]];
 
-		if ((a | b | c | e) & 0x80)
-			return -1;
-		v = (a << 18) | (b << 12) | (c << 6) | e;
+		bad |= v;
 		d[0] = (uint8) (v >> 16);
 		d[1] = (uint8) (v >> 8);
 		d[2] = (uint8) v;
 	}
 	{
 		const uint8 *q = s + len - 4;
-		uint32		a = b64_value[q[0]],
-					b = b64_value[q[1]],
-					c = pad >= 2 ? 0 : b64_value[q[2]],
-					e = pad >= 1 ? 0 : b64_value[q[3]];
-		uint32		v;
+		uint32		v = b64_value[0][q[0]] | b64_value[1][q[1]] |
+			(pad >= 2 ? 0 : b64_value[2][q[2]]) |
+			(pad >= 1 ? 0 : b64_value[3][q[3]]);
 
-		if ((a | b | c | e) & 0x80)
-			return -1;
-		v = (a << 18) | (b << 12) | (c << 6) | e;
+		bad |= v;
 		*d++ = (uint8) (v >> 16);
 		if (pad < 2)
 			*d++ = (uint8) (v >> 8);
 		if (pad < 1)
 			*d++ = (uint8) v;
 	}
+	if (bad & B64_BAD)
+		return -1;
 	return (int) (d - dst);
 }
 
@@ -395,6 +406,104 @@ pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char
 }
 
 /*
+ * A sensitive cell as a gate serves it: the plaintext of our ciphertext,
+ * the stored value itself when it is not our ciphertext (written before
+ * classify), an error when it is ours but does not decrypt.  subject and
+ * tag need not be terminated.  The common case (an untoasted value, the
+ * key cached) allocates only the datum returned; the others go through
+ * pfg_crypto_decrypt_datum(), which behaves the same and reports.
+ */
+Datum
+pfg_crypto_decrypt_cell(Datum value, Oid typid, const char *subject, int subjectlen,
+						const char *tag, int taglen)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(value);
+	const char *data;
+	int			len;
+	uint8		decoded[CELL_ENV_STACK];
+	const uint8 *env;
+	int			envlen;
+	uint8		key[PFG_KEY_LEN];
+	uint8		aad[AAD_STACK];
+	int			aadlen;
+	struct varlena *result;
+	int			plainlen;
+	bool		ok;
+
+	if (typid != TEXTOID && typid != BYTEAOID)
+		return value;
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		goto general;
+	data = VARDATA_ANY(v);
+	len = VARSIZE_ANY_EXHDR(v);
+
+	if (typid == TEXTOID)
+	{
+		int			b64len = len - TEXT_PREFIX_LEN;
+
+		if (len < TEXT_PREFIX_LEN || memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
+			return value;		/* plaintext */
+		if (b64len < BASE64_LEN(ENVELOPE_HEADER_LEN) ||
+			b64len / 4 * 3 > CELL_ENV_STACK)
+			goto general;
+		envlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, decoded);
+		env = decoded;
+	}
+	else
+	{
+		if (len < ENVELOPE_MAGIC_LEN || memcmp(data, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+			return value;		/* plaintext */
+		env = (const uint8 *) data;
+		envlen = len;
+	}
+	if (envlen < ENVELOPE_HEADER_LEN ||
+		memcmp(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0 ||
+		env[ENVELOPE_MAGIC_LEN] != ENVELOPE_VERSION ||
+		subjectlen < 1 || subjectlen > PFG_MAX_SUBJECT_CHARS ||
+		taglen < 1 || subjectlen + taglen + 3 > AAD_STACK ||
+		!pfg_data_key_cache_lookup(subject, subjectlen, key))
+		goto general;
+
+	/* subject | 0x00 | tag | 0x00 | version, as envelope_aad() makes it */
+	memcpy(aad, subject, subjectlen);
+	aad[subjectlen] = 0x00;
+	memcpy(aad + subjectlen + 1, tag, taglen);
+	aad[subjectlen + 1 + taglen] = 0x00;
+	aad[subjectlen + taglen + 2] = ENVELOPE_VERSION;
+	aadlen = subjectlen + taglen + 3;
+
+	plainlen = envlen - ENVELOPE_HEADER_LEN;
+	result = palloc(VARHDRSZ + plainlen);
+	SET_VARSIZE(result, VARHDRSZ + plainlen);
+	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
+						 env + ENVELOPE_HEADER_LEN, plainlen,
+						 env + ENVELOPE_TAG_OFF, (uint8 *) VARDATA(result));
+	explicit_bzero(key, sizeof(key));
+	if (!ok)
+	{
+		/* never let unauthenticated plaintext escape */
+		explicit_bzero(VARDATA(result), plainlen);
+		pfree(result);
+		report_not_decryptable(pnstrdup(tag, taglen), ENV_OK);
+	}
+	return PointerGetDatum(result);
+
+general:
+	{
+		char	   *s = pnstrdup(subject, subjectlen);
+		char	   *t = pnstrdup(tag, taglen);
+		Datum		plain;
+
+		if (!pfg_crypto_is_envelope(value, typid))
+			return value;
+		plain = pfg_crypto_decrypt_datum(value, typid, s, t);
+		pfree(s);
+		pfree(t);
+		return plain;
+	}
+}
+
+/*
  * Does a stored value carry our envelope's prefix (text) or magic (bytea)?
  * Cheap: nothing is decoded or authenticated.
  */
@@ -405,7 +514,7 @@ pfg_crypto_is_envelope(Datum value, Oid typid)
 	char		head[TEXT_PREFIX_LEN];
 	int			want = typid == TEXTOID ? TEXT_PREFIX_LEN : ENVELOPE_MAGIC_LEN;
 
-	if (VARATT_IS_EXTENDED(v))
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 	{
 		struct varlena *slice = pg_detoast_datum_slice(v, 0, want);
 

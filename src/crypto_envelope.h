@@ -22,6 +22,10 @@ extern Datum pfg_crypto_encrypt_datum(Datum value, Oid typid,
 									  const char *subject, const char *tag);
 extern Datum pfg_crypto_decrypt_datum(Datum value, Oid typid,
 									  const char *subject, const char *tag);
+/* a gate's cell: subject and tag need not be terminated */
+extern Datum pfg_crypto_decrypt_cell(Datum value, Oid typid,
+									 const char *subject, int subjectlen,
+									 const char *tag, int taglen);
 extern CiphertextKind pfg_crypto_classify_datum(Datum value, Oid typid,
 												const char *subject, const char *tag);
 extern bool pfg_crypto_is_envelope(Datum value, Oid typid);

@@ -69,7 +69,7 @@
 #include "master_key.h"
 #include "spi_checked.h"
 
-#define MAX_SUBJECT_CHARS	200
+#define MAX_SUBJECT_CHARS	PFG_MAX_SUBJECT_CHARS
 
 /* profile_guard.subject_key and its owner, looked up on first use */
 static Oid	subject_key_relid = InvalidOid;

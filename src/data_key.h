@@ -22,6 +22,7 @@ typedef enum PfgDataKeyStatus
 
 /* errors unless subject is a valid subject identifier */
 extern void pfg_check_subject(const char *subject);
+#define PFG_MAX_SUBJECT_CHARS	200	/* characters of a subject identifier */
 
 /*
  * The data key of subject, into key (PFG_KEY_LEN bytes, which the caller

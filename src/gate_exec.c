@@ -71,15 +71,23 @@ require_placed(FunctionCallInfo fcinfo, const char *name)
 			 errhint("Read the guarded table under a declared purpose instead, e.g. SET profile_guard.purpose = 'recommendation'.")));
 }
 
-/* decrypt a stored sensitive value that is our ciphertext */
-static Datum
-decrypt_cell(Datum stored, Oid typid, const char *subject, const char *tag)
+/*
+ * The served value of a stored sensitive cell: the plaintext of our
+ * ciphertext, or the stored value when it is not ours (written before
+ * classify).  The subject's text is made on the stack.
+ */
+static inline Datum
+decrypt_cell(Datum stored, Oid typid, Datum subject, Oid subject_typid,
+			 const char *tag, int taglen)
 {
+	char		buf[PFG_SUBJECT_BUF_SIZE];
+	const char *chars;
+	int			len;
+
 	if (typid != TEXTOID && typid != BYTEAOID)
 		return stored;
-	if (!pfg_crypto_is_envelope(stored, typid))
-		return stored;			/* plaintext: written before classify */
-	return pfg_crypto_decrypt_datum(stored, typid, subject, tag);
+	chars = pfg_subject_chars(subject, subject_typid, buf, &len);
+	return pfg_crypto_decrypt_cell(stored, typid, chars, len, tag, taglen);
 }
 
 /*
@@ -106,6 +114,7 @@ typedef struct GateSite
 	Oid			stored_type;	/* _sensitive_cell_gate's 4th argument */
 	int			checked_tag_id;
 	char	   *checked_tag;	/* NULL: none checked yet */
+	int			checked_taglen;
 } GateSite;
 
 static pg_noinline GateSite *
@@ -234,7 +243,6 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	PurposeState *ps;
 	GateSite   *site;
 	Datum		subject;
-	char	   *subject_text;
 	text	   *tag;
 	int			taglen;
 	int			tag_id;
@@ -266,7 +274,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	 * the same tag on every row: checked once per call site.
 	 */
 	if (site->checked_tag == NULL || site->checked_tag_id != tag_id ||
-		strlen(site->checked_tag) != (size_t) taglen ||
+		site->checked_taglen != taglen ||
 		memcmp(site->checked_tag, VARDATA_ANY(tag), taglen) != 0)
 	{
 		char	   *name = text_to_cstring(tag);
@@ -281,6 +289,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 			pfree(site->checked_tag);
 		site->checked_tag = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, name);
 		site->checked_tag_id = tag_id;
+		site->checked_taglen = taglen;
 		site->stored_type = get_fn_expr_argtype(fcinfo->flinfo, 3);
 	}
 	if (!pfg_subject_tag_visible(ps, subject, site->subject_type, tag_id))
@@ -291,9 +300,8 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	pfg_transport_require(tag_id, true, InvalidOid, 0, false);
 	pfg_audit_count_cell(tag_id, true);	/* audit */
 	note_served(subject, site->subject_type);
-	subject_text = pfg_subject_text(subject, site->subject_type);
-	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject_text,
-								 site->checked_tag));
+	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject, site->subject_type,
+								 site->checked_tag, site->checked_taglen));
 }
 
 /*
@@ -314,8 +322,7 @@ serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
 	pfg_transport_require(tag_id, sensitive, relid, 0, true);
 	note_served(subject, subject_typid);
 	if (sensitive)
-		*value = decrypt_cell(*value, value_typid, pfg_subject_text(subject, subject_typid),
-							  pnstrdup(tag, taglen));
+		*value = decrypt_cell(*value, value_typid, subject, subject_typid, tag, taglen);
 	return true;
 }
 
@@ -419,8 +426,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		note_served(subject, subject_typid);
 		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
-									   pfg_subject_text(subject, subject_typid),
-									   grel->columns[i].tag);
+									   subject, subject_typid, grel->columns[i].tag,
+									   strlen(grel->columns[i].tag));
 	}
 	/* long shape: the value of a tag row, as _long_value_gate serves it */
 	if (grel->tag_attnum != InvalidAttrNumber &&
