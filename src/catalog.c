@@ -406,6 +406,33 @@ pfg_guarded_relation(Oid relid)
 	return derived_guarded_relation(relid);
 }
 
+/*
+ * A copy of the guarded shape of a relation, in the current memory context,
+ * or NULL when it is not guarded.  For a caller that keeps it while it runs
+ * anything that may take in invalidation messages (opening a table, SPI, a
+ * syscache look-up, a purpose's answers): the first that concerns our
+ * catalog or the relation frees the map's own.
+ */
+GuardedRelation *
+pfg_guarded_relation_copy(Oid relid)
+{
+	GuardedRelation *grel = pfg_guarded_relation(relid);
+	GuardedRelation *copy;
+
+	if (grel == NULL)
+		return NULL;
+	copy = palloc(sizeof(GuardedRelation));
+	*copy = *grel;
+	copy->columns = palloc(sizeof(GuardedColumn) * Max(grel->ncolumns, 1));
+	for (int i = 0; i < grel->ncolumns; i++)
+	{
+		copy->columns[i] = grel->columns[i];
+		copy->columns[i].tag = pstrdup(grel->columns[i].tag);
+	}
+	copy->tag_attnums = bms_copy(grel->tag_attnums);
+	return copy;
+}
+
 /* the direct parents of a relation (partition parent or inherited tables) */
 static List *
 inheritance_parents(Oid relid)
