@@ -406,6 +406,33 @@ pfg_guarded_relation(Oid relid)
 	return derived_guarded_relation(relid);
 }
 
+/*
+ * A copy of the guarded shape of a relation, in the current memory context,
+ * or NULL when it is not guarded.  For a caller that keeps it while it runs
+ * anything that may take in invalidation messages (opening a table, SPI, a
+ * syscache look-up, a purpose's answers): the first that concerns our
+ * catalog or the relation frees the map's own.
+ */
+GuardedRelation *
+pfg_guarded_relation_copy(Oid relid)
+{
+	GuardedRelation *grel = pfg_guarded_relation(relid);
+	GuardedRelation *copy;
+
+	if (grel == NULL)
+		return NULL;
+	copy = palloc(sizeof(GuardedRelation));
+	*copy = *grel;
+	copy->columns = palloc(sizeof(GuardedColumn) * Max(grel->ncolumns, 1));
+	for (int i = 0; i < grel->ncolumns; i++)
+	{
+		copy->columns[i] = grel->columns[i];
+		copy->columns[i].tag = pstrdup(grel->columns[i].tag);
+	}
+	copy->tag_attnums = bms_copy(grel->tag_attnums);
+	return copy;
+}
+
 /* the direct parents of a relation (partition parent or inherited tables) */
 static List *
 inheritance_parents(Oid relid)
@@ -452,41 +479,33 @@ derive_from_parents(Oid relid)
 	foreach(lc, inheritance_parents(relid))
 	{
 		Oid			parent = lfirst_oid(lc);
-		GuardedRelation *pg = pfg_guarded_relation(parent);
-		GuardedRelation copy;
+		GuardedRelation *copy;
 		GuardedRelation *g;
 
-		if (pg == NULL)
+		/* a copy: a look-up below may flush the map that holds the parent's */
+		copy = pfg_guarded_relation_copy(parent);
+		if (copy == NULL)
 			continue;
-		/* copy first: a look-up below may flush the map that holds it */
-		copy = *pg;
-		copy.columns = palloc(sizeof(GuardedColumn) * Max(pg->ncolumns, 1));
-		for (int i = 0; i < pg->ncolumns; i++)
-		{
-			copy.columns[i] = pg->columns[i];
-			copy.columns[i].tag = pstrdup(pg->columns[i].tag);
-		}
-
 		g = palloc0(sizeof(GuardedRelation));
 		g->relid = relid;
-		g->subject_attnum = child_attnum(parent, copy.subject_attnum, relid);
-		g->subject_type = copy.subject_type;
-		g->root = copy.root;
-		g->stamped = copy.stamped;
-		g->tag_attnum = child_attnum(parent, copy.tag_attnum, relid);
+		g->subject_attnum = child_attnum(parent, copy->subject_attnum, relid);
+		g->subject_type = copy->subject_type;
+		g->root = copy->root;
+		g->stamped = copy->stamped;
+		g->tag_attnum = child_attnum(parent, copy->tag_attnum, relid);
 		if (g->tag_attnum != InvalidAttrNumber)
 			g->tag_attnums = bms_add_member(g->tag_attnums, g->tag_attnum);
-		g->value_attnum = child_attnum(parent, copy.value_attnum, relid);
+		g->value_attnum = child_attnum(parent, copy->value_attnum, relid);
 		if (g->value_attnum != InvalidAttrNumber)
 			g->tag_attnums = bms_add_member(g->tag_attnums, g->value_attnum);
-		g->columns = palloc(sizeof(GuardedColumn) * Max(copy.ncolumns, 1));
-		for (int i = 0; i < copy.ncolumns; i++)
+		g->columns = palloc(sizeof(GuardedColumn) * Max(copy->ncolumns, 1));
+		for (int i = 0; i < copy->ncolumns; i++)
 		{
-			AttrNumber	a = child_attnum(parent, copy.columns[i].attnum, relid);
+			AttrNumber	a = child_attnum(parent, copy->columns[i].attnum, relid);
 
 			if (a == InvalidAttrNumber)
 				continue;
-			g->columns[g->ncolumns] = copy.columns[i];
+			g->columns[g->ncolumns] = copy->columns[i];
 			g->columns[g->ncolumns].attnum = a;
 			g->ncolumns++;
 			g->tag_attnums = bms_add_member(g->tag_attnums, a);

@@ -40,6 +40,7 @@ extern Oid	pfg_catalog_relid(const char *relname);
 extern bool pfg_extension_present(void);
 extern bool pfg_any_guarded(void);
 extern GuardedRelation *pfg_guarded_relation(Oid relid);
+extern GuardedRelation *pfg_guarded_relation_copy(Oid relid);
 extern bool pfg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 struct RangeTblEntry;
 extern bool pfg_rte_reads_rows(struct RangeTblEntry *rte);

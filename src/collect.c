@@ -178,6 +178,12 @@ refuse_masked_overwrite(Relation rel, const char *subject, const char *tag, cons
 /*
  * The purpose an UPDATE runs under, or NULL when none is declared or the
  * role reads raw values (superuser, BYPASSRLS).
+ *
+ * Its answers are looked up again for every check and never kept from one
+ * to the next: collecting a value asks for the answers of every purpose in
+ * force (pfg_subject_tag_collectable), and that may drop the others
+ * (consent_cache.c frees them when a policy change has come in meanwhile,
+ * or to make room), so a PurposeState kept across it could be freed memory.
  */
 static PurposeState *
 write_purpose(Relation rel)
@@ -185,6 +191,24 @@ write_purpose(Relation rel)
 	if (pfg_purpose == NULL || pfg_purpose[0] == '\0')
 		return NULL;
 	return pfg_purpose_for_statement(RelationGetRelid(rel), NULL);
+}
+
+/* may the purpose an UPDATE runs under read the row of this subject? */
+static bool
+purpose_sees_row(Relation rel, Datum subject, Oid subject_type)
+{
+	PurposeState *ps = write_purpose(rel);
+
+	return ps == NULL || pfg_subject_row_visible(ps, subject, subject_type);
+}
+
+/* ... and this tag of the subject? */
+static bool
+purpose_sees_tag(Relation rel, Datum subject, Oid subject_type, int tag_id)
+{
+	PurposeState *ps = write_purpose(rel);
+
+	return ps == NULL || pfg_subject_tag_visible(ps, subject, subject_type, tag_id);
 }
 
 /* does the UPDATE assign this column (SET col = ..., whatever the value)? */
@@ -274,7 +298,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	bool	   *replnulls;
 	bool	   *repl;
 	bool		changed = false;
-	PurposeState *ps = NULL;
+	bool		under_purpose = false;	/* an UPDATE under a declared purpose */
 	Datum		old_subject = (Datum) 0;
 	bool		old_subject_null = true;
 	bool		subject_moves = false;	/* the UPDATE changes the subject */
@@ -304,7 +328,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	if (pfg_erasure_writing(RelationGetRelid(rel)))
 		return PointerGetDatum(newtup);
 
-	grel = pfg_guarded_relation(RelationGetRelid(rel));
+	/* a copy: what follows may take in invalidations, which free the map's */
+	grel = pfg_guarded_relation_copy(RelationGetRelid(rel));
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
 	stamp_root = grel->stamped ? grel->root : InvalidOid;
@@ -319,7 +344,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 						 (!subject_null &&
 						  !datumIsEqual(subject, old_subject, satt->attbyval, satt->attlen)));
 		subject_assigned = subject_moves || assigns(trigdata, grel->subject_attnum);
-		ps = write_purpose(rel);
+		/* the purpose is resolved (and may be refused) here, once a row */
+		under_purpose = (write_purpose(rel) != NULL);
 	}
 	replvalues = palloc0(sizeof(Datum) * desc->natts);
 	replnulls = palloc0(sizeof(bool) * desc->natts);
@@ -332,8 +358,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		 * purpose may read (as the row gate does for reads): other rows
 		 * are left as they are.
 		 */
-		if (ps != NULL && !old_subject_null &&
-			!pfg_subject_row_visible(ps, old_subject, grel->subject_type))
+		if (under_purpose && !old_subject_null &&
+			!purpose_sees_row(rel, old_subject, grel->subject_type))
 			return PointerGetDatum(NULL);
 
 		/* wide shape: every classified column that holds a value */
@@ -355,8 +381,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				old = heap_getattr(oldtup, col->attnum, desc, &oldnull);
 				has_old = !oldnull;
 			}
-			if (assigned && has_old && ps != NULL &&
-				!pfg_subject_tag_visible(ps, old_subject, grel->subject_type, col->tag_id))
+			if (assigned && has_old && under_purpose &&
+				!purpose_sees_tag(rel, old_subject, grel->subject_type, col->tag_id))
 				refuse_masked_overwrite(rel, pfg_subject_text(old_subject, grel->subject_type),
 										col->tag, NameStr(att->attname));
 			if (isnull)
@@ -419,12 +445,12 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			 * Under a declared purpose an UPDATE reaches only the tag rows
 			 * the purpose may read.
 			 */
-			if (ps != NULL && !oldnull && !old_subject_null)
+			if (under_purpose && !oldnull && !old_subject_null)
 			{
 				text	   *ot = DatumGetTextPP(oldtag);
 				int			old_tag_id = pfg_tag_id_lookup(VARDATA_ANY(ot), VARSIZE_ANY_EXHDR(ot), NULL);
 
-				if (!pfg_subject_tag_visible(ps, old_subject, grel->subject_type, old_tag_id))
+				if (!purpose_sees_tag(rel, old_subject, grel->subject_type, old_tag_id))
 					return PointerGetDatum(NULL);
 			}
 			/* the old value counts only if the row still holds the same tag */

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -93,6 +94,26 @@ pfg_hmac_sha256(const uint8 *key, int keylen, const void *data, size_t len,
 
 	return HMAC(EVP_sha256(), key, keylen, (const unsigned char *) data, len,
 				out, &outlen) != NULL && outlen == PFG_SHA256_LEN;
+}
+
+/*
+ * HMAC-SHA256(key, data) as PFG_SHA256_HEX_LEN lower-case hexadecimal
+ * digits and a NUL, into out; the digest is wiped
+ */
+bool
+pfg_hmac_sha256_hex(const uint8 *key, int keylen, const void *data, size_t len,
+					char *out)
+{
+	uint8		digest[PFG_SHA256_LEN];
+	bool		ok = pfg_hmac_sha256(key, keylen, data, len, digest);
+
+	if (ok)
+	{
+		hex_encode((const char *) digest, PFG_SHA256_LEN, out);
+		out[PFG_SHA256_HEX_LEN] = '\0';
+	}
+	explicit_bzero(digest, sizeof(digest));
+	return ok;
 }
 
 /* true when a and b hold the same len bytes; the time taken tells nothing */

@@ -11,6 +11,7 @@
 
 #define PFG_KEY_LEN			32	/* AES-256: master and data keys */
 #define PFG_SHA256_LEN		32
+#define PFG_SHA256_HEX_LEN	(2 * PFG_SHA256_LEN)
 #define PFG_GCM_IV_LEN		12
 #define PFG_GCM_TAG_LEN		16
 
@@ -25,6 +26,8 @@ extern bool pfg_sha256(const void *data, size_t len, uint8 *out);
 extern bool pfg_sha256_of_secret(const uint8 *secret, size_t len, uint8 *out);
 extern bool pfg_hmac_sha256(const uint8 *key, int keylen,
 							const void *data, size_t len, uint8 *out);
+extern bool pfg_hmac_sha256_hex(const uint8 *key, int keylen,
+								const void *data, size_t len, char *out);
 extern bool pfg_equal_constant_time(const void *a, const void *b, size_t len);
 extern bool pfg_gcm_encrypt(const uint8 *key, const uint8 *iv,
 							const uint8 *aad, int aadlen,

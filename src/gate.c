@@ -106,7 +106,11 @@ ensure_gate_functions(GateContext *ctx)
 					   2, row_args, true);
 }
 
-/* the guarded shape of an RTE that reads tags, else NULL */
+/*
+ * The guarded shape of an RTE that reads tags, else NULL.  Copies, here and
+ * below: building the gates looks up the system catalogs, which may take in
+ * an invalidation that frees the map's own.
+ */
 static GuardedRelation *
 gated_relation(RangeTblEntry *rte)
 {
@@ -114,7 +118,7 @@ gated_relation(RangeTblEntry *rte)
 
 	if (rte->rtekind != RTE_RELATION)
 		return NULL;
-	grel = pfg_guarded_relation(rte->relid);
+	grel = pfg_guarded_relation_copy(rte->relid);
 	if (grel == NULL || !pfg_rte_reads_tags_of(rte, grel))
 		return NULL;
 	return grel;
@@ -317,7 +321,7 @@ gate_query(Query *query, GateContext *ctx)
 
 			rti++;
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = pfg_guarded_relation(rte->relid)) == NULL ||
+				(grel = pfg_guarded_relation_copy(rte->relid)) == NULL ||
 				!pfg_rte_reads_rows(rte))
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
@@ -448,8 +452,9 @@ pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 			const char *tag = NULL;
 
 			rti++;
+			/* a copy: resolving the purpose may free the map's own */
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = pfg_guarded_relation(rte->relid)) == NULL ||
+				(grel = pfg_guarded_relation_copy(rte->relid)) == NULL ||
 				!pfg_rte_reads_rows(rte))
 				continue;
 			if (stmt->canSetTag &&

@@ -380,7 +380,8 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 	require_placed(fcinfo, "_row_mask");
 
 	ps = pfg_purpose_for_statement(relid, NULL);
-	grel = pfg_guarded_relation(relid);
+	/* a copy: decrypting may take in invalidations, which free the map's */
+	grel = pfg_guarded_relation_copy(relid);
 	if (ps == NULL || grel == NULL ||
 		(grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		PG_RETURN_HEAPTUPLEHEADER(rec);

@@ -33,12 +33,12 @@ static char *pseudonym_recipient = NULL;
 
 PFG_SQL_FUNCTION(profile_guard_pseudonym);
 
+StaticAssertDecl(PFG_PSEUDONYM_HEX == PFG_SHA256_HEX_LEN, "a pseudonym is an HMAC-SHA256 in hex");
+
 /* HMAC-SHA256(subject) under the recipient's key, as 64 hex digits + NUL */
 void
 pfg_pseudonym(const char *subject, const char *recipient, char *out)
 {
-	uint8		digest[PFG_SHA256_LEN];
-
 	if (pseudonym_recipient == NULL || strcmp(pseudonym_recipient, recipient) != 0)
 	{
 		char	   *label = psprintf("%s%s", PSEUDONYM_LABEL, recipient);
@@ -50,12 +50,9 @@ pfg_pseudonym(const char *subject, const char *recipient, char *out)
 		pfree(label);
 		pseudonym_recipient = MemoryContextStrdup(TopMemoryContext, recipient);
 	}
-	if (!pfg_hmac_sha256(pseudonym_key, sizeof(pseudonym_key),
-						 subject, strlen(subject), digest))
+	if (!pfg_hmac_sha256_hex(pseudonym_key, sizeof(pseudonym_key),
+							 subject, strlen(subject), out))
 		elog(ERROR, "could not compute a pseudonym");
-	for (int i = 0; i < PFG_SHA256_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
-	explicit_bzero(digest, sizeof(digest));
 }
 
 Datum

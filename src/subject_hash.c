@@ -30,23 +30,20 @@ static bool subject_hash_key_ready = false;
 
 PFG_SQL_FUNCTION(profile_guard_subject_hash);
 
+StaticAssertDecl(PFG_SUBJECT_HASH_HEX == PFG_SHA256_HEX_LEN, "a subject hash is an HMAC-SHA256 in hex");
+
 /* HMAC-SHA256(subject) under the derived key, as 64 hex digits + NUL */
 void
 pfg_subject_hash(const char *subject, char *out)
 {
-	uint8		digest[PFG_SHA256_LEN];
-
 	if (!subject_hash_key_ready)
 	{
 		pfg_master_key_derive(SUBJECT_HASH_LABEL, subject_hash_key);
 		subject_hash_key_ready = true;
 	}
-	if (!pfg_hmac_sha256(subject_hash_key, sizeof(subject_hash_key),
-						 subject, strlen(subject), digest))
+	if (!pfg_hmac_sha256_hex(subject_hash_key, sizeof(subject_hash_key),
+							 subject, strlen(subject), out))
 		elog(ERROR, "could not compute a subject hash");
-	for (int i = 0; i < PFG_SHA256_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
-	explicit_bzero(digest, sizeof(digest));
 }
 
 Datum
