@@ -9861,3 +9861,896 @@ $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
 
+-- ---------------------------------------------------------------------
+-- Collection stamps on by default (docs/erasure.md, "Collection stamps"):
+-- the write path appends its pairs to an unindexed log
+-- (collection_stamp_log, 10_catalog.sql), which the sweep merges into
+-- collection_stamp (_merge_collection_stamps(), 80_erasure.sql);
+-- protect() stamps a table without a collected_at column unless it opts
+-- out (50_guarded.sql).
+-- ---------------------------------------------------------------------
+
+CREATE TABLE collection_stamp_log (
+	relid		regclass NOT NULL,
+	tag			text NOT NULL,
+	collected_at timestamptz NOT NULL,
+	subjects	text[] NOT NULL
+);
+ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET STORAGE EXTERNAL;
+REVOKE ALL ON collection_stamp_log FROM PUBLIC;
+GRANT SELECT ON collection_stamp_log TO profile_guard_admin;
+SELECT pg_catalog.pg_extension_config_dump('collection_stamp_log', '');
+ALTER TABLE guarded_table ALTER COLUMN stamp_collection SET DEFAULT true;
+
+CREATE FUNCTION _merge_collection_stamps()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM collection_stamp_log l
+		RETURNING l.relid, l.tag, l.collected_at, l.subjects
+	), pairs AS (
+		SELECT t.relid, u.subject, t.tag, max(t.collected_at) AS collected_at
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects) AS u(subject)
+		WHERE EXISTS (SELECT 1 FROM guarded_table g
+					  WHERE g.relid = t.relid AND g.collected_at_column IS NULL AND g.stamp_collection)
+		GROUP BY t.relid, u.subject, t.tag
+	)
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT p.relid, p.subject, p.tag, p.collected_at FROM pairs p
+	ON CONFLICT (relid, subject, tag)
+	DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_collection_stamps() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	PERFORM _merge_collection_stamps();
+	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
+						keep_columns name[] DEFAULT '{}', stamp_collection boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	IF protect.stamp_collection IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'stamp_collection must not be null',
+			HINT = 'Pass stamp_collection => true (the default) or false.';
+	END IF;
+	PERFORM _check_table_owner(protect.tbl);
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = protect.tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'catalog tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
+			HINT = 'Protect a permanent table.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
+	END IF;
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							protect.tbl, _guarded_root(protect.tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(protect.tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
+	END IF;
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
+	END IF;
+	-- anonymisation only where it holds (rule 12)
+	IF protect.on_erase = 'delete'
+	   AND (cardinality(protect.anonymise_columns) > 0 OR cardinality(protect.keep_columns) > 0) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'anonymise_columns and keep_columns are for on_erase anonymise',
+			DETAIL = format('Table %s deletes its rows at erasure; nothing of them is kept.', protect.tbl),
+			HINT = 'Omit them, or pass on_erase => ''anonymise''.';
+	END IF;
+	IF protect.on_erase = 'anonymise' THEN
+		PERFORM _check_anonymise_lists(protect.tbl,
+			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+				protect.value_column, protect.on_erase, '{}', now(), '{}',
+				protect.stamp_collection AND protect.collected_at_column IS NULL)::guarded_table,
+			protect.anonymise_columns, protect.keep_columns);
+		IF EXISTS (SELECT 1 FROM pg_attribute x
+				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+					 AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+										   coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+					 AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'anonymisation cannot be guaranteed for this table',
+				DETAIL = format('Columns %s of table %s are declared neither identifying nor not identifying: anonymised rows could still identify their subject.',
+								(SELECT string_agg(format('"%s"', x.attname), ', ' ORDER BY x.attnum)
+								 FROM pg_attribute x
+								 WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+								   AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+														 coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+								   AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)),
+								protect.tbl),
+				HINT = 'Pass anonymise_columns => ARRAY[...] (identifying, set to NULL) and keep_columns => ARRAY[...] (not identifying; the tag columns to classify too), or on_erase => ''delete''.';
+		END IF;
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	-- long shape: nothing may show or betray the values of the value column
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns, stamp_collection)
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
+			coalesce(protect.keep_columns, '{}'),
+			-- a collected_at column gives the table its retention: no stamps
+			protect.stamp_collection AND protect.collected_at_column IS NULL);
+
+	-- long shape: the value column holds tag values
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
+	END IF;
+	-- long shape with collection stamps: the rows it holds are collected
+	-- now, for retention (collection_stamp)
+	PERFORM _stamp_existing(protect.tbl, NULL);
+
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
+
+	PERFORM _policy_changed(protect.tbl);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION declassify(tbl regclass, column_name name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table := _get_guarded(declassify.tbl, true);
+	tag_name	text;			-- the tag it was classified as
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF declassify.column_name IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'column must not be null',
+			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
+	END IF;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'column is not classified',
+			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
+			HINT = 'See profile_guard.classified_column for the classified columns.';
+	END IF;
+
+	SELECT cc.tag INTO tag_name FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	-- the tag's stamps go with its last column in the table, merged or not
+	DELETE FROM collection_stamp s
+	WHERE s.relid = g.relid AND s.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
+	DELETE FROM collection_stamp_log l
+	WHERE l.relid = g.relid AND l.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
+	-- a generated column stays classified while its source is
+	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
+	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
+	PERFORM _policy_changed(g.relid);
+	-- the column is plain data now: decrypt what was encrypted
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+	col		name;
+	rel		regclass;
+	all_cols name[];
+	sensitive_cols name[];
+	sensitive_tags text[];
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	-- the catalog rows go first, so the trigger lets the decrypted values pass
+	SELECT coalesce(array_agg(cc.column_name), '{}'), coalesce(array_agg(cc.tag), '{}')
+	INTO sensitive_cols, sensitive_tags
+	FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+	WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
+	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
+	FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
+	DELETE FROM guarded_table x WHERE x.relid = g.relid;
+	PERFORM _policy_changed(g.relid);
+	FOREACH col IN ARRAY all_cols LOOP
+		PERFORM _set_statistics(g.relid, col, -1);
+	END LOOP;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(g.relid, g.value_column, -1);
+	END IF;
+	PERFORM _drop_row_security(pt.relid) FROM _relations(g.relid) pt(relid);
+	-- the trigger of the table (and so of its partitions) and of every
+	-- inheritance child below it
+	FOR rel IN
+		SELECT pt.relid FROM _relations(g.relid) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE pt.relid = g.relid OR NOT c.relispartition
+		ORDER BY 1
+	LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', rel);
+	END LOOP;
+	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
+		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
+	END LOOP;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, false);
+	END IF;
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION set_collection_stamps(tbl regclass, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	IF set_collection_stamps.tbl IS NULL OR set_collection_stamps.enabled IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table and enabled must not be null',
+			HINT = 'Call profile_guard.set_collection_stamps(''table'', true) or (''table'', false).';
+	END IF;
+	g := _get_guarded(set_collection_stamps.tbl, true);
+	PERFORM _check_table_owner(g.relid);
+	IF g.collected_at_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a table with a collected_at column takes no collection stamps',
+			DETAIL = format('Table %s is protected with collected_at column "%s".', g.relid, g.collected_at_column),
+			HINT = 'Nothing to switch: the collected_at column already gives the table its retention.';
+	END IF;
+	IF g.stamp_collection = set_collection_stamps.enabled THEN
+		RETURN;
+	END IF;
+	UPDATE guarded_table x SET stamp_collection = set_collection_stamps.enabled WHERE x.relid = g.relid;
+	IF set_collection_stamps.enabled THEN
+		PERFORM _stamp_existing(g.relid, NULL);
+	ELSE
+		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+		DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
+	END IF;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns, own.keep_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns, g.keep_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	-- its collection stamps are the tree's now, if the tree takes stamps
+	-- (those still in the log first merged)
+	PERFORM _merge_collection_stamps();
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
+	WHERE c.relid = child AND g.stamp_collection
+	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	DELETE FROM collection_stamp c WHERE c.relid = child;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION assess()
+RETURNS TABLE (clause text, requirement text, status text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+SET datestyle = 'ISO, YMD'
+SET lock_timeout = '5s'
+AS $$
+DECLARE
+	preloaded	boolean := 'profile_guard' = ANY (
+						string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+	n_guarded	bigint := (SELECT count(*) FROM guarded_table);
+	n_active	bigint := (SELECT count(*) FROM purpose WHERE retired_at IS NULL);
+	no_tables	text := CASE WHEN n_guarded = 0 THEN 'no guarded tables' END;
+	no_purposes	text := CASE WHEN n_active = 0 THEN 'no active purposes' END;
+	key_file	text := coalesce(current_setting('profile_guard.master_key_file', true), '');
+	key_cmd		text := coalesce(current_setting('profile_guard.master_key_command', true), '');
+	n_automated	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.automated_decision);
+	n_personalised bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND p.personalised);
+	n_no_birth	bigint := (SELECT count(*) FROM subject s WHERE s.birth_date IS NULL);
+	n_anonymised bigint := (SELECT count(*) FROM guarded_table g WHERE g.on_erase = 'anonymise'
+							  AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid));
+	n_abroad	bigint := (SELECT count(*) FROM purpose p WHERE p.retired_at IS NULL AND _cross_border(p.recipient));
+	n_holds		bigint := (SELECT count(*) FROM legal_hold h WHERE h.released_at IS NULL
+						   AND (h.until IS NULL OR h.until > statement_timestamp()));
+	-- the roles besides superusers that can call subject_report()
+	report_desk	text := _name_list(ARRAY(
+						SELECT quote_ident(r.rolname) FROM pg_roles r
+						WHERE NOT r.rolsuper
+						  AND r.rolname NOT IN ('profile_guard_admin', 'profile_guard_consent')
+						  AND (pg_has_role(r.oid, 'profile_guard_admin', 'USAGE')
+							   OR pg_has_role(r.oid, 'profile_guard_consent', 'USAGE'))
+						ORDER BY 1));
+BEGIN
+	RETURN QUERY
+	SELECT r.clause, r.requirement, r.status, r.detail
+	FROM (
+	SELECT checks.clause, checks.requirement, v.status, v.detail
+	FROM (VALUES
+	('§5 a', 'Profiles are used only for explicit, declared purposes.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN n_active = 0
+				THEN 'no active purpose is defined: define one with profile_guard.define_purpose()' END],
+	 format('reading a tag requires a declared purpose; active purposes: %s', n_active)),
+
+	('§5 b', 'Profiles are built and used only with the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: consent is not enforced' END],
+	 format('reads and writes of tags are gated by consent; subjects registered: %s, consent records: %s',
+			(SELECT count(*) FROM subject), (SELECT count(*) FROM consent))),
+
+	('§5 b (lawful basis)', 'A purpose not based on consent rests on a lawful basis of PIPL art. 13, reviewed by a person.',
+	 'review the lawful basis, and the tags it needs, of the purposes not based on consent (they read the tags of their list for every registered subject without consent): '
+	 || _name_list(ARRAY(SELECT format('%s (%s)', p.purpose, p.legal_basis) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.legal_basis <> 'consent' ORDER BY 1)),
+	 'every active purpose is based on consent',
+	 NULL, NULL),
+
+	('§5 c', 'Each purpose uses only the tags it needs (a tag list per purpose).',
+	 NULL, no_purposes,
+	 ARRAY['purposes without a tag list (every tag allowed): '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND (p.tags IS NULL OR '*' = ANY (p.tags))
+							   ORDER BY p.purpose))],
+	 format('every active purpose lists its tags (active purposes: %s)', n_active)),
+
+	('§5 d', 'Profile rules (purposes, tags used, recipients) are disclosed to subjects.',
+	 'compare the published privacy notice with profile_guard.privacy_notice(), which states from the catalog what each active purpose uses (description, tags, retention, recipient, separate consent); subject_report() answers individual requests',
+	 NULL, NULL, NULL),
+
+	('§5 e', 'Profiles are protected by technical security measures.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN key_file = '' AND key_cmd = ''
+				THEN 'no master key configured (profile_guard.master_key_file or profile_guard.master_key_command)'
+				WHEN key_file <> '' AND key_cmd <> ''
+				THEN 'both profile_guard.master_key_file and profile_guard.master_key_command are set' END,
+		   'direct write access to the catalog, bypassing the API: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s to %s', c.relname,
+													  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END)
+							   FROM pg_class c
+							   CROSS JOIN LATERAL aclexplode(c.relacl) AS x
+							   WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+								 AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+								 AND x.grantee <> c.relowner
+							   ORDER BY 1))],
+	 'master key configured; the catalog is written only through the API'),
+
+	('§5 f', 'Personal information in profiles is identified and classified by category and sensitivity.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN n_guarded = 0
+				THEN 'no guarded tables: no profile tags are under policy (see profile_guard.suggest_classification())' END,
+		   'unclassified columns of guarded tables that look personal: '
+		   || _name_list(ARRAY(SELECT format('%s.%I (%s)', s."table", s.column_name, s.suggested_category)
+							   FROM _suggestions(NULL, true) AS s
+							   ORDER BY s."table"::text, s.column_name)),
+		   'guarded_table rows of tables that were dropped (oids): '
+		   || _name_list(ARRAY(SELECT g.relid::oid::text FROM guarded_table g
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY g.relid::oid))],
+	 format('no unclassified column of a guarded table looks personal (guarded tables: %s, classified columns: %s)',
+			n_guarded, (SELECT count(*) FROM classified_column))),
+
+	('§5 f (sensitive)', 'Sensitive personal information is recognised as sensitive.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM classified_column) THEN 'no classified columns' END,
+	 ARRAY['columns named like sensitive information but classified as a general tag: '
+		   || _name_list(ARRAY(SELECT format('%s.%I as %s (looks %s)', cc.relid, cc.column_name, cc.tag, m.category)
+							   FROM classified_column cc
+							   JOIN tag t ON t.tag = cc.tag
+							   CROSS JOIN LATERAL _pi_name_match(cc.column_name) AS m
+							   WHERE t.sensitivity = 'general' AND m.sensitivity = 'sensitive'
+							   ORDER BY 1))],
+	 format('no column classified as a general tag is named like sensitive information (sensitive tags: %s)',
+			(SELECT count(*) FROM tag t WHERE t.sensitivity = 'sensitive'))),
+
+	('§6', 'Data used to build profiles and train their models (training data) comes from lawful sources, recorded and reviewed.',
+	 'the database cannot tell where the data behind model and prediction tags, or the data a model was trained on, came from: review the training data sets, their sources and the lawful basis of each',
+	 NULL, NULL, NULL),
+
+	('§6 (data sources)', 'Data used for training or sharing comes from sources whose terms were reviewed.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid)
+			   AND NOT EXISTS (SELECT 1 FROM table_data_source)
+		  THEN 'no de-identified view and no data source declared' END,
+	 ARRAY['guarded tables read by de-identified views that name no data source (set_data_sources()): '
+		   || _name_list(ARRAY(SELECT DISTINCT d.relid::text FROM deidentified_view d
+							   JOIN pg_class c ON c.oid = d.view_relid
+							   WHERE NOT EXISTS (SELECT 1 FROM table_data_source s WHERE s.relid = d.relid)
+							   ORDER BY 1)),
+		   'guarded tables built from a data source whose licence or contract was never reviewed: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%s (%s)', s.relid, s.source) FROM table_data_source s
+							   JOIN data_source ds ON ds.source = s.source
+							   WHERE ds.reviewed_at IS NULL ORDER BY 1))],
+	 format('every guarded table read by a de-identified view names its data sources, all reviewed (sources: %s, de-identified views: %s)',
+			(SELECT count(*) FROM data_source),
+			(SELECT count(*) FROM deidentified_view d JOIN pg_class c ON c.oid = d.view_relid))),
+
+	('§7.1', 'Tags are collected only with consent covering them.',
+	 NULL, no_tables,
+	 ARRAY['collection trigger missing or not ENABLE ALWAYS on: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+								 AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = g.relid AND tg.tgname = 'profile_guard_collect'
+												   AND tg.tgenabled = 'A')
+							   ORDER BY 1)),
+		   'guarded tables owned by an application role, which can disable the trigger: '
+		   || _name_list(ARRAY(SELECT format('%s (owner %s)', g.relid, o.rolname) FROM guarded_table g
+							   JOIN pg_class c ON c.oid = g.relid
+							   JOIN pg_roles o ON o.oid = c.relowner
+							   WHERE NOT o.rolsuper
+								 AND EXISTS (SELECT 1 FROM purpose_role pr WHERE pr.role_name = o.rolname)
+							   ORDER BY 1)),
+		   CASE WHEN NOT preloaded THEN 'profile_guard is not in shared_preload_libraries' END],
+	 format('the collection trigger is enabled on every guarded table (%s)',
+			(SELECT count(*) FROM guarded_table g JOIN pg_class c ON c.oid = g.relid))),
+
+	('§7.2', 'Sensitive tags are stored encrypted; tag values do not appear in statistics.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN preloaded
+				THEN 'sensitive columns not holding our ciphertext: '
+					 || _name_list(ARRAY(SELECT format('%s.%I (%s)', p.relid, p.column_name,
+													   coalesce('not checked: ' || p.problem,
+																concat_ws(', ',
+																	CASE WHEN p.plaintext > 0 THEN 'plaintext: ' || p.plaintext END,
+																	CASE WHEN p.foreign_ct > 0 THEN 'ciphertext not of its row: ' || p.foreign_ct END)))
+										 FROM _stored_plaintext() AS p ORDER BY p.relid::text, p.column_name))
+				ELSE 'stored values not checked: profile_guard is not in shared_preload_libraries' END,
+		   'tag columns with statistics (pg_stats would show values): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', x.relid, x.col)
+							   FROM (SELECT cc.relid, cc.column_name AS col FROM classified_column cc
+									 UNION
+									 SELECT g.relid, g.value_column FROM guarded_table g WHERE g.value_column IS NOT NULL) AS x
+							   JOIN pg_attribute a ON a.attrelid = x.relid AND a.attname = x.col
+							   WHERE a.attstattarget <> 0
+								  OR EXISTS (SELECT 1 FROM pg_statistic st
+											 WHERE st.starelid = a.attrelid AND st.staattnum = a.attnum)
+							   ORDER BY 1))],
+	 'every stored sensitive value is ciphertext of its subject and tag; tag columns keep no statistics'),
+
+	('§7.3', 'Tags are used only under a declared purpose, within its tag list and the subject''s consent.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: reads are not gated' END],
+	 'the read gate is active: rows and cells are filtered by purpose, tag list and consent'),
+
+	('§7.4', 'Each purpose has a retention period after which its tags are erased.',
+	 NULL, no_purposes,
+	 ARRAY['purposes without retention: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.retention IS NULL ORDER BY 1)),
+		   -- the sweep applies retention to the rows' collected_at column
+		   -- or, in a table without one, to its collection stamps if it
+		   -- has them: otherwise its tags never expire
+		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
+		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
+							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
+		   || ' (they opted out of the stamps that every other table takes: protect them with a collected_at_column, or switch their stamps on with profile_guard.set_collection_stamps(tbl, true))',
+		   CASE WHEN _stopped_consent_grace() IS NULL
+				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
+	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
+			n_active, (SELECT count(*) FROM guarded_table),
+			(SELECT count(*) FROM guarded_table g WHERE g.collected_at_column IS NULL AND g.stamp_collection),
+			current_setting('profile_guard.stopped_consent_grace', true))),
+
+	('§7.4 (legal hold)', 'Data a law requires kept is kept unused, and erased when the hold ends.',
+	 CASE WHEN n_holds > 0
+		  THEN format('review the active legal holds in profile_guard.legal_hold (%s, subjects: %s): their data is read only by legal_obligation purposes and the sweep defers its erasure until each hold ends',
+					  n_holds, (SELECT count(DISTINCT h.subject) FROM legal_hold h
+								WHERE h.released_at IS NULL
+								  AND (h.until IS NULL OR h.until > statement_timestamp()))) END,
+	 'no active legal hold',
+	 NULL, NULL),
+
+	('§9 a (recipients)', 'Profiles provided to other parties go only to identified recipients under agreed terms.',
+	 'check the agreements with the recipients of: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s)', p.purpose, p.recipient) FROM purpose p
+						 WHERE p.retired_at IS NULL AND p.recipient IS NOT NULL ORDER BY 1)),
+	 'no active purpose names a recipient',
+	 NULL, NULL),
+
+	('§8 (cross-border)', 'Profiles provided abroad have separate consent and an assessment (PIPL art. 38-39).',
+	 NULL,
+	 CASE WHEN n_abroad = 0 THEN format('no active purpose names a recipient outside %s', home_country()) END,
+	 ARRAY['cross-border purposes without an assessment of their current version (unusable until one is recorded): '
+		   || _name_list(ARRAY(SELECT format('%s (to %s, %s; version %s)', p.purpose, p.recipient, r.country, p.version)
+							   FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+							   WHERE p.retired_at IS NULL AND r.country <> home_country()
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 'every cross-border purpose is assessed for its current version and uses only separately consented tags: '
+	 || _name_list(ARRAY(SELECT format('%s (to %s, %s)', p.purpose, p.recipient, r.country)
+						 FROM purpose p JOIN recipient r ON r.recipient = p.recipient
+						 WHERE p.retired_at IS NULL AND r.country <> home_country() ORDER BY 1))),
+
+	('§9 a', 'A changed purpose is used only after the subject consents again.',
+	 NULL, no_purposes,
+	 ARRAY['consents pending renewal after a purpose change (not used until renewed): '
+		   || _name_list(ARRAY(SELECT format('%s (consents on an older version: %s)', r.purpose, count(*))
+							   FROM consents_needing_renewal r
+							   WHERE r.granted_version < r.current_version
+							   GROUP BY r.purpose ORDER BY r.purpose))],
+	 'no consent for an older purpose version awaits renewal'),
+
+	('§9 b', 'Consents are recorded and the record cannot be altered.',
+	 NULL, NULL,
+	 ARRAY['triggers keeping the consent ledger append-only are missing or disabled: '
+		   || _name_list(ARRAY(SELECT t.name FROM unnest(ARRAY['consent_append_only', 'consent_no_truncate']) AS t(name)
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+												 WHERE tg.tgrelid = 'profile_guard.consent'::regclass
+												   AND tg.tgname = t.name AND tg.tgenabled <> 'D')
+							   ORDER BY 1))],
+	 format('the consent ledger is append-only (records: %s)', (SELECT count(*) FROM consent))),
+
+	('§9 c', 'Automated decision-making is preceded by a personal-information impact assessment.',
+	 NULL,
+	 CASE WHEN n_automated = 0 THEN 'no active automated_decision purpose' END,
+	 ARRAY['automated_decision purposes without an assessment of their current version: '
+		   || _name_list(ARRAY(SELECT format('%s (version %s)', p.purpose, p.version) FROM purpose p
+							   WHERE p.retired_at IS NULL AND p.automated_decision
+								 AND NOT EXISTS (SELECT 1 FROM assessment a
+												 WHERE a.purpose = p.purpose AND a.purpose_version = p.version)
+							   ORDER BY 1))],
+	 format('every automated_decision purpose is assessed for its current version (%s)', n_automated)),
+
+	('§9 d', 'Subjects can switch off personalised purposes, effective at once.',
+	 NULL,
+	 CASE WHEN n_personalised = 0 THEN 'no active personalised purpose' END,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: opt-outs are not enforced' END],
+	 format('opt_out() applies to every personalised purpose at the next statement (personalised purposes: %s, subjects opted out: %s)',
+			n_personalised, (SELECT count(*) FROM subject s WHERE s.opted_out))),
+
+	('§9 e', 'Logs do not record tag values.',
+	 NULL, NULL,
+	 ARRAY['settings that write statement text, and so tag values, to the server log: '
+		   || nullif(concat_ws('; ',
+				CASE WHEN current_setting('log_statement') IN ('all', 'mod')
+					 THEN format('log_statement = %s', current_setting('log_statement')) END,
+				CASE WHEN current_setting('log_min_duration_statement')::integer >= 0
+					 THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement')) END,
+				CASE WHEN current_setting('log_min_duration_sample')::integer >= 0
+						  AND current_setting('log_statement_sample_rate')::float8 > 0
+					 THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample')) END,
+				'per-role or per-database settings: '
+				|| _name_list(ARRAY(SELECT format('%s for %s', x.cfg,
+												  concat_ws(' in ', CASE WHEN s.setrole <> 0 THEN 'role ' || s.setrole::regrole END,
+															CASE WHEN s.setdatabase <> 0 THEN 'database ' ||
+																 (SELECT quote_ident(d.datname) FROM pg_database d WHERE d.oid = s.setdatabase) END))
+									FROM pg_db_role_setting s
+									CROSS JOIN LATERAL unnest(s.setconfig) AS x(cfg)
+									WHERE x.cfg ~* '^log_statement=(all|mod)$'
+									   OR x.cfg ~* '^log_min_duration_(statement|sample)=[0-9]'
+									ORDER BY 1))), '')],
+	 'no statement logging that would print values'),
+
+	('§9 f', 'Access to profiles is limited to the roles that need it for a purpose.',
+	 NULL, NULL,
+	 ARRAY['roles besides the bootstrap superuser that read raw values: '
+		   || _name_list(ARRAY(SELECT format('%s (%s)', quote_ident(r.rolname),
+											 concat_ws(', ', CASE WHEN r.rolsuper THEN 'superuser' END,
+													   CASE WHEN r.rolbypassrls THEN 'bypassrls' END))
+							   FROM pg_roles r
+							   WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+							   ORDER BY 1)),
+		   'purposes allowed to no role: '
+		   || _name_list(ARRAY(SELECT p.purpose FROM purpose p
+							   WHERE p.retired_at IS NULL
+								 AND NOT EXISTS (SELECT 1 FROM purpose_role pr JOIN pg_roles r ON r.rolname = pr.role_name
+												 WHERE pr.purpose = p.purpose)
+							   ORDER BY 1)),
+		   'purposes allowed to roles that do not exist: '
+		   || _name_list(ARRAY(SELECT DISTINCT format('%I', pr.role_name) FROM purpose_role pr
+							   WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = pr.role_name)
+							   ORDER BY 1))],
+	 format('no superuser or BYPASSRLS role besides the bootstrap superuser; every active purpose is allowed to a role (grants: %s, roles: %s)',
+			(SELECT count(*) FROM purpose_role),
+			(SELECT count(DISTINCT pr.role_name) FROM purpose_role pr))),
+
+	('§9 g', 'No tag or purpose describes a subject in prohibited terms.',
+	 NULL, NULL,
+	 ARRAY['matches of the prohibited lexicon: '
+		   || _name_list(ARRAY(SELECT format('tag %s (%s)', t.tag, prohibited_topic(concat_ws(' ', t.tag, t.description)))
+							   FROM tag t WHERE prohibited_topic(concat_ws(' ', t.tag, t.description)) IS NOT NULL
+							   UNION ALL
+							   SELECT format('purpose %s (%s)', p.purpose, prohibited_topic(concat_ws(' ', p.purpose, p.description)))
+							   FROM purpose p
+							   WHERE p.retired_at IS NULL AND prohibited_topic(concat_ws(' ', p.purpose, p.description)) IS NOT NULL
+							   ORDER BY 1))],
+	 format('no tag or active purpose matches the prohibited lexicon (tags: %s, active purposes: %s)',
+			(SELECT count(*) FROM tag), n_active)),
+
+	('§9 h', 'Consent can be withdrawn at any time and withdrawal takes effect at once.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: withdrawals are not enforced' END],
+	 format('withdraw_consent() takes effect at the next statement (withdrawals recorded: %s)',
+			(SELECT count(*) FROM consent c WHERE c.action = 'withdraw'))),
+
+	('§9 i', 'Minors are recognised: no marketing to minors, guardian consent under 14.',
+	 NULL,
+	 CASE WHEN NOT EXISTS (SELECT 1 FROM subject) THEN 'no registered subjects' END,
+	 ARRAY[CASE WHEN minor_age() < 18 THEN format('profile_guard.minor_age = %s (below 18)', minor_age()) END,
+		   CASE WHEN unknown_age() = 'adult' AND n_no_birth > 0
+				THEN format('registered subjects without a birth date, treated as adults (profile_guard.unknown_age = adult): %s', n_no_birth) END],
+	 format('profile_guard.minor_age = %s; registered subjects without a birth date: %s, treated as %s (profile_guard.unknown_age = %s)',
+			minor_age(), n_no_birth,
+			CASE unknown_age() WHEN 'child' THEN 'children under 14' WHEN 'minor' THEN 'minors' ELSE 'adults' END,
+			unknown_age())),
+
+	('§10 (anonymisation)', 'Rows anonymised at erasure can no longer identify their subject.',
+	 NULL,
+	 CASE WHEN n_anonymised = 0 THEN 'no guarded table anonymises its rows at erasure' END,
+	 ARRAY['columns of tables anonymised at erasure declared neither identifying nor not identifying (the sweep sets them to NULL; declare them with set_anonymise_columns() or set_keep_columns()): '
+		   || _name_list(ARRAY(SELECT format('%s.%I', pt.relid, u.col)
+							   FROM guarded_table g
+							   CROSS JOIN LATERAL _relations(g.relid) AS pt(relid)
+							   CROSS JOIN LATERAL unnest(_anonymisation_undeclared(g.relid, pt.relid)) AS u(col)
+							   WHERE g.on_erase = 'anonymise'
+								 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid)
+							   ORDER BY 1))],
+	 format('every column of the tables anonymised at erasure is classified or declared; tags of identifying categories are removed, the others generalised (tables: %s)',
+			n_anonymised)),
+
+	('§11 a', 'Subjects manage their tags: see them, switch off single tags and personalised purposes, delete tags.',
+	 NULL, no_tables,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: blocks are not enforced' END],
+	 format('block_tag(), erase_tag() and opt_out() take effect at the next statement (blocks in force: %s)',
+			(SELECT count(*) FROM tag_block))),
+
+	('§11 a (access)', 'Subjects can obtain what is held about them.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN report_desk IS NULL
+				THEN 'no role besides superusers can call subject_report(): grant profile_guard_consent to the staff answering requests' END],
+	 'subject_report() can be called by: ' || report_desk),
+
+	('§11 a (erasure)', 'Subjects can have their tags and their profile erased.',
+	 NULL, NULL,
+	 ARRAY[CASE WHEN NOT preloaded
+				THEN 'profile_guard is not in shared_preload_libraries: erasure requests do not stop use' END],
+	 format('erase_tag() and request_erasure() stop use at the next statement; the sweep makes the erasure physical (requests pending: %s)',
+			(SELECT count(*) FROM erasure_request r WHERE r.completed_at IS NULL))),
+
+	('§11 b', 'A person''s identity is verified before they see, change or delete their profile.',
+	 'the database cannot verify who a request comes from: check that the application or desk verifies the person before calling subject_report(), block_tag(), erase_tag(), withdraw_consent(), opt_out() or request_erasure() for a subject',
+	 NULL, NULL, NULL),
+
+	('§11 c', 'Identity verification for profile management can be switched on and is on.',
+	 'outside the database: check the setting of the application that verifies identities',
+	 NULL, NULL, NULL),
+
+	('§11 d', 'Subjects have a channel for complaints about profiling, answered in time.',
+	 'the database has no complaint channel: check the complaint process and its response times; subject_event records the requests made through the API',
+	 NULL, NULL, NULL)
+	) AS checks (clause, requirement, manual, not_applicable, faults, met)
+	CROSS JOIN LATERAL _assess_verdict(checks.manual, checks.not_applicable, checks.faults, checks.met) AS v
+	UNION ALL
+	SELECT g.clause, g.requirement, g.status, g.detail FROM _assess_graded() AS g
+	) AS r
+	-- in clause order: by section number, then by the rest of the clause
+	ORDER BY substring(r.clause FROM '[0-9]+')::integer, r.clause;
+END
+$$;
+
+
+-- The tables protected without a collected_at column before this update
+-- take collection stamps, as a table protected now does: what they hold
+-- is stamped as collected now, so that retention applies to it from now
+-- on (without stamps their rows would never expire).
+UPDATE guarded_table g SET stamp_collection = true
+WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection;
+SELECT _stamp_existing(g.relid, NULL)
+FROM guarded_table g JOIN pg_catalog.pg_class c ON c.oid = g.relid
+WHERE g.collected_at_column IS NULL
+ORDER BY g.relid::pg_catalog.oid;
