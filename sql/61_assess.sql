@@ -170,11 +170,11 @@ FROM assess() WHERE clause IN ('§5 f', '§7.1');
 DELETE FROM guarded_table g WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = g.relid);
 
 -- §7.4: retention is applied to the rows' collected_at column or, in a
--- table protected without one, to its collection stamps if it has them
--- switched on (they are off by default): without either its tags never
+-- table protected without one, to its collection stamps unless it opted
+-- out of them (they are on by default): without either its tags never
 -- expire
 CREATE TABLE public.as_nostamp (uid text, sports text);
-SELECT protect('public.as_nostamp', 'uid');
+SELECT protect('public.as_nostamp', 'uid', stamp_collection => false);
 SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';
 SELECT set_collection_stamps('public.as_nostamp', true);
 SELECT clause, status, detail FROM assess() WHERE clause = '§7.4';

@@ -6313,71 +6313,6 @@ $$;
 REVOKE ALL ON FUNCTION _provided_json(text, text) FROM PUBLIC;
 
 /*
- * _forget_subject(subject): the catalog forgets a subject whose erasure
- * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
- * tombstones), blocks, events, ended legal holds, the row of its destroyed
- * data key and its registration (birth date, opt-out, the request's mark)
- * are deleted; what was provided of it to recipients is kept under the hash
- * (the log merged first if it still names the subject); its
- * erasure requests keep only the keyed hash of the erasure log; the log
- * records the forgetting under that hash.  Every cache of consent answers
- * refreshes the subject from its next statement (_subject_changed): it is
- * then unknown, and a later registration of the same identifier starts a
- * new record.  Called by _erasure_finish(), in the transaction that marks
- * the request complete, while the sweep's flag lets the consent ledger
- * change.
- */
-CREATE OR REPLACE FUNCTION _forget_subject(p_subject text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, profile_guard, pg_temp
-AS $$
-DECLARE
-	h	text;
-BEGIN
-	IF NOT _erasure_in_progress() THEN
-		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-			MESSAGE = 'a subject is forgotten only by the sweep',
-			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
-			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM erasure_request q
-				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
-		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-			MESSAGE = 'subject has no completed erasure request',
-			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
-			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
-	END IF;
-	h := _subject_hash(p_subject);
-	IF EXISTS (SELECT 1 FROM subject_key k
-			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
-		PERFORM _destroy_subject_key(p_subject);
-	END IF;
-	DELETE FROM consent c WHERE c.subject = p_subject;
-	DELETE FROM tag_block b WHERE b.subject = p_subject;
-	DELETE FROM subject_event e WHERE e.subject = p_subject;
-	-- a request is carried out only once every hold has ended
-	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
-	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
-	-- what was provided to recipients stays, under the hash only
-	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN
-		PERFORM _merge_recipient_use();
-	END IF;
-	DELETE FROM subject_key k WHERE k.subject = p_subject;
-	UPDATE erasure_request q
-	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
-	 WHERE q.subject = p_subject;
-	DELETE FROM subject s WHERE s.subject = p_subject;
-	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
-	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
-	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
-	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
-	PERFORM _subject_changed(p_subject);
-END
-$$;
-REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
-
-/*
  * _erasure_finish(sweep_start): called when a sweep has done all its work:
  * the record of what was provided to recipients is merged from its log,
  * the requests it served are complete, their subjects are forgotten (and
@@ -6711,6 +6646,502 @@ $$;
 REVOKE ALL ON FUNCTION subject_report(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION subject_report(text) TO profile_guard_admin, profile_guard_consent;
 
+-- ---------------------------------------------------------------------
+-- Collection stamps on by default (docs/erasure.md, "Collection stamps"):
+-- the write path appends its pairs to an unindexed log
+-- (collection_stamp_log, 10_catalog.sql), which the sweep merges into
+-- collection_stamp (_merge_collection_stamps(), 80_erasure.sql);
+-- protect() stamps a table without a collected_at column unless it opts
+-- out (50_guarded.sql).
+-- ---------------------------------------------------------------------
+
+CREATE TABLE collection_stamp_log (
+	relid		regclass NOT NULL,
+	tag			text NOT NULL,
+	collected_at timestamptz NOT NULL,
+	subjects	text[] NOT NULL
+);
+ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET STORAGE EXTERNAL;
+REVOKE ALL ON collection_stamp_log FROM PUBLIC;
+GRANT SELECT ON collection_stamp_log TO profile_guard_admin;
+SELECT pg_catalog.pg_extension_config_dump('collection_stamp_log', '');
+ALTER TABLE guarded_table ALTER COLUMN stamp_collection SET DEFAULT true;
+
+CREATE FUNCTION _merge_collection_stamps()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM collection_stamp_log l
+		RETURNING l.relid, l.tag, l.collected_at, l.subjects
+	), pairs AS (
+		SELECT t.relid, u.subject, t.tag, max(t.collected_at) AS collected_at
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects) AS u(subject)
+		WHERE EXISTS (SELECT 1 FROM guarded_table g
+					  WHERE g.relid = t.relid AND g.collected_at_column IS NULL AND g.stamp_collection)
+		GROUP BY t.relid, u.subject, t.tag
+	)
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT p.relid, p.subject, p.tag, p.collected_at FROM pairs p
+	ON CONFLICT (relid, subject, tag)
+	DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_collection_stamps() FROM PUBLIC;
+
+/*
+ * _forget_subject(subject): the catalog forgets a subject whose erasure
+ * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
+ * tombstones), blocks, events, ended legal holds, the row of its destroyed
+ * data key and its registration (birth date, opt-out, the request's mark)
+ * are deleted; what was provided of it to recipients is kept under the hash
+ * (the log merged first if it still names the subject); its
+ * erasure requests keep only the keyed hash of the erasure log; the log
+ * records the forgetting under that hash.  Every cache of consent answers
+ * refreshes the subject from its next statement (_subject_changed): it is
+ * then unknown, and a later registration of the same identifier starts a
+ * new record.  Called by _erasure_finish(), in the transaction that marks
+ * the request complete, while the sweep's flag lets the consent ledger
+ * change.
+ */
+CREATE OR REPLACE FUNCTION _forget_subject(p_subject text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF NOT _erasure_in_progress() THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a subject is forgotten only by the sweep',
+			DETAIL = 'profile_guard._forget_subject() runs when a sweep completes an erasure request.',
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM erasure_request q
+				   WHERE q.subject = p_subject AND q.completed_at IS NOT NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'subject has no completed erasure request',
+			DETAIL = format('Subject "%s" has no erasure request carried out by the sweep.', left(p_subject, 200)),
+			HINT = 'Call profile_guard.request_erasure(subject), then profile_guard.sweep().';
+	END IF;
+	h := _subject_hash(p_subject);
+	IF EXISTS (SELECT 1 FROM subject_key k
+			   WHERE k.subject = p_subject AND k.destroyed_at IS NULL) THEN
+		PERFORM _destroy_subject_key(p_subject);
+	END IF;
+	DELETE FROM consent c WHERE c.subject = p_subject;
+	DELETE FROM tag_block b WHERE b.subject = p_subject;
+	DELETE FROM subject_event e WHERE e.subject = p_subject;
+	-- a request is carried out only once every hold has ended
+	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	PERFORM _merge_collection_stamps();
+	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
+	-- what was provided to recipients stays, under the hash only
+	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN
+		PERFORM _merge_recipient_use();
+	END IF;
+	DELETE FROM subject_key k WHERE k.subject = p_subject;
+	UPDATE erasure_request q
+	   SET subject = NULL, subject_hash = h, forgotten_by = pg_current_xact_id()
+	 WHERE q.subject = p_subject;
+	DELETE FROM subject s WHERE s.subject = p_subject;
+	DELETE FROM _erasure_due d WHERE d.subject = p_subject;
+	DELETE FROM _erasure_keep k WHERE k.subject = p_subject;
+	INSERT INTO erasure_log (relation, tag, reason, action, rows, subject_hash)
+	VALUES ('profile_guard.subject', NULL, 'request', 'forget', 1, h);
+	PERFORM _subject_changed(p_subject);
+END
+$$;
+REVOKE ALL ON FUNCTION _forget_subject(text) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
+						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
+						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
+						keep_columns name[] DEFAULT '{}', stamp_collection boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	rel			record;
+	a			pg_attribute;
+BEGIN
+	IF protect.tbl IS NULL OR protect.subject_column IS NULL OR protect.on_erase IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table, subject column and on_erase must not be null',
+			HINT = 'Call profile_guard.protect(''table'', ''subject_column'').';
+	END IF;
+	IF protect.stamp_collection IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'stamp_collection must not be null',
+			HINT = 'Pass stamp_collection => true (the default) or false.';
+	END IF;
+	PERFORM _check_table_owner(protect.tbl);
+	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = protect.tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'only ordinary and partitioned tables can be protected',
+			DETAIL = format('Relation %s is not a table.', protect.tbl),
+			HINT = 'Protect the table the view or foreign table reads from.';
+	END IF;
+	IF rel.nspname IN ('profile_guard', 'pg_catalog', 'information_schema') THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'catalog tables cannot be protected',
+			DETAIL = format('Table %s is in schema %s.', protect.tbl, rel.nspname),
+			HINT = 'Protect a table of an application schema.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+			MESSAGE = 'temporary tables cannot be protected',
+			DETAIL = format('Table %s is a temporary table.', protect.tbl),
+			HINT = 'Protect a permanent table.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM guarded_table g WHERE g.relid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+			MESSAGE = 'table is already protected',
+			DETAIL = format('Table %s is already a guarded table.', protect.tbl),
+			HINT = format('Call profile_guard.unprotect(%L) first to protect it differently.', protect.tbl::text);
+	END IF;
+	IF _guarded_root(protect.tbl) IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'table is guarded through its parent',
+			DETAIL = format('Table %s is a partition or inheritance child of guarded table %s, and is guarded as that table is.',
+							protect.tbl, _guarded_root(protect.tbl)),
+			HINT = format('Classify its columns on %s; a partition detached or a child no longer inheriting becomes a guarded table of its own.',
+						  _guarded_root(protect.tbl));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = protect.tbl) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a table under a table that is not guarded cannot be protected',
+			DETAIL = format('Table %s is a partition or inheritance child of %s; read through that table, its tags would not be gated.',
+							protect.tbl, (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+									FROM pg_inherits i WHERE i.inhrelid = protect.tbl)),
+			HINT = 'Protect the table at the top of the tree: its partitions and inheritance children are guarded as it is.';
+	END IF;
+	IF protect.on_erase NOT IN ('delete', 'anonymise') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'invalid on_erase',
+			DETAIL = format('on_erase of table %s must be delete or anonymise.', protect.tbl),
+			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
+	END IF;
+
+	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	-- subjects are compared as text: no cast of the owner's may run
+	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	IF protect.collected_at_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
+		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'collected_at column must be a date or timestamp',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.collected_at_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
+		END IF;
+	END IF;
+	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'long shape needs both tag_column and value_column',
+			DETAIL = format('Only one of tag_column and value_column was given for table %s.', protect.tbl),
+			HINT = 'Pass both for a long-shape table (one row per subject and tag), or neither for a wide one.';
+	END IF;
+	IF protect.tag_column IS NOT NULL THEN
+		a := _get_column(protect.tbl, protect.tag_column, 'tag column');
+		IF a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+			RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+				MESSAGE = 'tag column must be of type text or varchar',
+				DETAIL = format('Column "%s" of table %s is of type %s.', protect.tag_column, protect.tbl,
+								format_type(a.atttypid, a.atttypmod)),
+				HINT = 'Pass a text column holding tag names as tag_column.';
+		END IF;
+		PERFORM _get_column(protect.tbl, protect.value_column, 'value column');
+	END IF;
+	-- anonymisation only where it holds (rule 12)
+	IF protect.on_erase = 'delete'
+	   AND (cardinality(protect.anonymise_columns) > 0 OR cardinality(protect.keep_columns) > 0) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'anonymise_columns and keep_columns are for on_erase anonymise',
+			DETAIL = format('Table %s deletes its rows at erasure; nothing of them is kept.', protect.tbl),
+			HINT = 'Omit them, or pass on_erase => ''anonymise''.';
+	END IF;
+	IF protect.on_erase = 'anonymise' THEN
+		PERFORM _check_anonymise_lists(protect.tbl,
+			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+				protect.value_column, protect.on_erase, '{}', now(), '{}',
+				protect.stamp_collection AND protect.collected_at_column IS NULL)::guarded_table,
+			protect.anonymise_columns, protect.keep_columns);
+		IF EXISTS (SELECT 1 FROM pg_attribute x
+				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+					 AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+										   coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+					 AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)) THEN
+			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+				MESSAGE = 'anonymisation cannot be guaranteed for this table',
+				DETAIL = format('Columns %s of table %s are declared neither identifying nor not identifying: anonymised rows could still identify their subject.',
+								(SELECT string_agg(format('"%s"', x.attname), ', ' ORDER BY x.attnum)
+								 FROM pg_attribute x
+								 WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
+								   AND x.attname NOT IN (protect.subject_column, coalesce(protect.collected_at_column, ''),
+														 coalesce(protect.tag_column, ''), coalesce(protect.value_column, ''))
+								   AND x.attname <> ALL (protect.anonymise_columns || protect.keep_columns)),
+								protect.tbl),
+				HINT = 'Pass anonymise_columns => ARRAY[...] (identifying, set to NULL) and keep_columns => ARRAY[...] (not identifying; the tag columns to classify too), or on_erase => ''delete''.';
+		END IF;
+	END IF;
+	IF cardinality(ARRAY(SELECT DISTINCT c
+						 FROM unnest(ARRAY[protect.subject_column, protect.collected_at_column,
+										   protect.tag_column, protect.value_column]) c
+						 WHERE c IS NOT NULL))
+	   <> cardinality(array_remove(ARRAY[protect.subject_column, protect.collected_at_column,
+										 protect.tag_column, protect.value_column], NULL)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'protect needs distinct columns',
+			DETAIL = format('Table %s names the same column in two roles.', protect.tbl),
+			HINT = 'Pass different columns for subject, collected_at, tag and value.';
+	END IF;
+
+	-- long shape: nothing may show or betray the values of the value column
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _refuse_tag_leaks(pt.relid, protect.value_column, NULL, false)
+		FROM _relations(protect.tbl) pt(relid);
+	END IF;
+
+	INSERT INTO guarded_table (relid, subject_column, collected_at_column, tag_column,
+							   value_column, on_erase, anonymise_columns, keep_columns, stamp_collection)
+	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
+			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
+			coalesce(protect.keep_columns, '{}'),
+			-- a collected_at column gives the table its retention: no stamps
+			protect.stamp_collection AND protect.collected_at_column IS NULL);
+
+	-- long shape: the value column holds tag values
+	IF protect.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(protect.tbl, protect.value_column, 0);
+	END IF;
+	-- long shape with collection stamps: the rows it holds are collected
+	-- now, for retention (collection_stamp)
+	PERFORM _stamp_existing(protect.tbl, NULL);
+
+	-- the write path (src/collect.c): consent to collect, the prohibited
+	-- lexicon, encryption, on the table and on every inheritance child
+	-- (partitions are given the trigger by PostgreSQL)
+	PERFORM _install_collect_trigger(pt.relid) FROM _relations(protect.tbl) pt(relid)
+	WHERE pt.relid = protect.tbl
+	   OR NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = pt.relid);
+	-- row-level security, so that no error quotes a value (above)
+	PERFORM _sync_row_security(pt.relid, true, false) FROM _relations(protect.tbl) pt(relid);
+
+	PERFORM _policy_changed(protect.tbl);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION declassify(tbl regclass, column_name name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table := _get_guarded(declassify.tbl, true);
+	tag_name	text;			-- the tag it was classified as
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	IF declassify.column_name IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'column must not be null',
+			HINT = format('Call profile_guard.declassify(%L, ''column'').', g.relid::text);
+	END IF;
+	PERFORM 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+			MESSAGE = 'column is not classified',
+			DETAIL = format('Column "%s" of table %s is not classified.', declassify.column_name, g.relid),
+			HINT = 'See profile_guard.classified_column for the classified columns.';
+	END IF;
+
+	SELECT cc.tag INTO tag_name FROM classified_column cc
+	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
+	-- the tag's stamps go with its last column in the table, merged or not
+	DELETE FROM collection_stamp s
+	WHERE s.relid = g.relid AND s.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
+	DELETE FROM collection_stamp_log l
+	WHERE l.relid = g.relid AND l.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
+	-- a generated column stays classified while its source is
+	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
+	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
+	PERFORM _policy_changed(g.relid);
+	-- the column is plain data now: decrypt what was encrypted
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		profile_guard.guarded_table := _get_guarded(tbl, true);
+	col		name;
+	rel		regclass;
+	all_cols name[];
+	sensitive_cols name[];
+	sensitive_tags text[];
+BEGIN
+	PERFORM _check_table_owner(g.relid);
+	-- the catalog rows go first, so the trigger lets the decrypted values pass
+	SELECT coalesce(array_agg(cc.column_name), '{}'), coalesce(array_agg(cc.tag), '{}')
+	INTO sensitive_cols, sensitive_tags
+	FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+	WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive';
+	SELECT coalesce(array_agg(cc.column_name ORDER BY cc.column_name), '{}') INTO all_cols
+	FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
+	DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
+	DELETE FROM guarded_table x WHERE x.relid = g.relid;
+	PERFORM _policy_changed(g.relid);
+	FOREACH col IN ARRAY all_cols LOOP
+		PERFORM _set_statistics(g.relid, col, -1);
+	END LOOP;
+	IF g.value_column IS NOT NULL THEN
+		PERFORM _set_statistics(g.relid, g.value_column, -1);
+	END IF;
+	PERFORM _drop_row_security(pt.relid) FROM _relations(g.relid) pt(relid);
+	-- the trigger of the table (and so of its partitions) and of every
+	-- inheritance child below it
+	FOR rel IN
+		SELECT pt.relid FROM _relations(g.relid) pt(relid) JOIN pg_class c ON c.oid = pt.relid
+		WHERE pt.relid = g.relid OR NOT c.relispartition
+		ORDER BY 1
+	LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', rel);
+	END LOOP;
+	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
+		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
+	END LOOP;
+	IF g.tag_column IS NOT NULL THEN
+		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, false);
+	END IF;
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION set_collection_stamps(tbl regclass, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+BEGIN
+	IF set_collection_stamps.tbl IS NULL OR set_collection_stamps.enabled IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'table and enabled must not be null',
+			HINT = 'Call profile_guard.set_collection_stamps(''table'', true) or (''table'', false).';
+	END IF;
+	g := _get_guarded(set_collection_stamps.tbl, true);
+	PERFORM _check_table_owner(g.relid);
+	IF g.collected_at_column IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a table with a collected_at column takes no collection stamps',
+			DETAIL = format('Table %s is protected with collected_at column "%s".', g.relid, g.collected_at_column),
+			HINT = 'Nothing to switch: the collected_at column already gives the table its retention.';
+	END IF;
+	IF g.stamp_collection = set_collection_stamps.enabled THEN
+		RETURN;
+	END IF;
+	UPDATE guarded_table x SET stamp_collection = set_collection_stamps.enabled WHERE x.relid = g.relid;
+	IF set_collection_stamps.enabled THEN
+		PERFORM _stamp_existing(g.relid, NULL);
+	ELSE
+		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+		DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
+	END IF;
+	PERFORM _policy_changed(g.relid);
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION _before_attach(child regclass, parent regclass, partition boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	root	regclass := _guarded_root(parent);
+	own		guarded_table;
+	g		guarded_table;
+	below	regclass;
+BEGIN
+	PERFORM _check_tree_change('_before_attach', child);
+	SELECT d.relid::regclass INTO below
+	FROM (WITH RECURSIVE down(relid) AS (
+			  SELECT child::oid
+			  UNION
+			  SELECT i.inhrelid FROM down d JOIN pg_inherits i ON i.inhparent = d.relid)
+		  SELECT relid FROM down) d
+	WHERE EXISTS (SELECT 1 FROM guarded_table x WHERE x.relid = d.relid)
+	ORDER BY d.relid = child DESC, 1 LIMIT 1;
+	-- nothing below, or child above parent (PostgreSQL refuses the cycle)
+	IF below IS NULL OR root = child THEN
+		RETURN;
+	END IF;
+	IF root IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table that is not guarded',
+			DETAIL = format('Table %s is guarded; read through %s, which is not, its tags would not be gated.',
+							below, parent),
+			HINT = format('Protect %s and classify it as %s is first, or unprotect %s.', parent, below, below);
+	END IF;
+	SELECT * INTO own FROM guarded_table x WHERE x.relid = below;
+	SELECT * INTO g FROM guarded_table x WHERE x.relid = root;
+	IF below <> child
+	   OR (own.subject_column, own.collected_at_column, own.tag_column, own.value_column,
+		   own.on_erase, own.anonymise_columns, own.keep_columns)
+		  IS DISTINCT FROM (g.subject_column, g.collected_at_column, g.tag_column, g.value_column,
+							g.on_erase, g.anonymise_columns, g.keep_columns)
+	   OR EXISTS ((SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root)
+				  UNION ALL
+				  (SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = root
+				   EXCEPT SELECT cc.column_name, cc.tag FROM classified_column cc WHERE cc.relid = child)) THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a guarded table cannot go under a table guarded otherwise',
+			DETAIL = format('Table %s is guarded in its own right, otherwise than %s: its subject, tag and value columns, its erasure and its classified columns must be those of %s.',
+							below, root, root),
+			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
+	END IF;
+	-- its collection stamps are the tree's now, if the tree takes stamps
+	-- (those still in the log first merged)
+	PERFORM _merge_collection_stamps();
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
+	WHERE c.relid = child AND g.stamp_collection
+	ON CONFLICT (relid, subject, tag) DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	DELETE FROM collection_stamp c WHERE c.relid = child;
+	DELETE FROM guarded_table x WHERE x.relid = child;
+	IF partition THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', child);
+	END IF;
+	PERFORM _policy_changed(child);
+END
+$$;
+
+
 /*
  * assess(): the database checked against the guideline, one row per
  * clause, in clause order.  status is met, partly (what the database
@@ -6933,7 +7364,7 @@ BEGIN
 		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
 		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
 							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
-		   || ' (protect them with a collected_at_column, or call profile_guard.set_collection_stamps(tbl, true): each write then also stamps its subjects and tags, several times the cost of an insert)',
+		   || ' (they opted out of the stamps that every other table takes: protect them with a collected_at_column, or switch their stamps on with profile_guard.set_collection_stamps(tbl, true))',
 		   CASE WHEN _stopped_consent_grace() IS NULL
 				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
 	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',
@@ -7143,3 +7574,15 @@ END
 $$;
 REVOKE ALL ON FUNCTION assess() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assess() TO profile_guard_admin;
+
+
+-- The tables protected without a collected_at column before this update
+-- take collection stamps, as a table protected now does: what they hold
+-- is stamped as collected now, so that retention applies to it from now
+-- on (without stamps their rows would never expire).
+UPDATE guarded_table g SET stamp_collection = true
+WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection;
+SELECT _stamp_existing(g.relid, NULL)
+FROM guarded_table g JOIN pg_catalog.pg_class c ON c.oid = g.relid
+WHERE g.collected_at_column IS NULL
+ORDER BY g.relid::pg_catalog.oid;

@@ -1,16 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * collection_stamp.c
- *	  Owns the collection stamps of guarded tables protected without a
- *	  collected-at column that have them switched on (stamp_collection,
- *	  off by default): profile_guard.collection_stamp holds, per guarded
- *	  table, subject and tag, when the tag was last collected, for the
- *	  sweep's retention (docs/erasure.md).  The write path (collect.c)
- *	  reports each (subject, tag) a row writes; the pairs are kept in a hash
- *	  table of the transaction, one entry per distinct pair, and written
- *	  with one INSERT ... ON CONFLICT DO UPDATE before the transaction
- *	  commits (or earlier, once PFG_STAMP_BATCH pairs are pending).  A
- *	  subtransaction that aborts takes its pairs with it.
+ *	  Owns the write side of the collection stamps of guarded tables
+ *	  protected without a collected-at column (stamp_collection, on by
+ *	  default): when the write path (collect.c) collects a (subject, tag)
+ *	  the pair is remembered for the transaction, and before it commits
+ *	  (or earlier, once PFG_STAMP_BATCH pairs are pending) the pairs are
+ *	  appended to profile_guard.collection_stamp_log, one row per guarded
+ *	  table and tag holding the subjects as an array.  The log has no
+ *	  index and takes no ON CONFLICT: a pair costs about an array element.
+ *	  The sweep merges the log into profile_guard.collection_stamp, which
+ *	  its retention reads (_merge_collection_stamps(), docs/erasure.md).
+ *	  A subtransaction that aborts takes its pairs with it.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,11 +19,8 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -30,79 +28,97 @@
 #include "collection_stamp.h"
 #include "spi_checked.h"
 
-/* pending pairs written at once before commit, or as soon as there are this many */
+/* pending pairs written before commit, or as soon as there are this many */
 #define PFG_STAMP_BATCH 8192
 
-typedef struct StampKey
+/*
+ * The pending pairs of one guarded table and tag, in the order they were
+ * collected: subject i was collected by subtransaction subids[i].  The
+ * subtransaction ids only grow within a transaction, so the pairs of an
+ * aborting subtransaction (and of those below it) are a suffix.
+ */
+typedef struct StampGroup
 {
 	Oid			root;
-	const char *subject;
-	const char *tag;
-} StampKey;
-
-typedef struct StampEntry
-{
-	StampKey	key;			/* hash key: strings in StampContext */
-	SubTransactionId subid;		/* the subtransaction that added it */
-} StampEntry;
+	char	   *tag;			/* in StampContext */
+	int			n;
+	int			size;
+	Datum	   *subjects;		/* text, in StampContext */
+	SubTransactionId *subids;
+} StampGroup;
 
 static MemoryContext StampContext = NULL;	/* child of TopTransactionContext */
-static HTAB *PendingStamps = NULL;
+static StampGroup *groups = NULL;
+static int	ngroups = 0;
+static int	maxgroups = 0;
+static int	npending = 0;
+static int	last_group = -1;	/* the group found last: rows repeat it */
 static bool callbacks_registered = false;
 
-static uint32
-stamp_hash(const void *key, Size keysize)
-{
-	const StampKey *k = (const StampKey *) key;
-	uint32		h = hash_bytes_uint32((uint32) k->root);
-
-	h = hash_combine(h, hash_bytes((const unsigned char *) k->subject, strlen(k->subject)));
-	return hash_combine(h, hash_bytes((const unsigned char *) k->tag, strlen(k->tag)));
-}
-
-static int
-stamp_match(const void *key1, const void *key2, Size keysize)
-{
-	const StampKey *a = (const StampKey *) key1;
-	const StampKey *b = (const StampKey *) key2;
-
-	if (a->root != b->root || strcmp(a->subject, b->subject) != 0)
-		return 1;
-	return strcmp(a->tag, b->tag);
-}
+/* the saved INSERT into the log, and the log it was planned for */
+static SPIPlanPtr log_plan = NULL;
+static Oid	log_plan_relid = InvalidOid;
 
 static void
 forget_pending(void)
 {
-	PendingStamps = NULL;
+	groups = NULL;
+	ngroups = maxgroups = npending = 0;
+	last_group = -1;
 	StampContext = NULL;		/* freed with TopTransactionContext */
 }
 
-/* write every pending pair, in SPI, with the rights of our schema's owner */
+/* the statement that appends one row to the log, planned once per backend */
+static SPIPlanPtr
+log_insert_plan(Oid logrelid)
+{
+	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTARRAYOID};
+	SPIPlanPtr	plan;
+
+	if (log_plan != NULL && log_plan_relid == logrelid)
+		return log_plan;
+	if (log_plan != NULL)
+	{
+		SPI_freeplan(log_plan);
+		log_plan = NULL;
+	}
+	plan = SPI_prepare("INSERT INTO profile_guard.collection_stamp_log"
+					   " (relid, tag, collected_at, subjects)"
+					   " VALUES ($1::pg_catalog.regclass, $2, pg_catalog.now(), $3)",
+					   3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not plan the collection stamps' log insertion: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the collection stamps' log insertion");
+	log_plan = plan;
+	log_plan_relid = logrelid;
+	return plan;
+}
+
+/* append every pending pair to the log, in SPI, with the rights of our schema's owner */
 static void
 flush_pending(void)
 {
-	HASH_SEQ_STATUS seq;
-	StampEntry *e;
-	long		n;
-	Datum	   *roots;
-	Datum	   *subjects;
-	Datum	   *tags;
-	int			i = 0;
-	Oid			argtypes[3] = {OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		args[3];
+	Oid			logrelid;
 	PfgCatalogAccess ca;
-	int			rc;
 	MemoryContext cxt;
 	MemoryContext old;
 	bool		pushed;
+	StampGroup *pending = groups;
+	int			npending_groups = ngroups;
 
-	if (PendingStamps == NULL || (n = hash_get_num_entries(PendingStamps)) == 0)
+	if (npending == 0)
 		return;
+	/* the pairs are written once: an error aborts the transaction anyway */
+	groups = NULL;
+	ngroups = maxgroups = npending = 0;
+	last_group = -1;
+
 	/* a database still at a version without stamps: nothing to write to */
-	if (!OidIsValid(pfg_catalog_relid("collection_stamp")))
+	logrelid = pfg_catalog_relid("collection_stamp_log");
+	if (!OidIsValid(logrelid))
 	{
-		PendingStamps = NULL;
 		MemoryContextReset(StampContext);
 		return;
 	}
@@ -110,24 +126,6 @@ flush_pending(void)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard stamps flush",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	roots = palloc(sizeof(Datum) * n);
-	subjects = palloc(sizeof(Datum) * n);
-	tags = palloc(sizeof(Datum) * n);
-	hash_seq_init(&seq, PendingStamps);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		roots[i] = ObjectIdGetDatum(e->key.root);
-		subjects[i] = CStringGetTextDatum(e->key.subject);
-		tags[i] = CStringGetTextDatum(e->key.tag);
-		i++;
-	}
-	args[0] = PointerGetDatum(construct_array(roots, i, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(subjects, i, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(tags, i, TEXTOID, -1, false, TYPALIGN_INT));
-
-	/* the pairs are written once: an error aborts the transaction anyway */
-	PendingStamps = NULL;
-	MemoryContextReset(StampContext);
 
 	/* before commit no statement is running: the write needs a snapshot */
 	pushed = !ActiveSnapshotSet();
@@ -136,25 +134,32 @@ flush_pending(void)
 	pfg_spi_connect();
 	pfg_begin_catalog_access(&ca, false);
 	/*
-	 * No check per stamp: the stamps of a table unprotected meanwhile are
-	 * deleted by the next complete sweep.
+	 * No check per pair: the sweep merges only the pairs of tables guarded
+	 * with stamps, and drops the others.
 	 */
-	rc = SPI_execute_with_args("INSERT INTO profile_guard.collection_stamp AS s"
-							   " (relid, subject, tag, collected_at)"
-							   " SELECT x.r::pg_catalog.regclass, x.s, x.t, pg_catalog.now()"
-							   "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							   "                   pg_catalog.unnest($3)) x(r, s, t)"
-							   " ON CONFLICT (relid, subject, tag)"
-							   " DO UPDATE SET collected_at = excluded.collected_at",
-							   3, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not write the collection stamps: %s", SPI_result_code_string(rc));
+	for (int g = 0; g < npending_groups; g++)
+	{
+		StampGroup *grp = &pending[g];
+		Datum		args[3];
+		int			rc;
+
+		if (grp->n == 0)
+			continue;
+		args[0] = ObjectIdGetDatum(grp->root);
+		args[1] = CStringGetTextDatum(grp->tag);
+		args[2] = PointerGetDatum(construct_array(grp->subjects, grp->n, TEXTOID,
+												  -1, false, TYPALIGN_INT));
+		rc = SPI_execute_plan(log_insert_plan(logrelid), args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not write the collection stamps: %s", SPI_result_code_string(rc));
+	}
 	pfg_end_catalog_access(&ca);
 	pfg_spi_finish();
 	if (pushed)
 		PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	MemoryContextReset(StampContext);
 }
 
 static void
@@ -180,31 +185,73 @@ stamp_xact_callback(XactEvent event, void *arg)
 
 /*
  * A subtransaction that aborts drops the pairs it added: those added since
- * it began, by it or by subtransactions below it (numbered after it).
+ * it began, by it or by subtransactions below it (numbered after it), the
+ * end of each group.
  */
 static void
 stamp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
-	HASH_SEQ_STATUS seq;
-	StampEntry *e;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB || PendingStamps == NULL)
+	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
-	hash_seq_init(&seq, PendingStamps);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	for (int g = 0; g < ngroups; g++)
 	{
-		if (e->subid >= mySubid)
-			(void) hash_search(PendingStamps, &e->key, HASH_REMOVE, NULL);
+		StampGroup *grp = &groups[g];
+
+		while (grp->n > 0 && grp->subids[grp->n - 1] >= mySubid)
+		{
+			grp->n--;
+			npending--;
+		}
 	}
+}
+
+/* the group of a guarded table and tag, made if need be */
+static StampGroup *
+find_group(Oid root, const char *tag)
+{
+	StampGroup *grp;
+
+	if (last_group >= 0 && groups[last_group].root == root &&
+		strcmp(groups[last_group].tag, tag) == 0)
+		return &groups[last_group];
+	for (int g = 0; g < ngroups; g++)
+	{
+		if (groups[g].root == root && strcmp(groups[g].tag, tag) == 0)
+		{
+			last_group = g;
+			return &groups[g];
+		}
+	}
+
+	if (StampContext == NULL)
+		StampContext = AllocSetContextCreate(TopTransactionContext,
+											 "profile_guard collection stamps",
+											 ALLOCSET_DEFAULT_SIZES);
+	if (ngroups == maxgroups)
+	{
+		maxgroups = Max(8, maxgroups * 2);
+		groups = groups == NULL ?
+			MemoryContextAlloc(StampContext, sizeof(StampGroup) * maxgroups) :
+			repalloc(groups, sizeof(StampGroup) * maxgroups);
+	}
+	grp = &groups[ngroups];
+	grp->root = root;
+	grp->tag = MemoryContextStrdup(StampContext, tag);
+	grp->n = 0;
+	grp->size = 64;
+	grp->subjects = MemoryContextAlloc(StampContext, sizeof(Datum) * grp->size);
+	grp->subids = MemoryContextAlloc(StampContext, sizeof(SubTransactionId) * grp->size);
+	last_group = ngroups++;
+	return grp;
 }
 
 void
 pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 {
-	StampKey	key;
-	StampEntry *e;
-	bool		found;
+	StampGroup *grp;
+	size_t		len = strlen(subject);
+	text	   *t;
 
 	if (!callbacks_registered)
 	{
@@ -212,35 +259,35 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 		RegisterSubXactCallback(stamp_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
-	if (PendingStamps == NULL)
+	grp = find_group(root, tag);
+
+	/*
+	 * The same subject as the pair before (rows of one subject written one
+	 * after the other): the pair is pending already, and stays so as long
+	 * as this one would (the subtransaction that added it is this one, or
+	 * one that this one's fate includes).  Other repeats are merged by the
+	 * sweep.
+	 */
+	if (grp->n > 0)
 	{
-		HASHCTL		ctl;
+		text	   *prev = (text *) DatumGetPointer(grp->subjects[grp->n - 1]);
 
-		if (StampContext == NULL)
-			StampContext = AllocSetContextCreate(TopTransactionContext,
-												 "profile_guard collection stamps",
-												 ALLOCSET_DEFAULT_SIZES);
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(StampKey);
-		ctl.entrysize = sizeof(StampEntry);
-		ctl.hash = stamp_hash;
-		ctl.match = stamp_match;
-		ctl.hcxt = StampContext;
-		PendingStamps = hash_create("profile_guard collection stamps", 256, &ctl,
-									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		if (VARSIZE(prev) - VARHDRSZ == len && memcmp(VARDATA(prev), subject, len) == 0)
+			return;
 	}
+	if (grp->n == grp->size)
+	{
+		grp->size *= 2;
+		grp->subjects = repalloc(grp->subjects, sizeof(Datum) * grp->size);
+		grp->subids = repalloc(grp->subids, sizeof(SubTransactionId) * grp->size);
+	}
+	t = (text *) MemoryContextAlloc(StampContext, VARHDRSZ + len);
+	SET_VARSIZE(t, VARHDRSZ + len);
+	memcpy(VARDATA(t), subject, len);
+	grp->subjects[grp->n] = PointerGetDatum(t);
+	grp->subids[grp->n] = GetCurrentSubTransactionId();
+	grp->n++;
 
-	key.root = root;
-	key.subject = subject;
-	key.tag = tag;
-	(void) hash_search(PendingStamps, &key, HASH_FIND, &found);
-	if (found)
-		return;
-	key.subject = MemoryContextStrdup(StampContext, subject);
-	key.tag = MemoryContextStrdup(StampContext, tag);
-	e = hash_search(PendingStamps, &key, HASH_ENTER, NULL);
-	e->subid = GetCurrentSubTransactionId();
-
-	if (hash_get_num_entries(PendingStamps) >= PFG_STAMP_BATCH)
+	if (++npending >= PFG_STAMP_BATCH)
 		flush_pending();
 }

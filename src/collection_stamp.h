@@ -11,9 +11,9 @@
 
 /*
  * Remember that the running transaction collects tag 'tag' of subject
- * 'subject' (as text) in guarded table 'root'; profile_guard.collection_stamp
+ * 'subject' (as text) in guarded table 'root'; profile_guard.collection_stamp_log
  * gets it, stamped with the transaction's start, before the transaction
- * commits.
+ * commits (the sweep merges it into profile_guard.collection_stamp).
  */
 extern void pfg_stamp_collected(Oid root, const char *subject, const char *tag);
 

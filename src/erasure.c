@@ -135,6 +135,22 @@ add_result(Sweep *sweep, const char *relation, const char *tag,
 /* ---------- the sweep */
 
 /*
+ * Merge the log of collection stamps into collection_stamp
+ * (_merge_collection_stamps()), in SPI, when the database has it.
+ */
+static void
+merge_collection_stamps(void)
+{
+	int			rc;
+
+	if (!OidIsValid(pfg_catalog_relid("collection_stamp_log")))
+		return;
+	rc = SPI_execute("SELECT profile_guard._merge_collection_stamps()", false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not merge the collection stamps: %s", SPI_result_code_string(rc));
+}
+
+/*
  * Start a sweep in the current transaction: take the sweep lock (for the
  * transaction, or for the session when the caller will run batches in
  * transactions of their own), carry out the subject-level part of erasure
@@ -170,6 +186,9 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 								   1, lockarg, lockval, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not take the sweep lock: %s", SPI_result_code_string(rc));
+
+		/* the collection stamps the writes logged, for the retention below */
+		merge_collection_stamps();
 
 		args[0] = TimestampTzGetDatum(sweep->now);
 		args[1] = BoolGetDatum(full);
@@ -858,6 +877,7 @@ erase_subject_tag(const char *subject, const char *tag, const char *reason)
 			Datum		args[2];
 			int			rc;
 
+			merge_collection_stamps();
 			args[0] = CStringGetTextDatum(subject);
 			args[1] = CStringGetTextDatum(tag);
 			rc = SPI_execute_with_args("DELETE FROM profile_guard.collection_stamp s"

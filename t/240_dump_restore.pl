@@ -74,10 +74,12 @@ SELECT define_data_source('app', 'own_collection', 'privacy notice', '2024-01-15
 SELECT set_data_sources('public.profile', ARRAY['app']);
 SELECT set_keep_columns('public.profile_long', '{}');
 -- a table without a collected_at column, with collection stamps: the
--- choice and its stamps (set to a fixed time) survive, keyed by the
--- table's name
+-- choice, its stamps (merged from the log as the sweep does, and set to a
+-- fixed time) and the pairs logged since survive, keyed by the table's name
 INSERT INTO public.profile_long VALUES (1, 'interest.sports', 'tennis'), (1, 'interest.sports', 'golf');
+SELECT _merge_collection_stamps();
 UPDATE collection_stamp SET collected_at = '2020-01-02 12:00:00+00' WHERE subject = '1';
+INSERT INTO public.profile_long VALUES (1, 'interest.sports', 'squash');
 SQL
 
 # what must survive
@@ -114,6 +116,7 @@ SELECT 'deidentified_view', view_relid, relid, recipient FROM deidentified_view 
 SELECT 'keep', relid, anonymise_columns, keep_columns FROM guarded_table ORDER BY relid::text;
 SELECT 'view', pg_get_viewdef('public.profile_for_acme'::regclass);
 SELECT 'stamp', relid, subject, tag, collected_at FROM collection_stamp ORDER BY relid::text, subject, tag;
+SELECT 'stamp_log', relid, tag, collected_at, subjects FROM collection_stamp_log ORDER BY relid::text, tag, subjects;
 SELECT 'long_rows', count(*) FROM public.profile_long;
 SELECT 'stats', attrelid::regclass, attname, attstattarget FROM pg_attribute
 WHERE attrelid IN ('public.profile'::regclass, 'public.profile_long'::regclass)
@@ -131,6 +134,8 @@ like($src_snap, qr/^classified\|profile\|health\|health\.condition$/m,
 like($src_snap, qr/^exemption\|disease\|household$/m, 'the source snapshot has the lexicon exemption');
 like($src_snap, qr/^stamp\|profile_long\|1\|interest\.sports\|2020-01-02/m,
 	'the source snapshot has the collection stamps');
+like($src_snap, qr/^stamp_log\|profile_long\|interest\.sports\|[^|]*\|\{1\}$/m,
+	'the source snapshot has the logged collection stamps');
 
 # plain format
 $node->command_ok([ 'pg_dump', '-d', $node->connstr($src), '-f', "$dir/dump.sql" ], 'plain dump');

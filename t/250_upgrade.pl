@@ -91,10 +91,16 @@ is(q_up("SELECT string_agg(purpose || ':' || personalised, ',' ORDER BY purpose)
 	'ads:true,crm:false,rec:false', 'personalised after the update');
 is(q_up('SELECT bool_and(personalised = marketing) FROM profile_guard.purpose_history'), 't',
 	'personalised of the purpose history after the update');
-# collection stamps are chosen per table, off by default: the tables
-# protected at the previous version take none
-is(q_up('SELECT (SELECT count(*) FROM profile_guard.guarded_table WHERE stamp_collection) + (SELECT count(*) FROM profile_guard.collection_stamp)'),
-	'0', 'the update switches on no collection stamps and stamps no table');
+# collection stamps are on by default: the tables protected at the
+# previous version without a collected_at column take them, and what they
+# hold (an inheritance child's rows included) is stamped by the update
+is(q_up("SELECT string_agg(relid::text || ':' || stamp_collection, ',' ORDER BY relid::text) FROM profile_guard.guarded_table"),
+	'buys:true,contacts:true,profiles:true',
+	'the update switches collection stamps on');
+is(q_up("SELECT string_agg(format('%s/%s/%s', relid, subject, tag), ',' ORDER BY relid::text, subject, tag) FROM profile_guard.collection_stamp"),
+	'buys/1/consumption.item,contacts/1/contact.phone,profiles/1/health.condition,profiles/1/interest.music,profiles/2/interest.music',
+	'the update stamps what the tables hold');
+is(q_up('SELECT count(*) FROM profile_guard.collection_stamp_log'), '0', 'the update logs no stamp');
 like(scalar pfg_psql($node, $upgraded, undef, '-c', 'SET ROLE regress_upgrade_app',
 		'-c', 'SELECT music FROM public.profiles'),
 	qr/no purpose declared/, 'a no-purpose read after the update is refused');

@@ -426,7 +426,8 @@ note(sprintf('part 0: %d reads of 23 malformed stored ciphertexts: %d clean erro
 sub stamps_state
 {
 	return $node->safe_psql($db, "SELECT (SELECT string_agg(format('%s=%s', relid, stamp_collection), ',' ORDER BY relid::text)
-					 FROM profile_guard.guarded_table) || ';' || (SELECT count(*) FROM profile_guard.collection_stamp)");
+					 FROM profile_guard.guarded_table) || ';' || (SELECT count(*) FROM profile_guard.collection_stamp)
+					 || ';' || (SELECT count(*) FROM profile_guard.collection_stamp_log)");
 }
 my @stamp_calls = (
 	[ '', 'NULL, true', '22004' ],

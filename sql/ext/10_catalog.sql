@@ -148,8 +148,8 @@ CREATE TABLE guarded_table (
 	-- columns are kept only as their tag's category allows: docs/erasure.md)
 	keep_columns name[] NOT NULL DEFAULT '{}',
 	-- no collected_at column: the write path stamps its collections
-	-- (collection_stamp) for retention; off by default, for its cost
-	stamp_collection boolean NOT NULL DEFAULT false,
+	-- (collection_stamp) for retention; on by default, false opts out
+	stamp_collection boolean NOT NULL DEFAULT true,
 	CHECK ((tag_column IS NULL) = (value_column IS NULL)),
 	CONSTRAINT guarded_table_stamp_collection_check
 		CHECK (NOT stamp_collection OR collected_at_column IS NULL)
@@ -165,11 +165,12 @@ CREATE TABLE classified_column (
 
 -- When each subject's tags were last collected in a guarded table
 -- protected without a collected_at column and with stamp_collection
--- (docs/erasure.md, "Collection stamps"): written by the write path
--- (src/collection_stamp.c), read by the sweep's retention.  relid is a regclass, as in classified_column, so a
--- dump restores it by name.  No foreign key, so that the write path checks
--- nothing per stamp: unprotect() and the sweep delete the stamps of tables
--- no longer guarded.  Room on each page for HOT updates of collected_at.
+-- (docs/erasure.md, "Collection stamps"): merged by the sweep from
+-- collection_stamp_log (_merge_collection_stamps()), read by its
+-- retention.  relid is a regclass, as in classified_column, so a
+-- dump restores it by name.  No foreign key: unprotect() and the sweep
+-- delete the stamps of tables no longer guarded.  Room on each page for
+-- HOT updates of collected_at.
 CREATE TABLE collection_stamp (
 	relid		regclass NOT NULL,
 	subject		text NOT NULL,
@@ -177,6 +178,20 @@ CREATE TABLE collection_stamp (
 	collected_at timestamptz NOT NULL,
 	PRIMARY KEY (relid, subject, tag)
 ) WITH (fillfactor = 80);
+
+-- What the write path collected since the last merge (src/collection_stamp.c):
+-- before a transaction commits, one row per guarded table and tag it
+-- wrote, with the subjects collected as an array.  Append-only and without
+-- an index, so that a pair costs the write about an array element; the
+-- sweep merges it into collection_stamp and deletes the rows it merged.
+CREATE TABLE collection_stamp_log (
+	relid		regclass NOT NULL,
+	tag			text NOT NULL,
+	collected_at timestamptz NOT NULL,
+	subjects	text[] NOT NULL
+);
+-- written once, merged soon: not worth compressing at commit
+ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET STORAGE EXTERNAL;
 
 CREATE TABLE subject (
 	subject		text PRIMARY KEY CHECK (length(subject) BETWEEN 1 AND 200),
@@ -293,7 +308,7 @@ GRANT SELECT ON subject, subject_event, tag_block, consent, erasure_request
 	TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON legal_hold TO profile_guard_admin, profile_guard_consent;
 GRANT SELECT ON recipient TO profile_guard_admin, profile_guard_consent;
-GRANT SELECT ON collection_stamp TO profile_guard_admin;
+GRANT SELECT ON collection_stamp, collection_stamp_log TO profile_guard_admin;
 
 -- pg_dump carries configuration and consent (shipped rows are re-created
 -- by CREATE EXTENSION, so only user rows are dumped).
@@ -311,6 +326,7 @@ SELECT pg_catalog.pg_extension_config_dump('purpose_role', '');
 SELECT pg_catalog.pg_extension_config_dump('guarded_table', '');
 SELECT pg_catalog.pg_extension_config_dump('classified_column', '');
 SELECT pg_catalog.pg_extension_config_dump('collection_stamp', '');
+SELECT pg_catalog.pg_extension_config_dump('collection_stamp_log', '');
 SELECT pg_catalog.pg_extension_config_dump('subject', '');
 SELECT pg_catalog.pg_extension_config_dump('subject_event', '');
 SELECT pg_catalog.pg_extension_config_dump('subject_event_event_id_seq', '');

@@ -424,13 +424,14 @@ REVOKE ALL ON FUNCTION _stamp_existing(regclass, name) FROM PUBLIC;
  * identifying (keep_columns, kept; the wide shape's tag columns, to be
  * classified, are declared here and kept only as their tag allows).
  * stamp_collection: a table without a collected_at column has its
- * collections stamped for retention (collection_stamp; a cost on every
- * write, so off by default; set_collection_stamps() switches it later).
+ * collections stamped for retention (collection_stamp; on by default,
+ * false opts out; set_collection_stamps() switches it later); a table with
+ * one takes no stamps, whatever stamp_collection says.
  */
 CREATE FUNCTION protect(tbl regclass, subject_column name, collected_at_column name DEFAULT NULL,
 						tag_column name DEFAULT NULL, value_column name DEFAULT NULL,
 						on_erase text DEFAULT 'delete', anonymise_columns name[] DEFAULT '{}',
-						keep_columns name[] DEFAULT '{}', stamp_collection boolean DEFAULT false)
+						keep_columns name[] DEFAULT '{}', stamp_collection boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -447,7 +448,7 @@ BEGIN
 	IF protect.stamp_collection IS NULL THEN
 		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
 			MESSAGE = 'stamp_collection must not be null',
-			HINT = 'Pass stamp_collection => true or false (the default).';
+			HINT = 'Pass stamp_collection => true (the default) or false.';
 	END IF;
 	PERFORM _check_table_owner(protect.tbl);
 	SELECT c.relkind, c.relpersistence, n.nspname INTO rel
@@ -512,13 +513,6 @@ BEGIN
 								format_type(a.atttypid, a.atttypmod)),
 				HINT = 'Pass a date, timestamp or timestamptz column as collected_at_column.';
 		END IF;
-		IF protect.stamp_collection THEN
-			RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-				MESSAGE = 'a table with a collected_at column takes no collection stamps',
-				DETAIL = format('Table %s would be protected with collected_at column "%s" and stamp_collection.',
-								protect.tbl, protect.collected_at_column),
-				HINT = 'Leave stamp_collection false: the collected_at column already gives the table its retention.';
-		END IF;
 	END IF;
 	IF (protect.tag_column IS NULL) <> (protect.value_column IS NULL) THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -548,7 +542,8 @@ BEGIN
 	IF protect.on_erase = 'anonymise' THEN
 		PERFORM _check_anonymise_lists(protect.tbl,
 			ROW(protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
-				protect.value_column, protect.on_erase, '{}', now(), '{}', protect.stamp_collection)::guarded_table,
+				protect.value_column, protect.on_erase, '{}', now(), '{}',
+				protect.stamp_collection AND protect.collected_at_column IS NULL)::guarded_table,
 			protect.anonymise_columns, protect.keep_columns);
 		IF EXISTS (SELECT 1 FROM pg_attribute x
 				   WHERE x.attrelid = protect.tbl AND x.attnum > 0 AND NOT x.attisdropped
@@ -590,7 +585,9 @@ BEGIN
 							   value_column, on_erase, anonymise_columns, keep_columns, stamp_collection)
 	VALUES (protect.tbl, protect.subject_column, protect.collected_at_column, protect.tag_column,
 			protect.value_column, protect.on_erase, coalesce(protect.anonymise_columns, '{}'),
-			coalesce(protect.keep_columns, '{}'), protect.stamp_collection);
+			coalesce(protect.keep_columns, '{}'),
+			-- a collected_at column gives the table its retention: no stamps
+			protect.stamp_collection AND protect.collected_at_column IS NULL);
 
 	-- long shape: the value column holds tag values
 	IF protect.value_column IS NOT NULL THEN
@@ -839,9 +836,12 @@ BEGIN
 	SELECT cc.tag INTO tag_name FROM classified_column cc
 	WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid AND cc.column_name = declassify.column_name;
-	-- the tag's stamps go with its last column in the table
+	-- the tag's stamps go with its last column in the table, merged or not
 	DELETE FROM collection_stamp s
 	WHERE s.relid = g.relid AND s.tag = tag_name
+	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
+	DELETE FROM collection_stamp_log l
+	WHERE l.relid = g.relid AND l.tag = tag_name
 	  AND NOT EXISTS (SELECT 1 FROM classified_column cc WHERE cc.relid = g.relid AND cc.tag = tag_name);
 	-- a generated column stays classified while its source is
 	PERFORM _check_guarded_relation(pt.relid, false, false) FROM _relations(g.relid) pt(relid);
@@ -882,6 +882,7 @@ BEGIN
 	FROM classified_column cc WHERE cc.relid = g.relid;
 	DELETE FROM classified_column cc WHERE cc.relid = g.relid;
 	DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+	DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
 	DELETE FROM guarded_table x WHERE x.relid = g.relid;
 	PERFORM _policy_changed(g.relid);
 	FOREACH col IN ARRAY all_cols LOOP
@@ -949,6 +950,7 @@ BEGIN
 		PERFORM _stamp_existing(g.relid, NULL);
 	ELSE
 		DELETE FROM collection_stamp s WHERE s.relid = g.relid;
+		DELETE FROM collection_stamp_log l WHERE l.relid = g.relid;
 	END IF;
 	PERFORM _policy_changed(g.relid);
 END
@@ -1319,6 +1321,8 @@ BEGIN
 			HINT = format('Classify %s as %s is first, or unprotect %s.', below, root, below);
 	END IF;
 	-- its collection stamps are the tree's now, if the tree takes stamps
+	-- (those still in the log first merged)
+	PERFORM _merge_collection_stamps();
 	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
 	SELECT root, c.subject, c.tag, c.collected_at FROM collection_stamp c
 	WHERE c.relid = child AND g.stamp_collection

@@ -435,6 +435,46 @@ $$;
 REVOKE ALL ON FUNCTION _erasure_prepare(timestamptz, boolean) FROM PUBLIC;
 
 /*
+ * _merge_collection_stamps() RETURNS the pairs merged: the collection
+ * stamps the write path appended to collection_stamp_log
+ * (src/collection_stamp.c) are merged into collection_stamp, the latest
+ * collected_at of each (table, subject, tag) kept; the pairs of tables no
+ * longer guarded with stamps are dropped.  Only the log rows this
+ * statement reads are deleted: a transaction that commits meanwhile keeps
+ * its rows for the next merge.  Called by the sweep before it computes
+ * what is due, by erase_tag() and when a subject is forgotten (so that no
+ * raw identifier of it stays in the log), and when a stamped table goes
+ * under a guarded tree.
+ */
+CREATE FUNCTION _merge_collection_stamps()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	n	bigint;
+BEGIN
+	WITH taken AS (
+		DELETE FROM collection_stamp_log l
+		RETURNING l.relid, l.tag, l.collected_at, l.subjects
+	), pairs AS (
+		SELECT t.relid, u.subject, t.tag, max(t.collected_at) AS collected_at
+		FROM taken t CROSS JOIN LATERAL unnest(t.subjects) AS u(subject)
+		WHERE EXISTS (SELECT 1 FROM guarded_table g
+					  WHERE g.relid = t.relid AND g.collected_at_column IS NULL AND g.stamp_collection)
+		GROUP BY t.relid, u.subject, t.tag
+	)
+	INSERT INTO collection_stamp AS s (relid, subject, tag, collected_at)
+	SELECT p.relid, p.subject, p.tag, p.collected_at FROM pairs p
+	ON CONFLICT (relid, subject, tag)
+	DO UPDATE SET collected_at = greatest(s.collected_at, excluded.collected_at);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION _merge_collection_stamps() FROM PUBLIC;
+
+/*
  * _forget_subject(subject): the catalog forgets a subject whose erasure
  * request was carried out (rule 12, §7.4 d, §10).  Its consents (already
  * tombstones), blocks, events, ended legal holds, the row of its destroyed
@@ -480,6 +520,7 @@ BEGIN
 	DELETE FROM subject_event e WHERE e.subject = p_subject;
 	-- a request is carried out only once every hold has ended
 	DELETE FROM legal_hold lh WHERE lh.subject = p_subject;
+	PERFORM _merge_collection_stamps();
 	DELETE FROM collection_stamp cs WHERE cs.subject = p_subject;
 	-- what was provided to recipients stays, under the hash only
 	IF EXISTS (SELECT 1 FROM recipient_use_log l WHERE l.subjects @> ARRAY[p_subject]) THEN

@@ -417,7 +417,7 @@ BEGIN
 		   'guarded tables without a collected_at column or collection stamps, whose tags never expire: '
 		   || _name_list(ARRAY(SELECT g.relid::text FROM guarded_table g
 							   WHERE g.collected_at_column IS NULL AND NOT g.stamp_collection ORDER BY 1))
-		   || ' (protect them with a collected_at_column, or call profile_guard.set_collection_stamps(tbl, true): each write then also stamps its subjects and tags, several times the cost of an insert)',
+		   || ' (they opted out of the stamps that every other table takes: protect them with a collected_at_column, or switch their stamps on with profile_guard.set_collection_stamps(tbl, true))',
 		   CASE WHEN _stopped_consent_grace() IS NULL
 				THEN 'profile_guard.stopped_consent_grace = -1: tags held only by consents that stopped counting (not renewed after a purpose change, opted out) are kept without limit' END],
 	 format('every active purpose has a retention period, applied on every guarded table by its collected_at column or its collection stamps (active purposes: %s, guarded tables: %s, with collection stamps: %s); tags held only by consents that stopped counting are erased after profile_guard.stopped_consent_grace = %s',

@@ -13,13 +13,15 @@
 #   - sensitive: a sensitive tag (encrypted, not checked),
 #   - long: a general tag value in a long-shape table (checked),
 #   - collected: as text, in a table protected with a collected_at column,
-#   - stamped: as text, in a table protected without one but with
-#     collection stamps (stamp_collection => true: each write also stamps
-#     its subject and tag in profile_guard.collection_stamp, every pair a
-#     new one: the stamps are emptied before each run; docs/erasure.md),
+#   - unstamped: as text, in a table protected without one that opted out
+#     of collection stamps (stamp_collection => false),
 # each also into an unprotected table of the same shape.  The other guarded
-# tables are protected without a collected_at column and without stamps
-# (the default).
+# tables are protected without a collected_at column, so with collection
+# stamps (the default: each write also logs its subject and tag in
+# profile_guard.collection_stamp_log, which is only appended to, so it is
+# not emptied between runs; docs/erasure.md).  Then the sweep's part of the stamps: merging the
+# log of one run of the text table (every pair a new stamp, then every pair
+# an existing one) into profile_guard.collection_stamp.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -43,8 +45,8 @@ CREATE TABLE g_long (id bigint, tag text, value text);
 CREATE TABLE p_long (id bigint, tag text, value text);
 CREATE TABLE g_collected (id bigint, music text, collected timestamptz NOT NULL DEFAULT now());
 CREATE TABLE p_collected (id bigint, music text, collected timestamptz NOT NULL DEFAULT now());
-CREATE TABLE g_stamped (id bigint, music text);
-CREATE TABLE p_stamped (id bigint, music text);
+CREATE TABLE g_unstamped (id bigint, music text);
+CREATE TABLE p_unstamped (id bigint, music text);
 SELECT profile_guard.protect(t, 'id') FROM unnest(ARRAY['g_text', 'g_int', 'g_sens']) t;
 SELECT profile_guard.classify('g_text', 'music', 'interest.music');
 SELECT profile_guard.classify('g_int', 'visits', 'behavior.visits');
@@ -52,8 +54,8 @@ SELECT profile_guard.classify('g_sens', 'health', 'health.condition');
 SELECT profile_guard.protect('g_long', 'id', tag_column => 'tag', value_column => 'value');
 SELECT profile_guard.protect('g_collected', 'id', 'collected');
 SELECT profile_guard.classify('g_collected', 'music', 'interest.music');
-SELECT profile_guard.protect('g_stamped', 'id', stamp_collection => true);
-SELECT profile_guard.classify('g_stamped', 'music', 'interest.music');
+SELECT profile_guard.protect('g_unstamped', 'id', stamp_collection => false);
+SELECT profile_guard.classify('g_unstamped', 'music', 'interest.music');
 VACUUM ANALYZE;
 SQL
 
@@ -62,25 +64,44 @@ timed() {
 	for _ in $(seq "$RUNS"); do args+=(-c "$query"); done
 	"${PSQL[@]}" -At "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | bench_median
 }
-ins() {	# $1 table, $2 columns' values, $3 another table to empty first
-	timed "TRUNCATE $1${3:+, $3}; INSERT INTO $1 SELECT i, $2 FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
+ins() {	# $1 table, $2 columns' values
+	timed "TRUNCATE $1; INSERT INTO $1 SELECT i, $2 FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
 }
 
 echo "| insert ($((SCALE * 3 / 4)) rows) | guarded | unprotected | ratio |"
 echo "|---|---|---|---|"
-for kind in text int sens long collected stamped; do
+for kind in text int sens long collected unstamped; do
 	case $kind in
 		text) v="'music-style-' || i" ;;
 		int) v="i % 100" ;;
 		sens) v="'condition-' || i" ;;
 		long) v="'interest.music', 'music-style-' || i" ;;
-		collected | stamped) v="'music-style-' || i" ;;
+		collected | unstamped) v="'music-style-' || i" ;;
 	esac
-	if [[ $kind == stamped ]]; then
-		g=$(ins "g_$kind" "$v" profile_guard.collection_stamp)
-	else
-		g=$(ins "g_$kind" "$v")
-	fi
+	g=$(ins "g_$kind" "$v")
 	p=$(ins "p_$kind" "$v")
 	awk -v k="$kind" -v g="$g" -v p="$p" 'BEGIN { printf "| %s | %.0f ms | %.0f ms | %.2f |\n", k, g, p, g / p }'
+done
+
+# the merge: the log of one run of the text table into collection_stamp,
+# emptied first (every pair a new stamp), then not (every pair updates one)
+merge_ms() {	# $1: also empty collection_stamp first
+	local sql=""
+	for _ in $(seq "$RUNS"); do
+		sql+="\\timing off
+TRUNCATE g_text, profile_guard.collection_stamp_log${1:+, profile_guard.collection_stamp};
+INSERT INTO g_text SELECT i, 'music-style-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
+\\timing on
+SELECT profile_guard._merge_collection_stamps();
+"
+	done
+	"${PSQL[@]}" -At <<<"$sql" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | bench_median
+}
+pairs=$((SCALE * 3 / 4))
+echo
+echo "| sweep: merge the log ($pairs pairs) | time | per pair |"
+echo "|---|---|---|"
+for kind in new existing; do
+	if [[ $kind == new ]]; then t=$(merge_ms empty); else t=$(merge_ms); fi
+	awk -v k="$kind" -v t="$t" -v n="$pairs" 'BEGIN { printf "| into %s stamps | %.0f ms | %.1f µs |\n", k, t, t * 1000 / n }'
 done
