@@ -6232,10 +6232,16 @@ CREATE TABLE recipient_use_log (
 	cells		bigint[] NOT NULL,
 	CHECK (cardinality(subjects) = cardinality(cells))
 );
--- the arrays are stored as they are: compressing them cost the read path
--- more than writing them
-ALTER TABLE recipient_use_log ALTER COLUMN subjects SET STORAGE EXTERNAL,
-	ALTER COLUMN cells SET STORAGE EXTERNAL;
+-- the arrays are compressed with lz4 where the server has it: pglz cost the
+-- read path more than writing them
+DO $$
+BEGIN
+	ALTER TABLE recipient_use_log ALTER COLUMN subjects SET COMPRESSION lz4,
+		ALTER COLUMN cells SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;		-- a server built without lz4: the default (pglz)
+END
+$$;
 SELECT pg_catalog.pg_extension_config_dump('recipient_use_log', '');
 
 -- which sources each purpose's profiles or models were built from
@@ -6661,7 +6667,13 @@ CREATE TABLE collection_stamp_log (
 	collected_at timestamptz NOT NULL,
 	subjects	text[] NOT NULL
 );
-ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET STORAGE EXTERNAL;
+DO $$
+BEGIN
+	ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;		-- a server built without lz4: the default (pglz)
+END
+$$;
 REVOKE ALL ON collection_stamp_log FROM PUBLIC;
 GRANT SELECT ON collection_stamp_log TO profile_guard_admin;
 SELECT pg_catalog.pg_extension_config_dump('collection_stamp_log', '');

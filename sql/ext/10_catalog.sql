@@ -190,8 +190,15 @@ CREATE TABLE collection_stamp_log (
 	collected_at timestamptz NOT NULL,
 	subjects	text[] NOT NULL
 );
--- written once, merged soon: not worth compressing at commit
-ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET STORAGE EXTERNAL;
+-- written once, merged soon: compressed with lz4 where the server has it
+-- (pglz cost the write path more than writing the array)
+DO $$
+BEGIN
+	ALTER TABLE collection_stamp_log ALTER COLUMN subjects SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;		-- a server built without lz4: the default (pglz)
+END
+$$;
 
 CREATE TABLE subject (
 	subject		text PRIMARY KEY CHECK (length(subject) BETWEEN 1 AND 200),

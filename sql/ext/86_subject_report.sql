@@ -178,10 +178,16 @@ CREATE TABLE recipient_use_log (
 	cells		bigint[] NOT NULL,
 	CHECK (cardinality(subjects) = cardinality(cells))
 );
--- the arrays are stored as they are: compressing them cost the read path
--- more than writing them
-ALTER TABLE recipient_use_log ALTER COLUMN subjects SET STORAGE EXTERNAL,
-	ALTER COLUMN cells SET STORAGE EXTERNAL;
+-- the arrays are compressed with lz4 where the server has it: pglz cost the
+-- read path more than writing them
+DO $$
+BEGIN
+	ALTER TABLE recipient_use_log ALTER COLUMN subjects SET COMPRESSION lz4,
+		ALTER COLUMN cells SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;		-- a server built without lz4: the default (pglz)
+END
+$$;
 SELECT pg_catalog.pg_extension_config_dump('recipient_use_log', '');
 
 /*
