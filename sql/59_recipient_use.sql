@@ -184,8 +184,18 @@ ROLLBACK;
 BEGIN READ ONLY;
 SELECT count(*) FROM profiles;
 ROLLBACK;
+-- a transaction made read-only after serving such cells cannot commit;
+-- what it served is written with the next commit (RESET ROLE's)
+RESET ROLE;
+SELECT pg_temp.used() AS "before";
+SET ROLE regress_use_app;
+BEGIN;
+SELECT sports FROM profiles WHERE id = 2;
+SET TRANSACTION READ ONLY;
+COMMIT;
 RESET profile_guard.purpose;
 RESET ROLE;
+SELECT pg_temp.used() AS "after the next commit";
 
 -- 7. subject_report lists the recipients, counts and months, no values
 SELECT jsonb_pretty(jsonb_set(subject_report('1')->'provided_to', '{0,first_month}', '"(month)"')
@@ -239,8 +249,27 @@ SELECT pg_temp.err($$SELECT profile_guard.set_data_sources('profiles', ARRAY['ve
 SELECT set_purpose_data_sources('churn_model', '{}');
 SELECT pg_temp.sources();
 
+-- an abort, then the session ends: written in a transaction of its own as
+-- the session ends
+SELECT profile_guard._merge_recipient_use() >= 0 AS merged;
+SET ROLE regress_use_app;
+SET profile_guard.purpose = 'share:acme';
+BEGIN;
+SELECT sports FROM profiles WHERE id = 3;
+ROLLBACK;
+\c
+SET search_path = public, profile_guard;
+SET client_min_messages = warning;
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP
+		EXIT WHEN EXISTS (SELECT 1 FROM profile_guard.recipient_use_log);
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+SELECT purpose, subjects, cells FROM recipient_use_log;
+
 DROP EXTENSION profile_guard CASCADE;
 DROP VIEW acme_view;
-DROP TABLE profiles, copied;
-DROP FUNCTION pg_temp.sql_read(), pg_temp.plpgsql_read();
+DROP TABLE profiles;
 DROP ROLE regress_use_app;

@@ -5,9 +5,10 @@
  *	  protected without a collected-at column (stamp_collection, on by
  *	  default): when the write path (collect.c) collects a (subject, tag)
  *	  the pair is remembered for the transaction, and before it commits
- *	  (or earlier, once PFG_STAMP_BATCH pairs are pending) the pairs are
- *	  appended to profile_guard.collection_stamp_log, one row per guarded
- *	  table and tag holding the subjects as an array.  The log has no
+ *	  (or earlier, once PFG_STAMP_BATCH pairs are pending outside any
+ *	  subtransaction) the pairs are appended to
+ *	  profile_guard.collection_stamp_log, one row per guarded table and tag
+ *	  holding the subjects as an array.  The log has no
  *	  index and takes no ON CONFLICT: a pair costs about an array element.
  *	  The sweep merges the log into profile_guard.collection_stamp, which
  *	  its retention reads (_merge_collection_stamps(), docs/erasure.md).
@@ -288,6 +289,10 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 	grp->subids[grp->n] = GetCurrentSubTransactionId();
 	grp->n++;
 
-	if (++npending >= PFG_STAMP_BATCH)
+	/*
+	 * Written early only outside any subtransaction: a write made inside one
+	 * would take the outer transaction's pairs with it if it rolled back
+	 */
+	if (++npending >= PFG_STAMP_BATCH && GetCurrentTransactionNestLevel() == 1)
 		flush_pending();
 }

@@ -85,6 +85,10 @@ typedef struct TableDef
  * collection stamps switched on the stamp of the row's subject and tag
  * (profile_guard.collection_stamp, by primary key; NULL, so never due,
  * when there is none).  A table with neither has no age-based retention.
+ * A pair that the stamp log names was collected again since the sweep
+ * merged the log (a write committed meanwhile): NULL too, never due this
+ * time; the next sweep merges its new stamp.  The log's pairs are read
+ * once per statement (an uncorrelated IN, hashed).
  */
 static char *
 collected_sql(TableDef *t, const char *subj, const char *tag)
@@ -93,10 +97,15 @@ collected_sql(TableDef *t, const char *subj, const char *tag)
 		return psprintf("t.%s", t->collected_col);
 	if (!t->stamped)
 		return NULL;
-	return psprintf("(SELECT s.collected_at FROM profile_guard.collection_stamp s"
+	return psprintf("CASE WHEN (%s, %s) IN (SELECT x.s, l.tag"
+					"   FROM profile_guard.collection_stamp_log l"
+					"   CROSS JOIN LATERAL pg_catalog.unnest(l.subjects) AS x(s)"
+					"   WHERE l.relid OPERATOR(pg_catalog.=) %u::pg_catalog.regclass)"
+					" THEN NULL ELSE"
+					" (SELECT s.collected_at FROM profile_guard.collection_stamp s"
 					" WHERE s.relid OPERATOR(pg_catalog.=) %u::pg_catalog.regclass"
-					" AND s.subject OPERATOR(pg_catalog.=) %s AND s.tag OPERATOR(pg_catalog.=) %s)",
-					t->root, subj, tag);
+					" AND s.subject OPERATOR(pg_catalog.=) %s AND s.tag OPERATOR(pg_catalog.=) %s) END",
+					subj, tag, t->root, t->root, subj, tag);
 }
 
 /* the retention cutoff of a tag, as an SQL literal, or NULL */

@@ -13,7 +13,9 @@
  *
  *	  Cells served in a transaction that then aborts were served all the
  *	  same: their notes outlive the transaction and are written with the
- *	  session's next commit.  The gates are parallel restricted, so every
+ *	  session's next commit, or in a transaction of their own when the
+ *	  session ends.  Notes are forgotten only once the commit that wrote
+ *	  them is done.  The gates are parallel restricted, so every
  *	  cell is served, and noted, in the backend that runs the statement.  In
  *	  a read-only transaction (and on a standby), where nothing could be
  *	  written, serving such a cell is refused.
@@ -24,9 +26,11 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "nodes/pg_list.h"
+#include "storage/ipc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -63,6 +67,15 @@ static MemoryContext UseContext = NULL;	/* child of TopMemoryContext */
 static HTAB *PendingUse = NULL;
 static UsePurpose *Purposes = NULL;
 static bool callback_registered = false;
+
+/*
+ * The running transaction: did it note a cell, did it start writing the
+ * notes (before commit), and did the write end.  The notes are forgotten
+ * only once the transaction that wrote them commits.
+ */
+static bool NotedInXact = false;
+static bool WriteStarted = false;
+static bool WriteDone = false;
 
 /*
  * The entry noted last: the cells of one row are served one after another,
@@ -103,7 +116,8 @@ forget_pending(void)
 
 /*
  * Append the pending notes to profile_guard.recipient_use_log, one row per
- * purpose, in SPI, with the rights of our schema's owner.  Only in a
+ * purpose, in SPI, with the rights of our schema's owner.  They stay
+ * pending until the transaction commits (use_xact_callback).  Only in a
  * read-write transaction: in any other the notes wait for the next.
  */
 static void
@@ -163,9 +177,7 @@ flush_pending(void)
 		rows = lappend(rows, args);
 	}
 
-	/* written once: should the write fail, the transaction aborts anyway */
-	forget_pending();
-
+	WriteStarted = true;
 	pushed = !ActiveSnapshotSet();
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -191,14 +203,69 @@ flush_pending(void)
 		PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	WriteDone = true;
 }
 
-/* the notes are written before commit; an abort keeps them for the next */
+/*
+ * Before commit the notes are written; they are forgotten once that commit
+ * is done.  A transaction that noted cells and was then made read-only
+ * cannot commit: its notes could not be written.  An abort keeps the notes
+ * for the next commit (or the session's end, use_exit_callback), unless
+ * writing them is what failed: then they are dropped, with a warning, so
+ * that the session's next commits do not fail the same way.
+ */
 static void
 use_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
-		flush_pending();
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (NotedInXact && XactReadOnly && !RecoveryInProgress())
+				ereport(ERROR,
+						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+						 errmsg("cannot commit a read-only transaction that served cells to a recipient"),
+						 errdetail("The cells provided to a recipient are recorded for the persons they concern when the transaction commits, which a read-only transaction cannot do."),
+						 errhint("Do not make a transaction read-only after reading under a purpose that names a recipient.")));
+			flush_pending();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (WriteDone)
+				forget_pending();
+			NotedInXact = WriteStarted = WriteDone = false;
+			break;
+		case XACT_EVENT_ABORT:
+			if (WriteStarted && !WriteDone && PendingUse != NULL)
+			{
+				ereport(WARNING,
+						(errmsg("the record of %ld subjects' cells provided to recipients could not be written",
+								hash_get_num_entries(PendingUse)),
+						 errdetail("The audit trail still has the statements that served them.")));
+				forget_pending();
+			}
+			NotedInXact = WriteStarted = WriteDone = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * The session ends with notes still pending (written by no commit since
+ * they were made, e.g. after a rollback): write them in a transaction of
+ * their own, as PostgreSQL removes a session's temporary tables.
+ */
+static void
+use_exit_callback(int code, Datum arg)
+{
+	if (PendingUse == NULL || hash_get_num_entries(PendingUse) == 0 ||
+		RecoveryInProgress())
+		return;
+	AbortOutOfAnyTransaction();
+	StartTransactionCommand();
+	XactReadOnly = false;		/* the notes were made in read-write transactions */
+	CommitTransactionCommand(); /* use_xact_callback writes them */
 }
 
 /* the interned name of a purpose, and its recipient's */
@@ -247,6 +314,7 @@ pfg_recipient_use_note(const char *purpose, const char *recipient,
 	if (!callback_registered)
 	{
 		RegisterXactCallback(use_xact_callback, NULL);
+		before_shmem_exit(use_exit_callback, (Datum) 0);
 		callback_registered = true;
 	}
 	if (PendingUse == NULL)
@@ -263,6 +331,7 @@ pfg_recipient_use_note(const char *purpose, const char *recipient,
 								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	}
 
+	NotedInXact = true;
 	p = intern_purpose(purpose, recipient);
 	if (LastEntry != NULL && LastEntry->key.purpose == p->purpose &&
 		LastType == typid && LastSubject == subject &&
