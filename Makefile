@@ -20,6 +20,7 @@ OBJS = \
 	src/rules_sql.o \
 	src/gate.o \
 	src/gate_exec.o \
+	src/gated_scan.o \
 	src/transport.o \
 	src/collect.o \
 	src/collection_stamp.o \

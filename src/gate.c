@@ -50,6 +50,7 @@
 #include "bypass.h"
 #include "tree.h"
 #include "gate.h"
+#include "gated_scan.h"
 #include "consent_cache.h"
 #include "purpose.h"
 #include "owner_context.h"
@@ -387,6 +388,8 @@ pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
 
 	planning->guards = pfg_any_guarded();
 	planning->inlined = NIL;
+	planning->row_gate_fn = InvalidOid;
+	planning->cell_gate_fn = InvalidOid;
 	if (!planning->guards)
 		return;
 
@@ -404,9 +407,14 @@ pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
 	ctx.bypass = pfg_current_user_bypasses();
 	gate_query(parse, &ctx);
 	planning->inlined = glob.invalItems;
+	planning->row_gate_fn = ctx.row_gate_fn;
+	planning->cell_gate_fn = ctx.cell_gate_fn;
 }
 
-/* Once the query is planned (hooks.c): mark the plan as gated. */
+/*
+ * Once the query is planned (hooks.c): mark the plan as gated, and let
+ * gated scans take the gates of the scans they can (gated_scan.c).
+ */
 void
 pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
 {
@@ -422,6 +430,7 @@ pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
 	result->dependsOnRole = true;
 	/* functions we inlined are dependencies of the plan */
 	result->invalItems = list_concat(result->invalItems, planning->inlined);
+	pfg_gated_scan_plan(result, planning->row_gate_fn, planning->cell_gate_fn);
 }
 
 /*

@@ -21,6 +21,8 @@ typedef struct PfgGatePlanning
 {
 	bool		guards;			/* the database guards something */
 	List	   *inlined;		/* dependencies of the functions inlined */
+	Oid			row_gate_fn;	/* the gates written, else InvalidOid */
+	Oid			cell_gate_fn;
 } PfgGatePlanning;
 
 extern void pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,

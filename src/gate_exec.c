@@ -35,6 +35,7 @@
 
 #include "extension.h"
 #include "gate_exec.h"
+#include "gate_eval.h"
 #include "settings.h"
 #include "catalog.h"
 #include "consent_cache.h"
@@ -91,19 +92,6 @@ decrypt_cell(Datum stored, Oid typid, Datum subject, Oid subject_typid,
 }
 
 /*
- * A cell of 'subject' is served: under a purpose that provides data to a
- * recipient, it is recorded for the person (recipient_use.c).  The purpose
- * is the one the gate resolved last.
- */
-static inline void
-note_served(Datum subject, Oid subject_typid)
-{
-	if (unlikely(pfg_purpose_last.recipient != NULL))
-		pfg_recipient_use_note(pfg_purpose_last.name, pfg_purpose_last.recipient,
-							   subject, subject_typid);
-}
-
-/*
  * What a gate's call site keeps between rows: the types of its "any"
  * arguments and, for the sensitive cell gate, the last tag it checked.
  */
@@ -147,22 +135,9 @@ Datum
 profile_guard_row_gate(PG_FUNCTION_ARGS)
 {
 	GateSite   *site = gate_site(fcinfo, "_row_gate");
-	PurposeState *ps;
 
-	ps = pfg_purpose_for_statement(PG_GETARG_OID(1), NULL);
-	if (ps == NULL)
-		PG_RETURN_BOOL(true);
-	if (PG_ARGISNULL(0))
-	{
-		pfg_audit_count_row(PG_GETARG_OID(1), false);	/* audit */
-		PG_RETURN_BOOL(false);
-	}
-	{
-		bool		visible = pfg_subject_row_visible(ps, PG_GETARG_DATUM(0), site->subject_type);
-
-		pfg_audit_count_row(PG_GETARG_OID(1), visible);	/* audit */
-		PG_RETURN_BOOL(visible);
-	}
+	PG_RETURN_BOOL(pfg_gate_row_visible(PG_GETARG_DATUM(0), PG_ARGISNULL(0),
+										site->subject_type, PG_GETARG_OID(1)));
 }
 
 /*
@@ -211,23 +186,12 @@ Datum
 profile_guard_cell_gate(PG_FUNCTION_ARGS)
 {
 	GateSite   *site = gate_site(fcinfo, "_cell_gate");
-	PurposeState *ps;
 
 	if (PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	ps = pfg_purpose_for_statement(InvalidOid, NULL);
-	if (ps == NULL)
-		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
-	if (PG_ARGISNULL(0) ||
-		!pfg_subject_tag_visible(ps, PG_GETARG_DATUM(0), site->subject_type,
-								PG_GETARG_INT32(1)))
-	{
-		pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), false);	/* audit */
+	if (!pfg_gate_cell_served(PG_GETARG_DATUM(0), PG_ARGISNULL(0), site->subject_type,
+							  PG_GETARG_INT32(1), &site->audit_tag))
 		PG_RETURN_NULL();
-	}
-	pfg_transport_require(PG_GETARG_INT32(1), false, InvalidOid, 0, false);
-	pfg_audit_count_cell_at(&site->audit_tag, PG_GETARG_INT32(1), true);	/* audit */
-	note_served(PG_GETARG_DATUM(0), site->subject_type);
 	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }
 
@@ -299,7 +263,7 @@ profile_guard_sensitive_cell_gate(PG_FUNCTION_ARGS)
 	}
 	pfg_transport_require(tag_id, true, InvalidOid, 0, false);
 	pfg_audit_count_cell(tag_id, true);	/* audit */
-	note_served(subject, site->subject_type);
+	pfg_gate_note_served(subject, site->subject_type);
 	PG_RETURN_DATUM(decrypt_cell(stored, site->stored_type, subject, site->subject_type,
 								 site->checked_tag, site->checked_taglen));
 }
@@ -320,7 +284,7 @@ serve_long_value(PurposeState *ps, Datum subject, Oid subject_typid,
 	if (tag_id < 0 || !pfg_subject_tag_visible(ps, subject, subject_typid, tag_id))
 		return false;
 	pfg_transport_require(tag_id, sensitive, relid, 0, true);
-	note_served(subject, subject_typid);
+	pfg_gate_note_served(subject, subject_typid);
 	if (sensitive)
 		*value = decrypt_cell(*value, value_typid, subject, subject_typid, tag, taglen);
 	return true;
@@ -424,7 +388,7 @@ profile_guard_row_mask(PG_FUNCTION_ARGS)
 		pfg_transport_require(grel->columns[i].tag_id, grel->columns[i].sensitive,
 							  relid, grel->columns[i].attnum, false);
 		pfg_audit_count_cell(grel->columns[i].tag_id, true);	/* audit */
-		note_served(subject, subject_typid);
+		pfg_gate_note_served(subject, subject_typid);
 		if (grel->columns[i].sensitive)
 			values[off] = decrypt_cell(values[off], TupleDescAttr(desc, off)->atttypid,
 									   subject, subject_typid, grel->columns[i].tag,

@@ -24,6 +24,7 @@
 #include "audit_writer.h"
 #include "erasure.h"
 #include "erasure_worker.h"
+#include "gated_scan.h"
 #include "hooks.h"
 #include "invalidation.h"
 #include "policy_generation.h"
@@ -56,6 +57,7 @@ _PG_init(void)
 	pfg_usage_define_settings();
 	pfg_erasure_define_settings();
 	pfg_audit_ring_define_settings();
+	pfg_gated_scan_init();
 
 	MarkGUCPrefixReserved("profile_guard");
 

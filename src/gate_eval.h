@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * gate_eval.h
+ *	  The decisions behind the wide shape's row gate and cell gate, shared
+ *	  by the gate functions (gate_exec.c) and the gated scan
+ *	  (gated_scan.c), which takes the same decisions without a function
+ *	  call: whether a row is visible, whether a non-NULL cell is served,
+ *	  and what is counted (audit counters, recipient record) and refused
+ *	  (transport) on the way.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_GATE_EVAL_H
+#define PROFILE_GUARD_GATE_EVAL_H
+
+#include "audit.h"
+#include "consent_cache.h"
+#include "purpose.h"
+#include "recipient_use.h"
+#include "transport.h"
+
+/*
+ * A cell of 'subject' is served: under a purpose that provides data to a
+ * recipient, it is recorded for the person (recipient_use.c).  The purpose
+ * is the one the gate resolved last.
+ */
+static inline void
+pfg_gate_note_served(Datum subject, Oid subject_typid)
+{
+	if (unlikely(pfg_purpose_last.recipient != NULL))
+		pfg_recipient_use_note(pfg_purpose_last.name, pfg_purpose_last.recipient,
+							   subject, subject_typid);
+}
+
+/*
+ * _row_gate(subject, relid): is the row of 'subject' in table 'relid'
+ * visible under the statement's purpose?  Every row is, when no purpose
+ * gates the statement (a bypassing role).
+ */
+static inline bool
+pfg_gate_row_visible(Datum subject, bool subject_isnull, Oid subject_typid,
+					 Oid relid)
+{
+	PurposeState *ps = pfg_purpose_for_statement(relid, NULL);
+	bool		visible;
+
+	if (ps == NULL)
+		return true;
+	visible = !subject_isnull &&
+		pfg_subject_row_visible(ps, subject, subject_typid);
+	pfg_audit_count_row(relid, visible);	/* audit */
+	return visible;
+}
+
+/*
+ * _cell_gate(subject, tag_id, value) for a non-NULL value: is it served
+ * (else it reads as NULL)?  *audit_hint remembers where the tag's counters
+ * were.  Refuses the statement when the connection may not carry the cell.
+ */
+static inline bool
+pfg_gate_cell_served(Datum subject, bool subject_isnull, Oid subject_typid,
+					 int tag_id, int *audit_hint)
+{
+	PurposeState *ps = pfg_purpose_for_statement(InvalidOid, NULL);
+
+	if (ps == NULL)
+		return true;
+	if (subject_isnull ||
+		!pfg_subject_tag_visible(ps, subject, subject_typid, tag_id))
+	{
+		pfg_audit_count_cell_at(audit_hint, tag_id, false);	/* audit */
+		return false;
+	}
+	pfg_transport_require(tag_id, false, InvalidOid, 0, false);
+	pfg_audit_count_cell_at(audit_hint, tag_id, true);	/* audit */
+	pfg_gate_note_served(subject, subject_typid);
+	return true;
+}
+
+#endif							/* PROFILE_GUARD_GATE_EVAL_H */

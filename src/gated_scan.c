@@ -1,0 +1,678 @@
+/*-------------------------------------------------------------------------
+ *
+ * gated_scan.c
+ *	  Owns the gated scan and its setting profile_guard.gated_scan: a
+ *	  custom scan node that stands in for a sequential scan of a wide-shape
+ *	  guarded table and takes the gates' decisions as it reads, one row at
+ *	  a time, without calling the gate functions through the expression
+ *	  interpreter:
+ *	    - the row gate (_row_gate, the scan's security qual), and
+ *	    - the cell gates (_cell_gate) of the columns it masks, whose values
+ *	      leave the scan already masked (NULL when not served).
+ *	  The decisions are those of the gate functions (gate_eval.h), counted
+ *	  and refused alike.  After planning, a sequential scan is replaced only
+ *	  where the result is the same cell for cell and count for count:
+ *	    - a read-only SELECT (no row marks, no data-modifying CTE);
+ *	    - the row gate is the scan's only qual, so every row it passes is
+ *	      returned, as the interpreter's cell gates would have seen it;
+ *	    - a masked column is read exactly once, inside a cell gate for the
+ *	      table's subject, either in the scan's own target list or, passed
+ *	      through it, in the plain aggregate right above it;
+ *	    - no system column or whole-row reference.
+ *	  Everything else keeps the sequential scan and the gate functions.
+ *	  Plans are made gated by gate.c; this file only changes how the gates
+ *	  of such a plan run.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/tableam.h"
+#include "catalog/pg_class.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/extensible.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "gate_eval.h"
+#include "gate_exec.h"
+#include "gated_scan.h"
+
+#define GATED_SCAN_NAME		"ProfileGuardGatedScan"
+
+static bool gated_scan_enabled = true;
+
+/*
+ * Planning
+ * --------
+ * What a scan's (and its parent's) expressions do with each attribute of
+ * the scanned table, by attribute number.
+ */
+typedef struct ColumnUse
+{
+	int			gate_refs;		/* reads inside a cell gate of the subject */
+	int			raw_refs;		/* any other read */
+	int			tag_id;			/* the cell gates' tag; -1 when they differ */
+	int			passed_at;		/* resno in the scan's target list, or 0 */
+	int			order;			/* when its first cell gate was met */
+} ColumnUse;
+
+typedef struct GatedScanPlanning
+{
+	Oid			row_gate_fn;
+	Oid			cell_gate_fn;
+	List	   *rtable;
+	/* the scan being considered */
+	Index		scanrelid;
+	AttrNumber	subject_attno;
+	int			ncolumns;		/* attribute numbers 1..ncolumns */
+	ColumnUse  *use;			/* [ncolumns + 1] */
+	bool		unsupported;	/* system column or whole-row reference */
+	int			gates_met;		/* cell gates met so far */
+	/* the parent, as it reads the scan's target list (by resno) */
+	int			nresnos;
+	AttrNumber *resno_attno;	/* [nresnos + 1]: the attribute a resno
+								 * passes through, else 0 */
+	bool	   *masked;			/* [ncolumns + 1]: the scan masks it */
+} GatedScanPlanning;
+
+/* _cell_gate(subject, tag_id, value), as gate.c writes it */
+static FuncExpr *
+as_cell_gate(Node *node, GatedScanPlanning *p, Var **subject, Var **value,
+			 int *tag_id)
+{
+	FuncExpr   *f;
+	Const	   *tag;
+
+	if (!IsA(node, FuncExpr))
+		return NULL;
+	f = (FuncExpr *) node;
+	if (f->funcid != p->cell_gate_fn || f->funcformat != PFG_GATE_CALL_FORMAT ||
+		list_length(f->args) != 3 ||
+		!IsA(linitial(f->args), Var) || !IsA(lsecond(f->args), Const) ||
+		!IsA(lthird(f->args), Var))
+		return NULL;
+	tag = lsecond_node(Const, f->args);
+	if (tag->constisnull || tag->consttype != INT4OID)
+		return NULL;
+	*subject = linitial_node(Var, f->args);
+	*value = lthird_node(Var, f->args);
+	*tag_id = DatumGetInt32(tag->constvalue);
+	if ((*subject)->varlevelsup != 0 || (*value)->varlevelsup != 0)
+		return NULL;
+	return f;
+}
+
+static void
+note_gate_ref(GatedScanPlanning *p, ColumnUse *u, int tag_id)
+{
+	p->gates_met++;
+	if (u->gate_refs++ == 0)
+	{
+		u->tag_id = tag_id;
+		u->order = p->gates_met;
+	}
+	else if (u->tag_id != tag_id)
+		u->tag_id = -1;
+}
+
+/* counts the reads of the scanned table's attributes in the scan's expressions */
+static bool
+scan_refs_walker(Node *node, GatedScanPlanning *p)
+{
+	Var		   *subject;
+	Var		   *value;
+	int			tag_id;
+
+	if (node == NULL)
+		return false;
+	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
+		value->varno == p->scanrelid && value->varattno > 0 &&
+		value->varattno <= p->ncolumns && value->varattno != p->subject_attno)
+	{
+		note_gate_ref(p, &p->use[value->varattno], tag_id);
+		return false;
+	}
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		if (var->varlevelsup == 0 && var->varno == p->scanrelid)
+		{
+			if (var->varattno <= 0 || var->varattno > p->ncolumns)
+				p->unsupported = true;
+			else
+				p->use[var->varattno].raw_refs++;
+		}
+		return false;
+	}
+	return expression_tree_walker(node, scan_refs_walker, (void *) p);
+}
+
+/* the attribute that the parent's Var reads, passed through the scan, or 0 */
+static AttrNumber
+parent_attno(Var *var, GatedScanPlanning *p)
+{
+	if (var->varno != OUTER_VAR || var->varattno <= 0 || var->varattno > p->nresnos)
+		return 0;
+	return p->resno_attno[var->varattno];
+}
+
+/* counts the parent's reads of attributes the scan passes through */
+static bool
+parent_refs_walker(Node *node, GatedScanPlanning *p)
+{
+	Var		   *subject;
+	Var		   *value;
+	int			tag_id;
+
+	if (node == NULL)
+		return false;
+	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+		parent_attno(subject, p) == p->subject_attno &&
+		parent_attno(value, p) > 0 && parent_attno(value, p) != p->subject_attno)
+	{
+		note_gate_ref(p, &p->use[parent_attno(value, p)], tag_id);
+		return false;
+	}
+	if (IsA(node, Var))
+	{
+		AttrNumber	attno = parent_attno((Var *) node, p);
+
+		if (attno > 0)
+			p->use[attno].raw_refs++;
+		return false;
+	}
+	return expression_tree_walker(node, parent_refs_walker, (void *) p);
+}
+
+/* a cell gate of a masked column becomes the (masked) column itself */
+static Node *
+scan_gates_mutator(Node *node, GatedScanPlanning *p)
+{
+	Var		   *subject;
+	Var		   *value;
+	int			tag_id;
+
+	if (node == NULL)
+		return NULL;
+	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
+		value->varno == p->scanrelid && value->varattno > 0 &&
+		value->varattno <= p->ncolumns && p->masked[value->varattno])
+		return (Node *) copyObject(value);
+	return expression_tree_mutator(node, scan_gates_mutator, (void *) p);
+}
+
+static Node *
+parent_gates_mutator(Node *node, GatedScanPlanning *p)
+{
+	Var		   *subject;
+	Var		   *value;
+	int			tag_id;
+
+	if (node == NULL)
+		return NULL;
+	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+		parent_attno(subject, p) == p->subject_attno &&
+		parent_attno(value, p) > 0 && p->masked[parent_attno(value, p)])
+		return (Node *) copyObject(value);
+	return expression_tree_mutator(node, parent_gates_mutator, (void *) p);
+}
+
+/* the scan's row gate, _row_gate(subject, relid), and its only qual */
+static FuncExpr *
+sole_row_gate(SeqScan *scan, GatedScanPlanning *p)
+{
+	FuncExpr   *f;
+	Var		   *subject;
+	Const	   *relid;
+
+	if (list_length(scan->scan.plan.qual) != 1 ||
+		!IsA(linitial(scan->scan.plan.qual), FuncExpr))
+		return NULL;
+	f = linitial_node(FuncExpr, scan->scan.plan.qual);
+	if (f->funcid != p->row_gate_fn || f->funcformat != PFG_GATE_CALL_FORMAT ||
+		list_length(f->args) != 2 ||
+		!IsA(linitial(f->args), Var) || !IsA(lsecond(f->args), Const))
+		return NULL;
+	subject = linitial_node(Var, f->args);
+	relid = lsecond_node(Const, f->args);
+	if (subject->varno != scan->scan.scanrelid || subject->varlevelsup != 0 ||
+		subject->varattno <= 0 || relid->constisnull)
+		return NULL;
+	return f;
+}
+
+/* masked columns in the order their cell gates were met */
+static int
+compare_gate_order(const void *a, const void *b, void *arg)
+{
+	const ColumnUse *use = (const ColumnUse *) arg;
+
+	return use[*(const AttrNumber *) a].order - use[*(const AttrNumber *) b].order;
+}
+
+/* the relation's number of attributes, dropped ones included (0: none) */
+static int
+relation_natts(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int			natts;
+
+	if (!HeapTupleIsValid(tuple))
+		return 0;
+	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+	return natts;
+}
+
+static const CustomScanMethods gated_scan_plan_methods;
+
+/*
+ * The gated scan that stands in for 'scan' (whose parent plan node is
+ * 'parent', NULL at the top of a plan), or NULL when it would not give
+ * the same result.  The parent's expressions are changed to read the
+ * masked columns it passed through.
+ */
+static Plan *
+gated_scan_for(SeqScan *scan, Plan *parent, GatedScanPlanning *p)
+{
+	RangeTblEntry *rte = rt_fetch(scan->scan.scanrelid, p->rtable);
+	FuncExpr   *gate = sole_row_gate(scan, p);
+	Var		   *subject;
+	CustomScan *cscan;
+	List	   *cells = NIL;
+	int			natts = 0;
+	ListCell   *lc;
+	AttrNumber	attno;
+	AttrNumber *masked;
+	int			nmasked = 0;
+	int			i;
+	bool		parent_reads = false;
+	bool		parent_gated = false;	/* the parent's gates may be taken */
+
+	if (gate == NULL || rte->rtekind != RTE_RELATION || scan->scan.plan.parallel_aware)
+		return NULL;
+	subject = linitial_node(Var, gate->args);
+
+	p->scanrelid = scan->scan.scanrelid;
+	p->subject_attno = subject->varattno;
+	p->ncolumns = relation_natts(rte->relid);
+	if (p->subject_attno > p->ncolumns)
+		return NULL;
+	p->use = palloc0(sizeof(ColumnUse) * (p->ncolumns + 1));
+	p->masked = palloc0(sizeof(bool) * (p->ncolumns + 1));
+	p->unsupported = false;
+	p->gates_met = 0;
+	p->nresnos = list_length(scan->scan.plan.targetlist);
+	p->resno_attno = palloc0(sizeof(AttrNumber) * (p->nresnos + 1));
+
+	/* the scan's own reads; a plain column in its target list passes through */
+	foreach(lc, scan->scan.plan.targetlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Var		   *var = (Var *) tle->expr;
+
+		if (IsA(var, Var) && var->varno == p->scanrelid && var->varlevelsup == 0 &&
+			var->varattno > 0 && var->varattno <= p->ncolumns &&
+			tle->resno <= p->nresnos)
+		{
+			if (p->use[var->varattno].passed_at != 0)
+				p->use[var->varattno].raw_refs++;	/* passed twice */
+			p->use[var->varattno].passed_at = tle->resno;
+			p->resno_attno[tle->resno] = var->varattno;
+		}
+		else
+			scan_refs_walker((Node *) tle->expr, p);
+	}
+	if (p->unsupported)
+		return NULL;
+
+	/* what the parent reads of the columns passed through */
+	for (attno = 1; attno <= p->ncolumns; attno++)
+		parent_reads |= (p->use[attno].passed_at != 0);
+	if (parent_reads)
+	{
+		Agg		   *agg = (Agg *) parent;
+
+		/* a plain aggregate reads its input in its expressions only */
+		if (parent != NULL && IsA(parent, Agg) && parent->lefttree == (Plan *) scan &&
+			agg->groupingSets == NIL && agg->chain == NIL)
+		{
+			for (i = 0; i < agg->numCols; i++)
+				if (agg->grpColIdx[i] <= p->nresnos &&
+					p->resno_attno[agg->grpColIdx[i]] > 0)
+					p->use[p->resno_attno[agg->grpColIdx[i]]].raw_refs++;
+			parent_refs_walker((Node *) parent->targetlist, p);
+			parent_refs_walker((Node *) parent->qual, p);
+			parent_gated = true;
+		}
+		else
+		{
+			/* unknown readers: nothing passed through can be masked */
+			for (attno = 1; attno <= p->ncolumns; attno++)
+				if (p->use[attno].passed_at != 0)
+					p->use[attno].raw_refs++;
+		}
+	}
+
+	/*
+	 * Masked: read once, by a cell gate of one tag, and never raw.  In the
+	 * order their gates were met, which is the order the interpreter would
+	 * evaluate them in (and the audit line lists tags as first counted).
+	 */
+	masked = palloc(sizeof(AttrNumber) * (p->ncolumns + 1));
+	for (attno = 1; attno <= p->ncolumns; attno++)
+	{
+		ColumnUse  *u = &p->use[attno];
+
+		if (u->gate_refs == 1 && u->raw_refs == 0 && u->tag_id >= 0)
+		{
+			p->masked[attno] = true;
+			masked[nmasked++] = attno;
+		}
+	}
+	qsort_arg(masked, nmasked, sizeof(AttrNumber), compare_gate_order, p->use);
+	for (i = 0; i < nmasked; i++)
+	{
+		cells = lappend_int(cells, masked[i]);
+		cells = lappend_int(cells, p->use[masked[i]].tag_id);
+	}
+
+	/* the attributes read: the subject, the target list's Vars */
+	natts = p->subject_attno;
+	for (attno = 1; attno <= p->ncolumns; attno++)
+		if (p->use[attno].gate_refs > 0 || p->use[attno].raw_refs > 0 ||
+			p->use[attno].passed_at != 0)
+			natts = Max(natts, attno);
+
+	cscan = makeNode(CustomScan);
+	cscan->scan = scan->scan;
+	cscan->scan.plan.type = T_CustomScan;
+	cscan->scan.plan.qual = NIL;
+	cscan->scan.plan.targetlist = (List *)
+		scan_gates_mutator((Node *) scan->scan.plan.targetlist, p);
+	cscan->flags = CUSTOMPATH_SUPPORT_BACKWARD_SCAN;
+	cscan->custom_relids = bms_make_singleton(scan->scan.scanrelid);
+	cscan->custom_private =
+		list_make2(list_make4_int((int) DatumGetObjectId(lsecond_node(Const, gate->args)->constvalue),
+								  p->subject_attno, (int) subject->vartype, natts),
+				   cells);
+	cscan->methods = &gated_scan_plan_methods;
+	if (parent_gated)
+	{
+		parent->targetlist = (List *)
+			parent_gates_mutator((Node *) parent->targetlist, p);
+		parent->qual = (List *) parent_gates_mutator((Node *) parent->qual, p);
+	}
+	return (Plan *) cscan;
+}
+
+/* the plan below 'parent' (NULL at a plan's top), gated scans in place */
+static Plan *
+gate_plan_tree(Plan *plan, Plan *parent, GatedScanPlanning *p)
+{
+	ListCell   *lc;
+	List	  **children = NULL;
+
+	if (plan == NULL)
+		return NULL;
+	plan->lefttree = gate_plan_tree(plan->lefttree, plan, p);
+	plan->righttree = gate_plan_tree(plan->righttree, plan, p);
+	switch (nodeTag(plan))
+	{
+		case T_Append:
+			children = &((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = &((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_BitmapAnd:
+			children = &((BitmapAnd *) plan)->bitmapplans;
+			break;
+		case T_BitmapOr:
+			children = &((BitmapOr *) plan)->bitmapplans;
+			break;
+		case T_CustomScan:
+			children = &((CustomScan *) plan)->custom_plans;
+			break;
+		case T_SubqueryScan:
+			((SubqueryScan *) plan)->subplan =
+				gate_plan_tree(((SubqueryScan *) plan)->subplan, plan, p);
+			break;
+		case T_SeqScan:
+			{
+				Plan	   *gated = gated_scan_for((SeqScan *) plan, parent, p);
+
+				if (gated != NULL)
+					return gated;
+			}
+			break;
+		default:
+			break;
+	}
+	if (children != NULL)
+		foreach(lc, *children)
+			lfirst(lc) = gate_plan_tree((Plan *) lfirst(lc), plan, p);
+	return plan;
+}
+
+/*
+ * Once a statement is planned and gated (gate.c): replace the sequential
+ * scans whose gates the gated scan can take.  row_gate_fn and cell_gate_fn
+ * are the gate functions gate.c wrote (InvalidOid: none).
+ */
+void
+pfg_gated_scan_plan(PlannedStmt *stmt, Oid row_gate_fn, Oid cell_gate_fn)
+{
+	GatedScanPlanning p;
+	ListCell   *lc;
+
+	if (!gated_scan_enabled || !OidIsValid(row_gate_fn) || !OidIsValid(cell_gate_fn) ||
+		stmt->commandType != CMD_SELECT || stmt->rowMarks != NIL ||
+		stmt->hasModifyingCTE)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.row_gate_fn = row_gate_fn;
+	p.cell_gate_fn = cell_gate_fn;
+	p.rtable = stmt->rtable;
+	stmt->planTree = gate_plan_tree(stmt->planTree, NULL, &p);
+	foreach(lc, stmt->subplans)
+		lfirst(lc) = gate_plan_tree((Plan *) lfirst(lc), NULL, &p);
+}
+
+/*
+ * Execution
+ * ---------
+ */
+typedef struct GatedScanState
+{
+	CustomScanState css;
+	TupleTableSlot *heap_slot;	/* the table's tuple, before the gates */
+	Oid			relid;			/* the row gate's table */
+	AttrNumber	subject_attno;
+	Oid			subject_type;
+	int			natts;			/* attributes 1..natts are read */
+	int			ncells;			/* masked columns */
+	AttrNumber *cell_attno;
+	int		   *cell_tag;
+	int		   *audit_hint;		/* where each tag's counters were */
+} GatedScanState;
+
+static const CustomExecMethods gated_scan_exec_methods;
+
+static Node *
+create_gated_scan_state(CustomScan *cscan)
+{
+	GatedScanState *gs = (GatedScanState *) newNode(sizeof(GatedScanState),
+													T_CustomScanState);
+	List	   *head = linitial(cscan->custom_private);
+	List	   *cells = lsecond(cscan->custom_private);
+	int			i;
+
+	gs->css.methods = &gated_scan_exec_methods;
+	gs->relid = (Oid) list_nth_int(head, 0);
+	gs->subject_attno = (AttrNumber) list_nth_int(head, 1);
+	gs->subject_type = (Oid) list_nth_int(head, 2);
+	gs->natts = list_nth_int(head, 3);
+	gs->ncells = list_length(cells) / 2;
+	gs->cell_attno = palloc(sizeof(AttrNumber) * Max(gs->ncells, 1));
+	gs->cell_tag = palloc(sizeof(int) * Max(gs->ncells, 1));
+	gs->audit_hint = palloc0(sizeof(int) * Max(gs->ncells, 1));
+	for (i = 0; i < gs->ncells; i++)
+	{
+		gs->cell_attno[i] = (AttrNumber) list_nth_int(cells, 2 * i);
+		gs->cell_tag[i] = list_nth_int(cells, 2 * i + 1);
+	}
+	return (Node *) gs;
+}
+
+static void
+begin_gated_scan(CustomScanState *node, EState *estate, int eflags)
+{
+	GatedScanState *gs = (GatedScanState *) node;
+	TupleTableSlot *out = node->ss.ss_ScanTupleSlot;
+	int			i;
+
+	if (gs->natts > out->tts_tupleDescriptor->natts)
+		elog(ERROR, "gated scan of relation %u reads %d attributes, it has %d",
+			 RelationGetRelid(node->ss.ss_currentRelation), gs->natts,
+			 out->tts_tupleDescriptor->natts);
+	gs->heap_slot = table_slot_create(node->ss.ss_currentRelation,
+									  &estate->es_tupleTable);
+	/* attributes after natts are read by no one: NULL for good */
+	for (i = gs->natts; i < out->tts_tupleDescriptor->natts; i++)
+	{
+		out->tts_values[i] = (Datum) 0;
+		out->tts_isnull[i] = true;
+	}
+}
+
+/* the next row the row gate passes, its masked columns masked */
+static TupleTableSlot *
+gated_scan_next(ScanState *ss)
+{
+	GatedScanState *gs = (GatedScanState *) ss;
+	EState	   *estate = ss->ps.state;
+	TableScanDesc scan = ss->ss_currentScanDesc;
+	TupleTableSlot *raw = gs->heap_slot;
+	TupleTableSlot *out = ss->ss_ScanTupleSlot;
+	int			s = gs->subject_attno - 1;
+	int			i;
+
+	if (scan == NULL)
+	{
+		scan = table_beginscan(ss->ss_currentRelation, estate->es_snapshot, 0, NULL);
+		ss->ss_currentScanDesc = scan;
+	}
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!table_scan_getnextslot(scan, estate->es_direction, raw))
+			return ExecClearTuple(out);
+		slot_getsomeattrs(raw, gs->natts);
+		if (!pfg_gate_row_visible(raw->tts_values[s], raw->tts_isnull[s],
+								  gs->subject_type, gs->relid))
+			continue;
+		ExecClearTuple(out);
+		memcpy(out->tts_values, raw->tts_values, sizeof(Datum) * gs->natts);
+		memcpy(out->tts_isnull, raw->tts_isnull, sizeof(bool) * gs->natts);
+		for (i = 0; i < gs->ncells; i++)
+		{
+			int			a = gs->cell_attno[i] - 1;
+
+			if (!out->tts_isnull[a] &&
+				!pfg_gate_cell_served(raw->tts_values[s], false, gs->subject_type,
+									  gs->cell_tag[i], &gs->audit_hint[i]))
+				out->tts_isnull[a] = true;
+		}
+		return ExecStoreVirtualTuple(out);
+	}
+}
+
+/* only read-only SELECTs are gated scans: nothing locks their rows */
+static bool
+gated_scan_recheck(ScanState *ss, TupleTableSlot *slot)
+{
+	elog(ERROR, "a gated scan cannot recheck a row");
+	return false;
+}
+
+static TupleTableSlot *
+exec_gated_scan(CustomScanState *node)
+{
+	return ExecScan(&node->ss, gated_scan_next, gated_scan_recheck);
+}
+
+static void
+end_gated_scan(CustomScanState *node)
+{
+	GatedScanState *gs = (GatedScanState *) node;
+
+	if (gs->heap_slot != NULL)
+		ExecClearTuple(gs->heap_slot);
+	if (node->ss.ss_currentScanDesc != NULL)
+		table_endscan(node->ss.ss_currentScanDesc);
+}
+
+static void
+rescan_gated_scan(CustomScanState *node)
+{
+	if (node->ss.ss_currentScanDesc != NULL)
+		table_rescan(node->ss.ss_currentScanDesc, NULL);
+	ExecScanReScan(&node->ss);
+}
+
+/* EXPLAIN: the subject the row gate reads and the columns masked */
+static void
+explain_gated_scan(CustomScanState *node, List *ancestors, ExplainState *es)
+{
+	GatedScanState *gs = (GatedScanState *) node;
+	Oid			relid = RelationGetRelid(node->ss.ss_currentRelation);
+	StringInfoData cells;
+	int			i;
+
+	ExplainPropertyText("Row Gate", get_attname(relid, gs->subject_attno, false), es);
+	initStringInfo(&cells);
+	for (i = 0; i < gs->ncells; i++)
+		appendStringInfo(&cells, "%s%s", i > 0 ? ", " : "",
+						 get_attname(relid, gs->cell_attno[i], false));
+	ExplainPropertyText("Cell Gates", gs->ncells > 0 ? cells.data : "none", es);
+}
+
+static const CustomScanMethods gated_scan_plan_methods = {
+	.CustomName = GATED_SCAN_NAME,
+	.CreateCustomScanState = create_gated_scan_state,
+};
+
+static const CustomExecMethods gated_scan_exec_methods = {
+	.CustomName = GATED_SCAN_NAME,
+	.BeginCustomScan = begin_gated_scan,
+	.ExecCustomScan = exec_gated_scan,
+	.EndCustomScan = end_gated_scan,
+	.ReScanCustomScan = rescan_gated_scan,
+	.ExplainCustomScan = explain_gated_scan,
+};
+
+/* _PG_init: the setting, and the node's name for plans sent to workers */
+void
+pfg_gated_scan_init(void)
+{
+	DefineCustomBoolVariable("profile_guard.gated_scan",
+							 "Takes the gates' decisions in the scan of a guarded table.",
+							 "Off: every gate is a function call. Either way the same cells are served and counted; it changes the speed only.",
+							 &gated_scan_enabled,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	RegisterCustomScanMethods(&gated_scan_plan_methods);
+}
