@@ -158,6 +158,33 @@ UPDATE fans SET level = 2 WHERE id = 3;
 UPDATE fans SET music = music WHERE id = 3;
 UPDATE fans SET music = 'Loot-Box' WHERE id = 3;
 SELECT id, music, motto, level FROM fans ORDER BY id;
+-- the write path's matcher and prohibited_topic() (its specification in
+-- SQL) name the same topic for every term of the lexicon: inside a text,
+-- alone, upper-cased, glued to a letter or a digit, between separators,
+-- with a suffix, and for texts that hold two terms
+CREATE FUNCTION pg_temp.write_path_topic(m text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE d text;
+BEGIN
+	INSERT INTO fans VALUES (1, m, NULL, 1) ON CONFLICT (id) DO UPDATE SET music = excluded.music;
+	RAISE EXCEPTION 'collected' USING ERRCODE = 'P0001';	-- undo it
+EXCEPTION
+	WHEN SQLSTATE '44000' THEN
+		GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+		RETURN substring(d FROM 'prohibited topic "([^"]*)"');
+	WHEN SQLSTATE 'P0001' THEN
+		RETURN NULL;
+END $$;
+WITH terms AS (SELECT term, row_number() OVER (ORDER BY topic, term) AS i FROM profile_guard.prohibited_term),
+texts AS (
+	SELECT unnest(ARRAY['the ' || term || ' here', term, upper(term), 'x' || term,
+						term || '9', replace(term, ' ', '_') || '.', 'a-' || term || '-b',
+						term || 's', '(' || term || ')']) AS v FROM terms
+	UNION ALL
+	SELECT a.term || ' and ' || b.term FROM terms a JOIN terms b ON b.i = a.i % 7 + 1)
+SELECT count(*) > 500 AS many_texts,
+	count(*) FILTER (WHERE pg_temp.write_path_topic(v) IS NOT NULL) > 100 AS many_refused,
+	count(*) FILTER (WHERE pg_temp.write_path_topic(v) IS DISTINCT FROM profile_guard.prohibited_topic(v)) AS disagreements
+FROM texts;
 DROP TABLE fans, fans_staging;
 
 -- sensitive values meet the lexicon too: their plaintext, before it is

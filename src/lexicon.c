@@ -20,8 +20,10 @@
  *	  by an ASCII letter or digit), any other term matches as a substring.
  *	  Terms other than ASCII ones are tried first, in topic and term order,
  *	  then the ASCII term that starts first in the text (the longest of
- *	  those that start there); a term whose first byte the text does not
- *	  hold is not searched for.  The terms of a topic exempted for the
+ *	  those that start there): at each byte that starts a word, only the
+ *	  ASCII terms beginning with that byte are compared (AsciiByByte).  A
+ *	  term other than ASCII whose first byte the text does not hold is not
+ *	  searched for.  The terms of a topic exempted for the
  *	  category of the value's tag (prohibited_topic_exemption) are skipped.
  *
  *-------------------------------------------------------------------------
@@ -62,6 +64,14 @@ static int	NTopics = 0;
 static LexiconExemption *Exemptions = NULL;
 static int	NExemptions = 0;
 static bool *TopicExempt = NULL;	/* per call: topics exempted for the tag */
+
+/*
+ * The ASCII terms grouped by their first byte, each group in Terms' order:
+ * AsciiByByte[AsciiFirst[b] .. AsciiFirst[b + 1]) index the terms that
+ * start with byte b.
+ */
+static int *AsciiByByte = NULL;
+static int	AsciiFirst[257];
 static bool Loaded = false;
 static uint64 LoadedSignals = 0;
 static Oid	LoadedRelid = InvalidOid;
@@ -155,6 +165,25 @@ all_ascii(const char *s)
 	return true;
 }
 
+/* AsciiByByte and AsciiFirst for Terms, in the current context */
+static void
+group_ascii_terms(void)
+{
+	int			next[256];
+
+	memset(AsciiFirst, 0, sizeof(AsciiFirst));
+	for (int i = 0; i < NTerms; i++)
+		if (Terms[i].ascii)
+			AsciiFirst[(unsigned char) Terms[i].term[0] + 1]++;
+	for (int b = 0; b < 256; b++)
+		AsciiFirst[b + 1] += AsciiFirst[b];
+	AsciiByByte = palloc(sizeof(int) * (AsciiFirst[256] + 1));
+	memcpy(next, AsciiFirst, sizeof(next));
+	for (int i = 0; i < NTerms; i++)
+		if (Terms[i].ascii)
+			AsciiByByte[next[(unsigned char) Terms[i].term[0]]++] = i;
+}
+
 /* read the terms into LexiconContext */
 static void
 load_terms(void)
@@ -175,6 +204,8 @@ load_terms(void)
 	Exemptions = NULL;
 	NExemptions = 0;
 	TopicExempt = NULL;
+	AsciiByByte = NULL;
+	memset(AsciiFirst, 0, sizeof(AsciiFirst));
 	Loaded = false;
 
 	pfg_begin_catalog_access(&ca, false);
@@ -211,6 +242,7 @@ load_terms(void)
 		NTerms++;
 	}
 	TopicExempt = palloc0(sizeof(bool) * (NTopics + 1));
+	group_ascii_terms();
 	MemoryContextSwitchTo(old);
 
 	/* the exemptions, per tag (none in a catalog of a version without them) */
@@ -266,30 +298,36 @@ refresh(void)
 	LoadedRelid = relid;
 }
 
-/* does the term occur in s as a whole word? */
-static const char *
-find_word(const char *s, const LexiconTerm *t)
+/*
+ * The longest ASCII term that occurs in s (normal form, n bytes) as a whole
+ * word starting at byte p (which no ASCII letter or digit precedes), the
+ * first in Terms' order of those as long; NULL if none.
+ */
+static const LexiconTerm *
+word_at(const char *s, int n, int p, bool any_exempt)
 {
-	const char *p = s;
+	unsigned char b = (unsigned char) s[p];
+	const LexiconTerm *best = NULL;
 
-	while ((p = strstr(p, t->term)) != NULL)
+	for (int k = AsciiFirst[b]; k < AsciiFirst[b + 1]; k++)
 	{
-		bool		starts = (p == s || !is_word_byte((unsigned char) p[-1]));
-		bool		ends = !is_word_byte((unsigned char) p[t->len]);
+		const LexiconTerm *t = &Terms[AsciiByByte[k]];
 
-		if (starts && ends)
-			return p;
-		p++;
+		if (t->len > n - p || (best != NULL && t->len <= best->len) ||
+			(any_exempt && TopicExempt[t->topicno]))
+			continue;
+		if (memcmp(s + p, t->term, t->len) == 0 &&
+			!is_word_byte((unsigned char) s[p + t->len]))
+			best = t;
 	}
-	return NULL;
+	return best;
 }
 
 const char *
 pfg_lexicon_topic(const char *value, int len, const char *tag)
 {
 	char	   *norm;
-	const char *best = NULL;
-	const LexiconTerm *best_term = NULL;
+	int			n;
 	const char *topic = NULL;
 	bool		any_exempt = false;
 
@@ -305,7 +343,8 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 				TopicExempt[Exemptions[i].topicno] = any_exempt = true;
 	}
 	norm = normalise(value, len);
-	if (norm[0] != '\0')
+	n = strlen(norm);
+	if (n > 0)
 	{
 		/* the bytes the text holds: a term whose first byte is not there cannot match */
 		bool		present[256] = {false};
@@ -317,23 +356,16 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 				present[(unsigned char) Terms[i].term[0]] &&
 				strstr(norm, Terms[i].term) != NULL)
 				topic = Terms[i].topic;
-		for (int i = 0; i < NTerms && topic == NULL; i++)
+		/* the ASCII term that starts first, at the start of a word */
+		for (int p = 0; norm[p] != '\0' && topic == NULL; p++)
 		{
-			const char *at;
+			const LexiconTerm *t;
 
-			if (!Terms[i].ascii || (any_exempt && TopicExempt[Terms[i].topicno]) ||
-				!present[(unsigned char) Terms[i].term[0]])
+			if (p > 0 && is_word_byte((unsigned char) norm[p - 1]))
 				continue;
-			at = find_word(norm, &Terms[i]);
-			if (at != NULL &&
-				(best == NULL || at < best || (at == best && Terms[i].len > best_term->len)))
-			{
-				best = at;
-				best_term = &Terms[i];
-			}
+			if ((t = word_at(norm, n, p, any_exempt)) != NULL)
+				topic = t->topic;
 		}
-		if (topic == NULL && best_term != NULL)
-			topic = best_term->topic;
 	}
 	pfree(norm);
 	return topic;
