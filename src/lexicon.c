@@ -72,6 +72,8 @@ static bool *TopicExempt = NULL;	/* per call: topics exempted for the tag */
  */
 static int *AsciiByByte = NULL;
 static int	AsciiFirst[257];
+static int *OtherTerms = NULL;	/* the other terms, in Terms' order */
+static int	NOtherTerms = 0;
 static bool Loaded = false;
 static uint64 LoadedSignals = 0;
 static Oid	LoadedRelid = InvalidOid;
@@ -111,7 +113,7 @@ static char *
 normalise(const char *s, int len)
 {
 	text	   *lowered;
-	char	   *low;
+	const char *low;
 	int			lowlen;
 	char	   *out;
 	int			n = 0;
@@ -121,9 +123,7 @@ normalise(const char *s, int len)
 	if (plain)
 	{
 		/* what lower() gives for it in every collation, without its cost */
-		low = palloc(len + 1);
-		for (int i = 0; i < len; i++)
-			low[i] = pg_ascii_tolower((unsigned char) s[i]);
+		low = s;
 		lowlen = len;
 	}
 	else
@@ -136,7 +136,8 @@ normalise(const char *s, int len)
 	out = palloc(lowlen + 1);
 	for (int i = 0; i < lowlen; i++)
 	{
-		unsigned char c = (unsigned char) low[i];
+		unsigned char c = plain ? pg_ascii_tolower((unsigned char) low[i]) :
+		(unsigned char) low[i];
 
 		if (is_separator(c))
 		{
@@ -151,8 +152,6 @@ normalise(const char *s, int len)
 		out[n++] = (char) c;
 	}
 	out[n] = '\0';
-	if (plain)
-		pfree(low);
 	return out;
 }
 
@@ -165,11 +164,17 @@ all_ascii(const char *s)
 	return true;
 }
 
-/* AsciiByByte and AsciiFirst for Terms, in the current context */
+/* AsciiByByte, AsciiFirst and OtherTerms for Terms, in the current context */
 static void
-group_ascii_terms(void)
+group_terms(void)
 {
 	int			next[256];
+
+	OtherTerms = palloc(sizeof(int) * (NTerms + 1));
+	NOtherTerms = 0;
+	for (int i = 0; i < NTerms; i++)
+		if (!Terms[i].ascii)
+			OtherTerms[NOtherTerms++] = i;
 
 	memset(AsciiFirst, 0, sizeof(AsciiFirst));
 	for (int i = 0; i < NTerms; i++)
@@ -206,6 +211,8 @@ load_terms(void)
 	TopicExempt = NULL;
 	AsciiByByte = NULL;
 	memset(AsciiFirst, 0, sizeof(AsciiFirst));
+	OtherTerms = NULL;
+	NOtherTerms = 0;
 	Loaded = false;
 
 	pfg_begin_catalog_access(&ca, false);
@@ -242,7 +249,7 @@ load_terms(void)
 		NTerms++;
 	}
 	TopicExempt = palloc0(sizeof(bool) * (NTopics + 1));
-	group_ascii_terms();
+	group_terms();
 	MemoryContextSwitchTo(old);
 
 	/* the exemptions, per tag (none in a catalog of a version without them) */
@@ -346,16 +353,26 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 	n = strlen(norm);
 	if (n > 0)
 	{
-		/* the bytes the text holds: a term whose first byte is not there cannot match */
-		bool		present[256] = {false};
+		/*
+		 * Terms other than ASCII, in a text that holds a byte other than
+		 * ASCII (else none can occur), if the text holds their first byte
+		 */
+		if (!all_ascii(norm))
+		{
+			bool		present[256] = {false};
 
-		for (const unsigned char *c = (const unsigned char *) norm; *c; c++)
-			present[*c] = true;
-		for (int i = 0; i < NTerms && topic == NULL; i++)
-			if (!Terms[i].ascii && !(any_exempt && TopicExempt[Terms[i].topicno]) &&
-				present[(unsigned char) Terms[i].term[0]] &&
-				strstr(norm, Terms[i].term) != NULL)
-				topic = Terms[i].topic;
+			for (const unsigned char *c = (const unsigned char *) norm; *c; c++)
+				present[*c] = true;
+			for (int k = 0; k < NOtherTerms && topic == NULL; k++)
+			{
+				const LexiconTerm *t = &Terms[OtherTerms[k]];
+
+				if (!(any_exempt && TopicExempt[t->topicno]) &&
+					present[(unsigned char) t->term[0]] &&
+					strstr(norm, t->term) != NULL)
+					topic = t->topic;
+			}
+		}
 		/* the ASCII term that starts first, at the start of a word */
 		for (int p = 0; norm[p] != '\0' && topic == NULL; p++)
 		{
