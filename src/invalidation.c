@@ -16,6 +16,7 @@
  *	                        names
  *	    4. redact.c         the names of guarded relations
  *	    5. data_key.c       the cached data keys (data_key_cache.c)
+ *	    6. lexicon.c        the prohibited terms (their table dropped)
  *	  syscache (pg_authid and pg_auth_members: roles and memberships):
  *	    1. bypass.c, purpose.c  the bypass memo and the purposes'
  *	                        validation
@@ -42,6 +43,7 @@ profile_guard_relcache_callback(Datum arg, Oid relid)
 	pfg_audit_relcache_invalidated(relid);
 	pfg_redact_relcache_invalidated(relid);
 	pfg_data_key_relcache_invalidated(relid);
+	pfg_lexicon_relcache_invalidated(relid);
 }
 
 static void

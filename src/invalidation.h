@@ -22,6 +22,7 @@ extern void pfg_policy_generation_relcache_invalidated(Oid relid);	/* policy_gen
 extern void pfg_audit_relcache_invalidated(Oid relid);	/* audit_log.c */
 extern void pfg_redact_relcache_invalidated(Oid relid); /* redact.c */
 extern void pfg_data_key_relcache_invalidated(Oid relid);	/* data_key.c */
+extern void pfg_lexicon_relcache_invalidated(Oid relid);	/* lexicon.c */
 
 /* roles or role memberships changed (pg_authid, pg_auth_members) */
 extern void pfg_purpose_roles_invalidated(void);	/* purpose.c */

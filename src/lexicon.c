@@ -6,7 +6,8 @@
  *	  matched against tag values without a query per value.
  *
  *	  The terms are read once (with the rights of our schema's owner) and
- *	  kept until the next policy signal (policy_generation.c):
+ *	  kept until the next policy signal (policy_generation.c) or until their
+ *	  table is dropped:
  *	  add_prohibited_term and remove_prohibited_term advance the policy
  *	  generation, which signals every backend once committed.  Within a
  *	  transaction that changed the policy, the terms are read again for
@@ -36,6 +37,7 @@
 #include "utils/memutils.h"
 
 #include "catalog.h"
+#include "invalidation.h"
 #include "lexicon.h"
 #include "policy_generation.h"
 #include "spi_checked.h"
@@ -289,20 +291,27 @@ load_terms(void)
 /*
  * The terms, read again after any policy signal (compared without reading
  * the generation: that read would consume the signal the consent cache
- * acts on), or when the catalog is another (a re-created extension).
+ * acts on), or when their table was dropped (a re-created extension: the
+ * relcache invalidation, below).
  */
 static void
 refresh(void)
 {
 	uint64		signals = pfg_policy_signals;
-	Oid			relid = pfg_catalog_relid("prohibited_term");
 
-	if (Loaded && !pfg_policy_changed_here() &&
-		signals == LoadedSignals && relid == LoadedRelid)
+	if (Loaded && !pfg_policy_changed_here() && signals == LoadedSignals)
 		return;
 	load_terms();
 	LoadedSignals = signals;
-	LoadedRelid = relid;
+	LoadedRelid = pfg_catalog_relid("prohibited_term");
+}
+
+/* invalidation.c: a relation's relcache entry is invalid (InvalidOid: all) */
+void
+pfg_lexicon_relcache_invalidated(Oid relid)
+{
+	if (!OidIsValid(relid) || relid == LoadedRelid)
+		Loaded = false;
 }
 
 /*
