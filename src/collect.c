@@ -116,6 +116,10 @@ holds_text(Form_pg_attribute att)
 	char		category;
 	bool		preferred;
 
+	/* the built-in string types without a catalog look-up (every row asks) */
+	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID ||
+		att->atttypid == BPCHAROID)
+		return true;
 	get_type_category_preferred(getBaseType(att->atttypid), &category, &preferred);
 	return category == TYPCATEGORY_STRING;
 }
