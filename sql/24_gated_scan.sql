@@ -136,6 +136,13 @@ SELECT rows_both_ways('SELECT row_to_json(e) FROM events e');
 SELECT rows_both_ways('SELECT e::text FROM events e');
 SELECT rows_both_ways('SELECT a.n, b.music FROM events a JOIN events b ON a.n = b.n');
 SELECT rows_both_ways('SELECT i, (SELECT count(music) FROM events WHERE i > 0) FROM generate_series(1, 3) i');
+SELECT rows_both_ways('SELECT n, CASE WHEN n > 2 THEN music END AS m, coalesce(sports, music) AS c FROM events');
+SELECT rows_both_ways('SELECT count(*) FILTER (WHERE n > 2) AS c, sum(visits) FILTER (WHERE music IS NULL) AS v, count(sports) AS s FROM events');
+SELECT rows_both_ways('SELECT mode() WITHIN GROUP (ORDER BY music) AS m, percentile_disc(0.5) WITHIN GROUP (ORDER BY visits) AS v FROM events');
+SELECT rows_both_ways('SELECT sum(visits) FROM events GROUP BY GROUPING SETS ((), (sports))');
+SELECT rows_both_ways('SELECT n, sum(visits) OVER (), music FROM events');
+SELECT rows_both_ways('SELECT DISTINCT ON (subject) subject, music FROM events ORDER BY subject, n');
+SELECT rows_both_ways('SELECT n, music FROM events UNION SELECT n, sports FROM events');
 
 -- a rescanned gated scan (the sub-select runs once per outer row)
 EXPLAIN (COSTS OFF) SELECT i, (SELECT count(music) FROM events WHERE i > 0) FROM generate_series(1, 3) i;
@@ -177,9 +184,65 @@ SET profile_guard.gated_scan = off;
 SELECT sum(visits), count(music) FROM events;
 SELECT n, sports, music FROM events ORDER BY n;
 RESET profile_guard.gated_scan;
+-- a cell gate that the interpreter may skip (a CASE branch, COALESCE's
+-- later arguments, AND and OR, an aggregate's FILTER) is called, and
+-- counted, for some rows only: it stays a call, the scan masks the others
+EXPLAIN (COSTS OFF) SELECT n, CASE WHEN n > 8 THEN music END AS music, sports FROM events;
+EXPLAIN (COSTS OFF) SELECT count(*) FILTER (WHERE n > 2), sum(visits) FILTER (WHERE n > 2), count(sports) FROM events;
+SELECT n, CASE WHEN n > 8 THEN music END AS music, sports FROM events ORDER BY n;
+SELECT count(*) FILTER (WHERE n > 2), sum(visits) FILTER (WHERE n > 2), count(sports) FROM events;
+SELECT n, coalesce(sports, music), n > 3 AND visits IS NULL AS late FROM events ORDER BY n;
+SET profile_guard.gated_scan = off;
+SELECT n, CASE WHEN n > 8 THEN music END AS music, sports FROM events ORDER BY n;
+SELECT count(*) FILTER (WHERE n > 2), sum(visits) FILTER (WHERE n > 2), count(sports) FROM events;
+SELECT n, coalesce(sports, music), n > 3 AND visits IS NULL AS late FROM events ORDER BY n;
+RESET profile_guard.gated_scan;
 RESET ROLE;
 SET client_min_messages = warning;
 RESET profile_guard.audit;
+
+-- a hashed aggregate reads the rows of the groups it spilled back and
+-- advances their aggregates then, calling their cell gates again: the
+-- gated scan takes none of the cell gates above a hashed aggregate
+CREATE TABLE visit_log (n int, subject bigint, visits int);
+INSERT INTO visit_log SELECT i, 10, i FROM generate_series(1, 3000) i;
+GRANT SELECT ON visit_log TO regress_gs_app;
+DO $setup$ BEGIN
+PERFORM profile_guard.protect('visit_log', 'subject');
+PERFORM profile_guard.classify('visit_log', 'visits', 'behavior.visits');
+END $setup$;
+VACUUM ANALYZE visit_log;
+SET profile_guard.audit = 'all';
+SET ROLE regress_gs_app;
+SET work_mem = '64kB';
+SET hash_mem_multiplier = 1;
+SET enable_sort = off;
+EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY n;
+SET client_min_messages = log;
+SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g;
+SET profile_guard.gated_scan = off;
+SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g;
+RESET profile_guard.gated_scan;
+SET client_min_messages = warning;
+RESET work_mem;
+RESET hash_mem_multiplier;
+RESET enable_sort;
+RESET ROLE;
+RESET profile_guard.audit;
+
+-- JIT-compiled expressions read the gated scan's (virtual) tuples alike
+SET ROLE regress_gs_app;
+SET jit = on;
+SET jit_above_cost = 0;
+SET jit_inline_above_cost = 0;
+SET jit_optimize_above_cost = 0;
+SELECT rows_both_ways('SELECT n, subject, sports, music, visits, health FROM events');
+SELECT rows_both_ways('SELECT sum(visits) AS v, count(music) AS m, count(sports) AS s FROM events');
+RESET jit_above_cost;
+RESET jit_inline_above_cost;
+RESET jit_optimize_above_cost;
+SET jit = off;
+RESET ROLE;
 
 -- a role that bypasses the gates gets the plain scan and the stored values
 SET ROLE regress_gs_bypass;
@@ -201,6 +264,7 @@ DROP FUNCTION rows_both_ways(text);
 DROP FUNCTION music_rows();
 DROP VIEW events_view;
 DROP TABLE events;
+DROP TABLE visit_log;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_gs_app;
 DROP ROLE regress_gs_bypass;

@@ -17,7 +17,11 @@
  *	      returned, as the interpreter's cell gates would have seen it;
  *	    - a masked column is read exactly once, inside a cell gate for the
  *	      table's subject, either in the scan's own target list or, passed
- *	      through it, in the plain aggregate right above it;
+ *	      through it, in an aggregate's arguments in the plain (not hashed)
+ *	      aggregate right above it;
+ *	    - that cell gate is called for every row: it stands in no part of
+ *	      an expression that may be skipped (CASE, COALESCE, AND, OR, an
+ *	      aggregate's FILTER, ...);
  *	    - no system column or whole-row reference.
  *	  Everything else keeps the sequential scan and the gate functions.
  *	  Plans are made gated by gate.c; this file only changes how the gates
@@ -75,6 +79,8 @@ typedef struct GatedScanPlanning
 	ColumnUse  *use;			/* [ncolumns + 1] */
 	bool		unsupported;	/* system column or whole-row reference */
 	int			gates_met;		/* cell gates met so far */
+	int			conditional;	/* > 0: the expression being walked may be
+								 * evaluated for some rows only */
 	/* the parent, as it reads the scan's target list (by resno) */
 	int			nresnos;
 	AttrNumber *resno_attno;	/* [nresnos + 1]: the attribute a resno
@@ -122,6 +128,60 @@ note_gate_ref(GatedScanPlanning *p, ColumnUse *u, int tag_id)
 		u->tag_id = -1;
 }
 
+/*
+ * Whether every subexpression of 'node' is evaluated whenever it is.  The
+ * gated scan takes a cell gate's decision (and counts it) for every row
+ * it returns: it may do so only for a cell gate that the interpreter
+ * would call for every row too, never for one it may skip (CASE, COALESCE,
+ * AND, OR, a subscript of a NULL array, an aggregate's FILTER, ...).
+ * Anything not listed here is taken as evaluating its parts conditionally.
+ */
+static bool
+evaluates_all_parts(Node *node)
+{
+	switch (nodeTag(node))
+	{
+		case T_List:
+		case T_TargetEntry:
+		case T_Var:
+		case T_Const:
+		case T_Param:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_ScalarArrayOpExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_CollateExpr:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_RowExpr:
+		case T_ArrayExpr:
+		case T_FieldSelect:
+			return true;
+		case T_BoolExpr:
+			return ((BoolExpr *) node)->boolop == NOT_EXPR;
+		default:
+			return false;
+	}
+}
+
+/* walks the parts of 'node', conditionally evaluated ones as such */
+static bool
+walk_parts(Node *node, bool (*walker) (), GatedScanPlanning *p)
+{
+	bool		all = evaluates_all_parts(node);
+	bool		result;
+
+	if (!all)
+		p->conditional++;
+	result = expression_tree_walker(node, walker, (void *) p);
+	if (!all)
+		p->conditional--;
+	return result;
+}
+
 /* counts the reads of the scanned table's attributes in the scan's expressions */
 static bool
 scan_refs_walker(Node *node, GatedScanPlanning *p)
@@ -132,7 +192,8 @@ scan_refs_walker(Node *node, GatedScanPlanning *p)
 
 	if (node == NULL)
 		return false;
-	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+	if (p->conditional == 0 &&
+		as_cell_gate(node, p, &subject, &value, &tag_id) &&
 		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
 		value->varno == p->scanrelid && value->varattno > 0 &&
 		value->varattno <= p->ncolumns && value->varattno != p->subject_attno)
@@ -153,7 +214,7 @@ scan_refs_walker(Node *node, GatedScanPlanning *p)
 		}
 		return false;
 	}
-	return expression_tree_walker(node, scan_refs_walker, (void *) p);
+	return walk_parts(node, scan_refs_walker, p);
 }
 
 /* the attribute that the parent's Var reads, passed through the scan, or 0 */
@@ -175,7 +236,8 @@ parent_refs_walker(Node *node, GatedScanPlanning *p)
 
 	if (node == NULL)
 		return false;
-	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
+	if (p->conditional == 0 &&
+		as_cell_gate(node, p, &subject, &value, &tag_id) &&
 		parent_attno(subject, p) == p->subject_attno &&
 		parent_attno(value, p) > 0 && parent_attno(value, p) != p->subject_attno)
 	{
@@ -190,7 +252,23 @@ parent_refs_walker(Node *node, GatedScanPlanning *p)
 			p->use[attno].raw_refs++;
 		return false;
 	}
-	return expression_tree_walker(node, parent_refs_walker, (void *) p);
+	if (IsA(node, Aggref) && ((Aggref *) node)->aggfilter == NULL &&
+		((Aggref *) node)->aggdirectargs == NIL)
+	{
+		/*
+		 * An aggregate's arguments are evaluated for every input row,
+		 * wherever the aggregate stands in the expression (whose other
+		 * parts are evaluated once per group).
+		 */
+		int			conditional = p->conditional;
+		bool		result;
+
+		p->conditional = 0;
+		result = expression_tree_walker(node, parent_refs_walker, (void *) p);
+		p->conditional = conditional;
+		return result;
+	}
+	return walk_parts(node, parent_refs_walker, p);
 }
 
 /* a cell gate of a masked column becomes the (masked) column itself */
@@ -343,16 +421,24 @@ gated_scan_for(SeqScan *scan, Plan *parent, GatedScanPlanning *p)
 	{
 		Agg		   *agg = (Agg *) parent;
 
-		/* a plain aggregate reads its input in its expressions only */
+		/*
+		 * A plain aggregate reads its input in its expressions only.  Not
+		 * a hashed one: the rows of the groups it spills are advanced
+		 * again, their gates called again, when it reads them back.
+		 */
 		if (parent != NULL && IsA(parent, Agg) && parent->lefttree == (Plan *) scan &&
-			agg->groupingSets == NIL && agg->chain == NIL)
+			agg->groupingSets == NIL && agg->chain == NIL &&
+			(agg->aggstrategy == AGG_PLAIN || agg->aggstrategy == AGG_SORTED))
 		{
 			for (i = 0; i < agg->numCols; i++)
 				if (agg->grpColIdx[i] <= p->nresnos &&
 					p->resno_attno[agg->grpColIdx[i]] > 0)
 					p->use[p->resno_attno[agg->grpColIdx[i]]].raw_refs++;
+			/* outside its aggregates, an expression is evaluated per group */
+			p->conditional = 1;
 			parent_refs_walker((Node *) parent->targetlist, p);
 			parent_refs_walker((Node *) parent->qual, p);
+			p->conditional = 0;
 			parent_gated = true;
 		}
 		else
