@@ -202,8 +202,10 @@ SET client_min_messages = warning;
 RESET profile_guard.audit;
 
 -- a hashed aggregate reads the rows of the groups it spilled back and
--- advances their aggregates then, calling their cell gates again: the
--- gated scan takes none of the cell gates above a hashed aggregate
+-- advances their aggregates then, calling their cell gates again (how many
+-- spill depends on the platform's memory accounting, so the audit line is
+-- not shown): the gated scan takes none of the cell gates above a hashed
+-- aggregate
 CREATE TABLE visit_log (n int, subject bigint, visits int);
 INSERT INTO visit_log SELECT i, 10, i FROM generate_series(1, 3000) i;
 GRANT SELECT ON visit_log TO regress_gs_app;
@@ -212,23 +214,16 @@ PERFORM profile_guard.protect('visit_log', 'subject');
 PERFORM profile_guard.classify('visit_log', 'visits', 'behavior.visits');
 END $setup$;
 VACUUM ANALYZE visit_log;
-SET profile_guard.audit = 'all';
 SET ROLE regress_gs_app;
 SET work_mem = '64kB';
 SET hash_mem_multiplier = 1;
 SET enable_sort = off;
 EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY n;
-SET client_min_messages = log;
-SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g;
-SET profile_guard.gated_scan = off;
-SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g;
-RESET profile_guard.gated_scan;
-SET client_min_messages = warning;
+SELECT rows_both_ways('SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g');
 RESET work_mem;
 RESET hash_mem_multiplier;
 RESET enable_sort;
 RESET ROLE;
-RESET profile_guard.audit;
 
 -- JIT-compiled expressions read the gated scan's (virtual) tuples alike
 SET ROLE regress_gs_app;
