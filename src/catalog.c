@@ -433,6 +433,16 @@ pfg_guarded_relation_copy(Oid relid)
 	return copy;
 }
 
+/*
+ * How many relcache invalidations this backend has taken in: a copy of a
+ * guarded shape made when it was the same is still the shape.
+ */
+uint64
+pfg_guard_cache_flushes(void)
+{
+	return GuardCacheFlushes;
+}
+
 /* the direct parents of a relation (partition parent or inherited tables) */
 static List *
 inheritance_parents(Oid relid)

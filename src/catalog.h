@@ -41,6 +41,7 @@ extern bool pfg_extension_present(void);
 extern bool pfg_any_guarded(void);
 extern GuardedRelation *pfg_guarded_relation(Oid relid);
 extern GuardedRelation *pfg_guarded_relation_copy(Oid relid);
+extern uint64 pfg_guard_cache_flushes(void);
 extern bool pfg_rte_reads_tags(Bitmapset *selectedCols, GuardedRelation *grel);
 struct RangeTblEntry;
 extern bool pfg_rte_reads_rows(struct RangeTblEntry *rte);

@@ -285,6 +285,40 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 	return value;
 }
 
+/*
+ * The guarded shape of the trigger's table, copied into the trigger call
+ * site's memory (the statement's): what the row's checks look up may take
+ * in an invalidation, which frees the map's own.  The copy serves the next
+ * rows until the backend takes in a relcache invalidation; older copies
+ * stay until the statement ends, since a row may still be using one.
+ */
+typedef struct CollectSite
+{
+	Oid			relid;
+	uint64		flushes;		/* pfg_guard_cache_flushes() when copied */
+	GuardedRelation *grel;		/* NULL: not guarded */
+} CollectSite;
+
+static GuardedRelation *
+guarded_shape(FunctionCallInfo fcinfo, Oid relid)
+{
+	CollectSite *site = (CollectSite *) fcinfo->flinfo->fn_extra;
+	uint64		flushes = pfg_guard_cache_flushes();
+	MemoryContext old;
+
+	if (site != NULL && site->relid == relid && site->flushes == flushes)
+		return site->grel;
+	if (site == NULL)
+		fcinfo->flinfo->fn_extra = site =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CollectSite));
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	site->grel = pfg_guarded_relation_copy(relid);
+	MemoryContextSwitchTo(old);
+	site->relid = relid;
+	site->flushes = flushes;	/* read before copying: later ones copy again */
+	return site->grel;
+}
+
 Datum
 profile_guard_collect(PG_FUNCTION_ARGS)
 {
@@ -333,7 +367,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 
 	/* a copy: what follows may take in invalidations, which free the map's */
-	grel = pfg_guarded_relation_copy(RelationGetRelid(rel));
+	grel = guarded_shape(fcinfo, RelationGetRelid(rel));
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
 	stamp_root = grel->stamped ? grel->root : InvalidOid;
