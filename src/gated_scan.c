@@ -182,23 +182,38 @@ walk_parts(Node *node, bool (*walker) (), GatedScanPlanning *p)
 	return result;
 }
 
+/*
+ * The column that 'node' reads of the scanned table, if it is a cell gate of
+ * the table's subject over another of its columns (in the scan's own
+ * expressions); else 0.  *value is the gate's column reference.
+ */
+static AttrNumber
+scan_gate_column(Node *node, GatedScanPlanning *p, Var **value, int *tag_id)
+{
+	Var		   *subject;
+
+	if (as_cell_gate(node, p, &subject, value, tag_id) &&
+		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
+		(*value)->varno == p->scanrelid && (*value)->varattno > 0 &&
+		(*value)->varattno <= p->ncolumns && (*value)->varattno != p->subject_attno)
+		return (*value)->varattno;
+	return 0;
+}
+
 /* counts the reads of the scanned table's attributes in the scan's expressions */
 static bool
 scan_refs_walker(Node *node, GatedScanPlanning *p)
 {
-	Var		   *subject;
 	Var		   *value;
 	int			tag_id;
+	AttrNumber	attno;
 
 	if (node == NULL)
 		return false;
 	if (p->conditional == 0 &&
-		as_cell_gate(node, p, &subject, &value, &tag_id) &&
-		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
-		value->varno == p->scanrelid && value->varattno > 0 &&
-		value->varattno <= p->ncolumns && value->varattno != p->subject_attno)
+		(attno = scan_gate_column(node, p, &value, &tag_id)) > 0)
 	{
-		note_gate_ref(p, &p->use[value->varattno], tag_id);
+		note_gate_ref(p, &p->use[attno], tag_id);
 		return false;
 	}
 	if (IsA(node, Var))
@@ -226,28 +241,43 @@ parent_attno(Var *var, GatedScanPlanning *p)
 	return p->resno_attno[var->varattno];
 }
 
+/*
+ * The column that 'node' reads of the scanned table through the scan's
+ * target list, if it is a cell gate of the table's subject over another of
+ * its columns (in the parent's expressions); else 0.
+ */
+static AttrNumber
+parent_gate_column(Node *node, GatedScanPlanning *p, Var **value, int *tag_id)
+{
+	Var		   *subject;
+	AttrNumber	attno;
+
+	if (as_cell_gate(node, p, &subject, value, tag_id) &&
+		parent_attno(subject, p) == p->subject_attno &&
+		(attno = parent_attno(*value, p)) > 0 && attno != p->subject_attno)
+		return attno;
+	return 0;
+}
+
 /* counts the parent's reads of attributes the scan passes through */
 static bool
 parent_refs_walker(Node *node, GatedScanPlanning *p)
 {
-	Var		   *subject;
 	Var		   *value;
 	int			tag_id;
+	AttrNumber	attno;
 
 	if (node == NULL)
 		return false;
 	if (p->conditional == 0 &&
-		as_cell_gate(node, p, &subject, &value, &tag_id) &&
-		parent_attno(subject, p) == p->subject_attno &&
-		parent_attno(value, p) > 0 && parent_attno(value, p) != p->subject_attno)
+		(attno = parent_gate_column(node, p, &value, &tag_id)) > 0)
 	{
-		note_gate_ref(p, &p->use[parent_attno(value, p)], tag_id);
+		note_gate_ref(p, &p->use[attno], tag_id);
 		return false;
 	}
 	if (IsA(node, Var))
 	{
-		AttrNumber	attno = parent_attno((Var *) node, p);
-
+		attno = parent_attno((Var *) node, p);
 		if (attno > 0)
 			p->use[attno].raw_refs++;
 		return false;
@@ -275,16 +305,13 @@ parent_refs_walker(Node *node, GatedScanPlanning *p)
 static Node *
 scan_gates_mutator(Node *node, GatedScanPlanning *p)
 {
-	Var		   *subject;
 	Var		   *value;
 	int			tag_id;
+	AttrNumber	attno;
 
 	if (node == NULL)
 		return NULL;
-	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
-		subject->varno == p->scanrelid && subject->varattno == p->subject_attno &&
-		value->varno == p->scanrelid && value->varattno > 0 &&
-		value->varattno <= p->ncolumns && p->masked[value->varattno])
+	if ((attno = scan_gate_column(node, p, &value, &tag_id)) > 0 && p->masked[attno])
 		return (Node *) copyObject(value);
 	return expression_tree_mutator(node, scan_gates_mutator, (void *) p);
 }
@@ -292,15 +319,13 @@ scan_gates_mutator(Node *node, GatedScanPlanning *p)
 static Node *
 parent_gates_mutator(Node *node, GatedScanPlanning *p)
 {
-	Var		   *subject;
 	Var		   *value;
 	int			tag_id;
+	AttrNumber	attno;
 
 	if (node == NULL)
 		return NULL;
-	if (as_cell_gate(node, p, &subject, &value, &tag_id) &&
-		parent_attno(subject, p) == p->subject_attno &&
-		parent_attno(value, p) > 0 && p->masked[parent_attno(value, p)])
+	if ((attno = parent_gate_column(node, p, &value, &tag_id)) > 0 && p->masked[attno])
 		return (Node *) copyObject(value);
 	return expression_tree_mutator(node, parent_gates_mutator, (void *) p);
 }
