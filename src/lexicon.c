@@ -94,10 +94,6 @@ is_word_byte(unsigned char c)
 }
 
 /*
- * The normal form of a text, palloc'd in the current context: lower case,
- * separators collapsed to one space, no space at either end.
- */
-/*
  * Is s plain ASCII without "I", so that lower() of any collation maps it
  * byte by byte to its ASCII lower case?  ("I" lowers to a dotless i in
  * Turkish and Azerbaijani collations.)
@@ -111,8 +107,13 @@ ascii_lowers_plainly(const char *s, int len)
 	return true;
 }
 
+/*
+ * The normal form of a text, palloc'd in the current context: lower case,
+ * separators collapsed to one space, no space at either end.  Its length
+ * goes to *normlen, and to *ascii whether it holds ASCII bytes only.
+ */
 static char *
-normalise(const char *s, int len)
+normalise(const char *s, int len, int *normlen, bool *ascii)
 {
 	text	   *lowered;
 	const char *low;
@@ -120,6 +121,7 @@ normalise(const char *s, int len)
 	char	   *out;
 	int			n = 0;
 	bool		space = false;
+	unsigned char high = 0;		/* every byte copied, or'ed */
 	bool		plain = ascii_lowers_plainly(s, len);
 
 	if (plain)
@@ -151,19 +153,13 @@ normalise(const char *s, int len)
 			out[n++] = ' ';
 			space = false;
 		}
+		high |= c;
 		out[n++] = (char) c;
 	}
 	out[n] = '\0';
+	*normlen = n;
+	*ascii = (high < 0x80);
 	return out;
-}
-
-static bool
-all_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char) *s >= 0x80)
-			return false;
-	return true;
 }
 
 /* AsciiByByte, AsciiFirst and OtherTerms for Terms, in the current context */
@@ -234,11 +230,9 @@ load_terms(void)
 		if (term == NULL || topic == NULL)
 			continue;
 		t = &Terms[NTerms];
-		t->term = normalise(term, strlen(term));
-		t->len = strlen(t->term);
+		t->term = normalise(term, strlen(term), &t->len, &t->ascii);
 		if (t->len == 0)
 			continue;
-		t->ascii = all_ascii(t->term);
 		/* ordered by topic: a new topic starts a new entry */
 		if (NTopics == 0 || strcmp(Topics[NTopics - 1], topic) != 0)
 		{
@@ -344,6 +338,7 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 {
 	char	   *norm;
 	int			n;
+	bool		ascii;
 	const char *topic = NULL;
 	bool		any_exempt = false;
 
@@ -358,15 +353,14 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 			if (tag != NULL && strcmp(Exemptions[i].tag, tag) == 0)
 				TopicExempt[Exemptions[i].topicno] = any_exempt = true;
 	}
-	norm = normalise(value, len);
-	n = strlen(norm);
+	norm = normalise(value, len, &n, &ascii);
 	if (n > 0)
 	{
 		/*
 		 * Terms other than ASCII, in a text that holds a byte other than
 		 * ASCII (else none can occur), if the text holds their first byte
 		 */
-		if (!all_ascii(norm))
+		if (!ascii)
 		{
 			bool		present[256] = {false};
 
