@@ -161,6 +161,22 @@ COMMIT;
 COPY events TO STDOUT;
 COPY (SELECT n, music FROM events) TO STDOUT;
 
+-- CREATE TABLE AS, INSERT … SELECT and a PL/pgSQL loop copy masked cells
+CREATE TEMP TABLE music_copy AS SELECT n, music FROM events;
+INSERT INTO music_copy SELECT n + 100, music FROM events;
+SELECT n, music FROM music_copy ORDER BY n;
+CREATE FUNCTION pg_temp.music_list() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r record; acc text := '';
+BEGIN
+	FOR r IN SELECT n, music FROM events ORDER BY n LOOP
+		acc := acc || r.n || '=' || coalesce(r.music, '-') || ' ';
+	END LOOP;
+	RETURN acc;
+END $$;
+SELECT pg_temp.music_list();
+DROP FUNCTION pg_temp.music_list();
+DROP TABLE music_copy;
+
 -- a prepared statement follows consent and purpose changes
 PREPARE counts AS SELECT count(sports), count(music) FROM events;
 EXECUTE counts;
