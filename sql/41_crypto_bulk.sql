@@ -111,6 +111,47 @@ SELECT count(*) FILTER (WHERE health = 'condition ' || id) AS decrypted
 FROM regress_bulk_patients WHERE id <> 5001;
 RESET ROLE;
 
+-- registration makes the data key, and the first sensitive value uses it
+SELECT profile_guard.register_subject('regress_reg_1');
+SELECT count(*) AS keys, count(wrapped_key) AS live_keys
+FROM profile_guard.subject_key WHERE subject = 'regress_reg_1';
+SELECT wrapped_key AS reg_key FROM profile_guard.subject_key WHERE subject = 'regress_reg_1' \gset
+SELECT profile_guard._decrypt('regress_reg_1', 'health.condition',
+	profile_guard._encrypt('regress_reg_1', 'health.condition', 'asthma')) AS round_trip;
+SELECT profile_guard.register_subject('regress_reg_1', '1990-01-01');
+SELECT count(*) AS keys, bool_and(wrapped_key = :'reg_key') AS same_key
+FROM profile_guard.subject_key WHERE subject = 'regress_reg_1';
+-- a registration rolled back takes its key with it
+BEGIN;
+SELECT profile_guard.register_subject('regress_reg_2');
+ROLLBACK;
+SELECT count(*) AS keys FROM profile_guard.subject_key WHERE subject = 'regress_reg_2';
+
+-- create_data_keys(): the keys of subjects registered without one, in bulk;
+-- a destroyed key stays destroyed
+INSERT INTO profile_guard.subject (subject) SELECT 'regress_bulk_' || i FROM generate_series(1, 25) i;
+SELECT profile_guard._destroy_subject_key('regress_bulk_1');
+SELECT count(*) AS keys_before FROM profile_guard.subject_key WHERE subject LIKE 'regress\_bulk\_%';
+SELECT profile_guard.create_data_keys() AS made;
+SELECT profile_guard.create_data_keys() AS made_again;
+SELECT count(*) AS keys, count(wrapped_key) AS live_keys, count(DISTINCT wrapped_key) AS distinct_keys
+FROM profile_guard.subject_key WHERE subject LIKE 'regress\_bulk\_%';
+SELECT profile_guard._decrypt('regress_bulk_7', 'health.condition',
+	profile_guard._encrypt('regress_bulk_7', 'health.condition', 'gout')) AS round_trip;
+-- bad input changes nothing: all or none of a call's keys are made
+SELECT profile_guard._create_data_keys(ARRAY['regress_new_1', NULL], false);
+SELECT profile_guard._create_data_keys(ARRAY['regress_new_1', repeat('x', 201)], false);
+SELECT profile_guard._create_data_keys(ARRAY['regress_new_1', ''], false);
+SELECT count(*) AS keys FROM profile_guard.subject_key WHERE subject = 'regress_new_1';
+-- only the administrator makes keys
+SET ROLE regress_bulk_app;
+SELECT profile_guard.create_data_keys();
+SELECT profile_guard._create_data_keys(ARRAY['regress_new_1'], false);
+RESET ROLE;
+DELETE FROM profile_guard.subject_key WHERE subject LIKE 'regress\_bulk\_%' OR subject LIKE 'regress\_reg\_%';
+DELETE FROM profile_guard.subject_event WHERE subject LIKE 'regress\_reg\_%';
+DELETE FROM profile_guard.subject WHERE subject LIKE 'regress\_bulk\_%' OR subject LIKE 'regress\_reg\_%';
+
 DROP TABLE regress_bulk_ct, regress_bulk_ct2, regress_bulk_late, regress_bulk_many, regress_bulk_patients;
 DROP OWNED BY regress_bulk_app;
 DROP ROLE regress_bulk_app;

@@ -144,7 +144,8 @@ SELECT length(_subject_hash('6')) AS hash_len, _subject_hash('6') = _subject_has
 
 -- request: the key was destroyed and the consents tombstoned (the ledger
 -- above), then 6 was forgotten: no consent, key or registration is left,
--- the request keeps only the keyed hash (sql/51_forget.sql has the rest)
+-- the request keeps only the keyed hash (sql/51_forget.sql has the rest);
+-- the others keep the data keys their registration made
 SELECT subject, count(*) AS consents, bool_and(erased_at IS NOT NULL) AS tombstones,
 	   bool_and(tags = '{}') AS nothing_left
 FROM consent GROUP BY subject ORDER BY subject;

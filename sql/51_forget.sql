@@ -148,7 +148,8 @@ SELECT birth_date, opted_out, erasure_requested_at FROM subject WHERE subject = 
 SELECT event FROM subject_event WHERE subject = 'forget-me-4417' ORDER BY event_id;
 SELECT count(*) AS blocks FROM tag_block WHERE subject = 'forget-me-4417';
 SELECT count(*) AS consents FROM consent WHERE subject = 'forget-me-4417';
-SELECT count(*) AS keys FROM subject_key WHERE subject = 'forget-me-4417';
+-- its new registration made it a new data key (the old one was destroyed)
+SELECT count(*) AS keys, count(wrapped_key) AS live_keys FROM subject_key WHERE subject = 'forget-me-4417';
 SELECT count(*) AS consent_rows FROM consent_status WHERE subject = 'forget-me-4417';
 -- nothing is collected before it consents anew
 SELECT pg_temp.err($$INSERT INTO public.lp VALUES ('forget-me-4417', 'interest.sports', 'tennis')$$) LIKE '42501:%' AS refused;

@@ -1546,7 +1546,8 @@ REVOKE ALL ON FUNCTION _guard_ddl() FROM PUBLIC;
  *
  * register_subject(subject, birth_date): register a subject, or record a
  * (new) birth date.  A NULL birth date on re-registration keeps the known
- * one: forgetting a birth date would lift the protection of minors.
+ * one: forgetting a birth date would lift the protection of minors.  A new
+ * subject gets its data key here when a master key is configured.
  */
 CREATE OR REPLACE FUNCTION register_subject(subject text, birth_date date DEFAULT NULL)
 RETURNS void
@@ -1582,6 +1583,8 @@ BEGIN
 		INSERT INTO subject (subject, birth_date) VALUES (register_subject.subject, register_subject.birth_date);
 		INSERT INTO subject_event (subject, event, recorded_by)
 		VALUES (register_subject.subject, 'registered', session_user);
+		-- its data key now, so that its first sensitive value finds one
+		PERFORM _create_data_keys(ARRAY[register_subject.subject], true);
 	ELSIF register_subject.birth_date IS NOT NULL
 		  AND old.birth_date IS DISTINCT FROM register_subject.birth_date THEN
 		UPDATE subject x SET birth_date = register_subject.birth_date WHERE x.subject = register_subject.subject;
@@ -5934,3 +5937,33 @@ SELECT _stamp_existing(g.relid, NULL)
 FROM guarded_table g JOIN pg_catalog.pg_class c ON c.oid = g.relid
 WHERE g.collected_at_column IS NULL
 ORDER BY g.relid::pg_catalog.oid;
+
+/*
+ * Data keys made in bulk: register_subject() makes a new subject's key
+ * (when a master key is configured), so that its first sensitive value
+ * finds one.  create_data_keys() makes the missing keys of subjects
+ * registered before 1.2, or while no master key was configured, or
+ * inserted into profile_guard.subject directly, and returns how many.
+ */
+CREATE FUNCTION _create_data_keys(subjects text[], when_configured boolean)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_create_data_keys'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION _create_data_keys(text[], boolean) FROM PUBLIC;
+
+CREATE FUNCTION create_data_keys()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	RETURN _create_data_keys(ARRAY(SELECT s.subject FROM subject s
+								   WHERE NOT EXISTS (SELECT 1 FROM subject_key k
+													 WHERE k.subject = s.subject)
+								   ORDER BY s.subject), false);
+END
+$$;
+COMMENT ON FUNCTION create_data_keys() IS
+	'makes the data key of every registered subject that has none; returns how many were made';
+REVOKE ALL ON FUNCTION create_data_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION create_data_keys() TO profile_guard_admin;

@@ -47,6 +47,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "parser/parse_relation.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "executor/tuptable.h"
@@ -55,6 +56,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -87,6 +89,7 @@ static bool stmt_bulk_loaded = false;
 static uint64 stmt_bulk_flushes = 0;	/* the cache's flush count after it */
 
 PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
+PFG_SQL_FUNCTION(profile_guard_create_data_keys);
 
 /*
  * invalidation.c: subject_key changed, or every relation may have.  The
@@ -450,6 +453,118 @@ insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
 	}
 	*own_xact = true;
 	return true;
+}
+
+/*
+ * Make the data keys of subjects (n of them; NULL entries are refused) that
+ * have none, in batches of CREATE_BATCH: each batch is one INSERT … SELECT
+ * over two arrays, the subjects and their wrapped keys, with ON CONFLICT
+ * DO NOTHING, so that a subject that has a key, or a destroyed one, keeps
+ * it.  This is how register_subject() gives a new subject its key, and how
+ * create_data_keys() makes them for subjects registered before: their
+ * first sensitive value then finds a key instead of making one.  The keys
+ * are not cached (the statements that read them load them).  Returns how
+ * many were made.
+ */
+#define CREATE_BATCH	10000
+static SPIPlanPtr create_keys_plan = NULL;
+
+static uint64
+create_data_keys(Datum *subjects, bool *nulls, int n)
+{
+	Oid			argtypes[3] = {TEXTARRAYOID, BYTEAARRAYOID, TEXTOID};
+	const PfgMasterKey *mk = pfg_master_key_current();
+	MemoryContext batch_cxt;
+	MemoryContext old_cxt;
+	PfgSavedRole saved;
+	uint8		key[PFG_KEY_LEN];
+	uint64		made = 0;
+	int			start;
+
+	for (start = 0; start < n; start++)
+		if (nulls[start])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("subject must not be null"),
+					 errhint("Pass the subjects' identifiers as text.")));
+
+	pfg_subject_key_begin_access(&saved);
+	check_master_key_matches(mk);
+	if (create_keys_plan == NULL)
+		create_keys_plan = pfg_keep_catalog_plan(
+			"INSERT INTO " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
+			" (subject, wrapped_key, master_fingerprint, created_at)"
+			" SELECT u.subject, u.wrapped_key, $3, pg_catalog.now()"
+			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+			" AS u (subject, wrapped_key)"
+			" ON CONFLICT (subject) DO NOTHING",
+			3, argtypes);
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "profile_guard new data keys",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (start = 0; start < n; start += CREATE_BATCH)
+	{
+		int			count = Min(CREATE_BATCH, n - start);
+		Datum	   *wrapped;
+		Datum		args[3];
+		int			i;
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		old_cxt = MemoryContextSwitchTo(batch_cxt);
+		wrapped = palloc(count * sizeof(Datum));
+		for (i = 0; i < count; i++)
+		{
+			char	   *subject = TextDatumGetCString(subjects[start + i]);
+			bytea	   *w = palloc(VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+
+			pfg_check_subject(subject);
+			SET_VARSIZE(w, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+			pfg_random_key(key);
+			pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(w));
+			wrapped[i] = PointerGetDatum(w);
+		}
+		explicit_bzero(key, PFG_KEY_LEN);
+		args[0] = PointerGetDatum(construct_array(subjects + start, count, TEXTOID,
+												  -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(wrapped, count, BYTEAOID,
+												  -1, false, TYPALIGN_INT));
+		args[2] = CStringGetTextDatum(mk->fingerprint);
+		MemoryContextSwitchTo(old_cxt);
+
+		rc = SPI_execute_plan(create_keys_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not store data keys: %s", SPI_result_code_string(rc));
+		made += SPI_processed;
+		MemoryContextReset(batch_cxt);
+	}
+	MemoryContextDelete(batch_cxt);
+	pfg_subject_key_end_access(&saved);
+	return made;
+}
+
+/*
+ * _create_data_keys(subjects text[], when_configured boolean) RETURNS
+ * bigint: the data keys of those subjects that have none.  With
+ * when_configured, nothing is made (0) while no master key is configured:
+ * register_subject() calls it so, and the first sensitive value of such a
+ * subject makes its key once one is.
+ */
+Datum
+profile_guard_create_data_keys(PG_FUNCTION_ARGS)
+{
+	ArrayType  *subjects = PG_GETARG_ARRAYTYPE_P(0);
+	bool		when_configured = PG_GETARG_BOOL(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	pfg_require_preload();
+	if (when_configured && !pfg_master_key_configured())
+		PG_RETURN_INT64(0);
+	deconstruct_array(subjects, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	PG_RETURN_INT64((int64) create_data_keys(elems, nulls, n));
 }
 
 /*

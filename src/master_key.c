@@ -212,6 +212,14 @@ set_master_key(PfgMasterKey *mk, uint8 *key)
 	mk->loaded = true;
 }
 
+/* true when profile_guard.master_key_file or _command is set */
+bool
+pfg_master_key_configured(void)
+{
+	return (master_key_file != NULL && master_key_file[0] != '\0') ||
+		(master_key_command != NULL && master_key_command[0] != '\0');
+}
+
 const PfgMasterKey *
 pfg_master_key_current(void)
 {

@@ -24,6 +24,8 @@ typedef struct PfgMasterKey
 
 extern void pfg_master_key_define_settings(void);
 
+/* whether a master key source is set (it may still fail to load) */
+extern bool pfg_master_key_configured(void);
 /* loaded on first use; errors when none is configured or it is unreadable */
 extern const PfgMasterKey *pfg_master_key_current(void);
 /* NULL when no previous master key is configured */

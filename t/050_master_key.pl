@@ -49,6 +49,9 @@ SELECT profile_guard.protect('records', 'id');
 SELECT profile_guard.classify('records', 'health', 'health.condition');
 GRANT SELECT, INSERT ON records TO regress_key_app;
 INSERT INTO records VALUES (1, 'asthma'), (2, 'diabetes');
+-- 3 and 4 have no data key yet, as subjects registered before
+-- registration made keys: their first values make them
+DELETE FROM profile_guard.subject_key WHERE subject IN ('3', '4');
 SQL
 is(as_app("SELECT string_agg(health, ',' ORDER BY id) FROM records"),
 	'asthma,diabetes', 'reads under the right key');
@@ -67,7 +70,12 @@ like($out, qr/master key does not match/,
 	'wrong key insert for a subject without a data key: refused');
 $out = as_app("INSERT INTO records VALUES (10, 'x')");
 like($out, qr/ERROR/, 'an insert for a subject without consent is refused');
+$out = pfg_psql($node, 'postgres', "SELECT profile_guard.register_subject('5')");
+like($out, qr/master key does not match/,
+	'wrong key registration: refused, no data key wrapped by it');
 is(stored(), $before, 'a wrong key changes no stored byte');
+is($node->safe_psql('postgres', "SELECT count(*) FROM profile_guard.subject WHERE subject = '5'"),
+	'0', 'the refused registration left nothing');
 $out = pfg_psql($node, 'postgres', 'SELECT profile_guard.rotate_master_key()');
 like($out, qr/master key does not match|ERROR/, 'rotation under a wrong key is refused');
 is(stored(), $before, 'rotation under a wrong key changes no stored byte');

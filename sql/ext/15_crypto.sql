@@ -74,3 +74,33 @@ REVOKE ALL ON FUNCTION _encrypt(text, text, text), _encrypt(text, text, bytea),
 	_ciphertext_kind(text, text, text), _ciphertext_kind(text, text, bytea),
 	_destroy_subject_key(text)
 	FROM PUBLIC;
+
+/*
+ * Data keys made in bulk: register_subject() makes a new subject's key
+ * (when a master key is configured), so that its first sensitive value
+ * finds one.  create_data_keys() makes the missing keys of subjects
+ * registered before 1.2, or while no master key was configured, or
+ * inserted into profile_guard.subject directly, and returns how many.
+ */
+CREATE FUNCTION _create_data_keys(subjects text[], when_configured boolean)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'profile_guard_create_data_keys'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION _create_data_keys(text[], boolean) FROM PUBLIC;
+
+CREATE FUNCTION create_data_keys()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+BEGIN
+	RETURN _create_data_keys(ARRAY(SELECT s.subject FROM subject s
+								   WHERE NOT EXISTS (SELECT 1 FROM subject_key k
+													 WHERE k.subject = s.subject)
+								   ORDER BY s.subject), false);
+END
+$$;
+COMMENT ON FUNCTION create_data_keys() IS
+	'makes the data key of every registered subject that has none; returns how many were made';
+REVOKE ALL ON FUNCTION create_data_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION create_data_keys() TO profile_guard_admin;

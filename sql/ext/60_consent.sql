@@ -63,7 +63,8 @@ REVOKE ALL ON FUNCTION _require_tag(text) FROM PUBLIC;
  *
  * register_subject(subject, birth_date): register a subject, or record a
  * (new) birth date.  A NULL birth date on re-registration keeps the known
- * one: forgetting a birth date would lift the protection of minors.
+ * one: forgetting a birth date would lift the protection of minors.  A new
+ * subject gets its data key here when a master key is configured.
  */
 CREATE FUNCTION register_subject(subject text, birth_date date DEFAULT NULL)
 RETURNS void
@@ -99,6 +100,8 @@ BEGIN
 		INSERT INTO subject (subject, birth_date) VALUES (register_subject.subject, register_subject.birth_date);
 		INSERT INTO subject_event (subject, event, recorded_by)
 		VALUES (register_subject.subject, 'registered', session_user);
+		-- its data key now, so that its first sensitive value finds one
+		PERFORM _create_data_keys(ARRAY[register_subject.subject], true);
 	ELSIF register_subject.birth_date IS NOT NULL
 		  AND old.birth_date IS DISTINCT FROM register_subject.birth_date THEN
 		UPDATE subject x SET birth_date = register_subject.birth_date WHERE x.subject = register_subject.subject;
