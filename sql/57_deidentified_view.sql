@@ -145,6 +145,30 @@ SELECT pg_temp.err($$SELECT count(*) FROM public.people_for_lab$$) LIKE '42501:%
 RESET profile_guard.purpose;
 RESET ROLE;
 
+-- a recipient's pseudonyms are computed only for roles that may read the
+-- identifiers they replace: anyone else could compute the pseudonym of
+-- every identifier they can guess and so reverse the recipient's copy
+SET ROLE regress_dv_other;
+SELECT pg_temp.err($$SELECT profile_guard._pseudonym('1', 'lab')$$);
+SELECT pg_temp.err($$SELECT profile_guard._pseudonym(i::text, 'lab') FROM generate_series(1, 3) i$$) LIKE '42501:%' AS refused;
+RESET ROLE;
+-- the tag columns alone are not enough: the subject column is what counts
+GRANT SELECT (sports, music) ON people TO regress_dv_other;
+SET ROLE regress_dv_other;
+SELECT pg_temp.err($$SELECT profile_guard._pseudonym('1', 'lab')$$) LIKE '42501:%' AS refused;
+RESET ROLE;
+REVOKE SELECT (sports, music) ON people FROM regress_dv_other;
+-- a recipient without a view has no pseudonyms, even for the table's owner
+SELECT pg_temp.err($$SELECT profile_guard._pseudonym('1', 'nobody')$$) LIKE '42501:%' AS refused;
+-- a reader of the table computes them (it reads the identifiers anyway):
+-- the pseudonym its view shows for subject 1
+SET ROLE regress_dv_app;
+SET profile_guard.purpose = 'training';
+SELECT profile_guard._pseudonym('1', 'lab') = (SELECT subject_pseudonym FROM people_for_lab
+	WHERE sports = 'tennis') AS same_as_view;
+RESET profile_guard.purpose;
+RESET ROLE;
+
 -- 3. data sources and assess() §6 (data sources)
 SELECT clause, status, detail FROM assess() WHERE clause = '§6 (data sources)';
 SELECT pg_temp.state() AS before \gset

@@ -11,19 +11,33 @@
  *	  (subject_hash.c) is derived under another label: no pseudonym equals
  *	  a subject hash.
  *
+ *	  _pseudonym() serves only roles that may read the subject column of a
+ *	  table that one of the recipient's de-identified views reads: they
+ *	  read the identifiers there anyway.  Anyone else could turn the
+ *	  recipient's copy back into identifiers by computing the pseudonym of
+ *	  every identifier they can guess.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "extension.h"
 #include "settings.h"
+#include "catalog.h"
 #include "crypto_primitives.h"
 #include "master_key.h"
 #include "pseudonym.h"
+#include "spi_checked.h"
 
 #define PSEUDONYM_LABEL		"profile_guard pseudonym v1 for recipient "
 
@@ -55,13 +69,94 @@ pfg_pseudonym(const char *subject, const char *recipient, char *out)
 		elog(ERROR, "could not compute a pseudonym");
 }
 
+/* the call site's last permitted caller and recipient (fn_extra) */
+typedef struct PseudonymPermit
+{
+	Oid			userid;
+	char		recipient[FLEXIBLE_ARRAY_MEMBER];
+} PseudonymPermit;
+
+/*
+ * May the current user compute the recipient's pseudonyms?  Yes when it
+ * may read the subject column of a table that one of the recipient's
+ * de-identified views reads (the catalog is read as its owner, the
+ * privilege checked as the caller).
+ */
+static bool
+pseudonym_permitted(const char *recipient)
+{
+	Oid			userid = GetUserId();
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	Oid		   *relids;
+	AttrNumber *attnums;
+	uint64		n;
+	bool		permitted = false;
+	PfgCatalogAccess ca;
+	MemoryContext outer = CurrentMemoryContext;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(recipient);
+	pfg_spi_connect();
+	pfg_begin_catalog_access(&ca, false);
+	rc = SPI_execute_with_args("SELECT d.relid::pg_catalog.oid, a.attnum"
+							   "  FROM " PFG_SCHEMA_NAME ".deidentified_view d"
+							   "  JOIN " PFG_SCHEMA_NAME ".guarded_table g ON g.relid = d.relid"
+							   "  JOIN pg_catalog.pg_attribute a"
+							   "    ON a.attrelid = d.relid AND a.attname = g.subject_column"
+							   " WHERE d.recipient OPERATOR(pg_catalog.=) $1",
+							   1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the de-identified views: %s", SPI_result_code_string(rc));
+	n = SPI_processed;
+	/* out of SPI's memory, which its end frees */
+	relids = MemoryContextAlloc(outer, sizeof(Oid) * (n + 1));
+	attnums = MemoryContextAlloc(outer, sizeof(AttrNumber) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		attnums[i] = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	pfg_end_catalog_access(&ca);
+	pfg_spi_finish();
+
+	/* the table's privilege, else the column's (which alone omits the table's) */
+	for (uint64 i = 0; i < n && !permitted; i++)
+		permitted = pg_class_aclcheck(relids[i], userid, ACL_SELECT) == ACLCHECK_OK ||
+			pg_attribute_aclcheck(relids[i], attnums[i], userid, ACL_SELECT) == ACLCHECK_OK;
+	pfree(relids);
+	pfree(attnums);
+	return permitted;
+}
+
 Datum
 profile_guard_pseudonym(PG_FUNCTION_ARGS)
 {
 	char		pseudonym[PFG_PSEUDONYM_HEX + 1];
+	char	   *recipient = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	PseudonymPermit *permit = (PseudonymPermit *) fcinfo->flinfo->fn_extra;
 
 	pfg_require_preload();
-	pfg_pseudonym(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-				  text_to_cstring(PG_GETARG_TEXT_PP(1)), pseudonym);
+	if (permit == NULL || permit->userid != GetUserId() ||
+		strcmp(permit->recipient, recipient) != 0)
+	{
+		if (!pseudonym_permitted(recipient))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to compute the pseudonyms of recipient \"%s\"",
+							pnstrdup(recipient, pg_mbcliplen(recipient, strlen(recipient), 120))),
+					 errdetail("A recipient's pseudonyms are served to the roles that may read the subject column of a table one of its de-identified views reads."),
+					 errhint("Read the recipient's de-identified view.")));
+		if (permit != NULL)
+			pfree(permit);
+		permit = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+									offsetof(PseudonymPermit, recipient) + strlen(recipient) + 1);
+		permit->userid = GetUserId();
+		strcpy(permit->recipient, recipient);
+		fcinfo->flinfo->fn_extra = permit;
+	}
+	pfg_pseudonym(text_to_cstring(PG_GETARG_TEXT_PP(0)), recipient, pseudonym);
 	PG_RETURN_TEXT_P(cstring_to_text(pseudonym));
 }

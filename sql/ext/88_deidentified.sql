@@ -179,7 +179,9 @@ AS $$
 $$;
 
 -- C: the keyed pseudonym of a subject for a recipient (src/pseudonym.c).
--- The readers of de-identified views call it, so everyone may.
+-- The readers of de-identified views call it, so everyone may; it serves
+-- only the roles that may read the subject column of a table one of the
+-- recipient's views reads, who read the identifiers there anyway.
 CREATE FUNCTION _pseudonym(subject text, recipient text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'profile_guard_pseudonym'
