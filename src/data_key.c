@@ -3,7 +3,8 @@
  * data_key.c
  *	  Owns each subject's data key as the table profile_guard.subject_key
  *	  holds it: reading and unwrapping it (through the backend's cache,
- *	  data_key_cache.c), making one for a new subject, destroying it
+ *	  data_key_cache.c), making one for a new subject or many at once (for
+ *	  register_subject() and create_data_keys()), destroying it
  *	  (crypto-shredding), running queries on the table as its owner, and
  *	  keeping the cache in step with the table.
  *
