@@ -39,6 +39,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
 #include "extension.h"
@@ -160,6 +161,19 @@ merge_collection_stamps(void)
  * the batches before had deleted.
  */
 static void
+free_plans(SPIPlanPtr *plans, int n)
+{
+	if (plans == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		if (plans[i] != NULL)
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
+	}
+}
+
+static void
 free_kept_plans(void *arg)
 {
 	Sweep	   *sweep = (Sweep *) arg;
@@ -168,19 +182,11 @@ free_kept_plans(void *arg)
 	{
 		SweepTable *st = &sweep->tables[i];
 
-		if (st->read_plan != NULL)
-			SPI_freeplan(st->read_plan);
-		st->read_plan = NULL;
-		if (st->delete_plan != NULL)
-			SPI_freeplan(st->delete_plan);
-		st->delete_plan = NULL;
-		if (st->fast_plans != NULL)
-			for (int j = 0; j < list_length(st->fast_sql); j++)
-			{
-				if (st->fast_plans[j] != NULL)
-					SPI_freeplan(st->fast_plans[j]);
-				st->fast_plans[j] = NULL;
-			}
+		free_plans(&st->read_plan, 1);
+		free_plans(&st->delete_plan, 1);
+		free_plans(st->fast_plans, list_length(st->fast_sql));
+		free_plans(st->unlocked_plans, list_length(st->unlocked_sql));
+		free_plans(st->unlocked_delete_plans, list_length(st->unlocked_delete_sql));
 	}
 }
 
@@ -399,18 +405,15 @@ result_tids(int64 n)
 }
 
 /*
- * Run one write of the sweep as the table's owner and make sure it erased
- * every row it was given: a trigger or rule of the owner's that skips a
- * row must not leave it unerased while the log says it is gone.
+ * Run one write of the sweep as the table's owner (its plan kept in *kept,
+ * or planned now when kept is NULL); returns the rows it affected.
  */
-static void
-write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum *args,
-			   int64 expected, SPIPlanPtr *kept)
+static uint64
+write_as_owner_count(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum *args,
+					 SPIPlanPtr *kept)
 {
 	uint64		done;
 
-	if (expected == 0)
-		return;
 	erasure_write_relid = st->relid;
 	erasure_write_depth = trigger_depth();
 	PG_TRY();
@@ -425,6 +428,23 @@ write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum 
 		erasure_write_depth = -1;
 	}
 	PG_END_TRY();
+	return done;
+}
+
+/*
+ * Run one write of the sweep as the table's owner and make sure it erased
+ * every row it was given: a trigger or rule of the owner's that skips a
+ * row must not leave it unerased while the log says it is gone.
+ */
+static void
+write_as_owner(SweepTable *st, const char *sql, int nargs, Oid *argtypes, Datum *args,
+			   int64 expected, SPIPlanPtr *kept)
+{
+	uint64		done;
+
+	if (expected == 0)
+		return;
+	done = write_as_owner_count(st, sql, nargs, argtypes, args, kept);
 	if ((int64) done != expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -676,6 +696,117 @@ run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
 }
 
 /*
+ * The writes of fast_unlocked(): per tag, the due rows of the range read
+ * without the row lock and deleted by TID as the table's owner by a DELETE
+ * that tests their columns again; counts[i] gets tag i's rows.  Returns
+ * false as soon as a DELETE affects another number of rows than the read
+ * found.
+ */
+static bool
+unlocked_writes(Sweep *sweep, SweepTable *st, ItemPointer upper, int64 *counts)
+{
+	Oid			argtypes[3] = {TIDOID, TIDOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	ListCell   *ls;
+	ListCell   *ld;
+
+	args[0] = PointerGetDatum(&st->resume);
+	args[1] = PointerGetDatum(upper);
+	args[2] = TimestampTzGetDatum(sweep->now);
+	forboth(ls, st->unlocked_sql, ld, st->unlocked_delete_sql)
+	{
+		int			i = foreach_current_index(ls);
+		int			rc;
+		int64		due;
+		Oid			wtypes[1] = {TIDARRAYOID};
+		Datum		wargs[1];
+
+		rc = execute_kept(&st->unlocked_plans[i], (char *) lfirst(ls), 3, argtypes, args);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
+				 SPI_result_code_string(rc));
+		due = (int64) SPI_processed;
+		if (due == 0)
+			continue;
+		wargs[0] = result_tids(due);
+		if ((int64) write_as_owner_count(st, (char *) lfirst(ld), 1, wtypes, wargs,
+										 &st->unlocked_delete_plans[i]) != due)
+			return false;
+		counts[i] = due;
+	}
+	return true;
+}
+
+/*
+ * Plain retention in a batch without the row lock, when the rows' own
+ * columns alone decide (erasure_statements.c, build_fast_sql).  This saves
+ * locking every row before it is deleted.  The writes run in a
+ * subtransaction: if a DELETE affects another number of rows than the read
+ * found (a row changed or deleted meanwhile, or the owner's trigger or rule
+ * skipped one), all of them are undone and false returned, and the caller
+ * reads the batch again with the lock, as it would without this path, so
+ * that what is erased, what is logged and what is refused are the same.
+ * Returns true once the batch is erased and logged, adding the rows to
+ * *affected.
+ */
+static bool
+fast_unlocked(Sweep *sweep, SweepTable *st, ItemPointer upper, int64 *affected)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			ntags = list_length(st->unlocked_sql);
+	int64	   *counts = palloc0(sizeof(int64) * ntags);
+	bool		complete = false;
+	ListCell   *lt;
+
+	if (st->unlocked_plans == NULL)
+	{
+		st->unlocked_plans = MemoryContextAllocZero(sweep->cxt, sizeof(SPIPlanPtr) * ntags);
+		st->unlocked_delete_plans = MemoryContextAllocZero(sweep->cxt, sizeof(SPIPlanPtr) * ntags);
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		complete = unlocked_writes(sweep, st, upper, counts);
+	}
+	PG_CATCH();
+	{
+		/* undone here, so that a caller that catches the error finds its own */
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (complete)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (!complete)
+		return false;
+
+	foreach(lt, st->fast_tags)
+	{
+		int64		due = counts[foreach_current_index(lt)];
+
+		if (due == 0)
+			continue;
+		log_batch_row(sweep, st, (char *) lfirst(lt), "retention", "delete", NULL, due);
+		*affected += due;
+	}
+	return true;
+}
+
+/*
  * One batch of one table, in the current transaction: the due rows of the
  * next range of the table are erased and logged together.  The range is
  * about limit rows' worth of blocks; with exact, it is found by a first
@@ -774,7 +905,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 
 		if (run && (st->fast_sql == NIL || st->general_too))
 			affected += run_general(sweep, st, &upper);
-		if (run && st->fast_sql != NIL)
+		if (run && st->fast_sql != NIL &&
+			(st->unlocked_sql == NIL || !fast_unlocked(sweep, st, &upper, &affected)))
 		{
 			ListCell   *ls;
 			ListCell   *lt;

@@ -31,6 +31,10 @@ typedef struct SweepTable
 	List	   *fast_sql;		/* instead of read_sql: per-tag reads */
 	List	   *fast_tags;		/* ... and their tags */
 	bool		general_too;	/* with fast_sql: read_sql for the due subjects */
+	List	   *unlocked_sql;	/* fast_sql without the row lock, when only
+								 * the rows' own columns decide; or NIL */
+	List	   *unlocked_delete_sql;	/* ... and the owner's DELETEs of what
+										 * they found, testing them again */
 	/* checked before every batch (unquoted names) */
 	char	   *subject_name;
 	char	   *collected_name;
@@ -48,11 +52,14 @@ typedef struct SweepTable
 	/*
 	 * the batches' statements, planned once per sweep (generic plans, kept
 	 * until the sweep's context goes): read_sql, fast_sql (in its order),
-	 * delete_sql (as the owner); NULL until first run
+	 * delete_sql (as the owner), unlocked_sql and unlocked_delete_sql (as
+	 * the owner); NULL until first run
 	 */
 	SPIPlanPtr	read_plan;
 	SPIPlanPtr *fast_plans;
 	SPIPlanPtr	delete_plan;
+	SPIPlanPtr *unlocked_plans;
+	SPIPlanPtr *unlocked_delete_plans;
 	int			ncols;			/* wide: classified columns */
 	char	  **cols;			/* quoted */
 	char	  **tags;
