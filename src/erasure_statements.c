@@ -5,10 +5,12 @@
  *	  the guarded tables and the partitions and children below them, read
  *	  from our catalog when a sweep begins, and for each the SQL text of its
  *	  batches -- the read that finds and locks the due rows of a TID range
- *	  (in general, or per tag for plain retention), the statement that
- *	  bounds a batch to a number of due rows, and the writes that delete or
- *	  anonymise them as the table's owner.  Also the check, before every
- *	  batch, that a table's reads run no code of its owner.
+ *	  (in general, or per tag for plain retention, where the rows' own
+ *	  columns alone decide also without the lock, with the owner's DELETE
+ *	  that tests them again), the statement that bounds a batch to a number
+ *	  of due rows, and the writes that delete or anonymise them as the
+ *	  table's owner.  Also the check, before every batch, that a table's
+ *	  reads run no code of its owner.
  *
  *	  What is due is written into the statements: the sweep's retention
  *	  cutoffs as literals, its requests and holds as look-ups in the work
@@ -246,16 +248,24 @@ reason_sql(Sweep *sweep, TableDef *t, int i)
 	return b.data;
 }
 
-/* rows of the batch's range that belong to someone */
+/* the row belongs to someone */
 static void
-append_range(StringInfo b, TableDef *t)
+append_owned(StringInfo b, TableDef *t)
 {
-	appendStringInfo(b, "t.ctid > $1 AND t.ctid <= $2 AND t.%s IS NOT NULL", t->subject_col);
+	appendStringInfo(b, "t.%s IS NOT NULL", t->subject_col);
 	/* anonymised rows belong to nobody: never again */
 	if (is_integer_type(t->subject_type))
 		appendStringInfo(b, " AND t.%s >= 0", t->subject_col);
 	else if (is_text_type(t->subject_type))
 		appendStringInfo(b, " AND NOT starts_with(t.%s::text, 'anonymous:')", t->subject_col);
+}
+
+/* rows of the batch's range that belong to someone */
+static void
+append_range(StringInfo b, TableDef *t)
+{
+	appendStringInfoString(b, "t.ctid > $1 AND t.ctid <= $2 AND ");
+	append_owned(b, t);
 }
 
 /*
@@ -382,27 +392,53 @@ build_read_sql(Sweep *sweep, TableDef *t)
  * one plain read per tag over the batch's range, returning the due rows'
  * TIDs (locked), to be deleted as they are.  Sets *tags to the tags,
  * returns the statements.
+ *
+ * When nothing but retention can be due in the sweep (no request or other
+ * subject-level erasure, no hold), whether a row is due depends on its own
+ * columns alone: its subject, tag and collected-at against constants.
+ * Then *unlocked gets per tag the same read without the row lock, and
+ * *deletes the owner's DELETE of the TIDs it found that tests the same
+ * condition again: a row changed since the read is deleted only if it is
+ * due still (PostgreSQL re-evaluates a DELETE's conditions on the row's
+ * newest version), as the locked read would have found it.  The sweep
+ * falls back to the locked read when such a DELETE affects another number
+ * of rows than it was given (erasure.c).  Else both are NIL.
  */
 static List *
-build_fast_sql(Sweep *sweep, TableDef *t, List **tags)
+build_fast_sql(Sweep *sweep, TableDef *t, List **tags, List **unlocked, List **deletes)
 {
 	List	   *stmts = NIL;
 	ListCell   *lt;
 	ListCell   *lv;
+	bool		own_columns = !sweep->have_due && !sweep->have_keep;
 
 	*tags = NIL;
+	*unlocked = NIL;
+	*deletes = NIL;
 	if (!fast_path(sweep, t))
 		return NIL;
 	forboth(lt, sweep->cutoff_tags, lv, sweep->cutoff_values)
 	{
 		StringInfoData b;
+		StringInfoData cond;
 		char	   *tag = quote_literal_cstr((char *) lfirst(lt));
 
-		initStringInfo(&b);
-		appendStringInfo(&b, "SELECT t.ctid FROM ONLY %s t WHERE ", t->qualname);
-		append_range(&b, t);
-		appendStringInfo(&b, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
+		/* the row's own columns: it belongs to someone, its tag, its age */
+		initStringInfo(&cond);
+		append_owned(&cond, t);
+		appendStringInfo(&cond, " AND t.%s::text = %s AND t.%s <= %s::timestamptz",
 						 t->tag_col, tag, t->collected_col, (char *) lfirst(lv));
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "SELECT t.ctid FROM ONLY %s t WHERE t.ctid > $1 AND t.ctid <= $2 AND %s",
+						 t->qualname, cond.data);
+		if (own_columns)
+		{
+			*unlocked = lappend(*unlocked, pstrdup(b.data));
+			*deletes = lappend(*deletes,
+							   psprintf("DELETE FROM ONLY %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) AND %s",
+										t->qualname, cond.data));
+		}
 		if (sweep->have_due)
 			appendStringInfo(&b,
 							 " AND t.%s::text NOT IN (SELECT d.subject FROM profile_guard._erasure_due d)",
@@ -744,17 +780,24 @@ pfg_sweep_prepare_tables(Sweep *sweep)
 			char	   *sql = build_read_sql(sweep, t);
 			List	   *fast;
 			List	   *fast_tags;
+			List	   *unlocked;
+			List	   *deletes;
 			ListCell   *lf;
 			MemoryContext oldcxt;
 
 			st->read_sql = MemoryContextStrdup(cxt, sql);
 			st->pick_sql = MemoryContextStrdup(cxt, build_pick_sql(sweep, t));
-			fast = build_fast_sql(sweep, t, &fast_tags);
+			fast = build_fast_sql(sweep, t, &fast_tags, &unlocked, &deletes);
 			oldcxt = MemoryContextSwitchTo(cxt);
 			foreach(lf, fast)
 				st->fast_sql = lappend(st->fast_sql, pstrdup((char *) lfirst(lf)));
 			foreach(lf, fast_tags)
 				st->fast_tags = lappend(st->fast_tags, pstrdup((char *) lfirst(lf)));
+			foreach(lf, unlocked)
+				st->unlocked_sql = lappend(st->unlocked_sql, pstrdup((char *) lfirst(lf)));
+			foreach(lf, deletes)
+				st->unlocked_delete_sql = lappend(st->unlocked_delete_sql,
+												  pstrdup((char *) lfirst(lf)));
 			st->subject_name = pstrdup(t->subject_name);
 			st->collected_name = t->collected_name ? pstrdup(t->collected_name) : NULL;
 			st->tag_name = t->tag_name ? pstrdup(t->tag_name) : NULL;

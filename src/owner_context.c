@@ -259,10 +259,14 @@ pfg_owner_writing(Oid relid)
 /*
  * Run one statement on relid's rows as its owner; returns the rows it
  * processed.  The caller checked the relation and computed the values.
+ * With kept, the statement is prepared once, as the owner (search_path and
+ * settings as it runs, so the plan is not re-analysed for a change of
+ * either), with a generic plan kept in *kept for the caller's next calls,
+ * who frees it with SPI_freeplan(); a NULL *kept is prepared now.
  */
-uint64
-pfg_execute_as_owner(Oid relid, const char *query, int nargs,
-							   Oid *argtypes, Datum *values, const char *nulls)
+static uint64
+execute_as_owner(Oid relid, const char *query, int nargs, Oid *argtypes,
+				 Datum *values, const char *nulls, SPIPlanPtr *kept)
 {
 	OwnerContext oc;
 	uint64		processed;
@@ -274,7 +278,26 @@ pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 	OwnerWriteNesting = pfg_audit_nesting();
 	PG_TRY();
 	{
-		rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+		if (kept == NULL)
+			rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+		else
+		{
+			if (*kept == NULL)
+			{
+				SPIPlanPtr	plan = SPI_prepare_cursor(query, nargs, argtypes,
+													  CURSOR_OPT_GENERIC_PLAN);
+
+				if (plan == NULL)
+					elog(ERROR, "could not prepare a statement on table \"%s\": %s",
+						 relation_name(relid), SPI_result_code_string(SPI_result));
+				rc = SPI_keepplan(plan);
+				if (rc != 0)
+					elog(ERROR, "could not keep a statement on table \"%s\": %s",
+						 relation_name(relid), SPI_result_code_string(rc));
+				*kept = plan;
+			}
+			rc = SPI_execute_plan(*kept, values, nulls, false, 0);
+		}
 	}
 	PG_FINALLY();
 	{
@@ -289,6 +312,22 @@ pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 	pfg_owner_context_end(&oc);
 	pfg_spi_finish();
 	return processed;
+}
+
+uint64
+pfg_execute_as_owner(Oid relid, const char *query, int nargs,
+					 Oid *argtypes, Datum *values, const char *nulls)
+{
+	return execute_as_owner(relid, query, nargs, argtypes, values, nulls, NULL);
+}
+
+/* the same, with the statement's plan kept in *kept across calls */
+uint64
+pfg_execute_kept_as_owner(Oid relid, const char *query, int nargs,
+						  Oid *argtypes, Datum *values, const char *nulls,
+						  SPIPlanPtr *kept)
+{
+	return execute_as_owner(relid, query, nargs, argtypes, values, nulls, kept);
 }
 
 /* ---------- SQL functions */

@@ -9,6 +9,7 @@
 #ifndef PROFILE_GUARD_OWNER_CONTEXT_H
 #define PROFILE_GUARD_OWNER_CONTEXT_H
 
+#include "executor/spi.h"
 #include "storage/lockdefs.h"
 
 #include "catalog.h"
@@ -26,5 +27,8 @@ extern bool pfg_owner_writing(Oid relid);
 extern uint64 pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 											 Oid *argtypes, Datum *values,
 											 const char *nulls);
+extern uint64 pfg_execute_kept_as_owner(Oid relid, const char *query, int nargs,
+										Oid *argtypes, Datum *values,
+										const char *nulls, SPIPlanPtr *kept);
 
 #endif							/* PROFILE_GUARD_OWNER_CONTEXT_H */

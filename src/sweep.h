@@ -10,6 +10,7 @@
 #ifndef PROFILE_GUARD_SWEEP_H
 #define PROFILE_GUARD_SWEEP_H
 
+#include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/block.h"
 #include "storage/itemptr.h"
@@ -30,6 +31,10 @@ typedef struct SweepTable
 	List	   *fast_sql;		/* instead of read_sql: per-tag reads */
 	List	   *fast_tags;		/* ... and their tags */
 	bool		general_too;	/* with fast_sql: read_sql for the due subjects */
+	List	   *unlocked_sql;	/* fast_sql without the row lock, when only
+								 * the rows' own columns decide; or NIL */
+	List	   *unlocked_delete_sql;	/* ... and the owner's DELETEs of what
+										 * they found, testing them again */
 	/* checked before every batch (unquoted names) */
 	char	   *subject_name;
 	char	   *collected_name;
@@ -44,6 +49,17 @@ typedef struct SweepTable
 	char	   *anon_sql;		/* $1: TIDs, $2: new subjects (unless NULL) */
 	char	   *anon_sensitive_sql; /* long shape: also the value */
 	char		anon_subject;	/* 'n' NULL, 'i' negative integers, 't' text */
+	/*
+	 * the batches' statements, planned once per sweep (generic plans, kept
+	 * until the sweep's context goes): read_sql, fast_sql (in its order),
+	 * delete_sql (as the owner), unlocked_sql and unlocked_delete_sql (as
+	 * the owner); NULL until first run
+	 */
+	SPIPlanPtr	read_plan;
+	SPIPlanPtr *fast_plans;
+	SPIPlanPtr	delete_plan;
+	SPIPlanPtr *unlocked_plans;
+	SPIPlanPtr *unlocked_delete_plans;
 	int			ncols;			/* wide: classified columns */
 	char	  **cols;			/* quoted */
 	char	  **tags;
@@ -83,6 +99,7 @@ typedef struct Sweep
 	int			ntables;
 	SweepTable *tables;
 	List	   *results;		/* of SweepResult */
+	MemoryContextCallback free_plans;	/* frees the tables' kept plans */
 	int64		rows;			/* rows of guarded tables erased so far */
 	int64		batches;
 } Sweep;

@@ -4,6 +4,9 @@
 # one, and records who ran it; then, as non-superusers,
 #   - sweep() deletes and nulls due rows (AFTER DELETE, BEFORE UPDATE triggers),
 #   - the erasure worker deletes a due row (second database),
+#   - sweep() deletes expired rows of a long table (AFTER DELETE trigger),
+#     and stops, erasing nothing, where a BEFORE DELETE trigger or a rule
+#     skips one (third database),
 #   - classify, declassify and unprotect rewrite a column (BEFORE UPDATE trigger),
 #   - subject_report and assess read a table turned into a view by a _RETURN
 #     rule, a subject column of an enum with a cast to text, and a tag column
@@ -191,6 +194,93 @@ sleep 1;
 check_owner('workerdb', 'worker', 'yes');
 is(one('workerdb', 'postgres', "SELECT string_agg(id::text, ' ' ORDER BY id) FROM public.swept"), '2 3',
 	'the worker erased what was due');
+
+note('the sweep, plain retention in a long table');
+# only the rows' own columns decide (a database where nothing else is due):
+# the sweep reads them without the row lock and the owner's DELETE tests
+# them again; a trigger or rule that skips a row still stops the sweep, and
+# nothing is erased or logged
+$node->safe_psql('postgres', 'CREATE DATABASE retentiondb');
+setup('retentiondb');
+ok(script('retentiondb', 'postgres', <<'SQL'), 'a purpose with retention');
+SELECT profile_guard.define_tag('behavior.visit', 'behavior');
+SELECT profile_guard.define_purpose('visits', 'visit history', ARRAY['behavior.*'],
+								   retention => '30 days');
+SQL
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'setting up the retention table');
+CREATE TABLE public.visits (id int, tag text, value text, collected timestamptz);
+SELECT profile_guard.protect('public.visits', 'id', 'collected', 'tag', 'value');
+ALTER TABLE public.visits DISABLE TRIGGER profile_guard_collect;
+INSERT INTO public.visits
+SELECT i % 3 + 1, 'behavior.visit', 'page ' || i, now() - interval '60 days'
+FROM generate_series(1, 6) i;
+INSERT INTO public.visits VALUES (1, 'behavior.visit', 'page 7', now());
+ALTER TABLE public.visits ENABLE ALWAYS TRIGGER profile_guard_collect;
+CREATE TRIGGER owner_after_delete AFTER DELETE ON public.visits
+	FOR EACH ROW EXECUTE FUNCTION public.owner_trigger('retention');
+CREATE TABLE public.skip (rows_of int);
+INSERT INTO public.skip VALUES (2);
+CREATE FUNCTION public.skipper() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN CASE WHEN OLD.id IN (SELECT rows_of FROM public.skip) THEN NULL ELSE OLD END;
+END $$;
+CREATE TRIGGER owner_before_delete BEFORE DELETE ON public.visits
+	FOR EACH ROW EXECUTE FUNCTION public.skipper();
+SQL
+my $visits = "SELECT string_agg(value, ' ' ORDER BY value) FROM public.visits";
+my $visits_log = "SELECT coalesce(string_agg(format('%s %s %s %s', tag, reason, action, rows), ', '), 'none')"
+  . " FROM profile_guard.erasure_log WHERE relation = 'public.visits'";
+like(scalar pfg_psql($node, 'retentiondb', 'SELECT count(*) FROM profile_guard.sweep()', '-U', 'regress_admin'),
+	qr/could not erase every due row of table "public\.visits"/,
+	"a BEFORE DELETE trigger that skips a due row stops the sweep");
+is(one('retentiondb', 'postgres', $visits), 'page 1 page 2 page 3 page 4 page 5 page 6 page 7',
+	'... which erased nothing');
+is(one('retentiondb', 'postgres', $visits_log), 'none', '... and logged nothing');
+
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'a rule instead of the trigger');
+TRUNCATE public.skip;
+CREATE RULE skip_rule AS ON DELETE TO public.visits WHERE old.id = 3 DO INSTEAD NOTHING;
+SQL
+like(scalar pfg_psql($node, 'retentiondb', 'SELECT count(*) FROM profile_guard.sweep()', '-U', 'regress_admin'),
+	qr/could not erase every due row of table "public\.visits"/,
+	'a rule that skips a due row stops the sweep');
+is(one('retentiondb', 'postgres', $visits), 'page 1 page 2 page 3 page 4 page 5 page 6 page 7',
+	'... which erased nothing');
+
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'a trigger that raises instead of the rule');
+DROP RULE skip_rule ON public.visits;
+CREATE TABLE public.refuse (rows_of int);
+INSERT INTO public.refuse VALUES (3);
+CREATE FUNCTION public.refuser() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.id IN (SELECT rows_of FROM public.refuse) THEN
+		RAISE EXCEPTION 'the owner refuses';
+	END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER owner_refuses BEFORE DELETE ON public.visits
+	FOR EACH ROW EXECUTE FUNCTION public.refuser();
+SQL
+like(scalar pfg_psql($node, 'retentiondb', <<'SQL', '-U', 'regress_admin'),
+BEGIN;
+DO $$
+BEGIN
+	PERFORM count(*) FROM profile_guard.sweep();
+EXCEPTION WHEN raise_exception THEN
+	RAISE NOTICE 'caught';
+END $$;
+SELECT 'went on';
+COMMIT;
+SQL
+	qr/caught\nwent on\z/, "the owner's error in the sweep is caught by its caller's handler");
+is(one('retentiondb', 'postgres', $visits), 'page 1 page 2 page 3 page 4 page 5 page 6 page 7',
+	'... which erased nothing');
+ok(script('retentiondb', 'regress_owner', 'DROP TRIGGER owner_refuses ON public.visits'), 'dropping that trigger');
+one('retentiondb', 'regress_admin', 'SELECT count(*) FROM profile_guard.sweep()');
+check_owner('retentiondb', 'retention', 'yes');
+is(one('retentiondb', 'postgres', $visits), 'page 7', 'the sweep erased the expired rows');
+is(one('retentiondb', 'postgres', $visits_log), 'behavior.visit retention delete 6',
+	'... and logged them');
 
 note('classify, declassify, unprotect');
 ok(script('postgres', 'regress_owner', <<'SQL'), 'setting up the classified table');
