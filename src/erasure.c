@@ -6,10 +6,11 @@
  *	  sql/ext/80_erasure.sql, which also destroys the data keys and
  *	  tombstones the consents of subjects who asked for erasure); this file
  *	  then walks every guarded table in physical order, in batches: each
- *	  batch is one statement that picks the next due rows after where the
- *	  previous batch stopped (a TID range scan), deletes, anonymises or
- *	  nulls cells, and returns what it did, which is logged in
- *	  profile_guard.erasure_log by the same transaction.  A crash therefore
+ *	  batch bounds the next TID range after where the previous one
+ *	  stopped, reads the due rows of that range (with statements planned
+ *	  once per sweep), deletes, anonymises or nulls cells as the table's
+ *	  owner, and logs what it did in profile_guard.erasure_log in the same
+ *	  transaction.  A crash therefore
  *	  loses nothing and counts nothing twice: a batch is committed with its
  *	  log rows or not at all, and the next sweep finds what is still there.
  *	  The tables and the text of their statements come from
@@ -212,6 +213,21 @@ execute_kept(SPIPlanPtr *kept, const char *sql, int nargs, Oid *argtypes, Datum 
 		*kept = plan;
 	}
 	return SPI_execute_plan(*kept, args, NULL, false, 0);
+}
+
+/*
+ * One per-tag read of plain retention (range start, range end, the sweep's
+ * time): the due rows' TIDs, in SPI's result; returns how many.
+ */
+static int64
+read_due_tids(SweepTable *st, SPIPlanPtr *kept, const char *sql, Oid *argtypes, Datum *args)
+{
+	int			rc = execute_kept(kept, sql, 3, argtypes, args);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
+			 SPI_result_code_string(rc));
+	return (int64) SPI_processed;
 }
 
 /*
@@ -716,16 +732,11 @@ unlocked_writes(Sweep *sweep, SweepTable *st, ItemPointer upper, int64 *counts)
 	forboth(ls, st->unlocked_sql, ld, st->unlocked_delete_sql)
 	{
 		int			i = foreach_current_index(ls);
-		int			rc;
 		int64		due;
 		Oid			wtypes[1] = {TIDARRAYOID};
 		Datum		wargs[1];
 
-		rc = execute_kept(&st->unlocked_plans[i], (char *) lfirst(ls), 3, argtypes, args);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
-				 SPI_result_code_string(rc));
-		due = (int64) SPI_processed;
+		due = read_due_tids(st, &st->unlocked_plans[i], (char *) lfirst(ls), argtypes, args);
 		if (due == 0)
 			continue;
 		wargs[0] = result_tids(due);
@@ -923,12 +934,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 				Oid			wtypes[1] = {TIDARRAYOID};
 				Datum		wargs[1];
 
-				rc = execute_kept(&st->fast_plans[foreach_current_index(ls)], (char *) lfirst(ls),
-								  3, argtypes, args);
-				if (rc != SPI_OK_SELECT)
-					elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
-						 SPI_result_code_string(rc));
-				due = (int64) SPI_processed;
+				due = read_due_tids(st, &st->fast_plans[foreach_current_index(ls)],
+									(char *) lfirst(ls), argtypes, args);
 				if (due == 0)
 					continue;
 				wargs[0] = result_tids(due);
