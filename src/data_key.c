@@ -70,6 +70,7 @@
 #include "invalidation.h"
 #include "key_wrap.h"
 #include "master_key.h"
+#include "progress.h"
 #include "spi_checked.h"
 
 #define MAX_SUBJECT_CHARS	PFG_MAX_SUBJECT_CHARS
@@ -478,6 +479,8 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 	MemoryContext batch_cxt;
 	MemoryContext old_cxt;
 	PfgSavedRole saved;
+	Oid			relid;
+	bool		reporting;
 	uint8		key[PFG_KEY_LEN];
 	uint64		made = 0;
 	int			start;
@@ -489,8 +492,11 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 					 errmsg("subject must not be null"),
 					 errhint("Pass the subjects' identifiers as text.")));
 
-	pfg_subject_key_begin_access(&saved);
+	relid = pfg_subject_key_begin_access(&saved);
 	check_master_key_matches(mk);
+	/* a bulk call may be long work: the view profile_guard.progress shows it */
+	reporting = n > 1 &&
+		pfg_progress_start(PFG_PROGRESS_CREATE_KEYS, relid, "making data keys", n, false);
 	if (create_keys_plan == NULL)
 		create_keys_plan = pfg_keep_catalog_plan(
 			"INSERT INTO " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
@@ -513,6 +519,8 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
+		if (reporting)
+			pfg_progress_done(start);
 		old_cxt = MemoryContextSwitchTo(batch_cxt);
 		wrapped = palloc(count * sizeof(Datum));
 		for (i = 0; i < count; i++)
@@ -542,6 +550,8 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 	}
 	MemoryContextDelete(batch_cxt);
 	pfg_subject_key_end_access(&saved);
+	if (reporting)
+		pfg_progress_end();
 	return made;
 }
 

@@ -68,6 +68,7 @@ static const char *const command_names[] = {
 	[PFG_PROGRESS_ROTATE_MASTER_KEY] = "rotate_master_key",
 	[PFG_PROGRESS_SWEEP] = "sweep",
 	[PFG_PROGRESS_CONSENT_BUILD] = "consent_build",
+	[PFG_PROGRESS_CREATE_KEYS] = "create_data_keys",
 };
 
 /* what 'done' and 'total' count, per command */
@@ -77,6 +78,7 @@ static const char *const command_units[] = {
 	[PFG_PROGRESS_ROTATE_MASTER_KEY] = "keys",
 	[PFG_PROGRESS_SWEEP] = "rows",
 	[PFG_PROGRESS_CONSENT_BUILD] = "subjects",
+	[PFG_PROGRESS_CREATE_KEYS] = "keys",
 };
 
 /* ---------------------------------------------------------------------
@@ -261,7 +263,7 @@ command_by_name(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown progress command \"%s\"", name),
-			 errhint("Use encrypt, decrypt, rotate_master_key, sweep or consent_build.")));
+			 errhint("Use encrypt, decrypt, rotate_master_key, sweep, consent_build or create_data_keys.")));
 	return PFG_PROGRESS_ENCRYPT;	/* keep the compiler quiet */
 }
 

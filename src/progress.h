@@ -15,7 +15,8 @@ typedef enum PfgProgressCommand
 	PFG_PROGRESS_DECRYPT,		/* declassify, unprotect: decrypted, blocks */
 	PFG_PROGRESS_ROTATE_MASTER_KEY, /* data keys re-wrapped */
 	PFG_PROGRESS_SWEEP,			/* rows erased */
-	PFG_PROGRESS_CONSENT_BUILD	/* subjects answered */
+	PFG_PROGRESS_CONSENT_BUILD,	/* subjects answered */
+	PFG_PROGRESS_CREATE_KEYS	/* data keys made in bulk */
 } PfgProgressCommand;
 
 extern Size pfg_progress_shmem_size(void);
