@@ -781,10 +781,17 @@ pfg_switch_role(Oid role, const char *search_path, PfgSavedRole *saved)
 							 true, 0, false);
 }
 
+/*
+ * Settings go back to what they were before pfg_switch_role(), whatever the
+ * code that ran meanwhile set (a plain SET or set_config(..., false) in an
+ * owner's trigger would otherwise outlive it, search_path included, and
+ * steer the next statement of ours), as autovacuum and REFRESH MATERIALIZED
+ * VIEW restore them after running a table's code.
+ */
 void
 pfg_restore_role(PfgSavedRole *saved)
 {
-	AtEOXact_GUC(true, saved->guc_level);
+	AtEOXact_GUC(false, saved->guc_level);
 	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
 }
 

@@ -398,11 +398,12 @@ build_read_sql(Sweep *sweep, TableDef *t)
  * columns alone: its subject, tag and collected-at against constants.
  * Then *unlocked gets per tag the same read without the row lock, and
  * *deletes the owner's DELETE of the TIDs it found that tests the same
- * condition again: a row changed since the read is deleted only if it is
- * due still (PostgreSQL re-evaluates a DELETE's conditions on the row's
- * newest version), as the locked read would have found it.  The sweep
- * falls back to the locked read when such a DELETE affects another number
- * of rows than it was given (erasure.c).  Else both are NIL.
+ * condition again, so that it deletes nothing that is not due.  A row
+ * changed since the read has its new version at another TID, which a
+ * DELETE by TID does not reach (PostgreSQL checks the newest version's TID
+ * against the list too, and then the condition), so such a DELETE affects
+ * fewer rows than it was given, and the sweep falls back to the locked
+ * read for the batch (erasure.c).  Else both are NIL.
  */
 static List *
 build_fast_sql(Sweep *sweep, TableDef *t, List **tags, List **unlocked, List **deletes)

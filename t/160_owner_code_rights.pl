@@ -282,6 +282,46 @@ is(one('retentiondb', 'postgres', $visits), 'page 7', 'the sweep erased the expi
 is(one('retentiondb', 'postgres', $visits_log), 'behavior.visit retention delete 6',
 	'... and logged them');
 
+# a plain SET in the owner's trigger ends with the owner's statement: it
+# must not steer the sweep's next read (in the extension's context) to an
+# operator of the owner's, nor outlive the sweep in the caller's session
+ok(script('retentiondb', 'postgres', <<'SQL'), 'a second tag of the retention table');
+SELECT profile_guard.define_tag('behavior.click', 'behavior');
+SQL
+ok(script('retentiondb', 'regress_owner', <<'SQL'), "an owner's trigger that sets search_path to its own operator");
+CREATE FUNCTION public.texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.owner_code('search_path');
+	RETURN pg_catalog.texteq(a, b);
+END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.texteq);
+CREATE FUNCTION public.set_path() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
+	RETURN OLD;
+END $$;
+CREATE TRIGGER owner_sets_path BEFORE DELETE ON public.visits
+	FOR EACH ROW EXECUTE FUNCTION public.set_path();
+ALTER TABLE public.visits DISABLE TRIGGER profile_guard_collect;
+INSERT INTO public.visits
+SELECT i % 3 + 1, CASE WHEN i % 2 = 0 THEN 'behavior.click' ELSE 'behavior.visit' END,
+	   'more ' || i, now() - interval '60 days'
+FROM generate_series(1, 4) i;
+ALTER TABLE public.visits ENABLE ALWAYS TRIGGER profile_guard_collect;
+SQL
+is(scalar pfg_psql($node, 'retentiondb', <<'SQL', '-U', 'regress_admin'),
+SELECT count(*) FROM profile_guard.sweep();
+SHOW search_path;
+SQL
+	qq{2
+"\$user", public}, "the sweep ran, and the caller's search_path is its own after it");
+check_owner('retentiondb', 'search_path', 'no');
+is(one('retentiondb', 'postgres', $visits), 'page 7', 'the sweep erased the expired rows of both tags');
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'dropping that trigger and operator');
+DROP TRIGGER owner_sets_path ON public.visits;
+DROP OPERATOR public.= (text, text);
+SQL
+
 note('classify, declassify, unprotect');
 ok(script('postgres', 'regress_owner', <<'SQL'), 'setting up the classified table');
 CREATE TABLE public.health (id int PRIMARY KEY, cond text);
