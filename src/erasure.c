@@ -36,6 +36,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -749,6 +750,20 @@ unlocked_writes(Sweep *sweep, SweepTable *st, ItemPointer upper, int64 *counts)
 }
 
 /*
+ * Whether the transaction may open one more subtransaction for a batch
+ * without the backend's cache of subtransaction IDs overflowing: past it
+ * (a sweep() of many batches in one transaction), every other session's
+ * visibility checks would consult pg_subtrans until the sweep commits.
+ * Batches beyond it take the row lock instead.
+ */
+static bool
+subtransaction_room(void)
+{
+	return !MyProc->subxidStatus.overflowed &&
+		MyProc->subxidStatus.count < PGPROC_MAX_CACHED_SUBXIDS / 2;
+}
+
+/*
  * Plain retention in a batch without the row lock, when the rows' own
  * columns alone decide (erasure_statements.c, build_fast_sql).  This saves
  * locking every row before it is deleted.  The writes run in a
@@ -917,7 +932,8 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		if (run && (st->fast_sql == NIL || st->general_too))
 			affected += run_general(sweep, st, &upper);
 		if (run && st->fast_sql != NIL &&
-			(st->unlocked_sql == NIL || !fast_unlocked(sweep, st, &upper, &affected)))
+			(st->unlocked_sql == NIL || !subtransaction_room() ||
+			 !fast_unlocked(sweep, st, &upper, &affected)))
 		{
 			ListCell   *ls;
 			ListCell   *lt;
