@@ -722,6 +722,26 @@ pfg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes)
 }
 
 /*
+ * The plan of a statement run many times with other parameters (a sweep's
+ * batches): prepared inside SPI on first use, with a generic plan, and kept
+ * in *kept for the next runs; the caller frees it with SPI_freeplan().
+ */
+SPIPlanPtr
+pfg_keep_generic_plan(SPIPlanPtr *kept, const char *query, int nargs, Oid *argtypes)
+{
+	if (*kept == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(query, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare a kept statement: %s",
+				 SPI_result_code_string(SPI_result));
+		*kept = plan;
+	}
+	return *kept;
+}
+
+/*
  * For the rest of the current GUC nest level, plan look-ups by key through
  * the indexes.  Kept plans of one-key queries live as long as the backend,
  * and one made while its table was small (a fresh database, the first bulk

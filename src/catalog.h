@@ -50,6 +50,8 @@ extern const GuardedColumn *pfg_guarded_column(GuardedRelation *grel, AttrNumber
 extern void pfg_check_guarded_alter(Node *parsetree);
 extern int	pfg_tag_id_lookup(const char *name, int len, bool *sensitive);
 extern SPIPlanPtr pfg_keep_catalog_plan(const char *query, int nargs, Oid *argtypes);
+extern SPIPlanPtr pfg_keep_generic_plan(SPIPlanPtr *kept, const char *query,
+										int nargs, Oid *argtypes);
 extern void pfg_plan_for_key_lookups(void);
 
 /*

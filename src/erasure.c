@@ -193,37 +193,14 @@ free_kept_plans(void *arg)
 }
 
 /*
- * Run a read of the sweep (in SPI) by its plan kept in *kept, prepared
- * with a generic plan on first use; returns SPI's result code.
- */
-static int
-execute_kept(SPIPlanPtr *kept, const char *sql, int nargs, Oid *argtypes, Datum *args)
-{
-	if (*kept == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-		int			rc;
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare a statement of the sweep: %s",
-				 SPI_result_code_string(SPI_result));
-		rc = SPI_keepplan(plan);
-		if (rc != 0)
-			elog(ERROR, "could not keep a statement of the sweep: %s",
-				 SPI_result_code_string(rc));
-		*kept = plan;
-	}
-	return SPI_execute_plan(*kept, args, NULL, false, 0);
-}
-
-/*
  * One per-tag read of plain retention (range start, range end, the sweep's
  * time): the due rows' TIDs, in SPI's result; returns how many.
  */
 static int64
 read_due_tids(SweepTable *st, SPIPlanPtr *kept, const char *sql, Oid *argtypes, Datum *args)
 {
-	int			rc = execute_kept(kept, sql, 3, argtypes, args);
+	int			rc = SPI_execute_plan(pfg_keep_generic_plan(kept, sql, 3, argtypes),
+									  args, NULL, false, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
@@ -435,9 +412,7 @@ write_as_owner_count(SweepTable *st, const char *sql, int nargs, Oid *argtypes, 
 	erasure_write_depth = trigger_depth();
 	PG_TRY();
 	{
-		done = kept != NULL ?
-			pfg_execute_kept_as_owner(st->relid, sql, nargs, argtypes, args, NULL, kept) :
-			pfg_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL);
+		done = pfg_execute_as_owner(st->relid, sql, nargs, argtypes, args, NULL, kept);
 	}
 	PG_FINALLY();
 	{
@@ -533,7 +508,8 @@ run_general(Sweep *sweep, SweepTable *st, ItemPointer upper)
 	args[0] = PointerGetDatum(&st->resume);
 	args[1] = PointerGetDatum(upper);
 	args[2] = TimestampTzGetDatum(sweep->now);
-	rc = execute_kept(&st->read_plan, st->read_sql, 3, argtypes, args);
+	rc = SPI_execute_plan(pfg_keep_generic_plan(&st->read_plan, st->read_sql, 3, argtypes),
+						  args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the due rows of table \"%s\": %s", st->relation,
 			 SPI_result_code_string(rc));

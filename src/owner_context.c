@@ -261,12 +261,12 @@ pfg_owner_writing(Oid relid)
  * processed.  The caller checked the relation and computed the values.
  * With kept, the statement is prepared once, as the owner (search_path and
  * settings as it runs, so the plan is not re-analysed for a change of
- * either), with a generic plan kept in *kept for the caller's next calls,
- * who frees it with SPI_freeplan(); a NULL *kept is prepared now.
+ * either), with a generic plan kept in *kept for the caller's next calls
+ * (pfg_keep_generic_plan()); with NULL it is planned now.
  */
-static uint64
-execute_as_owner(Oid relid, const char *query, int nargs, Oid *argtypes,
-				 Datum *values, const char *nulls, SPIPlanPtr *kept)
+uint64
+pfg_execute_as_owner(Oid relid, const char *query, int nargs, Oid *argtypes,
+					 Datum *values, const char *nulls, SPIPlanPtr *kept)
 {
 	OwnerContext oc;
 	uint64		processed;
@@ -281,23 +281,8 @@ execute_as_owner(Oid relid, const char *query, int nargs, Oid *argtypes,
 		if (kept == NULL)
 			rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
 		else
-		{
-			if (*kept == NULL)
-			{
-				SPIPlanPtr	plan = SPI_prepare_cursor(query, nargs, argtypes,
-													  CURSOR_OPT_GENERIC_PLAN);
-
-				if (plan == NULL)
-					elog(ERROR, "could not prepare a statement on table \"%s\": %s",
-						 relation_name(relid), SPI_result_code_string(SPI_result));
-				rc = SPI_keepplan(plan);
-				if (rc != 0)
-					elog(ERROR, "could not keep a statement on table \"%s\": %s",
-						 relation_name(relid), SPI_result_code_string(rc));
-				*kept = plan;
-			}
-			rc = SPI_execute_plan(*kept, values, nulls, false, 0);
-		}
+			rc = SPI_execute_plan(pfg_keep_generic_plan(kept, query, nargs, argtypes),
+								  values, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
@@ -312,22 +297,6 @@ execute_as_owner(Oid relid, const char *query, int nargs, Oid *argtypes,
 	pfg_owner_context_end(&oc);
 	pfg_spi_finish();
 	return processed;
-}
-
-uint64
-pfg_execute_as_owner(Oid relid, const char *query, int nargs,
-					 Oid *argtypes, Datum *values, const char *nulls)
-{
-	return execute_as_owner(relid, query, nargs, argtypes, values, nulls, NULL);
-}
-
-/* the same, with the statement's plan kept in *kept across calls */
-uint64
-pfg_execute_kept_as_owner(Oid relid, const char *query, int nargs,
-						  Oid *argtypes, Datum *values, const char *nulls,
-						  SPIPlanPtr *kept)
-{
-	return execute_as_owner(relid, query, nargs, argtypes, values, nulls, kept);
 }
 
 /* ---------- SQL functions */
@@ -394,7 +363,7 @@ profile_guard_execute_as_owner_sql(PG_FUNCTION_ARGS)
 	}
 	(void) pfg_check_guarded(relid, NULL, NULL, NULL, RowExclusiveLock, ERROR);
 	processed = pfg_execute_as_owner(relid, text_to_cstring(PG_GETARG_TEXT_PP(1)),
-											   nargs, argtypes, values, nulls);
+									 nargs, argtypes, values, nulls, NULL);
 	PG_RETURN_INT64((int64) processed);
 }
 

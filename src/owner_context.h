@@ -25,10 +25,7 @@ extern void pfg_owner_context_begin(Oid relid, OwnerContext *oc);
 extern void pfg_owner_context_end(OwnerContext *oc);
 extern bool pfg_owner_writing(Oid relid);
 extern uint64 pfg_execute_as_owner(Oid relid, const char *query, int nargs,
-											 Oid *argtypes, Datum *values,
-											 const char *nulls);
-extern uint64 pfg_execute_kept_as_owner(Oid relid, const char *query, int nargs,
-										Oid *argtypes, Datum *values,
-										const char *nulls, SPIPlanPtr *kept);
+								   Oid *argtypes, Datum *values,
+								   const char *nulls, SPIPlanPtr *kept);
 
 #endif							/* PROFILE_GUARD_OWNER_CONTEXT_H */

@@ -87,12 +87,8 @@ pseudonym_permitted(const char *recipient)
 	Oid			userid = GetUserId();
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
-	Oid		   *relids;
-	AttrNumber *attnums;
-	uint64		n;
 	bool		permitted = false;
 	PfgCatalogAccess ca;
-	MemoryContext outer = CurrentMemoryContext;
 	int			rc;
 
 	args[0] = CStringGetTextDatum(recipient);
@@ -107,26 +103,23 @@ pseudonym_permitted(const char *recipient)
 							   1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the de-identified views: %s", SPI_result_code_string(rc));
-	n = SPI_processed;
-	/* out of SPI's memory, which its end frees */
-	relids = MemoryContextAlloc(outer, sizeof(Oid) * (n + 1));
-	attnums = MemoryContextAlloc(outer, sizeof(AttrNumber) * (n + 1));
-	for (uint64 i = 0; i < n; i++)
+	/*
+	 * The caller's privileges (userid, not the owner's we run as): the
+	 * table's, else the subject column's (which alone omits the table's).
+	 */
+	for (uint64 i = 0; i < SPI_processed && !permitted; i++)
 	{
 		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		AttrNumber	attnum = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 2, &isnull));
 
-		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		attnums[i] = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		permitted = pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK ||
+			pg_attribute_aclcheck(relid, attnum, userid, ACL_SELECT) == ACLCHECK_OK;
 	}
 	pfg_end_catalog_access(&ca);
 	pfg_spi_finish();
-
-	/* the table's privilege, else the column's (which alone omits the table's) */
-	for (uint64 i = 0; i < n && !permitted; i++)
-		permitted = pg_class_aclcheck(relids[i], userid, ACL_SELECT) == ACLCHECK_OK ||
-			pg_attribute_aclcheck(relids[i], attnums[i], userid, ACL_SELECT) == ACLCHECK_OK;
-	pfree(relids);
-	pfree(attnums);
 	return permitted;
 }
 
