@@ -30,6 +30,7 @@ OBJS = \
 	src/key_wrap.o \
 	src/data_key_cache.o \
 	src/data_key.o \
+	src/shared_data_keys.o \
 	src/crypto_envelope.o \
 	src/key_rotation.o \
 	src/subject_hash.o \

@@ -5967,3 +5967,32 @@ COMMENT ON FUNCTION create_data_keys() IS
 	'makes the data key of every registered subject that has none; returns how many were made';
 REVOKE ALL ON FUNCTION create_data_keys() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION create_data_keys() TO profile_guard_admin;
+
+/*
+ * Unwrapped data keys shared between the backends of a database
+ * (profile_guard.shared_key_cache_size).  Any statement that destroys,
+ * re-wraps, deletes or truncates keys retires them when it commits, and
+ * flushes every backend's cache: this trigger notes it, whoever runs the
+ * statement, and fires in every session_replication_role.
+ */
+CREATE FUNCTION _data_keys_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'profile_guard_data_keys_changed'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION _data_keys_changed() FROM PUBLIC;
+CREATE TRIGGER subject_key_changed
+	AFTER UPDATE OR DELETE OR TRUNCATE ON subject_key
+	FOR EACH STATEMENT EXECUTE FUNCTION _data_keys_changed();
+ALTER TABLE subject_key ENABLE ALWAYS TRIGGER subject_key_changed;
+
+-- C: the sets of data keys in shared memory, for the DBA
+CREATE FUNCTION shared_data_keys(OUT database oid, OUT keys bigint,
+	OUT bytes bigint, OUT copies bigint, OUT complete boolean,
+	OUT published_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'profile_guard_shared_data_keys'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION shared_data_keys() IS
+	'the sets of unwrapped data keys shared between backends: per database, the keys, bytes, copies made by other backends, and whether keys were made since';
+REVOKE ALL ON FUNCTION shared_data_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shared_data_keys() TO profile_guard_admin;

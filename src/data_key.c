@@ -44,6 +44,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -71,6 +72,7 @@
 #include "key_wrap.h"
 #include "master_key.h"
 #include "progress.h"
+#include "shared_data_keys.h"
 #include "spi_checked.h"
 
 #define MAX_SUBJECT_CHARS	PFG_MAX_SUBJECT_CHARS
@@ -88,10 +90,12 @@ static TimestampTz stmt_start = 0;
 static int	stmt_misses = 0;
 static int	stmt_bulk_after = 0;	/* 0: not decided yet */
 static bool stmt_bulk_loaded = false;
+static bool stmt_copied_shared = false;	/* copied the shared keys */
 static uint64 stmt_bulk_flushes = 0;	/* the cache's flush count after it */
 
 PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
 PFG_SQL_FUNCTION(profile_guard_create_data_keys);
+PFG_SQL_FUNCTION(profile_guard_data_keys_changed);
 
 /*
  * invalidation.c: subject_key changed, or every relation may have.  The
@@ -330,6 +334,7 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
 	if (SPI_processed == 1)
 	{
 		*own_xact = true;
+		pfg_shared_data_keys_note_created();
 		return PFG_DATA_KEY_FOUND;
 	}
 
@@ -356,7 +361,8 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
  * SPI path, which waits for that transaction and reads the winner's key.
  * Only for a statement that read every key and found none for the
  * subject (see pfg_data_key_get), once the master key was checked,
- * outside parallel mode, and while subject_key has no trigger and only
+ * outside parallel mode, and while subject_key has no row trigger on
+ * INSERT and only
  * plain, immediate indexes (a DBA's expression or partial index sends
  * every key through create_data_key).  Returns false to ask for
  * create_data_key.
@@ -395,7 +401,10 @@ insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
 			info->ii_IndexAttrNumbers[0] == 1)
 			has_pk = true;
 	}
-	if (i < indstate->ri_NumIndices || !has_pk || rel->trigdesc != NULL ||
+	if (i < indstate->ri_NumIndices || !has_pk ||
+		(rel->trigdesc != NULL &&
+		 (rel->trigdesc->trig_insert_before_row || rel->trigdesc->trig_insert_after_row ||
+		  rel->trigdesc->trig_insert_instead_row || rel->trigdesc->trig_insert_new_table)) ||
 		RelationGetDescr(rel)->natts != lengthof(values))
 	{
 		CatalogCloseIndexes(indstate);
@@ -454,6 +463,7 @@ insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
 		return false;
 	}
 	*own_xact = true;
+	pfg_shared_data_keys_note_created();
 	return true;
 }
 
@@ -546,6 +556,8 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "could not store data keys: %s", SPI_result_code_string(rc));
 		made += SPI_processed;
+		if (SPI_processed > 0)
+			pfg_shared_data_keys_note_created();
 		MemoryContextReset(batch_cxt);
 	}
 	MemoryContextDelete(batch_cxt);
@@ -593,6 +605,7 @@ note_miss(void)
 		stmt_misses = 0;
 		stmt_bulk_after = 0;
 		stmt_bulk_loaded = false;
+		stmt_copied_shared = false;
 	}
 	return ++stmt_misses == BULK_MIN_MISSES ||
 		(stmt_bulk_after > 0 && stmt_misses == stmt_bulk_after);
@@ -636,8 +649,13 @@ bulk_load_keys(void)
 	bool	   *nulls;
 	int			loaded = 0;
 	int			dense = 0;
+	bool		complete;
+	bool		shareable;
+	PfgSharedKeysTicket ticket;
+	Oid			relid;
 
-	rel = table_open(subject_key_table(NULL), AccessShareLock);
+	relid = subject_key_table(NULL);
+	rel = table_open(relid, AccessShareLock);
 	estimate = estimated_keys(rel);
 	room = pfg_data_key_cache_room();
 	if (stmt_bulk_after == 0)
@@ -656,6 +674,33 @@ bulk_load_keys(void)
 		table_close(rel, AccessShareLock);
 		return false;
 	}
+
+	/*
+	 * Another backend published them: copy those.  Keys made since are read
+	 * one by one, and if the statement meets many of them it scans after
+	 * all.
+	 */
+	if (!stmt_copied_shared &&
+		pfg_shared_data_keys_copy(relid, current->fingerprint,
+								  room, &complete))
+	{
+		table_close(rel, AccessShareLock);
+		stmt_copied_shared = true;
+		stmt_bulk_loaded = complete;
+		stmt_bulk_flushes = pfg_data_key_cache_flushes();
+		stmt_bulk_after = stmt_misses +
+			(int) Max(BULK_MIN_MISSES, Min(estimate / BULK_MISS_RATIO, (double) INT_MAX / 4));
+		return true;
+	}
+
+	/*
+	 * What this scan reads may be published for the other backends: then
+	 * the cache holds nothing else (the epoch is read before the snapshot).
+	 */
+	ticket = pfg_shared_data_keys_begin_load();
+	shareable = ticket.usable;
+	if (shareable)
+		pfg_data_key_cache_flush();
 
 	desc = RelationGetDescr(rel);
 	a_subject = attnameAttNum(rel, "subject", false);
@@ -697,7 +742,10 @@ bulk_load_keys(void)
 		subject = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[a_subject - 1]));
 		slen = VARSIZE_ANY_EXHDR(subject);
 		if (pfg_data_key_cache_room() <= 0)
+		{
+			shareable = false;
 			break;
+		}
 		/* make room at once for what the first keys say is coming */
 		if (loaded < RESERVE_AFTER)
 		{
@@ -709,8 +757,13 @@ bulk_load_keys(void)
 		if (!pfg_unwrap_data_key_n((uint8 *) VARDATA_ANY(wrapped), VARSIZE_ANY_EXHDR(wrapped),
 								   VARDATA_ANY(subject), slen, mk, key))
 			continue;			/* a single read reports it */
-		pfg_data_key_cache_insert(VARDATA_ANY(subject), slen, key,
-								  TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)));
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)))
+		{
+			pfg_data_key_cache_insert(VARDATA_ANY(subject), slen, key, true);
+			shareable = false;
+		}
+		else
+			pfg_data_key_cache_insert(VARDATA_ANY(subject), slen, key, false);
 		explicit_bzero(key, sizeof(key));
 	}
 	table_endscan(scan);
@@ -727,6 +780,8 @@ bulk_load_keys(void)
 	}
 	stmt_bulk_loaded = true;
 	stmt_bulk_flushes = pfg_data_key_cache_flushes();
+	if (shareable)
+		pfg_shared_data_keys_publish(&ticket, relid, current->fingerprint);
 	return true;
 }
 
@@ -831,7 +886,31 @@ pfg_data_key_destroy(const char *subject)
 
 	/* wipe our copy now, and everybody's at commit */
 	pfg_data_key_cache_forget(subject);
+	pfg_shared_data_keys_note_changed();
 	CacheInvalidateRelcacheByRelid(relid);
+}
+
+/*
+ * The trigger on subject_key (AFTER UPDATE OR DELETE OR TRUNCATE, FOR EACH
+ * STATEMENT, enabled ALWAYS): keys may have been destroyed, replaced or
+ * removed by any statement, ours or a DBA's.  The shared keys of this
+ * database are retired when the transaction commits, and every backend's
+ * cache is flushed.
+ */
+Datum
+profile_guard_data_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		RelationGetRelid(trigdata->tg_relation) != subject_key_table(NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() may only run as the trigger on %s.%s",
+						"_data_keys_changed", PFG_SCHEMA_NAME, PFG_SUBJECT_KEY_TABLE)));
+	pfg_shared_data_keys_note_changed();
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 Datum

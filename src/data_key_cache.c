@@ -26,6 +26,7 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "port/pg_bitutils.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -362,8 +363,9 @@ dense_cover(uint32 n, uint32 expected)
 		return false;
 	size = Min(Max(Max(n + 1, dense_size * 2), DENSE_MIN), limit);
 	size = TYPEALIGN(64, size);
+	/* zeroed: a slot without a key holds nothing (it may be shared) */
 	keys = MemoryContextAllocExtended(DataKeyContext, (Size) size * PFG_KEY_LEN,
-									  MCXT_ALLOC_HUGE);
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	present = MemoryContextAllocZero(DataKeyContext, size / 8);
 	if (dense_keys != NULL)
 	{
@@ -376,6 +378,71 @@ dense_cover(uint32 n, uint32 expected)
 	dense_keys = keys;
 	dense_present = present;
 	dense_size = size;
+	return true;
+}
+
+/*
+ * The shared keys (shared_data_keys.c): make the dense part hold size
+ * slots, before a set of them is merged in without allocating.
+ */
+bool
+pfg_data_key_cache_reserve_dense(uint32 size)
+{
+	data_key_cache_init();
+	return size > 0 && size % 64 == 0 && dense_cover(size - 1, size);
+}
+
+/*
+ * Merge keys[size][PFG_KEY_LEN] with a bit each in present (size a multiple
+ * of 64) into the dense part, which pfg_data_key_cache_reserve_dense()
+ * made large enough.  Allocates nothing.
+ */
+bool
+pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
+							   uint32 size)
+{
+	if (dense_keys == NULL || dense_size < size || size % 64 != 0)
+		return false;
+	if (dense_count == 0)
+	{
+		memcpy(dense_keys, keys, (Size) size * PFG_KEY_LEN);
+		memcpy(dense_present, present, size / 8);
+		dense_count = (uint32) pg_popcount((const char *) present, size / 8);
+		return true;
+	}
+	for (uint32 w = 0; w < size / 64; w++)
+	{
+		uint64		bits = present[w] & ~dense_present[w];
+
+		while (bits != 0)
+		{
+			uint32		n = w * 64 + pg_rightmost_one_pos64(bits);
+
+			memcpy(dense_keys[n], keys + (Size) n * PFG_KEY_LEN, PFG_KEY_LEN);
+			dense_count++;
+			bits &= bits - 1;
+		}
+		dense_present[w] |= present[w];
+	}
+	return true;
+}
+
+/*
+ * The dense part, when it is all the cache holds (no key in the table):
+ * what a bulk load of dense subjects leaves, for shared_data_keys.c to
+ * publish.
+ */
+bool
+pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
+							  uint32 *size, uint32 *count)
+{
+	if (dense_keys == NULL || dense_count == 0 ||
+		(DataKeyCache != NULL && DataKeyCache->members > 0))
+		return false;
+	*keys = (const uint8 *) dense_keys;
+	*present = dense_present;
+	*size = dense_size;
+	*count = dense_count;
 	return true;
 }
 

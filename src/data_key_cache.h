@@ -27,6 +27,13 @@ extern void pfg_data_key_cache_reserve(int n, bool dense);
 /* is subject a dense integer, kept in an array rather than the table? */
 extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
 
+/* the dense part, as shared_data_keys.c publishes and merges it */
+extern bool pfg_data_key_cache_reserve_dense(uint32 size);
+extern bool pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
+										   uint32 size);
+extern bool pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
+										  uint32 *size, uint32 *count);
+
 /* wipe and drop every key; the count of flushes so far */
 extern void pfg_data_key_cache_flush(void);
 extern uint64 pfg_data_key_cache_flushes(void);

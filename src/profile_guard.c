@@ -30,6 +30,7 @@
 #include "policy_generation.h"
 #include "redact.h"
 #include "shared_answers.h"
+#include "shared_data_keys.h"
 #include "usage.h"
 
 PG_MODULE_MAGIC;
@@ -54,6 +55,7 @@ _PG_init(void)
 	pfg_crypto_define_settings();
 	pfg_data_key_cache_define_settings();
 	pfg_shared_answers_define_settings();
+	pfg_shared_data_keys_define_settings();
 	pfg_usage_define_settings();
 	pfg_erasure_define_settings();
 	pfg_audit_ring_define_settings();
@@ -68,6 +70,7 @@ _PG_init(void)
 	pfg_invalidation_init();
 	pfg_policy_generation_init();
 	pfg_shared_answers_init();
+	pfg_shared_data_keys_init();
 	pfg_audit_init();
 	pfg_redact_init();
 

@@ -48,6 +48,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "shared_answers.h"
+#include "shmem.h"
 
 /* the patch lock of a slot: an advisory lock tag no SQL function makes */
 #define PATCH_LOCK_CLASS 0x7067
@@ -250,8 +251,6 @@ shared_answers_exit(int code, Datum arg)
 static void
 ensure_area(void)
 {
-	MemoryContext old;
-
 	if (Area != NULL)
 		return;
 	if (HeldReads == NULL)
@@ -264,27 +263,9 @@ ensure_area(void)
 		before_shmem_exit(shared_answers_exit, (Datum) 0);
 		ExitCallbackRegistered = true;
 	}
-	LWLockRegisterTranche(Control->area_tranche, "profile_guard shared answers area");
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
-	PG_TRY();
-	{
-		if (Control->area_handle == DSM_HANDLE_INVALID)
-		{
-			Area = dsa_create(Control->area_tranche);
-			dsa_pin(Area);
-			Control->area_handle = dsa_get_handle(Area);
-		}
-		else
-			Area = dsa_attach(Control->area_handle);
-		dsa_pin_mapping(Area);
-	}
-	PG_FINALLY();
-	{
-		LWLockRelease(Control->lock);
-		MemoryContextSwitchTo(old);
-	}
-	PG_END_TRY();
+	Area = pfg_shmem_attach_area(Control->lock, Control->area_tranche,
+								 "profile_guard shared answers area",
+								 &Control->area_handle);
 }
 
 /*

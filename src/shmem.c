@@ -10,7 +10,9 @@
  *	       "profile_guard";
  *	    3. the counts of guarded relations per database (redact.c);
  *	    4. the progress slots of long work, one per backend (progress.c);
- *	    5. the shared buffer of audit lines (audit_ring.c).
+ *	    5. the shared buffer of audit lines (audit_ring.c);
+ *	    6. the shared data keys' control (shared_data_keys.c), with the
+ *	       named LWLock tranche "profile_guard shared data keys".
  *	  The set-up runs under AddinShmemInitLock, in the postmaster (or in
  *	  every backend where shared memory is attached anew); a part that
  *	  finds its structures already there only attaches to them.  shmem.h
@@ -23,17 +25,20 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 
 #include "shmem.h"
 #include "audit_ring.h"
 #include "progress.h"
 #include "redact.h"
 #include "shared_answers.h"
+#include "shared_data_keys.h"
 #include "usage.h"
 
 /* the named LWLock tranches, as pg_stat_activity shows their waits */
 #define SHARED_ANSWERS_TRANCHE	"profile_guard shared answers"
 #define USAGE_TRANCHE			"profile_guard"
+#define SHARED_DATA_KEYS_TRANCHE "profile_guard shared data keys"
 
 /* shmem_request_hook (hooks.c) */
 void
@@ -46,9 +51,11 @@ pfg_shmem_request(void)
 	size = add_size(size, pfg_redact_shmem_size());
 	size = add_size(size, pfg_progress_shmem_size());
 	size = add_size(size, pfg_audit_ring_shmem_size());
+	size = add_size(size, pfg_shared_data_keys_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(SHARED_ANSWERS_TRANCHE, 1);
 	RequestNamedLWLockTranche(USAGE_TRANCHE, 1);
+	RequestNamedLWLockTranche(SHARED_DATA_KEYS_TRANCHE, 1);
 }
 
 /* shmem_startup_hook (hooks.c) */
@@ -61,5 +68,43 @@ pfg_shmem_startup(void)
 	pfg_redact_shmem_startup();
 	pfg_progress_shmem_startup();
 	pfg_audit_ring_shmem_startup();
+	pfg_shared_data_keys_shmem_startup(&(GetNamedLWLockTranche(SHARED_DATA_KEYS_TRANCHE))->lock);
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * This backend's mapping of a DSA area whose handle is kept in shared
+ * memory under lock (exclusive here), created by the first backend that
+ * needs it and pinned for the server's life; the mapping lasts until the
+ * backend exits.  tranche names the area's own locks.
+ */
+dsa_area *
+pfg_shmem_attach_area(LWLock *lock, int tranche, const char *tranche_name,
+					  dsa_handle *handle)
+{
+	MemoryContext old;
+	dsa_area   *area;
+
+	LWLockRegisterTranche(tranche, tranche_name);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	PG_TRY();
+	{
+		if (*handle == DSM_HANDLE_INVALID)
+		{
+			area = dsa_create(tranche);
+			dsa_pin(area);
+			*handle = dsa_get_handle(area);
+		}
+		else
+			area = dsa_attach(*handle);
+		dsa_pin_mapping(area);
+	}
+	PG_FINALLY();
+	{
+		LWLockRelease(lock);
+		MemoryContextSwitchTo(old);
+	}
+	PG_END_TRY();
+	return area;
 }

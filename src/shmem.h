@@ -24,6 +24,12 @@
  *	  - the progress slots (progress.c): one per backend, written by its
  *	    backend only and read without a lock, by a change count (as
  *	    PostgreSQL's backend status array).
+ *	  - the shared data keys' control (shared_data_keys.c): its fields
+ *	    under the LWLock of tranche "profile_guard shared data keys"
+ *	    (shared to copy a set of keys out, exclusive to publish, retire or
+ *	    free one), but for its two counters, atomics advanced under the
+ *	    lock and read without it.  The keys are in a DSA area of their
+ *	    own, created on first use under that lock.
  *
  *	  Our LWLocks and spinlocks are never held together, but an entry's
  *	  spinlock under its table's lock.  The control's lock may be taken
@@ -35,7 +41,13 @@
 #ifndef PROFILE_GUARD_SHMEM_H
 #define PROFILE_GUARD_SHMEM_H
 
+#include "storage/lwlock.h"
+#include "utils/dsa.h"
+
 extern void pfg_shmem_request(void);
 extern void pfg_shmem_startup(void);
+extern dsa_area *pfg_shmem_attach_area(LWLock *lock, int tranche,
+									   const char *tranche_name,
+									   dsa_handle *handle);
 
 #endif							/* PROFILE_GUARD_SHMEM_H */

@@ -10,8 +10,9 @@
 # health.condition; sens_read holds one encrypted value per consenting
 # subject, plain_read the same values in plaintext.  The reads count the
 # values under the purpose (every cell decrypted), in a new connection each
-# run (its data key cache is empty) and warm (the same statement again in
-# one backend).  The inserts write one value per consenting subject, with
+# run (its data key cache is empty: it copies the data keys that the first
+# read published in shared memory, and once more with that turned off) and
+# warm (the same statement again in one backend).  The inserts write one value per consenting subject, with
 # their data keys existing (in turn with the unprotected insert, run for
 # run), and with none existing (the keys are dropped before each run, so
 # each insert makes SCALE * 3/4 data keys).
@@ -83,6 +84,15 @@ READ_P="SELECT count(health) FROM plain_read"
 cells=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$READ_S" | tail -1)
 new_s=$(new_conn "SELECT 1" "$READ_S")
 new_p=$(new_conn "SELECT 1" "$READ_P")
+# the same with the shared data keys turned off: each new connection reads
+# and unwraps every key itself
+set_shared_keys() {
+	"${PSQL[@]}" -At -c "ALTER SYSTEM $1" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+}
+set_shared_keys "SET profile_guard.shared_key_cache_size = 0"
+new_own=$(new_conn "SELECT 1" "$READ_S")
+set_shared_keys "RESET profile_guard.shared_key_cache_size"
 warm_s=$(warm "$READ_S")
 warm_p=$(warm "$READ_P")
 N_PGP=$((SCALE / 100))
@@ -115,7 +125,7 @@ REG_N=$((SCALE / 20))
 reg_ms=$(insert_runs "DELETE FROM profile_guard.subject_event WHERE subject LIKE 'new-%'; DELETE FROM profile_guard.subject_key WHERE subject LIKE 'new-%'; DELETE FROM profile_guard.subject WHERE subject LIKE 'new-%'" \
 	"SELECT count(profile_guard.register_subject('new-' || i)) FROM generate_series(1, $REG_N) i")
 
-awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -v ws="$warm_s" -v wp="$warm_p" \
+awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -v nown="$new_own" -v ws="$warm_s" -v wp="$warm_p" \
 	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" \
 	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" '
 function row(name, ours, base, ratio, target) {
@@ -126,6 +136,7 @@ BEGIN {
 	print "| measure | profile_guard | baseline | ratio | goal |"
 	print "|---|---|---|---|---|"
 	row("read sensitive cells, new connection / plaintext", ns " ms", np " ms", ns / np, "<= 4")
+	row("read sensitive cells, new connection, data keys not shared / plaintext", nown " ms", np " ms", nown / np, "(reference)")
 	row("read sensitive cells, warm backend / plaintext", ws " ms", wp " ms", ws / wp, "<= 4")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
 	row("insert sensitive, every subject new (key made at registration) / unprotected", ireg " ms", ip " ms", ireg / ip, "<= 3")

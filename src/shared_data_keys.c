@@ -1,0 +1,521 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_data_keys.c
+ *	  Owns the unwrapped data keys shared between the backends of a
+ *	  database, and the setting profile_guard.shared_key_cache_size.
+ *
+ *	  A statement that meets many subjects loads every data key in bulk
+ *	  (data_key.c): a heap scan of subject_key and one unwrap per key.
+ *	  When what it loaded is the dense part of the backend's cache alone
+ *	  (subjects that are decimal integers, data_key_cache.c), it publishes
+ *	  a copy here, in a DSA area, as a set for its database; the bulk load
+ *	  of any other backend of that database then copies the set into its
+ *	  own cache instead of scanning and unwrapping.  Lookups stay in the
+ *	  backend's memory: nothing reads shared memory per cell.
+ *
+ *	  Keys leave with the commit that changes them.  Every transaction
+ *	  that destroys, deletes, re-wraps or truncates keys (a trigger on
+ *	  subject_key notes it, and data_key.c notes its own destroys) retires
+ *	  its database's sets when it commits, after its commit is visible and
+ *	  before its invalidations are sent, and wipes them (it mapped them
+ *	  before committing; a set published in between is wiped by the next
+ *	  backend that takes the lock).  It also advances the change epoch: a
+ *	  bulk load notes the epoch before it takes its snapshot and publishes
+ *	  only if the epoch has not moved since, so a set never holds a key
+ *	  whose destruction had committed before it was published.  A
+ *	  transaction that changed keys itself neither copies nor publishes.
+ *	  A prepared transaction that changed keys stops sharing until the
+ *	  server restarts (its commit may come from any backend, unseen here);
+ *	  a hot standby does not share (it replays commits without us).
+ *
+ *	  Keys made after a set was read are not in it; the creation count
+ *	  (advanced by every transaction that made keys, when it commits)
+ *	  tells a copy that lacks some, so that the statement looks for a
+ *	  subject's key before making one.  A set is tied to the master key
+ *	  that unwrapped it (its fingerprint) and to subject_key's OID.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/dsm.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/dsa.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "extension.h"
+#include "crypto_primitives.h"
+#include "data_key_cache.h"
+#include "master_key.h"
+#include "settings.h"
+#include "shared_data_keys.h"
+#include "shmem.h"
+
+#define SHARED_KEY_SETS		16	/* databases sharing keys at once */
+
+typedef enum KeySetState
+{
+	KEYSET_EMPTY = 0,
+	KEYSET_READY,				/* published, read-only */
+	KEYSET_RETIRED				/* keys changed: to wipe (unless wiped) and free */
+} KeySetState;
+
+typedef struct SharedKeySet
+{
+	KeySetState state;
+	bool		wiped;
+	Oid			dbid;
+	Oid			relid;			/* subject_key */
+	char		fingerprint[PFG_FINGERPRINT_HEX_LEN + 1];
+	uint64		serial;			/* which publication */
+	uint64		creations;		/* the creation count before its scan */
+	uint32		size;			/* dense slots */
+	uint32		count;			/* keys */
+	uint64		copies;
+	TimestampTz published_at;
+	dsa_pointer blob;			/* keys[size][PFG_KEY_LEN], then a bit each */
+	Size		blob_size;
+} SharedKeySet;
+
+typedef struct SharedKeysControl
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 epoch;		/* commits that changed keys */
+	pg_atomic_uint64 creations; /* commits that made keys */
+	bool		disabled;		/* a prepared transaction changed keys */
+	uint64		next_serial;
+	int			area_tranche;
+	dsa_handle	area_handle;
+	Size		published_bytes;
+	SharedKeySet sets[SHARED_KEY_SETS];
+} SharedKeysControl;
+
+static SharedKeysControl *Control = NULL;
+static dsa_area *Area = NULL;
+static int	shared_key_cache_size_mb = 256;
+
+/* the current transaction's changes, and the sets it mapped to wipe them */
+static bool KeysChangedInXact = false;
+static bool KeysCreatedInXact = false;
+static int	n_mapped = 0;
+static uint64 mapped_serial[SHARED_KEY_SETS];
+static void *mapped_address[SHARED_KEY_SETS];
+
+PFG_SQL_FUNCTION(profile_guard_shared_data_keys);
+
+void
+pfg_shared_data_keys_define_settings(void)
+{
+	DefineCustomIntVariable("profile_guard.shared_key_cache_size",
+							"Shared memory for unwrapped data keys, copied by every backend of a database instead of reading and unwrapping them.",
+							"33 bytes per subject whose identifier is a decimal integer. 0 turns sharing off: each backend then reads and unwraps every key itself.",
+							&shared_key_cache_size_mb,
+							256, 0, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+}
+
+Size
+pfg_shared_data_keys_shmem_size(void)
+{
+	return MAXALIGN(sizeof(SharedKeysControl));
+}
+
+/* called with AddinShmemInitLock held; lock: our named tranche's */
+void
+pfg_shared_data_keys_shmem_startup(LWLock *lock)
+{
+	bool		found;
+
+	Control = ShmemInitStruct("profile_guard shared data keys",
+							  sizeof(SharedKeysControl), &found);
+	if (!found)
+	{
+		memset(Control, 0, sizeof(SharedKeysControl));
+		Control->lock = lock;
+		pg_atomic_init_u64(&Control->epoch, 1);
+		pg_atomic_init_u64(&Control->creations, 1);
+		Control->next_serial = 1;
+		Control->area_tranche = LWLockNewTrancheId();
+		Control->area_handle = DSM_HANDLE_INVALID;
+	}
+}
+
+static void
+ensure_area(void)
+{
+	if (Area == NULL)
+		Area = pfg_shmem_attach_area(Control->lock, Control->area_tranche,
+									 "profile_guard shared data keys area",
+									 &Control->area_handle);
+}
+
+/* may this backend share keys now? */
+static bool
+sharing_on(void)
+{
+	return Control != NULL && shared_key_cache_size_mb > 0 &&
+		OidIsValid(MyDatabaseId) && !Control->disabled &&
+		!RecoveryInProgress() && !KeysChangedInXact;
+}
+
+static inline uint64 *
+set_present(SharedKeySet *s, char *base)
+{
+	return (uint64 *) (base + (Size) s->size * PFG_KEY_LEN);
+}
+
+/* lock held exclusively, Area attached: free what was retired */
+static void
+reap_retired(void)
+{
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+
+		if (s->state != KEYSET_RETIRED)
+			continue;
+		if (!s->wiped)
+			explicit_bzero(dsa_get_address(Area, s->blob), s->blob_size);
+		dsa_free(Area, s->blob);
+		Control->published_bytes -= s->blob_size;
+		memset(s, 0, sizeof(SharedKeySet));
+	}
+}
+
+static bool
+any_retired(void)
+{
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+		if (Control->sets[i].state == KEYSET_RETIRED)
+			return true;
+	return false;
+}
+
+/*
+ * At PRE_COMMIT of a transaction that changed keys (errors still abort it
+ * there): map this database's sets, so that the commit can wipe them
+ * without mapping anything.
+ */
+static void
+map_for_commit(void)
+{
+	bool		any = false;
+
+	n_mapped = 0;
+	if (Control == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	LWLockAcquire(Control->lock, LW_SHARED);
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+		any |= Control->sets[i].state == KEYSET_READY &&
+			Control->sets[i].dbid == MyDatabaseId;
+	LWLockRelease(Control->lock);
+	if (!any)
+		return;
+	ensure_area();
+	LWLockAcquire(Control->lock, LW_SHARED);
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+
+		if (s->state != KEYSET_READY || s->dbid != MyDatabaseId)
+			continue;
+		mapped_serial[n_mapped] = s->serial;
+		mapped_address[n_mapped] = dsa_get_address(Area, s->blob);
+		n_mapped++;
+	}
+	LWLockRelease(Control->lock);
+}
+
+/*
+ * The commit of a transaction that changed keys (visible to new snapshots
+ * now): advance the epoch, retire this database's sets and wipe those
+ * mapped before.  Nothing here can fail.  disable: a prepared
+ * transaction, whose commit we will not see: stop sharing.
+ */
+static void
+retire_sets(bool disable)
+{
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	pg_atomic_fetch_add_u64(&Control->epoch, 1);
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+
+		if (s->state != KEYSET_READY || (s->dbid != MyDatabaseId && !disable))
+			continue;
+		for (int m = 0; m < n_mapped; m++)
+		{
+			if (mapped_serial[m] == s->serial)
+			{
+				explicit_bzero(mapped_address[m], s->blob_size);
+				s->wiped = true;
+			}
+		}
+		s->state = KEYSET_RETIRED;
+	}
+	if (disable && !Control->disabled)
+	{
+		Control->disabled = true;
+		ereport(LOG,
+				(errmsg("profile_guard: data keys are no longer shared between backends"),
+				 errdetail("A prepared transaction changed data keys."),
+				 errhint("Sharing resumes after a server restart.")));
+	}
+	LWLockRelease(Control->lock);
+}
+
+static void
+shared_keys_xact_callback(XactEvent event, void *arg)
+{
+	if (Control == NULL || (!KeysChangedInXact && !KeysCreatedInXact))
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (KeysChangedInXact)
+				map_for_commit();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (KeysCreatedInXact)
+				pg_atomic_fetch_add_u64(&Control->creations, 1);
+			if (KeysChangedInXact)
+				retire_sets(false);
+			KeysChangedInXact = KeysCreatedInXact = false;
+			n_mapped = 0;
+			break;
+		case XACT_EVENT_PREPARE:
+			if (KeysChangedInXact)
+				retire_sets(true);
+			KeysChangedInXact = KeysCreatedInXact = false;
+			n_mapped = 0;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			KeysChangedInXact = KeysCreatedInXact = false;
+			n_mapped = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+pfg_shared_data_keys_init(void)
+{
+	RegisterXactCallback(shared_keys_xact_callback, NULL);
+}
+
+void
+pfg_shared_data_keys_note_created(void)
+{
+	KeysCreatedInXact = true;
+}
+
+void
+pfg_shared_data_keys_note_changed(void)
+{
+	KeysChangedInXact = true;
+}
+
+/* lock held: the ready set of this database for relid and fingerprint */
+static SharedKeySet *
+find_set(Oid relid, const char *fingerprint)
+{
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+
+		if (s->state == KEYSET_READY && s->dbid == MyDatabaseId &&
+			s->relid == relid && strcmp(s->fingerprint, fingerprint) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+bool
+pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
+						  bool *complete)
+{
+	SharedKeySet *s;
+	uint64		serial;
+	uint32		size;
+	bool		copied = false;
+
+	*complete = false;
+	if (!sharing_on())
+		return false;
+	LWLockAcquire(Control->lock, LW_SHARED);
+	s = find_set(relid, fingerprint);
+	serial = s != NULL ? s->serial : 0;
+	size = s != NULL ? s->size : 0;
+	if (s != NULL && s->count > (uint32) Max(room, 0))
+		s = NULL;
+	LWLockRelease(Control->lock);
+	if (s == NULL)
+		return false;
+
+	/* room in the backend's cache first: nothing below allocates */
+	ensure_area();
+	if (!pfg_data_key_cache_reserve_dense(size))
+		return false;
+
+	LWLockAcquire(Control->lock, LW_SHARED);
+	s = find_set(relid, fingerprint);
+	if (s != NULL && s->serial == serial)
+	{
+		char	   *base = dsa_get_address(Area, s->blob);
+
+		copied = pfg_data_key_cache_merge_dense((const uint8 *) base,
+												set_present(s, base), s->size);
+		*complete = s->creations == pg_atomic_read_u64(&Control->creations);
+	}
+	LWLockRelease(Control->lock);
+
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	if (copied && (s = find_set(relid, fingerprint)) != NULL && s->serial == serial)
+		s->copies++;
+	if (any_retired())
+		reap_retired();
+	LWLockRelease(Control->lock);
+	return copied;
+}
+
+PfgSharedKeysTicket
+pfg_shared_data_keys_begin_load(void)
+{
+	PfgSharedKeysTicket t;
+
+	t.usable = sharing_on() && !IsInParallelMode() && !KeysCreatedInXact;
+	t.epoch = t.usable ? pg_atomic_read_u64(&Control->epoch) : 0;
+	t.creations = t.usable ? pg_atomic_read_u64(&Control->creations) : 0;
+	/* read before the caller's snapshot is taken */
+	pg_memory_barrier();
+	return t;
+}
+
+void
+pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
+							 const char *fingerprint)
+{
+	const uint8 *keys;
+	const uint64 *present;
+	uint32		size;
+	uint32		count;
+	Size		bytes;
+	Size		limit = (Size) shared_key_cache_size_mb * 1024 * 1024;
+	dsa_pointer blob;
+	char	   *base;
+	SharedKeySet *s = NULL;
+
+	if (!t->usable || !sharing_on() || KeysCreatedInXact ||
+		!pfg_data_key_cache_dense_view(&keys, &present, &size, &count) || count == 0)
+		return;
+	bytes = (Size) size * PFG_KEY_LEN + (Size) size / 8;
+	if (bytes > limit)
+		return;
+
+	ensure_area();
+	blob = dsa_allocate_extended(Area, bytes, DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	if (!DsaPointerIsValid(blob))
+		return;
+	base = dsa_get_address(Area, blob);
+	memcpy(base, keys, (Size) size * PFG_KEY_LEN);
+	memcpy(base + (Size) size * PFG_KEY_LEN, present, (Size) size / 8);
+
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	reap_retired();
+	if (pg_atomic_read_u64(&Control->epoch) == t->epoch && !Control->disabled)
+	{
+		/* this database's older set goes; else a free one, else the oldest */
+		for (int i = 0; i < SHARED_KEY_SETS; i++)
+		{
+			SharedKeySet *c = &Control->sets[i];
+
+			if (c->state == KEYSET_READY && c->dbid == MyDatabaseId)
+			{
+				s = c;
+				break;
+			}
+			if (s == NULL || c->state == KEYSET_EMPTY ||
+				(s->state != KEYSET_EMPTY && c->published_at < s->published_at))
+				s = c;
+		}
+		if (s->state == KEYSET_READY)
+		{
+			s->state = KEYSET_RETIRED;
+			reap_retired();
+		}
+		if (Control->published_bytes + bytes > limit)
+			s = NULL;
+	}
+	if (s != NULL)
+	{
+		s->state = KEYSET_READY;
+		s->wiped = false;
+		s->dbid = MyDatabaseId;
+		s->relid = relid;
+		strlcpy(s->fingerprint, fingerprint, sizeof(s->fingerprint));
+		s->serial = Control->next_serial++;
+		s->creations = t->creations;
+		s->size = size;
+		s->count = count;
+		s->copies = 0;
+		s->published_at = GetCurrentTimestamp();
+		s->blob = blob;
+		s->blob_size = bytes;
+		Control->published_bytes += bytes;
+	}
+	else
+	{
+		explicit_bzero(base, bytes);
+		dsa_free(Area, blob);
+	}
+	LWLockRelease(Control->lock);
+}
+
+/*
+ * shared_data_keys() → (database oid, keys, bytes, copies, complete,
+ * published_at): the sets of data keys in shared memory, for the DBA.
+ */
+Datum
+profile_guard_shared_data_keys(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	pfg_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+	if (Control == NULL)
+		return (Datum) 0;
+	LWLockAcquire(Control->lock, LW_SHARED);
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		if (s->state != KEYSET_READY)
+			continue;
+		values[0] = ObjectIdGetDatum(s->dbid);
+		values[1] = Int64GetDatum((int64) s->count);
+		values[2] = Int64GetDatum((int64) s->blob_size);
+		values[3] = Int64GetDatum((int64) s->copies);
+		values[4] = BoolGetDatum(s->creations == pg_atomic_read_u64(&Control->creations));
+		values[5] = TimestampTzGetDatum(s->published_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(Control->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_data_keys.h
+ *	  Unwrapped data keys shared between the backends of a database
+ *	  (shared_data_keys.c): what one backend's bulk load read, copied by
+ *	  the others instead of reading and unwrapping every key again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_SHARED_DATA_KEYS_H
+#define PROFILE_GUARD_SHARED_DATA_KEYS_H
+
+#include "storage/lwlock.h"
+
+/* what a bulk load notes before it takes its snapshot, to publish after */
+typedef struct PfgSharedKeysTicket
+{
+	bool		usable;			/* may this load be published at all? */
+	uint64		epoch;			/* keys changed by commits so far */
+	uint64		creations;		/* transactions that made keys so far */
+} PfgSharedKeysTicket;
+
+extern void pfg_shared_data_keys_define_settings(void);
+extern Size pfg_shared_data_keys_shmem_size(void);
+extern void pfg_shared_data_keys_shmem_startup(LWLock *lock);
+extern void pfg_shared_data_keys_init(void);
+
+/* the current transaction made keys / changed or removed some */
+extern void pfg_shared_data_keys_note_created(void);
+extern void pfg_shared_data_keys_note_changed(void);
+
+/*
+ * Copy the keys published for subject_key relid under the master key of
+ * this fingerprint into the backend's cache, if at most room of them;
+ * *complete: no transaction made keys since they were read.
+ */
+extern bool pfg_shared_data_keys_copy(Oid relid, const char *fingerprint,
+									  int room, bool *complete);
+
+/* before a bulk load's snapshot; then publish what it loaded */
+extern PfgSharedKeysTicket pfg_shared_data_keys_begin_load(void);
+extern void pfg_shared_data_keys_publish(const PfgSharedKeysTicket *ticket,
+										 Oid relid, const char *fingerprint);
+
+#endif							/* PROFILE_GUARD_SHARED_DATA_KEYS_H */
