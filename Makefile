@@ -4,6 +4,7 @@ OBJS = \
 	src/profile_guard.o \
 	src/hooks.o \
 	src/shmem.o \
+	src/shared_area.o \
 	src/settings.o \
 	src/catalog.o \
 	src/bypass.o \

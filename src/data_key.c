@@ -20,9 +20,13 @@
  *	  BULK_MISS_RATIO keys in the table, it reads every live key of
  *	  subject_key in one heap scan and unwraps them (one AES-GCM of 32
  *	  bytes each under the master key, whose key schedule is prepared
- *	  once), if they all fit in profile_guard.key_cache_size.  A key
- *	  created afterwards by another session is still found by a single
- *	  read; a statement that loaded every key creates the key of a new
+ *	  once), if they all fit in profile_guard.key_cache_size.  What such
+ *	  a scan read is published for the database's other backends, whose
+ *	  bulk loads copy it instead (shared_data_keys.c); the trigger on
+ *	  subject_key and pfg_data_key_destroy() tell that module which
+ *	  transactions changed keys, and the creating paths which made some.
+ *	  A key created afterwards by another session is still found by a
+ *	  single read; a statement that loaded every key creates the key of a new
  *	  subject without first looking for it, and writes its row straight
  *	  into the heap and indexes (a speculative insert, as ON CONFLICT
  *	  makes one) instead of through SPI; a race with another transaction

@@ -48,7 +48,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "shared_answers.h"
-#include "shmem.h"
+#include "shared_area.h"
 
 /* the patch lock of a slot: an advisory lock tag no SQL function makes */
 #define PATCH_LOCK_CLASS 0x7067
@@ -263,7 +263,7 @@ ensure_area(void)
 		before_shmem_exit(shared_answers_exit, (Datum) 0);
 		ExitCallbackRegistered = true;
 	}
-	Area = pfg_shmem_attach_area(Control->lock, Control->area_tranche,
+	Area = pfg_shared_area_attach(Control->lock, Control->area_tranche,
 								 "profile_guard shared answers area",
 								 &Control->area_handle);
 }

@@ -59,7 +59,7 @@
 #include "master_key.h"
 #include "settings.h"
 #include "shared_data_keys.h"
-#include "shmem.h"
+#include "shared_area.h"
 
 #define SHARED_KEY_SETS		16	/* databases sharing keys at once */
 
@@ -156,7 +156,7 @@ static void
 ensure_area(void)
 {
 	if (Area == NULL)
-		Area = pfg_shmem_attach_area(Control->lock, Control->area_tranche,
+		Area = pfg_shared_area_attach(Control->lock, Control->area_tranche,
 									 "profile_guard shared data keys area",
 									 &Control->area_handle);
 }

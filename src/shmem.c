@@ -25,7 +25,6 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "utils/memutils.h"
 
 #include "shmem.h"
 #include "audit_ring.h"
@@ -70,41 +69,4 @@ pfg_shmem_startup(void)
 	pfg_audit_ring_shmem_startup();
 	pfg_shared_data_keys_shmem_startup(&(GetNamedLWLockTranche(SHARED_DATA_KEYS_TRANCHE))->lock);
 	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * This backend's mapping of a DSA area whose handle is kept in shared
- * memory under lock (exclusive here), created by the first backend that
- * needs it and pinned for the server's life; the mapping lasts until the
- * backend exits.  tranche names the area's own locks.
- */
-dsa_area *
-pfg_shmem_attach_area(LWLock *lock, int tranche, const char *tranche_name,
-					  dsa_handle *handle)
-{
-	MemoryContext old;
-	dsa_area   *area;
-
-	LWLockRegisterTranche(tranche, tranche_name);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	PG_TRY();
-	{
-		if (*handle == DSM_HANDLE_INVALID)
-		{
-			area = dsa_create(tranche);
-			dsa_pin(area);
-			*handle = dsa_get_handle(area);
-		}
-		else
-			area = dsa_attach(*handle);
-		dsa_pin_mapping(area);
-	}
-	PG_FINALLY();
-	{
-		LWLockRelease(lock);
-		MemoryContextSwitchTo(old);
-	}
-	PG_END_TRY();
-	return area;
 }

@@ -41,13 +41,7 @@
 #ifndef PROFILE_GUARD_SHMEM_H
 #define PROFILE_GUARD_SHMEM_H
 
-#include "storage/lwlock.h"
-#include "utils/dsa.h"
-
 extern void pfg_shmem_request(void);
 extern void pfg_shmem_startup(void);
-extern dsa_area *pfg_shmem_attach_area(LWLock *lock, int tranche,
-									   const char *tranche_name,
-									   dsa_handle *handle);
 
 #endif							/* PROFILE_GUARD_SHMEM_H */
