@@ -40,6 +40,7 @@
 
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "fmgr.h"
@@ -161,13 +162,19 @@ ensure_area(void)
 									 &Control->area_handle);
 }
 
-/* may this backend share keys now? */
+/*
+ * May this backend share keys now?  Not in a transaction that changed keys.
+ * A parallel worker does not know whether its leader did, so it shares
+ * only in a transaction that has written nothing (the gates that decrypt
+ * are parallel restricted today: this keeps it so if that changes).
+ */
 static bool
 sharing_on(void)
 {
 	return Control != NULL && shared_key_cache_size_mb > 0 &&
 		OidIsValid(MyDatabaseId) && !Control->disabled &&
-		!RecoveryInProgress() && !KeysChangedInXact;
+		!RecoveryInProgress() && !KeysChangedInXact &&
+		!(IsParallelWorker() && TransactionIdIsValid(GetTopTransactionIdIfAny()));
 }
 
 static inline uint64 *
