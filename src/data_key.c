@@ -365,8 +365,8 @@ create_data_key(const char *subject, uint8 *key, bool *own_xact)
  * SPI path, which waits for that transaction and reads the winner's key.
  * Only for a statement that read every key and found none for the
  * subject (see pfg_data_key_get), once the master key was checked,
- * outside parallel mode, and while subject_key has no row trigger on
- * INSERT and only
+ * outside parallel mode, and while subject_key has no trigger on INSERT
+ * (its own trigger fires on the other commands) and only
  * plain, immediate indexes (a DBA's expression or partial index sends
  * every key through create_data_key).  Returns false to ask for
  * create_data_key.
@@ -408,7 +408,9 @@ insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
 	if (i < indstate->ri_NumIndices || !has_pk ||
 		(rel->trigdesc != NULL &&
 		 (rel->trigdesc->trig_insert_before_row || rel->trigdesc->trig_insert_after_row ||
-		  rel->trigdesc->trig_insert_instead_row || rel->trigdesc->trig_insert_new_table)) ||
+		  rel->trigdesc->trig_insert_instead_row || rel->trigdesc->trig_insert_new_table ||
+		  rel->trigdesc->trig_insert_before_statement ||
+		  rel->trigdesc->trig_insert_after_statement)) ||
 		RelationGetDescr(rel)->natts != lengthof(values))
 	{
 		CatalogCloseIndexes(indstate);
