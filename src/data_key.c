@@ -663,6 +663,9 @@ bulk_load_keys(void)
 	relid = subject_key_table(NULL);
 	rel = table_open(relid, AccessShareLock);
 	estimate = estimated_keys(rel);
+	/* after a copy that lacked too many keys: the scan reads them all again */
+	if (stmt_copied_shared && stmt_bulk_after > 0)
+		pfg_data_key_cache_flush();
 	room = pfg_data_key_cache_room();
 	if (stmt_bulk_after == 0)
 	{

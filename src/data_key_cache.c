@@ -132,6 +132,9 @@ static uint64 *dense_present = NULL;	/* a bit per slot */
 static uint32 dense_size = 0;
 static uint32 dense_count = 0;
 
+/* a key of the table as pfg_data_key_cache_write_others() writes it */
+#define OTHER_KEY_BYTES(len)	(sizeof(uint32) + PFG_KEY_LEN + (Size) (len))
+
 /* the arena of the longer subjects' texts: blocks of ARENA_BLOCK bytes */
 #define ARENA_BLOCK		65536
 static char *arena_next = NULL;
@@ -389,7 +392,7 @@ bool
 pfg_data_key_cache_reserve_dense(uint32 size)
 {
 	data_key_cache_init();
-	return size > 0 && size % 64 == 0 && dense_cover(size - 1, size);
+	return size % 64 == 0 && (size == 0 || dense_cover(size - 1, size));
 }
 
 /*
@@ -401,6 +404,8 @@ bool
 pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
 							   uint32 size)
 {
+	if (size == 0)
+		return true;
 	if (dense_keys == NULL || dense_size < size || size % 64 != 0)
 		return false;
 	if (dense_count == 0)
@@ -428,22 +433,79 @@ pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
 }
 
 /*
- * The dense part, when it is all the cache holds (no key in the table):
- * what a bulk load of dense subjects leaves, for shared_data_keys.c to
- * publish.
+ * What shared_data_keys.c publishes: the dense part as it is (NULL, 0 when
+ * there is none), and the other keys written out by
+ * pfg_data_key_cache_write_others() into the number of bytes *others_bytes
+ * says.  Keys written by the current transaction are never in the dense
+ * part; the caller makes sure there are none in the table either.
  */
-bool
+void
 pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
-							  uint32 *size, uint32 *count)
+							  uint32 *size, uint32 *count, Size *others_bytes,
+							  uint32 *others_count)
 {
-	if (dense_keys == NULL || dense_count == 0 ||
-		(DataKeyCache != NULL && DataKeyCache->members > 0))
-		return false;
+	datakeys_iterator it;
+	DataKeyEntry *entry;
+	Size		bytes = 0;
+
 	*keys = (const uint8 *) dense_keys;
 	*present = dense_present;
-	*size = dense_size;
-	*count = dense_count;
-	return true;
+	*size = dense_keys != NULL ? dense_size : 0;
+	*count = dense_keys != NULL ? dense_count : 0;
+	*others_count = 0;
+	if (DataKeyCache != NULL && DataKeyCache->members > 0)
+	{
+		datakeys_start_iterate(DataKeyCache, &it);
+		while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+			bytes += OTHER_KEY_BYTES(entry->subject.len);
+		*others_count = DataKeyCache->members;
+	}
+	*others_bytes = bytes;
+}
+
+/*
+ * The keys of the table, each as its subject's length (uint32), its key,
+ * its subject's text: into dst, of the size pfg_data_key_cache_dense_view()
+ * gave.
+ */
+void
+pfg_data_key_cache_write_others(char *dst)
+{
+	datakeys_iterator it;
+	DataKeyEntry *entry;
+
+	if (DataKeyCache == NULL)
+		return;
+	datakeys_start_iterate(DataKeyCache, &it);
+	while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+	{
+		uint32		len = entry->subject.len;
+
+		memcpy(dst, &len, sizeof(len));
+		memcpy(dst + sizeof(len), entry->key, PFG_KEY_LEN);
+		memcpy(dst + sizeof(len) + PFG_KEY_LEN, ref_text(&entry->subject), len);
+		dst += OTHER_KEY_BYTES(len);
+	}
+}
+
+/* add count keys that pfg_data_key_cache_write_others() wrote to src */
+void
+pfg_data_key_cache_read_others(const char *src, Size bytes, uint32 count)
+{
+	const char *end = src + bytes;
+
+	pfg_data_key_cache_reserve((int) Min(count, (uint32) INT_MAX), false);
+	while (src + sizeof(uint32) + PFG_KEY_LEN <= end)
+	{
+		uint32		len;
+
+		memcpy(&len, src, sizeof(len));
+		if (len == 0 || src + OTHER_KEY_BYTES(len) > end)
+			break;
+		pfg_data_key_cache_insert(src + sizeof(len) + PFG_KEY_LEN, (int) len,
+								  (const uint8 *) src + sizeof(len), false);
+		src += OTHER_KEY_BYTES(len);
+	}
 }
 
 bool

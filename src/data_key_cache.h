@@ -27,12 +27,15 @@ extern void pfg_data_key_cache_reserve(int n, bool dense);
 /* is subject a dense integer, kept in an array rather than the table? */
 extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
 
-/* the dense part, as shared_data_keys.c publishes and merges it */
+/* the keys as shared_data_keys.c publishes and copies them */
 extern bool pfg_data_key_cache_reserve_dense(uint32 size);
 extern bool pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
 										   uint32 size);
-extern bool pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
-										  uint32 *size, uint32 *count);
+extern void pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
+										  uint32 *size, uint32 *count,
+										  Size *others_bytes, uint32 *others_count);
+extern void pfg_data_key_cache_write_others(char *dst);
+extern void pfg_data_key_cache_read_others(const char *src, Size bytes, uint32 count);
 
 /* wipe and drop every key; the count of flushes so far */
 extern void pfg_data_key_cache_flush(void);

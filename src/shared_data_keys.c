@@ -6,11 +6,12 @@
  *
  *	  A statement that meets many subjects loads every data key in bulk
  *	  (data_key.c): a heap scan of subject_key and one unwrap per key.
- *	  When what it loaded is the dense part of the backend's cache alone
- *	  (subjects that are decimal integers, data_key_cache.c), it publishes
- *	  a copy here, in a DSA area, as a set for its database; the bulk load
- *	  of any other backend of that database then copies the set into its
- *	  own cache instead of scanning and unwrapping.  Lookups stay in the
+ *	  It publishes a copy of what it loaded here, in a DSA area, as a set
+ *	  for its database: the dense part of the backend's cache as it is
+ *	  (subjects that are decimal integers, data_key_cache.c), and the
+ *	  other subjects' keys written out one after another; the bulk load of
+ *	  any other backend of that database then copies the set into its own
+ *	  cache instead of scanning and unwrapping.  Lookups stay in the
  *	  backend's memory: nothing reads shared memory per cell.
  *
  *	  Keys leave with the commit that changes them.  Every transaction
@@ -81,10 +82,12 @@ typedef struct SharedKeySet
 	uint64		serial;			/* which publication */
 	uint64		creations;		/* the creation count before its scan */
 	uint32		size;			/* dense slots */
-	uint32		count;			/* keys */
+	uint32		count;			/* keys, dense or not */
+	uint32		others_count;	/* keys of other subjects */
+	Size		others_bytes;	/* as data_key_cache.c writes them */
 	uint64		copies;
 	TimestampTz published_at;
-	dsa_pointer blob;			/* keys[size][PFG_KEY_LEN], then a bit each */
+	dsa_pointer blob;			/* keys[size][PFG_KEY_LEN], a bit each, others */
 	Size		blob_size;
 } SharedKeySet;
 
@@ -119,7 +122,7 @@ pfg_shared_data_keys_define_settings(void)
 {
 	DefineCustomIntVariable("profile_guard.shared_key_cache_size",
 							"Shared memory for unwrapped data keys, copied by every backend of a database instead of reading and unwrapping them.",
-							"33 bytes per subject whose identifier is a decimal integer. 0 turns sharing off: each backend then reads and unwraps every key itself.",
+							"33 bytes per subject whose identifier is a decimal integer, 36 bytes plus the identifier for others. 0 turns sharing off: each backend then reads and unwraps every key itself.",
 							&shared_key_cache_size_mb,
 							256, 0, INT_MAX / 2,
 							PGC_SIGHUP,
@@ -181,6 +184,12 @@ static inline uint64 *
 set_present(SharedKeySet *s, char *base)
 {
 	return (uint64 *) (base + (Size) s->size * PFG_KEY_LEN);
+}
+
+static inline char *
+set_others(SharedKeySet *s, char *base)
+{
+	return base + (Size) s->size * PFG_KEY_LEN + s->size / 8;
 }
 
 /* lock held exclusively, Area attached: free what was retired */
@@ -359,6 +368,9 @@ pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
 	SharedKeySet *s;
 	uint64		serial;
 	uint32		size;
+	uint32		others_count;
+	Size		others_bytes;
+	char	   *others = NULL;
 	bool		copied = false;
 
 	*complete = false;
@@ -366,18 +378,22 @@ pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
 		return false;
 	LWLockAcquire(Control->lock, LW_SHARED);
 	s = find_set(relid, fingerprint);
-	serial = s != NULL ? s->serial : 0;
-	size = s != NULL ? s->size : 0;
 	if (s != NULL && s->count > (uint32) Max(room, 0))
 		s = NULL;
+	serial = s != NULL ? s->serial : 0;
+	size = s != NULL ? s->size : 0;
+	others_count = s != NULL ? s->others_count : 0;
+	others_bytes = s != NULL ? s->others_bytes : 0;
 	LWLockRelease(Control->lock);
 	if (s == NULL)
 		return false;
 
-	/* room in the backend's cache first: nothing below allocates */
+	/* room in the backend's cache first: nothing under the lock allocates */
 	ensure_area();
 	if (!pfg_data_key_cache_reserve_dense(size))
 		return false;
+	if (others_bytes > 0)
+		others = MemoryContextAllocHuge(CurrentMemoryContext, others_bytes);
 
 	LWLockAcquire(Control->lock, LW_SHARED);
 	s = find_set(relid, fingerprint);
@@ -387,9 +403,20 @@ pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
 
 		copied = pfg_data_key_cache_merge_dense((const uint8 *) base,
 												set_present(s, base), s->size);
+		if (copied && others != NULL)
+			memcpy(others, set_others(s, base), others_bytes);
 		*complete = s->creations == pg_atomic_read_u64(&Control->creations);
 	}
 	LWLockRelease(Control->lock);
+
+	/* the other subjects' keys, into the backend's table */
+	if (others != NULL)
+	{
+		if (copied)
+			pfg_data_key_cache_read_others(others, others_bytes, others_count);
+		explicit_bzero(others, others_bytes);
+		pfree(others);
+	}
 
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	if (copied && (s = find_set(relid, fingerprint)) != NULL && s->serial == serial)
@@ -421,16 +448,23 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 	const uint64 *present;
 	uint32		size;
 	uint32		count;
+	uint32		others_count;
+	Size		others_bytes;
+	Size		dense_bytes;
 	Size		bytes;
 	Size		limit = (Size) shared_key_cache_size_mb * 1024 * 1024;
 	dsa_pointer blob;
 	char	   *base;
 	SharedKeySet *s = NULL;
 
-	if (!t->usable || !sharing_on() || KeysCreatedInXact ||
-		!pfg_data_key_cache_dense_view(&keys, &present, &size, &count) || count == 0)
+	if (!t->usable || !sharing_on() || KeysCreatedInXact)
 		return;
-	bytes = (Size) size * PFG_KEY_LEN + (Size) size / 8;
+	pfg_data_key_cache_dense_view(&keys, &present, &size, &count,
+								  &others_bytes, &others_count);
+	if (count + others_count == 0)
+		return;
+	dense_bytes = (Size) size * PFG_KEY_LEN + (Size) size / 8;
+	bytes = dense_bytes + others_bytes;
 	if (bytes > limit)
 		return;
 
@@ -439,8 +473,12 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 	if (!DsaPointerIsValid(blob))
 		return;
 	base = dsa_get_address(Area, blob);
-	memcpy(base, keys, (Size) size * PFG_KEY_LEN);
-	memcpy(base + (Size) size * PFG_KEY_LEN, present, (Size) size / 8);
+	if (size > 0)
+	{
+		memcpy(base, keys, (Size) size * PFG_KEY_LEN);
+		memcpy(base + (Size) size * PFG_KEY_LEN, present, (Size) size / 8);
+	}
+	pfg_data_key_cache_write_others(base + dense_bytes);
 
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	reap_retired();
@@ -478,7 +516,9 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 		s->serial = Control->next_serial++;
 		s->creations = t->creations;
 		s->size = size;
-		s->count = count;
+		s->count = count + others_count;
+		s->others_count = others_count;
+		s->others_bytes = others_bytes;
 		s->copies = 0;
 		s->published_at = GetCurrentTimestamp();
 		s->blob = blob;
