@@ -12,6 +12,8 @@
 #     loaded) before the change;
 #   - answers built on the standby are published in its shared memory and
 #     patched, subject by subject, as replay applies consent changes;
+#   - data keys loaded in bulk are shared between backends on the primary,
+#     never on the standby (it replays destructions unseen);
 #   - a standby with a different master key refuses to decrypt instead of
 #     serving garbage.
 use strict;
@@ -184,6 +186,22 @@ is(scalar pfg_psql($standby, $db, "SET profile_guard.purpose = 'rec';\nSELECT co
 is($standby->safe_psql($db, $shared_q), $shared_before,
 	'standby: the shared answers were patched, not rebuilt');
 $s->{h}->kill_kill;
+
+# ---------- data keys are shared between backends on the primary only: a
+# standby replays key destructions without the extension seeing them
+$primary->safe_psql($db, <<'SQL');
+CREATE TABLE cipher AS
+SELECT i::text AS subject, profile_guard._encrypt(i::text, 'health.condition', 'v' || i) AS v
+  FROM generate_series(1001, 1400) i;
+SQL
+wait_replay();
+my $decrypt_all = "SELECT count(profile_guard._decrypt(subject, 'health.condition', v)) FROM cipher";
+my $key_sets = 'SELECT count(*) FROM profile_guard.shared_data_keys()';
+is($primary->safe_psql($db, $decrypt_all), '400', 'primary: 400 values decrypted');
+is($primary->safe_psql($db, $key_sets), '1', 'primary: the data keys loaded in bulk are shared');
+is($standby->safe_psql($db, $decrypt_all), '400', 'standby: 400 values decrypted');
+is($standby->safe_psql($db, $decrypt_all), '400', 'standby: and again in a new session');
+is($standby->safe_psql($db, $key_sets), '0', 'standby: no data keys are shared');
 
 # ---------- a standby with another master key refuses, it does not serve garbage
 $standby->stop;
