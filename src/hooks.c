@@ -47,7 +47,8 @@
  *	  ExecutorEnd_hook: the audit ends the statement (its line, its
  *	  counts); next.
  *
- *	  ProcessUtility_hook: the statement starts; the audit begins a COPY
+ *	  ProcessUtility_hook: the statement starts; a statement that may drop
+ *	  the extension is noted for the shared data keys; the audit begins a COPY
  *	  of a guarded table and raises the nesting level; for such a COPY,
  *	  errors are marked for redaction; in PG_TRY: the gate's part before
  *	  (refuses an ALTER that would break a guarded table, notes a table
@@ -83,6 +84,7 @@
 #include "audit.h"
 #include "gate.h"
 #include "redact.h"
+#include "shared_data_keys.h"
 #include "shmem.h"
 
 static shmem_request_hook_type next_shmem_request_hook = NULL;
@@ -284,6 +286,7 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	ErrorContextCallback errcb;
 
 	statement_starts();
+	pfg_shared_data_keys_utility(pstmt->utilityStmt);
 	pfg_audit_utility_enter(&frame, pstmt);
 	if (frame.guarded)
 		push_redaction_mark(&errcb);

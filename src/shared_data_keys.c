@@ -47,6 +47,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/dsm.h"
 #include "storage/shmem.h"
@@ -111,6 +112,7 @@ static int	shared_key_cache_size_mb = 256;
 /* the current transaction's changes, and the sets it mapped to wipe them */
 static bool KeysChangedInXact = false;
 static bool KeysCreatedInXact = false;
+static bool DatabaseDroppedInXact = false;	/* retire every database's sets */
 static int	n_mapped = 0;
 static uint64 mapped_serial[SHARED_KEY_SETS];
 static void *mapped_address[SHARED_KEY_SETS];
@@ -269,7 +271,8 @@ retire_sets(bool disable)
 	{
 		SharedKeySet *s = &Control->sets[i];
 
-		if (s->state != KEYSET_READY || (s->dbid != MyDatabaseId && !disable))
+		if (s->state != KEYSET_READY ||
+			(s->dbid != MyDatabaseId && !disable && !DatabaseDroppedInXact))
 			continue;
 		for (int m = 0; m < n_mapped; m++)
 		{
@@ -309,18 +312,18 @@ shared_keys_xact_callback(XactEvent event, void *arg)
 				pg_atomic_fetch_add_u64(&Control->creations, 1);
 			if (KeysChangedInXact)
 				retire_sets(false);
-			KeysChangedInXact = KeysCreatedInXact = false;
+			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
 			n_mapped = 0;
 			break;
 		case XACT_EVENT_PREPARE:
 			if (KeysChangedInXact)
 				retire_sets(true);
-			KeysChangedInXact = KeysCreatedInXact = false;
+			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
 			n_mapped = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			KeysChangedInXact = KeysCreatedInXact = false;
+			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
 			n_mapped = 0;
 			break;
 		default:
@@ -344,6 +347,31 @@ void
 pfg_shared_data_keys_note_changed(void)
 {
 	KeysChangedInXact = true;
+}
+
+/*
+ * ProcessUtility: a statement that may drop subject_key with the extension
+ * (DROP EXTENSION, DROP SCHEMA, DROP OWNED) retires the database's sets
+ * when it commits, as a change of keys does; DROP DATABASE retires every
+ * database's (this backend is in another).  Nothing of a dropped
+ * extension's keys stays in shared memory.
+ */
+void
+pfg_shared_data_keys_utility(Node *stmt)
+{
+	if (stmt == NULL)
+		return;
+	if (IsA(stmt, DropStmt))
+	{
+		ObjectType	type = ((DropStmt *) stmt)->removeType;
+
+		if (type == OBJECT_EXTENSION || type == OBJECT_SCHEMA)
+			KeysChangedInXact = true;
+	}
+	else if (IsA(stmt, DropOwnedStmt))
+		KeysChangedInXact = true;
+	else if (IsA(stmt, DropdbStmt))
+		KeysChangedInXact = DatabaseDroppedInXact = true;
 }
 
 /* lock held: the ready set of this database for relid and fingerprint */

@@ -10,6 +10,7 @@
 #ifndef PROFILE_GUARD_SHARED_DATA_KEYS_H
 #define PROFILE_GUARD_SHARED_DATA_KEYS_H
 
+#include "nodes/nodes.h"
 #include "storage/lwlock.h"
 
 /* what a bulk load notes before it takes its snapshot, to publish after */
@@ -28,6 +29,7 @@ extern void pfg_shared_data_keys_init(void);
 /* the current transaction made keys / changed or removed some */
 extern void pfg_shared_data_keys_note_created(void);
 extern void pfg_shared_data_keys_note_changed(void);
+extern void pfg_shared_data_keys_utility(Node *stmt);
 
 /*
  * Copy the keys published for subject_key relid under the master key of
