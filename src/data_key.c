@@ -17,7 +17,8 @@
  *	  A statement that meets many subjects whose keys are not cached (a
  *	  scan in a new connection, a bulk insert) stops reading them one by
  *	  one: after BULK_MIN_MISSES single reads, and at least one per
- *	  BULK_MISS_RATIO keys in the table, it reads every live key of
+ *	  BULK_MISS_RATIO keys in the table (BULK_COPY_RATIO when the keys are
+ *	  shared, below: copying them is cheaper), it reads every live key of
  *	  subject_key in one heap scan and unwraps them (one AES-GCM of 32
  *	  bytes each under the master key, whose key schedule is prepared
  *	  once), if they all fit in profile_guard.key_cache_size.  What such
@@ -88,6 +89,8 @@ static Oid	subject_key_owner = InvalidOid;
 /* the bulk load: when, and what the current statement did */
 #define BULK_MIN_MISSES		64
 #define BULK_MISS_RATIO		512
+#define BULK_COPY_RATIO		4096	/* when the keys are shared: copying
+									 * them costs a fraction of a scan */
 #define RESERVE_AFTER		256	/* keys read before making room for the rest */
 static LocalTransactionId stmt_lxid = InvalidLocalTransactionId;
 static TimestampTz stmt_start = 0;
@@ -670,7 +673,10 @@ bulk_load_keys(void)
 	if (stmt_bulk_after == 0)
 	{
 		/* single reads first, in proportion to what a scan costs */
-		stmt_bulk_after = (int) Min(estimate / BULK_MISS_RATIO, (double) INT_MAX / 2);
+		double		ratio = pfg_shared_data_keys_published(relid, current->fingerprint) ?
+			BULK_COPY_RATIO : BULK_MISS_RATIO;
+
+		stmt_bulk_after = (int) Min(estimate / ratio, (double) INT_MAX / 2);
 		if (stmt_bulk_after > stmt_misses)
 		{
 			table_close(rel, AccessShareLock);

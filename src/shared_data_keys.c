@@ -389,6 +389,20 @@ find_set(Oid relid, const char *fingerprint)
 	return NULL;
 }
 
+/* are keys published for subject_key relid under this master key? */
+bool
+pfg_shared_data_keys_published(Oid relid, const char *fingerprint)
+{
+	bool		found;
+
+	if (!sharing_on())
+		return false;
+	LWLockAcquire(Control->lock, LW_SHARED);
+	found = find_set(relid, fingerprint) != NULL;
+	LWLockRelease(Control->lock);
+	return found;
+}
+
 bool
 pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
 						  bool *complete)

@@ -31,6 +31,8 @@ extern void pfg_shared_data_keys_note_created(void);
 extern void pfg_shared_data_keys_note_changed(void);
 extern void pfg_shared_data_keys_utility(Node *stmt);
 
+extern bool pfg_shared_data_keys_published(Oid relid, const char *fingerprint);
+
 /*
  * Copy the keys published for subject_key relid under the master key of
  * this fingerprint into the backend's cache, if at most room of them;
