@@ -32,6 +32,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "storage/lock.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -57,8 +58,21 @@
 /* rows per batch when sweep() is called from SQL (one transaction) */
 #define SQL_SWEEP_CHUNK		10000
 
-/* advisory lock key: one sweep at a time per database ("pgsweep" in ASCII) */
-#define SWEEP_LOCK_KEY		INT64CONST(0x7067737765657000)
+/*
+ * The sweep lock: one sweep at a time per database.  An advisory lock tag
+ * that no SQL function makes (its fourth field is neither of the two that
+ * pg_advisory_lock() and its kin use), so that no role can take it to hold
+ * erasure back, and no code that a sweep runs (an owner's trigger) can
+ * release it.
+ */
+#define SWEEP_LOCK_CLASS	0x7073
+
+static void
+sweep_locktag(LOCKTAG *tag)
+{
+	/* "pgsweep" in ASCII */
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x70677377, 0x65657000, SWEEP_LOCK_CLASS);
+}
 
 /* only this file sets it, and only around its own statements */
 static bool erasure_in_progress = false;
@@ -234,19 +248,14 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 	pfg_spi_connect();
 	PG_TRY();
 	{
-		Oid			lockarg[1] = {INT8OID};
-		Datum		lockval[1] = {Int64GetDatum(SWEEP_LOCK_KEY)};
 		Oid			argtypes[2] = {TIMESTAMPTZOID, BOOLOID};
 		Datum		args[2];
+		LOCKTAG		tag;
 
 		erasure_in_progress = true;
 
-		rc = SPI_execute_with_args(session_lock ?
-								   "SELECT pg_catalog.pg_advisory_lock($1)" :
-								   "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-								   1, lockarg, lockval, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not take the sweep lock: %s", SPI_result_code_string(rc));
+		sweep_locktag(&tag);
+		(void) LockAcquire(&tag, ExclusiveLock, session_lock, false);
 
 		/* the collection stamps the writes logged, for the retention below */
 		merge_collection_stamps();
@@ -1000,13 +1009,10 @@ pfg_sweep_finish(Sweep *sweep, bool complete)
 	}
 	if (sweep->session_lock)
 	{
-		Oid			lockarg[1] = {INT8OID};
-		Datum		lockval[1] = {Int64GetDatum(SWEEP_LOCK_KEY)};
+		LOCKTAG		tag;
 
-		rc = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_unlock($1)",
-								   1, lockarg, lockval, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not release the sweep lock: %s", SPI_result_code_string(rc));
+		sweep_locktag(&tag);
+		(void) LockRelease(&tag, ExclusiveLock, true);
 	}
 	pfg_spi_finish();
 	if (sweep->reporting)
