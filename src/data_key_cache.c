@@ -17,6 +17,9 @@
  *	  flushes it on a relcache invalidation of profile_guard.subject_key
  *	  (destroying or re-wrapping keys sends one); a key created by the
  *	  current (sub)transaction is dropped again if it aborts.
+ *	  shared_data_keys.c publishes what a bulk load left in it, and merges
+ *	  a published set into another backend's: the array as it is, the
+ *	  table's keys written out one after another.
  *
  *-------------------------------------------------------------------------
  */
@@ -462,7 +465,7 @@ pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
  * part; the caller makes sure there are none in the table either.
  */
 void
-pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
+pfg_data_key_cache_contents(const uint8 **keys, const uint64 **present,
 							  uint32 *size, uint32 *count, Size *others_bytes,
 							  uint32 *others_count)
 {
@@ -487,7 +490,7 @@ pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
 
 /*
  * The keys of the table, each as its subject's length (uint32), its key,
- * its subject's text: into dst, of the size pfg_data_key_cache_dense_view()
+ * its subject's text: into dst, of the size pfg_data_key_cache_contents()
  * gave.
  */
 void

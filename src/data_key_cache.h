@@ -31,7 +31,7 @@ extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
 extern bool pfg_data_key_cache_reserve_dense(uint32 size);
 extern bool pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
 										   uint32 size);
-extern void pfg_data_key_cache_dense_view(const uint8 **keys, const uint64 **present,
+extern void pfg_data_key_cache_contents(const uint8 **keys, const uint64 **present,
 										  uint32 *size, uint32 *count,
 										  Size *others_bytes, uint32 *others_count);
 extern void pfg_data_key_cache_write_others(char *dst);

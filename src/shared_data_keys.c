@@ -501,7 +501,7 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 
 	if (!t->usable || !sharing_on() || KeysCreatedInXact)
 		return;
-	pfg_data_key_cache_dense_view(&keys, &present, &size, &count,
+	pfg_data_key_cache_contents(&keys, &present, &size, &count,
 								  &others_bytes, &others_count);
 	if (count + others_count == 0)
 		return;
