@@ -466,8 +466,8 @@ pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
  */
 void
 pfg_data_key_cache_contents(const uint8 **keys, const uint64 **present,
-							  uint32 *size, uint32 *count, Size *others_bytes,
-							  uint32 *others_count)
+							uint32 *size, uint32 *count, Size *others_bytes,
+							uint32 *others_count)
 {
 	datakeys_iterator it;
 	DataKeyEntry *entry;

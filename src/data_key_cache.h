@@ -32,8 +32,8 @@ extern bool pfg_data_key_cache_reserve_dense(uint32 size);
 extern bool pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
 										   uint32 size);
 extern void pfg_data_key_cache_contents(const uint8 **keys, const uint64 **present,
-										  uint32 *size, uint32 *count,
-										  Size *others_bytes, uint32 *others_count);
+										uint32 *size, uint32 *count,
+										Size *others_bytes, uint32 *others_count);
 extern void pfg_data_key_cache_write_others(char *dst);
 extern void pfg_data_key_cache_read_others(const char *src, Size bytes, uint32 count);
 

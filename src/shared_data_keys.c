@@ -502,7 +502,7 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 	if (!t->usable || !sharing_on() || KeysCreatedInXact)
 		return;
 	pfg_data_key_cache_contents(&keys, &present, &size, &count,
-								  &others_bytes, &others_count);
+								&others_bytes, &others_count);
 	if (count + others_count == 0)
 		return;
 	dense_bytes = (Size) size * PFG_KEY_LEN + (Size) size / 8;
