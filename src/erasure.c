@@ -28,6 +28,7 @@
 
 #include <math.h>
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -42,6 +43,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
@@ -408,6 +410,39 @@ result_tids(int64 n)
 }
 
 /*
+ * A DO INSTEAD rule on DELETE or UPDATE puts other statements in place of
+ * the sweep's writes: statements that could affect as many rows elsewhere,
+ * which the count below would not tell from an erasure.  The sweep refuses
+ * such a table before it writes anything.
+ */
+static void
+refuse_instead_rules(SweepTable *st)
+{
+	Relation	rel = relation_open(st->relid, AccessShareLock);
+	const char *event = NULL;
+
+	for (int i = 0; rel->rd_rules != NULL && i < rel->rd_rules->numLocks; i++)
+	{
+		RewriteRule *rule = rel->rd_rules->rules[i];
+
+		if (rule->isInstead && (rule->event == CMD_DELETE || rule->event == CMD_UPDATE))
+		{
+			event = rule->event == CMD_DELETE ? "DELETE" : "UPDATE";
+			break;
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	if (event != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the sweep could not erase every due row of table \"%s\"", st->relation),
+				 errdetail("Table %s has a DO INSTEAD rule on %s, which would put other statements in place of the sweep's.",
+						   st->qualname, event),
+				 errhint("Drop the rule, or make it DO ALSO; erasure must reach the rows. See \\d %s.",
+						 st->qualname)));
+}
+
+/*
  * Run one write of the sweep as the table's owner (its plan kept in *kept,
  * or planned now when kept is NULL); returns the rows it affected.
  */
@@ -417,6 +452,7 @@ write_as_owner_count(SweepTable *st, const char *sql, int nargs, Oid *argtypes, 
 {
 	uint64		done;
 
+	refuse_instead_rules(st);
 	erasure_write_relid = st->relid;
 	erasure_write_depth = trigger_depth();
 	PG_TRY();

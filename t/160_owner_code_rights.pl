@@ -6,7 +6,8 @@
 #   - the erasure worker deletes a due row (second database),
 #   - sweep() deletes expired rows of a long table (AFTER DELETE trigger),
 #     and stops, erasing nothing, where a BEFORE DELETE trigger or a rule
-#     skips one (third database),
+#     skips one, or a DO INSTEAD rule deletes as many rows elsewhere (third
+#     database),
 #   - classify, declassify and unprotect rewrite a column (BEFORE UPDATE trigger),
 #   - subject_report and assess read a table turned into a view by a _RETURN
 #     rule, a subject column of an enum with a cast to text, and a tag column
@@ -247,8 +248,23 @@ like(scalar pfg_psql($node, 'retentiondb', 'SELECT count(*) FROM profile_guard.s
 is(one('retentiondb', 'postgres', $visits), 'page 1 page 2 page 3 page 4 page 5 page 6 page 7',
 	'... which erased nothing');
 
-ok(script('retentiondb', 'regress_owner', <<'SQL'), 'a trigger that raises instead of the rule');
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'a rule that deletes as many rows elsewhere');
 DROP RULE skip_rule ON public.visits;
+CREATE TABLE public.decoy (value text);
+INSERT INTO public.decoy SELECT 'page ' || i FROM generate_series(1, 7) i;
+CREATE RULE redirect_rule AS ON DELETE TO public.visits
+	DO INSTEAD DELETE FROM public.decoy d WHERE d.value = old.value;
+SQL
+like(scalar pfg_psql($node, 'retentiondb', 'SELECT count(*) FROM profile_guard.sweep()', '-U', 'regress_admin'),
+	qr/could not erase every due row of table "public\.visits".*DO INSTEAD rule on DELETE/s,
+	'a rule that redirects the deletes stops the sweep, though as many rows would go');
+is(one('retentiondb', 'postgres', $visits), 'page 1 page 2 page 3 page 4 page 5 page 6 page 7',
+	'... which erased nothing');
+is(one('retentiondb', 'postgres', 'SELECT count(*) FROM public.decoy'), '7', '... not even elsewhere');
+is(one('retentiondb', 'postgres', $visits_log), 'none', '... and logged nothing');
+
+ok(script('retentiondb', 'regress_owner', <<'SQL'), 'a trigger that raises instead of the rule');
+DROP RULE redirect_rule ON public.visits;
 CREATE TABLE public.refuse (rows_of int);
 INSERT INTO public.refuse VALUES (3);
 CREATE FUNCTION public.refuser() RETURNS trigger LANGUAGE plpgsql AS $$
