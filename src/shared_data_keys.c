@@ -305,30 +305,27 @@ shared_keys_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			if (KeysChangedInXact)
 				map_for_commit();
-			break;
+			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (KeysCreatedInXact)
 				pg_atomic_fetch_add_u64(&Control->creations, 1);
 			if (KeysChangedInXact)
 				retire_sets(false);
-			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
-			n_mapped = 0;
 			break;
 		case XACT_EVENT_PREPARE:
 			if (KeysChangedInXact)
 				retire_sets(true);
-			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
-			n_mapped = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
-			n_mapped = 0;
 			break;
 		default:
-			break;
+			return;
 	}
+	/* the transaction has ended */
+	KeysChangedInXact = KeysCreatedInXact = DatabaseDroppedInXact = false;
+	n_mapped = 0;
 }
 
 void
