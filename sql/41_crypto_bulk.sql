@@ -126,6 +126,42 @@ BEGIN;
 SELECT profile_guard.register_subject('regress_reg_2');
 ROLLBACK;
 SELECT count(*) AS keys FROM profile_guard.subject_key WHERE subject = 'regress_reg_2';
+-- ... and from this session's cache: the next value makes another key,
+-- which a new session reads it with (also after a savepoint rolled back)
+CREATE TABLE regress_reg_ct AS
+	SELECT 'regress_reg_2' AS subject,
+		   profile_guard._encrypt('regress_reg_2', 'health.condition', 'after rollback') AS ct;
+BEGIN;
+SAVEPOINT before_registration;
+SELECT profile_guard.register_subject('regress_reg_3');
+ROLLBACK TO SAVEPOINT before_registration;
+INSERT INTO regress_reg_ct
+	SELECT 'regress_reg_3', profile_guard._encrypt('regress_reg_3', 'health.condition', 'after savepoint');
+COMMIT;
+-- a subject whose key another session made keeps that key: the key this
+-- session made for it and did not store is not used
+\! psql -X -q -c "SELECT profile_guard._create_data_keys(ARRAY['regress_reg_4'], false)"
+SELECT profile_guard._create_data_keys(ARRAY['regress_reg_4', 'regress_reg_5'], false) AS made;
+INSERT INTO regress_reg_ct
+	SELECT s, profile_guard._encrypt(s, 'health.condition', 'kept key of ' || s)
+	FROM unnest(ARRAY['regress_reg_4', 'regress_reg_5']) s;
+\c
+SELECT subject, profile_guard._decrypt(subject, 'health.condition', ct) AS read_back
+FROM regress_reg_ct ORDER BY subject;
+SELECT count(*) AS keys FROM profile_guard.subject_key WHERE subject LIKE 'regress\_reg\__';
+-- the keys a session stores are in its cache: their first values do not
+-- read subject_key
+BEGIN;
+SELECT profile_guard._create_data_keys(ARRAY['regress_reg_6', 'regress_reg_7'], false) AS made;
+SELECT idx_scan + seq_scan AS key_reads FROM pg_stat_xact_all_tables
+WHERE relid = 'profile_guard.subject_key'::regclass \gset
+SELECT profile_guard._decrypt(s, 'health.condition',
+		profile_guard._encrypt(s, 'health.condition', 'made here')) AS round_trip
+FROM unnest(ARRAY['regress_reg_6', 'regress_reg_7']) s;
+SELECT idx_scan + seq_scan - :key_reads AS more_key_reads FROM pg_stat_xact_all_tables
+WHERE relid = 'profile_guard.subject_key'::regclass;
+COMMIT;
+DROP TABLE regress_reg_ct;
 
 -- create_data_keys(): the keys of subjects registered without one, in bulk;
 -- a destroyed key stays destroyed

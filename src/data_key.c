@@ -484,11 +484,61 @@ insert_key_directly(const char *subject, uint8 *key, bool *own_xact)
  * it.  This is how register_subject() gives a new subject its key, and how
  * create_data_keys() makes them for subjects registered before: their
  * first sensitive value then finds a key instead of making one.  The keys
- * are not cached (the statements that read them load them).  Returns how
- * many were made.
+ * stored go into this backend's cache as the transaction's own (forgotten
+ * if it aborts), while it has room: a session that registers a subject
+ * and then writes its tags, or makes the keys of many and then loads
+ * their values, finds them there.  Only a key whose row the INSERT
+ * returns, with the very wrapped form made for it, is cached: a subject
+ * that kept its key is not.  Returns how many were made.
  */
 #define CREATE_BATCH	10000
 static SPIPlanPtr create_keys_plan = NULL;
+
+/*
+ * After a batch of create_data_keys(): cache, as the transaction's own,
+ * the keys[count][PFG_KEY_LEN] of those subjects whose row the INSERT
+ * returned (SPI_tuptable, wrapped_key, in the order of its input; a
+ * subject that kept its key returns none).  A returned row is matched to
+ * its input by the wrapped form, unique to each key made; anything that
+ * does not match, or no room left, stops the caching, never the batch.
+ */
+static void
+cache_created_keys(const Datum *subjects, const Datum *wrapped,
+				   const uint8 *keys, int count)
+{
+	int			room = pfg_data_key_cache_room();
+	int			next = 0;
+
+	if (SPI_tuptable == NULL || room <= 0)
+		return;
+	pfg_data_key_cache_reserve(Min((uint64) room, SPI_processed), false);
+	for (uint64 r = 0; r < SPI_processed && room > 0; r++, room--)
+	{
+		bool		isnull;
+		Datum		stored = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+										   1, &isnull);
+		bytea	   *w;
+
+		if (isnull)
+			return;
+		w = DatumGetByteaPP(stored);
+		if (VARSIZE_ANY_EXHDR(w) != PFG_WRAPPED_KEY_LEN)
+			return;
+		while (next < count &&
+			   memcmp(VARDATA_ANY(w), VARDATA(DatumGetByteaPP(wrapped[next])),
+					  PFG_WRAPPED_KEY_LEN) != 0)
+			next++;
+		if (next == count)
+			return;
+		{
+			text	   *subject = DatumGetTextPP(subjects[next]);
+
+			pfg_data_key_cache_insert(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject),
+									  keys + (Size) next * PFG_KEY_LEN, true);
+		}
+		next++;
+	}
+}
 
 static uint64
 create_data_keys(Datum *subjects, bool *nulls, int n)
@@ -500,7 +550,7 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 	PfgSavedRole saved;
 	Oid			relid;
 	bool		reporting;
-	uint8		key[PFG_KEY_LEN];
+	uint8	   *keys;
 	uint64		made = 0;
 	int			start;
 
@@ -523,7 +573,8 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 			" SELECT u.subject, u.wrapped_key, $3, pg_catalog.now()"
 			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
 			" AS u (subject, wrapped_key)"
-			" ON CONFLICT (subject) DO NOTHING",
+			" ON CONFLICT (subject) DO NOTHING"
+			" RETURNING wrapped_key",
 			3, argtypes);
 
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -542,10 +593,12 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 			pfg_progress_done(start);
 		old_cxt = MemoryContextSwitchTo(batch_cxt);
 		wrapped = palloc(count * sizeof(Datum));
+		keys = palloc((Size) count * PFG_KEY_LEN);
 		for (i = 0; i < count; i++)
 		{
 			char	   *subject = TextDatumGetCString(subjects[start + i]);
 			bytea	   *w = palloc(VARHDRSZ + PFG_WRAPPED_KEY_LEN);
+			uint8	   *key = keys + (Size) i * PFG_KEY_LEN;
 
 			pfg_check_subject(subject);
 			SET_VARSIZE(w, VARHDRSZ + PFG_WRAPPED_KEY_LEN);
@@ -553,7 +606,6 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 			pfg_wrap_data_key(key, subject, mk, (uint8 *) VARDATA(w));
 			wrapped[i] = PointerGetDatum(w);
 		}
-		explicit_bzero(key, PFG_KEY_LEN);
 		args[0] = PointerGetDatum(construct_array(subjects + start, count, TEXTOID,
 												  -1, false, TYPALIGN_INT));
 		args[1] = PointerGetDatum(construct_array(wrapped, count, BYTEAOID,
@@ -562,11 +614,14 @@ create_data_keys(Datum *subjects, bool *nulls, int n)
 		MemoryContextSwitchTo(old_cxt);
 
 		rc = SPI_execute_plan(create_keys_plan, args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
+		if (rc != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not store data keys: %s", SPI_result_code_string(rc));
 		made += SPI_processed;
 		if (SPI_processed > 0)
 			pfg_shared_data_keys_note_created();
+		cache_created_keys(subjects + start, wrapped, keys, count);
+		explicit_bzero(keys, (Size) count * PFG_KEY_LEN);
+		SPI_freetuptable(SPI_tuptable);
 		MemoryContextReset(batch_cxt);
 	}
 	MemoryContextDelete(batch_cxt);

@@ -94,17 +94,66 @@ is_word_byte(unsigned char c)
 }
 
 /*
- * Is s plain ASCII without "I", so that lower() of any collation maps it
- * byte by byte to its ASCII lower case?  ("I" lowers to a dotless i in
- * Turkish and Azerbaijani collations.)
+ * What plain text becomes in normal form, byte by byte: the ASCII lower
+ * case of a letter or digit or other character, PLAIN_SEPARATOR for a
+ * separator, and PLAIN_NONE for a byte that is not plain: one beyond
+ * ASCII, a NUL, or "I" (which lowers to a dotless i in Turkish and
+ * Azerbaijani collations), so that lower() of any collation maps the text
+ * byte by byte to its ASCII lower case when it holds none.
  */
-static bool
-ascii_lowers_plainly(const char *s, int len)
+#define PLAIN_SEPARATOR		0x00
+#define PLAIN_NONE			0xFF
+static unsigned char PlainNormal[256];
+static bool PlainNormalReady = false;
+
+static void
+plain_normal_init(void)
 {
+	for (int c = 0; c < 256; c++)
+	{
+		if (c >= 0x80 || c == 'I' || c == '\0')
+			PlainNormal[c] = PLAIN_NONE;
+		else if (is_separator((unsigned char) c))
+			PlainNormal[c] = PLAIN_SEPARATOR;
+		else
+			PlainNormal[c] = pg_ascii_tolower((unsigned char) c);
+	}
+	PlainNormalReady = true;
+}
+
+/*
+ * The normal form of plain text (above) into out, which has room for
+ * len + 1 bytes: its length, or -1 when s is not plain.  The one pass
+ * every tag value takes on the write path.
+ */
+static int
+normalise_plain(const char *s, int len, char *out)
+{
+	int			n = 0;
+	bool		space = false;
+
+	if (unlikely(!PlainNormalReady))
+		plain_normal_init();
 	for (int i = 0; i < len; i++)
-		if ((unsigned char) s[i] >= 0x80 || s[i] == 'I' || s[i] == '\0')
-			return false;
-	return true;
+	{
+		unsigned char c = PlainNormal[(unsigned char) s[i]];
+
+		if (c == PLAIN_SEPARATOR)
+		{
+			space = (n > 0);
+			continue;
+		}
+		if (unlikely(c == PLAIN_NONE))
+			return -1;
+		if (space)
+		{
+			out[n++] = ' ';
+			space = false;
+		}
+		out[n++] = (char) c;
+	}
+	out[n] = '\0';
+	return n;
 }
 
 /*
@@ -118,30 +167,27 @@ normalise(const char *s, int len, int *normlen, bool *ascii)
 	text	   *lowered;
 	const char *low;
 	int			lowlen;
-	char	   *out;
+	char	   *out = palloc(len + 1);
 	int			n = 0;
 	bool		space = false;
 	unsigned char high = 0;		/* every byte copied, or'ed */
-	bool		plain = ascii_lowers_plainly(s, len);
 
-	if (plain)
+	if ((n = normalise_plain(s, len, out)) >= 0)
 	{
-		/* what lower() gives for it in every collation, without its cost */
-		low = s;
-		lowlen = len;
+		*normlen = n;
+		*ascii = true;
+		return out;
 	}
-	else
-	{
-		lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
-														 PointerGetDatum(cstring_to_text_with_len(s, len))));
-		low = VARDATA_ANY(lowered);
-		lowlen = VARSIZE_ANY_EXHDR(lowered);
-	}
+	pfree(out);
+	lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
+													 PointerGetDatum(cstring_to_text_with_len(s, len))));
+	low = VARDATA_ANY(lowered);
+	lowlen = VARSIZE_ANY_EXHDR(lowered);
 	out = palloc(lowlen + 1);
+	n = 0;
 	for (int i = 0; i < lowlen; i++)
 	{
-		unsigned char c = plain ? pg_ascii_tolower((unsigned char) low[i]) :
-		(unsigned char) low[i];
+		unsigned char c = (unsigned char) low[i];
 
 		if (is_separator(c))
 		{
@@ -336,6 +382,7 @@ word_at(const char *s, int n, int p, bool any_exempt)
 const char *
 pfg_lexicon_topic(const char *value, int len, const char *tag)
 {
+	char		stackbuf[256];
 	char	   *norm;
 	int			n;
 	bool		ascii;
@@ -353,7 +400,15 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 			if (tag != NULL && strcmp(Exemptions[i].tag, tag) == 0)
 				TopicExempt[Exemptions[i].topicno] = any_exempt = true;
 	}
-	norm = normalise(value, len, &n, &ascii);
+	/* short plain text (most tag values) is normalised on the stack */
+	if (len < (int) sizeof(stackbuf) &&
+		(n = normalise_plain(value, len, stackbuf)) >= 0)
+	{
+		norm = stackbuf;
+		ascii = true;
+	}
+	else
+		norm = normalise(value, len, &n, &ascii);
 	if (n > 0)
 	{
 		/*
@@ -387,6 +442,7 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 				topic = t->topic;
 		}
 	}
-	pfree(norm);
+	if (norm != stackbuf)
+		pfree(norm);
 	return topic;
 }
