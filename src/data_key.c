@@ -508,10 +508,27 @@ cache_created_keys(const Datum *subjects, const Datum *wrapped,
 {
 	int			room = pfg_data_key_cache_room();
 	int			next = 0;
+	uint32		highest = 0;
+	uint32		dense = 0;
 
 	if (SPI_tuptable == NULL || room <= 0)
 		return;
 	pfg_data_key_cache_reserve(Min((uint64) room, SPI_processed), false);
+	/* integer subjects: an array that holds them, for when they commit */
+	for (int i = 0; i < count; i++)
+	{
+		text	   *subject = DatumGetTextPP(subjects[i]);
+		uint32		index;
+
+		if (pfg_data_key_cache_dense_subject(VARDATA_ANY(subject),
+											 VARSIZE_ANY_EXHDR(subject), &index))
+		{
+			highest = Max(highest, index);
+			dense++;
+		}
+	}
+	if (dense > 0)
+		pfg_data_key_cache_reserve_dense_upto(highest, Min((uint32) room, dense));
 	for (uint64 r = 0; r < SPI_processed && room > 0; r++, room--)
 	{
 		bool		isnull;
@@ -819,7 +836,9 @@ bulk_load_keys(void)
 		/* make room at once for what the first keys say is coming */
 		if (loaded < RESERVE_AFTER)
 		{
-			dense += pfg_data_key_cache_dense_subject(VARDATA_ANY(subject), slen);
+			uint32		index;
+
+			dense += pfg_data_key_cache_dense_subject(VARDATA_ANY(subject), slen, &index);
 			if (++loaded == RESERVE_AFTER)
 				pfg_data_key_cache_reserve((int) Min(estimate * 1.1 + 16, (double) room),
 										   dense >= RESERVE_AFTER * 9 / 10);

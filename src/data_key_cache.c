@@ -127,7 +127,8 @@ static uint64 hash_seed;
  * order.  It grows to the highest such subject while that stays below
  * twice the number of keys cached (plus DENSE_MIN), so sparse numbers go
  * to the hash table.  Keys written by the current transaction always go
- * to the hash table, whose callbacks drop them on abort.
+ * to the hash table, whose callbacks drop them on abort, and move to the
+ * array when it commits if the array already covers them.
  */
 #define DENSE_MIN		4096
 #define DENSE_MAX_DIGITS 9		/* below 10^9: fits uint32 */
@@ -238,6 +239,38 @@ remove_entry(DataKeyEntry *entry)
 	datakeys_delete_item(DataKeyCache, entry);
 }
 
+/* the subject as an index of the dense part, when it is one */
+static inline bool
+dense_index(const char *subject, int len, uint32 *n)
+{
+	uint32		v = 0;
+
+	if (len < 1 || len > DENSE_MAX_DIGITS || (subject[0] == '0' && len > 1))
+		return false;
+	for (int i = 0; i < len; i++)
+	{
+		uint32		d = (uint32) (subject[i] - '0');
+
+		if (d > 9)
+			return false;
+		v = v * 10 + d;
+	}
+	*n = v;
+	return true;
+}
+
+static inline bool
+dense_has(uint32 n)
+{
+	return n < dense_size && (dense_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
+}
+
+static inline uint32
+cached_keys(void)
+{
+	return dense_count + (DataKeyCache != NULL ? DataKeyCache->members : 0);
+}
+
 /*
  * A key inserted by a transaction that aborts must not outlive it: values
  * encrypted with it are gone, and the next transaction would make another.
@@ -256,9 +289,30 @@ data_key_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			/*
+			 * Committed: a key the dense part already covers moves there
+			 * (nothing is allocated here); the others stay in the table.
+			 */
 			datakeys_start_iterate(DataKeyCache, &it);
 			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+			{
+				uint32		n;
+
+				if (entry->create_subid == InvalidSubTransactionId)
+					continue;
 				entry->create_subid = InvalidSubTransactionId;
+				if (dense_index(ref_text(&entry->subject), entry->subject.len, &n) &&
+					n < dense_size)
+				{
+					memcpy(dense_keys[n], entry->key, PFG_KEY_LEN);
+					if (!dense_has(n))
+					{
+						dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
+						dense_count++;
+					}
+					remove_entry(entry);
+				}
+			}
 			n_provisional_keys = 0;
 			break;
 		case XACT_EVENT_ABORT:
@@ -318,38 +372,6 @@ data_key_cache_init(void)
 		return;
 
 	DataKeyCache = datakeys_create(DataKeyContext, 256, NULL);
-}
-
-/* the subject as an index of the dense part, when it is one */
-static inline bool
-dense_index(const char *subject, int len, uint32 *n)
-{
-	uint32		v = 0;
-
-	if (len < 1 || len > DENSE_MAX_DIGITS || (subject[0] == '0' && len > 1))
-		return false;
-	for (int i = 0; i < len; i++)
-	{
-		uint32		d = (uint32) (subject[i] - '0');
-
-		if (d > 9)
-			return false;
-		v = v * 10 + d;
-	}
-	*n = v;
-	return true;
-}
-
-static inline bool
-dense_has(uint32 n)
-{
-	return n < dense_size && (dense_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
-}
-
-static inline uint32
-cached_keys(void)
-{
-	return dense_count + (DataKeyCache != NULL ? DataKeyCache->members : 0);
 }
 
 /*
@@ -534,11 +556,9 @@ pfg_data_key_cache_read_others(const char *src, Size bytes, uint32 count)
 }
 
 bool
-pfg_data_key_cache_dense_subject(const char *subject, int len)
+pfg_data_key_cache_dense_subject(const char *subject, int len, uint32 *index)
 {
-	uint32		n;
-
-	return dense_index(subject, len, &n);
+	return dense_index(subject, len, index);
 }
 
 static uint32
@@ -617,6 +637,18 @@ pfg_data_key_cache_reserve(int n, bool dense)
 	want = pg_nextpower2_64(((uint64) DataKeyCache->members + n) * 10 / 9 + 1);
 	if (want > DataKeyCache->size)
 		datakeys_grow(DataKeyCache, want);
+}
+
+/*
+ * Before a transaction caches many keys of its own (create_data_keys()):
+ * make the dense part hold subjects up to highest, if that keeps it within
+ * bounds with count more keys, so that they move there when it commits.
+ */
+void
+pfg_data_key_cache_reserve_dense_upto(uint32 highest, uint32 count)
+{
+	data_key_cache_init();
+	(void) dense_cover(highest, cached_keys() + count);
 }
 
 void

@@ -24,8 +24,10 @@ extern void pfg_data_key_cache_forget(const char *subject);
 /* how many more keys fit under profile_guard.key_cache_size; make room */
 extern int	pfg_data_key_cache_room(void);
 extern void pfg_data_key_cache_reserve(int n, bool dense);
-/* is subject a dense integer, kept in an array rather than the table? */
-extern bool pfg_data_key_cache_dense_subject(const char *subject, int len);
+extern void pfg_data_key_cache_reserve_dense_upto(uint32 highest, uint32 count);
+/* is subject a dense integer, kept in an array rather than the table? (its index) */
+extern bool pfg_data_key_cache_dense_subject(const char *subject, int len,
+											 uint32 *index);
 
 /* the keys as shared_data_keys.c publishes and copies them */
 extern bool pfg_data_key_cache_reserve_dense(uint32 size);
