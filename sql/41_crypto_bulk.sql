@@ -161,7 +161,26 @@ FROM unnest(ARRAY['regress_reg_6', 'regress_reg_7']) s;
 SELECT idx_scan + seq_scan - :key_reads AS more_key_reads FROM pg_stat_xact_all_tables
 WHERE relid = 'profile_guard.subject_key'::regclass;
 COMMIT;
+-- subjects that are integers move to the cache's array when the keys
+-- commit; keys rolled back are not kept there
+SELECT profile_guard._create_data_keys(ARRAY['3001', '3002'], false) AS made;
+BEGIN;
+SELECT profile_guard._create_data_keys(ARRAY['3003'], false) AS made;
+ROLLBACK;
+SELECT idx_scan + seq_scan AS key_reads FROM pg_stat_xact_all_tables
+WHERE relid = 'profile_guard.subject_key'::regclass \gset
+INSERT INTO regress_reg_ct
+	SELECT s, profile_guard._encrypt(s, 'health.condition', 'integer ' || s)
+	FROM unnest(ARRAY['3001', '3002']) s;
+SELECT idx_scan + seq_scan - :key_reads AS more_key_reads FROM pg_stat_xact_all_tables
+WHERE relid = 'profile_guard.subject_key'::regclass;
+INSERT INTO regress_reg_ct
+	SELECT '3003', profile_guard._encrypt('3003', 'health.condition', 'integer 3003');
+\c
+SELECT subject, profile_guard._decrypt(subject, 'health.condition', ct) AS read_back
+FROM regress_reg_ct WHERE subject LIKE '300_' ORDER BY subject;
 DROP TABLE regress_reg_ct;
+DELETE FROM profile_guard.subject_key WHERE subject LIKE '300_';
 
 -- create_data_keys(): the keys of subjects registered without one, in bulk;
 -- a destroyed key stays destroyed
