@@ -12,7 +12,8 @@
 # values under the purpose (every cell decrypted), in a new connection each
 # run (its data key cache is empty: it copies the data keys that the first
 # read published in shared memory, and once more with that turned off) and
-# warm (the same statement again in one backend).  The inserts write one value per consenting subject, with
+# warm (the same statement again in one backend), each in turn with the
+# plaintext read, run for run.  The inserts write one value per consenting subject, with
 # their data keys existing (in turn with the unprotected insert, run for
 # run), and with none existing (the keys are dropped before each run, so
 # each insert makes SCALE * 3/4 data keys).
@@ -59,6 +60,25 @@ warm() {
 	for _ in $(seq "$RUNS"); do args+=(-c "$1"); done
 	"${PSQL[@]}" -At "${args[@]}" | ms | bench_median
 }
+# two statements in turn, RUNS times each, in one backend after a first run
+# of each (the machine's load should hit both alike); prints both medians
+warm_pair() {
+	local args=(-c "SET ROLE bench_app" -c "$P" -c "$1" -c "$2" -c '\timing on')
+	for _ in $(seq "$RUNS"); do args+=(-c "$1" -c "$2"); done
+	"${PSQL[@]}" -At "${args[@]}" | ms |
+		awk 'NR % 2 == 1 {print "a", $1} NR % 2 == 0 {print "b", $1}' > "$PGHOST/pair"
+	echo "$(awk '$1 == "a" {print $2}' "$PGHOST/pair" | bench_median)" \
+		"$(awk '$1 == "b" {print $2}' "$PGHOST/pair" | bench_median)"
+}
+# the same, each run in a new connection: $1/$2 the timed statements
+new_conn_pair() {
+	local a=() b=()
+	for _ in $(seq "$RUNS"); do
+		a+=("$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c '\timing on' -c "$1" | ms | tail -1)")
+		b+=("$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c '\timing on' -c "$2" | ms | tail -1)")
+	done
+	echo "$(printf '%s\n' "${a[@]}" | bench_median) $(printf '%s\n' "${b[@]}" | bench_median)"
+}
 # as the table owner: $1 = set-up statements before each run, $2 = timed
 insert_runs() {
 	for _ in $(seq "$RUNS"); do
@@ -82,8 +102,7 @@ echo "1. reads (the consent answers are published first)" >&2
 READ_S="SELECT count(health) FROM sens_read"
 READ_P="SELECT count(health) FROM plain_read"
 cells=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$READ_S" | tail -1)
-new_s=$(new_conn "SELECT 1" "$READ_S")
-new_p=$(new_conn "SELECT 1" "$READ_P")
+read -r new_s new_p < <(new_conn_pair "$READ_S" "$READ_P")
 # the same with the shared data keys turned off: each new connection reads
 # and unwraps every key itself
 set_shared_keys() {
@@ -93,8 +112,7 @@ set_shared_keys() {
 set_shared_keys "SET profile_guard.shared_key_cache_size = 0"
 new_own=$(new_conn "SELECT 1" "$READ_S")
 set_shared_keys "RESET profile_guard.shared_key_cache_size"
-warm_s=$(warm "$READ_S")
-warm_p=$(warm "$READ_P")
+read -r warm_s warm_p < <(warm_pair "$READ_S" "$READ_P")
 N_PGP=$((SCALE / 100))
 pgp=$(warm "SELECT count(pgp_sym_decrypt(health, 'a passphrase')) FROM pgp_read")
 
