@@ -13,7 +13,9 @@
 # run (its data key cache is empty: it copies the data keys that the first
 # read published in shared memory, and once more with that turned off) and
 # warm (the same statement again in one backend), each in turn with the
-# plaintext read, run for run.  The inserts write one value per consenting subject, with
+# plaintext read, run for run.  The cipher alone (cipher_floor.c, as many
+# values as the read decrypts) added to the plaintext read gives the floor
+# of both read ratios.  The inserts write one value per consenting subject, with
 # their data keys existing (in turn with the unprotected insert, run for
 # run), and with none existing (the keys are dropped before each run, so
 # each insert makes SCALE * 3/4 data keys).
@@ -113,6 +115,12 @@ set_shared_keys "SET profile_guard.shared_key_cache_size = 0"
 new_own=$(new_conn "SELECT 1" "$READ_S")
 set_shared_keys "RESET profile_guard.shared_key_cache_size"
 read -r warm_s warm_p < <(warm_pair "$READ_S" "$READ_P")
+# the floor of both read ratios: the plaintext read plus the cipher alone
+# (test/bench/cipher_floor.c: as many values, each under its own key)
+cipher_ns=0
+if cc -O2 -o "$PGHOST/cipher_floor" test/bench/cipher_floor.c -lsodium; then
+	cipher_ns=$("$PGHOST/cipher_floor" "$cells") || cipher_ns=0
+fi
 N_PGP=$((SCALE / 100))
 pgp=$(warm "SELECT count(pgp_sym_decrypt(health, 'a passphrase')) FROM pgp_read")
 
@@ -145,7 +153,8 @@ reg_ms=$(insert_runs "DELETE FROM profile_guard.subject_event WHERE subject LIKE
 
 awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -v nown="$new_own" -v ws="$warm_s" -v wp="$warm_p" \
 	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" \
-	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" '
+	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" \
+	-v cns="$cipher_ns" '
 function row(name, ours, base, ratio, target) {
 	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
 }
@@ -156,12 +165,16 @@ BEGIN {
 	row("read sensitive cells, new connection / plaintext", ns " ms", np " ms", ns / np, "<= 4")
 	row("read sensitive cells, new connection, data keys not shared / plaintext", nown " ms", np " ms", nown / np, "(reference)")
 	row("read sensitive cells, warm backend / plaintext", ws " ms", wp " ms", ws / wp, "<= 4")
+	if (cns > 0)
+		row("the cipher alone (libsodium AES-256-GCM, a key per value) + plaintext / plaintext",
+			sprintf("%.1f ms", wp + cns * cells / 1e6), wp " ms", (wp + cns * cells / 1e6) / wp,
+			"(floor of the reads)")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
 	row("insert sensitive, every subject new (key made at registration) / unprotected", ireg " ms", ip " ms", ireg / ip, "<= 3")
 	row("insert sensitive, subjects without a key (the insert makes them) / unprotected", inew " ms", ip " ms", inew / ip, "(reference)")
 	row("pgp_sym_decrypt per value / ours per cell (warm)", sprintf("%.3f us", pgp / npgp * 1000), sprintf("%.3f us", ws / cells * 1000), (pgp / npgp) / (ws / cells), "(reference)")
-	printf "\nper cell: new connection %.3f us, warm %.3f us (plaintext %.3f us); per new data key (made by the insert) %.2f us\n",
-		(ns - np) / cells * 1000, (ws - wp) / cells * 1000, wp / cells * 1000, (inew - ip) / rows * 1000
+	printf "\nper cell: new connection %.3f us, warm %.3f us (plaintext %.3f us; the cipher alone %.3f us); per new data key (made by the insert) %.2f us\n",
+		(ns - np) / cells * 1000, (ws - wp) / cells * 1000, wp / cells * 1000, cns / 1000, (inew - ip) / rows * 1000
 	printf "registration: create_data_keys() %.2f us a key (%d keys); register_subject() %.2f us a subject, its key included\n",
 		keys / nsub * 1000, nsub, regms / regn * 1000
 }'
