@@ -139,9 +139,10 @@ INSERT INTO regress_reg_ct
 	SELECT 'regress_reg_3', profile_guard._encrypt('regress_reg_3', 'health.condition', 'after savepoint');
 COMMIT;
 -- a subject whose key another session made keeps that key: the key this
--- session made for it and did not store is not used
+-- session made for it and did not store is not used; nor is the second key
+-- made for a subject named twice
 \! psql -X -q -c "SELECT profile_guard._create_data_keys(ARRAY['regress_reg_4'], false)"
-SELECT profile_guard._create_data_keys(ARRAY['regress_reg_4', 'regress_reg_5'], false) AS made;
+SELECT profile_guard._create_data_keys(ARRAY['regress_reg_4', 'regress_reg_5', 'regress_reg_5'], false) AS made;
 INSERT INTO regress_reg_ct
 	SELECT s, profile_guard._encrypt(s, 'health.condition', 'kept key of ' || s)
 	FROM unnest(ARRAY['regress_reg_4', 'regress_reg_5']) s;
