@@ -163,7 +163,9 @@ SELECT idx_scan + seq_scan - :key_reads AS more_key_reads FROM pg_stat_xact_all_
 WHERE relid = 'profile_guard.subject_key'::regclass;
 COMMIT;
 -- subjects that are integers move to the cache's array when the keys
--- commit; keys rolled back are not kept there
+-- commit (in a new session, whose table they leave empty: it is freed and
+-- made again for the next key); keys rolled back are not kept there
+\c
 SELECT profile_guard._create_data_keys(ARRAY['3001', '3002'], false) AS made;
 BEGIN;
 SELECT profile_guard._create_data_keys(ARRAY['3003'], false) AS made;

@@ -292,28 +292,41 @@ data_key_xact_callback(XactEvent event, void *arg)
 			/*
 			 * Committed: a key the dense part already covers moves there
 			 * (nothing is allocated here); the others stay in the table.
+			 * A table that this leaves empty is wiped and freed (it may
+			 * have grown to hold every key create_data_keys() made); the
+			 * next key makes a new one.
 			 */
-			datakeys_start_iterate(DataKeyCache, &it);
-			while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
 			{
-				uint32		n;
+				int			moved = 0;
 
-				if (entry->create_subid == InvalidSubTransactionId)
-					continue;
-				entry->create_subid = InvalidSubTransactionId;
-				if (dense_index(ref_text(&entry->subject), entry->subject.len, &n) &&
-					n < dense_size)
+				datakeys_start_iterate(DataKeyCache, &it);
+				while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
 				{
-					memcpy(dense_keys[n], entry->key, PFG_KEY_LEN);
-					if (!dense_has(n))
+					uint32		n;
+
+					if (entry->create_subid == InvalidSubTransactionId)
+						continue;
+					entry->create_subid = InvalidSubTransactionId;
+					if (dense_index(ref_text(&entry->subject), entry->subject.len, &n) &&
+						n < dense_size)
 					{
-						dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
-						dense_count++;
+						memcpy(dense_keys[n], entry->key, PFG_KEY_LEN);
+						if (!dense_has(n))
+						{
+							dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
+							dense_count++;
+						}
+						remove_entry(entry);
+						moved++;
 					}
-					remove_entry(entry);
+				}
+				n_provisional_keys = 0;
+				if (moved > 0 && DataKeyCache->members == 0)
+				{
+					datakeys_destroy(DataKeyCache);
+					DataKeyCache = NULL;
 				}
 			}
-			n_provisional_keys = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
