@@ -13,7 +13,9 @@
 # run (its data key cache is empty: it copies the data keys that the first
 # read published in shared memory, and once more with that turned off) and
 # warm (the same statement again in one backend), each in turn with the
-# plaintext read, run for run.  The cipher alone (cipher_floor.c, as many
+# plaintext read, run for run; the warm read and the insert whose keys
+# exist also in bytea columns (the envelope stored as it is, without the
+# text form's base64), against plaintext bytea.  The cipher alone (cipher_floor.c, as many
 # values as the read decrypts) added to the plaintext read gives the floor
 # of both read ratios.  The inserts write one value per consenting subject, with
 # their data keys existing (in turn with the unprotected insert, run for
@@ -37,13 +39,19 @@ CREATE TABLE sens_read (id bigint, health text);
 CREATE TABLE plain_read (id bigint, health text);
 CREATE TABLE sens_ins (id bigint, health text);
 CREATE TABLE plain_ins (id bigint, health text);
+CREATE TABLE sens_read_b (id bigint, health bytea);
+CREATE TABLE plain_read_b (id bigint, health bytea);
+CREATE TABLE sens_ins_b (id bigint, health bytea);
+CREATE TABLE plain_ins_b (id bigint, health bytea);
 SELECT profile_guard.protect(t, 'id'), profile_guard.classify(t, 'health', 'health.condition')
-  FROM unnest(ARRAY['sens_read', 'sens_ins']) t;
+  FROM unnest(ARRAY['sens_read', 'sens_ins', 'sens_read_b', 'sens_ins_b']) t;
 INSERT INTO sens_read SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
 INSERT INTO plain_read SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0;
+INSERT INTO sens_read_b SELECT id, convert_to(health, 'UTF8') FROM plain_read;
+INSERT INTO plain_read_b SELECT id, convert_to(health, 'UTF8') FROM plain_read;
 CREATE TABLE pgp_read AS SELECT i AS id, pgp_sym_encrypt('condition-' || i, 'a passphrase') AS health
   FROM generate_series(1, $((SCALE / 100))) i;
-GRANT SELECT ON sens_read, plain_read, pgp_read TO bench_app;
+GRANT SELECT ON sens_read, plain_read, sens_read_b, plain_read_b, pgp_read TO bench_app;
 VACUUM ANALYZE;
 SQL
 bench_setup_only
@@ -115,6 +123,8 @@ set_shared_keys "SET profile_guard.shared_key_cache_size = 0"
 new_own=$(new_conn "SELECT 1" "$READ_S")
 set_shared_keys "RESET profile_guard.shared_key_cache_size"
 read -r warm_s warm_p < <(warm_pair "$READ_S" "$READ_P")
+# the same in a bytea column: the envelope as it is, no base64
+read -r warm_sb warm_pb < <(warm_pair "SELECT count(health) FROM sens_read_b" "SELECT count(health) FROM plain_read_b")
 # the floor of both read ratios: the plaintext read plus the cipher alone
 # (test/bench/cipher_floor.c: as many values, each under its own key)
 cipher_ns=0
@@ -130,6 +140,11 @@ INS_P="INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1,
 # alternated, run for run: the unprotected insert scatters most with the
 # machine's load, and a noisy minute should hit both alike
 read -r ins_p ins_s < <(insert_pair "TRUNCATE plain_ins" "$INS_P" "TRUNCATE sens_ins" "$INS_S")
+VALUE_B="convert_to('condition-' || i, 'UTF8')"
+read -r ins_pb ins_sb < <(insert_pair "TRUNCATE plain_ins_b" \
+	"INSERT INTO plain_ins_b SELECT i, $VALUE_B FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0" \
+	"TRUNCATE sens_ins_b" \
+	"INSERT INTO sens_ins_b SELECT i, $VALUE_B FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0")
 # every subject new: its key was made when it was registered (as
 # register_subject() makes it; create_data_keys() makes them all in bulk,
 # timed too), and its first sensitive value finds it.  Last: this drops
@@ -154,7 +169,7 @@ reg_ms=$(insert_runs "DELETE FROM profile_guard.subject_event WHERE subject LIKE
 awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -v nown="$new_own" -v ws="$warm_s" -v wp="$warm_p" \
 	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" \
 	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" \
-	-v cns="$cipher_ns" '
+	-v cns="$cipher_ns" -v wsb="$warm_sb" -v wpb="$warm_pb" -v isb="$ins_sb" -v ipb="$ins_pb" '
 function row(name, ours, base, ratio, target) {
 	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
 }
@@ -169,7 +184,9 @@ BEGIN {
 		row("the cipher alone (libsodium AES-256-GCM, a key per value) + plaintext / plaintext",
 			sprintf("%.1f ms", wp + cns * cells / 1e6), wp " ms", (wp + cns * cells / 1e6) / wp,
 			"(floor of the reads)")
+	row("read sensitive cells, warm backend, bytea column / plaintext bytea", wsb " ms", wpb " ms", wsb / wpb, "(reference)")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
+	row("insert sensitive, keys exist, bytea column / unprotected bytea", isb " ms", ipb " ms", isb / ipb, "(reference)")
 	row("insert sensitive, every subject new (key made at registration) / unprotected", ireg " ms", ip " ms", ireg / ip, "<= 3")
 	row("insert sensitive, subjects without a key (the insert makes them) / unprotected", inew " ms", ip " ms", inew / ip, "(reference)")
 	row("pgp_sym_decrypt per value / ours per cell (warm)", sprintf("%.3f us", pgp / npgp * 1000), sprintf("%.3f us", ws / cells * 1000), (pgp / npgp) / (ws / cells), "(reference)")
