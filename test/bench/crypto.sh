@@ -15,12 +15,13 @@
 # warm (the same statement again in one backend), each in turn with the
 # plaintext read, run for run; the warm read and the insert whose keys
 # exist also in bytea columns (the envelope stored as it is, without the
-# text form's base64), against plaintext bytea.  The cipher alone (cipher_floor.c, as many
-# values as the read decrypts) added to the plaintext read gives the floor
-# of both read ratios.  The inserts write one value per consenting subject, with
-# their data keys existing (in turn with the unprotected insert, run for
-# run), and with none existing (the keys are dropped before each run, so
-# each insert makes SCALE * 3/4 data keys).
+# text form's base64), against plaintext bytea.  The cipher alone
+# (cipher_floor.c, as many values as the read decrypts) added to the
+# plaintext read gives the floor of both read ratios.  The inserts write
+# one value per consenting subject, with their data keys existing (in turn
+# with the unprotected insert, run for run), and with none existing (the
+# keys are dropped before each run, so each insert makes SCALE * 3/4 data
+# keys).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
