@@ -111,6 +111,10 @@ envelope_aad(const char *subject, const char *tag, uint8 *stackbuf, uint8 **aad)
 	return (int) (slen + tlen + 3);
 }
 
+/* base64's characters, as pg_b64_encode writes them */
+static const char b64_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 /*
  * Each base64 character's value, already shifted to its place in a group
  * of four (b64_value[i] for the i-th character of the group), so that a
@@ -124,15 +128,12 @@ static bool b64_ready = false;
 static void
 b64_init(void)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 	for (int i = 0; i < 4; i++)
 		for (int c = 0; c < 256; c++)
 			b64_value[i][c] = B64_BAD;
 	for (int c = 0; c < 64; c++)
 		for (int i = 0; i < 4; i++)
-			b64_value[i][(uint8) alphabet[c]] = (uint32) c << (18 - 6 * i);
+			b64_value[i][(uint8) b64_alphabet[c]] = (uint32) c << (18 - 6 * i);
 	b64_ready = true;
 }
 
@@ -191,8 +192,6 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 static int
 b64_encode_fast(const uint8 *src, int len, char *dst)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char	   *d = dst;
 	int			i;
 
@@ -200,10 +199,10 @@ b64_encode_fast(const uint8 *src, int len, char *dst)
 	{
 		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
 
-		d[0] = alphabet[v >> 18];
-		d[1] = alphabet[(v >> 12) & 0x3F];
-		d[2] = alphabet[(v >> 6) & 0x3F];
-		d[3] = alphabet[v & 0x3F];
+		d[0] = b64_alphabet[v >> 18];
+		d[1] = b64_alphabet[(v >> 12) & 0x3F];
+		d[2] = b64_alphabet[(v >> 6) & 0x3F];
+		d[3] = b64_alphabet[v & 0x3F];
 	}
 	if (i < len)
 	{
@@ -211,9 +210,9 @@ b64_encode_fast(const uint8 *src, int len, char *dst)
 
 		if (i + 1 < len)
 			v |= (uint32) src[i + 1] << 8;
-		d[0] = alphabet[v >> 18];
-		d[1] = alphabet[(v >> 12) & 0x3F];
-		d[2] = i + 1 < len ? alphabet[(v >> 6) & 0x3F] : '=';
+		d[0] = b64_alphabet[v >> 18];
+		d[1] = b64_alphabet[(v >> 12) & 0x3F];
+		d[2] = i + 1 < len ? b64_alphabet[(v >> 6) & 0x3F] : '=';
 		d[3] = '=';
 		d += 4;
 	}
