@@ -157,17 +157,20 @@ normalise_plain(const char *s, int len, char *out)
 }
 
 /*
- * The normal form of a text, palloc'd in the current context: lower case,
- * separators collapsed to one space, no space at either end.  Its length
- * goes to *normlen, and to *ascii whether it holds ASCII bytes only.
+ * The normal form of a text: lower case, separators collapsed to one
+ * space, no space at either end.  Plain text shorter than bufsize goes into
+ * buf (the caller's, or NULL); anything else is palloc'd in the current
+ * context.  Its length goes to *normlen, and to *ascii whether it holds
+ * ASCII bytes only.
  */
 static char *
-normalise(const char *s, int len, int *normlen, bool *ascii)
+normalise(const char *s, int len, char *buf, int bufsize,
+		  int *normlen, bool *ascii)
 {
 	text	   *lowered;
 	const char *low;
 	int			lowlen;
-	char	   *out = palloc(len + 1);
+	char	   *out = len < bufsize ? buf : palloc(len + 1);
 	int			n = 0;
 	bool		space = false;
 	unsigned char high = 0;		/* every byte copied, or'ed */
@@ -178,7 +181,8 @@ normalise(const char *s, int len, int *normlen, bool *ascii)
 		*ascii = true;
 		return out;
 	}
-	pfree(out);
+	if (out != buf)
+		pfree(out);
 	lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
 													 PointerGetDatum(cstring_to_text_with_len(s, len))));
 	low = VARDATA_ANY(lowered);
@@ -276,7 +280,7 @@ load_terms(void)
 		if (term == NULL || topic == NULL)
 			continue;
 		t = &Terms[NTerms];
-		t->term = normalise(term, strlen(term), &t->len, &t->ascii);
+		t->term = normalise(term, strlen(term), NULL, 0, &t->len, &t->ascii);
 		if (t->len == 0)
 			continue;
 		/* ordered by topic: a new topic starts a new entry */
@@ -401,14 +405,7 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 				TopicExempt[Exemptions[i].topicno] = any_exempt = true;
 	}
 	/* short plain text (most tag values) is normalised on the stack */
-	if (len < (int) sizeof(stackbuf) &&
-		(n = normalise_plain(value, len, stackbuf)) >= 0)
-	{
-		norm = stackbuf;
-		ascii = true;
-	}
-	else
-		norm = normalise(value, len, &n, &ascii);
+	norm = normalise(value, len, stackbuf, sizeof(stackbuf), &n, &ascii);
 	if (n > 0)
 	{
 		/*
