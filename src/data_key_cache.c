@@ -271,6 +271,56 @@ cached_keys(void)
 	return dense_count + (DataKeyCache != NULL ? DataKeyCache->members : 0);
 }
 
+/* the key of subject n in the dense part, which covers it */
+static inline void
+dense_store(uint32 n, const uint8 *key)
+{
+	memcpy(dense_keys[n], key, PFG_KEY_LEN);
+	if (!dense_has(n))
+	{
+		dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
+		dense_count++;
+	}
+}
+
+/*
+ * The transaction committed: its keys are provisional no longer.  A key
+ * the dense part already covers moves there (nothing is allocated at
+ * commit); the others stay in the table.  A table that this leaves empty
+ * is wiped and freed (it may have grown to hold every key
+ * create_data_keys() made); the next key makes a new one.
+ */
+static void
+keep_committed_keys(void)
+{
+	datakeys_iterator it;
+	DataKeyEntry *entry;
+	int			moved = 0;
+
+	datakeys_start_iterate(DataKeyCache, &it);
+	while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
+	{
+		uint32		n;
+
+		if (entry->create_subid == InvalidSubTransactionId)
+			continue;
+		entry->create_subid = InvalidSubTransactionId;
+		if (dense_index(ref_text(&entry->subject), entry->subject.len, &n) &&
+			n < dense_size)
+		{
+			dense_store(n, entry->key);
+			remove_entry(entry);
+			moved++;
+		}
+	}
+	n_provisional_keys = 0;
+	if (moved > 0 && DataKeyCache->members == 0)
+	{
+		datakeys_destroy(DataKeyCache);
+		DataKeyCache = NULL;
+	}
+}
+
 /*
  * A key inserted by a transaction that aborts must not outlive it: values
  * encrypted with it are gone, and the next transaction would make another.
@@ -289,44 +339,7 @@ data_key_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			/*
-			 * Committed: a key the dense part already covers moves there
-			 * (nothing is allocated here); the others stay in the table.
-			 * A table that this leaves empty is wiped and freed (it may
-			 * have grown to hold every key create_data_keys() made); the
-			 * next key makes a new one.
-			 */
-			{
-				int			moved = 0;
-
-				datakeys_start_iterate(DataKeyCache, &it);
-				while ((entry = datakeys_iterate(DataKeyCache, &it)) != NULL)
-				{
-					uint32		n;
-
-					if (entry->create_subid == InvalidSubTransactionId)
-						continue;
-					entry->create_subid = InvalidSubTransactionId;
-					if (dense_index(ref_text(&entry->subject), entry->subject.len, &n) &&
-						n < dense_size)
-					{
-						memcpy(dense_keys[n], entry->key, PFG_KEY_LEN);
-						if (!dense_has(n))
-						{
-							dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
-							dense_count++;
-						}
-						remove_entry(entry);
-						moved++;
-					}
-				}
-				n_provisional_keys = 0;
-				if (moved > 0 && DataKeyCache->members == 0)
-				{
-					datakeys_destroy(DataKeyCache);
-					DataKeyCache = NULL;
-				}
-			}
+			keep_committed_keys();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -679,12 +692,7 @@ pfg_data_key_cache_insert(const char *subject, int len, const uint8 *key,
 	data_key_cache_init();
 	if (!provisional && dense_index(subject, len, &n) && dense_cover(n, 0))
 	{
-		memcpy(dense_keys[n], key, PFG_KEY_LEN);
-		if (!dense_has(n))
-		{
-			dense_present[n / 64] |= UINT64CONST(1) << (n % 64);
-			dense_count++;
-		}
+		dense_store(n, key);
 		return;
 	}
 	ref = make_ref(subject, len, subject_hash(subject, len));
