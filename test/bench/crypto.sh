@@ -81,15 +81,6 @@ warm_pair() {
 	echo "$(awk '$1 == "a" {print $2}' "$PGHOST/pair" | bench_median)" \
 		"$(awk '$1 == "b" {print $2}' "$PGHOST/pair" | bench_median)"
 }
-# the same, each run in a new connection: $1/$2 the timed statements
-new_conn_pair() {
-	local a=() b=()
-	for _ in $(seq "$RUNS"); do
-		a+=("$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c '\timing on' -c "$1" | ms | tail -1)")
-		b+=("$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c '\timing on' -c "$2" | ms | tail -1)")
-	done
-	echo "$(printf '%s\n' "${a[@]}" | bench_median) $(printf '%s\n' "${b[@]}" | bench_median)"
-}
 # as the table owner: $1 = set-up statements before each run, $2 = timed
 insert_runs() {
 	for _ in $(seq "$RUNS"); do
@@ -97,9 +88,10 @@ insert_runs() {
 	done | bench_median
 }
 
-# RUNS runs of two inserts in turn: $1/$2 and $3/$4 as for insert_runs;
+# RUNS runs of two statements in turn, each run in a new connection: $1 the
+# set-up and $2 the timed statement of the one, $3 and $4 of the other;
 # prints both medians
-insert_pair() {
+pair_runs() {
 	local a=() b=()
 	for _ in $(seq "$RUNS"); do
 		a+=("$("${PSQL[@]}" -At -c "$1" -c '\timing on' -c "$2" | ms | tail -1)")
@@ -113,7 +105,8 @@ echo "1. reads (the consent answers are published first)" >&2
 READ_S="SELECT count(health) FROM sens_read"
 READ_P="SELECT count(health) FROM plain_read"
 cells=$("${PSQL[@]}" -At -c "SET ROLE bench_app" -c "$P" -c "$READ_S" | tail -1)
-read -r new_s new_p < <(new_conn_pair "$READ_S" "$READ_P")
+APP="SET ROLE bench_app; $P"
+read -r new_s new_p < <(pair_runs "$APP" "$READ_S" "$APP" "$READ_P")
 # the same with the shared data keys turned off: each new connection reads
 # and unwraps every key itself
 set_shared_keys() {
@@ -140,9 +133,9 @@ INS_S="INSERT INTO sens_ins SELECT i, 'condition-' || i FROM generate_series(1, 
 INS_P="INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
 # alternated, run for run: the unprotected insert scatters most with the
 # machine's load, and a noisy minute should hit both alike
-read -r ins_p ins_s < <(insert_pair "TRUNCATE plain_ins" "$INS_P" "TRUNCATE sens_ins" "$INS_S")
+read -r ins_p ins_s < <(pair_runs "TRUNCATE plain_ins" "$INS_P" "TRUNCATE sens_ins" "$INS_S")
 VALUE_B="convert_to('condition-' || i, 'UTF8')"
-read -r ins_pb ins_sb < <(insert_pair "TRUNCATE plain_ins_b" \
+read -r ins_pb ins_sb < <(pair_runs "TRUNCATE plain_ins_b" \
 	"INSERT INTO plain_ins_b SELECT i, $VALUE_B FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0" \
 	"TRUNCATE sens_ins_b" \
 	"INSERT INTO sens_ins_b SELECT i, $VALUE_B FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0")
