@@ -28,7 +28,13 @@ ROOT=$PWD
 only_tap=${TAP_TESTS:-}
 unset TAP_TESTS
 
+# the seconds each suite took, printed last (CI's budget is 20 minutes)
+timings=()
+suite_started=$SECONDS
+suite_done() { timings+=("$1 $((SECONDS - suite_started)) s"); suite_started=$SECONDS; }
+
 pg_build_and_install || exit 1
+suite_done build
 
 # Citus for t/200_beside_citus.pl: built (once per installation; minutes)
 # while the other suites run, installed before the TAP tests start
@@ -89,6 +95,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == regress ]]; then
 			--dbname=regress_profile_guard_parallel $tests 2>&1 | tee test/results/regress_parallel.out
 		count_pg_regress test/results/regress_parallel.out "regress (force_parallel_mode = regress)"
 	fi
+	suite_done regress
 fi
 
 if [[ -z ${ONLY:-} || ${ONLY:-} == isolation ]]; then
@@ -101,6 +108,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == isolation ]]; then
 			--dbname=regress_profile_guard_iso $specs 2>&1 | tee test/results/isolation.out
 		count_pg_regress test/results/isolation.out isolation
 	fi
+	suite_done isolation
 fi
 
 if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
@@ -136,6 +144,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == scenario ]]; then
 			failed=$((failed + 1)); failures+=("scenario $name")
 		fi
 	done
+	suite_done scenario
 fi
 
 # The TAP tests (t/*.pl, README.md "Testing"): Perl scripts on
@@ -161,6 +170,7 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 		[[ $t == */* ]] || t=t/$t
 		[[ $t == *.pl ]] || t=$t.pl
 		name=$(basename "$t" .pl)
+		tap_started=$SECONDS
 		if [[ ! -e $t ]]; then
 			echo "tap $name ... FAILED (no such test: $t)"
 			failed=$((failed + 1)); failures+=("tap $name"); continue
@@ -177,13 +187,14 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == tap ]]; then
 			echo "tap $name ... SKIPPED, not counted ($(grep -m1 -o 'skipped: .*' "$tap_dir/$name.log"))"
 			skipped=$((skipped + 1))
 		elif [[ $rc -eq 0 ]]; then
-			echo "tap $name ... ok"; passed=$((passed + 1))
+			echo "tap $name ... ok ($((SECONDS - tap_started)) s)"; passed=$((passed + 1))
 		else
 			echo "tap $name ... FAILED (test/results/tap/$name.log, test/results/tap/tmp_check/log/)"
 			grep -aE '^(not ok|#)' "$tap_dir/$name.log" | tail -20 | sed 's/^/    /'
 			failed=$((failed + 1)); failures+=("tap $name")
 		fi
 	done
+	suite_done tap
 fi
 
 # PostgreSQL's own regression suite, with and without the extension (its
@@ -198,6 +209,7 @@ if [[ ( -z ${ONLY:-} || ${ONLY:-} == core ) && -z ${SKIP_CORE:-} ]]; then
 		failed=$((failed + 1)); failures+=("core suite")
 	fi
 	grep -E '^(same|summary|result)' test/results/core_regress.log | tail -3 | sed 's/^/    /'
+	suite_done core
 fi
 
 # The Debian package (test/package.sh): built from the tree with debian/,
@@ -226,7 +238,10 @@ if [[ -z ${ONLY:-} || ${ONLY:-} == package ]]; then
 		fi
 		grep -E '^ *All [0-9]+ tests passed|tests failed' test/results/package.log | sed 's/^/    installcheck: /'
 	fi
+	suite_done package
 fi
+
+printf 'seconds: '; printf '%s, ' "${timings[@]}"; echo "all $SECONDS s"
 
 for f in "${failures[@]}"; do echo "failed: $f"; done
 if [[ $skipped -gt 0 ]]; then
