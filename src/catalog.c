@@ -747,6 +747,12 @@ pfg_keep_generic_plan(SPIPlanPtr *kept, const char *query, int nargs, Oid *argty
  * and one made while its table was small (a fresh database, the first bulk
  * insert of new subjects) would otherwise scan the whole table for every
  * look-up, ever after.
+ *
+ * And without JIT: a query that can only scan (the definitions read once
+ * under such an access, a table without the index) is costed from
+ * disable_cost up, far past jit_above_cost, and would be compiled, with
+ * inlining and optimisation, at every execution: most of a second for a
+ * few rows.
  */
 void
 pfg_plan_for_key_lookups(void)
@@ -754,6 +760,15 @@ pfg_plan_for_key_lookups(void)
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	pfg_plan_without_jit();
+}
+
+/* For the rest of the current GUC nest level, plan without JIT. */
+void
+pfg_plan_without_jit(void)
+{
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 

@@ -53,6 +53,7 @@ extern SPIPlanPtr pfg_keep_catalog_plan(const char *query, int nargs, Oid *argty
 extern SPIPlanPtr pfg_keep_generic_plan(SPIPlanPtr *kept, const char *query,
 										int nargs, Oid *argtypes);
 extern void pfg_plan_for_key_lookups(void);
+extern void pfg_plan_without_jit(void);
 
 /*
  * Acting as another role for a while: as that role, in a security-restricted

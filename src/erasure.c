@@ -897,8 +897,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		/* TID range scans, never a scan from the start of the table */
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		pfg_plan_without_jit();
 
 		if (run && exact)
 		{
@@ -1161,6 +1160,7 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	Sweep	   *sweep;
 	ListCell   *lc;
+	int			nestlevel;
 
 	pfg_require_preload();
 	if (budget < 0 && !PG_ARGISNULL(0))
@@ -1177,6 +1177,15 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 				 errhint("Run profile_guard.sweep() on the primary.")));
 
 	InitMaterializedSRF(fcinfo, 0);
+
+	/*
+	 * Without JIT: the sweep's statements (and the table owners' code it
+	 * fires) each run once over a planner's guess of many rows, which put
+	 * them past jit_above_cost and spent seconds compiling what ran in
+	 * milliseconds.  Restored when the sweep ends, or by the abort.
+	 */
+	nestlevel = NewGUCNestLevel();
+	pfg_plan_without_jit();
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard sweep",
 								ALLOCSET_DEFAULT_SIZES);
@@ -1214,6 +1223,7 @@ profile_guard_sweep(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	MemoryContextDelete(cxt);
+	AtEOXact_GUC(true, nestlevel);
 	return (Datum) 0;
 }
 

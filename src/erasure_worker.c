@@ -200,6 +200,8 @@ pfg_erasure_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(sweep_database, NULL, 0);
 	SetConfigOption("search_path", "pg_catalog, profile_guard, pg_temp", PGC_USERSET, PGC_S_SESSION);
+	/* as sweep() does: its statements gain nothing from JIT (erasure.c) */
+	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("profile_guard erasure worker");
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "profile_guard sweep",
