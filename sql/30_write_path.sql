@@ -290,6 +290,54 @@ SELECT id, length(txt), md5(txt), bin FROM cells ORDER BY id;
 RESET ROLE;
 DROP TABLE cells;
 
+-- a BEFORE ROW trigger that fires after the collection trigger (name order)
+-- would see the ciphertext and could store plaintext, or move the value to
+-- another subject: no row is written while one would fire; one that fires
+-- before it is checked as the application's write, and an AFTER trigger,
+-- a disabled one, or an origin one in replica mode is no matter
+CREATE TABLE notes (id int, health text);
+GRANT SELECT ON notes TO regress_app;
+SELECT profile_guard.protect('notes', 'id');
+SELECT profile_guard.classify('notes', 'health', 'health.condition');
+CREATE FUNCTION pg_temp.late() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.health := 'plain ' || left(NEW.health, 4); RETURN NEW; END $$;
+CREATE TRIGGER set_plain BEFORE INSERT OR UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION pg_temp.late();
+INSERT INTO notes VALUES (1, 'asthma');
+INSERT INTO notes VALUES (1, NULL);
+COPY notes FROM stdin;
+1	asthma
+\.
+SET session_replication_role = replica;
+INSERT INTO notes VALUES (1, 'asthma');
+RESET session_replication_role;
+-- UPDATE only: inserts pass, updates are refused
+DROP TRIGGER set_plain ON notes;
+CREATE TRIGGER set_plain BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION pg_temp.late();
+INSERT INTO notes VALUES (1, 'asthma');
+UPDATE notes SET health = 'flu' WHERE id = 1;
+-- disabled, or firing on origin only while in replica mode: writes pass
+ALTER TABLE notes DISABLE TRIGGER set_plain;
+UPDATE notes SET health = 'flu' WHERE id = 1;
+ALTER TABLE notes ENABLE TRIGGER set_plain;
+SET session_replication_role = replica;
+UPDATE notes SET health = 'cold' WHERE id = 1;
+RESET session_replication_role;
+-- renamed to fire first: its change is what is checked and encrypted
+ALTER TRIGGER set_plain ON notes RENAME TO a_set_plain;
+UPDATE notes SET health = 'migraine' WHERE id = 1;
+-- an AFTER trigger named after it changes nothing stored
+CREATE FUNCTION pg_temp.after_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN NULL; END $$;
+CREATE TRIGGER z_after AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION pg_temp.after_row();
+INSERT INTO notes VALUES (7, 'hay fever');
+SELECT id, health LIKE 'pgt1:%' AS encrypted, position('plain' IN health) AS plaintext_at FROM notes ORDER BY id, health;
+SET ROLE regress_app;
+SET profile_guard.purpose = 'care';
+SELECT id, health FROM notes ORDER BY id, health;
+RESET profile_guard.purpose;
+RESET ROLE;
+DROP TABLE notes;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

@@ -31,6 +31,7 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
@@ -286,6 +287,53 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 }
 
 /*
+ * Would trigger t fire now (its enabled state against the session's
+ * replication role, as the executor decides)?
+ */
+static bool
+trigger_fires_now(const Trigger *t)
+{
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return t->tgenabled == TRIGGER_FIRES_ALWAYS || t->tgenabled == TRIGGER_FIRES_ON_REPLICA;
+	return t->tgenabled == TRIGGER_FIRES_ALWAYS || t->tgenabled == TRIGGER_FIRES_ON_ORIGIN;
+}
+
+/*
+ * Triggers of a kind fire in name order.  A BEFORE ROW trigger of the
+ * table that fires after this one sees, and could change, what this one
+ * checked and encrypted: store plaintext in a sensitive column, move a
+ * collected value to another subject, or alter ciphertext beyond
+ * decryption.  The row is refused while one would fire for it.
+ */
+static void
+refuse_later_triggers(TriggerData *trigdata)
+{
+	TriggerDesc *td = trigdata->tg_relation->trigdesc;
+	int16		event = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ?
+		TRIGGER_TYPE_INSERT : TRIGGER_TYPE_UPDATE;
+	bool		after_ours = false;
+
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		const Trigger *t = &td->triggers[i];
+
+		if (t->tgoid == trigdata->tg_trigger->tgoid)
+			after_ours = true;
+		else if (after_ours &&
+				 TRIGGER_TYPE_MATCHES(t->tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_BEFORE, event) &&
+				 trigger_fires_now(t))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("trigger \"%s\" on table \"%s\" fires after the collection trigger",
+							t->tgname, RelationGetRelationName(trigdata->tg_relation)),
+					 errdetail("BEFORE ROW triggers fire in name order; one that fires after \"%s\" could change the values it checked and encrypted, so no row is written while it would fire.",
+							   trigdata->tg_trigger->tgname),
+					 errhint("Rename the trigger so that its name sorts before \"%s\", or make it an AFTER trigger.",
+							 trigdata->tg_trigger->tgname)));
+	}
+}
+
+/*
  * The guarded shape of the trigger's table, copied into the trigger call
  * site's memory (the statement's): what the row's checks look up may take
  * in an invalidation, which frees the map's own.  The copy serves the next
@@ -371,6 +419,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
 		return PointerGetDatum(newtup);
 	stamp_root = grel->stamped ? grel->root : InvalidOid;
+	refuse_later_triggers(trigdata);
 
 	subject = heap_getattr(newtup, grel->subject_attnum, desc, &subject_null);
 	if (oldtup)
