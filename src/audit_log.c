@@ -111,7 +111,10 @@ purpose_version(const char *name)
 		return -1;
 	if (NVersionMemo == 0)
 		VersionSentinel = pfg_catalog_relid("consent");
-	rel = table_open(relid, AccessShareLock);
+	/* dropped while we waited for the lock: no version to name */
+	rel = try_table_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return -1;
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{

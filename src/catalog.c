@@ -85,7 +85,7 @@ static Oid	ConsentRelid = InvalidOid;
 
 static void flush_guard_cache(void);
 static GuardedRelation *derived_guarded_relation(Oid relid);
-static bool read_guard_catalog(HTAB **tags_out, HTAB **map_out);
+
 static void load_guard_cache(void);
 
 /*
@@ -187,13 +187,25 @@ typedef struct TagInfo
 	bool		sensitive;
 } TagInfo;
 
+typedef enum GuardCatalogRead
+{
+	GUARD_CATALOG_READ,
+	GUARD_CATALOG_ABSENT,		/* the extension's tables are missing */
+	GUARD_CATALOG_DROPPED		/* one was dropped while we waited to lock it */
+} GuardCatalogRead;
+
 /*
  * Read guarded_table, classified_column and tag into a new map, in
  * GuardCacheContext.  Column names are resolved to attribute numbers here,
- * so dropped or re-added columns are seen as they are now.  False when the
- * extension's tables are missing.
+ * so dropped or re-added columns are seen as they are now.
+ *
+ * Each table is found by name, then locked: a DROP EXTENSION (and a
+ * CREATE EXTENSION after it, in the same transaction) committing while we
+ * wait for the lock leaves the OID we found without a table.  That is
+ * GUARD_CATALOG_DROPPED, for the caller to read again: taking the lock
+ * took in the invalidations, so the names lead to what exists now.
  */
-static bool
+static GuardCatalogRead
 read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 {
 	Oid			guarded_relid,
@@ -215,7 +227,7 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	ConsentRelid = pfg_catalog_relid("consent");
 	if (!OidIsValid(guarded_relid) || !OidIsValid(classified_relid) ||
 		!OidIsValid(tag_relid) || !OidIsValid(ConsentRelid))
-		return false;
+		return GUARD_CATALOG_ABSENT;
 
 	oldcxt = MemoryContextSwitchTo(GuardCacheContext);
 
@@ -226,7 +238,12 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	ctl.hcxt = GuardCacheContext;
 	tags = hash_create("profile_guard tags", 256, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	rel = table_open(tag_relid, AccessShareLock);
+	rel = try_table_open(tag_relid, AccessShareLock);
+	if (rel == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return GUARD_CATALOG_DROPPED;
+	}
 	desc = RelationGetDescr(rel);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -254,7 +271,12 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	map = hash_create("profile_guard guarded relations", 64, &ctl,
 					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	rel = table_open(guarded_relid, AccessShareLock);
+	rel = try_table_open(guarded_relid, AccessShareLock);
+	if (rel == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return GUARD_CATALOG_DROPPED;
+	}
 	desc = RelationGetDescr(rel);
 	/* found by name: it came with 1.2, after the columns of 1.1 */
 	stamp_attnum = attnameAttNum(rel, "stamp_collection", false);
@@ -306,7 +328,12 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	table_close(rel, AccessShareLock);
 
 	/* classified columns of wide tables */
-	rel = table_open(classified_relid, AccessShareLock);
+	rel = try_table_open(classified_relid, AccessShareLock);
+	if (rel == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return GUARD_CATALOG_DROPPED;
+	}
 	desc = RelationGetDescr(rel);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -342,7 +369,7 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 	MemoryContextSwitchTo(oldcxt);
 	*tags_out = tags;
 	*map_out = map;
-	return true;
+	return GUARD_CATALOG_READ;
 }
 
 /*
@@ -356,6 +383,7 @@ load_guard_cache(void)
 	HTAB	   *tags;
 	HTAB	   *map;
 	uint64		flushes;
+	GuardCatalogRead read;
 
 	Assert(GuardedRelations == NULL);
 	if (GuardCacheContext == NULL)
@@ -364,12 +392,14 @@ load_guard_cache(void)
 												  ALLOCSET_SMALL_SIZES);
 	do
 	{
+		CHECK_FOR_INTERRUPTS();
 		/* drop what an earlier read left (discarded, or cut by an error) */
 		MemoryContextReset(GuardCacheContext);
 		flushes = GuardCacheFlushes;
-		if (!read_guard_catalog(&tags, &map))
+		read = read_guard_catalog(&tags, &map);
+		if (read == GUARD_CATALOG_ABSENT)
 			return;
-	} while (flushes != GuardCacheFlushes);
+	} while (read == GUARD_CATALOG_DROPPED || flushes != GuardCacheFlushes);
 	Tags = tags;
 	GuardedRelations = map;
 }

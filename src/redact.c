@@ -285,9 +285,18 @@ load_names(uint64 *epoch)
 		return 0;				/* until it is created: any relcache change
 								 * reloads */
 
+	/*
+	 * Dropped while we waited for the lock (DROP EXTENSION committing):
+	 * taking it took in the invalidation, which makes the caller read again
+	 */
+	rel = try_table_open(guarded, AccessShareLock);
+	if (rel == NULL)
+	{
+		NamesFlushes++;
+		return 0;
+	}
 	old = MemoryContextSwitchTo(RedactContext);
 	Names = palloc(sizeof(GuardedName) * max);
-	rel = table_open(guarded, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -342,6 +351,7 @@ pfg_redact_refresh(void)
 		return;
 	do
 	{
+		CHECK_FOR_INTERRUPTS();
 		flushes = NamesFlushes;
 		nguarded = load_names(&epoch);
 	} while (flushes != NamesFlushes);
