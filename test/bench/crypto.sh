@@ -22,8 +22,9 @@
 # with the unprotected insert, run for run), and with none existing (the
 # keys are dropped before each run, so each insert makes SCALE * 3/4 data
 # keys).  An unprotected insert of plaintext as long as the stored
-# ciphertext, in turn with the unprotected insert, gives the floor of the
-# insert ratio.
+# ciphertext, in turn with the unprotected insert, gives what storing the
+# ciphertext's bytes costs; with the cipher alone encrypting as many
+# values (cipher_floor.c encrypt) added, the floor of the insert ratio.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -124,9 +125,10 @@ read -r warm_s warm_p < <(warm_pair "$READ_S" "$READ_P")
 read -r warm_sb warm_pb < <(warm_pair "SELECT count(health) FROM sens_read_b" "SELECT count(health) FROM plain_read_b")
 # the floor of both read ratios: the plaintext read plus the cipher alone
 # (test/bench/cipher_floor.c: as many values, each under its own key)
-cipher_ns=0
+cipher_ns=0 cipher_enc_ns=0
 if cc -O2 -o "$PGHOST/cipher_floor" test/bench/cipher_floor.c -lsodium; then
 	cipher_ns=$("$PGHOST/cipher_floor" "$cells") || cipher_ns=0
+	cipher_enc_ns=$("$PGHOST/cipher_floor" "$cells" encrypt) || cipher_enc_ns=0
 fi
 N_PGP=$((SCALE / 100))
 pgp=$(warm "SELECT count(pgp_sym_decrypt(health, 'a passphrase')) FROM pgp_read")
@@ -172,7 +174,7 @@ awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -
 	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" \
 	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" \
 	-v cns="$cipher_ns" -v wsb="$warm_sb" -v wpb="$warm_pb" -v isb="$ins_sb" -v ipb="$ins_pb" \
-	-v iz="$ins_z" -v ip2="$ins_p2" '
+	-v iz="$ins_z" -v ip2="$ins_p2" -v cens="$cipher_enc_ns" '
 function row(name, ours, base, ratio, target) {
 	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
 }
@@ -189,13 +191,17 @@ BEGIN {
 			"(floor of the reads)")
 	row("read sensitive cells, warm backend, bytea column / plaintext bytea", wsb " ms", wpb " ms", wsb / wpb, "(reference)")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
-	row("insert plaintext as long as the stored ciphertext, unprotected / unprotected", iz " ms", ip2 " ms", iz / ip2, "(floor of the insert)")
+	row("insert plaintext as long as the stored ciphertext, unprotected / unprotected", iz " ms", ip2 " ms", iz / ip2, "(storage floor)")
+	if (cens > 0)
+		row("the same + the cipher alone (encrypting, a key per value) / unprotected",
+			sprintf("%.1f ms", iz + cens * cells / 1e6), ip2 " ms", (iz + cens * cells / 1e6) / ip2,
+			"(floor of the insert)")
 	row("insert sensitive, keys exist, bytea column / unprotected bytea", isb " ms", ipb " ms", isb / ipb, "(reference)")
 	row("insert sensitive, every subject new (key made at registration) / unprotected", ireg " ms", ip " ms", ireg / ip, "<= 3")
 	row("insert sensitive, subjects without a key (the insert makes them) / unprotected", inew " ms", ip " ms", inew / ip, "(reference)")
 	row("pgp_sym_decrypt per value / ours per cell (warm)", sprintf("%.3f us", pgp / npgp * 1000), sprintf("%.3f us", ws / cells * 1000), (pgp / npgp) / (ws / cells), "(reference)")
-	printf "\nper cell: new connection %.3f us, warm %.3f us (plaintext %.3f us; the cipher alone %.3f us); per new data key (made by the insert) %.2f us\n",
-		(ns - np) / cells * 1000, (ws - wp) / cells * 1000, wp / cells * 1000, cns / 1000, (inew - ip) / rows * 1000
+	printf "\nper cell: new connection %.3f us, warm %.3f us (plaintext %.3f us; the cipher alone %.3f us decrypting, %.3f us encrypting); per new data key (made by the insert) %.2f us\n",
+		(ns - np) / cells * 1000, (ws - wp) / cells * 1000, wp / cells * 1000, cns / 1000, cens / 1000, (inew - ip) / rows * 1000
 	printf "registration: create_data_keys() %.2f us a key (%d keys); register_subject() %.2f us a subject, its key included\n",
 		keys / nsub * 1000, nsub, regms / regn * 1000
 }'
