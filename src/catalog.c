@@ -85,7 +85,6 @@ static Oid	ConsentRelid = InvalidOid;
 
 static void flush_guard_cache(void);
 static GuardedRelation *derived_guarded_relation(Oid relid);
-
 static void load_guard_cache(void);
 
 /*
