@@ -289,7 +289,10 @@ REVOKE ALL ON FUNCTION _erasure_requests_json(text, text) FROM PUBLIC;
  * report says it is not registered, holds nothing, and lists those
  * requests and the erasure log's rows.  Executable by profile_guard_admin and
  * profile_guard_consent only: it hands out values, so it is the access
- * request desk, not a way for applications to read tags.
+ * request desk, not a way for applications to read tags.  Without JIT: its
+ * statements run once each over the planner's guess for tables never
+ * analysed (hundreds of rows where there are a few), which compiled them
+ * for most of a second a call.
  */
 CREATE FUNCTION subject_report(subject text)
 RETURNS jsonb
@@ -297,6 +300,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 SET datestyle = 'ISO, YMD'
 SET intervalstyle = 'postgres'
+SET jit = off
 AS $$
 DECLARE
 	s			profile_guard.subject;
