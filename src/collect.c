@@ -23,7 +23,9 @@
  *	  guess); assigning the subject collects every tag the row holds for the
  *	  new subject (sensitive ones cannot move); under a declared purpose an
  *	  UPDATE reaches only the rows that purpose may read and never
- *	  overwrites a cell it cannot see.
+ *	  overwrites a cell it cannot see.  No row is written while a BEFORE
+ *	  ROW trigger that fires after this one would fire: it could change
+ *	  what was checked and encrypted.
  *
  *-------------------------------------------------------------------------
  */
