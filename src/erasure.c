@@ -894,10 +894,12 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 			run = false;
 		}
 
-		/* TID range scans, never a scan from the start of the table */
+		/*
+		 * TID range scans, never a scan from the start of the table (and no
+		 * JIT: sweep() and the worker, the callers, switched it off)
+		 */
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		pfg_plan_without_jit();
 
 		if (run && exact)
 		{
