@@ -307,6 +307,25 @@ INSERT INTO notes VALUES (1, NULL);
 COPY notes FROM stdin;
 1	asthma
 \.
+-- every other way in meets the same trigger: INSERT ... SELECT, a CTE, a
+-- view, a prepared statement, a function, an error caught in PL/pgSQL
+INSERT INTO notes SELECT 1, 'asthma';
+WITH n AS (INSERT INTO notes VALUES (1, 'asthma') RETURNING id) SELECT count(*) FROM n;
+CREATE VIEW notes_view AS SELECT * FROM notes;
+INSERT INTO notes_view VALUES (1, 'asthma');
+DROP VIEW notes_view;
+PREPARE put_note(int, text) AS INSERT INTO notes VALUES ($1, $2);
+EXECUTE put_note(1, 'asthma');
+DEALLOCATE put_note;
+CREATE FUNCTION pg_temp.put_note(v text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO notes VALUES (1, v);
+	RETURN 'stored';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT pg_temp.put_note('asthma');
+SELECT count(*) AS stored_so_far FROM notes;
 SET session_replication_role = replica;
 INSERT INTO notes VALUES (1, 'asthma');
 RESET session_replication_role;
