@@ -347,6 +347,11 @@ typedef struct CollectSite
 	Oid			relid;
 	uint64		flushes;		/* pfg_guard_cache_flushes() when copied */
 	GuardedRelation *grel;		/* NULL: not guarded */
+	/* heap_modify_tuple's arrays, kept for the next rows: */
+	int			natts;			/* their length */
+	Datum	   *values;			/* the replacing values */
+	bool	   *nulls;			/* all false: no value is replaced by NULL */
+	bool	   *replace;		/* which columns are replaced, cleared a row */
 } CollectSite;
 
 static GuardedRelation *
@@ -369,6 +374,29 @@ guarded_shape(FunctionCallInfo fcinfo, Oid relid)
 	return site->grel;
 }
 
+/*
+ * The call site's arrays for heap_modify_tuple, for rows of natts columns,
+ * nothing marked replaced yet.  Once a row instead of three allocations a
+ * row.
+ */
+static CollectSite *
+replacement_arrays(FunctionCallInfo fcinfo, int natts)
+{
+	CollectSite *site = (CollectSite *) fcinfo->flinfo->fn_extra;
+
+	if (site->natts < natts)
+	{
+		MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+
+		site->values = MemoryContextAllocZero(cxt, sizeof(Datum) * natts);
+		site->nulls = MemoryContextAllocZero(cxt, sizeof(bool) * natts);
+		site->replace = MemoryContextAlloc(cxt, sizeof(bool) * natts);
+		site->natts = natts;
+	}
+	memset(site->replace, 0, sizeof(bool) * natts);
+	return site;
+}
+
 Datum
 profile_guard_collect(PG_FUNCTION_ARGS)
 {
@@ -382,9 +410,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	bool		subject_null;
 	bool		isnull;
 	char	   *subject_text = NULL;
-	Datum	   *replvalues;
-	bool	   *replnulls;
-	bool	   *repl;
+	CollectSite *site;
 	bool		changed = false;
 	bool		under_purpose = false;	/* an UPDATE under a declared purpose */
 	Datum		old_subject = (Datum) 0;
@@ -436,9 +462,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		/* the purpose is resolved (and may be refused) here, once a row */
 		under_purpose = (write_purpose(rel) != NULL);
 	}
-	replvalues = palloc0(sizeof(Datum) * desc->natts);
-	replnulls = palloc0(sizeof(bool) * desc->natts);
-	repl = palloc0(sizeof(bool) * desc->natts);
+	site = replacement_arrays(fcinfo, desc->natts);
 
 	if (grel->tag_attnum == InvalidAttrNumber)
 	{
@@ -503,8 +527,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
-				replvalues[col->attnum - 1] = stored;
-				repl[col->attnum - 1] = true;
+				site->values[col->attnum - 1] = stored;
+				site->replace[col->attnum - 1] = true;
 				changed = true;
 			}
 		}
@@ -611,14 +635,14 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
-				replvalues[grel->value_attnum - 1] = stored;
-				repl[grel->value_attnum - 1] = true;
+				site->values[grel->value_attnum - 1] = stored;
+				site->replace[grel->value_attnum - 1] = true;
 				changed = true;
 			}
 		}
 	}
 
 	if (changed)
-		newtup = heap_modify_tuple(newtup, desc, replvalues, replnulls, repl);
+		newtup = heap_modify_tuple(newtup, desc, site->values, site->nulls, site->replace);
 	return PointerGetDatum(newtup);
 }

@@ -54,7 +54,7 @@
 #define TEXT_PREFIX_LEN		5
 #define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
 #define AAD_STACK			1024	/* associated data up to this is on the stack */
-#define CELL_ENV_STACK		512 /* a cell's envelope up to this decodes on the stack */
+#define CELL_ENV_STACK		512 /* an envelope up to this is on the stack, read or written */
 #define DECODE_KEEP			8192	/* decoding buffers kept between values */
 
 typedef enum EnvelopeStatus
@@ -185,6 +185,24 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 }
 
 /*
+ * The two base64 characters of every 12-bit value, so that three bytes
+ * encode in two look-ups.
+ */
+static char b64_pairs[4096][2];
+static bool b64_pairs_ready = false;
+
+static void
+b64_pairs_init(void)
+{
+	for (int v = 0; v < 4096; v++)
+	{
+		b64_pairs[v][0] = b64_alphabet[v >> 6];
+		b64_pairs[v][1] = b64_alphabet[v & 0x3F];
+	}
+	b64_pairs_ready = true;
+}
+
+/*
  * Encode len bytes as padded base64 (what pg_b64_encode writes), three
  * bytes to four characters at a time; dst has room for BASE64_LEN(len).
  * Returns the characters written.
@@ -195,14 +213,14 @@ b64_encode_fast(const uint8 *src, int len, char *dst)
 	char	   *d = dst;
 	int			i;
 
+	if (unlikely(!b64_pairs_ready))
+		b64_pairs_init();
 	for (i = 0; i + 3 <= len; i += 3, d += 4)
 	{
 		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
 
-		d[0] = b64_alphabet[v >> 18];
-		d[1] = b64_alphabet[(v >> 12) & 0x3F];
-		d[2] = b64_alphabet[(v >> 6) & 0x3F];
-		d[3] = b64_alphabet[v & 0x3F];
+		memcpy(d, b64_pairs[v >> 12], 2);
+		memcpy(d + 2, b64_pairs[v & 0xFFF], 2);
 	}
 	if (i < len)
 	{
@@ -336,6 +354,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	uint8	   *aad;
 	int			aadlen;
 	bytea	   *envdatum;
+	uint8		envbuf[CELL_ENV_STACK];
 	uint8	   *env;
 	bool		ok;
 
@@ -355,9 +374,22 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 				 errmsg("value of tag \"%s\" is too large to encrypt", tag),
 				 errdetail("Its ciphertext would exceed the maximum size of a value.")));
 
-	envdatum = palloc(VARHDRSZ + envlen);
-	SET_VARSIZE(envdatum, VARHDRSZ + envlen);
-	env = (uint8 *) VARDATA(envdatum);
+	/*
+	 * bytea: the envelope is the datum returned.  text: it is encoded from
+	 * the stack when short (most tag values), so the text returned is the
+	 * only allocation.
+	 */
+	if (typid == BYTEAOID)
+	{
+		envdatum = palloc(VARHDRSZ + envlen);
+		SET_VARSIZE(envdatum, VARHDRSZ + envlen);
+		env = (uint8 *) VARDATA(envdatum);
+	}
+	else
+	{
+		envdatum = NULL;
+		env = envlen <= CELL_ENV_STACK ? envbuf : palloc(envlen);
+	}
 	memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
 	env[ENVELOPE_MAGIC_LEN] = ENVELOPE_VERSION;
 	pfg_random_iv(env + ENVELOPE_IV_OFF);
@@ -386,7 +418,8 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 		n = b64_encode_fast(env, (int) envlen, dst + TEXT_PREFIX_LEN);
 		Assert(n == storedlen - TEXT_PREFIX_LEN);
 		SET_VARSIZE(result, VARHDRSZ + TEXT_PREFIX_LEN + n);
-		pfree(envdatum);
+		if (env != envbuf)
+			pfree(env);
 		return PointerGetDatum(result);
 	}
 }

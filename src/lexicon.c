@@ -428,15 +428,24 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 					topic = t->topic;
 			}
 		}
-		/* the ASCII term that starts first, at the start of a word */
-		for (int p = 0; norm[p] != '\0' && topic == NULL; p++)
+		/*
+		 * The ASCII term that starts first, at the start of a word: at 0,
+		 * and after each byte that is not a letter or digit.  A start whose
+		 * byte begins no term is passed over without looking for one.
+		 */
+		for (int p = 0; p < n && topic == NULL;)
 		{
+			unsigned char b = (unsigned char) norm[p];
 			const LexiconTerm *t;
 
-			if (p > 0 && is_word_byte((unsigned char) norm[p - 1]))
-				continue;
-			if ((t = word_at(norm, n, p, any_exempt)) != NULL)
+			if (AsciiFirst[b] != AsciiFirst[b + 1] &&
+				(t = word_at(norm, n, p, any_exempt)) != NULL)
 				topic = t->topic;
+			/* the next start: past the rest of this word and the byte after */
+			if (is_word_byte(b))
+				while (++p < n && is_word_byte((unsigned char) norm[p]))
+					;
+			p++;
 		}
 	}
 	if (norm != stackbuf)
