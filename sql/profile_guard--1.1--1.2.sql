@@ -6000,3 +6000,22 @@ COMMENT ON FUNCTION shared_data_keys() IS
 	'the sets of unwrapped data keys shared between backends: per database, the keys, bytes, copies made by other backends, and whether keys were made since';
 REVOKE ALL ON FUNCTION shared_data_keys() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shared_data_keys() TO profile_guard_admin;
+
+-- Statistics for the catalog tables that were never analysed (an
+-- installation whose tables have not filled): PostgreSQL plans such a table
+-- as if it held hundreds of rows, which put the views over several of them
+-- (consent_status) above jit_above_cost, so that each query was
+-- JIT-compiled, about 0.15 s.  Tables autovacuum has analysed keep theirs.
+DO $$
+DECLARE
+	t regclass;
+BEGIN
+	FOR t IN SELECT c.oid FROM pg_class c
+			 WHERE c.relnamespace = 'profile_guard'::regnamespace AND c.relkind = 'r'
+			   AND c.reltuples < 0
+			 ORDER BY c.relname
+	LOOP
+		EXECUTE format('ANALYZE %s', t);
+	END LOOP;
+END
+$$;

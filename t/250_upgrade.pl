@@ -101,6 +101,8 @@ is(q_up("SELECT string_agg(format('%s/%s/%s', relid, subject, tag), ',' ORDER BY
 	'buys/1/consumption.item,contacts/1/contact.phone,profiles/1/health.condition,profiles/1/interest.music,profiles/2/interest.music',
 	'the update stamps what the tables hold');
 is(q_up('SELECT count(*) FROM profile_guard.collection_stamp_log'), '0', 'the update logs no stamp');
+is(q_up("SELECT count(*) FROM pg_class WHERE relnamespace = 'profile_guard'::regnamespace AND relkind = 'r' AND reltuples < 0"),
+	'0', 'the update leaves no catalog table without statistics');
 like(scalar pfg_psql($node, $upgraded, undef, '-c', 'SET ROLE regress_upgrade_app',
 		'-c', 'SELECT music FROM public.profiles'),
 	qr/no purpose declared/, 'a no-purpose read after the update is refused');
