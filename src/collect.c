@@ -351,7 +351,7 @@ typedef struct CollectSite
 	int			natts;			/* their length */
 	Datum	   *values;			/* the replacing values */
 	bool	   *nulls;			/* all false: no value is replaced by NULL */
-	bool	   *replace;		/* which columns are replaced, cleared a row */
+	bool	   *replace;		/* which columns are replaced (cleared each row) */
 } CollectSite;
 
 static GuardedRelation *
@@ -376,8 +376,8 @@ guarded_shape(FunctionCallInfo fcinfo, Oid relid)
 
 /*
  * The call site's arrays for heap_modify_tuple, for rows of natts columns,
- * nothing marked replaced yet.  Once a row instead of three allocations a
- * row.
+ * nothing marked replaced yet: allocated once for the call site, not three
+ * times a row.
  */
 static CollectSite *
 replacement_arrays(FunctionCallInfo fcinfo, int natts)
