@@ -102,7 +102,7 @@ INSERT INTO profiles VALUES (7, 'gus', 'hockey', NULL, 'SECRET-committed-7');
 SELECT profile_guard.withdraw_consent('2', 'rec');
 SQL
 # uncommitted at the crash: a consent, a new subject's data key, a write
-my ($u_in, $u_out) = (<<'SQL', '');
+my $u_in = <<'SQL';
 BEGIN;
 SELECT profile_guard.register_subject('8');
 SELECT profile_guard.grant_consent('8', 'rec', ARRAY['health.condition'], separate => true);
@@ -110,13 +110,12 @@ INSERT INTO profiles VALUES (8, 'hal', NULL, NULL, 'SECRET-uncommitted-8');
 SELECT profile_guard.withdraw_consent('1', 'rec');
 \echo in-flight
 SQL
-my $timer = IPC::Run::timer(30);
-my $u = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db) ],
-	'<', \$u_in, '>&', \$u_out, $timer);
-$u->pump until $u_out =~ /^in-flight$/m || $timer->is_expired;
-like($u_out, qr/^in-flight$/m, 'the in-flight transaction got going');
+my $u = pfg_session($node, $db);
+$u->{in} = $u_in;
+ok(pfg_pump_until($u, qr/^in-flight$/m), 'the in-flight transaction got going')
+  or diag($u->{out});
 $node->stop('immediate');
-$u->kill_kill;
+$u->{h}->kill_kill;
 $node->start;
 like(slurp_file($node->logfile),
 	qr/database system was not properly shut down; automatic recovery in progress/,

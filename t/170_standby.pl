@@ -19,7 +19,6 @@
 use strict;
 use warnings;
 use File::Copy;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -109,21 +108,13 @@ is(scalar pfg_psql($standby, $db, 'SELECT count(name) FROM profiles', '-v', 'ON_
 	'6', 'non-tag columns are readable on the standby');
 
 # ---------- a session on the standby that stays open across the change
-sub open_session
-{
-	my %s = (in => '', out => '');
-	$s{h} = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-d', $standby->connstr($db), '-U', 'regress_ops_app' ],
-		'<', \$s{in}, '>&', \$s{out});
-	return \%s;
-}
+sub open_session { return pfg_session($standby, $db, '-U', 'regress_ops_app'); }
 # send SQL, return its output up to a marker
 sub session
 {
 	my ($s, $sql) = @_;
 	$s->{in} .= "$sql\n\\echo __done__\n";
-	my $timer = IPC::Run::timer(30);
-	$timer->start;
-	$s->{h}->pump until $s->{out} =~ /^__done__$/m || $timer->is_expired;
+	pfg_pump_until($s, qr/^__done__$/m);
 	BAIL_OUT('the open standby session did not answer') unless $s->{out} =~ s/^(.*?)__done__\n//s;
 	my $got = $1;
 	$got =~ s/\n\z//;

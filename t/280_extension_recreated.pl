@@ -16,7 +16,6 @@
 # no extension (a statement in the admin's database would wait as well).
 use strict;
 use warnings;
-use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use ProfileGuardTest;
@@ -33,56 +32,41 @@ INSERT INTO notes VALUES (1, NULL), (2, NULL);
 SQL
 is($rc, 0, 'set-up') or diag($out);
 
-my $timer = IPC::Run::timeout(120);
-sub session
-{
-	my ($in, $out) = @_;
-	return IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('regress_recreated') ],
-		'<', $in, '>&', $out, $timer);
-}
-sub pump_until
-{
-	my ($h, $out, $re) = @_;
-	$h->pump until $$out =~ $re || $timer->is_expired;
-	return $$out =~ $re;
-}
 
 # the reader, its caches loaded
-my ($rin, $rout) = ('', '');
-my $reader = session(\$rin, \$rout);
-$rin .= "SELECT 'warm', count(*) FROM notes;\n";
-ok(pump_until($reader, \$rout, qr/warm\|2/), 'the reader reads the guarded table') or diag($rout);
+my $reader = pfg_session($node, 'regress_recreated');
+$reader->{in} .= "SELECT 'warm', count(*) FROM notes;\n";
+ok(pfg_pump_until($reader, qr/warm\|2/, 120), 'the reader reads the guarded table')
+  or diag($reader->{out});
 
 # the admin invalidates every session's copy, then holds the extension's
 # tables while it drops and creates it
-my ($ain, $aout) = ('', '');
-my $admin = session(\$ain, \$aout);
-$ain .= "SELECT profile_guard._policy_changed() IS NULL AS touched;\n"
+my $admin = pfg_session($node, 'regress_recreated');
+$admin->{in} .= "SELECT profile_guard._policy_changed() IS NULL AS touched;\n"
   . "BEGIN;\nSET client_min_messages = warning;\nDROP EXTENSION profile_guard CASCADE;\n"
   . "CREATE EXTENSION profile_guard;\nSELECT 'held';\n";
-ok(pump_until($admin, \$aout, qr/held/), 'the admin holds the drop and create') or diag($aout);
+ok(pfg_pump_until($admin, qr/held/, 120), 'the admin holds the drop and create')
+  or diag($admin->{out});
 
 # the reader's next statement, which names no table (so that it waits for
 # the catalog, not for the guarded table the drop locks too), waits for
 # the admin's locks; the one after it reads the table
-$rin .= "SELECT 'after';\nSELECT 'full', count(*) FROM notes;\n";
-$reader->pump_nb;
+$reader->{in} .= "SELECT 'after';\nSELECT 'full', count(*) FROM notes;\n";
+$reader->{h}->pump_nb;
 ok(pfg_await($node, 'postgres',
 	"SELECT count(*) > 0 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
 	  WHERE d.datname = 'regress_recreated' AND NOT l.granted", 60),
 	'the reader waits to lock the extension\'s catalog');
 
-$ain .= "COMMIT;\nSELECT 'committed';\n";
-ok(pump_until($admin, \$aout, qr/committed/), 'the admin commits') or diag($aout);
-ok(pump_until($reader, \$rout, qr/full\|2|ERROR/), 'the reader\'s statements end');
-like($rout, qr/after\nfull\|2/, 'both run; the table reads in full, under the new extension');
-unlike($rout, qr/ERROR/, 'without an error (no relation that vanished is opened)')
-  or diag($rout);
+$admin->{in} .= "COMMIT;\nSELECT 'committed';\n";
+ok(pfg_pump_until($admin, qr/committed/, 120), 'the admin commits') or diag($admin->{out});
+ok(pfg_pump_until($reader, qr/full\|2|ERROR/, 120), 'the reader\'s statements end');
+like($reader->{out}, qr/after\nfull\|2/, 'both run; the table reads in full, under the new extension');
+unlike($reader->{out}, qr/ERROR/, 'without an error (no relation that vanished is opened)')
+  or diag($reader->{out});
 
-$rin .= "\\q\n";
-$ain .= "\\q\n";
-$reader->finish;
-$admin->finish;
+$_->{in} .= "\\q\n" for $reader, $admin;
+$_->{h}->finish for $reader, $admin;
 pfg_check_alive($node);
 $node->stop;
 done_testing();

@@ -1,9 +1,10 @@
 # t/lib/ProfileGuardTest.pm — what every TAP test of profile_guard needs: a
 # node (PostgreSQL::Test::Cluster) that preloads the extension with a master
 # key of its own (the settings test/lib/cluster.sh's pg_cluster_start gives
-# its clusters), creating the extension in a database, and psql with its
+# its clusters), creating the extension in a database, psql with its
 # output and errors in one string, in order, as a shell script's
-# "$(psql ... 2>&1)" sees them.
+# "$(psql ... 2>&1)" sees them, and psql sessions kept open in the
+# background while a test works around them.
 package ProfileGuardTest;
 
 use strict;
@@ -17,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(pfg_node pfg_dir pfg_key_file pfg_new_key_file pfg_create_extension
-  pfg_psql pfg_await pfg_check_alive pfg_root);
+  pfg_psql pfg_await pfg_check_alive pfg_root pfg_session pfg_pump_until);
 
 # the source tree (the tests run from it: prove t/...)
 sub pfg_root
@@ -116,6 +117,30 @@ sub pfg_await
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# pfg_session(NODE, DB, psql options...): a psql -X -q -At session left
+# running in the background, as a hash: the harness (h), what it is fed
+# (in: append SQL to it) and what it wrote, output and errors together
+# (out).  pfg_pump_until waits for its answers.
+sub pfg_session
+{
+	my ($node, $db, @args) = @_;
+	my $s = { in => '', out => '', timer => IPC::Run::timer(30) };
+	$s->{h} = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-d', $node->connstr($db), @args ],
+		'<', \$s->{in}, '>&', \$s->{out}, $s->{timer});
+	return $s;
+}
+
+# pfg_pump_until(SESSION, REGEX, SECONDS): feeds the session what was
+# appended to its input and reads what it writes until its output matches
+# REGEX, for at most SECONDS (30); true if it matched
+sub pfg_pump_until
+{
+	my ($s, $re, $seconds) = @_;
+	$s->{timer}->start($seconds // 30);
+	$s->{h}->pump until $s->{out} =~ $re || $s->{timer}->is_expired;
+	return $s->{out} =~ $re;
 }
 
 # pfg_check_alive(NODE, WHAT): two checks, that the server answers and that
