@@ -347,10 +347,11 @@ typedef struct CollectSite
 	Oid			relid;
 	uint64		flushes;		/* pfg_guard_cache_flushes() when copied */
 	GuardedRelation *grel;		/* NULL: not guarded */
-	/* heap_modify_tuple's arrays, kept for the next rows: */
+	/* the arrays a changed row is formed from, kept for the next rows: */
 	int			natts;			/* their length */
-	Datum	   *values;			/* the replacing values */
-	bool	   *nulls;			/* all false: no value is replaced by NULL */
+	Datum	   *values;			/* the row's values */
+	bool	   *nulls;
+	Datum	   *stored;			/* the replacing values (never NULL) */
 	bool	   *replace;		/* which columns are replaced (cleared each row) */
 } CollectSite;
 
@@ -375,9 +376,9 @@ guarded_shape(FunctionCallInfo fcinfo, Oid relid)
 }
 
 /*
- * The call site's arrays for heap_modify_tuple, for rows of natts columns,
- * nothing marked replaced yet: allocated once for the call site, not three
- * times a row.
+ * The call site's arrays for rows of natts columns, nothing marked replaced
+ * yet: allocated once for the call site, where heap_modify_tuple() would
+ * allocate and free two a row.
  */
 static CollectSite *
 replacement_arrays(FunctionCallInfo fcinfo, int natts)
@@ -388,13 +389,37 @@ replacement_arrays(FunctionCallInfo fcinfo, int natts)
 	{
 		MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
 
-		site->values = MemoryContextAllocZero(cxt, sizeof(Datum) * natts);
-		site->nulls = MemoryContextAllocZero(cxt, sizeof(bool) * natts);
+		site->values = MemoryContextAlloc(cxt, sizeof(Datum) * natts);
+		site->nulls = MemoryContextAlloc(cxt, sizeof(bool) * natts);
+		site->stored = MemoryContextAlloc(cxt, sizeof(Datum) * natts);
 		site->replace = MemoryContextAlloc(cxt, sizeof(bool) * natts);
 		site->natts = natts;
 	}
 	memset(site->replace, 0, sizeof(bool) * natts);
 	return site;
+}
+
+/*
+ * The row with the site's replaced columns, formed as heap_modify_tuple()
+ * forms it (the identification of the row kept), in the site's arrays.
+ */
+static HeapTuple
+replace_values(HeapTuple tuple, TupleDesc desc, CollectSite *site)
+{
+	HeapTuple	formed;
+
+	heap_deform_tuple(tuple, desc, site->values, site->nulls);
+	for (int i = 0; i < desc->natts; i++)
+		if (site->replace[i])
+		{
+			site->values[i] = site->stored[i];
+			site->nulls[i] = false;
+		}
+	formed = heap_form_tuple(desc, site->values, site->nulls);
+	formed->t_data->t_ctid = tuple->t_data->t_ctid;
+	formed->t_self = tuple->t_self;
+	formed->t_tableOid = tuple->t_tableOid;
+	return formed;
 }
 
 Datum
@@ -527,7 +552,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
-				site->values[col->attnum - 1] = stored;
+				site->stored[col->attnum - 1] = stored;
 				site->replace[col->attnum - 1] = true;
 				changed = true;
 			}
@@ -635,7 +660,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
-				site->values[grel->value_attnum - 1] = stored;
+				site->stored[grel->value_attnum - 1] = stored;
 				site->replace[grel->value_attnum - 1] = true;
 				changed = true;
 			}
@@ -643,6 +668,6 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	}
 
 	if (changed)
-		newtup = heap_modify_tuple(newtup, desc, site->values, site->nulls, site->replace);
+		newtup = replace_values(newtup, desc, site);
 	return PointerGetDatum(newtup);
 }

@@ -104,6 +104,7 @@ is_word_byte(unsigned char c)
 #define PLAIN_SEPARATOR		0x00
 #define PLAIN_NONE			0xFF
 static unsigned char PlainNormal[256];
+static bool WordByte[256];		/* is_word_byte(), as a table */
 static bool PlainNormalReady = false;
 
 static void
@@ -117,6 +118,7 @@ plain_normal_init(void)
 			PlainNormal[c] = PLAIN_SEPARATOR;
 		else
 			PlainNormal[c] = pg_ascii_tolower((unsigned char) c);
+		WordByte[c] = is_word_byte((unsigned char) c);
 	}
 	PlainNormalReady = true;
 }
@@ -376,8 +378,11 @@ word_at(const char *s, int n, int p, bool any_exempt)
 		if (t->len > n - p || (best != NULL && t->len <= best->len) ||
 			(any_exempt && TopicExempt[t->topicno]))
 			continue;
+		/* the second byte first (s[p + 1] exists: t->len <= n - p) */
+		if (t->len > 1 && s[p + 1] != t->term[1])
+			continue;
 		if (memcmp(s + p, t->term, t->len) == 0 &&
-			!is_word_byte((unsigned char) s[p + t->len]))
+			!WordByte[(unsigned char) s[p + t->len]])
 			best = t;
 	}
 	return best;
@@ -442,8 +447,8 @@ pfg_lexicon_topic(const char *value, int len, const char *tag)
 				(t = word_at(norm, n, p, any_exempt)) != NULL)
 				topic = t->topic;
 			/* the next start: past the rest of this word and the byte after */
-			if (is_word_byte(b))
-				while (++p < n && is_word_byte((unsigned char) norm[p]))
+			if (WordByte[b])
+				while (++p < n && WordByte[(unsigned char) norm[p]])
 					;
 			p++;
 		}
