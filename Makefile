@@ -20,6 +20,8 @@ OBJS = \
 	src/bulk_rules.o \
 	src/rules_sql.o \
 	src/gate.o \
+	src/agg_gates.o \
+	src/plan_walk.o \
 	src/gate_exec.o \
 	src/gated_scan.o \
 	src/transport.o \

@@ -217,29 +217,78 @@ RESET ROLE;
 SET client_min_messages = warning;
 RESET profile_guard.audit;
 
--- a hashed aggregate reads the rows of the groups it spilled back and
--- advances their aggregates then, calling their cell gates again (how many
--- spill depends on the platform's memory accounting, so the audit line is
--- not shown): the gated scan takes none of the cell gates above a hashed
--- aggregate
-CREATE TABLE visit_log (n int, subject bigint, visits int);
-INSERT INTO visit_log SELECT i, 10, i FROM generate_series(1, 3000) i;
+-- a hashed aggregate evaluates its aggregates' arguments for every row,
+-- also for a row whose group it spills, and again when it reads the
+-- spilled rows back; an aggregate of grouping sets evaluates them once for
+-- each sort of its rows: the gate calls of their arguments are evaluated
+-- in their input instead (the gated scan masks the general tag; the
+-- sensitive gate is a call in the scan's output), so each cell is gated
+-- and counted once.  The hashed aggregates below spill (spills() says so
+-- from their EXPLAIN ANALYZE); each audit line counts 3,000 cells a tag.
+CREATE TABLE visit_log (n int, subject bigint, visits int, health text);
+INSERT INTO visit_log SELECT i, 10, i, 'condition ' || (i % 7) FROM generate_series(1, 3000) i;
 GRANT SELECT ON visit_log TO regress_gs_app;
 DO $setup$ BEGIN
 PERFORM profile_guard.protect('visit_log', 'subject');
 PERFORM profile_guard.classify('visit_log', 'visits', 'behavior.visits');
+PERFORM profile_guard.classify('visit_log', 'health', 'health.condition');
 END $setup$;
 VACUUM ANALYZE visit_log;
+-- the same rows in a partitioned table: the aggregate's input is an Append,
+-- which cannot compute the gates, so a Result above it does
+CREATE TABLE visit_parts (n int, subject bigint, visits int) PARTITION BY RANGE (n);
+CREATE TABLE visit_parts_1 PARTITION OF visit_parts FOR VALUES FROM (1) TO (1501);
+CREATE TABLE visit_parts_2 PARTITION OF visit_parts FOR VALUES FROM (1501) TO (3001);
+INSERT INTO visit_parts SELECT n, subject, visits FROM visit_log;
+GRANT SELECT ON visit_parts TO regress_gs_app;
+DO $setup$ BEGIN
+PERFORM profile_guard.protect('visit_parts', 'subject');
+PERFORM profile_guard.classify('visit_parts', 'visits', 'behavior.visits');
+END $setup$;
+VACUUM ANALYZE visit_parts;
+CREATE FUNCTION spills(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+		IF line ~ 'Batches: ([2-9]|[1-9][0-9]+)' THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END $$;
 SET ROLE regress_gs_app;
 SET work_mem = '64kB';
 SET hash_mem_multiplier = 1;
 SET enable_sort = off;
-EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY n;
-SELECT rows_both_ways('SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g');
+EXPLAIN (COSTS OFF) SELECT n, sum(visits), count(health) FROM visit_log GROUP BY n;
+EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_parts GROUP BY n;
+EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY GROUPING SETS ((n), (-n));
+SELECT spills('SELECT n, sum(visits), count(health) FROM visit_log GROUP BY n') AS log_spills,
+	spills('SELECT n, sum(visits) FROM visit_parts GROUP BY n') AS parts_spill;
+SELECT rows_both_ways('SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g');
+RESET ROLE;
+SET profile_guard.audit = 'all';
+SET client_min_messages = log;
+SET ROLE regress_gs_app;
+SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g;
+SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_parts GROUP BY n) g;
+-- grouping sets: the rows are sorted and aggregated twice
+SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY GROUPING SETS ((n), (-n))) g;
+-- a window aggregate over a moving frame: each row enters and leaves it
+SELECT count(*), sum(w) FROM (SELECT sum(visits) OVER (ORDER BY n ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) AS w FROM visit_log) x;
+SELECT count(*), sum(w) FROM (SELECT max(visits) OVER (ORDER BY n ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) AS w FROM visit_log) x;
+SET profile_guard.gated_scan = off;
+SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g;
+RESET profile_guard.gated_scan;
+RESET ROLE;
+SET client_min_messages = warning;
+RESET profile_guard.audit;
 RESET work_mem;
 RESET hash_mem_multiplier;
 RESET enable_sort;
-RESET ROLE;
+DROP TABLE visit_parts;
+DROP FUNCTION spills(text);
 
 -- JIT-compiled expressions read the gated scan's (virtual) tuples alike
 SET ROLE regress_gs_app;

@@ -51,6 +51,7 @@
 #include "tree.h"
 #include "gate.h"
 #include "gated_scan.h"
+#include "agg_gates.h"
 #include "consent_cache.h"
 #include "purpose.h"
 #include "owner_context.h"
@@ -430,6 +431,7 @@ pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
 	result->dependsOnRole = true;
 	/* functions we inlined are dependencies of the plan */
 	result->invalItems = list_concat(result->invalItems, planning->inlined);
+	pfg_agg_gates_plan(result);
 	pfg_gated_scan_plan(result, planning->row_gate_fn, planning->cell_gate_fn);
 }
 

@@ -47,6 +47,7 @@
 #include "gate_eval.h"
 #include "gate_exec.h"
 #include "gated_scan.h"
+#include "plan_walk.h"
 
 #define GATED_SCAN_NAME		"ProfileGuardGatedScan"
 
@@ -128,50 +129,11 @@ note_gate_ref(GatedScanPlanning *p, ColumnUse *u, int tag_id)
 		u->tag_id = -1;
 }
 
-/*
- * Whether every subexpression of 'node' is evaluated whenever it is.  The
- * gated scan takes a cell gate's decision (and counts it) for every row
- * it returns: it may do so only for a cell gate that the interpreter
- * would call for every row too, never for one it may skip (CASE, COALESCE,
- * AND, OR, a subscript of a NULL array, an aggregate's FILTER, ...).
- * Anything not listed here is taken as evaluating its parts conditionally.
- */
-static bool
-evaluates_all_parts(Node *node)
-{
-	switch (nodeTag(node))
-	{
-		case T_List:
-		case T_TargetEntry:
-		case T_Var:
-		case T_Const:
-		case T_Param:
-		case T_FuncExpr:
-		case T_OpExpr:
-		case T_DistinctExpr:
-		case T_NullIfExpr:
-		case T_ScalarArrayOpExpr:
-		case T_RelabelType:
-		case T_CoerceViaIO:
-		case T_CollateExpr:
-		case T_NullTest:
-		case T_BooleanTest:
-		case T_RowExpr:
-		case T_ArrayExpr:
-		case T_FieldSelect:
-			return true;
-		case T_BoolExpr:
-			return ((BoolExpr *) node)->boolop == NOT_EXPR;
-		default:
-			return false;
-	}
-}
-
 /* walks the parts of 'node', conditionally evaluated ones as such */
 static bool
 walk_parts(Node *node, bool (*walker) (), GatedScanPlanning *p)
 {
-	bool		all = evaluates_all_parts(node);
+	bool		all = pfg_evaluates_all_parts(node);
 	bool		result;
 
 	if (!all)
@@ -447,9 +409,10 @@ gated_scan_for(SeqScan *scan, Plan *parent, GatedScanPlanning *p)
 		Agg		   *agg = (Agg *) parent;
 
 		/*
-		 * A plain aggregate reads its input in its expressions only.  Not
-		 * a hashed one: the rows of the groups it spills are advanced
-		 * again, their gates called again, when it reads them back.
+		 * A plain aggregate reads its input in its expressions only.  A
+		 * hashed one may read rows again (the groups it spills): the gates
+		 * of its arguments that were called for every row are in the
+		 * scan's target list already (agg_gates.c), the others stay calls.
 		 */
 		if (parent != NULL && IsA(parent, Agg) && parent->lefttree == (Plan *) scan &&
 			agg->groupingSets == NIL && agg->chain == NIL &&
@@ -538,23 +501,9 @@ gate_plan_tree(Plan *plan, Plan *parent, GatedScanPlanning *p)
 		return NULL;
 	plan->lefttree = gate_plan_tree(plan->lefttree, plan, p);
 	plan->righttree = gate_plan_tree(plan->righttree, plan, p);
+	children = pfg_plan_child_list(plan);
 	switch (nodeTag(plan))
 	{
-		case T_Append:
-			children = &((Append *) plan)->appendplans;
-			break;
-		case T_MergeAppend:
-			children = &((MergeAppend *) plan)->mergeplans;
-			break;
-		case T_BitmapAnd:
-			children = &((BitmapAnd *) plan)->bitmapplans;
-			break;
-		case T_BitmapOr:
-			children = &((BitmapOr *) plan)->bitmapplans;
-			break;
-		case T_CustomScan:
-			children = &((CustomScan *) plan)->custom_plans;
-			break;
 		case T_SubqueryScan:
 			((SubqueryScan *) plan)->subplan =
 				gate_plan_tree(((SubqueryScan *) plan)->subplan, plan, p);

@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * agg_gates.c
+ *	  Owns where the gate calls in the arguments of an aggregate that reads
+ *	  its input rows more than once are evaluated.  A hashed aggregate
+ *	  (HashAggregate, MixedAggregate) evaluates its aggregates' arguments
+ *	  for every input row, also for a row whose group it then spills to
+ *	  disk, and again when it reads the spilled rows back; an aggregate of
+ *	  several grouping sets evaluates them once per set it sorts the rows
+ *	  for.  A gate call there would decide, decrypt and count a cell two or
+ *	  more times.  Once a statement is planned, each gate call that such an
+ *	  aggregate's arguments evaluate for every row is therefore moved into
+ *	  the aggregate's input: its input computes the gated value once per
+ *	  row (adding a Result node where the input cannot project), the
+ *	  aggregate reads it as a column, and a spilled or re-sorted row
+ *	  carries it.  A
+ *	  column of the input that the aggregate no longer reads becomes a
+ *	  NULL of its type, so that its raw value is not carried up (and the
+ *	  gated scan, gated_scan.c, can mask it).  Gate calls that are
+ *	  evaluated for some rows only (an aggregate's FILTER, CASE, ...) stay
+ *	  where they are.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planmain.h"
+#include "utils/lsyscache.h"
+
+#include "agg_gates.h"
+#include "catalog.h"
+#include "gate_exec.h"
+#include "plan_walk.h"
+
+typedef struct AggGatesContext
+{
+	Oid			schema;			/* our schema: gate functions live there */
+	List	   *input_tlist;	/* the aggregate's input's target list */
+	List	   *moved;			/* TargetEntries to add to it */
+	int			next_resno;
+	int			conditional;	/* > 0: evaluated for some rows only */
+} AggGatesContext;
+
+/* a gate call, as gate.c writes it */
+static bool
+is_gate_call(Node *node, AggGatesContext *cxt)
+{
+	FuncExpr   *f;
+
+	if (!IsA(node, FuncExpr))
+		return false;
+	f = (FuncExpr *) node;
+	return f->funcformat == PFG_GATE_CALL_FORMAT &&
+		get_func_namespace(f->funcid) == cxt->schema;
+}
+
+/*
+ * Whether the input can compute 'node': it reads the input's columns
+ * (OUTER_VAR) and constants only.
+ */
+static bool
+not_movable_walker(Node *node, AggGatesContext *cxt)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		return var->varno != OUTER_VAR || var->varlevelsup != 0 ||
+			var->varattno <= 0 || var->varattno > list_length(cxt->input_tlist);
+	}
+	if (IsA(node, Param) || IsA(node, SubPlan) || IsA(node, AlternativeSubPlan) ||
+		IsA(node, Aggref) || IsA(node, GroupingFunc) || IsA(node, WindowFunc))
+		return true;
+	return expression_tree_walker(node, not_movable_walker, (void *) cxt);
+}
+
+/* 'node' with the input's columns replaced by the input's expressions */
+static Node *
+input_expression_mutator(Node *node, AggGatesContext *cxt)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var))
+	{
+		TargetEntry *tle = list_nth_node(TargetEntry, cxt->input_tlist,
+										 ((Var *) node)->varattno - 1);
+
+		return (Node *) copyObject(tle->expr);
+	}
+	return expression_tree_mutator(node, input_expression_mutator, (void *) cxt);
+}
+
+/* gate calls evaluated for every row, in an aggregate's arguments */
+static Node *
+arguments_mutator(Node *node, AggGatesContext *cxt)
+{
+	bool		all;
+	Node	   *result;
+
+	if (node == NULL)
+		return NULL;
+	if (cxt->conditional == 0 && is_gate_call(node, cxt) &&
+		!not_movable_walker(node, cxt))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+		Expr	   *moved = (Expr *) input_expression_mutator(node, cxt);
+		AttrNumber	resno = (AttrNumber) cxt->next_resno++;
+
+		cxt->moved = lappend(cxt->moved,
+							 makeTargetEntry(moved, resno, NULL, true));
+		return (Node *) makeVar(OUTER_VAR, resno, f->funcresulttype, -1,
+								f->funccollid, 0);
+	}
+	all = pfg_evaluates_all_parts(node);
+	if (!all)
+		cxt->conditional++;
+	result = expression_tree_mutator(node, arguments_mutator, (void *) cxt);
+	if (!all)
+		cxt->conditional--;
+	return result;
+}
+
+/*
+ * The arguments of the aggregates and window functions (not those under a
+ * FILTER, nor an ordered-set aggregate's direct arguments)
+ */
+static Node *
+aggregates_mutator(Node *node, AggGatesContext *cxt)
+{
+	List	  **args = NULL;
+	int			conditional = cxt->conditional;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *aggref = (Aggref *) copyObject(node);
+
+		if (aggref->aggfilter == NULL)
+			args = &aggref->args;
+		node = (Node *) aggref;
+	}
+	else if (IsA(node, WindowFunc))
+	{
+		WindowFunc *wfunc = (WindowFunc *) copyObject(node);
+
+		if (wfunc->aggfilter == NULL)
+			args = &wfunc->args;
+		node = (Node *) wfunc;
+	}
+	else
+		return expression_tree_mutator(node, aggregates_mutator, (void *) cxt);
+	if (args != NULL)
+	{
+		cxt->conditional = 0;
+		*args = (List *) arguments_mutator((Node *) *args, cxt);
+		cxt->conditional = conditional;
+	}
+	return node;
+}
+
+/* marks the input's columns that 'node' reads */
+static bool
+input_columns_walker(Node *node, bool *read)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varno == OUTER_VAR &&
+		((Var *) node)->varattno > 0)
+		read[((Var *) node)->varattno] = true;
+	return expression_tree_walker(node, input_columns_walker, (void *) read);
+}
+
+/*
+ * The input's target list once the gate calls are moved: a column nothing
+ * reads any more becomes a NULL of its type, the moved calls follow.  Only
+ * for an aggregate of one grouping set; for others (agg NULL), every
+ * column is kept.
+ */
+static List *
+input_tlist_after(Agg *agg, List *tlist, List *moved)
+{
+	int			n = list_length(tlist);
+	bool	   *read = palloc0(sizeof(bool) * (n + 1));
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (agg != NULL && agg->chain == NIL)
+	{
+		input_columns_walker((Node *) agg->plan.targetlist, read);
+		input_columns_walker((Node *) agg->plan.qual, read);
+		for (int i = 0; i < agg->numCols; i++)
+			read[agg->grpColIdx[i]] = true;
+	}
+	else
+		memset(read, true, sizeof(bool) * (n + 1));
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!read[tle->resno])
+		{
+			tle = flatCopyTargetEntry(tle);
+			tle->expr = (Expr *) makeNullConst(exprType((Node *) tle->expr),
+											   exprTypmod((Node *) tle->expr),
+											   exprCollation((Node *) tle->expr));
+		}
+		result = lappend(result, tle);
+	}
+	return list_concat(result, moved);
+}
+
+/* the highest node number in the tree of 'plan' */
+static int
+max_plan_node_id(Plan *plan)
+{
+	List	  **children;
+	ListCell   *lc;
+	int			max;
+
+	if (plan == NULL)
+		return -1;
+	max = Max(plan->plan_node_id, Max(max_plan_node_id(plan->lefttree),
+									  max_plan_node_id(plan->righttree)));
+	if (IsA(plan, SubqueryScan))
+		max = Max(max, max_plan_node_id(((SubqueryScan *) plan)->subplan));
+	if ((children = pfg_plan_child_list(plan)) != NULL)
+		foreach(lc, *children)
+			max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
+	return max;
+}
+
+/* a node number no node of the statement has */
+static int
+next_plan_node_id(PlannedStmt *stmt)
+{
+	int			max = max_plan_node_id(stmt->planTree);
+	ListCell   *lc;
+
+	foreach(lc, stmt->subplans)
+		max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
+	return max + 1;
+}
+
+/*
+ * A Result node above 'input' that passes its columns through, numbered
+ * after every node of the statement.
+ */
+static Plan *
+projecting_input(Plan *input, PlannedStmt *stmt)
+{
+	Result	   *result = makeNode(Result);
+	ListCell   *lc;
+
+	result->plan.startup_cost = input->startup_cost;
+	result->plan.total_cost = input->total_cost;
+	result->plan.plan_rows = input->plan_rows;
+	result->plan.plan_width = input->plan_width;
+	result->plan.parallel_safe = false;
+	result->plan.plan_node_id = next_plan_node_id(stmt);
+	result->plan.extParam = bms_copy(input->extParam);
+	result->plan.allParam = bms_copy(input->allParam);
+	foreach(lc, input->targetlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		result->plan.targetlist =
+			lappend(result->plan.targetlist,
+					makeTargetEntry((Expr *) makeVarFromTargetEntry(OUTER_VAR, tle),
+									tle->resno, NULL, tle->resjunk));
+	}
+	result->plan.lefttree = input;
+	return (Plan *) result;
+}
+
+/* the gate calls of an Agg's or a WindowAgg's arguments, moved to its input */
+static void
+move_gates(Plan *plan, Oid schema, PlannedStmt *stmt)
+{
+	AggGatesContext cxt;
+	List	   *tlist;
+	List	   *qual;
+
+	if (plan->lefttree == NULL)
+		return;
+	memset(&cxt, 0, sizeof(cxt));
+	cxt.schema = schema;
+	cxt.input_tlist = plan->lefttree->targetlist;
+	cxt.next_resno = list_length(cxt.input_tlist) + 1;
+	tlist = (List *) aggregates_mutator((Node *) plan->targetlist, &cxt);
+	qual = (List *) aggregates_mutator((Node *) plan->qual, &cxt);
+	if (cxt.moved == NIL)
+		return;
+
+	plan->targetlist = tlist;
+	plan->qual = qual;
+	if (!is_projection_capable_plan(plan->lefttree))
+		plan->lefttree = projecting_input(plan->lefttree, stmt);
+	plan->lefttree->targetlist =
+		input_tlist_after(IsA(plan, Agg) ? (Agg *) plan : NULL,
+						  plan->lefttree->targetlist, cxt.moved);
+}
+
+/*
+ * Whether 'plan' may evaluate its aggregates' or window functions'
+ * arguments more than once for a row: a hashed aggregate (it may spill),
+ * one of several grouping sets (it sorts its rows for each), a window
+ * aggregate (a row enters and leaves moving frames; other window functions
+ * read other rows' arguments).
+ */
+static bool
+reads_rows_again(Plan *plan)
+{
+	if (IsA(plan, Agg))
+	{
+		Agg		   *agg = (Agg *) plan;
+
+		return agg->aggstrategy == AGG_HASHED || agg->aggstrategy == AGG_MIXED ||
+			agg->chain != NIL;
+	}
+	return IsA(plan, WindowAgg);
+}
+
+static void
+agg_gates_tree(Plan *plan, Oid schema, PlannedStmt *stmt)
+{
+	List	  **children;
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	if (reads_rows_again(plan))
+		move_gates(plan, schema, stmt);
+	agg_gates_tree(plan->lefttree, schema, stmt);
+	agg_gates_tree(plan->righttree, schema, stmt);
+	if (IsA(plan, SubqueryScan))
+		agg_gates_tree(((SubqueryScan *) plan)->subplan, schema, stmt);
+	if ((children = pfg_plan_child_list(plan)) != NULL)
+		foreach(lc, *children)
+			agg_gates_tree((Plan *) lfirst(lc), schema, stmt);
+}
+
+/*
+ * Once a statement is planned and gated (gate.c), before the gated scans
+ * are put in place.
+ */
+void
+pfg_agg_gates_plan(PlannedStmt *stmt)
+{
+	Oid			schema = pfg_schema_oid();
+	ListCell   *lc;
+
+	if (!OidIsValid(schema))
+		return;
+	agg_gates_tree(stmt->planTree, schema, stmt);
+	foreach(lc, stmt->subplans)
+		agg_gates_tree((Plan *) lfirst(lc), schema, stmt);
+}

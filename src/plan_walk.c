@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan_walk.c
+ *	  Owns what the passes over a finished plan (agg_gates.c, gated_scan.c)
+ *	  ask of its nodes and expressions: the children a node holds besides
+ *	  its left and right trees, and whether an expression evaluates all of
+ *	  its parts whenever it is evaluated.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "nodes/plannodes.h"
+
+#include "plan_walk.h"
+
+/*
+ * The list of children a plan node holds besides its left and right trees
+ * and a subquery scan's subplan (Append, MergeAppend, BitmapAnd, BitmapOr,
+ * CustomScan); NULL for other nodes.
+ */
+List	  **
+pfg_plan_child_list(Plan *plan)
+{
+	switch (nodeTag(plan))
+	{
+		case T_Append:
+			return &((Append *) plan)->appendplans;
+		case T_MergeAppend:
+			return &((MergeAppend *) plan)->mergeplans;
+		case T_BitmapAnd:
+			return &((BitmapAnd *) plan)->bitmapplans;
+		case T_BitmapOr:
+			return &((BitmapOr *) plan)->bitmapplans;
+		case T_CustomScan:
+			return &((CustomScan *) plan)->custom_plans;
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * Whether every subexpression of 'node' is evaluated whenever it is.  The
+ * gated scan takes a cell gate's decision (and counts it) for every row
+ * it returns, and agg_gates.c moves a gate to where it is evaluated once a
+ * row: either may do so only for a gate that the interpreter would call
+ * for every row too, never for one it may skip (CASE, COALESCE, AND, OR, a
+ * subscript of a NULL array, an aggregate's FILTER, ...).  Anything not
+ * listed here is taken as evaluating its parts conditionally.
+ */
+bool
+pfg_evaluates_all_parts(Node *node)
+{
+	switch (nodeTag(node))
+	{
+		case T_List:
+		case T_TargetEntry:
+		case T_Var:
+		case T_Const:
+		case T_Param:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_ScalarArrayOpExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_CollateExpr:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_RowExpr:
+		case T_ArrayExpr:
+		case T_FieldSelect:
+			return true;
+		case T_BoolExpr:
+			return ((BoolExpr *) node)->boolop == NOT_EXPR;
+		default:
+			return false;
+	}
+}

@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan_walk.h
+ *	  What the passes over a finished plan ask of its nodes and
+ *	  expressions (plan_walk.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROFILE_GUARD_PLAN_WALK_H
+#define PROFILE_GUARD_PLAN_WALK_H
+
+#include "nodes/plannodes.h"
+
+extern List **pfg_plan_child_list(Plan *plan);
+extern bool pfg_evaluates_all_parts(Node *node);
+
+#endif							/* PROFILE_GUARD_PLAN_WALK_H */
