@@ -273,11 +273,17 @@ SET client_min_messages = log;
 SET ROLE regress_gs_app;
 SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g;
 SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_parts GROUP BY n) g;
+-- under a FILTER: the input computes CASE WHEN filter THEN gate END (1,500
+-- cells); a FILTER that reads a tag column gates it for every row, its
+-- aggregate's arguments stay as they are (count(*) has none)
+SELECT count(*), sum(s) FROM (SELECT n, sum(visits) FILTER (WHERE n % 2 = 0) AS s FROM visit_log GROUP BY n) g;
+SELECT count(*), sum(s) FROM (SELECT n, count(*) FILTER (WHERE visits > 1000) AS s FROM visit_log GROUP BY n) g;
 -- grouping sets: the rows are sorted and aggregated twice
 SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY GROUPING SETS ((n), (-n))) g;
 -- a window aggregate over a moving frame: each row enters and leaves it
 SELECT count(*), sum(w) FROM (SELECT sum(visits) OVER (ORDER BY n ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) AS w FROM visit_log) x;
 SELECT count(*), sum(w) FROM (SELECT max(visits) OVER (ORDER BY n ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) AS w FROM visit_log) x;
+SELECT count(*), sum(w) FROM (SELECT sum(visits) FILTER (WHERE n % 2 = 0) OVER (ORDER BY n ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING) AS w FROM visit_log) x;
 SET profile_guard.gated_scan = off;
 SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g;
 RESET profile_guard.gated_scan;

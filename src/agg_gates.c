@@ -1,24 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * agg_gates.c
- *	  Owns where the gate calls in the arguments of an aggregate that reads
- *	  its input rows more than once are evaluated.  A hashed aggregate
- *	  (HashAggregate, MixedAggregate) evaluates its aggregates' arguments
- *	  for every input row, also for a row whose group it then spills to
- *	  disk, and again when it reads the spilled rows back; an aggregate of
- *	  several grouping sets evaluates them once per set it sorts the rows
- *	  for.  A gate call there would decide, decrypt and count a cell two or
- *	  more times.  Once a statement is planned, each gate call that such an
- *	  aggregate's arguments evaluate for every row is therefore moved into
- *	  the aggregate's input: its input computes the gated value once per
- *	  row (adding a Result node where the input cannot project), the
- *	  aggregate reads it as a column, and a spilled or re-sorted row
- *	  carries it.  A
- *	  column of the input that the aggregate no longer reads becomes a
- *	  NULL of its type, so that its raw value is not carried up (and the
- *	  gated scan, gated_scan.c, can mask it).  Gate calls that are
- *	  evaluated for some rows only (an aggregate's FILTER, CASE, ...) stay
- *	  where they are.
+ *	  Owns where the gate calls in the arguments of aggregates and window
+ *	  functions are evaluated when their node reads a row more than once.
+ *	  A hashed aggregate (HashAggregate, MixedAggregate) evaluates its
+ *	  aggregates' arguments for every input row, also for a row whose group
+ *	  it spills to disk, and again when it reads the spilled rows back; an
+ *	  aggregate of several grouping sets evaluates them once per sort of
+ *	  its rows; a window aggregate, for every frame a row is in.  A gate
+ *	  call there would decide, decrypt and count a cell two or more times.
+ *	  Once a statement is planned, each gate call that such arguments
+ *	  evaluate for every row the aggregate takes is therefore moved into
+ *	  the node's input, which computes the gated value once a row (a Result
+ *	  node is added where the input cannot project); the aggregate reads it
+ *	  as a column, and a spilled or re-sorted row carries it.  Under an
+ *	  aggregate's FILTER the input computes CASE WHEN filter THEN gate END,
+ *	  if it can evaluate the FILTER to the same answer (no gate and no
+ *	  volatile function in it).  A column of an aggregate's input that
+ *	  nothing reads any more becomes a NULL of its type, so that its raw
+ *	  value is not carried up (and the gated scan, gated_scan.c, can mask
+ *	  it).  Gate calls that are evaluated for some rows only (inside CASE,
+ *	  COALESCE, AND, OR, or under a FILTER the input cannot evaluate) stay
+ *	  where they are; the gates of such a FILTER, evaluated for every row,
+ *	  move.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +30,7 @@
 
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planmain.h"
 #include "utils/lsyscache.h"
 
@@ -41,6 +46,8 @@ typedef struct AggGatesContext
 	List	   *moved;			/* TargetEntries to add to it */
 	int			next_resno;
 	int			conditional;	/* > 0: evaluated for some rows only */
+	Expr	   *filter;			/* the FILTER of the aggregate whose
+								 * arguments are walked, or NULL */
 } AggGatesContext;
 
 /* a gate call, as gate.c writes it */
@@ -78,6 +85,29 @@ not_movable_walker(Node *node, AggGatesContext *cxt)
 	return expression_tree_walker(node, not_movable_walker, (void *) cxt);
 }
 
+static bool
+contains_gate_call(Node *node, AggGatesContext *cxt)
+{
+	if (node == NULL)
+		return false;
+	if (is_gate_call(node, cxt))
+		return true;
+	return expression_tree_walker(node, contains_gate_call, (void *) cxt);
+}
+
+/*
+ * Whether the input can evaluate an aggregate's FILTER as well, to the
+ * same answer: it calls no gate (which would then be called twice) and no
+ * volatile function, and reads the input's columns and constants only.
+ */
+static bool
+movable_filter(Expr *filter, AggGatesContext *cxt)
+{
+	return !contains_gate_call((Node *) filter, cxt) &&
+		!contain_volatile_functions((Node *) filter) &&
+		!not_movable_walker((Node *) filter, cxt);
+}
+
 /* 'node' with the input's columns replaced by the input's expressions */
 static Node *
 input_expression_mutator(Node *node, AggGatesContext *cxt)
@@ -110,6 +140,27 @@ arguments_mutator(Node *node, AggGatesContext *cxt)
 		Expr	   *moved = (Expr *) input_expression_mutator(node, cxt);
 		AttrNumber	resno = (AttrNumber) cxt->next_resno++;
 
+		/*
+		 * Under a FILTER: CASE WHEN filter THEN gate END, so that the gate
+		 * is called for the rows the aggregate takes, as before
+		 */
+		if (cxt->filter != NULL)
+		{
+			CaseWhen   *when = makeNode(CaseWhen);
+			CaseExpr   *guarded = makeNode(CaseExpr);
+
+			when->expr = (Expr *) input_expression_mutator((Node *) cxt->filter, cxt);
+			when->result = moved;
+			when->location = -1;
+			guarded->casetype = f->funcresulttype;
+			guarded->casecollid = f->funccollid;
+			guarded->args = list_make1(when);
+			guarded->defresult = (Expr *) makeNullConst(f->funcresulttype, -1,
+														f->funccollid);
+			guarded->location = -1;
+			moved = (Expr *) guarded;
+		}
+
 		cxt->moved = lappend(cxt->moved,
 							 makeTargetEntry(moved, resno, NULL, true));
 		return (Node *) makeVar(OUTER_VAR, resno, f->funcresulttype, -1,
@@ -125,13 +176,16 @@ arguments_mutator(Node *node, AggGatesContext *cxt)
 }
 
 /*
- * The arguments of the aggregates and window functions (not those under a
- * FILTER, nor an ordered-set aggregate's direct arguments)
+ * The arguments of the aggregates and window functions (not an
+ * ordered-set aggregate's direct arguments, evaluated once a group), under
+ * a FILTER only if the input can evaluate the FILTER too; else the
+ * FILTER's own gates.
  */
 static Node *
 aggregates_mutator(Node *node, AggGatesContext *cxt)
 {
-	List	  **args = NULL;
+	List	  **args;
+	Expr	  **filter;
 	int			conditional = cxt->conditional;
 
 	if (node == NULL)
@@ -140,26 +194,33 @@ aggregates_mutator(Node *node, AggGatesContext *cxt)
 	{
 		Aggref	   *aggref = (Aggref *) copyObject(node);
 
-		if (aggref->aggfilter == NULL)
-			args = &aggref->args;
+		args = &aggref->args;
+		filter = &aggref->aggfilter;
 		node = (Node *) aggref;
 	}
 	else if (IsA(node, WindowFunc))
 	{
 		WindowFunc *wfunc = (WindowFunc *) copyObject(node);
 
-		if (wfunc->aggfilter == NULL)
-			args = &wfunc->args;
+		args = &wfunc->args;
+		filter = &wfunc->aggfilter;
 		node = (Node *) wfunc;
 	}
 	else
 		return expression_tree_mutator(node, aggregates_mutator, (void *) cxt);
-	if (args != NULL)
+	cxt->conditional = 0;
+	if (*filter == NULL || movable_filter(*filter, cxt))
 	{
-		cxt->conditional = 0;
+		cxt->filter = *filter;
 		*args = (List *) arguments_mutator((Node *) *args, cxt);
-		cxt->conditional = conditional;
+		cxt->filter = NULL;
 	}
+	else
+	{
+		/* the FILTER is evaluated for every row: its own gates can move */
+		*filter = (Expr *) arguments_mutator((Node *) *filter, cxt);
+	}
+	cxt->conditional = conditional;
 	return node;
 }
 
