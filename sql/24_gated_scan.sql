@@ -263,6 +263,7 @@ SET hash_mem_multiplier = 1;
 SET enable_sort = off;
 EXPLAIN (COSTS OFF) SELECT n, sum(visits), count(health) FROM visit_log GROUP BY n;
 EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_parts GROUP BY n;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT n, sum(visits) FILTER (WHERE n % 2 = 0) FROM visit_parts GROUP BY n;
 EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY GROUPING SETS ((n), (-n));
 SELECT spills('SELECT n, sum(visits), count(health) FROM visit_log GROUP BY n') AS log_spills,
 	spills('SELECT n, sum(visits) FROM visit_parts GROUP BY n') AS parts_spill;
