@@ -327,6 +327,24 @@ EXPLAIN (COSTS OFF) SELECT sum(visits), count(music) FROM events;
 SELECT sum(visits), count(music) FROM events;
 RESET ROLE;
 
+-- the gate functions are looked up once a backend (until a function or a
+-- schema changes), and the reader's USAGE right on the extension's schema
+-- is still checked at every statement that gets gates
+SET ROLE regress_gs_app;
+SELECT count(sports) FROM events;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA profile_guard FROM PUBLIC;
+SET ROLE regress_gs_app;
+SELECT count(sports) FROM events;
+RESET ROLE;
+GRANT USAGE ON SCHEMA profile_guard TO PUBLIC;
+-- a function made in the schema drops the memo; the gates still answer
+CREATE FUNCTION profile_guard.regress_scratch() RETURNS int LANGUAGE sql AS 'SELECT 1';
+SET ROLE regress_gs_app;
+SELECT count(sports) FROM events;
+RESET ROLE;
+DROP FUNCTION profile_guard.regress_scratch();
+
 DROP FUNCTION rows_both_ways(text);
 DROP FUNCTION music_rows();
 DROP VIEW events_view;

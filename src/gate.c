@@ -19,7 +19,9 @@
  *	  statement, "COPY table TO" becomes the gated "COPY (SELECT …) TO" and
  *	  a table that joins or leaves a guarded tree is kept guarded (tree.c).
  *	  Gate calls are written with PFG_GATE_CALL_FORMAT: the gates answer no
- *	  other call.  This file keeps no state between calls.
+ *	  other call.  The only state this file keeps between calls is the memo
+ *	  of the gate functions' OIDs, dropped when a function or a schema
+ *	  changes (invalidation.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +41,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -55,6 +58,7 @@
 #include "consent_cache.h"
 #include "purpose.h"
 #include "owner_context.h"
+#include "invalidation.h"
 
 typedef struct GateContext
 {
@@ -69,22 +73,51 @@ typedef struct GateContext
 	Oid			row_mask_fn;
 	Oid			long_value_gate_fn; /* InvalidOid before extension 1.1 */
 	Oid			purpose_row_gate_fn;	/* InvalidOid before extension 1.2 */
+	List	   *shapes;			/* guarded shapes copied for this statement */
+	List	   *unguarded;		/* OIDs of relations found not guarded */
 } GateContext;
 
 static void gate_query(Query *query, GateContext *ctx);
 static void ensure_gate_functions(GateContext *ctx);
 
+/*
+ * The gate functions' OIDs, looked up by name once and kept until a
+ * function or a schema changes (pg_proc, pg_namespace: invalidation.c)
+ */
+typedef struct GateFunctions
+{
+	Oid			schema;
+	Oid			row_gate_fn;
+	Oid			tag_row_gate_fn;
+	Oid			cell_gate_fn;
+	Oid			sensitive_cell_gate_fn;
+	Oid			row_mask_fn;
+	Oid			long_value_gate_fn;
+	Oid			purpose_row_gate_fn;
+} GateFunctions;
+
+static GateFunctions GateFunctionsMemo;
+static bool GateFunctionsKnown = false;
+static uint64 GateFunctionsInvalidations = 0;
+
+/* invalidation.c: a function or a schema changed */
+void
+pfg_gate_functions_invalidated(void)
+{
+	GateFunctionsKnown = false;
+	GateFunctionsInvalidations++;
+}
+
 static Oid
-gate_function(const char *name, int nargs, Oid *argtypes)
+gate_function(const char *name, int nargs, Oid *argtypes, bool missing_ok)
 {
 	List	   *qname = list_make2(makeString(PFG_SCHEMA_NAME), makeString(pstrdup(name)));
 
-	return LookupFuncName(qname, nargs, argtypes, false);
+	return LookupFuncName(qname, nargs, argtypes, missing_ok);
 }
 
-/* look up the gate functions once a statement turns out to need them */
 static void
-ensure_gate_functions(GateContext *ctx)
+look_up_gate_functions(GateFunctions *fns)
 {
 	Oid			row_args[2] = {ANYOID, OIDOID};
 	Oid			tag_row_args[3] = {ANYOID, TEXTOID, OIDOID};
@@ -93,34 +126,91 @@ ensure_gate_functions(GateContext *ctx)
 	Oid			sensitive_args[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
 	Oid			long_value_args[3] = {ANYOID, TEXTOID, ANYELEMENTOID};
 
-	if (OidIsValid(ctx->cell_gate_fn))
-		return;
-	ctx->row_gate_fn = gate_function("_row_gate", 2, row_args);
-	ctx->tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args);
-	ctx->cell_gate_fn = gate_function("_cell_gate", 3, cell_args);
-	ctx->row_mask_fn = gate_function("_row_mask", 2, mask_args);
-	ctx->sensitive_cell_gate_fn = gate_function("_sensitive_cell_gate", 4, sensitive_args);
-	ctx->long_value_gate_fn =
-		LookupFuncName(list_make2(makeString(PFG_SCHEMA_NAME), makeString("_long_value_gate")),
-					   3, long_value_args, true);
-	ctx->purpose_row_gate_fn =
-		LookupFuncName(list_make2(makeString(PFG_SCHEMA_NAME), makeString("_purpose_row_gate")),
-					   2, row_args, true);
+	fns->schema = get_namespace_oid(PFG_SCHEMA_NAME, false);
+	fns->row_gate_fn = gate_function("_row_gate", 2, row_args, false);
+	fns->tag_row_gate_fn = gate_function("_tag_row_gate", 3, tag_row_args, false);
+	fns->cell_gate_fn = gate_function("_cell_gate", 3, cell_args, false);
+	fns->row_mask_fn = gate_function("_row_mask", 2, mask_args, false);
+	fns->sensitive_cell_gate_fn =
+		gate_function("_sensitive_cell_gate", 4, sensitive_args, false);
+	/* InvalidOid before the extension's update to 1.1, to 1.2 */
+	fns->long_value_gate_fn = gate_function("_long_value_gate", 3, long_value_args, true);
+	fns->purpose_row_gate_fn = gate_function("_purpose_row_gate", 2, row_args, true);
 }
 
 /*
- * The guarded shape of an RTE that reads tags, else NULL.  Copies, here and
- * below: building the gates looks up the system catalogs, which may take in
- * an invalidation that frees the map's own.
+ * The gate functions, once a statement turns out to need them.  Looking
+ * them up by name checks the current user's USAGE right on our schema; the
+ * memo keeps that check.
+ */
+static void
+ensure_gate_functions(GateContext *ctx)
+{
+	AclResult	aclresult;
+
+	if (OidIsValid(ctx->cell_gate_fn))
+		return;
+	while (!GateFunctionsKnown)
+	{
+		GateFunctions fns;
+		uint64		invalidations = GateFunctionsInvalidations;
+
+		/* again if the look-ups took in an invalidation */
+		look_up_gate_functions(&fns);
+		if (invalidations != GateFunctionsInvalidations)
+			continue;
+		GateFunctionsMemo = fns;
+		GateFunctionsKnown = true;
+	}
+	aclresult = pg_namespace_aclcheck(GateFunctionsMemo.schema, GetUserId(), ACL_USAGE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_SCHEMA, PFG_SCHEMA_NAME);
+	ctx->row_gate_fn = GateFunctionsMemo.row_gate_fn;
+	ctx->tag_row_gate_fn = GateFunctionsMemo.tag_row_gate_fn;
+	ctx->cell_gate_fn = GateFunctionsMemo.cell_gate_fn;
+	ctx->row_mask_fn = GateFunctionsMemo.row_mask_fn;
+	ctx->sensitive_cell_gate_fn = GateFunctionsMemo.sensitive_cell_gate_fn;
+	ctx->long_value_gate_fn = GateFunctionsMemo.long_value_gate_fn;
+	ctx->purpose_row_gate_fn = GateFunctionsMemo.purpose_row_gate_fn;
+}
+
+/*
+ * The guarded shape of a relation, else NULL: a copy, since building the
+ * gates looks up the system catalogs, which may take in an invalidation
+ * that frees the map's own.  One copy serves the whole statement, so that
+ * all its gates follow one shape.
  */
 static GuardedRelation *
-gated_relation(RangeTblEntry *rte)
+statement_shape(Oid relid, GateContext *ctx)
+{
+	ListCell   *lc;
+	GuardedRelation *grel;
+
+	foreach(lc, ctx->shapes)
+	{
+		grel = (GuardedRelation *) lfirst(lc);
+		if (grel->relid == relid)
+			return grel;
+	}
+	if (list_member_oid(ctx->unguarded, relid))
+		return NULL;
+	grel = pfg_guarded_relation_copy(relid);
+	if (grel == NULL)
+		ctx->unguarded = lappend_oid(ctx->unguarded, relid);
+	else
+		ctx->shapes = lappend(ctx->shapes, grel);
+	return grel;
+}
+
+/* the guarded shape of an RTE that reads tags, else NULL */
+static GuardedRelation *
+gated_relation(RangeTblEntry *rte, GateContext *ctx)
 {
 	GuardedRelation *grel;
 
 	if (rte->rtekind != RTE_RELATION)
 		return NULL;
-	grel = pfg_guarded_relation_copy(rte->relid);
+	grel = statement_shape(rte->relid, ctx);
 	if (grel == NULL || !pfg_rte_reads_tags_of(rte, grel))
 		return NULL;
 	return grel;
@@ -230,7 +320,7 @@ gate_mutator(Node *node, GateContext *ctx)
 		if (owner->onConflict && var->varno == owner->onConflict->exclRelIndex)
 			return node;
 		rte = rt_fetch(var->varno, owner->rtable);
-		grel = gated_relation(rte);
+		grel = gated_relation(rte, ctx);
 		if (grel == NULL)
 			return node;
 		ensure_gate_functions(ctx);
@@ -323,7 +413,7 @@ gate_query(Query *query, GateContext *ctx)
 
 			rti++;
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = pfg_guarded_relation_copy(rte->relid)) == NULL ||
+				(grel = statement_shape(rte->relid, ctx)) == NULL ||
 				!pfg_rte_reads_rows(rte))
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)

@@ -23,6 +23,9 @@
  *	    2. audit_log.c      the memo of role names
  *	  syscache (pg_namespace: schemas):
  *	    1. audit_log.c      the memo of relation names
+ *	    2. gate.c           the memo of the gate functions
+ *	  syscache (pg_proc: functions):
+ *	    1. gate.c           the memo of the gate functions
  *
  *	  Registered once per backend, from _PG_init.
  *
@@ -52,6 +55,12 @@ profile_guard_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 	if (cacheid == NAMESPACEOID)
 	{
 		pfg_audit_schemas_invalidated();
+		pfg_gate_functions_invalidated();
+		return;
+	}
+	if (cacheid == PROCOID)
+	{
+		pfg_gate_functions_invalidated();
 		return;
 	}
 	/* any role may be concerned: every hash value flushes all */
@@ -67,4 +76,5 @@ pfg_invalidation_init(void)
 	CacheRegisterSyscacheCallback(AUTHOID, profile_guard_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, profile_guard_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, profile_guard_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, profile_guard_syscache_callback, (Datum) 0);
 }

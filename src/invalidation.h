@@ -32,4 +32,7 @@ extern void pfg_audit_roles_invalidated(void);	/* audit_log.c */
 /* a schema changed (pg_namespace): its name may be another */
 extern void pfg_audit_schemas_invalidated(void);	/* audit_log.c */
 
+/* a function or a schema changed (pg_proc, pg_namespace) */
+extern void pfg_gate_functions_invalidated(void);	/* gate.c */
+
 #endif							/* PROFILE_GUARD_INVALIDATION_H */
