@@ -96,6 +96,27 @@ contains_gate_call(Node *node, AggGatesContext *cxt)
 }
 
 /*
+ * Whether a column that 'node' reads is computed by the input with a
+ * volatile function: copied into the moved call, it would be computed
+ * again, to another value.  'node' reads the input's columns only
+ * (not_movable_walker).
+ */
+static bool
+reads_volatile_input(Node *node, AggGatesContext *cxt)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		TargetEntry *tle = list_nth_node(TargetEntry, cxt->input_tlist,
+										 ((Var *) node)->varattno - 1);
+
+		return contain_volatile_functions((Node *) tle->expr);
+	}
+	return expression_tree_walker(node, reads_volatile_input, (void *) cxt);
+}
+
+/*
  * Whether the input can evaluate an aggregate's FILTER as well, to the
  * same answer: it calls no gate (which would then be called twice) and no
  * volatile function, and reads the input's columns and constants only.
@@ -105,7 +126,8 @@ movable_filter(Expr *filter, AggGatesContext *cxt)
 {
 	return !contains_gate_call((Node *) filter, cxt) &&
 		!contain_volatile_functions((Node *) filter) &&
-		!not_movable_walker((Node *) filter, cxt);
+		!not_movable_walker((Node *) filter, cxt) &&
+		!reads_volatile_input((Node *) filter, cxt);
 }
 
 /* 'node' with the input's columns replaced by the input's expressions */
@@ -134,7 +156,7 @@ arguments_mutator(Node *node, AggGatesContext *cxt)
 	if (node == NULL)
 		return NULL;
 	if (cxt->conditional == 0 && is_gate_call(node, cxt) &&
-		!not_movable_walker(node, cxt))
+		!not_movable_walker(node, cxt) && !reads_volatile_input(node, cxt))
 	{
 		FuncExpr   *f = (FuncExpr *) node;
 		Expr	   *moved = (Expr *) input_expression_mutator(node, cxt);
