@@ -85,6 +85,7 @@ not_movable_walker(Node *node, AggGatesContext *cxt)
 	return expression_tree_walker(node, not_movable_walker, (void *) cxt);
 }
 
+/* whether 'node' calls a gate anywhere */
 static bool
 contains_gate_call(Node *node, AggGatesContext *cxt)
 {
