@@ -35,7 +35,6 @@
 #include "utils/lsyscache.h"
 
 #include "agg_gates.h"
-#include "catalog.h"
 #include "gate_exec.h"
 #include "plan_walk.h"
 
@@ -430,17 +429,15 @@ agg_gates_tree(Plan *plan, Oid schema, PlannedStmt *stmt)
 
 /*
  * Once a statement is planned and gated (gate.c), before the gated scans
- * are put in place.
+ * are put in place; gate_schema is the schema of the gate functions the
+ * statement's gates call.
  */
 void
-pfg_agg_gates_plan(PlannedStmt *stmt)
+pfg_agg_gates_plan(PlannedStmt *stmt, Oid gate_schema)
 {
-	Oid			schema = pfg_schema_oid();
 	ListCell   *lc;
 
-	if (!OidIsValid(schema))
-		return;
-	agg_gates_tree(stmt->planTree, schema, stmt);
+	agg_gates_tree(stmt->planTree, gate_schema, stmt);
 	foreach(lc, stmt->subplans)
-		agg_gates_tree((Plan *) lfirst(lc), schema, stmt);
+		agg_gates_tree((Plan *) lfirst(lc), gate_schema, stmt);
 }

@@ -11,6 +11,6 @@
 
 #include "nodes/plannodes.h"
 
-extern void pfg_agg_gates_plan(PlannedStmt *stmt);
+extern void pfg_agg_gates_plan(PlannedStmt *stmt, Oid gate_schema);
 
 #endif							/* PROFILE_GUARD_AGG_GATES_H */

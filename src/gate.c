@@ -60,26 +60,6 @@
 #include "owner_context.h"
 #include "invalidation.h"
 
-typedef struct GateContext
-{
-	List	   *queries;		/* query levels, innermost first */
-	Query	   *top;			/* the statement being planned */
-	bool		bypass;			/* current role reads raw values */
-	PlannerInfo *root;			/* stand-in for inlining SQL functions */
-	Oid			row_gate_fn;
-	Oid			tag_row_gate_fn;
-	Oid			cell_gate_fn;
-	Oid			sensitive_cell_gate_fn;
-	Oid			row_mask_fn;
-	Oid			long_value_gate_fn; /* InvalidOid before extension 1.1 */
-	Oid			purpose_row_gate_fn;	/* InvalidOid before extension 1.2 */
-	List	   *shapes;			/* guarded shapes copied for this statement */
-	List	   *unguarded;		/* OIDs of relations found not guarded */
-} GateContext;
-
-static void gate_query(Query *query, GateContext *ctx);
-static void ensure_gate_functions(GateContext *ctx);
-
 /*
  * The gate functions' OIDs, looked up by name once and kept until a
  * function or a schema changes (pg_proc, pg_namespace: invalidation.c)
@@ -92,9 +72,23 @@ typedef struct GateFunctions
 	Oid			cell_gate_fn;
 	Oid			sensitive_cell_gate_fn;
 	Oid			row_mask_fn;
-	Oid			long_value_gate_fn;
-	Oid			purpose_row_gate_fn;
+	Oid			long_value_gate_fn; /* InvalidOid before extension 1.1 */
+	Oid			purpose_row_gate_fn;	/* InvalidOid before extension 1.2 */
 } GateFunctions;
+
+typedef struct GateContext
+{
+	List	   *queries;		/* query levels, innermost first */
+	Query	   *top;			/* the statement being planned */
+	bool		bypass;			/* current role reads raw values */
+	PlannerInfo *root;			/* stand-in for inlining SQL functions */
+	GateFunctions fns;			/* once a gate is written; else all invalid */
+	List	   *shapes;			/* guarded shapes copied for this statement */
+	List	   *unguarded;		/* OIDs of relations found not guarded */
+} GateContext;
+
+static void gate_query(Query *query, GateContext *ctx);
+static void ensure_gate_functions(GateContext *ctx);
 
 static GateFunctions GateFunctionsMemo;
 static bool GateFunctionsKnown = false;
@@ -148,7 +142,7 @@ ensure_gate_functions(GateContext *ctx)
 {
 	AclResult	aclresult;
 
-	if (OidIsValid(ctx->cell_gate_fn))
+	if (OidIsValid(ctx->fns.cell_gate_fn))
 		return;
 	while (!GateFunctionsKnown)
 	{
@@ -165,13 +159,7 @@ ensure_gate_functions(GateContext *ctx)
 	aclresult = pg_namespace_aclcheck(GateFunctionsMemo.schema, GetUserId(), ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_SCHEMA, PFG_SCHEMA_NAME);
-	ctx->row_gate_fn = GateFunctionsMemo.row_gate_fn;
-	ctx->tag_row_gate_fn = GateFunctionsMemo.tag_row_gate_fn;
-	ctx->cell_gate_fn = GateFunctionsMemo.cell_gate_fn;
-	ctx->row_mask_fn = GateFunctionsMemo.row_mask_fn;
-	ctx->sensitive_cell_gate_fn = GateFunctionsMemo.sensitive_cell_gate_fn;
-	ctx->long_value_gate_fn = GateFunctionsMemo.long_value_gate_fn;
-	ctx->purpose_row_gate_fn = GateFunctionsMemo.purpose_row_gate_fn;
+	ctx->fns = GateFunctionsMemo;
 }
 
 /*
@@ -246,13 +234,13 @@ make_cell_gate(Var *var, GuardedRelation *grel, const GuardedColumn *col,
 		args = lappend(args, makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
 									   CStringGetTextDatum(col->tag), false, false));
 		args = lappend(args, var);
-		f = makeFuncExpr(ctx->sensitive_cell_gate_fn, var->vartype, args,
+		f = makeFuncExpr(ctx->fns.sensitive_cell_gate_fn, var->vartype, args,
 						 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	}
 	else
 	{
 		args = lappend(args, var);
-		f = makeFuncExpr(ctx->cell_gate_fn, var->vartype, args,
+		f = makeFuncExpr(ctx->fns.cell_gate_fn, var->vartype, args,
 						 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	}
 	f->location = var->location;
@@ -270,7 +258,7 @@ make_long_value_gate(Var *var, GuardedRelation *grel, GateContext *ctx)
 	FuncExpr   *f;
 	Var		   *tag;
 
-	if (!OidIsValid(ctx->long_value_gate_fn))
+	if (!OidIsValid(ctx->fns.long_value_gate_fn))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension profile_guard must be updated to read long-shape values"),
@@ -279,7 +267,7 @@ make_long_value_gate(Var *var, GuardedRelation *grel, GateContext *ctx)
 	tag = makeVar(var->varno, grel->tag_attnum,
 				  get_atttype(grel->relid, grel->tag_attnum), -1,
 				  DEFAULT_COLLATION_OID, var->varlevelsup);
-	f = makeFuncExpr(ctx->long_value_gate_fn, var->vartype,
+	f = makeFuncExpr(ctx->fns.long_value_gate_fn, var->vartype,
 					 list_make3(subject_var(var, grel, var->varno), tag, var),
 					 var->varcollid, var->varcollid, PFG_GATE_CALL_FORMAT);
 	f->location = var->location;
@@ -291,7 +279,7 @@ make_row_mask(Var *var, GuardedRelation *grel, GateContext *ctx)
 {
 	FuncExpr   *f;
 
-	f = makeFuncExpr(ctx->row_mask_fn, var->vartype,
+	f = makeFuncExpr(ctx->fns.row_mask_fn, var->vartype,
 					 list_make2(var, makeConst(REGCLASSOID, -1, InvalidOid, 4,
 											   ObjectIdGetDatum(grel->relid), false, true)),
 					 InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
@@ -439,14 +427,14 @@ gate_query(Query *query, GateContext *ctx)
 				 * declared purpose; every row when none is declared (the
 				 * gate decides as the statement runs).
 				 */
-				if (!OidIsValid(ctx->purpose_row_gate_fn))
+				if (!OidIsValid(ctx->fns.purpose_row_gate_fn))
 					continue;	/* objects older than 1.2 */
-				gate = makeFuncExpr(ctx->purpose_row_gate_fn, BOOLOID,
+				gate = makeFuncExpr(ctx->fns.purpose_row_gate_fn, BOOLOID,
 									list_make2(subject_var(NULL, grel, rti), relid),
 									InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
 			}
 			else if (grel->tag_attnum != InvalidAttrNumber)
-				gate = makeFuncExpr(ctx->tag_row_gate_fn, BOOLOID,
+				gate = makeFuncExpr(ctx->fns.tag_row_gate_fn, BOOLOID,
 									list_make3(subject_var(NULL, grel, rti),
 											   makeVar(rti, grel->tag_attnum,
 													   get_atttype(grel->relid, grel->tag_attnum),
@@ -454,7 +442,7 @@ gate_query(Query *query, GateContext *ctx)
 											   relid),
 									InvalidOid, DEFAULT_COLLATION_OID, PFG_GATE_CALL_FORMAT);
 			else
-				gate = makeFuncExpr(ctx->row_gate_fn, BOOLOID,
+				gate = makeFuncExpr(ctx->fns.row_gate_fn, BOOLOID,
 									list_make2(subject_var(NULL, grel, rti), relid),
 									InvalidOid, InvalidOid, PFG_GATE_CALL_FORMAT);
 			rte->securityQuals = lcons(gate, rte->securityQuals);
@@ -481,6 +469,7 @@ pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
 	planning->inlined = NIL;
 	planning->row_gate_fn = InvalidOid;
 	planning->cell_gate_fn = InvalidOid;
+	planning->gate_schema = InvalidOid;
 	if (!planning->guards)
 		return;
 
@@ -498,8 +487,9 @@ pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
 	ctx.bypass = pfg_current_user_bypasses();
 	gate_query(parse, &ctx);
 	planning->inlined = glob.invalItems;
-	planning->row_gate_fn = ctx.row_gate_fn;
-	planning->cell_gate_fn = ctx.cell_gate_fn;
+	planning->row_gate_fn = ctx.fns.row_gate_fn;
+	planning->cell_gate_fn = ctx.fns.cell_gate_fn;
+	planning->gate_schema = ctx.fns.schema;
 }
 
 /*
@@ -521,7 +511,8 @@ pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
 	result->dependsOnRole = true;
 	/* functions we inlined are dependencies of the plan */
 	result->invalItems = list_concat(result->invalItems, planning->inlined);
-	pfg_agg_gates_plan(result);
+	if (OidIsValid(planning->gate_schema))
+		pfg_agg_gates_plan(result, planning->gate_schema);
 	pfg_gated_scan_plan(result, planning->row_gate_fn, planning->cell_gate_fn);
 }
 

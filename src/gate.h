@@ -23,6 +23,7 @@ typedef struct PfgGatePlanning
 	List	   *inlined;		/* dependencies of the functions inlined */
 	Oid			row_gate_fn;	/* the gates written, else InvalidOid */
 	Oid			cell_gate_fn;
+	Oid			gate_schema;	/* their schema, else InvalidOid */
 } PfgGatePlanning;
 
 extern void pfg_gate_planner_before(Query *parse, ParamListInfo boundParams,
