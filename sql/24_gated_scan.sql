@@ -246,6 +246,8 @@ PERFORM profile_guard.protect('visit_parts', 'subject');
 PERFORM profile_guard.classify('visit_parts', 'visits', 'behavior.visits');
 END $setup$;
 VACUUM ANALYZE visit_parts;
+CREATE VIEW visit_sums AS SELECT n, sum(visits) AS s FROM visit_log GROUP BY n;
+GRANT SELECT ON visit_sums TO regress_gs_app;
 CREATE FUNCTION spills(q text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
 	line text;
@@ -274,6 +276,11 @@ SET client_min_messages = log;
 SET ROLE regress_gs_app;
 SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g;
 SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_parts GROUP BY n) g;
+-- the same aggregate through a view, a CTE and a prepared statement
+WITH g AS (SELECT * FROM visit_sums) SELECT count(*), sum(s) FROM g;
+PREPARE visit_sums_q AS SELECT count(*), sum(s) FROM (SELECT n, sum(visits) AS s FROM visit_log GROUP BY n) g;
+EXECUTE visit_sums_q;
+DEALLOCATE visit_sums_q;
 -- under a FILTER: the input computes CASE WHEN filter THEN gate END (1,500
 -- cells); a FILTER that reads a tag column gates it for every row, its
 -- aggregate's arguments stay as they are (count(*) has none)
@@ -294,6 +301,7 @@ RESET profile_guard.audit;
 RESET work_mem;
 RESET hash_mem_multiplier;
 RESET enable_sort;
+DROP VIEW visit_sums;
 DROP TABLE visit_parts;
 DROP FUNCTION spills(text);
 
