@@ -239,6 +239,42 @@ SELECT count(*) FROM profile_guard.collection_stamp_log;
 \set VERBOSITY default
 RESET ROLE;
 
+-- the subjects of one table and tag are logged as one text[]: subjects of
+-- every length, the same subject written twice in a row logged once, and a
+-- rolled back subtransaction taking back only the subjects it added (then
+-- more added after it); the array is a valid text[] (its elements, their
+-- lengths, and what array_out and the comparison with a literal make of it)
+TRUNCATE collection_stamp_log;
+DO $reg$ BEGIN
+PERFORM register_subject(s), grant_consent(s, 'ads', ARRAY['interest.*'])
+   FROM unnest(ARRAY['s-a', 'subject-bb', 'subject-number-ccc', 'dddd', 'e']) s;
+END $reg$;
+CREATE TABLE lens (subject text, music text);
+SELECT protect('lens', 'subject'), classify('lens', 'music', 'interest.music');
+BEGIN;
+INSERT INTO lens VALUES ('s-a', 'a'), ('s-a', 'b'), ('subject-bb', 'c');
+SAVEPOINT x;
+INSERT INTO lens VALUES ('subject-number-ccc', 'd'), ('e', 'e');
+ROLLBACK TO SAVEPOINT x;
+INSERT INTO lens VALUES ('dddd', 'f'), ('e', 'g');
+COMMIT;
+SELECT tag, subjects, array_length(subjects, 1) AS n,
+       (SELECT string_agg(length(s)::text, ',') FROM unnest(subjects) s) AS lengths,
+       subjects = '{s-a,subject-bb,dddd,e}'::text[] AS equal
+  FROM collection_stamp_log WHERE relid = 'lens'::regclass;
+-- more pairs than one batch (8,192) in one statement: several log rows,
+-- every subject once
+TRUNCATE collection_stamp_log;
+DO $reg$ BEGIN
+PERFORM register_subject('n' || i), grant_consent('n' || i, 'ads', ARRAY['interest.*'])
+   FROM generate_series(1, 9000) i;
+END $reg$;
+INSERT INTO lens SELECT 'n' || i, 'x' FROM generate_series(1, 9000) i;
+SELECT (SELECT count(*) FROM collection_stamp_log WHERE relid = 'lens'::regclass) AS log_rows,
+       count(*) AS subjects, count(DISTINCT s) AS distinct_subjects
+  FROM collection_stamp_log, unnest(subjects) s WHERE relid = 'lens'::regclass;
+DROP TABLE lens;
+
 DROP TABLE w, l, c, ukid, u, ul, plain;
 DROP FUNCTION stamps(), logged();
 DROP ROLE regress_rs_admin, regress_rs_other, regress_rs_notowner;

@@ -9,7 +9,10 @@
  *	  subtransaction) the pairs are appended to
  *	  profile_guard.collection_stamp_log, one row per guarded table and tag
  *	  holding the subjects as an array.  The log has no
- *	  index and takes no ON CONFLICT: a pair costs about an array element.
+ *	  index and takes no ON CONFLICT: a pair costs about an array element,
+ *	  written where the array's data will be (each group keeps its subjects
+ *	  laid out as a text[] holds them, so that the array written is its
+ *	  header and one copy of that area).
  *	  The sweep merges the log into profile_guard.collection_stamp, which
  *	  its retention reads (_merge_collection_stamps(), docs/erasure.md).
  *	  A subtransaction that aborts takes its pairs with it.
@@ -36,16 +39,23 @@
  * The pending pairs of one guarded table and tag, in the order they were
  * collected: subject i was collected by subtransaction subids[i].  The
  * subtransaction ids only grow within a transaction, so the pairs of an
- * aborting subtransaction (and of those below it) are a suffix.
+ * aborting subtransaction (and of those below it) are a suffix.  The
+ * subjects are kept as the data area of a one-dimensional text[] without
+ * NULLs holds its elements (each a varlena with a 4-byte header, padded to
+ * the next int boundary with zeroes); ends[i] is where subject i's element
+ * and its padding end.
  */
 typedef struct StampGroup
 {
 	Oid			root;
 	char	   *tag;			/* in StampContext */
 	int			n;
-	int			size;
-	Datum	   *subjects;		/* text, in StampContext */
+	int			size;			/* room in ends and subids */
+	uint32	   *ends;
 	SubTransactionId *subids;
+	char	   *data;			/* the array's data area, in StampContext */
+	Size		data_used;
+	Size		data_size;
 } StampGroup;
 
 static MemoryContext StampContext = NULL;	/* child of TopTransactionContext */
@@ -95,6 +105,28 @@ log_insert_plan(Oid logrelid)
 	log_plan = plan;
 	log_plan_relid = logrelid;
 	return plan;
+}
+
+/*
+ * The group's subjects as a text[]: the header of a one-dimensional array
+ * without NULLs, then the data area as the group laid it out (what
+ * construct_array() would have built from the same texts).
+ */
+static ArrayType *
+subjects_array(const StampGroup *grp)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + grp->data_used;
+	ArrayType  *array = (ArrayType *) palloc(nbytes);
+
+	memset(array, 0, ARR_OVERHEAD_NONULLS(1));
+	SET_VARSIZE(array, nbytes);
+	array->ndim = 1;
+	array->dataoffset = 0;
+	array->elemtype = TEXTOID;
+	ARR_DIMS(array)[0] = grp->n;
+	ARR_LBOUND(array)[0] = 1;
+	memcpy(ARR_DATA_PTR(array), grp->data, grp->data_used);
+	return array;
 }
 
 /* append every pending pair to the log, in SPI, with the rights of our schema's owner */
@@ -148,8 +180,7 @@ flush_pending(void)
 			continue;
 		args[0] = ObjectIdGetDatum(grp->root);
 		args[1] = CStringGetTextDatum(grp->tag);
-		args[2] = PointerGetDatum(construct_array(grp->subjects, grp->n, TEXTOID,
-												  -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(subjects_array(grp));
 		rc = SPI_execute_plan(log_insert_plan(logrelid), args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "could not write the collection stamps: %s", SPI_result_code_string(rc));
@@ -204,6 +235,7 @@ stamp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			grp->n--;
 			npending--;
 		}
+		grp->data_used = grp->n > 0 ? grp->ends[grp->n - 1] : 0;
 	}
 }
 
@@ -241,8 +273,11 @@ find_group(Oid root, const char *tag)
 	grp->tag = MemoryContextStrdup(StampContext, tag);
 	grp->n = 0;
 	grp->size = 64;
-	grp->subjects = MemoryContextAlloc(StampContext, sizeof(Datum) * grp->size);
+	grp->ends = MemoryContextAlloc(StampContext, sizeof(uint32) * grp->size);
 	grp->subids = MemoryContextAlloc(StampContext, sizeof(SubTransactionId) * grp->size);
+	grp->data_size = 1024;
+	grp->data_used = 0;
+	grp->data = MemoryContextAlloc(StampContext, grp->data_size);
 	last_group = ngroups++;
 	return grp;
 }
@@ -252,7 +287,9 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 {
 	StampGroup *grp;
 	size_t		len = strlen(subject);
-	text	   *t;
+	Size		element = VARHDRSZ + len;
+	Size		padded = INTALIGN(element);
+	char	   *dst;
 
 	if (!callbacks_registered)
 	{
@@ -271,21 +308,38 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 	 */
 	if (grp->n > 0)
 	{
-		text	   *prev = (text *) DatumGetPointer(grp->subjects[grp->n - 1]);
+		const char *prev = grp->data + (grp->n > 1 ? grp->ends[grp->n - 2] : 0);
 
-		if (VARSIZE(prev) - VARHDRSZ == len && memcmp(VARDATA(prev), subject, len) == 0)
+		if (VARSIZE(prev) == element && memcmp(VARDATA(prev), subject, len) == 0)
 			return;
 	}
 	if (grp->n == grp->size)
 	{
 		grp->size *= 2;
-		grp->subjects = repalloc(grp->subjects, sizeof(Datum) * grp->size);
+		grp->ends = repalloc(grp->ends, sizeof(uint32) * grp->size);
 		grp->subids = repalloc(grp->subids, sizeof(SubTransactionId) * grp->size);
 	}
-	t = (text *) MemoryContextAlloc(StampContext, VARHDRSZ + len);
-	SET_VARSIZE(t, VARHDRSZ + len);
-	memcpy(VARDATA(t), subject, len);
-	grp->subjects[grp->n] = PointerGetDatum(t);
+	if (grp->data_used + padded > grp->data_size)
+	{
+		Size		limit = MaxAllocSize - ARR_OVERHEAD_NONULLS(1);
+		Size		want = Min(Max(grp->data_size * 2, grp->data_used + padded), limit);
+
+		if (grp->data_used + padded > limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many collection stamps pending in one subtransaction"),
+					 errdetail("The subjects collected for tag \"%s\" would exceed the largest array.",
+							   tag),
+					 errhint("Write fewer rows in one subtransaction, or release it (RELEASE SAVEPOINT) more often.")));
+		grp->data = repalloc(grp->data, want);
+		grp->data_size = want;
+	}
+	dst = grp->data + grp->data_used;
+	SET_VARSIZE(dst, element);
+	memcpy(VARDATA(dst), subject, len);
+	memset(dst + element, 0, padded - element);
+	grp->data_used += padded;
+	grp->ends[grp->n] = (uint32) grp->data_used;
 	grp->subids[grp->n] = GetCurrentSubTransactionId();
 	grp->n++;
 
