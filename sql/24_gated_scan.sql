@@ -246,6 +246,17 @@ PERFORM profile_guard.protect('visit_parts', 'subject');
 PERFORM profile_guard.classify('visit_parts', 'visits', 'behavior.visits');
 END $setup$;
 VACUUM ANALYZE visit_parts;
+-- a set-returning function in GROUP BY puts a ProjectSet under the hashed
+-- aggregate (12 has not consented to music)
+CREATE TABLE srf_music (subject bigint, sports text, music text);
+INSERT INTO srf_music VALUES (10, 'football', 'jazz'), (12, 'golf', 'pop');
+GRANT SELECT ON srf_music TO regress_gs_app;
+DO $setup$ BEGIN
+PERFORM profile_guard.protect('srf_music', 'subject');
+PERFORM profile_guard.classify('srf_music', 'sports', 'interest.sports');
+PERFORM profile_guard.classify('srf_music', 'music', 'interest.music');
+END $setup$;
+VACUUM ANALYZE srf_music;
 CREATE VIEW visit_sums AS SELECT n, sum(visits) AS s FROM visit_log GROUP BY n;
 GRANT SELECT ON visit_sums TO regress_gs_app;
 CREATE FUNCTION spills(q text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -270,6 +281,31 @@ EXPLAIN (COSTS OFF) SELECT n, sum(visits) FROM visit_log GROUP BY GROUPING SETS 
 SELECT spills('SELECT n, sum(visits), count(health) FROM visit_log GROUP BY n') AS log_spills,
 	spills('SELECT n, sum(visits) FROM visit_parts GROUP BY n') AS parts_spill;
 SELECT rows_both_ways('SELECT count(*), sum(s), sum(h) FROM (SELECT n, sum(visits) AS s, count(health) AS h FROM visit_log GROUP BY n) g');
+-- an input that computes a set-returning function (ProjectSet) cannot
+-- project either: the Result above it gates the input's output columns,
+-- not the expressions it computed them from; the music of 12 (not
+-- consented) stays masked, as in the sorted aggregate's plan, also under a
+-- FILTER, and the cells of hidden rows stay out
+EXPLAIN (VERBOSE, COSTS OFF) SELECT generate_series(10::bigint, 10) g, count(music) FROM events GROUP BY 1;
+CREATE TEMP VIEW srf_groups AS
+	SELECT g, (SELECT string_agg(m, ',' ORDER BY m) FROM unnest(a) m) AS music, c, f
+	  FROM (SELECT generate_series(10::bigint, 11) g, array_agg(music) a, count(music) c,
+				   count(music) FILTER (WHERE n > 1) f
+			  FROM events GROUP BY 1) x;
+CREATE TEMP VIEW srf_rows AS
+	SELECT n, generate_series(10::bigint, 10) g, string_agg(music, ',') AS music
+	  FROM events GROUP BY 1, 2;
+SELECT * FROM srf_groups ORDER BY g;
+SELECT * FROM srf_rows ORDER BY n;
+SELECT generate_series(10::bigint, 10) g, string_agg(music, ',') FROM srf_music GROUP BY 1;
+SET enable_sort = on;
+SET enable_hashagg = off;
+SELECT * FROM srf_groups ORDER BY g;
+SELECT * FROM srf_rows ORDER BY n;
+SELECT generate_series(10::bigint, 10) g, string_agg(music, ',') FROM srf_music GROUP BY 1;
+RESET enable_hashagg;
+SET enable_sort = off;
+DROP VIEW srf_groups, srf_rows;
 RESET ROLE;
 SET profile_guard.audit = 'all';
 SET client_min_messages = log;
@@ -302,7 +338,7 @@ RESET work_mem;
 RESET hash_mem_multiplier;
 RESET enable_sort;
 DROP VIEW visit_sums;
-DROP TABLE visit_parts;
+DROP TABLE visit_parts, srf_music;
 DROP FUNCTION spills(text);
 
 -- JIT-compiled expressions read the gated scan's (virtual) tuples alike

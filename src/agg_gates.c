@@ -42,6 +42,9 @@ typedef struct AggGatesContext
 {
 	Oid			schema;			/* our schema: gate functions live there */
 	List	   *input_tlist;	/* the aggregate's input's target list */
+	bool		input_computes; /* the input computes the moved calls
+								 * itself; else a Result added above it
+								 * does, from the input's output columns */
 	List	   *moved;			/* TargetEntries to add to it */
 	int			next_resno;
 	int			conditional;	/* > 0: evaluated for some rows only */
@@ -98,13 +101,14 @@ contains_gate_call(Node *node, AggGatesContext *cxt)
 /*
  * Whether a column that 'node' reads is computed by the input with a
  * volatile function: copied into the moved call, it would be computed
- * again, to another value.  'node' reads the input's columns only
+ * again, to another value (a Result above the input reads the column
+ * computed once).  'node' reads the input's columns only
  * (not_movable_walker).
  */
 static bool
 reads_volatile_input(Node *node, AggGatesContext *cxt)
 {
-	if (node == NULL)
+	if (node == NULL || !cxt->input_computes)
 		return false;
 	if (IsA(node, Var))
 	{
@@ -130,12 +134,19 @@ movable_filter(Expr *filter, AggGatesContext *cxt)
 		!reads_volatile_input((Node *) filter, cxt);
 }
 
-/* 'node' with the input's columns replaced by the input's expressions */
+/*
+ * 'node' as the node that computes the moved calls must read it.  The
+ * input itself: the input's columns replaced by the input's expressions
+ * (over the input's own input).  A Result added above the input: as it is,
+ * since its OUTER_VARs are the input's output columns there too.
+ */
 static Node *
 input_expression_mutator(Node *node, AggGatesContext *cxt)
 {
 	if (node == NULL)
 		return NULL;
+	if (!cxt->input_computes)
+		return (Node *) copyObject(node);
 	if (IsA(node, Var))
 	{
 		TargetEntry *tle = list_nth_node(TargetEntry, cxt->input_tlist,
@@ -268,7 +279,8 @@ static List *
 input_tlist_after(Agg *agg, List *tlist, List *moved)
 {
 	int			n = list_length(tlist);
-	bool	   *read = palloc0(sizeof(bool) * (n + 1));
+	/* the aggregate reads the moved columns too, numbered after the others */
+	bool	   *read = palloc0(sizeof(bool) * (n + list_length(moved) + 1));
 	List	   *result = NIL;
 	ListCell   *lc;
 
@@ -373,6 +385,7 @@ move_gates(Plan *plan, Oid schema, PlannedStmt *stmt)
 	memset(&cxt, 0, sizeof(cxt));
 	cxt.schema = schema;
 	cxt.input_tlist = plan->lefttree->targetlist;
+	cxt.input_computes = is_projection_capable_plan(plan->lefttree);
 	cxt.next_resno = list_length(cxt.input_tlist) + 1;
 	tlist = (List *) aggregates_mutator((Node *) plan->targetlist, &cxt);
 	qual = (List *) aggregates_mutator((Node *) plan->qual, &cxt);
@@ -381,7 +394,7 @@ move_gates(Plan *plan, Oid schema, PlannedStmt *stmt)
 
 	plan->targetlist = tlist;
 	plan->qual = qual;
-	if (!is_projection_capable_plan(plan->lefttree))
+	if (!cxt.input_computes)
 		plan->lefttree = projecting_input(plan->lefttree, stmt);
 	plan->lefttree->targetlist =
 		input_tlist_after(IsA(plan, Agg) ? (Agg *) plan : NULL,
