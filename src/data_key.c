@@ -23,7 +23,10 @@
  *	  bytes each under the master key, whose key schedule is prepared
  *	  once), if they all fit in profile_guard.key_cache_size.  What such
  *	  a scan read is published for the database's other backends, whose
- *	  bulk loads copy it instead (shared_data_keys.c); the trigger on
+ *	  bulk loads copy it instead, and whose statements read from it the
+ *	  keys they miss before they would copy it (shared_data_keys.c: a
+ *	  look-up by primary key in a new connection reads no subject_key row
+ *	  for a subject whose identifier is an integer); the trigger on
  *	  subject_key and pfg_data_key_destroy() tell that module which
  *	  transactions changed keys, and the creating paths which made some.
  *	  A key created afterwards by another session is still found by a
@@ -898,6 +901,17 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	if (note_miss() && bulk_load_keys() &&
 		pfg_data_key_cache_lookup(subject, len, key))
 		return PFG_DATA_KEY_FOUND;
+
+	/* a few: another backend may have published this one */
+	flushes = pfg_data_key_cache_flushes();
+	if (pfg_shared_data_keys_lookup(subject_key_table(NULL),
+									pfg_master_key_current()->fingerprint,
+									subject, len, key))
+	{
+		if (flushes == pfg_data_key_cache_flushes())
+			pfg_data_key_cache_insert(subject, len, key, false);
+		return PFG_DATA_KEY_FOUND;
+	}
 
 	/*
 	 * Every live key was read in this statement, and none was dropped

@@ -11,8 +11,11 @@
  *	  (subjects that are decimal integers, data_key_cache.c), and the
  *	  other subjects' keys written out one after another; the bulk load of
  *	  any other backend of that database then copies the set into its own
- *	  cache instead of scanning and unwrapping.  Lookups stay in the
- *	  backend's memory: nothing reads shared memory per cell.
+ *	  cache instead of scanning and unwrapping.  Before a statement meets
+ *	  enough uncached subjects to copy the set, it reads their keys from it
+ *	  one by one (subjects that are decimal integers), instead of through
+ *	  subject_key; either way a key is then in the backend's cache, and
+ *	  later look-ups of it do not read shared memory.
  *
  *	  Keys leave with the commit that changes them.  Every transaction
  *	  that destroys, deletes, re-wraps or truncates keys (a trigger on
@@ -464,6 +467,51 @@ pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
 		reap_retired();
 	LWLockRelease(Control->lock);
 	return copied;
+}
+
+/*
+ * The key of one subject whose identifier is a decimal integer, from the
+ * database's published set, into key (which the caller wipes): a statement
+ * that meets a few subjects whose keys its backend has not cached yet (a
+ * look-up by primary key in a new connection) reads them here instead of
+ * through subject_key, and copies the whole set only once it meets many.
+ * The set is read under the lock in shared mode, which its retirement
+ * takes in exclusive mode before it wipes it.
+ */
+bool
+pfg_shared_data_keys_lookup(Oid relid, const char *fingerprint,
+							const char *subject, int len, uint8 *key)
+{
+	SharedKeySet *s;
+	uint32		n;
+	bool		found = false;
+
+	if (!pfg_data_key_cache_dense_subject(subject, len, &n) || !sharing_on())
+		return false;
+	if (Area == NULL)
+	{
+		/* attach the area only once there is a set to read */
+		LWLockAcquire(Control->lock, LW_SHARED);
+		s = find_set(relid, fingerprint);
+		LWLockRelease(Control->lock);
+		if (s == NULL)
+			return false;
+		ensure_area();
+	}
+	LWLockAcquire(Control->lock, LW_SHARED);
+	s = find_set(relid, fingerprint);
+	if (s != NULL && n < s->size)
+	{
+		char	   *base = dsa_get_address(Area, s->blob);
+
+		if (set_present(s, base)[n / 64] & (UINT64CONST(1) << (n % 64)))
+		{
+			memcpy(key, base + (Size) n * PFG_KEY_LEN, PFG_KEY_LEN);
+			found = true;
+		}
+	}
+	LWLockRelease(Control->lock);
+	return found;
 }
 
 PfgSharedKeysTicket

@@ -40,6 +40,8 @@ extern bool pfg_shared_data_keys_published(Oid relid, const char *fingerprint);
  */
 extern bool pfg_shared_data_keys_copy(Oid relid, const char *fingerprint,
 									  int room, bool *complete);
+extern bool pfg_shared_data_keys_lookup(Oid relid, const char *fingerprint,
+										const char *subject, int len, uint8 *key);
 
 /* before a bulk load's snapshot; then publish what it loaded */
 extern PfgSharedKeysTicket pfg_shared_data_keys_begin_load(void);
