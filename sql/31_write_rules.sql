@@ -67,15 +67,53 @@ UPDATE wr_profile SET luxury = luxury WHERE user_id = 2 RETURNING id, luxury;
 UPDATE wr_profile SET luxury = NULL WHERE user_id = 3 RETURNING id, luxury;
 RESET profile_guard.purpose;
 
--- 4. changing a row's subject collects its tags for the new subject, and
--- moves none that the old subject's consent does not cover
-UPDATE wr_profile SET user_id = 9 WHERE user_id = 2;
+-- 4. changing a row's subject carries the tag columns the UPDATE does not
+-- assign to the new subject, and collects them for it.  Whether a row may
+-- move never depends on what the writer cannot read.  With no purpose
+-- declared (the statement reads no tag) no such row moves: a withdrawn
+-- subject's row holding a value (4) and a row of NULL cells (3) are
+-- refused alike, and so are a right and a wrong guess of a hidden value
 UPDATE wr_profile SET user_id = 1 WHERE user_id = 4;
-UPDATE wr_profile SET user_id = 3 WHERE user_id = 2;
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 3;
+UPDATE wr_profile SET user_id = 1, luxury = 'villa', sports = NULL WHERE user_id = 4;
+UPDATE wr_profile SET user_id = 1, luxury = 'hut', sports = NULL WHERE user_id = 4;
+-- one that assigns every tag column carries nothing: a plain collection
+-- for the new subject, the guess right or wrong
+BEGIN;
+UPDATE wr_profile SET user_id = 1, luxury = 'villa', sports = NULL, diagnosis = NULL WHERE user_id = 4 RETURNING id;
+ROLLBACK;
+BEGIN;
+UPDATE wr_profile SET user_id = 1, luxury = 'hut', sports = NULL, diagnosis = NULL WHERE user_id = 4 RETURNING id;
+ROLLBACK;
+-- under a purpose: only rows it reads (4 withdrew, 6 is care only), and
+-- only while every tag column it carries is visible to the purpose for the
+-- old subject, whether the cell holds a value (5's luxury, care only) or
+-- NULL (2's diagnosis: no separate consent); RETURNING shows nothing the
+-- old subject's consent hid
+SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 4 RETURNING id;
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 6 RETURNING id;
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 5 RETURNING id, luxury;
+UPDATE wr_profile SET user_id = 3 WHERE user_id = 2 RETURNING id, luxury;
+-- nor is a hidden cell overwritten, whether it holds a value or NULL
+UPDATE wr_profile SET luxury = NULL WHERE user_id = 5;
+UPDATE wr_profile SET diagnosis = NULL WHERE user_id = 5;
 -- a sensitive value never moves: its ciphertext is bound to its subject
 UPDATE wr_profile SET user_id = 2 WHERE user_id = 1;
--- a new value written with the new subject is a plain collection
+-- 1's tags are all visible to wr_ads: assigning the sensitive one, the row
+-- moves to 2, whose consent covers what it carries; to 9 (not registered)
+-- it does not
+UPDATE wr_profile SET user_id = 9, diagnosis = NULL WHERE user_id = 1;
+UPDATE wr_profile SET user_id = 2, diagnosis = NULL WHERE user_id = 1 RETURNING id, user_id, luxury, sports, diagnosis;
+RESET profile_guard.purpose;
+-- a new value written with the new subject for every tag column
 UPDATE wr_profile SET user_id = 3, luxury = 'kite', sports = NULL, diagnosis = NULL WHERE id = 5;
+-- a role that reads raw values moves rows without a purpose, but carries
+-- no value that the old subject's consent does not cover
+RESET ROLE;
+UPDATE wr_profile SET user_id = 1 WHERE user_id = 4;
+UPDATE wr_profile SET user_id = 4 WHERE user_id = 3 AND id = 3;
+SET ROLE regress_wr_app;
 RESET ROLE;
 SELECT id, user_id, email, luxury, sports, diagnosis IS NOT NULL AS has_diagnosis FROM wr_profile ORDER BY id;
 

@@ -38,6 +38,7 @@ SELECT grant_consent(s::text, p, ARRAY['interest.*'])
 FROM generate_series(1, 5) s, unnest(ARRAY['ads', 'profiling']) p;
 CREATE ROLE regress_leak_app;
 SELECT allow_purpose('regress_leak_app', 'ads');
+SELECT allow_purpose('regress_leak_app', 'profiling');
 
 CREATE TABLE cities (city text PRIMARY KEY);
 INSERT INTO cities VALUES ('c1');
@@ -73,8 +74,13 @@ SELECT luxury, sport FROM profile WHERE user_id = 4;
 SELECT caught('UPDATE profile SET sport = ''none'' WHERE user_id = 4');
 CREATE TEMP VIEW recent AS SELECT * FROM profile WHERE collected_at > '2023-01-01' WITH CHECK OPTION;
 SELECT caught('UPDATE recent SET collected_at = ''2000-01-01'' WHERE user_id = 4');
--- unique and foreign-key violations: the key goes
+-- unique and foreign-key violations: the key goes (a subject change
+-- carrying luxury, masked for ads, is refused first; under a purpose that
+-- reads every tag of the row it reaches the unique index)
 SELECT caught('UPDATE profile SET user_id = 5 WHERE user_id = 4');
+SET profile_guard.purpose = 'profiling';
+SELECT caught('UPDATE profile SET user_id = 5 WHERE user_id = 4');
+SET profile_guard.purpose = 'ads';
 SELECT caught('UPDATE profile SET city = ''c9'' WHERE user_id = 4');
 -- long shape
 SELECT caught('UPDATE facts SET noted = NULL WHERE user_id = 4');

@@ -44,6 +44,7 @@
 
 #include "extension.h"
 #include "settings.h"
+#include "bypass.h"
 #include "catalog.h"
 #include "consent_cache.h"
 #include "purpose.h"
@@ -180,6 +181,41 @@ refuse_masked_overwrite(Relation rel, const char *subject, const char *tag, cons
 						 RelationGetRelationName(rel), column, tag, pfg_purpose),
 			   errhint("Write the tag under a purpose that may read it, or erase it with SELECT profile_guard.erase_tag('%s', '%s');",
 					   subject, tag)));
+}
+
+/*
+ * Changing the subject of a row carries the values of the tag columns the
+ * UPDATE does not assign.  Whether the move is allowed must not depend on
+ * values the writer cannot read: under a declared purpose, every such
+ * column's tag must be visible to the purpose for the row's subject,
+ * whatever the cell holds; with no purpose (a statement that reads no
+ * tag), a role that does not read raw values may move no row that has such
+ * a column.
+ */
+static void
+refuse_masked_move(Relation rel, const char *subject, const char *tag, const char *column)
+{
+	pfg_refuse(PFG_REFUSAL_COLLECTION, tag,
+			  (errcode(PFG_ERRCODE_COLLECTION_REFUSED),
+			   errmsg("cannot move tag \"%s\" of subject \"%s\" under purpose \"%s\"",
+					  tag, subject, pfg_purpose),
+			   errdetail("Table \"%s\", column \"%s\": the row's subject changes, which would carry its value of tag \"%s\", and that tag is not visible to purpose \"%s\".",
+						 RelationGetRelationName(rel), column, tag, pfg_purpose),
+			   errhint("Change the subject under a purpose that may read every tag of the row, or assign column \"%s\" in the same statement.",
+					   column)));
+}
+
+static void
+refuse_blind_move(Relation rel, const char *tag, const char *column)
+{
+	pfg_refuse(PFG_REFUSAL_NO_PURPOSE, tag,
+			  (errcode(PFG_ERRCODE_NO_PURPOSE),
+			   errmsg("changing the subject of a row of table \"%s\" requires a declared purpose",
+					  RelationGetRelationName(rel)),
+			   errdetail("The row's subject changes, which would carry its value of tag \"%s\" (column \"%s\"), and no purpose is declared to read it.",
+						 tag, column),
+			   errhint("SET profile_guard.purpose to a purpose that may read the row's tags, or assign column \"%s\" in the same statement.",
+					   column)));
 }
 
 /*
@@ -519,10 +555,23 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				old = heap_getattr(oldtup, col->attnum, desc, &oldnull);
 				has_old = !oldnull;
 			}
-			if (assigned && has_old && under_purpose &&
+			/*
+			 * What the writer may not read decides nothing: a cell hidden
+			 * from the purpose is neither overwritten nor moved, whether or
+			 * not it holds a value; with no purpose no row moves with a tag
+			 * column the UPDATE leaves to carry
+			 */
+			if (oldtup && (assigned || subject_moves) && under_purpose && !old_subject_null &&
 				!purpose_sees_tag(rel, old_subject, grel->subject_type, col->tag_id))
-				refuse_masked_overwrite(rel, pfg_subject_text(old_subject, grel->subject_type),
-										col->tag, NameStr(att->attname));
+			{
+				if (assigned)
+					refuse_masked_overwrite(rel, pfg_subject_text(old_subject, grel->subject_type),
+											col->tag, NameStr(att->attname));
+				refuse_masked_move(rel, pfg_subject_text(old_subject, grel->subject_type),
+								   col->tag, NameStr(att->attname));
+			}
+			if (subject_moves && !assigned && !under_purpose && !pfg_current_user_bypasses())
+				refuse_blind_move(rel, col->tag, NameStr(att->attname));
 			if (isnull)
 				continue;
 			if (subject_text == NULL)
@@ -536,8 +585,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 							 errhint("Every row with tag values must name its subject.")));
 				subject_text = pfg_subject_text(subject, grel->subject_type);
 			}
-			if (subject_moves && has_old &&
-				datumIsEqual(value, old, att->attbyval, att->attlen))
+			/* a column the UPDATE assigns is a new collection, not a move */
+			if (subject_moves && has_old && !assigned)
 				carry_value(rel, grel, old_subject, old_subject_null, subject_text,
 							col->tag_id, col->tag, col->sensitive, NameStr(att->attname));
 			/* rule 13: a new text value, as for the long shape */
