@@ -5,7 +5,12 @@
  *	  the extension's rights.  The extension decides what to read and
  *	  write in its own context, by reads that run no owner code: plain or
  *	  partitioned tables only (no view's _RETURN rule, no foreign table),
- *	  subjects and tags of built-in types (no owner-defined cast).  Every
+ *	  subjects and tags of built-in types (no owner-defined cast), and no
+ *	  function that is not built in among the expressions PostgreSQL
+ *	  evaluates while it plans a read of the table or of a table below it
+ *	  (index expressions and predicates, extended statistics, CHECK
+ *	  constraints, partition keys), kept so by a lock that stops such
+ *	  expressions from being added until the transaction ends.  Every
  *	  statement that changes a guarded table's rows (and may fire the
  *	  owner's triggers, rules, constraints, defaults, index expressions)
  *	  then runs as the table's owner under SECURITY_RESTRICTED_OPERATION,
@@ -18,18 +23,31 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
+#include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "extension.h"
@@ -94,6 +112,144 @@ column_type_ok(Oid relid, const char *column, const Oid *allowed, int nallowed,
 		if (base == allowed[i])
 			return true;
 	return false;
+}
+
+/* the first function that is not built in, found by owner_code_walker() */
+typedef struct OwnerCodeSearch
+{
+	Oid			func;
+	Oid			domain;
+} OwnerCodeSearch;
+
+static bool
+not_built_in(Oid func_id, void *context)
+{
+	if (func_id < FirstNormalObjectId)
+		return false;
+	((OwnerCodeSearch *) context)->func = func_id;
+	return true;
+}
+
+/* does the expression call a function (or check a domain) not built in? */
+static bool
+owner_code_walker(Node *node, OwnerCodeSearch *search)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, not_built_in, search))
+		return true;
+	if (IsA(node, CoerceToDomain) &&
+		((CoerceToDomain *) node)->resulttype >= FirstNormalObjectId)
+	{
+		search->domain = ((CoerceToDomain *) node)->resulttype;
+		return true;
+	}
+	return expression_tree_walker(node, owner_code_walker, (void *) search);
+}
+
+/* an expression as the catalogs store it (pg_node_tree text), if any */
+static bool
+stored_expression_runs_owner_code(Datum stored, bool isnull, OwnerCodeSearch *search)
+{
+	if (isnull)
+		return false;
+	return owner_code_walker((Node *) stringToNode(TextDatumGetCString(stored)), search);
+}
+
+static void
+report_owner_code(Oid relid, const char *what, const OwnerCodeSearch *search, int elevel)
+{
+	const char *code = OidIsValid(search->func) ?
+		psprintf("function %s", format_procedure(search->func)) :
+		psprintf("the constraints of domain %s", format_type_be(search->domain));
+
+	ereport(elevel,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("guarded table \"%s\" has %s that calls %s, which is not built in",
+					relation_name(relid), what, code),
+			 errdetail("profile_guard reads guarded tables with its own rights, and PostgreSQL evaluates such expressions while it plans a read: the code of another role would run with those rights."),
+			 errhint("Drop %s, or define it with built-in functions only.", what)));
+}
+
+/*
+ * Is an expression that planning a read of relid evaluates owner code?
+ * Read from the catalogs as stored, without evaluating them (the relation
+ * cache simplifies them, which runs such code).  Reported at elevel.
+ */
+static bool
+plans_owner_code(Oid relid, int elevel)
+{
+	OwnerCodeSearch search = {InvalidOid, InvalidOid};
+	Relation	rel = relation_open(relid, NoLock);
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	char	   *what = NULL;
+	Datum		exprs;
+	bool		isnull;
+	HeapTuple	tup;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexid = lfirst_oid(lc);
+
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		exprs = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indexprs, &isnull);
+		if (stored_expression_runs_owner_code(exprs, isnull, &search))
+			what = psprintf("index \"%s\"", get_rel_name(indexid));
+		exprs = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indpred, &isnull);
+		if (what == NULL && stored_expression_runs_owner_code(exprs, isnull, &search))
+			what = psprintf("index \"%s\"", get_rel_name(indexid));
+		ReleaseSysCache(tup);
+		if (what)
+			break;
+	}
+
+	if (what == NULL)
+	{
+		Relation	statrel = table_open(StatisticExtRelationId, AccessShareLock);
+		SysScanDesc scan;
+		ScanKeyData key;
+
+		ScanKeyInit(&key, Anum_pg_statistic_ext_stxrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(statrel, StatisticExtRelidIndexId, true, NULL, 1, &key);
+		while (what == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			exprs = heap_getattr(tup, Anum_pg_statistic_ext_stxexprs,
+								 RelationGetDescr(statrel), &isnull);
+			if (stored_expression_runs_owner_code(exprs, isnull, &search))
+				what = psprintf("statistics object \"%s\"",
+								NameStr(((Form_pg_statistic_ext) GETSTRUCT(tup))->stxname));
+		}
+		systable_endscan(scan);
+		table_close(statrel, AccessShareLock);
+	}
+
+	for (int i = 0; what == NULL && constr != NULL && i < constr->num_check; i++)
+		if (owner_code_walker((Node *) stringToNode(constr->check[i].ccbin), &search))
+			what = psprintf("check constraint \"%s\"", constr->check[i].ccname);
+
+	if (what == NULL && rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		tup = SearchSysCache1(PARTRELID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(tup))
+		{
+			exprs = SysCacheGetAttr(PARTRELID, tup, Anum_pg_partitioned_table_partexprs, &isnull);
+			if (stored_expression_runs_owner_code(exprs, isnull, &search))
+				what = pstrdup("its partition key");
+			ReleaseSysCache(tup);
+		}
+	}
+
+	list_free(indexes);
+	relation_close(rel, NoLock);
+	if (what == NULL)
+		return false;
+	report_owner_code(relid, what, &search, elevel);
+	return true;
 }
 
 /*
@@ -163,6 +319,21 @@ pfg_check_guarded(Oid relid, const char *subject_column,
 				 errhint("Ask the owner of \"%s\" to restore it as a table, or drop it.",
 						 relation_name(relid))));
 		return false;
+	}
+
+	/*
+	 * Nothing that planning a read evaluates may be owner code, in the
+	 * table or below it.  ShareUpdateExclusiveLock, held to the end of the
+	 * transaction, stops indexes, statistics and constraints from being
+	 * added meanwhile; it does not block the application's reads and writes.
+	 */
+	{
+		List	   *tree = find_all_inheritors(relid, ShareUpdateExclusiveLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, tree)
+			if (plans_owner_code(lfirst_oid(lc), elevel))
+				return false;
 	}
 
 	if (subject_column && !column_type_ok(relid, subject_column, NULL, 0, &typid))

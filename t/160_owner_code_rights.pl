@@ -433,5 +433,54 @@ SQL
 like(one('postgres', 'regress_owner', "SELECT profile_guard.protect('public.enum_subject', 'id')"),
 	qr/must be of a built-in type/, 'protect refuses an enum subject column');
 
+note('expressions that planning a read evaluates: index, statistics, check constraint');
+# an immutable function without arguments is evaluated whenever a read of
+# the table is planned (PostgreSQL simplifies the expressions it loads)
+ok(script('postgres', 'regress_owner', <<'SQL'), 'the immutable code');
+CREATE FUNCTION public.owner_constant() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	PERFORM public.owner_code('planned');
+	RETURN 0;
+END $$;
+CREATE TABLE public.indexed (id int, sports text);
+CREATE INDEX indexed_planned ON public.indexed ((id + public.owner_constant()));
+SQL
+like(one('postgres', 'regress_owner', "SELECT profile_guard.protect('public.indexed', 'id')"),
+	qr/guarded table "public\.indexed" has index "indexed_planned" that calls function public\.owner_constant\(\), which is not built in/,
+	'protect refuses a table whose index calls code of its owner');
+check_owner('postgres', 'planned', 'no');
+# a guarded table that gets such an index, statistics or constraint later:
+# the reads of the sweep, subject_report and assess skip it
+ok(script('postgres', 'regress_owner', <<'SQL'), 'guarded tables that get such expressions');
+CREATE TABLE public.planned_index (id int, sports text);
+CREATE TABLE public.planned_stats (id int, sports text);
+CREATE TABLE public.planned_check (id int, sports text);
+SELECT profile_guard.protect(t, 'id'), profile_guard.classify(t, 'sports', 'interest.sports')
+  FROM unnest(ARRAY['public.planned_index', 'public.planned_stats', 'public.planned_check']::regclass[]) t;
+INSERT INTO public.planned_index VALUES (2, 'sport 2');
+INSERT INTO public.planned_stats VALUES (2, 'sport 2');
+INSERT INTO public.planned_check VALUES (2, 'sport 2');
+CREATE INDEX planned_index_expr ON public.planned_index ((id + public.owner_constant()));
+CREATE STATISTICS planned_stats_expr ON (id + public.owner_constant()), (id * 2) FROM public.planned_stats;
+ALTER TABLE public.planned_check ADD CONSTRAINT planned_check_expr CHECK (id + public.owner_constant() >= 0);
+SQL
+$report = one('postgres', 'regress_clerk', "SELECT profile_guard.subject_report('2')");
+check_owner('postgres', 'planned', 'no');
+for my $t ('planned_index', 'planned_stats', 'planned_check')
+{
+	like($report, qr/"table": "public\.$t".*not readable/, "subject_report: $t is not readable");
+}
+one('postgres', 'regress_admin', 'SELECT count(*) FROM profile_guard.assess()');
+check_owner('postgres', 'planned', 'no');
+ok(script('postgres', 'regress_clerk', "SELECT profile_guard.withdraw_consent('2', 'rec')"),
+	"withdrawing 2's consent");
+my ($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM profile_guard.sweep()',
+	extra_params => [ '-U', 'regress_admin' ]);
+like($err, qr/guarded table "public\.planned_index" has index "planned_index_expr" that calls function public\.owner_constant\(\)/,
+	'the sweep skips the table with a warning');
+check_owner('postgres', 'planned', 'no');
+is(one('postgres', 'postgres', 'SELECT count(*) FROM public.planned_index'), '1',
+	"... and erases nothing of it");
+
 $node->stop;
 done_testing();

@@ -596,8 +596,9 @@ REVOKE ALL ON FUNCTION _tag_closure(text[]) FROM PUBLIC;
  * _tag_held_by_long_table(tag): the first long-shape guarded table (by
  * name) with a row of this tag, or NULL.  Its rows are read with the
  * extension's rights but no code of the table's owner runs: only plain and
- * partitioned tables are read, the tag column compared as text with
- * pg_catalog's operator.
+ * partitioned tables whose reads evaluate no owner code are read
+ * (_check_guarded), the tag column compared as text with pg_catalog's
+ * operator; any other counts as holding the tag.
  */
 CREATE FUNCTION _tag_held_by_long_table(tag text)
 RETURNS regclass
@@ -618,6 +619,12 @@ BEGIN
 		IF g.relkind NOT IN ('r', 'p') THEN
 			RETURN g.relid;		-- cannot be read safely: count it as holding the tag
 		END IF;
+		BEGIN
+			PERFORM _check_guarded(g.relid, NULL, NULL, g.tag_column, false);
+		EXCEPTION WHEN object_not_in_prerequisite_state OR wrong_object_type
+				OR datatype_mismatch OR undefined_column THEN
+			RETURN g.relid;		-- cannot be read safely: count it as holding the tag
+		END;
 		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I::pg_catalog.text OPERATOR(pg_catalog.=) $1)',
 					   g.relid, g.tag_column)
 			INTO found_row USING p_tag;
