@@ -17,8 +17,12 @@
 # exist also in bytea columns (the envelope stored as it is, without the
 # text form's base64), against plaintext bytea.  The cipher alone
 # (cipher_floor.c, as many values as the read decrypts) added to the
-# plaintext read gives the floor of both read ratios.  The inserts write
-# one value per consenting subject, with their data keys existing (in turn
+# plaintext read gives the floor of both read ratios.  Look-ups of one
+# sensitive cell by primary key (pgbench, 2 clients, new backends each
+# run, LOOKUP_SECONDS each) are compared with the same look-ups of
+# plaintext, in turn; each backend meets subjects whose keys it has not
+# cached.  The inserts write one value per consenting subject, with their
+# data keys existing (in turn
 # with the unprotected insert, run for run), and with none existing (the
 # keys are dropped before each run, so each insert makes SCALE * 3/4 data
 # keys).  An unprotected insert of plaintext as long as the stored
@@ -133,6 +137,28 @@ fi
 N_PGP=$((SCALE / 100))
 pgp=$(warm "SELECT count(pgp_sym_decrypt(health, 'a passphrase')) FROM pgp_read")
 
+# look-ups of one sensitive cell by primary key, 2 clients for LOOKUP_SECONDS
+# each, against the same look-up of plaintext, in turn RUNS times; every
+# run starts new backends, which meet subjects whose keys they have not
+# cached (the published set serves them one by one)
+LOOKUP_SECONDS=${LOOKUP_SECONDS:-8}
+"${PSQL[@]}" -q -c "CREATE INDEX IF NOT EXISTS sens_read_id ON sens_read (id)" \
+	-c "CREATE INDEX IF NOT EXISTS plain_read_id ON plain_read (id)" -c "ANALYZE sens_read, plain_read" >/dev/null
+for t in sens plain; do
+	printf '%s\n' "\\set id random(1, $SCALE)" "SET ROLE bench_app;" "$P;" \
+		"SELECT health FROM ${t}_read WHERE id = :id;" > "$PGHOST/lookup_$t.sql"
+done
+tps() {
+	"$PGBIN/pgbench" -n -c 2 -j 2 -T "$LOOKUP_SECONDS" -f "$PGHOST/lookup_$1.sql" bench 2>/dev/null |
+		sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+lk_s=() lk_p=()
+for _ in $(seq "$RUNS"); do
+	lk_p+=("$(tps plain)") lk_s+=("$(tps sens)")
+done
+look_s=$(printf '%s\n' "${lk_s[@]}" | bench_median)
+look_p=$(printf '%s\n' "${lk_p[@]}" | bench_median)
+
 echo "2. inserts" >&2
 INS_S="INSERT INTO sens_ins SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
 INS_P="INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1, $SCALE) i WHERE i % 4 <> 0"
@@ -179,7 +205,7 @@ awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -
 	-v pgp="$pgp" -v npgp="$N_PGP" -v is="$ins_s" -v ip="$ins_p" -v inew="$ins_new" -v rows="$cells" \
 	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" \
 	-v cns="$cipher_ns" -v wsb="$warm_sb" -v wpb="$warm_pb" -v isb="$ins_sb" -v ipb="$ins_pb" \
-	-v iz="$ins_z" -v ip2="$ins_p2" -v cens="$cipher_enc_ns" '
+	-v iz="$ins_z" -v ip2="$ins_p2" -v cens="$cipher_enc_ns" -v lks="$look_s" -v lkp="$look_p" '
 function row(name, ours, base, ratio, target) {
 	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
 }
@@ -195,6 +221,8 @@ BEGIN {
 			sprintf("%.1f ms", wp + cns * cells / 1e6), wp " ms", (wp + cns * cells / 1e6) / wp,
 			"(floor of the reads)")
 	row("read sensitive cells, warm backend, bytea column / plaintext bytea", wsb " ms", wpb " ms", wsb / wpb, "(reference)")
+	if (lkp > 0)
+		row("look-up of one sensitive cell by primary key, new backends / plaintext (TPS)", lks, lkp, lks / lkp, "(reference)")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
 	row("insert plaintext as long as the stored ciphertext, unprotected / unprotected", iz " ms", ip2 " ms", iz / ip2, "(storage floor)")
 	if (cens > 0)
