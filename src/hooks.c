@@ -79,6 +79,7 @@
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/elog.h"
+#include "utils/inval.h"
 
 #include "hooks.h"
 #include "audit.h"
@@ -98,10 +99,18 @@ static ExecutorEnd_hook_type next_ExecutorEnd_hook = NULL;
 static ProcessUtility_hook_type next_ProcessUtility_hook = NULL;
 static emit_log_hook_type next_emit_log_hook = NULL;
 
-/* at the start of a statement, in normal context */
+/*
+ * At the start of a statement, in normal context.  Consent, policy and
+ * data key changes reach this backend's caches as invalidations, which
+ * PostgreSQL takes in when it opens or locks a relation; a statement whose
+ * plan is cached (EXECUTE, a PL/pgSQL statement) in a transaction that
+ * holds its locks already would not take them in, and would run on answers
+ * and keys that a committed change withdrew.
+ */
 static void
 statement_starts(void)
 {
+	AcceptInvalidationMessages();
 	pfg_redact_refresh();
 	pfg_audit_flush_lost();
 }
