@@ -50,6 +50,9 @@ SELECT pg_temp.ledger() AS before \gset
 SELECT pg_temp.err($$SELECT profile_guard.register_subject(NULL)$$);
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('')$$);
 SELECT pg_temp.err(format('SELECT profile_guard.register_subject(%L)', repeat('x', 201)));
+-- the subjects of anonymised rows (never swept) are reserved
+SELECT pg_temp.err($$SELECT profile_guard.register_subject('-5')$$);
+SELECT pg_temp.err($$SELECT profile_guard.register_subject('anonymous:2b7e')$$);
 -- a birth date later than today anywhere on Earth (the session's date + 2)
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('99', current_date + 2)$$);
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('42', current_date + 2)$$);

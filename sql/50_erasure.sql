@@ -175,10 +175,17 @@ TRUNCATE erasure_log;
 UPDATE consent SET tags = '{}' WHERE subject = '1';
 SET profile_guard.internal_erasure = on;
 
--- end of service: everything still about someone goes
+-- end of service: everything still about someone goes, but for a subject
+-- under a legal hold, whose rows stay until the hold is released
+SELECT place_legal_hold('7', 'litigation about the account') AS hold_7 \gset
+SELECT 'w' AS tbl, count(*) FROM w WHERE id = 7 UNION ALL SELECT 'l', count(*) FROM l WHERE uid = 7;
 SELECT end_service();
 SELECT end_service();
 SELECT purpose, retired_at IS NOT NULL AS retired FROM purpose ORDER BY purpose;
+SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
+SELECT id, sports, music FROM w ORDER BY id;
+SELECT uid, tag, value FROM l ORDER BY uid, tag;
+SELECT release_legal_hold(:hold_7);
 SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
 SELECT count(*) AS wide_rows FROM w;
 SELECT count(*) AS long_rows FROM l;

@@ -1575,6 +1575,14 @@ BEGIN
 			DETAIL = 'A subject identifier is 1 to 200 characters long.',
 			HINT = 'Pass the value of the guarded tables'' subject column as text.';
 	END IF;
+	-- the subjects of anonymised rows, which the sweep never erases
+	IF register_subject.subject ~ '^-[0-9]+$' OR starts_with(register_subject.subject, 'anonymous:') THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'subject identifier is reserved',
+			DETAIL = format('Subject "%s": negative integers and identifiers starting with "anonymous:" name the rows that erasure anonymised, which are never swept, so no erasure could reach this subject''s rows.',
+							left(register_subject.subject, 120)),
+			HINT = 'Identify the person with a non-negative integer or another text.';
+	END IF;
 	-- in the future: later than today anywhere on Earth (UTC+14), so that a
 	-- birth registered on its first day is accepted in every time zone
 	IF register_subject.birth_date > CAST(pg_catalog.timezone('Etc/GMT-14', pg_catalog.transaction_timestamp())

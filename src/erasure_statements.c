@@ -142,6 +142,21 @@ due_lookup_sql(const char *subj, const char *tag)
 }
 
 /*
+ * The subject (SQL text) is under no legal hold at the sweep's "now" ($3):
+ * a held subject is not a candidate for the service end either (its other
+ * reasons go through _erasure_due and _erasure_keep, which leave it out).
+ */
+static void
+append_not_held(StringInfo b, const char *subj)
+{
+	appendStringInfo(b,
+					 "NOT EXISTS (SELECT 1 FROM profile_guard.legal_hold h"
+					 " WHERE h.subject OPERATOR(pg_catalog.=) %s AND h.released_at IS NULL"
+					 " AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) $3))",
+					 subj);
+}
+
+/*
  * The reason the tag of a row is due, or NULL.  subj: the row's subject as
  * text; tag: SQL for the tag's name; tagname: the name when it is fixed
  * (wide shape), NULL when the row names it (long shape); coll: the
@@ -158,7 +173,9 @@ append_reason(StringInfo b, Sweep *sweep, const char *subj, const char *tag,
 
 	if (sweep->service_ended)
 	{
-		appendStringInfoString(b, "'service_end'::text");
+		appendStringInfoString(b, "CASE WHEN ");
+		append_not_held(b, subj);
+		appendStringInfoString(b, " THEN 'service_end'::text END");
 		return;
 	}
 	if (!due && !ret)
@@ -290,7 +307,7 @@ due_pred_sql(Sweep *sweep, TableDef *t, int i)
 	appendStringInfoChar(&b, '(');
 	if (sweep->service_ended)
 	{
-		appendStringInfoString(&b, "true");
+		append_not_held(&b, subj);
 		any = true;
 	}
 	else
