@@ -117,6 +117,25 @@ SET ROLE regress_wr_app;
 RESET ROLE;
 SELECT id, user_id, email, luxury, sports, diagnosis IS NOT NULL AS has_diagnosis FROM wr_profile ORDER BY id;
 
+-- a row without a subject (written before protect()) is hidden from every
+-- purpose: an UPDATE under one does not reach it, so it cannot be moved to a
+-- subject whose consent would show its values; without a purpose it cannot
+-- be moved either
+CREATE TABLE wr_orphan (user_id int, luxury text);
+INSERT INTO wr_orphan VALUES (NULL, 'hidden'), (2, 'watch');
+SELECT profile_guard.protect('wr_orphan', 'user_id');
+SELECT profile_guard.classify('wr_orphan', 'luxury', 'wr.luxury');
+GRANT SELECT, UPDATE ON wr_orphan TO regress_wr_app;
+SET ROLE regress_wr_app;
+SET profile_guard.purpose = 'wr_ads';
+UPDATE wr_orphan SET user_id = 2 WHERE user_id IS NULL RETURNING user_id, luxury;
+UPDATE wr_orphan SET user_id = user_id RETURNING user_id, luxury;
+RESET profile_guard.purpose;
+UPDATE wr_orphan SET user_id = 2 WHERE user_id IS NULL;
+RESET ROLE;
+SELECT user_id, luxury FROM wr_orphan ORDER BY user_id;
+DROP TABLE wr_orphan;
+
 -- long shape: one row per subject and tag
 CREATE TABLE wr_tags (user_id text NOT NULL, tag text NOT NULL, value text, PRIMARY KEY (user_id, tag));
 SELECT profile_guard.protect('wr_tags', 'user_id', tag_column => 'tag', value_column => 'value');

@@ -532,8 +532,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		 * purpose may read (as the row gate does for reads): other rows
 		 * are left as they are.
 		 */
-		if (under_purpose && !old_subject_null &&
-			!purpose_sees_row(rel, old_subject, grel->subject_type))
+		if (under_purpose &&
+			(old_subject_null || !purpose_sees_row(rel, old_subject, grel->subject_type)))
 			return PointerGetDatum(NULL);
 
 		/* wide shape: every classified column that holds a value */
