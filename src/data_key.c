@@ -902,9 +902,14 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 		pfg_data_key_cache_lookup(subject, len, key))
 		return PFG_DATA_KEY_FOUND;
 
-	/* a few: another backend may have published this one */
+	/*
+	 * A few: another backend may have published this one (not when the
+	 * statement already holds what a published set had: it loaded every key
+	 * or copied the set)
+	 */
 	flushes = pfg_data_key_cache_flushes();
-	if (pfg_shared_data_keys_lookup(subject_key_table(NULL),
+	if (!stmt_bulk_loaded && !stmt_copied_shared &&
+		pfg_shared_data_keys_lookup(subject_key_table(NULL),
 									pfg_master_key_current()->fingerprint,
 									subject, len, key))
 	{
