@@ -151,7 +151,7 @@ END $$;
 SELECT pg_temp.try_insert('sports betting tips');
 SELECT id, music, motto, level FROM fans ORDER BY id;
 -- a value stored before the lexicon grew stays; rewriting the row leaves it
--- alone, writing it again is checked
+-- alone, assigning it again is checked, changed or not
 SELECT pg_temp.try_insert('loot box');
 SELECT profile_guard.add_prohibited_term('loot box', 'gambling');
 UPDATE fans SET level = 2 WHERE id = 3;

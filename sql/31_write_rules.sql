@@ -47,8 +47,9 @@ INSERT INTO wr_profile VALUES (4, 4, 'd@x', NULL, NULL, NULL)
 -- a consented subject's cell is collected, changed or not
 UPDATE wr_profile SET luxury = 'watch' WHERE user_id = 2;
 UPDATE wr_profile SET luxury = 'boat' WHERE user_id = 2;
--- 2. assigning the subject re-collects every tag of the row: no re-writes of
--- a withdrawn subject's row to watch where it lands
+-- 2. assigning a row its own subject moves nothing and collects nothing:
+-- a withdrawn subject's row is written as by any write of a column that is
+-- not a tag, whatever its cells hold (4 holds a value)
 UPDATE wr_profile SET user_id = user_id WHERE user_id = 4 RETURNING id;
 -- columns that are not tags stay writable without a purpose
 UPDATE wr_profile SET email = 'd2@x' WHERE user_id = 4;
@@ -170,8 +171,56 @@ UPDATE wr_tags SET user_id = '1' WHERE user_id = '4';
 UPDATE wr_tags SET user_id = '2' WHERE user_id = '1' AND tag = 'wr.diagnosis';
 UPDATE wr_tags SET user_id = '3' WHERE user_id = '2';
 RESET profile_guard.purpose;
+-- MERGE with no purpose, its join naming no column of the table
+MERGE INTO wr_tags t USING (SELECT 1 AS x) s ON s.x = 1
+  WHEN MATCHED THEN UPDATE SET value = 'wiped'
+  WHEN NOT MATCHED THEN INSERT VALUES ('2', 'wr.sports', 'a');
 RESET ROLE;
 SELECT user_id, tag, CASE WHEN tag = 'wr.diagnosis' THEN 'encrypted' ELSE value END AS value FROM wr_tags ORDER BY user_id, tag;
+
+-- 5. a value assigned again is checked against the prohibited lexicon
+-- again: a term added since 'villa' (4, withdrawn) and 'car' (6, care only)
+-- were stored answers a right guess and a wrong one alike
+BEGIN;
+SELECT profile_guard.add_prohibited_topic('wr_custom', 'a topic of this suite');
+SELECT profile_guard.add_prohibited_term(t, 'wr_custom') FROM unnest(ARRAY['villa', 'car']) t;
+SET ROLE regress_wr_app;
+SAVEPOINT guess;
+UPDATE wr_profile SET luxury = 'villa' WHERE user_id = 4;
+ROLLBACK TO guess;
+UPDATE wr_profile SET luxury = 'big villa' WHERE user_id = 4;
+ROLLBACK TO guess;
+UPDATE wr_profile SET luxury = 'car' WHERE user_id = 6;
+ROLLBACK TO guess;
+UPDATE wr_profile SET luxury = 'red car' WHERE user_id = 6;
+ROLLBACK;
+
+-- 6. ciphertext kept from before a withdrawal is a collection like its
+-- plaintext: a role that does not bypass the guard cannot bring the value
+-- back by writing it; a restore (superuser) writes it as it is
+BEGIN;
+INSERT INTO wr_profile VALUES (60, 1, 'g@x', NULL, NULL, 'flu-mild');
+SELECT diagnosis AS kept_ciphertext FROM wr_profile WHERE id = 60 \gset
+SELECT :'kept_ciphertext' LIKE 'pgt1:%' AS is_ciphertext;
+DELETE FROM wr_profile WHERE id = 60;
+SELECT profile_guard.withdraw_consent('1', 'wr_ads') IS NOT NULL AS withdrawn;
+SET ROLE regress_wr_app;
+SAVEPOINT replay;
+INSERT INTO wr_profile VALUES (61, 1, 'h@x', NULL, NULL, 'flu-mild');
+ROLLBACK TO replay;
+INSERT INTO wr_profile VALUES (61, 1, 'h@x', NULL, NULL, :'kept_ciphertext');
+ROLLBACK TO replay;
+RESET ROLE;
+INSERT INTO wr_profile VALUES (62, 1, 'i@x', NULL, NULL, :'kept_ciphertext') RETURNING id, diagnosis = :'kept_ciphertext' AS stored_as_is;
+ROLLBACK;
+
+-- 7. MERGE into a guarded table is refused, also when its join and actions
+-- name no column of the table (it would update every row it matches)
+SET ROLE regress_wr_app;
+MERGE INTO wr_profile t USING (SELECT 1 AS x) s ON s.x = 1
+  WHEN MATCHED THEN UPDATE SET email = 'merged'
+  WHEN NOT MATCHED THEN INSERT VALUES (70, 2, 'm@x', NULL, NULL, NULL);
+RESET ROLE;
 
 DROP TABLE wr_profile, wr_tags;
 DROP EXTENSION profile_guard CASCADE;

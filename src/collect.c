@@ -17,11 +17,14 @@
  *	      (collection_stamp.c), and
  *	    - encrypts sensitive values, recognising values that already are our
  *	      ciphertext for this subject and tag (a restore, an unchanged
- *	      rewrite) and refusing ciphertext copied from elsewhere.
+ *	      rewrite: collected like plaintext unless the writer bypasses the
+ *	      guard) and refusing ciphertext copied from elsewhere.
  *	  An UPDATE is a use of the row it changes: every tag column it assigns
- *	  is collected again, changed or not (so a write cannot confirm a
- *	  guess); assigning the subject collects every tag the row holds for the
- *	  new subject (sensitive ones cannot move); under a declared purpose an
+ *	  is collected again, changed or not, and checked against the lexicon
+ *	  again (so a write cannot confirm a guess); moving the row to another
+ *	  subject collects every tag the row holds for the new subject
+ *	  (sensitive ones cannot move), assigning it its own subject collects
+ *	  nothing; under a declared purpose an
  *	  UPDATE reaches only the rows that purpose may read and never
  *	  overwrites a cell it cannot see.  No row is written while a BEFORE
  *	  ROW trigger that fires after this one would fire: it could change
@@ -267,7 +270,8 @@ assigns(TriggerData *trigdata, AttrNumber attnum)
  * One tag value of a row: check and, for sensitive tags, encrypt.  Returns
  * the datum to store.  'old' is the value the row had (UPDATE, same subject
  * and tag), if any; 'recollect' says the UPDATE assigns the value (or the
- * row's subject or tag), which collects it again even when it is unchanged.
+ * row's tag, or moves the row to another subject), which collects it again
+ * even when it is unchanged.
  * stamp_root: the guarded table whose collection stamps record it
  * (collection_stamp.c), or InvalidOid when it has none (a collected-at
  * column, or stamps switched off).
@@ -292,11 +296,23 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 		switch (pfg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
 		{
 			case CT_OURS:
+
 				/*
-				 * already encrypted for this subject and tag: a restore, or
-				 * classify() encrypting what the table held (random nonces:
-				 * no one who cannot read it can guess it)
+				 * already encrypted for this subject and tag: left as it is.
+				 * Written by a role that bypasses the guard (a restore, or
+				 * classify() encrypting what the table held), it was
+				 * collected before; written by any other role it is a
+				 * collection like a plaintext value, so that ciphertext
+				 * kept from before a withdrawal or an erasure does not
+				 * bring the value back
 				 */
+				if (!pfg_current_user_bypasses())
+				{
+					if (!pfg_subject_tag_collectable(subject, subject_type, tag_id))
+						refuse_uncollectable(rel, subject_text, tag);
+					if (OidIsValid(stamp_root))
+						pfg_stamp_collected(stamp_root, subject_text, tag);
+				}
 				return value;
 			case CT_FOREIGN:
 				ereport(ERROR,
@@ -308,7 +324,8 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 						 errhint("Write the plaintext value; it is encrypted on the way in.")));
 				break;
 			case CT_PLAINTEXT:
-				if (lexicon_column != NULL && !unchanged)
+				/* a value collected again is checked again, changed or not */
+				if (lexicon_column != NULL)
 					check_value_lexicon(rel, lexicon_column, tag, value, att->atttypid);
 				break;
 		}
@@ -477,7 +494,6 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	Datum		old_subject = (Datum) 0;
 	bool		old_subject_null = true;
 	bool		subject_moves = false;	/* the UPDATE changes the subject */
-	bool		subject_assigned = false;
 	Oid			stamp_root;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -519,7 +535,6 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		subject_moves = (subject_null != old_subject_null ||
 						 (!subject_null &&
 						  !datumIsEqual(subject, old_subject, satt->attbyval, satt->attlen)));
-		subject_assigned = subject_moves || assigns(trigdata, grel->subject_attnum);
 		/* the purpose is resolved (and may be refused) here, once a row */
 		under_purpose = (write_purpose(rel) != NULL);
 	}
@@ -589,15 +604,19 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			if (subject_moves && has_old && !assigned)
 				carry_value(rel, grel, old_subject, old_subject_null, subject_text,
 							col->tag_id, col->tag, col->sensitive, NameStr(att->attname));
-			/* rule 13: a new text value, as for the long shape */
+			/*
+			 * rule 13: a text value collected (new, or assigned again:
+			 * whether it equals the stored one decides nothing), as for
+			 * the long shape
+			 */
 			if (!col->sensitive && holds_text(att) &&
-				!(has_old && !subject_moves &&
-				  datumIsEqual(value, old, att->attbyval, att->attlen)))
+				(assigned || subject_moves || !has_old ||
+				 !datumIsEqual(value, old, att->attbyval, att->attlen)))
 				check_value_lexicon(rel, NameStr(att->attname), col->tag, value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   col->tag_id, col->tag, col->sensitive,
 								   value, att, has_old && !subject_moves, old,
-								   assigned || subject_assigned, stamp_root,
+								   assigned || subject_moves, stamp_root,
 								   holds_text(att) ? NameStr(att->attname) : NULL);
 			if (stored != value)
 			{
@@ -647,8 +666,11 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				old = heap_getattr(oldtup, grel->value_attnum, desc, &oldnull);
 				has_old = !oldnull && !subject_moves;
 			}
-			/* assigning the value, the tag or the subject collects the tag */
-			recollect = subject_assigned || !same_tag ||
+			/*
+			 * assigning the value or the tag, or moving the row, collects
+			 * the tag
+			 */
+			recollect = subject_moves || !same_tag ||
 				assigns(trigdata, grel->value_attnum) ||
 				assigns(trigdata, grel->tag_attnum);
 		}
@@ -701,7 +723,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		{
 			bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
 
-			if (!sensitive && !unchanged)
+			if (!sensitive && (recollect || !unchanged))
 				check_value_lexicon(rel, NameStr(att->attname), tag, value, att->atttypid);
 			stored = collect_value(rel, subject, grel->subject_type, subject_text,
 								   tag_id, tag, sensitive, value, att, has_old, old,

@@ -401,8 +401,21 @@ gate_query(Query *query, GateContext *ctx)
 
 			rti++;
 			if (rte->rtekind != RTE_RELATION ||
-				(grel = statement_shape(rte->relid, ctx)) == NULL ||
-				!pfg_rte_reads_rows(rte))
+				(grel = statement_shape(rte->relid, ctx)) == NULL)
+				continue;
+
+			/*
+			 * Before the test of what the target reads: a MERGE whose join
+			 * names no target column and whose actions read none selects
+			 * nothing of it, yet updates every row it matches.
+			 */
+			if (query->commandType == CMD_MERGE && rti == query->resultRelation)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("MERGE into a guarded table is not supported"),
+						 errdetail("Table \"%s\" is guarded by profile_guard.", get_rel_name(rte->relid)),
+						 errhint("Use INSERT … ON CONFLICT, UPDATE or DELETE instead.")));
+			if (!pfg_rte_reads_rows(rte))
 				continue;
 			if (query->onConflict && rti == query->onConflict->exclRelIndex)
 				continue;
@@ -411,12 +424,6 @@ gate_query(Query *query, GateContext *ctx)
 				(query->commandType == CMD_UPDATE || query->commandType == CMD_DELETE) &&
 				pfg_owner_writing(grel->relid))
 				continue;
-			if (query->commandType == CMD_MERGE && rti == query->resultRelation)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("MERGE into a guarded table is not supported"),
-						 errdetail("Table \"%s\" is guarded by profile_guard.", get_rel_name(rte->relid)),
-						 errhint("Use INSERT … ON CONFLICT, UPDATE or DELETE instead.")));
 			ensure_gate_functions(ctx);
 			relid = makeConst(REGCLASSOID, -1, InvalidOid, 4,
 							  ObjectIdGetDatum(grel->relid), false, true);
