@@ -166,6 +166,22 @@ SELECT count(*) AS left_over FROM l WHERE value = 'old';
 SELECT * FROM sweep();
 SELECT count(*) AS left_over FROM l WHERE value = 'old';
 SELECT * FROM sweep(-1);
+-- a request swept in batches of one row: each batch sees the work the
+-- sweep has just prepared, and the request completes once the rows are gone
+SELECT register_subject('9') IS NOT NULL AS registered;
+SELECT grant_consent('9', 'rec', ARRAY['interest.*']) IS NOT NULL AS consented;
+INSERT INTO w VALUES (9, now(), 'darts', 'ska', NULL);
+INSERT INTO l VALUES (9, 'interest.music', 'ska', now());
+SELECT request_erasure('9') IS NOT NULL AS requested;
+SELECT * FROM sweep(max_rows => 1) ORDER BY relation, tag, reason, action;
+SELECT (SELECT count(*) FROM w WHERE id = 9) AS in_w, (SELECT count(*) FROM l WHERE uid = 9) AS in_l,
+	   EXISTS (SELECT 1 FROM erasure_request WHERE subject_hash = _subject_hash('9') AND completed_at IS NOT NULL) AS completed;
+SELECT * FROM sweep(max_rows => 1) ORDER BY relation, tag, reason, action;
+SELECT (SELECT count(*) FROM w WHERE id = 9) AS in_w, (SELECT count(*) FROM l WHERE uid = 9) AS in_l,
+	   EXISTS (SELECT 1 FROM erasure_request WHERE subject_hash = _subject_hash('9') AND completed_at IS NOT NULL) AS completed;
+SELECT * FROM sweep(max_rows => 1) ORDER BY relation, tag, reason, action;
+SELECT (SELECT count(*) FROM w WHERE id = 9) AS in_w, (SELECT count(*) FROM l WHERE uid = 9) AS in_l,
+	   EXISTS (SELECT 1 FROM erasure_request WHERE subject_hash = _subject_hash('9') AND completed_at IS NOT NULL) AS completed;
 
 -- the ledgers stay append-only; the sweep's flag cannot be set from SQL
 SELECT _erasure_in_progress();

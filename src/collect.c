@@ -54,6 +54,7 @@
 #include "crypto_envelope.h"
 #include "erasure.h"
 #include "lexicon.h"
+#include "owner_context.h"
 #include "collection_stamp.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
@@ -299,14 +300,14 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 
 				/*
 				 * already encrypted for this subject and tag: left as it is.
-				 * Written by a role that bypasses the guard (a restore, or
-				 * classify() encrypting what the table held), it was
-				 * collected before; written by any other role it is a
-				 * collection like a plaintext value, so that ciphertext
-				 * kept from before a withdrawal or an erasure does not
-				 * bring the value back
+				 * Written by a role that bypasses the guard (a restore) or
+				 * by the extension itself (classify() encrypting what the
+				 * table held, as its owner), it was collected before;
+				 * written by any other role it is a collection like a
+				 * plaintext value, so that ciphertext kept from before a
+				 * withdrawal or an erasure does not bring the value back
 				 */
-				if (!pfg_current_user_bypasses())
+				if (!pfg_current_user_bypasses() && !pfg_owner_writing_row(RelationGetRelid(rel)))
 				{
 					if (!pfg_subject_tag_collectable(subject, subject_type, tag_id))
 						refuse_uncollectable(rel, subject_text, tag);

@@ -891,6 +891,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 									st->collected_name, st->tag_name))
 		{
 			st->done = true;
+			st->skipped = true;
 			run = false;
 		}
 
@@ -911,7 +912,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 			pickargs[0] = PointerGetDatum(&st->resume);
 			pickargs[1] = Int64GetDatum(limit);
 			pickargs[2] = TimestampTzGetDatum(sweep->now);
-			rc = SPI_execute_with_args(st->pick_sql, 3, pickargtypes, pickargs, NULL, true, 0);
+			rc = SPI_execute_with_args(st->pick_sql, 3, pickargtypes, pickargs, NULL, false, 0);
 			if (rc != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "could not find the next batch of table \"%s\": %s", st->relation,
 					 SPI_result_code_string(rc));
@@ -1002,11 +1003,17 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 	return affected;
 }
 
+/*
+ * Has the sweep done every table, none of them skipped?  A table skipped
+ * (pfg_sweep_table_usable() warned) keeps its due rows, so the sweep is not
+ * complete: no request it served is marked complete, and the next sweep
+ * looks at the same events again.
+ */
 bool
 pfg_sweep_all_done(Sweep *sweep)
 {
 	for (int i = 0; i < sweep->ntables; i++)
-		if (!sweep->tables[i].done)
+		if (!sweep->tables[i].done || sweep->tables[i].skipped)
 			return false;
 	return true;
 }

@@ -783,7 +783,11 @@ pfg_sweep_prepare_tables(Sweep *sweep)
 			anything = false;
 		if (anything && !pfg_sweep_table_usable(t->relid, t->relation, t->subject_name,
 												t->collected_name, t->tag_name))
+		{
+			/* its due rows stay: the sweep is not complete */
 			anything = false;
+			st->skipped = true;
+		}
 		if (anything && t->anonymise && t->subject_notnull &&
 			!is_integer_type(t->subject_type) && !is_text_type(t->subject_type))
 			ereport(ERROR,

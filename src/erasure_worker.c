@@ -178,7 +178,7 @@ run_sweep(MemoryContext cxt, bool *warned)
 	}
 
 	begin_transaction("profile_guard sweep: finishing");
-	pfg_sweep_finish(sweep, true);
+	pfg_sweep_finish(sweep, pfg_sweep_all_done(sweep));
 	end_transaction();
 
 	if (sweep->rows > 0 || sweep->results != NIL)

@@ -428,6 +428,18 @@ pfg_owner_writing(Oid relid)
 }
 
 /*
+ * The same, seen from a row trigger of its target as its executor writes a
+ * row (one level deeper than the statement was planned at; a statement
+ * that trigger sets off runs deeper still).
+ */
+bool
+pfg_owner_writing_row(Oid relid)
+{
+	return OidIsValid(OwnerWriteRelid) && relid == OwnerWriteRelid &&
+		pfg_audit_nesting() == OwnerWriteNesting + 1;
+}
+
+/*
  * Run one statement on relid's rows as its owner; returns the rows it
  * processed.  The caller checked the relation and computed the values.
  * With kept, the statement is prepared once, as the owner (search_path and

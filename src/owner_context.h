@@ -24,6 +24,7 @@ extern bool pfg_check_guarded(Oid relid, const char *subject_column,
 extern void pfg_owner_context_begin(Oid relid, OwnerContext *oc);
 extern void pfg_owner_context_end(OwnerContext *oc);
 extern bool pfg_owner_writing(Oid relid);
+extern bool pfg_owner_writing_row(Oid relid);
 extern uint64 pfg_execute_as_owner(Oid relid, const char *query, int nargs,
 								   Oid *argtypes, Datum *values,
 								   const char *nulls, SPIPlanPtr *kept);

@@ -67,6 +67,7 @@ typedef struct SweepTable
 	double		tuples_per_block;
 	ItemPointerData resume;		/* rows up to here are done */
 	bool		done;
+	bool		skipped;		/* done without its due rows: unusable (warned) */
 } SweepTable;
 
 /* what a sweep did, per relation, tag, reason and action */

@@ -482,5 +482,33 @@ check_owner('postgres', 'planned', 'no');
 is(one('postgres', 'postgres', 'SELECT count(*) FROM public.planned_index'), '1',
 	"... and erases nothing of it");
 
+# a sweep that skipped a table is not complete: the erasure request it
+# served stays pending (the subject is not forgotten) until a sweep reaches
+# every table
+my $completed = "SELECT count(*) FROM profile_guard.erasure_request WHERE completed_at IS NOT NULL";
+ok(script('postgres', 'regress_clerk', "SELECT profile_guard.request_erasure('2')"),
+	"2 asks for erasure");
+($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM profile_guard.sweep()',
+	extra_params => [ '-U', 'regress_admin' ]);
+like($err, qr/planned_index/, 'the sweep skips the table again');
+is(one('postgres', 'postgres', 'SELECT count(*) FROM public.planned_index'), '1',
+	"... its row of 2 stays");
+is(one('postgres', 'postgres', $completed), '0', '... and the request is not complete');
+is(one('postgres', 'postgres', "SELECT count(*) FROM profile_guard.subject WHERE subject = '2'"), '1',
+	'... nor is the subject forgotten');
+ok(script('postgres', 'regress_owner', <<'SQL'), 'the owner drops the expressions, and the tables no longer usable');
+DROP VIEW public.viewed;
+DROP TABLE public.retyped;
+DROP INDEX public.planned_index_expr;
+DROP STATISTICS public.planned_stats_expr;
+ALTER TABLE public.planned_check DROP CONSTRAINT planned_check_expr;
+SQL
+($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM profile_guard.sweep()',
+	extra_params => [ '-U', 'regress_admin' ]);
+is($err, '', 'the next sweep skips nothing');
+is(one('postgres', 'postgres', 'SELECT count(*) FROM public.planned_index'), '0',
+	"... erases the row of 2");
+is(one('postgres', 'postgres', $completed), '1', '... and completes the request');
+
 $node->stop;
 done_testing();
