@@ -77,6 +77,13 @@ SELECT pg_temp.err($$SELECT profile_guard.protect('public.profile_long', 'uid', 
 SELECT pg_temp.err($$SELECT profile_guard.protect('public.profile_long', 'uid', tag_column => 'kind', value_column => 'value')$$);
 SELECT pg_temp.err($$SELECT profile_guard.protect('public.profile_long', 'uid', tag_column => 'tag', value_column => 'nope')$$);
 SELECT pg_temp.err($$SELECT profile_guard.protect('public.profile_long', 'uid', tag_column => 'tag', value_column => 'tag')$$);
+-- a subject column whose text is not the same on every path: character(n)
+-- (the cast to text drops its padding), a date (DateStyle), a float
+SELECT pg_temp.err($$SELECT profile_guard.protect('public.profile_long', 'at')$$);
+CREATE TABLE public.padded (id char(3), code float8, sports text);
+SELECT pg_temp.err($$SELECT profile_guard.protect('public.padded', 'id')$$);
+SELECT pg_temp.err($$SELECT profile_guard.protect('public.padded', 'code')$$);
+DROP TABLE public.padded;
 SELECT pg_temp.guarded() = :'before' AS unchanged;
 
 -- wide and long shapes

@@ -5142,6 +5142,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, profile_guard, pg_temp
 AS $$
 DECLARE
+	subject_type	oid;
 	rel			record;
 	a			pg_attribute;
 BEGIN
@@ -5206,9 +5207,26 @@ BEGIN
 			HINT = 'Pass on_erase => ''delete'' or on_erase => ''anonymise''.';
 	END IF;
 
-	PERFORM _get_column(protect.tbl, protect.subject_column, 'subject column');
+	a := _get_column(protect.tbl, protect.subject_column, 'subject column');
 	-- subjects are compared as text: no cast of the owner's may run
 	PERFORM _check_guarded(protect.tbl, protect.subject_column, NULL, NULL, false);
+	-- ... and every path must name a subject by the same text, whatever the
+	-- session's settings: not character(n) (its cast to text drops the
+	-- padding its output keeps), nor dates, times or floats (their text
+	-- follows DateStyle, TimeZone, extra_float_digits)
+	subject_type := a.atttypid;
+	WHILE (SELECT t.typtype FROM pg_type t WHERE t.oid = subject_type) = 'd' LOOP
+		SELECT t.typbasetype INTO subject_type FROM pg_type t WHERE t.oid = subject_type;
+	END LOOP;
+	IF subject_type NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+			'numeric'::regtype, 'text'::regtype, 'varchar'::regtype, 'uuid'::regtype) THEN
+		RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+			MESSAGE = 'subject column must be an integer, numeric, text, varchar or uuid column',
+			DETAIL = format('Column "%s" of table %s is of type %s, whose text form is not the same on every path (padding, or session settings).',
+							protect.subject_column, protect.tbl, format_type(a.atttypid, a.atttypmod)),
+			HINT = format('Change its type first, e.g. ALTER TABLE %s ALTER COLUMN %I TYPE text.',
+						  protect.tbl, protect.subject_column);
+	END IF;
 	IF protect.collected_at_column IS NOT NULL THEN
 		a := _get_column(protect.tbl, protect.collected_at_column, 'collected_at column');
 		IF a.atttypid NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
