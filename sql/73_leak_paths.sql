@@ -47,7 +47,8 @@ CREATE TABLE profile (
 	collected_at date NOT NULL,
 	city text REFERENCES cities,
 	luxury text,
-	sport text CHECK (sport <> 'none')
+	sport text,
+	note text CHECK (note <> 'none')
 );
 SELECT protect('profile', 'user_id', 'collected_at');
 SELECT classify('profile', 'luxury', 'interest.luxury');
@@ -71,7 +72,7 @@ SET profile_guard.purpose = 'ads';
 -- luxury is masked for ads: neither a check violation nor a view's check
 -- option quotes it
 SELECT luxury, sport FROM profile WHERE user_id = 4;
-SELECT caught('UPDATE profile SET sport = ''none'' WHERE user_id = 4');
+SELECT caught('UPDATE profile SET note = ''none'' WHERE user_id = 4');
 CREATE TEMP VIEW recent AS SELECT * FROM profile WHERE collected_at > '2023-01-01' WITH CHECK OPTION;
 SELECT caught('UPDATE recent SET collected_at = ''2000-01-01'' WHERE user_id = 4');
 -- unique and foreign-key violations: the key goes (a subject change
@@ -90,7 +91,7 @@ SELECT user_id, tag, value FROM facts ORDER BY user_id;
 RESET profile_guard.purpose;
 RESET ROLE;
 -- the owner (here a superuser) reads raw values anyway: its errors keep them
-SELECT caught('UPDATE profile SET sport = ''none'' WHERE user_id = 4');
+SELECT caught('UPDATE profile SET note = ''none'' WHERE user_id = 4');
 
 -- the owner's policies keep their meaning: ours turns restrictive while the
 -- owner has a permissive one, permissive again when it goes
@@ -174,6 +175,32 @@ CREATE UNIQUE INDEX shop_user ON shop (user_id, slot);
 -- long shape: the value column
 SELECT caught('ALTER TABLE long2 ADD UNIQUE (user_id, value)');
 ALTER TABLE long2 ADD UNIQUE (user_id, tag);
+
+-- 4. CHECK constraints and index expressions or predicates over a tag
+-- column: a write of another column (or a validation) refused by a check
+-- tells what the cell holds; an expression index's statistics and a
+-- partial index's row count show values.  Refused at classify and later
+ALTER TABLE shop ADD COLUMN vip boolean, ADD COLUMN tier text,
+	ADD CONSTRAINT shop_tier CHECK (NOT vip OR tier IS NOT NULL);
+CREATE INDEX shop_tier_lower ON shop (lower(tier));
+CREATE INDEX shop_tier_gold ON shop (user_id) WHERE tier = 'gold';
+SELECT caught($$SELECT classify('shop', 'tier', 'interest.sport')$$);
+ALTER TABLE shop DROP CONSTRAINT shop_tier;
+SELECT caught($$SELECT classify('shop', 'tier', 'interest.sport')$$);
+DROP INDEX shop_tier_gold;
+SELECT caught($$SELECT classify('shop', 'tier', 'interest.sport')$$);
+DROP INDEX shop_tier_lower;
+SELECT classify('shop', 'tier', 'interest.sport');
+SELECT caught($$ALTER TABLE shop ADD CONSTRAINT shop_tier CHECK (tier <> 'gold') NOT VALID$$);
+SELECT caught('CREATE INDEX ON shop (lower(tier))');
+SELECT caught('CREATE INDEX ON shop (user_id) WHERE tier IS NOT NULL');
+-- a plain index on the column, and expressions over other columns, stay
+CREATE INDEX shop_tier_plain ON shop (tier);
+CREATE INDEX shop_vip ON shop (user_id) WHERE vip;
+ALTER TABLE shop ADD CONSTRAINT shop_vip_known CHECK (vip IS NOT NULL) NOT VALID;
+-- long shape: the value column
+SELECT caught($$CREATE INDEX ON long2 (user_id) WHERE value = 'gold'$$);
+SELECT caught($$ALTER TABLE long2 ADD CHECK (value <> 'gold')$$);
 
 RESET client_min_messages;
 DROP VIEW recent;

@@ -1267,7 +1267,11 @@ REVOKE ALL ON FUNCTION _tag_statistics(regclass, name, text, boolean) FROM PUBLI
  *     values): classify drops them, later ones are refused;
  *   - a unique, primary key, exclusion or foreign-key constraint or a
  *     unique index involving it, in either direction (a write that fails
- *     or cascades tells whether another subject holds a value).
+ *     or cascades tells whether another subject holds a value);
+ *   - a CHECK constraint involving it (a write of another column, or the
+ *     constraint's validation, that fails tells what the cell holds);
+ *   - an index whose expressions or predicate read it (the statistics of an
+ *     expression, and the row count of a partial index, show values).
  * _refuse_tag_leaks(rel, col, tag, drop_statistics): raise 55000 for the
  * first of these on rel (a guarded table or a partition of one) and column
  * col holding tag (NULL: a long-shape value column).
@@ -1345,6 +1349,39 @@ BEGIN
 							obj.name, obj.onrel, what, rel),
 			HINT = CASE WHEN obj.kind = 'i' THEN format('Drop it: DROP INDEX %s.', obj.name)
 					   ELSE format('Drop it: ALTER TABLE %s DROP CONSTRAINT %I.', obj.onrel, obj.name) END;
+	END LOOP;
+
+	-- CHECK constraints involving it
+	FOR obj IN
+		SELECT k.conname::text AS name
+		FROM pg_constraint k
+		WHERE k.conrelid = rel AND k.contype = 'c' AND colno = ANY (k.conkey)
+		ORDER BY 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a check constraint involves a tag column',
+			DETAIL = format('Check constraint %s of table %s involves %s; a write or a validation it refuses tells what the cell holds.',
+							obj.name, rel, what),
+			HINT = format('Drop it: ALTER TABLE %s DROP CONSTRAINT %I.', rel, obj.name);
+	END LOOP;
+
+	-- indexes whose expressions or predicate read it (index expressions
+	-- and predicates reference the table as range table entry 1)
+	FOR obj IN
+		SELECT i.indexrelid::regclass::text AS name,
+			   CASE WHEN i.indpred::text ~ format('\{VAR :varno 1 :varattno %s ', colno)
+					THEN 'predicate' ELSE 'expressions' END AS part
+		FROM pg_index i
+		WHERE i.indrelid = rel
+		  AND (i.indexprs::text ~ format('\{VAR :varno 1 :varattno %s ', colno)
+			   OR i.indpred::text ~ format('\{VAR :varno 1 :varattno %s ', colno))
+		ORDER BY 1
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'an index expression or predicate reads a tag column',
+			DETAIL = format('Index %s of table %s reads %s in its %s; an expression''s statistics and a partial index''s row count show its values.',
+							obj.name, rel, what, obj.part),
+			HINT = format('Drop it: DROP INDEX %s.', obj.name);
 	END LOOP;
 END
 $$;
