@@ -31,6 +31,14 @@ ALTER TABLE sc_profile ADD COLUMN note text, ALTER COLUMN luxury TYPE varchar(50
 ALTER TABLE sc_profile ALTER COLUMN user_id TYPE bigint;
 ALTER TABLE sc_profile RENAME COLUMN email TO mail;
 ALTER TABLE sc_profile ALTER COLUMN mail TYPE varchar(100);
+-- a new type's values may not be computed from a tag column or the whole
+-- row: the rewrite would store them in a column no gate stands before
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE text USING mail || ':' || luxury;
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE text USING sc_profile.diagnosis;
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE text USING sc_profile::text;
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE text USING (sc_profile.*)::text;
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE text USING mail || '';
+ALTER TABLE sc_profile ALTER COLUMN mail TYPE varchar(100) USING mail;
 -- still gated, still decryptable
 SET ROLE regress_sc_app;
 SELECT user_id, mail FROM sc_profile ORDER BY 1;
@@ -70,6 +78,12 @@ ALTER TABLE sc_tags RENAME COLUMN tag TO label;
 ALTER TABLE sc_tags RENAME user_id TO who;
 ALTER TABLE sc_tags ALTER COLUMN value TYPE varchar(200);
 ALTER TABLE sc_tags ALTER COLUMN tag TYPE varchar(200);
+ALTER TABLE sc_tags ADD COLUMN note text;
+ALTER TABLE sc_tags ALTER COLUMN note TYPE text USING tag || '=' || value;
+ALTER TABLE sc_tags ALTER COLUMN note TYPE varchar(50) USING note || user_id;
+-- through the parent, for every table below it
+ALTER TABLE sc_parent ADD COLUMN memo text;
+ALTER TABLE sc_parent ALTER COLUMN memo TYPE text USING luxury;
 
 DROP TABLE sc_profile, sc_child, sc_parent, sc_tags;
 DROP EXTENSION profile_guard CASCADE;

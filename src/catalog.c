@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
@@ -937,6 +938,63 @@ refuse_column_change(Oid relid, const char *colname, const char *what, bool rena
 }
 
 /*
+ * ALTER COLUMN … TYPE … USING: the expression that computes the new values
+ * may not read a column holding tag values (classified, or a long shape's
+ * tag or value column), nor the whole row: the rewrite would store the
+ * values in a column no gate stands before.  The expression is still raw
+ * (before parse analysis): a column reference names the table's column by
+ * its last field, a whole-row one the table itself (its name alone, when
+ * no column has it) or "*".
+ */
+typedef struct UsingCheck
+{
+	Oid			relid;
+	const char *target;			/* the column whose type changes */
+	const char *relname;		/* as the ALTER names the table */
+} UsingCheck;
+
+static bool
+using_reads_tags_walker(Node *node, void *arg)
+{
+	UsingCheck *check = (UsingCheck *) arg;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *ref = (ColumnRef *) node;
+		Node	   *last = llast(ref->fields);
+		const char *colname = IsA(last, String) ? strVal(last) : NULL;
+		const char *tag = NULL;
+		const char *role = colname ? guarded_column_role(check->relid, colname, &tag) : NULL;
+		char	   *rel = get_rel_name(check->relid);
+
+		if (colname == NULL ||
+			(list_length(ref->fields) == 1 && strcmp(colname, check->relname) == 0 &&
+			 get_attnum(check->relid, colname) == InvalidAttrNumber))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("the new values of column \"%s\" of guarded table \"%s\" cannot read the whole row",
+							check->target, rel),
+					 errdetail("A USING expression that reads the whole row would store the row's tag values in a column no gate stands before."),
+					 errhint("Name the columns the new values are computed from; no column holding tag values may be among them.")));
+		if (tag != NULL || (role != NULL && (strcmp(role, "tag") == 0 || strcmp(role, "value") == 0)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("the new values of column \"%s\" of guarded table \"%s\" cannot be computed from column \"%s\"",
+							check->target, rel, colname),
+					 tag != NULL ?
+					 errdetail("Column \"%s\" holds tag \"%s\"; the rewrite would store its values in a column no gate stands before.",
+							   colname, tag) :
+					 errdetail("Column \"%s\" is the table's %s column; the rewrite would store what it holds in a column no gate stands before.",
+							   colname, role),
+					 errhint("Compute the new values from columns that hold no tag values, or write them with an UPDATE, which the gates see.")));
+		return false;
+	}
+	return raw_expression_tree_walker(node, using_reads_tags_walker, arg);
+}
+
+/*
  * The relation an ALTER names and, when it recurses, every inheritor: a
  * change of a parent's column changes the children's.
  */
@@ -992,7 +1050,18 @@ pfg_check_guarded_alter(Node *parsetree)
 			if (rels == NIL)
 				rels = altered_relations(stmt->relation);
 			foreach(lc, rels)
+			{
+				ColumnDef  *def = (ColumnDef *) cmd->def;
+
 				refuse_column_change(lfirst_oid(lc), cmd->name, "change the type of", false);
+				if (def != NULL && IsA(def, ColumnDef) && def->raw_default != NULL &&
+					pfg_guarded_relation(lfirst_oid(lc)) != NULL)
+				{
+					UsingCheck	check = {lfirst_oid(lc), cmd->name, stmt->relation->relname};
+
+					(void) using_reads_tags_walker(def->raw_default, &check);
+				}
+			}
 		}
 	}
 }
