@@ -224,7 +224,9 @@ RESET profile_guard.audit;
 -- in their input instead (the gated scan masks the general tag; the
 -- sensitive gate is a call in the scan's output), so each cell is gated
 -- and counted once.  The hashed aggregates below spill (spills() says so
--- from their EXPLAIN ANALYZE); each audit line counts 3,000 cells a tag.
+-- from their EXPLAIN ANALYZE, run by the superuser that owns it: an
+-- application role may not EXPLAIN ANALYZE a read of a guarded table);
+-- each audit line counts 3,000 cells a tag.
 CREATE TABLE visit_log (n int, subject bigint, visits int, health text);
 INSERT INTO visit_log SELECT i, 10, i, 'condition ' || (i % 7) FROM generate_series(1, 3000) i;
 GRANT SELECT ON visit_log TO regress_gs_app;
@@ -259,7 +261,7 @@ END $setup$;
 VACUUM ANALYZE srf_music;
 CREATE VIEW visit_sums AS SELECT n, sum(visits) AS s FROM visit_log GROUP BY n;
 GRANT SELECT ON visit_sums TO regress_gs_app;
-CREATE FUNCTION spills(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+CREATE FUNCTION spills(q text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
 	line text;
 BEGIN

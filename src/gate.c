@@ -33,6 +33,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
+#include "commands/defrem.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -59,6 +60,9 @@
 #include "purpose.h"
 #include "owner_context.h"
 #include "invalidation.h"
+
+/* EXPLAIN ANALYZE statements running (one may run another, in a function) */
+static int	explain_analyze_depth = 0;
 
 /*
  * The gate functions' OIDs, looked up by name once and kept until a
@@ -561,6 +565,21 @@ pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 				list_member_int(stmt->resultRelations, (int) rti) &&
 				pfg_owner_writing(grel->relid))
 				continue;
+
+			/*
+			 * EXPLAIN ANALYZE counts the rows each node met: the rows a
+			 * gate removed after the role's own conditions found them
+			 * (an index condition on the subject and the tag, say) show
+			 * that hidden rows exist
+			 */
+			if (explain_analyze_depth > 0 && queryDesc->instrument_options != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("EXPLAIN ANALYZE of a statement that reads guarded table \"%s\" is not allowed",
+								get_rel_name(grel->relid)),
+						 errdetail("Its row counts would show rows that the gates hide from role \"%s\".",
+								   GetUserNameFromId(GetUserId(), false)),
+						 errhint("Use EXPLAIN without ANALYZE, or run it as a role that bypasses the guard (its reads are audited).")));
 			if (!pfg_rte_reads_tags_of(rte, grel))
 			{
 				if (!OidIsValid(rows_relid))
@@ -587,6 +606,24 @@ pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 			pfg_purpose != NULL && pfg_purpose[0] != '\0')
 			(void) pfg_purpose_now(rows_relid, NULL);
 	}
+}
+
+/* is this EXPLAIN (ANALYZE)? */
+static bool
+explain_analyzes(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, ExplainStmt))
+		return false;
+	foreach(lc, ((ExplainStmt *) parsetree)->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "analyze") == 0)
+			return defGetBoolean(opt);
+	}
+	return false;
 }
 
 /* COPY guarded TO …  ==>  COPY (SELECT cols FROM ONLY guarded) TO … */
@@ -634,17 +671,21 @@ gated_copy(CopyStmt *stmt)
 /*
  * Before a utility statement runs (hooks.c): refuse what would break a
  * guarded table, note a table joining or leaving a guarded tree (for
- * pfg_gate_utility_after) and turn "COPY guarded TO" into the gated
- * "COPY (SELECT …) TO".  Returns the statement to run: pstmt itself, or
- * its gated copy.
+ * pfg_gate_utility_after) and an EXPLAIN ANALYZE starting (*analyzing:
+ * pass it to pfg_gate_utility_after or pfg_gate_utility_abort), and turn
+ * "COPY guarded TO" into the gated "COPY (SELECT …) TO".  Returns the
+ * statement to run: pstmt itself, or its gated copy.
  */
 PlannedStmt *
-pfg_gate_utility_before(PlannedStmt *pstmt, List **tree_changes)
+pfg_gate_utility_before(PlannedStmt *pstmt, List **tree_changes, bool *analyzing)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
 	pfg_check_guarded_alter(parsetree);
 	*tree_changes = pfg_tree_before(parsetree);
+	*analyzing = explain_analyzes(parsetree);
+	if (*analyzing)
+		explain_analyze_depth++;
 	if (IsA(parsetree, CopyStmt))
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
@@ -671,7 +712,17 @@ pfg_gate_utility_before(PlannedStmt *pstmt, List **tree_changes)
  * that joined a guarded tree is guarded, one that left it is not.
  */
 void
-pfg_gate_utility_after(List *tree_changes)
+pfg_gate_utility_after(List *tree_changes, bool analyzing)
 {
+	if (analyzing)
+		explain_analyze_depth--;
 	pfg_tree_after(tree_changes);
+}
+
+/* the utility statement failed */
+void
+pfg_gate_utility_abort(bool analyzing)
+{
+	if (analyzing)
+		explain_analyze_depth--;
 }

@@ -34,7 +34,9 @@ extern void pfg_gate_planner_after(PlannedStmt *result,
 extern void pfg_gate_executor_start(QueryDesc *queryDesc, int eflags);
 
 extern PlannedStmt *pfg_gate_utility_before(PlannedStmt *pstmt,
-											List **tree_changes);
-extern void pfg_gate_utility_after(List *tree_changes);
+											List **tree_changes,
+											bool *analyzing);
+extern void pfg_gate_utility_after(List *tree_changes, bool analyzing);
+extern void pfg_gate_utility_abort(bool analyzing);
 
 #endif							/* PROFILE_GUARD_GATE_H */

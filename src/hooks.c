@@ -293,6 +293,7 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	PfgAuditFrame frame;
 	ErrorContextCallback errcb;
+	volatile bool analyzing = false;
 
 	statement_starts();
 	pfg_shared_data_keys_utility(pstmt->utilityStmt);
@@ -302,18 +303,23 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_TRY();
 	{
 		List	   *tree_changes;
-		PlannedStmt *run = pfg_gate_utility_before(pstmt, &tree_changes);
+		bool		explain_analyze;
+		PlannedStmt *run = pfg_gate_utility_before(pstmt, &tree_changes,
+												   &explain_analyze);
 
+		analyzing = explain_analyze;
 		if (next_ProcessUtility_hook)
 			next_ProcessUtility_hook(run, queryString, readOnlyTree, context,
 									 params, queryEnv, dest, qc);
 		else
 			standard_ProcessUtility(run, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
-		pfg_gate_utility_after(tree_changes);
+		analyzing = false;
+		pfg_gate_utility_after(tree_changes, explain_analyze);
 	}
 	PG_CATCH();
 	{
+		pfg_gate_utility_abort(analyzing);
 		if (frame.guarded)
 			pop_redaction_mark(&errcb);
 		pfg_audit_utility_abort(&frame);
