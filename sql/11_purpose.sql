@@ -90,6 +90,11 @@ SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', tags => A
 SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', tags => ARRAY['hobby.*'])$$);
 SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '-1 day')$$);
 SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '0')$$);
+-- positive in every part, whatever the month; short enough to subtract
+SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '-1 mon 31 days')$$);
+SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '1 mon -29 days')$$);
+SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '1 day -1 hour')$$);
+SELECT pg_temp.err($$SELECT profile_guard.define_purpose('ads', 'Ads', retention => '200000 years')$$);
 SELECT pg_temp.purposes() = :'before' AS unchanged;
 -- valid names: the alphabet of profile_guard.purpose, up to 100 characters
 SELECT define_purpose('a.b:c-d_9', 'Odd but valid');

@@ -357,6 +357,39 @@ RESET profile_guard.purpose;
 RESET ROLE;
 DROP TABLE notes;
 
+-- a table that measures retention from a collected-at column: a row that
+-- collects tag values says when, no later than a day from now (NULL or a
+-- far or infinite future would keep the values beyond every retention);
+-- a role that bypasses the guard (a restore) writes what it has
+CREATE TABLE visits (id int PRIMARY KEY, at timestamptz, day date, music text, note text);
+SELECT profile_guard.protect('visits', 'id', 'at');
+SELECT profile_guard.classify('visits', 'music', 'interest.music');
+CREATE TABLE visits_long (uid int, at date, tag text, value text);
+SELECT profile_guard.protect('visits_long', 'uid', 'at', tag_column => 'tag', value_column => 'value');
+GRANT SELECT, INSERT, UPDATE ON visits, visits_long TO regress_app;
+SET ROLE regress_app;
+INSERT INTO visits VALUES (1, NULL, NULL, 'jazz', NULL);
+INSERT INTO visits VALUES (1, 'infinity', NULL, 'jazz', NULL);
+INSERT INTO visits VALUES (1, now() + interval '3 days', NULL, 'jazz', NULL);
+INSERT INTO visits_long VALUES (1, NULL, 'interest.music', 'jazz');
+INSERT INTO visits_long VALUES (1, 'infinity', 'interest.music', 'jazz');
+-- a row that collects nothing needs no time; a slightly fast clock is fine
+INSERT INTO visits VALUES (2, NULL, NULL, NULL, 'no tags');
+INSERT INTO visits VALUES (3, now() + interval '1 hour', NULL, 'jazz', NULL);
+INSERT INTO visits_long VALUES (3, current_date, 'interest.music', 'jazz');
+-- an UPDATE that collects a value, or sets the time, is checked too; one
+-- of another column is not
+UPDATE visits SET music = 'soul' WHERE id = 2;
+UPDATE visits SET at = NULL WHERE id = 3;
+UPDATE visits SET note = 'seen' WHERE id = 3;
+SET profile_guard.purpose = 'care';
+UPDATE visits_long SET at = NULL WHERE uid = 3;
+RESET profile_guard.purpose;
+RESET ROLE;
+INSERT INTO visits VALUES (1, NULL, NULL, 'jazz', 'restored');
+SELECT id, at IS NULL AS no_time, music, note FROM visits ORDER BY id;
+DROP TABLE visits, visits_long;
+
 DROP TABLE patients;
 DROP EXTENSION profile_guard CASCADE;
 DROP ROLE regress_app;

@@ -3574,11 +3574,28 @@ BEGIN
 			DETAIL = format('Purpose "%s" has an empty description.', define_purpose.purpose),
 			HINT = 'Describe what the profiles are used for and how.';
 	END IF;
-	IF define_purpose.retention IS NOT NULL AND define_purpose.retention <= interval '0' THEN
+	-- positive in each of its parts (months, days, time), whatever the
+	-- calendar: '1 mon -29 days' is positive in February and not in March;
+	-- and short enough that now() - retention is a timestamp
+	IF define_purpose.retention IS NOT NULL AND
+	   (define_purpose.retention <= interval '0' OR
+		extract(year FROM define_purpose.retention) * 12 + extract(month FROM define_purpose.retention) < 0 OR
+		extract(day FROM define_purpose.retention) < 0 OR
+		define_purpose.retention - make_interval(
+			months => (extract(year FROM define_purpose.retention) * 12 + extract(month FROM define_purpose.retention))::int,
+			days => extract(day FROM define_purpose.retention)::int) < interval '0') THEN
 		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
 			MESSAGE = 'retention must be positive',
-			DETAIL = format('Purpose "%s" has a retention that is not positive.', define_purpose.purpose),
+			DETAIL = format('Purpose "%s" has a retention of %s, which is not positive in each of its months, days and time.',
+							define_purpose.purpose, define_purpose.retention),
 			HINT = 'Pass an interval such as interval ''180 days'', or NULL for no limit.';
+	END IF;
+	IF define_purpose.retention > interval '1000 years' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'retention is too long',
+			DETAIL = format('Purpose "%s" has a retention of %s; at most 1000 years.',
+							define_purpose.purpose, define_purpose.retention),
+			HINT = 'Pass NULL for no limit.';
 	END IF;
 	IF define_purpose.recipient IS NOT NULL
 	   AND NOT EXISTS (SELECT 1 FROM profile_guard.recipient r

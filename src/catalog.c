@@ -288,6 +288,7 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 		char	   *subject = text_attr(tup, desc, Anum_guarded_table_subject_column, &isnull);
 		char	   *tagcol;
 		char	   *valcol;
+		char	   *collcol;
 		GuardedRelation *g;
 
 		if (!OidIsValid(relid) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
@@ -301,8 +302,10 @@ read_guard_catalog(HTAB **tags_out, HTAB **map_out)
 		 * collection stamps: chosen per table (stamp_collection, absent
 		 * before 1.2), for a table without a collected-at column
 		 */
-		(void) heap_getattr(tup, Anum_guarded_table_collected_at_column, desc, &isnull);
-		g->stamped = isnull;
+		collcol = text_attr(tup, desc, Anum_guarded_table_collected_at_column, &isnull);
+		if (collcol)
+			g->collected_attnum = get_attnum(relid, collcol);
+		g->stamped = (collcol == NULL);
 		if (stamp_attnum <= 0)
 			g->stamped = false;
 		else
@@ -536,6 +539,7 @@ derive_from_parents(Oid relid)
 		if (g->tag_attnum != InvalidAttrNumber)
 			g->tag_attnums = bms_add_member(g->tag_attnums, g->tag_attnum);
 		g->value_attnum = child_attnum(parent, copy->value_attnum, relid);
+		g->collected_attnum = child_attnum(parent, copy->collected_attnum, relid);
 		if (g->value_attnum != InvalidAttrNumber)
 			g->tag_attnums = bms_add_member(g->tag_attnums, g->value_attnum);
 		g->columns = palloc(sizeof(GuardedColumn) * Max(copy->ncolumns, 1));
@@ -612,6 +616,7 @@ derived_guarded_relation(Oid relid)
 		entry->stamped = g->stamped;
 		entry->tag_attnum = g->tag_attnum;
 		entry->value_attnum = g->value_attnum;
+		entry->collected_attnum = g->collected_attnum;
 		entry->ncolumns = g->ncolumns;
 		entry->columns = palloc(sizeof(GuardedColumn) * Max(g->ncolumns, 1));
 		for (int i = 0; i < g->ncolumns; i++)

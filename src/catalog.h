@@ -28,6 +28,7 @@ typedef struct GuardedRelation
 	Oid			subject_type;
 	AttrNumber	tag_attnum;		/* long shape: column naming the tag */
 	AttrNumber	value_attnum;	/* long shape: column holding the value */
+	AttrNumber	collected_attnum;	/* the collected-at column, if any */
 	int			ncolumns;		/* wide shape: classified columns */
 	GuardedColumn *columns;
 	Bitmapset  *tag_attnums;	/* attnums of every tag-bearing column */

@@ -41,7 +41,9 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/datum.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -343,6 +345,59 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 }
 
 /*
+ * A table with a collected-at column measures the retention of its tags
+ * from it: a row whose tags are collected must say when, no later than a
+ * day after the statement's start (an application server's clock may run a
+ * little ahead).  NULL, or a later or infinite time, would keep its tags
+ * beyond every retention.  Not checked for a role that bypasses the guard
+ * (a restore writes back what was collected before) nor for the
+ * extension's own writes.
+ */
+static void
+check_collected_at(Relation rel, const GuardedRelation *grel, HeapTuple tup, TupleDesc desc)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, grel->collected_attnum - 1);
+	bool		isnull;
+	Datum		d = heap_getattr(tup, grel->collected_attnum, desc, &isnull);
+	TimestampTz at;
+	int			overflow = 0;
+
+	if (pfg_current_user_bypasses() || pfg_owner_writing_row(RelationGetRelid(rel)))
+		return;
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag values collected with no collection time"),
+				 errdetail("Table %s measures the retention of its tags from column %s, which is NULL in a row that collects tag values.",
+						   quote_identifier(RelationGetRelationName(rel)),
+						   quote_identifier(NameStr(att->attname))),
+				 errhint("Write the time the values were collected, e.g. now().")));
+	switch (att->atttypid)
+	{
+		case DATEOID:
+			at = date2timestamptz_opt_overflow(DatumGetDateADT(d), &overflow);
+			break;
+		case TIMESTAMPOID:
+			at = timestamp2timestamptz_opt_overflow(DatumGetTimestamp(d), &overflow);
+			break;
+		case TIMESTAMPTZOID:
+			at = DatumGetTimestampTz(d);
+			break;
+		default:
+			return;				/* protect() takes these three only */
+	}
+	if (overflow != 0 || TIMESTAMP_NOT_FINITE(at) ||
+		at > GetCurrentStatementStartTimestamp() + USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("collection time of tag values is not a past time"),
+				 errdetail("Table %s measures the retention of its tags from column %s; a time later than a day from now, or an infinite one, would keep them beyond every retention.",
+						   quote_identifier(RelationGetRelationName(rel)),
+						   quote_identifier(NameStr(att->attname))),
+				 errhint("Write the time the values were collected, e.g. now().")));
+}
+
+/*
  * Would trigger t fire now (its enabled state against the session's
  * replication role, as the executor decides)?
  */
@@ -552,6 +607,20 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			(old_subject_null || !purpose_sees_row(rel, old_subject, grel->subject_type)))
 			return PointerGetDatum(NULL);
 
+		/* a row that collects a value says when (a collected-at column) */
+		if (grel->collected_attnum != InvalidAttrNumber)
+		{
+			bool		collects = false;
+
+			for (int i = 0; i < grel->ncolumns && !collects; i++)
+				collects = !heap_attisnull(newtup, grel->columns[i].attnum, desc) &&
+					(oldtup == NULL || subject_moves ||
+					 assigns(trigdata, grel->columns[i].attnum) ||
+					 assigns(trigdata, grel->collected_attnum));
+			if (collects)
+				check_collected_at(rel, grel, newtup, desc);
+		}
+
 		/* wide shape: every classified column that holds a value */
 		for (int i = 0; i < grel->ncolumns; i++)
 		{
@@ -698,6 +767,9 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 					 errdetail("Table \"%s\": the subject column is NULL.", RelationGetRelationName(rel)),
 					 errhint("Every tag row must name its subject.")));
 		subject_text = pfg_subject_text(subject, grel->subject_type);
+		if (grel->collected_attnum != InvalidAttrNumber &&
+			(oldtup == NULL || recollect || assigns(trigdata, grel->collected_attnum)))
+			check_collected_at(rel, grel, newtup, desc);
 
 		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
 		if (!isnull && subject_moves && same_tag)
