@@ -37,6 +37,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -68,6 +69,44 @@
  * release it.
  */
 #define SWEEP_LOCK_CLASS	0x7073
+
+/*
+ * Before a sweep that completes erasure requests: wait for the transactions
+ * writing any table of a guarded tree as it starts.  One of them may have
+ * collected a requested subject's values before the request committed and
+ * commit after the sweep read the table; the request would be marked
+ * complete and the subject forgotten with those rows left.  Once those
+ * transactions end, their rows are there to be read, and later ones cannot
+ * collect the subject (its erasure request makes it collectable by no
+ * purpose).  Transactions that start meanwhile are not waited for.
+ */
+static void
+wait_for_writers_if_requests(void)
+{
+	int			rc;
+	List	   *locktags = NIL;
+
+	rc = SPI_execute("SELECT pt.relid FROM profile_guard.guarded_table x,"
+					 "       profile_guard._relations(x.relid) pt(relid)"
+					 " WHERE EXISTS (SELECT 1 FROM profile_guard.erasure_request r"
+					 "                WHERE r.completed_at IS NULL)",
+					 false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the guarded tables: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		LOCKTAG    *tag = palloc(sizeof(LOCKTAG));
+
+		if (isnull)
+			continue;
+		SET_LOCKTAG_RELATION(*tag, MyDatabaseId, DatumGetObjectId(d));
+		locktags = lappend(locktags, tag);
+	}
+	if (locktags != NIL)
+		WaitForLockersMultiple(locktags, ShareLock, false);
+}
 
 static void
 sweep_locktag(LOCKTAG *tag)
@@ -258,6 +297,8 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 
 		sweep_locktag(&tag);
 		(void) LockAcquire(&tag, ExclusiveLock, session_lock, false);
+
+		wait_for_writers_if_requests();
 
 		/* the collection stamps the writes logged, for the retention below */
 		merge_collection_stamps();
