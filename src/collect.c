@@ -43,9 +43,9 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datum.h"
-#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "extension.h"
 #include "settings.h"
@@ -299,7 +299,6 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 		switch (pfg_crypto_classify_datum(value, att->atttypid, subject_text, tag))
 		{
 			case CT_OURS:
-
 				/*
 				 * already encrypted for this subject and tag: left as it is.
 				 * Written by a role that bypasses the guard (a restore) or
