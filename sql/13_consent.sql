@@ -57,6 +57,11 @@ SELECT pg_temp.err($$SELECT profile_guard.register_subject('anonymous:2b7e')$$);
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('99', current_date + 2)$$);
 SELECT pg_temp.err($$SELECT profile_guard.register_subject('42', current_date + 2)$$);
 SELECT pg_temp.ledger() = :'before' AS unchanged;
+-- 200 characters of two bytes each: a subject like any other
+BEGIN;
+SELECT register_subject(repeat('é', 200)) IS NOT NULL AS registered;
+SELECT grant_consent(repeat('é', 200), 'recommendation', ARRAY['interest.music']) > 0 AS granted;
+ROLLBACK;
 
 -- grant_consent records the purpose's current version
 SELECT grant_consent('42', 'recommendation', ARRAY['interest.*', 'interest.sports']) AS c1 \gset

@@ -35,6 +35,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -49,6 +50,7 @@
 #include "extension.h"
 #include "settings.h"
 #include "catalog.h"
+#include "data_key.h"
 #include "invalidation.h"
 #include "policy_generation.h"
 #include "shared_answers.h"
@@ -57,8 +59,11 @@
 PFG_SQL_FUNCTION(profile_guard_policy_changed);
 PFG_SQL_FUNCTION(profile_guard_subject_changed);
 
-/* a subject's text as a hash key: identifiers are at most 200 bytes */
-#define SUBJECT_KEY_SIZE 256
+/*
+ * a subject's text as a hash key: identifiers are at most 200 characters,
+ * each of up to MAX_MULTIBYTE_CHAR_LEN bytes
+ */
+#define SUBJECT_KEY_SIZE (PFG_MAX_SUBJECT_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
 
 static bool PolicySignal = true;	/* re-read the generation */
 static bool SubjectSignal = true;	/* read the log of changed subjects */
