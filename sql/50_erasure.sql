@@ -122,7 +122,7 @@ SELECT uid, tag, CASE WHEN tag = 'health.condition' THEN left(value, 5) || '…'
 FROM l ORDER BY uid, tag;
 -- wide, anonymise: 6 (request) and 3 (retention) cut from their subject:
 -- negative id, email NULL, month only, sensitive value NULL; 5 (expired)
-SELECT id > 0 AS identified, email, date_trunc('day', collected) = date_trunc('month', collected) AS month_only,
+SELECT id > 0 AS identified, email, date_trunc('day', collected, 'UTC') = date_trunc('month', collected, 'UTC') AS month_only,
 	   sports, health IS NOT NULL AS has_health
 FROM wa ORDER BY sports;
 -- long, anonymise: 2's withdrawn music, 3's old row, 6's rows
@@ -182,6 +182,21 @@ SELECT (SELECT count(*) FROM w WHERE id = 9) AS in_w, (SELECT count(*) FROM l WH
 SELECT * FROM sweep(max_rows => 1) ORDER BY relation, tag, reason, action;
 SELECT (SELECT count(*) FROM w WHERE id = 9) AS in_w, (SELECT count(*) FROM l WHERE uid = 9) AS in_l,
 	   EXISTS (SELECT 1 FROM erasure_request WHERE subject_hash = _subject_hash('9') AND completed_at IS NOT NULL) AS completed;
+
+-- a date collected-at column is compared with the cutoffs in
+-- profile_guard.age_time_zone (UTC here), whatever the sweeping session's
+-- TimeZone: a row collected 29 days ago (in UTC) under a 30-day retention
+-- stays when the sweep runs 14 hours ahead of UTC
+CREATE TABLE dated (id int PRIMARY KEY, collected date, sports text);
+SELECT protect('dated', 'id', 'collected');
+SELECT classify('dated', 'sports', 'interest.sports');
+INSERT INTO dated VALUES (3, (now() AT TIME ZONE 'UTC')::date - 29, 'chess');
+SET TimeZone = 'Etc/GMT-14';
+SELECT count(*) AS dated_erasures FROM sweep() WHERE relation = 'public.dated';
+SHOW TimeZone;
+RESET TimeZone;
+SELECT count(*) AS kept FROM dated;
+DROP TABLE dated;
 
 -- the ledgers stay append-only; the sweep's flag cannot be set from SQL
 SELECT _erasure_in_progress();

@@ -77,7 +77,7 @@ SELECT clause, status, detail FROM assess() WHERE clause = '§10 (anonymisation)
 SELECT request_erasure('1') > 0 AS requested;
 SELECT relation, tag, reason, action, rows FROM sweep() ORDER BY 1, 2, 3, 4;
 SELECT id < 0 AS anonymous, name, city, phone IS NOT NULL AS has_phone, model, sports, visits, spend, last_visit,
-	   health, collected = date_trunc('month', collected) AS month_only
+	   health, collected = date_trunc('month', collected, 'UTC') AS month_only
 FROM people ORDER BY id DESC;
 
 -- 3. a column added later is declared nothing of: a warning, assess()

@@ -108,6 +108,20 @@ wait_for_writers_if_requests(void)
 		WaitForLockersMultiple(locktags, ShareLock, false);
 }
 
+/*
+ * A collected-at column of type date or timestamp (without time zone) is
+ * compared with the retention cutoffs in one zone, the one ages are
+ * computed in (profile_guard.age_time_zone), whoever sweeps: sweep() in any
+ * session's TimeZone and the worker erase the same rows.  Set for the
+ * caller's GUC nesting level.
+ */
+static void
+sweep_time_zone(void)
+{
+	(void) set_config_option("TimeZone", pfg_age_time_zone, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
 static void
 sweep_locktag(LOCKTAG *tag)
 {
@@ -299,6 +313,7 @@ pfg_sweep_begin(MemoryContext cxt, bool full, bool session_lock)
 		(void) LockAcquire(&tag, ExclusiveLock, session_lock, false);
 
 		wait_for_writers_if_requests();
+		sweep_time_zone();		/* the cutoffs: now() - retention */
 
 		/* the collection stamps the writes logged, for the retention below */
 		merge_collection_stamps();
@@ -942,6 +957,7 @@ pfg_sweep_batch(Sweep *sweep, int table, int64 limit, bool exact)
 		 */
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+		sweep_time_zone();
 
 		if (run && exact)
 		{
