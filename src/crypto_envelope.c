@@ -242,7 +242,7 @@ b64_encode_fast(const uint8 *src, int len, char *dst)
  * backend for short values (ciphertext, no secret), else palloc'd.
  */
 static uint8 *
-decode_buffer(int len)
+decode_buffer(Size len)
 {
 	static uint8 *kept = NULL;
 
@@ -271,14 +271,20 @@ parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
 		char	   *decoded;
 		int			b64len = len - TEXT_PREFIX_LEN;
 
+		/*
+		 * room for what any base64 of b64len characters decodes to,
+		 * computed wide: pg_b64_dec_len() multiplies in int, which a value
+		 * of 700 MB overflows
+		 */
+		Size		room = (Size) b64len / 4 * 3 + 4;
+
 		if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
 			memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
 			return ENV_NOT_OURS;
-		decoded = (char *) decode_buffer(pg_b64_dec_len(b64len) + 1);
+		decoded = (char *) decode_buffer(room);
 		binlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, (uint8 *) decoded);
 		if (binlen < 0)
-			binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len,
-								   decoded, pg_b64_dec_len(b64len) + 1);
+			binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len, decoded, (int) room);
 		if (binlen < ENVELOPE_HEADER_LEN ||
 			memcmp(decoded, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
 			return ENV_MALFORMED;

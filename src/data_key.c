@@ -207,8 +207,11 @@ static SPIPlanPtr check_key_plan = NULL;
  * Read subject's row of subject_key (in SPI, as its owner).  On
  * PFG_DATA_KEY_FOUND the unwrapped data key is in key, and *own_xact tells
  * whether the row was written by the current transaction (so that a
- * rollback takes it away).  Each read takes a fresh snapshot, so a key
- * another session has just committed is found; in parallel mode, where the
+ * rollback takes it away).  Each read takes the latest snapshot, also in a
+ * REPEATABLE READ or SERIALIZABLE transaction: a key another session has
+ * just committed is found, and one whose destruction has committed is
+ * never read (the transaction's own snapshot would still show it, and the
+ * cache would keep it after the transaction).  In parallel mode, where the
  * command counter cannot advance, the statement's snapshot is used.
  */
 static PfgDataKeyStatus
@@ -233,7 +236,11 @@ read_data_key(const char *subject, uint8 *key, bool *own_xact)
 			"  FROM " PFG_SCHEMA_NAME "." PFG_SUBJECT_KEY_TABLE
 			" WHERE subject OPERATOR(pg_catalog.=) $1",
 			1, argtypes);
-	rc = SPI_execute_plan(read_key_plan, args, NULL, IsInParallelMode(), 1);
+	if (IsInParallelMode())
+		rc = SPI_execute_plan(read_key_plan, args, NULL, true, 1);
+	else
+		rc = SPI_execute_snapshot(read_key_plan, args, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, false, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the data key: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

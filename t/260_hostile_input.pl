@@ -413,6 +413,11 @@ like($out, qr/END-OF-PART-0/, 'part 0: reading malformed ciphertext does not sto
   or BAIL_OUT('part 0 stopped: ' . join("\n", (split /\n/, $out)[-5 .. -1]));
 check_alive('server after part 0');
 unlike($out, qr/SECRET/, 'part 0: no foreign or altered ciphertext is decrypted');
+# a text value of 715,827,897 characters behind the prefix: the decoded
+# length of its base64, computed in int, overflowed (a crash of the server)
+is($node->safe_psql($db, q{SELECT profile_guard._ciphertext_kind('1', 'health.condition', repeat('pgt1:AAAA', 79536433))}),
+	'foreign', 'part 0: a 716 MB value with the prefix is told apart, the size of its decoding computed wide');
+check_alive('server after the 716 MB value');
 my @out_lines = split /\n/, $out;
 note(sprintf('part 0: %d reads of 23 malformed stored ciphertexts: %d clean errors, %d results, no crash',
 	scalar(grep { /^(SELECT|COPY)/ } split /\n/, $part0),
