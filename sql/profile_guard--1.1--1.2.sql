@@ -3880,6 +3880,38 @@ AS $$
 					 AND tg.category IN ('contact', 'device', 'basic', 'precise_location', 'whereabouts'))
 $$;
 
+-- _serves_recipient(recipient): a de-identified view made for recipient is
+-- read only under a purpose that provides its data to that recipient (its
+-- cells are then counted for it, in recipient_use, and a foreign one needs
+-- what a transfer abroad needs); true when no purpose is declared (the gate
+-- then refuses tag reads), else 42501.  The view's condition calls it once
+-- a statement (no column in it).
+CREATE FUNCTION _serves_recipient(recipient text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	declared	text := nullif(pg_catalog.current_setting('profile_guard.purpose', true), '');
+	theirs		text;
+BEGIN
+	IF declared IS NULL THEN
+		RETURN true;
+	END IF;
+	SELECT p.recipient INTO theirs FROM profile_guard.purpose p WHERE p.purpose = declared;
+	IF theirs IS DISTINCT FROM _serves_recipient.recipient THEN
+		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+			MESSAGE = format('a de-identified view for recipient "%s" is read only under a purpose that provides its data to it',
+							 _serves_recipient.recipient),
+			DETAIL = CASE WHEN theirs IS NULL
+						 THEN format('Purpose "%s" provides its data to no recipient.', left(declared, 120))
+						 ELSE format('Purpose "%s" provides its data to recipient "%s".', left(declared, 120), theirs) END,
+			HINT = format('Declare a purpose defined with recipient => %L.', _serves_recipient.recipient);
+	END IF;
+	RETURN true;
+END
+$$;
+
 CREATE FUNCTION _pseudonym(subject text, recipient text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'profile_guard_pseudonym'
@@ -3937,13 +3969,15 @@ BEGIN
 				DETAIL = format('Table %s has no classified column of a category that does not identify a person directly.', tbl),
 				HINT = format('Classify its tag columns with profile_guard.classify(%L, column, tag) first.', tbl::text);
 		END IF;
-		q := format('SELECT profile_guard._pseudonym(t.%I::text, %L) AS subject_pseudonym, %s FROM %s t',
-					g.subject_column, deidentified_view.recipient, cols, tbl);
+		q := format('SELECT profile_guard._pseudonym(t.%I::text, %L) AS subject_pseudonym, %s FROM %s t'
+					' WHERE profile_guard._serves_recipient(%L)',
+					g.subject_column, deidentified_view.recipient, cols, tbl, deidentified_view.recipient);
 	ELSE
 		q := format('SELECT profile_guard._pseudonym(t.%I::text, %L) AS subject_pseudonym, t.%I AS tag, t.%I AS value'
-					' FROM %s t WHERE NOT profile_guard._identifying_tag(t.%I::text)',
+					' FROM %s t WHERE NOT profile_guard._identifying_tag(t.%I::text)'
+					' AND profile_guard._serves_recipient(%L)',
 					g.subject_column, deidentified_view.recipient, g.tag_column, g.value_column, tbl,
-					g.tag_column);
+					g.tag_column, deidentified_view.recipient);
 	END IF;
 	EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS %s', nsp, view_name, q);
 	v := format('%I.%I', nsp, view_name)::regclass;
