@@ -170,6 +170,18 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 RESET ROLE;
 SELECT pg_temp.used() AS "after the next commit";
+-- a transaction that served such cells cannot be prepared: its record
+-- would be forgotten here while another session may roll it back
+SET ROLE regress_use_app;
+BEGIN;
+SELECT count(sports) FROM profiles WHERE id = 1;
+PREPARE TRANSACTION 'regress_recipient_use';
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'regress_recipient_use';
+BEGIN;
+SELECT 1 AS next_commit;
+COMMIT;
+RESET ROLE;
+SELECT pg_temp.used() AS "after the refused prepare and the next commit";
 
 -- 6. a read-only transaction cannot serve such a purpose; others it can
 SET ROLE regress_use_app;

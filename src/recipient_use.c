@@ -209,7 +209,9 @@ flush_pending(void)
 /*
  * Before commit the notes are written; they are forgotten once that commit
  * is done.  A transaction that noted cells and was then made read-only
- * cannot commit: its notes could not be written.  An abort keeps the notes
+ * cannot commit: its notes could not be written.  Nor can a transaction
+ * with notes to write be prepared: they would be forgotten here while the
+ * prepared transaction that holds them may still be rolled back.  An abort keeps the notes
  * for the next commit (or the session's end, use_exit_callback), unless
  * writing them is what failed: then they are dropped, with a warning, so
  * that the session's next commits do not fail the same way.
@@ -219,8 +221,15 @@ use_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
-		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
+			if (PendingUse != NULL && hash_get_num_entries(PendingUse) > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that served cells to a recipient"),
+						 errdetail("The cells provided to a recipient are recorded for the persons they concern by the commit of the transaction that served them; a prepared transaction may still be rolled back by another session."),
+						 errhint("Commit the transaction directly, or read under a purpose that names a recipient in a transaction of its own.")));
+			/* FALLTHROUGH */
+		case XACT_EVENT_PRE_COMMIT:
 			if (NotedInXact && XactReadOnly && !RecoveryInProgress())
 				ereport(ERROR,
 						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
