@@ -19,6 +19,9 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "storage/fd.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -115,6 +118,41 @@ parse_hex_key(const char *text, size_t len, uint8 *key)
 	return true;
 }
 
+/*
+ * The key file is refused unless only the server (or root) can change it
+ * and nobody else can read it, as PostgreSQL refuses an SSL key file: owned
+ * by the server's user, mode 0600 or less; or owned by root, 0640 or less.
+ * A key file others may write lets them put in a key of their own, under
+ * which new data keys would be wrapped.
+ */
+static void
+check_key_file_access(FILE *f, const char *path, const char *setting)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat master key file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("master key file \"%s\" is not a regular file", path),
+				 errhint("Check the setting %s.", setting)));
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("master key file \"%s\" must be owned by the database user or root", path),
+				 errhint("Check the setting %s.", setting)));
+	if ((st.st_uid == geteuid() && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) ||
+		(st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("master key file \"%s\" has group or world access", path),
+				 errdetail("The file must have permissions u=rw (0600) or less if owned by the database user, or permissions u=rw,g=r (0640) or less if owned by root."),
+				 errhint("chmod 600 the file, or check the setting %s.", setting)));
+}
+
 static void
 read_key_file(const char *path, const char *setting, uint8 *key)
 {
@@ -130,6 +168,8 @@ read_key_file(const char *path, const char *setting, uint8 *key)
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("could not open master key file \"%s\": %m", path),
 				 errhint("Check the setting %s.", setting)));
+	/* an error closes the file with the transaction (AllocateFile) */
+	check_key_file_access(f, path, setting);
 
 	n = fread(buf, 1, sizeof(buf), f);
 	read_error = ferror(f) != 0;

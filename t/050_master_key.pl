@@ -5,6 +5,7 @@
 # (previous_master_key_file + rotate_master_key()) re-wraps every data key
 # without touching a row, and the old key can then be dropped.
 use strict;
+use File::Copy;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -87,6 +88,19 @@ like($out, qr/could not open master key file/, 'missing key file: a clear error'
 is(stored(), $before, 'a missing key changes no stored byte');
 # non-sensitive work goes on
 is(as_app('SELECT count(*) FROM records'), '2', 'non-tag reads need no key');
+
+note('2b. a key file others may read or write');
+my $open_key = "$dir/open.key";
+File::Copy::copy($right_key, $open_key) or die "copy: $!";
+chmod 0644, $open_key;
+set_conf("ALTER SYSTEM SET profile_guard.master_key_file = '$open_key'");
+$out = as_app('SELECT health FROM records WHERE id = 1');
+like($out, qr/master key file ".*open\.key" has group or world access/,
+	'a key file with group or world access: refused, with a clear error');
+unlike($out, qr/asthma/, '... and no plaintext');
+chmod 0600, $open_key;
+set_conf('SELECT 1');
+is(as_app('SELECT health FROM records WHERE id = 1'), 'asthma', 'the same file at 0600 serves');
 
 note('3. the right key again');
 set_conf("ALTER SYSTEM SET profile_guard.master_key_file = '$right_key'");
