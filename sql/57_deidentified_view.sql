@@ -181,6 +181,13 @@ SELECT profile_guard._pseudonym('1', 'lab') = (SELECT subject_pseudonym FROM peo
 RESET profile_guard.purpose;
 RESET ROLE;
 
+-- a de-identified view is not replaced or altered (its definition is what
+-- deidentified_view() chose), by its owner either
+SELECT pg_temp.err($$CREATE OR REPLACE VIEW public.people_for_lab WITH (security_invoker = true) AS
+	SELECT id::text AS subject_pseudonym, sports, music, health FROM public.people$$);
+SELECT pg_temp.err($$ALTER VIEW public.people_for_lab SET (security_invoker = false)$$);
+SELECT pg_get_viewdef('people_for_lab'::regclass) LIKE '%_pseudonym%' AS still_pseudonymised;
+
 -- 3. data sources and assess() §6 (data sources)
 SELECT clause, status, detail FROM assess() WHERE clause = '§6 (data sources)';
 SELECT pg_temp.state() AS before \gset

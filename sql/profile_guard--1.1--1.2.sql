@@ -2693,7 +2693,7 @@ $update$;
 CREATE EVENT TRIGGER profile_guard_ddl ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'CREATE INDEX', 'ALTER INDEX',
 				 'CREATE STATISTICS', 'ALTER STATISTICS',
-				 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
+				 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'CREATE VIEW', 'ALTER VIEW')
 	EXECUTE FUNCTION profile_guard._guard_ddl();
 
 -- ---------------------------------------------------------------------
@@ -3999,6 +3999,22 @@ DECLARE
 	rel		regclass;
 BEGIN
 	IF NOT _guards_any() THEN
+		RETURN;
+	END IF;
+	IF tg_tag IN ('CREATE VIEW', 'ALTER VIEW') THEN
+		-- a de-identified view shows what deidentified_view() chose for its
+		-- recipient: it is not replaced or altered, only dropped and made
+		-- again (deidentified_view() registers it after making it)
+		FOR rel IN
+			SELECT d.view_relid FROM pg_event_trigger_ddl_commands() e
+			JOIN profile_guard.deidentified_view d ON d.view_relid::oid = e.objid
+			WHERE e.classid = 'pg_class'::regclass
+		LOOP
+			RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+				MESSAGE = format('de-identified view %s cannot be changed', rel),
+				DETAIL = 'Its definition is what profile_guard.deidentified_view() chose to show its recipient.',
+				HINT = format('Drop it and make it again with profile_guard.deidentified_view(): DROP VIEW %s.', rel);
+		END LOOP;
 		RETURN;
 	END IF;
 	IF tg_tag = 'DROP POLICY' THEN

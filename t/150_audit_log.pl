@@ -35,7 +35,7 @@ CREATE ROLE regress_app LOGIN;
 CREATE ROLE regress_root LOGIN BYPASSRLS;
 SELECT profile_guard.allow_purpose('regress_app', 'recommendation');
 CREATE TABLE profiles (id int PRIMARY KEY, email text UNIQUE, nick text NOT NULL,
-	sports text, visits int CHECK (visits < 1000), health text);
+	sports text, visits int, health text, score int CHECK (score < 1000));
 CREATE TABLE orders (order_id int PRIMARY KEY, profile_id int REFERENCES profiles);
 GRANT SELECT, INSERT, UPDATE, DELETE ON profiles, orders TO regress_app;
 GRANT SELECT ON profiles TO regress_root;
@@ -77,7 +77,7 @@ IPC::Run::run([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-U', 'reg
 SET profile_guard.purpose = 'recommendation';
 INSERT INTO profiles (id, email, nick) VALUES (1, 'ERRVALMAIL1', 'ERRVALNICK1');
 INSERT INTO profiles (id, email, nick) VALUES (8, 'GENVALMAIL2', 'ERRVALNICK8');
-UPDATE profiles SET visits = 5000 WHERE id = 1;
+UPDATE profiles SET score = 5000 WHERE id = 1;
 UPDATE profiles SET nick = NULL WHERE id = 2;
 DELETE FROM profiles WHERE id = 1;
 INSERT INTO orders VALUES (2, 77777);
@@ -162,7 +162,7 @@ ok($client_errors =~ /invalid input syntax for type integer: \(redacted\)/
 my @client_leaks = grep { !/^LINE [0-9]*:/ && /GENVAL|SENSVAL|ERRVAL|77777/ } split /\n/, $client_errors;
 is(scalar @client_leaks, 0, "no value in the client's error messages") or diag(join("\n", @client_leaks));
 ok($log =~ /violates unique constraint "profiles_email_key"/
-	  && $log =~ /violates check constraint "profiles_visits_check"/
+	  && $log =~ /violates check constraint "profiles_score_check"/
 	  && $log !~ /Failing row contains/
 	  && $log =~ /invalid input syntax for type integer: \(redacted\)/
 	  && $log =~ /Key \(profile_id\)=\(redacted\) is not present/,
