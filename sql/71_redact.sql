@@ -21,9 +21,10 @@ CREATE TABLE profiles (
 	nick text NOT NULL,
 	city text REFERENCES cities,
 	sports text,
-	visits int CHECK (visits < 1000),
+	visits int,
 	prefs jsonb,
 	booked int4range,
+	score int CHECK (score < 1000),
 	EXCLUDE USING gist (booked WITH &&)
 );
 CREATE TABLE orders (order_id int PRIMARY KEY, profile_id int REFERENCES profiles);
@@ -53,7 +54,7 @@ INSERT INTO profiles (id, email, nick) VALUES (3, 'SECRETMAIL1', 'SECRETNICK3');
 UPDATE profiles SET booked = '[150,160)' WHERE id = 2;
 \echo :LAST_ERROR_SQLSTATE
 -- check and not-null violations: the failing row goes
-UPDATE profiles SET visits = 5000 WHERE id = 1;
+UPDATE profiles SET score = 5000 WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
 UPDATE profiles SET nick = NULL WHERE id = 2;
 \echo :LAST_ERROR_SQLSTATE

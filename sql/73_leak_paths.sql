@@ -65,7 +65,9 @@ SELECT * FROM pg_temp.policies();
 
 -- 1. errors: as an application role, no value of the table in any detail
 SET ROLE regress_leak_app;
--- no purpose: a NOT NULL column gives the whole row of any subject
+-- no purpose: clearing the collection time of a row that holds tags is
+-- refused by the collection check (before the NOT NULL constraint, whose
+-- failing row would be any subject's); neither quotes the row
 SELECT caught('UPDATE profile SET collected_at = NULL WHERE user_id = 5');
 UPDATE profile SET collected_at = NULL WHERE user_id = 5;
 SET profile_guard.purpose = 'ads';
