@@ -270,6 +270,19 @@ assigns(TriggerData *trigdata, AttrNumber attnum)
 }
 
 /*
+ * Does this write put back what was collected before: a role that bypasses
+ * the guard (a restore), or the extension's own write as the table's owner
+ * (classify() encrypting what the table held)?  Such a write is not a new
+ * collection: neither our ciphertext in it nor its collection time is
+ * checked.
+ */
+static bool
+writes_back(Relation rel)
+{
+	return pfg_current_user_bypasses() || pfg_owner_writing_row(RelationGetRelid(rel));
+}
+
+/*
  * One tag value of a row: check and, for sensitive tags, encrypt.  Returns
  * the datum to store.  'old' is the value the row had (UPDATE, same subject
  * and tag), if any; 'recollect' says the UPDATE assigns the value (or the
@@ -289,6 +302,7 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 			  bool recollect, Oid stamp_root, const char *lexicon_column)
 {
 	bool		unchanged = has_old && datumIsEqual(value, old, att->attbyval, att->attlen);
+	bool		encrypted = false;
 
 	/* a rewrite of the row that leaves the value alone collects nothing */
 	if (unchanged && !recollect)
@@ -300,22 +314,16 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 		{
 			case CT_OURS:
 				/*
-				 * already encrypted for this subject and tag: left as it is.
-				 * Written by a role that bypasses the guard (a restore) or
-				 * by the extension itself (classify() encrypting what the
-				 * table held, as its owner), it was collected before;
-				 * written by any other role it is a collection like a
-				 * plaintext value, so that ciphertext kept from before a
+				 * already encrypted for this subject and tag: stored as it
+				 * is.  Written back (writes_back()), it was collected
+				 * before; written by any other role it is a collection like
+				 * a plaintext value, so that ciphertext kept from before a
 				 * withdrawal or an erasure does not bring the value back
 				 */
-				if (!pfg_current_user_bypasses() && !pfg_owner_writing_row(RelationGetRelid(rel)))
-				{
-					if (!pfg_subject_tag_collectable(subject, subject_type, tag_id))
-						refuse_uncollectable(rel, subject_text, tag);
-					if (OidIsValid(stamp_root))
-						pfg_stamp_collected(stamp_root, subject_text, tag);
-				}
-				return value;
+				if (writes_back(rel))
+					return value;
+				encrypted = true;
+				break;
 			case CT_FOREIGN:
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
@@ -338,7 +346,7 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
 	if (OidIsValid(stamp_root))
 		pfg_stamp_collected(stamp_root, subject_text, tag);
 
-	if (sensitive)
+	if (sensitive && !encrypted)
 		return pfg_crypto_encrypt_datum(value, att->atttypid, subject_text, tag);
 	return value;
 }
@@ -348,9 +356,8 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
  * from it: a row whose tags are collected must say when, no later than a
  * day after the statement's start (an application server's clock may run a
  * little ahead).  NULL, or a later or infinite time, would keep its tags
- * beyond every retention.  Not checked for a role that bypasses the guard
- * (a restore writes back what was collected before) nor for the
- * extension's own writes.
+ * beyond every retention.  Not checked for a write that puts back what was
+ * collected before (writes_back()).
  */
 static void
 check_collected_at(Relation rel, const GuardedRelation *grel, HeapTuple tup, TupleDesc desc)
@@ -361,7 +368,7 @@ check_collected_at(Relation rel, const GuardedRelation *grel, HeapTuple tup, Tup
 	TimestampTz at;
 	int			overflow = 0;
 
-	if (pfg_current_user_bypasses() || pfg_owner_writing_row(RelationGetRelid(rel)))
+	if (writes_back(rel))
 		return;
 	if (isnull)
 		ereport(ERROR,
