@@ -972,7 +972,6 @@ using_reads_tags_walker(Node *node, void *arg)
 		const char *colname = IsA(last, String) ? strVal(last) : NULL;
 		const char *tag = NULL;
 		const char *role = colname ? guarded_column_role(check->relid, colname, &tag) : NULL;
-		char	   *rel = get_rel_name(check->relid);
 
 		if (colname == NULL ||
 			(list_length(ref->fields) == 1 && strcmp(colname, check->relname) == 0 &&
@@ -980,14 +979,14 @@ using_reads_tags_walker(Node *node, void *arg)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("the new values of column \"%s\" of guarded table \"%s\" cannot read the whole row",
-							check->target, rel),
+							check->target, get_rel_name(check->relid)),
 					 errdetail("A USING expression that reads the whole row would store the row's tag values in a column no gate stands before."),
 					 errhint("Name the columns the new values are computed from; no column holding tag values may be among them.")));
 		if (tag != NULL || (role != NULL && (strcmp(role, "tag") == 0 || strcmp(role, "value") == 0)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("the new values of column \"%s\" of guarded table \"%s\" cannot be computed from column \"%s\"",
-							check->target, rel, colname),
+							check->target, get_rel_name(check->relid), colname),
 					 tag != NULL ?
 					 errdetail("Column \"%s\" holds tag \"%s\"; the rewrite would store its values in a column no gate stands before.",
 							   colname, tag) :
