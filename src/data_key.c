@@ -17,14 +17,14 @@
  *	  A statement that meets many subjects whose keys are not cached (a
  *	  scan in a new connection, a bulk insert) stops reading them one by
  *	  one: after BULK_MIN_MISSES single reads, and at least one per
- *	  BULK_MISS_RATIO keys in the table (BULK_COPY_RATIO when the keys are
- *	  shared, below: copying them is cheaper), it reads every live key of
+ *	  BULK_MISS_RATIO keys in the table (BULK_SHARED_RATIO when the keys are
+ *	  shared, below: taking them is cheaper), it reads every live key of
  *	  subject_key in one heap scan and unwraps them (one AES-GCM of 32
  *	  bytes each under the master key, whose key schedule is prepared
  *	  once), if they all fit in profile_guard.key_cache_size.  What such
  *	  a scan read is published for the database's other backends, whose
- *	  bulk loads copy it instead, and whose statements read from it the
- *	  keys they miss before they would copy it (shared_data_keys.c: a
+ *	  bulk loads take it instead, and whose statements read from it the
+ *	  keys they miss before they would take it (shared_data_keys.c: a
  *	  look-up by primary key in a new connection reads no subject_key row
  *	  for a subject whose identifier is an integer); the trigger on
  *	  subject_key and pfg_data_key_destroy() tell that module which
@@ -92,7 +92,7 @@ static Oid	subject_key_owner = InvalidOid;
 /* the bulk load: when, and what the current statement did */
 #define BULK_MIN_MISSES		64
 #define BULK_MISS_RATIO		512
-#define BULK_COPY_RATIO		4096	/* when the keys are shared: copying
+#define BULK_SHARED_RATIO	4096	/* when the keys are shared: taking
 									 * them costs a fraction of a scan */
 #define RESERVE_AFTER		256	/* keys read before making room for the rest */
 static LocalTransactionId stmt_lxid = InvalidLocalTransactionId;
@@ -100,7 +100,7 @@ static TimestampTz stmt_start = 0;
 static int	stmt_misses = 0;
 static int	stmt_bulk_after = 0;	/* 0: not decided yet */
 static bool stmt_bulk_loaded = false;
-static bool stmt_copied_shared = false;	/* copied the shared keys */
+static bool stmt_took_shared = false;	/* took the shared keys */
 static uint64 stmt_bulk_flushes = 0;	/* the cache's flush count after it */
 
 PFG_SQL_FUNCTION(profile_guard_destroy_subject_key);
@@ -696,7 +696,7 @@ note_miss(void)
 		stmt_misses = 0;
 		stmt_bulk_after = 0;
 		stmt_bulk_loaded = false;
-		stmt_copied_shared = false;
+		stmt_took_shared = false;
 	}
 	return ++stmt_misses == BULK_MIN_MISSES ||
 		(stmt_bulk_after > 0 && stmt_misses == stmt_bulk_after);
@@ -748,15 +748,15 @@ bulk_load_keys(void)
 	relid = subject_key_table(NULL);
 	rel = table_open(relid, AccessShareLock);
 	estimate = estimated_keys(rel);
-	/* after a copy that lacked too many keys: the scan reads them all again */
-	if (stmt_copied_shared && stmt_bulk_after > 0)
+	/* after a set taken that lacked too many keys: the scan reads them all */
+	if (stmt_took_shared && stmt_bulk_after > 0)
 		pfg_data_key_cache_flush();
 	room = pfg_data_key_cache_room();
 	if (stmt_bulk_after == 0)
 	{
 		/* single reads first, in proportion to what a scan costs */
 		double		ratio = pfg_shared_data_keys_published(relid, current->fingerprint) ?
-			BULK_COPY_RATIO : BULK_MISS_RATIO;
+			BULK_SHARED_RATIO : BULK_MISS_RATIO;
 
 		stmt_bulk_after = (int) Min(estimate / ratio, (double) INT_MAX / 2);
 		if (stmt_bulk_after > stmt_misses)
@@ -766,28 +766,29 @@ bulk_load_keys(void)
 		}
 	}
 	stmt_bulk_after = -1;		/* once per statement */
-	if (estimate > room)
-	{
-		table_close(rel, AccessShareLock);
-		return false;
-	}
 
 	/*
-	 * Another backend published them: copy those.  Keys made since are read
-	 * one by one, and if the statement meets many of them it scans after
-	 * all.
+	 * Another backend published them: take those (the integer subjects'
+	 * keys are read in place, and need no room in the cache).  Keys made
+	 * since are read one by one, and if the statement meets many of them it
+	 * scans after all.
 	 */
-	if (!stmt_copied_shared &&
-		pfg_shared_data_keys_copy(relid, current->fingerprint,
+	if (!stmt_took_shared &&
+		pfg_shared_data_keys_take(relid, current->fingerprint,
 								  room, &complete))
 	{
 		table_close(rel, AccessShareLock);
-		stmt_copied_shared = true;
+		stmt_took_shared = true;
 		stmt_bulk_loaded = complete;
 		stmt_bulk_flushes = pfg_data_key_cache_flushes();
 		stmt_bulk_after = stmt_misses +
 			(int) Max(BULK_MIN_MISSES, Min(estimate / BULK_MISS_RATIO, (double) INT_MAX / 4));
 		return true;
+	}
+	if (estimate > room)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
 	}
 
 	/*
@@ -912,10 +913,10 @@ pfg_data_key_get(const char *subject, bool create, uint8 *key)
 	/*
 	 * A few: another backend may have published this one (not when the
 	 * statement already holds what a published set had: it loaded every key
-	 * or copied the set)
+	 * or took the set)
 	 */
 	flushes = pfg_data_key_cache_flushes();
-	if (!stmt_bulk_loaded && !stmt_copied_shared &&
+	if (!stmt_bulk_loaded && !stmt_took_shared &&
 		pfg_shared_data_keys_lookup(subject_key_table(NULL),
 									pfg_master_key_current()->fingerprint,
 									subject, len, key))

@@ -17,9 +17,10 @@
  *	  flushes it on a relcache invalidation of profile_guard.subject_key
  *	  (destroying or re-wrapping keys sends one); a key created by the
  *	  current (sub)transaction is dropped again if it aborts.
- *	  shared_data_keys.c publishes what a bulk load left in it, and merges
- *	  a published set into another backend's: the array as it is, the
- *	  table's keys written out one after another.
+ *	  shared_data_keys.c publishes what a bulk load left in it: the array
+ *	  as it is, the table's keys written out one after another.  Another
+ *	  backend's cache then reads that array where it lies in shared memory
+ *	  (below) and copies the table's keys into its own.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +31,7 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "port/atomics.h"
 #include "port/pg_bitutils.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -137,6 +139,17 @@ static uint64 *dense_present = NULL;	/* a bit per slot */
 static uint32 dense_size = 0;
 static uint32 dense_count = 0;
 
+/*
+ * A published set's array of keys (shared_data_keys.c), read where it lies:
+ * found after the backend's own keys.  The set's owner keeps it from being
+ * freed until the transaction ends.  A retirement clears the set's bits
+ * before it wipes its keys, so a key copied out here whose bit is still
+ * set after the copy is whole; one whose bit went is a miss.
+ */
+static const uint8 (*shared_keys)[PFG_KEY_LEN] = NULL;
+static const volatile uint64 *shared_present = NULL;
+static uint32 shared_size = 0;
+
 /* a key of the table as pfg_data_key_cache_write_others() writes it */
 #define OTHER_KEY_BYTES(len)	(sizeof(uint32) + PFG_KEY_LEN + (Size) (len))
 
@@ -212,6 +225,7 @@ pfg_data_key_cache_flush(void)
 	}
 	if (dense_keys != NULL)
 		explicit_bzero(dense_keys, (Size) dense_size * PFG_KEY_LEN);
+	pfg_data_key_cache_detach_shared();
 	dense_keys = NULL;
 	dense_present = NULL;
 	dense_size = 0;
@@ -458,51 +472,44 @@ dense_cover(uint32 n, uint32 expected)
 }
 
 /*
- * The shared keys (shared_data_keys.c): make the dense part hold size
- * slots, before a set of them is merged in without allocating.
+ * Read a published set's array of keys[size][PFG_KEY_LEN], with a bit each
+ * in present, in place (see shared_keys above) until detached.
  */
-bool
-pfg_data_key_cache_reserve_dense(uint32 size)
+void
+pfg_data_key_cache_attach_shared(const uint8 *keys, const volatile uint64 *present,
+								 uint32 size)
 {
-	data_key_cache_init();
-	return size % 64 == 0 && (size == 0 || dense_cover(size - 1, size));
+	shared_keys = (const uint8 (*)[PFG_KEY_LEN]) keys;
+	shared_present = present;
+	shared_size = size;
 }
 
-/*
- * Merge keys[size][PFG_KEY_LEN] with a bit each in present (size a multiple
- * of 64) into the dense part, which pfg_data_key_cache_reserve_dense()
- * made large enough.  Allocates nothing.
- */
-bool
-pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
-							   uint32 size)
+void
+pfg_data_key_cache_detach_shared(void)
 {
-	if (size == 0)
-		return true;
-	if (dense_keys == NULL || dense_size < size || size % 64 != 0)
+	shared_keys = NULL;
+	shared_present = NULL;
+	shared_size = 0;
+}
+
+static inline bool
+shared_has(uint32 n)
+{
+	return (shared_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
+}
+
+/* subject n's key from the attached set, when it holds it whole */
+static inline bool
+shared_lookup(uint32 n, uint8 *key)
+{
+	if (n >= shared_size || !shared_has(n))
 		return false;
-	if (dense_count == 0)
-	{
-		memcpy(dense_keys, keys, (Size) size * PFG_KEY_LEN);
-		memcpy(dense_present, present, size / 8);
-		dense_count = (uint32) pg_popcount((const char *) present, size / 8);
+	memcpy(key, shared_keys[n], PFG_KEY_LEN);
+	pg_read_barrier();
+	if (shared_has(n))
 		return true;
-	}
-	for (uint32 w = 0; w < size / 64; w++)
-	{
-		uint64		bits = present[w] & ~dense_present[w];
-
-		while (bits != 0)
-		{
-			uint32		n = w * 64 + pg_rightmost_one_pos64(bits);
-
-			memcpy(dense_keys[n], keys + (Size) n * PFG_KEY_LEN, PFG_KEY_LEN);
-			dense_count++;
-			bits &= bits - 1;
-		}
-		dense_present[w] |= present[w];
-	}
-	return true;
+	explicit_bzero(key, PFG_KEY_LEN);
+	return false;
 }
 
 /*
@@ -602,10 +609,15 @@ pfg_data_key_cache_lookup(const char *subject, int len, uint8 *key)
 	SubjectRef	ref;
 	uint32		n;
 
-	if (dense_index(subject, len, &n) && dense_has(n))
+	if (dense_index(subject, len, &n))
 	{
-		memcpy(key, dense_keys[n], PFG_KEY_LEN);
-		return true;
+		if (dense_has(n))
+		{
+			memcpy(key, dense_keys[n], PFG_KEY_LEN);
+			return true;
+		}
+		if (shared_lookup(n, key))
+			return true;
 	}
 	data_key_cache_init();
 	if (DataKeyCache->members == 0)
@@ -723,6 +735,8 @@ pfg_data_key_cache_forget(const char *subject)
 	DataKeyEntry *entry;
 	uint32		n;
 
+	/* the transaction changed keys: no published set serves it any more */
+	pfg_data_key_cache_detach_shared();
 	if (dense_index(subject, len, &n) && dense_has(n))
 	{
 		explicit_bzero(dense_keys[n], PFG_KEY_LEN);

@@ -29,10 +29,11 @@ extern void pfg_data_key_cache_reserve_dense_upto(uint32 highest, uint32 count);
 extern bool pfg_data_key_cache_dense_subject(const char *subject, int len,
 											 uint32 *index);
 
-/* the keys as shared_data_keys.c publishes and copies them */
-extern bool pfg_data_key_cache_reserve_dense(uint32 size);
-extern bool pfg_data_key_cache_merge_dense(const uint8 *keys, const uint64 *present,
-										   uint32 size);
+/* the keys as shared_data_keys.c publishes them, and reads a published set */
+extern void pfg_data_key_cache_attach_shared(const uint8 *keys,
+											 const volatile uint64 *present,
+											 uint32 size);
+extern void pfg_data_key_cache_detach_shared(void);
 extern void pfg_data_key_cache_contents(const uint8 **keys, const uint64 **present,
 										uint32 *size, uint32 *count,
 										Size *others_bytes, uint32 *others_count);

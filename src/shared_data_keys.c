@@ -9,13 +9,15 @@
  *	  It publishes a copy of what it loaded here, in a DSA area, as a set
  *	  for its database: the dense part of the backend's cache as it is
  *	  (subjects that are decimal integers, data_key_cache.c), and the
- *	  other subjects' keys written out one after another; the bulk load of
- *	  any other backend of that database then copies the set into its own
- *	  cache instead of scanning and unwrapping.  Before a statement meets
- *	  enough uncached subjects to copy the set, it reads their keys from it
- *	  one by one (subjects that are decimal integers), instead of through
- *	  subject_key; either way a key is then in the backend's cache, and
- *	  later look-ups of it do not read shared memory.
+ *	  other subjects' keys written out one after another.  The bulk load
+ *	  of any other backend of that database then takes the set instead of
+ *	  scanning and unwrapping: its cache reads the integer subjects' keys
+ *	  where they lie, and copies the others into its own table.  A set
+ *	  taken is pinned until the taking transaction ends: retired, it is
+ *	  wiped but not freed before then.  Before a statement meets enough
+ *	  uncached subjects to take the set, it reads their keys from it one by
+ *	  one (subjects that are decimal integers), instead of through
+ *	  subject_key, into the backend's cache.
  *
  *	  Keys leave with the commit that changes them.  Every transaction
  *	  that destroys, deletes, re-wraps or truncates keys (a trigger on
@@ -23,7 +25,9 @@
  *	  its database's sets when it commits, after its commit is visible and
  *	  before its invalidations are sent, and wipes them (it mapped them
  *	  before committing; a set published in between is wiped by the next
- *	  backend that takes the lock).  It also advances the change epoch: a
+ *	  backend that takes the lock): the bits that say which keys a set
+ *	  holds first, then the keys, so that a backend reading the set in
+ *	  place finds a key whole or not at all.  It also advances the change epoch: a
  *	  bulk load notes the epoch before it takes its snapshot and publishes
  *	  only if the epoch has not moved since, so a set never holds a key
  *	  whose destruction had committed before it was published.  A
@@ -89,7 +93,8 @@ typedef struct SharedKeySet
 	uint32		count;			/* keys, dense or not */
 	uint32		others_count;	/* keys of other subjects */
 	Size		others_bytes;	/* as data_key_cache.c writes them */
-	uint64		copies;
+	uint64		copies;			/* times a backend took it */
+	int			pins;			/* transactions reading it in place */
 	TimestampTz published_at;
 	dsa_pointer blob;			/* keys[size][PFG_KEY_LEN], a bit each, others */
 	Size		blob_size;
@@ -119,6 +124,9 @@ static bool DatabaseDroppedInXact = false;	/* retire every database's sets */
 static int	n_mapped = 0;
 static uint64 mapped_serial[SHARED_KEY_SETS];
 static void *mapped_address[SHARED_KEY_SETS];
+
+/* the set the current transaction reads in place, pinned (0: none) */
+static uint64 pinned_serial = 0;
 
 PFG_SQL_FUNCTION(profile_guard_shared_data_keys);
 
@@ -197,7 +205,23 @@ set_others(SharedKeySet *s, char *base)
 	return base + (Size) s->size * PFG_KEY_LEN + s->size / 8;
 }
 
-/* lock held exclusively, Area attached: free what was retired */
+/*
+ * Wipe a set at base: its bits first, so that a backend reading it in
+ * place (data_key_cache.c) never trusts a key being wiped.
+ */
+static void
+wipe_set(SharedKeySet *s, char *base)
+{
+	explicit_bzero(set_present(s, base), s->size / 8);
+	pg_write_barrier();
+	explicit_bzero(base, s->blob_size);
+	s->wiped = true;
+}
+
+/*
+ * lock held exclusively, Area attached: wipe what was retired, and free it
+ * unless a transaction still reads it in place
+ */
 static void
 reap_retired(void)
 {
@@ -208,7 +232,9 @@ reap_retired(void)
 		if (s->state != KEYSET_RETIRED)
 			continue;
 		if (!s->wiped)
-			explicit_bzero(dsa_get_address(Area, s->blob), s->blob_size);
+			wipe_set(s, dsa_get_address(Area, s->blob));
+		if (s->pins > 0)
+			continue;
 		dsa_free(Area, s->blob);
 		Control->published_bytes -= s->blob_size;
 		memset(s, 0, sizeof(SharedKeySet));
@@ -279,11 +305,8 @@ retire_sets(bool disable)
 			continue;
 		for (int m = 0; m < n_mapped; m++)
 		{
-			if (mapped_serial[m] == s->serial)
-			{
-				explicit_bzero(mapped_address[m], s->blob_size);
-				s->wiped = true;
-			}
+			if (mapped_serial[m] == s->serial && !s->wiped)
+				wipe_set(s, mapped_address[m]);
 		}
 		s->state = KEYSET_RETIRED;
 	}
@@ -298,10 +321,41 @@ retire_sets(bool disable)
 	LWLockRelease(Control->lock);
 }
 
+/*
+ * The transaction ends: it no longer reads the set it took in place, which
+ * is freed now if it was retired meanwhile.
+ */
+static void
+release_pinned_set(void)
+{
+	pfg_data_key_cache_detach_shared();
+	if (pinned_serial == 0)
+		return;
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+	{
+		SharedKeySet *s = &Control->sets[i];
+
+		if (s->state != KEYSET_EMPTY && s->serial == pinned_serial && s->pins > 0)
+			s->pins--;
+	}
+	pinned_serial = 0;
+	if (any_retired())
+		reap_retired();
+	LWLockRelease(Control->lock);
+}
+
 static void
 shared_keys_xact_callback(XactEvent event, void *arg)
 {
-	if (Control == NULL || (!KeysChangedInXact && !KeysCreatedInXact))
+	if (Control == NULL)
+		return;
+	if (pinned_serial != 0 &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		 event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE))
+		release_pinned_set();
+	if (!KeysChangedInXact && !KeysCreatedInXact)
 		return;
 	switch (event)
 	{
@@ -403,70 +457,74 @@ pfg_shared_data_keys_published(Oid relid, const char *fingerprint)
 	return found;
 }
 
+/*
+ * Take this database's published set for subject_key relid under this
+ * master key, if the keys not kept by integer fit in room: the backend's
+ * cache reads the integer subjects' keys in place, pinned until the
+ * transaction ends, and copies the others.  *complete: no key was made
+ * since the set was read.
+ */
 bool
-pfg_shared_data_keys_copy(Oid relid, const char *fingerprint, int room,
+pfg_shared_data_keys_take(Oid relid, const char *fingerprint, int room,
 						  bool *complete)
 {
 	SharedKeySet *s;
 	uint64		serial;
-	uint32		size;
 	uint32		others_count;
 	Size		others_bytes;
 	char	   *others = NULL;
-	bool		copied = false;
+	bool		taken = false;
 
 	*complete = false;
 	if (!sharing_on())
 		return false;
 	LWLockAcquire(Control->lock, LW_SHARED);
 	s = find_set(relid, fingerprint);
-	if (s != NULL && s->count > (uint32) Max(room, 0))
+	if (s != NULL && s->others_count > (uint32) Max(room, 0))
 		s = NULL;
 	serial = s != NULL ? s->serial : 0;
-	size = s != NULL ? s->size : 0;
 	others_count = s != NULL ? s->others_count : 0;
 	others_bytes = s != NULL ? s->others_bytes : 0;
 	LWLockRelease(Control->lock);
 	if (s == NULL)
 		return false;
 
-	/* room in the backend's cache first: nothing under the lock allocates */
+	/* one set pinned at a time; nothing under the lock allocates */
+	release_pinned_set();
 	ensure_area();
-	if (!pfg_data_key_cache_reserve_dense(size))
-		return false;
 	if (others_bytes > 0)
 		others = MemoryContextAllocHuge(CurrentMemoryContext, others_bytes);
 
-	LWLockAcquire(Control->lock, LW_SHARED);
+	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	s = find_set(relid, fingerprint);
 	if (s != NULL && s->serial == serial)
 	{
 		char	   *base = dsa_get_address(Area, s->blob);
 
-		copied = pfg_data_key_cache_merge_dense((const uint8 *) base,
-												set_present(s, base), s->size);
-		if (copied && others != NULL)
+		s->pins++;
+		s->copies++;
+		pinned_serial = serial;
+		if (s->size > 0)
+			pfg_data_key_cache_attach_shared((const uint8 *) base,
+											 set_present(s, base), s->size);
+		if (others != NULL)
 			memcpy(others, set_others(s, base), others_bytes);
 		*complete = s->creations == pg_atomic_read_u64(&Control->creations);
+		taken = true;
 	}
+	if (any_retired())
+		reap_retired();
 	LWLockRelease(Control->lock);
 
 	/* the other subjects' keys, into the backend's table */
 	if (others != NULL)
 	{
-		if (copied)
+		if (taken)
 			pfg_data_key_cache_read_others(others, others_bytes, others_count);
 		explicit_bzero(others, others_bytes);
 		pfree(others);
 	}
-
-	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
-	if (copied && (s = find_set(relid, fingerprint)) != NULL && s->serial == serial)
-		s->copies++;
-	if (any_retired())
-		reap_retired();
-	LWLockRelease(Control->lock);
-	return copied;
+	return taken;
 }
 
 /*
@@ -576,6 +634,8 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 		{
 			SharedKeySet *c = &Control->sets[i];
 
+			if (c->state == KEYSET_RETIRED)
+				continue;		/* still read in place */
 			if (c->state == KEYSET_READY && c->dbid == MyDatabaseId)
 			{
 				s = c;
@@ -585,10 +645,12 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 				(s->state != KEYSET_EMPTY && c->published_at < s->published_at))
 				s = c;
 		}
-		if (s->state == KEYSET_READY)
+		if (s != NULL && s->state == KEYSET_READY)
 		{
 			s->state = KEYSET_RETIRED;
 			reap_retired();
+			if (s->state != KEYSET_EMPTY)
+				s = NULL;		/* read in place: its slot stays taken */
 		}
 		if (Control->published_bytes + bytes > limit)
 			s = NULL;
@@ -607,6 +669,7 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 		s->others_count = others_count;
 		s->others_bytes = others_bytes;
 		s->copies = 0;
+		s->pins = 0;
 		s->published_at = GetCurrentTimestamp();
 		s->blob = blob;
 		s->blob_size = bytes;

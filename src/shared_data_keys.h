@@ -34,11 +34,12 @@ extern void pfg_shared_data_keys_utility(Node *stmt);
 extern bool pfg_shared_data_keys_published(Oid relid, const char *fingerprint);
 
 /*
- * Copy the keys published for subject_key relid under the master key of
- * this fingerprint into the backend's cache, if at most room of them;
- * *complete: no transaction made keys since they were read.
+ * Let the backend's cache use the keys published for subject_key relid
+ * under the master key of this fingerprint until the transaction ends (the
+ * integer subjects' keys read in place, the others copied, if at most room
+ * of those); *complete: no transaction made keys since they were read.
  */
-extern bool pfg_shared_data_keys_copy(Oid relid, const char *fingerprint,
+extern bool pfg_shared_data_keys_take(Oid relid, const char *fingerprint,
 									  int room, bool *complete);
 extern bool pfg_shared_data_keys_lookup(Oid relid, const char *fingerprint,
 										const char *subject, int len, uint8 *key);
