@@ -134,7 +134,7 @@ void
 pfg_shared_data_keys_define_settings(void)
 {
 	DefineCustomIntVariable("profile_guard.shared_key_cache_size",
-							"Shared memory for unwrapped data keys, copied by every backend of a database instead of reading and unwrapping them.",
+							"Shared memory for unwrapped data keys, read by every backend of a database instead of reading and unwrapping them from subject_key.",
 							"33 bytes per subject whose identifier is a decimal integer, 36 bytes plus the identifier for others. 0 turns sharing off: each backend then reads and unwraps every key itself.",
 							&shared_key_cache_size_mb,
 							256, 0, INT_MAX / 2,

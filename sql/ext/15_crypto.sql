@@ -130,6 +130,6 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'profile_guard_shared_data_keys'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION shared_data_keys() IS
-	'the sets of unwrapped data keys shared between backends: per database, the keys, bytes, copies made by other backends, and whether keys were made since';
+	'the sets of unwrapped data keys shared between backends: per database, the keys, bytes, how many times backends took them (read in place), and whether keys were made since';
 REVOKE ALL ON FUNCTION shared_data_keys() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shared_data_keys() TO profile_guard_admin;
