@@ -220,7 +220,18 @@ SET ROLE regress_wr_app;
 MERGE INTO wr_profile t USING (SELECT 1 AS x) s ON s.x = 1
   WHEN MATCHED THEN UPDATE SET email = 'merged'
   WHEN NOT MATCHED THEN INSERT VALUES (70, 2, 'm@x', NULL, NULL, NULL);
+-- prepared, and run by PL/pgSQL
+PREPARE merge_all AS MERGE INTO wr_profile t USING (SELECT 1 AS x) s ON s.x = 1
+  WHEN MATCHED THEN UPDATE SET email = 'merged';
+EXECUTE merge_all;
+DEALLOCATE merge_all;
+DO $$
+BEGIN
+	MERGE INTO wr_profile t USING (SELECT 1 AS x) s ON s.x = 1
+	  WHEN MATCHED THEN UPDATE SET email = 'merged';
+END $$;
 RESET ROLE;
+SELECT count(*) AS merged FROM wr_profile WHERE email = 'merged';
 
 DROP TABLE wr_profile, wr_tags;
 DROP EXTENSION profile_guard CASCADE;

@@ -100,6 +100,21 @@ SELECT caught($$EXPLAIN ANALYZE SELECT count(*) FROM profile$$);
 SELECT caught($$EXPLAIN (COSTS OFF) SELECT 1 FROM facts WHERE user_id = 5 AND tag = 'interest.luxury'$$);
 SELECT caught($$EXPLAIN (ANALYZE false, COSTS OFF) SELECT 1 FROM facts$$);
 SELECT caught($$EXPLAIN (ANALYZE, COSTS OFF) SELECT 1$$);
+-- the same through a prepared statement, CREATE TABLE AS, and a PL/pgSQL
+-- loop over the plan's lines
+PREPARE luxury_probe(int) AS SELECT 1 FROM facts WHERE user_id = $1 AND tag = 'interest.luxury';
+SELECT caught($$EXPLAIN (ANALYZE, COSTS OFF) EXECUTE luxury_probe(5)$$);
+SELECT caught($$EXPLAIN (ANALYZE, COSTS OFF) CREATE TEMP TABLE probe AS SELECT 1 FROM facts WHERE user_id = 5 AND tag = 'interest.luxury'$$);
+CREATE FUNCTION pg_temp.plan_lines() RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+	FOR line IN EXPLAIN (ANALYZE, COSTS OFF) SELECT 1 FROM facts WHERE user_id = 5 AND tag = 'interest.luxury' LOOP
+		RETURN NEXT line;
+	END LOOP;
+END $$;
+SELECT caught('SELECT pg_temp.plan_lines()');
+DROP FUNCTION pg_temp.plan_lines();
+DEALLOCATE luxury_probe;
 RESET profile_guard.purpose;
 RESET ROLE;
 -- the owner (here a superuser) reads raw values anyway: its errors keep them
