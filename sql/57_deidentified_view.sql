@@ -103,9 +103,33 @@ FROM facts_for_lab ORDER BY tag;
 -- to that recipient (its cells are counted for it): not acme's under
 -- training (lab's), nor lab's under a purpose with no recipient
 SELECT pg_temp.err($$SELECT count(*) FROM people_for_acme$$);
+PREPARE lab_count AS SELECT count(*) FROM people_for_lab;
+EXECUTE lab_count;
 SET profile_guard.purpose = 'local';
 SELECT pg_temp.err($$SELECT count(*) FROM people_for_lab$$);
 SELECT pg_temp.err($$SELECT count(*) FROM facts_for_lab$$);
+-- nor by any other way: a statement prepared under training, a cursor, a
+-- CTE, functions, a view over it, the pseudonym alone, COPY, CREATE TABLE AS
+SELECT pg_temp.err($$EXECUTE lab_count$$);
+DEALLOCATE lab_count;
+BEGIN;
+DECLARE lab_cursor CURSOR FOR SELECT subject_pseudonym FROM people_for_lab;
+SELECT pg_temp.err($$FETCH ALL lab_cursor$$);
+ROLLBACK;
+SELECT pg_temp.err($$WITH v AS (SELECT * FROM people_for_lab) SELECT count(*) FROM v$$);
+CREATE FUNCTION pg_temp.lab_count_sql() RETURNS bigint LANGUAGE sql
+AS $$ SELECT count(*) FROM public.people_for_lab $$;
+CREATE FUNCTION pg_temp.lab_count_plpgsql() RETURNS bigint LANGUAGE plpgsql
+AS $$ BEGIN RETURN (SELECT count(*) FROM public.facts_for_lab); END $$;
+SELECT pg_temp.err($$SELECT pg_temp.lab_count_sql()$$);
+SELECT pg_temp.err($$SELECT pg_temp.lab_count_plpgsql()$$);
+CREATE TEMP VIEW lab_again AS SELECT * FROM public.people_for_lab;
+SELECT pg_temp.err($$SELECT count(*) FROM lab_again$$);
+SELECT pg_temp.err($$SELECT subject_pseudonym FROM people_for_lab$$);
+COPY (SELECT subject_pseudonym FROM people_for_lab) TO STDOUT;
+SELECT pg_temp.err($$CREATE TEMP TABLE lab_copy AS SELECT subject_pseudonym FROM facts_for_lab$$);
+DROP VIEW lab_again;
+DROP FUNCTION pg_temp.lab_count_sql(), pg_temp.lab_count_plpgsql();
 SET profile_guard.purpose = 'training';
 -- the recipients' pseudonyms differ: their copies cannot be joined
 SELECT count(*) AS same_pseudonym FROM generate_series(1, 3) i
