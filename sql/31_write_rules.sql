@@ -233,6 +233,24 @@ END $$;
 RESET ROLE;
 SELECT count(*) AS merged FROM wr_profile WHERE email = 'merged';
 
+-- 8. rows with no subject (written before protect): an UPDATE that neither
+-- assigns nor moves their tags collects nothing, and does not tell a row
+-- that holds a hidden value from one that holds none; assigning a tag to
+-- such a row is refused, whatever it held
+CREATE TABLE wr_orphans (id int PRIMARY KEY, user_id int, luxury text, note text);
+INSERT INTO wr_orphans VALUES (1, NULL, 'yacht', NULL), (2, NULL, NULL, NULL);
+SELECT profile_guard.protect('wr_orphans', 'user_id');
+SELECT profile_guard.classify('wr_orphans', 'luxury', 'wr.luxury');
+GRANT SELECT, UPDATE ON wr_orphans TO regress_wr_app;
+SET ROLE regress_wr_app;
+UPDATE wr_orphans SET note = 'seen' WHERE id = 1;
+UPDATE wr_orphans SET note = 'seen' WHERE id = 2;
+UPDATE wr_orphans SET luxury = 'boat' WHERE id = 1;
+UPDATE wr_orphans SET luxury = 'boat' WHERE id = 2;
+RESET ROLE;
+SELECT id, luxury, note FROM wr_orphans ORDER BY id;
+DROP TABLE wr_orphans;
+
 DROP TABLE wr_profile, wr_tags;
 DROP EXTENSION profile_guard CASCADE;
 DROP OWNED BY regress_wr_app;

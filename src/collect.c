@@ -665,6 +665,15 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				refuse_blind_move(rel, col->tag, NameStr(att->attname));
 			if (isnull)
 				continue;
+
+			/*
+			 * A row with no subject (written before protect(), or by a role
+			 * that bypasses the guard) keeps a value the UPDATE neither
+			 * assigns nor moves: nothing is collected, and the UPDATE must
+			 * not tell whether the row holds one
+			 */
+			if (subject_null && oldtup && !assigned && !subject_moves)
+				continue;
 			if (subject_text == NULL)
 			{
 				if (subject_null)
