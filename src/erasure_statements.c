@@ -899,8 +899,16 @@ pfg_erase_tag_prepare_tables(Sweep *sweep, const char *tag)
 			appendStringInfo(&read, "t.%s::text = $2", t->tag_col);
 		appendStringInfoString(&read, " FOR UPDATE OF t");
 
+		/*
+		 * Locked against writers until the erasure commits: one in flight
+		 * may have collected the tag before the block that erase_tag()
+		 * writes first, which no writer sees before it commits; its value
+		 * would stay.  The lock waits for those in flight and holds off the
+		 * next ones.  Self-exclusive, taken in the tables' order: two
+		 * erasures queue instead of deadlocking on an upgrade.
+		 */
 		(void) pfg_check_guarded(t->relid, t->subject_name, t->collected_name, t->tag_name,
-								 RowExclusiveLock, ERROR);
+								 ShareRowExclusiveLock, ERROR);
 
 		st = &sweep->tables[sweep->ntables++];
 		st->relid = t->relid;
