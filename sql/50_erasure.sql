@@ -198,6 +198,35 @@ RESET TimeZone;
 SELECT count(*) AS kept FROM dated;
 DROP TABLE dated;
 
+-- retentions in months and in days: the shortest is the one whose cutoff
+-- is latest on the sweep's date, the longest the one whose cutoff is
+-- earliest (PostgreSQL compares intervals counting a month as 30 days);
+-- on 31 March a month reaches further back than 30 days, on 1 March less far
+BEGIN;
+SET LOCAL TimeZone = 'UTC';
+SELECT define_tag('calendar.tag', 'preference');
+SELECT define_purpose('cal_week', 'a week', ARRAY['calendar.tag'], retention => '7 days');
+SELECT define_purpose('cal_month', 'a month', ARRAY['calendar.tag'], retention => '1 month');
+SELECT define_purpose('cal_days', 'thirty days', ARRAY['calendar.tag'], retention => '30 days');
+SELECT register_subject('cal-1');
+SELECT grant_consent('cal-1', p, ARRAY['calendar.tag']) > 0 AS granted
+FROM unnest(ARRAY['cal_week', 'cal_month', 'cal_days']) p;
+UPDATE purpose SET retired_at = now() WHERE purpose = 'cal_week';
+SELECT count(*) >= 0 AS prepared FROM _erasure_prepare('2026-03-31 12:00+00', false);
+SELECT c.cutoff AS shortest_cutoff_31_march, k.keep_for AS longest_31_march
+FROM _erasure_cutoff c LEFT JOIN _erasure_keep k ON k.tag = c.tag AND k.subject = 'cal-1'
+WHERE c.tag = 'calendar.tag';
+SELECT count(*) >= 0 AS prepared FROM _erasure_prepare('2026-03-01 12:00+00', false);
+SELECT c.cutoff AS shortest_cutoff_1_march, k.keep_for AS longest_1_march
+FROM _erasure_cutoff c LEFT JOIN _erasure_keep k ON k.tag = c.tag AND k.subject = 'cal-1'
+WHERE c.tag = 'calendar.tag';
+UPDATE purpose SET retired_at = NULL WHERE purpose = 'cal_week';
+SELECT count(*) >= 0 AS prepared FROM _erasure_prepare('2026-03-01 12:00+00', false);
+SELECT c.cutoff AS shortest_cutoff_with_a_week, k.keep_for AS longest_with_a_week
+FROM _erasure_cutoff c LEFT JOIN _erasure_keep k ON k.tag = c.tag AND k.subject = 'cal-1'
+WHERE c.tag = 'calendar.tag';
+ROLLBACK;
+
 -- the ledgers stay append-only; the sweep's flag cannot be set from SQL
 SELECT _erasure_in_progress();
 UPDATE erasure_log SET rows = rows + 1;

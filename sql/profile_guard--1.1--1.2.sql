@@ -2159,9 +2159,12 @@ BEGIN
 
 	-- retention: per tag, the shortest retention of the purposes in force
 	-- that list it; a row collected before now minus that is due unless a
-	-- purpose with a longer (or no) retention keeps the tag for its subject
+	-- purpose with a longer (or no) retention keeps the tag for its subject.
+	-- Shortest and longest on the calendar of the sweep: the latest and the
+	-- earliest cutoff (comparing the intervals would count a month as 30
+	-- days)
 	INSERT INTO _erasure_cutoff (tag, cutoff)
-	SELECT t.tag, sweep_start - min(pu.retention)
+	SELECT t.tag, max(sweep_start - pu.retention)
 	FROM tag t
 	JOIN purpose pu ON pu.retired_at IS NULL AND pu.retention IS NOT NULL
 				   AND tag_matches(pu.tags, t.tag)
@@ -2177,7 +2180,8 @@ BEGIN
 	)
 	INSERT INTO _erasure_keep (subject, tag, keep_for)
 	SELECT x.subject, x.tag,
-		   CASE WHEN bool_or(l.retention IS NULL) THEN NULL ELSE max(l.retention) END
+		   CASE WHEN bool_or(l.retention IS NULL) THEN NULL
+				ELSE (array_agg(l.retention ORDER BY sweep_start - l.retention))[1] END
 	FROM (SELECT DISTINCT longer.purpose FROM longer) lp
 	CROSS JOIN LATERAL tag_state(lp.purpose, NULL, false) x
 	JOIN longer l ON l.purpose = lp.purpose AND l.tag = x.tag
