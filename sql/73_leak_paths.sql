@@ -230,6 +230,43 @@ ALTER TABLE shop ADD CONSTRAINT shop_vip_known CHECK (vip IS NOT NULL) NOT VALID
 SELECT caught($$CREATE INDEX ON long2 (user_id) WHERE value = 'gold'$$);
 SELECT caught($$ALTER TABLE long2 ADD CHECK (value <> 'gold')$$);
 
+-- 5. a tag column of a domain type: the domain's owner could add a
+-- constraint that PostgreSQL checks on every stored value (ALTER DOMAIN
+-- scans the tables past the gates) and on every value written; nor an
+-- array of one.  A partition key on a tag column: the partition a row
+-- lives in (tableoid, each partition's row count) tells its value
+CREATE DOMAIN label AS text;
+CREATE TABLE dom_wide (user_id int, luxury label, sports label[]);
+SELECT protect('dom_wide', 'user_id');
+SELECT caught($$SELECT profile_guard.classify('dom_wide', 'luxury', 'interest.luxury')$$);
+SELECT caught($$SELECT profile_guard.classify('dom_wide', 'sports', 'interest.sport')$$);
+CREATE TABLE dom_long (user_id int, tag text, value label);
+SELECT caught($$SELECT profile_guard.protect('dom_long', 'user_id', tag_column => 'tag', value_column => 'value')$$);
+SELECT count(*) AS guarded FROM guarded_table WHERE relid = 'dom_long'::regclass;
+CREATE TABLE by_luxury (user_id int, luxury text) PARTITION BY LIST (luxury);
+CREATE TABLE by_luxury_yacht PARTITION OF by_luxury FOR VALUES IN ('yacht');
+SELECT protect('by_luxury', 'user_id');
+SELECT caught($$SELECT profile_guard.classify('by_luxury', 'luxury', 'interest.luxury')$$);
+CREATE TABLE by_user (user_id int, luxury text) PARTITION BY LIST (user_id);
+CREATE TABLE by_user_1 PARTITION OF by_user FOR VALUES IN (1);
+SELECT protect('by_user', 'user_id');
+SELECT classify('by_user', 'luxury', 'interest.luxury');
+SELECT caught($$CREATE TABLE by_user_2 PARTITION OF by_user FOR VALUES IN (2) PARTITION BY LIST (luxury)$$);
+SELECT caught($$CREATE TABLE by_user_3 PARTITION OF by_user FOR VALUES IN (3) PARTITION BY LIST (lower(luxury))$$);
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'by_user'::regclass;
+-- a tag column of a domain classified before 1.2 (written into the catalog
+-- here): its domain can no longer be constrained, whoever owns it
+INSERT INTO classified_column (relid, column_name, tag) VALUES ('dom_wide', 'luxury', 'interest.luxury');
+ALTER DOMAIN label OWNER TO regress_leak_app;
+SET ROLE regress_leak_app;
+SELECT caught($$ALTER DOMAIN label ADD CONSTRAINT label_probe CHECK (VALUE <> 'yacht')$$);
+SELECT caught($$ALTER DOMAIN label SET NOT NULL$$);
+ALTER DOMAIN label SET DEFAULT 'none';
+RESET ROLE;
+DELETE FROM classified_column WHERE relid = 'dom_wide'::regclass;
+DROP TABLE dom_wide, dom_long, by_luxury, by_user;
+DROP DOMAIN label;
+
 RESET client_min_messages;
 DROP VIEW recent;
 DROP TABLE profile, facts, cities, own_rls, parts, wide, long2, shop, brands;

@@ -1296,6 +1296,42 @@ BEGIN
 	END IF;
 	root := _guarded_root(rel);
 
+	-- a domain, or an array of one: its owner may add a constraint at any
+	-- time, which PostgreSQL checks on every stored value (ALTER DOMAIN
+	-- scans the tables, no gate between) and on every value written
+	FOR obj IN
+		SELECT t.oid::regtype AS domain,
+			   format_type(t.typbasetype, t.typtypmod)
+			   || CASE WHEN t.oid = a.atttypid THEN '' ELSE '[]' END AS base
+		FROM pg_attribute a
+		JOIN pg_type at ON at.oid = a.atttypid
+		JOIN pg_type t ON t.oid IN (a.atttypid, at.typelem)
+		WHERE a.attrelid = rel AND a.attnum = colno AND t.typtype = 'd'
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a tag column is of a domain type',
+			DETAIL = format('%s of table %s is of domain %s: a constraint its owner adds is checked on every stored and written value, past the gates.',
+							initcap(left(what, 1)) || substr(what, 2), rel, obj.domain),
+			HINT = format('Give it the domain''s base type: ALTER TABLE %s ALTER COLUMN %I TYPE %s.',
+						  rel, col, obj.base);
+	END LOOP;
+
+	-- a partition key: the partition a row lives in (tableoid, each
+	-- partition's row count) tells what its cell holds
+	FOR obj IN
+		SELECT pt.partrelid::regclass AS name
+		FROM pg_partitioned_table pt
+		WHERE pt.partrelid = rel
+		  AND (colno = ANY (pt.partattrs::int2[])
+			   OR pt.partexprs::text ~ format('\{VAR :varno 1 :varattno %s ', colno))
+	LOOP
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'a partition key involves a tag column',
+			DETAIL = format('Table %s is partitioned by %s: the partition a row lives in, and each partition''s row count, tell what the cell holds.',
+							rel, what),
+			HINT = 'Partition the table by a column that is not a tag column.';
+	END LOOP;
+
 	-- generated columns computed from it
 	FOR gen IN
 		SELECT a.attname, cc.tag

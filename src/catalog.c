@@ -26,9 +26,11 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
+#include "parser/parse_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -44,6 +46,7 @@
 #include "settings.h"
 #include "catalog.h"
 #include "invalidation.h"
+#include "spi_checked.h"
 
 
 /* attribute numbers of the catalog tables we read (sql/ext/10_catalog.sql) */
@@ -999,6 +1002,63 @@ using_reads_tags_walker(Node *node, void *arg)
 }
 
 /*
+ * ALTER DOMAIN that adds, validates or enforces a constraint: PostgreSQL
+ * checks it on every value stored in a column of the domain (or of a
+ * domain or an array over it), scanning the tables with no gate between, and on every
+ * value written afterwards.  classify() and protect() refuse a tag column
+ * of a domain type; one classified before 1.2 is caught here, refused
+ * whoever owns the domain.
+ */
+static void
+refuse_domain_of_tags(AlterDomainStmt *stmt)
+{
+	Oid			domain;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	PfgCatalogAccess ca;
+	int			rc;
+	char	   *found = NULL;
+
+	if (stmt->subtype != 'C' && stmt->subtype != 'V' && stmt->subtype != 'O')
+		return;
+	domain = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
+	if (!OidIsValid(domain))
+		return;
+	args[0] = ObjectIdGetDatum(domain);
+	pfg_spi_connect();
+	pfg_begin_catalog_access(&ca, false);
+	rc = SPI_execute_with_args(
+		"SELECT format('column \"%s\" of table %s', c.col, g.relid)"
+		"  FROM profile_guard.guarded_table g"
+		"  CROSS JOIN LATERAL (SELECT cc.column_name FROM profile_guard.classified_column cc"
+		"                       WHERE cc.relid = g.relid"
+		"                      UNION ALL SELECT g.value_column WHERE g.value_column IS NOT NULL) c(col)"
+		"  JOIN pg_catalog.pg_attribute a ON a.attrelid = g.relid AND a.attname = c.col"
+		" WHERE $1 IN (WITH RECURSIVE chain(t) AS ("
+		"               SELECT a.atttypid"
+		"               UNION SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END"
+		"                       FROM chain JOIN pg_catalog.pg_type ty ON ty.oid = chain.t"
+		"                      WHERE ty.typtype = 'd' OR ty.typcategory = 'A')"
+		"             SELECT t FROM chain)"
+		" ORDER BY 1 LIMIT 1",
+		1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the tag columns' types: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		found = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	pfg_end_catalog_access(&ca);
+	if (found != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot constrain domain %s, which a tag column is of",
+						format_type_be(domain)),
+				 errdetail("The domain's constraints are checked on every value of %s, past the gates.",
+						   found),
+				 errhint("Give the column the domain's base type first (ALTER TABLE ... ALTER COLUMN ... TYPE), declassifying it if need be.")));
+	pfg_spi_finish();
+}
+
+/*
  * The relation an ALTER names and, when it recurses, every inheritor: a
  * change of a parent's column changes the children's.
  */
@@ -1019,7 +1079,8 @@ altered_relations(RangeVar *rv)
  * (the utility hook calls this before the statement runs): renaming a
  * subject, tag, value or classified column (the catalog names columns), and
  * changing the type of a column that holds tag values (sensitive ones hold
- * ciphertext that the new type would not keep).  Dropping a classified
+ * ciphertext that the new type would not keep), constraining a domain that
+ * a tag column is of.  Dropping a classified
  * column drops its values; a column added later under the same name is
  * classified as the old one was.
  */
@@ -1030,7 +1091,9 @@ pfg_check_guarded_alter(Node *parsetree)
 
 	if (!IsTransactionState() || !pfg_any_guarded())
 		return;
-	if (IsA(parsetree, RenameStmt))
+	if (IsA(parsetree, AlterDomainStmt))
+		refuse_domain_of_tags((AlterDomainStmt *) parsetree);
+	else if (IsA(parsetree, RenameStmt))
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;
 
