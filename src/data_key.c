@@ -750,7 +750,10 @@ bulk_load_keys(void)
 	estimate = estimated_keys(rel);
 	/* after a set taken that lacked too many keys: the scan reads them all */
 	if (stmt_took_shared && stmt_bulk_after > 0)
+	{
 		pfg_data_key_cache_flush();
+		pfg_shared_data_keys_release();
+	}
 	room = pfg_data_key_cache_room();
 	if (stmt_bulk_after == 0)
 	{
@@ -798,7 +801,10 @@ bulk_load_keys(void)
 	ticket = pfg_shared_data_keys_begin_load();
 	shareable = ticket.usable;
 	if (shareable)
+	{
 		pfg_data_key_cache_flush();
+		pfg_shared_data_keys_release();
+	}
 
 	desc = RelationGetDescr(rel);
 	a_subject = attnameAttNum(rel, "subject", false);

@@ -71,19 +71,23 @@
 #include "shared_data_keys.h"
 #include "shared_area.h"
 
-#define SHARED_KEY_SETS		16	/* databases sharing keys at once */
+#define SHARED_KEY_SETS		64	/* sets at once: published, or retired and
+									 * still read in place */
 
 typedef enum KeySetState
 {
 	KEYSET_EMPTY = 0,
 	KEYSET_READY,				/* published, read-only */
-	KEYSET_RETIRED				/* keys changed: to wipe (unless wiped) and free */
+	KEYSET_RETIRED				/* keys changed, or superseded: to wipe and free
+								 * once no transaction reads it in place */
 } KeySetState;
 
 typedef struct SharedKeySet
 {
 	KeySetState state;
 	bool		wiped;
+	bool		keys_changed;	/* retired by a change of keys: wiped at once,
+								 * even while read in place */
 	Oid			dbid;
 	Oid			relid;			/* subject_key */
 	char		fingerprint[PFG_FINGERPRINT_HEX_LEN + 1];
@@ -109,7 +113,6 @@ typedef struct SharedKeysControl
 	uint64		next_serial;
 	int			area_tranche;
 	dsa_handle	area_handle;
-	Size		published_bytes;
 	SharedKeySet sets[SHARED_KEY_SETS];
 } SharedKeysControl;
 
@@ -205,6 +208,13 @@ set_others(SharedKeySet *s, char *base)
 	return base + (Size) s->size * PFG_KEY_LEN + s->size / 8;
 }
 
+/* a set whose keys a transaction may read: published, or superseded */
+static inline bool
+holds_keys(SharedKeySet *s)
+{
+	return s->state == KEYSET_READY || (s->state == KEYSET_RETIRED && !s->wiped);
+}
+
 /*
  * Wipe a set at base: its bits first, so that a backend reading it in
  * place (data_key_cache.c) never trusts a key being wiped.
@@ -220,7 +230,8 @@ wipe_set(SharedKeySet *s, char *base)
 
 /*
  * lock held exclusively, Area attached: wipe what was retired, and free it
- * unless a transaction still reads it in place
+ * unless a transaction still reads it in place (a set superseded by a newer
+ * one is wiped only then: its readers may still use it)
  */
 static void
 reap_retired(void)
@@ -231,12 +242,13 @@ reap_retired(void)
 
 		if (s->state != KEYSET_RETIRED)
 			continue;
+		if (s->pins > 0 && !s->keys_changed)
+			continue;			/* superseded, still read in place */
 		if (!s->wiped)
 			wipe_set(s, dsa_get_address(Area, s->blob));
 		if (s->pins > 0)
 			continue;
 		dsa_free(Area, s->blob);
-		Control->published_bytes -= s->blob_size;
 		memset(s, 0, sizeof(SharedKeySet));
 	}
 }
@@ -265,8 +277,7 @@ map_for_commit(void)
 		return;
 	LWLockAcquire(Control->lock, LW_SHARED);
 	for (int i = 0; i < SHARED_KEY_SETS; i++)
-		any |= Control->sets[i].state == KEYSET_READY &&
-			Control->sets[i].dbid == MyDatabaseId;
+		any |= holds_keys(&Control->sets[i]) && Control->sets[i].dbid == MyDatabaseId;
 	LWLockRelease(Control->lock);
 	if (!any)
 		return;
@@ -276,7 +287,7 @@ map_for_commit(void)
 	{
 		SharedKeySet *s = &Control->sets[i];
 
-		if (s->state != KEYSET_READY || s->dbid != MyDatabaseId)
+		if (!holds_keys(s) || s->dbid != MyDatabaseId)
 			continue;
 		mapped_serial[n_mapped] = s->serial;
 		mapped_address[n_mapped] = dsa_get_address(Area, s->blob);
@@ -300,7 +311,7 @@ retire_sets(bool disable)
 	{
 		SharedKeySet *s = &Control->sets[i];
 
-		if (s->state != KEYSET_READY ||
+		if (!holds_keys(s) ||
 			(s->dbid != MyDatabaseId && !disable && !DatabaseDroppedInXact))
 			continue;
 		for (int m = 0; m < n_mapped; m++)
@@ -309,6 +320,7 @@ retire_sets(bool disable)
 				wipe_set(s, mapped_address[m]);
 		}
 		s->state = KEYSET_RETIRED;
+		s->keys_changed = true;
 	}
 	if (disable && !Control->disabled)
 	{
@@ -322,8 +334,10 @@ retire_sets(bool disable)
 }
 
 /*
- * The transaction ends: it no longer reads the set it took in place, which
- * is freed now if it was retired meanwhile.
+ * The backend no longer reads the set it took in place.  Called at the end
+ * of the transaction too, where nothing may fail: nothing is mapped or
+ * freed here; the next backend that takes or publishes a set frees a
+ * retired one that no transaction reads any more.
  */
 static void
 release_pinned_set(void)
@@ -340,9 +354,31 @@ release_pinned_set(void)
 			s->pins--;
 	}
 	pinned_serial = 0;
-	if (any_retired())
-		reap_retired();
 	LWLockRelease(Control->lock);
+}
+
+/* a bulk load of this statement: it reads the keys itself now */
+void
+pfg_shared_data_keys_release(void)
+{
+	if (Control != NULL)
+		release_pinned_set();
+}
+
+/*
+ * lock held: the bytes of the published sets of the other databases (the
+ * setting limits the published sets; a retired one still read in place is
+ * freed as soon as its readers end)
+ */
+static Size
+other_databases_bytes(void)
+{
+	Size		bytes = 0;
+
+	for (int i = 0; i < SHARED_KEY_SETS; i++)
+		if (Control->sets[i].state == KEYSET_READY && Control->sets[i].dbid != MyDatabaseId)
+			bytes += Control->sets[i].blob_size;
+	return bytes;
 }
 
 static void
@@ -360,6 +396,7 @@ shared_keys_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
 			if (KeysChangedInXact)
 				map_for_commit();
 			return;
@@ -627,38 +664,48 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 
 	LWLockAcquire(Control->lock, LW_EXCLUSIVE);
 	reap_retired();
-	if (pg_atomic_read_u64(&Control->epoch) == t->epoch && !Control->disabled)
+	if (pg_atomic_read_u64(&Control->epoch) == t->epoch && !Control->disabled &&
+		other_databases_bytes() + bytes <= limit)
 	{
-		/* this database's older set goes; else a free one, else the oldest */
+		SharedKeySet *oldest = NULL;
+
+		/*
+		 * This database's older set is superseded: transactions reading it
+		 * in place go on until they end.  Then a free slot, else the
+		 * oldest set of another database, superseded too.
+		 */
 		for (int i = 0; i < SHARED_KEY_SETS; i++)
 		{
 			SharedKeySet *c = &Control->sets[i];
 
-			if (c->state == KEYSET_RETIRED)
-				continue;		/* still read in place */
 			if (c->state == KEYSET_READY && c->dbid == MyDatabaseId)
-			{
-				s = c;
-				break;
-			}
-			if (s == NULL || c->state == KEYSET_EMPTY ||
-				(s->state != KEYSET_EMPTY && c->published_at < s->published_at))
-				s = c;
+				c->state = KEYSET_RETIRED;
 		}
-		if (s != NULL && s->state == KEYSET_READY)
+		reap_retired();
+		for (int i = 0; i < SHARED_KEY_SETS && s == NULL; i++)
 		{
-			s->state = KEYSET_RETIRED;
-			reap_retired();
-			if (s->state != KEYSET_EMPTY)
-				s = NULL;		/* read in place: its slot stays taken */
+			SharedKeySet *c = &Control->sets[i];
+
+			if (c->state == KEYSET_EMPTY)
+				s = c;
+			else if (c->state == KEYSET_READY &&
+					 (oldest == NULL || c->published_at < oldest->published_at))
+				oldest = c;
 		}
-		if (Control->published_bytes + bytes > limit)
-			s = NULL;
+		if (s == NULL && oldest != NULL)
+		{
+			oldest->state = KEYSET_RETIRED;
+			reap_retired();
+			if (oldest->state == KEYSET_EMPTY)
+				s = oldest;
+		}
+
 	}
 	if (s != NULL)
 	{
 		s->state = KEYSET_READY;
 		s->wiped = false;
+		s->keys_changed = false;
 		s->dbid = MyDatabaseId;
 		s->relid = relid;
 		strlcpy(s->fingerprint, fingerprint, sizeof(s->fingerprint));
@@ -673,7 +720,6 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 		s->published_at = GetCurrentTimestamp();
 		s->blob = blob;
 		s->blob_size = bytes;
-		Control->published_bytes += bytes;
 	}
 	else
 	{

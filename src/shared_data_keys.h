@@ -33,6 +33,9 @@ extern void pfg_shared_data_keys_utility(Node *stmt);
 
 extern bool pfg_shared_data_keys_published(Oid relid, const char *fingerprint);
 
+/* the statement loads every key itself: it reads no shared set any more */
+extern void pfg_shared_data_keys_release(void);
+
 /*
  * Let the backend's cache use the keys published for subject_key relid
  * under the master key of this fingerprint until the transaction ends (the
