@@ -141,8 +141,8 @@ static uint32 dense_count = 0;
 
 /*
  * A published set's array of keys (shared_data_keys.c), read where it lies:
- * found after the backend's own keys.  The set's owner keeps it from being
- * freed until the transaction ends.  A retirement clears the set's bits
+ * found after the backend's own keys.  shared_data_keys.c keeps it from
+ * being freed while this backend reads it.  A retirement clears the set's bits
  * before it wipes its keys, so a key copied out here whose bit is still
  * set after the copy is whole; one whose bit went is a miss.
  */
