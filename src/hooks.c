@@ -45,7 +45,8 @@
  *	  denial and re-throws.
  *
  *	  ExecutorEnd_hook: the audit ends the statement (its line, its
- *	  counts); next.
+ *	  counts); next; at the outermost level, the statement's shared data
+ *	  keys are let go (shared_data_keys.c).
  *
  *	  ProcessUtility_hook: the statement starts; a statement that may drop
  *	  the extension is noted for the shared data keys; the audit begins a COPY
@@ -57,7 +58,8 @@
  *	  returned, the gate's part after (the tree's changes applied; on
  *	  success only).  Then, or on error, the mark is removed and the audit
  *	  lowers the level; after success it reports a bypassing role's COPY
- *	  TO, on error it notes a denial and re-throws.
+ *	  TO, on error it notes a denial and re-throws.  After success, at the
+ *	  outermost level, the statement's shared data keys are let go.
  *
  *	  emit_log_hook: redaction of an error that concerns a guarded
  *	  relation; next.
@@ -281,6 +283,8 @@ profile_guard_ExecutorEnd(QueryDesc *queryDesc)
 		next_ExecutorEnd_hook(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
+	if (pfg_audit_nesting() == 0)
+		pfg_shared_data_keys_release();
 }
 
 /* ---- utility statements ---- */
@@ -328,6 +332,8 @@ profile_guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (frame.guarded)
 		pop_redaction_mark(&errcb);
 	pfg_audit_utility_leave(&frame, qc);
+	if (pfg_audit_nesting() == 0)
+		pfg_shared_data_keys_release();
 }
 
 /* ---- messages ---- */

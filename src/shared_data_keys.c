@@ -13,8 +13,8 @@
  *	  of any other backend of that database then takes the set instead of
  *	  scanning and unwrapping: its cache reads the integer subjects' keys
  *	  where they lie, and copies the others into its own table.  A set
- *	  taken is pinned until the taking transaction ends: retired, it is
- *	  wiped but not freed before then.  Before a statement meets enough
+ *	  taken is pinned until the taking statement (the outermost) or its
+ *	  transaction ends: retired, it is wiped but not freed before then.  Before a statement meets enough
  *	  uncached subjects to take the set, it reads their keys from it one by
  *	  one (subjects that are decimal integers), instead of through
  *	  subject_key, into the backend's cache.
@@ -357,11 +357,15 @@ release_pinned_set(void)
 	LWLockRelease(Control->lock);
 }
 
-/* a bulk load of this statement: it reads the keys itself now */
+/*
+ * A bulk load of the statement's own, or the end of the outermost
+ * statement: an idle session holds no set, and a set retired or superseded
+ * meanwhile is freed once the statements reading it end.
+ */
 void
 pfg_shared_data_keys_release(void)
 {
-	if (Control != NULL)
+	if (Control != NULL && pinned_serial != 0)
 		release_pinned_set();
 }
 
@@ -498,8 +502,8 @@ pfg_shared_data_keys_published(Oid relid, const char *fingerprint)
  * Take this database's published set for subject_key relid under this
  * master key, if the keys not kept by integer fit in room: the backend's
  * cache reads the integer subjects' keys in place, pinned until the
- * transaction ends, and copies the others.  *complete: no key was made
- * since the set was read.
+ * outermost statement or the transaction ends, and copies the others.
+ * *complete: no key was made since the set was read.
  */
 bool
 pfg_shared_data_keys_take(Oid relid, const char *fingerprint, int room,

@@ -33,14 +33,18 @@ extern void pfg_shared_data_keys_utility(Node *stmt);
 
 extern bool pfg_shared_data_keys_published(Oid relid, const char *fingerprint);
 
-/* the statement loads every key itself: it reads no shared set any more */
+/*
+ * The backend reads no shared set in place any more: a bulk load of its
+ * own, or the end of the outermost statement.
+ */
 extern void pfg_shared_data_keys_release(void);
 
 /*
  * Let the backend's cache use the keys published for subject_key relid
- * under the master key of this fingerprint until the transaction ends (the
- * integer subjects' keys read in place, the others copied, if at most room
- * of those); *complete: no transaction made keys since they were read.
+ * under the master key of this fingerprint until the outermost statement
+ * or the transaction ends (the integer subjects' keys read in place, the
+ * others copied, if at most room of those); *complete: no transaction made
+ * keys since they were read.
  */
 extern bool pfg_shared_data_keys_take(Oid relid, const char *fingerprint,
 									  int room, bool *complete);
