@@ -243,6 +243,14 @@ SELECT caught($$SELECT profile_guard.classify('dom_wide', 'sports', 'interest.sp
 CREATE TABLE dom_long (user_id int, tag text, value label);
 SELECT caught($$SELECT profile_guard.protect('dom_long', 'user_id', tag_column => 'tag', value_column => 'value')$$);
 SELECT count(*) AS guarded FROM guarded_table WHERE relid = 'dom_long'::regclass;
+-- a domain inside a composite type or a range: its constraint sees every
+-- value written
+CREATE TYPE label_pair AS (first label, second text);
+CREATE TYPE label_range AS RANGE (subtype = label);
+CREATE TABLE dom_made (user_id int, luxury label_pair, sports label_range);
+SELECT protect('dom_made', 'user_id');
+SELECT caught($$SELECT profile_guard.classify('dom_made', 'luxury', 'interest.luxury')$$);
+SELECT caught($$SELECT profile_guard.classify('dom_made', 'sports', 'interest.sport')$$);
 CREATE TABLE by_luxury (user_id int, luxury text) PARTITION BY LIST (luxury);
 CREATE TABLE by_luxury_yacht PARTITION OF by_luxury FOR VALUES IN ('yacht');
 SELECT protect('by_luxury', 'user_id');
@@ -253,6 +261,9 @@ SELECT protect('by_user', 'user_id');
 SELECT classify('by_user', 'luxury', 'interest.luxury');
 SELECT caught($$CREATE TABLE by_user_2 PARTITION OF by_user FOR VALUES IN (2) PARTITION BY LIST (luxury)$$);
 SELECT caught($$CREATE TABLE by_user_3 PARTITION OF by_user FOR VALUES IN (3) PARTITION BY LIST (lower(luxury))$$);
+-- the whole row as the partition key, or in an index expression
+SELECT caught($$CREATE TABLE by_user_4 PARTITION OF by_user FOR VALUES IN (4) PARTITION BY LIST ((by_user_4))$$);
+SELECT caught($$CREATE INDEX ON by_user_1 ((hash_record(by_user_1)))$$);
 SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'by_user'::regclass;
 -- a tag column of a domain classified before 1.2 (written into the catalog
 -- here): its domain can no longer be constrained, whoever owns it
@@ -264,7 +275,8 @@ SELECT caught($$ALTER DOMAIN label SET NOT NULL$$);
 ALTER DOMAIN label SET DEFAULT 'none';
 RESET ROLE;
 DELETE FROM classified_column WHERE relid = 'dom_wide'::regclass;
-DROP TABLE dom_wide, dom_long, by_luxury, by_user;
+DROP TABLE dom_wide, dom_long, dom_made, by_luxury, by_user;
+DROP TYPE label_pair, label_range;
 DROP DOMAIN label;
 
 RESET client_min_messages;

@@ -1135,34 +1135,59 @@ BEGIN
 	END IF;
 	root := _guarded_root(rel);
 
-	-- a domain, or an array of one: its owner may add a constraint at any
-	-- time, which PostgreSQL checks on every stored value (ALTER DOMAIN
-	-- scans the tables, no gate between) and on every value written
+	-- a domain, or a type made of one (an array, a composite type, a
+	-- range): the domain's constraints are checked on every value written,
+	-- by code its owner chose, and the owner may add one at any time, which
+	-- PostgreSQL checks on every stored value (ALTER DOMAIN scans the
+	-- tables, no gate between)
 	FOR obj IN
-		SELECT t.oid::regtype AS domain,
-			   format_type(t.typbasetype, t.typtypmod)
-			   || CASE WHEN t.oid = a.atttypid THEN '' ELSE '[]' END AS base
-		FROM pg_attribute a
-		JOIN pg_type at ON at.oid = a.atttypid
-		JOIN pg_type t ON t.oid IN (a.atttypid, at.typelem)
-		WHERE a.attrelid = rel AND a.attnum = colno AND t.typtype = 'd'
+		WITH RECURSIVE part(t) AS (
+			SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum = colno
+			UNION
+			SELECT x.t
+			FROM part p
+			JOIN pg_type ty ON ty.oid = p.t
+			CROSS JOIN LATERAL (
+				SELECT ty.typbasetype WHERE ty.typtype = 'd'
+				UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+				UNION ALL SELECT ca.atttypid FROM pg_attribute ca
+						  WHERE ty.typtype = 'c' AND ca.attrelid = ty.typrelid
+							AND ca.attnum > 0 AND NOT ca.attisdropped
+				UNION ALL SELECT r.rngsubtype FROM pg_range r
+						  WHERE (ty.typtype = 'r' AND r.rngtypid = ty.oid)
+							 OR (ty.typtype = 'm' AND r.rngmultitypid = ty.oid)) x(t)
+		)
+		SELECT d.oid::regtype AS domain,
+			   (SELECT a.atttypid::regtype FROM pg_attribute a
+				WHERE a.attrelid = rel AND a.attnum = colno) AS coltype,
+			   format_type(d.typbasetype, d.typtypmod) AS base
+		FROM part JOIN pg_type d ON d.oid = part.t AND d.typtype = 'd'
+		ORDER BY 1
+		LIMIT 1
 	LOOP
 		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a tag column is of a domain type',
-			DETAIL = format('%s of table %s is of domain %s: a constraint its owner adds is checked on every stored and written value, past the gates.',
-							initcap(left(what, 1)) || substr(what, 2), rel, obj.domain),
-			HINT = format('Give it the domain''s base type: ALTER TABLE %s ALTER COLUMN %I TYPE %s.',
-						  rel, col, obj.base);
+			DETAIL = format('%s of table %s is of %s: a constraint of domain %s, which its owner may add at any time, is checked on every stored and written value, past the gates.',
+							initcap(left(what, 1)) || substr(what, 2), rel,
+							CASE WHEN obj.coltype = obj.domain THEN format('domain %s', obj.domain)
+								 ELSE format('type %s, made of domain %s', obj.coltype, obj.domain) END,
+							obj.domain),
+			HINT = CASE WHEN obj.coltype = obj.domain
+					   THEN format('Give it the domain''s base type: ALTER TABLE %s ALTER COLUMN %I TYPE %s.',
+								   rel, col, obj.base)
+					   ELSE format('Give it a type made of no domain (domain %s is of type %s).',
+								   obj.domain, obj.base) END;
 	END LOOP;
 
-	-- a partition key: the partition a row lives in (tableoid, each
-	-- partition's row count) tells what its cell holds
+	-- a partition key reading it, or the whole row: the partition a row
+	-- lives in (tableoid, each partition's row count) tells what its cell
+	-- holds
 	FOR obj IN
 		SELECT pt.partrelid::regclass AS name
 		FROM pg_partitioned_table pt
 		WHERE pt.partrelid = rel
 		  AND (colno = ANY (pt.partattrs::int2[])
-			   OR pt.partexprs::text ~ format('\{VAR :varno 1 :varattno %s ', colno))
+			   OR pt.partexprs::text ~ format('\{VAR :varno 1 :varattno (%s|0) ', colno))
 	LOOP
 		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 			MESSAGE = 'a partition key involves a tag column',
@@ -1240,16 +1265,17 @@ BEGIN
 			HINT = format('Drop it: ALTER TABLE %s DROP CONSTRAINT %I.', rel, obj.name);
 	END LOOP;
 
-	-- indexes whose expressions or predicate read it (index expressions
-	-- and predicates reference the table as range table entry 1)
+	-- indexes whose expressions or predicate read it, or the whole row
+	-- (index expressions and predicates reference the table as range table
+	-- entry 1; attribute 0 is the whole row)
 	FOR obj IN
 		SELECT i.indexrelid::regclass::text AS name,
-			   CASE WHEN i.indpred::text ~ format('\{VAR :varno 1 :varattno %s ', colno)
+			   CASE WHEN i.indpred::text ~ format('\{VAR :varno 1 :varattno (%s|0) ', colno)
 					THEN 'predicate' ELSE 'expressions' END AS part
 		FROM pg_index i
 		WHERE i.indrelid = rel
-		  AND (i.indexprs::text ~ format('\{VAR :varno 1 :varattno %s ', colno)
-			   OR i.indpred::text ~ format('\{VAR :varno 1 :varattno %s ', colno))
+		  AND (i.indexprs::text ~ format('\{VAR :varno 1 :varattno (%s|0) ', colno)
+			   OR i.indpred::text ~ format('\{VAR :varno 1 :varattno (%s|0) ', colno))
 		ORDER BY 1
 	LOOP
 		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
