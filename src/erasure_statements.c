@@ -905,7 +905,9 @@ pfg_erase_tag_prepare_tables(Sweep *sweep, const char *tag)
 		 * writes first, which no writer sees before it commits; its value
 		 * would stay.  The lock waits for those in flight and holds off the
 		 * next ones.  Self-exclusive, taken in the tables' order: two
-		 * erasures queue instead of deadlocking on an upgrade.
+		 * erasures queue.  A writer of several of these tables, or an
+		 * erasure whose transaction wrote one first, may still meet it in
+		 * a deadlock, which PostgreSQL resolves by cancelling one.
 		 */
 		(void) pfg_check_guarded(t->relid, t->subject_name, t->collected_name, t->tag_name,
 								 ShareRowExclusiveLock, ERROR);
