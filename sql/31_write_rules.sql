@@ -251,6 +251,22 @@ RESET ROLE;
 SELECT id, luxury, note FROM wr_orphans ORDER BY id;
 DROP TABLE wr_orphans;
 
+-- 9. an UPDATE that sets the collection time is checked whatever the row
+-- holds: NULL is refused alike for a row with a value (hidden from the
+-- writer) and for a row with none
+CREATE TABLE wr_dated (id int PRIMARY KEY, user_id int, collected date, luxury text, note text);
+SELECT profile_guard.protect('wr_dated', 'user_id', 'collected');
+SELECT profile_guard.classify('wr_dated', 'luxury', 'wr.luxury');
+INSERT INTO wr_dated VALUES (1, 1, '2024-01-01', 'yacht', NULL), (2, 2, '2024-01-01', NULL, NULL);
+GRANT SELECT, UPDATE ON wr_dated TO regress_wr_app;
+SET ROLE regress_wr_app;
+UPDATE wr_dated SET collected = NULL WHERE id = 1;
+UPDATE wr_dated SET collected = NULL WHERE id = 2;
+UPDATE wr_dated SET note = 'seen' WHERE id = 2;
+RESET ROLE;
+SELECT id, collected, note FROM wr_dated ORDER BY id;
+DROP TABLE wr_dated;
+
 DROP TABLE wr_profile, wr_tags;
 DROP EXTENSION profile_guard CASCADE;
 DROP OWNED BY regress_wr_app;

@@ -613,10 +613,15 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			(old_subject_null || !purpose_sees_row(rel, old_subject, grel->subject_type)))
 			return PointerGetDatum(NULL);
 
-		/* a row that collects a value says when (a collected-at column) */
+		/*
+		 * A row that collects a value says when (a collected-at column).
+		 * An UPDATE that sets the collection time is checked whatever the
+		 * row holds, as in the long shape: whether it holds a value (in
+		 * cells the writer may not see) must not decide.
+		 */
 		if (grel->collected_attnum != InvalidAttrNumber)
 		{
-			bool		collects = false;
+			bool		collects = oldtup != NULL && assigns(trigdata, grel->collected_attnum);
 
 			for (int i = 0; i < grel->ncolumns && !collects; i++)
 				collects = !heap_attisnull(newtup, grel->columns[i].attnum, desc) &&
