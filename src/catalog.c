@@ -1004,10 +1004,10 @@ using_reads_tags_walker(Node *node, void *arg)
 /*
  * ALTER DOMAIN that adds, validates or enforces a constraint: PostgreSQL
  * checks it on every value stored in a column of the domain (or of a
- * domain or an array over it), scanning the tables with no gate between, and on every
- * value written afterwards.  classify() and protect() refuse a tag column
- * of a domain type; one classified before 1.2 is caught here, refused
- * whoever owns the domain.
+ * domain or an array over it), scanning the tables with no gate between,
+ * and on every value written afterwards.  classify() and protect() refuse
+ * a tag column whose type is made of a domain; one classified before 1.2
+ * is caught here, refused whoever owns the domain.
  */
 static void
 refuse_domain_of_tags(AlterDomainStmt *stmt)
