@@ -14,10 +14,10 @@
  *	  scanning and unwrapping: its cache reads the integer subjects' keys
  *	  where they lie, and copies the others into its own table.  A set
  *	  taken is pinned until the taking statement (the outermost) or its
- *	  transaction ends: retired, it is wiped but not freed before then.  Before a statement meets enough
- *	  uncached subjects to take the set, it reads their keys from it one by
- *	  one (subjects that are decimal integers), instead of through
- *	  subject_key, into the backend's cache.
+ *	  transaction ends: retired, it is wiped but not freed before then.
+ *	  Before a statement meets enough uncached subjects to take the set, it
+ *	  reads their keys from it one by one (subjects that are decimal
+ *	  integers), instead of through subject_key, into the backend's cache.
  *
  *	  Keys leave with the commit that changes them.  Every transaction
  *	  that destroys, deletes, re-wraps or truncates keys (a trigger on
@@ -27,11 +27,11 @@
  *	  before committing; a set published in between is wiped by the next
  *	  backend that takes the lock): the bits that say which keys a set
  *	  holds first, then the keys, so that a backend reading the set in
- *	  place finds a key whole or not at all.  It also advances the change epoch: a
- *	  bulk load notes the epoch before it takes its snapshot and publishes
- *	  only if the epoch has not moved since, so a set never holds a key
- *	  whose destruction had committed before it was published.  A
- *	  transaction that changed keys itself neither copies nor publishes.
+ *	  place finds a key whole or not at all.  It also advances the change
+ *	  epoch: a bulk load notes the epoch before it takes its snapshot and
+ *	  publishes only if the epoch has not moved since, so a set never holds
+ *	  a key whose destruction had committed before it was published.  A
+ *	  transaction that changed keys itself neither takes nor publishes.
  *	  A prepared transaction that changed keys stops sharing until the
  *	  server restarts (its commit may come from any backend, unseen here);
  *	  a hot standby does not share (it replays commits without us).
@@ -79,7 +79,7 @@ typedef enum KeySetState
 	KEYSET_EMPTY = 0,
 	KEYSET_READY,				/* published, read-only */
 	KEYSET_RETIRED				/* keys changed, or superseded: to wipe and free
-								 * once no transaction reads it in place */
+								 * once no statement reads it in place */
 } KeySetState;
 
 typedef struct SharedKeySet
@@ -98,7 +98,7 @@ typedef struct SharedKeySet
 	uint32		others_count;	/* keys of other subjects */
 	Size		others_bytes;	/* as data_key_cache.c writes them */
 	uint64		copies;			/* times a backend took it */
-	int			pins;			/* transactions reading it in place */
+	int			pins;			/* statements reading it in place */
 	TimestampTz published_at;
 	dsa_pointer blob;			/* keys[size][PFG_KEY_LEN], a bit each, others */
 	Size		blob_size;
@@ -128,7 +128,7 @@ static int	n_mapped = 0;
 static uint64 mapped_serial[SHARED_KEY_SETS];
 static void *mapped_address[SHARED_KEY_SETS];
 
-/* the set the current transaction reads in place, pinned (0: none) */
+/* the set this backend's statement reads in place, pinned (0: none) */
 static uint64 pinned_serial = 0;
 
 PFG_SQL_FUNCTION(profile_guard_shared_data_keys);
@@ -208,7 +208,7 @@ set_others(SharedKeySet *s, char *base)
 	return base + (Size) s->size * PFG_KEY_LEN + s->size / 8;
 }
 
-/* a set whose keys a transaction may read: published, or superseded */
+/* a set whose keys a statement may read: published, or superseded */
 static inline bool
 holds_keys(SharedKeySet *s)
 {
@@ -230,7 +230,7 @@ wipe_set(SharedKeySet *s, char *base)
 
 /*
  * lock held exclusively, Area attached: wipe what was retired, and free it
- * unless a transaction still reads it in place (a set superseded by a newer
+ * unless a statement still reads it in place (a set superseded by a newer
  * one is wiped only then: its readers may still use it)
  */
 static void
@@ -337,7 +337,7 @@ retire_sets(bool disable)
  * The backend no longer reads the set it took in place.  Called at the end
  * of the transaction too, where nothing may fail: nothing is mapped or
  * freed here; the next backend that takes or publishes a set frees a
- * retired one that no transaction reads any more.
+ * retired one that no statement reads any more.
  */
 static void
 release_pinned_set(void)
@@ -674,7 +674,7 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 		SharedKeySet *oldest = NULL;
 
 		/*
-		 * This database's older set is superseded: transactions reading it
+		 * This database's older set is superseded: statements reading it
 		 * in place go on until they end.  Then a free slot, else the
 		 * oldest set of another database, superseded too.
 		 */
@@ -703,7 +703,6 @@ pfg_shared_data_keys_publish(const PfgSharedKeysTicket *t, Oid relid,
 			if (oldest->state == KEYSET_EMPTY)
 				s = oldest;
 		}
-
 	}
 	if (s != NULL)
 	{
