@@ -273,10 +273,17 @@ dense_index(const char *subject, int len, uint32 *n)
 	return true;
 }
 
+/* is bit n of a present-bit array (a bit per slot) set? */
+static inline bool
+bit_is_set(const volatile uint64 *bits, uint32 n)
+{
+	return (bits[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
+}
+
 static inline bool
 dense_has(uint32 n)
 {
-	return n < dense_size && (dense_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
+	return n < dense_size && bit_is_set(dense_present, n);
 }
 
 static inline uint32
@@ -492,21 +499,15 @@ pfg_data_key_cache_detach_shared(void)
 	shared_size = 0;
 }
 
-static inline bool
-shared_has(uint32 n)
-{
-	return (shared_present[n / 64] & (UINT64CONST(1) << (n % 64))) != 0;
-}
-
 /* subject n's key from the attached set, when it holds it whole */
 static inline bool
 shared_lookup(uint32 n, uint8 *key)
 {
-	if (n >= shared_size || !shared_has(n))
+	if (n >= shared_size || !bit_is_set(shared_present, n))
 		return false;
 	memcpy(key, shared_keys[n], PFG_KEY_LEN);
 	pg_read_barrier();
-	if (shared_has(n))
+	if (bit_is_set(shared_present, n))
 		return true;
 	explicit_bzero(key, PFG_KEY_LEN);
 	return false;
