@@ -1007,7 +1007,12 @@ using_reads_tags_walker(Node *node, void *arg)
  * domain or an array over it), scanning the tables with no gate between,
  * and on every value written afterwards.  classify() and protect() refuse
  * a tag column whose type is made of a domain; one classified before 1.2
- * is caught here, refused whoever owns the domain.
+ * is caught here, refused whoever owns the domain.  The query follows
+ * domains and arrays only, as that scan does (PostgreSQL refuses to alter a
+ * domain that a composite or range column is made of), and is written out
+ * here rather than shared with _refuse_tag_leaks(): a database whose
+ * extension is still at 1.1, which needs this check most, has no 1.2
+ * function to call.
  */
 static void
 refuse_domain_of_tags(AlterDomainStmt *stmt)
