@@ -103,7 +103,7 @@ SELECT count(*) AS rows_visible, count(sports) AS sports_visible, count(visits) 
 
 \echo '== 10. What is stored: a superuser sees ciphertext for the sensitive tag'
 RESET ROLE;
-SELECT user_id, health LIKE 'pgt1:%' AS stored_as_ciphertext, length(health) AS stored_length,
+SELECT user_id, health LIKE 'pgt2%' AS stored_as_ciphertext, length(health) AS stored_length,
 	position('asthma' IN health) + position('diabetes' IN health) AS plaintext_at
 FROM profiles WHERE health IS NOT NULL ORDER BY user_id LIMIT 2;
 

@@ -220,7 +220,7 @@ SELECT grant_consent('501', 'allergy_care', ARRAY['health.allergy'], separate =>
 CREATE TABLE public.allergies (uid int, tag text, value text);
 SELECT protect('public.allergies', 'uid', tag_column => 'tag', value_column => 'value');
 INSERT INTO public.allergies VALUES (501, 'health.allergy', 'peanuts');
-SELECT value LIKE 'pgt1:%' AS encrypted FROM public.allergies;
+SELECT value LIKE 'pgt2%' AS encrypted FROM public.allergies;
 SELECT pg_temp.err($$SELECT profile_guard.define_tag('health.allergy', 'preference', 'general')$$);
 SELECT pg_temp.err($$SELECT profile_guard.drop_tag('health.allergy')$$);
 SELECT sensitivity FROM tag WHERE tag = 'health.allergy';

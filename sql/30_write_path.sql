@@ -22,7 +22,7 @@ GRANT SELECT, INSERT, UPDATE ON patients TO regress_app;
 SELECT profile_guard.protect('patients', 'id');
 SELECT profile_guard.classify('patients', 'music', 'interest.music');
 SELECT profile_guard.classify('patients', 'health', 'health.condition');
-SELECT id, health LIKE 'pgt1:%' AS encrypted, position('diabetes' IN health) AS plaintext_at FROM patients ORDER BY id;
+SELECT id, health LIKE 'pgt2%' AS encrypted, position('diabetes' IN health) AS plaintext_at FROM patients ORDER BY id;
 
 -- collection needs consent: none for 2's health (not separate), none for 3's health
 INSERT INTO patients VALUES (2, 'pop', 'asthma-severe');
@@ -42,7 +42,7 @@ RESET session_replication_role;
 COPY patients FROM STDIN;
 6	ska	\N
 \.
-SELECT id, music, health LIKE 'pgt1:%' AS encrypted FROM patients ORDER BY id;
+SELECT id, music, health LIKE 'pgt2%' AS encrypted FROM patients ORDER BY id;
 
 -- reads: decrypted for a consented purpose, NULL otherwise
 SET ROLE regress_app;
@@ -86,7 +86,7 @@ SELECT profile_guard.declassify('patients', 'health');
 SELECT id, health FROM patients ORDER BY id;
 -- unprotect decrypts too (classify again first: encrypts in place)
 SELECT profile_guard.classify('patients', 'health', 'health.condition');
-SELECT id, health LIKE 'pgt1:%' AS encrypted FROM patients WHERE health IS NOT NULL ORDER BY id;
+SELECT id, health LIKE 'pgt2%' AS encrypted FROM patients WHERE health IS NOT NULL ORDER BY id;
 SELECT profile_guard.unprotect('patients');
 SELECT id, health FROM patients ORDER BY id;
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'patients'::regclass AND NOT tgisinternal;
@@ -219,8 +219,8 @@ SELECT profile_guard.exempt_prohibited_topic('disease', 'nosuch');
 SELECT profile_guard.exempt_prohibited_topic(NULL, 'medical_health');
 SELECT profile_guard.unexempt_prohibited_topic('disease', 'medical_health');
 SELECT count(*) AS exemptions FROM profile_guard.prohibited_topic_exemption;
-SELECT id, health LIKE 'pgt1:%' AS encrypted FROM charts ORDER BY id;
-SELECT uid, tag, value LIKE 'pgt1:%' AS encrypted FROM charts_long ORDER BY uid;
+SELECT id, health LIKE 'pgt2%' AS encrypted FROM charts ORDER BY id;
+SELECT uid, tag, value LIKE 'pgt2%' AS encrypted FROM charts_long ORDER BY uid;
 DROP TABLE charts, charts_long;
 
 -- the read gate serves a sensitive cell's plaintext, in text and bytea,
@@ -233,23 +233,28 @@ SELECT profile_guard.protect('cells', 'id');
 SELECT profile_guard.classify('cells', 'txt', 'health.condition');
 SELECT profile_guard.classify('cells', 'bin', 'health.condition');
 INSERT INTO cells VALUES (1, 'short-value', '\x0102'), (7, repeat('long value ', 2000), '\x03');
-SELECT id, txt LIKE 'pgt1:%' AS encrypted, length(txt) > 20000 AS long, substr(bin, 1, 3) AS magic FROM cells ORDER BY id;
+SELECT id, txt LIKE 'pgt2%' AS encrypted, length(txt) > 20000 AS long, substr(bin, 1, 3) AS magic FROM cells ORDER BY id;
 SET ROLE regress_app;
 SELECT id, length(txt), md5(txt), bin FROM cells ORDER BY id;
 RESET ROLE;
 ALTER TABLE cells DISABLE TRIGGER profile_guard_collect;
 CREATE TEMP TABLE kept AS SELECT * FROM cells;
-CREATE FUNCTION pg_temp.env(t text) RETURNS bytea LANGUAGE sql AS $$ SELECT decode(substr(t, 6), 'base64') $$;
+-- the stored text's bytes (version 2: "pgt2", then IV | GCM tag |
+-- ciphertext in base64 without padding), and the text of such bytes
+CREATE FUNCTION pg_temp.env(t text) RETURNS bytea LANGUAGE sql
+	AS $$ SELECT decode(substr(t, 5) || repeat('=', (4 - (length(t) - 4) % 4) % 4), 'base64') $$;
+CREATE FUNCTION pg_temp.txt(b bytea) RETURNS text LANGUAGE sql
+	AS $$ SELECT 'pgt2' || rtrim(translate(encode(b, 'base64'), E'\n', ''), '=') $$;
 CREATE FUNCTION pg_temp.restore() RETURNS void LANGUAGE sql AS $$ UPDATE cells c SET txt = k.txt, bin = k.bin FROM kept k WHERE k.id = c.id $$;
 -- base64 in lines, as encode() writes it, is not the stored form: reported
-UPDATE cells SET txt = 'pgt1:' || encode(pg_temp.env(txt), 'base64');
+UPDATE cells SET txt = 'pgt2' || encode(pg_temp.env(txt), 'base64');
 SELECT id, position(E'\n' IN txt) > 0 AS in_lines FROM cells ORDER BY id;
 SET ROLE regress_app;
 SELECT id, length(txt), md5(txt) FROM cells ORDER BY id;
 RESET ROLE;
 SELECT pg_temp.restore();
 -- a flipped bit of the ciphertext, of the GCM tag, of the version
-UPDATE cells SET txt = 'pgt1:' || encode(set_byte(pg_temp.env(txt), 40, get_byte(pg_temp.env(txt), 40) # 1), 'base64') WHERE id = 1;
+UPDATE cells SET txt = pg_temp.txt(set_byte(pg_temp.env(txt), 36, get_byte(pg_temp.env(txt), 36) # 1)) WHERE id = 1;
 SET ROLE regress_app;
 SELECT txt FROM cells WHERE id = 1;
 SELECT bin FROM cells WHERE id = 1;
@@ -260,16 +265,38 @@ SET ROLE regress_app;
 SELECT bin FROM cells WHERE id = 1;
 RESET ROLE;
 SELECT pg_temp.restore();
-UPDATE cells SET txt = 'pgt1:' || encode(set_byte(pg_temp.env(txt), 3, 2), 'base64') WHERE id = 1;
+UPDATE cells SET txt = pg_temp.txt(set_byte(pg_temp.env(txt), 20, get_byte(pg_temp.env(txt), 20) # 1)) WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+SELECT pg_temp.restore();
+-- another version in the prefix is not our form: served as stored
+UPDATE cells SET txt = 'pgt3' || substr(txt, 5) WHERE id = 1;
+SET ROLE regress_app;
+SELECT left(txt, 4) AS prefix, length(txt) FROM cells WHERE id = 1;
+RESET ROLE;
+-- version 1 text (written before 1.2) is still served; relabelled version
+-- 2 it does not authenticate
+UPDATE cells SET txt = 'pgt1:' || translate(encode(profile_guard._encrypt('1', 'health.condition', convert_to('old-form', 'UTF8')), 'base64'), E'\n', '') WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+UPDATE cells SET txt = pg_temp.txt(substr(decode(substr(txt, 6), 'base64'), 5)) WHERE id = 1;
+SET ROLE regress_app;
+SELECT txt FROM cells WHERE id = 1;
+RESET ROLE;
+UPDATE cells SET txt = 'pgt1:' || encode(set_byte(decode(substr(k.txt, 6), 'base64'), 3, 2), 'base64')
+  FROM (SELECT 'pgt1:' || translate(encode(profile_guard._encrypt('1', 'health.condition', convert_to('old-form', 'UTF8')), 'base64'), E'\n', '') AS txt) k
+ WHERE id = 1;
 SET ROLE regress_app;
 SELECT txt FROM cells WHERE id = 1;
 RESET ROLE;
 -- not base64, too short to be an envelope
-UPDATE cells SET txt = 'pgt1:' || repeat('*', 60) WHERE id = 1;
+UPDATE cells SET txt = 'pgt2' || repeat('*', 60) WHERE id = 1;
 SET ROLE regress_app;
 SELECT txt FROM cells WHERE id = 1;
 RESET ROLE;
-UPDATE cells SET txt = 'pgt1:QUJD' WHERE id = 1;
+UPDATE cells SET txt = 'pgt2QUJD' WHERE id = 1;
 SET ROLE regress_app;
 SELECT txt FROM cells WHERE id = 1;
 RESET ROLE;
@@ -349,7 +376,7 @@ CREATE FUNCTION pg_temp.after_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RETURN NULL; END $$;
 CREATE TRIGGER z_after AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION pg_temp.after_row();
 INSERT INTO notes VALUES (7, 'hay fever');
-SELECT id, health LIKE 'pgt1:%' AS encrypted, position('plain' IN health) AS plaintext_at FROM notes ORDER BY id, health;
+SELECT id, health LIKE 'pgt2%' AS encrypted, position('plain' IN health) AS plaintext_at FROM notes ORDER BY id, health;
 SET ROLE regress_app;
 SET profile_guard.purpose = 'care';
 SELECT id, health FROM notes ORDER BY id, health;

@@ -201,7 +201,7 @@ ROLLBACK;
 BEGIN;
 INSERT INTO wr_profile VALUES (60, 1, 'g@x', NULL, NULL, 'flu-mild');
 SELECT diagnosis AS kept_ciphertext FROM wr_profile WHERE id = 60 \gset
-SELECT :'kept_ciphertext' LIKE 'pgt1:%' AS is_ciphertext;
+SELECT :'kept_ciphertext' LIKE 'pgt2%' AS is_ciphertext;
 DELETE FROM wr_profile WHERE id = 60;
 SELECT profile_guard.withdraw_consent('1', 'wr_ads') IS NOT NULL AS withdrawn;
 SET ROLE regress_wr_app;

@@ -42,7 +42,7 @@ INSERT INTO pat VALUES (11, 'blues', 'asthma-severe');
 INSERT INTO pat_high VALUES (12, 'folk', NULL);
 INSERT INTO pat_low VALUES (2, 'punk', NULL);
 UPDATE pat_low SET health = 'migraine-chronic' WHERE id = 1;
-SELECT tableoid::regclass AS part, id, health LIKE 'pgt1:%' AS encrypted
+SELECT tableoid::regclass AS part, id, health LIKE 'pgt2%' AS encrypted
 FROM pat WHERE health IS NOT NULL ORDER BY id;
 -- collection without consent is refused, through the parent and directly
 INSERT INTO pat VALUES (12, 'folk', 'flu-seasonal');
@@ -76,7 +76,7 @@ INSERT INTO tags_music VALUES (3, 'interest.music', 'pop');
 INSERT INTO tags VALUES (1, 'health.condition', 'diabetes-type-2');
 INSERT INTO tags_health VALUES (11, 'health.condition', 'asthma-severe');
 INSERT INTO tags_health VALUES (2, 'health.condition', 'flu-seasonal');
-SELECT uid, value LIKE 'pgt1:%' AS encrypted FROM tags_health ORDER BY uid;
+SELECT uid, value LIKE 'pgt2%' AS encrypted FROM tags_health ORDER BY uid;
 SET ROLE regress_app;
 SELECT * FROM tags_music;
 SELECT count(*) FROM tags_health;
@@ -111,7 +111,7 @@ CREATE TABLE kid3 () INHERITS (kid2);
 INSERT INTO kid2 VALUES (1, 'jazz', 'asthma-mild');
 INSERT INTO kid3 VALUES (11, 'blues', 'asthma-severe');
 UPDATE kid2 SET health = 'asthma-moderate' WHERE id = 1;
-SELECT tableoid::regclass AS tbl, id, health LIKE 'pgt1:%' AS encrypted
+SELECT tableoid::regclass AS tbl, id, health LIKE 'pgt2%' AS encrypted
 FROM members WHERE health IS NOT NULL ORDER BY id;
 INSERT INTO kid2 VALUES (12, 'folk', 'flu-seasonal');
 INSERT INTO kid3 VALUES (3, 'pop', NULL);
@@ -136,7 +136,7 @@ RESET ROLE;
 CREATE TABLE kid4 (id int, music text, health text);
 INSERT INTO kid4 VALUES (1, 'jazz', 'gout-acute');
 ALTER TABLE kid4 INHERIT members;
-SELECT id, health LIKE 'pgt1:%' AS encrypted FROM ONLY kid4;
+SELECT id, health LIKE 'pgt2%' AS encrypted FROM ONLY kid4;
 INSERT INTO kid4 VALUES (12, NULL, 'flu-seasonal');
 -- a child made before its parent was protected
 CREATE TABLE older (id int, music text, health text);
@@ -144,7 +144,7 @@ CREATE TABLE older_kid () INHERITS (older);
 INSERT INTO older_kid VALUES (1, 'jazz', 'gout-acute');
 SELECT profile_guard.protect('older', 'id');
 SELECT profile_guard.classify('older', 'health', 'health.condition');
-SELECT id, health LIKE 'pgt1:%' AS encrypted FROM ONLY older_kid;
+SELECT id, health LIKE 'pgt2%' AS encrypted FROM ONLY older_kid;
 INSERT INTO older_kid VALUES (12, NULL, 'flu-seasonal');
 -- each child keeps no statistics of its tags and has row-level security
 -- (no error quotes its values)
@@ -168,7 +168,7 @@ ALTER TABLE ltags_late INHERIT ltags;
 INSERT INTO ltags_kid VALUES (1, 'health.condition', 'diabetes-type-2'), (12, 'interest.music', 'folk');
 INSERT INTO ltags_kid VALUES (2, 'health.condition', 'flu-seasonal');
 INSERT INTO ltags_late VALUES (3, 'interest.music', 'pop');
-SELECT tableoid::regclass AS tbl, uid, tag, value LIKE 'pgt1:%' AS encrypted
+SELECT tableoid::regclass AS tbl, uid, tag, value LIKE 'pgt2%' AS encrypted
 FROM ltags ORDER BY 1, 2, 3;
 GRANT SELECT ON ltags_kid, ltags_late TO regress_app;
 SET ROLE regress_app;
@@ -207,9 +207,9 @@ INSERT INTO tags_health VALUES (12, 'health.condition', 'flu-seasonal');
 INSERT INTO pat_high VALUES (11, 'folk', 'gout-acute');
 INSERT INTO kid VALUES (1, NULL, 'gout-acute');
 INSERT INTO tags_health VALUES (1, 'health.condition', 'gout-acute');
-SELECT 'pat_high' AS tbl, id, health LIKE 'pgt1:%' AS encrypted FROM pat_high WHERE health IS NOT NULL
-UNION ALL SELECT 'kid', id, health LIKE 'pgt1:%' FROM kid WHERE health IS NOT NULL
-UNION ALL SELECT 'tags_health', uid, value LIKE 'pgt1:%' FROM tags_health
+SELECT 'pat_high' AS tbl, id, health LIKE 'pgt2%' AS encrypted FROM pat_high WHERE health IS NOT NULL
+UNION ALL SELECT 'kid', id, health LIKE 'pgt2%' FROM kid WHERE health IS NOT NULL
+UNION ALL SELECT 'tags_health', uid, value LIKE 'pgt2%' FROM tags_health
 ORDER BY 1, 2;
 CREATE VIEW detached_view AS SELECT * FROM pat_high;
 GRANT SELECT ON detached_view TO regress_app;

@@ -53,7 +53,7 @@ UPDATE wd_profile SET diagnosis = 'cold', sports = 'chess'
 COMMIT;
 SELECT id, diagnosis, sports, music FROM wd_profile;
 RESET ROLE;
-SELECT id, diagnosis LIKE 'pgt1:%' AS encrypted, sports, music FROM wd_profile;
+SELECT id, diagnosis LIKE 'pgt2%' AS encrypted, sports, music FROM wd_profile;
 
 DROP TABLE wd_profile;
 DROP EXTENSION profile_guard CASCADE;

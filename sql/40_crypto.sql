@@ -12,15 +12,16 @@ INSERT INTO plain VALUES
 	('ascii', 'top secret diagnosis'),
 	('utf8', '糖尿病 — diabète ✓');
 
--- text: stored form is "pgt1:" + base64(envelope), never the plaintext
+-- text: stored form is "pgt2" and the base64 (unpadded) of IV | GCM tag |
+-- ciphertext, never the plaintext
 CREATE TEMP TABLE ct AS
 	SELECT label, val, profile_guard._encrypt('s1', 'health.condition', val) AS ct
 	FROM plain;
 SELECT label,
-	   left(ct, 5) AS prefix,
+	   left(ct, 4) AS prefix,
 	   octet_length(ct) AS ct_len,
 	   position('secret' in ct) = 0 AS hides_secret,
-	   ct !~ '[^A-Za-z0-9+/=:]' AS ascii_only,
+	   ct !~ '[^A-Za-z0-9+/]' AS ascii_only,
 	   profile_guard._decrypt('s1', 'health.condition', ct) = val AS round_trip
 FROM ct ORDER BY label;
 
@@ -73,7 +74,10 @@ SELECT label,
 FROM bct ORDER BY label;
 SELECT v, profile_guard._ciphertext_kind('s1', 'health.condition', v) AS kind
 FROM (VALUES ('pgt1:'), ('pgt1:short'), ('PGT1:' || repeat('A', 60)),
-			 ('pgt1:' || repeat('*', 60)), ('pgt1:' || repeat('A', 60))) AS t(v);
+			 ('pgt1:' || repeat('*', 60)), ('pgt1:' || repeat('A', 60)),
+			 ('pgt2'), ('pgt2' || repeat('A', 37)), ('PGT2' || repeat('A', 60)),
+			 ('pgt2' || repeat('*', 60)), ('pgt2' || repeat('A', 59)),
+			 ('pgt2' || repeat('A', 57))) AS t(v);
 SELECT profile_guard._ciphertext_kind('s1', 'health.condition', '\x504754'::bytea) AS too_short,
 	   profile_guard._ciphertext_kind('s1', 'health.condition', ('\x504754' || repeat('00', 40))::bytea) AS bad_version,
 	   profile_guard._ciphertext_kind('s1', 'health.condition', ('\x50475401' || repeat('00', 40))::bytea) AS forged;
@@ -89,6 +93,10 @@ SELECT profile_guard._decrypt('s1', 'health.condition', 'plain words');
 SELECT profile_guard._decrypt('s1', 'health.condition', left(ct, 40)) FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', left(ct, length(ct) - 4)) FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', 'pgt1:' || repeat('*', 60));
+SELECT profile_guard._decrypt('s1', 'health.condition', 'pgt2' || repeat('*', 60));
+-- the bits past the last byte of the base64 are zero: one text per envelope
+SELECT profile_guard._decrypt('s1', 'health.condition', 'pgt2' || repeat('A', 58) || 'B');
+SELECT profile_guard._decrypt('s1', 'health.condition', ct || 'A') FROM ct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition',
 	   overlay(ct placing CASE WHEN substr(ct, 49, 1) = 'A' THEN 'B' ELSE 'A' END from 49 for 1))
 FROM ct WHERE label = 'ascii';
@@ -100,6 +108,24 @@ SELECT profile_guard._decrypt('s1', 'health.condition', set_byte(ct, 3, 2))
 FROM bct WHERE label = 'ascii';
 SELECT profile_guard._decrypt('s1', 'health.condition', substr(ct, 1, 31))
 FROM bct WHERE label = 'ascii';
+
+-- version 1 text (the form before 1.2: "pgt1:" and the padded base64 of
+-- the envelope a bytea column stores) still reads; the same bytes
+-- relabelled version 2 do not authenticate (the version is in the
+-- associated data)
+CREATE TEMP TABLE v1 AS
+	SELECT label, val,
+		   'pgt1:' || translate(encode(profile_guard._encrypt('s1', 'health.condition',
+														   convert_to(val, 'UTF8')), 'base64'), E'\n', '') AS ct
+	FROM plain;
+SELECT label, left(ct, 5) AS prefix, octet_length(ct) AS ct_len,
+	   profile_guard._decrypt('s1', 'health.condition', ct) = val AS reads,
+	   profile_guard._ciphertext_kind('s1', 'health.condition', ct) AS own,
+	   profile_guard._ciphertext_kind('s2', 'health.condition', ct) AS other_subject
+FROM v1 ORDER BY label;
+SELECT profile_guard._decrypt('s1', 'health.condition',
+	   'pgt2' || rtrim(translate(encode(substr(decode(substr(ct, 6), 'base64'), 5), 'base64'), E'\n', ''), '='))
+FROM v1 WHERE label = 'ascii';
 
 -- bad subjects and tags
 SELECT profile_guard._encrypt('', 'health.condition', 'x');

@@ -97,7 +97,7 @@ SELECT profile_guard.protect('regress_bulk_patients', 'id');
 SELECT profile_guard.classify('regress_bulk_patients', 'health', 'health.condition');
 INSERT INTO regress_bulk_patients
 	SELECT i, 'condition ' || i FROM generate_series(5001, 5200) i WHERE i % 4 <> 0;
-SELECT count(*) AS rows, count(*) FILTER (WHERE health LIKE 'pgt1:%') AS encrypted
+SELECT count(*) AS rows, count(*) FILTER (WHERE health LIKE 'pgt2%') AS encrypted
 FROM regress_bulk_patients;
 \c
 SET ROLE regress_bulk_app;
@@ -210,7 +210,56 @@ DELETE FROM profile_guard.subject_key WHERE subject LIKE 'regress\_bulk\_%' OR s
 DELETE FROM profile_guard.subject_event WHERE subject LIKE 'regress\_reg\_%';
 DELETE FROM profile_guard.subject WHERE subject LIKE 'regress\_bulk\_%' OR subject LIKE 'regress\_reg\_%';
 
-DROP TABLE regress_bulk_ct, regress_bulk_ct2, regress_bulk_late, regress_bulk_many, regress_bulk_patients;
+-- reencrypt(): text values in the format before 1.2 ("pgt1:", written
+-- here with the trigger disabled, as 1.1 wrote them) are rewritten in the
+-- current one under the same keys, in both shapes; a value that does not
+-- authenticate (here the erased subject's) is left as it is; a second call
+-- finds nothing
+CREATE TABLE regress_bulk_tags (uid int, tag text, value text);
+SELECT profile_guard.protect('regress_bulk_tags', 'uid', tag_column => 'tag', value_column => 'value');
+INSERT INTO regress_bulk_tags VALUES (5002, 'health.condition', 'tag row');
+CREATE FUNCTION pg_temp.version_1(subject text, val text) RETURNS text LANGUAGE sql
+	AS $$ SELECT 'pgt1:' || translate(encode(profile_guard._encrypt(subject, 'health.condition',
+											convert_to(val, 'UTF8')), 'base64'), E'\n', '') $$;
+ALTER TABLE regress_bulk_patients DISABLE TRIGGER profile_guard_collect;
+ALTER TABLE regress_bulk_tags DISABLE TRIGGER profile_guard_collect;
+UPDATE regress_bulk_patients SET health = pg_temp.version_1(id::text, 'condition ' || id)
+ WHERE id <> 5001 AND id % 2 = 0;
+UPDATE regress_bulk_patients
+   SET health = 'pgt1:' || encode('\x50475401'::bytea || decode(repeat('00', 40), 'hex'), 'base64')
+ WHERE id = 5001;
+UPDATE regress_bulk_tags SET value = pg_temp.version_1(uid::text, 'tag row');
+ALTER TABLE regress_bulk_patients ENABLE ALWAYS TRIGGER profile_guard_collect;
+ALTER TABLE regress_bulk_tags ENABLE ALWAYS TRIGGER profile_guard_collect;
+SELECT count(*) FILTER (WHERE health LIKE 'pgt1:%') AS version_1,
+	   count(*) FILTER (WHERE health LIKE 'pgt2%') AS version_2
+FROM regress_bulk_patients;
+SELECT profile_guard.reencrypt('regress_bulk_patients') AS rewritten;
+SELECT count(*) FILTER (WHERE health LIKE 'pgt1:%') AS version_1,
+	   count(*) FILTER (WHERE health LIKE 'pgt2%') AS version_2
+FROM regress_bulk_patients;
+SELECT profile_guard.reencrypt() AS rewritten_all;
+SELECT value LIKE 'pgt2%' AS tag_row_version_2 FROM regress_bulk_tags;
+SELECT profile_guard.reencrypt() AS rewritten_again;
+SET ROLE regress_bulk_app;
+SET profile_guard.purpose = 'care';
+SELECT count(*) FILTER (WHERE health = 'condition ' || id) AS decrypted
+FROM regress_bulk_patients WHERE id <> 5001;
+RESET ROLE;
+-- it rewrites the table: an administrator who does not own it may not, nor
+-- may anybody else; a table that is not guarded is reported
+CREATE ROLE regress_bulk_admin IN ROLE profile_guard_admin;
+SET ROLE regress_bulk_admin;
+SELECT profile_guard.reencrypt('regress_bulk_patients');
+SELECT profile_guard.reencrypt();
+RESET ROLE;
+SET ROLE regress_bulk_app;
+SELECT profile_guard.reencrypt('regress_bulk_patients');
+RESET ROLE;
+SELECT profile_guard.reencrypt('regress_bulk_ct');
+DROP ROLE regress_bulk_admin;
+
+DROP TABLE regress_bulk_ct, regress_bulk_ct2, regress_bulk_late, regress_bulk_many, regress_bulk_patients, regress_bulk_tags;
 DROP OWNED BY regress_bulk_app;
 DROP ROLE regress_bulk_app;
 DROP EXTENSION profile_guard CASCADE;

@@ -118,7 +118,7 @@ SELECT * FROM sweep() ORDER BY relation, tag, reason, action;
 SELECT id, sports, music, health IS NOT NULL AS has_health FROM w ORDER BY id;
 -- long, delete: only the recent row of 3 and 2's sports are left beside 1,
 -- and 7's and 8's music
-SELECT uid, tag, CASE WHEN tag = 'health.condition' THEN left(value, 5) || '…' ELSE value END AS value
+SELECT uid, tag, CASE WHEN tag = 'health.condition' THEN left(value, 4) || '…' ELSE value END AS value
 FROM l ORDER BY uid, tag;
 -- wide, anonymise: 6 (request) and 3 (retention) cut from their subject:
 -- negative id, email NULL, month only, sensitive value NULL; 5 (expired)

@@ -57,9 +57,9 @@ INSERT INTO tag_rows VALUES
 	('7', 'interest.music', 'rock', '2024-03-01');
 
 -- sensitive values are ciphertext at rest (the report must decrypt them)
-SELECT user_id, left(health, 5) AS stored_prefix, position('diabetes' in health) = 0 AS hidden
+SELECT user_id, left(health, 4) AS stored_prefix, position('diabetes' in health) = 0 AS hidden
 FROM profiles WHERE user_id = 42;
-SELECT left(value, 5) AS stored_prefix FROM tag_rows WHERE subject = '42' AND tag = 'health.condition';
+SELECT left(value, 4) AS stored_prefix FROM tag_rows WHERE subject = '42' AND tag = 'health.condition';
 
 -- what the person did since: withdrew ads, blocked a tag, opted out
 SELECT withdraw_consent('42', 'ads') > 0;

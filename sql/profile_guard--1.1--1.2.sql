@@ -1029,9 +1029,11 @@ GRANT SELECT ON progress TO profile_guard_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION _progress() TO profile_guard_admin, pg_monitor;
 
 /*
- * _convert_column(tbl, subject_col, col, tag, tag_col, encrypt): turn the
- * stored values of a column into our ciphertext (classify of a sensitive
- * tag) or back (declassify, unprotect).  tag is the tag (wide shape), or
+ * _convert_column(tbl, subject_col, col, tag, tag_col, action): turn the
+ * stored values of a column into our ciphertext (action 'encrypt': classify
+ * of a sensitive tag), back (action 'decrypt': declassify, unprotect), or our
+ * ciphertext of an older format into the current one (action 'reencrypt':
+ * reencrypt(); text values of version 1, "pgt1:").  tag is the tag (wide shape), or
  * tag_col the long shape's column naming it.  The extension decides and
  * the owner's rights act: the values are read, locked and converted here,
  * by a read that runs no code of the table's owner (_check_guarded), and
@@ -1042,7 +1044,7 @@ GRANT EXECUTE ON FUNCTION _progress() TO profile_guard_admin, pg_monitor;
  * encrypted.  Returns the values converted.
  */
 CREATE FUNCTION _convert_column(tbl regclass, subject_col name, col name, tag text,
-								tag_col name, p_encrypt boolean)
+								tag_col name, action text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, profile_guard, pg_temp
@@ -1064,11 +1066,17 @@ DECLARE
 	blocks_total bigint;
 	blocks_done bigint := 0;
 	reporting boolean;
+	verb	text := CASE action WHEN 'reencrypt' THEN 're-encrypt' ELSE action END;
 BEGIN
-	-- only text and bytea columns can hold our ciphertext
+	IF action IS NULL OR action NOT IN ('encrypt', 'decrypt', 'reencrypt') THEN
+		RAISE EXCEPTION 'unknown conversion "%"', action;
+	END IF;
+	-- only text and bytea columns can hold our ciphertext; only text held
+	-- an older format
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
 	WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped;
-	IF coltype IS NULL OR coltype NOT IN ('text'::regtype, 'bytea'::regtype) THEN
+	IF coltype IS NULL OR coltype NOT IN ('text'::regtype, 'bytea'::regtype)
+	   OR (action = 'reencrypt' AND coltype <> 'text'::regtype) THEN
 		RETURN 0;
 	END IF;
 	PERFORM _check_guarded(tbl, subject_col, NULL, tag_col, true);
@@ -1077,27 +1085,38 @@ BEGIN
 	INTO blocks_total
 	FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
 	WHERE c.relkind = 'r';
-	reporting := _progress_start(CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END,
-								 tbl, format('%s column %s', CASE WHEN p_encrypt THEN 'encrypting' ELSE 'decrypting' END, col),
+	reporting := _progress_start(action, tbl,
+								 format('%s column %s', CASE action WHEN 'encrypt' THEN 'encrypting'
+															 WHEN 'decrypt' THEN 'decrypting'
+															 ELSE 're-encrypting' END, col),
 								 coalesce(blocks_total, 0));
 	FOR part IN
 		SELECT pt.relid FROM _relations(tbl) pt(relid) JOIN pg_class c ON c.oid = pt.relid
 		WHERE c.relkind = 'r'
 		ORDER BY 1
 	LOOP
+		-- reencrypt: _encrypt() writes the current format of what
+		-- _decrypt() reads; only values of version 1 are read
 		read_sql := format(
 			'SELECT pg_catalog.array_agg(x.tid), pg_catalog.array_agg(x.v)'
-			' FROM (SELECT t.ctid AS tid, profile_guard.%1$s(t.%2$I::text, %3$s, t.%4$I) AS v'
+			' FROM (SELECT t.ctid AS tid, %1$s AS v'
 			'       FROM ONLY %5$s t'
-			'       WHERE t.ctid >= $1 AND t.ctid < $2 AND t.%4$I IS NOT NULL'
+			'       WHERE t.ctid >= $1 AND t.ctid < $2 AND t.%4$I IS NOT NULL%8$s'
 			'         AND profile_guard._ciphertext_kind(t.%2$I::text, %3$s, t.%4$I) = %6$L%7$s'
 			'       FOR UPDATE OF t) x',
-			CASE WHEN p_encrypt THEN '_encrypt' ELSE '_decrypt' END,
+			CASE action
+				WHEN 'encrypt' THEN format('profile_guard._encrypt(t.%I::text, %s, t.%I)', subject_col, tag_sql, col)
+				WHEN 'decrypt' THEN format('profile_guard._decrypt(t.%I::text, %s, t.%I)', subject_col, tag_sql, col)
+				ELSE format('profile_guard._encrypt(t.%1$I::text, %2$s, profile_guard._decrypt(t.%1$I::text, %2$s, t.%3$I))',
+							subject_col, tag_sql, col) END,
 			subject_col, tag_sql, col, part,
-			CASE WHEN p_encrypt THEN 'plaintext' ELSE 'ours' END,
-			CASE WHEN p_encrypt AND tag_col IS NOT NULL
+			CASE WHEN action = 'encrypt' THEN 'plaintext' ELSE 'ours' END,
+			CASE WHEN action = 'encrypt' AND tag_col IS NOT NULL
 				 THEN format(' AND EXISTS (SELECT 1 FROM profile_guard.tag s WHERE s.tag = %s'
 							 ' AND s.sensitivity = ''sensitive'')', tag_sql)
+				 ELSE '' END,
+			CASE WHEN action = 'reencrypt'
+				 THEN format(' AND pg_catalog.starts_with(t.%I, ''pgt1:'')', col)
 				 ELSE '' END);
 		write_sql := format('UPDATE ONLY %s t SET %I = v.v FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) v(tid, v)'
 							' WHERE t.ctid OPERATOR(pg_catalog.=) v.tid', part, col);
@@ -1116,7 +1135,7 @@ BEGIN
 			IF n <> coalesce(cardinality(tids), 0) THEN
 				RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
 					MESSAGE = format('could not %s every value of column "%s" of table %s',
-									 CASE WHEN p_encrypt THEN 'encrypt' ELSE 'decrypt' END, col, tbl),
+									 verb, col, tbl),
 					DETAIL = format('%s of %s rows of %s were updated; a trigger or rule of the table skipped or redirected the others.',
 									n, cardinality(tids), part),
 					HINT = format('Check the triggers and rules of %s (\d %s), then retry.', part, part);
@@ -1135,7 +1154,50 @@ BEGIN
 	RETURN total;
 END
 $$;
-REVOKE ALL ON FUNCTION _convert_column(regclass, name, name, text, name, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _convert_column(regclass, name, name, text, name, text) FROM PUBLIC;
+
+/*
+ * reencrypt(tbl): rewrite the sensitive values of a guarded table (of every
+ * guarded table when tbl is NULL) that are stored in an older ciphertext
+ * format in the current one, under the same data keys; returns how many.
+ * Text values written before 1.2 ("pgt1:") become version 2.  A value that
+ * does not authenticate (an erased subject's, another cell's) is left as
+ * it is.  As classify(), it rewrites the table: only its owner may.
+ */
+CREATE FUNCTION reencrypt(tbl regclass DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, profile_guard, pg_temp
+AS $$
+DECLARE
+	g		guarded_table;
+	c		record;
+	total	bigint := 0;
+BEGIN
+	IF reencrypt.tbl IS NOT NULL THEN
+		PERFORM _get_guarded(reencrypt.tbl, true);
+	END IF;
+	FOR g IN SELECT * FROM guarded_table x
+			 WHERE reencrypt.tbl IS NULL OR x.relid = reencrypt.tbl
+			 ORDER BY x.relid
+			 FOR UPDATE
+	LOOP
+		PERFORM _check_table_owner(g.relid);
+		FOR c IN SELECT cc.column_name, cc.tag FROM classified_column cc JOIN tag t ON t.tag = cc.tag
+				 WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive'
+				 ORDER BY cc.column_name
+		LOOP
+			total := total + _convert_column(g.relid, g.subject_column, c.column_name, c.tag, NULL, 'reencrypt');
+		END LOOP;
+		IF g.tag_column IS NOT NULL THEN
+			total := total + _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, 'reencrypt');
+		END IF;
+	END LOOP;
+	RETURN total;
+END
+$$;
+REVOKE ALL ON FUNCTION reencrypt(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION reencrypt(regclass) TO profile_guard_admin;
 
 /*
  * Values in error data.  PostgreSQL leaves the values of a row or a key out
@@ -1577,10 +1639,10 @@ BEGIN
 			 WHERE cc.relid = g.relid AND t.sensitivity = 'sensitive'
 			 ORDER BY cc.column_name
 	LOOP
-		PERFORM _convert_column(child, g.subject_column, c.column_name, c.tag, NULL, true);
+		PERFORM _convert_column(child, g.subject_column, c.column_name, c.tag, NULL, 'encrypt');
 	END LOOP;
 	IF g.tag_column IS NOT NULL THEN
-		PERFORM _convert_column(child, g.subject_column, g.value_column, NULL, g.tag_column, true);
+		PERFORM _convert_column(child, g.subject_column, g.value_column, NULL, g.tag_column, 'encrypt');
 	END IF;
 END
 $$;
@@ -2653,7 +2715,7 @@ BEGIN
 		WHERE NOT EXISTS (SELECT 1 FROM profile_guard.guarded_table y WHERE y.relid = i.inhrelid)
 		ORDER BY 1, 3
 	LOOP
-		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, 'encrypt');
 	END LOOP;
 END
 $update$;
@@ -2738,7 +2800,7 @@ BEGIN
 		WHERE cc.tag = ANY (changed)
 		ORDER BY x.relid::text, cc.column_name
 	LOOP
-		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, true);
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.column_name, g.tag, NULL, 'encrypt');
 	END LOOP;
 	FOR g IN
 		SELECT x.relid, x.subject_column, x.tag_column, x.value_column
@@ -2746,7 +2808,7 @@ BEGIN
 		WHERE x.tag_column IS NOT NULL
 		ORDER BY x.relid::text
 	LOOP
-		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, true);
+		PERFORM profile_guard._convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, 'encrypt');
 	END LOOP;
 	PERFORM profile_guard._policy_changed();
 END
@@ -2909,7 +2971,7 @@ BEGIN
 	IF owner IS NOT NULL AND NOT pg_has_role(caller, owner, 'USAGE') THEN
 		RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
 			MESSAGE = format('must be owner of table %s', tbl),
-			DETAIL = 'Protecting, classifying, declassifying and unprotecting a table rewrite it and change its trigger, which only its owner may do.',
+			DETAIL = 'Protecting, classifying, declassifying, unprotecting and re-encrypting a table rewrite it or change its trigger, which only its owner may do.',
 			HINT = format('Run the call as the owner of %s, or as a member of its owning role.', tbl);
 	END IF;
 END
@@ -4585,7 +4647,7 @@ BEGIN
 	-- existing plaintext of a sensitive tag is encrypted in place (the
 	-- trigger, now aware of the classification, lets our ciphertext pass)
 	IF t.sensitivity = 'sensitive' THEN
-		PERFORM _convert_column(g.relid, g.subject_column, classify.column_name, classify.tag, NULL, true);
+		PERFORM _convert_column(g.relid, g.subject_column, classify.column_name, classify.tag, NULL, 'encrypt');
 	END IF;
 END
 $$;
@@ -5543,7 +5605,7 @@ BEGIN
 	PERFORM _set_statistics(g.relid, declassify.column_name, -1);
 	PERFORM _policy_changed(g.relid);
 	-- the column is plain data now: decrypt what was encrypted
-	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, false);
+	PERFORM _convert_column(g.relid, g.subject_column, declassify.column_name, tag_name, NULL, 'decrypt');
 END
 $$;
 
@@ -5590,10 +5652,10 @@ BEGIN
 		EXECUTE format('DROP TRIGGER IF EXISTS profile_guard_collect ON %s', rel);
 	END LOOP;
 	FOR i IN 1 .. cardinality(sensitive_cols) LOOP
-		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, false);
+		PERFORM _convert_column(g.relid, g.subject_column, sensitive_cols[i], sensitive_tags[i], NULL, 'decrypt');
 	END LOOP;
 	IF g.tag_column IS NOT NULL THEN
-		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, false);
+		PERFORM _convert_column(g.relid, g.subject_column, g.value_column, NULL, g.tag_column, 'decrypt');
 	END IF;
 END
 $$;

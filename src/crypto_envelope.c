@@ -6,14 +6,22 @@
  *	  (data_key.c), telling our ciphertext from plaintext and from another
  *	  subject's or tag's, and the SQL functions over them.
  *
- * Envelope (format version 1) of a value encrypted with a data key:
+ * Envelopes of a value encrypted with a data key:
  *
- *	  "PGT" | 0x01 | IV (12) | GCM tag (16) | AES-256-GCM(value)
+ *	  version 1 (bytea columns; text columns before 1.2):
+ *		"PGT" | 0x01 | IV (12) | GCM tag (16) | AES-256-GCM(value)
+ *	  a text column stores "pgt1:" followed by it in padded base64;
  *
- * associated data subject | 0x00 | tag | 0x00 | 0x01, so a ciphertext copied
- * to another subject or another tag does not authenticate.  A bytea column
- * stores the envelope itself; a text column stores "pgt1:" followed by the
- * envelope in base64.
+ *	  version 2 (text columns):
+ *		"pgt2" followed by IV (12) | GCM tag (16) | AES-256-GCM(value) in
+ *		base64 without padding: 63 characters for a value of 16 bytes
+ *		instead of 69, the version carried by the prefix alone.
+ *
+ * The associated data is subject | 0x00 | tag | 0x00 | version, so a
+ * ciphertext copied to another subject or another tag does not
+ * authenticate, nor does one whose version was changed.  Every version
+ * stays readable; reencrypt() rewrites text values of version 1 in
+ * version 2.
  *
  * Reading a cell is on the path of every row a query returns, so it does
  * no more than it must: the base64 text is decoded four characters at a
@@ -44,15 +52,22 @@
 #include "data_key.h"
 #include "data_key_cache.h"
 
+/* version 1: bytea, and text written before 1.2 */
 #define ENVELOPE_MAGIC		"PGT"
 #define ENVELOPE_MAGIC_LEN	3
-#define ENVELOPE_VERSION	0x01
+#define ENVELOPE_V1			0x01
 #define ENVELOPE_IV_OFF		(ENVELOPE_MAGIC_LEN + 1)
 #define ENVELOPE_TAG_OFF	(ENVELOPE_IV_OFF + PFG_GCM_IV_LEN)
 #define ENVELOPE_HEADER_LEN (ENVELOPE_TAG_OFF + PFG_GCM_TAG_LEN)	/* 32 */
 #define TEXT_PREFIX			"pgt1:"
 #define TEXT_PREFIX_LEN		5
 #define BASE64_LEN(n)		(4 * (((uint64) (n) + 2) / 3))	/* exact, padded */
+/* version 2: text */
+#define ENVELOPE_V2			0x02
+#define TEXT2_PREFIX		"pgt2"
+#define TEXT2_PREFIX_LEN	4
+#define SEALED_HEADER_LEN	(PFG_GCM_IV_LEN + PFG_GCM_TAG_LEN)	/* 28: IV | tag */
+#define BASE64_UNPADDED_LEN(n)	((4 * (uint64) (n) + 2) / 3)
 #define AAD_STACK			1024	/* associated data up to this is on the stack */
 #define CELL_ENV_STACK		512 /* an envelope up to this is on the stack, read or written */
 #define DECODE_KEEP			8192	/* decoding buffers kept between values */
@@ -64,6 +79,16 @@ typedef enum EnvelopeStatus
 	ENV_UNKNOWN_VERSION,		/* our magic, a format version we don't know */
 	ENV_OK
 } EnvelopeStatus;
+
+/* the parts of an envelope found in a stored value */
+typedef struct Envelope
+{
+	uint8		version;
+	const uint8 *iv;
+	const uint8 *gcm_tag;
+	const uint8 *sealed;		/* the encrypted value */
+	int			sealedlen;
+} Envelope;
 
 PFG_SQL_FUNCTION(profile_guard_encrypt_text);
 PFG_SQL_FUNCTION(profile_guard_encrypt_bytea);
@@ -96,7 +121,8 @@ check_type(Oid typid)
  * it fits; the caller pfrees *aad when it is not stackbuf.
  */
 static int
-envelope_aad(const char *subject, const char *tag, uint8 *stackbuf, uint8 **aad)
+envelope_aad(const char *subject, const char *tag, uint8 version,
+			 uint8 *stackbuf, uint8 **aad)
 {
 	size_t		slen = strlen(subject);
 	size_t		tlen = strlen(tag);
@@ -106,7 +132,7 @@ envelope_aad(const char *subject, const char *tag, uint8 *stackbuf, uint8 **aad)
 	buf[slen] = 0x00;
 	memcpy(buf + slen + 1, tag, tlen);
 	buf[slen + 1 + tlen] = 0x00;
-	buf[slen + tlen + 2] = ENVELOPE_VERSION;
+	buf[slen + tlen + 2] = version;
 	*aad = buf;
 	return (int) (slen + tlen + 3);
 }
@@ -138,6 +164,29 @@ b64_init(void)
 }
 
 /*
+ * Decode groups of four base64 characters into three bytes each; returns
+ * the OR of their values, which has B64_BAD set if any character is not
+ * base64.
+ */
+static inline uint32
+b64_decode_groups(const uint8 *s, int groups, uint8 *d)
+{
+	uint32		bad = 0;
+
+	for (int g = 0; g < groups; g++, s += 4, d += 3)
+	{
+		uint32		v = b64_value[0][s[0]] | b64_value[1][s[1]] |
+			b64_value[2][s[2]] | b64_value[3][s[3]];
+
+		bad |= v;
+		d[0] = (uint8) (v >> 16);
+		d[1] = (uint8) (v >> 8);
+		d[2] = (uint8) v;
+	}
+	return bad;
+}
+
+/*
  * Decode padded base64 as pg_b64_encode writes it, four characters at a
  * time; -1 for anything else (white space, a stray character), which the
  * caller then hands to pg_b64_decode.  dst has room for len / 4 * 3 bytes.
@@ -147,7 +196,7 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 {
 	const uint8 *s = (const uint8 *) src;
 	uint8	   *d = dst;
-	uint32		bad = 0;
+	uint32		bad;
 	int			pad = 0;
 
 	if (unlikely(!b64_ready))
@@ -156,16 +205,8 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 		return -1;
 	if (src[len - 1] == '=')
 		pad = src[len - 2] == '=' ? 2 : 1;
-	for (int i = 0; i < len - 4; i += 4, d += 3)
-	{
-		uint32		v = b64_value[0][s[i]] | b64_value[1][s[i + 1]] |
-			b64_value[2][s[i + 2]] | b64_value[3][s[i + 3]];
-
-		bad |= v;
-		d[0] = (uint8) (v >> 16);
-		d[1] = (uint8) (v >> 8);
-		d[2] = (uint8) v;
-	}
+	bad = b64_decode_groups(s, len / 4 - 1, d);
+	d += (len / 4 - 1) * 3;
 	{
 		const uint8 *q = s + len - 4;
 		uint32		v = b64_value[0][q[0]] | b64_value[1][q[1]] |
@@ -178,6 +219,45 @@ b64_decode_fast(const char *src, int len, uint8 *dst)
 			*d++ = (uint8) (v >> 8);
 		if (pad < 1)
 			*d++ = (uint8) v;
+	}
+	if (bad & B64_BAD)
+		return -1;
+	return (int) (d - dst);
+}
+
+/*
+ * Decode base64 without padding (version 2), four characters at a time and
+ * a tail of two or three; -1 for anything else, and for bits set past the
+ * last byte, so that an envelope has one text only.  dst has room for
+ * len / 4 * 3 + 2 bytes.
+ */
+static int
+b64_decode_unpadded(const char *src, int len, uint8 *dst)
+{
+	const uint8 *s = (const uint8 *) src;
+	uint8	   *d = dst;
+	uint32		bad;
+	int			full = len / 4 * 4;
+	int			tail = len - full;
+
+	if (unlikely(!b64_ready))
+		b64_init();
+	if (tail == 1)
+		return -1;
+	bad = b64_decode_groups(s, full / 4, d);
+	d += full / 4 * 3;
+	if (tail > 0)
+	{
+		const uint8 *q = s + full;
+		uint32		v = b64_value[0][q[0]] | b64_value[1][q[1]] |
+			(tail == 3 ? b64_value[2][q[2]] : 0);
+
+		bad |= v;
+		if ((v & (tail == 2 ? 0xFFFF : 0xFF)) != 0)
+			return -1;
+		*d++ = (uint8) (v >> 16);
+		if (tail == 3)
+			*d++ = (uint8) (v >> 8);
 	}
 	if (bad & B64_BAD)
 		return -1;
@@ -203,12 +283,13 @@ b64_pairs_init(void)
 }
 
 /*
- * Encode len bytes as padded base64 (what pg_b64_encode writes), three
- * bytes to four characters at a time; dst has room for BASE64_LEN(len).
- * Returns the characters written.
+ * Encode len bytes as base64, three bytes to four characters at a time:
+ * padded as pg_b64_encode writes it (dst has room for BASE64_LEN(len)), or
+ * without padding (BASE64_UNPADDED_LEN(len)).  Returns the characters
+ * written.
  */
 static int
-b64_encode_fast(const uint8 *src, int len, char *dst)
+b64_encode_fast(const uint8 *src, int len, char *dst, bool pad)
 {
 	char	   *d = dst;
 	int			i;
@@ -228,11 +309,14 @@ b64_encode_fast(const uint8 *src, int len, char *dst)
 
 		if (i + 1 < len)
 			v |= (uint32) src[i + 1] << 8;
-		d[0] = b64_alphabet[v >> 18];
-		d[1] = b64_alphabet[(v >> 12) & 0x3F];
-		d[2] = i + 1 < len ? b64_alphabet[(v >> 6) & 0x3F] : '=';
-		d[3] = '=';
-		d += 4;
+		*d++ = b64_alphabet[v >> 18];
+		*d++ = b64_alphabet[(v >> 12) & 0x3F];
+		if (i + 1 < len)
+			*d++ = b64_alphabet[(v >> 6) & 0x3F];
+		else if (pad)
+			*d++ = '=';
+		if (pad)
+			*d++ = '=';
 	}
 	return (int) (d - dst);
 }
@@ -254,56 +338,87 @@ decode_buffer(Size len)
 }
 
 /*
- * Find the binary envelope in a stored value.  For text, it is decoded into
- * a buffer of decode_buffer().
+ * The parts of a version 2 envelope decoded into bin (binlen bytes), or of
+ * a version 1 envelope's binary form.
  */
 static EnvelopeStatus
-parse_envelope(Datum value, Oid typid, const uint8 **env, int *envlen)
+envelope_parts(const uint8 *bin, int binlen, uint8 version, Envelope *env)
+{
+	if (version == ENVELOPE_V1)
+	{
+		if (binlen < ENVELOPE_HEADER_LEN ||
+			memcmp(bin, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+			return ENV_MALFORMED;
+		if (bin[ENVELOPE_MAGIC_LEN] != ENVELOPE_V1)
+			return ENV_UNKNOWN_VERSION;
+		bin += ENVELOPE_IV_OFF;
+		binlen -= ENVELOPE_IV_OFF;
+	}
+	else if (binlen < SEALED_HEADER_LEN)
+		return ENV_MALFORMED;
+	env->version = version;
+	env->iv = bin;
+	env->gcm_tag = bin + PFG_GCM_IV_LEN;
+	env->sealed = bin + SEALED_HEADER_LEN;
+	env->sealedlen = binlen - SEALED_HEADER_LEN;
+	return ENV_OK;
+}
+
+/*
+ * Find the envelope in a stored value.  For text, it is decoded into a
+ * buffer of decode_buffer().  A value with our prefix too short to hold an
+ * envelope's header is not ours (plaintext); one long enough that does not
+ * decode is malformed.
+ */
+static EnvelopeStatus
+parse_envelope(Datum value, Oid typid, Envelope *env)
 {
 	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
 	const char *data = VARDATA_ANY(v);
 	int			len = VARSIZE_ANY_EXHDR(v);
-	const uint8 *bin;
-	int			binlen;
 
 	if (typid == TEXTOID)
 	{
-		char	   *decoded;
-		int			b64len = len - TEXT_PREFIX_LEN;
+		uint8	   *decoded;
+		int			binlen;
 
-		/*
-		 * room for what any base64 of b64len characters decodes to,
-		 * computed wide: pg_b64_dec_len() multiplies in int, which a value
-		 * of 700 MB overflows
-		 */
-		Size		room = (Size) b64len / 4 * 3 + 4;
+		if (len >= TEXT2_PREFIX_LEN && memcmp(data, TEXT2_PREFIX, TEXT2_PREFIX_LEN) == 0)
+		{
+			int			b64len = len - TEXT2_PREFIX_LEN;
 
-		if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
-			memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
-			return ENV_NOT_OURS;
-		decoded = (char *) decode_buffer(room);
-		binlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, (uint8 *) decoded);
-		if (binlen < 0)
-			binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len, decoded, (int) room);
-		if (binlen < ENVELOPE_HEADER_LEN ||
-			memcmp(decoded, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
-			return ENV_MALFORMED;
-		bin = (const uint8 *) decoded;
+			if (b64len < BASE64_UNPADDED_LEN(SEALED_HEADER_LEN))
+				return ENV_NOT_OURS;
+			decoded = decode_buffer((Size) b64len / 4 * 3 + 2);
+			binlen = b64_decode_unpadded(data + TEXT2_PREFIX_LEN, b64len, decoded);
+			if (binlen < 0)
+				return ENV_MALFORMED;
+			return envelope_parts(decoded, binlen, ENVELOPE_V2, env);
+		}
+		else
+		{
+			int			b64len = len - TEXT_PREFIX_LEN;
+
+			/*
+			 * room for what any base64 of b64len characters decodes to,
+			 * computed wide: pg_b64_dec_len() multiplies in int, which a
+			 * value of 700 MB overflows
+			 */
+			Size		room = (Size) b64len / 4 * 3 + 4;
+
+			if (len < TEXT_PREFIX_LEN + BASE64_LEN(ENVELOPE_HEADER_LEN) ||
+				memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
+				return ENV_NOT_OURS;
+			decoded = decode_buffer(room);
+			binlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, decoded);
+			if (binlen < 0)
+				binlen = pg_b64_decode(data + TEXT_PREFIX_LEN, b64len, (char *) decoded, (int) room);
+			return envelope_parts(decoded, binlen, ENVELOPE_V1, env);
+		}
 	}
-	else
-	{
-		if (len < ENVELOPE_HEADER_LEN ||
-			memcmp(data, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
-			return ENV_NOT_OURS;
-		bin = (const uint8 *) data;
-		binlen = len;
-	}
-
-	if (bin[ENVELOPE_MAGIC_LEN] != ENVELOPE_VERSION)
-		return ENV_UNKNOWN_VERSION;
-	*env = bin;
-	*envlen = binlen;
-	return ENV_OK;
+	if (len < ENVELOPE_HEADER_LEN ||
+		memcmp(data, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+		return ENV_NOT_OURS;
+	return envelope_parts((const uint8 *) data, len, ENVELOPE_V1, env);
 }
 
 static void
@@ -355,6 +470,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	int			plainlen;
 	uint64		envlen;
 	uint64		storedlen;
+	uint8		version = typid == BYTEAOID ? ENVELOPE_V1 : ENVELOPE_V2;
 	uint8		key[PFG_KEY_LEN];
 	uint8		aadbuf[AAD_STACK];
 	uint8	   *aad;
@@ -362,6 +478,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	bytea	   *envdatum;
 	uint8		envbuf[CELL_ENV_STACK];
 	uint8	   *env;
+	uint8	   *iv;
 	bool		ok;
 
 	check_type(typid);
@@ -371,9 +488,10 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 	plain = (const uint8 *) VARDATA_ANY(v);
 	plainlen = VARSIZE_ANY_EXHDR(v);
 
-	envlen = (uint64) ENVELOPE_HEADER_LEN + plainlen;
+	/* bytea: version 1 with its magic; text: version 2, IV | tag | sealed */
+	envlen = (uint64) (version == ENVELOPE_V1 ? ENVELOPE_HEADER_LEN : SEALED_HEADER_LEN) + plainlen;
 	storedlen = typid == BYTEAOID ? envlen :
-		TEXT_PREFIX_LEN + BASE64_LEN(envlen);
+		TEXT2_PREFIX_LEN + BASE64_UNPADDED_LEN(envlen);
 	if (storedlen + VARHDRSZ + 1 > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -390,22 +508,24 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 		envdatum = palloc(VARHDRSZ + envlen);
 		SET_VARSIZE(envdatum, VARHDRSZ + envlen);
 		env = (uint8 *) VARDATA(envdatum);
+		memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
+		env[ENVELOPE_MAGIC_LEN] = ENVELOPE_V1;
+		iv = env + ENVELOPE_IV_OFF;
 	}
 	else
 	{
 		envdatum = NULL;
 		env = envlen <= CELL_ENV_STACK ? envbuf : palloc(envlen);
+		iv = env;
 	}
-	memcpy(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN);
-	env[ENVELOPE_MAGIC_LEN] = ENVELOPE_VERSION;
-	pfg_random_iv(env + ENVELOPE_IV_OFF);
-	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
+	pfg_random_iv(iv);
+	aadlen = envelope_aad(subject, tag, version, aadbuf, &aad);
 
 	if (pfg_data_key_get(subject, true, key) == PFG_DATA_KEY_DESTROYED)
 		report_erased(subject, tag, true);
 
-	ok = pfg_gcm_encrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen, plain, plainlen,
-						 env + ENVELOPE_HEADER_LEN, env + ENVELOPE_TAG_OFF);
+	ok = pfg_gcm_encrypt(key, iv, aad, aadlen, plain, plainlen,
+						 iv + SEALED_HEADER_LEN, iv + PFG_GCM_IV_LEN);
 	explicit_bzero(key, sizeof(key));
 	if (!ok)
 		elog(ERROR, "could not encrypt a value: %s", pfg_openssl_error());
@@ -420,10 +540,10 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 		char	   *dst = VARDATA(result);
 		int			n;
 
-		memcpy(dst, TEXT_PREFIX, TEXT_PREFIX_LEN);
-		n = b64_encode_fast(env, (int) envlen, dst + TEXT_PREFIX_LEN);
-		Assert(n == storedlen - TEXT_PREFIX_LEN);
-		SET_VARSIZE(result, VARHDRSZ + TEXT_PREFIX_LEN + n);
+		memcpy(dst, TEXT2_PREFIX, TEXT2_PREFIX_LEN);
+		n = b64_encode_fast(env, (int) envlen, dst + TEXT2_PREFIX_LEN, false);
+		Assert(n == storedlen - TEXT2_PREFIX_LEN);
+		SET_VARSIZE(result, VARHDRSZ + TEXT2_PREFIX_LEN + n);
 		if (env != envbuf)
 			pfree(env);
 		return PointerGetDatum(result);
@@ -433,8 +553,7 @@ pfg_crypto_encrypt_datum(Datum value, Oid typid, const char *subject, const char
 Datum
 pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char *tag)
 {
-	const uint8 *env;
-	int			envlen;
+	Envelope	env;
 	EnvelopeStatus es;
 	PfgDataKeyStatus ks;
 	uint8		key[PFG_KEY_LEN];
@@ -442,13 +561,12 @@ pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char
 	uint8	   *aad;
 	int			aadlen;
 	struct varlena *result;
-	int			plainlen;
 	bool		ok;
 
 	check_type(typid);
 	check_subject_and_tag(subject, tag);
 
-	es = parse_envelope(value, typid, &env, &envlen);
+	es = parse_envelope(value, typid, &env);
 	if (es != ENV_OK)
 		report_not_decryptable(tag, es);
 
@@ -458,20 +576,18 @@ pfg_crypto_decrypt_datum(Datum value, Oid typid, const char *subject, const char
 	if (ks == PFG_DATA_KEY_MISSING)
 		report_not_decryptable(tag, ENV_OK);
 
-	plainlen = envlen - ENVELOPE_HEADER_LEN;
-	result = palloc(VARHDRSZ + plainlen);
-	SET_VARSIZE(result, VARHDRSZ + plainlen);
-	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
-	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
-						 env + ENVELOPE_HEADER_LEN, plainlen,
-						 env + ENVELOPE_TAG_OFF, (uint8 *) VARDATA(result));
+	result = palloc(VARHDRSZ + env.sealedlen);
+	SET_VARSIZE(result, VARHDRSZ + env.sealedlen);
+	aadlen = envelope_aad(subject, tag, env.version, aadbuf, &aad);
+	ok = pfg_gcm_decrypt(key, env.iv, aad, aadlen, env.sealed, env.sealedlen,
+						 env.gcm_tag, (uint8 *) VARDATA(result));
 	explicit_bzero(key, sizeof(key));
 	if (aad != aadbuf)
 		pfree(aad);
 	if (!ok)
 	{
 		/* never let unauthenticated plaintext escape */
-		explicit_bzero(VARDATA(result), plainlen);
+		explicit_bzero(VARDATA(result), env.sealedlen);
 		pfree(result);
 		report_not_decryptable(tag, ENV_OK);
 	}
@@ -494,13 +610,11 @@ pfg_crypto_decrypt_cell(Datum value, Oid typid, const char *subject, int subject
 	const char *data;
 	int			len;
 	uint8		decoded[CELL_ENV_STACK];
-	const uint8 *env;
-	int			envlen;
+	Envelope	env;
 	uint8		key[PFG_KEY_LEN];
 	uint8		aad[AAD_STACK];
 	int			aadlen;
 	struct varlena *result;
-	int			plainlen;
 	bool		ok;
 
 	if (typid != TEXTOID && typid != BYTEAOID)
@@ -512,27 +626,41 @@ pfg_crypto_decrypt_cell(Datum value, Oid typid, const char *subject, int subject
 
 	if (typid == TEXTOID)
 	{
-		int			b64len = len - TEXT_PREFIX_LEN;
+		int			binlen;
 
-		if (len < TEXT_PREFIX_LEN || memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
-			return value;		/* plaintext */
-		if (b64len < BASE64_LEN(ENVELOPE_HEADER_LEN) ||
-			b64len / 4 * 3 > CELL_ENV_STACK)
-			goto general;
-		envlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, decoded);
-		env = decoded;
+		if (len >= TEXT2_PREFIX_LEN && memcmp(data, TEXT2_PREFIX, TEXT2_PREFIX_LEN) == 0)
+		{
+			int			b64len = len - TEXT2_PREFIX_LEN;
+
+			if (b64len < BASE64_UNPADDED_LEN(SEALED_HEADER_LEN) ||
+				b64len / 4 * 3 + 2 > CELL_ENV_STACK)
+				goto general;
+			binlen = b64_decode_unpadded(data + TEXT2_PREFIX_LEN, b64len, decoded);
+			if (binlen < 0 || envelope_parts(decoded, binlen, ENVELOPE_V2, &env) != ENV_OK)
+				goto general;
+		}
+		else
+		{
+			int			b64len = len - TEXT_PREFIX_LEN;
+
+			if (len < TEXT_PREFIX_LEN || memcmp(data, TEXT_PREFIX, TEXT_PREFIX_LEN) != 0)
+				return value;	/* plaintext */
+			if (b64len < BASE64_LEN(ENVELOPE_HEADER_LEN) ||
+				b64len / 4 * 3 > CELL_ENV_STACK)
+				goto general;
+			binlen = b64_decode_fast(data + TEXT_PREFIX_LEN, b64len, decoded);
+			if (binlen < 0 || envelope_parts(decoded, binlen, ENVELOPE_V1, &env) != ENV_OK)
+				goto general;
+		}
 	}
 	else
 	{
 		if (len < ENVELOPE_MAGIC_LEN || memcmp(data, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
 			return value;		/* plaintext */
-		env = (const uint8 *) data;
-		envlen = len;
+		if (envelope_parts((const uint8 *) data, len, ENVELOPE_V1, &env) != ENV_OK)
+			goto general;
 	}
-	if (envlen < ENVELOPE_HEADER_LEN ||
-		memcmp(env, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0 ||
-		env[ENVELOPE_MAGIC_LEN] != ENVELOPE_VERSION ||
-		subjectlen < 1 || subjectlen > PFG_MAX_SUBJECT_CHARS ||
+	if (subjectlen < 1 || subjectlen > PFG_MAX_SUBJECT_CHARS ||
 		taglen < 1 || subjectlen + taglen + 3 > AAD_STACK ||
 		!pfg_data_key_cache_lookup(subject, subjectlen, key))
 		goto general;
@@ -542,20 +670,18 @@ pfg_crypto_decrypt_cell(Datum value, Oid typid, const char *subject, int subject
 	aad[subjectlen] = 0x00;
 	memcpy(aad + subjectlen + 1, tag, taglen);
 	aad[subjectlen + 1 + taglen] = 0x00;
-	aad[subjectlen + taglen + 2] = ENVELOPE_VERSION;
+	aad[subjectlen + taglen + 2] = env.version;
 	aadlen = subjectlen + taglen + 3;
 
-	plainlen = envlen - ENVELOPE_HEADER_LEN;
-	result = palloc(VARHDRSZ + plainlen);
-	SET_VARSIZE(result, VARHDRSZ + plainlen);
-	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
-						 env + ENVELOPE_HEADER_LEN, plainlen,
-						 env + ENVELOPE_TAG_OFF, (uint8 *) VARDATA(result));
+	result = palloc(VARHDRSZ + env.sealedlen);
+	SET_VARSIZE(result, VARHDRSZ + env.sealedlen);
+	ok = pfg_gcm_decrypt(key, env.iv, aad, aadlen, env.sealed, env.sealedlen,
+						 env.gcm_tag, (uint8 *) VARDATA(result));
 	explicit_bzero(key, sizeof(key));
 	if (!ok)
 	{
 		/* never let unauthenticated plaintext escape */
-		explicit_bzero(VARDATA(result), plainlen);
+		explicit_bzero(VARDATA(result), env.sealedlen);
 		pfree(result);
 		report_not_decryptable(pnstrdup(tag, taglen), ENV_OK);
 	}
@@ -577,8 +703,8 @@ general:
 }
 
 /*
- * Does a stored value carry our envelope's prefix (text) or magic (bytea)?
- * Cheap: nothing is decoded or authenticated.
+ * Does a stored value carry one of our envelopes' prefixes (text) or the
+ * magic (bytea)?  Cheap: nothing is decoded or authenticated.
  */
 bool
 pfg_crypto_is_envelope(Datum value, Oid typid)
@@ -586,23 +712,25 @@ pfg_crypto_is_envelope(Datum value, Oid typid)
 	struct varlena *v = (struct varlena *) DatumGetPointer(value);
 	char		head[TEXT_PREFIX_LEN];
 	int			want = typid == TEXTOID ? TEXT_PREFIX_LEN : ENVELOPE_MAGIC_LEN;
+	int			have;
 
 	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 	{
 		struct varlena *slice = pg_detoast_datum_slice(v, 0, want);
 
-		if (VARSIZE_ANY_EXHDR(slice) < want)
-			return false;
-		memcpy(head, VARDATA_ANY(slice), want);
+		have = Min(VARSIZE_ANY_EXHDR(slice), want);
+		memcpy(head, VARDATA_ANY(slice), have);
 	}
 	else
 	{
-		if (VARSIZE_ANY_EXHDR(v) < want)
-			return false;
-		memcpy(head, VARDATA_ANY(v), want);
+		have = Min(VARSIZE_ANY_EXHDR(v), want);
+		memcpy(head, VARDATA_ANY(v), have);
 	}
-	return typid == TEXTOID ? memcmp(head, TEXT_PREFIX, TEXT_PREFIX_LEN) == 0 :
-		memcmp(head, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
+	if (typid != TEXTOID)
+		return have == ENVELOPE_MAGIC_LEN &&
+			memcmp(head, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
+	return (have >= TEXT2_PREFIX_LEN && memcmp(head, TEXT2_PREFIX, TEXT2_PREFIX_LEN) == 0) ||
+		(have == TEXT_PREFIX_LEN && memcmp(head, TEXT_PREFIX, TEXT_PREFIX_LEN) == 0);
 }
 
 /*
@@ -613,8 +741,7 @@ pfg_crypto_is_envelope(Datum value, Oid typid)
 CiphertextKind
 pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const char *tag)
 {
-	const uint8 *env;
-	int			envlen;
+	Envelope	env;
 	EnvelopeStatus es;
 	uint8		key[PFG_KEY_LEN];
 	uint8		aadbuf[AAD_STACK];
@@ -625,7 +752,7 @@ pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const cha
 	check_type(typid);
 	check_subject_and_tag(subject, tag);
 
-	es = parse_envelope(value, typid, &env, &envlen);
+	es = parse_envelope(value, typid, &env);
 	if (es == ENV_NOT_OURS)
 		return CT_PLAINTEXT;
 	if (es != ENV_OK)
@@ -633,10 +760,9 @@ pfg_crypto_classify_datum(Datum value, Oid typid, const char *subject, const cha
 	if (pfg_data_key_get(subject, false, key) != PFG_DATA_KEY_FOUND)
 		return CT_FOREIGN;
 
-	aadlen = envelope_aad(subject, tag, aadbuf, &aad);
-	ok = pfg_gcm_decrypt(key, env + ENVELOPE_IV_OFF, aad, aadlen,
-						 env + ENVELOPE_HEADER_LEN, envlen - ENVELOPE_HEADER_LEN,
-						 env + ENVELOPE_TAG_OFF, NULL);
+	aadlen = envelope_aad(subject, tag, env.version, aadbuf, &aad);
+	ok = pfg_gcm_decrypt(key, env.iv, aad, aadlen, env.sealed, env.sealedlen,
+						 env.gcm_tag, NULL);
 	explicit_bzero(key, sizeof(key));
 	if (aad != aadbuf)
 		pfree(aad);

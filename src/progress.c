@@ -3,9 +3,10 @@
  * progress.c
  *	  The progress of long work, per backend, in the manner of
  *	  pg_stat_progress_*: which command a backend runs (classify's
- *	  encryption of stored values and declassify's decryption, a master-key
- *	  rotation, a sweep, the bulk build of a purpose's consent answers), on
- *	  which relation, in which phase, how much of how much is done.  The
+ *	  encryption of stored values, declassify's decryption and reencrypt's
+ *	  rewriting of an older ciphertext format, a master-key rotation, a
+ *	  sweep, the bulk build of a purpose's consent answers), on which
+ *	  relation, in which phase, how much of how much is done.  The
  *	  view profile_guard.progress reads it (the SQL function _progress).
  *
  *	  One slot per backend (MyBackendId, as PostgreSQL's own backend status
@@ -65,6 +66,7 @@ static bool ends_with_transaction = false;
 static const char *const command_names[] = {
 	[PFG_PROGRESS_ENCRYPT] = "encrypt",
 	[PFG_PROGRESS_DECRYPT] = "decrypt",
+	[PFG_PROGRESS_REENCRYPT] = "reencrypt",
 	[PFG_PROGRESS_ROTATE_MASTER_KEY] = "rotate_master_key",
 	[PFG_PROGRESS_SWEEP] = "sweep",
 	[PFG_PROGRESS_CONSENT_BUILD] = "consent_build",
@@ -75,6 +77,7 @@ static const char *const command_names[] = {
 static const char *const command_units[] = {
 	[PFG_PROGRESS_ENCRYPT] = "blocks",
 	[PFG_PROGRESS_DECRYPT] = "blocks",
+	[PFG_PROGRESS_REENCRYPT] = "blocks",
 	[PFG_PROGRESS_ROTATE_MASTER_KEY] = "keys",
 	[PFG_PROGRESS_SWEEP] = "rows",
 	[PFG_PROGRESS_CONSENT_BUILD] = "subjects",
@@ -263,7 +266,7 @@ command_by_name(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown progress command \"%s\"", name),
-			 errhint("Use encrypt, decrypt, rotate_master_key, sweep, consent_build or create_data_keys.")));
+			 errhint("Use encrypt, decrypt, reencrypt, rotate_master_key, sweep, consent_build or create_data_keys.")));
 	return PFG_PROGRESS_ENCRYPT;	/* keep the compiler quiet */
 }
 

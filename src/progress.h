@@ -13,6 +13,7 @@ typedef enum PfgProgressCommand
 {
 	PFG_PROGRESS_ENCRYPT,		/* classify: stored values encrypted, blocks */
 	PFG_PROGRESS_DECRYPT,		/* declassify, unprotect: decrypted, blocks */
+	PFG_PROGRESS_REENCRYPT,		/* reencrypt: older formats rewritten, blocks */
 	PFG_PROGRESS_ROTATE_MASTER_KEY, /* data keys re-wrapped */
 	PFG_PROGRESS_SWEEP,			/* rows erased */
 	PFG_PROGRESS_CONSENT_BUILD,	/* subjects answered */

@@ -45,7 +45,7 @@ CREATE ROLE regress_stale_app;
 GRANT SELECT ON p TO regress_stale_app;
 \echo -- insert for subject 1 (consented): must be stored encrypted
 INSERT INTO p VALUES (1, 'SECRET-1');
-SELECT 'stored encrypted: ' || (health LIKE 'pgt1:%') FROM p WHERE id = 1;
+SELECT 'stored encrypted: ' || (health LIKE 'pgt2%') FROM p WHERE id = 1;
 \echo -- insert for subject 2 (no consent): must be refused
 INSERT INTO p VALUES (2, 'SECRET-2');
 SQL

@@ -150,7 +150,7 @@ SELECT profile_guard.register_subject('8');
 SELECT profile_guard.grant_consent('8', 'rec', ARRAY['health.condition'], separate => true);
 INSERT INTO profiles VALUES (8, 'hal', NULL, NULL, 'SECRET-after-8');
 SQL
-is(query("SELECT health LIKE 'pgt1:%' FROM profiles WHERE id = 8"), 't',
+is(query("SELECT health LIKE 'pgt2%' FROM profiles WHERE id = 8"), 't',
 	'a write after recovery is encrypted');
 is(scalar pfg_psql($node, $db, "SET profile_guard.purpose = 'rec';\nSELECT health FROM profiles WHERE id = 8",
 	'-v', 'ON_ERROR_STOP=1', '-U', 'regress_ops_app'),

@@ -124,7 +124,7 @@ for my $target ('same', 'other')
 			is($gout, $gated, "$what: the gated reads are the source's");
 			# writes keep working: the collection check and encryption after the restore
 			$t->safe_psql($db, "UPDATE a_app.profiles SET health = 'SECRET-new-1' WHERE id = 1");
-			is($t->safe_psql($db, "SELECT health LIKE 'pgt1:%' FROM a_app.profiles WHERE id = 1"), 't',
+			is($t->safe_psql($db, "SELECT health LIKE 'pgt2%' FROM a_app.profiles WHERE id = 1"), 't',
 				"$what: a value written after the restore is encrypted");
 		}
 		else

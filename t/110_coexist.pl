@@ -114,7 +114,7 @@ SQL
 		"1|SECRET-late-1\n6|SECRET-late-6", "$label: the column classified with plaintext in it decrypts");
 
 	# the superuser reads raw stored values: ciphertext
-	ok($q->("SELECT count(*) FROM profiles WHERE health LIKE 'pgt1:%'") eq '5'
+	ok($q->("SELECT count(*) FROM profiles WHERE health LIKE 'pgt2%'") eq '5'
 		  && $q->("SELECT count(*) FROM profiles WHERE health LIKE '%SECRET%'") eq '0',
 		"$label: stored sensitive values are all ciphertext");
 	is($q->("SELECT count(*) FROM later WHERE note LIKE '%SECRET%'"), '0',

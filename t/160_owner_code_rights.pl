@@ -172,7 +172,7 @@ CREATE TRIGGER side_after_delete AFTER DELETE ON public.swept_side
 SQL
 one('postgres', 'regress_admin', 'SELECT count(*) FROM profile_guard.sweep()');
 is(one('postgres', 'postgres', 'SELECT count(*) FROM public.swept_side'), '0', "the sweep erased 1's row");
-is(one('postgres', 'postgres', "SELECT string_agg(format('%s:%s', id, CASE WHEN health LIKE 'pgt1:%' THEN 'encrypted' ELSE health END), ' ' ORDER BY id) FROM public.side"),
+is(one('postgres', 'postgres', "SELECT string_agg(format('%s:%s', id, CASE WHEN health LIKE 'pgt2%' THEN 'encrypted' ELSE health END), ' ' ORDER BY id) FROM public.side"),
 	'3:encrypted', "a write by the owner's trigger during the sweep was checked and encrypted");
 
 note('the sweep, background worker');

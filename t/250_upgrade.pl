@@ -59,6 +59,17 @@ INSERT INTO public.buys VALUES (1, 'consumption.item', 'a sofa');
 SQL
 $setup =~ s/\@OLD\@/$old/;
 $node->safe_psql($upgraded, $setup);
+# the sensitive text value as the library of 1.1 wrote it: "pgt1:" and the
+# padded base64 of the binary envelope, the form bytea columns still store
+# (the library installed here writes the shorter form of 1.2)
+$node->safe_psql($upgraded, <<'SQL');
+ALTER TABLE public.profiles DISABLE TRIGGER profile_guard_collect;
+UPDATE ONLY public.profiles
+   SET health = 'pgt1:' || translate(encode(profile_guard._encrypt(id::text, 'health.condition',
+											convert_to('asthma', 'UTF8')), 'base64'), E'\n', '')
+ WHERE id = 1;
+ALTER TABLE public.profiles ENABLE ALWAYS TRIGGER profile_guard_collect;
+SQL
 
 sub q_up { return $node->safe_psql($upgraded, $_[0]); }
 # what the application sees, before and after
@@ -71,6 +82,8 @@ sub read_as_app
 my $ledger = "SELECT md5(string_agg((c.consent_id, c.subject, c.purpose, c.purpose_version, c.action, c.tags, c.separate, c.guardian, c.expires_at, c.recorded_at, c.recorded_by)::text, ',' ORDER BY consent_id)) FROM profile_guard.consent c";
 my $before = read_as_app();
 is($before, "1|jazz|asthma\n2|rock|", "reads at $old");
+is($node->safe_psql($upgraded, 'SELECT health FROM ONLY public.profiles WHERE id = 1') =~ /^pgt1:[A-Za-z0-9+\/]{51}=$/ ? 1 : 0,
+	1, "the value is stored in the text format of $old");
 my $ledger_before = q_up($ledger);
 
 q_up("ALTER EXTENSION profile_guard UPDATE TO '$new'");
@@ -84,7 +97,7 @@ is(q_up($ledger), $ledger_before, 'the consent ledger is unchanged');
 is(q_up("SELECT string_agg(tag || ':' || sensitivity, ',' ORDER BY tag) FROM profile_guard.tag WHERE tag IN ('contact.phone', 'consumption.item', 'score.spend', 'interest.music')"),
 	'consumption.item:sensitive,contact.phone:sensitive,interest.music:general,score.spend:sensitive',
 	'tag sensitivity after the update');
-is(q_up("SELECT (SELECT phone LIKE 'pgt1:%' FROM public.contacts) AND (SELECT value LIKE 'pgt1:%' FROM public.buys)"),
+is(q_up("SELECT (SELECT phone LIKE 'pgt2%' FROM public.contacts) AND (SELECT value LIKE 'pgt2%' FROM public.buys)"),
 	't', 'the plaintext of tags that became sensitive is encrypted by the update');
 # a marketing purpose of 1.1 is personalised (opt_out() keeps its meaning)
 is(q_up("SELECT string_agg(purpose || ':' || personalised, ',' ORDER BY purpose) FROM profile_guard.purpose"),
@@ -107,10 +120,37 @@ like(scalar pfg_psql($node, $upgraded, undef, '-c', 'SET ROLE regress_upgrade_ap
 		'-c', 'SELECT music FROM public.profiles'),
 	qr/no purpose declared/, 'a no-purpose read after the update is refused');
 # the inheritance child: its plaintext encrypted, its writes checked
-is(q_up("SELECT health LIKE 'pgt1:%' FROM ONLY public.profiles_kid"), 't',
+is(q_up("SELECT health LIKE 'pgt2%' FROM ONLY public.profiles_kid"), 't',
 	'the sensitive plaintext of an inheritance child is encrypted by the update');
 like(scalar pfg_psql($node, $upgraded, undef, '-c', "INSERT INTO public.profiles_kid VALUES (2, NULL, 'flu')"),
 	qr/no consent to collect/, 'a write into an inheritance child after the update is checked');
+
+# the format of 1.1 reads after the update, and after a dump of it is
+# restored; reencrypt() rewrites it in the format of 1.2, which reads the
+# same and restores too
+my $dumps = PostgreSQL::Test::Utils::tempdir();
+sub restored_read
+{
+	my ($name, $db) = @_;
+	$node->command_ok([ 'pg_dump', '-d', $node->connstr($upgraded), '-Fc', '-f', "$dumps/$db.dump" ],
+		"dump ($name)");
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->command_ok([ 'pg_restore', '-d', $node->connstr($db), '--exit-on-error', "$dumps/$db.dump" ],
+		"restore ($name)");
+	return scalar pfg_psql($node, $db, undef, '-c', 'SET ROLE regress_upgrade_app',
+		'-c', "SET profile_guard.purpose = 'rec'",
+		'-c', 'SELECT id, music, health FROM ONLY public.profiles ORDER BY id');
+}
+my $stored = "SELECT left(health, 5) FROM ONLY public.profiles WHERE id = 1";
+is(q_up($stored), 'pgt1:', 'the update leaves the stored format alone');
+is(restored_read("format of $old", 'regress_upgrade_restored_v1'), $before,
+	"a dump of values in the format of $old restores and reads the same");
+is(q_up('SELECT profile_guard.reencrypt()'), '1', 'reencrypt() rewrites the one value of the older format');
+like(q_up($stored), qr/^pgt2/, 'the value is stored in the format of 1.2');
+is(read_as_app(), $before, 'reads the same after reencrypt()');
+is(q_up('SELECT profile_guard.reencrypt()'), '0', 'a second reencrypt() finds nothing');
+is(restored_read('format of 1.2', 'regress_upgrade_restored_v2'), $before,
+	'a dump of values in the format of 1.2 restores and reads the same');
 
 # the extension's objects, described the same way in both databases
 my $describe = <<'SQL';
