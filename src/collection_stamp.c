@@ -35,6 +35,9 @@
 /* pending pairs written before commit, or as soon as there are this many */
 #define PFG_STAMP_BATCH 8192
 
+/* the header of a one-dimensional array without NULLs */
+#define ARRAY_HEADER	ARR_OVERHEAD_NONULLS(1)
+
 /*
  * The pending pairs of one guarded table and tag, in the order they were
  * collected: subject i was collected by subtransaction subids[i].  The
@@ -42,8 +45,10 @@
  * aborting subtransaction (and of those below it) are a suffix.  The
  * subjects are kept as the data area of a one-dimensional text[] without
  * NULLs holds its elements (each a varlena with a 4-byte header, padded to
- * the next int boundary with zeroes); ends[i] is where subject i's element
- * and its padding end.
+ * the next int boundary with zeroes), behind room for the array's header,
+ * so that the array written is the group's own memory; ends[i] is where
+ * subject i's element and its padding end.  A group keeps its memory once
+ * written, for the pairs that follow in the transaction.
  */
 typedef struct StampGroup
 {
@@ -53,7 +58,8 @@ typedef struct StampGroup
 	int			size;			/* room in ends and subids */
 	uint32	   *ends;
 	SubTransactionId *subids;
-	char	   *data;			/* the array's data area, in StampContext */
+	char	   *array;			/* header room, then data; in StampContext */
+	char	   *data;			/* the array's data area: array + ARRAY_HEADER */
 	Size		data_used;
 	Size		data_size;
 } StampGroup;
@@ -109,23 +115,22 @@ log_insert_plan(Oid logrelid)
 
 /*
  * The group's subjects as a text[]: the header of a one-dimensional array
- * without NULLs, then the data area as the group laid it out (what
- * construct_array() would have built from the same texts).
+ * without NULLs, written in the room before the data area the group laid
+ * out (what construct_array() would have built from the same texts).
  */
 static ArrayType *
 subjects_array(const StampGroup *grp)
 {
-	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + grp->data_used;
-	ArrayType  *array = (ArrayType *) palloc(nbytes);
+	ArrayType  *array = (ArrayType *) grp->array;
 
-	memset(array, 0, ARR_OVERHEAD_NONULLS(1));
-	SET_VARSIZE(array, nbytes);
+	memset(array, 0, ARRAY_HEADER);
+	SET_VARSIZE(array, ARRAY_HEADER + grp->data_used);
 	array->ndim = 1;
 	array->dataoffset = 0;
 	array->elemtype = TEXTOID;
 	ARR_DIMS(array)[0] = grp->n;
 	ARR_LBOUND(array)[0] = 1;
-	memcpy(ARR_DATA_PTR(array), grp->data, grp->data_used);
+	Assert(ARR_DATA_PTR(array) == grp->data);
 	return array;
 }
 
@@ -140,6 +145,8 @@ flush_pending(void)
 	bool		pushed;
 	StampGroup *pending = groups;
 	int			npending_groups = ngroups;
+
+	int			saved_maxgroups = maxgroups;
 
 	if (npending == 0)
 		return;
@@ -191,7 +198,19 @@ flush_pending(void)
 		PopActiveSnapshot();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-	MemoryContextReset(StampContext);
+
+	/*
+	 * Written: the groups stay, empty, with their memory, for the pairs
+	 * that follow (a batch grows its arrays once per transaction)
+	 */
+	for (int g = 0; g < npending_groups; g++)
+	{
+		pending[g].n = 0;
+		pending[g].data_used = 0;
+	}
+	groups = pending;
+	ngroups = npending_groups;
+	maxgroups = saved_maxgroups;
 }
 
 static void
@@ -277,7 +296,8 @@ find_group(Oid root, const char *tag)
 	grp->subids = MemoryContextAlloc(StampContext, sizeof(SubTransactionId) * grp->size);
 	grp->data_size = 1024;
 	grp->data_used = 0;
-	grp->data = MemoryContextAlloc(StampContext, grp->data_size);
+	grp->array = MemoryContextAlloc(StampContext, ARRAY_HEADER + grp->data_size);
+	grp->data = grp->array + ARRAY_HEADER;
 	last_group = ngroups++;
 	return grp;
 }
@@ -321,7 +341,7 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 	}
 	if (grp->data_used + padded > grp->data_size)
 	{
-		Size		limit = MaxAllocSize - ARR_OVERHEAD_NONULLS(1);
+		Size		limit = MaxAllocSize - ARRAY_HEADER;
 		Size		want = Min(Max(grp->data_size * 2, grp->data_used + padded), limit);
 
 		if (grp->data_used + padded > limit)
@@ -331,7 +351,8 @@ pfg_stamp_collected(Oid root, const char *subject, const char *tag)
 					 errdetail("The subjects collected for tag \"%s\" would exceed the largest array.",
 							   tag),
 					 errhint("Write fewer rows in one subtransaction, or release it (RELEASE SAVEPOINT) more often.")));
-		grp->data = repalloc(grp->data, want);
+		grp->array = repalloc(grp->array, ARRAY_HEADER + want);
+		grp->data = grp->array + ARRAY_HEADER;
 		grp->data_size = want;
 	}
 	dst = grp->data + grp->data_used;
