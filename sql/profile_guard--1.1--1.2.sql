@@ -1031,10 +1031,10 @@ GRANT EXECUTE ON FUNCTION _progress() TO profile_guard_admin, pg_monitor;
 /*
  * _convert_column(tbl, subject_col, col, tag, tag_col, action): turn the
  * stored values of a column into our ciphertext (action 'encrypt': classify
- * of a sensitive tag), back (action 'decrypt': declassify, unprotect), or our
- * ciphertext of an older format into the current one (action 'reencrypt':
- * reencrypt(); text values of version 1, "pgt1:").  tag is the tag (wide shape), or
- * tag_col the long shape's column naming it.  The extension decides and
+ * of a sensitive tag), back (action 'decrypt': declassify, unprotect), or
+ * our ciphertext of an older format into the current one (action
+ * 'reencrypt': reencrypt(); text values of version 1, "pgt1:").  tag is the
+ * tag (wide shape), or tag_col the long shape's column naming it.  The extension decides and
  * the owner's rights act: the values are read, locked and converted here,
  * by a read that runs no code of the table's owner (_check_guarded), and
  * written back by TID as the table's owner (_execute_as_owner), whose
@@ -1069,7 +1069,9 @@ DECLARE
 	verb	text := CASE action WHEN 'reencrypt' THEN 're-encrypt' ELSE action END;
 BEGIN
 	IF action IS NULL OR action NOT IN ('encrypt', 'decrypt', 'reencrypt') THEN
-		RAISE EXCEPTION 'unknown conversion "%"', action;
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('unknown conversion "%s"', action),
+			HINT = 'Use encrypt, decrypt or reencrypt.';
 	END IF;
 	-- only text and bytea columns can hold our ciphertext; only text held
 	-- an older format

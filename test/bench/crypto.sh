@@ -29,6 +29,12 @@
 # ciphertext, in turn with the unprotected insert, gives what storing the
 # ciphertext's bytes costs; with the cipher alone encrypting as many
 # values (cipher_floor.c encrypt) added, the floor of the insert ratio.
+# The data are checkpointed once loaded, and every run in a new connection
+# (the reads in turn with plaintext, the inserts) starts after a
+# CHECKPOINT: otherwise the checkpoint that the load sets off (about 900 MB
+# at 1,000,000 subjects, spread over minutes) runs under whichever
+# statements come then, and the inserts create log segments instead of
+# reusing them.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -62,6 +68,7 @@ CREATE TABLE pgp_read AS SELECT i AS id, pgp_sym_encrypt('condition-' || i, 'a p
   FROM generate_series(1, $((SCALE / 100))) i;
 GRANT SELECT ON sens_read, plain_read, sens_read_b, plain_read_b, pgp_read TO bench_app;
 VACUUM ANALYZE;
+CHECKPOINT;
 SQL
 bench_setup_only
 
@@ -92,18 +99,20 @@ warm_pair() {
 # as the table owner: $1 = set-up statements before each run, $2 = timed
 insert_runs() {
 	for _ in $(seq "$RUNS"); do
-		"${PSQL[@]}" -At -c "$1" -c '\timing on' -c "$2" | ms | tail -1
+		"${PSQL[@]}" -At -c CHECKPOINT -c "$1" -c '\timing on' -c "$2" | ms | tail -1
 	done | bench_median
 }
 
 # RUNS runs of two statements in turn, each run in a new connection: $1 the
 # set-up and $2 the timed statement of the one, $3 and $4 of the other;
-# prints both medians
+# prints both medians.  Each run starts after a CHECKPOINT (as
+# insert_runs()): no statement meets a checkpoint that an earlier one's
+# writes set off, and each reuses the log segments recycled before it
 pair_runs() {
 	local a=() b=()
 	for _ in $(seq "$RUNS"); do
-		a+=("$("${PSQL[@]}" -At -c "$1" -c '\timing on' -c "$2" | ms | tail -1)")
-		b+=("$("${PSQL[@]}" -At -c "$3" -c '\timing on' -c "$4" | ms | tail -1)")
+		a+=("$("${PSQL[@]}" -At -c CHECKPOINT -c "$1" -c '\timing on' -c "$2" | ms | tail -1)")
+		b+=("$("${PSQL[@]}" -At -c CHECKPOINT -c "$3" -c '\timing on' -c "$4" | ms | tail -1)")
 	done
 	echo "$(printf '%s\n' "${a[@]}" | bench_median) $(printf '%s\n' "${b[@]}" | bench_median)"
 }
@@ -187,8 +196,8 @@ read -r ins_pb ins_sb < <(pair_runs "TRUNCATE plain_ins_b" \
 KEYS_RESET="TRUNCATE sens_ins, profile_guard.subject_key"
 reg=() keys=()
 for _ in $(seq "$RUNS"); do
-	read -r k i < <("${PSQL[@]}" -At -c "$KEYS_RESET" -c '\timing on' -c "SELECT profile_guard.create_data_keys()" -c "$INS_S" |
-		ms | tr '\n' ' ')
+	read -r k i < <("${PSQL[@]}" -At -c "$KEYS_RESET" -c CHECKPOINT -c '\timing on' -c "SELECT profile_guard.create_data_keys()" \
+		-c '\timing off' -c CHECKPOINT -c '\timing on' -c "$INS_S" | ms | tr '\n' ' ')
 	keys+=("$k") reg+=("$i")
 done
 ins_reg=$(printf '%s\n' "${reg[@]}" | bench_median)
