@@ -135,10 +135,10 @@ pfg_subject_row_visible(PurposeState *ps, Datum subject, Oid typid)
 	return pfg_subject_answer_memo(ps, subject, typid)->row_visible;
 }
 
+/* may a subject with answer 'a' be served tag 'tag_id'? */
 static inline bool
-pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
+pfg_answer_tag_visible(const SubjectAnswer *a, int tag_id)
 {
-	const SubjectAnswer *a = pfg_subject_answer_memo(ps, subject, typid);
 	const Bitmapset *tags = a->tags;
 
 	/* bms_is_member(), without the call */
@@ -146,6 +146,13 @@ pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
 		tag_id / BITS_PER_BITMAPWORD < tags->nwords &&
 		(tags->words[tag_id / BITS_PER_BITMAPWORD] &
 		 ((bitmapword) 1 << (tag_id % BITS_PER_BITMAPWORD))) != 0;
+}
+
+static inline bool
+pfg_subject_tag_visible(PurposeState *ps, Datum subject, Oid typid, int tag_id)
+{
+	return pfg_answer_tag_visible(pfg_subject_answer_memo(ps, subject, typid),
+								  tag_id);
 }
 
 #endif							/* PROFILE_GUARD_CONSENT_CACHE_H */

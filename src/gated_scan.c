@@ -626,6 +626,8 @@ gated_scan_next(ScanState *ss)
 	TupleTableSlot *raw = gs->heap_slot;
 	TupleTableSlot *out = ss->ss_ScanTupleSlot;
 	int			s = gs->subject_attno - 1;
+	PurposeState *ps;
+	const SubjectAnswer *answer = NULL;
 	int			i;
 
 	if (scan == NULL)
@@ -639,19 +641,30 @@ gated_scan_next(ScanState *ss)
 		if (!table_scan_getnextslot(scan, estate->es_direction, raw))
 			return ExecClearTuple(out);
 		slot_getsomeattrs(raw, gs->natts);
-		if (!pfg_gate_row_visible(raw->tts_values[s], raw->tts_isnull[s],
-								  gs->subject_type, gs->relid))
+
+		/*
+		 * The row's gates, under the purpose resolved once for the row and
+		 * the subject's answer looked up once: what the gate functions
+		 * would decide, call by call.
+		 */
+		ps = pfg_purpose_for_statement(gs->relid, NULL);
+		if (ps != NULL &&
+			!pfg_gate_row_visible_under(ps, raw->tts_values[s], raw->tts_isnull[s],
+										gs->subject_type, gs->relid, &answer))
 			continue;
 		ExecClearTuple(out);
-		memcpy(out->tts_values, raw->tts_values, sizeof(Datum) * gs->natts);
-		memcpy(out->tts_isnull, raw->tts_isnull, sizeof(bool) * gs->natts);
-		for (i = 0; i < gs->ncells; i++)
+		for (i = 0; i < gs->natts; i++)
+		{
+			out->tts_values[i] = raw->tts_values[i];
+			out->tts_isnull[i] = raw->tts_isnull[i];
+		}
+		for (i = 0; ps != NULL && i < gs->ncells; i++)
 		{
 			int			a = gs->cell_attno[i] - 1;
 
 			if (!out->tts_isnull[a] &&
-				!pfg_gate_cell_served(raw->tts_values[s], false, gs->subject_type,
-									  gs->cell_tag[i], &gs->audit_hint[i]))
+				!pfg_gate_cell_served_by(answer, raw->tts_values[s], gs->subject_type,
+										 gs->cell_tag[i], &gs->audit_hint[i]))
 				out->tts_isnull[a] = true;
 		}
 		return ExecStoreVirtualTuple(out);
@@ -669,6 +682,17 @@ gated_scan_recheck(ScanState *ss, TupleTableSlot *slot)
 static TupleTableSlot *
 exec_gated_scan(CustomScanState *node)
 {
+	/*
+	 * What ExecScan() does for a scan with neither qual nor projection,
+	 * without its calls: a row gate is never a qual here, and a read-only
+	 * SELECT has no EvalPlanQual.
+	 */
+	if (node->ss.ps.qual == NULL && node->ss.ps.ps_ProjInfo == NULL &&
+		node->ss.ps.state->es_epq_active == NULL)
+	{
+		ResetExprContext(node->ss.ps.ps_ExprContext);
+		return gated_scan_next(&node->ss);
+	}
 	return ExecScan(&node->ss, gated_scan_next, gated_scan_recheck);
 }
 
