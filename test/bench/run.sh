@@ -2,6 +2,8 @@
 # test/bench/run.sh — profile_guard against the baselines a DBA would use,
 # on the same data in one run.  Prints a Markdown table of ratios (median of
 # RUNS runs) and writes the same figures as CSV to test/bench/results.csv.
+# The data are checkpointed once loaded, so that the checkpoint of the load
+# does not run under the first figures.
 #   bash test/bench/run.sh            1,000,000 subjects
 #   bash test/bench/run.sh --quick    100,000 subjects, fewer runs
 #   SCALE=N RUNS=R PGBENCH_ROUNDS=K   override (pgbench: K interleaved rounds)
@@ -35,6 +37,7 @@ GRANT SELECT ON guarded_ins, plain_ins TO bench_app, bench_bypass;
 GRANT SELECT ON pg_backend_memory_contexts TO bench_app;
 GRANT EXECUTE ON FUNCTION pg_get_backend_memory_contexts() TO bench_app;
 VACUUM ANALYZE;
+CHECKPOINT;
 SQL
 bench_setup_only
 
