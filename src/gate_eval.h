@@ -35,7 +35,10 @@ pfg_gate_note_served(Datum subject, Oid subject_typid)
 /*
  * The row gate under purpose 'ps' (not NULL): is the row of 'subject' in
  * table 'relid' visible?  Its answer goes to *answer (NULL for a NULL
- * subject), for the cell gates of the same row.
+ * subject), for the cell gates of the same row.  It may lie in 'ps''s
+ * scratch space: good until the next look-up of any subject under 'ps',
+ * so nothing that looks one up may run between the row gate and the cell
+ * gates that use it.
  */
 static inline bool
 pfg_gate_row_visible_under(PurposeState *ps, Datum subject, bool subject_isnull,

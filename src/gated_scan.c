@@ -625,9 +625,11 @@ gated_scan_next(ScanState *ss)
 	TableScanDesc scan = ss->ss_currentScanDesc;
 	TupleTableSlot *raw = gs->heap_slot;
 	TupleTableSlot *out = ss->ss_ScanTupleSlot;
+	ExprContext *econtext = ss->ps.ps_ExprContext;
 	int			s = gs->subject_attno - 1;
 	PurposeState *ps;
 	const SubjectAnswer *answer = NULL;
+	MemoryContext old;
 	int			i;
 
 	if (scan == NULL)
@@ -645,13 +647,22 @@ gated_scan_next(ScanState *ss)
 		/*
 		 * The row's gates, under the purpose resolved once for the row and
 		 * the subject's answer looked up once: what the gate functions
-		 * would decide, call by call.
+		 * would decide, call by call.  What they allocate for a row (a
+		 * subject's text, for one) lasts for that row only, as it does
+		 * when they are functions evaluated in the per-row context: this
+		 * function runs in the query's, and a scan of many rows, most of
+		 * them hidden, would otherwise keep it all to the end.
 		 */
+		ResetExprContext(econtext);
+		old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
 		ps = pfg_purpose_for_statement(gs->relid, NULL);
 		if (ps != NULL &&
 			!pfg_gate_row_visible_under(ps, raw->tts_values[s], raw->tts_isnull[s],
 										gs->subject_type, gs->relid, &answer))
+		{
+			MemoryContextSwitchTo(old);
 			continue;
+		}
 		ExecClearTuple(out);
 		for (i = 0; i < gs->natts; i++)
 		{
@@ -667,6 +678,7 @@ gated_scan_next(ScanState *ss)
 										 gs->cell_tag[i], &gs->audit_hint[i]))
 				out->tts_isnull[a] = true;
 		}
+		MemoryContextSwitchTo(old);
 		return ExecStoreVirtualTuple(out);
 	}
 }
@@ -689,10 +701,7 @@ exec_gated_scan(CustomScanState *node)
 	 */
 	if (node->ss.ps.qual == NULL && node->ss.ps.ps_ProjInfo == NULL &&
 		node->ss.ps.state->es_epq_active == NULL)
-	{
-		ResetExprContext(node->ss.ps.ps_ExprContext);
 		return gated_scan_next(&node->ss);
-	}
 	return ExecScan(&node->ss, gated_scan_next, gated_scan_recheck);
 }
 
