@@ -454,6 +454,7 @@ pfg_answers_catch_up(PurposeState *ps)
 	bool		shared = ps->shared_slot >= 0;
 	bool		patch = shared && !IsInParallelMode();
 	bool		again = false;
+	MemoryContext each;
 
 	forget_last_lookup(ps);
 	if (shared && pfg_shared_answers_retired(ps->shared_slot))
@@ -515,6 +516,15 @@ pfg_answers_catch_up(PurposeState *ps)
 	foreach(lc, changed)
 		if (*(const char *) lfirst(lc) == '\0')
 			again = true;
+	/*
+	 * A catch-up may read thousands of subjects: each is read in an SPI
+	 * connection of its own, so that what the rules' queries return and
+	 * allocate goes when it finishes (in the caller's connection it would
+	 * stay to the end, several kilobytes a subject), and a patch's answer
+	 * lives in a context emptied after each subject.
+	 */
+	each = AllocSetContextCreate(CurrentMemoryContext, "profile_guard consent catch-up",
+								 ALLOCSET_SMALL_SIZES);
 	foreach(lc, changed)
 	{
 		const char *subject = (const char *) lfirst(lc);
@@ -527,7 +537,10 @@ pfg_answers_catch_up(PurposeState *ps)
 			forget_entry(ps, subject);
 			continue;
 		}
-		evaluate_in_spi(ps, subject, &a, patch ? CurrentMemoryContext : NULL);
+		MemoryContextReset(each);
+		pfg_spi_connect();
+		evaluate_in_spi(ps, subject, &a, patch ? each : NULL);
+		pfg_spi_finish();
 		if (patch)
 		{
 			if (!pfg_answers_patch(ps, subject, &a))
@@ -562,6 +575,7 @@ pfg_answers_catch_up(PurposeState *ps)
 				e->a = a;
 		}
 	}
+	MemoryContextDelete(each);
 	if (again && patch)
 		pfg_shared_answers_retire(ps->shared_slot);
 	if (!again)

@@ -51,18 +51,37 @@
 
 /* ---- per statement, backend memory ---- */
 
+typedef struct QueryWatch QueryWatch;
+
 typedef struct AuditStmt
 {
 	PfgAuditRecord rec;			/* what its line and counts report */
 	struct AuditStmt *next;		/* the list of executing statements */
 	QueryDesc  *qd;
-	MemoryContext mcxt;			/* outlives the executor's query context */
+	/*
+	 * Its own context, where it lives: it outlives the executor's query
+	 * context and is deleted once the executor has ended (a statement may
+	 * start in memory that lasts much longer: a SQL function's, once for
+	 * each row of the query calling it)
+	 */
+	MemoryContext mcxt;
 	bool		reads_tags;		/* reads a tag of a guarded relation */
 	bool		linked;
 	bool		denied;			/* ended by a refusal (logged as a denial) */
-	MemoryContextCallback cb;
-	MemoryContextCallback cb2;
+	QueryWatch *watch;			/* on the executor's query memory, while both last */
+	MemoryContextCallback cb;	/* on mcxt */
 } AuditStmt;
+
+/*
+ * Watches the executor's query memory for a statement, from inside it:
+ * whichever of the two memories goes first tells the other, so that
+ * neither callback reaches memory already freed.
+ */
+struct QueryWatch
+{
+	MemoryContextCallback cb;
+	AuditStmt  *st;				/* NULL once the statement's memory has gone */
+};
 
 /* the sink: where gates count when no statement is audited */
 static PfgAuditRel SinkRel = {InvalidOid, 0, 0};
@@ -218,17 +237,20 @@ command_name(CmdType cmd)
 static AuditStmt *
 new_stmt(void)
 {
-	AuditStmt  *st = palloc0(sizeof(AuditStmt));
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "profile_guard audit of a statement",
+											  ALLOCSET_SMALL_SIZES);
+	AuditStmt  *st = MemoryContextAllocZero(cxt, sizeof(AuditStmt));
 
-	st->mcxt = CurrentMemoryContext;
-	st->rec.c.cxt = CurrentMemoryContext;
+	st->mcxt = cxt;
+	st->rec.c.cxt = cxt;
 	st->rec.c.last_rel = &SinkRel;
 	st->rec.c.last_tag = &SinkTag;
 	st->rec.level = AuditNesting;
 	st->rec.userid = GetUserId();
 	st->rec.bypass = pfg_current_user_bypasses();
 	/* a bypassing role uses no purpose, whatever it declared */
-	st->rec.purpose = pstrdup(st->rec.bypass || pfg_purpose == NULL ? "" : pfg_purpose);
+	st->rec.purpose = MemoryContextStrdup(cxt, st->rec.bypass || pfg_purpose == NULL ? "" : pfg_purpose);
 
 	/*
 	 * One purpose per statement: its gates use the purpose in force now,
@@ -236,7 +258,7 @@ new_stmt(void)
 	 * WHERE clause); the change counts from the next statement on.
 	 */
 	st->rec.c.purpose_fixed = true;
-	st->rec.c.purpose = pfg_purpose == NULL ? NULL : pstrdup(pfg_purpose);
+	st->rec.c.purpose = pfg_purpose == NULL ? NULL : MemoryContextStrdup(cxt, pfg_purpose);
 	st->rec.c.purpose_generation = pfg_purpose_generation;
 	return st;
 }
@@ -405,6 +427,7 @@ keep_lost_stmt(AuditStmt *st)
 	copy->rec.c.last_rel = &SinkRel;
 	copy->rec.c.last_tag = &SinkTag;
 	copy->rec.c.cxt = NULL;
+	copy->watch = NULL;
 	copy->rec.c.purpose_fixed = false;
 	copy->rec.c.purpose = NULL;
 	copy->linked = false;
@@ -416,12 +439,10 @@ keep_lost_stmt(AuditStmt *st)
 	NLostStmts++;
 }
 
-/* the executor's query memory is going away without ExecutorEnd: an error */
+/* a statement still linked is losing its memory without ExecutorEnd: an error */
 static void
-stmt_memory_gone(void *arg)
+lost_if_linked(AuditStmt *st)
 {
-	AuditStmt  *st = (AuditStmt *) arg;
-
 	if (!st->linked)
 		return;					/* ended normally */
 	unlink_stmt(st);
@@ -429,10 +450,35 @@ stmt_memory_gone(void *arg)
 		keep_lost_stmt(st);
 }
 
+/* the executor's query memory is going */
+static void
+query_memory_gone(void *arg)
+{
+	QueryWatch *watch = (QueryWatch *) arg;
+	AuditStmt  *st = watch->st;
+
+	if (st == NULL)
+		return;					/* the statement's memory went first */
+	st->watch = NULL;
+	lost_if_linked(st);
+}
+
+/* the statement's own memory is going */
+static void
+stmt_memory_gone(void *arg)
+{
+	AuditStmt  *st = (AuditStmt *) arg;
+
+	if (st->watch != NULL)
+		st->watch->st = NULL;
+	st->watch = NULL;
+	lost_if_linked(st);
+}
+
 static void
 link_stmt(AuditStmt *st, QueryDesc *qd)
 {
-	MemoryContext cxt;
+	QueryWatch *watch;
 
 	if (!ExitCallbackSet)
 	{
@@ -444,21 +490,20 @@ link_stmt(AuditStmt *st, QueryDesc *qd)
 	st->next = ActiveStmts;
 	ActiveStmts = st;
 	st->linked = true;
-	st->cb.func = stmt_memory_gone;
-	st->cb.arg = st;
-	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &st->cb);
 
 	/*
-	 * The executor's memory is normally a child of the memory st lives in,
-	 * so it goes first.  Should a hook further down have switched contexts,
-	 * watch st's own memory too.
+	 * Either memory may go first on an error (both are children of the
+	 * memory the statement started in): each is watched.
 	 */
-	for (cxt = qd->estate->es_query_cxt; cxt != NULL; cxt = MemoryContextGetParent(cxt))
-		if (cxt == st->mcxt)
-			return;
-	st->cb2.func = stmt_memory_gone;
-	st->cb2.arg = st;
-	MemoryContextRegisterResetCallback(st->mcxt, &st->cb2);
+	watch = MemoryContextAlloc(qd->estate->es_query_cxt, sizeof(QueryWatch));
+	watch->st = st;
+	watch->cb.func = query_memory_gone;
+	watch->cb.arg = watch;
+	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &watch->cb);
+	st->watch = watch;
+	st->cb.func = stmt_memory_gone;
+	st->cb.arg = st;
+	MemoryContextRegisterResetCallback(st->mcxt, &st->cb);
 }
 
 static AuditStmt *
@@ -648,13 +693,15 @@ pfg_audit_executor_finish_abort(PfgAuditFrame *frame)
 /*
  * ExecutorEnd, before the executor ends: the statement's line and counts.
  * A top-level statement has its lines (and those of the statements it ran)
- * written.
+ * written.  The statement goes to frame->stmt, for
+ * pfg_audit_executor_ended().
  */
 void
-pfg_audit_executor_end(QueryDesc *queryDesc)
+pfg_audit_executor_end(PfgAuditFrame *frame, QueryDesc *queryDesc)
 {
 	AuditStmt  *st = find_stmt(queryDesc);
 
+	frame->stmt = st;
 	if (st)
 	{
 		unlink_stmt(st);
@@ -670,6 +717,15 @@ pfg_audit_executor_end(QueryDesc *queryDesc)
 	}
 	if (AuditNesting == 0)
 		pfg_audit_file_flush();
+}
+
+/* the executor has ended: the statement's memory goes */
+void
+pfg_audit_executor_ended(PfgAuditFrame *frame)
+{
+	if (frame->stmt != NULL)
+		MemoryContextDelete(frame->stmt->mcxt);
+	frame->stmt = NULL;
 }
 
 /*

@@ -133,7 +133,8 @@ extern void pfg_audit_executor_finish_enter(PfgAuditFrame *frame, QueryDesc *que
 extern void pfg_audit_executor_finish_leave(PfgAuditFrame *frame);
 extern void pfg_audit_executor_finish_abort(PfgAuditFrame *frame) pg_attribute_noreturn();
 
-extern void pfg_audit_executor_end(QueryDesc *queryDesc);
+extern void pfg_audit_executor_end(PfgAuditFrame *frame, QueryDesc *queryDesc);
+extern void pfg_audit_executor_ended(PfgAuditFrame *frame);
 
 extern void pfg_audit_utility_enter(PfgAuditFrame *frame, PlannedStmt *pstmt);
 extern void pfg_audit_utility_leave(PfgAuditFrame *frame, QueryCompletion *qc);

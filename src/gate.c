@@ -535,77 +535,96 @@ pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
  * now: the gates use this same one for the whole statement.  Runs before
  * the executor starts (hooks.c).
  */
+static void
+check_statement_purpose(QueryDesc *queryDesc)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	ListCell   *lc;
+	Oid			rows_relid = InvalidOid;
+	Index		rti = 0;
+	bool		checked = false;
+
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		GuardedRelation *grel;
+		const char *tag = NULL;
+
+		rti++;
+		/* a copy: resolving the purpose may free the map's own */
+		if (rte->rtekind != RTE_RELATION ||
+			(grel = pfg_guarded_relation_copy(rte->relid)) == NULL ||
+			!pfg_rte_reads_rows(rte))
+			continue;
+		if (stmt->canSetTag &&
+			(stmt->commandType == CMD_UPDATE || stmt->commandType == CMD_DELETE) &&
+			list_member_int(stmt->resultRelations, (int) rti) &&
+			pfg_owner_writing(grel->relid))
+			continue;
+
+		/*
+		 * EXPLAIN ANALYZE counts the rows each node met: the rows a
+		 * gate removed after the role's own conditions found them
+		 * (an index condition on the subject and the tag, say) show
+		 * that hidden rows exist
+		 */
+		if (explain_analyze_depth > 0 && queryDesc->instrument_options != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("EXPLAIN ANALYZE of a statement that reads guarded table \"%s\" is not allowed",
+							get_rel_name(grel->relid)),
+					 errdetail("Its row counts would show rows that the gates hide from role \"%s\".",
+							   GetUserNameFromId(GetUserId(), false)),
+					 errhint("Use EXPLAIN without ANALYZE, or run it as a role that bypasses the guard (its reads are audited).")));
+		if (!pfg_rte_reads_tags_of(rte, grel))
+		{
+			if (!OidIsValid(rows_relid))
+				rows_relid = grel->relid;
+			continue;
+		}
+		/* the message names the first tag column read, in table order */
+		for (int i = 0, first = 0; i < grel->ncolumns; i++)
+		{
+			AttrNumber	a = grel->columns[i].attnum;
+
+			if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols) &&
+				(first == 0 || a < first))
+			{
+				tag = grel->columns[i].tag;
+				first = a;
+			}
+		}
+		(void) pfg_purpose_now(grel->relid, tag);
+		checked = true;
+		break;
+	}
+	if (!checked && OidIsValid(rows_relid) &&
+		pfg_purpose != NULL && pfg_purpose[0] != '\0')
+		(void) pfg_purpose_now(rows_relid, NULL);
+}
+
 void
 pfg_gate_executor_start(QueryDesc *queryDesc, int eflags)
 {
+	MemoryContext cxt;
+	MemoryContext old;
+
 	/* a parallel worker runs part of a plan its leader has checked */
-	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker() &&
-		pfg_any_guarded() && !pfg_current_user_bypasses())
-	{
-		PlannedStmt *stmt = queryDesc->plannedstmt;
-		ListCell   *lc;
-		Oid			rows_relid = InvalidOid;
-		Index		rti = 0;
-		bool		checked = false;
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || IsParallelWorker() ||
+		!pfg_any_guarded() || pfg_current_user_bypasses())
+		return;
 
-		foreach(lc, stmt->rtable)
-		{
-			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-			GuardedRelation *grel;
-			const char *tag = NULL;
-
-			rti++;
-			/* a copy: resolving the purpose may free the map's own */
-			if (rte->rtekind != RTE_RELATION ||
-				(grel = pfg_guarded_relation_copy(rte->relid)) == NULL ||
-				!pfg_rte_reads_rows(rte))
-				continue;
-			if (stmt->canSetTag &&
-				(stmt->commandType == CMD_UPDATE || stmt->commandType == CMD_DELETE) &&
-				list_member_int(stmt->resultRelations, (int) rti) &&
-				pfg_owner_writing(grel->relid))
-				continue;
-
-			/*
-			 * EXPLAIN ANALYZE counts the rows each node met: the rows a
-			 * gate removed after the role's own conditions found them
-			 * (an index condition on the subject and the tag, say) show
-			 * that hidden rows exist
-			 */
-			if (explain_analyze_depth > 0 && queryDesc->instrument_options != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("EXPLAIN ANALYZE of a statement that reads guarded table \"%s\" is not allowed",
-								get_rel_name(grel->relid)),
-						 errdetail("Its row counts would show rows that the gates hide from role \"%s\".",
-								   GetUserNameFromId(GetUserId(), false)),
-						 errhint("Use EXPLAIN without ANALYZE, or run it as a role that bypasses the guard (its reads are audited).")));
-			if (!pfg_rte_reads_tags_of(rte, grel))
-			{
-				if (!OidIsValid(rows_relid))
-					rows_relid = grel->relid;
-				continue;
-			}
-			/* the message names the first tag column read, in table order */
-			for (int i = 0, first = 0; i < grel->ncolumns; i++)
-			{
-				AttrNumber	a = grel->columns[i].attnum;
-
-				if (bms_is_member(a - FirstLowInvalidHeapAttributeNumber, rte->selectedCols) &&
-					(first == 0 || a < first))
-				{
-					tag = grel->columns[i].tag;
-					first = a;
-				}
-			}
-			(void) pfg_purpose_now(grel->relid, tag);
-			checked = true;
-			break;
-		}
-		if (!checked && OidIsValid(rows_relid) &&
-			pfg_purpose != NULL && pfg_purpose[0] != '\0')
-			(void) pfg_purpose_now(rows_relid, NULL);
-	}
+	/*
+	 * What the check allocates (copies of guarded shapes) goes with it: a
+	 * statement may start in memory that lasts much longer, a SQL
+	 * function's, once for each row of the query calling it.
+	 */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "profile_guard purpose check",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	check_statement_purpose(queryDesc);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 }
 
 /* is this EXPLAIN (ANALYZE)? */

@@ -278,11 +278,14 @@ profile_guard_ExecutorFinish(QueryDesc *queryDesc)
 static void
 profile_guard_ExecutorEnd(QueryDesc *queryDesc)
 {
-	pfg_audit_executor_end(queryDesc);
+	PfgAuditFrame frame;
+
+	pfg_audit_executor_end(&frame, queryDesc);
 	if (next_ExecutorEnd_hook)
 		next_ExecutorEnd_hook(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
+	pfg_audit_executor_ended(&frame);
 	if (pfg_audit_nesting() == 0)
 		pfg_shared_data_keys_release();
 }

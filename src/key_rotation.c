@@ -18,6 +18,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/memutils.h"
 
 #include "extension.h"
 #include "settings.h"
@@ -60,6 +61,8 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 	int64		seen = 0;
 	bool		reporting;
 	int			rc;
+	MemoryContext spicxt;
+	MemoryContext keycxt;
 
 	pfg_require_preload();
 
@@ -105,6 +108,16 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 									   KEYS_TO_REWRAP " FOR UPDATE",
 									   1, selargtypes, selargs, NULL, false, 0);
 
+	/*
+	 * What a key's re-wrapping allocates (its subject and fingerprint as
+	 * text, the new wrapped key, the UPDATE's arguments) goes with the key:
+	 * kept in the SPI connection's context it would grow with the number of
+	 * keys, hundreds of bytes each.  Each UPDATE returns in that context,
+	 * hence the switch at every key.
+	 */
+	spicxt = CurrentMemoryContext;
+	keycxt = AllocSetContextCreate(spicxt, "profile_guard re-wrapping a data key",
+								   ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
 		SPITupleTable *batch;
@@ -124,14 +137,19 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 		{
 			HeapTuple	tuple = batch->vals[i];
 			TupleDesc	tupdesc = batch->tupdesc;
-			char	   *subject = SPI_getvalue(tuple, tupdesc, 1);
-			char	   *fingerprint = SPI_getvalue(tuple, tupdesc, 3);
+			char	   *subject;
+			char	   *fingerprint;
 			bool		isnull;
-			bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(tuple, tupdesc, 2, &isnull));
+			bytea	   *wrapped;
 			bytea	   *rewrapped_key;
 			uint8		key[PFG_KEY_LEN];
 			Datum		updargs[3];
 
+			MemoryContextSwitchTo(keycxt);
+			MemoryContextReset(keycxt);
+			subject = SPI_getvalue(tuple, tupdesc, 1);
+			fingerprint = SPI_getvalue(tuple, tupdesc, 3);
+			wrapped = DatumGetByteaPP(SPI_getbinval(tuple, tupdesc, 2, &isnull));
 			if (fingerprint == NULL)
 				fingerprint = "";
 			if (pfg_master_key_matches(current, fingerprint))
@@ -166,8 +184,10 @@ profile_guard_rotate_master_key(PG_FUNCTION_ARGS)
 				elog(ERROR, "could not re-wrap a data key: %s", SPI_result_code_string(rc));
 			rewrapped++;
 		}
+		MemoryContextSwitchTo(spicxt);
 		SPI_freetuptable(batch);
 	}
+	MemoryContextDelete(keycxt);
 	SPI_cursor_close(portal);
 	pfg_subject_key_end_access(&saved);
 	if (reporting)
