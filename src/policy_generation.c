@@ -33,6 +33,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -401,25 +402,53 @@ pfg_policy_changed_here(void)
 	return PolicyChangedHere;
 }
 
+/*
+ * The subjects this transaction changed are keyed by their text, held in
+ * ChangedHereContext: an entry takes what its subject takes, not the
+ * longest identifier's room (a transaction may register a million).
+ */
+static uint32
+changed_subject_hash(const void *key, Size keysize)
+{
+	const char *subject = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) subject, (int) strlen(subject));
+}
+
+static int
+changed_subject_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+static void *
+changed_subject_copy(void *dest, const void *src, Size keysize)
+{
+	*(const char **) dest = MemoryContextStrdup(ChangedHereContext, *(const char *const *) src);
+	return dest;
+}
+
 /* has this transaction changed the subject's answers? */
 bool
 pfg_policy_subject_changed_here(const char *data, uint32 len)
 {
-	char		key[SUBJECT_KEY_SIZE];
+	char		buf[SUBJECT_KEY_SIZE];
+	const char *key = buf;
 
 	if (SubjectsChangedHere == NULL)
 		return false;
 	if (len >= SUBJECT_KEY_SIZE)
 		return true;			/* not a subject identifier: ask the catalog */
-	memcpy(key, data, len);
-	key[len] = '\0';
-	return hash_search(SubjectsChangedHere, key, HASH_FIND, NULL) != NULL;
+	memcpy(buf, data, len);
+	buf[len] = '\0';
+	return hash_search(SubjectsChangedHere, &key, HASH_FIND, NULL) != NULL;
 }
 
 static void
 note_subject_changed_here(const char *subject)
 {
-	char		key[SUBJECT_KEY_SIZE];
+	char		buf[SUBJECT_KEY_SIZE];
+	const char *key = buf;
 
 	if (SubjectsChangedHere == NULL)
 	{
@@ -429,15 +458,19 @@ note_subject_changed_here(const char *subject)
 			ChangedHereContext = AllocSetContextCreate(TopMemoryContext,
 													   "profile_guard changes of this transaction",
 													   ALLOCSET_SMALL_SIZES);
-		ctl.keysize = SUBJECT_KEY_SIZE;
-		ctl.entrysize = SUBJECT_KEY_SIZE;
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(const char *);
+		ctl.hash = changed_subject_hash;
+		ctl.match = changed_subject_match;
+		ctl.keycopy = changed_subject_copy;
 		ctl.hcxt = ChangedHereContext;
 		SubjectsChangedHere = hash_create("profile_guard subjects changed here", 64, &ctl,
-										  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+										  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+										  HASH_KEYCOPY | HASH_CONTEXT);
 		pfg_policy_subjects_changed_here = true;
 	}
-	strlcpy(key, subject, sizeof(key));
-	(void) hash_search(SubjectsChangedHere, key, HASH_ENTER, NULL);
+	strlcpy(buf, subject, sizeof(buf));
+	(void) hash_search(SubjectsChangedHere, &key, HASH_ENTER, NULL);
 }
 
 /*
