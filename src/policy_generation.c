@@ -444,12 +444,11 @@ pfg_policy_subject_changed_here(const char *data, uint32 len)
 	return hash_search(SubjectsChangedHere, &key, HASH_FIND, NULL) != NULL;
 }
 
+/* subject: an identifier shorter than SUBJECT_KEY_SIZE (the caller checks) */
 static void
 note_subject_changed_here(const char *subject)
 {
-	char		buf[SUBJECT_KEY_SIZE];
-	const char *key = buf;
-
+	Assert(strlen(subject) < SUBJECT_KEY_SIZE);
 	if (SubjectsChangedHere == NULL)
 	{
 		HASHCTL		ctl;
@@ -469,8 +468,7 @@ note_subject_changed_here(const char *subject)
 										  HASH_KEYCOPY | HASH_CONTEXT);
 		pfg_policy_subjects_changed_here = true;
 	}
-	strlcpy(buf, subject, sizeof(buf));
-	(void) hash_search(SubjectsChangedHere, &key, HASH_ENTER, NULL);
+	(void) hash_search(SubjectsChangedHere, &subject, HASH_ENTER, NULL);
 }
 
 /*
