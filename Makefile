@@ -26,6 +26,7 @@ OBJS = \
 	src/gated_scan.o \
 	src/transport.o \
 	src/collect.o \
+	src/collect_plan.o \
 	src/collection_stamp.o \
 	src/lexicon.o \
 	src/crypto_primitives.o \

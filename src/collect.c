@@ -29,6 +29,8 @@
  *	  overwrites a cell it cannot see.  No row is written while a BEFORE
  *	  ROW trigger that fires after this one would fire: it could change
  *	  what was checked and encrypted.
+ *	  An INSERT's plan may collect its rows itself (collect_plan.c) with
+ *	  the same code, pfg_collect_new_row(), instead of the trigger.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +60,7 @@
 #include "lexicon.h"
 #include "owner_context.h"
 #include "collection_stamp.h"
+#include "collect.h"
 
 PFG_SQL_FUNCTION(profile_guard_collect);
 
@@ -264,7 +267,7 @@ purpose_sees_tag(Relation rel, Datum subject, Oid subject_type, int tag_id)
 static bool
 assigns(TriggerData *trigdata, AttrNumber attnum)
 {
-	return trigdata->tg_updatedcols != NULL &&
+	return trigdata != NULL && trigdata->tg_updatedcols != NULL &&
 		bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber,
 					  trigdata->tg_updatedcols);
 }
@@ -360,11 +363,12 @@ collect_value(Relation rel, Datum subject, Oid subject_type, const char *subject
  * collected before (writes_back()).
  */
 static void
-check_collected_at(Relation rel, const GuardedRelation *grel, HeapTuple tup, TupleDesc desc)
+check_collected_at(Relation rel, const GuardedRelation *grel, TupleDesc desc,
+				   const Datum *values, const bool *nulls)
 {
 	Form_pg_attribute att = TupleDescAttr(desc, grel->collected_attnum - 1);
-	bool		isnull;
-	Datum		d = heap_getattr(tup, grel->collected_attnum, desc, &isnull);
+	bool		isnull = nulls[grel->collected_attnum - 1];
+	Datum		d = values[grel->collected_attnum - 1];
 	TimestampTz at;
 	int			overflow = 0;
 
@@ -407,8 +411,8 @@ check_collected_at(Relation rel, const GuardedRelation *grel, HeapTuple tup, Tup
  * Would trigger t fire now (its enabled state against the session's
  * replication role, as the executor decides)?
  */
-static bool
-trigger_fires_now(const Trigger *t)
+bool
+pfg_trigger_fires_now(const Trigger *t)
 {
 	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
 		return t->tgenabled == TRIGGER_FIRES_ALWAYS || t->tgenabled == TRIGGER_FIRES_ON_REPLICA;
@@ -438,7 +442,7 @@ refuse_later_triggers(TriggerData *trigdata)
 			after_ours = true;
 		else if (after_ours &&
 				 TRIGGER_TYPE_MATCHES(t->tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_BEFORE, event) &&
-				 trigger_fires_now(t))
+				 pfg_trigger_fires_now(t))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("trigger \"%s\" on table \"%s\" fires after the collection trigger",
@@ -451,38 +455,47 @@ refuse_later_triggers(TriggerData *trigdata)
 }
 
 /*
- * The guarded shape of the trigger's table, copied into the trigger call
- * site's memory (the statement's): what the row's checks look up may take
- * in an invalidation, which frees the map's own.  The copy serves the next
- * rows until the backend takes in a relcache invalidation; older copies
- * stay until the statement ends, since a row may still be using one.
+ * The guarded shape of a call site's table, copied into the site's memory
+ * (the statement's): what the row's checks look up may take in an
+ * invalidation, which frees the map's own.  The copy serves the next rows
+ * until the backend takes in a relcache invalidation; older copies stay
+ * until the statement ends, since a row may still be using one.
+ * A call site is the trigger's (its fn_extra) or a collecting insert's
+ * (collect_plan.c).
  */
-typedef struct CollectSite
+struct CollectSite
 {
+	MemoryContext cxt;			/* where the site and its copies live */
 	Oid			relid;
 	uint64		flushes;		/* pfg_guard_cache_flushes() when copied */
 	GuardedRelation *grel;		/* NULL: not guarded */
 	/* the arrays a changed row is formed from, kept for the next rows: */
 	int			natts;			/* their length */
-	Datum	   *values;			/* the row's values */
+	Datum	   *values;			/* the trigger's row's values */
 	bool	   *nulls;
 	Datum	   *stored;			/* the replacing values (never NULL) */
 	bool	   *replace;		/* which columns are replaced (cleared each row) */
-} CollectSite;
+};
+
+/* a call site whose copies live in cxt (a statement's memory) */
+CollectSite *
+pfg_collect_site(MemoryContext cxt)
+{
+	CollectSite *site = MemoryContextAllocZero(cxt, sizeof(CollectSite));
+
+	site->cxt = cxt;
+	return site;
+}
 
 static GuardedRelation *
-guarded_shape(FunctionCallInfo fcinfo, Oid relid)
+guarded_shape(CollectSite *site, Oid relid)
 {
-	CollectSite *site = (CollectSite *) fcinfo->flinfo->fn_extra;
 	uint64		flushes = pfg_guard_cache_flushes();
 	MemoryContext old;
 
-	if (site != NULL && site->relid == relid && site->flushes == flushes)
+	if (OidIsValid(site->relid) && site->relid == relid && site->flushes == flushes)
 		return site->grel;
-	if (site == NULL)
-		fcinfo->flinfo->fn_extra = site =
-			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CollectSite));
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	old = MemoryContextSwitchTo(site->cxt);
 	site->grel = pfg_guarded_relation_copy(relid);
 	MemoryContextSwitchTo(old);
 	site->relid = relid;
@@ -491,104 +504,69 @@ guarded_shape(FunctionCallInfo fcinfo, Oid relid)
 }
 
 /*
- * The call site's arrays for rows of natts columns, nothing marked replaced
+ * The site's arrays for rows of natts columns, nothing marked replaced
  * yet: allocated once for the call site, where heap_modify_tuple() would
  * allocate and free two a row.
  */
-static CollectSite *
-replacement_arrays(FunctionCallInfo fcinfo, int natts)
+static void
+replacement_arrays(CollectSite *site, int natts)
 {
-	CollectSite *site = (CollectSite *) fcinfo->flinfo->fn_extra;
-
 	if (site->natts < natts)
 	{
-		MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
-
-		site->values = MemoryContextAlloc(cxt, sizeof(Datum) * natts);
-		site->nulls = MemoryContextAlloc(cxt, sizeof(bool) * natts);
-		site->stored = MemoryContextAlloc(cxt, sizeof(Datum) * natts);
-		site->replace = MemoryContextAlloc(cxt, sizeof(bool) * natts);
+		site->values = MemoryContextAlloc(site->cxt, sizeof(Datum) * natts);
+		site->nulls = MemoryContextAlloc(site->cxt, sizeof(bool) * natts);
+		site->stored = MemoryContextAlloc(site->cxt, sizeof(Datum) * natts);
+		site->replace = MemoryContextAlloc(site->cxt, sizeof(bool) * natts);
 		site->natts = natts;
 	}
 	memset(site->replace, 0, sizeof(bool) * natts);
-	return site;
 }
 
-/*
- * The row with the site's replaced columns, formed as heap_modify_tuple()
- * forms it (the identification of the row kept), in the site's arrays.
- */
-static HeapTuple
-replace_values(HeapTuple tuple, TupleDesc desc, CollectSite *site)
+/* the replaced columns put in the row's values */
+static void
+apply_replacements(const CollectSite *site, int natts, Datum *values, bool *nulls)
 {
-	HeapTuple	formed;
-
-	heap_deform_tuple(tuple, desc, site->values, site->nulls);
-	for (int i = 0; i < desc->natts; i++)
+	for (int i = 0; i < natts; i++)
 		if (site->replace[i])
 		{
-			site->values[i] = site->stored[i];
-			site->nulls[i] = false;
+			values[i] = site->stored[i];
+			nulls[i] = false;
 		}
-	formed = heap_form_tuple(desc, site->values, site->nulls);
-	formed->t_data->t_ctid = tuple->t_data->t_ctid;
-	formed->t_self = tuple->t_self;
-	formed->t_tableOid = tuple->t_tableOid;
-	return formed;
 }
 
-Datum
-profile_guard_collect(PG_FUNCTION_ARGS)
+/* what collecting a row did */
+typedef enum CollectOutcome
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	newtup;
-	HeapTuple	oldtup = NULL;
-	GuardedRelation *grel;
+	COLLECT_AS_IS,				/* the row is written as it is */
+	COLLECT_CHANGED,			/* with the site's replaced columns */
+	COLLECT_SKIP				/* not at all (an UPDATE the purpose may not reach) */
+} CollectOutcome;
+
+/*
+ * Collect one row of a guarded table, whose new values are values/nulls:
+ * the checks and encryption that the file's header lists.  oldtup is the
+ * row an UPDATE changes (trigdata its trigger's data), NULL for an INSERT
+ * (trigdata may then be NULL).  Columns to replace are marked in the site.
+ */
+static CollectOutcome
+collect_row(CollectSite *site, Relation rel, GuardedRelation *grel,
+			TriggerData *trigdata, HeapTuple oldtup,
+			const Datum *values, const bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
 	Datum		subject;
 	bool		subject_null;
 	bool		isnull;
 	char	   *subject_text = NULL;
-	CollectSite *site;
 	bool		changed = false;
 	bool		under_purpose = false;	/* an UPDATE under a declared purpose */
 	Datum		old_subject = (Datum) 0;
 	bool		old_subject_null = true;
 	bool		subject_moves = false;	/* the UPDATE changes the subject */
-	Oid			stamp_root;
+	Oid			stamp_root = grel->stamped ? grel->root : InvalidOid;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s can only be called as a trigger", "profile_guard._collect()")));
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		elog(ERROR, "profile_guard._collect() must be fired BEFORE, FOR EACH ROW");
-
-	rel = trigdata->tg_relation;
-	desc = RelationGetDescr(rel);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		newtup = trigdata->tg_newtuple;
-		oldtup = trigdata->tg_trigtuple;
-	}
-	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		newtup = trigdata->tg_trigtuple;
-	else
-		return PointerGetDatum(trigdata->tg_trigtuple);
-
-	/* the sweep anonymising or nulling cells collects nothing */
-	if (pfg_erasure_writing(RelationGetRelid(rel)))
-		return PointerGetDatum(newtup);
-
-	/* a copy: what follows may take in invalidations, which free the map's */
-	grel = guarded_shape(fcinfo, RelationGetRelid(rel));
-	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
-		return PointerGetDatum(newtup);
-	stamp_root = grel->stamped ? grel->root : InvalidOid;
-	refuse_later_triggers(trigdata);
-
-	subject = heap_getattr(newtup, grel->subject_attnum, desc, &subject_null);
+	subject = values[grel->subject_attnum - 1];
+	subject_null = nulls[grel->subject_attnum - 1];
 	if (oldtup)
 	{
 		Form_pg_attribute satt = TupleDescAttr(desc, grel->subject_attnum - 1);
@@ -600,7 +578,6 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		/* the purpose is resolved (and may be refused) here, once a row */
 		under_purpose = (write_purpose(rel) != NULL);
 	}
-	site = replacement_arrays(fcinfo, desc->natts);
 
 	if (grel->tag_attnum == InvalidAttrNumber)
 	{
@@ -611,7 +588,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		 */
 		if (under_purpose &&
 			(old_subject_null || !purpose_sees_row(rel, old_subject, grel->subject_type)))
-			return PointerGetDatum(NULL);
+			return COLLECT_SKIP;
 
 		/*
 		 * A row that collects a value says when (a collected-at column).
@@ -624,12 +601,12 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			bool		collects = oldtup != NULL && assigns(trigdata, grel->collected_attnum);
 
 			for (int i = 0; i < grel->ncolumns && !collects; i++)
-				collects = !heap_attisnull(newtup, grel->columns[i].attnum, desc) &&
+				collects = !nulls[grel->columns[i].attnum - 1] &&
 					(oldtup == NULL || subject_moves ||
 					 assigns(trigdata, grel->columns[i].attnum) ||
 					 assigns(trigdata, grel->collected_attnum));
 			if (collects)
-				check_collected_at(rel, grel, newtup, desc);
+				check_collected_at(rel, grel, desc, values, nulls);
 		}
 
 		/* wide shape: every classified column that holds a value */
@@ -643,7 +620,8 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 			bool		assigned = oldtup && assigns(trigdata, col->attnum);
 			Datum		stored;
 
-			value = heap_getattr(newtup, col->attnum, desc, &isnull);
+			value = values[col->attnum - 1];
+			isnull = nulls[col->attnum - 1];
 			if (oldtup)
 			{
 				bool		oldnull;
@@ -719,7 +697,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 	else
 	{
 		/* long shape: one tag row */
-		Datum		tagname = heap_getattr(newtup, grel->tag_attnum, desc, &isnull);
+		Datum		tagname = values[grel->tag_attnum - 1];
 		text	   *tagtext;
 		int			tag_id;
 		char	   *tag;
@@ -732,6 +710,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		Datum		stored;
 		bool		sensitive;
 
+		isnull = nulls[grel->tag_attnum - 1];
 		if (oldtup)
 		{
 			bool		oldnull;
@@ -747,7 +726,7 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 				int			old_tag_id = pfg_tag_id_lookup(VARDATA_ANY(ot), VARSIZE_ANY_EXHDR(ot), NULL);
 
 				if (!purpose_sees_tag(rel, old_subject, grel->subject_type, old_tag_id))
-					return PointerGetDatum(NULL);
+					return COLLECT_SKIP;
 			}
 			/* the old value counts only if the row still holds the same tag */
 			if (!isnull && !oldnull && datumIsEqual(oldtag, tagname, false, -1))
@@ -789,9 +768,10 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		subject_text = pfg_subject_text(subject, grel->subject_type);
 		if (grel->collected_attnum != InvalidAttrNumber &&
 			(oldtup == NULL || recollect || assigns(trigdata, grel->collected_attnum)))
-			check_collected_at(rel, grel, newtup, desc);
+			check_collected_at(rel, grel, desc, values, nulls);
 
-		value = heap_getattr(newtup, grel->value_attnum, desc, &isnull);
+		value = values[grel->value_attnum - 1];
+		isnull = nulls[grel->value_attnum - 1];
 		if (!isnull && subject_moves && same_tag)
 		{
 			bool		oldnull;
@@ -831,7 +811,90 @@ profile_guard_collect(PG_FUNCTION_ARGS)
 		}
 	}
 
-	if (changed)
-		newtup = replace_values(newtup, desc, site);
+	return changed ? COLLECT_CHANGED : COLLECT_AS_IS;
+}
+
+Datum
+profile_guard_collect(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	HeapTuple	oldtup = NULL;
+	GuardedRelation *grel;
+	CollectSite *site;
+	HeapTuple	formed;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s can only be called as a trigger", "profile_guard._collect()")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "profile_guard._collect() must be fired BEFORE, FOR EACH ROW");
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		newtup = trigdata->tg_newtuple;
+		oldtup = trigdata->tg_trigtuple;
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	/* the sweep anonymising or nulling cells collects nothing */
+	if (pfg_erasure_writing(RelationGetRelid(rel)))
+		return PointerGetDatum(newtup);
+
+	site = (CollectSite *) fcinfo->flinfo->fn_extra;
+	if (site == NULL)
+		fcinfo->flinfo->fn_extra = site = pfg_collect_site(fcinfo->flinfo->fn_mcxt);
+	/* a copy: what follows may take in invalidations, which free the map's */
+	grel = guarded_shape(site, RelationGetRelid(rel));
+	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
+		return PointerGetDatum(newtup);
+	refuse_later_triggers(trigdata);
+
+	replacement_arrays(site, desc->natts);
+	heap_deform_tuple(newtup, desc, site->values, site->nulls);
+	switch (collect_row(site, rel, grel, trigdata, oldtup, site->values, site->nulls))
+	{
+		case COLLECT_SKIP:
+			return PointerGetDatum(NULL);
+		case COLLECT_AS_IS:
+			break;
+		case COLLECT_CHANGED:
+			/* formed as heap_modify_tuple() forms it: the row's identity kept */
+			apply_replacements(site, desc->natts, site->values, site->nulls);
+			formed = heap_form_tuple(desc, site->values, site->nulls);
+			formed->t_data->t_ctid = newtup->t_data->t_ctid;
+			formed->t_self = newtup->t_self;
+			formed->t_tableOid = newtup->t_tableOid;
+			return PointerGetDatum(formed);
+	}
 	return PointerGetDatum(newtup);
+}
+
+/*
+ * A row an INSERT's plan is about to write into rel (collect_plan.c, which
+ * stands in for the trigger when it is the only BEFORE ROW trigger that
+ * would fire): collected as the trigger would, the values to store put in
+ * values/nulls.  Errors as the trigger's.
+ */
+void
+pfg_collect_new_row(CollectSite *site, Relation rel, Datum *values, bool *nulls)
+{
+	GuardedRelation *grel;
+
+	if (pfg_erasure_writing(RelationGetRelid(rel)))
+		return;
+	grel = guarded_shape(site, RelationGetRelid(rel));
+	if (grel == NULL || (grel->ncolumns == 0 && grel->tag_attnum == InvalidAttrNumber))
+		return;
+	replacement_arrays(site, RelationGetDescr(rel)->natts);
+	if (collect_row(site, rel, grel, NULL, NULL, values, nulls) == COLLECT_CHANGED)
+		apply_replacements(site, RelationGetDescr(rel)->natts, values, nulls);
 }

@@ -54,6 +54,7 @@
 #include "bypass.h"
 #include "tree.h"
 #include "gate.h"
+#include "collect.h"
 #include "gated_scan.h"
 #include "agg_gates.h"
 #include "consent_cache.h"
@@ -525,6 +526,7 @@ pfg_gate_planner_after(PlannedStmt *result, PfgGatePlanning *planning)
 	if (OidIsValid(planning->gate_schema))
 		pfg_agg_gates_plan(result, planning->gate_schema);
 	pfg_gated_scan_plan(result, planning->row_gate_fn, planning->cell_gate_fn);
+	pfg_collect_plan(result);
 }
 
 /*

@@ -24,6 +24,7 @@
 #include "audit_writer.h"
 #include "erasure.h"
 #include "erasure_worker.h"
+#include "collect.h"
 #include "gated_scan.h"
 #include "hooks.h"
 #include "invalidation.h"
@@ -60,6 +61,7 @@ _PG_init(void)
 	pfg_erasure_define_settings();
 	pfg_audit_ring_define_settings();
 	pfg_gated_scan_init();
+	pfg_collect_plan_init();
 
 	MarkGUCPrefixReserved("profile_guard");
 

@@ -25,7 +25,8 @@
 # data keys existing (in turn
 # with the unprotected insert, run for run), and with none existing (the
 # keys are dropped before each run, so each insert makes SCALE * 3/4 data
-# keys).  An unprotected insert of plaintext as long as the stored
+# keys), and with every row collected by the collection trigger instead of
+# the INSERT's plan.  An unprotected insert of plaintext as long as the stored
 # ciphertext, in turn with the unprotected insert, gives what storing the
 # ciphertext's bytes costs; with the cipher alone encrypting as many
 # values (cipher_floor.c encrypt) added, the floor of the insert ratio.
@@ -182,6 +183,10 @@ INS_P="INSERT INTO plain_ins SELECT i, 'condition-' || i FROM generate_series(1,
 # alternated, run for run: the unprotected insert scatters most with the
 # machine's load, and a noisy minute should hit both alike
 read -r ins_p ins_s < <(pair_runs "TRUNCATE plain_ins" "$INS_P" "TRUNCATE sens_ins" "$INS_S")
+# the same with every row collected by the collection trigger instead of
+# the INSERT's plan (profile_guard.collect_in_plan off)
+read -r ins_p3 ins_t < <(pair_runs "TRUNCATE plain_ins" "$INS_P" \
+	"TRUNCATE sens_ins; SET profile_guard.collect_in_plan = off" "$INS_S")
 # the floor of the insert ratio: plaintext as long as the stored ciphertext
 # ("pgt2" and the unpadded base64 of the 28-byte IV and tag and the value:
 # 63 characters for the 16 of most values here), unprotected: what storing the
@@ -223,7 +228,7 @@ awk -v s="$SCALE" -v r="$RUNS" -v cells="$cells" -v ns="$new_s" -v np="$new_p" -
 	-v ireg="$ins_reg" -v keys="$keys_ms" -v regms="$reg_ms" -v regn="$REG_N" -v nsub="$SCALE" \
 	-v cns="$cipher_ns" -v wsb="$warm_sb" -v wpb="$warm_pb" -v isb="$ins_sb" -v ipb="$ins_pb" \
 	-v ns1="$new_s1" -v np1="$new_p1" -v ws1="$warm_s1" -v wp1="$warm_p1" \
-	-v iz="$ins_z" -v ip2="$ins_p2" -v cens="$cipher_enc_ns" -v lks="$look_s" -v lkp="$look_p" '
+	-v iz="$ins_z" -v ip2="$ins_p2" -v it="$ins_t" -v ip3="$ins_p3" -v cens="$cipher_enc_ns" -v lks="$look_s" -v lkp="$look_p" '
 function row(name, ours, base, ratio, target) {
 	printf "| %s | %s | %s | %.2f | %s |\n", name, ours, base, ratio, target
 }
@@ -244,6 +249,7 @@ BEGIN {
 	if (lkp > 0)
 		row("look-up of one sensitive cell by primary key, new backends / plaintext (TPS)", lks, lkp, lks / lkp, "(reference)")
 	row("insert sensitive, keys exist / unprotected", is " ms", ip " ms", is / ip, "<= 2")
+	row("insert sensitive, keys exist, collected by the trigger (collect_in_plan off) / unprotected", it " ms", ip3 " ms", it / ip3, "(reference)")
 	row("insert plaintext as long as the stored ciphertext, unprotected / unprotected", iz " ms", ip2 " ms", iz / ip2, "(storage floor)")
 	if (cens > 0)
 		row("the same + the cipher alone (encrypting, a key per value) / unprotected",
