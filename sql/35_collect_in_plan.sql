@@ -36,6 +36,16 @@ EXPLAIN (COSTS OFF) INSERT INTO cip VALUES (1, 'a', 'jazz', 'asthma') ON CONFLIC
 EXPLAIN (COSTS OFF) UPDATE cip SET music = 'rock';
 CREATE TEMP TABLE cip_plain (id int, note text, music text, health text);
 EXPLAIN (COSTS OFF) INSERT INTO cip_plain VALUES (1, 'a', 'jazz', 'asthma');
+-- EXPLAIN ANALYZE says who collected the rows.  The setting is read as the
+-- statement starts: a plan made while it was on follows it too
+BEGIN;
+SET LOCAL plan_cache_mode = force_generic_plan;
+PREPARE cip_explained(int) AS INSERT INTO cip (id, music) VALUES ($1, 'jazz');
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE cip_explained(1);
+SET LOCAL profile_guard.collect_in_plan = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE cip_explained(2);
+ROLLBACK;
+DEALLOCATE cip_explained;
 
 -- stored as the trigger stores it: sensitive values encrypted
 SET ROLE regress_cip_app;
@@ -149,6 +159,13 @@ EXECUTE cip_ins2(2);
 ALTER TABLE cip DISABLE TRIGGER z_after;
 EXECUTE cip_ins2(2);
 DEALLOCATE cip_ins2;
+-- ... and one that fires in replica mode only, entered by the statement
+-- itself: from that row on the trigger collects, and refuses it
+ALTER TABLE cip ENABLE REPLICA TRIGGER z_after;
+BEGIN;
+DELETE FROM cip WHERE id = 2;
+INSERT INTO cip (id, music) SELECT 2, 'rock' WHERE set_config('session_replication_role', 'replica', true) IS NOT NULL;
+ROLLBACK;
 DROP TRIGGER z_after ON cip;
 SELECT * FROM cip_stored();
 

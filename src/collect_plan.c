@@ -137,22 +137,49 @@ collecting_node(Plan *subplan, Index rti)
 	return (Plan *) cscan;
 }
 
+/* a pass over a finished plan: the statement's range table, the node ids */
+typedef struct CollectPlanning
+{
+	List	   *rtable;
+	int			max_node_id;	/* the highest plan_node_id in the plan */
+} CollectPlanning;
+
+/* the highest plan_node_id under plan, into p->max_node_id */
 static void
-collect_plan_tree(Plan *plan, List *rtable)
+note_node_ids(Plan *plan, CollectPlanning *p)
 {
 	List	  **children;
 	ListCell   *lc;
 
 	if (plan == NULL)
 		return;
-	collect_plan_tree(plan->lefttree, rtable);
-	collect_plan_tree(plan->righttree, rtable);
+	p->max_node_id = Max(p->max_node_id, plan->plan_node_id);
+	note_node_ids(plan->lefttree, p);
+	note_node_ids(plan->righttree, p);
 	if (IsA(plan, SubqueryScan))
-		collect_plan_tree(((SubqueryScan *) plan)->subplan, rtable);
+		note_node_ids(((SubqueryScan *) plan)->subplan, p);
 	children = pfg_plan_child_list(plan);
 	if (children != NULL)
 		foreach(lc, *children)
-			collect_plan_tree((Plan *) lfirst(lc), rtable);
+			note_node_ids((Plan *) lfirst(lc), p);
+}
+
+static void
+collect_plan_tree(Plan *plan, CollectPlanning *p)
+{
+	List	  **children;
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	collect_plan_tree(plan->lefttree, p);
+	collect_plan_tree(plan->righttree, p);
+	if (IsA(plan, SubqueryScan))
+		collect_plan_tree(((SubqueryScan *) plan)->subplan, p);
+	children = pfg_plan_child_list(plan);
+	if (children != NULL)
+		foreach(lc, *children)
+			collect_plan_tree((Plan *) lfirst(lc), p);
 
 	if (IsA(plan, ModifyTable))
 	{
@@ -163,10 +190,12 @@ collect_plan_tree(Plan *plan, List *rtable)
 			mt->onConflictAction == ONCONFLICT_UPDATE || outerPlan(mt) == NULL)
 			return;
 		rti = linitial_int(mt->resultRelations);
-		if (!collects_rows(rt_fetch(rti, rtable)->relid) ||
-			!produces_table_row(outerPlan(mt), rt_fetch(rti, rtable)->relid))
+		if (!collects_rows(rt_fetch(rti, p->rtable)->relid) ||
+			!produces_table_row(outerPlan(mt), rt_fetch(rti, p->rtable)->relid))
 			return;
 		outerPlan(mt) = collecting_node(outerPlan(mt), rti);
+		/* a node id of its own, as the planner numbers every node */
+		outerPlan(mt)->plan_node_id = ++p->max_node_id;
 	}
 }
 
@@ -177,14 +206,20 @@ collect_plan_tree(Plan *plan, List *rtable)
 void
 pfg_collect_plan(PlannedStmt *stmt)
 {
+	CollectPlanning p;
 	ListCell   *lc;
 
 	if (!collect_in_plan ||
 		(stmt->commandType != CMD_INSERT && !stmt->hasModifyingCTE))
 		return;
-	collect_plan_tree(stmt->planTree, stmt->rtable);
+	p.rtable = stmt->rtable;
+	p.max_node_id = 0;
+	note_node_ids(stmt->planTree, &p);
 	foreach(lc, stmt->subplans)
-		collect_plan_tree((Plan *) lfirst(lc), stmt->rtable);
+		note_node_ids((Plan *) lfirst(lc), &p);
+	collect_plan_tree(stmt->planTree, &p);
+	foreach(lc, stmt->subplans)
+		collect_plan_tree((Plan *) lfirst(lc), &p);
 }
 
 /*
@@ -196,6 +231,9 @@ typedef struct CollectPlanState
 	CustomScanState css;
 	Index		rti;			/* the INSERT's result relation */
 	Relation	rel;
+	TriggerDesc *trigdesc;		/* the statement's copy of the table's triggers */
+	bool		before_row;		/* its trig_insert_before_row as it was made */
+	int			replication_role;	/* SessionReplicationRole it was decided under */
 	bool		collects;		/* the node stands in for the trigger */
 	CollectSite *site;
 } CollectPlanState;
@@ -230,19 +268,27 @@ is_collection_trigger(const Trigger *t)
 }
 
 /*
- * Take the collection over from the trigger, if the trigger would fire and
+ * Take the collection over from the trigger, if the setting is on (now: a
+ * plan may have been made under another value), the trigger would fire and
  * no other BEFORE ROW INSERT trigger would: the statement's copy of the
  * table's triggers (InitResultRelInfo() copies them for each statement)
- * then fires none before the row.
+ * then fires none before the row.  Whether a trigger fires depends on
+ * session_replication_role, which the executor reads for every row: taken
+ * again whenever that changes (a function the statement calls may set it).
  */
-static bool
-take_over_trigger(ResultRelInfo *rri)
+static void
+decide(CollectPlanState *cs)
 {
-	TriggerDesc *td = rri->ri_TrigDesc;
+	TriggerDesc *td = cs->trigdesc;
 	bool		ours = false;
 
-	if (td == NULL || !td->trig_insert_before_row)
-		return false;
+	cs->replication_role = SessionReplicationRole;
+	cs->collects = false;
+	if (td == NULL)
+		return;
+	td->trig_insert_before_row = cs->before_row;
+	if (!collect_in_plan || !td->trig_insert_before_row)
+		return;
 	for (int i = 0; i < td->numtriggers; i++)
 	{
 		const Trigger *t = &td->triggers[i];
@@ -252,12 +298,12 @@ take_over_trigger(ResultRelInfo *rri)
 			!pfg_trigger_fires_now(t))
 			continue;
 		if (ours || !is_collection_trigger(t))
-			return false;
+			return;
 		ours = true;
 	}
 	if (ours)
 		td->trig_insert_before_row = false;
-	return ours;
+	cs->collects = ours;
 }
 
 static void
@@ -275,9 +321,10 @@ begin_collect(CustomScanState *node, EState *estate, int eflags)
 	cs->rel = rri->ri_RelationDesc;
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	cs->collects = take_over_trigger(rri);
-	if (cs->collects)
-		cs->site = pfg_collect_site(estate->es_query_cxt);
+	cs->trigdesc = rri->ri_TrigDesc;
+	cs->before_row = cs->trigdesc != NULL && cs->trigdesc->trig_insert_before_row;
+	cs->site = pfg_collect_site(estate->es_query_cxt);
+	decide(cs);
 }
 
 /* the subplan's next row, collected (its sensitive values encrypted) */
@@ -293,6 +340,8 @@ exec_collect(CustomScanState *node)
 
 	if (TupIsNull(in))
 		return NULL;
+	if (unlikely(SessionReplicationRole != cs->replication_role))
+		decide(cs);
 
 	/*
 	 * What the row's collection allocates (a ciphertext, a subject's text)
@@ -330,13 +379,19 @@ rescan_collect(CustomScanState *node)
 		ExecReScan(outerPlanState(node));
 }
 
-/* EXPLAIN: the table whose rows it collects */
+/*
+ * EXPLAIN: the table whose rows it collects; with ANALYZE, who collected
+ * them (the last rows, if session_replication_role changed on the way):
+ * the plan, or the trigger
+ */
 static void
 explain_collect(CustomScanState *node, List *ancestors, ExplainState *es)
 {
 	CollectPlanState *cs = (CollectPlanState *) node;
 
 	ExplainPropertyText("Collects For", RelationGetRelationName(cs->rel), es);
+	if (es->analyze)
+		ExplainPropertyText("Collected By", cs->collects ? "plan" : "trigger", es);
 }
 
 static const CustomScanMethods collect_plan_methods = {
@@ -359,7 +414,7 @@ pfg_collect_plan_init(void)
 {
 	DefineCustomBoolVariable("profile_guard.collect_in_plan",
 							 "Collects the rows of an INSERT into a guarded table in its plan.",
-							 "Off: the collection trigger collects every row. Either way the same rows are refused and the same values stored; it changes the speed only.",
+							 "Off: the collection trigger collects every row (read as each INSERT starts, plans made before included). Either way the same rows are refused and the same values stored; it changes the speed only.",
 							 &collect_in_plan,
 							 true,
 							 PGC_USERSET,
