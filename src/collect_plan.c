@@ -319,6 +319,12 @@ begin_collect(CustomScanState *node, EState *estate, int eflags)
 	if (rri == NULL)
 		elog(ERROR, "collecting insert: result relation %u is not open", cs->rti);
 	cs->rel = rri->ri_RelationDesc;
+	/* the values are read by attribute number (produces_table_row()) */
+	if (node->ss.ss_ScanTupleSlot->tts_tupleDescriptor->natts !=
+		RelationGetDescr(cs->rel)->natts)
+		elog(ERROR, "collecting insert: %d columns for relation \"%s\" of %d",
+			 node->ss.ss_ScanTupleSlot->tts_tupleDescriptor->natts,
+			 RelationGetRelationName(cs->rel), RelationGetDescr(cs->rel)->natts);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	cs->trigdesc = rri->ri_TrigDesc;
