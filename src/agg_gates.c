@@ -309,38 +309,6 @@ input_tlist_after(Agg *agg, List *tlist, List *moved)
 	return list_concat(result, moved);
 }
 
-/* the highest node number in the tree of 'plan' */
-static int
-max_plan_node_id(Plan *plan)
-{
-	List	  **children;
-	ListCell   *lc;
-	int			max;
-
-	if (plan == NULL)
-		return -1;
-	max = Max(plan->plan_node_id, Max(max_plan_node_id(plan->lefttree),
-									  max_plan_node_id(plan->righttree)));
-	if (IsA(plan, SubqueryScan))
-		max = Max(max, max_plan_node_id(((SubqueryScan *) plan)->subplan));
-	if ((children = pfg_plan_child_list(plan)) != NULL)
-		foreach(lc, *children)
-			max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
-	return max;
-}
-
-/* a node number no node of the statement has */
-static int
-next_plan_node_id(PlannedStmt *stmt)
-{
-	int			max = max_plan_node_id(stmt->planTree);
-	ListCell   *lc;
-
-	foreach(lc, stmt->subplans)
-		max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
-	return max + 1;
-}
-
 /*
  * A Result node above 'input' that passes its columns through, numbered
  * after every node of the statement.
@@ -356,7 +324,7 @@ projecting_input(Plan *input, PlannedStmt *stmt)
 	result->plan.plan_rows = input->plan_rows;
 	result->plan.plan_width = input->plan_width;
 	result->plan.parallel_safe = false;
-	result->plan.plan_node_id = next_plan_node_id(stmt);
+	result->plan.plan_node_id = pfg_next_plan_node_id(stmt);
 	result->plan.extParam = bms_copy(input->extParam);
 	result->plan.allParam = bms_copy(input->allParam);
 	foreach(lc, input->targetlist)

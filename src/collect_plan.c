@@ -75,8 +75,6 @@ produces_table_row(Plan *subplan, Oid relid)
 {
 	ListCell   *lc;
 	AttrNumber	attno = 0;
-	Relation	rel;
-	int			natts;
 
 	foreach(lc, subplan->targetlist)
 	{
@@ -85,12 +83,7 @@ produces_table_row(Plan *subplan, Oid relid)
 		if (tle->resjunk || tle->resno != ++attno)
 			return false;
 	}
-	rel = RelationIdGetRelation(relid);
-	if (!RelationIsValid(rel))
-		return false;
-	natts = RelationGetDescr(rel)->natts;
-	RelationClose(rel);
-	return attno == natts;
+	return attno == pfg_relation_natts(relid);
 }
 
 /*
@@ -137,65 +130,38 @@ collecting_node(Plan *subplan, Index rti)
 	return (Plan *) cscan;
 }
 
-/* a pass over a finished plan: the statement's range table, the node ids */
-typedef struct CollectPlanning
-{
-	List	   *rtable;
-	int			max_node_id;	/* the highest plan_node_id in the plan */
-} CollectPlanning;
-
-/* the highest plan_node_id under plan, into p->max_node_id */
 static void
-note_node_ids(Plan *plan, CollectPlanning *p)
+collect_plan_tree(Plan *plan, PlannedStmt *stmt)
 {
 	List	  **children;
 	ListCell   *lc;
 
 	if (plan == NULL)
 		return;
-	p->max_node_id = Max(p->max_node_id, plan->plan_node_id);
-	note_node_ids(plan->lefttree, p);
-	note_node_ids(plan->righttree, p);
+	collect_plan_tree(plan->lefttree, stmt);
+	collect_plan_tree(plan->righttree, stmt);
 	if (IsA(plan, SubqueryScan))
-		note_node_ids(((SubqueryScan *) plan)->subplan, p);
+		collect_plan_tree(((SubqueryScan *) plan)->subplan, stmt);
 	children = pfg_plan_child_list(plan);
 	if (children != NULL)
 		foreach(lc, *children)
-			note_node_ids((Plan *) lfirst(lc), p);
-}
-
-static void
-collect_plan_tree(Plan *plan, CollectPlanning *p)
-{
-	List	  **children;
-	ListCell   *lc;
-
-	if (plan == NULL)
-		return;
-	collect_plan_tree(plan->lefttree, p);
-	collect_plan_tree(plan->righttree, p);
-	if (IsA(plan, SubqueryScan))
-		collect_plan_tree(((SubqueryScan *) plan)->subplan, p);
-	children = pfg_plan_child_list(plan);
-	if (children != NULL)
-		foreach(lc, *children)
-			collect_plan_tree((Plan *) lfirst(lc), p);
+			collect_plan_tree((Plan *) lfirst(lc), stmt);
 
 	if (IsA(plan, ModifyTable))
 	{
 		ModifyTable *mt = (ModifyTable *) plan;
 		Index		rti;
+		Oid			relid;
 
 		if (mt->operation != CMD_INSERT || list_length(mt->resultRelations) != 1 ||
 			mt->onConflictAction == ONCONFLICT_UPDATE || outerPlan(mt) == NULL)
 			return;
 		rti = linitial_int(mt->resultRelations);
-		if (!collects_rows(rt_fetch(rti, p->rtable)->relid) ||
-			!produces_table_row(outerPlan(mt), rt_fetch(rti, p->rtable)->relid))
+		relid = rt_fetch(rti, stmt->rtable)->relid;
+		if (!collects_rows(relid) || !produces_table_row(outerPlan(mt), relid))
 			return;
 		outerPlan(mt) = collecting_node(outerPlan(mt), rti);
-		/* a node id of its own, as the planner numbers every node */
-		outerPlan(mt)->plan_node_id = ++p->max_node_id;
+		outerPlan(mt)->plan_node_id = pfg_next_plan_node_id(stmt);
 	}
 }
 
@@ -206,20 +172,14 @@ collect_plan_tree(Plan *plan, CollectPlanning *p)
 void
 pfg_collect_plan(PlannedStmt *stmt)
 {
-	CollectPlanning p;
 	ListCell   *lc;
 
 	if (!collect_in_plan ||
 		(stmt->commandType != CMD_INSERT && !stmt->hasModifyingCTE))
 		return;
-	p.rtable = stmt->rtable;
-	p.max_node_id = 0;
-	note_node_ids(stmt->planTree, &p);
+	collect_plan_tree(stmt->planTree, stmt);
 	foreach(lc, stmt->subplans)
-		note_node_ids((Plan *) lfirst(lc), &p);
-	collect_plan_tree(stmt->planTree, &p);
-	foreach(lc, stmt->subplans)
-		collect_plan_tree((Plan *) lfirst(lc), &p);
+		collect_plan_tree((Plan *) lfirst(lc), stmt);
 }
 
 /*

@@ -32,7 +32,6 @@
 #include "postgres.h"
 
 #include "access/tableam.h"
-#include "catalog/pg_class.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -42,7 +41,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 
 #include "gate_eval.h"
 #include "gate_exec.h"
@@ -325,20 +323,6 @@ compare_gate_order(const void *a, const void *b, void *arg)
 	return use[*(const AttrNumber *) a].order - use[*(const AttrNumber *) b].order;
 }
 
-/* the relation's number of attributes, dropped ones included (0: none) */
-static int
-relation_natts(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	int			natts;
-
-	if (!HeapTupleIsValid(tuple))
-		return 0;
-	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
-	ReleaseSysCache(tuple);
-	return natts;
-}
-
 static const CustomScanMethods gated_scan_plan_methods;
 
 /*
@@ -370,7 +354,7 @@ gated_scan_for(SeqScan *scan, Plan *parent, GatedScanPlanning *p)
 
 	p->scanrelid = scan->scan.scanrelid;
 	p->subject_attno = subject->varattno;
-	p->ncolumns = relation_natts(rte->relid);
+	p->ncolumns = pfg_relation_natts(rte->relid);
 	if (p->subject_attno > p->ncolumns)
 		return NULL;
 	p->use = palloc0(sizeof(ColumnUse) * (p->ncolumns + 1));

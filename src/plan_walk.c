@@ -1,16 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * plan_walk.c
- *	  Owns what the passes over a finished plan (agg_gates.c, gated_scan.c)
- *	  ask of its nodes and expressions: the children a node holds besides
- *	  its left and right trees, and whether an expression evaluates all of
- *	  its parts whenever it is evaluated.
+ *	  Owns what the passes over a finished plan (agg_gates.c, gated_scan.c,
+ *	  collect_plan.c) ask of its nodes and expressions: the children a node
+ *	  holds besides its left and right trees, a number for a node a pass
+ *	  adds, a relation's number of attributes, and whether an expression evaluates all of its parts whenever
+ *	  it is evaluated.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
 #include "nodes/plannodes.h"
+#include "utils/syscache.h"
 
 #include "plan_walk.h"
 
@@ -37,6 +41,59 @@ pfg_plan_child_list(Plan *plan)
 		default:
 			return NULL;
 	}
+}
+
+/* the highest node number in the tree of 'plan' */
+static int
+max_plan_node_id(Plan *plan)
+{
+	List	  **children;
+	ListCell   *lc;
+	int			max;
+
+	if (plan == NULL)
+		return -1;
+	max = Max(plan->plan_node_id, Max(max_plan_node_id(plan->lefttree),
+									  max_plan_node_id(plan->righttree)));
+	if (IsA(plan, SubqueryScan))
+		max = Max(max, max_plan_node_id(((SubqueryScan *) plan)->subplan));
+	if ((children = pfg_plan_child_list(plan)) != NULL)
+		foreach(lc, *children)
+			max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
+	return max;
+}
+
+/*
+ * A node number no node of the statement has, for a node a pass puts in
+ * the plan (the planner numbers every node; EXPLAIN and extensions that
+ * follow plans by node go by it)
+ */
+int
+pfg_next_plan_node_id(PlannedStmt *stmt)
+{
+	int			max = max_plan_node_id(stmt->planTree);
+	ListCell   *lc;
+
+	foreach(lc, stmt->subplans)
+		max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
+	return max + 1;
+}
+
+/*
+ * A plan's relation's number of attributes, dropped ones included (0:
+ * none), without opening it
+ */
+int
+pfg_relation_natts(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int			natts;
+
+	if (!HeapTupleIsValid(tuple))
+		return 0;
+	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+	return natts;
 }
 
 /*

@@ -12,6 +12,8 @@
 #include "nodes/plannodes.h"
 
 extern List **pfg_plan_child_list(Plan *plan);
+extern int	pfg_next_plan_node_id(PlannedStmt *stmt);
+extern int	pfg_relation_natts(Oid relid);
 extern bool pfg_evaluates_all_parts(Node *node);
 
 #endif							/* PROFILE_GUARD_PLAN_WALK_H */
