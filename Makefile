@@ -24,6 +24,7 @@ OBJS = \
 	src/plan_walk.o \
 	src/gate_exec.o \
 	src/gated_scan.o \
+	src/parallel_gates.o \
 	src/transport.o \
 	src/collect.o \
 	src/collect_plan.o \

@@ -363,7 +363,8 @@ EXPLAIN (COSTS OFF) SELECT sum(visits), count(music) FROM events;
 SELECT count(music), count(health) FROM events;
 RESET ROLE;
 
--- with parallel plans allowed the gated read stays in the leader
+-- with parallel plans allowed the gated scan is shared by the workers
+-- (the parallel gated scan; the aggregate's cell gates run above it)
 SET ROLE regress_gs_app;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;

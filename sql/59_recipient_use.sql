@@ -142,9 +142,10 @@ SELECT count(*) FROM profiles WHERE sports = 'polo';
 RESET ROLE;
 SELECT pg_temp.used() AS "probe";
 
--- 4. parallel plans: the gates are parallel restricted, so every cell is
--- served in the backend that records it (the suite runs again under
--- force_parallel_mode = regress)
+-- 4. parallel plans: the wide shape's gates are parallel safe, but under a
+-- purpose that records its cells the leader runs the plan alone, so every
+-- cell is served in the backend that records it (the suite runs again
+-- under force_parallel_mode = regress)
 SELECT count(*) AS gates_parallel_safe FROM pg_proc
 WHERE pronamespace = 'profile_guard'::regnamespace AND proname ~ '^_.*(gate|mask)$' AND proparallel = 's';
 

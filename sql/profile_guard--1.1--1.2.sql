@@ -6268,6 +6268,15 @@ COMMENT ON FUNCTION shared_data_keys() IS
 REVOKE ALL ON FUNCTION shared_data_keys() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION shared_data_keys() TO profile_guard_admin;
 
+-- The wide shape's gates are parallel safe: a parallel worker decides as
+-- its leader does, or the leader keeps the plan to itself
+-- (src/parallel_gates.c).  The long shape's gates and the whole-row mask
+-- stay parallel restricted.
+ALTER FUNCTION _row_gate("any", oid) PARALLEL SAFE;
+ALTER FUNCTION _purpose_row_gate("any", oid) PARALLEL SAFE;
+ALTER FUNCTION _cell_gate("any", integer, anyelement) PARALLEL SAFE;
+ALTER FUNCTION _sensitive_cell_gate("any", integer, text, anyelement) PARALLEL SAFE;
+
 -- Statistics for the catalog tables that were never analysed (an
 -- installation whose tables have not filled): PostgreSQL plans such a table
 -- as if it held hundreds of rows, which put the views over several of them

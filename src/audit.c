@@ -202,6 +202,22 @@ pfg_audit_tag_index(int tag_id)
 	return pfg_audit_tag_slot(tag_id, NULL, 0) - c->tags;
 }
 
+/*
+ * A counting target of its own, in 'cxt', for a backend that counts
+ * outside any audited statement and reports the counts elsewhere (a
+ * parallel worker, parallel_gates.c).
+ */
+PfgAuditCounters *
+pfg_audit_counters_create(MemoryContext cxt)
+{
+	PfgAuditCounters *c = MemoryContextAllocZero(cxt, sizeof(PfgAuditCounters));
+
+	c->cxt = cxt;
+	c->last_rel = &SinkRel;
+	c->last_tag = &SinkTag;
+	return c;
+}
+
 /* how deep in executors (and utility statements) the backend is now */
 int
 pfg_audit_nesting(void)

@@ -28,6 +28,7 @@ extern PfgAuditRel *pfg_audit_rel_slot(Oid relid);
 extern int	pfg_audit_nesting(void);
 extern PfgAuditTag *pfg_audit_tag_slot(int tag_id, const char *name, int len);
 extern int	pfg_audit_tag_index(int tag_id);
+extern PfgAuditCounters *pfg_audit_counters_create(MemoryContext cxt);
 
 /* _row_gate: one row examined */
 static inline void

@@ -23,6 +23,9 @@
  *	      an expression that may be skipped (CASE, COALESCE, AND, OR, an
  *	      aggregate's FILTER, ...);
  *	    - no system column or whole-row reference.
+ *	  A parallel sequential scan becomes a parallel gated scan: the leader
+ *	  and its workers share the table's pages, and each takes the gates of
+ *	  its rows (parallel_gates.c says when workers may).
  *	  Everything else keeps the sequential scan and the gate functions.
  *	  Plans are made gated by gate.c; this file only changes how the gates
  *	  of such a plan run.
@@ -348,7 +351,7 @@ gated_scan_for(SeqScan *scan, Plan *parent, GatedScanPlanning *p)
 	bool		parent_reads = false;
 	bool		parent_gated = false;	/* the parent's gates may be taken */
 
-	if (gate == NULL || rte->rtekind != RTE_RELATION || scan->scan.plan.parallel_aware)
+	if (gate == NULL || rte->rtekind != RTE_RELATION)
 		return NULL;
 	subject = linitial_node(Var, gate->args);
 
@@ -700,6 +703,47 @@ end_gated_scan(CustomScanState *node)
 		table_endscan(node->ss.ss_currentScanDesc);
 }
 
+/*
+ * A parallel sequential scan's part (parallel_gates.c lets the gates run
+ * in workers): the workers and the leader share one parallel scan of the
+ * table, as nodeSeqscan.c does; each takes the gates of the rows it gets.
+ */
+static Size
+estimate_gated_scan_dsm(CustomScanState *node, ParallelContext *pcxt)
+{
+	return table_parallelscan_estimate(node->ss.ss_currentRelation,
+									   node->ss.ps.state->es_snapshot);
+}
+
+static void
+initialize_gated_scan_dsm(CustomScanState *node, ParallelContext *pcxt,
+						  void *coordinate)
+{
+	ParallelTableScanDesc pscan = (ParallelTableScanDesc) coordinate;
+
+	table_parallelscan_initialize(node->ss.ss_currentRelation, pscan,
+								  node->ss.ps.state->es_snapshot);
+	node->ss.ss_currentScanDesc =
+		table_beginscan_parallel(node->ss.ss_currentRelation, pscan);
+}
+
+static void
+reinitialize_gated_scan_dsm(CustomScanState *node, ParallelContext *pcxt,
+							void *coordinate)
+{
+	table_parallelscan_reinitialize(node->ss.ss_currentRelation,
+									(ParallelTableScanDesc) coordinate);
+}
+
+static void
+initialize_gated_scan_worker(CustomScanState *node, shm_toc *toc,
+							 void *coordinate)
+{
+	node->ss.ss_currentScanDesc =
+		table_beginscan_parallel(node->ss.ss_currentRelation,
+								 (ParallelTableScanDesc) coordinate);
+}
+
 static void
 rescan_gated_scan(CustomScanState *node)
 {
@@ -736,6 +780,10 @@ static const CustomExecMethods gated_scan_exec_methods = {
 	.ExecCustomScan = exec_gated_scan,
 	.EndCustomScan = end_gated_scan,
 	.ReScanCustomScan = rescan_gated_scan,
+	.EstimateDSMCustomScan = estimate_gated_scan_dsm,
+	.InitializeDSMCustomScan = initialize_gated_scan_dsm,
+	.ReInitializeDSMCustomScan = reinitialize_gated_scan_dsm,
+	.InitializeWorkerCustomScan = initialize_gated_scan_worker,
 	.ExplainCustomScan = explain_gated_scan,
 };
 

@@ -30,7 +30,8 @@
  *	  planner_hook: the gate rewrites the query; next; the gate marks the
  *	  plan (re-planned on SET ROLE, inlined functions as dependencies).
  *
- *	  ExecutorStart_hook: the statement starts (not in a parallel worker);
+ *	  ExecutorStart_hook: the statement starts (in a parallel worker
+ *	  instead: it attaches to its leader's run, parallel_gates.c);
  *	  the audit begins the statement when it touches a guarded relation;
  *	  in PG_TRY when it does: the gate checks the purpose, next; then the
  *	  audit follows the statement until it ends.  On error: the audit's
@@ -39,12 +40,16 @@
  *	  ExecutorRun_hook, ExecutorFinish_hook: the audit makes the statement
  *	  the gates' counting target and raises the nesting level; for a
  *	  guarded statement, errors are marked for redaction (redact.c's
- *	  error context callback); in PG_TRY: next.  Then, or on error, the
- *	  mark is removed and the audit restores the target and the level
- *	  (and sums the rows processed, ExecutorRun); on error it notes a
- *	  denial and re-throws.
+ *	  error context callback); in PG_TRY: (ExecutorRun) a run that may
+ *	  start workers opens its parallel slot or is kept to the leader
+ *	  (parallel_gates.c); next; the workers' counts are collected.  Then,
+ *	  or on error, the mark is removed and the audit restores the target
+ *	  and the level (and sums the rows processed, ExecutorRun); on error
+ *	  a worker reports its counts, a leader collects them and closes its
+ *	  slot, and the audit notes a denial and re-throws.
  *
- *	  ExecutorEnd_hook: the audit ends the statement (its line, its
+ *	  ExecutorEnd_hook: in a parallel worker, the plan's counts go to the
+ *	  leader (parallel_gates.c); the audit ends the statement (its line, its
  *	  counts); next; at the outermost level, the statement's shared data
  *	  keys are let go (shared_data_keys.c).
  *
@@ -88,6 +93,7 @@
 #include "gate.h"
 #include "redact.h"
 #include "shared_data_keys.h"
+#include "parallel_gates.h"
 #include "shmem.h"
 
 static shmem_request_hook_type next_shmem_request_hook = NULL;
@@ -199,6 +205,8 @@ profile_guard_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	/* parallel workers: the leader does this for the statement */
 	if (!IsParallelWorker())
 		statement_starts();
+	else
+		pfg_parallel_gates_worker_start(queryDesc);
 	pfg_audit_executor_start_enter(&frame, queryDesc, eflags);
 	if (!frame.guarded)
 	{
@@ -224,19 +232,25 @@ profile_guard_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 {
 	PfgAuditFrame frame;
 	ErrorContextCallback errcb;
+	PfgParallelRun parallel = {false, NULL};
 
 	pfg_audit_executor_run_enter(&frame, queryDesc);
 	if (frame.guarded)
 		push_redaction_mark(&errcb);
 	PG_TRY();
 	{
+		pfg_parallel_gates_run_begin(&parallel, queryDesc);
 		if (next_ExecutorRun_hook)
 			next_ExecutorRun_hook(queryDesc, direction, count, execute_once);
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+		pfg_parallel_gates_run_end(&parallel, queryDesc);
 	}
 	PG_CATCH();
 	{
+		if (IsParallelWorker())
+			pfg_parallel_gates_worker_failed(queryDesc);
+		pfg_parallel_gates_run_abort(&parallel, queryDesc);
 		if (frame.guarded)
 			pop_redaction_mark(&errcb);
 		pfg_audit_executor_run_abort(&frame, queryDesc);
@@ -280,6 +294,8 @@ profile_guard_ExecutorEnd(QueryDesc *queryDesc)
 {
 	PfgAuditFrame frame;
 
+	if (IsParallelWorker())
+		pfg_parallel_gates_worker_end(queryDesc);
 	pfg_audit_executor_end(&frame, queryDesc);
 	if (next_ExecutorEnd_hook)
 		next_ExecutorEnd_hook(queryDesc);

@@ -34,6 +34,7 @@
 #include "audit.h"
 #include "invalidation.h"
 #include "policy_generation.h"
+#include "parallel_gates.h"
 #include "purpose.h"
 #include "spi_checked.h"
 
@@ -237,6 +238,9 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 	if (pfg_purpose_last_holds(generation, user))
 		return pfg_purpose_last.answers;
 
+	/* a worker runs gates only for a leader that handed it its state */
+	pfg_parallel_gates_worker_check();
+
 	if (pfg_current_user_bypasses())
 		return NULL;
 
@@ -328,6 +332,25 @@ pfg_purpose_now(Oid relid, const char *tag)
 {
 	return resolve_purpose(pfg_purpose, pfg_purpose_generation,
 						   relid, tag);
+}
+
+/*
+ * Are the cells served under the running statement's purpose, or under the
+ * purpose declared now, recorded for a recipient (recipient_use.c)?  Looks
+ * only at their definitions: refuses nothing.
+ */
+bool
+pfg_purpose_records_recipient(void)
+{
+	const char *names[2];
+
+	names[0] = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : NULL;
+	names[1] = pfg_purpose;
+	for (int i = 0; i < 2; i++)
+		if (names[i] != NULL && names[i][0] != '\0' &&
+			definition_of(names[i])->recipient != NULL)
+			return true;
+	return false;
 }
 
 /* is a purpose declared for the running statement? */

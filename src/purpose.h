@@ -64,5 +64,6 @@ pfg_purpose_for_statement(Oid relid, const char *tag)
 
 extern PurposeState *pfg_purpose_now(Oid relid, const char *tag);
 extern bool pfg_statement_purpose_declared(void);
+extern bool pfg_purpose_records_recipient(void);
 
 #endif							/* PROFILE_GUARD_PURPOSE_H */

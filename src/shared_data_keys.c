@@ -426,6 +426,13 @@ shared_keys_xact_callback(XactEvent event, void *arg)
 	n_mapped = 0;
 }
 
+/* has this transaction made, changed or destroyed data keys? */
+bool
+pfg_shared_data_keys_changed_in_xact(void)
+{
+	return KeysChangedInXact || KeysCreatedInXact;
+}
+
 void
 pfg_shared_data_keys_init(void)
 {

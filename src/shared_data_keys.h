@@ -24,6 +24,7 @@ typedef struct PfgSharedKeysTicket
 extern void pfg_shared_data_keys_define_settings(void);
 extern Size pfg_shared_data_keys_shmem_size(void);
 extern void pfg_shared_data_keys_shmem_startup(LWLock *lock);
+extern bool pfg_shared_data_keys_changed_in_xact(void);
 extern void pfg_shared_data_keys_init(void);
 
 /* the current transaction made keys / changed or removed some */

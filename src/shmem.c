@@ -12,7 +12,9 @@
  *	    4. the progress slots of long work, one per backend (progress.c);
  *	    5. the shared buffer of audit lines (audit_ring.c);
  *	    6. the shared data keys' control (shared_data_keys.c), with the
- *	       named LWLock tranche "profile_guard shared data keys".
+ *	       named LWLock tranche "profile_guard shared data keys";
+ *	    7. the slots of parallel runs, one per backend (parallel_gates.c),
+ *	       with the named LWLock tranche "profile_guard parallel gates".
  *	  The set-up runs under AddinShmemInitLock, in the postmaster (or in
  *	  every backend where shared memory is attached anew); a part that
  *	  finds its structures already there only attaches to them.  shmem.h
@@ -28,6 +30,7 @@
 
 #include "shmem.h"
 #include "audit_ring.h"
+#include "parallel_gates.h"
 #include "progress.h"
 #include "redact.h"
 #include "shared_answers.h"
@@ -38,6 +41,7 @@
 #define SHARED_ANSWERS_TRANCHE	"profile_guard shared answers"
 #define USAGE_TRANCHE			"profile_guard"
 #define SHARED_DATA_KEYS_TRANCHE "profile_guard shared data keys"
+#define PARALLEL_GATES_TRANCHE	"profile_guard parallel gates"
 
 /* shmem_request_hook (hooks.c) */
 void
@@ -51,10 +55,12 @@ pfg_shmem_request(void)
 	size = add_size(size, pfg_progress_shmem_size());
 	size = add_size(size, pfg_audit_ring_shmem_size());
 	size = add_size(size, pfg_shared_data_keys_shmem_size());
+	size = add_size(size, pfg_parallel_gates_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(SHARED_ANSWERS_TRANCHE, 1);
 	RequestNamedLWLockTranche(USAGE_TRANCHE, 1);
 	RequestNamedLWLockTranche(SHARED_DATA_KEYS_TRANCHE, 1);
+	RequestNamedLWLockTranche(PARALLEL_GATES_TRANCHE, 1);
 }
 
 /* shmem_startup_hook (hooks.c) */
@@ -68,5 +74,6 @@ pfg_shmem_startup(void)
 	pfg_progress_shmem_startup();
 	pfg_audit_ring_shmem_startup();
 	pfg_shared_data_keys_shmem_startup(&(GetNamedLWLockTranche(SHARED_DATA_KEYS_TRANCHE))->lock);
+	pfg_parallel_gates_shmem_startup(&(GetNamedLWLockTranche(PARALLEL_GATES_TRANCHE))->lock);
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -31,6 +31,11 @@
  *	    lock and read without it.  The keys are in a DSA area of their
  *	    own, created on first use under that lock.
  *
+ *	  - the slots of parallel runs (parallel_gates.c): one per backend,
+ *	    opened and closed by its backend as a leader and added to by its
+ *	    workers, all under the LWLock of tranche "profile_guard parallel
+ *	    gates" (shared to attach, exclusive to change).
+ *
  *	  Our LWLocks and spinlocks are never held together, but an entry's
  *	  spinlock under its table's lock.  The control's lock may be taken
  *	  while a patch lock is held, never the other way round.  Set-up runs

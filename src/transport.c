@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "extension.h"
 #include "spi_checked.h"
+#include "parallel_gates.h"
 #include "transport.h"
 
 int			pfg_transport_state = 0;
@@ -32,15 +33,15 @@ int			pfg_transport_state = 0;
 /*
  * Secure: SSL (or GSSAPI encryption, hostgssenc), or a local (Unix-domain)
  * socket, or no client connection at all (a background worker such as the
- * sweep, a standalone backend).  Plain TCP is not, loopback included.  A parallel worker cannot see its
- * leader's connection: it counts as plain (the gates are parallel
- * restricted and never run there).
+ * sweep, a standalone backend).  Plain TCP is not, loopback included.  A
+ * parallel worker has no connection: its leader's counts, as the leader
+ * handed it over (parallel_gates.c; plain if it did not).
  */
 int
 pfg_transport_decide(void)
 {
 	if (IsParallelWorker())
-		pfg_transport_state = PFG_TRANSPORT_PLAIN;
+		pfg_transport_state = pfg_parallel_gates_leader_transport();
 	else if (MyProcPort == NULL)
 		pfg_transport_state = PFG_TRANSPORT_SECURE;
 	else if (MyProcPort->laddr.addr.ss_family == AF_UNIX)
