@@ -324,6 +324,8 @@ attach_to_leader(void)
 	LWLockRelease(SlotsLock);
 	if (!WorkerAttached)
 		return;
+	pfg_transport_state = WorkerTransport;
+	pfg_purpose_allow_in_worker();
 	cxt = AllocSetContextCreate(TopMemoryContext, "profile_guard parallel worker counts",
 								ALLOCSET_SMALL_SIZES);
 	WorkerCounts = pfg_audit_counters_create(cxt);
@@ -474,23 +476,4 @@ pfg_parallel_gates_worker_end(QueryDesc *queryDesc)
 				 errdetail("Workers can report up to %d relations and %d tags to their leader.",
 						   SLOT_MAX_RELS, SLOT_MAX_TAGS),
 				 errhint("Run the statement with max_parallel_workers_per_gather = 0.")));
-}
-
-/* a gate is about to run: in a worker, only one attached to its leader */
-void
-pfg_parallel_gates_worker_check(void)
-{
-	if (IsParallelWorker() && !WorkerAttached)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the gates of profile_guard cannot run in this parallel worker"),
-				 errdetail("Its leader did not hand it the statement's state."),
-				 errhint("Run the query with max_parallel_workers_per_gather = 0.")));
-}
-
-/* the leader's connection, for a worker's transport checks */
-int
-pfg_parallel_gates_leader_transport(void)
-{
-	return WorkerAttached ? WorkerTransport : PFG_TRANSPORT_PLAIN;
 }

@@ -37,9 +37,4 @@ extern void pfg_parallel_gates_worker_start(QueryDesc *queryDesc);
 extern void pfg_parallel_gates_worker_end(QueryDesc *queryDesc);
 extern void pfg_parallel_gates_worker_failed(QueryDesc *queryDesc);
 
-/* a gate about to run in a parallel worker: may it? (refuses if not) */
-extern void pfg_parallel_gates_worker_check(void);
-/* the leader's connection, as transport.c decides it, in a worker */
-extern int	pfg_parallel_gates_leader_transport(void);
-
 #endif							/* PROFILE_GUARD_PARALLEL_GATES_H */

@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -34,7 +35,6 @@
 #include "audit.h"
 #include "invalidation.h"
 #include "policy_generation.h"
-#include "parallel_gates.h"
 #include "purpose.h"
 #include "spi_checked.h"
 
@@ -60,6 +60,9 @@ typedef struct PurposeDefinition
 #define MAX_DEFINITIONS 8		/* more, and all are read again */
 
 static MemoryContext DefinitionsContext = NULL;
+/* a parallel worker attached to its leader's run (parallel_gates.c) */
+static bool ResolvesInWorker = false;
+
 static PurposeDefinition *Definitions[MAX_DEFINITIONS];
 static int	NDefinitions = 0;
 static uint64 DefinitionsBasis = 0; /* the answers' basis they were read under */
@@ -239,7 +242,12 @@ resolve_purpose(const char *name, uint64 generation, Oid relid, const char *tag)
 		return pfg_purpose_last.answers;
 
 	/* a worker runs gates only for a leader that handed it its state */
-	pfg_parallel_gates_worker_check();
+	if (IsParallelWorker() && !ResolvesInWorker)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the gates of profile_guard cannot run in this parallel worker"),
+				 errdetail("Its leader did not hand it the statement's state."),
+				 errhint("Run the query with max_parallel_workers_per_gather = 0.")));
 
 	if (pfg_current_user_bypasses())
 		return NULL;
@@ -351,6 +359,16 @@ pfg_purpose_records_recipient(void)
 			definition_of(names[i])->recipient != NULL)
 			return true;
 	return false;
+}
+
+/*
+ * A parallel worker resolves purposes (runs gates) only once it has
+ * attached to its leader's run (parallel_gates.c).
+ */
+void
+pfg_purpose_allow_in_worker(void)
+{
+	ResolvesInWorker = true;
 }
 
 /* is a purpose declared for the running statement? */

@@ -65,5 +65,6 @@ pfg_purpose_for_statement(Oid relid, const char *tag)
 extern PurposeState *pfg_purpose_now(Oid relid, const char *tag);
 extern bool pfg_statement_purpose_declared(void);
 extern bool pfg_purpose_records_recipient(void);
+extern void pfg_purpose_allow_in_worker(void);
 
 #endif							/* PROFILE_GUARD_PURPOSE_H */

@@ -25,7 +25,6 @@
 #include "catalog.h"
 #include "extension.h"
 #include "spi_checked.h"
-#include "parallel_gates.h"
 #include "transport.h"
 
 int			pfg_transport_state = 0;
@@ -34,14 +33,14 @@ int			pfg_transport_state = 0;
  * Secure: SSL (or GSSAPI encryption, hostgssenc), or a local (Unix-domain)
  * socket, or no client connection at all (a background worker such as the
  * sweep, a standalone backend).  Plain TCP is not, loopback included.  A
- * parallel worker has no connection: its leader's counts, as the leader
- * handed it over (parallel_gates.c; plain if it did not).
+ * parallel worker has no connection: its leader's counts, set as it
+ * attaches to its leader's run (parallel_gates.c); plain if it did not.
  */
 int
 pfg_transport_decide(void)
 {
 	if (IsParallelWorker())
-		pfg_transport_state = pfg_parallel_gates_leader_transport();
+		pfg_transport_state = PFG_TRANSPORT_PLAIN;
 	else if (MyProcPort == NULL)
 		pfg_transport_state = PFG_TRANSPORT_SECURE;
 	else if (MyProcPort->laddr.addr.ss_family == AF_UNIX)
