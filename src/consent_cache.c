@@ -406,6 +406,12 @@ read_one_subject(PurposeState *ps, SubjectKey key)
 	forget_last_lookup(ps);
 	e = pfg_answers_entry(ps, key, &found);
 	e->a = NoAnswer;
+	/*
+	 * Expired until read: an error (a cancel) that stops the read leaves
+	 * the entry to be read again at its next look-up, not a standing "no
+	 * consent" that would hide the subject for the rest of the session.
+	 */
+	e->a.valid_until = DT_NOBEGIN;
 	pfg_answers_refresh(ps, e);
 	return e;
 }
