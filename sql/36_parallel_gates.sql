@@ -78,6 +78,42 @@ BEGIN
 	RETURN coalesce(u1, 'nothing counted');
 END $$;
 
+-- The same for a statement that fails in the leader once the workers have
+-- read every row (the final aggregate divides by zero): the failed
+-- statement's counts, parallel or serial, hold every row and cell read.
+CREATE FUNCTION pg_temp.failing_both_ways(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	u1 text; u2 text;
+BEGIN
+	PERFORM profile_guard.usage_reset();
+	BEGIN
+		SET LOCAL ROLE regress_par_app;
+		SET LOCAL profile_guard.purpose = 'recommendation';
+		SET LOCAL parallel_setup_cost = 0;
+		SET LOCAL parallel_tuple_cost = 0;
+		SET LOCAL min_parallel_table_scan_size = 0;
+		SET LOCAL max_parallel_workers_per_gather = 2;
+		EXECUTE q;
+	EXCEPTION WHEN division_by_zero THEN
+		NULL;
+	END;
+	u1 := pg_temp.usage_now();
+	PERFORM profile_guard.usage_reset();
+	BEGIN
+		SET LOCAL ROLE regress_par_app;
+		SET LOCAL profile_guard.purpose = 'recommendation';
+		SET LOCAL max_parallel_workers_per_gather = 0;
+		EXECUTE q;
+	EXCEPTION WHEN division_by_zero THEN
+		NULL;
+	END;
+	u2 := pg_temp.usage_now();
+	IF u1 IS DISTINCT FROM u2 THEN
+		RAISE EXCEPTION 'parallel counts % <> serial counts %', u1, u2;
+	END IF;
+	RETURN coalesce(u1, 'nothing counted');
+END $$;
+
 -- the plans: the scan is shared by the workers, each taking its rows' gates
 SET ROLE regress_par_app;
 SET profile_guard.purpose = 'recommendation';
@@ -98,6 +134,8 @@ SELECT pg_temp.both_ways('SELECT id, sports, health FROM people WHERE id % 100 =
 SELECT pg_temp.both_ways('SELECT count(*) FROM people WHERE health LIKE ''cond-2%''');
 SELECT pg_temp.both_ways('SELECT count(*) FROM people a JOIN people b ON a.id = b.id + 1 WHERE b.health IS NOT NULL');
 SELECT pg_temp.both_ways('SELECT count(*) FROM people WHERE id IN (SELECT id FROM people WHERE sports IS NULL)');
+
+SELECT pg_temp.failing_both_ways('SELECT 1 / (count(sports) - 2000) FROM people');
 
 -- an error in a worker: the statement fails as it would serially
 SET ROLE regress_par_app;

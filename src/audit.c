@@ -157,6 +157,17 @@ add_tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
 	return t;
 }
 
+static PfgAuditTag *
+tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
+{
+	if (c == &Sink)
+		return &SinkTag;
+	for (int i = 0; i < c->ntags; i++)
+		if (c->tags[i].tag_id == tag_id)
+			return c->last_tag = &c->tags[i];
+	return c->last_tag = add_tag_slot(c, tag_id, name, len);
+}
+
 /*
  * The slot of a relation in the running statement: a short linear search,
  * reached only when the memo misses (another relation than the last row's).
@@ -164,8 +175,19 @@ add_tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
 PfgAuditRel *
 pfg_audit_rel_slot(Oid relid)
 {
-	PfgAuditCounters *c = PfgAuditCur;
+	return pfg_audit_rel_slot_in(PfgAuditCur, relid);
+}
 
+PfgAuditTag *
+pfg_audit_tag_slot(int tag_id, const char *name, int len)
+{
+	return tag_slot(PfgAuditCur, tag_id, name, len);
+}
+
+/* the same in counters 'c' (a failed parallel run's, parallel_gates.c) */
+PfgAuditRel *
+pfg_audit_rel_slot_in(PfgAuditCounters *c, Oid relid)
+{
 	if (c == &Sink)
 		return &SinkRel;
 	for (int i = 0; i < c->nrels; i++)
@@ -175,16 +197,9 @@ pfg_audit_rel_slot(Oid relid)
 }
 
 PfgAuditTag *
-pfg_audit_tag_slot(int tag_id, const char *name, int len)
+pfg_audit_tag_slot_in(PfgAuditCounters *c, int tag_id)
 {
-	PfgAuditCounters *c = PfgAuditCur;
-
-	if (c == &Sink)
-		return &SinkTag;
-	for (int i = 0; i < c->ntags; i++)
-		if (c->tags[i].tag_id == tag_id)
-			return c->last_tag = &c->tags[i];
-	return c->last_tag = add_tag_slot(c, tag_id, name, len);
+	return tag_slot(c, tag_id, NULL, 0);
 }
 
 /*

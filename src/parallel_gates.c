@@ -8,21 +8,29 @@
  *	    - the leader, as a run that may start workers begins, checks that
  *	      nothing private to it decides what its workers would answer:
  *	      policy, consent or data keys changed by its transaction (the
- *	      changes are visible to its own reads only), a purpose whose
- *	      served cells are recorded for a recipient (the record is the
- *	      leader's), a connection that may not carry the cells.  If any
- *	      does, the run starts no workers (the leader runs the whole plan,
- *	      as it runs a cursor's);
+ *	      changes are visible to its own reads only), a transaction
+ *	      snapshot (REPEATABLE READ, SERIALIZABLE: the gates read consent
+ *	      and keys as of now, a worker as of the transaction's snapshot),
+ *	      a purpose whose served cells are recorded for a recipient (the
+ *	      record is the leader's), a connection that may not carry the
+ *	      cells.  If any does, the run starts no workers (the leader runs
+ *	      the whole plan, as it runs a cursor's);
  *	    - otherwise it opens its slot in shared memory, one per backend:
- *	      its connection's security, for its workers' transport checks;
+ *	      its connection's security, for its workers' transport checks,
+ *	      and the purpose fixed for its statement;
  *	    - a worker attaches to its leader's slot as its plan starts, and
- *	      counts what its gates examine, serve and mask; as its plan ends
- *	      it adds the counts to the slot; the leader adds them to the
- *	      statement's own once its workers are done, so the audit line and
- *	      the usage counters are those of a serial run;
- *	    - a worker refuses to run any gate without a slot to report to,
- *	      and any statement of its own (a PARALLEL SAFE function's) that
- *	      reads a guarded table, since only a leader audits a statement.
+ *	      counts what its gates examine, serve and mask; it adds the
+ *	      counts to the slot as its plan ends, fails, or as the worker
+ *	      exits (stopped by its leader's abort);
+ *	    - the leader adds them to the statement's own once its workers are
+ *	      done: after a run, or, for a run that failed, as the executor's
+ *	      memory goes (the abort has stopped the workers by then), before
+ *	      the audit keeps the failed statement's record; so the audit line
+ *	      and the usage counters are those of a serial run;
+ *	    - a worker refuses to run any gate without a slot to report to
+ *	      (purpose.c), and any statement of its own (a PARALLEL SAFE
+ *	      function's) that reads a guarded table, since only a leader
+ *	      audits a statement.
  *	  The long shape's gates and the whole-row mask stay parallel
  *	  restricted: they never run in a worker.
  *
@@ -31,9 +39,11 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/backendid.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -68,6 +78,7 @@ typedef struct ParallelGatesSlot
 	int			leader_pid;		/* 0: no run open */
 	uint64		run;			/* the leader's number for the run */
 	int			transport;		/* the leader's connection (transport.h) */
+	char		purpose[NAMEDATALEN * 2];	/* the statement's; "": none */
 	int			nrels;
 	int			ntags;
 	PfgAuditRel rels[SLOT_MAX_RELS];
@@ -79,8 +90,17 @@ static ParallelGatesSlot *Slots = NULL;
 static int	NumSlots = 0;
 static LWLock *SlotsLock = NULL;
 
-/* the leader: its runs' numbers */
+/* the leader: its runs' numbers; runs under way; a failed run not collected */
 static uint64 RunsStarted = 0;
+static int	RunsUnderWay = 0;
+static bool FailedRunPending = false;
+
+/* a failed run's counts, collected once its workers are gone */
+typedef struct FailedRun
+{
+	MemoryContextCallback cb;
+	PfgAuditCounters *into;
+} FailedRun;
 
 /* a worker: the plan its leader sent, and the run it attached to */
 static QueryDesc *WorkerPlan = NULL;
@@ -142,6 +162,15 @@ gates_need_leader(void)
 
 	if (!pfg_any_guarded())
 		return false;
+
+	/*
+	 * The gates read consent and keys as of now (the latest snapshot), a
+	 * worker as of its transaction's snapshot: the same in READ COMMITTED
+	 * but for what commits while the statement runs, not in REPEATABLE
+	 * READ or SERIALIZABLE
+	 */
+	if (IsolationUsesXactSnapshot())
+		return true;
 	if (pfg_policy_changed_in_xact() || pfg_policy_changed_here() ||
 		pfg_policy_any_subject_changed_here())
 		return true;
@@ -182,6 +211,7 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 	ParallelGatesSlot *slot;
+	const char *purpose;
 
 	run->opened = false;
 	run->original = NULL;
@@ -196,8 +226,14 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	slot = slot_of(MyBackendId);
 	if (slot == NULL)
 		return;
+	purpose = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : pfg_purpose;
+	if (purpose == NULL)
+		purpose = "";
 	/* only this backend writes its slot's leader_pid */
-	if (slot->leader_pid == MyProcPid || gates_need_leader())
+	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
+		slot->leader_pid = 0;	/* left open by a run that never ended */
+	if (slot->leader_pid == MyProcPid || gates_need_leader() ||
+		strlen(purpose) >= sizeof(slot->purpose))
 	{
 		PlannedStmt *serial = palloc(sizeof(PlannedStmt));
 
@@ -213,68 +249,55 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	slot->leader_pid = MyProcPid;
 	slot->run = ++RunsStarted;
 	slot->transport = pfg_transport_state;
+	strlcpy(slot->purpose, purpose, sizeof(slot->purpose));
 	slot->nrels = 0;
 	slot->ntags = 0;
 	LWLockRelease(SlotsLock);
 	run->opened = true;
+	RunsUnderWay++;
 }
 
+/* the slot's counts, added to 'into'; the slot closed */
 static void
-close_run(PfgParallelRun *run, QueryDesc *queryDesc, bool collect)
+collect_and_close(PfgAuditCounters *into)
 {
 	ParallelGatesSlot *slot = slot_of(MyBackendId);
-	PfgAuditRel *rels = NULL;
-	SlotTagCounts *tags = NULL;
-	int			nrels = 0;
-	int			ntags = 0;
+	PfgAuditRel *rels;
+	SlotTagCounts *tags;
+	int			nrels;
+	int			ntags;
 
-	if (run->original != NULL)
-	{
-		queryDesc->plannedstmt = run->original;
-		run->original = NULL;
-	}
-	if (!run->opened || slot == NULL)
+	if (slot == NULL)
 		return;
-	run->opened = false;
-	if (collect)
-	{
-		rels = palloc(sizeof(PfgAuditRel) * SLOT_MAX_RELS);
-		tags = palloc(sizeof(SlotTagCounts) * SLOT_MAX_TAGS);
-	}
+	rels = palloc(sizeof(PfgAuditRel) * SLOT_MAX_RELS);
+	tags = palloc(sizeof(SlotTagCounts) * SLOT_MAX_TAGS);
 	LWLockAcquire(SlotsLock, LW_EXCLUSIVE);
-	if (collect)
-	{
-		nrels = slot->nrels;
-		ntags = slot->ntags;
-		memcpy(rels, slot->rels, sizeof(PfgAuditRel) * nrels);
-		memcpy(tags, slot->tags, sizeof(SlotTagCounts) * ntags);
-	}
+	nrels = slot->nrels;
+	ntags = slot->ntags;
+	memcpy(rels, slot->rels, sizeof(PfgAuditRel) * nrels);
+	memcpy(tags, slot->tags, sizeof(SlotTagCounts) * ntags);
 	slot->leader_pid = 0;
 	slot->nrels = 0;
 	slot->ntags = 0;
 	LWLockRelease(SlotsLock);
 
-	/* into the statement being counted (the sink when none is) */
 	for (int i = 0; i < nrels; i++)
 	{
-		PfgAuditRel *r = pfg_audit_rel_slot(rels[i].relid);
+		PfgAuditRel *r = pfg_audit_rel_slot_in(into, rels[i].relid);
 
 		r->seen += rels[i].seen;
 		r->hidden += rels[i].hidden;
 	}
 	for (int i = 0; i < ntags; i++)
 	{
-		PfgAuditTag *t = pfg_audit_tag_slot(tags[i].tag_id, NULL, 0);
+		PfgAuditTag *t = pfg_audit_tag_slot_in(into, tags[i].tag_id);
 
 		t->served += tags[i].served;
 		t->masked += tags[i].masked;
 		t->hidden += tags[i].hidden;
 	}
-	if (collect)
-	{
-		pfree(rels);
-		pfree(tags);
-	}
+	pfree(rels);
+	pfree(tags);
 }
 
 /*
@@ -285,24 +308,70 @@ close_run(PfgParallelRun *run, QueryDesc *queryDesc, bool collect)
 void
 pfg_parallel_gates_run_end(PfgParallelRun *run, QueryDesc *queryDesc)
 {
-	close_run(run, queryDesc, true);
+	if (run->original != NULL)
+	{
+		queryDesc->plannedstmt = run->original;
+		run->original = NULL;
+	}
+	if (!run->opened)
+		return;
+	run->opened = false;
+	RunsUnderWay--;
+	collect_and_close(PfgAuditCur);
+}
+
+/* the failed run's memory goes: its workers are gone, their counts in */
+static void
+failed_run_gone(void *arg)
+{
+	FailedRun  *failed = (FailedRun *) arg;
+
+	FailedRunPending = false;
+	collect_and_close(failed->into);
 }
 
 /*
- * The run failed: the counts that reached the slot go to the statement
- * (a worker that fails adds its own before its error reaches us; the
- * others are stopped, their counts lost).
+ * The run failed.  Its workers may still be running: the abort stops them
+ * (a worker that stops adds its counts as it exits), and only then frees
+ * the executor's memory, before the audit keeps the failed statement's
+ * record.  So the counts are collected then, into the statement counted
+ * now, by a callback on that memory, which runs before the audit's.
  */
 void
 pfg_parallel_gates_run_abort(PfgParallelRun *run, QueryDesc *queryDesc)
 {
-	close_run(run, queryDesc, true);
+	FailedRun  *failed;
+
+	if (run->original != NULL)
+	{
+		queryDesc->plannedstmt = run->original;
+		run->original = NULL;
+	}
+	if (!run->opened)
+		return;
+	run->opened = false;
+	RunsUnderWay--;
+	failed = MemoryContextAlloc(queryDesc->estate->es_query_cxt, sizeof(FailedRun));
+	failed->into = PfgAuditCur;
+	failed->cb.func = failed_run_gone;
+	failed->cb.arg = failed;
+	MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &failed->cb);
+	FailedRunPending = true;
 }
 
 /* ---------------------------------------------------------------------
  * A worker
  * ---------------------------------------------------------------------
  */
+
+static bool report_counts(QueryDesc *queryDesc);
+
+/* the worker exits (stopped by its leader's abort, say): counts not reported go */
+static void
+worker_exits(int code, Datum arg)
+{
+	(void) report_counts(WorkerPlan);
+}
 
 /* attach to the leader's open run, and count into our own counters */
 static void
@@ -311,6 +380,7 @@ attach_to_leader(void)
 	ParallelGatesSlot *slot = slot_of(ParallelLeaderBackendId);
 	PGPROC	   *leader = MyProc->lockGroupLeader;
 	MemoryContext cxt;
+	char		purpose[NAMEDATALEN * 2];
 
 	if (slot == NULL || leader == NULL)
 		return;
@@ -320,6 +390,7 @@ attach_to_leader(void)
 		WorkerAttached = true;
 		WorkerRun = slot->run;
 		WorkerTransport = slot->transport;
+		memcpy(purpose, slot->purpose, sizeof(purpose));
 	}
 	LWLockRelease(SlotsLock);
 	if (!WorkerAttached)
@@ -329,7 +400,13 @@ attach_to_leader(void)
 	cxt = AllocSetContextCreate(TopMemoryContext, "profile_guard parallel worker counts",
 								ALLOCSET_SMALL_SIZES);
 	WorkerCounts = pfg_audit_counters_create(cxt);
+	/* the purpose fixed for the leader's statement, whatever ours says */
+	WorkerCounts->purpose_fixed = true;
+	WorkerCounts->purpose = purpose[0] != '\0' ? MemoryContextStrdup(cxt, purpose) : NULL;
+	WorkerCounts->purpose_generation = pfg_purpose_generation;
 	PfgAuditCur = WorkerCounts;
+	/* a worker stopped by its leader's abort exits: it reports then */
+	before_shmem_exit(worker_exits, (Datum) 0);
 }
 
 /*

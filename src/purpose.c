@@ -63,6 +63,9 @@ static MemoryContext DefinitionsContext = NULL;
 /* a parallel worker attached to its leader's run (parallel_gates.c) */
 static bool ResolvesInWorker = false;
 
+/* a definition is being read from the catalog */
+static bool LoadingDefinition = false;
+
 static PurposeDefinition *Definitions[MAX_DEFINITIONS];
 static int	NDefinitions = 0;
 static uint64 DefinitionsBasis = 0; /* the answers' basis they were read under */
@@ -206,7 +209,24 @@ definition_of(const char *name)
 	def = MemoryContextAllocZero(DefinitionsContext, sizeof(PurposeDefinition));
 	strlcpy(def->name, name, sizeof(def->name));
 	if (strcmp(name, PFG_COLLECT_PURPOSE) != 0)
-		load_definition(def);
+	{
+		/*
+		 * Its query runs through the executor hooks, which must not read
+		 * a definition meanwhile (pfg_purpose_records_recipient)
+		 */
+		LoadingDefinition = true;
+		PG_TRY();
+		{
+			load_definition(def);
+		}
+		PG_FINALLY();
+		{
+			LoadingDefinition = false;
+		}
+		PG_END_TRY();
+	}
+	if (NDefinitions == MAX_DEFINITIONS)
+		elog(ERROR, "purpose definitions were read again while one was read");
 	Definitions[NDefinitions++] = def;
 	return def;
 }
@@ -345,12 +365,17 @@ pfg_purpose_now(Oid relid, const char *tag)
 /*
  * Are the cells served under the running statement's purpose, or under the
  * purpose declared now, recorded for a recipient (recipient_use.c)?  Looks
- * only at their definitions: refuses nothing.
+ * only at their definitions: refuses nothing.  While a definition is being
+ * read (its query asks, through the executor hooks), true.
  */
 bool
 pfg_purpose_records_recipient(void)
 {
 	const char *names[2];
+
+	/* the catalog query that reads a definition: assume so */
+	if (LoadingDefinition)
+		return true;
 
 	names[0] = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : NULL;
 	names[1] = pfg_purpose;
