@@ -396,6 +396,23 @@ shared_hashed_answer(PurposeState *ps, SubjectKey key)
 	}
 }
 
+/*
+ * Are purpose 'name''s answers published in shared memory, this backend
+ * reading them there (attached now if it was not)?  The workers of a
+ * parallel plan read them there; otherwise each would load them all for
+ * itself (parallel_gates.c keeps such a plan to the leader, which loads
+ * and publishes them).
+ */
+bool
+pfg_consent_answers_shared(const char *name)
+{
+	PurposeState *ps = pfg_consent_answers(name);
+
+	if (ps->shared_slot >= 0 && !pfg_shared_answers_retired(ps->shared_slot))
+		return true;
+	return pfg_answers_attach(ps) && ps->shared_slot >= 0;
+}
+
 /* A private entry for one subject, read now (entries may move: no memo). */
 static SubjectEntry *
 read_one_subject(PurposeState *ps, SubjectKey key)

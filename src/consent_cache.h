@@ -50,6 +50,7 @@ pfg_answers_unmoved(void)
 
 /* for purpose.c */
 extern PurposeState *pfg_consent_answers(const char *name);
+extern bool pfg_consent_answers_shared(const char *name);
 extern uint64 pfg_consent_answers_basis(void);
 extern uint64 pfg_consent_answers_drops(void);
 

@@ -892,6 +892,21 @@ bulk_load_keys(void)
 }
 
 /*
+ * Are the database's data keys published in shared memory, unwrapped by
+ * the current master key?  The workers of a parallel plan that decrypts
+ * take them there; otherwise each would read them all for itself
+ * (parallel_gates.c keeps such a plan to the leader, which publishes).
+ */
+bool
+pfg_data_keys_shared(void)
+{
+	if (!pfg_master_key_configured())
+		return false;
+	return pfg_shared_data_keys_published(subject_key_table(NULL),
+										  pfg_master_key_current()->fingerprint);
+}
+
+/*
  * The data key of subject, into key (which the caller wipes).  With create,
  * a subject without one gets one.
  */

@@ -31,6 +31,7 @@ extern void pfg_check_subject(const char *subject);
 extern PfgDataKeyStatus pfg_data_key_get(const char *subject, bool create, uint8 *key);
 /* crypto-shredding: forget subject's data key for good */
 extern void pfg_data_key_destroy(const char *subject);
+extern bool pfg_data_keys_shared(void);
 
 /*
  * Queries on subject_key, in SPI, as its owner (the caller, who may be any

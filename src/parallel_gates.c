@@ -41,7 +41,10 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -51,8 +54,13 @@
 #include "utils/memutils.h"
 
 #include "audit.h"
+#include "bypass.h"
 #include "catalog.h"
+#include "consent_cache.h"
+#include "data_key.h"
+#include "extension.h"
 #include "parallel_gates.h"
+#include "plan_walk.h"
 #include "policy_generation.h"
 #include "purpose.h"
 #include "settings.h"
@@ -151,16 +159,40 @@ slot_of(BackendId backend)
  */
 
 /*
+ * Is what the workers' gates read published in shared memory: the
+ * purpose's answers, and the data keys if the plan decrypts?  If not, each
+ * worker would read it all for itself (it cannot publish during a
+ * parallel operation), slower than the leader alone, which publishes it
+ * for the next statements.
+ */
+static bool
+shared_state_ready(PlannedStmt *stmt, const char *purpose)
+{
+	Oid			argtypes[4] = {ANYOID, INT4OID, TEXTOID, ANYELEMENTOID};
+	Oid			decrypt;
+
+	if (purpose[0] == '\0')
+		return true;			/* refused by the leader before any worker */
+	if (!pfg_consent_answers_shared(purpose))
+		return false;
+	decrypt = LookupFuncName(list_make2(makeString(PFG_SCHEMA_NAME),
+										makeString("_sensitive_cell_gate")),
+							 4, argtypes, true);
+	return !OidIsValid(decrypt) || !pfg_plan_calls_function(stmt, decrypt) ||
+		pfg_data_keys_shared();
+}
+
+/*
  * Does anything private to this backend decide what the gates answer?
  * Then its workers, which cannot see it, must not run them.
  */
 static bool
-gates_need_leader(void)
+gates_need_leader(PlannedStmt *stmt, const char *purpose)
 {
 	static bool deciding = false;
 	bool		need;
 
-	if (!pfg_any_guarded())
+	if (!pfg_any_guarded() || pfg_current_user_bypasses())
 		return false;
 
 	/*
@@ -190,7 +222,8 @@ gates_need_leader(void)
 	deciding = true;
 	PG_TRY();
 	{
-		need = pfg_purpose_records_recipient();
+		need = pfg_purpose_records_recipient() ||
+			!shared_state_ready(stmt, purpose);
 	}
 	PG_FINALLY();
 	{
@@ -232,7 +265,7 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	/* only this backend writes its slot's leader_pid */
 	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
 		slot->leader_pid = 0;	/* left open by a run that never ended */
-	if (slot->leader_pid == MyProcPid || gates_need_leader() ||
+	if (slot->leader_pid == MyProcPid || gates_need_leader(stmt, purpose) ||
 		strlen(purpose) >= sizeof(slot->purpose))
 	{
 		PlannedStmt *serial = palloc(sizeof(PlannedStmt));

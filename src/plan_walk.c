@@ -4,8 +4,9 @@
  *	  Owns what the passes over a finished plan (agg_gates.c, gated_scan.c,
  *	  collect_plan.c) ask of its nodes and expressions: the children a node
  *	  holds besides its left and right trees, a number for a node a pass
- *	  adds, a relation's number of attributes, and whether an expression evaluates all of its parts whenever
- *	  it is evaluated.
+ *	  adds, a relation's number of attributes, whether an expression
+ *	  evaluates all of its parts whenever it is evaluated; and, for
+ *	  parallel_gates.c, whether a plan calls a function.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +14,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
 #include "utils/syscache.h"
 
@@ -134,4 +136,93 @@ pfg_evaluates_all_parts(Node *node)
 		default:
 			return false;
 	}
+}
+
+static bool
+calls_function_walker(Node *node, Oid *funcid)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == *funcid)
+		return true;
+	return expression_tree_walker(node, calls_function_walker, (void *) funcid);
+}
+
+/* the expressions of a plan node where a function may be called */
+static bool
+plan_calls_function(Plan *plan, Oid funcid)
+{
+	List	  **children;
+	ListCell   *lc;
+	List	   *exprs;
+
+	if (plan == NULL)
+		return false;
+	exprs = list_make2(plan->targetlist, plan->qual);
+	switch (nodeTag(plan))
+	{
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+			exprs = lappend(exprs, ((Join *) plan)->joinqual);
+			if (IsA(plan, MergeJoin))
+				exprs = lappend(exprs, ((MergeJoin *) plan)->mergeclauses);
+			if (IsA(plan, HashJoin))
+				exprs = lappend(exprs, ((HashJoin *) plan)->hashclauses);
+			break;
+		case T_Hash:
+			exprs = lappend(exprs, ((Hash *) plan)->hashkeys);
+			break;
+		case T_IndexScan:
+			exprs = lappend(exprs, ((IndexScan *) plan)->indexqualorig);
+			break;
+		case T_BitmapHeapScan:
+			exprs = lappend(exprs, ((BitmapHeapScan *) plan)->bitmapqualorig);
+			break;
+		case T_CustomScan:
+			exprs = lappend(exprs, ((CustomScan *) plan)->custom_exprs);
+			break;
+		case T_Result:
+			exprs = lappend(exprs, ((Result *) plan)->resconstantqual);
+			break;
+		case T_FunctionScan:
+			exprs = lappend(exprs, ((FunctionScan *) plan)->functions);
+			break;
+		case T_Limit:
+			exprs = lappend(exprs, ((Limit *) plan)->limitOffset);
+			exprs = lappend(exprs, ((Limit *) plan)->limitCount);
+			break;
+		default:
+			break;
+	}
+	if (calls_function_walker((Node *) exprs, &funcid))
+		return true;
+	if (plan_calls_function(plan->lefttree, funcid) ||
+		plan_calls_function(plan->righttree, funcid))
+		return true;
+	if (IsA(plan, SubqueryScan) &&
+		plan_calls_function(((SubqueryScan *) plan)->subplan, funcid))
+		return true;
+	if ((children = pfg_plan_child_list(plan)) != NULL)
+		foreach(lc, *children)
+			if (plan_calls_function((Plan *) lfirst(lc), funcid))
+				return true;
+	return false;
+}
+
+/*
+ * Does the statement's plan call function 'funcid' in any of the
+ * expressions its nodes evaluate (parallel_gates.c: does it decrypt)?
+ */
+bool
+pfg_plan_calls_function(PlannedStmt *stmt, Oid funcid)
+{
+	ListCell   *lc;
+
+	if (plan_calls_function(stmt->planTree, funcid))
+		return true;
+	foreach(lc, stmt->subplans)
+		if (plan_calls_function((Plan *) lfirst(lc), funcid))
+			return true;
+	return false;
 }

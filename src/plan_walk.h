@@ -15,5 +15,6 @@ extern List **pfg_plan_child_list(Plan *plan);
 extern int	pfg_next_plan_node_id(PlannedStmt *stmt);
 extern int	pfg_relation_natts(Oid relid);
 extern bool pfg_evaluates_all_parts(Node *node);
+extern bool pfg_plan_calls_function(PlannedStmt *stmt, Oid funcid);
 
 #endif							/* PROFILE_GUARD_PLAN_WALK_H */

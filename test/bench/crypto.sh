@@ -30,8 +30,9 @@
 # ciphertext, in turn with the unprotected insert, gives what storing the
 # ciphertext's bytes costs; with the cipher alone encrypting as many
 # values (cipher_floor.c encrypt) added, the floor of the insert ratio.
-# The plaintext read is planned in parallel (two workers); the reads in a
-# new connection and warm are measured again with every plan serial.
+# Both reads are planned in parallel (two workers; ours splits its gates
+# over them); the reads in a new connection and warm are measured again
+# with every plan serial.
 # The data are checkpointed once loaded, and every run in a new connection
 # (the reads in turn with plaintext, the inserts) starts after a
 # CHECKPOINT: otherwise the checkpoint that the load sets off (about 900 MB
