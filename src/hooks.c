@@ -232,7 +232,7 @@ profile_guard_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 {
 	PfgAuditFrame frame;
 	ErrorContextCallback errcb;
-	PfgParallelRun parallel = {false, NULL};
+	PfgParallelRun parallel = {0};
 
 	pfg_audit_executor_run_enter(&frame, queryDesc);
 	if (frame.guarded)

@@ -13,8 +13,12 @@
  *	      and keys as of now, a worker as of the transaction's snapshot),
  *	      a purpose whose served cells are recorded for a recipient (the
  *	      record is the leader's), a connection that may not carry the
- *	      cells.  If any does, the run starts no workers (the leader runs
- *	      the whole plan, as it runs a cursor's);
+ *	      cells.  Nor may workers run before what they read is published
+ *	      in shared memory (the purpose's answers, the data keys when the
+ *	      plan decrypts): none can publish during a parallel operation, so
+ *	      each would load it all for itself.  If any of this holds, the run
+ *	      starts no workers (the leader runs the whole plan, as it runs a
+ *	      cursor's, and publishes what it loads);
  *	    - otherwise it opens its slot in shared memory, one per backend:
  *	      its connection's security, for its workers' transport checks,
  *	      and the purpose fixed for its statement;
@@ -40,8 +44,8 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "miscadmin.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
@@ -50,6 +54,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -67,6 +72,30 @@
 #include "shared_answers.h"
 #include "shared_data_keys.h"
 #include "transport.h"
+
+/* profile_guard.parallel_gates */
+typedef enum ParallelGates
+{
+	PARALLEL_GATES_OFF,
+	PARALLEL_GATES_COLD,
+	PARALLEL_GATES_ON
+} ParallelGates;
+
+static const struct config_enum_entry parallel_gates_options[] = {
+	{"off", PARALLEL_GATES_OFF, false},
+	{"cold", PARALLEL_GATES_COLD, false},
+	{"on", PARALLEL_GATES_ON, false},
+	{NULL, 0, false}
+};
+
+static int	parallel_gates = PARALLEL_GATES_COLD;
+
+/*
+ * Rows a backend's own gates examine in one run, from which on it has read
+ * in bulk: it has the published answers and keys, and the table's pages,
+ * mapped (PARALLEL_GATES_COLD)
+ */
+#define BULK_READ_ROWS	10000
 
 /* what a slot holds of the workers' counts */
 #define SLOT_MAX_RELS	32
@@ -97,6 +126,9 @@ typedef struct ParallelGatesSlot
 static ParallelGatesSlot *Slots = NULL;
 static int	NumSlots = 0;
 static LWLock *SlotsLock = NULL;
+
+/* the leader: has it read guarded rows in bulk itself (a warm backend)? */
+static bool ReadInBulk = false;
 
 /* the leader: its runs' numbers; runs under way; a failed run not collected */
 static uint64 RunsStarted = 0;
@@ -144,6 +176,21 @@ pfg_parallel_gates_shmem_startup(LWLock *lock)
 		memset(Slots, 0, pfg_parallel_gates_shmem_size());
 }
 
+/* _PG_init */
+void
+pfg_parallel_gates_define_settings(void)
+{
+	DefineCustomEnumVariable("profile_guard.parallel_gates",
+							 "Whether the gates of a read may run in parallel workers.",
+							 "cold: only in a backend that has not read guarded rows in bulk itself yet (a warm backend has the published answers, the data keys and the table's pages mapped; its workers, new processes, would map them again page by page); on: whenever the planner plans workers; off: never. The same cells are served and counted either way.",
+							 &parallel_gates,
+							 PARALLEL_GATES_COLD,
+							 parallel_gates_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
 /* the slot of the leader 'backend', or NULL */
 static ParallelGatesSlot *
 slot_of(BackendId backend)
@@ -182,9 +229,27 @@ shared_state_ready(PlannedStmt *stmt, const char *purpose)
 		pfg_data_keys_shared();
 }
 
+/* does the plan read a guarded relation (has it gates)? */
+static bool
+reads_guarded(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && pfg_guarded_relation(rte->relid) != NULL)
+			return true;
+	}
+	return false;
+}
+
 /*
- * Does anything private to this backend decide what the gates answer?
- * Then its workers, which cannot see it, must not run them.
+ * Does anything private to this backend decide what the plan's gates
+ * answer, or is what they read not published yet?  Then its workers must
+ * not run them.  A plan without gates may always run in workers (a
+ * statement a worker runs itself on a guarded table is refused).
  */
 static bool
 gates_need_leader(PlannedStmt *stmt, const char *purpose)
@@ -192,14 +257,17 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 	static bool deciding = false;
 	bool		need;
 
-	if (!pfg_any_guarded() || pfg_current_user_bypasses())
+	if (!pfg_any_guarded())
 		return false;
 
 	/*
 	 * The gates read consent and keys as of now (the latest snapshot), a
 	 * worker as of its transaction's snapshot: the same in READ COMMITTED
 	 * but for what commits while the statement runs, not in REPEATABLE
-	 * READ or SERIALIZABLE
+	 * READ or SERIALIZABLE.  Such a transaction, or one that changed
+	 * policy, consent or keys, keeps every plan to the leader (its
+	 * statements that read no guarded table too: the catalog queries of
+	 * the functions that make those changes, say).
 	 */
 	if (IsolationUsesXactSnapshot())
 		return true;
@@ -207,6 +275,11 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 		pfg_policy_any_subject_changed_here())
 		return true;
 	if (pfg_shared_data_keys_changed_in_xact())
+		return true;
+	if (pfg_current_user_bypasses() || !reads_guarded(stmt))
+		return false;
+	if (parallel_gates == PARALLEL_GATES_OFF ||
+		(parallel_gates == PARALLEL_GATES_COLD && ReadInBulk))
 		return true;
 	if (pfg_secure_transport != PFG_SECURE_TRANSPORT_OFF &&
 		(pfg_transport_state != 0 ? pfg_transport_state : pfg_transport_decide()) !=
@@ -233,6 +306,17 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 	return need;
 }
 
+/* the rows examined that counters 'c' hold */
+static int64
+rows_counted(const PfgAuditCounters *c)
+{
+	int64		n = 0;
+
+	for (int i = 0; i < c->nrels; i++)
+		n += c->rels[i].seen;
+	return n;
+}
+
 /*
  * ExecutorRun is about to run a plan that may start workers: open the
  * slot, or run without workers.  Another run of ours that is open (a
@@ -248,6 +332,8 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 
 	run->opened = false;
 	run->original = NULL;
+	run->watched = false;
+
 	/*
 	 * ExecutePlan() starts workers only for a plan's first run (which
 	 * runs, depending on the minor release, to the end or as
@@ -262,6 +348,12 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	purpose = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : pfg_purpose;
 	if (purpose == NULL)
 		purpose = "";
+	/* a first read in bulk makes the backend warm (PARALLEL_GATES_COLD) */
+	if (!ReadInBulk)
+	{
+		run->watched = true;
+		run->rows_before = rows_counted(PfgAuditCur);
+	}
 	/* only this backend writes its slot's leader_pid */
 	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
 		slot->leader_pid = 0;	/* left open by a run that never ended */
@@ -346,6 +438,10 @@ pfg_parallel_gates_run_end(PfgParallelRun *run, QueryDesc *queryDesc)
 		queryDesc->plannedstmt = run->original;
 		run->original = NULL;
 	}
+	/* the rows this backend's own gates examined, its workers' not added yet */
+	if (run->watched && rows_counted(PfgAuditCur) - run->rows_before >= BULK_READ_ROWS)
+		ReadInBulk = true;
+	run->watched = false;
 	if (!run->opened)
 		return;
 	run->opened = false;

@@ -13,6 +13,9 @@
 #include "executor/execdesc.h"
 #include "storage/lwlock.h"
 
+/* _PG_init: the setting profile_guard.parallel_gates */
+extern void pfg_parallel_gates_define_settings(void);
+
 /* shared memory (shmem.c) */
 extern Size pfg_parallel_gates_shmem_size(void);
 extern void pfg_parallel_gates_shmem_startup(LWLock *lock);
@@ -26,6 +29,8 @@ typedef struct PfgParallelRun
 {
 	bool		opened;			/* this run owns the backend's slot */
 	PlannedStmt *original;		/* the plan swapped for a serial copy, or NULL */
+	bool		watched;		/* counting the leader's own rows */
+	int64		rows_before;	/* the rows its counters held as it began */
 } PfgParallelRun;
 
 extern void pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc);

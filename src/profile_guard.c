@@ -26,6 +26,7 @@
 #include "erasure_worker.h"
 #include "collect.h"
 #include "gated_scan.h"
+#include "parallel_gates.h"
 #include "hooks.h"
 #include "invalidation.h"
 #include "policy_generation.h"
@@ -62,6 +63,7 @@ _PG_init(void)
 	pfg_audit_ring_define_settings();
 	pfg_gated_scan_init();
 	pfg_collect_plan_init();
+	pfg_parallel_gates_define_settings();
 
 	MarkGUCPrefixReserved("profile_guard");
 
