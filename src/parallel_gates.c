@@ -329,6 +329,7 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 	ParallelGatesSlot *slot;
 	const char *purpose;
+	MemoryContext old;
 
 	run->opened = false;
 	run->original = NULL;
@@ -354,6 +355,13 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 		run->watched = true;
 		run->rows_before = rows_counted(PfgAuditCur);
 	}
+
+	/*
+	 * What the decision allocates goes with the statement: it may run in
+	 * memory that lasts much longer (a SQL function's, once for each row
+	 * of the query calling it)
+	 */
+	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	/* only this backend writes its slot's leader_pid */
 	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
 		slot->leader_pid = 0;	/* left open by a run that never ended */
@@ -366,8 +374,10 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 		serial->parallelModeNeeded = false;
 		run->original = stmt;
 		queryDesc->plannedstmt = serial;
+		MemoryContextSwitchTo(old);
 		return;
 	}
+	MemoryContextSwitchTo(old);
 	if (pfg_transport_state == 0)
 		(void) pfg_transport_decide();
 	LWLockAcquire(SlotsLock, LW_EXCLUSIVE);
