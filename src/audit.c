@@ -157,17 +157,6 @@ add_tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
 	return t;
 }
 
-static PfgAuditTag *
-tag_slot(PfgAuditCounters *c, int tag_id, const char *name, int len)
-{
-	if (c == &Sink)
-		return &SinkTag;
-	for (int i = 0; i < c->ntags; i++)
-		if (c->tags[i].tag_id == tag_id)
-			return c->last_tag = &c->tags[i];
-	return c->last_tag = add_tag_slot(c, tag_id, name, len);
-}
-
 /*
  * The slot of a relation in the running statement: a short linear search,
  * reached only when the memo misses (another relation than the last row's).
@@ -181,7 +170,7 @@ pfg_audit_rel_slot(Oid relid)
 PfgAuditTag *
 pfg_audit_tag_slot(int tag_id, const char *name, int len)
 {
-	return tag_slot(PfgAuditCur, tag_id, name, len);
+	return pfg_audit_tag_slot_in(PfgAuditCur, tag_id, name, len);
 }
 
 /* the same in counters 'c' (a failed parallel run's, parallel_gates.c) */
@@ -197,9 +186,14 @@ pfg_audit_rel_slot_in(PfgAuditCounters *c, Oid relid)
 }
 
 PfgAuditTag *
-pfg_audit_tag_slot_in(PfgAuditCounters *c, int tag_id)
+pfg_audit_tag_slot_in(PfgAuditCounters *c, int tag_id, const char *name, int len)
 {
-	return tag_slot(c, tag_id, NULL, 0);
+	if (c == &Sink)
+		return &SinkTag;
+	for (int i = 0; i < c->ntags; i++)
+		if (c->tags[i].tag_id == tag_id)
+			return c->last_tag = &c->tags[i];
+	return c->last_tag = add_tag_slot(c, tag_id, name, len);
 }
 
 /*

@@ -30,7 +30,8 @@ extern PfgAuditTag *pfg_audit_tag_slot(int tag_id, const char *name, int len);
 extern int	pfg_audit_tag_index(int tag_id);
 extern PfgAuditCounters *pfg_audit_counters_create(MemoryContext cxt);
 extern PfgAuditRel *pfg_audit_rel_slot_in(PfgAuditCounters *c, Oid relid);
-extern PfgAuditTag *pfg_audit_tag_slot_in(PfgAuditCounters *c, int tag_id);
+extern PfgAuditTag *pfg_audit_tag_slot_in(PfgAuditCounters *c, int tag_id,
+											const char *name, int len);
 
 /* _row_gate: one row examined */
 static inline void

@@ -229,9 +229,9 @@ shared_state_ready(PlannedStmt *stmt, const char *purpose)
 		pfg_data_keys_shared();
 }
 
-/* does the plan read a guarded relation (has it gates)? */
-static bool
-reads_guarded(PlannedStmt *stmt)
+/* the first guarded relation the plan reads (it has gates), or InvalidOid */
+static Oid
+guarded_relation_read(PlannedStmt *stmt)
 {
 	ListCell   *lc;
 
@@ -240,9 +240,9 @@ reads_guarded(PlannedStmt *stmt)
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 
 		if (rte->rtekind == RTE_RELATION && pfg_guarded_relation(rte->relid) != NULL)
-			return true;
+			return rte->relid;
 	}
-	return false;
+	return InvalidOid;
 }
 
 /*
@@ -276,7 +276,7 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 		return true;
 	if (pfg_shared_data_keys_changed_in_xact())
 		return true;
-	if (pfg_current_user_bypasses() || !reads_guarded(stmt))
+	if (pfg_current_user_bypasses() || !OidIsValid(guarded_relation_read(stmt)))
 		return false;
 	if (parallel_gates == PARALLEL_GATES_OFF ||
 		(parallel_gates == PARALLEL_GATES_COLD && ReadInBulk))
@@ -425,7 +425,7 @@ collect_and_close(PfgAuditCounters *into)
 	}
 	for (int i = 0; i < ntags; i++)
 	{
-		PfgAuditTag *t = pfg_audit_tag_slot_in(into, tags[i].tag_id);
+		PfgAuditTag *t = pfg_audit_tag_slot_in(into, tags[i].tag_id, NULL, 0);
 
 		t->served += tags[i].served;
 		t->masked += tags[i].masked;
@@ -556,7 +556,7 @@ attach_to_leader(void)
 void
 pfg_parallel_gates_worker_start(QueryDesc *queryDesc)
 {
-	ListCell   *lc;
+	Oid			guarded;
 
 	if (WorkerPlan == NULL)
 	{
@@ -566,18 +566,34 @@ pfg_parallel_gates_worker_start(QueryDesc *queryDesc)
 	}
 	if (queryDesc == WorkerPlan || !pfg_any_guarded())
 		return;
-	foreach(lc, queryDesc->plannedstmt->rtable)
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+	guarded = guarded_relation_read(queryDesc->plannedstmt);
+	if (OidIsValid(guarded))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a parallel worker cannot run a statement on guarded table \"%s\"",
+						get_rel_name(guarded)),
+				 errdetail("A function marked PARALLEL SAFE runs it inside a parallel plan, where it would not be audited as a statement of its own."),
+				 errhint("Mark the function PARALLEL RESTRICTED, or run the query with max_parallel_workers_per_gather = 0.")));
+}
 
-		if (rte->rtekind == RTE_RELATION && pfg_guarded_relation(rte->relid) != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a parallel worker cannot run a statement on guarded table \"%s\"",
-							get_rel_name(rte->relid)),
-					 errdetail("A function marked PARALLEL SAFE runs it inside a parallel plan, where it would not be audited as a statement of its own."),
-					 errhint("Mark the function PARALLEL RESTRICTED, or run the query with max_parallel_workers_per_gather = 0.")));
-	}
+/* where relation 'relid' is counted in the slot, or -1 */
+static int
+slot_rel_index(const ParallelGatesSlot *slot, Oid relid)
+{
+	for (int j = 0; j < slot->nrels; j++)
+		if (slot->rels[j].relid == relid)
+			return j;
+	return -1;
+}
+
+/* where tag 'tag_id' is counted in the slot, or -1 */
+static int
+slot_tag_index(const ParallelGatesSlot *slot, int tag_id)
+{
+	for (int j = 0; j < slot->ntags; j++)
+		if (slot->tags[j].tag_id == tag_id)
+			return j;
+	return -1;
 }
 
 /* add a worker's counts to its leader's slot; false when they do not fit */
@@ -586,65 +602,44 @@ add_to_slot(ParallelGatesSlot *slot, const PfgAuditCounters *c)
 {
 	int			new_rels = 0;
 	int			new_tags = 0;
-	int			at[SLOT_MAX_TAGS];
 
 	/* room first, so that nothing is added unless everything is */
 	for (int i = 0; i < c->nrels; i++)
-	{
-		int			j;
-
-		for (j = 0; j < slot->nrels && slot->rels[j].relid != c->rels[i].relid; j++)
-			;
-		if (j == slot->nrels)
+		if (slot_rel_index(slot, c->rels[i].relid) < 0)
 			new_rels++;
-	}
 	for (int i = 0; i < c->ntags; i++)
-	{
-		int			j;
-
-		for (j = 0; j < slot->ntags && slot->tags[j].tag_id != c->tags[i].tag_id; j++)
-			;
-		if (j == slot->ntags)
+		if (slot_tag_index(slot, c->tags[i].tag_id) < 0)
 			new_tags++;
-	}
 	if (slot->nrels + new_rels > SLOT_MAX_RELS || slot->ntags + new_tags > SLOT_MAX_TAGS)
 		return false;
 
 	for (int i = 0; i < c->nrels; i++)
 	{
-		int			j;
+		int			j = slot_rel_index(slot, c->rels[i].relid);
 
-		for (j = 0; j < slot->nrels && slot->rels[j].relid != c->rels[i].relid; j++)
-			;
-		if (j == slot->nrels)
+		if (j < 0)
 		{
+			j = slot->nrels++;
 			slot->rels[j].relid = c->rels[i].relid;
 			slot->rels[j].seen = 0;
 			slot->rels[j].hidden = 0;
-			slot->nrels++;
 		}
 		slot->rels[j].seen += c->rels[i].seen;
 		slot->rels[j].hidden += c->rels[i].hidden;
 	}
-	for (int i = 0; i < c->ntags && i < SLOT_MAX_TAGS; i++)
+	for (int i = 0; i < c->ntags; i++)
 	{
-		int			j;
+		int			j = slot_tag_index(slot, c->tags[i].tag_id);
 
-		for (j = 0; j < slot->ntags && slot->tags[j].tag_id != c->tags[i].tag_id; j++)
-			;
-		if (j == slot->ntags)
+		if (j < 0)
 		{
+			j = slot->ntags++;
 			memset(&slot->tags[j], 0, sizeof(SlotTagCounts));
 			slot->tags[j].tag_id = c->tags[i].tag_id;
-			slot->ntags++;
 		}
-		at[i] = j;
-	}
-	for (int i = 0; i < c->ntags && i < SLOT_MAX_TAGS; i++)
-	{
-		slot->tags[at[i]].served += c->tags[i].served;
-		slot->tags[at[i]].masked += c->tags[i].masked;
-		slot->tags[at[i]].hidden += c->tags[i].hidden;
+		slot->tags[j].served += c->tags[i].served;
+		slot->tags[j].masked += c->tags[i].masked;
+		slot->tags[j].hidden += c->tags[i].hidden;
 	}
 	return true;
 }

@@ -45,24 +45,51 @@ pfg_plan_child_list(Plan *plan)
 	}
 }
 
-/* the highest node number in the tree of 'plan' */
-static int
-max_plan_node_id(Plan *plan)
+/* a visit of one plan node: true stops the walk */
+typedef bool (*PlanVisitor) (Plan *plan, void *arg);
+
+/* visit every node of the tree of 'plan', children first */
+static bool
+walk_plan(Plan *plan, PlanVisitor visit, void *arg)
 {
 	List	  **children;
 	ListCell   *lc;
-	int			max;
 
 	if (plan == NULL)
-		return -1;
-	max = Max(plan->plan_node_id, Max(max_plan_node_id(plan->lefttree),
-									  max_plan_node_id(plan->righttree)));
-	if (IsA(plan, SubqueryScan))
-		max = Max(max, max_plan_node_id(((SubqueryScan *) plan)->subplan));
+		return false;
+	if (walk_plan(plan->lefttree, visit, arg) || walk_plan(plan->righttree, visit, arg))
+		return true;
+	if (IsA(plan, SubqueryScan) &&
+		walk_plan(((SubqueryScan *) plan)->subplan, visit, arg))
+		return true;
 	if ((children = pfg_plan_child_list(plan)) != NULL)
 		foreach(lc, *children)
-			max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
-	return max;
+			if (walk_plan((Plan *) lfirst(lc), visit, arg))
+				return true;
+	return visit(plan, arg);
+}
+
+/* visit every node of the statement's plan and of its sub-plans */
+static bool
+walk_statement(PlannedStmt *stmt, PlanVisitor visit, void *arg)
+{
+	ListCell   *lc;
+
+	if (walk_plan(stmt->planTree, visit, arg))
+		return true;
+	foreach(lc, stmt->subplans)
+		if (walk_plan((Plan *) lfirst(lc), visit, arg))
+			return true;
+	return false;
+}
+
+static bool
+note_node_id(Plan *plan, void *arg)
+{
+	int		   *max = (int *) arg;
+
+	*max = Max(*max, plan->plan_node_id);
+	return false;
 }
 
 /*
@@ -73,11 +100,9 @@ max_plan_node_id(Plan *plan)
 int
 pfg_next_plan_node_id(PlannedStmt *stmt)
 {
-	int			max = max_plan_node_id(stmt->planTree);
-	ListCell   *lc;
+	int			max = -1;
 
-	foreach(lc, stmt->subplans)
-		max = Max(max, max_plan_node_id((Plan *) lfirst(lc)));
+	(void) walk_statement(stmt, note_node_id, &max);
 	return max + 1;
 }
 
@@ -148,17 +173,12 @@ calls_function_walker(Node *node, Oid *funcid)
 	return expression_tree_walker(node, calls_function_walker, (void *) funcid);
 }
 
-/* the expressions of a plan node where a function may be called */
+/* does function *funcid appear in the expressions node 'plan' evaluates? */
 static bool
-plan_calls_function(Plan *plan, Oid funcid)
+node_calls_function(Plan *plan, void *arg)
 {
-	List	  **children;
-	ListCell   *lc;
-	List	   *exprs;
+	List	   *exprs = list_make2(plan->targetlist, plan->qual);
 
-	if (plan == NULL)
-		return false;
-	exprs = list_make2(plan->targetlist, plan->qual);
 	switch (nodeTag(plan))
 	{
 		case T_NestLoop:
@@ -195,19 +215,7 @@ plan_calls_function(Plan *plan, Oid funcid)
 		default:
 			break;
 	}
-	if (calls_function_walker((Node *) exprs, &funcid))
-		return true;
-	if (plan_calls_function(plan->lefttree, funcid) ||
-		plan_calls_function(plan->righttree, funcid))
-		return true;
-	if (IsA(plan, SubqueryScan) &&
-		plan_calls_function(((SubqueryScan *) plan)->subplan, funcid))
-		return true;
-	if ((children = pfg_plan_child_list(plan)) != NULL)
-		foreach(lc, *children)
-			if (plan_calls_function((Plan *) lfirst(lc), funcid))
-				return true;
-	return false;
+	return calls_function_walker((Node *) exprs, (Oid *) arg);
 }
 
 /*
@@ -217,12 +225,5 @@ plan_calls_function(Plan *plan, Oid funcid)
 bool
 pfg_plan_calls_function(PlannedStmt *stmt, Oid funcid)
 {
-	ListCell   *lc;
-
-	if (plan_calls_function(stmt->planTree, funcid))
-		return true;
-	foreach(lc, stmt->subplans)
-		if (plan_calls_function((Plan *) lfirst(lc), funcid))
-			return true;
-	return false;
+	return walk_statement(stmt, node_calls_function, &funcid);
 }
