@@ -35,6 +35,10 @@
  *	      (purpose.c), and any statement of its own (a PARALLEL SAFE
  *	      function's) that reads a guarded table, since only a leader
  *	      audits a statement.
+ *	  A gated plan starts at most one worker fewer than the CPUs the server
+ *	  may run on: its work is the cipher's, bound by the CPU, and a worker
+ *	  beyond them takes its time from the leader, the fastest of them
+ *	  (its pages, answers and keys are mapped; a worker maps them again).
  *	  The long shape's gates and the whole-row mask stay parallel
  *	  restricted: they never run in a worker.
  *
@@ -42,11 +46,16 @@
  */
 #include "postgres.h"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "nodes/execnodes.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
 #include "storage/backendid.h"
@@ -74,28 +83,7 @@
 #include "transport.h"
 
 /* profile_guard.parallel_gates */
-typedef enum ParallelGates
-{
-	PARALLEL_GATES_OFF,
-	PARALLEL_GATES_COLD,
-	PARALLEL_GATES_ON
-} ParallelGates;
-
-static const struct config_enum_entry parallel_gates_options[] = {
-	{"off", PARALLEL_GATES_OFF, false},
-	{"cold", PARALLEL_GATES_COLD, false},
-	{"on", PARALLEL_GATES_ON, false},
-	{NULL, 0, false}
-};
-
-static int	parallel_gates = PARALLEL_GATES_COLD;
-
-/*
- * Rows a backend's own gates examine in one run, from which on it has read
- * in bulk: it has the published answers and keys, and the table's pages,
- * mapped (PARALLEL_GATES_COLD)
- */
-#define BULK_READ_ROWS	10000
+static bool parallel_gates = true;
 
 /* what a slot holds of the workers' counts */
 #define SLOT_MAX_RELS	32
@@ -126,9 +114,6 @@ typedef struct ParallelGatesSlot
 static ParallelGatesSlot *Slots = NULL;
 static int	NumSlots = 0;
 static LWLock *SlotsLock = NULL;
-
-/* the leader: has it read guarded rows in bulk itself (a warm backend)? */
-static bool ReadInBulk = false;
 
 /* the leader: its runs' numbers; runs under way; a failed run not collected */
 static uint64 RunsStarted = 0;
@@ -180,12 +165,11 @@ pfg_parallel_gates_shmem_startup(LWLock *lock)
 void
 pfg_parallel_gates_define_settings(void)
 {
-	DefineCustomEnumVariable("profile_guard.parallel_gates",
+	DefineCustomBoolVariable("profile_guard.parallel_gates",
 							 "Whether the gates of a read may run in parallel workers.",
-							 "cold: only in a backend that has not read guarded rows in bulk itself yet (a warm backend has the published answers, the data keys and the table's pages mapped; its workers, new processes, would map them again page by page); on: whenever the planner plans workers; off: never. The same cells are served and counted either way.",
+							 "on: whenever the planner plans workers, at most one fewer than the CPUs the server may run on; off: never. The same cells are served and counted either way.",
 							 &parallel_gates,
-							 PARALLEL_GATES_COLD,
-							 parallel_gates_options,
+							 true,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -245,6 +229,14 @@ guarded_relation_read(PlannedStmt *stmt)
 	return InvalidOid;
 }
 
+/* does 'stmt' read a guarded table through the gates (no bypass)? */
+static bool
+plan_is_gated(PlannedStmt *stmt)
+{
+	return pfg_any_guarded() && !pfg_current_user_bypasses() &&
+		OidIsValid(guarded_relation_read(stmt));
+}
+
 /*
  * Does anything private to this backend decide what the plan's gates
  * answer, or is what they read not published yet?  Then its workers must
@@ -276,10 +268,9 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 		return true;
 	if (pfg_shared_data_keys_changed_in_xact())
 		return true;
-	if (pfg_current_user_bypasses() || !OidIsValid(guarded_relation_read(stmt)))
+	if (!plan_is_gated(stmt))
 		return false;
-	if (parallel_gates == PARALLEL_GATES_OFF ||
-		(parallel_gates == PARALLEL_GATES_COLD && ReadInBulk))
+	if (!parallel_gates)
 		return true;
 	if (pfg_secure_transport != PFG_SECURE_TRANSPORT_OFF &&
 		(pfg_transport_state != 0 ? pfg_transport_state : pfg_transport_decide()) !=
@@ -306,15 +297,62 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 	return need;
 }
 
-/* the rows examined that counters 'c' hold */
-static int64
-rows_counted(const PfgAuditCounters *c)
+/*
+ * The workers a gated plan may start: the CPUs this process may run on
+ * (its affinity; the CPUs online where that is unknown), less the leader's
+ */
+static int
+gated_workers_allowed(void)
 {
-	int64		n = 0;
+	static int	cpus = 0;
 
-	for (int i = 0; i < c->nrels; i++)
-		n += c->rels[i].seen;
-	return n;
+	if (cpus == 0)
+	{
+#ifdef CPU_COUNT
+		cpu_set_t	set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			cpus = CPU_COUNT(&set);
+#endif
+		if (cpus <= 0)
+			cpus = (int) sysconf(_SC_NPROCESSORS_ONLN);
+		if (cpus <= 0)
+			cpus = 1;
+	}
+	return cpus - 1;
+}
+
+/*
+ * A Gather or Gather Merge that would start more workers than allowed is
+ * given a copy of its plan node that starts fewer (the plan is the cached
+ * plan's, which other runs share; the copy goes with the statement).  The
+ * workers are launched by the node's first call, after this.
+ */
+static bool
+cap_gather_workers(PlanState *ps, void *context)
+{
+	int			allowed = *(int *) context;
+
+	if (ps == NULL)
+		return false;
+	if (IsA(ps, GatherState) && ((Gather *) ps->plan)->num_workers > allowed)
+	{
+		Gather	   *capped = palloc(sizeof(Gather));
+
+		memcpy(capped, ps->plan, sizeof(Gather));
+		capped->num_workers = allowed;
+		ps->plan = (Plan *) capped;
+	}
+	else if (IsA(ps, GatherMergeState) &&
+			 ((GatherMerge *) ps->plan)->num_workers > allowed)
+	{
+		GatherMerge *capped = palloc(sizeof(GatherMerge));
+
+		memcpy(capped, ps->plan, sizeof(GatherMerge));
+		capped->num_workers = allowed;
+		ps->plan = (Plan *) capped;
+	}
+	return planstate_tree_walker(ps, cap_gather_workers, context);
 }
 
 /*
@@ -329,11 +367,11 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 	ParallelGatesSlot *slot;
 	const char *purpose;
+	bool		gated;
 	MemoryContext old;
 
 	run->opened = false;
 	run->original = NULL;
-	run->watched = false;
 
 	/*
 	 * ExecutePlan() starts workers only for a plan's first run (which
@@ -349,13 +387,6 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	purpose = PfgAuditCur->purpose_fixed ? PfgAuditCur->purpose : pfg_purpose;
 	if (purpose == NULL)
 		purpose = "";
-	/* a first read in bulk makes the backend warm (PARALLEL_GATES_COLD) */
-	if (!ReadInBulk)
-	{
-		run->watched = true;
-		run->rows_before = rows_counted(PfgAuditCur);
-	}
-
 	/*
 	 * What the decision allocates goes with the statement: it may run in
 	 * memory that lasts much longer (a SQL function's, once for each row
@@ -365,8 +396,10 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	/* only this backend writes its slot's leader_pid */
 	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
 		slot->leader_pid = 0;	/* left open by a run that never ended */
+	gated = plan_is_gated(stmt);
 	if (slot->leader_pid == MyProcPid || gates_need_leader(stmt, purpose) ||
-		strlen(purpose) >= sizeof(slot->purpose))
+		strlen(purpose) >= sizeof(slot->purpose) ||
+		(gated && gated_workers_allowed() == 0))
 	{
 		PlannedStmt *serial = palloc(sizeof(PlannedStmt));
 
@@ -376,6 +409,12 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 		queryDesc->plannedstmt = serial;
 		MemoryContextSwitchTo(old);
 		return;
+	}
+	if (gated)
+	{
+		int			allowed = gated_workers_allowed();
+
+		(void) cap_gather_workers(queryDesc->planstate, &allowed);
 	}
 	MemoryContextSwitchTo(old);
 	if (pfg_transport_state == 0)
@@ -448,10 +487,6 @@ pfg_parallel_gates_run_end(PfgParallelRun *run, QueryDesc *queryDesc)
 		queryDesc->plannedstmt = run->original;
 		run->original = NULL;
 	}
-	/* the rows this backend's own gates examined, its workers' not added yet */
-	if (run->watched && rows_counted(PfgAuditCur) - run->rows_before >= BULK_READ_ROWS)
-		ReadInBulk = true;
-	run->watched = false;
 	if (!run->opened)
 		return;
 	run->opened = false;

@@ -29,8 +29,6 @@ typedef struct PfgParallelRun
 {
 	bool		opened;			/* this run owns the backend's slot */
 	PlannedStmt *original;		/* the plan swapped for a serial copy, or NULL */
-	bool		watched;		/* counting the leader's own rows */
-	int64		rows_before;	/* the rows its counters held as it began */
 } PfgParallelRun;
 
 extern void pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc);
