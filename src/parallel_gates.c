@@ -238,13 +238,39 @@ plan_is_gated(PlannedStmt *stmt)
 }
 
 /*
+ * The workers a gated plan may start: the CPUs this process may run on
+ * (its affinity; the CPUs online where that is unknown), less the leader's
+ */
+static int
+gated_workers_allowed(void)
+{
+	static int	cpus = 0;
+
+	if (cpus == 0)
+	{
+#ifdef CPU_COUNT
+		cpu_set_t	set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			cpus = CPU_COUNT(&set);
+#endif
+		if (cpus <= 0)
+			cpus = (int) sysconf(_SC_NPROCESSORS_ONLN);
+		if (cpus <= 0)
+			cpus = 1;
+	}
+	return cpus - 1;
+}
+
+/*
  * Does anything private to this backend decide what the plan's gates
  * answer, or is what they read not published yet?  Then its workers must
- * not run them.  A plan without gates may always run in workers (a
- * statement a worker runs itself on a guarded table is refused).
+ * not run them.  A plan without gates ('gated' false) may always run in
+ * workers (a statement a worker runs itself on a guarded table is
+ * refused).
  */
 static bool
-gates_need_leader(PlannedStmt *stmt, const char *purpose)
+gates_need_leader(PlannedStmt *stmt, bool gated, const char *purpose)
 {
 	static bool deciding = false;
 	bool		need;
@@ -268,9 +294,9 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 		return true;
 	if (pfg_shared_data_keys_changed_in_xact())
 		return true;
-	if (!plan_is_gated(stmt))
+	if (!gated)
 		return false;
-	if (!parallel_gates)
+	if (!parallel_gates || gated_workers_allowed() == 0)
 		return true;
 	if (pfg_secure_transport != PFG_SECURE_TRANSPORT_OFF &&
 		(pfg_transport_state != 0 ? pfg_transport_state : pfg_transport_decide()) !=
@@ -295,31 +321,6 @@ gates_need_leader(PlannedStmt *stmt, const char *purpose)
 	}
 	PG_END_TRY();
 	return need;
-}
-
-/*
- * The workers a gated plan may start: the CPUs this process may run on
- * (its affinity; the CPUs online where that is unknown), less the leader's
- */
-static int
-gated_workers_allowed(void)
-{
-	static int	cpus = 0;
-
-	if (cpus == 0)
-	{
-#ifdef CPU_COUNT
-		cpu_set_t	set;
-
-		if (sched_getaffinity(0, sizeof(set), &set) == 0)
-			cpus = CPU_COUNT(&set);
-#endif
-		if (cpus <= 0)
-			cpus = (int) sysconf(_SC_NPROCESSORS_ONLN);
-		if (cpus <= 0)
-			cpus = 1;
-	}
-	return cpus - 1;
 }
 
 /*
@@ -397,9 +398,8 @@ pfg_parallel_gates_run_begin(PfgParallelRun *run, QueryDesc *queryDesc)
 	if (slot->leader_pid == MyProcPid && RunsUnderWay == 0 && !FailedRunPending)
 		slot->leader_pid = 0;	/* left open by a run that never ended */
 	gated = plan_is_gated(stmt);
-	if (slot->leader_pid == MyProcPid || gates_need_leader(stmt, purpose) ||
-		strlen(purpose) >= sizeof(slot->purpose) ||
-		(gated && gated_workers_allowed() == 0))
+	if (slot->leader_pid == MyProcPid || gates_need_leader(stmt, gated, purpose) ||
+		strlen(purpose) >= sizeof(slot->purpose))
 	{
 		PlannedStmt *serial = palloc(sizeof(PlannedStmt));
 
